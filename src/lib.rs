@@ -1,0 +1,3 @@
+//! ksim: a deterministic simulation testbed of a Kafka-like event streaming platform.
+
+pub mod disk;
