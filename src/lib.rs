@@ -1,3 +1,4 @@
 //! ksim: a deterministic simulation testbed of a Kafka-like event streaming platform.
 
+pub mod check;
 pub mod disk;
