@@ -1,4 +1,12 @@
 //! ksim: a deterministic simulation testbed of a Kafka-like event streaming platform.
+//!
+//! See ARCHITECTURE.md for the bird's-eye view and the code map.
 
 pub mod check;
+pub mod cli;
 pub mod disk;
+pub mod log;
+pub mod node;
+pub mod report;
+pub mod scenario;
+pub mod sim;

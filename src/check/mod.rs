@@ -45,3 +45,85 @@ pub enum CheckKind {
 pub fn check_kind(name: &str) -> Option<CheckKind> {
     CHECKS.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
 }
+
+mod final_log;
+mod writer;
+
+pub use final_log::{read_final_log, FinalLog};
+
+use crate::scenario::Scenario;
+use crate::sim::{Event, HistoryEntry};
+use serde::Serialize;
+use std::path::Path;
+
+/// One anomaly a check found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// The check's contract name.
+    pub check: String,
+    /// What was found: which records, offsets, node and when.
+    pub detail: String,
+    /// Simulated time of the first evidence, milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<u64>,
+    /// The partition concerned (`topic/p`), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// The node concerned, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+/// The outcome of one check.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckResult {
+    /// The check's contract name.
+    pub check: &'static str,
+    /// Safety or liveness.
+    pub kind: CheckKind,
+    /// What it found; empty when it passed.
+    pub violations: Vec<Violation>,
+}
+
+impl CheckResult {
+    /// Whether the check passed.
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// What the checkers get: the scenario, what was recorded, and the run directory holding
+/// every node's data as the run left it.
+pub struct CheckInput<'a> {
+    /// The scenario that ran.
+    pub scenario: &'a Scenario,
+    /// Announced events, in order.
+    pub events: &'a [Event],
+    /// Client history, in order.
+    pub history: &'a [HistoryEntry],
+    /// The run directory.
+    pub run_dir: &'a Path,
+}
+
+/// Runs every check that applies to the scenario, in the contract's order.
+pub fn run_checks(input: &CheckInput<'_>) -> Vec<CheckResult> {
+    let mut results = Vec::new();
+    if !input.scenario.writers.is_empty() {
+        let logs = writer::final_logs(input);
+        results.push(result("lost-write", writer::lost_write(input, &logs)));
+        results.push(result(
+            "inconsistent-offsets",
+            writer::inconsistent_offsets(input, &logs),
+        ));
+        results.push(result("converges", writer::converges(input)));
+    }
+    results
+}
+
+fn result(check: &'static str, violations: Vec<Violation>) -> CheckResult {
+    CheckResult {
+        check,
+        kind: check_kind(check).expect("a contract check name"),
+        violations,
+    }
+}

@@ -1,0 +1,67 @@
+//! Reading a node's log back from disk after the run, with the log engine, read-only.
+//!
+//! Owns: [`read_final_log`]. It opens the log exactly as a restarted process would (the
+//! run killed every node, so this includes recovery of a torn tail) but changes nothing on
+//! disk, and returns every record from the log start to the log end.
+
+use crate::disk::FsDisk;
+use crate::log::{Log, LogConfig, Offset, RecoveryReport};
+use std::path::Path;
+
+/// Bytes asked for per read while draining a log.
+const DRAIN_BYTES: usize = 1 << 20;
+
+/// A log as found on disk after the run.
+#[derive(Clone, Debug, Default)]
+pub struct FinalLog {
+    /// The first offset still in the log.
+    pub log_start: u64,
+    /// The next offset the log would assign.
+    pub log_end: u64,
+    /// `(offset, value)` of every record from `log_start` to `log_end`, in log order.
+    pub records: Vec<(u64, String)>,
+    /// What recovery found.
+    pub recovery: Option<RecoveryReport>,
+    /// Why the log could not be read, if it could not.
+    pub error: Option<String>,
+}
+
+/// Reads the log in `<node_dir>/<log_dir>` with `config`.
+pub fn read_final_log(node_dir: &Path, log_dir: &Path, config: LogConfig) -> FinalLog {
+    match drain(node_dir, log_dir, config) {
+        Ok(log) => log,
+        Err(error) => FinalLog {
+            error: Some(error),
+            ..FinalLog::default()
+        },
+    }
+}
+
+fn drain(node_dir: &Path, log_dir: &Path, config: LogConfig) -> Result<FinalLog, String> {
+    let disk = FsDisk::new(node_dir).map_err(|e| e.to_string())?;
+    let (log, recovery) = Log::open_read_only(disk, log_dir, config).map_err(|e| e.to_string())?;
+    let mut out = FinalLog {
+        log_start: log.log_start_offset().0,
+        log_end: log.log_end_offset().0,
+        recovery: Some(recovery),
+        ..FinalLog::default()
+    };
+    let mut next = out.log_start;
+    while next < out.log_end {
+        let records = log
+            .read_records(Offset(next), DRAIN_BYTES)
+            .map_err(|e| format!("reading from offset {next}: {e}"))?;
+        let Some(last) = records.last() else {
+            return Err(format!(
+                "read from offset {next} returned nothing before the log end {}",
+                out.log_end
+            ));
+        };
+        next = last.offset.0 + 1;
+        out.records.extend(records.into_iter().map(|r| {
+            let value = r.value.unwrap_or_default();
+            (r.offset.0, String::from_utf8_lossy(&value).into_owned())
+        }));
+    }
+    Ok(out)
+}

@@ -1,0 +1,304 @@
+//! Many seeds: `ksim sweep` and `ksim check-determinism`.
+//!
+//! Owns: fanning seeds out over OS threads (each seed still gets its own runtime on its own
+//! fresh thread), the progress bar, sharding, the `[expect] fails` rule of zoo scenarios,
+//! and the summaries. Passing seeds of a sweep keep only `verdict.json` and `report.md`
+//! (their node data, logs and histories are deleted; `ksim run --seed N` regenerates them).
+
+use super::{default_run_dir, run_one, EXIT_NONDETERMINISM};
+use crate::report::{RunResult, Verdict};
+use crate::scenario::{Scenario, SeedRange};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// What `ksim sweep` was asked to do.
+pub struct SweepOptions {
+    /// The seed range.
+    pub seeds: SeedRange,
+    /// Seeds at once.
+    pub jobs: usize,
+    /// `(index, count)`, 1-based.
+    pub shard: Option<(u64, u64)>,
+    /// One JSON line per seed on stdout.
+    pub json: bool,
+    /// Base directory of the run directories.
+    pub out: PathBuf,
+}
+
+/// The seeds of `range` that belong to shard `index` of `count` (1-based).
+pub fn shard_seeds(range: SeedRange, shard: Option<(u64, u64)>) -> Vec<u64> {
+    range
+        .iter()
+        .enumerate()
+        .filter(|(position, _)| match shard {
+            Some((index, count)) => (*position as u64) % count == index - 1,
+            None => true,
+        })
+        .map(|(_, seed)| seed)
+        .collect()
+}
+
+/// Runs `work` on every seed with `jobs` worker threads; results in seed order.
+fn parallel<T: Send>(
+    seeds: &[u64],
+    jobs: usize,
+    bar: &ProgressBar,
+    work: impl Fn(u64) -> T + Sync,
+) -> Vec<(u64, T)> {
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::with_capacity(seeds.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(seeds.len()).max(1) {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&seed) = seeds.get(index) else {
+                    break;
+                };
+                let result = work(seed);
+                results
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((seed, result));
+                bar.inc(1);
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    results.sort_by_key(|(seed, _)| *seed);
+    results
+}
+
+fn progress_bar(len: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    let template = format!("{{elapsed_precise}} [{{bar:40}}] {{pos}}/{{len}} {what} (eta {{eta}})");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// Deletes what a passing seed does not need: node data, logs, histories.
+fn prune_passing(run_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(run_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let keep = matches!(
+            path.file_name().and_then(|n| n.to_str()),
+            Some("verdict.json" | "report.md")
+        );
+        if keep {
+            continue;
+        }
+        let _ = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+    }
+}
+
+/// `ksim sweep`.
+pub fn cmd_sweep(scenario: &Scenario, options: SweepOptions) -> u8 {
+    let seeds = shard_seeds(options.seeds, options.shard);
+    let shard_text = options
+        .shard
+        .map(|(i, n)| format!(", shard {i}/{n}"))
+        .unwrap_or_default();
+    eprintln!(
+        "sweep {}: {} seeds ({}..{}{shard_text}), {} jobs",
+        scenario.name,
+        seeds.len(),
+        options.seeds.first,
+        options.seeds.last,
+        options.jobs
+    );
+    let started = Instant::now();
+    let bar = progress_bar(seeds.len(), "seeds");
+    let results = parallel(&seeds, options.jobs, &bar, |seed| {
+        let run_dir = default_run_dir(&options.out, scenario, seed);
+        let result = run_one(scenario, seed, &run_dir);
+        if let Ok(r) = &result {
+            if r.verdict == Verdict::Pass {
+                prune_passing(&run_dir);
+            }
+        }
+        result.map_err(|e| e.to_string())
+    });
+    bar.finish_and_clear();
+    let wall = started.elapsed().as_secs_f64();
+
+    let mut runs: Vec<&RunResult> = Vec::new();
+    let mut io_failures = 0;
+    for (seed, result) in &results {
+        match result {
+            Ok(run) => runs.push(run),
+            Err(error) => {
+                io_failures += 1;
+                eprintln!("seed {seed}: could not run: {error}");
+            }
+        }
+    }
+    if options.json {
+        for run in &runs {
+            println!("{}", run.verdict_json());
+        }
+    }
+
+    let count = |v: Verdict| runs.iter().filter(|r| r.verdict == v).count();
+    let sim_s: f64 = runs.iter().map(|r| r.sim_ms as f64 / 1000.0).sum();
+    let out = |line: String| {
+        if options.json {
+            eprintln!("{line}")
+        } else {
+            println!("{line}")
+        }
+    };
+    out(format!(
+        "sweep {}: {} seeds in {:.1}s wall ({:.1} seeds/min, {:.0} simulated s per wall s)",
+        scenario.name,
+        runs.len(),
+        wall,
+        runs.len() as f64 / wall.max(1e-9) * 60.0,
+        sim_s / wall.max(1e-9)
+    ));
+    for verdict in [
+        Verdict::Pass,
+        Verdict::Safety,
+        Verdict::Liveness,
+        Verdict::Crash,
+    ] {
+        out(format!("  {:<9} {}", verdict.name(), count(verdict)));
+    }
+    let failing: Vec<&&RunResult> = runs.iter().filter(|r| r.verdict != Verdict::Pass).collect();
+    if !failing.is_empty() {
+        out("failing seeds:".to_string());
+        for run in &failing {
+            let what = if run.crash.is_some() {
+                "crash".to_string()
+            } else {
+                run.failed_checks().join(",")
+            };
+            out(format!(
+                "  seed {:<6} {:<8} {:<28} replay: {}",
+                run.seed,
+                run.verdict.name(),
+                what,
+                run.replay_command()
+            ));
+        }
+    }
+
+    let worst = runs
+        .iter()
+        .map(|r| r.verdict)
+        .max()
+        .unwrap_or(Verdict::Pass);
+    let io_code = if io_failures > 0 {
+        Verdict::Crash.exit_code()
+    } else {
+        0
+    };
+    let Some(expect) = &scenario.expect else {
+        return worst.exit_code().max(io_code);
+    };
+
+    // A zoo scenario: the expected check must fire on some seed, and nothing else may fail
+    // (beyond the checks it tolerates alongside).
+    let allowed: BTreeSet<&str> = std::iter::once(expect.fails.as_str())
+        .chain(expect.tolerate.iter().map(String::as_str))
+        .collect();
+    let fired: Vec<u64> = runs
+        .iter()
+        .filter(|r| r.failed_checks().contains(&expect.fails.as_str()))
+        .map(|r| r.seed)
+        .collect();
+    let unexpected: Vec<&&RunResult> = runs
+        .iter()
+        .filter(|r| r.crash.is_some() || r.failed_checks().iter().any(|c| !allowed.contains(c)))
+        .collect();
+    if !unexpected.is_empty() {
+        out(format!(
+            "expectation: other checks failed on {} seeds (see above); expected only {}",
+            unexpected.len(),
+            allowed.iter().copied().collect::<Vec<_>>().join(", ")
+        ));
+        return unexpected
+            .iter()
+            .map(|r| r.verdict)
+            .max()
+            .unwrap_or(Verdict::Safety)
+            .exit_code()
+            .max(io_code);
+    }
+    if fired.is_empty() {
+        out(format!(
+            "expectation NOT met: `{}` never fired on {} seeds",
+            expect.fails,
+            runs.len()
+        ));
+        return 1;
+    }
+    let shown: Vec<String> = fired.iter().take(10).map(u64::to_string).collect();
+    out(format!(
+        "expectation met: `{}` fired on {} of {} seeds (first: {})",
+        expect.fails,
+        fired.len(),
+        runs.len(),
+        shown.join(", ")
+    ));
+    io_code
+}
+
+/// `ksim check-determinism`: each seed twice, in separate runtimes, same trace hash.
+pub fn cmd_check_determinism(scenario: &Scenario, seeds: SeedRange, jobs: usize) -> u8 {
+    let seeds: Vec<u64> = seeds.iter().collect();
+    eprintln!(
+        "check-determinism {}: {} seeds, each run twice, {jobs} jobs",
+        scenario.name,
+        seeds.len()
+    );
+    let base = Path::new(super::RUNS_DIR).join("determinism");
+    let bar = progress_bar(seeds.len(), "seeds");
+    let results = parallel(&seeds, jobs, &bar, |seed| {
+        let mut traces = Vec::new();
+        for copy in ["a", "b"] {
+            let dir = base.join(format!("{}-{seed}-{copy}", scenario.name));
+            let trace = run_one(scenario, seed, &dir).map(|r| (r.trace(), r.verdict));
+            let _ = std::fs::remove_dir_all(&dir);
+            traces.push(trace.map_err(|e| e.to_string()));
+        }
+        traces
+    });
+    bar.finish_and_clear();
+    let _ = std::fs::remove_dir(&base);
+
+    let mut mismatches = 0;
+    for (seed, traces) in &results {
+        match (&traces[0], &traces[1]) {
+            (Ok(a), Ok(b)) if a == b => {}
+            (a, b) => {
+                mismatches += 1;
+                println!("seed {seed}: first run {a:?}, second run {b:?}");
+            }
+        }
+    }
+    if mismatches > 0 {
+        println!(
+            "nondeterminism: {mismatches} of {} seeds gave different traces",
+            results.len()
+        );
+        return EXIT_NONDETERMINISM;
+    }
+    println!(
+        "deterministic: {} seeds of {} each gave the same trace twice",
+        results.len(),
+        scenario.name
+    );
+    0
+}

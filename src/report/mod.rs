@@ -1,0 +1,321 @@
+//! Verdicts and the run directory's files.
+//!
+//! Owns: [`Verdict`] and its exit codes (contract.md), [`RunResult`] (everything one seeded
+//! run produced), and writing `verdict.json`, `events.jsonl`, `history.jsonl` and
+//! `report.md`. Reports are derived from the recorded run only; nothing here re-runs or
+//! re-checks anything.
+
+use crate::check::{CheckKind, CheckResult, Violation};
+use crate::sim::{Crash, Event, HistoryEntry, Op};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// The verdict of one run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every applicable check passed.
+    Pass,
+    /// A liveness check failed (exit 3).
+    Liveness,
+    /// A safety check failed (exit 1).
+    Safety,
+    /// A node panicked: a broken invariant (exit 4).
+    Crash,
+}
+
+impl Verdict {
+    /// The contract's exit code.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Pass => 0,
+            Verdict::Safety => 1,
+            Verdict::Liveness => 3,
+            Verdict::Crash => 4,
+        }
+    }
+
+    /// The contract's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Safety => "safety",
+            Verdict::Liveness => "liveness",
+            Verdict::Crash => "crash",
+        }
+    }
+
+    /// The verdict of a run's checks: a crash dominates, then safety, then liveness.
+    /// (`Ord` follows the same severity, so the worst of a sweep is the maximum.)
+    pub fn of(checks: &[CheckResult], crash: Option<&Crash>) -> Verdict {
+        if crash.is_some() {
+            Verdict::Crash
+        } else if checks
+            .iter()
+            .any(|c| !c.passed() && c.kind == CheckKind::Safety)
+        {
+            Verdict::Safety
+        } else if checks.iter().any(|c| !c.passed()) {
+            Verdict::Liveness
+        } else {
+            Verdict::Pass
+        }
+    }
+}
+
+/// Everything one seeded run produced.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    /// Scenario name.
+    pub scenario: String,
+    /// The scenario file the run came from.
+    pub scenario_path: PathBuf,
+    /// The seed.
+    pub seed: u64,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Every check that ran.
+    pub checks: Vec<CheckResult>,
+    /// A node or the world panicked.
+    pub crash: Option<Crash>,
+    /// Hash of the ordered events and history.
+    pub trace_hash: u64,
+    /// Simulated milliseconds.
+    pub sim_ms: u64,
+    /// Wall milliseconds.
+    pub wall_ms: u64,
+    /// Counters of what happened.
+    pub stats: BTreeMap<String, u64>,
+    /// The run directory.
+    pub run_dir: PathBuf,
+}
+
+impl RunResult {
+    /// Every violation of every check.
+    pub fn violations(&self) -> Vec<&Violation> {
+        self.checks.iter().flat_map(|c| &c.violations).collect()
+    }
+
+    /// Names of the checks that failed.
+    pub fn failed_checks(&self) -> Vec<&'static str> {
+        self.checks
+            .iter()
+            .filter(|c| !c.passed())
+            .map(|c| c.check)
+            .collect()
+    }
+
+    /// The trace hash as 16 hex digits.
+    pub fn trace(&self) -> String {
+        format!("{:016x}", self.trace_hash)
+    }
+
+    /// The contract's verdict line.
+    pub fn verdict_line(&self) -> String {
+        format!(
+            "verdict: {} scenario={} seed={} trace={} sim={:.1}s wall={:.1}s",
+            self.verdict.name(),
+            self.scenario,
+            self.seed,
+            self.trace(),
+            self.sim_ms as f64 / 1000.0,
+            self.wall_ms as f64 / 1000.0
+        )
+    }
+
+    /// The command that replays this run.
+    pub fn replay_command(&self) -> String {
+        format!(
+            "cargo run --release -- run {} --seed {}",
+            self.scenario_path.display(),
+            self.seed
+        )
+    }
+
+    /// The `verdict.json` document.
+    pub fn verdict_json(&self) -> Value {
+        let mut doc = json!({
+            "scenario": self.scenario,
+            "seed": self.seed,
+            "verdict": self.verdict,
+            "violations": self.violations(),
+            "checks": self.checks.iter().map(|c| json!({
+                "check": c.check, "kind": c.kind, "passed": c.passed()
+            })).collect::<Vec<_>>(),
+            "trace_hash": self.trace(),
+            "sim_ms": self.sim_ms,
+            "wall_ms": self.wall_ms,
+            "stats": self.stats,
+            "ksim_version": env!("CARGO_PKG_VERSION"),
+        });
+        if let Some(crash) = &self.crash {
+            doc["crash"] = json!(crash);
+        }
+        doc
+    }
+}
+
+/// Counters of a run, from its events and history.
+pub fn stats(events: &[Event], history: &[HistoryEntry]) -> BTreeMap<String, u64> {
+    let mut stats = BTreeMap::new();
+    let mut bump = |key: &str, by: u64| *stats.entry(key.to_string()).or_insert(0) += by;
+    for entry in history {
+        match &entry.op {
+            Op::Append { .. } => bump("appends_invoked", 1),
+            Op::AppendOk { .. } => bump("appends_acked", 1),
+            Op::Read { .. } => bump("reads", 1),
+        }
+    }
+    for event in events {
+        match event.kind.as_str() {
+            "fault" => {
+                bump("faults", 1);
+                if event.detail["action"] == "power-loss" {
+                    for node in event.detail["nodes"].as_array().into_iter().flatten() {
+                        bump("power_losses", 1);
+                        bump(
+                            "unsynced_bytes_lost",
+                            node["effect"]["bytes_lost"].as_u64().unwrap_or(0),
+                        );
+                    }
+                }
+            }
+            "log-opened" => {
+                bump("log_recoveries", 1);
+                let recovery = &event.detail["recovery"];
+                if !recovery["truncated_at"].is_null() {
+                    bump("recoveries_truncated", 1);
+                }
+                bump(
+                    "bytes_truncated_by_recovery",
+                    recovery["bytes_truncated"].as_u64().unwrap_or(0),
+                );
+            }
+            _ => {}
+        }
+    }
+    bump("events", events.len() as u64);
+    bump("history_entries", history.len() as u64);
+    stats
+}
+
+/// Writes `verdict.json`, `events.jsonl`, `history.jsonl` and `report.md` into the run dir.
+pub fn write_run_files(
+    result: &RunResult,
+    about: &str,
+    events: &[Event],
+    history: &[HistoryEntry],
+) -> io::Result<()> {
+    let dir = &result.run_dir;
+    write_jsonl(&dir.join("events.jsonl"), events)?;
+    write_jsonl(&dir.join("history.jsonl"), history)?;
+    fs::write(
+        dir.join("verdict.json"),
+        serde_json::to_string_pretty(&result.verdict_json())? + "\n",
+    )?;
+    fs::write(dir.join("report.md"), markdown(result, about, events))
+}
+
+fn write_jsonl<T: Serialize>(path: &Path, items: &[T]) -> io::Result<()> {
+    let mut out = BufWriter::new(File::create(path)?);
+    for item in items {
+        serde_json::to_writer(&mut out, item)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+}
+
+fn secs(us: u64) -> String {
+    format!("{:.3}s", us as f64 / 1e6)
+}
+
+/// The human report of one run.
+pub fn markdown(result: &RunResult, about: &str, events: &[Event]) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "# {} — seed {}: {}\n",
+        result.scenario,
+        result.seed,
+        result.verdict.name()
+    );
+    if !about.is_empty() {
+        let _ = writeln!(md, "{about}\n");
+    }
+    let _ = writeln!(md, "| | |\n|---|---|");
+    let _ = writeln!(md, "| verdict | **{}** |", result.verdict.name());
+    let _ = writeln!(md, "| trace hash | `{}` |", result.trace());
+    let _ = writeln!(md, "| simulated | {:.3} s |", result.sim_ms as f64 / 1000.0);
+    let _ = writeln!(md, "| wall | {:.3} s |", result.wall_ms as f64 / 1000.0);
+    let _ = writeln!(md, "| replay | `{}` |\n", result.replay_command());
+
+    if let Some(crash) = &result.crash {
+        let _ = writeln!(
+            md,
+            "## Crash\n\n`{}` panicked at {}: {}\n",
+            crash.node,
+            secs(crash.at_us),
+            crash.message
+        );
+    }
+
+    let _ = writeln!(md, "## Checks\n\n| check | kind | result |\n|---|---|---|");
+    for check in &result.checks {
+        let outcome = if check.passed() {
+            "pass".to_string()
+        } else {
+            format!("**FAIL** ({})", check.violations.len())
+        };
+        let kind = match check.kind {
+            CheckKind::Safety => "safety",
+            CheckKind::Liveness => "liveness",
+        };
+        let _ = writeln!(md, "| {} | {kind} | {outcome} |", check.check);
+    }
+    let violations = result.violations();
+    if !violations.is_empty() {
+        let _ = writeln!(md, "\n## Violations\n");
+        for v in violations {
+            let at = v
+                .at_ms
+                .map(|ms| format!(" at {:.3}s", ms as f64 / 1000.0))
+                .unwrap_or_default();
+            let _ = writeln!(md, "- **{}**{at}: {}", v.check, v.detail);
+        }
+    }
+
+    let _ = writeln!(
+        md,
+        "\n## Timeline\n\n| at | node | event | detail |\n|---|---|---|---|"
+    );
+    for event in events.iter().filter(|e| {
+        e.node == "world"
+            || matches!(e.kind.as_str(), "crash" | "log-open-failed")
+            || e.kind.ends_with("-failed")
+    }) {
+        let detail = if event.detail.is_null() {
+            String::new()
+        } else {
+            event.detail.to_string().replace('|', "\\|")
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | `{}` |",
+            secs(event.at_us),
+            event.node,
+            event.kind,
+            detail
+        );
+    }
+
+    let _ = writeln!(md, "\n## Stats\n\n| counter | value |\n|---|---|");
+    for (key, value) in &result.stats {
+        let _ = writeln!(md, "| {key} | {value} |");
+    }
+    md
+}

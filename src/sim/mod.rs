@@ -1,0 +1,120 @@
+//! The simulation harness: one madsim runtime per seed, on a fresh OS thread.
+//!
+//! Owns: [`simulate`] — prepare the run directory, build the world on a runtime seeded with
+//! the run's seed, drive it through its phases, and hand back what was recorded. Nothing
+//! inside a run reads the wall clock, an unseeded RNG or hash order; the only OS thread is
+//! the one the runtime lives on. A panic anywhere in the run becomes a [`Crash`] in the
+//! output, never a dead process.
+
+mod guard;
+mod logging;
+mod progress;
+mod trace;
+mod world;
+
+pub use progress::{Crash, Progress};
+pub use trace::{sim_now_us, Event, HistoryEntry, Op, Recorder};
+pub use world::{action_name, target_name, WorldOutcome};
+
+use crate::scenario::Scenario;
+use std::fs;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use world::World;
+
+/// Slack on top of setup + duration + heal before madsim's time limit aborts a run.
+const TIME_LIMIT_SLACK: Duration = Duration::from_secs(120);
+
+/// What one seeded simulation produced.
+#[derive(Debug)]
+pub struct SimOutput {
+    /// The seed.
+    pub seed: u64,
+    /// Everything announced, in order.
+    pub events: Vec<Event>,
+    /// Every client operation, in order.
+    pub history: Vec<HistoryEntry>,
+    /// Hash of the ordered events and history.
+    pub trace_hash: u64,
+    /// Simulated time at the end, microseconds.
+    pub sim_us: u64,
+    /// Phase times and convergence.
+    pub world: WorldOutcome,
+    /// A node (or the world) panicked.
+    pub crash: Option<Crash>,
+}
+
+/// Runs `scenario` with `seed`, writing node data and `ksim.log` under `run_dir` (which is
+/// emptied first). Blocks until the run ends.
+pub fn simulate(scenario: &Scenario, seed: u64, run_dir: &Path) -> io::Result<SimOutput> {
+    if run_dir.exists() {
+        fs::remove_dir_all(run_dir)?;
+    }
+    fs::create_dir_all(run_dir)?;
+    fs::write(run_dir.join("scenario.toml"), &scenario.source)?;
+
+    let scenario = Arc::new(scenario.clone());
+    let run_dir: PathBuf = run_dir.to_path_buf();
+    std::thread::Builder::new()
+        .name(format!("ksim-seed-{seed}"))
+        .stack_size(64 << 20)
+        .spawn(move || run_on_this_thread(scenario, seed, run_dir))?
+        .join()
+        .map_err(|_| io::Error::other("the simulation thread died"))?
+}
+
+fn run_on_this_thread(
+    scenario: Arc<Scenario>,
+    seed: u64,
+    run_dir: PathBuf,
+) -> io::Result<SimOutput> {
+    guard::enter_run_thread();
+    let (log_file, log_guard) = logging::install(&run_dir.join("ksim.log"))?;
+    let recorder = Recorder::new();
+    let progress = Progress::default();
+
+    let mut runtime =
+        madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+    runtime.set_time_limit(scenario.duration + scenario.heal + TIME_LIMIT_SLACK);
+    let world = {
+        let (scenario, recorder, progress) = (scenario.clone(), recorder.clone(), progress.clone());
+        async move {
+            let outcome = World::new(scenario, run_dir, recorder, progress)
+                .run()
+                .await;
+            (outcome, sim_now_us())
+        }
+    };
+    let ran = panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(world)));
+    drop(runtime);
+    drop(log_guard);
+    log_file.flush();
+
+    let (events, history) = recorder.snapshot();
+    let last_us = events.last().map_or(0, |e| e.at_us);
+    let (world, sim_us, crash) = match ran {
+        Ok((world, sim_us)) => (world, sim_us, progress.crash()),
+        Err(payload) => {
+            let message =
+                guard::take_last_panic().unwrap_or_else(|| guard::payload_message(&*payload));
+            let crash = Crash {
+                node: "world".into(),
+                message,
+                at_us: last_us,
+            };
+            (WorldOutcome::default(), last_us, Some(crash))
+        }
+    };
+    Ok(SimOutput {
+        seed,
+        events,
+        history,
+        trace_hash: recorder.trace_hash(),
+        sim_us,
+        world,
+        crash,
+    })
+}
