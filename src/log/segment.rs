@@ -91,6 +91,11 @@ impl<F: DiskFile> Segment<F> {
         log_file_name(self.base_offset)
     }
 
+    /// An I/O error with what was being done to this segment (built only on failure).
+    fn io_error(&self, e: io::Error, action: &str) -> LogError {
+        LogError::io(format!("{action} {}", self.name()))(e)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.size == 0
     }
@@ -130,7 +135,7 @@ impl<F: DiskFile> Segment<F> {
         // past `size` are overwritten rather than kept as garbage in the middle.
         self.log
             .write_at(self.size, bytes)
-            .map_err(LogError::io(format!("appending to {}", self.name())))?;
+            .map_err(|e| self.io_error(e, "appending to"))?;
         let mut position = self.size;
         let mut expected = self.next_offset;
         for span in spans {
@@ -166,14 +171,16 @@ impl<F: DiskFile> Segment<F> {
         if self.index.unwritten_count() == 0 {
             return Ok(());
         }
-        let name = self.name();
         let Some(file) = self.index_file.as_mut() else {
             return Ok(());
         };
         let mut out = Vec::with_capacity(self.index.unwritten_count() * ENTRY_BYTES);
         let first = self.index.take_unwritten(&mut out);
+        let base = self.base_offset;
         file.write_at((first * ENTRY_BYTES) as u64, &out)
-            .map_err(LogError::io(format!("writing the index of {name}")))?;
+            .map_err(|e| {
+                LogError::io(format!("writing the index of {}", log_file_name(base)))(e)
+            })?;
         self.index_dirty = true;
         Ok(())
     }
@@ -181,9 +188,7 @@ impl<F: DiskFile> Segment<F> {
     /// Makes the log bytes durable (not the name: that is the directory's business).
     pub fn sync_log(&mut self) -> Result<(), LogError> {
         if self.log_dirty {
-            self.log
-                .sync()
-                .map_err(LogError::io(format!("syncing {}", self.name())))?;
+            self.log.sync().map_err(|e| self.io_error(e, "syncing"))?;
             self.log_dirty = false;
         }
         Ok(())
@@ -217,7 +222,7 @@ impl<F: DiskFile> Segment<F> {
         let mut buf = [0u8; BATCH_HEADER_BYTES];
         self.log
             .read_exact_at(position, &mut buf)
-            .map_err(LogError::io(format!("reading {}", self.name())))?;
+            .map_err(|e| self.io_error(e, "reading"))?;
         let header = parse_header(&buf).map_err(|e| corrupt(e.to_string()))?;
         if position + header.size as u64 > self.size {
             return Err(corrupt("batch runs past the segment end".into()));
@@ -271,7 +276,7 @@ impl<F: DiskFile> Segment<F> {
         out.resize(start + want, 0);
         self.log
             .read_exact_at(position, &mut out[start..])
-            .map_err(LogError::io(format!("reading {}", self.name())))?;
+            .map_err(|e| self.io_error(e, "reading"))?;
         // Keep whole batches only.
         let mut used = 0;
         while used < want {
@@ -329,7 +334,7 @@ impl<F: DiskFile> Segment<F> {
                 false,
                 None,
             )
-            .map_err(LogError::io(format!("scanning {}", self.name())))?;
+            .map_err(|e| self.io_error(e, "scanning"))?;
             if let Some(stop) = scan.stop {
                 return Err(LogError::CorruptSegment {
                     segment: self.name(),
