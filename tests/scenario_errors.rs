@@ -115,8 +115,8 @@ fn errors_quote_the_offending_line_with_a_caret_under_the_column() {
     let error = parse(Path::new("s.toml"), text.as_bytes()).unwrap_err();
     assert_eq!(
         error.to_string(),
-        "s.toml:2:12: expected a duration like \"250ms\", \"10s\" or \"2m\", found \"30 seconds\"\n  \
-         |\n2 | duration = \"30 seconds\"\n  |            ^"
+        "s.toml:2:12: expected a duration like \"250ms\", \"10s\" or \"2m\", \
+         found \"30 seconds\"\n  |\n2 | duration = \"30 seconds\"\n  |            ^"
     );
 }
 
@@ -156,13 +156,33 @@ fails = "lost-write"
 tolerate = ["inconsistent-offsets"]
 "#;
 
+/// Every section of the contract, valid but not supported yet: mutations reach the
+/// validation of topics, clients, nemesis and legacy switches.
+const CONTRACT_EXAMPLE: &str = include_str!("data/contract-example.toml");
+
 #[test]
-fn the_mutation_base_is_valid() {
+fn the_mutation_bases_are_valid_or_merely_not_supported_yet() {
     parse(Path::new("valid.toml"), VALID.as_bytes()).unwrap();
+    let error = parse(Path::new("contract.toml"), CONTRACT_EXAMPLE.as_bytes()).unwrap_err();
+    assert!(error.message.starts_with("not supported yet: "), "{error}");
+}
+
+/// Whether a message is free of serde and Rust internals users cannot act on.
+fn speaks_to_users(message: &str) -> bool {
+    let internals = [
+        "$__",
+        "borrowed string",
+        "expected u32",
+        "expected u64",
+        "expected i64",
+        "expected f64",
+        "\n",
+    ];
+    !internals.iter().any(|internal| message.contains(internal))
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 10000, ..ProptestConfig::default() })]
 
     #[test]
     fn parsing_arbitrary_bytes_never_panics(bytes in any::<Vec<u8>>()) {
@@ -174,9 +194,14 @@ proptest! {
 
     #[test]
     fn parsing_a_mutated_valid_scenario_never_panics(
-        edits in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..4, any::<u8>()), 1..8)
+        use_contract_example in any::<bool>(),
+        edits in proptest::collection::vec(
+            (any::<prop::sample::Index>(), 0u8..4, any::<u8>()),
+            1..8,
+        )
     ) {
-        let mut bytes = VALID.as_bytes().to_vec();
+        let base = if use_contract_example { CONTRACT_EXAMPLE } else { VALID };
+        let mut bytes = base.as_bytes().to_vec();
         for (index, kind, byte) in edits {
             let at = index.index(bytes.len() + 1);
             match kind {
@@ -185,13 +210,21 @@ proptest! {
                 2 => bytes.insert(at, byte),
                 // Splice in a piece of the text itself: duplicate keys, tables, brackets.
                 _ => {
-                    let piece: Vec<u8> = VALID.as_bytes()[at.min(VALID.len())..].iter().take(byte as usize % 40).copied().collect();
+                    let from = at.min(base.len());
+                    let piece: Vec<u8> =
+                        base.as_bytes()[from..].iter().take(byte as usize % 40).copied().collect();
                     bytes.splice(at..at, piece);
                 }
             }
         }
         if let Err(error) = parse(Path::new("mutant.toml"), &bytes) {
             prop_assert!(error.line >= 1 && error.column >= 1);
+            prop_assert!(
+                speaks_to_users(&error.message),
+                "{}\n--- input ---\n{}",
+                error.message,
+                String::from_utf8_lossy(&bytes)
+            );
             let _ = error.to_string();
         }
     }
@@ -221,6 +254,12 @@ proptest! {
         let text = VALID.replacen(from, to, 1);
         if let Err(error) = parse(Path::new("mutant.toml"), text.as_bytes()) {
             prop_assert!(error.line >= 1 && error.column >= 1);
+            prop_assert!(
+                speaks_to_users(&error.message),
+                "{}\n--- input ---\n{}",
+                error.message,
+                text
+            );
         }
     }
 }

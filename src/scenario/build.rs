@@ -267,8 +267,9 @@ fn build_topic(raw: &Spanned<RawTopic>, cluster: &Cluster) -> Checked<Topic> {
             return Err(Problem::at(
                 min_isr,
                 format!(
-                    "`min.insync.replicas` {} exceeds the `replication.factor` {replication_factor} \
-                     of topic `{name}`: acks=all produces could never succeed",
+                    "`min.insync.replicas` {} exceeds the `replication.factor` \
+                     {replication_factor} of topic `{name}`: acks=all produces could never \
+                     succeed",
                     min_isr.get_ref()
                 ),
             ));
@@ -460,7 +461,8 @@ fn build_consumer_config(raw: &RawConsumerConfig, in_group: bool) -> Checked<Con
             return Err(Problem::at(
                 culprit,
                 format!(
-                    "`heartbeat.interval.ms` ({heartbeat}) must be lower than `session.timeout.ms` ({session})"
+                    "`heartbeat.interval.ms` ({heartbeat}) must be lower than \
+                     `session.timeout.ms` ({session})"
                 ),
             ));
         }

@@ -55,7 +55,7 @@ impl ScenarioError {
         let quoted = text[line_start..line_end].trim_end_matches('\r');
         ScenarioError {
             source_line: printable(quoted).then(|| quoted.to_string()),
-            ..ScenarioError::new(file, line, column, message)
+            ..ScenarioError::new(file, line, column, one_line(&message.into()))
         }
     }
 
@@ -104,6 +104,20 @@ impl fmt::Display for ScenarioError {
 }
 
 impl std::error::Error for ScenarioError {}
+
+/// The message with control characters escaped: it may echo user text (a check name with a
+/// newline in it), and a message is one line after `file:line:column:`.
+fn one_line(message: &str) -> String {
+    let mut line = String::with_capacity(message.len());
+    for c in message.chars() {
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    line
+}
 
 /// Whether a line is worth quoting: non-blank text a terminal shows as it is.
 fn printable(line: &str) -> bool {
@@ -155,6 +169,12 @@ mod tests {
             e.to_string(),
             "s.toml:2:13: boom\n  |\n2 | \tduration = 10\n  | \t           ^"
         );
+    }
+
+    #[test]
+    fn messages_are_one_line_even_when_they_echo_user_text() {
+        let e = ScenarioError::at_offset(Path::new("s.toml"), "x", 0, "unknown check `a\nb\tc`");
+        assert_eq!(e.message, "unknown check `a\\nb\\tc`");
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! Scenario files: reading, parsing and validating the TOML that describes one simulated
 //! experiment (cluster, workload, faults, expectations).
 //!
-//! Owns: the file format of the contract (`/work/shared/design/contract.md`, "Scenario
-//! file") and its validated model. A scenario either loads completely — every key known,
-//! every value in range, every reference resolved, every feature runnable — or fails with one
-//! [`ScenarioError`] at the line and column of the offending value. Never a panic, never a
-//! partial scenario: a run must test exactly what its file says.
+//! Owns: the scenario file format of the user-facing contract (key names are Kafka's and
+//! ZooKeeper's own) and its validated model. A scenario either loads completely — every key
+//! known, every value in range, every reference resolved, every feature runnable — or fails
+//! with one [`ScenarioError`] at the line and column of the offending value. Never a panic,
+//! never a partial scenario: a run must test exactly what its file says.
 //!
 //! The pipeline: bytes → UTF-8 text → `raw` (serde: shape, types, unknown keys) → `build`
 //! (semantics, into the `model`) → `unsupported` (what the simulator cannot run yet).
@@ -76,6 +76,17 @@ fn plain_message(message: &str) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(": ");
+    // A dotted key under a key that takes a value (`"log.segment.bytes".x = 1`) makes a table
+    // without a position, which `Spanned` cannot read; serde then fails on the inner key.
+    if one_line.ends_with("expected a borrowed string") {
+        if let Some(key) = one_line.strip_prefix("invalid type: string ") {
+            let key = key.trim_end_matches(", expected a borrowed string");
+            return format!(
+                "expected a value, found a table made by a dotted key ending in {key}; \
+                 quote a Kafka name whole, like \"log.segment.bytes\" = 65536"
+            );
+        }
+    }
     one_line
         .replace(
             "expected u32",
@@ -92,80 +103,9 @@ mod tests {
 
     use super::*;
 
-    /// The contract's example scenario (every section), plus a partition fault with `sides`.
-    const CONTRACT_EXAMPLE: &str = r#"name = "leader-failover"
-about = "Kill the leader of orders/0 under acks=all load; no acknowledged record may be lost."
-duration = "60s"
-heal = "60s"
-seeds = "1..100"
-
-[cluster]
-zookeepers = 3
-brokers = 3
-
-[cluster.broker]
-"replica.lag.time.max.ms" = 10000
-"log.flush.interval.messages" = 1
-"unclean.leader.election.enable" = false
-
-[cluster.zookeeper]
-tickTime = 2000
-forceSync = "no"
-
-[[topic]]
-name = "orders"
-partitions = 3
-"replication.factor" = 3
-"min.insync.replicas" = 2
-
-[[producer]]
-count = 2
-topic = "orders"
-rate = 200
-keys = 100
-[producer.config]
-acks = "all"
-"enable.idempotence" = true
-"partitioner.class" = "uniform-sticky"
-
-[[consumer]]
-count = 2
-group = "billing"
-topics = ["orders"]
-[consumer.config]
-"partition.assignment.strategy" = "cooperative-sticky"
-"enable.auto.commit" = false
-
-[[writer]]
-count = 2
-rate = 500
-[writer.config]
-"log.flush.interval.messages" = 1
-
-[[fault]]
-at = "25s"
-action = "restart"
-target = "killed"
-[[fault]]
-at = "10s"
-action = "kill"
-target = "leader(orders/0)"
-[[fault]]
-at = "30s"
-action = "partition"
-sides = [["broker-1", "zk-1"], ["*"]]
-[[fault]]
-at = "40s"
-action = "loss"
-rate = 0.1
-
-[nemesis]
-actions = ["kill", "power-loss", "pause", "partition", "clog"]
-every = "5s..15s"
-
-[expect]
-fails = "lost-write"
-"#;
+    /// The contract's example scenario (every section), plus a partition fault with `sides`
+    /// and a loss fault. Valid, but not runnable yet.
+    const CONTRACT_EXAMPLE: &str = include_str!("../../tests/data/contract-example.toml");
 
     /// Validation alone, without the "not supported yet" pass.
     fn build_only(text: &str) -> Result<Scenario, build::Problem> {

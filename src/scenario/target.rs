@@ -49,7 +49,10 @@ pub(super) fn parse_target(text: &str) -> Result<Target, String> {
             .and_then(|(topic, p)| Some((topic, parse_partition(p)?)))
             .filter(|(topic, _)| !topic.is_empty())
             .ok_or_else(|| {
-                format!("expected `leader(<topic>/<partition>)` like `leader(orders/0)`, found `{text}`")
+                format!(
+                    "expected `leader(<topic>/<partition>)` like `leader(orders/0)`, \
+                     found `{text}`"
+                )
             })?;
         return Ok(Target::Leader {
             topic: topic.to_string(),

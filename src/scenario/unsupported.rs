@@ -106,7 +106,12 @@ pub(super) fn reject_unsupported(raw: &RawScenario) -> Result<(), Problem> {
                 target,
                 Ok(Target::Node(_) | Target::Killed | Target::RandomWriter | Target::AllWriters)
             ) {
-                refuse(text.span(), &format!("target `{}` (only writer nodes, `killed`, `random-writer` and `all-writers` yet)", text.get_ref()));
+                let what = format!(
+                    "target `{}` (only writer nodes, `killed`, `random-writer` and \
+                     `all-writers` yet)",
+                    text.get_ref()
+                );
+                refuse(text.span(), &what);
             }
         }
     }
