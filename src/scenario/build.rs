@@ -1,0 +1,887 @@
+//! Semantic validation: from the file as written ([`RawScenario`]) to the model
+//! ([`Scenario`]), checking everything the types alone cannot.
+//!
+//! Owns: the rules between values — counts at least one, `replication.factor` within the
+//! brokers, `min.insync.replicas` within the replication factor, references to topics, groups
+//! and nodes that exist, fault times within the fault phase, which fault fields go with which
+//! action, Kafka's own config bounds and the consistency checks Kafka's clients make at
+//! startup. Each failure is a [`Problem`] at the span of the offending value. Whether the
+//! simulator can *run* a valid scenario is not decided here but in `unsupported`, after this.
+
+use std::collections::BTreeSet;
+use std::fmt::Display;
+use std::ops::Range;
+use std::path::Path;
+
+use toml::Spanned;
+
+use super::model::*;
+use super::raw::*;
+use super::target::{check_node, check_target, parse_target, World};
+use super::values::{format_duration, parse_interval, SeedRange};
+use crate::check::{check_kind, CHECKS};
+
+/// A semantic error: where (a byte span of the file) and what.
+#[derive(Debug)]
+pub(super) struct Problem {
+    pub span: Range<usize>,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn at<T>(value: &Spanned<T>, message: impl Into<String>) -> Self {
+        Problem {
+            span: value.span(),
+            message: message.into(),
+        }
+    }
+}
+
+type Checked<T> = Result<T, Problem>;
+
+/// Most nodes of one kind a scenario may have (each is simulated, one thread for all).
+const MAX_NODES_PER_KIND: u32 = 1000;
+
+/// Validates `raw` and builds the model; `text` is the file text `raw` came from.
+pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scenario> {
+    check_scenario_name(&raw.name)?;
+    let duration = raw.duration.get_ref().0;
+    let cluster = build_cluster(raw.cluster.as_ref())?;
+    let topics = raw
+        .topic
+        .iter()
+        .map(|topic| build_topic(topic, &cluster))
+        .collect::<Checked<Vec<_>>>()?;
+    check_unique_topics(&raw.topic)?;
+    let topic_names: BTreeSet<&str> = topics.iter().map(|t| t.name.as_str()).collect();
+    let producers = raw
+        .producer
+        .iter()
+        .map(|producer| build_producer(producer, &topic_names))
+        .collect::<Checked<Vec<_>>>()?;
+    let consumers = raw
+        .consumer
+        .iter()
+        .map(|consumer| build_consumer(consumer, &topic_names))
+        .collect::<Checked<Vec<_>>>()?;
+    let writers = raw
+        .writer
+        .iter()
+        .map(build_writer)
+        .collect::<Checked<Vec<_>>>()?;
+    let world = World {
+        counts: NodeCounts {
+            zookeepers: cluster.zookeepers,
+            brokers: cluster.brokers,
+            producers: total(&raw.producer, |p| &p.count)?,
+            consumers: total(&raw.consumer, |c| &c.count)?,
+            writers: total(&raw.writer, |w| &w.count)?,
+        },
+        topics: topics
+            .iter()
+            .map(|t| (t.name.clone(), t.partitions))
+            .collect(),
+        groups: consumers.iter().filter_map(|c| c.group.clone()).collect(),
+    };
+    if world.counts.total() == 0 {
+        // A run without nodes would pass while testing nothing.
+        return Err(Problem {
+            span: 0..0,
+            message: "this scenario runs no nodes: add a [[writer]] table (or `zookeepers` or \
+                      `brokers` in [cluster], with [[producer]]s and [[consumer]]s)"
+                .to_string(),
+        });
+    }
+    let mut faults = raw
+        .fault
+        .iter()
+        .map(|fault| build_fault(fault, duration, &world, text))
+        .collect::<Checked<Vec<_>>>()?;
+    // Stable: faults at the same time keep their file order.
+    faults.sort_by_key(|fault| fault.at);
+    Ok(Scenario {
+        name: raw.name.get_ref().clone(),
+        about: raw.about.clone().unwrap_or_default(),
+        duration,
+        heal: raw.heal.get_ref().0,
+        seeds: raw
+            .seeds
+            .as_ref()
+            .map_or_else(SeedRange::default, |s| s.get_ref().0),
+        cluster,
+        topics,
+        producers,
+        consumers,
+        writers,
+        faults,
+        nemesis: raw.nemesis.as_ref().map(build_nemesis).transpose()?,
+        expect: raw.expect.as_ref().map(build_expect).transpose()?,
+        legacy: raw.legacy.as_ref().map(build_legacy).unwrap_or_default(),
+        source: text.to_string(),
+        path: path.to_path_buf(),
+    })
+}
+
+/// `[a-z0-9][a-z0-9-._]*`: the name becomes a directory name.
+fn check_scenario_name(name: &Spanned<String>) -> Checked<()> {
+    let text = name.get_ref();
+    let mut chars = text.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-._".contains(c));
+    if first_ok && rest_ok {
+        Ok(())
+    } else {
+        Err(Problem::at(
+            name,
+            format!(
+                "expected a scenario name of lowercase letters, digits, `-`, `.` and `_`, \
+                 starting with a letter or digit (it names run directories), found {text:?}"
+            ),
+        ))
+    }
+}
+
+fn build_cluster(raw: Option<&RawCluster>) -> Checked<Cluster> {
+    let Some(raw) = raw else {
+        return Ok(Cluster::default());
+    };
+    for count in [&raw.zookeepers, &raw.brokers].into_iter().flatten() {
+        if *count.get_ref() > MAX_NODES_PER_KIND {
+            return Err(too_many_nodes(count));
+        }
+    }
+    Ok(Cluster {
+        zookeepers: raw.zookeepers.as_ref().map_or(0, |z| *z.get_ref()),
+        brokers: raw.brokers.as_ref().map_or(0, |b| *b.get_ref()),
+        broker: raw
+            .broker
+            .as_ref()
+            .map(build_broker_config)
+            .transpose()?
+            .unwrap_or_default(),
+        zookeeper: raw
+            .zookeeper
+            .as_ref()
+            .map(build_zookeeper_config)
+            .transpose()?
+            .unwrap_or_default(),
+    })
+}
+
+fn build_broker_config(raw: &RawBrokerConfig) -> Checked<BrokerConfig> {
+    let log = build_log_config(&raw.log_config())?;
+    let positive = |value: &Option<Spanned<u32>>, key| at_least(value, 1, key);
+    Ok(BrokerConfig {
+        replica_lag_time_max_ms: at_least(
+            &raw.replica_lag_time_max_ms,
+            1,
+            "replica.lag.time.max.ms",
+        )?,
+        unclean_leader_election_enable: value(&raw.unclean_leader_election_enable),
+        min_insync_replicas: positive(&raw.min_insync_replicas, "min.insync.replicas")?,
+        default_replication_factor: positive(
+            &raw.default_replication_factor,
+            "default.replication.factor",
+        )?,
+        offsets_topic_num_partitions: positive(
+            &raw.offsets_topic_num_partitions,
+            "offsets.topic.num.partitions",
+        )?,
+        offsets_topic_replication_factor: positive(
+            &raw.offsets_topic_replication_factor,
+            "offsets.topic.replication.factor",
+        )?,
+        group_initial_rebalance_delay_ms: value(&raw.group_initial_rebalance_delay_ms),
+        ..log
+    })
+}
+
+/// The `log.*` keys, with Kafka's bounds (its `int` keys stay within `i32`).
+fn build_log_config(raw: &RawLogConfig) -> Checked<BrokerConfig> {
+    let int_max = i32::MAX as u64;
+    let segment_bytes = at_least(&raw.log_segment_bytes, 14, "log.segment.bytes")?;
+    at_most(&raw.log_segment_bytes, int_max, "log.segment.bytes")?;
+    at_most(
+        &raw.log_index_interval_bytes,
+        int_max,
+        "log.index.interval.bytes",
+    )?;
+    Ok(BrokerConfig {
+        log_flush_interval_messages: at_least(
+            &raw.log_flush_interval_messages,
+            1,
+            "log.flush.interval.messages",
+        )?,
+        log_flush_interval_ms: at_least(&raw.log_flush_interval_ms, 1, "log.flush.interval.ms")?,
+        log_segment_bytes: segment_bytes,
+        log_index_interval_bytes: value(&raw.log_index_interval_bytes),
+        log_retention_bytes: unlimited_or_positive(
+            &raw.log_retention_bytes,
+            "log.retention.bytes",
+        )?,
+        log_retention_ms: unlimited_or_positive(&raw.log_retention_ms, "log.retention.ms")?,
+        ..BrokerConfig::default()
+    })
+}
+
+fn build_zookeeper_config(raw: &RawZookeeperConfig) -> Checked<ZookeeperConfig> {
+    Ok(ZookeeperConfig {
+        tick_time_ms: at_least(&raw.tick_time, 1, "tickTime")?,
+        init_limit: at_least(&raw.init_limit, 1, "initLimit")?,
+        sync_limit: at_least(&raw.sync_limit, 1, "syncLimit")?,
+        force_sync: raw.force_sync.as_ref().map(|f| f.get_ref().0),
+    })
+}
+
+fn build_topic(raw: &Spanned<RawTopic>, cluster: &Cluster) -> Checked<Topic> {
+    let topic = raw.get_ref();
+    check_topic_name(&topic.name)?;
+    let name = topic.name.get_ref().clone();
+    let partitions = *at_least_required(&topic.partitions, 1, "partitions")?;
+    at_least(&topic.replication_factor, 1, "replication.factor")?;
+    // Kafka creates a topic without a replication factor with the broker's default.
+    let default_rf = cluster.broker.default_replication_factor.unwrap_or(1);
+    let replication_factor = topic
+        .replication_factor
+        .as_ref()
+        .map_or(default_rf, |rf| *rf.get_ref());
+    if replication_factor > cluster.brokers {
+        let message = format!(
+            "`replication.factor` {replication_factor} of topic `{name}` exceeds the number of \
+             brokers (`brokers` = {} in [cluster])",
+            cluster.brokers
+        );
+        return Err(match &topic.replication_factor {
+            Some(rf) => Problem::at(rf, message),
+            None => Problem::at(
+                raw,
+                format!("{message}; the default replication factor is {default_rf}"),
+            ),
+        });
+    }
+    let min_insync_replicas = at_least(&topic.min_insync_replicas, 1, "min.insync.replicas")?;
+    if let Some(min_isr) = &topic.min_insync_replicas {
+        if *min_isr.get_ref() > replication_factor {
+            return Err(Problem::at(
+                min_isr,
+                format!(
+                    "`min.insync.replicas` {} exceeds the `replication.factor` \
+                     {replication_factor} of topic `{name}`: acks=all produces could never \
+                     succeed",
+                    min_isr.get_ref()
+                ),
+            ));
+        }
+    }
+    Ok(Topic {
+        name,
+        partitions,
+        replication_factor,
+        min_insync_replicas,
+    })
+}
+
+/// Kafka's topic-name rule (legal characters `[a-zA-Z0-9._-]`, at most 249, not `.`/`..`),
+/// and not the internal `__consumer_offsets`.
+fn check_topic_name(name: &Spanned<String>) -> Checked<()> {
+    let text = name.get_ref();
+    let legal = !text.is_empty()
+        && text.len() <= 249
+        && text != "."
+        && text != ".."
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if !legal {
+        return Err(Problem::at(
+            name,
+            format!(
+                "expected a Kafka topic name: 1 to 249 of `a-z`, `A-Z`, `0-9`, `.`, `_`, `-` \
+                 (not `.` or `..`), found {text:?}"
+            ),
+        ));
+    }
+    if text == "__consumer_offsets" {
+        return Err(Problem::at(
+            name,
+            "`__consumer_offsets` is Kafka's internal topic; it exists already",
+        ));
+    }
+    Ok(())
+}
+
+fn check_unique_topics(topics: &[Spanned<RawTopic>]) -> Checked<()> {
+    let mut seen = BTreeSet::new();
+    for topic in topics {
+        let name = &topic.get_ref().name;
+        if !seen.insert(name.get_ref()) {
+            return Err(Problem::at(
+                name,
+                format!("duplicate topic `{}`", name.get_ref()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn build_producer(raw: &Spanned<RawProducer>, topics: &BTreeSet<&str>) -> Checked<ProducerSpec> {
+    let producer = raw.get_ref();
+    let count = *at_least_required(&producer.count, 1, "count")?;
+    check_topic_reference(&producer.topic, topics)?;
+    let rate = *at_least_required(&producer.rate, 1, "rate")?;
+    let config = match &producer.config {
+        Some(config) => build_producer_config(config)?,
+        None => ProducerConfig::default(),
+    };
+    Ok(ProducerSpec {
+        count,
+        topic: producer.topic.get_ref().clone(),
+        rate,
+        keys: value(&producer.keys).unwrap_or(0),
+        config,
+    })
+}
+
+/// Kafka's producer config, with the checks `KafkaProducer` makes when idempotence is
+/// explicitly on (it refuses to start otherwise).
+fn build_producer_config(raw: &RawProducerConfig) -> Checked<ProducerConfig> {
+    let config = ProducerConfig {
+        acks: raw.acks.as_ref().map(|a| a.get_ref().0),
+        enable_idempotence: value(&raw.enable_idempotence),
+        partitioner_class: value(&raw.partitioner_class),
+        batch_size: value(&raw.batch_size),
+        linger_ms: value(&raw.linger_ms),
+        max_in_flight_requests_per_connection: at_least(
+            &raw.max_in_flight_requests_per_connection,
+            1,
+            "max.in.flight.requests.per.connection",
+        )?,
+        retries: value(&raw.retries),
+        delivery_timeout_ms: value(&raw.delivery_timeout_ms),
+        request_timeout_ms: value(&raw.request_timeout_ms),
+    };
+    if config.enable_idempotence == Some(true) {
+        let idempotence_requires = |span: Range<usize>, what: &str| Problem {
+            span,
+            message: format!("`enable.idempotence` = true requires {what}"),
+        };
+        if let Some(acks) = raw.acks.as_ref().filter(|a| a.get_ref().0 != Acks::All) {
+            return Err(idempotence_requires(acks.span(), "`acks` = \"all\""));
+        }
+        if let Some(in_flight) = raw
+            .max_in_flight_requests_per_connection
+            .as_ref()
+            .filter(|m| *m.get_ref() > 5)
+        {
+            return Err(idempotence_requires(
+                in_flight.span(),
+                "`max.in.flight.requests.per.connection` <= 5",
+            ));
+        }
+        if let Some(retries) = raw.retries.as_ref().filter(|r| *r.get_ref() == 0) {
+            return Err(idempotence_requires(retries.span(), "`retries` > 0"));
+        }
+    }
+    Ok(config)
+}
+
+fn build_consumer(raw: &Spanned<RawConsumer>, topics: &BTreeSet<&str>) -> Checked<ConsumerSpec> {
+    let consumer = raw.get_ref();
+    let count = *at_least_required(&consumer.count, 1, "count")?;
+    if let Some(group) = consumer.group.as_ref().filter(|g| g.get_ref().is_empty()) {
+        return Err(Problem::at(
+            group,
+            "expected a group name, found an empty string; omit `group` for an assign-mode reader",
+        ));
+    }
+    if consumer.topics.get_ref().is_empty() {
+        return Err(Problem::at(
+            &consumer.topics,
+            "`topics` must name at least one [[topic]]",
+        ));
+    }
+    for topic in consumer.topics.get_ref() {
+        check_topic_reference(topic, topics)?;
+    }
+    let config = match &consumer.config {
+        Some(config) => build_consumer_config(config, consumer.group.is_some())?,
+        None => ConsumerConfig::default(),
+    };
+    Ok(ConsumerSpec {
+        count,
+        group: value(&consumer.group),
+        topics: consumer
+            .topics
+            .get_ref()
+            .iter()
+            .map(|t| t.get_ref().clone())
+            .collect(),
+        config,
+    })
+}
+
+/// Kafka's consumer config, with the checks the consumer makes at startup.
+fn build_consumer_config(raw: &RawConsumerConfig, in_group: bool) -> Checked<ConsumerConfig> {
+    /// Kafka's defaults, for comparing a value set against one left out.
+    const SESSION_TIMEOUT_MS: u64 = 45_000;
+    const HEARTBEAT_INTERVAL_MS: u64 = 3_000;
+    let config = ConsumerConfig {
+        partition_assignment_strategy: value(&raw.partition_assignment_strategy),
+        enable_auto_commit: value(&raw.enable_auto_commit),
+        auto_commit_interval_ms: value(&raw.auto_commit_interval_ms),
+        session_timeout_ms: at_least(&raw.session_timeout_ms, 1, "session.timeout.ms")?,
+        heartbeat_interval_ms: at_least(&raw.heartbeat_interval_ms, 1, "heartbeat.interval.ms")?,
+        max_poll_interval_ms: at_least(&raw.max_poll_interval_ms, 1, "max.poll.interval.ms")?,
+        group_instance_id: value(&raw.group_instance_id),
+        auto_offset_reset: value(&raw.auto_offset_reset),
+    };
+    if let Some(reset) = raw.auto_offset_reset.as_ref() {
+        if !["earliest", "latest"].contains(&reset.get_ref().as_str()) {
+            return Err(Problem::at(
+                reset,
+                format!(
+                    r#"expected `auto.offset.reset` "earliest" or "latest", found {:?}"#,
+                    reset.get_ref()
+                ),
+            ));
+        }
+    }
+    let session = config.session_timeout_ms.unwrap_or(SESSION_TIMEOUT_MS);
+    let heartbeat = config
+        .heartbeat_interval_ms
+        .unwrap_or(HEARTBEAT_INTERVAL_MS);
+    if heartbeat >= session {
+        let culprit = raw
+            .heartbeat_interval_ms
+            .as_ref()
+            .or(raw.session_timeout_ms.as_ref());
+        if let Some(culprit) = culprit {
+            return Err(Problem::at(
+                culprit,
+                format!(
+                    "`heartbeat.interval.ms` ({heartbeat}) must be lower than \
+                     `session.timeout.ms` ({session})"
+                ),
+            ));
+        }
+    }
+    if !in_group {
+        if let Some(id) = &raw.group_instance_id {
+            return Err(Problem::at(
+                id,
+                "`group.instance.id` needs a consumer `group`",
+            ));
+        }
+        if let Some(auto_commit) = raw.enable_auto_commit.as_ref().filter(|a| *a.get_ref()) {
+            return Err(Problem::at(
+                auto_commit,
+                "`enable.auto.commit` = true needs a consumer `group` (there is nowhere to commit)",
+            ));
+        }
+    }
+    Ok(config)
+}
+
+fn check_topic_reference(topic: &Spanned<String>, topics: &BTreeSet<&str>) -> Checked<()> {
+    if topics.contains(topic.get_ref().as_str()) {
+        return Ok(());
+    }
+    let known = if topics.is_empty() {
+        "this scenario has no [[topic]]".to_string()
+    } else {
+        format!(
+            "topics are {}",
+            topics.iter().copied().collect::<Vec<_>>().join(", ")
+        )
+    };
+    Err(Problem::at(
+        topic,
+        format!("no [[topic]] is named `{}`; {known}", topic.get_ref()),
+    ))
+}
+
+fn build_writer(raw: &Spanned<RawWriter>) -> Checked<WriterSpec> {
+    let writer = raw.get_ref();
+    Ok(WriterSpec {
+        count: *at_least_required(&writer.count, 1, "count")?,
+        rate: *at_least_required(&writer.rate, 1, "rate")?,
+        config: match &writer.config {
+            Some(config) => build_log_config(config)?,
+            None => BrokerConfig::default(),
+        },
+    })
+}
+
+fn build_fault(
+    raw: &Spanned<RawFault>,
+    duration: std::time::Duration,
+    world: &World,
+    text: &str,
+) -> Checked<Fault> {
+    let fault = raw.get_ref();
+    let at = fault.at.get_ref().0;
+    if at > duration {
+        return Err(Problem::at(
+            &fault.at,
+            format!(
+                "fault at {} is after the fault phase ends (`duration` = \"{}\")",
+                format_duration(at),
+                format_duration(duration)
+            ),
+        ));
+    }
+    let action = *fault.action.get_ref();
+    let target = match &fault.target {
+        Some(text) => {
+            let target = parse_target(text.get_ref()).map_err(|e| Problem::at(text, e))?;
+            check_target(&target, world).map_err(|e| Problem::at(text, e))?;
+            Some((text, target))
+        }
+        None => None,
+    };
+    check_fault_fields(fault, target.as_ref().map(|(text, target)| (*text, target)))?;
+    let sides = match &fault.sides {
+        Some(sides) => Some(build_sides(sides, &world.counts)?),
+        None => None,
+    };
+    if let Some(rate) = &fault.rate {
+        let r = *rate.get_ref();
+        if !(0.0..=1.0).contains(&r) {
+            return Err(Problem::at(
+                rate,
+                format!("`rate` is a probability: expected 0.0 to 1.0, found {r}"),
+            ));
+        }
+    }
+    let start = raw.span().start.min(text.len());
+    Ok(Fault {
+        at,
+        action,
+        target: target.map(|(_, target)| target),
+        sides,
+        rate: value(&fault.rate),
+        line: text.as_bytes()[..start]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1,
+    })
+}
+
+/// Which of `target`, `sides` and `rate` go with the action.
+fn check_fault_fields(
+    fault: &RawFault,
+    target: Option<(&Spanned<String>, &Target)>,
+) -> Checked<()> {
+    let action = *fault.action.get_ref();
+    let quoted = format!("`action = \"{action}\"`");
+    if let Some(sides) = fault
+        .sides
+        .as_ref()
+        .filter(|_| action != FaultAction::Partition)
+    {
+        return Err(Problem::at(
+            sides,
+            format!("`sides` only goes with `action = \"partition\"`, not {quoted}"),
+        ));
+    }
+    if let Some(rate) = fault.rate.as_ref().filter(|_| action != FaultAction::Loss) {
+        return Err(Problem::at(
+            rate,
+            format!("`rate` only goes with `action = \"loss\"`, not {quoted}"),
+        ));
+    }
+    match (action, target) {
+        (FaultAction::Heal, Some((text, _))) => Err(Problem::at(
+            text,
+            "`heal` takes no `target`: it heals every network partition",
+        )),
+        (FaultAction::Heal, None) => Ok(()),
+        (FaultAction::Partition, Some((text, _))) if fault.sides.is_some() => Err(Problem::at(
+            text,
+            "`partition` takes either a shape `target` or `sides`, not both",
+        )),
+        (FaultAction::Partition, Some((text, target))) if !target.is_partition_shape() => {
+            Err(Problem::at(
+                text,
+                format!(
+                    "`partition` takes a shape: `halves`, `bridge` or `isolate(<target>)` \
+                     (e.g. `isolate({target})`), or `sides` instead of `target`; found `{target}`"
+                ),
+            ))
+        }
+        (FaultAction::Partition, None) if fault.sides.is_none() => Err(Problem::at(
+            &fault.action,
+            "`partition` needs a shape `target` (`halves`, `bridge`, `isolate(<target>)`) \
+             or `sides = [[\"broker-1\"], [\"*\"]]`",
+        )),
+        (FaultAction::Partition, _) => Ok(()),
+        (_, Some((text, target))) if target.is_partition_shape() => Err(Problem::at(
+            text,
+            format!("`{target}` is a partition shape; it only goes with `action = \"partition\"`"),
+        )),
+        (FaultAction::Loss, _) if fault.rate.is_none() => Err(Problem::at(
+            &fault.action,
+            "`loss` needs a `rate`: the probability a message is dropped, 0.0 to 1.0",
+        )),
+        (FaultAction::Loss, _) | (_, Some(_)) => Ok(()),
+        (_, None) => Err(Problem::at(
+            &fault.action,
+            format!(
+                "{quoted} needs a `target`, e.g. `target = \"writer-1\"` or `target = \"killed\"`"
+            ),
+        )),
+    }
+}
+
+/// `sides`: at least two non-empty groups of node names, each node on one side at most, and
+/// `"*"` (every node not named elsewhere) at most once.
+fn build_sides(raw: &Spanned<RawSides>, counts: &NodeCounts) -> Checked<Vec<Vec<String>>> {
+    if raw.get_ref().len() < 2 {
+        return Err(Problem::at(
+            raw,
+            "`sides` needs at least two sides, e.g. `[[\"broker-1\"], [\"*\"]]`",
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    let mut sides = Vec::new();
+    for side in raw.get_ref() {
+        if side.get_ref().is_empty() {
+            return Err(Problem::at(
+                side,
+                "a side of a partition needs at least one node (or \"*\")",
+            ));
+        }
+        for node in side.get_ref() {
+            let name = node.get_ref();
+            if name != "*" {
+                check_node(name, &format!("`{name}` in `sides`"), counts)
+                    .map_err(|e| Problem::at(node, e))?;
+            }
+            if !seen.insert(name.as_str()) {
+                return Err(Problem::at(
+                    node,
+                    format!("`{name}` is on more than one side"),
+                ));
+            }
+        }
+        sides.push(side.get_ref().iter().map(|n| n.get_ref().clone()).collect());
+    }
+    Ok(sides)
+}
+
+fn build_nemesis(raw: &RawNemesis) -> Checked<Nemesis> {
+    /// The nemesis injects these and undoes them itself (restart, resume, heal, unclog).
+    const INJECTING: [FaultAction; 6] = [
+        FaultAction::Kill,
+        FaultAction::PowerLoss,
+        FaultAction::Pause,
+        FaultAction::Partition,
+        FaultAction::Clog,
+        FaultAction::Loss,
+    ];
+    if raw.actions.get_ref().is_empty() {
+        return Err(Problem::at(
+            &raw.actions,
+            "`actions` needs at least one fault action",
+        ));
+    }
+    let mut actions = Vec::new();
+    for action in raw.actions.get_ref() {
+        let name = *action.get_ref();
+        if !INJECTING.contains(&name) {
+            let allowed: Vec<_> = INJECTING.iter().map(|a| format!("`{a}`")).collect();
+            return Err(Problem::at(
+                action,
+                format!(
+                    "`{name}` is not a nemesis action (the nemesis undoes its own faults); \
+                     expected one of {}",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        if actions.contains(&name) {
+            return Err(Problem::at(action, format!("`{name}` is listed twice")));
+        }
+        actions.push(name);
+    }
+    let every = parse_interval(raw.every.get_ref()).map_err(|e| Problem::at(&raw.every, e))?;
+    Ok(Nemesis { actions, every })
+}
+
+fn build_expect(raw: &RawExpect) -> Checked<Expect> {
+    check_check_name(&raw.fails)?;
+    let mut tolerate: Vec<String> = Vec::new();
+    for check in raw.tolerate.iter().flatten() {
+        check_check_name(check)?;
+        let name = check.get_ref();
+        if name == raw.fails.get_ref() {
+            return Err(Problem::at(
+                check,
+                format!("`{name}` is the expected failure already"),
+            ));
+        }
+        if tolerate.contains(name) {
+            return Err(Problem::at(check, format!("`{name}` is listed twice")));
+        }
+        tolerate.push(name.clone());
+    }
+    Ok(Expect {
+        fails: raw.fails.get_ref().clone(),
+        tolerate,
+    })
+}
+
+fn check_check_name(name: &Spanned<String>) -> Checked<()> {
+    if check_kind(name.get_ref()).is_some() {
+        return Ok(());
+    }
+    let names = CHECKS.iter().map(|(name, _)| *name);
+    let message = match did_you_mean(name.get_ref(), names.clone()) {
+        Some(hint) => format!("unknown check `{}`; did you mean `{hint}`?", name.get_ref()),
+        None => format!(
+            "unknown check `{}`; expected one of {}",
+            name.get_ref(),
+            names.collect::<Vec<_>>().join(", ")
+        ),
+    };
+    Err(Problem::at(name, message))
+}
+
+fn build_legacy(raw: &RawLegacy) -> Legacy {
+    let on = |switch: &Option<Spanned<bool>>| value(switch).unwrap_or(false);
+    Legacy {
+        truncate_to_hw: on(&raw.truncate_to_hw),
+        offsets_for_leader_epoch_v0: on(&raw.offsets_for_leader_epoch_v0),
+        lenient_min_isr: on(&raw.lenient_min_isr),
+        unfenced_controller_writes: on(&raw.unfenced_controller_writes),
+        no_broker_epoch: on(&raw.no_broker_epoch),
+        unfenced_offset_commits: on(&raw.unfenced_offset_commits),
+        zk_diff_only_sync: on(&raw.zk_diff_only_sync),
+        zk_ack_before_sync: on(&raw.zk_ack_before_sync),
+    }
+}
+
+/// The sum of the node counts of some tables, within [`MAX_NODES_PER_KIND`].
+fn total<T>(tables: &[Spanned<T>], count: impl Fn(&T) -> &Spanned<u32>) -> Checked<u32> {
+    let mut sum: u32 = 0;
+    for table in tables {
+        let count = count(table.get_ref());
+        sum = sum.saturating_add(*count.get_ref());
+        if sum > MAX_NODES_PER_KIND {
+            return Err(too_many_nodes(count));
+        }
+    }
+    Ok(sum)
+}
+
+fn too_many_nodes(count: &Spanned<u32>) -> Problem {
+    Problem::at(
+        count,
+        format!(
+            "at most {MAX_NODES_PER_KIND} nodes of one kind in total (a simulation of more \
+             would not finish); found {}",
+            count.get_ref()
+        ),
+    )
+}
+
+fn value<T: Clone>(raw: &Option<Spanned<T>>) -> Option<T> {
+    raw.as_ref().map(|v| v.get_ref().clone())
+}
+
+fn at_least<T: PartialOrd + Display + Copy>(
+    raw: &Option<Spanned<T>>,
+    min: T,
+    key: &str,
+) -> Checked<Option<T>> {
+    raw.as_ref()
+        .map(|v| at_least_required(v, min, key).copied())
+        .transpose()
+}
+
+fn at_least_required<'v, T: PartialOrd + Display>(
+    raw: &'v Spanned<T>,
+    min: T,
+    key: &str,
+) -> Checked<&'v T> {
+    if *raw.get_ref() < min {
+        return Err(Problem::at(
+            raw,
+            format!("`{key}` must be at least {min}, found {}", raw.get_ref()),
+        ));
+    }
+    Ok(raw.get_ref())
+}
+
+fn at_most<T: PartialOrd + Display>(raw: &Option<Spanned<T>>, max: T, key: &str) -> Checked<()> {
+    match raw {
+        Some(v) if *v.get_ref() > max => Err(Problem::at(
+            v,
+            format!(
+                "`{key}` must be at most {max} (a Kafka int), found {}",
+                v.get_ref()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Kafka's `-1 = unlimited, else >= 0` settings.
+fn unlimited_or_positive(raw: &Option<Spanned<i64>>, key: &str) -> Checked<Option<i64>> {
+    match raw {
+        Some(v) if *v.get_ref() < -1 => Err(Problem::at(
+            v,
+            format!(
+                "`{key}` must be -1 (unlimited) or at least 0, found {}",
+                v.get_ref()
+            ),
+        )),
+        _ => Ok(value(raw)),
+    }
+}
+
+/// The candidate closest to `text` by edit distance, if close enough to be a typo.
+pub(super) fn did_you_mean<'c>(
+    text: &str,
+    candidates: impl Iterator<Item = &'c str>,
+) -> Option<&'c str> {
+    let limit = (text.chars().count() / 3).clamp(1, 3);
+    candidates
+        .map(|candidate| (edit_distance(text, candidate), candidate))
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_get_a_suggestion_and_strangers_do_not() {
+        let checks = || CHECKS.iter().map(|(name, _)| *name);
+        assert_eq!(did_you_mean("lost-writes", checks()), Some("lost-write"));
+        assert_eq!(did_you_mean("duplicte", checks()), Some("duplicate"));
+        assert_eq!(did_you_mean("banana", checks()), None);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}

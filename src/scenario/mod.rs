@@ -1,0 +1,363 @@
+//! Scenario files: reading, parsing and validating the TOML that describes one simulated
+//! experiment (cluster, workload, faults, expectations).
+//!
+//! Owns: the scenario file format of the user-facing contract (key names are Kafka's and
+//! ZooKeeper's own) and its validated model. A scenario either loads completely — every key
+//! known, every value in range, every reference resolved, every feature runnable — or fails
+//! with one [`ScenarioError`] at the line and column of the offending value. Never a panic,
+//! never a partial scenario: a run must test exactly what its file says.
+//!
+//! The pipeline: bytes → UTF-8 text → `raw` (serde: shape, types, unknown keys) → `build`
+//! (semantics, into the `model`) → `unsupported` (what the simulator cannot run yet).
+
+mod build;
+mod error;
+mod model;
+mod raw;
+mod target;
+mod unsupported;
+mod values;
+
+use std::path::Path;
+
+pub use error::ScenarioError;
+pub use model::{
+    Acks, AssignmentStrategy, BrokerConfig, Cluster, ConsumerConfig, ConsumerSpec, Expect, Fault,
+    FaultAction, Legacy, Nemesis, Partitioner, ProducerConfig, ProducerSpec, Scenario, Target,
+    Topic, WriterSpec, ZookeeperConfig,
+};
+pub use values::{format_duration, parse_duration, parse_interval, parse_seed, SeedRange};
+
+/// Reads and parses the scenario file at `path`.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let bytes = std::fs::read(path).map_err(|error| {
+        ScenarioError::new(
+            path,
+            1,
+            1,
+            format!("cannot read the scenario file: {error}"),
+        )
+    })?;
+    parse(path, &bytes)
+}
+
+/// Parses scenario file contents; `file` names the file in errors and in [`Scenario::path`].
+pub fn parse(file: &Path, bytes: &[u8]) -> Result<Scenario, ScenarioError> {
+    let text = std::str::from_utf8(bytes).map_err(|error| {
+        // Lossy decoding keeps the valid prefix byte for byte, so the first invalid byte is
+        // at the same offset there, and its line is quoted with U+FFFD under the caret.
+        let lossy = String::from_utf8_lossy(bytes);
+        let valid = error.valid_up_to();
+        let message = match bytes.get(valid) {
+            Some(byte) => format!("not UTF-8 text: invalid byte 0x{byte:02X}"),
+            None => "not UTF-8 text".to_string(),
+        };
+        ScenarioError::at_offset(file, &lossy, valid, message)
+    })?;
+    let raw: raw::RawScenario = toml::from_str(text).map_err(|error| {
+        // No span: the document itself (or a table toml has no position for).
+        let span = error.span().unwrap_or_default();
+        ScenarioError::at_span(file, text, &span, plain_message(error.message()))
+    })?;
+    let located = |problem: build::Problem| {
+        ScenarioError::at_span(file, text, &problem.span, problem.message)
+    };
+    let scenario = build::build(&raw, file, text).map_err(located)?;
+    unsupported::reject_unsupported(&raw).map_err(located)?;
+    Ok(scenario)
+}
+
+/// toml's message on one line, with serde's Rust type names in words users know.
+fn plain_message(message: &str) -> String {
+    let one_line = message
+        .trim()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ");
+    // A dotted key under a key that takes a value (`"log.segment.bytes".x = 1`) makes a table
+    // without a position, which `Spanned` cannot read; serde then fails on the inner key.
+    if one_line.ends_with("expected a borrowed string") {
+        if let Some(key) = one_line.strip_prefix("invalid type: string ") {
+            let key = key.trim_end_matches(", expected a borrowed string");
+            return format!(
+                "expected a value, found a table made by a dotted key ending in {key}; \
+                 quote a Kafka name whole, like \"log.segment.bytes\" = 65536"
+            );
+        }
+    }
+    one_line
+        .replace(
+            "expected u32",
+            "expected a non-negative integer (at most 4294967295)",
+        )
+        .replace("expected u64", "expected a non-negative integer")
+        .replace("expected i64", "expected an integer")
+        .replace("expected f64", "expected a number")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The contract's example scenario (every section), plus a partition fault with `sides`
+    /// and a loss fault. Valid, but not runnable yet.
+    const CONTRACT_EXAMPLE: &str = include_str!("../../tests/data/contract-example.toml");
+
+    /// Validation alone, without the "not supported yet" pass.
+    fn build_only(text: &str) -> Result<Scenario, build::Problem> {
+        let raw: raw::RawScenario = toml::from_str(text).expect("valid TOML");
+        build::build(&raw, Path::new("example.toml"), text)
+    }
+
+    #[test]
+    fn the_contract_example_is_valid_and_maps_to_the_model() {
+        let s = build_only(CONTRACT_EXAMPLE).unwrap();
+        assert_eq!((s.cluster.zookeepers, s.cluster.brokers), (3, 3));
+        assert_eq!(s.cluster.broker.replica_lag_time_max_ms, Some(10_000));
+        assert_eq!(s.cluster.broker.log_flush_interval_messages, Some(1));
+        assert_eq!(s.cluster.broker.unclean_leader_election_enable, Some(false));
+        assert_eq!(
+            s.cluster.zookeeper,
+            ZookeeperConfig {
+                tick_time_ms: Some(2000),
+                force_sync: Some(false),
+                ..Default::default()
+            }
+        );
+        let topic = &s.topics[0];
+        assert_eq!(
+            (
+                topic.name.as_str(),
+                topic.partitions,
+                topic.replication_factor,
+                topic.min_insync_replicas
+            ),
+            ("orders", 3, 3, Some(2))
+        );
+        let producer = &s.producers[0];
+        assert_eq!(
+            (
+                producer.count,
+                producer.topic.as_str(),
+                producer.rate,
+                producer.keys
+            ),
+            (2, "orders", 200, 100)
+        );
+        assert_eq!(
+            producer.config,
+            ProducerConfig {
+                acks: Some(Acks::All),
+                enable_idempotence: Some(true),
+                partitioner_class: Some(Partitioner::UniformSticky),
+                ..Default::default()
+            }
+        );
+        let consumer = &s.consumers[0];
+        assert_eq!(
+            (consumer.count, consumer.group.as_deref()),
+            (2, Some("billing"))
+        );
+        assert_eq!(consumer.topics, vec!["orders".to_string()]);
+        assert_eq!(
+            consumer.config.partition_assignment_strategy,
+            Some(AssignmentStrategy::CooperativeSticky)
+        );
+        assert_eq!(consumer.config.enable_auto_commit, Some(false));
+        let actions: Vec<FaultAction> = s.faults.iter().map(|f| f.action).collect();
+        assert_eq!(
+            actions,
+            [
+                FaultAction::Kill,
+                FaultAction::Restart,
+                FaultAction::Partition,
+                FaultAction::Loss
+            ]
+        );
+        assert_eq!(
+            s.faults[0].target,
+            Some(Target::Leader {
+                topic: "orders".into(),
+                partition: 0
+            })
+        );
+        assert_eq!(
+            s.faults[2].sides,
+            Some(vec![
+                vec!["broker-1".to_string(), "zk-1".to_string()],
+                vec!["*".to_string()]
+            ])
+        );
+        assert_eq!(s.faults[3].rate, Some(0.1));
+        let nemesis = s.nemesis.as_ref().unwrap();
+        assert_eq!(nemesis.actions.len(), 5);
+        assert_eq!(
+            nemesis.every,
+            (Duration::from_secs(5), Duration::from_secs(15))
+        );
+        assert_eq!(s.expect.as_ref().unwrap().tolerate, Vec::<String>::new());
+        let names = s.node_names();
+        assert_eq!(names.len(), 3 + 3 + 2 + 2 + 2);
+        assert_eq!(names[..4], ["zk-1", "zk-2", "zk-3", "broker-1"]);
+        assert_eq!(
+            names[6..],
+            [
+                "producer-1",
+                "producer-2",
+                "consumer-1",
+                "consumer-2",
+                "writer-1",
+                "writer-2"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_contract_example_is_not_supported_yet_at_its_first_unsupported_key() {
+        let error = parse(Path::new("example.toml"), CONTRACT_EXAMPLE.as_bytes()).unwrap_err();
+        assert_eq!((error.line, error.column), (8, 14));
+        assert!(
+            error
+                .message
+                .starts_with("not supported yet: `zookeepers` > 0"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn a_topic_without_a_replication_factor_takes_the_broker_default() {
+        let text = CONTRACT_EXAMPLE
+            .replace("\"replication.factor\" = 3\n", "")
+            .replace("\"min.insync.replicas\" = 2\n", "")
+            .replace(
+                "[cluster.broker]\n",
+                "[cluster.broker]\n\"default.replication.factor\" = 2\n",
+            );
+        assert_eq!(build_only(&text).unwrap().topics[0].replication_factor, 2);
+        let text = text.replace("brokers = 3", "brokers = 1");
+        let problem = build_only(&text).unwrap_err();
+        assert!(
+            problem
+                .message
+                .contains("the default replication factor is 2"),
+            "{}",
+            problem.message
+        );
+        assert_eq!(
+            &text[problem.span.start..problem.span.start + 9],
+            "[[topic]]"
+        );
+    }
+
+    #[test]
+    fn kafka_client_startup_checks_apply() {
+        for (from, to, expected) in [
+            (
+                "acks = \"all\"",
+                "acks = \"1\"",
+                "requires `acks` = \"all\"",
+            ),
+            (
+                "acks = \"all\"",
+                "\"max.in.flight.requests.per.connection\" = 6",
+                "<= 5",
+            ),
+            ("acks = \"all\"", "retries = 0", "`retries` > 0"),
+            (
+                "\"enable.auto.commit\" = false",
+                "\"heartbeat.interval.ms\" = 50000",
+                "must be lower than `session.timeout.ms` (45000)",
+            ),
+            ("group = \"billing\"\n", "", "`coordinator(billing)`"),
+            (
+                "\"enable.auto.commit\" = false",
+                "\"auto.offset.reset\" = \"none\"",
+                "\"earliest\" or \"latest\"",
+            ),
+            (
+                "topics = [\"orders\"]",
+                "topics = []",
+                "at least one [[topic]]",
+            ),
+            (
+                "name = \"orders\"",
+                "name = \"orders/0\"",
+                "expected a Kafka topic name",
+            ),
+            (
+                "keys = 100",
+                "keys = 100\ncount = 1",
+                "duplicate key `count`",
+            ),
+        ] {
+            let text = CONTRACT_EXAMPLE.replacen(from, to, 1);
+            let text = if expected.contains("coordinator") {
+                text.replace(
+                    "target = \"leader(orders/0)\"",
+                    "target = \"coordinator(billing)\"",
+                )
+            } else {
+                text
+            };
+            let message = match toml::from_str::<raw::RawScenario>(&text) {
+                Err(error) => error.message().to_string(),
+                Ok(raw) => {
+                    build::build(&raw, Path::new("x.toml"), &text)
+                        .unwrap_err()
+                        .message
+                }
+            };
+            assert!(message.contains(expected), "{to:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn nemesis_actions_must_inject_faults_once_each() {
+        let text = CONTRACT_EXAMPLE.replace("\"kill\", \"power-loss\"", "\"kill\", \"kill\"");
+        assert!(build_only(&text)
+            .unwrap_err()
+            .message
+            .contains("`kill` is listed twice"));
+        let text = CONTRACT_EXAMPLE.replace(
+            r#"actions = ["kill", "power-loss", "pause", "partition", "clog"]"#,
+            "actions = []",
+        );
+        assert!(build_only(&text)
+            .unwrap_err()
+            .message
+            .contains("at least one"));
+        let text = CONTRACT_EXAMPLE.replace("every = \"5s..15s\"", "every = \"0s..15s\"");
+        assert!(build_only(&text).unwrap_err().message.contains("above 0s"));
+    }
+
+    #[test]
+    fn targets_print_in_the_syntax_they_parse_from() {
+        let isolate = Target::Isolate(Box::new(Target::Leader {
+            topic: "orders".into(),
+            partition: 1,
+        }));
+        assert_eq!(isolate.to_string(), "isolate(leader(orders/1))");
+        assert_eq!(FaultAction::PowerLoss.to_string(), "power-loss");
+        let names: Vec<&str> = FaultAction::ALL.iter().map(|a| a.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "kill",
+                "restart",
+                "power-loss",
+                "pause",
+                "resume",
+                "partition",
+                "heal",
+                "clog",
+                "unclog",
+                "loss"
+            ]
+        );
+    }
+}

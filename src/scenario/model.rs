@@ -1,0 +1,501 @@
+//! The validated scenario model: what the simulator runs.
+//!
+//! Owns: the public types a scenario file turns into, and their printing back to scenario
+//! syntax (`Display` of targets and actions, so `ksim shrink` can write files that parse).
+//! Invariants once [`super::parse`] returned a value: every count it checks is at least one,
+//! every target names something that exists, faults are sorted by `at`, and each config value
+//! is within Kafka's (or ZooKeeper's) own bounds. `None` in a config means "Kafka's default";
+//! the model never fills defaults in, the component that owns the setting does.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::values::SeedRange;
+
+/// One scenario file, parsed and validated.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// `[a-z0-9][a-z0-9-._]*`: it names run directories.
+    pub name: String,
+    pub about: String,
+    /// Length of the fault phase (simulated time).
+    pub duration: Duration,
+    /// Liveness bound: how long after the faults stop the system has to converge.
+    pub heal: Duration,
+    /// The default seeds of `ksim sweep`.
+    pub seeds: SeedRange,
+    pub cluster: Cluster,
+    pub topics: Vec<Topic>,
+    pub producers: Vec<ProducerSpec>,
+    pub consumers: Vec<ConsumerSpec>,
+    pub writers: Vec<WriterSpec>,
+    /// Scheduled faults, sorted by `at` (stable: equal times keep file order).
+    pub faults: Vec<Fault>,
+    pub nemesis: Option<Nemesis>,
+    pub expect: Option<Expect>,
+    pub legacy: Legacy,
+    /// The exact file text (a run directory keeps a copy, replay re-reads it).
+    pub source: String,
+    pub path: PathBuf,
+}
+
+impl Scenario {
+    /// `writer-1`..`writer-N`, numbered across all `[[writer]]` tables in file order.
+    pub fn writer_names(&self) -> Vec<String> {
+        numbered("writer", self.writers.iter().map(|w| w.count).sum())
+    }
+
+    /// Every node: `zk-*`, `broker-*`, `producer-*`, `consumer-*`, `writer-*`, in that order,
+    /// each kind numbered from 1.
+    pub fn node_names(&self) -> Vec<String> {
+        NodeCounts::of(self).names()
+    }
+}
+
+/// How many nodes of each kind a scenario has; node names derive from it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct NodeCounts {
+    pub zookeepers: u32,
+    pub brokers: u32,
+    pub producers: u32,
+    pub consumers: u32,
+    pub writers: u32,
+}
+
+impl NodeCounts {
+    fn of(scenario: &Scenario) -> Self {
+        NodeCounts {
+            zookeepers: scenario.cluster.zookeepers,
+            brokers: scenario.cluster.brokers,
+            producers: scenario.producers.iter().map(|p| p.count).sum(),
+            consumers: scenario.consumers.iter().map(|c| c.count).sum(),
+            writers: scenario.writers.iter().map(|w| w.count).sum(),
+        }
+    }
+
+    /// The node-name prefixes with their counts, in node order.
+    pub fn kinds(&self) -> [(&'static str, u32); 5] {
+        [
+            ("zk", self.zookeepers),
+            ("broker", self.brokers),
+            ("producer", self.producers),
+            ("consumer", self.consumers),
+            ("writer", self.writers),
+        ]
+    }
+
+    /// How many nodes in all.
+    pub fn total(&self) -> u64 {
+        self.kinds()
+            .iter()
+            .map(|(_, count)| u64::from(*count))
+            .sum()
+    }
+
+    /// How many nodes of the kind named `kind` (`"writer"`), if that is a kind.
+    pub fn of_kind(&self, kind: &str) -> Option<u32> {
+        self.kinds()
+            .into_iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, count)| count)
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.kinds()
+            .into_iter()
+            .flat_map(|(kind, count)| numbered(kind, count))
+            .collect()
+    }
+}
+
+fn numbered(kind: &str, count: u32) -> Vec<String> {
+    (1..=count).map(|i| format!("{kind}-{i}")).collect()
+}
+
+/// `[cluster]`: the ensemble and the brokers, with their configs.
+#[derive(Clone, Debug, Default)]
+pub struct Cluster {
+    pub zookeepers: u32,
+    pub brokers: u32,
+    pub broker: BrokerConfig,
+    pub zookeeper: ZookeeperConfig,
+}
+
+/// Kafka broker config (all optional; `None` = Kafka's default). Fields are named after the
+/// Kafka key, dots as underscores.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BrokerConfig {
+    /// `log.flush.interval.messages`, >= 1.
+    pub log_flush_interval_messages: Option<u64>,
+    /// `log.flush.interval.ms`, >= 1.
+    pub log_flush_interval_ms: Option<u64>,
+    /// `log.segment.bytes`, >= 14 (Kafka's minimum).
+    pub log_segment_bytes: Option<u64>,
+    /// `log.index.interval.bytes`.
+    pub log_index_interval_bytes: Option<u64>,
+    /// `log.retention.bytes`, -1 = unlimited.
+    pub log_retention_bytes: Option<i64>,
+    /// `log.retention.ms`, -1 = unlimited.
+    pub log_retention_ms: Option<i64>,
+    /// `replica.lag.time.max.ms`.
+    pub replica_lag_time_max_ms: Option<u64>,
+    /// `unclean.leader.election.enable`.
+    pub unclean_leader_election_enable: Option<bool>,
+    /// `min.insync.replicas`, >= 1.
+    pub min_insync_replicas: Option<u32>,
+    /// `default.replication.factor`, >= 1.
+    pub default_replication_factor: Option<u32>,
+    /// `offsets.topic.num.partitions`, >= 1.
+    pub offsets_topic_num_partitions: Option<u32>,
+    /// `offsets.topic.replication.factor`, >= 1.
+    pub offsets_topic_replication_factor: Option<u32>,
+    /// `group.initial.rebalance.delay.ms`.
+    pub group_initial_rebalance_delay_ms: Option<u64>,
+}
+
+impl BrokerConfig {
+    /// This config over `base`: each setting of `self` wins, unset ones come from `base`.
+    /// (A writer's `[writer.config]` over `[cluster.broker]`.)
+    pub fn merged_over(&self, base: &BrokerConfig) -> BrokerConfig {
+        BrokerConfig {
+            log_flush_interval_messages: self
+                .log_flush_interval_messages
+                .or(base.log_flush_interval_messages),
+            log_flush_interval_ms: self.log_flush_interval_ms.or(base.log_flush_interval_ms),
+            log_segment_bytes: self.log_segment_bytes.or(base.log_segment_bytes),
+            log_index_interval_bytes: self
+                .log_index_interval_bytes
+                .or(base.log_index_interval_bytes),
+            log_retention_bytes: self.log_retention_bytes.or(base.log_retention_bytes),
+            log_retention_ms: self.log_retention_ms.or(base.log_retention_ms),
+            replica_lag_time_max_ms: self
+                .replica_lag_time_max_ms
+                .or(base.replica_lag_time_max_ms),
+            unclean_leader_election_enable: self
+                .unclean_leader_election_enable
+                .or(base.unclean_leader_election_enable),
+            min_insync_replicas: self.min_insync_replicas.or(base.min_insync_replicas),
+            default_replication_factor: self
+                .default_replication_factor
+                .or(base.default_replication_factor),
+            offsets_topic_num_partitions: self
+                .offsets_topic_num_partitions
+                .or(base.offsets_topic_num_partitions),
+            offsets_topic_replication_factor: self
+                .offsets_topic_replication_factor
+                .or(base.offsets_topic_replication_factor),
+            group_initial_rebalance_delay_ms: self
+                .group_initial_rebalance_delay_ms
+                .or(base.group_initial_rebalance_delay_ms),
+        }
+    }
+}
+
+/// ZooKeeper server config (all optional; `None` = ZooKeeper's default).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ZookeeperConfig {
+    /// `tickTime`, >= 1.
+    pub tick_time_ms: Option<u64>,
+    /// `initLimit` (ticks), >= 1.
+    pub init_limit: Option<u32>,
+    /// `syncLimit` (ticks), >= 1.
+    pub sync_limit: Option<u32>,
+    /// `forceSync` (`true`/`false`, or ZooKeeper's own `"yes"`/`"no"`).
+    pub force_sync: Option<bool>,
+}
+
+/// `[[topic]]`.
+#[derive(Clone, Debug)]
+pub struct Topic {
+    pub name: String,
+    /// >= 1.
+    pub partitions: u32,
+    /// `replication.factor`: 1 ..= `cluster.brokers`; when absent, the broker's
+    /// `default.replication.factor`, else 1 (Kafka's default).
+    pub replication_factor: u32,
+    /// `min.insync.replicas`: 1 ..= `replication_factor`; `None` = the broker's setting.
+    pub min_insync_replicas: Option<u32>,
+}
+
+/// `[[producer]]`: `count` producer nodes with the same workload.
+#[derive(Clone, Debug)]
+pub struct ProducerSpec {
+    /// >= 1.
+    pub count: u32,
+    /// Names a `[[topic]]`.
+    pub topic: String,
+    /// Records per simulated second, per producer, >= 1.
+    pub rate: u32,
+    /// Distinct keys; 0 = no keys.
+    pub keys: u32,
+    pub config: ProducerConfig,
+}
+
+/// Kafka producer config (all optional; `None` = Kafka's default).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProducerConfig {
+    pub acks: Option<Acks>,
+    pub enable_idempotence: Option<bool>,
+    pub partitioner_class: Option<Partitioner>,
+    pub batch_size: Option<u64>,
+    pub linger_ms: Option<u64>,
+    /// >= 1; at most 5 with idempotence on.
+    pub max_in_flight_requests_per_connection: Option<u32>,
+    pub retries: Option<u32>,
+    pub delivery_timeout_ms: Option<u64>,
+    pub request_timeout_ms: Option<u64>,
+}
+
+/// `acks`: `"0"`, `"1"`, `"all"` (or `"-1"`, or the integers 0, 1, -1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acks {
+    Zero,
+    One,
+    All,
+}
+
+impl fmt::Display for Acks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Acks::Zero => "0",
+            Acks::One => "1",
+            Acks::All => "all",
+        })
+    }
+}
+
+/// `partitioner.class` for records without a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum Partitioner {
+    /// KIP-794's uniform sticky partitioner (Kafka's default).
+    #[serde(rename = "uniform-sticky")]
+    UniformSticky,
+    #[serde(rename = "round-robin")]
+    RoundRobin,
+}
+
+/// `[[consumer]]`: `count` consumer nodes with the same subscription.
+#[derive(Clone, Debug)]
+pub struct ConsumerSpec {
+    /// >= 1.
+    pub count: u32,
+    /// `None`: an assign-mode reader of every partition of its topics.
+    pub group: Option<String>,
+    /// Non-empty; each names a `[[topic]]`.
+    pub topics: Vec<String>,
+    pub config: ConsumerConfig,
+}
+
+/// Kafka consumer config (all optional; `None` = Kafka's default).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConsumerConfig {
+    pub partition_assignment_strategy: Option<AssignmentStrategy>,
+    pub enable_auto_commit: Option<bool>,
+    pub auto_commit_interval_ms: Option<u64>,
+    pub session_timeout_ms: Option<u64>,
+    /// Below the session timeout.
+    pub heartbeat_interval_ms: Option<u64>,
+    pub max_poll_interval_ms: Option<u64>,
+    pub group_instance_id: Option<String>,
+    /// `"earliest"` or `"latest"`.
+    pub auto_offset_reset: Option<String>,
+}
+
+/// `partition.assignment.strategy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum AssignmentStrategy {
+    /// Eager: revoke everything, then reassign.
+    #[serde(rename = "range")]
+    Range,
+    /// KIP-429 incremental cooperative rebalancing.
+    #[serde(rename = "cooperative-sticky")]
+    CooperativeSticky,
+}
+
+/// `[[writer]]`: standalone log writers, nodes appending to their own log with the broker log
+/// config; they test the log engine alone under disk faults.
+#[derive(Clone, Debug)]
+pub struct WriterSpec {
+    /// >= 1.
+    pub count: u32,
+    /// Records per simulated second per writer, >= 1.
+    pub rate: u32,
+    /// `[writer.config]`: only the `log.*` keys can be set (the others stay `None`). Use
+    /// [`BrokerConfig::merged_over`] to layer it over `[cluster.broker]`.
+    pub config: BrokerConfig,
+}
+
+/// One `[[fault]]`.
+#[derive(Clone, Debug)]
+pub struct Fault {
+    /// When, from the start of the fault phase; <= the scenario's `duration`.
+    pub at: Duration,
+    pub action: FaultAction,
+    /// Present for node actions; for `partition`, a shape (or `sides` instead); absent for
+    /// `heal`; optional for `loss` (absent: every link).
+    pub target: Option<Target>,
+    /// `partition` only: groups of node names (`"*"` = every node not named elsewhere).
+    pub sides: Option<Vec<Vec<String>>>,
+    /// `loss` only: the probability a message is dropped, 0.0..=1.0.
+    pub rate: Option<f64>,
+    /// 1-based line of the `[[fault]]` table, for reports.
+    pub line: usize,
+}
+
+/// What a fault does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultAction {
+    /// Crash the process; the page cache survives.
+    Kill,
+    /// Start a killed node again.
+    Restart,
+    /// Cut the power: unsynced writes may be lost or torn.
+    PowerLoss,
+    Pause,
+    Resume,
+    Partition,
+    Heal,
+    Clog,
+    Unclog,
+    Loss,
+}
+
+impl FaultAction {
+    /// Every action, in the contract's order.
+    pub const ALL: [FaultAction; 10] = [
+        FaultAction::Kill,
+        FaultAction::Restart,
+        FaultAction::PowerLoss,
+        FaultAction::Pause,
+        FaultAction::Resume,
+        FaultAction::Partition,
+        FaultAction::Heal,
+        FaultAction::Clog,
+        FaultAction::Unclog,
+        FaultAction::Loss,
+    ];
+
+    /// The name used in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultAction::Kill => "kill",
+            FaultAction::Restart => "restart",
+            FaultAction::PowerLoss => "power-loss",
+            FaultAction::Pause => "pause",
+            FaultAction::Resume => "resume",
+            FaultAction::Partition => "partition",
+            FaultAction::Heal => "heal",
+            FaultAction::Clog => "clog",
+            FaultAction::Unclog => "unclog",
+            FaultAction::Loss => "loss",
+        }
+    }
+}
+
+impl fmt::Display for FaultAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a fault acts on. `Display` prints the scenario syntax.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A node by name: `broker-2`, `zk-1`, `writer-3`.
+    Node(String),
+    /// `leader(<topic>/<partition>)`: the partition's leader when the fault fires.
+    Leader {
+        topic: String,
+        partition: u32,
+    },
+    /// `controller`.
+    Controller,
+    /// `zk-leader`.
+    ZkLeader,
+    /// `coordinator(<group>)`.
+    Coordinator(String),
+    /// `random-broker`, `random-zk`, `random-writer`: drawn from the seed.
+    RandomBroker,
+    RandomZk,
+    RandomWriter,
+    /// `killed`: every node killed (or powered off) so far and not restarted.
+    Killed,
+    /// `all-brokers`, `all-writers`.
+    AllBrokers,
+    AllWriters,
+    /// Partition shapes: `halves`, `bridge`, `isolate(<target>)`.
+    Halves,
+    Bridge,
+    Isolate(Box<Target>),
+}
+
+impl Target {
+    /// Whether this is a shape only `partition` takes.
+    pub fn is_partition_shape(&self) -> bool {
+        matches!(self, Target::Halves | Target::Bridge | Target::Isolate(_))
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Node(name) => f.write_str(name),
+            Target::Leader { topic, partition } => write!(f, "leader({topic}/{partition})"),
+            Target::Controller => f.write_str("controller"),
+            Target::ZkLeader => f.write_str("zk-leader"),
+            Target::Coordinator(group) => write!(f, "coordinator({group})"),
+            Target::RandomBroker => f.write_str("random-broker"),
+            Target::RandomZk => f.write_str("random-zk"),
+            Target::RandomWriter => f.write_str("random-writer"),
+            Target::Killed => f.write_str("killed"),
+            Target::AllBrokers => f.write_str("all-brokers"),
+            Target::AllWriters => f.write_str("all-writers"),
+            Target::Halves => f.write_str("halves"),
+            Target::Bridge => f.write_str("bridge"),
+            Target::Isolate(inner) => write!(f, "isolate({inner})"),
+        }
+    }
+}
+
+/// `[nemesis]`: random faults drawn from the seed.
+#[derive(Clone, Debug)]
+pub struct Nemesis {
+    /// Non-empty, no repeats; only fault-injecting actions (the nemesis undoes its own faults).
+    pub actions: Vec<FaultAction>,
+    /// Time between faults, drawn uniformly from `min..=max`; `0 < min <= max`.
+    pub every: (Duration, Duration),
+}
+
+/// `[expect]`: for bug-zoo scenarios, the check that must fail on some seed.
+#[derive(Clone, Debug)]
+pub struct Expect {
+    /// A name from [`crate::check::CHECKS`].
+    pub fails: String,
+    /// Other checks that may fail alongside (each in `CHECKS`, none equal to `fails`).
+    pub tolerate: Vec<String>,
+}
+
+/// `[legacy]`: switches bringing back historical bugs (see the bug zoo). All off by default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Legacy {
+    /// `truncate-to-hw` (KIP-101).
+    pub truncate_to_hw: bool,
+    /// `offsets-for-leader-epoch-v0` (KIP-279).
+    pub offsets_for_leader_epoch_v0: bool,
+    /// `lenient-min-isr` (KIP-966).
+    pub lenient_min_isr: bool,
+    /// `unfenced-controller-writes` (KAFKA-6082).
+    pub unfenced_controller_writes: bool,
+    /// `no-broker-epoch` (KIP-380).
+    pub no_broker_epoch: bool,
+    /// `unfenced-offset-commits` (KAFKA-2017).
+    pub unfenced_offset_commits: bool,
+    /// `zk-diff-only-sync` (ZOOKEEPER-1154).
+    pub zk_diff_only_sync: bool,
+    /// `zk-ack-before-sync` (ZOOKEEPER-4646).
+    pub zk_ack_before_sync: bool,
+}

@@ -1,0 +1,242 @@
+//! Valid scenario files map to the model the simulator runs: names, counts, durations,
+//! configs, faults in time order with their lines, node names.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ksim::check::CHECKS;
+use ksim::scenario::{load, parse, BrokerConfig, FaultAction, Legacy, Scenario, SeedRange, Target};
+
+/// The contract's writer example, with faults deliberately out of time order.
+const WRITERS: &str = r#"name = "log-power-loss"
+about = "Writers append with fsync per record while the schedule kills, restarts and cuts power."
+duration = "30s"
+heal = "20s"
+seeds = "1..200"
+
+[cluster.broker]
+"log.segment.bytes" = 1048576
+"log.retention.ms" = -1
+
+[[writer]]
+count = 3
+rate = 200
+[writer.config]
+"log.flush.interval.messages" = 1
+"log.segment.bytes" = 65536
+
+[[writer]]
+count = 2
+rate = 50
+
+[[fault]]
+at = "12s"
+action = "restart"
+target = "killed"
+
+[[fault]]
+at = "5s"
+action = "power-loss"
+target = "writer-1"
+
+[[fault]]
+at = "5s"
+action = "kill"
+target = "random-writer"
+
+[[fault]]
+at = "30s"
+action = "pause"
+target = "all-writers"
+
+[[fault]]
+at = "250ms"
+action = "resume"
+target = "writer-5"
+
+[expect]
+fails = "lost-write"
+tolerate = ["inconsistent-offsets"]
+"#;
+
+fn writers() -> Scenario {
+    parse(
+        Path::new("sim-scenarios/log-power-loss.toml"),
+        WRITERS.as_bytes(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn top_level_values_map_to_the_model() {
+    let s = writers();
+    assert_eq!(s.name, "log-power-loss");
+    assert!(s.about.starts_with("Writers append"));
+    assert_eq!(s.duration, Duration::from_secs(30));
+    assert_eq!(s.heal, Duration::from_secs(20));
+    assert_eq!(
+        s.seeds,
+        SeedRange {
+            first: 1,
+            last: 200
+        }
+    );
+    assert_eq!(s.seeds.len(), 200);
+    assert_eq!(s.source, WRITERS, "the source is the exact file text");
+    assert_eq!(s.path, PathBuf::from("sim-scenarios/log-power-loss.toml"));
+    assert!(s.nemesis.is_none());
+    assert_eq!(s.legacy, Legacy::default());
+    assert!(s.topics.is_empty() && s.producers.is_empty() && s.consumers.is_empty());
+}
+
+#[test]
+fn writers_keep_their_counts_rates_and_log_config() {
+    let s = writers();
+    assert_eq!(s.writers.len(), 2);
+    assert_eq!((s.writers[0].count, s.writers[0].rate), (3, 200));
+    assert_eq!((s.writers[1].count, s.writers[1].rate), (2, 50));
+    assert_eq!(
+        s.writers[0].config,
+        BrokerConfig {
+            log_flush_interval_messages: Some(1),
+            log_segment_bytes: Some(65536),
+            ..BrokerConfig::default()
+        }
+    );
+    assert_eq!(s.writers[1].config, BrokerConfig::default());
+    // The writer's own settings win over [cluster.broker]; the rest comes from there.
+    assert_eq!(
+        s.writers[0].config.merged_over(&s.cluster.broker),
+        BrokerConfig {
+            log_flush_interval_messages: Some(1),
+            log_segment_bytes: Some(65536),
+            log_retention_ms: Some(-1),
+            ..BrokerConfig::default()
+        }
+    );
+}
+
+#[test]
+fn writers_are_numbered_across_tables_and_are_the_only_nodes() {
+    let s = writers();
+    let expected: Vec<String> = (1..=5).map(|i| format!("writer-{i}")).collect();
+    assert_eq!(s.writer_names(), expected);
+    assert_eq!(s.node_names(), expected);
+    assert_eq!((s.cluster.zookeepers, s.cluster.brokers), (0, 0));
+}
+
+#[test]
+fn faults_are_sorted_by_time_stably_and_remember_their_lines() {
+    let s = writers();
+    let summary: Vec<(u64, FaultAction, String, usize)> = s
+        .faults
+        .iter()
+        .map(|f| {
+            let target = f.target.as_ref().map(Target::to_string).unwrap_or_default();
+            (f.at.as_millis() as u64, f.action, target, f.line)
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (250, FaultAction::Resume, "writer-5".to_string(), 42),
+            (5_000, FaultAction::PowerLoss, "writer-1".to_string(), 27),
+            (5_000, FaultAction::Kill, "random-writer".to_string(), 32),
+            (12_000, FaultAction::Restart, "killed".to_string(), 22),
+            (30_000, FaultAction::Pause, "all-writers".to_string(), 37),
+        ]
+    );
+    for fault in &s.faults {
+        let line = WRITERS.lines().nth(fault.line - 1).unwrap();
+        assert_eq!(line, "[[fault]]");
+        assert!(fault.sides.is_none() && fault.rate.is_none());
+    }
+    assert_eq!(s.faults[1].target, Some(Target::Node("writer-1".into())));
+}
+
+#[test]
+fn expect_names_checks_of_the_contract() {
+    let expect = writers().expect.unwrap();
+    assert_eq!(expect.fails, "lost-write");
+    assert_eq!(expect.tolerate, vec!["inconsistent-offsets".to_string()]);
+    assert!(CHECKS.iter().any(|(name, _)| *name == expect.fails));
+}
+
+#[test]
+fn optional_keys_take_their_defaults() {
+    let text =
+        "name = \"minimal\"\nduration = \"0s\"\nheal = \"1m\"\n[[writer]]\ncount = 1\nrate = 1\n";
+    let s = parse(Path::new("minimal.toml"), text.as_bytes()).unwrap();
+    assert_eq!(s.about, "");
+    assert_eq!(s.duration, Duration::ZERO);
+    assert_eq!(s.heal, Duration::from_secs(60));
+    assert_eq!(
+        s.seeds,
+        SeedRange {
+            first: 1,
+            last: 100
+        },
+        "the contract's default range"
+    );
+    assert!(s.faults.is_empty() && s.expect.is_none());
+    assert_eq!(s.node_names(), vec!["writer-1".to_string()]);
+}
+
+#[test]
+fn a_fault_exactly_at_the_end_of_the_fault_phase_is_allowed() {
+    let text = "name = \"edge\"\nduration = \"10s\"\nheal = \"1s\"\nseeds = 7\n\
+                [[writer]]\ncount = 1\nrate = 1\n\
+                [[fault]]\nat = \"10000ms\"\naction = \"kill\"\ntarget = \"writer-1\"\n";
+    let s = parse(Path::new("edge.toml"), text.as_bytes()).unwrap();
+    assert_eq!(s.faults[0].at, s.duration);
+    assert_eq!(s.seeds, SeedRange { first: 7, last: 7 });
+}
+
+#[test]
+fn legacy_switches_that_are_off_are_accepted() {
+    let text = "name = \"legacy-off\"\nduration = \"1s\"\nheal = \"1s\"\n\
+                [[writer]]\ncount = 1\nrate = 1\n[legacy]\ntruncate-to-hw = false\n";
+    let s = parse(Path::new("legacy.toml"), text.as_bytes()).unwrap();
+    assert_eq!(s.legacy, Legacy::default());
+}
+
+#[test]
+fn load_reads_the_file_and_keeps_its_path() {
+    let dir = std::env::temp_dir().join(format!("ksim-scenario-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("writers.toml");
+    std::fs::write(&path, WRITERS).unwrap();
+    let s = load(&path).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(s.path, path);
+    assert_eq!(s.source, WRITERS);
+}
+
+/// Every scenario shipped in `sim-scenarios/` (recursively) loads. Vacuous while the
+/// directory is empty or missing, but it always walks it.
+#[test]
+fn every_shipped_scenario_loads() {
+    fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path.extension().is_some_and(|e| e == "toml") {
+                found.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("sim-scenarios"),
+        &mut files,
+    );
+    let failures: Vec<String> = files
+        .iter()
+        .filter_map(|path| load(path).err().map(|e| e.to_string()))
+        .collect();
+    assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
