@@ -186,7 +186,7 @@ fn filesystem_of(path: &Path) -> String {
         }
         if path.starts_with(fields[1]) {
             let len = fields[1].len();
-            if best.as_ref().map_or(true, |(l, _)| len > *l) {
+            if best.as_ref().is_none_or(|(l, _)| len > *l) {
                 best = Some((
                     len,
                     format!(
@@ -325,7 +325,16 @@ fn main() {
          The framing makes every write end mid-page, so each fdatasync rewrites the \
          previous batch's last page; (d') vs (c') is the cost of that alone.\n\n\
          ## Results\n\n{table}\n\
-         ## Targets\n\n{targets}\n",
+         ## Targets\n\n{targets}\n\
+         ## Reading these figures\n\n\
+         - The raw loops write a buffer built once; ksim copies every record into its batch \
+         (≈ 3.6 ms per 41 MB in perf) and computes CRC-32C (crc32c's SSE4.2 path, ≈ 15 GB/s), \
+         so about 70–75% of raw is the ceiling of any builder-plus-CRC design without fsync; \
+         the engine's own bookkeeping did not show up in perf.\n\
+         - fdatasync latency on a virtual disk varies several-fold between runs (see min/max): \
+         the fsync ratio has been seen between 87% and 107% across runs of the same code. \
+         Compare ratios within one run, never figures across runs.\n\
+         - commitlog's synced figure is not comparable: it does not fdatasync its data (see Method).\n",
         batches as f64 * batch_mb,
         fs = filesystem_of(&tmp),
         encoded_len = {

@@ -146,7 +146,7 @@ fn a_small_sweep_of_log_power_loss_passes_with_json_lines() {
         "sweep",
         POWER_LOSS,
         "--seeds",
-        "1..6",
+        "1..12",
         "--jobs",
         "2",
         "--json",
@@ -158,7 +158,7 @@ fn a_small_sweep_of_log_power_loss_passes_with_json_lines() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 6);
+    assert_eq!(lines.len(), 12);
     assert!(lines.iter().all(|v| v["verdict"] == "pass"));
     // Passing seeds keep only their verdict and report.
     assert!(dir.join("log-power-loss-3/verdict.json").is_file());

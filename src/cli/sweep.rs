@@ -179,18 +179,16 @@ pub fn cmd_sweep(scenario: &Scenario, options: SweepOptions) -> u8 {
     if !failing.is_empty() {
         out("failing seeds:".to_string());
         for run in &failing {
-            let what = if run.crash.is_some() {
-                "crash".to_string()
-            } else {
-                run.failed_checks().join(",")
+            let what = match &run.crash {
+                Some(crash) => format!("{} panicked: {}", crash.node, crash.message),
+                None => run.failed_checks().join(", "),
             };
             out(format!(
-                "  seed {:<6} {:<8} {:<28} replay: {}",
+                "  seed {:<6} {:<8} {what}",
                 run.seed,
-                run.verdict.name(),
-                what,
-                run.replay_command()
+                run.verdict.name()
             ));
+            out(format!("      replay: {}", run.replay_command()));
         }
     }
 

@@ -14,6 +14,12 @@
 //!   `sync_dir` covered is kept exactly: a log engine that syncs what it acknowledges loses
 //!   nothing, and one that does not can lose any unsynced suffix — which is the real
 //!   failure the checks look for (this follows FoundationDB's AsyncFileNonDurable).
+//! - **Power loss inside an fsync** ([`SimDisk::arm_power_loss`]): a power cut can strike
+//!   while a `sync` is in flight. Armed, the disk cuts the power at the next `sync` or
+//!   `sync_dir` call, before that sync takes effect, and the call fails — so the data the
+//!   caller was about to make durable is torn like any unsynced data, and the caller never
+//!   learns it was synced. Without this, a log that syncs inside `append` could only ever
+//!   lose power between appends, and torn tails of fsynced logs would never be exercised.
 //! - **Sync latency**: each `sync`/`sync_dir` adds a seeded delay to a debt that the node
 //!   shell sleeps off ([`SimDisk::take_sync_debt`]), so fsync-per-append costs simulated time.
 //!
@@ -116,6 +122,10 @@ struct State {
     next_inode: InodeId,
     sync_debt: Duration,
     stats: SimDiskStats,
+    /// The power goes at the next sync.
+    armed: bool,
+    /// What an armed power cut did, once it struck.
+    struck: Option<PowerLossReport>,
 }
 
 struct Inode {
@@ -200,6 +210,8 @@ impl SimDisk {
             next_inode: 1,
             sync_debt: Duration::ZERO,
             stats: SimDiskStats::default(),
+            armed: false,
+            struck: None,
         };
         state.scan(Path::new(""))?;
         Ok(SimDisk {
@@ -220,6 +232,22 @@ impl SimDisk {
     /// The power was cut: every unsynced change is kept, cut or torn per the seed.
     pub fn power_loss(&self) -> io::Result<PowerLossReport> {
         lock(&self.state).power_loss()
+    }
+
+    /// Arms a power cut for the next `sync` or `sync_dir`: it strikes before that sync
+    /// takes effect, and the sync fails. See [`SimDisk::disarm`].
+    pub fn arm_power_loss(&self) {
+        let mut state = lock(&self.state);
+        state.armed = true;
+        state.struck = None;
+    }
+
+    /// Disarms; returns what the armed power cut did if it struck (then the power is
+    /// already off: every handle is dead), or `None` if no sync came.
+    pub fn disarm(&self) -> Option<PowerLossReport> {
+        let mut state = lock(&self.state);
+        state.armed = false;
+        state.struck.take()
     }
 
     /// Simulated time owed for syncs since the last call; the shell sleeps it off.
@@ -374,7 +402,19 @@ impl State {
         Ok(())
     }
 
+    /// If armed, the power goes now, before the sync the caller is making.
+    fn strike_if_armed(&mut self) -> io::Result<()> {
+        if !self.armed {
+            return Ok(());
+        }
+        self.armed = false;
+        let report = self.power_loss()?;
+        self.struck = Some(report);
+        Err(io::Error::other("power lost during fsync"))
+    }
+
     fn power_loss(&mut self) -> io::Result<PowerLossReport> {
+        self.armed = false;
         self.generation += 1;
         self.stats.power_losses += 1;
         self.sync_debt = Duration::ZERO;
@@ -690,6 +730,7 @@ impl Disk for SimDisk {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = lock(&self.state);
+        state.strike_if_armed()?;
         let ops = state.dir_ops.remove(dir).unwrap_or_default();
         state.commit_dir_ops(ops)?;
         state.stats.dir_syncs += 1;
@@ -773,6 +814,8 @@ impl DiskFile for SimFile {
 
     fn sync(&mut self) -> io::Result<()> {
         let state = &mut *lock(&self.state);
+        self.live(state)?;
+        state.strike_if_armed()?;
         if let Some(inode) = self.live(state)? {
             inode.pending.clear();
         }
@@ -945,6 +988,34 @@ mod tests {
             }
         }
         assert!(back && untruncated);
+    }
+
+    #[test]
+    fn an_armed_power_cut_strikes_inside_the_next_fsync() {
+        let mut torn_or_lost = false;
+        for seed in 0..16 {
+            let d = disk(&format!("armed{seed}"), seed);
+            let mut f = d.create(Path::new("log")).unwrap();
+            f.append(&[7u8; 600]).unwrap();
+            f.sync().unwrap();
+            d.sync_dir(Path::new("")).unwrap();
+            d.arm_power_loss();
+            f.append(&[9u8; 1500]).unwrap();
+            let err = f.sync().expect_err("the sync in flight fails");
+            assert!(err.to_string().contains("power lost"));
+            let report = d.disarm().expect("the cut struck");
+            assert!(f.append(b"x").is_err(), "the power is off for old handles");
+            let after = content(&d, "log").unwrap();
+            assert_eq!(&after[..600], &[7u8; 600][..], "synced bytes survive");
+            torn_or_lost |= report.bytes_lost() > 0;
+        }
+        assert!(torn_or_lost, "the batch being synced was never torn");
+        let d = disk("unarmed", 1);
+        d.arm_power_loss();
+        assert_eq!(d.disarm(), None, "no sync came: nothing struck");
+        let mut f = d.create(Path::new("x")).unwrap();
+        f.append(b"1").unwrap();
+        f.sync().unwrap();
     }
 
     #[test]

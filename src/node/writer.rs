@@ -11,7 +11,7 @@
 use super::{now_epoch_ms, pay_sync_debt};
 use crate::disk::SimDisk;
 use crate::log::{BatchBuilder, BatchMeta, LeaderEpoch, Log, LogConfig, Offset};
-use crate::sim::{sim_now_us, Op, Progress, Recorder};
+use crate::sim::{run_rng, sim_now_us, Op, Progress, Recorder};
 use rand::Rng;
 use serde_json::json;
 use std::path::Path;
@@ -76,7 +76,7 @@ impl WriterNode {
         self.progress.ready(&self.name);
 
         let period = Duration::from_secs_f64(1.0 / f64::from(self.rate.max(1)));
-        let mut rng = madsim::rand::thread_rng();
+        let mut rng = run_rng();
         let mut last_flush_us = sim_now_us();
         let mut last_retention_us = sim_now_us();
         for seq in 1u64.. {

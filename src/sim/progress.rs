@@ -60,7 +60,7 @@ impl Progress {
         let inner = self.lock();
         nodes
             .iter()
-            .filter(|n| !inner.last_ack.get(*n).is_some_and(|&at| at >= since_us))
+            .filter(|n| inner.last_ack.get(*n).is_none_or(|&at| at < since_us))
             .cloned()
             .collect()
     }

@@ -12,6 +12,7 @@
 
 use super::guard::guarded;
 use super::progress::Progress;
+use super::run_rng;
 use super::trace::{sim_now_us, Recorder};
 use crate::disk::{SimDisk, SimDiskConfig};
 use crate::node::{log_config, writer::WriterNode, writers};
@@ -28,6 +29,8 @@ use tracing::Instrument;
 
 /// How long setup may take before the fault phase starts anyway.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for a power cut to land inside an fsync (see `strike_window`).
+const STRIKE_WINDOW: Duration = Duration::from_millis(10);
 /// Granularity of the world's waits: how soon it notices a crash or convergence.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -110,7 +113,7 @@ impl World {
             if !self.wait_until(start + fault.at).await {
                 return self.stop(outcome);
             }
-            self.execute(fault);
+            self.execute(fault).await;
         }
         if !self.wait_until(start + self.scenario.duration).await {
             return self.stop(outcome);
@@ -134,7 +137,7 @@ impl World {
     async fn setup(&mut self) {
         self.phase("setup", SETUP_TIMEOUT);
         let since = sim_now_us();
-        let mut rng = madsim::rand::thread_rng();
+        let mut rng = run_rng();
         let plans = writers(&self.scenario);
         let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
         for plan in plans {
@@ -207,8 +210,11 @@ impl World {
         }
     }
 
-    fn execute(&mut self, fault: &Fault) {
+    async fn execute(&mut self, fault: &Fault) {
         let targets = self.resolve(fault.target.as_ref());
+        if fault.action == FaultAction::PowerLoss {
+            self.strike_window(&targets).await;
+        }
         let mut effects = Vec::new();
         for &index in &targets {
             let effect = match fault.action {
@@ -233,6 +239,26 @@ impl World {
         );
     }
 
+    /// A power cut lands at an arbitrary instant, which may be inside an fsync: the disks
+    /// of running targets are armed for a seeded window of up to [`STRIKE_WINDOW`]; a
+    /// node that syncs meanwhile loses power inside that sync. One window for all
+    /// targets: a correlated cut is one event.
+    async fn strike_window(&self, targets: &[usize]) {
+        let running: Vec<usize> = targets
+            .iter()
+            .copied()
+            .filter(|&i| self.nodes[i].state == NodeState::Up)
+            .collect();
+        if running.is_empty() {
+            return;
+        }
+        for &index in &running {
+            self.nodes[index].disk.arm_power_loss();
+        }
+        let window_us = run_rng().gen_range(0..=STRIKE_WINDOW.as_micros() as u64);
+        madsim::time::sleep(Duration::from_micros(window_us)).await;
+    }
+
     /// The nodes a target names, in creation order.
     fn resolve(&self, target: Option<&Target>) -> Vec<usize> {
         let writers = |node: &SimNode| node.name.starts_with("writer-");
@@ -250,7 +276,7 @@ impl World {
                 if candidates.is_empty() {
                     return candidates;
                 }
-                let pick = madsim::rand::thread_rng().gen_range(0..candidates.len());
+                let pick = run_rng().gen_range(0..candidates.len());
                 vec![candidates[pick]]
             }
             // The scenario parser rejects every other target until its feature exists.
@@ -287,23 +313,30 @@ impl World {
     }
 
     /// Cuts the node's power: the process dies and its disk loses what was not durable.
-    /// A node already down still loses its page cache.
+    /// A node already down still loses its page cache. If the cut already struck inside
+    /// an fsync during the strike window, that is the cut.
     fn power_loss(&mut self, index: usize) -> serde_json::Value {
         let was = self.nodes[index].state;
+        let struck = self.nodes[index].disk.disarm();
         if was != NodeState::Down {
             self.kill(index);
         }
         let node = &mut self.nodes[index];
-        match node.disk.power_loss() {
-            Ok(report) => json!({
-                "was": was.name(),
-                "bytes_lost": report.bytes_lost(),
-                "files": report.effects.iter().map(|e| json!({
-                    "path": e.path, "outcome": e.outcome, "bytes_lost": e.bytes_lost
-                })).collect::<Vec<_>>(),
-            }),
-            Err(error) => panic!("power loss of {} failed: {error}", node.name),
-        }
+        let (report, inside_fsync) = match struck {
+            Some(report) => (report, true),
+            None => match node.disk.power_loss() {
+                Ok(report) => (report, false),
+                Err(error) => panic!("power loss of {} failed: {error}", node.name),
+            },
+        };
+        json!({
+            "was": was.name(),
+            "inside_fsync": inside_fsync,
+            "bytes_lost": report.bytes_lost(),
+            "files": report.effects.iter().map(|e| json!({
+                "path": e.path, "outcome": e.outcome, "bytes_lost": e.bytes_lost
+            })).collect::<Vec<_>>(),
+        })
     }
 
     fn pause(&mut self, index: usize) -> serde_json::Value {
