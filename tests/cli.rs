@@ -244,3 +244,19 @@ fn list_shows_every_scenario_with_its_about() {
     );
     assert!(!text.contains("(invalid"), "{text}");
 }
+
+#[test]
+fn a_heal_bound_too_short_to_meet_is_a_liveness_verdict_exit_3() {
+    let dir = scratch("liveness");
+    let text = std::fs::read_to_string(POWER_LOSS)
+        .unwrap()
+        .replace("name = \"log-power-loss\"", "name = \"impatient\"")
+        .replace("heal = \"20s\"", "heal = \"1ms\"");
+    let path = dir.join("impatient.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = run(path.to_str().unwrap(), 3, &dir.join("run"));
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.contains("check converges"), "{text}");
+    assert!(last_line(&text).starts_with("verdict: liveness scenario=impatient seed=3"));
+}

@@ -143,6 +143,12 @@ pub fn inconsistent_offsets(
             violations.push(v);
             continue;
         }
+        // The final log is what the nodes left when the run stopped them.
+        let stopped_us = input
+            .events
+            .iter()
+            .rfind(|e| e.node == "world" && e.kind == "stop")
+            .map_or(0, |e| e.at_us);
         let mut gaps = Findings::new(
             "inconsistent-offsets",
             node,
@@ -152,7 +158,7 @@ pub fn inconsistent_offsets(
         for (offset, _) in &log.records {
             if *offset != expected {
                 gaps.add(
-                    input.history.last().map_or(0, |e| e.at_us),
+                    stopped_us,
                     format!("offset {offset} where {expected} was due"),
                 );
             }
@@ -160,7 +166,7 @@ pub fn inconsistent_offsets(
         }
         if expected != log.log_end {
             gaps.add(
-                0,
+                stopped_us,
                 format!(
                     "records end at {expected} but the log end offset is {}",
                     log.log_end
@@ -276,4 +282,189 @@ pub fn converges(input: &CheckInput<'_>) -> Vec<Violation> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each check fires on a hand-made history that breaks its rule, and stays quiet on one
+    //! that keeps it: the checkers can fail.
+    use super::*;
+    use crate::scenario::{parse, Scenario};
+    use crate::sim::{Event, HistoryEntry};
+    use serde_json::Value;
+    use std::path::Path;
+
+    fn scenario() -> Scenario {
+        let text = "name = \"t\"\nduration = \"10s\"\nheal = \"5s\"\n\
+                    [[writer]]\ncount = 2\nrate = 10\n";
+        parse(Path::new("t.toml"), text.as_bytes()).unwrap()
+    }
+
+    fn ok(at_us: u64, node: &str, value: &str, offset: u64) -> HistoryEntry {
+        HistoryEntry {
+            at_us,
+            node: node.into(),
+            op: Op::AppendOk {
+                value: value.into(),
+                offset,
+            },
+        }
+    }
+
+    fn read(at_us: u64, node: &str, from: u64, records: &[(u64, &str)]) -> HistoryEntry {
+        HistoryEntry {
+            at_us,
+            node: node.into(),
+            op: Op::Read {
+                from,
+                records: records.iter().map(|(o, v)| (*o, v.to_string())).collect(),
+            },
+        }
+    }
+
+    fn world(at_us: u64, kind: &str) -> Event {
+        Event {
+            at_us,
+            node: "world".into(),
+            kind: kind.into(),
+            detail: Value::Null,
+        }
+    }
+
+    fn final_log(start: u64, records: &[(u64, &str)]) -> FinalLog {
+        FinalLog {
+            log_start: start,
+            log_end: records.last().map_or(start, |(o, _)| o + 1),
+            records: records.iter().map(|(o, v)| (*o, v.to_string())).collect(),
+            ..FinalLog::default()
+        }
+    }
+
+    fn logs(w1: FinalLog) -> BTreeMap<String, FinalLog> {
+        [
+            ("writer-1".to_string(), w1),
+            ("writer-2".to_string(), final_log(0, &[])),
+        ]
+        .into()
+    }
+
+    fn input<'a>(
+        s: &'a Scenario,
+        events: &'a [Event],
+        history: &'a [HistoryEntry],
+    ) -> CheckInput<'a> {
+        CheckInput {
+            scenario: s,
+            events,
+            history,
+            run_dir: Path::new("/nonexistent"),
+        }
+    }
+
+    #[test]
+    fn lost_write_fires_for_an_acknowledged_record_missing_from_the_final_log() {
+        let s = scenario();
+        let history = [ok(10, "writer-1", "a", 0), ok(20, "writer-1", "b", 1)];
+        let found = lost_write(&input(&s, &[], &history), &logs(final_log(0, &[(0, "a")])));
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].detail.contains("b acknowledged at offset 1"),
+            "{}",
+            found[0].detail
+        );
+        assert_eq!(found[0].node.as_deref(), Some("writer-1"));
+
+        let kept = lost_write(
+            &input(&s, &[], &history),
+            &logs(final_log(0, &[(0, "a"), (1, "b")])),
+        );
+        assert!(kept.is_empty());
+        // Retention deleted offset 0: not a loss.
+        let retained = lost_write(&input(&s, &[], &history), &logs(final_log(1, &[(1, "b")])));
+        assert!(retained.is_empty());
+    }
+
+    #[test]
+    fn an_unreadable_final_log_is_reported_not_passed() {
+        let s = scenario();
+        let broken = FinalLog {
+            error: Some("corrupt below the recovery point".into()),
+            ..FinalLog::default()
+        };
+        let found = lost_write(&input(&s, &[], &[]), &logs(broken));
+        assert_eq!(found.len(), 1);
+        assert!(found[0].detail.contains("cannot be read back"));
+    }
+
+    #[test]
+    fn inconsistent_offsets_fires_on_reads_that_disagree_and_on_gaps() {
+        let s = scenario();
+        let events = [world(900, "stop")];
+        let history = [
+            read(10, "writer-1", 0, &[(0, "a"), (1, "b")]),
+            read(20, "writer-1", 1, &[(1, "c")]),
+        ];
+        let found = inconsistent_offsets(
+            &input(&s, &events, &history),
+            &logs(final_log(0, &[(0, "a"), (1, "b")])),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].detail.contains("offset 1: read b at"),
+            "{}",
+            found[0].detail
+        );
+
+        let agreeing = [read(10, "writer-1", 0, &[(0, "a"), (1, "b")])];
+        assert!(inconsistent_offsets(
+            &input(&s, &events, &agreeing),
+            &logs(final_log(0, &[(0, "a"), (1, "b")]))
+        )
+        .is_empty());
+
+        let mut gappy = final_log(0, &[(0, "a"), (2, "c")]);
+        gappy.log_end = 3;
+        let found = inconsistent_offsets(&input(&s, &events, &[]), &logs(gappy));
+        assert_eq!(found.len(), 1);
+        assert!(found[0].detail.contains("offset 2 where 1 was due"));
+        assert_eq!(found[0].at_ms, Some(0), "at the stop: 900 µs");
+
+        // An acknowledged record found at another offset than acknowledged.
+        let moved = [ok(10, "writer-1", "b", 5)];
+        let found = inconsistent_offsets(
+            &input(&s, &events, &moved),
+            &logs(final_log(0, &[(0, "a"), (1, "b")])),
+        );
+        assert_eq!(found.len(), 1);
+        assert!(found[0].detail.contains("holds it at 1"));
+    }
+
+    #[test]
+    fn converges_fires_for_a_writer_silent_after_the_heal() {
+        let s = scenario();
+        let events = [world(1_000_000, "heal")];
+        let history = [
+            ok(500_000, "writer-2", "old", 0),
+            ok(1_200_000, "writer-1", "new", 1),
+        ];
+        let found = converges(&input(&s, &events, &history));
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].node.as_deref(), Some("writer-2"));
+
+        // An acknowledgement after the bound (heal + 5s) does not count.
+        let late = [
+            ok(1_200_000, "writer-1", "x", 1),
+            ok(6_100_000, "writer-2", "y", 1),
+        ];
+        assert_eq!(converges(&input(&s, &events, &late)).len(), 1);
+
+        let both = [
+            ok(1_200_000, "writer-1", "x", 1),
+            ok(1_300_000, "writer-2", "y", 1),
+        ];
+        assert!(converges(&input(&s, &events, &both)).is_empty());
+
+        // No heal at all (the run ended early): not converged.
+        assert_eq!(converges(&input(&s, &[], &both)).len(), 1);
+    }
 }

@@ -6,6 +6,8 @@
 //! depends on wall time, task ids, paths or hash order (JSON objects are sorted maps), so
 //! the same binary, scenario and seed give the same hash in any process.
 //!
+//! Every entry is also logged (events at info, history at debug) to the run's `ksim.log`.
+//!
 //! Checkers see only what is recorded here (and the final logs on disk): events are what
 //! nodes announce, history is what clients were told.
 
@@ -123,6 +125,11 @@ impl Recorder {
             detail,
         };
         let line = serde_json::to_vec(&event).expect("events serialize");
+        if event.detail.is_null() {
+            tracing::info!("{node} {kind}");
+        } else {
+            tracing::info!("{node} {kind} {}", event.detail);
+        }
         let mut inner = self.lock();
         inner.hash.write(b"E");
         inner.hash.write(&line);
@@ -137,6 +144,12 @@ impl Recorder {
             op,
         };
         let line = serde_json::to_vec(&entry).expect("history serializes");
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug!(
+                "{node} {}",
+                serde_json::to_string(&entry.op).unwrap_or_default()
+            );
+        }
         let mut inner = self.lock();
         inner.hash.write(b"H");
         inner.hash.write(&line);

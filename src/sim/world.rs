@@ -25,7 +25,6 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::Instrument;
 
 /// How long setup may take before the fault phase starts anyway.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -159,19 +158,17 @@ impl World {
                 incarnations: AtomicU64::new(0),
             });
             let (recorder, progress) = (self.recorder.clone(), self.progress.clone());
-            let span_name = name.clone();
             let id = self
                 .handle
                 .create_node()
                 .name(name.clone())
                 .init(move || {
                     let node = node.clone();
-                    let span = tracing::info_span!("node", name = %span_name);
                     guarded(
                         node.name.clone(),
                         recorder.clone(),
                         progress.clone(),
-                        node.run().instrument(span),
+                        node.run(),
                     )
                 })
                 .build()
