@@ -14,7 +14,7 @@ mod world;
 
 pub use progress::{Crash, Progress};
 pub use trace::{sim_now_us, Event, HistoryEntry, Op, Recorder};
-pub use world::{action_name, target_name, WorldOutcome};
+pub use world::WorldOutcome;
 
 use crate::scenario::Scenario;
 use std::fs;

@@ -228,8 +228,8 @@ impl World {
             "world",
             "fault",
             json!({
-                "action": action_name(fault.action),
-                "target": fault.target.as_ref().map(target_name),
+                "action": fault.action.name(),
+                "target": fault.target.as_ref().map(Target::to_string),
                 "line": fault.line,
                 "nodes": effects,
             }),
@@ -402,41 +402,5 @@ impl World {
         outcome.stopped_at_us = sim_now_us();
         self.recorder.event("world", "stop", json!({}));
         outcome
-    }
-}
-
-/// The contract's name of a fault action.
-pub fn action_name(action: FaultAction) -> &'static str {
-    match action {
-        FaultAction::Kill => "kill",
-        FaultAction::Restart => "restart",
-        FaultAction::PowerLoss => "power-loss",
-        FaultAction::Pause => "pause",
-        FaultAction::Resume => "resume",
-        FaultAction::Partition => "partition",
-        FaultAction::Heal => "heal",
-        FaultAction::Clog => "clog",
-        FaultAction::Unclog => "unclog",
-        FaultAction::Loss => "loss",
-    }
-}
-
-/// The contract's spelling of a target.
-pub fn target_name(target: &Target) -> String {
-    match target {
-        Target::Node(name) => name.clone(),
-        Target::Leader { topic, partition } => format!("leader({topic}/{partition})"),
-        Target::Controller => "controller".into(),
-        Target::ZkLeader => "zk-leader".into(),
-        Target::Coordinator(group) => format!("coordinator({group})"),
-        Target::RandomBroker => "random-broker".into(),
-        Target::RandomZk => "random-zk".into(),
-        Target::RandomWriter => "random-writer".into(),
-        Target::Killed => "killed".into(),
-        Target::AllBrokers => "all-brokers".into(),
-        Target::AllWriters => "all-writers".into(),
-        Target::Halves => "halves".into(),
-        Target::Bridge => "bridge".into(),
-        Target::Isolate(inner) => format!("isolate({})", target_name(inner)),
     }
 }
