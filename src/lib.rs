@@ -10,3 +10,4 @@ pub mod node;
 pub mod report;
 pub mod scenario;
 pub mod sim;
+pub mod zk;
