@@ -1,0 +1,357 @@
+//! Leader election, after ZooKeeper's fast leader election (FLE).
+//!
+//! Owns: one election round of a LOOKING server — its vote, the votes it has received, and
+//! when to decide. A server starts with a vote for itself and adopts any better vote it
+//! hears (better = higher (epoch, last zxid, id): the newest history wins). It decides once a
+//! quorum agrees with its vote and no better vote arrived within a short finalize wait; or,
+//! joining an ensemble that already elected, once a quorum of servers outside the election
+//! report the same leader and that leader itself reports LEADING.
+//!
+//! Pure: time is an argument; messages come out as return values. Losing messages is fine:
+//! notifications are re-broadcast with backoff until the election ends.
+//!
+//! Simplifications vs ZooKeeper: no observers or weighted quorums; a LEADING/FOLLOWING
+//! notification from the current round counts toward the quorum like a LOOKING one.
+
+use super::proto::{PeerMessage, PeerState, Vote};
+use super::types::ServerId;
+use std::collections::BTreeMap;
+
+/// How long a quorum for our vote must stand before we decide (ZooKeeper's finalizeWait).
+pub const FINALIZE_WAIT_MS: u64 = 200;
+/// First re-broadcast interval; doubles up to [`MAX_NOTIFICATION_INTERVAL_MS`].
+pub const NOTIFICATION_INTERVAL_MS: u64 = 200;
+/// Longest re-broadcast interval.
+pub const MAX_NOTIFICATION_INTERVAL_MS: u64 = 1600;
+
+/// The outcome of an election.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// This server leads.
+    Lead,
+    /// This server follows that one.
+    Follow(ServerId),
+}
+
+/// One LOOKING server's election.
+#[derive(Clone, Debug)]
+pub struct Election {
+    me: ServerId,
+    servers: Vec<ServerId>,
+    quorum: usize,
+    round: u64,
+    initial: Vote,
+    vote: Vote,
+    /// Votes of this round, by sender (including our own).
+    received: BTreeMap<ServerId, Vote>,
+    /// What servers outside the election (following or leading) report.
+    outside: BTreeMap<ServerId, (Vote, PeerState)>,
+    decide_at_ms: Option<u64>,
+    next_broadcast_ms: u64,
+    interval_ms: u64,
+}
+
+/// Messages to send: `(to, message)`.
+pub type Outbox = Vec<(ServerId, PeerMessage)>;
+
+impl Election {
+    /// Starts round `round` voting for ourselves; returns the first broadcast.
+    pub fn start(
+        me: ServerId,
+        servers: &[ServerId],
+        round: u64,
+        initial: Vote,
+        now_ms: u64,
+    ) -> (Election, Outbox) {
+        assert_eq!(initial.leader, me, "a server first votes for itself");
+        let mut election = Election {
+            me,
+            servers: servers.to_vec(),
+            quorum: servers.len() / 2 + 1,
+            round,
+            initial,
+            vote: initial,
+            received: BTreeMap::from([(me, initial)]),
+            outside: BTreeMap::new(),
+            decide_at_ms: None,
+            next_broadcast_ms: now_ms + NOTIFICATION_INTERVAL_MS,
+            interval_ms: NOTIFICATION_INTERVAL_MS,
+        };
+        let outbox = election.broadcast();
+        let decision = election.check_quorum(now_ms);
+        debug_assert!(decision.is_none());
+        (election, outbox)
+    }
+
+    /// The current round.
+    pub fn round(&self) -> u64 {
+        self.round
+    }
+
+    /// Our current vote.
+    pub fn vote(&self) -> Vote {
+        self.vote
+    }
+
+    fn notification(&self) -> PeerMessage {
+        PeerMessage::Notification {
+            round: self.round,
+            vote: self.vote,
+            state: PeerState::Looking,
+        }
+    }
+
+    fn broadcast(&self) -> Outbox {
+        self.servers
+            .iter()
+            .filter(|&&s| s != self.me)
+            .map(|&s| (s, self.notification()))
+            .collect()
+    }
+
+    /// A notification from `from`.
+    pub fn on_notification(
+        &mut self,
+        from: ServerId,
+        round: u64,
+        vote: Vote,
+        state: PeerState,
+        now_ms: u64,
+    ) -> (Outbox, Option<Decision>) {
+        let mut outbox = Vec::new();
+        if from == self.me || !self.servers.contains(&from) {
+            return (outbox, None);
+        }
+        match state {
+            PeerState::Looking => {
+                if round > self.round {
+                    // A newer round: start over in it, from our own vote or theirs.
+                    self.round = round;
+                    self.received.clear();
+                    self.vote = if vote.beats(&self.initial) {
+                        vote
+                    } else {
+                        self.initial
+                    };
+                    self.received.insert(self.me, self.vote);
+                    self.decide_at_ms = None;
+                    outbox = self.broadcast();
+                } else if round < self.round {
+                    // An older round: tell the sender where we are.
+                    outbox.push((from, self.notification()));
+                    return (outbox, None);
+                } else if vote.beats(&self.vote) {
+                    self.vote = vote;
+                    self.received.insert(self.me, vote);
+                    self.decide_at_ms = None;
+                    outbox = self.broadcast();
+                }
+                self.received.insert(from, vote);
+                (outbox, self.check_quorum(now_ms))
+            }
+            PeerState::Following | PeerState::Leading => {
+                self.outside.insert(from, (vote, state));
+                if round == self.round {
+                    self.received.insert(from, vote);
+                    if self.count(&self.received, &vote) >= self.quorum
+                        && self.leader_confirmed(&vote)
+                    {
+                        return (outbox, Some(self.decision(vote)));
+                    }
+                }
+                // Joining an ensemble that already decided: a quorum outside the election
+                // names the same leader, and that leader says it leads.
+                if self.count_outside(&vote) >= self.quorum && self.leader_confirmed(&vote) {
+                    self.round = round;
+                    return (outbox, Some(self.decision(vote)));
+                }
+                (outbox, None)
+            }
+        }
+    }
+
+    /// Re-broadcasts with backoff, and decides once the finalize wait has passed.
+    pub fn tick(&mut self, now_ms: u64) -> (Outbox, Option<Decision>) {
+        let mut outbox = Vec::new();
+        if now_ms >= self.next_broadcast_ms {
+            outbox = self.broadcast();
+            self.interval_ms = (self.interval_ms * 2).min(MAX_NOTIFICATION_INTERVAL_MS);
+            self.next_broadcast_ms = now_ms + self.interval_ms;
+        }
+        if let Some(at) = self.decide_at_ms {
+            if now_ms >= at && self.count(&self.received, &self.vote) >= self.quorum {
+                return (outbox, Some(self.decision(self.vote)));
+            }
+        }
+        (outbox, None)
+    }
+
+    fn check_quorum(&mut self, now_ms: u64) -> Option<Decision> {
+        if self.count(&self.received, &self.vote) >= self.quorum {
+            self.decide_at_ms.get_or_insert(now_ms + FINALIZE_WAIT_MS);
+        } else {
+            self.decide_at_ms = None;
+        }
+        None
+    }
+
+    fn count(&self, votes: &BTreeMap<ServerId, Vote>, vote: &Vote) -> usize {
+        votes
+            .values()
+            .filter(|v| v.leader == vote.leader && v.epoch == vote.epoch)
+            .count()
+    }
+
+    fn count_outside(&self, vote: &Vote) -> usize {
+        self.outside
+            .values()
+            .filter(|(v, _)| v.leader == vote.leader && v.epoch == vote.epoch)
+            .count()
+    }
+
+    /// The proposed leader is ourselves, or reports LEADING itself.
+    fn leader_confirmed(&self, vote: &Vote) -> bool {
+        vote.leader == self.me
+            || self
+                .outside
+                .get(&vote.leader)
+                .is_some_and(|(_, state)| *state == PeerState::Leading)
+    }
+
+    fn decision(&self, vote: Vote) -> Decision {
+        if vote.leader == self.me {
+            Decision::Lead
+        } else {
+            Decision::Follow(vote.leader)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zk::types::{Epoch, Zxid};
+
+    fn ids(n: u64) -> Vec<ServerId> {
+        (1..=n).map(ServerId).collect()
+    }
+
+    fn vote(leader: u64, zxid: u64, epoch: u32) -> Vote {
+        Vote {
+            leader: ServerId(leader),
+            zxid: Zxid(zxid),
+            epoch: Epoch(epoch),
+        }
+    }
+
+    #[test]
+    fn votes_prefer_the_newest_epoch_then_zxid_then_id() {
+        assert!(vote(1, 0, 2).beats(&vote(3, 99, 1)), "epoch first");
+        assert!(vote(1, 5, 1).beats(&vote(3, 4, 1)), "then the last zxid");
+        assert!(vote(3, 5, 1).beats(&vote(1, 5, 1)), "then the id");
+    }
+
+    #[test]
+    fn a_server_adopts_a_better_vote_and_rebroadcasts() {
+        let (mut e, out) = Election::start(ServerId(1), &ids(3), 1, vote(1, 10, 1), 0);
+        assert_eq!(out.len(), 2, "first broadcast to both peers");
+        let (out, decided) =
+            e.on_notification(ServerId(2), 1, vote(2, 20, 1), PeerState::Looking, 5);
+        assert_eq!(e.vote().leader, ServerId(2));
+        assert_eq!(out.len(), 2);
+        assert_eq!(
+            decided, None,
+            "a quorum must stand for the finalize wait first"
+        );
+        // Server 1 and 2 agree on 2: quorum of 3. Decide after the finalize wait.
+        assert_eq!(e.tick(5 + FINALIZE_WAIT_MS - 1).1, None);
+        assert_eq!(
+            e.tick(5 + FINALIZE_WAIT_MS).1,
+            Some(Decision::Follow(ServerId(2)))
+        );
+    }
+
+    #[test]
+    fn a_worse_vote_does_not_change_ours_and_a_quorum_for_ourselves_means_lead() {
+        let (mut e, _) = Election::start(ServerId(3), &ids(3), 1, vote(3, 10, 1), 0);
+        let (out, _) = e.on_notification(ServerId(1), 1, vote(1, 9, 1), PeerState::Looking, 1);
+        assert!(out.is_empty(), "nothing new to say");
+        assert_eq!(e.vote().leader, ServerId(3));
+        let (_, _) = e.on_notification(ServerId(1), 1, vote(3, 10, 1), PeerState::Looking, 2);
+        assert_eq!(e.tick(2 + FINALIZE_WAIT_MS).1, Some(Decision::Lead));
+    }
+
+    #[test]
+    fn a_better_vote_during_the_finalize_wait_restarts_it() {
+        let (mut e, _) = Election::start(ServerId(1), &ids(5), 1, vote(1, 10, 1), 0);
+        e.on_notification(ServerId(2), 1, vote(1, 10, 1), PeerState::Looking, 1);
+        e.on_notification(ServerId(3), 1, vote(1, 10, 1), PeerState::Looking, 1);
+        e.on_notification(ServerId(4), 1, vote(4, 11, 1), PeerState::Looking, 50);
+        assert_eq!(e.vote().leader, ServerId(4));
+        assert_eq!(e.tick(1 + FINALIZE_WAIT_MS).1, None, "no quorum for 4 yet");
+    }
+
+    #[test]
+    fn a_newer_round_resets_the_votes() {
+        let (mut e, _) = Election::start(ServerId(1), &ids(3), 1, vote(1, 10, 1), 0);
+        e.on_notification(ServerId(2), 1, vote(1, 10, 1), PeerState::Looking, 1);
+        let (out, _) = e.on_notification(ServerId(3), 7, vote(3, 5, 1), PeerState::Looking, 2);
+        assert_eq!(e.round(), 7);
+        assert_eq!(
+            e.vote().leader,
+            ServerId(1),
+            "our own vote is better than 3's"
+        );
+        assert_eq!(out.len(), 2);
+        // 2's vote was for round 1: it no longer counts.
+        assert_eq!(e.tick(2 + FINALIZE_WAIT_MS).1, None);
+    }
+
+    #[test]
+    fn an_older_round_gets_our_notification_back() {
+        let (mut e, _) = Election::start(ServerId(1), &ids(3), 4, vote(1, 10, 1), 0);
+        let (out, decided) =
+            e.on_notification(ServerId(2), 2, vote(2, 99, 9), PeerState::Looking, 1);
+        assert_eq!(
+            out,
+            vec![(
+                ServerId(2),
+                PeerMessage::Notification {
+                    round: 4,
+                    vote: vote(1, 10, 1),
+                    state: PeerState::Looking
+                }
+            )]
+        );
+        assert_eq!(decided, None);
+        assert_eq!(e.vote().leader, ServerId(1));
+    }
+
+    #[test]
+    fn a_rejoining_server_follows_the_established_leader() {
+        // Servers 2 (leading) and 3 (following 2) already elected in round 5.
+        let (mut e, _) = Election::start(ServerId(1), &ids(3), 1, vote(1, 50, 2), 0);
+        let (_, decided) =
+            e.on_notification(ServerId(3), 5, vote(2, 40, 2), PeerState::Following, 1);
+        assert_eq!(decided, None, "the leader has not confirmed it leads");
+        let (_, decided) = e.on_notification(ServerId(2), 5, vote(2, 40, 2), PeerState::Leading, 2);
+        assert_eq!(decided, Some(Decision::Follow(ServerId(2))));
+    }
+
+    #[test]
+    fn notifications_are_rebroadcast_with_backoff() {
+        let (mut e, _) = Election::start(ServerId(1), &ids(3), 1, vote(1, 1, 1), 0);
+        assert!(e.tick(NOTIFICATION_INTERVAL_MS - 1).0.is_empty());
+        assert_eq!(e.tick(NOTIFICATION_INTERVAL_MS).0.len(), 2);
+        let next = NOTIFICATION_INTERVAL_MS + 2 * NOTIFICATION_INTERVAL_MS;
+        assert!(e.tick(next - 1).0.is_empty());
+        assert_eq!(e.tick(next).0.len(), 2);
+    }
+
+    #[test]
+    fn a_lone_server_of_one_leads() {
+        let (mut e, out) = Election::start(ServerId(1), &ids(1), 1, vote(1, 0, 0), 0);
+        assert!(out.is_empty());
+        assert_eq!(e.tick(FINALIZE_WAIT_MS).1, Some(Decision::Lead));
+    }
+}
