@@ -226,7 +226,7 @@ pub fn inconsistent_offsets(
                         }
                     }
                 }
-                Op::Append { .. } => {}
+                _ => {}
             }
         }
         violations.extend(disagree.into_violation());

@@ -87,6 +87,34 @@ pub trait DiskFile {
     }
 }
 
+/// Atomically replaces `path` with `bytes`: write `<path>.tmp`, sync it, rename it over
+/// `path`, sync the directory. After a crash or power cut, `path` holds either the old or
+/// the new content, whole.
+pub fn write_atomic<D: Disk>(disk: &D, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = tmp_path(path);
+    let mut file = disk.create(&tmp)?;
+    file.write_at(0, bytes)?;
+    file.sync()?;
+    drop(file);
+    disk.rename(&tmp, path)?;
+    disk.sync_dir(path.parent().unwrap_or(Path::new("")))
+}
+
+/// The whole content of `path`.
+pub fn read_whole<D: Disk>(disk: &D, path: &Path) -> io::Result<Vec<u8>> {
+    let file = disk.open(path)?;
+    let mut bytes = vec![0u8; file.len() as usize];
+    file.read_exact_at(0, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// `<path>.tmp`: where [`write_atomic`] stages a new version (garbage after a crash).
+pub fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".tmp");
+    PathBuf::from(name)
+}
+
 /// A disk backed directly by `std::fs` under a root directory.
 #[derive(Clone, Debug)]
 pub struct FsDisk {

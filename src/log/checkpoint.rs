@@ -8,8 +8,8 @@
 //! directory is synced. A leftover `.tmp` is garbage (the log deletes it on open).
 
 use super::LogError;
-use crate::disk::{Disk, DiskFile};
-use std::path::{Path, PathBuf};
+use crate::disk::Disk;
+use std::path::Path;
 
 /// Kafka's checkpoint file format.
 pub struct CheckpointFile;
@@ -31,17 +31,8 @@ impl CheckpointFile {
             text.push_str(&entry.join(" "));
             text.push('\n');
         }
-        let tmp = tmp_path(path);
-        let context = || format!("writing checkpoint {}", path.display());
-        let mut file = disk.create(&tmp).map_err(LogError::io(context()))?;
-        file.write_at(0, text.as_bytes())
-            .map_err(LogError::io(context()))?;
-        file.sync().map_err(LogError::io(context()))?;
-        drop(file);
-        disk.rename(&tmp, path).map_err(LogError::io(context()))?;
-        let dir = path.parent().unwrap_or(Path::new(""));
-        disk.sync_dir(dir).map_err(LogError::io(context()))?;
-        Ok(())
+        crate::disk::write_atomic(disk, path, text.as_bytes())
+            .map_err(LogError::io(format!("writing checkpoint {}", path.display())))
     }
 
     /// The entries of `path`; `None` if it does not exist; a typed error if malformed.
@@ -49,11 +40,8 @@ impl CheckpointFile {
         if !disk.exists(path) {
             return Ok(None);
         }
-        let context = || format!("reading checkpoint {}", path.display());
-        let file = disk.open(path).map_err(LogError::io(context()))?;
-        let mut bytes = vec![0u8; file.len() as usize];
-        file.read_exact_at(0, &mut bytes)
-            .map_err(LogError::io(context()))?;
+        let bytes = crate::disk::read_whole(disk, path)
+            .map_err(LogError::io(format!("reading checkpoint {}", path.display())))?;
         let malformed = |detail: String| LogError::MalformedCheckpoint {
             path: path.display().to_string(),
             detail,
@@ -82,17 +70,11 @@ impl CheckpointFile {
     }
 }
 
-/// `<path>.tmp`.
-pub(crate) fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_os_string();
-    name.push(".tmp");
-    PathBuf::from(name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::disk::{SimDisk, SimDiskConfig};
+    use crate::disk::{tmp_path, DiskFile, SimDisk, SimDiskConfig};
+    use std::path::PathBuf;
 
     fn disk(name: &str, seed: u64) -> (SimDisk, PathBuf) {
         let root = std::env::temp_dir().join(format!(

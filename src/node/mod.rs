@@ -1,11 +1,17 @@
 //! Node shells: the only code that owns madsim time, tasks and a node's disk.
 //!
 //! Owns: turning scenario config into the cores' config ([`log_config`]), paying simulated
-//! time for fsyncs ([`pay_sync_debt`]), and the per-kind shells (today: [`writer`]).
+//! time for fsyncs ([`pay_sync_debt`]), and the per-kind shells.
 //! A shell makes no protocol decisions; it feeds a core (or the log engine) and announces
 //! what happened to the [`Recorder`](crate::sim::Recorder).
+//!
+//! Shells: [`writer`] (standalone log writers), [`zk_server`] and [`zk_client`] (the
+//! ensemble); [`net`] frames their TCP traffic.
 
+pub mod net;
 pub mod writer;
+pub mod zk_client;
+pub mod zk_server;
 
 use crate::disk::SimDisk;
 use crate::log::LogConfig;

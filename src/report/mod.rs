@@ -169,6 +169,16 @@ pub fn stats(events: &[Event], history: &[HistoryEntry]) -> BTreeMap<String, u64
             Op::Append { .. } => bump("appends_invoked", 1),
             Op::AppendOk { .. } => bump("appends_acked", 1),
             Op::Read { .. } => bump("reads", 1),
+            Op::ZkCall { .. } => bump("zk_calls", 1),
+            Op::ZkReturn { outcome, .. } => match outcome {
+                crate::sim::ZkOutcome::Ok { .. } => bump("zk_ok", 1),
+                crate::sim::ZkOutcome::Fail { .. } => bump("zk_fail", 1),
+                crate::sim::ZkOutcome::Unknown { .. } => bump("zk_unknown", 1),
+                crate::sim::ZkOutcome::NotSent { .. } => bump("zk_not_sent", 1),
+            },
+            Op::ZkSession { event, .. } => bump(&format!("zk_sessions_{event}"), 1),
+            Op::ZkWatch { .. } => bump("zk_watches", 1),
+            Op::ZkStart { .. } => {}
         }
     }
     for event in events {

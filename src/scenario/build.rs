@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use std::fmt::Display;
 use std::ops::Range;
 use std::path::Path;
+use std::time::Duration;
 
 use toml::Spanned;
 
@@ -69,6 +70,11 @@ pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scena
         .iter()
         .map(build_writer)
         .collect::<Checked<Vec<_>>>()?;
+    let zk_clients = raw
+        .zk_client
+        .iter()
+        .map(|client| build_zk_client(client, &cluster))
+        .collect::<Checked<Vec<_>>>()?;
     let world = World {
         counts: NodeCounts {
             zookeepers: cluster.zookeepers,
@@ -76,6 +82,7 @@ pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scena
             producers: total(&raw.producer, |p| &p.count)?,
             consumers: total(&raw.consumer, |c| &c.count)?,
             writers: total(&raw.writer, |w| &w.count)?,
+            zk_clients: total(&raw.zk_client, |c| &c.count)?,
         },
         topics: topics
             .iter()
@@ -113,6 +120,7 @@ pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scena
         producers,
         consumers,
         writers,
+        zk_clients,
         faults,
         nemesis: raw.nemesis.as_ref().map(build_nemesis).transpose()?,
         expect: raw.expect.as_ref().map(build_expect).transpose()?,
@@ -511,6 +519,36 @@ fn build_writer(raw: &Spanned<RawWriter>) -> Checked<WriterSpec> {
             Some(config) => build_log_config(config)?,
             None => BrokerConfig::default(),
         },
+    })
+}
+
+fn build_zk_client(raw: &Spanned<RawZkClient>, cluster: &Cluster) -> Checked<ZkClientSpec> {
+    let client = raw.get_ref();
+    if cluster.zookeepers == 0 {
+        return Err(Problem::at(
+            &client.count,
+            "[[zk_client]] needs an ensemble: set `zookeepers` in [cluster]",
+        ));
+    }
+    let duration = |value: &Option<Spanned<DurationValue>>| value.as_ref().map(|d| d.get_ref().0);
+    let session_timeout = duration(&client.session_timeout).unwrap_or(Duration::from_secs(6));
+    if let Some(timeout) = &client.session_timeout {
+        if session_timeout.is_zero() {
+            return Err(Problem::at(timeout, "`session_timeout` must be more than 0"));
+        }
+    }
+    let churn = duration(&client.churn);
+    if let (Some(raw_churn), Some(churn)) = (&client.churn, churn) {
+        if churn.is_zero() {
+            return Err(Problem::at(raw_churn, "`churn` must be more than 0 (leave it out for no churn)"));
+        }
+    }
+    Ok(ZkClientSpec {
+        count: *at_least_required(&client.count, 1, "count")?,
+        rate: *at_least_required(&client.rate, 1, "rate")?,
+        registers: value(&client.registers).unwrap_or(3),
+        session_timeout,
+        churn,
     })
 }
 

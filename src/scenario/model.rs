@@ -32,6 +32,7 @@ pub struct Scenario {
     pub producers: Vec<ProducerSpec>,
     pub consumers: Vec<ConsumerSpec>,
     pub writers: Vec<WriterSpec>,
+    pub zk_clients: Vec<ZkClientSpec>,
     /// Scheduled faults, sorted by `at` (stable: equal times keep file order).
     pub faults: Vec<Fault>,
     pub nemesis: Option<Nemesis>,
@@ -48,8 +49,18 @@ impl Scenario {
         numbered("writer", self.writers.iter().map(|w| w.count).sum())
     }
 
-    /// Every node: `zk-*`, `broker-*`, `producer-*`, `consumer-*`, `writer-*`, in that order,
-    /// each kind numbered from 1.
+    /// `zk-client-1`..`zk-client-N`, numbered across all `[[zk_client]]` tables in file order.
+    pub fn zk_client_names(&self) -> Vec<String> {
+        numbered("zk-client", self.zk_clients.iter().map(|c| c.count).sum())
+    }
+
+    /// `zk-1`..`zk-N`: the ensemble's servers.
+    pub fn zk_names(&self) -> Vec<String> {
+        numbered("zk", self.cluster.zookeepers)
+    }
+
+    /// Every node: `zk-*`, `broker-*`, `producer-*`, `consumer-*`, `writer-*`,
+    /// `zk-client-*`, in that order, each kind numbered from 1.
     pub fn node_names(&self) -> Vec<String> {
         NodeCounts::of(self).names()
     }
@@ -63,6 +74,7 @@ pub(crate) struct NodeCounts {
     pub producers: u32,
     pub consumers: u32,
     pub writers: u32,
+    pub zk_clients: u32,
 }
 
 impl NodeCounts {
@@ -73,17 +85,19 @@ impl NodeCounts {
             producers: scenario.producers.iter().map(|p| p.count).sum(),
             consumers: scenario.consumers.iter().map(|c| c.count).sum(),
             writers: scenario.writers.iter().map(|w| w.count).sum(),
+            zk_clients: scenario.zk_clients.iter().map(|c| c.count).sum(),
         }
     }
 
     /// The node-name prefixes with their counts, in node order.
-    pub fn kinds(&self) -> [(&'static str, u32); 5] {
+    pub fn kinds(&self) -> [(&'static str, u32); 6] {
         [
             ("zk", self.zookeepers),
             ("broker", self.brokers),
             ("producer", self.producers),
             ("consumer", self.consumers),
             ("writer", self.writers),
+            ("zk-client", self.zk_clients),
         ]
     }
 
@@ -313,6 +327,24 @@ pub enum AssignmentStrategy {
     /// KIP-429 incremental cooperative rebalancing.
     #[serde(rename = "cooperative-sticky")]
     CooperativeSticky,
+}
+
+/// `[[zk_client]]`: ensemble clients running a Jepsen-style workload, one operation at a
+/// time: compare-and-set on register znodes, sequential and ephemeral creates, deletes,
+/// multis, and (with `churn`) closing their session and opening a new one.
+#[derive(Clone, Debug)]
+pub struct ZkClientSpec {
+    /// Clients, >= 1.
+    pub count: u32,
+    /// Operations per simulated second per client, >= 1.
+    pub rate: u32,
+    /// Register znodes written with compare-and-set (default 3).
+    pub registers: u32,
+    /// The session timeout the client asks for (default 6s; the ensemble clamps it to
+    /// [2, 20] × tickTime).
+    pub session_timeout: Duration,
+    /// Mean time between session renewals (close, then open a new one); none by default.
+    pub churn: Option<Duration>,
 }
 
 /// `[[writer]]`: standalone log writers, nodes appending to their own log with the broker log

@@ -38,6 +38,8 @@ pub(super) struct RawScenario {
     #[serde(default)]
     pub writer: Vec<Spanned<RawWriter>>,
     #[serde(default)]
+    pub zk_client: Vec<Spanned<RawZkClient>>,
+    #[serde(default)]
     pub fault: Vec<Spanned<RawFault>>,
     pub nemesis: Option<RawNemesis>,
     pub expect: Option<RawExpect>,
@@ -208,6 +210,16 @@ pub(super) struct RawWriter {
     pub count: Spanned<u32>,
     pub rate: Spanned<u32>,
     pub config: Option<RawLogConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawZkClient {
+    pub count: Spanned<u32>,
+    pub rate: Spanned<u32>,
+    pub registers: Option<Spanned<u32>>,
+    pub session_timeout: Option<Spanned<DurationValue>>,
+    pub churn: Option<Spanned<DurationValue>>,
 }
 
 /// `sides = [["broker-1", "zk-1"], ["*"]]`, every side and name with its position.

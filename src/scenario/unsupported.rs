@@ -1,7 +1,7 @@
 //! What a valid scenario may ask for that the simulator cannot run yet.
 //!
-//! Owns: one list, [`reject_unsupported`]. Only standalone log writers (`[[writer]]`) and
-//! node faults on them exist today; everything else in the contract is parsed and validated
+//! Owns: one list, [`reject_unsupported`]. Standalone log writers, the ensemble with its
+//! clients, node faults and network faults exist today; everything else in the contract is parsed and validated
 //! in full (so mistakes are still reported precisely) and then refused here with
 //! `not supported yet: ...` at the key — never silently ignored, which would make a scenario
 //! pass without testing what it says. As features land, delete their lines.
@@ -11,7 +11,7 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::build::Problem;
-use super::model::{FaultAction, Target};
+use super::model::Target;
 use super::raw::RawScenario;
 use super::target::parse_target;
 
@@ -21,29 +21,11 @@ pub(super) fn reject_unsupported(raw: &RawScenario) -> Result<(), Problem> {
     let mut refuse = |span: Range<usize>, what: &str| found.push((span, what.to_string()));
 
     if let Some(cluster) = &raw.cluster {
-        // ZooKeeper-like ensemble.
-        if let Some(zookeepers) = cluster.zookeepers.as_ref().filter(|z| *z.get_ref() > 0) {
-            refuse(
-                zookeepers.span(),
-                "`zookeepers` > 0 (no ensemble yet; only [[writer]] nodes run)",
-            );
-        }
-        if let Some(zookeeper) = &cluster.zookeeper {
-            let keys = [
-                span_of(&zookeeper.tick_time),
-                span_of(&zookeeper.init_limit),
-                span_of(&zookeeper.sync_limit),
-                span_of(&zookeeper.force_sync),
-            ];
-            for span in keys.into_iter().flatten() {
-                refuse(span, "[cluster.zookeeper] settings (no ensemble yet)");
-            }
-        }
         // Brokers. Their log.* settings are fine: writers use them too.
         if let Some(brokers) = cluster.brokers.as_ref().filter(|b| *b.get_ref() > 0) {
             refuse(
                 brokers.span(),
-                "`brokers` > 0 (no brokers yet; only [[writer]] nodes run)",
+                "`brokers` > 0 (no brokers yet)",
             );
         }
         if let Some(broker) = &cluster.broker {
@@ -68,47 +50,30 @@ pub(super) fn reject_unsupported(raw: &RawScenario) -> Result<(), Problem> {
     for topic in &raw.topic {
         refuse(
             topic.span(),
-            "[[topic]] (no brokers yet; only [[writer]] nodes run)",
+            "[[topic]] (no brokers yet)",
         );
     }
     for producer in &raw.producer {
         refuse(
             producer.span(),
-            "[[producer]] (no brokers yet; only [[writer]] nodes run)",
+            "[[producer]] (no brokers yet)",
         );
     }
     for consumer in &raw.consumer {
         refuse(
             consumer.span(),
-            "[[consumer]] (no brokers yet; only [[writer]] nodes run)",
+            "[[consumer]] (no brokers yet)",
         );
     }
-    // Faults: node faults on writers only; no network faults.
+    // Fault targets that need brokers.
     for fault in &raw.fault {
         let fault = fault.get_ref();
-        let action = *fault.action.get_ref();
-        if matches!(
-            action,
-            FaultAction::Partition
-                | FaultAction::Heal
-                | FaultAction::Clog
-                | FaultAction::Unclog
-                | FaultAction::Loss
-        ) {
-            refuse(
-                fault.action.span(),
-                &format!("`{action}` faults (no network faults yet)"),
-            );
-        }
         if let Some(text) = &fault.target {
             let target = parse_target(text.get_ref());
-            if !matches!(
-                target,
-                Ok(Target::Node(_) | Target::Killed | Target::RandomWriter | Target::AllWriters)
-            ) {
+            if !target.as_ref().is_ok_and(supported_target) {
                 let what = format!(
-                    "target `{}` (only writer nodes, `killed`, `random-writer` and \
-                     `all-writers` yet)",
+                    "target `{}` (brokers, controllers and coordinators come with the \
+                     brokers)",
                     text.get_ref()
                 );
                 refuse(text.span(), &what);
@@ -125,13 +90,16 @@ pub(super) fn reject_unsupported(raw: &RawScenario) -> Result<(), Problem> {
             "[nemesis] (write explicit [[fault]]s for now)",
         );
     }
-    // Legacy switches all belong to brokers and the ensemble.
+    // Legacy switches of the brokers.
     if let Some(legacy) = &raw.legacy {
         for (key, switch) in legacy.switches() {
+            if key.starts_with("zk-") {
+                continue;
+            }
             if let Some(on) = switch.as_ref().filter(|s| *s.get_ref()) {
                 refuse(
                     on.span(),
-                    &format!("[legacy] `{key}` (no brokers or ensemble yet)"),
+                    &format!("[legacy] `{key}` (no brokers yet)"),
                 );
             }
         }
@@ -143,6 +111,27 @@ pub(super) fn reject_unsupported(raw: &RawScenario) -> Result<(), Problem> {
             message: format!("not supported yet: {what}"),
         }),
         None => Ok(()),
+    }
+}
+
+/// Targets the world can resolve today: nodes, the ensemble's leader, random or all of
+/// a kind that exists, and partition shapes over them.
+fn supported_target(target: &Target) -> bool {
+    match target {
+        Target::Node(_)
+        | Target::Killed
+        | Target::RandomWriter
+        | Target::AllWriters
+        | Target::ZkLeader
+        | Target::RandomZk
+        | Target::Halves
+        | Target::Bridge => true,
+        Target::Isolate(inner) => supported_target(inner),
+        Target::Leader { .. }
+        | Target::Controller
+        | Target::Coordinator(_)
+        | Target::RandomBroker
+        | Target::AllBrokers => false,
     }
 }
 

@@ -19,6 +19,9 @@ struct Inner {
     ready: BTreeMap<String, u64>,
     last_ack: BTreeMap<String, u64>,
     crash: Option<Crash>,
+    /// Ensemble servers: (state, epoch) as last announced (`leading`, `following`,
+    /// `looking`, or `down` when the world stopped it).
+    zk: BTreeMap<String, (String, u64)>,
 }
 
 /// A node panicked: a broken invariant, reported with the seed.
@@ -63,6 +66,22 @@ impl Progress {
             .filter(|n| inner.last_ack.get(*n).is_none_or(|&at| at < since_us))
             .cloned()
             .collect()
+    }
+
+    /// An ensemble server announced its state.
+    pub fn zk_state(&self, node: &str, state: &str, epoch: u64) {
+        self.lock().zk.insert(node.to_string(), (state.to_string(), epoch));
+    }
+
+    /// The serving leader of the newest epoch, if one announced itself and still leads.
+    pub fn zk_leader(&self) -> Option<String> {
+        let inner = self.lock();
+        inner
+            .zk
+            .iter()
+            .filter(|(_, (state, _))| state == "leading")
+            .max_by_key(|(name, (_, epoch))| (*epoch, (*name).clone()))
+            .map(|(name, _)| name.clone())
     }
 
     /// Records a crash (the first one wins).

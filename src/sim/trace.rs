@@ -65,6 +65,81 @@ pub enum Op {
         /// What the read returned.
         records: Vec<(u64, String)>,
     },
+    /// An ensemble client process started (fresh memory: no session, no zxid seen).
+    ZkStart {
+        /// Its incarnation.
+        incarnation: u64,
+    },
+    /// An ensemble client sent `op` in its session.
+    ZkCall {
+        /// The session.
+        session: u64,
+        /// The request id.
+        xid: u64,
+        /// The operation.
+        request: crate::zk::Op,
+    },
+    /// How the client's request `xid` ended.
+    ZkReturn {
+        /// The session.
+        session: u64,
+        /// The request id.
+        xid: u64,
+        /// The outcome.
+        outcome: ZkOutcome,
+    },
+    /// The client's session opened, expired or was closed.
+    ZkSession {
+        /// The session.
+        session: u64,
+        /// `open`, `expired` or `closed`.
+        event: String,
+        /// The server it opened on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server: Option<u64>,
+        /// The server's zxid when it opened.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        zxid: Option<u64>,
+    },
+    /// A watch fired at the client.
+    ZkWatch {
+        /// The session.
+        session: u64,
+        /// The server's zxid when it fired.
+        zxid: u64,
+        /// What happened.
+        event: crate::zk::WatchedEvent,
+    },
+}
+
+/// How an ensemble client's request ended, as the client saw it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ZkOutcome {
+    /// The server answered with success, at `zxid`.
+    Ok {
+        /// The zxid of the answer.
+        zxid: u64,
+        /// The result.
+        result: crate::zk::OpResult,
+    },
+    /// The server answered with an error, at `zxid`: the operation did not happen.
+    Fail {
+        /// The zxid of the answer.
+        zxid: u64,
+        /// The error.
+        error: crate::zk::OpError,
+    },
+    /// No answer: it may or may not have happened (`CONNECTIONLOSS`, `SESSIONEXPIRED`).
+    Unknown {
+        /// Why the answer never came.
+        error: crate::zk::ZkError,
+    },
+    /// Never sent (no session): it did not happen.
+    NotSent {
+        /// Why.
+        error: crate::zk::ZkError,
+    },
 }
 
 /// Shared, ordered record of one run.

@@ -14,5 +14,6 @@ pub mod proto;
 pub mod server;
 pub mod tree;
 pub mod types;
+pub mod workload;
 
 pub use types::*;
