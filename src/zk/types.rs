@@ -332,6 +332,9 @@ pub enum OpResult {
     Synced,
     /// `CloseSession`.
     Closed,
+    /// A `CreateSession` transaction was applied (there is no client `Op` for it: the
+    /// server proposes it when a client connects without a session).
+    SessionCreated,
 }
 
 /// A failed operation's error; for a `Multi`, which operation failed.
