@@ -47,7 +47,10 @@ pub fn check_kind(name: &str) -> Option<CheckKind> {
 }
 
 mod final_log;
+pub mod linearizable;
+mod liveness;
 mod writer;
+pub mod zk;
 
 pub use final_log::{read_final_log, FinalLog};
 
@@ -115,8 +118,33 @@ pub fn run_checks(input: &CheckInput<'_>) -> Vec<CheckResult> {
             "inconsistent-offsets",
             writer::inconsistent_offsets(input, &logs),
         ));
-        results.push(result("converges", writer::converges(input)));
     }
+    if input.scenario.cluster.zookeepers > 0 {
+        let servers: Vec<zk::ServerFiles> = input
+            .scenario
+            .zk_names()
+            .iter()
+            .map(|name| zk::read_server_files(input.run_dir, name))
+            .collect();
+        if !input.scenario.zk_clients.is_empty() {
+            results.push(result(
+                "zk-linearizable-writes",
+                zk::linearizable_writes(input),
+            ));
+        }
+        results.push(result(
+            "zk-replica-agreement",
+            zk::replica_agreement(input, &servers),
+        ));
+        results.push(result(
+            "zk-ephemeral-lifetime",
+            zk::ephemeral_lifetime(input, &servers),
+        ));
+        if !input.scenario.zk_clients.is_empty() {
+            results.push(result("zk-session-monotonic", zk::session_monotonic(input)));
+        }
+    }
+    results.push(result("converges", liveness::converges(input)));
     results
 }
 

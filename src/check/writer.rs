@@ -5,7 +5,6 @@
 //! - `inconsistent-offsets`: two reads, or a read and the final log, disagree on the record
 //!   at an offset; an acknowledged record sits at another offset than acknowledged; or the
 //!   final log's offsets are not dense.
-//! - `converges`: after the heal, every writer acknowledges a record within `heal`.
 
 use super::{read_final_log, CheckInput, FinalLog, Violation};
 use crate::node::{log_config, writers};
@@ -234,56 +233,6 @@ pub fn inconsistent_offsets(
     violations
 }
 
-/// `converges`: after the heal, every writer acknowledges a record within `heal`.
-pub fn converges(input: &CheckInput<'_>) -> Vec<Violation> {
-    let Some(heal) = input
-        .events
-        .iter()
-        .find(|e| e.node == "world" && e.kind == "heal")
-    else {
-        return vec![Violation {
-            check: "converges".into(),
-            detail: "the run ended before the heal".into(),
-            at_ms: input.events.last().map(|e| e.at_us / 1000),
-            partition: None,
-            node: None,
-        }];
-    };
-    let bound_us = heal.at_us + input.scenario.heal.as_micros() as u64;
-    writers(input.scenario)
-        .into_iter()
-        .filter(|plan| {
-            !input.history.iter().any(|e| {
-                e.node == plan.name
-                    && e.at_us >= heal.at_us
-                    && e.at_us <= bound_us
-                    && matches!(e.op, Op::AppendOk { .. })
-            })
-        })
-        .map(|plan| {
-            let why = input
-                .events
-                .iter()
-                .rev()
-                .find(|e| e.node == plan.name && e.kind.ends_with("-failed"))
-                .map(|e| format!(" (last failure: {} {})", e.kind, e.detail))
-                .unwrap_or_default();
-            Violation {
-                check: "converges".into(),
-                detail: format!(
-                    "{}: acknowledged nothing within {}s after the heal at {}{why}",
-                    plan.name,
-                    input.scenario.heal.as_secs(),
-                    seconds(heal.at_us)
-                ),
-                at_ms: Some(bound_us / 1000),
-                partition: None,
-                node: Some(plan.name),
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     //! Each check fires on a hand-made history that breaks its rule, and stays quiet on one
@@ -437,34 +386,5 @@ mod tests {
         );
         assert_eq!(found.len(), 1);
         assert!(found[0].detail.contains("holds it at 1"));
-    }
-
-    #[test]
-    fn converges_fires_for_a_writer_silent_after_the_heal() {
-        let s = scenario();
-        let events = [world(1_000_000, "heal")];
-        let history = [
-            ok(500_000, "writer-2", "old", 0),
-            ok(1_200_000, "writer-1", "new", 1),
-        ];
-        let found = converges(&input(&s, &events, &history));
-        assert_eq!(found.len(), 1);
-        assert_eq!(found[0].node.as_deref(), Some("writer-2"));
-
-        // An acknowledgement after the bound (heal + 5s) does not count.
-        let late = [
-            ok(1_200_000, "writer-1", "x", 1),
-            ok(6_100_000, "writer-2", "y", 1),
-        ];
-        assert_eq!(converges(&input(&s, &events, &late)).len(), 1);
-
-        let both = [
-            ok(1_200_000, "writer-1", "x", 1),
-            ok(1_300_000, "writer-2", "y", 1),
-        ];
-        assert!(converges(&input(&s, &events, &both)).is_empty());
-
-        // No heal at all (the run ended early): not converged.
-        assert_eq!(converges(&input(&s, &[], &both)).len(), 1);
     }
 }

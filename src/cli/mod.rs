@@ -253,19 +253,42 @@ fn cmd_run(path: &Path, seed: Option<u64>, out: Option<PathBuf>, json: bool) -> 
 pub fn print_summary(result: &RunResult) {
     let stat = |key: &str| result.stats.get(key).copied().unwrap_or(0);
     println!(
-        "faults: {} · power losses: {} (unsynced bytes lost: {}) · log recoveries: {} ({} truncated a torn tail)",
+        "faults: {} · power losses: {} (unsynced bytes lost: {})",
         stat("faults"),
         stat("power_losses"),
         stat("unsynced_bytes_lost"),
-        stat("log_recoveries"),
-        stat("recoveries_truncated"),
     );
-    println!(
-        "appends: {} acknowledged of {} invoked · reads: {}",
-        stat("appends_acked"),
-        stat("appends_invoked"),
-        stat("reads")
-    );
+    if stat("appends_invoked") > 0 {
+        println!(
+            "writers: {} appends acknowledged of {} invoked · {} reads · {} log recoveries ({} truncated a torn tail)",
+            stat("appends_acked"),
+            stat("appends_invoked"),
+            stat("reads"),
+            stat("log_recoveries"),
+            stat("recoveries_truncated"),
+        );
+    }
+    if stat("zk_leaders_elected") > 0 {
+        println!(
+            "ensemble: leaders elected: {} · syncs: {} diff, {} trunc, {} snap",
+            stat("zk_leaders_elected"),
+            stat("zk_syncs_diff"),
+            stat("zk_syncs_trunc"),
+            stat("zk_syncs_snap"),
+        );
+    }
+    if stat("zk_calls") > 0 {
+        println!(
+            "zk clients: {} calls ({} ok, {} errors, {} unknown outcome) · sessions: {} opened, {} closed, {} expired",
+            stat("zk_calls"),
+            stat("zk_ok"),
+            stat("zk_fail"),
+            stat("zk_unknown"),
+            stat("zk_sessions_open"),
+            stat("zk_sessions_closed"),
+            stat("zk_sessions_expired"),
+        );
+    }
     if let Some(crash) = &result.crash {
         println!("crash: {} panicked: {}", crash.node, crash.message);
     }

@@ -31,8 +31,10 @@ impl CheckpointFile {
             text.push_str(&entry.join(" "));
             text.push('\n');
         }
-        crate::disk::write_atomic(disk, path, text.as_bytes())
-            .map_err(LogError::io(format!("writing checkpoint {}", path.display())))
+        crate::disk::write_atomic(disk, path, text.as_bytes()).map_err(LogError::io(format!(
+            "writing checkpoint {}",
+            path.display()
+        )))
     }
 
     /// The entries of `path`; `None` if it does not exist; a typed error if malformed.
@@ -40,8 +42,10 @@ impl CheckpointFile {
         if !disk.exists(path) {
             return Ok(None);
         }
-        let bytes = crate::disk::read_whole(disk, path)
-            .map_err(LogError::io(format!("reading checkpoint {}", path.display())))?;
+        let bytes = crate::disk::read_whole(disk, path).map_err(LogError::io(format!(
+            "reading checkpoint {}",
+            path.display()
+        )))?;
         let malformed = |detail: String| LogError::MalformedCheckpoint {
             path: path.display().to_string(),
             detail,

@@ -38,7 +38,15 @@ pub enum Hello {
 
 /// The address of the `index`-th node (1-based) of a kind; kinds get separate /24s.
 pub fn node_addr(kind: u8, index: u32) -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, kind, (index / 250) as u8, (index % 250 + 1) as u8)), PORT)
+    SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(
+            10,
+            kind,
+            (index / 250) as u8,
+            (index % 250 + 1) as u8,
+        )),
+        PORT,
+    )
 }
 
 /// Address kind of ensemble servers.
@@ -49,7 +57,10 @@ pub const KIND_ZK_CLIENT: u8 = 2;
 pub const KIND_WRITER: u8 = 3;
 
 /// Writes one frame (not flushed).
-pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, msg: &T) -> io::Result<()> {
+pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
+    w: &mut W,
+    msg: &T,
+) -> io::Result<()> {
     let body = serde_json::to_vec(msg).map_err(io::Error::other)?;
     let len = u32::try_from(body.len()).map_err(|_| io::Error::other("frame too large"))?;
     w.write_all(&len.to_be_bytes()).await?;
@@ -57,7 +68,9 @@ pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, msg: &T
 }
 
 /// Reads one frame; `None` at a clean end of stream.
-pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> io::Result<Option<T>> {
+pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
+    r: &mut R,
+) -> io::Result<Option<T>> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -66,7 +79,10 @@ pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) ->
     }
     let len = u32::from_be_bytes(len) as usize;
     if len > MAX_FRAME {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes"),
+        ));
     }
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).await?;
@@ -84,14 +100,34 @@ mod tests {
         let runtime = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
         runtime.block_on(async {
             let mut buf: Vec<u8> = Vec::new();
-            write_frame(&mut buf, &Hello::Peer { from: ServerId(2), incarnation: 3 }).await.unwrap();
+            write_frame(
+                &mut buf,
+                &Hello::Peer {
+                    from: ServerId(2),
+                    incarnation: 3,
+                },
+            )
+            .await
+            .unwrap();
             write_frame(&mut buf, &Hello::Client).await.unwrap();
             let mut r = &buf[..];
-            assert_eq!(read_frame::<_, Hello>(&mut r).await.unwrap(), Some(Hello::Peer { from: ServerId(2), incarnation: 3 }));
-            assert_eq!(read_frame::<_, Hello>(&mut r).await.unwrap(), Some(Hello::Client));
+            assert_eq!(
+                read_frame::<_, Hello>(&mut r).await.unwrap(),
+                Some(Hello::Peer {
+                    from: ServerId(2),
+                    incarnation: 3
+                })
+            );
+            assert_eq!(
+                read_frame::<_, Hello>(&mut r).await.unwrap(),
+                Some(Hello::Client)
+            );
             assert_eq!(read_frame::<_, Hello>(&mut r).await.unwrap(), None);
             let mut bad = &[0xff, 0xff, 0xff, 0xff][..];
-            assert!(read_frame::<_, Hello>(&mut bad).await.is_err(), "an absurd length is refused");
+            assert!(
+                read_frame::<_, Hello>(&mut bad).await.is_err(),
+                "an absurd length is refused"
+            );
         });
     }
 

@@ -52,9 +52,17 @@ pub struct ZkClientNode {
 }
 
 enum ConnEvent {
-    Open { generation: u64, tx: UnboundedSender<ClientRequest> },
-    Response { generation: u64, response: ServerResponse },
-    Closed { generation: u64 },
+    Open {
+        generation: u64,
+        tx: UnboundedSender<ClientRequest>,
+    },
+    Response {
+        generation: u64,
+        response: ServerResponse,
+    },
+    Closed {
+        generation: u64,
+    },
 }
 
 fn now_ms() -> u64 {
@@ -84,13 +92,20 @@ impl ZkClientNode {
         let mut core = ClientCore::new(config, now_ms());
         let mut workload = Workload::new(self.index, self.registers);
         let (inbox_tx, mut inbox) = unbounded_channel::<ConnEvent>();
-        let mut conn = Connection { generation: 0, tx: None };
+        // `now_ms` counts from the run's start; this instant is that start.
+        let start = madsim::time::Instant::now() - Duration::from_millis(now_ms());
+        let mut conn = Connection {
+            generation: 0,
+            tx: None,
+        };
         let period = Duration::from_secs_f64(1.0 / f64::from(self.rate.max(1)));
         let mut in_flight: Option<Xid> = None;
         let mut next_op_ms = now_ms();
         let mut next_churn_ms = self.next_churn(&mut rng);
         let mut new_session_ms: Option<u64> = None;
-        let mut next_tick = madsim::time::Instant::now();
+        // A seeded phase: nodes' timers must not march in step with each other or with
+        // the world's fault schedule, or faults could never land mid-operation.
+        let mut next_tick = madsim::time::Instant::now() + TICK.mul_f64(rng.gen_range(0.0..1.0));
 
         loop {
             tokio::select! {
@@ -110,8 +125,10 @@ impl ZkClientNode {
                     Some(_) => {}
                     None => return,
                 },
-                _ = madsim::time::sleep_until(next_tick) => {
-                    next_tick += TICK;
+                _ = madsim::time::sleep_until(next_tick.min(start + Duration::from_millis(next_op_ms))) => {
+                    if madsim::time::Instant::now() >= next_tick {
+                        next_tick += TICK;
+                    }
                     let now = now_ms();
                     core.tick(now);
                     if new_session_ms.is_some_and(|at| now >= at) {
@@ -136,7 +153,12 @@ impl ZkClientNode {
                     ClientAction::Connect { server } => {
                         conn.generation += 1;
                         conn.tx = None;
-                        let addr = self.servers.iter().find(|(id, _)| *id == server).map(|(_, a)| *a).expect("a known server");
+                        let addr = self
+                            .servers
+                            .iter()
+                            .find(|(id, _)| *id == server)
+                            .map(|(_, a)| *a)
+                            .expect("a known server");
                         madsim::task::spawn(connect(addr, conn.generation, inbox_tx.clone()));
                     }
                     ClientAction::Send(request) => {
@@ -154,29 +176,64 @@ impl ZkClientNode {
                         }
                         workload.completed(&op, &outcome);
                         let outcome = match outcome {
-                            Outcome::Done { result: Ok(result), zxid } => {
+                            Outcome::Done {
+                                result: Ok(result),
+                                zxid,
+                            } => {
                                 self.progress.acked(&self.name);
-                                ZkOutcome::Ok { zxid: zxid.0, result }
+                                ZkOutcome::Ok {
+                                    zxid: zxid.0,
+                                    result,
+                                }
                             }
-                            Outcome::Done { result: Err(error), zxid } => {
+                            Outcome::Done {
+                                result: Err(error),
+                                zxid,
+                            } => {
                                 self.progress.acked(&self.name);
-                                ZkOutcome::Fail { zxid: zxid.0, error }
+                                ZkOutcome::Fail {
+                                    zxid: zxid.0,
+                                    error,
+                                }
                             }
                             Outcome::Unknown { error } => ZkOutcome::Unknown { error },
                             Outcome::NotSent { error } => ZkOutcome::NotSent { error },
                         };
-                        self.history(HistoryOp::ZkReturn { session: core.session().0, xid: xid.0, outcome });
+                        self.history(HistoryOp::ZkReturn {
+                            session: core.session().0,
+                            xid: xid.0,
+                            outcome,
+                        });
                     }
                     ClientAction::Watch { event, zxid } => {
-                        self.history(HistoryOp::ZkWatch { session: core.session().0, zxid: zxid.0, event });
+                        self.history(HistoryOp::ZkWatch {
+                            session: core.session().0,
+                            zxid: zxid.0,
+                            event,
+                        });
                     }
-                    ClientAction::SessionOpen { session, server, zxid, .. } => {
-                        self.history(HistoryOp::ZkSession { session: session.0, event: "open".into(), server: Some(server.0), zxid: Some(zxid.0) });
+                    ClientAction::SessionOpen {
+                        session,
+                        server,
+                        zxid,
+                        ..
+                    } => {
+                        self.history(HistoryOp::ZkSession {
+                            session: session.0,
+                            event: "open".into(),
+                            server: Some(server.0),
+                            zxid: Some(zxid.0),
+                        });
                     }
                     ClientAction::SessionEnded { session, closed } => {
                         workload.session_ended();
                         let event = if closed { "closed" } else { "expired" };
-                        self.history(HistoryOp::ZkSession { session: session.0, event: event.into(), server: None, zxid: None });
+                        self.history(HistoryOp::ZkSession {
+                            session: session.0,
+                            event: event.into(),
+                            server: None,
+                            zxid: None,
+                        });
                         new_session_ms = Some(now_ms() + NEW_SESSION_DELAY.as_millis() as u64);
                     }
                 }
@@ -188,12 +245,17 @@ impl ZkClientNode {
     fn call(&self, core: &mut ClientCore, op: crate::zk::Op) -> Xid {
         let session = core.session().0;
         let xid = core.submit(op.clone(), now_ms());
-        self.history(HistoryOp::ZkCall { session, xid: xid.0, request: op });
+        self.history(HistoryOp::ZkCall {
+            session,
+            xid: xid.0,
+            request: op,
+        });
         xid
     }
 
     fn next_churn(&self, rng: &mut impl Rng) -> Option<u64> {
-        self.churn.map(|mean| now_ms() + mean.mul_f64(rng.gen_range(0.5..1.5)).as_millis() as u64)
+        self.churn
+            .map(|mean| now_ms() + mean.mul_f64(rng.gen_range(0.5..1.5)).as_millis() as u64)
     }
 }
 
@@ -214,14 +276,23 @@ async fn connect(addr: SocketAddr, generation: u64, inbox: UnboundedSender<ConnE
         return;
     }
     while let Ok(Some(response)) = read_frame::<_, ServerResponse>(&mut reader).await {
-        if inbox.send(ConnEvent::Response { generation, response }).is_err() {
+        if inbox
+            .send(ConnEvent::Response {
+                generation,
+                response,
+            })
+            .is_err()
+        {
             return;
         }
     }
     let _ = inbox.send(ConnEvent::Closed { generation });
 }
 
-async fn request_writer<W: tokio::io::AsyncWrite + Unpin>(mut writer: W, mut rx: UnboundedReceiver<ClientRequest>) {
+async fn request_writer<W: tokio::io::AsyncWrite + Unpin>(
+    mut writer: W,
+    mut rx: UnboundedReceiver<ClientRequest>,
+) {
     while let Some(first) = rx.recv().await {
         let mut ok = write_frame(&mut writer, &first).await.is_ok();
         while ok {

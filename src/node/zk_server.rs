@@ -65,12 +65,29 @@ pub struct ZkServerNode {
 }
 
 enum Inbox {
-    Peer { from: ServerId, incarnation: u64, msg: PeerMessage },
-    PeerGone { from: ServerId, incarnation: u64 },
-    OutboundLost { peer: ServerId },
-    ClientOpen { conn: ConnId, tx: UnboundedSender<ServerResponse> },
-    Client { conn: ConnId, request: ClientRequest },
-    ClientClosed { conn: ConnId },
+    Peer {
+        from: ServerId,
+        incarnation: u64,
+        msg: PeerMessage,
+    },
+    PeerGone {
+        from: ServerId,
+        incarnation: u64,
+    },
+    OutboundLost {
+        peer: ServerId,
+    },
+    ClientOpen {
+        conn: ConnId,
+        tx: UnboundedSender<ServerResponse>,
+    },
+    Client {
+        conn: ConnId,
+        request: ClientRequest,
+    },
+    ClientClosed {
+        conn: ConnId,
+    },
 }
 
 fn now_ms() -> u64 {
@@ -95,7 +112,8 @@ impl ZkServerNode {
         let (mut txn_log, recovered) = match self.recover() {
             Ok(state) => state,
             Err(error) => {
-                self.recorder.event(&self.name, "recovery-failed", json!({ "error": error }));
+                self.recorder
+                    .event(&self.name, "recovery-failed", json!({ "error": error }));
                 return;
             }
         };
@@ -115,7 +133,11 @@ impl ZkServerNode {
         let listener = match TcpListener::bind(self.addrs[&me]).await {
             Ok(listener) => listener,
             Err(error) => {
-                self.recorder.event(&self.name, "listen-failed", json!({ "error": error.to_string() }));
+                self.recorder.event(
+                    &self.name,
+                    "listen-failed",
+                    json!({ "error": error.to_string() }),
+                );
                 return;
             }
         };
@@ -127,19 +149,31 @@ impl ZkServerNode {
             }
             let (tx, rx) = unbounded_channel();
             peers.insert(peer, tx);
-            let hello = Hello::Peer { from: me, incarnation };
+            let hello = Hello::Peer {
+                from: me,
+                incarnation,
+            };
             madsim::task::spawn(peer_writer(addr, hello, rx, inbox_tx.clone(), peer));
         }
 
         let mut config = self.config.clone();
         config.incarnation = incarnation;
         let mut core = ServerCore::new(config, recovered, now_ms());
-        let mut shell = Shell { node: &self, txn_log: &mut txn_log, peers, clients: BTreeMap::new(), latest_inbound: BTreeMap::new() };
+        let mut shell = Shell {
+            node: &self,
+            txn_log: &mut txn_log,
+            peers,
+            clients: BTreeMap::new(),
+            latest_inbound: BTreeMap::new(),
+        };
         if let Err(error) = shell.execute(core.take_actions()).await {
-            self.recorder.event(&self.name, "disk-failed", json!({ "error": error }));
+            self.recorder
+                .event(&self.name, "disk-failed", json!({ "error": error }));
             return;
         }
-        let mut next_tick = madsim::time::Instant::now() + TICK;
+        // A seeded phase, so servers' ticks do not march in step (see the client shell).
+        let phase = TICK.mul_f64(rand::Rng::gen_range(&mut crate::sim::run_rng(), 0.0..1.0));
+        let mut next_tick = madsim::time::Instant::now() + phase;
         loop {
             tokio::select! {
                 biased;
@@ -153,7 +187,8 @@ impl ZkServerNode {
                 }
             }
             if let Err(error) = shell.execute(core.take_actions()).await {
-                self.recorder.event(&self.name, "disk-failed", json!({ "error": error }));
+                self.recorder
+                    .event(&self.name, "disk-failed", json!({ "error": error }));
                 return;
             }
         }
@@ -162,7 +197,8 @@ impl ZkServerNode {
     /// Reads the epoch files, the newest valid snapshot and the transaction log.
     fn recover(&self) -> Result<(TxnLog, Recovered), String> {
         let disk = &self.disk;
-        disk.create_dir_all(Path::new(DATA_DIR)).map_err(|e| e.to_string())?;
+        disk.create_dir_all(Path::new(DATA_DIR))
+            .map_err(|e| e.to_string())?;
         let epoch = |name: &str| -> Result<Epoch, String> {
             let path = self.data(name);
             if !disk.exists(&path) {
@@ -173,7 +209,12 @@ impl ZkServerNode {
                 .trim()
                 .parse()
                 .map(Epoch)
-                .map_err(|_| format!("{name} holds {:?}, not an epoch", String::from_utf8_lossy(&bytes)))
+                .map_err(|_| {
+                    format!(
+                        "{name} holds {:?}, not an epoch",
+                        String::from_utf8_lossy(&bytes)
+                    )
+                })
         };
         let accepted_epoch = epoch("acceptedEpoch")?;
         let current_epoch = epoch("currentEpoch")?;
@@ -181,28 +222,49 @@ impl ZkServerNode {
         let mut snapshot = None;
         for name in self.snapshot_names()?.into_iter().rev() {
             let bytes = read_whole(disk, &self.data(&name)).map_err(|e| e.to_string())?;
-            match serde_json::from_slice::<Snapshot>(&bytes).map_err(|e| e.to_string()).and_then(|s| {
-                DataTree::from_snapshot(&s).map(|_| s)
-            }) {
+            match serde_json::from_slice::<Snapshot>(&bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|s| DataTree::from_snapshot(&s).map(|_| s))
+            {
                 Ok(s) => {
                     snapshot = Some(s);
                     break;
                 }
-                Err(error) => self.recorder.event(&self.name, "bad-snapshot", json!({ "file": name, "error": error })),
+                Err(error) => self.recorder.event(
+                    &self.name,
+                    "bad-snapshot",
+                    json!({ "file": name, "error": error }),
+                ),
             }
         }
 
-        let config = LogConfig { segment_bytes: 1 << 20, flush_interval_messages: None, retention_ms: None, ..LogConfig::default() };
-        let (log, report) = Log::open(disk.clone(), &self.data("log"), config).map_err(|e| e.to_string())?;
+        let config = LogConfig {
+            segment_bytes: 1 << 20,
+            flush_interval_messages: None,
+            retention_ms: None,
+            ..LogConfig::default()
+        };
+        let (log, report) =
+            Log::open(disk.clone(), &self.data("log"), config).map_err(|e| e.to_string())?;
         if report.truncated_at.is_some() {
-            self.recorder.event(&self.name, "txn-log-recovered", json!({ "recovery": report }));
+            self.recorder.event(
+                &self.name,
+                "txn-log-recovered",
+                json!({ "recovery": report }),
+            );
         }
-        let mut txn_log = TxnLog { log, index: Vec::new() };
+        let mut txn_log = TxnLog {
+            log,
+            index: Vec::new(),
+        };
         let mut records = Vec::new();
         let mut next = txn_log.log.log_start_offset();
         let end = txn_log.log.log_end_offset();
         'read: while next < end {
-            let batch = txn_log.log.read_records(next, 1 << 20).map_err(|e| e.to_string())?;
+            let batch = txn_log
+                .log
+                .read_records(next, 1 << 20)
+                .map_err(|e| e.to_string())?;
             let Some(last) = batch.last() else { break };
             next = last.offset.plus(1);
             for record in batch {
@@ -214,8 +276,15 @@ impl ZkServerNode {
                 let Some(parsed) = parsed else {
                     // A record the log engine found intact but that does not parse or is out
                     // of order: a bug. Say so, and drop it and everything after.
-                    self.recorder.event(&self.name, "bad-txn-record", json!({ "offset": record.offset.0 }));
-                    txn_log.log.truncate_to(record.offset).map_err(|e| e.to_string())?;
+                    self.recorder.event(
+                        &self.name,
+                        "bad-txn-record",
+                        json!({ "offset": record.offset.0 }),
+                    );
+                    txn_log
+                        .log
+                        .truncate_to(record.offset)
+                        .map_err(|e| e.to_string())?;
                     break 'read;
                 };
                 txn_log.index.push((parsed.header.zxid, record.offset));
@@ -223,8 +292,19 @@ impl ZkServerNode {
             }
         }
         let base = snapshot.as_ref().map_or(Zxid::ZERO, |s: &Snapshot| s.zxid);
-        let log = records.into_iter().filter(|r| r.header.zxid > base).collect();
-        Ok((txn_log, Recovered { accepted_epoch, current_epoch, snapshot, log }))
+        let log = records
+            .into_iter()
+            .filter(|r| r.header.zxid > base)
+            .collect();
+        Ok((
+            txn_log,
+            Recovered {
+                accepted_epoch,
+                current_epoch,
+                snapshot,
+                log,
+            },
+        ))
     }
 
     /// Snapshot file names, oldest first.
@@ -254,7 +334,11 @@ impl Shell<'_> {
     fn deliver(&mut self, core: &mut ServerCore, message: Inbox) {
         let now = now_ms();
         match message {
-            Inbox::Peer { from, incarnation, msg } => {
+            Inbox::Peer {
+                from,
+                incarnation,
+                msg,
+            } => {
                 let latest = self.latest_inbound.entry(from).or_insert(incarnation);
                 if incarnation < *latest {
                     return;
@@ -298,51 +382,95 @@ impl Shell<'_> {
                     // Dropping the sender ends the writer, which closes the stream.
                     self.clients.remove(&conn);
                 }
-                Action::AppendLog { records } => {
+                Action::AppendLog { records, durable } => {
                     for record in records {
                         let value = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
-                        let mut batch = BatchBuilder::new(BatchMeta { base_timestamp_ms: record.header.time_ms, ..BatchMeta::default() });
-                        batch.push(record.header.time_ms, Some(&record.header.zxid.0.to_be_bytes()), Some(&value), &[]);
-                        let info = self.txn_log.log.append(&mut batch).map_err(|e| e.to_string())?;
-                        self.txn_log.index.push((record.header.zxid, info.base_offset));
+                        let mut batch = BatchBuilder::new(BatchMeta {
+                            base_timestamp_ms: record.header.time_ms,
+                            ..BatchMeta::default()
+                        });
+                        batch.push(
+                            record.header.time_ms,
+                            Some(&record.header.zxid.0.to_be_bytes()),
+                            Some(&value),
+                            &[],
+                        );
+                        let info = self
+                            .txn_log
+                            .log
+                            .append(&mut batch)
+                            .map_err(|e| e.to_string())?;
+                        self.txn_log
+                            .index
+                            .push((record.header.zxid, info.base_offset));
                     }
-                    self.sync_log().await?;
+                    if durable {
+                        self.sync_log().await?;
+                    }
                 }
                 Action::TruncateLog { to } => {
                     let first = self.txn_log.index.partition_point(|(z, _)| *z <= to);
                     if let Some(&(_, offset)) = self.txn_log.index.get(first) {
-                        self.txn_log.log.truncate_to(offset).map_err(|e| e.to_string())?;
+                        self.txn_log
+                            .log
+                            .truncate_to(offset)
+                            .map_err(|e| e.to_string())?;
                         self.txn_log.index.truncate(first);
                     }
                     pay_sync_debt(&node.disk).await;
                 }
                 Action::ResetLog => {
                     let start = self.txn_log.log.log_start_offset();
-                    self.txn_log.log.truncate_to(start).map_err(|e| e.to_string())?;
+                    self.txn_log
+                        .log
+                        .truncate_to(start)
+                        .map_err(|e| e.to_string())?;
                     self.txn_log.index.clear();
                     pay_sync_debt(&node.disk).await;
                 }
                 Action::WriteSnapshot { snapshot } => {
                     let name = format!("snapshot.{:016x}", snapshot.zxid.0);
                     let bytes = serde_json::to_vec(&snapshot).map_err(|e| e.to_string())?;
-                    write_atomic(&node.disk, &node.data(&name), &bytes).map_err(|e| e.to_string())?;
+                    write_atomic(&node.disk, &node.data(&name), &bytes)
+                        .map_err(|e| e.to_string())?;
                     let names = node.snapshot_names()?;
-                    for old in names.iter().take(names.len().saturating_sub(SNAPSHOTS_KEPT)) {
-                        node.disk.remove(&node.data(old)).map_err(|e| e.to_string())?;
+                    for old in names
+                        .iter()
+                        .take(names.len().saturating_sub(SNAPSHOTS_KEPT))
+                    {
+                        node.disk
+                            .remove(&node.data(old))
+                            .map_err(|e| e.to_string())?;
                     }
                     pay_sync_debt(&node.disk).await;
                 }
                 Action::PersistEpochs { accepted, current } => {
-                    write_atomic(&node.disk, &node.data("acceptedEpoch"), format!("{}\n", accepted.0).as_bytes())
-                        .map_err(|e| e.to_string())?;
-                    write_atomic(&node.disk, &node.data("currentEpoch"), format!("{}\n", current.0).as_bytes())
-                        .map_err(|e| e.to_string())?;
+                    write_atomic(
+                        &node.disk,
+                        &node.data("acceptedEpoch"),
+                        format!("{}\n", accepted.0).as_bytes(),
+                    )
+                    .map_err(|e| e.to_string())?;
+                    write_atomic(
+                        &node.disk,
+                        &node.data("currentEpoch"),
+                        format!("{}\n", current.0).as_bytes(),
+                    )
+                    .map_err(|e| e.to_string())?;
                     pay_sync_debt(&node.disk).await;
                 }
                 Action::Announce { kind, detail } => {
                     match kind {
-                        "leading" => node.progress.zk_state(&node.name, "leading", detail["epoch"].as_u64().unwrap_or(0)),
-                        "following" => node.progress.zk_state(&node.name, "following", detail["epoch"].as_u64().unwrap_or(0)),
+                        "leading" => node.progress.zk_state(
+                            &node.name,
+                            "leading",
+                            detail["epoch"].as_u64().unwrap_or(0),
+                        ),
+                        "following" => node.progress.zk_state(
+                            &node.name,
+                            "following",
+                            detail["epoch"].as_u64().unwrap_or(0),
+                        ),
                         "looking" => node.progress.zk_state(&node.name, "looking", 0),
                         _ => {}
                     }
@@ -370,12 +498,23 @@ async fn accept_loop(listener: TcpListener, inbox: UnboundedSender<Inbox>) {
     }
 }
 
-async fn serve_connection(stream: TcpStream, inbox: UnboundedSender<Inbox>, next_conn: Arc<AtomicU64>) {
+async fn serve_connection(
+    stream: TcpStream,
+    inbox: UnboundedSender<Inbox>,
+    next_conn: Arc<AtomicU64>,
+) {
     let (mut reader, writer) = tokio::io::split(stream);
     match read_frame::<_, Hello>(&mut reader).await {
         Ok(Some(Hello::Peer { from, incarnation })) => {
             while let Ok(Some(msg)) = read_frame::<_, PeerMessage>(&mut reader).await {
-                if inbox.send(Inbox::Peer { from, incarnation, msg }).is_err() {
+                if inbox
+                    .send(Inbox::Peer {
+                        from,
+                        incarnation,
+                        msg,
+                    })
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -401,7 +540,10 @@ async fn serve_connection(stream: TcpStream, inbox: UnboundedSender<Inbox>, next
 
 /// Writes responses to a client, a flush per batch; ends (closing the stream) when the
 /// server drops the sender.
-async fn client_writer<W: tokio::io::AsyncWrite + Unpin>(mut writer: W, mut rx: UnboundedReceiver<ServerResponse>) {
+async fn client_writer<W: tokio::io::AsyncWrite + Unpin>(
+    mut writer: W,
+    mut rx: UnboundedReceiver<ServerResponse>,
+) {
     while let Some(first) = rx.recv().await {
         let mut ok = write_frame(&mut writer, &first).await.is_ok();
         while ok {
@@ -419,7 +561,13 @@ async fn client_writer<W: tokio::io::AsyncWrite + Unpin>(mut writer: W, mut rx: 
 
 /// Keeps a stream open to one peer, forever; messages sent while the link is down are
 /// dropped (the protocol resends what matters), and a broken link is reported.
-async fn peer_writer(addr: SocketAddr, hello: Hello, mut rx: UnboundedReceiver<PeerMessage>, inbox: UnboundedSender<Inbox>, peer: ServerId) {
+async fn peer_writer(
+    addr: SocketAddr,
+    hello: Hello,
+    mut rx: UnboundedReceiver<PeerMessage>,
+    inbox: UnboundedSender<Inbox>,
+    peer: ServerId,
+) {
     loop {
         let mut stream = match TcpStream::connect(addr).await {
             Ok(stream) => stream,
@@ -444,7 +592,11 @@ async fn peer_writer(addr: SocketAddr, hello: Hello, mut rx: UnboundedReceiver<P
                     Err(_) => break,
                 }
             }
-            ok = ok && matches!(madsim::time::timeout(FLUSH_TIMEOUT, stream.flush()).await, Ok(Ok(())));
+            ok = ok
+                && matches!(
+                    madsim::time::timeout(FLUSH_TIMEOUT, stream.flush()).await,
+                    Ok(Ok(()))
+                );
             if !ok {
                 let _ = inbox.send(Inbox::OutboundLost { peer });
                 break;

@@ -195,6 +195,12 @@ pub fn stats(events: &[Event], history: &[HistoryEntry]) -> BTreeMap<String, u64
                     }
                 }
             }
+            "leading" => bump("zk_leaders_elected", 1),
+            "sync" => {
+                let mode = event.detail["mode"].as_str().unwrap_or("?");
+                bump(&format!("zk_syncs_{mode}"), 1);
+            }
+            "session-expired" => bump("zk_sessions_expired_by_leader", 1),
             "log-opened" => {
                 bump("log_recoveries", 1);
                 let recovery = &event.detail["recovery"];

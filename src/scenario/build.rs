@@ -240,6 +240,7 @@ fn build_zookeeper_config(raw: &RawZookeeperConfig) -> Checked<ZookeeperConfig> 
         init_limit: at_least(&raw.init_limit, 1, "initLimit")?,
         sync_limit: at_least(&raw.sync_limit, 1, "syncLimit")?,
         force_sync: raw.force_sync.as_ref().map(|f| f.get_ref().0),
+        snap_count: at_least(&raw.snap_count, 2, "snapCount")?,
     })
 }
 
@@ -534,13 +535,19 @@ fn build_zk_client(raw: &Spanned<RawZkClient>, cluster: &Cluster) -> Checked<ZkC
     let session_timeout = duration(&client.session_timeout).unwrap_or(Duration::from_secs(6));
     if let Some(timeout) = &client.session_timeout {
         if session_timeout.is_zero() {
-            return Err(Problem::at(timeout, "`session_timeout` must be more than 0"));
+            return Err(Problem::at(
+                timeout,
+                "`session_timeout` must be more than 0",
+            ));
         }
     }
     let churn = duration(&client.churn);
     if let (Some(raw_churn), Some(churn)) = (&client.churn, churn) {
         if churn.is_zero() {
-            return Err(Problem::at(raw_churn, "`churn` must be more than 0 (leave it out for no churn)"));
+            return Err(Problem::at(
+                raw_churn,
+                "`churn` must be more than 0 (leave it out for no churn)",
+            ));
         }
     }
     Ok(ZkClientSpec {

@@ -219,11 +219,11 @@ mod tests {
     #[test]
     fn the_contract_example_is_not_supported_yet_at_its_first_unsupported_key() {
         let error = parse(Path::new("example.toml"), CONTRACT_EXAMPLE.as_bytes()).unwrap_err();
-        assert_eq!((error.line, error.column), (8, 14));
+        assert_eq!((error.line, error.column), (9, 11));
         assert!(
             error
                 .message
-                .starts_with("not supported yet: `zookeepers` > 0"),
+                .starts_with("not supported yet: `brokers` > 0"),
             "{}",
             error.message
         );

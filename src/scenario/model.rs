@@ -219,6 +219,9 @@ pub struct ZookeeperConfig {
     pub sync_limit: Option<u32>,
     /// `forceSync` (`true`/`false`, or ZooKeeper's own `"yes"`/`"no"`).
     pub force_sync: Option<bool>,
+    /// `snapCount`: transactions between snapshots, >= 2 (ZooKeeper's default 100000). A
+    /// follower further behind than the previous snapshot is synced with SNAP.
+    pub snap_count: Option<u64>,
 }
 
 /// `[[topic]]`.

@@ -124,6 +124,8 @@ pub(super) struct RawLogConfig {
 pub(super) struct RawZookeeperConfig {
     #[serde(rename = "tickTime")]
     pub tick_time: Option<Spanned<u64>>,
+    #[serde(rename = "snapCount")]
+    pub snap_count: Option<Spanned<u64>>,
     #[serde(rename = "initLimit")]
     pub init_limit: Option<Spanned<u32>>,
     #[serde(rename = "syncLimit")]

@@ -118,7 +118,15 @@ fn parse_partition(text: &str) -> Option<u32> {
 /// The kind prefix of a node-shaped name (`writer-3` → `writer`), whether or not it exists.
 fn node_kind(text: &str) -> Option<&str> {
     let (kind, number) = text.rsplit_once('-')?;
-    let known = ["zk", "broker", "producer", "consumer", "writer", "zk-client"].contains(&kind);
+    let known = [
+        "zk",
+        "broker",
+        "producer",
+        "consumer",
+        "writer",
+        "zk-client",
+    ]
+    .contains(&kind);
     let numeric = !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit());
     (known && numeric).then_some(kind)
 }
@@ -234,6 +242,7 @@ mod tests {
                 producers: 0,
                 consumers: 0,
                 writers: 2,
+                zk_clients: 0,
             },
             topics: BTreeMap::from([("orders".to_string(), 3)]),
             groups: BTreeSet::from(["billing".to_string()]),

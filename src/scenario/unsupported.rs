@@ -23,10 +23,7 @@ pub(super) fn reject_unsupported(raw: &RawScenario) -> Result<(), Problem> {
     if let Some(cluster) = &raw.cluster {
         // Brokers. Their log.* settings are fine: writers use them too.
         if let Some(brokers) = cluster.brokers.as_ref().filter(|b| *b.get_ref() > 0) {
-            refuse(
-                brokers.span(),
-                "`brokers` > 0 (no brokers yet)",
-            );
+            refuse(brokers.span(), "`brokers` > 0 (no brokers yet)");
         }
         if let Some(broker) = &cluster.broker {
             let keys = [
@@ -48,22 +45,13 @@ pub(super) fn reject_unsupported(raw: &RawScenario) -> Result<(), Problem> {
     }
     // Workloads other than writers.
     for topic in &raw.topic {
-        refuse(
-            topic.span(),
-            "[[topic]] (no brokers yet)",
-        );
+        refuse(topic.span(), "[[topic]] (no brokers yet)");
     }
     for producer in &raw.producer {
-        refuse(
-            producer.span(),
-            "[[producer]] (no brokers yet)",
-        );
+        refuse(producer.span(), "[[producer]] (no brokers yet)");
     }
     for consumer in &raw.consumer {
-        refuse(
-            consumer.span(),
-            "[[consumer]] (no brokers yet)",
-        );
+        refuse(consumer.span(), "[[consumer]] (no brokers yet)");
     }
     // Fault targets that need brokers.
     for fault in &raw.fault {
@@ -97,10 +85,7 @@ pub(super) fn reject_unsupported(raw: &RawScenario) -> Result<(), Problem> {
                 continue;
             }
             if let Some(on) = switch.as_ref().filter(|s| *s.get_ref()) {
-                refuse(
-                    on.span(),
-                    &format!("[legacy] `{key}` (no brokers yet)"),
-                );
+                refuse(on.span(), &format!("[legacy] `{key}` (no brokers yet)"));
             }
         }
     }

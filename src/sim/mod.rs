@@ -8,6 +8,8 @@
 
 mod guard;
 mod logging;
+mod network;
+mod nodes;
 mod progress;
 mod trace;
 mod world;

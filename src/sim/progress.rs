@@ -70,7 +70,9 @@ impl Progress {
 
     /// An ensemble server announced its state.
     pub fn zk_state(&self, node: &str, state: &str, epoch: u64) {
-        self.lock().zk.insert(node.to_string(), (state.to_string(), epoch));
+        self.lock()
+            .zk
+            .insert(node.to_string(), (state.to_string(), epoch));
     }
 
     /// The serving leader of the newest epoch, if one announced itself and still leads.

@@ -1,33 +1,34 @@
 //! The world: builds a scenario's nodes on the madsim runtime and drives a run's phases.
 //!
-//! Owns: node lifecycle (create, kill, restart, pause, resume, power loss), resolving fault
-//! targets to concrete nodes, and the phases of architecture.md — setup, fault phase
-//! (`duration`, scheduled faults), heal (every node back up), liveness phase (up to `heal`,
-//! ending early once the cluster converged), stop (every node killed, so nothing outlives
-//! `block_on`). Every fault is announced with its concrete nodes, so a run's fault schedule
-//! can be read back from `events.jsonl`.
+//! Owns: node lifecycle (create, kill, restart, pause, resume, power loss), network faults
+//! (partition, clog, loss, heal), resolving fault targets to concrete nodes, and the phases
+//! of architecture.md — setup (every node started; the ensemble has a leader), fault phase
+//! (`duration`, scheduled faults), heal (every node back up, the network whole), liveness
+//! phase (up to `heal`, ending early once the cluster converged), stop (every node killed, so
+//! nothing outlives `block_on`). Every fault is announced with its concrete nodes, so a run's
+//! fault schedule can be read back from `events.jsonl`.
 //!
 //! Node state here is the world's own bookkeeping of what it did to each node; nodes report
 //! progress through [`Progress`] and everything observable through the [`Recorder`].
 
-use super::guard::guarded;
+use super::network::Network;
+use super::nodes::{build_all, Context, NodeKind};
 use super::progress::Progress;
 use super::run_rng;
 use super::trace::{sim_now_us, Recorder};
-use crate::disk::{SimDisk, SimDiskConfig};
-use crate::node::{log_config, writer::WriterNode, writers};
+use crate::disk::SimDisk;
 use crate::scenario::{Fault, FaultAction, Scenario, Target};
 use madsim::runtime::Handle;
 use madsim::task::NodeId;
+use rand::seq::SliceRandom;
 use rand::Rng;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// How long setup may take before the fault phase starts anyway.
-const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for a power cut to land inside an fsync (see `strike_window`).
 const STRIKE_WINDOW: Duration = Duration::from_millis(10);
 /// Granularity of the world's waits: how soon it notices a crash or convergence.
@@ -65,8 +66,9 @@ impl NodeState {
 
 struct SimNode {
     name: String,
+    kind: NodeKind,
     id: NodeId,
-    disk: SimDisk,
+    disk: Option<SimDisk>,
     state: NodeState,
 }
 
@@ -77,8 +79,9 @@ pub struct World {
     recorder: Recorder,
     progress: Progress,
     handle: Handle,
-    /// In creation order (which is also the order of `Scenario::node_names`).
+    /// In creation order.
     nodes: Vec<SimNode>,
+    network: Network,
 }
 
 impl World {
@@ -96,6 +99,7 @@ impl World {
             progress,
             handle: Handle::current(),
             nodes: Vec::new(),
+            network: Network::default(),
         }
     }
 
@@ -133,60 +137,45 @@ impl World {
         );
     }
 
+    fn names_of(&self, kind: NodeKind) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.kind == kind)
+            .map(|n| n.name.clone())
+            .collect()
+    }
+
     async fn setup(&mut self) {
         self.phase("setup", SETUP_TIMEOUT);
         let since = sim_now_us();
-        let mut rng = run_rng();
-        let plans = writers(&self.scenario);
-        let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
-        for plan in plans {
-            let (name, config) = (&plan.name, &plan.config);
-            let disk = SimDisk::new(
-                self.run_dir.join(name),
-                rng.gen::<u64>(),
-                SimDiskConfig::default(),
-            )
-            .unwrap_or_else(|e| panic!("cannot create the data directory of {name}: {e}"));
-            let node = Arc::new(WriterNode {
-                name: name.clone(),
-                rate: plan.rate,
-                log: log_config(config),
-                flush_interval_ms: config.log_flush_interval_ms,
-                disk: disk.clone(),
-                recorder: self.recorder.clone(),
-                progress: self.progress.clone(),
-                incarnations: AtomicU64::new(0),
-            });
-            let (recorder, progress) = (self.recorder.clone(), self.progress.clone());
-            let id = self
-                .handle
-                .create_node()
-                .name(name.clone())
-                .init(move || {
-                    let node = node.clone();
-                    guarded(
-                        node.name.clone(),
-                        recorder.clone(),
-                        progress.clone(),
-                        node.run(),
-                    )
-                })
-                .build()
-                .id();
-            self.recorder
-                .event(name, "node-created", json!({ "kind": "writer" }));
-            self.nodes.push(SimNode {
-                name: name.clone(),
-                id,
-                disk,
+        let ctx = Context {
+            scenario: &self.scenario,
+            run_dir: &self.run_dir,
+            recorder: &self.recorder,
+            progress: &self.progress,
+            handle: &self.handle,
+        };
+        self.nodes = build_all(&ctx)
+            .into_iter()
+            .map(|b| SimNode {
+                name: b.name,
+                kind: b.kind,
+                id: b.id,
+                disk: b.disk,
                 state: NodeState::Up,
-            });
-        }
+            })
+            .collect();
+        let writers = self.names_of(NodeKind::Writer);
+        let ensemble = !self.names_of(NodeKind::Zk).is_empty();
         let deadline = madsim::time::TimeHandle::current().now_instant() + SETUP_TIMEOUT;
-        while !self.progress.all_ready_since(&names, since) {
+        loop {
+            let ready = self.progress.all_ready_since(&writers, since)
+                && (!ensemble || self.progress.zk_leader().is_some());
+            if ready {
+                break;
+            }
             if madsim::time::TimeHandle::current().now_instant() >= deadline {
-                self.recorder
-                    .event("world", "setup-timeout", json!({ "nodes": names }));
+                self.recorder.event("world", "setup-timeout", json!({}));
                 break;
             }
             madsim::time::sleep(POLL).await;
@@ -208,32 +197,126 @@ impl World {
     }
 
     async fn execute(&mut self, fault: &Fault) {
-        let targets = self.resolve(fault.target.as_ref());
-        if fault.action == FaultAction::PowerLoss {
-            self.strike_window(&targets).await;
+        let mut detail = json!({
+            "action": fault.action.name(),
+            "target": fault.target.as_ref().map(Target::to_string),
+            "line": fault.line,
+        });
+        match fault.action {
+            FaultAction::Partition => detail["sides"] = self.partition(fault),
+            FaultAction::Heal => {
+                self.network.heal_all();
+            }
+            FaultAction::Loss => {
+                let rate = fault.rate.unwrap_or(0.0);
+                self.network.set_loss(rate);
+                detail["rate"] = json!(rate);
+            }
+            action => {
+                let targets = self.resolve(fault.target.as_ref());
+                if action == FaultAction::PowerLoss {
+                    self.strike_window(&targets).await;
+                }
+                let mut effects = Vec::new();
+                for &index in &targets {
+                    let effect = match action {
+                        FaultAction::Kill => self.kill(index),
+                        FaultAction::Restart => self.restart(index),
+                        FaultAction::PowerLoss => self.power_loss(index),
+                        FaultAction::Pause => self.pause(index),
+                        FaultAction::Resume => self.resume(index),
+                        FaultAction::Clog => {
+                            self.network.clog(self.nodes[index].id);
+                            json!("clogged")
+                        }
+                        FaultAction::Unclog => {
+                            self.network.unclog(self.nodes[index].id);
+                            json!("unclogged")
+                        }
+                        FaultAction::Partition | FaultAction::Heal | FaultAction::Loss => {
+                            unreachable!()
+                        }
+                    };
+                    effects.push(json!({ "node": self.nodes[index].name, "effect": effect }));
+                }
+                detail["nodes"] = Value::Array(effects);
+            }
         }
-        let mut effects = Vec::new();
-        for &index in &targets {
-            let effect = match fault.action {
-                FaultAction::Kill => self.kill(index),
-                FaultAction::Restart => self.restart(index),
-                FaultAction::PowerLoss => self.power_loss(index),
-                FaultAction::Pause => self.pause(index),
-                FaultAction::Resume => self.resume(index),
-                other => json!({ "skipped": format!("{other:?} is not supported yet") }),
-            };
-            effects.push(json!({ "node": self.nodes[index].name, "effect": effect }));
-        }
-        self.recorder.event(
-            "world",
-            "fault",
-            json!({
-                "action": fault.action.name(),
-                "target": fault.target.as_ref().map(Target::to_string),
-                "line": fault.line,
-                "nodes": effects,
-            }),
-        );
+        self.recorder.event("world", "fault", detail);
+    }
+
+    /// Applies a partition; returns its concrete sides by name.
+    fn partition(&mut self, fault: &Fault) -> Value {
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        let servers: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|&i| self.nodes[i].kind.is_server())
+            .collect();
+        let sides: Vec<Vec<usize>> = match (&fault.sides, &fault.target) {
+            (Some(sides), _) => {
+                let named: Vec<Vec<usize>> = sides
+                    .iter()
+                    .map(|side| side.iter().filter_map(|name| self.index_of(name)).collect())
+                    .collect();
+                let listed: Vec<usize> = named.iter().flatten().copied().collect();
+                sides
+                    .iter()
+                    .zip(named)
+                    .map(|(side, indices)| {
+                        if side.iter().any(|n| n == "*") {
+                            all.iter()
+                                .copied()
+                                .filter(|i| !listed.contains(i))
+                                .collect()
+                        } else {
+                            indices
+                        }
+                    })
+                    .collect()
+            }
+            (None, Some(Target::Isolate(inner))) => {
+                let isolated = self.resolve(Some(inner));
+                let rest = all
+                    .iter()
+                    .copied()
+                    .filter(|i| !isolated.contains(i))
+                    .collect();
+                vec![isolated, rest]
+            }
+            (None, Some(Target::Halves)) => {
+                let mut shuffled = servers.clone();
+                shuffled.shuffle(&mut run_rng());
+                let rest = shuffled.split_off(shuffled.len() / 2);
+                vec![shuffled, rest]
+            }
+            (None, Some(Target::Bridge)) => {
+                // Two halves that only one node (the bridge) connects.
+                let mut shuffled = servers.clone();
+                shuffled.shuffle(&mut run_rng());
+                let mid = shuffled.len() / 2;
+                let a = shuffled[..mid].to_vec();
+                let b = shuffled.iter().skip(mid + 1).copied().collect();
+                vec![a, b]
+            }
+            _ => Vec::new(),
+        };
+        let ids: Vec<Vec<NodeId>> = sides
+            .iter()
+            .map(|s| s.iter().map(|&i| self.nodes[i].id).collect())
+            .collect();
+        self.network.partition(&ids);
+        json!(sides
+            .iter()
+            .map(|s| s
+                .iter()
+                .map(|&i| self.nodes[i].name.clone())
+                .collect::<Vec<_>>())
+            .collect::<Vec<_>>())
+    }
+
+    fn index_of(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name == name)
     }
 
     /// A power cut lands at an arbitrary instant, which may be inside an fsync: the disks
@@ -241,16 +324,16 @@ impl World {
     /// node that syncs meanwhile loses power inside that sync. One window for all
     /// targets: a correlated cut is one event.
     async fn strike_window(&self, targets: &[usize]) {
-        let running: Vec<usize> = targets
+        let running: Vec<&SimDisk> = targets
             .iter()
-            .copied()
-            .filter(|&i| self.nodes[i].state == NodeState::Up)
+            .filter(|&&i| self.nodes[i].state == NodeState::Up)
+            .filter_map(|&i| self.nodes[i].disk.as_ref())
             .collect();
         if running.is_empty() {
             return;
         }
-        for &index in &running {
-            self.nodes[index].disk.arm_power_loss();
+        for disk in running {
+            disk.arm_power_loss();
         }
         let window_us = run_rng().gen_range(0..=STRIKE_WINDOW.as_micros() as u64);
         madsim::time::sleep(Duration::from_micros(window_us)).await;
@@ -258,47 +341,55 @@ impl World {
 
     /// The nodes a target names, in creation order.
     fn resolve(&self, target: Option<&Target>) -> Vec<usize> {
-        let writers = |node: &SimNode| node.name.starts_with("writer-");
+        let of_kind = |kind: NodeKind| -> Vec<usize> {
+            (0..self.nodes.len())
+                .filter(|&i| self.nodes[i].kind == kind)
+                .collect()
+        };
+        let random = |candidates: Vec<usize>| -> Vec<usize> {
+            if candidates.is_empty() {
+                return candidates;
+            }
+            vec![candidates[run_rng().gen_range(0..candidates.len())]]
+        };
         match target {
-            Some(Target::Node(name)) => self
-                .nodes
-                .iter()
-                .position(|n| &n.name == name)
+            Some(Target::Node(name)) => self.index_of(name).into_iter().collect(),
+            Some(Target::Killed) => (0..self.nodes.len())
+                .filter(|&i| self.nodes[i].state == NodeState::Down)
+                .collect(),
+            Some(Target::AllWriters) => of_kind(NodeKind::Writer),
+            Some(Target::RandomWriter) => random(of_kind(NodeKind::Writer)),
+            Some(Target::RandomZk) => random(of_kind(NodeKind::Zk)),
+            Some(Target::ZkLeader) => self
+                .progress
+                .zk_leader()
+                .and_then(|name| self.index_of(&name))
+                .filter(|&i| self.nodes[i].state == NodeState::Up)
                 .into_iter()
                 .collect(),
-            Some(Target::Killed) => self.indices(|n| n.state == NodeState::Down),
-            Some(Target::AllWriters) => self.indices(writers),
-            Some(Target::RandomWriter) => {
-                let candidates = self.indices(writers);
-                if candidates.is_empty() {
-                    return candidates;
-                }
-                let pick = run_rng().gen_range(0..candidates.len());
-                vec![candidates[pick]]
-            }
+            Some(Target::Isolate(inner)) => self.resolve(Some(inner)),
             // The scenario parser rejects every other target until its feature exists.
             _ => Vec::new(),
         }
     }
 
-    fn indices(&self, keep: impl Fn(&SimNode) -> bool) -> Vec<usize> {
-        (0..self.nodes.len())
-            .filter(|&i| keep(&self.nodes[i]))
-            .collect()
-    }
-
-    fn kill(&mut self, index: usize) -> serde_json::Value {
+    fn kill(&mut self, index: usize) -> Value {
         let node = &mut self.nodes[index];
         if node.state == NodeState::Down {
             return json!("already down");
         }
         self.handle.kill(node.id);
-        node.disk.crash();
+        if let Some(disk) = &node.disk {
+            disk.crash();
+        }
         node.state = NodeState::Down;
+        if node.kind == NodeKind::Zk {
+            self.progress.zk_state(&node.name, "down", 0);
+        }
         json!("killed")
     }
 
-    fn restart(&mut self, index: usize) -> serde_json::Value {
+    fn restart(&mut self, index: usize) -> Value {
         let was = self.nodes[index].state;
         if was != NodeState::Down {
             self.kill(index);
@@ -312,16 +403,19 @@ impl World {
     /// Cuts the node's power: the process dies and its disk loses what was not durable.
     /// A node already down still loses its page cache. If the cut already struck inside
     /// an fsync during the strike window, that is the cut.
-    fn power_loss(&mut self, index: usize) -> serde_json::Value {
+    fn power_loss(&mut self, index: usize) -> Value {
         let was = self.nodes[index].state;
-        let struck = self.nodes[index].disk.disarm();
+        let struck = self.nodes[index].disk.as_ref().and_then(SimDisk::disarm);
         if was != NodeState::Down {
             self.kill(index);
         }
-        let node = &mut self.nodes[index];
+        let node = &self.nodes[index];
+        let Some(disk) = &node.disk else {
+            return json!({ "was": was.name(), "disk": "none" });
+        };
         let (report, inside_fsync) = match struck {
             Some(report) => (report, true),
-            None => match node.disk.power_loss() {
+            None => match disk.power_loss() {
                 Ok(report) => (report, false),
                 Err(error) => panic!("power loss of {} failed: {error}", node.name),
             },
@@ -336,7 +430,7 @@ impl World {
         })
     }
 
-    fn pause(&mut self, index: usize) -> serde_json::Value {
+    fn pause(&mut self, index: usize) -> Value {
         let node = &mut self.nodes[index];
         if node.state != NodeState::Up {
             return json!(format!("not paused: node is {}", node.state.name()));
@@ -346,7 +440,7 @@ impl World {
         json!("paused")
     }
 
-    fn resume(&mut self, index: usize) -> serde_json::Value {
+    fn resume(&mut self, index: usize) -> Value {
         let node = &mut self.nodes[index];
         if node.state != NodeState::Paused {
             return json!(format!("not resumed: node is {}", node.state.name()));
@@ -356,8 +450,11 @@ impl World {
         json!("resumed")
     }
 
-    /// Faults stop: every node down is restarted, every paused node resumed.
+    /// Faults stop: the network is made whole, every node down is restarted, every paused
+    /// node resumed.
     fn heal(&mut self) {
+        let network = self.network.is_faulty();
+        self.network.heal_all();
         let mut healed = Vec::new();
         for index in 0..self.nodes.len() {
             let effect = match self.nodes[index].state {
@@ -367,24 +464,35 @@ impl World {
             };
             healed.push(json!({ "node": self.nodes[index].name, "effect": effect }));
         }
-        self.recorder
-            .event("world", "heal", json!({ "nodes": healed }));
+        self.recorder.event(
+            "world",
+            "heal",
+            json!({ "nodes": healed, "network": network }),
+        );
     }
 
-    /// Waits up to `heal` for every writer to acknowledge a record after the heal.
+    /// Waits up to `heal` for the cluster to converge: every writer and every ensemble
+    /// client acknowledges an operation after the heal, and the ensemble has a leader.
     async fn await_convergence(&self, heal_at_us: u64) -> bool {
-        let names = self.scenario.writer_names();
+        let mut active = self.names_of(NodeKind::Writer);
+        active.extend(self.names_of(NodeKind::ZkClient));
+        let ensemble = !self.names_of(NodeKind::Zk).is_empty();
         let deadline = madsim::time::TimeHandle::current().now_instant() + self.scenario.heal;
         loop {
-            let idle = self.progress.idle_since(&names, heal_at_us);
-            if idle.is_empty() {
-                self.recorder.event("world", "converged", json!({}));
+            let idle = self.progress.idle_since(&active, heal_at_us);
+            let leader = self.progress.zk_leader();
+            if idle.is_empty() && (!ensemble || leader.is_some()) {
+                self.recorder
+                    .event("world", "converged", json!({ "zk_leader": leader }));
                 return true;
             }
             let now = madsim::time::TimeHandle::current().now_instant();
             if now >= deadline || self.progress.crash().is_some() {
-                self.recorder
-                    .event("world", "not-converged", json!({ "idle": idle }));
+                self.recorder.event(
+                    "world",
+                    "not-converged",
+                    json!({ "idle": idle, "zk_leader": leader }),
+                );
                 return false;
             }
             madsim::time::sleep((deadline - now).min(POLL)).await;

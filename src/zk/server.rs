@@ -33,7 +33,8 @@
 //! Legacy switches (bug-zoo.md), each a marked branch:
 //! - `diff_only_sync` (ZOOKEEPER-1154): sync sends DIFF where TRUNC is needed.
 //! - `ack_before_sync` (ZOOKEEPER-4646): a follower persists the new epoch and ACKs
-//!   NEWLEADER before the synced transactions are durable.
+//!   NEWLEADER before the synced transactions are durable (they are appended without an
+//!   fsync, which comes only with the next durable append).
 //!
 //! Simplifications vs ZooKeeper: no observers, no dynamic reconfiguration, no read-only
 //! mode, no session moved errors, no ACLs; the DIFF window is the transactions since the
@@ -77,10 +78,13 @@ pub enum Action {
         /// The connection.
         conn: ConnId,
     },
-    /// Append to the transaction log and make it durable.
+    /// Append to the transaction log; with `durable`, make it (and everything appended
+    /// before) durable before the next action.
     AppendLog {
         /// Records, in zxid order, after the log's last.
         records: Vec<TxnRecord>,
+        /// Sync before going on (always, except the legacy `ack_before_sync` path).
+        durable: bool,
     },
     /// Durably drop every logged record after `to`.
     TruncateLog {
@@ -437,14 +441,16 @@ impl ServerCore {
     /// A link with a peer broke (either direction).
     pub fn on_peer_lost(&mut self, peer: ServerId, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
-        match &mut self.role {
-            Role::Following(f) if f.leader == peer => self.look("lost the link to the leader"),
-            Role::Leading(l) => {
-                if l.learners.remove(&peer).is_some() {
-                    self.announce("learner-lost", json!({ "follower": peer.0 }));
-                }
+        let lost_learner = match &mut self.role {
+            Role::Following(f) if f.leader == peer => {
+                self.look("lost the link to the leader");
+                false
             }
-            _ => {}
+            Role::Leading(l) => l.learners.remove(&peer).is_some(),
+            _ => false,
+        };
+        if lost_learner {
+            self.announce("learner-lost", json!({ "follower": peer.0 }));
         }
     }
 
@@ -781,7 +787,13 @@ impl ServerCore {
         }
         if !txns.is_empty() {
             self.log.extend(txns.iter().cloned());
-            disk.push(Action::AppendLog { records: txns });
+            // LEGACY (ZOOKEEPER-4646): the synced transactions are appended but not fsynced
+            // before the ACK; the next durable append flushes them.
+            let durable = !self.config.legacy.ack_before_sync;
+            disk.push(Action::AppendLog {
+                records: txns,
+                durable,
+            });
         }
         self.announce("synced", detail);
         if self.config.legacy.ack_before_sync {
@@ -814,10 +826,16 @@ impl ServerCore {
         if self.follower().phase != FollowerPhase::Syncing {
             return;
         }
-        if self.last_logged() != last_zxid {
-            self.look("after the sync, the log does not end where the leader's does");
-            return;
+        if !self.config.legacy.diff_only_sync {
+            // TRUNC, DIFF and SNAP all end the log exactly where the leader's ends.
+            assert_eq!(
+                self.last_logged(),
+                last_zxid,
+                "after the sync, the log must end where the leader's does"
+            );
         }
+        // LEGACY (ZOOKEEPER-1154): a DIFF that should have been a TRUNC leaves transactions
+        // the leader never had at the end of the log; the follower carries on regardless.
         self.current_epoch = epoch;
         let leader = self.follower().leader;
         let persist = Action::PersistEpochs {
@@ -875,6 +893,7 @@ impl ServerCore {
         self.log.push_back(record.clone());
         self.out.push(Action::AppendLog {
             records: vec![record],
+            durable: true,
         });
         let leader = self.follower().leader;
         self.send(leader, PeerMessage::Ack { epoch, zxid });
@@ -1190,8 +1209,7 @@ impl ServerCore {
             .log
             .iter()
             .map(|r| r.header.zxid)
-            .filter(|&z| z < peer_last)
-            .next_back()
+            .rfind(|&z| z < peer_last)
             .unwrap_or(self.base.zxid);
         if self.config.legacy.diff_only_sync {
             // LEGACY (ZOOKEEPER-1154): diff from the follower's zxid; its extra
@@ -1305,6 +1323,7 @@ impl ServerCore {
         self.log.push_back(record.clone());
         self.out.push(Action::AppendLog {
             records: vec![record.clone()],
+            durable: true,
         });
         for peer in to {
             self.send(

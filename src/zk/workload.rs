@@ -30,7 +30,10 @@ pub fn register_path(k: u32) -> String {
 
 /// The register index of a path, if it is a register.
 pub fn register_of(path: &str) -> Option<u32> {
-    path.strip_prefix(REGISTERS)?.strip_prefix("/r-")?.parse().ok()
+    path.strip_prefix(REGISTERS)?
+        .strip_prefix("/r-")?
+        .parse()
+        .ok()
 }
 
 /// Encodes a register value as znode data.
@@ -60,12 +63,27 @@ impl Workload {
     pub fn new(client: u32, registers: u32) -> Workload {
         let mut setup: VecDeque<Op> = [REGISTERS, SEQUENTIAL, EPHEMERAL, MULTI]
             .iter()
-            .map(|p| Op::Create { path: p.to_string(), data: Vec::new(), mode: CreateMode::Persistent })
+            .map(|p| Op::Create {
+                path: p.to_string(),
+                data: Vec::new(),
+                mode: CreateMode::Persistent,
+            })
             .collect();
         for k in 0..registers {
-            setup.push_back(Op::Create { path: register_path(k), data: encode_value(0), mode: CreateMode::Persistent });
+            setup.push_back(Op::Create {
+                path: register_path(k),
+                data: encode_value(0),
+                mode: CreateMode::Persistent,
+            });
         }
-        Workload { client, registers, setup, versions: (0..registers).map(|k| (k, None)).collect(), counter: 0, ephemerals: Vec::new() }
+        Workload {
+            client,
+            registers,
+            setup,
+            versions: (0..registers).map(|k| (k, None)).collect(),
+            counter: 0,
+            ephemerals: Vec::new(),
+        }
     }
 
     fn next_value(&mut self) -> i64 {
@@ -88,27 +106,59 @@ impl Workload {
             0..=44 if self.registers > 0 => match self.versions[&k] {
                 Some(version) => {
                     let value = self.next_value();
-                    Op::SetData { path: register_path(k), data: encode_value(value), version }
+                    Op::SetData {
+                        path: register_path(k),
+                        data: encode_value(value),
+                        version,
+                    }
                 }
-                None => Op::GetData { path: register_path(k), watch: false },
+                None => Op::GetData {
+                    path: register_path(k),
+                    watch: false,
+                },
             },
-            45..=59 if self.registers > 0 => Op::GetData { path: register_path(k), watch: rng.gen_bool(0.3) },
+            45..=59 if self.registers > 0 => Op::GetData {
+                path: register_path(k),
+                watch: rng.gen_bool(0.3),
+            },
             60..=71 => {
                 let value = self.next_value();
-                Op::Create { path: format!("{SEQUENTIAL}/c{}-", self.client), data: encode_value(value), mode: CreateMode::PersistentSequential }
+                Op::Create {
+                    path: format!("{SEQUENTIAL}/c{}-", self.client),
+                    data: encode_value(value),
+                    mode: CreateMode::PersistentSequential,
+                }
             }
-            72..=83 => Op::Create { path: self.name(EPHEMERAL), data: Vec::new(), mode: CreateMode::Ephemeral },
+            72..=83 => Op::Create {
+                path: self.name(EPHEMERAL),
+                data: Vec::new(),
+                mode: CreateMode::Ephemeral,
+            },
             84..=91 if !self.ephemerals.is_empty() => {
                 let i = rng.gen_range(0..self.ephemerals.len());
-                Op::Delete { path: self.ephemerals[i].clone(), version: -1 }
+                Op::Delete {
+                    path: self.ephemerals[i].clone(),
+                    version: -1,
+                }
             }
-            84..=91 => Op::GetChildren { path: EPHEMERAL.to_string(), watch: true },
+            84..=91 => Op::GetChildren {
+                path: EPHEMERAL.to_string(),
+                watch: true,
+            },
             _ => {
                 let path = self.name(MULTI);
                 Op::Multi {
                     ops: vec![
-                        Op::Create { path: path.clone(), data: Vec::new(), mode: CreateMode::Persistent },
-                        Op::SetData { path, data: b"set".to_vec(), version: 0 },
+                        Op::Create {
+                            path: path.clone(),
+                            data: Vec::new(),
+                            mode: CreateMode::Persistent,
+                        },
+                        Op::SetData {
+                            path,
+                            data: b"set".to_vec(),
+                            version: 0,
+                        },
                     ],
                 }
             }
@@ -122,8 +172,13 @@ impl Workload {
             Outcome::Unknown { .. } | Outcome::NotSent { .. } => None,
         };
         let setup = match op {
-            Op::Create { path, mode: CreateMode::Persistent, .. } => {
-                [REGISTERS, SEQUENTIAL, EPHEMERAL, MULTI].contains(&path.as_str()) || register_of(path).is_some()
+            Op::Create {
+                path,
+                mode: CreateMode::Persistent,
+                ..
+            } => {
+                [REGISTERS, SEQUENTIAL, EPHEMERAL, MULTI].contains(&path.as_str())
+                    || register_of(path).is_some()
             }
             _ => false,
         };
@@ -139,24 +194,34 @@ impl Workload {
             Op::SetData { path, .. } | Op::GetData { path, .. } => {
                 let Some(k) = register_of(path) else { return };
                 let seen = match result {
-                    Some(Ok(OpResult::DataSet { stat })) | Some(Ok(OpResult::Data { stat, .. })) => Some(stat.version),
+                    Some(Ok(OpResult::DataSet { stat }))
+                    | Some(Ok(OpResult::Data { stat, .. })) => Some(stat.version),
                     Some(Err(e)) if e.error == ZkError::NoNode => {
-                        self.setup.push_back(Op::Create { path: path.clone(), data: encode_value(0), mode: CreateMode::Persistent });
+                        self.setup.push_back(Op::Create {
+                            path: path.clone(),
+                            data: encode_value(0),
+                            mode: CreateMode::Persistent,
+                        });
                         None
                     }
                     _ => None,
                 };
                 self.versions.insert(k, seen);
             }
-            Op::Create { path, mode: CreateMode::Ephemeral, .. } => {
+            Op::Create {
+                path,
+                mode: CreateMode::Ephemeral,
+                ..
+            } => {
                 if matches!(result, Some(Ok(_))) {
                     self.ephemerals.push(path.clone());
                 }
             }
-            Op::Delete { path, .. } => {
-                if matches!(result, Some(Ok(_))) || matches!(result, Some(Err(e)) if e.error == ZkError::NoNode) {
-                    self.ephemerals.retain(|p| p != path);
-                }
+            Op::Delete { path, .. }
+                if matches!(result, Some(Ok(_)))
+                    || matches!(result, Some(Err(e)) if e.error == ZkError::NoNode) =>
+            {
+                self.ephemerals.retain(|p| p != path);
             }
             _ => {}
         }
@@ -180,9 +245,20 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         let first = w.next(&mut rng);
         assert!(matches!(&first, Op::Create { path, .. } if path == REGISTERS));
-        w.completed(&first, &Outcome::Unknown { error: ZkError::ConnectionLoss });
+        w.completed(
+            &first,
+            &Outcome::Unknown {
+                error: ZkError::ConnectionLoss,
+            },
+        );
         assert_eq!(w.next(&mut rng), first, "retried");
-        w.completed(&first, &Outcome::Done { result: Err(OpError::from(ZkError::NodeExists)), zxid: Zxid(1) });
+        w.completed(
+            &first,
+            &Outcome::Done {
+                result: Err(OpError::from(ZkError::NodeExists)),
+                zxid: Zxid(1),
+            },
+        );
         assert!(matches!(w.next(&mut rng), Op::Create { path, .. } if path == SEQUENTIAL));
     }
 
@@ -190,14 +266,40 @@ mod tests {
     fn cas_uses_the_version_last_seen_and_refreshes_after_badversion() {
         let mut w = Workload::new(3, 1);
         w.setup.clear();
-        let read = Op::GetData { path: register_path(0), watch: false };
-        let stat = Stat { version: 4, ..Stat::default() };
-        w.completed(&read, &Outcome::Done { result: Ok(OpResult::Data { data: encode_value(0), stat }), zxid: Zxid(2) });
+        let read = Op::GetData {
+            path: register_path(0),
+            watch: false,
+        };
+        let stat = Stat {
+            version: 4,
+            ..Stat::default()
+        };
+        w.completed(
+            &read,
+            &Outcome::Done {
+                result: Ok(OpResult::Data {
+                    data: encode_value(0),
+                    stat,
+                }),
+                zxid: Zxid(2),
+            },
+        );
         assert_eq!(w.versions[&0], Some(4));
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let cas = (0..100).map(|_| w.next(&mut rng)).find(|op| matches!(op, Op::SetData { .. })).unwrap();
-        assert!(matches!(&cas, Op::SetData { version: 4, data, .. } if decode_value(data).unwrap() >> 32 == 3));
-        w.completed(&cas, &Outcome::Done { result: Err(OpError::from(ZkError::BadVersion)), zxid: Zxid(3) });
+        let cas = (0..100)
+            .map(|_| w.next(&mut rng))
+            .find(|op| matches!(op, Op::SetData { .. }))
+            .unwrap();
+        assert!(
+            matches!(&cas, Op::SetData { version: 4, data, .. } if decode_value(data).unwrap() >> 32 == 3)
+        );
+        w.completed(
+            &cas,
+            &Outcome::Done {
+                result: Err(OpError::from(ZkError::BadVersion)),
+                zxid: Zxid(3),
+            },
+        );
         assert_eq!(w.versions[&0], None, "refresh before the next write");
     }
 }

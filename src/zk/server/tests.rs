@@ -155,7 +155,7 @@ impl Cluster {
                         client.open = false;
                     }
                 }
-                Action::AppendLog { records } => {
+                Action::AppendLog { records, .. } => {
                     let disk = &mut self.disks[i];
                     for record in records {
                         assert!(
@@ -494,8 +494,8 @@ fn leader_with_an_orphan_proposal(legacy: ServerLegacy) -> Cluster {
     c.call(conn, 1, create("/base", "v", CreateMode::Persistent))
         .unwrap();
     let leader = c.leader().unwrap();
-    c.mute_proposals_from = Some(leader);
     let (lconn, _) = c.connect(leader, 8_000);
+    c.mute_proposals_from = Some(leader);
     c.client_send(
         lconn,
         ClientRequest::Request {

@@ -1,0 +1,244 @@
+//! Building a scenario's nodes on the runtime: one function per kind of node.
+//!
+//! Owns: turning the scenario's tables into node shells — names, addresses, disks, configs
+//! — and registering each with madsim, wrapped so a panic becomes a recorded crash. Nodes
+//! are created in a fixed order (ensemble servers, writers, ensemble clients), so node ids
+//! and everything seeded from them are the same on every run of a seed.
+
+use super::guard::guarded;
+use super::progress::Progress;
+use super::run_rng;
+use super::trace::Recorder;
+use crate::disk::{SimDisk, SimDiskConfig};
+use crate::node::net::{node_addr, KIND_WRITER, KIND_ZK, KIND_ZK_CLIENT};
+use crate::node::writer::WriterNode;
+use crate::node::zk_client::ZkClientNode;
+use crate::node::zk_server::ZkServerNode;
+use crate::node::{log_config, writers};
+use crate::scenario::Scenario;
+use crate::zk::server::{ServerConfig, ServerLegacy};
+use crate::zk::ServerId;
+use madsim::runtime::Handle;
+use madsim::task::NodeId;
+use rand::Rng;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+/// ZooKeeper's defaults for the ensemble's settings.
+const DEFAULT_TICK_MS: u64 = 2000;
+const DEFAULT_INIT_LIMIT: u32 = 10;
+const DEFAULT_SYNC_LIMIT: u32 = 5;
+/// ZooKeeper's default `snapCount`: transactions between snapshots.
+const DEFAULT_SNAP_COUNT: u64 = 100_000;
+
+/// What kind of node it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    /// A standalone log writer.
+    Writer,
+    /// An ensemble server.
+    Zk,
+    /// An ensemble client.
+    ZkClient,
+}
+
+impl NodeKind {
+    /// Servers hold data and are what partition shapes split.
+    pub fn is_server(self) -> bool {
+        matches!(self, NodeKind::Zk)
+    }
+}
+
+/// A node as the world knows it.
+pub struct Built {
+    /// Its name.
+    pub name: String,
+    /// Its kind.
+    pub kind: NodeKind,
+    /// Its madsim id.
+    pub id: NodeId,
+    /// Its disk, if it has one.
+    pub disk: Option<SimDisk>,
+}
+
+/// Everything node construction needs from the world.
+pub struct Context<'a> {
+    /// The scenario.
+    pub scenario: &'a Scenario,
+    /// The run directory (node data goes in `<run>/<node>/`).
+    pub run_dir: &'a Path,
+    /// The run's record.
+    pub recorder: &'a Recorder,
+    /// The run's probes.
+    pub progress: &'a Progress,
+    /// The runtime.
+    pub handle: &'a Handle,
+}
+
+impl Context<'_> {
+    fn disk(&self, name: &str) -> SimDisk {
+        SimDisk::new(
+            self.run_dir.join(name),
+            run_rng().gen::<u64>(),
+            SimDiskConfig::default(),
+        )
+        .unwrap_or_else(|e| panic!("cannot create the data directory of {name}: {e}"))
+    }
+
+    /// Registers a node whose main future is `make()`, restarted by madsim on restart.
+    fn spawn<F, Fut>(&self, name: &str, addr: std::net::SocketAddr, make: F) -> NodeId
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let (recorder, progress, node) = (
+            self.recorder.clone(),
+            self.progress.clone(),
+            name.to_string(),
+        );
+        self.handle
+            .create_node()
+            .name(name)
+            .ip(addr.ip())
+            .init(move || guarded(node.clone(), recorder.clone(), progress.clone(), make()))
+            .build()
+            .id()
+    }
+}
+
+/// Every node of the scenario, created on the runtime.
+pub fn build_all(ctx: &Context<'_>) -> Vec<Built> {
+    let mut built = zk_servers(ctx);
+    built.extend(log_writers(ctx));
+    built.extend(zk_clients(ctx));
+    built
+}
+
+fn zk_servers(ctx: &Context<'_>) -> Vec<Built> {
+    let scenario = ctx.scenario;
+    let zk = &scenario.cluster.zookeeper;
+    let names = scenario.zk_names();
+    let ids: Vec<ServerId> = (1..=names.len() as u64).map(ServerId).collect();
+    let addrs: BTreeMap<ServerId, std::net::SocketAddr> = ids
+        .iter()
+        .map(|&id| (id, node_addr(KIND_ZK, id.0 as u32)))
+        .collect();
+    let mut built = Vec::new();
+    for (name, &id) in names.iter().zip(&ids) {
+        let disk = ctx.disk(name);
+        let node = Arc::new(ZkServerNode {
+            name: name.clone(),
+            config: ServerConfig {
+                id,
+                servers: ids.clone(),
+                tick_ms: zk.tick_time_ms.unwrap_or(DEFAULT_TICK_MS),
+                init_limit: u64::from(zk.init_limit.unwrap_or(DEFAULT_INIT_LIMIT)),
+                sync_limit: u64::from(zk.sync_limit.unwrap_or(DEFAULT_SYNC_LIMIT)),
+                snap_count: zk.snap_count.unwrap_or(DEFAULT_SNAP_COUNT),
+                incarnation: 0,
+                legacy: ServerLegacy {
+                    diff_only_sync: scenario.legacy.zk_diff_only_sync,
+                    ack_before_sync: scenario.legacy.zk_ack_before_sync,
+                },
+            },
+            addrs: addrs.clone(),
+            force_sync: zk.force_sync.unwrap_or(true),
+            disk: disk.clone(),
+            recorder: ctx.recorder.clone(),
+            progress: ctx.progress.clone(),
+            incarnations: AtomicU64::new(0),
+        });
+        let id_ = ctx.spawn(name, addrs[&id], move || node.clone().run());
+        ctx.recorder.event(
+            name,
+            "node-created",
+            serde_json::json!({ "kind": "zk", "addr": addrs[&id].to_string() }),
+        );
+        built.push(Built {
+            name: name.clone(),
+            kind: NodeKind::Zk,
+            id: id_,
+            disk: Some(disk),
+        });
+    }
+    built
+}
+
+fn log_writers(ctx: &Context<'_>) -> Vec<Built> {
+    let mut built = Vec::new();
+    for (index, plan) in writers(ctx.scenario).into_iter().enumerate() {
+        let disk = ctx.disk(&plan.name);
+        let node = Arc::new(WriterNode {
+            name: plan.name.clone(),
+            rate: plan.rate,
+            log: log_config(&plan.config),
+            flush_interval_ms: plan.config.log_flush_interval_ms,
+            disk: disk.clone(),
+            recorder: ctx.recorder.clone(),
+            progress: ctx.progress.clone(),
+            incarnations: AtomicU64::new(0),
+        });
+        let addr = node_addr(KIND_WRITER, index as u32 + 1);
+        let id = ctx.spawn(&plan.name, addr, move || node.clone().run());
+        ctx.recorder.event(
+            &plan.name,
+            "node-created",
+            serde_json::json!({ "kind": "writer" }),
+        );
+        built.push(Built {
+            name: plan.name,
+            kind: NodeKind::Writer,
+            id,
+            disk: Some(disk),
+        });
+    }
+    built
+}
+
+fn zk_clients(ctx: &Context<'_>) -> Vec<Built> {
+    let scenario = ctx.scenario;
+    let servers: Vec<(ServerId, std::net::SocketAddr)> = (1..=scenario.cluster.zookeepers)
+        .map(|i| (ServerId(u64::from(i)), node_addr(KIND_ZK, i)))
+        .collect();
+    let specs = scenario
+        .zk_clients
+        .iter()
+        .flat_map(|spec| std::iter::repeat_n(spec, spec.count as usize));
+    let mut built = Vec::new();
+    for (index, (name, spec)) in scenario
+        .zk_client_names()
+        .into_iter()
+        .zip(specs)
+        .enumerate()
+    {
+        let node = Arc::new(ZkClientNode {
+            name: name.clone(),
+            index: index as u32 + 1,
+            servers: servers.clone(),
+            rate: spec.rate,
+            registers: spec.registers,
+            session_timeout: spec.session_timeout,
+            churn: spec.churn,
+            recorder: ctx.recorder.clone(),
+            progress: ctx.progress.clone(),
+            incarnations: AtomicU64::new(0),
+        });
+        let addr = node_addr(KIND_ZK_CLIENT, index as u32 + 1);
+        let id = ctx.spawn(&name, addr, move || node.clone().run());
+        ctx.recorder.event(
+            &name,
+            "node-created",
+            serde_json::json!({ "kind": "zk-client" }),
+        );
+        built.push(Built {
+            name,
+            kind: NodeKind::ZkClient,
+            id,
+            disk: None,
+        });
+    }
+    built
+}
