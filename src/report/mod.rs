@@ -178,7 +178,17 @@ pub fn stats(events: &[Event], history: &[HistoryEntry]) -> BTreeMap<String, u64
             },
             Op::ZkSession { event, .. } => bump(&format!("zk_sessions_{event}"), 1),
             Op::ZkWatch { .. } => bump("zk_watches", 1),
-            Op::ZkStart { .. } => {}
+            Op::ZkStart { .. } | Op::ClientStart { .. } | Op::Assign { .. } => {}
+            Op::Send { .. } => bump("sends", 1),
+            Op::SendReturn { outcome, .. } => match outcome {
+                crate::sim::SendOutcome::Ok { .. } => bump("sends_acked", 1),
+                crate::sim::SendOutcome::Sent { .. } => bump("sends_unacked", 1),
+                crate::sim::SendOutcome::Fail { .. } => bump("sends_failed", 1),
+            },
+            Op::Poll { records, .. } => {
+                bump("polls", 1);
+                bump("records_polled", records.len() as u64);
+            }
         }
     }
     for event in events {

@@ -15,7 +15,7 @@ mod trace;
 mod world;
 
 pub use progress::{Crash, Progress};
-pub use trace::{sim_now_us, Event, HistoryEntry, Op, Recorder, ZkOutcome};
+pub use trace::{sim_now_us, Event, HistoryEntry, Op, Recorder, SendOutcome, ZkOutcome};
 pub use world::WorldOutcome;
 
 use crate::scenario::Scenario;

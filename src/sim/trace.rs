@@ -110,6 +110,46 @@ pub enum Op {
         /// What happened.
         event: crate::zk::WatchedEvent,
     },
+    /// A producer or consumer process started (fresh memory: no positions, no producer id).
+    ClientStart {
+        /// Its incarnation.
+        incarnation: u64,
+    },
+    /// A producer handed a record to its client library (`send`). Values are unique in
+    /// the run: `<producer>-<incarnation>-<n>`, `n` counting sends from 0.
+    Send {
+        /// The record's value.
+        value: String,
+        /// Its key, if the workload uses keys.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+        /// The topic.
+        topic: String,
+        /// The producer's `acks`.
+        acks: crate::broker::Acks,
+        /// The producer has `enable.idempotence`.
+        idempotent: bool,
+    },
+    /// How a send ended, as the producer's callback was told.
+    SendReturn {
+        /// The record's value.
+        value: String,
+        /// The outcome.
+        outcome: SendOutcome,
+    },
+    /// A consumer's assignment changed (or it started): from here on it reads each of
+    /// these partitions from the given position.
+    Assign {
+        /// `(partition, position)` pairs.
+        partitions: Vec<(crate::broker::TopicPartition, u64)>,
+    },
+    /// A consumer's poll returned these records of one partition, in order.
+    Poll {
+        /// The partition.
+        partition: crate::broker::TopicPartition,
+        /// `(offset, value)` of each record.
+        records: Vec<(u64, String)>,
+    },
 }
 
 /// How an ensemble client's request ended, as the client saw it.
@@ -139,6 +179,34 @@ pub enum ZkOutcome {
     NotSent {
         /// Why.
         error: crate::zk::ZkError,
+    },
+}
+
+/// How a producer's send ended.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum SendOutcome {
+    /// Acknowledged: the record is at `offset` of `partition`.
+    Ok {
+        /// Where it went.
+        partition: crate::broker::TopicPartition,
+        /// Its offset.
+        offset: u64,
+    },
+    /// acks=0: sent, never acknowledged.
+    Sent {
+        /// Where it went.
+        partition: crate::broker::TopicPartition,
+    },
+    /// Failed after retries (or with a non-retriable error). The record may still be in
+    /// the log (`NOT_ENOUGH_REPLICAS_AFTER_APPEND`, a timeout): only its absence from the
+    /// acknowledged set is certain.
+    Fail {
+        /// The partition it was last sent to, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        partition: Option<crate::broker::TopicPartition>,
+        /// The last error.
+        error: crate::broker::KafkaError,
     },
 }
 

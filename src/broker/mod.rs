@@ -1,0 +1,13 @@
+//! The brokers: partition replicas on the log engine, the controller on the ensemble, and
+//! the wire protocol between brokers and clients. Pure cores; the shell is
+//! `node::broker`.
+//!
+//! Modules: [`types`] (ids, partitions, acks, Kafka's error names), [`proto`] (requests
+//! and responses).
+
+pub mod proto;
+pub mod types;
+
+pub use types::{
+    Acks, BrokerId, Bytes, KafkaError, PartitionState, ProducerIdentity, TopicPartition,
+};

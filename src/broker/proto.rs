@@ -1,0 +1,272 @@
+//! The brokers' wire protocol: requests and responses between clients and brokers, between
+//! followers and leaders, and from the controller to brokers.
+//!
+//! Owns: the message types (Kafka's API names: Metadata, Produce, Fetch,
+//! OffsetsForLeaderEpoch, LeaderAndIsr, UpdateMetadata, AlterPartition, InitProducerId).
+//! Every request carries a correlation id its response echoes, as in Kafka, so a client can
+//! pipeline requests on one connection and match answers. Frames are `node::net`'s
+//! (length-prefixed JSON over a TCP stream); record batches travel as v2 batch bytes.
+//! Simplifications: one API version each; no throttling, no sessions for incremental fetch.
+
+use super::types::{
+    Acks, BrokerId, Bytes, KafkaError, PartitionState, ProducerIdentity, TopicPartition,
+};
+use crate::log::{LeaderEpoch, Offset};
+use serde::{Deserialize, Serialize};
+
+/// A request with the correlation id its response echoes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Chosen by the sender, unique per connection.
+    pub correlation_id: u64,
+    /// What is asked.
+    pub body: RequestBody,
+}
+
+/// A response to the request with the same correlation id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    /// The request's correlation id.
+    pub correlation_id: u64,
+    /// The answer.
+    pub body: ResponseBody,
+}
+
+/// Every request a broker serves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "api", rename_all = "kebab-case")]
+pub enum RequestBody {
+    /// Which brokers lead which partitions of these topics (all topics if empty).
+    Metadata {
+        /// The topics asked about.
+        topics: Vec<String>,
+    },
+    /// Append batches to partitions this broker leads.
+    Produce {
+        /// The producer's acks.
+        acks: Acks,
+        /// How long the broker may wait for the HW (acks=all) before REQUEST_TIMED_OUT.
+        timeout_ms: u64,
+        /// One encoded v2 batch per partition.
+        partitions: Vec<ProducePartition>,
+    },
+    /// Read from partitions: a consumer (`replica_id = None`) reads below the HW, a
+    /// follower up to the LEO.
+    Fetch {
+        /// The fetching follower, or `None` for a consumer.
+        replica_id: Option<BrokerId>,
+        /// The broker epoch of the fetching follower (KIP-380), 0 for a consumer.
+        replica_epoch: i64,
+        /// Wait up to this long for data before answering empty.
+        max_wait_ms: u64,
+        /// What to read.
+        partitions: Vec<FetchPartition>,
+    },
+    /// The end offset of a leader epoch on the leader (KIP-101/279), for a follower's
+    /// truncation.
+    OffsetsForLeaderEpoch {
+        /// The follower asking.
+        replica_id: BrokerId,
+        /// What to look up.
+        partitions: Vec<EpochQuery>,
+    },
+    /// From the controller: become leader or follower of these partitions.
+    LeaderAndIsr {
+        /// The controller.
+        controller_id: BrokerId,
+        /// Its epoch; older than the newest seen → STALE_CONTROLLER_EPOCH.
+        controller_epoch: u32,
+        /// The recipient's broker epoch the controller knows (KIP-380); an older one is
+        /// aimed at an earlier incarnation → STALE_BROKER_EPOCH.
+        broker_epoch: i64,
+        /// The partitions and their new state.
+        partitions: Vec<(TopicPartition, PartitionState)>,
+    },
+    /// From the controller: the cluster's live brokers and partition leadership.
+    UpdateMetadata {
+        /// The controller.
+        controller_id: BrokerId,
+        /// Its epoch.
+        controller_epoch: u32,
+        /// Live brokers with their broker epochs.
+        live_brokers: Vec<(BrokerId, i64)>,
+        /// Every partition's state.
+        partitions: Vec<(TopicPartition, PartitionState)>,
+    },
+    /// From a partition leader to the controller: change the ISR (KIP-497).
+    AlterPartition {
+        /// The leader.
+        broker_id: BrokerId,
+        /// Its broker epoch.
+        broker_epoch: i64,
+        /// The partition.
+        partition: TopicPartition,
+        /// The leader epoch it leads in.
+        leader_epoch: LeaderEpoch,
+        /// The partition epoch its current state has.
+        partition_epoch: i32,
+        /// The ISR it asks for.
+        new_isr: Vec<BrokerId>,
+    },
+    /// An idempotent producer asks for a producer id.
+    InitProducerId,
+}
+
+/// One partition of a Produce request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducePartition {
+    /// Where to append.
+    pub partition: TopicPartition,
+    /// One v2 record batch as the producer encoded it (base offset 0; the leader assigns
+    /// offsets and stamps its leader epoch).
+    pub batch: Bytes,
+}
+
+/// One partition of a Fetch request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchPartition {
+    /// What to read.
+    pub partition: TopicPartition,
+    /// The first offset wanted.
+    pub fetch_offset: Offset,
+    /// The leader epoch the fetcher believes current (KIP-320); `None` skips the check.
+    pub current_leader_epoch: Option<LeaderEpoch>,
+    /// A follower: the epoch of the last batch it has (KIP-320 divergence check).
+    pub last_fetched_epoch: Option<LeaderEpoch>,
+    /// At most this many bytes (at least one batch is returned if any).
+    pub max_bytes: u32,
+}
+
+/// One partition of an OffsetsForLeaderEpoch request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochQuery {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// The leader epoch the follower believes current (fencing).
+    pub current_leader_epoch: LeaderEpoch,
+    /// The epoch whose end offset is wanted.
+    pub leader_epoch: LeaderEpoch,
+}
+
+/// Every response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "api", rename_all = "kebab-case")]
+pub enum ResponseBody {
+    /// Brokers and partition leadership.
+    Metadata {
+        /// The controller, if known.
+        controller: Option<BrokerId>,
+        /// Live brokers.
+        brokers: Vec<BrokerId>,
+        /// Every partition of the topics asked about.
+        partitions: Vec<(TopicPartition, PartitionState)>,
+    },
+    /// Per partition: the base offset of the appended batch, or why not.
+    Produce {
+        /// In request order.
+        partitions: Vec<(TopicPartition, Result<ProduceOk, KafkaError>)>,
+    },
+    /// Per partition: records or why not.
+    Fetch {
+        /// In request order.
+        partitions: Vec<(TopicPartition, Result<FetchData, KafkaError>)>,
+    },
+    /// Per partition: the end offset of the epoch asked about.
+    OffsetsForLeaderEpoch {
+        /// In request order.
+        partitions: Vec<(TopicPartition, Result<EpochEndOffset, KafkaError>)>,
+    },
+    /// Per partition: applied, or why not (a stale controller or broker epoch fails all).
+    LeaderAndIsr {
+        /// A request-level error.
+        error: Option<KafkaError>,
+    },
+    /// Applied, or why not.
+    UpdateMetadata {
+        /// A request-level error.
+        error: Option<KafkaError>,
+    },
+    /// The partition's state after the change, or why not.
+    AlterPartition {
+        /// The new state, or the error.
+        result: Result<PartitionState, KafkaError>,
+    },
+    /// The producer id handed out.
+    InitProducerId {
+        /// The identity, or why not.
+        result: Result<ProducerIdentity, KafkaError>,
+    },
+}
+
+/// A successful append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProduceOk {
+    /// The offset of the batch's first record (for a duplicate of an earlier batch of an
+    /// idempotent producer: where the original went).
+    pub base_offset: Offset,
+    /// The leader epoch it was appended in.
+    pub leader_epoch: LeaderEpoch,
+}
+
+/// What a fetch read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchData {
+    /// The leader's high watermark.
+    pub high_watermark: Offset,
+    /// The leader's log start offset.
+    pub log_start_offset: Offset,
+    /// The leader's epoch.
+    pub leader_epoch: LeaderEpoch,
+    /// A follower's log diverges: truncate to the end offset of this epoch first (KIP-320).
+    pub diverging_epoch: Option<EpochEndOffset>,
+    /// Whole v2 batches from the fetch offset (empty if nothing new).
+    pub records: Bytes,
+}
+
+/// An epoch and the offset where it ends (the start of the next epoch, or the LEO).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochEndOffset {
+    /// The largest epoch ≤ the one asked about that the leader knows (`NONE` if none);
+    /// `NONE` too under the legacy v0 answer, which carries an offset only.
+    pub leader_epoch: LeaderEpoch,
+    /// Where it ends.
+    pub end_offset: Offset,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_through_json() {
+        let request = Request {
+            correlation_id: 7,
+            body: RequestBody::Fetch {
+                replica_id: Some(BrokerId(2)),
+                replica_epoch: 0x1_0000_0003,
+                max_wait_ms: 500,
+                partitions: vec![FetchPartition {
+                    partition: TopicPartition::new("orders", 1),
+                    fetch_offset: Offset(42),
+                    current_leader_epoch: Some(LeaderEpoch(3)),
+                    last_fetched_epoch: Some(LeaderEpoch(2)),
+                    max_bytes: 1 << 20,
+                }],
+            },
+        };
+        let text = serde_json::to_string(&request).unwrap();
+        assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), request);
+        let response = Response {
+            correlation_id: 7,
+            body: ResponseBody::Produce {
+                partitions: vec![(
+                    TopicPartition::new("orders", 1),
+                    Err(KafkaError::NotEnoughReplicas),
+                )],
+            },
+        };
+        let text = serde_json::to_string(&response).unwrap();
+        assert!(text.contains("NOT_ENOUGH_REPLICAS"), "{text}");
+        assert_eq!(serde_json::from_str::<Response>(&text).unwrap(), response);
+    }
+}

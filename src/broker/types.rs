@@ -1,0 +1,255 @@
+//! The brokers' vocabulary: broker ids, topic-partitions, acks, producer identities,
+//! partition state and Kafka's error names.
+//!
+//! Owns: the data types every part of the broker layer shares — replica and controller
+//! cores, the wire protocol, the clients, the shells and the checkers. Names follow Kafka's
+//! (`NOT_LEADER_OR_FOLLOWER`, `leader_epoch`, `isr`, ...), one meaning each.
+
+use crate::log::LeaderEpoch;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A broker (Kafka's `broker.id`), 1-based: `broker-1` is `BrokerId(1)`.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct BrokerId(pub u32);
+
+impl fmt::Display for BrokerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// One partition of a topic, written `topic/partition` in reports and targets.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TopicPartition {
+    /// The topic's name.
+    pub topic: String,
+    /// The partition's index, from 0.
+    pub partition: u32,
+}
+
+impl TopicPartition {
+    /// `topic/partition`.
+    pub fn new(topic: impl Into<String>, partition: u32) -> Self {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+
+    /// The partition's directory name in a broker's log dir (Kafka's `<topic>-<partition>`).
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.topic, self.partition)
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.topic, self.partition)
+    }
+}
+
+/// The producer's `acks`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Acks {
+    /// `acks=0`: no response at all.
+    None,
+    /// `acks=1`: the leader's local append.
+    Leader,
+    /// `acks=all` (-1): every ISR member has it (the HW passed it).
+    All,
+}
+
+/// An idempotent producer's identity: producer id and epoch (KIP-98).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct ProducerIdentity {
+    /// The producer id the cluster handed out.
+    pub producer_id: i64,
+    /// Its epoch.
+    pub producer_epoch: i16,
+}
+
+/// A partition's leadership as the controller decided it: the content of the
+/// `/brokers/topics/<t>/partitions/<p>/state` znode, plus its znode version (the partition
+/// epoch, which fences ISR updates).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// The leader; `None` while no ISR member is alive (offline).
+    pub leader: Option<BrokerId>,
+    /// Bumped by every leader change.
+    pub leader_epoch: LeaderEpoch,
+    /// The in-sync replicas (the leader among them).
+    pub isr: Vec<BrokerId>,
+    /// The epoch of the controller that wrote it.
+    pub controller_epoch: u32,
+    /// The state znode's version: bumped by every write, leader or ISR.
+    pub partition_epoch: i32,
+    /// Every replica, in assignment order (the preferred leader first).
+    pub replicas: Vec<BrokerId>,
+}
+
+/// Kafka's error codes, as the wire protocol and the history carry them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum KafkaError {
+    /// This broker is not the partition's leader (or, for a follower fetch, not a replica).
+    NotLeaderOrFollower,
+    /// acks=all and the ISR is smaller than `min.insync.replicas`: nothing was appended.
+    NotEnoughReplicas,
+    /// acks=all: appended, but the ISR shrank below `min.insync.replicas` before the HW
+    /// passed it. The record stays in the log.
+    NotEnoughReplicasAfterAppend,
+    /// The request's own timeout passed (e.g. the HW did not pass an acks=all batch).
+    RequestTimedOut,
+    /// The request carried a leader epoch older than the replica's (KIP-320).
+    FencedLeaderEpoch,
+    /// The request carried a leader epoch newer than the replica's.
+    UnknownLeaderEpoch,
+    /// The fetch offset is outside the log.
+    OffsetOutOfRange,
+    /// An idempotent batch's sequence is not the next one expected.
+    OutOfOrderSequenceNumber,
+    /// The producer epoch is older than the one the broker knows.
+    InvalidProducerEpoch,
+    /// The broker has no state for this producer id.
+    UnknownProducerId,
+    /// A controller request carried an older controller epoch than the newest seen.
+    StaleControllerEpoch,
+    /// A controller request was aimed at an earlier incarnation of this broker (KIP-380).
+    StaleBrokerEpoch,
+    /// No such topic or partition.
+    UnknownTopicOrPartition,
+    /// No leader right now.
+    LeaderNotAvailable,
+    /// The leader's view of the partition epoch is stale (AlterPartition).
+    InvalidUpdateVersion,
+    /// A batch failed validation (CRC, size, offsets).
+    CorruptMessage,
+    /// The log could not be written (disk error).
+    KafkaStorageError,
+    /// The connection broke before the answer: the outcome is unknown.
+    NetworkException,
+}
+
+impl KafkaError {
+    /// Kafka's name, e.g. `NOT_LEADER_OR_FOLLOWER`.
+    pub fn name(self) -> &'static str {
+        match self {
+            KafkaError::NotLeaderOrFollower => "NOT_LEADER_OR_FOLLOWER",
+            KafkaError::NotEnoughReplicas => "NOT_ENOUGH_REPLICAS",
+            KafkaError::NotEnoughReplicasAfterAppend => "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+            KafkaError::RequestTimedOut => "REQUEST_TIMED_OUT",
+            KafkaError::FencedLeaderEpoch => "FENCED_LEADER_EPOCH",
+            KafkaError::UnknownLeaderEpoch => "UNKNOWN_LEADER_EPOCH",
+            KafkaError::OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",
+            KafkaError::OutOfOrderSequenceNumber => "OUT_OF_ORDER_SEQUENCE_NUMBER",
+            KafkaError::InvalidProducerEpoch => "INVALID_PRODUCER_EPOCH",
+            KafkaError::UnknownProducerId => "UNKNOWN_PRODUCER_ID",
+            KafkaError::StaleControllerEpoch => "STALE_CONTROLLER_EPOCH",
+            KafkaError::StaleBrokerEpoch => "STALE_BROKER_EPOCH",
+            KafkaError::UnknownTopicOrPartition => "UNKNOWN_TOPIC_OR_PARTITION",
+            KafkaError::LeaderNotAvailable => "LEADER_NOT_AVAILABLE",
+            KafkaError::InvalidUpdateVersion => "INVALID_UPDATE_VERSION",
+            KafkaError::CorruptMessage => "CORRUPT_MESSAGE",
+            KafkaError::KafkaStorageError => "KAFKA_STORAGE_ERROR",
+            KafkaError::NetworkException => "NETWORK_EXCEPTION",
+        }
+    }
+
+    /// A producer retries these (Kafka's `RetriableException`s).
+    pub fn is_retriable(self) -> bool {
+        matches!(
+            self,
+            KafkaError::NotLeaderOrFollower
+                | KafkaError::NotEnoughReplicas
+                | KafkaError::NotEnoughReplicasAfterAppend
+                | KafkaError::RequestTimedOut
+                | KafkaError::FencedLeaderEpoch
+                | KafkaError::UnknownLeaderEpoch
+                | KafkaError::UnknownTopicOrPartition
+                | KafkaError::LeaderNotAvailable
+                | KafkaError::CorruptMessage
+                | KafkaError::KafkaStorageError
+                | KafkaError::NetworkException
+        )
+    }
+}
+
+impl fmt::Display for KafkaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Raw bytes (encoded record batches) on the wire: serialized as a hex string, half the
+/// size of serde's array of numbers and cheaper to parse.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bytes(pub Vec<u8>);
+
+impl Serialize for Bytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = String::with_capacity(self.0.len() * 2);
+        for b in &self.0 {
+            text.push(HEX[(b >> 4) as usize] as char);
+            text.push(HEX[(b & 15) as usize] as char);
+        }
+        s.serialize_str(&text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Ok(c - b'0'),
+            b'a'..=b'f' => Ok(c - b'a' + 10),
+            _ => Err(serde::de::Error::custom("not a lowercase hex digit")),
+        };
+        let text = text.as_bytes();
+        if text.len() % 2 != 0 {
+            return Err(serde::de::Error::custom("odd number of hex digits"));
+        }
+        text.chunks(2)
+            .map(|pair| Ok((digit(pair[0])? << 4) | digit(pair[1])?))
+            .collect::<Result<Vec<u8>, D::Error>>()
+            .map(Bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_round_trip_as_hex() {
+        let bytes = Bytes(vec![0, 1, 0xab, 0xff, 0x10]);
+        let text = serde_json::to_string(&bytes).unwrap();
+        assert_eq!(text, "\"0001abff10\"");
+        assert_eq!(serde_json::from_str::<Bytes>(&text).unwrap(), bytes);
+        assert!(serde_json::from_str::<Bytes>("\"abc\"").is_err());
+        assert!(serde_json::from_str::<Bytes>("\"zz\"").is_err());
+    }
+
+    #[test]
+    fn errors_have_kafkas_names_on_the_wire() {
+        let text = serde_json::to_string(&KafkaError::NotLeaderOrFollower).unwrap();
+        assert_eq!(text, "\"NOT_LEADER_OR_FOLLOWER\"");
+        assert_eq!(
+            KafkaError::NotEnoughReplicasAfterAppend.to_string(),
+            "NOT_ENOUGH_REPLICAS_AFTER_APPEND"
+        );
+        assert!(!KafkaError::OutOfOrderSequenceNumber.is_retriable());
+    }
+
+    #[test]
+    fn partitions_print_as_topic_slash_index() {
+        let tp = TopicPartition::new("orders", 2);
+        assert_eq!(tp.to_string(), "orders/2");
+        assert_eq!(tp.dir_name(), "orders-2");
+    }
+}
