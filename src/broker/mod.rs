@@ -3,10 +3,13 @@
 //! `node::broker`.
 //!
 //! Modules: [`types`] (ids, partitions, acks, Kafka's error names), [`proto`] (requests
-//! and responses).
+//! and responses), [`zk_paths`] (the znode layout), [`controller`] (election, leader
+//! and ISR decisions).
 
+pub mod controller;
 pub mod proto;
 pub mod types;
+pub mod zk_paths;
 
 pub use types::{
     Acks, BrokerId, Bytes, KafkaError, PartitionState, ProducerIdentity, TopicPartition,

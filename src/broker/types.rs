@@ -125,6 +125,8 @@ pub enum KafkaError {
     UnknownTopicOrPartition,
     /// No leader right now.
     LeaderNotAvailable,
+    /// The request needs the active controller, and this broker is not it.
+    NotController,
     /// The leader's view of the partition epoch is stale (AlterPartition).
     InvalidUpdateVersion,
     /// A batch failed validation (CRC, size, offsets).
@@ -153,6 +155,7 @@ impl KafkaError {
             KafkaError::StaleBrokerEpoch => "STALE_BROKER_EPOCH",
             KafkaError::UnknownTopicOrPartition => "UNKNOWN_TOPIC_OR_PARTITION",
             KafkaError::LeaderNotAvailable => "LEADER_NOT_AVAILABLE",
+            KafkaError::NotController => "NOT_CONTROLLER",
             KafkaError::InvalidUpdateVersion => "INVALID_UPDATE_VERSION",
             KafkaError::CorruptMessage => "CORRUPT_MESSAGE",
             KafkaError::KafkaStorageError => "KAFKA_STORAGE_ERROR",

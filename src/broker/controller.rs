@@ -1,0 +1,1133 @@
+//! The controller (ZooKeeper mode): one broker elected through the ensemble decides every
+//! partition's leader and ISR.
+//!
+//! Owns: controller election, the controller's cached view of the cluster (live brokers with
+//! their broker epochs, assignments, partition states with their znode versions), topic
+//! creation, leader election on broker loss, ISR changes asked for by leaders
+//! (AlterPartition), and the LeaderAndIsr / UpdateMetadata requests that tell brokers.
+//!
+//! Rules (semantics.md, Controller):
+//! - Election is one `multi`: create EPHEMERAL `/controller` and set `/controller_epoch` to
+//!   epoch + 1 at the version read. Losing the race → watch `/controller`.
+//! - Every write is `multi{check(/controller_epoch, version), write}`: a controller that was
+//!   replaced fails with BADVERSION on the check and resigns. The legacy switch
+//!   `unfenced-controller-writes` (KAFKA-6082) drops the check.
+//! - On broker loss: new leader = first live replica in assignment order that is in the
+//!   ISR (with `unclean.leader.election.enable`, else any live replica, ISR reset to it);
+//!   ISR = old ISR ∩ live, never emptied (the last member stays, leader -1);
+//!   leader_epoch + 1 on every leader or ISR change the controller makes.
+//!
+//! Pure: it asks for ensemble operations ([`ControllerAction::Zk`]) and gets their outcomes
+//! back by id; it never awaits. One write per partition is in flight at a time; a write
+//! whose outcome is unknown (connection loss) is resolved by re-reading the state znode.
+//! Simplifications: no preferred-leader rebalancing, no partition reassignment, no topic
+//! deletion; the topics come from the scenario and the first controller creates them.
+
+use super::proto::{RequestBody, ResponseBody};
+use super::types::{BrokerId, KafkaError, PartitionState, TopicPartition};
+use super::zk_paths::{self as paths, ControllerZnode, StateZnode, TopicZnode};
+use crate::log::LeaderEpoch;
+use crate::zk::client::Outcome;
+use crate::zk::{CreateMode, EventType, Op, OpResult, WatchedEvent, ZkError};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A topic the cluster must have.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// Its name.
+    pub name: String,
+    /// Number of partitions.
+    pub partitions: u32,
+    /// `replication.factor`.
+    pub replication_factor: u32,
+}
+
+/// What the controller needs to know.
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// The broker it runs in.
+    pub broker_id: BrokerId,
+    /// Every broker of the cluster (for replica assignment).
+    pub brokers: Vec<BrokerId>,
+    /// Topics to create if missing.
+    pub topics: Vec<TopicSpec>,
+    /// `unclean.leader.election.enable`.
+    pub unclean_leader_election: bool,
+    /// LEGACY (KAFKA-6082): write partition states without the controller-epoch check.
+    pub legacy_unfenced_writes: bool,
+}
+
+/// What the shell must do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ControllerAction {
+    /// Run `op` on the broker's ensemble session; feed the outcome to `on_zk_outcome(id, ..)`.
+    Zk {
+        /// Echoed back.
+        id: u64,
+        /// The operation.
+        op: Op,
+    },
+    /// Send a controller request to a broker (LeaderAndIsr, UpdateMetadata).
+    Send {
+        /// The broker.
+        to: BrokerId,
+        /// The request.
+        body: RequestBody,
+    },
+    /// Answer an AlterPartition request.
+    Reply {
+        /// The token the request came with.
+        token: u64,
+        /// The answer.
+        body: ResponseBody,
+    },
+    /// Announce an event (kind, detail) for the checkers and the timeline.
+    Announce {
+        /// Event kind: `controller-elected`, `controller-resigned`, `partition-state`.
+        kind: &'static str,
+        /// Details.
+        detail: Value,
+    },
+}
+
+/// Why an ensemble operation was issued.
+#[derive(Clone, Debug, PartialEq)]
+enum Purpose {
+    /// `exists(/controller, watch)`.
+    WatchController,
+    /// `getData(/controller_epoch)` before trying to win.
+    ReadEpoch,
+    /// The election multi, for this epoch.
+    Elect { epoch: u32 },
+    /// After an unknown election outcome: is `/controller` ours?
+    ConfirmElection,
+    /// `getData(/controller_epoch)` after confirming we won.
+    ReadWonEpoch,
+    /// `getChildren(/brokers/ids, watch)`.
+    ReadBrokers,
+    /// `getData(/brokers/ids/<id>)`: its czxid is the broker epoch.
+    ReadBroker(BrokerId),
+    /// `getChildren(/brokers/topics)`.
+    ReadTopics,
+    /// `getData(/brokers/topics/<t>)`.
+    ReadTopic(String),
+    /// The topic-creation multi.
+    CreateTopic(String),
+    /// `getData(state)`.
+    ReadState(TopicPartition),
+    /// A fenced write of a partition state; the reply token of an AlterPartition, if any.
+    WriteState {
+        tp: TopicPartition,
+        state: PartitionState,
+        reply: Option<u64>,
+    },
+}
+
+/// The active controller's view.
+#[derive(Clone, Debug, Default)]
+struct Active {
+    epoch: u32,
+    /// `/controller_epoch`'s version: the fence.
+    epoch_version: i32,
+    /// Live brokers → broker epoch (czxid of their registration).
+    live: BTreeMap<BrokerId, i64>,
+    /// Broker reads outstanding (a membership change is processed when none are).
+    broker_reads: BTreeSet<BrokerId>,
+    /// The membership the pending broker reads will produce.
+    next_live: BTreeMap<BrokerId, i64>,
+    /// Assignment of every known partition.
+    replicas: BTreeMap<TopicPartition, Vec<BrokerId>>,
+    /// Partition states as last read or written.
+    states: BTreeMap<TopicPartition, PartitionState>,
+    /// Reads of topics and states outstanding before the view is complete.
+    loading: usize,
+    /// The brokers and topics are loaded.
+    initialized: bool,
+    /// Partitions with a state write in flight.
+    writing: BTreeSet<TopicPartition>,
+    /// AlterPartition requests waiting for a partition's write to end.
+    waiting: Vec<(u64, AlterPartition)>,
+}
+
+/// An AlterPartition request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlterPartition {
+    /// The leader asking.
+    pub broker_id: BrokerId,
+    /// Its broker epoch.
+    pub broker_epoch: i64,
+    /// The partition.
+    pub partition: TopicPartition,
+    /// The leader epoch it leads in.
+    pub leader_epoch: LeaderEpoch,
+    /// The partition epoch its state has.
+    pub partition_epoch: i32,
+    /// The ISR it wants.
+    pub new_isr: Vec<BrokerId>,
+}
+
+/// The controller core of one broker (every broker has one; at most one is active).
+pub struct ControllerCore {
+    config: ControllerConfig,
+    /// `Some` while this broker is the active controller.
+    active: Option<Active>,
+    /// The broker has a session and takes part in elections.
+    running: bool,
+    pending: BTreeMap<u64, Purpose>,
+    next_id: u64,
+    actions: Vec<ControllerAction>,
+}
+
+impl ControllerCore {
+    /// A controller that has not started (no session yet).
+    pub fn new(config: ControllerConfig) -> Self {
+        ControllerCore {
+            config,
+            active: None,
+            running: false,
+            pending: BTreeMap::new(),
+            next_id: 1,
+            actions: Vec::new(),
+        }
+    }
+
+    /// The actions accumulated since the last call.
+    pub fn take_actions(&mut self) -> Vec<ControllerAction> {
+        std::mem::take(&mut self.actions)
+    }
+
+    /// The controller epoch, while active.
+    pub fn active_epoch(&self) -> Option<u32> {
+        self.active.as_ref().map(|a| a.epoch)
+    }
+
+    /// The partition states, while active and loaded.
+    pub fn states(&self) -> Option<&BTreeMap<TopicPartition, PartitionState>> {
+        self.active
+            .as_ref()
+            .filter(|a| a.initialized)
+            .map(|a| &a.states)
+    }
+
+    /// The broker registered in a fresh session: take part in controller elections.
+    pub fn start(&mut self) {
+        self.running = true;
+        self.pending.clear();
+        self.zk(
+            Purpose::WatchController,
+            Op::Exists {
+                path: paths::CONTROLLER.into(),
+                watch: true,
+            },
+        );
+    }
+
+    /// The broker's session ended (expired or closed): resign if active, and wait for
+    /// `start` in the next session.
+    pub fn on_session_lost(&mut self) {
+        self.resign("session lost");
+        self.running = false;
+        self.pending.clear();
+    }
+
+    /// A watch of the broker's session fired.
+    pub fn on_watch(&mut self, event: &WatchedEvent) {
+        if !self.running {
+            return;
+        }
+        match (event.event, event.path.as_str()) {
+            (EventType::NodeDeleted, paths::CONTROLLER) => {
+                if self.active.is_some() {
+                    // Our own ephemeral is gone while our session lives: someone deleted it.
+                    self.resign("/controller deleted");
+                }
+                self.zk(
+                    Purpose::ReadEpoch,
+                    Op::GetData {
+                        path: paths::CONTROLLER_EPOCH.into(),
+                        watch: false,
+                    },
+                );
+            }
+            (_, paths::CONTROLLER) => self.zk(
+                Purpose::WatchController,
+                Op::Exists {
+                    path: paths::CONTROLLER.into(),
+                    watch: true,
+                },
+            ),
+            (EventType::NodeChildrenChanged, paths::BROKER_IDS) if self.active.is_some() => {
+                self.read_brokers()
+            }
+            _ => {}
+        }
+    }
+
+    /// The outcome of the operation `id`.
+    pub fn on_zk_outcome(&mut self, id: u64, outcome: Outcome) {
+        let Some(purpose) = self.pending.remove(&id) else {
+            return;
+        };
+        if !self.running {
+            return;
+        }
+        let result = match outcome {
+            Outcome::Done { result, .. } => Ok(result),
+            Outcome::Unknown { error } | Outcome::NotSent { error } => Err(error),
+        };
+        match purpose {
+            Purpose::WatchController => match result {
+                Ok(Ok(OpResult::Exists { stat: None })) => self.zk(
+                    Purpose::ReadEpoch,
+                    Op::GetData {
+                        path: paths::CONTROLLER_EPOCH.into(),
+                        watch: false,
+                    },
+                ),
+                Ok(Ok(_)) => {}
+                _ => self.retry_watch(),
+            },
+            Purpose::ReadEpoch => match result {
+                Ok(Ok(OpResult::Data { data, stat })) => {
+                    let epoch = parse_epoch(&data);
+                    self.zk(
+                        Purpose::Elect { epoch: epoch + 1 },
+                        Op::Multi {
+                            ops: vec![
+                                self.create_controller_op(),
+                                Op::SetData {
+                                    path: paths::CONTROLLER_EPOCH.into(),
+                                    data: (epoch + 1).to_string().into_bytes(),
+                                    version: stat.version,
+                                },
+                            ],
+                        },
+                    );
+                }
+                Ok(Err(e)) if e.error == ZkError::NoNode => self.zk(
+                    Purpose::Elect { epoch: 1 },
+                    Op::Multi {
+                        ops: vec![
+                            self.create_controller_op(),
+                            Op::Create {
+                                path: paths::CONTROLLER_EPOCH.into(),
+                                data: b"1".to_vec(),
+                                mode: CreateMode::Persistent,
+                            },
+                        ],
+                    },
+                ),
+                _ => self.retry_watch(),
+            },
+            Purpose::Elect { epoch } => match result {
+                Ok(Ok(OpResult::Multi { results })) => {
+                    let version = match results.get(1) {
+                        Some(OpResult::DataSet { stat }) => stat.version,
+                        _ => 0,
+                    };
+                    self.become_active(epoch, version);
+                }
+                Ok(Err(_)) => self.retry_watch(),
+                Ok(Ok(_)) => self.retry_watch(),
+                Err(ZkError::SessionExpired) => {}
+                Err(_) => self.zk(
+                    Purpose::ConfirmElection,
+                    Op::GetData {
+                        path: paths::CONTROLLER.into(),
+                        watch: true,
+                    },
+                ),
+            },
+            Purpose::ConfirmElection => match result {
+                Ok(Ok(OpResult::Data { data, .. }))
+                    if paths::decode::<ControllerZnode>(&data)
+                        .is_some_and(|c| c.brokerid == self.config.broker_id.0) =>
+                {
+                    self.zk(
+                        Purpose::ReadWonEpoch,
+                        Op::GetData {
+                            path: paths::CONTROLLER_EPOCH.into(),
+                            watch: false,
+                        },
+                    )
+                }
+                Ok(Ok(_)) => {}
+                _ => self.retry_watch(),
+            },
+            Purpose::ReadWonEpoch => match result {
+                Ok(Ok(OpResult::Data { data, stat })) => {
+                    self.become_active(parse_epoch(&data), stat.version)
+                }
+                _ => self.zk(
+                    Purpose::ReadWonEpoch,
+                    Op::GetData {
+                        path: paths::CONTROLLER_EPOCH.into(),
+                        watch: false,
+                    },
+                ),
+            },
+            Purpose::ReadBrokers => match result {
+                Ok(Ok(OpResult::Children { children })) => self.on_broker_ids(&children),
+                _ => self.read_brokers(),
+            },
+            Purpose::ReadBroker(id) => {
+                let Some(active) = self.active.as_mut() else {
+                    return;
+                };
+                if !active.broker_reads.remove(&id) {
+                    return;
+                }
+                match result {
+                    Ok(Ok(OpResult::Data { stat, .. })) => {
+                        active.next_live.insert(id, stat.czxid.0 as i64);
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        // Unknown: read again.
+                        active.broker_reads.insert(id);
+                        self.zk(
+                            Purpose::ReadBroker(id),
+                            Op::GetData {
+                                path: paths::broker_path(id),
+                                watch: false,
+                            },
+                        );
+                        return;
+                    }
+                }
+                if self
+                    .active
+                    .as_ref()
+                    .is_some_and(|a| a.broker_reads.is_empty())
+                {
+                    self.membership_known();
+                }
+            }
+            Purpose::ReadTopics => match result {
+                Ok(Ok(OpResult::Children { children })) => self.on_topics(&children),
+                _ => self.zk(
+                    Purpose::ReadTopics,
+                    Op::GetChildren {
+                        path: paths::TOPICS.into(),
+                        watch: false,
+                    },
+                ),
+            },
+            Purpose::ReadTopic(topic) => match result {
+                Ok(Ok(OpResult::Data { data, .. })) => match paths::decode::<TopicZnode>(&data) {
+                    Some(znode) => self.on_topic(&topic, &znode),
+                    None => self.loaded_one(),
+                },
+                Ok(_) => self.loaded_one(),
+                Err(_) => self.zk(
+                    Purpose::ReadTopic(topic.clone()),
+                    Op::GetData {
+                        path: paths::topic_path(&topic),
+                        watch: false,
+                    },
+                ),
+            },
+            Purpose::CreateTopic(topic) => match result {
+                Ok(Ok(_)) | Ok(Err(_)) | Err(_) => {
+                    // Whatever happened, read back what is there.
+                    self.zk(
+                        Purpose::ReadTopic(topic.clone()),
+                        Op::GetData {
+                            path: paths::topic_path(&topic),
+                            watch: false,
+                        },
+                    )
+                }
+            },
+            Purpose::ReadState(tp) => self.on_state_read(tp, result),
+            Purpose::WriteState { tp, state, reply } => {
+                self.on_state_written(tp, state, reply, result)
+            }
+        }
+    }
+
+    /// An AlterPartition request from a partition leader; the answer comes back as a
+    /// [`ControllerAction::Reply`] with `token`.
+    pub fn on_alter_partition(&mut self, token: u64, request: AlterPartition) {
+        let Some(active) = self.active.as_mut() else {
+            self.reply_alter(token, Err(KafkaError::NotController));
+            return;
+        };
+        if !active.initialized || active.writing.contains(&request.partition) {
+            active.waiting.push((token, request));
+            return;
+        }
+        let verdict = validate_alter(active, &request);
+        match verdict {
+            Err(error) => self.reply_alter(token, Err(error)),
+            Ok(None) => {
+                let state = active.states[&request.partition].clone();
+                self.reply_alter(token, Ok(state));
+            }
+            Ok(Some(mut state)) => {
+                state.isr = request.new_isr.clone();
+                state.controller_epoch = active.epoch;
+                self.write_state(request.partition.clone(), state, Some(token));
+            }
+        }
+    }
+
+    fn reply_alter(&mut self, token: u64, result: Result<PartitionState, KafkaError>) {
+        self.actions.push(ControllerAction::Reply {
+            token,
+            body: ResponseBody::AlterPartition { result },
+        });
+    }
+
+    fn zk(&mut self, purpose: Purpose, op: Op) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.pending.insert(id, purpose);
+        self.actions.push(ControllerAction::Zk { id, op });
+    }
+
+    fn retry_watch(&mut self) {
+        if self.active.is_none() {
+            self.zk(
+                Purpose::WatchController,
+                Op::Exists {
+                    path: paths::CONTROLLER.into(),
+                    watch: true,
+                },
+            );
+        }
+    }
+
+    fn create_controller_op(&self) -> Op {
+        Op::Create {
+            path: paths::CONTROLLER.into(),
+            data: paths::encode(&ControllerZnode {
+                brokerid: self.config.broker_id.0,
+            }),
+            mode: CreateMode::Ephemeral,
+        }
+    }
+
+    fn become_active(&mut self, epoch: u32, epoch_version: i32) {
+        if self.active.is_some() {
+            return;
+        }
+        self.active = Some(Active {
+            epoch,
+            epoch_version,
+            ..Active::default()
+        });
+        self.actions.push(ControllerAction::Announce {
+            kind: "controller-elected",
+            detail: json!({ "controller_epoch": epoch }),
+        });
+        // Watch our own znode: if it vanishes while we live, resign.
+        self.zk(
+            Purpose::WatchController,
+            Op::Exists {
+                path: paths::CONTROLLER.into(),
+                watch: true,
+            },
+        );
+        self.read_brokers();
+        self.zk(
+            Purpose::ReadTopics,
+            Op::GetChildren {
+                path: paths::TOPICS.into(),
+                watch: false,
+            },
+        );
+        if let Some(active) = self.active.as_mut() {
+            // The broker list and the topic list.
+            active.loading = 2;
+        }
+    }
+
+    fn resign(&mut self, why: &str) {
+        if let Some(active) = self.active.take() {
+            self.actions.push(ControllerAction::Announce {
+                kind: "controller-resigned",
+                detail: json!({ "controller_epoch": active.epoch, "why": why }),
+            });
+            for (token, _) in active.waiting {
+                self.reply_alter(token, Err(KafkaError::NotController));
+            }
+            // Pending writes answer nothing more; their replies are dropped.
+            let replies: Vec<u64> = self
+                .pending
+                .values()
+                .filter_map(|p| match p {
+                    Purpose::WriteState { reply, .. } => *reply,
+                    _ => None,
+                })
+                .collect();
+            for token in replies {
+                self.reply_alter(token, Err(KafkaError::NotController));
+            }
+            self.pending
+                .retain(|_, p| matches!(p, Purpose::WatchController));
+        }
+    }
+
+    fn read_brokers(&mut self) {
+        self.zk(
+            Purpose::ReadBrokers,
+            Op::GetChildren {
+                path: paths::BROKER_IDS.into(),
+                watch: true,
+            },
+        );
+    }
+
+    fn on_broker_ids(&mut self, children: &[String]) {
+        let ids: BTreeSet<BrokerId> = children
+            .iter()
+            .filter_map(|c| c.parse().ok().map(BrokerId))
+            .collect();
+        let Some(active) = self.active.as_mut() else {
+            return;
+        };
+        active.next_live.clear();
+        active.broker_reads = ids.clone();
+        if ids.is_empty() {
+            self.membership_known();
+            return;
+        }
+        for id in ids {
+            self.zk(
+                Purpose::ReadBroker(id),
+                Op::GetData {
+                    path: paths::broker_path(id),
+                    watch: false,
+                },
+            );
+        }
+    }
+
+    fn membership_known(&mut self) {
+        let Some(active) = self.active.as_mut() else {
+            return;
+        };
+        let old = std::mem::take(&mut active.live);
+        active.live = std::mem::take(&mut active.next_live);
+        if !active.initialized {
+            self.loaded_one();
+            return;
+        }
+        // Brokers that are new, or back with a new epoch (a bounce), hear about their
+        // partitions again.
+        let changed: Vec<BrokerId> = active
+            .live
+            .iter()
+            .filter(|(id, epoch)| old.get(id) != Some(epoch))
+            .map(|(id, _)| *id)
+            .collect();
+        self.elect_where_needed();
+        for id in changed {
+            self.send_leader_and_isr(id, None);
+        }
+        self.send_update_metadata();
+    }
+
+    fn on_topics(&mut self, children: &[String]) {
+        let existing: BTreeSet<&str> = children.iter().map(String::as_str).collect();
+        let topics = self.config.topics.clone();
+        let mut reads = 0;
+        for spec in &topics {
+            reads += 1;
+            if existing.contains(spec.name.as_str()) {
+                self.zk(
+                    Purpose::ReadTopic(spec.name.clone()),
+                    Op::GetData {
+                        path: paths::topic_path(&spec.name),
+                        watch: false,
+                    },
+                );
+            } else {
+                let op = self.create_topic_op(spec);
+                self.zk(Purpose::CreateTopic(spec.name.clone()), op);
+            }
+        }
+        if let Some(active) = self.active.as_mut() {
+            active.loading += reads;
+        }
+        self.loaded_one();
+    }
+
+    /// Kafka's rack-unaware assignment, without its random start: partition `p`'s replicas
+    /// are consecutive brokers from `p + shift`.
+    fn assignment(&self, spec: &TopicSpec) -> BTreeMap<u32, Vec<u32>> {
+        let brokers = &self.config.brokers;
+        let n = brokers.len().max(1);
+        let shift = spec.name.bytes().fold(0usize, |h, b| {
+            h.wrapping_mul(31).wrapping_add(usize::from(b))
+        });
+        (0..spec.partitions)
+            .map(|p| {
+                let replicas = (0..spec.replication_factor as usize)
+                    .map(|i| brokers[(p as usize + shift + i) % n].0)
+                    .collect();
+                (p, replicas)
+            })
+            .collect()
+    }
+
+    fn create_topic_op(&self, spec: &TopicSpec) -> Op {
+        let active = self.active.as_ref().expect("active");
+        let assignment = self.assignment(spec);
+        let mut ops = Vec::new();
+        if !self.config.legacy_unfenced_writes {
+            ops.push(Op::Check {
+                path: paths::CONTROLLER_EPOCH.into(),
+                version: active.epoch_version,
+            });
+        }
+        ops.push(Op::Create {
+            path: paths::topic_path(&spec.name),
+            data: paths::encode(&TopicZnode {
+                partitions: assignment.clone(),
+            }),
+            mode: CreateMode::Persistent,
+        });
+        ops.push(Op::Create {
+            path: paths::partitions_path(&spec.name),
+            data: Vec::new(),
+            mode: CreateMode::Persistent,
+        });
+        for (p, replicas) in &assignment {
+            let tp = TopicPartition::new(spec.name.clone(), *p);
+            // Every replica is in the first ISR (all logs are empty); the first live one
+            // leads. Brokers not yet registered are not in it.
+            let live: Vec<u32> = replicas
+                .iter()
+                .copied()
+                .filter(|r| active.live.contains_key(&BrokerId(*r)))
+                .collect();
+            let isr = if live.is_empty() {
+                replicas.clone()
+            } else {
+                live.clone()
+            };
+            let state = StateZnode {
+                leader: live.first().map_or(-1, |&b| i64::from(b)),
+                leader_epoch: 0,
+                controller_epoch: active.epoch,
+                isr,
+            };
+            ops.push(Op::Create {
+                path: paths::partition_path(&tp),
+                data: Vec::new(),
+                mode: CreateMode::Persistent,
+            });
+            ops.push(Op::Create {
+                path: paths::state_path(&tp),
+                data: paths::encode(&state),
+                mode: CreateMode::Persistent,
+            });
+        }
+        Op::Multi { ops }
+    }
+
+    fn on_topic(&mut self, topic: &str, znode: &TopicZnode) {
+        let Some(active) = self.active.as_mut() else {
+            return;
+        };
+        let mut reads = Vec::new();
+        for (p, replicas) in &znode.partitions {
+            let tp = TopicPartition::new(topic, *p);
+            active
+                .replicas
+                .insert(tp.clone(), replicas.iter().map(|&r| BrokerId(r)).collect());
+            reads.push(tp);
+        }
+        active.loading += reads.len();
+        for tp in reads {
+            self.zk(
+                Purpose::ReadState(tp.clone()),
+                Op::GetData {
+                    path: paths::state_path(&tp),
+                    watch: false,
+                },
+            );
+        }
+        self.loaded_one();
+    }
+
+    fn on_state_read(
+        &mut self,
+        tp: TopicPartition,
+        result: Result<Result<OpResult, crate::zk::OpError>, ZkError>,
+    ) {
+        let Some(active) = self.active.as_mut() else {
+            return;
+        };
+        match result {
+            Ok(Ok(OpResult::Data { data, stat })) => {
+                if let Some(znode) = paths::decode::<StateZnode>(&data) {
+                    let replicas = active.replicas.get(&tp).cloned().unwrap_or_default();
+                    active
+                        .states
+                        .insert(tp.clone(), znode.to_state(stat.version, replicas));
+                }
+            }
+            Ok(_) => {}
+            Err(_) => {
+                self.zk(
+                    Purpose::ReadState(tp.clone()),
+                    Op::GetData {
+                        path: paths::state_path(&tp),
+                        watch: false,
+                    },
+                );
+                return;
+            }
+        }
+        let initialized = active.initialized;
+        if initialized {
+            // A re-read after an unknown write: the partition is free again.
+            active.writing.remove(&tp);
+            self.elect_where_needed();
+            self.send_to_replicas(&tp);
+            self.serve_waiting(&tp);
+        } else {
+            self.loaded_one();
+        }
+    }
+
+    fn loaded_one(&mut self) {
+        let Some(active) = self.active.as_mut() else {
+            return;
+        };
+        active.loading = active.loading.saturating_sub(1);
+        if active.loading > 0 || active.initialized || !active.broker_reads.is_empty() {
+            return;
+        }
+        active.initialized = true;
+        self.elect_where_needed();
+        let live: Vec<BrokerId> = self
+            .active
+            .as_ref()
+            .map(|a| a.live.keys().copied().collect())
+            .unwrap_or_default();
+        for id in live {
+            self.send_leader_and_isr(id, None);
+        }
+        self.send_update_metadata();
+        let waiting: Vec<TopicPartition> = self
+            .active
+            .as_ref()
+            .map(|a| a.waiting.iter().map(|(_, r)| r.partition.clone()).collect())
+            .unwrap_or_default();
+        for tp in waiting {
+            self.serve_waiting(&tp);
+        }
+    }
+
+    /// Elects leaders and shrinks ISRs for every partition the live set calls for.
+    fn elect_where_needed(&mut self) {
+        let Some(active) = self.active.as_ref() else {
+            return;
+        };
+        if !active.initialized {
+            return;
+        }
+        let live: BTreeSet<BrokerId> = active.live.keys().copied().collect();
+        let mut writes = Vec::new();
+        for (tp, state) in &active.states {
+            if active.writing.contains(tp) {
+                continue;
+            }
+            if let Some(next) = next_state(
+                state,
+                &live,
+                self.config.unclean_leader_election,
+                active.epoch,
+            ) {
+                writes.push((tp.clone(), next));
+            }
+        }
+        for (tp, state) in writes {
+            self.write_state(tp, state, None);
+        }
+    }
+
+    fn write_state(&mut self, tp: TopicPartition, state: PartitionState, reply: Option<u64>) {
+        let Some(active) = self.active.as_mut() else {
+            return;
+        };
+        let current = active.states.get(&tp).map_or(0, |s| s.partition_epoch);
+        active.writing.insert(tp.clone());
+        let set = Op::SetData {
+            path: paths::state_path(&tp),
+            data: paths::encode(&StateZnode::of(&state)),
+            version: current,
+        };
+        let op = if self.config.legacy_unfenced_writes {
+            // LEGACY (KAFKA-6082): no controller-epoch check; a zombie controller's write
+            // lands.
+            set
+        } else {
+            Op::Multi {
+                ops: vec![
+                    Op::Check {
+                        path: paths::CONTROLLER_EPOCH.into(),
+                        version: active.epoch_version,
+                    },
+                    set,
+                ],
+            }
+        };
+        self.zk(Purpose::WriteState { tp, state, reply }, op);
+    }
+
+    fn on_state_written(
+        &mut self,
+        tp: TopicPartition,
+        mut state: PartitionState,
+        reply: Option<u64>,
+        result: Result<Result<OpResult, crate::zk::OpError>, ZkError>,
+    ) {
+        let fenced = self.config.legacy_unfenced_writes;
+        let Some(active) = self.active.as_mut() else {
+            return;
+        };
+        match result {
+            Ok(Ok(result)) => {
+                let stat = match result {
+                    OpResult::Multi { results } => match results.into_iter().nth(1) {
+                        Some(OpResult::DataSet { stat }) => Some(stat),
+                        _ => None,
+                    },
+                    OpResult::DataSet { stat } => Some(stat),
+                    _ => None,
+                };
+                state.partition_epoch = stat.map_or(state.partition_epoch + 1, |s| s.version);
+                active.states.insert(tp.clone(), state.clone());
+                active.writing.remove(&tp);
+                self.actions.push(ControllerAction::Announce {
+                    kind: "partition-state",
+                    detail: json!({
+                        "partition": tp.to_string(),
+                        "leader": state.leader.map(|b| b.0),
+                        "leader_epoch": state.leader_epoch.0,
+                        "isr": state.isr.iter().map(|b| b.0).collect::<Vec<_>>(),
+                        "controller_epoch": state.controller_epoch,
+                        "partition_epoch": state.partition_epoch,
+                    }),
+                });
+                if let Some(token) = reply {
+                    self.reply_alter(token, Ok(state));
+                }
+                self.send_to_replicas(&tp);
+                self.send_update_metadata();
+                self.elect_where_needed();
+                self.serve_waiting(&tp);
+            }
+            Ok(Err(e)) if e.error == ZkError::BadVersion && e.index == Some(0) && !fenced => {
+                // The controller epoch moved: another controller took over.
+                if let Some(token) = reply {
+                    self.reply_alter(token, Err(KafkaError::NotController));
+                }
+                self.resign("fenced by a newer controller epoch");
+                self.retry_watch();
+            }
+            Ok(Err(_)) | Err(_) => {
+                if let Some(token) = reply {
+                    self.reply_alter(token, Err(KafkaError::InvalidUpdateVersion));
+                }
+                // Unknown outcome or a stale version: read the state back and go on from it.
+                self.zk(
+                    Purpose::ReadState(tp.clone()),
+                    Op::GetData {
+                        path: paths::state_path(&tp),
+                        watch: false,
+                    },
+                );
+            }
+        }
+    }
+
+    fn serve_waiting(&mut self, tp: &TopicPartition) {
+        let Some(active) = self.active.as_mut() else {
+            return;
+        };
+        if let Some(i) = active.waiting.iter().position(|(_, r)| &r.partition == tp) {
+            let (token, request) = active.waiting.remove(i);
+            self.on_alter_partition(token, request);
+        }
+    }
+
+    fn send_to_replicas(&mut self, tp: &TopicPartition) {
+        let Some(active) = self.active.as_ref() else {
+            return;
+        };
+        let Some(state) = active.states.get(tp) else {
+            return;
+        };
+        let targets: Vec<BrokerId> = state
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| active.live.contains_key(r))
+            .collect();
+        for to in targets {
+            self.send_leader_and_isr(to, Some(tp));
+        }
+    }
+
+    /// LeaderAndIsr to `to` for one partition, or all it replicates.
+    fn send_leader_and_isr(&mut self, to: BrokerId, only: Option<&TopicPartition>) {
+        let Some(active) = self.active.as_ref() else {
+            return;
+        };
+        let Some(&broker_epoch) = active.live.get(&to) else {
+            return;
+        };
+        let partitions: Vec<(TopicPartition, PartitionState)> = active
+            .states
+            .iter()
+            .filter(|(tp, s)| only.is_none_or(|o| o == *tp) && s.replicas.contains(&to))
+            .map(|(tp, s)| (tp.clone(), s.clone()))
+            .collect();
+        if partitions.is_empty() {
+            return;
+        }
+        self.actions.push(ControllerAction::Send {
+            to,
+            body: RequestBody::LeaderAndIsr {
+                controller_id: self.config.broker_id,
+                controller_epoch: active.epoch,
+                broker_epoch,
+                partitions,
+            },
+        });
+    }
+
+    fn send_update_metadata(&mut self) {
+        let Some(active) = self.active.as_ref() else {
+            return;
+        };
+        let live_brokers: Vec<(BrokerId, i64)> =
+            active.live.iter().map(|(id, e)| (*id, *e)).collect();
+        let partitions: Vec<(TopicPartition, PartitionState)> = active
+            .states
+            .iter()
+            .map(|(tp, s)| (tp.clone(), s.clone()))
+            .collect();
+        for (to, _) in &live_brokers {
+            self.actions.push(ControllerAction::Send {
+                to: *to,
+                body: RequestBody::UpdateMetadata {
+                    controller_id: self.config.broker_id,
+                    controller_epoch: active.epoch,
+                    live_brokers: live_brokers.clone(),
+                    partitions: partitions.clone(),
+                },
+            });
+        }
+    }
+}
+
+fn parse_epoch(data: &[u8]) -> u32 {
+    std::str::from_utf8(data)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// What an AlterPartition may do: `Ok(Some(state))` to write (the current state, to be
+/// given the new ISR), `Ok(None)` when it asks for the ISR already there.
+fn validate_alter(
+    active: &Active,
+    request: &AlterPartition,
+) -> Result<Option<PartitionState>, KafkaError> {
+    let Some(state) = active.states.get(&request.partition) else {
+        return Err(KafkaError::UnknownTopicOrPartition);
+    };
+    if active.live.get(&request.broker_id) != Some(&request.broker_epoch) {
+        return Err(KafkaError::StaleBrokerEpoch);
+    }
+    if state.leader != Some(request.broker_id) {
+        return Err(KafkaError::NotLeaderOrFollower);
+    }
+    if request.leader_epoch != state.leader_epoch {
+        return Err(KafkaError::FencedLeaderEpoch);
+    }
+    if request.partition_epoch != state.partition_epoch {
+        return Err(KafkaError::InvalidUpdateVersion);
+    }
+    let valid = !request.new_isr.is_empty()
+        && request.new_isr.contains(&request.broker_id)
+        && request
+            .new_isr
+            .iter()
+            .all(|r| state.replicas.contains(r) && active.live.contains_key(r));
+    if !valid {
+        return Err(KafkaError::InvalidUpdateVersion);
+    }
+    if request.new_isr == state.isr {
+        return Ok(None);
+    }
+    Ok(Some(state.clone()))
+}
+
+/// The state a partition must move to given the live brokers, or `None` if it is fine.
+pub fn next_state(
+    state: &PartitionState,
+    live: &BTreeSet<BrokerId>,
+    unclean: bool,
+    controller_epoch: u32,
+) -> Option<PartitionState> {
+    let leader_live = state.leader.is_some_and(|l| live.contains(&l));
+    let live_isr: Vec<BrokerId> = state
+        .isr
+        .iter()
+        .copied()
+        .filter(|r| live.contains(r))
+        .collect();
+    let bump = |leader: Option<BrokerId>, isr: Vec<BrokerId>| PartitionState {
+        leader,
+        leader_epoch: LeaderEpoch(state.leader_epoch.0 + 1),
+        isr,
+        controller_epoch,
+        partition_epoch: state.partition_epoch,
+        replicas: state.replicas.clone(),
+    };
+    if leader_live {
+        if live_isr.len() == state.isr.len() {
+            return None;
+        }
+        // A follower in the ISR died: drop it.
+        return Some(bump(state.leader, live_isr));
+    }
+    // Offline leader: first live replica in assignment order that is in the ISR.
+    if let Some(leader) = state
+        .replicas
+        .iter()
+        .copied()
+        .find(|r| live_isr.contains(r))
+    {
+        return Some(bump(Some(leader), live_isr));
+    }
+    if unclean {
+        if let Some(leader) = state.replicas.iter().copied().find(|r| live.contains(r)) {
+            return Some(bump(Some(leader), vec![leader]));
+        }
+    }
+    // No one to lead. Keep the last ISR member in the ISR (it is the one with every
+    // committed record); mark the partition offline once.
+    if state.leader.is_none() {
+        return None;
+    }
+    let last = state
+        .isr
+        .iter()
+        .copied()
+        .find(|r| Some(*r) == state.leader)
+        .or_else(|| state.isr.last().copied());
+    Some(bump(None, last.into_iter().collect()))
+}
+
+#[cfg(test)]
+mod tests;

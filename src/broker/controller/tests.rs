@@ -1,0 +1,484 @@
+//! The controller against a real data tree: sessions, ephemerals, watches and `multi` are
+//! the ensemble's own (`zk::tree`), driven in memory.
+
+use super::*;
+use crate::zk::tree::{DataTree, WatchManager};
+use crate::zk::{SessionId, Txn, TxnHeader, Xid, Zxid};
+
+/// An ensemble in memory: one tree, applied in order.
+struct Ens {
+    tree: DataTree,
+    watches: WatchManager,
+    counter: u32,
+}
+
+impl Ens {
+    fn new() -> Ens {
+        let mut ens = Ens {
+            tree: DataTree::new(),
+            watches: WatchManager::default(),
+            counter: 0,
+        };
+        for path in paths::PARENTS {
+            let op = Op::Create {
+                path: path.into(),
+                data: vec![],
+                mode: CreateMode::Persistent,
+            };
+            ens.write(SessionId::NONE, &op).0.unwrap();
+        }
+        ens
+    }
+
+    fn apply(&mut self, session: SessionId, txn: &Txn) -> crate::zk::tree::Applied {
+        self.counter += 1;
+        let header = TxnHeader {
+            zxid: Zxid::new(crate::zk::Epoch(1), self.counter),
+            session,
+            xid: Xid(0),
+            time_ms: 0,
+        };
+        self.tree.apply(&header, txn)
+    }
+
+    fn write(
+        &mut self,
+        session: SessionId,
+        op: &Op,
+    ) -> (
+        Result<OpResult, crate::zk::OpError>,
+        Vec<(SessionId, WatchedEvent)>,
+    ) {
+        let txn = self.tree.prep(session, op);
+        let applied = self.apply(session, &txn);
+        let fired = self.watches.trigger(&applied.events);
+        (applied.result, fired)
+    }
+
+    fn open(&mut self, session: SessionId) {
+        let txn = Txn::CreateSession {
+            session,
+            timeout_ms: 6000,
+        };
+        self.apply(SessionId::NONE, &txn).result.unwrap();
+    }
+
+    fn expire(&mut self, session: SessionId) -> Vec<(SessionId, WatchedEvent)> {
+        let applied = self.apply(SessionId::NONE, &Txn::CloseSession { session });
+        self.watches.remove_watcher(session);
+        self.watches.trigger(&applied.events)
+    }
+
+    fn state(&self, tp: &TopicPartition) -> StateZnode {
+        let (data, _) = self.tree.get_data(&paths::state_path(tp)).unwrap();
+        paths::decode(&data).unwrap()
+    }
+}
+
+struct Broker {
+    id: BrokerId,
+    session: SessionId,
+    alive: bool,
+    ctl: ControllerCore,
+    inbox: Vec<RequestBody>,
+    replies: Vec<(u64, ResponseBody)>,
+    announced: Vec<(&'static str, Value)>,
+}
+
+struct Cluster {
+    ens: Ens,
+    brokers: Vec<Broker>,
+    next_session: u64,
+}
+
+fn config(id: u32, brokers: u32) -> ControllerConfig {
+    ControllerConfig {
+        broker_id: BrokerId(id),
+        brokers: (1..=brokers).map(BrokerId).collect(),
+        topics: vec![TopicSpec {
+            name: "orders".into(),
+            partitions: 3,
+            replication_factor: 3.min(brokers),
+        }],
+        unclean_leader_election: false,
+        legacy_unfenced_writes: false,
+    }
+}
+
+impl Cluster {
+    fn new(n: u32) -> Cluster {
+        let mut cluster = Cluster {
+            ens: Ens::new(),
+            brokers: Vec::new(),
+            next_session: 1,
+        };
+        for id in 1..=n {
+            cluster.brokers.push(Broker {
+                id: BrokerId(id),
+                session: SessionId::NONE,
+                alive: false,
+                ctl: ControllerCore::new(config(id, n)),
+                inbox: Vec::new(),
+                replies: Vec::new(),
+                announced: Vec::new(),
+            });
+        }
+        cluster
+    }
+
+    /// A broker opens a session, registers and starts its controller.
+    fn start(&mut self, id: u32) {
+        let session = SessionId(self.next_session);
+        self.next_session += 1;
+        self.ens.open(session);
+        let b = &mut self.brokers[id as usize - 1];
+        b.session = session;
+        b.alive = true;
+        let op = Op::Create {
+            path: paths::broker_path(b.id),
+            data: vec![],
+            mode: CreateMode::Ephemeral,
+        };
+        let (result, fired) = self.ens.write(session, &op);
+        result.unwrap();
+        self.brokers[id as usize - 1].ctl.start();
+        self.deliver(fired);
+        self.settle();
+    }
+
+    /// A broker's session expires (it died, or paused too long).
+    fn expire(&mut self, id: u32) {
+        let b = &mut self.brokers[id as usize - 1];
+        b.alive = false;
+        b.ctl.on_session_lost();
+        let session = b.session;
+        let fired = self.ens.expire(session);
+        self.deliver(fired);
+        self.settle();
+    }
+
+    fn deliver(&mut self, fired: Vec<(SessionId, WatchedEvent)>) {
+        for (session, event) in fired {
+            if let Some(b) = self
+                .brokers
+                .iter_mut()
+                .find(|b| b.alive && b.session == session)
+            {
+                b.ctl.on_watch(&event);
+            }
+        }
+    }
+
+    /// Runs every requested operation until nothing more is asked.
+    fn settle(&mut self) {
+        for _ in 0..10_000 {
+            let mut progressed = false;
+            for i in 0..self.brokers.len() {
+                let actions = self.brokers[i].ctl.take_actions();
+                for action in actions {
+                    progressed = true;
+                    self.perform(i, action);
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+        panic!("the controllers never settle");
+    }
+
+    fn perform(&mut self, i: usize, action: ControllerAction) {
+        let b = &mut self.brokers[i];
+        match action {
+            ControllerAction::Zk { id, op } => {
+                if !b.alive {
+                    return;
+                }
+                let session = b.session;
+                let (result, fired) = if op.is_write() {
+                    self.ens.write(session, &op)
+                } else {
+                    let result = self.ens.tree.read(&op);
+                    match &op {
+                        Op::GetData { path, watch: true } | Op::Exists { path, watch: true } => {
+                            self.ens.watches.add_data_watch(path, session)
+                        }
+                        Op::GetChildren { path, watch: true } => {
+                            self.ens.watches.add_child_watch(path, session)
+                        }
+                        _ => {}
+                    }
+                    (result, Vec::new())
+                };
+                self.brokers[i].ctl.on_zk_outcome(
+                    id,
+                    Outcome::Done {
+                        result,
+                        zxid: Zxid::ZERO,
+                    },
+                );
+                self.deliver(fired);
+            }
+            ControllerAction::Send { to, body } => {
+                self.brokers[to.0 as usize - 1].inbox.push(body);
+            }
+            ControllerAction::Reply { token, body } => b.replies.push((token, body)),
+            ControllerAction::Announce { kind, detail } => b.announced.push((kind, detail)),
+        }
+    }
+
+    fn controllers(&self) -> Vec<(u32, u32)> {
+        self.brokers
+            .iter()
+            .filter_map(|b| b.ctl.active_epoch().map(|e| (b.id.0, e)))
+            .collect()
+    }
+
+    fn active(&mut self) -> &mut Broker {
+        self.brokers
+            .iter_mut()
+            .find(|b| b.ctl.active_epoch().is_some())
+            .expect("an active controller")
+    }
+}
+
+fn tp(p: u32) -> TopicPartition {
+    TopicPartition::new("orders", p)
+}
+
+fn started(n: u32) -> Cluster {
+    let mut c = Cluster::new(n);
+    for id in 1..=n {
+        c.start(id);
+    }
+    c
+}
+
+#[test]
+fn one_controller_is_elected_and_creates_the_topics_with_live_leaders() {
+    let mut c = started(3);
+    assert_eq!(c.controllers(), vec![(1, 1)]);
+    let (data, _) = c.ens.tree.get_data(paths::CONTROLLER).unwrap();
+    assert_eq!(paths::decode::<ControllerZnode>(&data).unwrap().brokerid, 1);
+    for p in 0..3 {
+        let state = c.ens.state(&tp(p));
+        // Broker 1 registered alone before the others: the topic was created with it as
+        // the only live replica, then the others joined and heard of their partitions.
+        assert!(state.leader > 0, "{state:?}");
+        assert!(state.isr.contains(&(state.leader as u32)));
+    }
+    // Every broker heard a LeaderAndIsr for its partitions, from controller epoch 1.
+    for b in &c.brokers {
+        assert!(b.inbox.iter().any(|r| matches!(
+            r,
+            RequestBody::LeaderAndIsr { controller_epoch: 1, partitions, .. } if !partitions.is_empty()
+        )));
+    }
+    let announced = &c.active().announced;
+    assert_eq!(announced[0].0, "controller-elected");
+}
+
+/// Every partition's leader asks for a full ISR (as after its followers caught up).
+fn full_isr(c: &mut Cluster) {
+    for p in 0..3 {
+        let state = c.active().ctl.states().unwrap()[&tp(p)].clone();
+        let leader = state.leader.unwrap();
+        let request = AlterPartition {
+            broker_id: leader,
+            broker_epoch: c.active().ctl.active.as_ref().unwrap().live[&leader],
+            partition: tp(p),
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+            new_isr: state.replicas.clone(),
+        };
+        c.active()
+            .ctl
+            .on_alter_partition(100 + u64::from(p), request);
+        c.settle();
+    }
+}
+
+#[test]
+fn a_dead_leader_is_replaced_by_the_first_live_isr_replica_with_a_new_epoch() {
+    let mut c = started(3);
+    full_isr(&mut c);
+    let before: Vec<PartitionState> = (0..3)
+        .map(|p| c.active().ctl.states().unwrap()[&tp(p)].clone())
+        .collect();
+    assert!(before.iter().all(|s| s.isr.len() == 3), "{before:?}");
+    // Broker 2 dies (not the controller).
+    c.expire(2);
+    for (p, old) in before.iter().enumerate() {
+        let now = c.ens.state(&tp(p as u32));
+        assert!(!now.isr.contains(&2), "{now:?}");
+        assert_eq!(now.leader_epoch, old.leader_epoch.0 + 1);
+        if old.leader == Some(BrokerId(2)) {
+            let expected = old.replicas.iter().find(|r| r.0 != 2).unwrap();
+            assert_eq!(now.leader, i64::from(expected.0));
+        } else {
+            assert_eq!(now.leader, i64::from(old.leader.unwrap().0));
+        }
+    }
+}
+
+#[test]
+fn the_controllers_death_elects_another_with_the_next_epoch() {
+    let mut c = started(3);
+    assert_eq!(c.controllers(), vec![(1, 1)]);
+    c.expire(1);
+    let controllers = c.controllers();
+    assert_eq!(controllers.len(), 1);
+    assert_eq!(controllers[0].1, 2);
+    // The new controller moved leadership off broker 1.
+    for p in 0..3 {
+        let state = c.ens.state(&tp(p));
+        assert_ne!(state.leader, 1);
+        assert_eq!(state.controller_epoch, 2);
+    }
+}
+
+#[test]
+fn a_zombie_controllers_write_is_fenced_and_it_resigns() {
+    let mut c = started(3);
+    full_isr(&mut c);
+    // Broker 3 wins epoch 2 while broker 1 still thinks it leads (its session expiry has
+    // not reached it yet): replay by hand what a new election does.
+    let (_, stat) = c.ens.tree.get_data(paths::CONTROLLER_EPOCH).unwrap();
+    let op = Op::SetData {
+        path: paths::CONTROLLER_EPOCH.into(),
+        data: b"2".to_vec(),
+        version: stat.version,
+    };
+    c.ens.write(SessionId::NONE, &op).0.unwrap();
+    let before = c.ens.state(&tp(0));
+    // Broker 2 dies; zombie controller 1 tries to move leadership.
+    c.expire(2);
+    assert_eq!(c.brokers[0].ctl.active_epoch(), None, "it resigned");
+    assert!(c.brokers[0]
+        .announced
+        .iter()
+        .any(|(k, _)| *k == "controller-resigned"));
+    let after = c.ens.state(&tp(0));
+    assert_eq!(after.leader_epoch, before.leader_epoch, "no write landed");
+}
+
+#[test]
+fn legacy_unfenced_writes_let_a_zombie_controller_write() {
+    let mut c = Cluster::new(3);
+    for b in &mut c.brokers {
+        b.ctl.config.legacy_unfenced_writes = true;
+    }
+    for id in 1..=3 {
+        c.start(id);
+    }
+    full_isr(&mut c);
+    let (_, stat) = c.ens.tree.get_data(paths::CONTROLLER_EPOCH).unwrap();
+    let op = Op::SetData {
+        path: paths::CONTROLLER_EPOCH.into(),
+        data: b"2".to_vec(),
+        version: stat.version,
+    };
+    c.ens.write(SessionId::NONE, &op).0.unwrap();
+    let before = c.ens.state(&tp(0));
+    c.expire(2);
+    assert_eq!(c.brokers[0].ctl.active_epoch(), Some(1), "still acting");
+    let after = c.ens.state(&tp(0));
+    assert!(
+        after.leader_epoch > before.leader_epoch,
+        "the zombie's write landed"
+    );
+    assert_eq!(after.controller_epoch, 1);
+}
+
+#[test]
+fn alter_partition_checks_the_partition_epoch_and_answers_the_new_state() {
+    let mut c = started(3);
+    let state = c.active().ctl.states().unwrap()[&tp(1)].clone();
+    let leader = state.leader.unwrap();
+    let broker_epoch = c.active().ctl.active.as_ref().unwrap().live[&leader];
+    let stale = AlterPartition {
+        broker_id: leader,
+        broker_epoch,
+        partition: tp(1),
+        leader_epoch: state.leader_epoch,
+        partition_epoch: state.partition_epoch - 1,
+        new_isr: vec![leader],
+    };
+    c.active().ctl.on_alter_partition(7, stale);
+    c.settle();
+    let good = AlterPartition {
+        partition_epoch: state.partition_epoch,
+        new_isr: state.replicas.clone(),
+        ..AlterPartition {
+            broker_id: leader,
+            broker_epoch,
+            partition: tp(1),
+            leader_epoch: state.leader_epoch,
+            partition_epoch: 0,
+            new_isr: vec![],
+        }
+    };
+    c.active().ctl.on_alter_partition(8, good);
+    c.settle();
+    let replies = c.active().replies.clone();
+    assert_eq!(
+        replies[0],
+        (
+            7,
+            ResponseBody::AlterPartition {
+                result: Err(KafkaError::InvalidUpdateVersion)
+            }
+        )
+    );
+    match &replies[1] {
+        (8, ResponseBody::AlterPartition { result: Ok(new) }) => {
+            assert_eq!(new.isr, state.replicas);
+            assert_eq!(new.leader_epoch, state.leader_epoch);
+            assert_eq!(new.partition_epoch, state.partition_epoch + 1);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn state(leader: Option<u32>, isr: &[u32], replicas: &[u32]) -> PartitionState {
+    PartitionState {
+        leader: leader.map(BrokerId),
+        leader_epoch: LeaderEpoch(5),
+        isr: isr.iter().map(|&b| BrokerId(b)).collect(),
+        controller_epoch: 1,
+        partition_epoch: 9,
+        replicas: replicas.iter().map(|&b| BrokerId(b)).collect(),
+    }
+}
+
+fn live(ids: &[u32]) -> BTreeSet<BrokerId> {
+    ids.iter().map(|&b| BrokerId(b)).collect()
+}
+
+#[test]
+fn without_a_live_isr_member_the_partition_goes_offline_keeping_the_last_isr_member() {
+    let s = state(Some(1), &[1], &[1, 2, 3]);
+    let next = next_state(&s, &live(&[2, 3]), false, 2).unwrap();
+    assert_eq!(next.leader, None);
+    assert_eq!(next.isr, vec![BrokerId(1)]);
+    assert_eq!(next.leader_epoch, LeaderEpoch(6));
+    // Offline stays offline, without new writes.
+    assert_eq!(next_state(&next, &live(&[2, 3]), false, 2), None);
+    // The last ISR member returns: it leads.
+    let back = next_state(&next, &live(&[1, 2, 3]), false, 2).unwrap();
+    assert_eq!(back.leader, Some(BrokerId(1)));
+}
+
+#[test]
+fn unclean_election_picks_any_live_replica_and_resets_the_isr() {
+    let s = state(Some(1), &[1], &[1, 2, 3]);
+    let next = next_state(&s, &live(&[3, 2]), true, 2).unwrap();
+    assert_eq!(next.leader, Some(BrokerId(2)));
+    assert_eq!(next.isr, vec![BrokerId(2)]);
+}
+
+#[test]
+fn a_healthy_partition_needs_nothing() {
+    let s = state(Some(2), &[2, 3], &[1, 2, 3]);
+    assert_eq!(next_state(&s, &live(&[1, 2, 3]), false, 1), None);
+}
