@@ -1117,9 +1117,7 @@ pub fn next_state(
     }
     // No one to lead. Keep the last ISR member in the ISR (it is the one with every
     // committed record); mark the partition offline once.
-    if state.leader.is_none() {
-        return None;
-    }
+    state.leader?;
     let last = state
         .isr
         .iter()
