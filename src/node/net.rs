@@ -32,8 +32,21 @@ pub enum Hello {
         /// How many times it has started: a restarted peer's old streams are stale.
         incarnation: u64,
     },
-    /// A client.
+    /// A client of the ensemble.
     Client,
+    /// A broker, in its `incarnation`-th life (to another broker: follower fetches,
+    /// controller requests).
+    Broker {
+        /// Its broker id.
+        from: u32,
+        /// How many times it has started.
+        incarnation: u64,
+    },
+    /// A producer or consumer.
+    KafkaClient {
+        /// Its node name.
+        name: String,
+    },
 }
 
 /// The address of the `index`-th node (1-based) of a kind; kinds get separate /24s.
@@ -55,6 +68,12 @@ pub const KIND_ZK: u8 = 1;
 pub const KIND_ZK_CLIENT: u8 = 2;
 /// Address kind of log writers.
 pub const KIND_WRITER: u8 = 3;
+/// Address kind of brokers.
+pub const KIND_BROKER: u8 = 4;
+/// Address kind of producers.
+pub const KIND_PRODUCER: u8 = 5;
+/// Address kind of consumers.
+pub const KIND_CONSUMER: u8 = 6;
 
 /// Writes one frame (not flushed).
 pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(

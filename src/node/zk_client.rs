@@ -51,16 +51,26 @@ pub struct ZkClientNode {
     pub incarnations: AtomicU64,
 }
 
-enum ConnEvent {
+/// What a connection to an ensemble server reports (see [`connect`]).
+#[derive(Debug)]
+pub enum ConnEvent {
+    /// Up: send requests through `tx`.
     Open {
+        /// The connection's generation.
         generation: u64,
+        /// Requests go here.
         tx: UnboundedSender<ClientRequest>,
     },
+    /// A response or notification arrived.
     Response {
+        /// The connection's generation.
         generation: u64,
+        /// What arrived.
         response: ServerResponse,
     },
+    /// Failed to open, or closed.
     Closed {
+        /// The connection's generation.
         generation: u64,
     },
 }
@@ -159,7 +169,12 @@ impl ZkClientNode {
                             .find(|(id, _)| *id == server)
                             .map(|(_, a)| *a)
                             .expect("a known server");
-                        madsim::task::spawn(connect(addr, conn.generation, inbox_tx.clone()));
+                        madsim::task::spawn(connect(
+                            addr,
+                            conn.generation,
+                            inbox_tx.clone(),
+                            |e| e,
+                        ));
                     }
                     ClientAction::Send(request) => {
                         if let Some(tx) = &conn.tx {
@@ -259,34 +274,42 @@ impl ZkClientNode {
     }
 }
 
-/// Opens a connection for generation `generation` and pumps it until it closes.
-async fn connect(addr: SocketAddr, generation: u64, inbox: UnboundedSender<ConnEvent>) {
+/// Opens a connection to an ensemble server for generation `generation` and pumps it
+/// until it closes, reporting through `inbox` (each event wrapped by `wrap`). Brokers use
+/// it for their own sessions.
+pub async fn connect<E>(
+    addr: SocketAddr,
+    generation: u64,
+    inbox: UnboundedSender<E>,
+    wrap: fn(ConnEvent) -> E,
+) {
     let Ok(stream) = TcpStream::connect(addr).await else {
-        let _ = inbox.send(ConnEvent::Closed { generation });
+        let _ = inbox.send(wrap(ConnEvent::Closed { generation }));
         return;
     };
     let (mut reader, mut writer) = tokio::io::split(stream);
     if write_frame(&mut writer, &Hello::Client).await.is_err() || writer.flush().await.is_err() {
-        let _ = inbox.send(ConnEvent::Closed { generation });
+        let _ = inbox.send(wrap(ConnEvent::Closed { generation }));
         return;
     }
     let (tx, rx) = unbounded_channel();
     madsim::task::spawn(request_writer(writer, rx));
-    if inbox.send(ConnEvent::Open { generation, tx }).is_err() {
+    if inbox
+        .send(wrap(ConnEvent::Open { generation, tx }))
+        .is_err()
+    {
         return;
     }
     while let Ok(Some(response)) = read_frame::<_, ServerResponse>(&mut reader).await {
-        if inbox
-            .send(ConnEvent::Response {
-                generation,
-                response,
-            })
-            .is_err()
-        {
+        let event = ConnEvent::Response {
+            generation,
+            response,
+        };
+        if inbox.send(wrap(event)).is_err() {
             return;
         }
     }
-    let _ = inbox.send(ConnEvent::Closed { generation });
+    let _ = inbox.send(wrap(ConnEvent::Closed { generation }));
 }
 
 async fn request_writer<W: tokio::io::AsyncWrite + Unpin>(
