@@ -812,3 +812,196 @@ fn round_robin_spreads_keyless_records_over_available_partitions() {
         .collect();
     assert_eq!(partitions, vec![0, 2, 0], "partition 1 has no leader");
 }
+
+/// Seeded chaos: brokers answer at random (success, retriable and fatal errors, closed
+/// connections, silence until the request times out, leaders moving), then heal. Whatever
+/// happens, every send completes exactly once, and with idempotence one (producer id,
+/// partition, base sequence) never names two different batches — the broker's
+/// deduplication relies on it.
+#[test]
+fn chaos_every_send_completes_exactly_once_and_sequences_are_never_reused() {
+    use rand::seq::SliceRandom;
+    for (seed, idempotent) in (0..24u64).map(|s| (s, s % 2 == 0)) {
+        let mut chaos = StdRng::seed_from_u64(seed);
+        let config = ProducerConfig {
+            enable_idempotence: idempotent,
+            linger_ms: seed % 3,
+            batch_size: 400,
+            request_timeout_ms: 2_000,
+            delivery_timeout_ms: 5_000,
+            ..config()
+        };
+        let mut h = Harness::ready(config, &[Some(1), Some(2), Some(3)]);
+        let mut sent = 0u64;
+        let mut next_offset = [0u64; 3];
+        let mut epoch = 0;
+        let mut next_id = 2000;
+        let mut seen: BTreeMap<(i64, u32, i32), Vec<String>> = BTreeMap::new();
+        let errors = [
+            KafkaError::NotLeaderOrFollower,
+            KafkaError::NotEnoughReplicas,
+            KafkaError::RequestTimedOut,
+            KafkaError::OutOfOrderSequenceNumber,
+            KafkaError::UnknownProducerId,
+            KafkaError::InvalidProducerEpoch,
+        ];
+        for step in 0..400 {
+            let healing = step >= 300;
+            let now = h.now + chaos.gen_range(0..60);
+            h.tick(now);
+            if !healing && chaos.gen_bool(0.5) {
+                h.send(&format!("v{sent}"));
+                sent += 1;
+            }
+            if h.requests.is_empty() {
+                continue;
+            }
+            let at = chaos.gen_range(0..h.requests.len());
+            let (broker, connection, request) = h.requests.remove(at);
+            let roll = if healing { 0.0 } else { chaos.gen::<f64>() };
+            if roll > 0.9 {
+                // Silence: the request is never answered (request.timeout.ms will fire).
+                continue;
+            }
+            if roll > 0.8 {
+                if h.connections.get(&broker) == Some(&connection) {
+                    h.close(broker);
+                }
+                continue;
+            }
+            match request.body {
+                RequestBody::Metadata { .. } => {
+                    if roll > 0.5 {
+                        epoch += 1;
+                    }
+                    let mut leaders = [1, 2, 3];
+                    leaders.shuffle(&mut chaos);
+                    let partitions = (0..3)
+                        .map(|p| (tp(p), state(Some(leaders[p as usize]), epoch)))
+                        .collect();
+                    let body = ResponseBody::Metadata {
+                        controller: None,
+                        brokers: vec![BrokerId(1), BrokerId(2), BrokerId(3)],
+                        partitions,
+                    };
+                    h.respond(connection, request.correlation_id, body);
+                }
+                RequestBody::InitProducerId => {
+                    next_id += 1;
+                    let result = Ok(ProducerIdentity {
+                        producer_id: next_id,
+                        producer_epoch: 0,
+                    });
+                    h.respond(
+                        connection,
+                        request.correlation_id,
+                        ResponseBody::InitProducerId { result },
+                    );
+                }
+                RequestBody::Produce { partitions, .. } => {
+                    let mut results = Vec::new();
+                    for p in partitions {
+                        let (batch, _) = decode_batch(&p.batch.0).unwrap();
+                        let values: Vec<String> = batch
+                            .records
+                            .iter()
+                            .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
+                            .collect();
+                        if idempotent {
+                            let key = (
+                                batch.producer_id,
+                                p.partition.partition,
+                                batch.base_sequence,
+                            );
+                            assert!(batch.producer_id > 0 && batch.base_sequence >= 0);
+                            let known = seen.entry(key).or_insert_with(|| values.clone());
+                            assert_eq!(*known, values, "seed {seed}: a sequence reused");
+                        }
+                        let result = if roll < 0.55 {
+                            let i = p.partition.partition as usize;
+                            let base = next_offset[i];
+                            next_offset[i] += values.len() as u64;
+                            Ok(ProduceOk {
+                                base_offset: Offset(base),
+                                leader_epoch: LeaderEpoch(epoch),
+                            })
+                        } else {
+                            Err(*errors.choose(&mut chaos).unwrap())
+                        };
+                        results.push((p.partition, result));
+                    }
+                    h.respond(
+                        connection,
+                        request.correlation_id,
+                        ResponseBody::Produce {
+                            partitions: results,
+                        },
+                    );
+                }
+                other => panic!("unexpected request {other:?}"),
+            }
+        }
+        // Heal until everything completed (delivery.timeout.ms bounds it).
+        let deadline = h.now + 20_000;
+        while h.p.pending() > 0 {
+            assert!(h.now < deadline, "seed {seed}: sends never completed");
+            let now = h.now + 10;
+            h.tick(now);
+            while let Some((_, connection, request)) = h.requests.pop() {
+                let body = match request.body {
+                    RequestBody::Metadata { .. } => ResponseBody::Metadata {
+                        controller: None,
+                        brokers: vec![BrokerId(1), BrokerId(2), BrokerId(3)],
+                        partitions: (0..3).map(|p| (tp(p), state(Some(p + 1), epoch))).collect(),
+                    },
+                    RequestBody::InitProducerId => {
+                        next_id += 1;
+                        ResponseBody::InitProducerId {
+                            result: Ok(ProducerIdentity {
+                                producer_id: next_id,
+                                producer_epoch: 0,
+                            }),
+                        }
+                    }
+                    RequestBody::Produce { partitions, .. } => ResponseBody::Produce {
+                        partitions: partitions
+                            .into_iter()
+                            .map(|p| {
+                                let (batch, _) = decode_batch(&p.batch.0).unwrap();
+                                let i = p.partition.partition as usize;
+                                let base = next_offset[i];
+                                next_offset[i] += batch.records.len() as u64;
+                                let ok = ProduceOk {
+                                    base_offset: Offset(base),
+                                    leader_epoch: LeaderEpoch(epoch),
+                                };
+                                (p.partition, Ok(ok))
+                            })
+                            .collect(),
+                    },
+                    other => panic!("unexpected request {other:?}"),
+                };
+                h.respond(connection, request.correlation_id, body);
+            }
+        }
+        let mut completions: BTreeMap<&str, usize> = BTreeMap::new();
+        for (value, _) in &h.completed {
+            *completions.entry(value.as_str()).or_default() += 1;
+        }
+        assert_eq!(
+            completions.len() as u64,
+            sent,
+            "seed {seed}: every send completed"
+        );
+        assert!(
+            completions.values().all(|n| *n == 1),
+            "seed {seed}: exactly once"
+        );
+        assert!(
+            h.completed
+                .iter()
+                .any(|(_, o)| matches!(o, SendOutcome::Ok { .. })),
+            "seed {seed}: some succeed"
+        );
+    }
+}
