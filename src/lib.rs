@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod check;
 pub mod cli;
+pub mod client;
 pub mod disk;
 pub mod log;
 pub mod node;

@@ -1,0 +1,444 @@
+//! A Kafka consumer in assign mode (no group): it reads every partition of its topics.
+//!
+//! Owns: the assignment (every partition of the topics, learnt from metadata; new
+//! partitions join it as they appear), the position of each partition (the next offset to
+//! return), and the fetch loop: one Fetch request at a time per partition leader, carrying
+//! each partition's position and the leader epoch the consumer believes current (KIP-320),
+//! so a deposed or lagging leader answers `FENCED_LEADER_EPOCH` / `UNKNOWN_LEADER_EPOCH`
+//! instead of serving stale data.
+//!
+//! What it reports for the history: [`ConsumerAction::Assign`] with every partition and its
+//! position when the assignment starts or changes and whenever a position is reset (a seek,
+//! so checkers do not mistake the jump for `nonmonotonic-poll` or `poll-skip`), and
+//! [`ConsumerAction::Poll`] with the records of one partition a fetch returned at or after
+//! the position, in offset order; the position then moves past the last one.
+//!
+//! Errors: `NOT_LEADER_OR_FOLLOWER`, `FENCED_LEADER_EPOCH`, `UNKNOWN_LEADER_EPOCH`,
+//! `UNKNOWN_TOPIC_OR_PARTITION`, `LEADER_NOT_AVAILABLE`, `KAFKA_STORAGE_ERROR`: refresh
+//! metadata and fetch the partition again after `retry.backoff.ms`.
+//! `OFFSET_OUT_OF_RANGE`: `auto.offset.reset=earliest` (the testbed's choice, so every
+//! record is read): the position goes back to the log start offset.
+//! A lost connection or a request timeout loses the fetch; it is simply sent again.
+//!
+//! Simplifications vs Kafka: positions start at offset 0 and a reset goes to the log start
+//! offset the partition's last successful fetch reported (0 if none) — the wire protocol has
+//! no ListOffsets yet, so a log whose start moved past 0 (retention) before the first fetch
+//! cannot be reset correctly; no position validation with OffsetsForLeaderEpoch after a
+//! leader change (a truncated position is caught by OFFSET_OUT_OF_RANGE instead); no fetch
+//! sessions, no `max.poll.records` (a poll returns what one fetch brought), no isolation
+//! levels (there are no transactions).
+
+use super::metadata::{Metadata, PartitionLeader};
+use super::network::{ConnectionId, Lost, NetAction, NetConfig, Network};
+use crate::broker::proto::{FetchData, FetchPartition, RequestBody, Response, ResponseBody};
+use crate::broker::{BrokerId, KafkaError, TopicPartition};
+use crate::log::{decode_batches, Offset};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A consumer's configuration, with Kafka's names and defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerConfig {
+    /// The topics whose partitions it reads (all of them).
+    pub topics: Vec<String>,
+    /// `bootstrap.servers`.
+    pub bootstrap: Vec<BrokerId>,
+    /// `fetch.max.wait.ms` (default 500): how long a broker may hold an empty fetch.
+    pub fetch_max_wait_ms: u64,
+    /// `max.partition.fetch.bytes` (default 1 MiB).
+    pub max_partition_fetch_bytes: u32,
+    /// `request.timeout.ms` (default 30000).
+    pub request_timeout_ms: u64,
+    /// `retry.backoff.ms` (default 100).
+    pub retry_backoff_ms: u64,
+    /// `metadata.max.age.ms` (default 300000).
+    pub metadata_max_age_ms: u64,
+    /// `reconnect.backoff.ms` (default 50).
+    pub reconnect_backoff_ms: u64,
+    /// `socket.connection.setup.timeout.ms` (default 10000).
+    pub connection_setup_timeout_ms: u64,
+}
+
+impl ConsumerConfig {
+    /// Kafka's defaults for reading `topics`, bootstrapping from `bootstrap`.
+    pub fn new(topics: Vec<String>, bootstrap: Vec<BrokerId>) -> ConsumerConfig {
+        ConsumerConfig {
+            topics,
+            bootstrap,
+            fetch_max_wait_ms: 500,
+            max_partition_fetch_bytes: 1 << 20,
+            request_timeout_ms: 30_000,
+            retry_backoff_ms: 100,
+            metadata_max_age_ms: 300_000,
+            reconnect_backoff_ms: 50,
+            connection_setup_timeout_ms: 10_000,
+        }
+    }
+
+    fn net(&self) -> NetConfig {
+        NetConfig {
+            request_timeout_ms: self.request_timeout_ms,
+            connection_setup_timeout_ms: self.connection_setup_timeout_ms,
+            reconnect_backoff_ms: self.reconnect_backoff_ms,
+            ..NetConfig::default()
+        }
+    }
+}
+
+/// What the consumer asks its shell to do, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConsumerAction {
+    /// Connection work.
+    Net(NetAction),
+    /// Record `Assign`: from here on each partition is read from this position.
+    Assign {
+        /// Every assigned partition with its position.
+        partitions: Vec<(TopicPartition, u64)>,
+    },
+    /// Record `Poll`: these records of one partition were returned, in offset order.
+    Poll {
+        /// The partition.
+        partition: TopicPartition,
+        /// `(offset, value)` of each record (values decoded as UTF-8, lossily).
+        records: Vec<(u64, String)>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum InFlight {
+    Metadata,
+    /// The partitions asked for and the position each was fetched from.
+    Fetch {
+        partitions: Vec<(TopicPartition, Offset)>,
+    },
+}
+
+/// One assigned partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct PartitionFetch {
+    position: Offset,
+    /// The log start offset the last successful fetch reported.
+    log_start_offset: Option<Offset>,
+    fetching: bool,
+    retry_at_ms: u64,
+}
+
+/// The consumer: feed it connection events, responses and ticks; take its actions.
+pub struct ConsumerCore {
+    config: ConsumerConfig,
+    net: Network<InFlight>,
+    metadata: Metadata,
+    assignment: BTreeMap<TopicPartition, PartitionFetch>,
+    /// Brokers with a fetch in flight (Kafka sends one at a time per node).
+    fetching_from: BTreeSet<BrokerId>,
+    out: Vec<ConsumerAction>,
+}
+
+impl ConsumerCore {
+    /// A consumer that starts by asking for metadata.
+    pub fn new(config: ConsumerConfig) -> ConsumerCore {
+        let metadata = Metadata::new(config.topics.clone(), config.bootstrap.clone());
+        ConsumerCore {
+            net: Network::new(config.net()),
+            metadata,
+            assignment: BTreeMap::new(),
+            fetching_from: BTreeSet::new(),
+            out: Vec::new(),
+            config,
+        }
+    }
+
+    /// What to do, in order.
+    pub fn take_actions(&mut self) -> Vec<ConsumerAction> {
+        self.flush_net();
+        std::mem::take(&mut self.out)
+    }
+
+    /// Every assigned partition's position.
+    pub fn positions(&self) -> BTreeMap<TopicPartition, Offset> {
+        self.assignment
+            .iter()
+            .map(|(tp, p)| (tp.clone(), p.position))
+            .collect()
+    }
+
+    /// Time passes: backoffs, timeouts, metadata age.
+    pub fn tick(&mut self, now_ms: u64) {
+        let lost = self.net.tick(now_ms);
+        self.on_lost(lost);
+        self.drive(now_ms);
+    }
+
+    /// The connection asked for is open.
+    pub fn on_connected(&mut self, connection: ConnectionId, now_ms: u64) {
+        self.net.on_connected(connection, now_ms);
+        self.drive(now_ms);
+    }
+
+    /// The connection could not be opened, or broke: its requests are lost.
+    pub fn on_closed(&mut self, connection: ConnectionId, now_ms: u64) {
+        let lost = self.net.on_closed(connection, now_ms);
+        self.metadata.request_update();
+        self.on_lost(lost);
+        self.drive(now_ms);
+    }
+
+    /// A broker answered.
+    pub fn on_response(&mut self, connection: ConnectionId, response: Response, now_ms: u64) {
+        let Some((broker, context, body)) = self.net.on_response(connection, response) else {
+            return;
+        };
+        match (context, body) {
+            (
+                InFlight::Metadata,
+                ResponseBody::Metadata {
+                    brokers,
+                    partitions,
+                    ..
+                },
+            ) => {
+                self.metadata.on_response(&brokers, &partitions, now_ms);
+            }
+            (InFlight::Fetch { partitions: asked }, ResponseBody::Fetch { partitions }) => {
+                self.fetching_from.remove(&broker);
+                for (tp, fetch_offset) in asked {
+                    let result = partitions
+                        .iter()
+                        .find(|(p, _)| *p == tp)
+                        .map(|(_, r)| r.clone())
+                        .unwrap_or(Err(KafkaError::NetworkException));
+                    self.on_partition_fetched(tp, fetch_offset, result, now_ms);
+                }
+            }
+            // An answer of the wrong kind: a broker bug; treat it like a lost request.
+            (context, _) => self.on_lost(vec![Lost {
+                broker,
+                context,
+                error: KafkaError::NetworkException,
+            }]),
+        }
+        self.drive(now_ms);
+    }
+
+    fn flush_net(&mut self) {
+        self.out
+            .extend(self.net.take_actions().into_iter().map(ConsumerAction::Net));
+    }
+
+    fn record(&mut self, action: ConsumerAction) {
+        self.flush_net();
+        self.out.push(action);
+    }
+
+    fn drive(&mut self, now_ms: u64) {
+        self.maybe_send_metadata(now_ms);
+        self.update_assignment();
+        self.send_fetches(now_ms);
+    }
+
+    fn maybe_send_metadata(&mut self, now_ms: u64) {
+        if !self.metadata.should_send(
+            now_ms,
+            self.config.retry_backoff_ms,
+            self.config.metadata_max_age_ms,
+        ) {
+            return;
+        }
+        let Some(broker) = self.net.least_loaded(self.metadata.candidates(), now_ms) else {
+            return;
+        };
+        if self.net.is_ready(broker) {
+            let topics = self.metadata.topics().to_vec();
+            self.net.send(
+                broker,
+                RequestBody::Metadata { topics },
+                Some(InFlight::Metadata),
+                now_ms,
+            );
+            self.metadata.on_sent(now_ms);
+        } else {
+            self.net.connect(broker, now_ms);
+        }
+    }
+
+    /// Partitions the metadata names join the assignment at offset 0 (earliest).
+    fn update_assignment(&mut self) {
+        let new: Vec<TopicPartition> = self
+            .metadata
+            .partitions()
+            .map(|(tp, _)| tp)
+            .filter(|tp| !self.assignment.contains_key(*tp))
+            .cloned()
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        for tp in new {
+            self.assignment.insert(
+                tp,
+                PartitionFetch {
+                    position: Offset(0),
+                    log_start_offset: None,
+                    fetching: false,
+                    retry_at_ms: 0,
+                },
+            );
+        }
+        self.record_assignment();
+    }
+
+    fn record_assignment(&mut self) {
+        let partitions = self
+            .assignment
+            .iter()
+            .map(|(tp, p)| (tp.clone(), p.position.0))
+            .collect();
+        self.record(ConsumerAction::Assign { partitions });
+    }
+
+    /// One Fetch per leader without one in flight, for every partition it leads that is
+    /// not being fetched or backing off.
+    fn send_fetches(&mut self, now_ms: u64) {
+        let mut by_leader: BTreeMap<BrokerId, Vec<FetchPartition>> = BTreeMap::new();
+        for (tp, p) in &self.assignment {
+            if p.fetching || now_ms < p.retry_at_ms {
+                continue;
+            }
+            let Some(PartitionLeader {
+                leader: Some(leader),
+                leader_epoch,
+            }) = self.metadata.leader(tp)
+            else {
+                continue;
+            };
+            if self.fetching_from.contains(&leader) {
+                continue;
+            }
+            by_leader.entry(leader).or_default().push(FetchPartition {
+                partition: tp.clone(),
+                fetch_offset: p.position,
+                current_leader_epoch: Some(leader_epoch),
+                last_fetched_epoch: None,
+                max_bytes: self.config.max_partition_fetch_bytes,
+            });
+        }
+        for (leader, partitions) in by_leader {
+            if !self.net.is_ready(leader) {
+                self.net.connect(leader, now_ms);
+                continue;
+            }
+            let asked: Vec<(TopicPartition, Offset)> = partitions
+                .iter()
+                .map(|f| (f.partition.clone(), f.fetch_offset))
+                .collect();
+            for (tp, _) in &asked {
+                self.assignment.get_mut(tp).expect("assigned").fetching = true;
+            }
+            self.net.send(
+                leader,
+                RequestBody::Fetch {
+                    replica_id: None,
+                    replica_epoch: 0,
+                    max_wait_ms: self.config.fetch_max_wait_ms,
+                    partitions,
+                },
+                Some(InFlight::Fetch { partitions: asked }),
+                now_ms,
+            );
+            self.fetching_from.insert(leader);
+        }
+    }
+
+    fn on_partition_fetched(
+        &mut self,
+        tp: TopicPartition,
+        fetch_offset: Offset,
+        result: Result<FetchData, KafkaError>,
+        now_ms: u64,
+    ) {
+        let backoff = now_ms + self.config.retry_backoff_ms;
+        let Some(p) = self.assignment.get_mut(&tp) else {
+            return;
+        };
+        p.fetching = false;
+        if p.position != fetch_offset {
+            return; // the position moved meanwhile (a reset): stale answer
+        }
+        match result {
+            Ok(data) => {
+                p.log_start_offset = Some(data.log_start_offset);
+                let batches = match decode_batches(&data.records.0) {
+                    Ok(batches) => batches,
+                    Err(_) => {
+                        // Corrupt bytes on the wire: Kafka's consumer raises to the
+                        // application; here the partition is simply fetched again.
+                        p.retry_at_ms = backoff;
+                        return;
+                    }
+                };
+                let records: Vec<(u64, String)> = batches
+                    .into_iter()
+                    .flat_map(|b| b.records)
+                    .filter(|r| r.offset >= p.position)
+                    .map(|r| {
+                        let value = r.value.unwrap_or_default();
+                        (r.offset.0, String::from_utf8_lossy(&value).into_owned())
+                    })
+                    .collect();
+                if let Some((last, _)) = records.last() {
+                    p.position = Offset(last + 1);
+                    self.record(ConsumerAction::Poll {
+                        partition: tp,
+                        records,
+                    });
+                }
+            }
+            Err(KafkaError::OffsetOutOfRange) => {
+                // auto.offset.reset=earliest: a seek, recorded as such.
+                let earliest = p.log_start_offset.unwrap_or(Offset(0));
+                p.retry_at_ms = backoff;
+                if p.position != earliest {
+                    p.position = earliest;
+                    self.record_assignment();
+                }
+            }
+            Err(error) => {
+                p.retry_at_ms = backoff;
+                if matches!(
+                    error,
+                    KafkaError::NotLeaderOrFollower
+                        | KafkaError::FencedLeaderEpoch
+                        | KafkaError::UnknownLeaderEpoch
+                        | KafkaError::UnknownTopicOrPartition
+                        | KafkaError::LeaderNotAvailable
+                        | KafkaError::KafkaStorageError
+                        | KafkaError::NetworkException
+                ) {
+                    self.metadata.request_update();
+                }
+            }
+        }
+    }
+
+    fn on_lost(&mut self, lost: Vec<Lost<InFlight>>) {
+        for Lost {
+            broker, context, ..
+        } in lost
+        {
+            match context {
+                InFlight::Metadata => self.metadata.on_lost(),
+                InFlight::Fetch { partitions } => {
+                    self.fetching_from.remove(&broker);
+                    self.metadata.request_update();
+                    for (tp, _) in partitions {
+                        if let Some(p) = self.assignment.get_mut(&tp) {
+                            p.fetching = false;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
