@@ -1,0 +1,250 @@
+//! The shells of producers and consumers: connections, timers and the history around
+//! [`ProducerCore`] and [`ConsumerCore`].
+//!
+//! Owns: opening the connections the cores ask for ([`kafka_net::open_link`], one per
+//! [`ConnectionId`]), ticking the cores, pacing the producer's sends at the configured rate,
+//! and recording exactly what the client was told: `Send` before a record is handed to the
+//! producer, `SendReturn` when its callback fires, `Assign` and `Poll` for a consumer.
+//! Record values are unique in the run: `<node>-<incarnation>-<n>`.
+
+use super::kafka_net::{open_link, LinkEvent};
+use super::net::{node_addr, Hello, KIND_BROKER};
+use crate::broker::proto::Request;
+use crate::broker::{Acks, BrokerId};
+use crate::client::consumer::{ConsumerAction, ConsumerConfig, ConsumerCore};
+use crate::client::network::{ConnectionId, NetAction};
+use crate::client::producer::{ProducerAction, ProducerConfig, ProducerCore};
+use crate::sim::{run_rng, sim_now_us, Op as HistoryOp, Progress, Recorder, SendOutcome};
+use rand::Rng;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+/// How often the cores are ticked (their timeouts and backoffs are checked).
+const TICK: Duration = Duration::from_millis(10);
+
+fn now_ms() -> u64 {
+    sim_now_us() / 1000
+}
+
+/// The open connections of a client, by connection id.
+struct Links {
+    name: String,
+    inbox: UnboundedSender<LinkEvent>,
+    open: BTreeMap<u64, UnboundedSender<Request>>,
+}
+
+impl Links {
+    fn perform(&mut self, action: NetAction) {
+        match action {
+            NetAction::Connect { broker, connection } => {
+                let addr = node_addr(KIND_BROKER, broker.0);
+                let hello = Hello::KafkaClient {
+                    name: self.name.clone(),
+                };
+                open_link(connection.0, 0, addr, hello, self.inbox.clone(), |e| e);
+            }
+            NetAction::Send {
+                connection,
+                request,
+                ..
+            } => {
+                // A connection that already closed reports it; the core retries.
+                if let Some(tx) = self.open.get(&connection.0) {
+                    let _ = tx.send(request);
+                }
+            }
+            NetAction::Close { connection, .. } => {
+                self.open.remove(&connection.0);
+            }
+        }
+    }
+}
+
+/// What a client core gets from its connections.
+enum Delivered {
+    Connected(ConnectionId),
+    Response(ConnectionId, crate::broker::proto::Response),
+    Closed(ConnectionId),
+}
+
+/// Turns a link event into what the core is told (and keeps the senders).
+fn deliver(links: &mut Links, event: LinkEvent) -> Delivered {
+    match event {
+        LinkEvent::Open { link, tx, .. } => {
+            links.open.insert(link, tx);
+            Delivered::Connected(ConnectionId(link))
+        }
+        LinkEvent::Response { link, response, .. } => {
+            Delivered::Response(ConnectionId(link), response)
+        }
+        LinkEvent::Closed { link, .. } => {
+            links.open.remove(&link);
+            Delivered::Closed(ConnectionId(link))
+        }
+    }
+}
+
+/// A producer node; shared by all its incarnations.
+pub struct ProducerNode {
+    /// `producer-<n>`.
+    pub name: String,
+    /// The client config (topic, bootstrap brokers, acks, idempotence, ...).
+    pub config: ProducerConfig,
+    /// Records per simulated second.
+    pub rate: u32,
+    /// Distinct keys; 0 = no keys.
+    pub keys: u32,
+    /// Where the history goes.
+    pub recorder: Recorder,
+    /// Liveness probes.
+    pub progress: Progress,
+    /// How many times it has started.
+    pub incarnations: AtomicU64,
+}
+
+impl ProducerNode {
+    fn history(&self, op: HistoryOp) {
+        self.recorder.history(&self.name, op);
+    }
+
+    /// One incarnation: a fresh producer sending at its rate until killed.
+    pub async fn run(self: Arc<Self>) {
+        let incarnation = self.incarnations.fetch_add(1, Ordering::Relaxed) + 1;
+        self.history(HistoryOp::ClientStart { incarnation });
+        let mut rng = run_rng();
+        let mut core = ProducerCore::new(self.config.clone());
+        let (tx, mut inbox): (_, UnboundedReceiver<LinkEvent>) = unbounded_channel();
+        let mut links = Links {
+            name: self.name.clone(),
+            inbox: tx,
+            open: BTreeMap::new(),
+        };
+        let period = Duration::from_secs_f64(1.0 / f64::from(self.rate.max(1)));
+        let mut next_tick = madsim::time::Instant::now() + TICK.mul_f64(rng.gen_range(0.0..1.0));
+        let mut next_send = madsim::time::Instant::now() + period.mul_f64(rng.gen_range(0.0..1.0));
+        let mut sent = 0u64;
+        loop {
+            tokio::select! {
+                biased;
+                event = inbox.recv() => {
+                    let Some(event) = event else { return };
+                    let now = now_ms();
+                    match deliver(&mut links, event) {
+                        Delivered::Connected(c) => core.on_connected(c, now),
+                        Delivered::Response(c, r) => core.on_response(c, r, now, &mut rng),
+                        Delivered::Closed(c) => core.on_closed(c, now),
+                    }
+                }
+                _ = madsim::time::sleep_until(next_tick.min(next_send)) => {
+                    let at = madsim::time::Instant::now();
+                    if at >= next_send {
+                        next_send += period.mul_f64(rng.gen_range(0.5..1.5));
+                        let value = format!("{}-{incarnation}-{sent}", self.name);
+                        sent += 1;
+                        let key = (self.keys > 0).then(|| format!("k{}", rng.gen_range(0..self.keys)));
+                        self.history(HistoryOp::Send {
+                            value: value.clone(),
+                            key: key.clone(),
+                            topic: self.config.topic.clone(),
+                            acks: self.config.acks,
+                            idempotent: self.config.enable_idempotence,
+                        });
+                        core.send(value, key, now_ms(), &mut rng);
+                    }
+                    if at >= next_tick {
+                        next_tick += TICK;
+                        core.tick(now_ms(), &mut rng);
+                    }
+                }
+            }
+            for action in core.take_actions() {
+                match action {
+                    ProducerAction::Net(action) => links.perform(action),
+                    ProducerAction::Completed { value, outcome } => {
+                        if matches!(outcome, SendOutcome::Ok { .. })
+                            || (self.config.acks == Acks::None
+                                && matches!(outcome, SendOutcome::Sent { .. }))
+                        {
+                            self.progress.acked(&self.name);
+                        }
+                        self.history(HistoryOp::SendReturn { value, outcome });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A consumer node (assign mode: every partition of its topics); shared by all its
+/// incarnations.
+pub struct ConsumerNode {
+    /// `consumer-<n>`.
+    pub name: String,
+    /// The client config.
+    pub config: ConsumerConfig,
+    /// Where the history goes.
+    pub recorder: Recorder,
+    /// Liveness probes.
+    pub progress: Progress,
+    /// How many times it has started.
+    pub incarnations: AtomicU64,
+}
+
+impl ConsumerNode {
+    fn history(&self, op: HistoryOp) {
+        self.recorder.history(&self.name, op);
+    }
+
+    /// One incarnation: a fresh consumer reading from the earliest offsets until killed.
+    pub async fn run(self: Arc<Self>) {
+        let incarnation = self.incarnations.fetch_add(1, Ordering::Relaxed) + 1;
+        self.history(HistoryOp::ClientStart { incarnation });
+        let mut rng = run_rng();
+        let mut core = ConsumerCore::new(self.config.clone());
+        let (tx, mut inbox): (_, UnboundedReceiver<LinkEvent>) = unbounded_channel();
+        let mut links = Links {
+            name: self.name.clone(),
+            inbox: tx,
+            open: BTreeMap::new(),
+        };
+        let mut next_tick = madsim::time::Instant::now() + TICK.mul_f64(rng.gen_range(0.0..1.0));
+        loop {
+            tokio::select! {
+                biased;
+                event = inbox.recv() => {
+                    let Some(event) = event else { return };
+                    let now = now_ms();
+                    match deliver(&mut links, event) {
+                        Delivered::Connected(c) => core.on_connected(c, now),
+                        Delivered::Response(c, r) => core.on_response(c, r, now),
+                        Delivered::Closed(c) => core.on_closed(c, now),
+                    }
+                }
+                _ = madsim::time::sleep_until(next_tick) => {
+                    next_tick += TICK;
+                    core.tick(now_ms());
+                }
+            }
+            for action in core.take_actions() {
+                match action {
+                    ConsumerAction::Net(action) => links.perform(action),
+                    ConsumerAction::Assign { partitions } => {
+                        self.history(HistoryOp::Assign { partitions });
+                    }
+                    ConsumerAction::Poll { partition, records } => {
+                        self.progress.acked(&self.name);
+                        self.history(HistoryOp::Poll { partition, records });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The brokers `1..=n`, for bootstrap lists.
+pub fn broker_ids(n: u32) -> Vec<BrokerId> {
+    (1..=n).map(BrokerId).collect()
+}
