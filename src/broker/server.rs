@@ -1,0 +1,1178 @@
+//! One broker: its partition replicas, its controller, its registration in the ensemble,
+//! and every request it serves. Pure: the shell (`node::broker`) owns the sockets, the
+//! ensemble session and the clock.
+//!
+//! Owns:
+//! - **Registration**: in each new ensemble session, EPHEMERAL `/brokers/ids/<id>`; its
+//!   czxid is the broker epoch (KIP-380). A registration left by this broker's previous
+//!   session (a fast restart) is retried until it expires.
+//! - **Controller requests**: LeaderAndIsr applied per partition only with a leader epoch
+//!   newer than the replica's (or, for the same epoch, a newer partition epoch: an ISR
+//!   change), and only from a controller epoch at least the newest seen, aimed at this
+//!   broker epoch; UpdateMetadata fills the metadata cache clients read.
+//! - **Produce**: the leader appends; acks=0/1 answer at once, acks=all waits in a
+//!   purgatory until the HW passes the batch (`NOT_ENOUGH_REPLICAS_AFTER_APPEND` if the ISR
+//!   shrank below `min.insync.replicas` by the request timeout, else `REQUEST_TIMED_OUT`).
+//! - **Fetch**: consumers below the HW, followers up to the LEO; an empty fetch waits up
+//!   to its `max_wait_ms` for data (Kafka's DelayedFetch).
+//! - **Replication as follower**: per leader, one Fetch in flight covering the partitions
+//!   followed from it, after each partition found its divergence point with
+//!   OffsetsForLeaderEpoch; ISR proposals of partitions it leads go to the controller as
+//!   AlterPartition.
+//! - **Producer ids**: `InitProducerId` hands out ids unique without coordination:
+//!   `broker id << 40 | incarnation << 24 | counter` (Kafka allocates blocks through the
+//!   ensemble).
+//!
+//! Every replica event is announced for the checkers (`become-leader`, `become-follower`,
+//! `hw`, `truncate`, ...), as are the controller's.
+
+use super::controller::{AlterPartition, ControllerAction, ControllerConfig, ControllerCore};
+use super::proto::{
+    EpochEndOffset, EpochQuery, FetchData, FetchPartition, ProducePartition, Request, RequestBody,
+    Response, ResponseBody,
+};
+use super::replica::{
+    EpochRequest, FollowerFetch, IsrProposal, Replica, ReplicaConfig, ReplicaError, ReplicaEvent,
+    Role, TruncationStep,
+};
+use super::types::{Acks, BrokerId, KafkaError, PartitionState, ProducerIdentity, TopicPartition};
+use super::zk_paths as paths;
+use crate::disk::Disk;
+use crate::log::{LeaderEpoch, Offset};
+use crate::zk::client::Outcome;
+use crate::zk::{CreateMode, Op, OpResult, WatchedEvent, ZkError};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+/// The directory under a broker's disk holding its partition logs.
+pub const LOG_DIR: &str = "kafka-logs";
+/// Kafka's `replica.high.watermark.checkpoint.interval.ms`.
+pub const HW_CHECKPOINT_INTERVAL_MS: u64 = 5000;
+/// Kafka's `replica.fetch.wait.max.ms`.
+pub const REPLICA_FETCH_WAIT_MAX_MS: u64 = 500;
+/// Kafka's `replica.fetch.max.bytes`.
+pub const REPLICA_FETCH_MAX_BYTES: u32 = 1 << 20;
+/// Kafka's `replica.fetch.backoff.ms`: after an error or a lost connection.
+pub const REPLICA_FETCH_BACKOFF_MS: u64 = 1000;
+/// A follower request unanswered this long is given up (Kafka's `request.timeout.ms`
+/// for the fetcher is 30 s; a shorter one makes a stalled link recover sooner).
+pub const REPLICA_REQUEST_TIMEOUT_MS: u64 = 10_000;
+/// Retry of a registration that found the previous session's znode still there.
+pub const REGISTRATION_RETRY_MS: u64 = 1000;
+
+/// The broker's configuration.
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    /// This broker.
+    pub id: BrokerId,
+    /// How many times this process has started (producer ids, reports).
+    pub incarnation: u64,
+    /// Replica settings shared by every partition (min ISR per topic overrides).
+    pub replica: ReplicaConfig,
+    /// `min.insync.replicas` per topic.
+    pub topic_min_isr: BTreeMap<String, usize>,
+    /// The controller's settings (topics to create, election rules).
+    pub controller: ControllerConfig,
+}
+
+/// What the shell must do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BrokerAction {
+    /// Run `op` on the broker's ensemble session; feed the outcome to `on_zk_outcome(id, ..)`.
+    Zk {
+        /// Echoed back.
+        id: u64,
+        /// The operation.
+        op: Op,
+    },
+    /// Send a request to another broker; its response comes to `on_peer_response`.
+    SendToBroker {
+        /// The broker.
+        to: BrokerId,
+        /// The request.
+        request: Request,
+    },
+    /// Answer on an accepted connection.
+    Respond {
+        /// The connection.
+        conn: u64,
+        /// The response.
+        response: Response,
+    },
+    /// Announce an event.
+    Announce {
+        /// Event kind.
+        kind: String,
+        /// Details.
+        detail: Value,
+    },
+}
+
+/// Why an ensemble operation of the broker itself was issued.
+#[derive(Clone, Debug)]
+enum ZkPurpose {
+    Parent,
+    Register,
+    Controller(u64),
+}
+
+/// A produce waiting for the HW.
+#[derive(Clone, Debug)]
+struct PendingProduce {
+    conn: u64,
+    correlation_id: u64,
+    deadline_ms: u64,
+    /// Per partition: the answer so far, and what it waits for (last offset, epoch).
+    partitions: Vec<(TopicPartition, Result<super::proto::ProduceOk, KafkaError>, Option<(Offset, LeaderEpoch)>)>,
+}
+
+/// A fetch waiting for data.
+#[derive(Clone, Debug)]
+struct PendingFetch {
+    conn: u64,
+    correlation_id: u64,
+    deadline_ms: u64,
+    replica: Option<(BrokerId, i64)>,
+    partitions: Vec<FetchPartition>,
+}
+
+/// A follower's session with one leader.
+#[derive(Clone, Debug, Default)]
+struct FetcherState {
+    /// Correlation id and send time of the request in flight.
+    in_flight: Option<(u64, u64)>,
+    /// No request before this time (backoff).
+    not_before_ms: u64,
+}
+
+/// The broker core.
+pub struct BrokerCore<D: Disk> {
+    config: BrokerConfig,
+    disk: D,
+    controller: ControllerCore,
+    /// Ensemble ids of the broker's own operations and the controller's.
+    zk_pending: BTreeMap<u64, ZkPurpose>,
+    next_zk: u64,
+    /// Parent creations outstanding before registering.
+    parents_pending: usize,
+    /// The broker epoch of the current registration.
+    broker_epoch: Option<i64>,
+    registration_retry_at: Option<u64>,
+    /// Newest controller epoch seen, and that controller.
+    controller_epoch: u32,
+    controller_id: Option<BrokerId>,
+    /// Metadata cache.
+    live_brokers: BTreeSet<BrokerId>,
+    metadata: BTreeMap<TopicPartition, PartitionState>,
+    replicas: BTreeMap<TopicPartition, Replica<D>>,
+    produces: Vec<PendingProduce>,
+    fetches: Vec<PendingFetch>,
+    fetchers: BTreeMap<BrokerId, FetcherState>,
+    /// Epoch lookups in flight: correlation id → partition.
+    epoch_lookups: BTreeMap<u64, (BrokerId, TopicPartition)>,
+    /// AlterPartition requests in flight: correlation id → partition.
+    alters: BTreeMap<u64, TopicPartition>,
+    /// AlterPartition requests this broker's controller serves for itself: token → partition.
+    local_alter_tokens: BTreeMap<u64, TopicPartition>,
+    /// Tokens of AlterPartition requests from other brokers, by token: (conn, correlation).
+    remote_alters: BTreeMap<u64, (u64, u64)>,
+    next_token: u64,
+    next_correlation: u64,
+    next_producer_id: i64,
+    last_hw_checkpoint_ms: u64,
+    actions: Vec<BrokerAction>,
+}
+
+impl<D: Disk> BrokerCore<D> {
+    /// A broker that has not joined the cluster yet.
+    pub fn new(config: BrokerConfig, disk: D) -> Self {
+        let controller = ControllerCore::new(config.controller.clone());
+        BrokerCore {
+            config,
+            disk,
+            controller,
+            zk_pending: BTreeMap::new(),
+            next_zk: 1,
+            parents_pending: 0,
+            broker_epoch: None,
+            registration_retry_at: None,
+            controller_epoch: 0,
+            controller_id: None,
+            live_brokers: BTreeSet::new(),
+            metadata: BTreeMap::new(),
+            replicas: BTreeMap::new(),
+            produces: Vec::new(),
+            fetches: Vec::new(),
+            fetchers: BTreeMap::new(),
+            epoch_lookups: BTreeMap::new(),
+            alters: BTreeMap::new(),
+            local_alter_tokens: BTreeMap::new(),
+            remote_alters: BTreeMap::new(),
+            next_token: 1,
+            next_correlation: 1,
+            next_producer_id: 0,
+            last_hw_checkpoint_ms: 0,
+            actions: Vec::new(),
+        }
+    }
+
+    /// The actions accumulated since the last call.
+    pub fn take_actions(&mut self) -> Vec<BrokerAction> {
+        self.pump_controller();
+        std::mem::take(&mut self.actions)
+    }
+
+    /// This broker.
+    pub fn id(&self) -> BrokerId {
+        self.config.id
+    }
+
+    /// The broker epoch of the current registration.
+    pub fn broker_epoch(&self) -> Option<i64> {
+        self.broker_epoch
+    }
+
+    /// The controller epoch, if this broker is the active controller.
+    pub fn active_controller_epoch(&self) -> Option<u32> {
+        self.controller.active_epoch()
+    }
+
+    /// Partitions this broker leads, with their ISR size and HW.
+    pub fn led_partitions(&self) -> Vec<(TopicPartition, usize, Offset)> {
+        self.replicas
+            .iter()
+            .filter(|(_, r)| r.role() == Role::Leader)
+            .map(|(tp, r)| (tp.clone(), r.isr().len(), r.high_watermark()))
+            .collect()
+    }
+
+    fn announce(&mut self, kind: &str, detail: Value) {
+        self.actions.push(BrokerAction::Announce {
+            kind: kind.to_string(),
+            detail,
+        });
+    }
+
+    fn zk(&mut self, purpose: ZkPurpose, op: Op) {
+        let id = self.next_zk;
+        self.next_zk += 1;
+        self.zk_pending.insert(id, purpose);
+        self.actions.push(BrokerAction::Zk { id, op });
+    }
+
+    fn correlation(&mut self) -> u64 {
+        let id = self.next_correlation;
+        self.next_correlation += 1;
+        id
+    }
+
+    // --- the ensemble session ---
+
+    /// A new ensemble session opened: register (creating the parents first).
+    pub fn on_session_started(&mut self, _now_ms: u64) {
+        self.broker_epoch = None;
+        self.parents_pending = paths::PARENTS.len();
+        for parent in paths::PARENTS {
+            self.zk(
+                ZkPurpose::Parent,
+                Op::Create {
+                    path: parent.into(),
+                    data: Vec::new(),
+                    mode: CreateMode::Persistent,
+                },
+            );
+        }
+    }
+
+    /// The session ended (expired or closed): the registration and any controllership are
+    /// gone with it.
+    pub fn on_session_lost(&mut self) {
+        if let Some(epoch) = self.broker_epoch.take() {
+            self.announce("broker-unregistered", json!({ "broker_epoch": epoch }));
+        }
+        self.registration_retry_at = None;
+        self.zk_pending.clear();
+        self.controller.on_session_lost();
+    }
+
+    /// A watch fired.
+    pub fn on_watch(&mut self, event: &WatchedEvent) {
+        self.controller.on_watch(event);
+    }
+
+    /// The outcome of ensemble operation `id`.
+    pub fn on_zk_outcome(&mut self, id: u64, outcome: Outcome, now_ms: u64) {
+        let Some(purpose) = self.zk_pending.remove(&id) else {
+            return;
+        };
+        match purpose {
+            ZkPurpose::Controller(inner) => self.controller.on_zk_outcome(inner, outcome),
+            ZkPurpose::Parent => {
+                self.parents_pending = self.parents_pending.saturating_sub(1);
+                if self.parents_pending == 0 {
+                    self.register();
+                }
+            }
+            ZkPurpose::Register => match outcome {
+                Outcome::Done {
+                    result: Ok(OpResult::Created { stat, .. }),
+                    ..
+                } => {
+                    let epoch = stat.czxid.0 as i64;
+                    self.broker_epoch = Some(epoch);
+                    self.announce("broker-registered", json!({ "broker_epoch": epoch }));
+                    self.controller.start();
+                }
+                Outcome::Done { result: Err(e), .. } if e.error == ZkError::NodeExists => {
+                    // The previous session's registration has not expired yet.
+                    self.registration_retry_at = Some(now_ms + REGISTRATION_RETRY_MS);
+                }
+                Outcome::Unknown { error } if error != ZkError::SessionExpired => {
+                    // It may have landed: try again; NODEEXISTS then means it did — but
+                    // with an unknown czxid, so wait for it to expire like a stale one.
+                    self.registration_retry_at = Some(now_ms + REGISTRATION_RETRY_MS);
+                }
+                _ => {}
+            },
+        }
+    }
+
+    fn register(&mut self) {
+        self.zk(
+            ZkPurpose::Register,
+            Op::Create {
+                path: paths::broker_path(self.config.id),
+                data: Vec::new(),
+                mode: CreateMode::Ephemeral,
+            },
+        );
+    }
+
+    /// Runs the controller's actions: its ensemble operations through the broker's
+    /// session, its requests to brokers (itself included) and its replies.
+    fn pump_controller(&mut self) {
+        loop {
+            let actions = self.controller.take_actions();
+            if actions.is_empty() {
+                return;
+            }
+            for action in actions {
+                match action {
+                    ControllerAction::Zk { id, op } => self.zk(ZkPurpose::Controller(id), op),
+                    ControllerAction::Send { to, body } if to == self.config.id => {
+                        // To ourselves: no network.
+                        let _ = self.handle_controller_request(&body, 0);
+                    }
+                    ControllerAction::Send { to, body } => {
+                        let request = Request {
+                            correlation_id: self.correlation(),
+                            body,
+                        };
+                        self.actions.push(BrokerAction::SendToBroker { to, request });
+                    }
+                    ControllerAction::Reply { token, body } => self.on_alter_reply(token, body),
+                    ControllerAction::Announce { kind, detail } => self.announce(kind, detail),
+                }
+            }
+        }
+    }
+
+    fn on_alter_reply(&mut self, token: u64, body: ResponseBody) {
+        if let Some(tp) = self.local_alter_tokens.remove(&token) {
+            if let ResponseBody::AlterPartition { result } = body {
+                self.apply_alter_result(&tp, result);
+            }
+        } else if let Some((conn, correlation_id)) = self.remote_alters.remove(&token) {
+            self.actions.push(BrokerAction::Respond {
+                conn,
+                response: Response {
+                    correlation_id,
+                    body,
+                },
+            });
+        }
+    }
+
+    // --- requests ---
+
+    /// A request on accepted connection `conn`.
+    pub fn on_request(&mut self, conn: u64, request: Request, now_ms: u64) {
+        let correlation_id = request.correlation_id;
+        let respond = |body| BrokerAction::Respond {
+            conn,
+            response: Response {
+                correlation_id,
+                body,
+            },
+        };
+        match request.body {
+            RequestBody::Metadata { topics } => {
+                let body = self.metadata_response(&topics);
+                self.actions.push(respond(body));
+            }
+            RequestBody::Produce {
+                acks,
+                timeout_ms,
+                partitions,
+            } => self.on_produce(conn, correlation_id, acks, timeout_ms, partitions, now_ms),
+            RequestBody::Fetch {
+                replica_id,
+                replica_epoch,
+                max_wait_ms,
+                partitions,
+            } => {
+                let pending = PendingFetch {
+                    conn,
+                    correlation_id,
+                    deadline_ms: now_ms + max_wait_ms,
+                    replica: replica_id.map(|r| (r, replica_epoch)),
+                    partitions,
+                };
+                if let Some(pending) = self.try_fetch(pending, now_ms, false) {
+                    self.fetches.push(pending);
+                }
+            }
+            RequestBody::OffsetsForLeaderEpoch { partitions, .. } => {
+                let answers = partitions
+                    .into_iter()
+                    .map(|q| {
+                        let answer = self.answer_epoch_query(&q);
+                        (q.partition, answer)
+                    })
+                    .collect();
+                self.actions
+                    .push(respond(ResponseBody::OffsetsForLeaderEpoch { partitions: answers }));
+            }
+            body @ (RequestBody::LeaderAndIsr { .. } | RequestBody::UpdateMetadata { .. }) => {
+                let response = self.handle_controller_request(&body, now_ms);
+                self.actions.push(respond(response));
+            }
+            RequestBody::AlterPartition {
+                broker_id,
+                broker_epoch,
+                partition,
+                leader_epoch,
+                partition_epoch,
+                new_isr,
+            } => {
+                let token = self.next_token;
+                self.next_token += 1;
+                self.remote_alters.insert(token, (conn, correlation_id));
+                self.controller.on_alter_partition(
+                    token,
+                    AlterPartition {
+                        broker_id,
+                        broker_epoch,
+                        partition,
+                        leader_epoch,
+                        partition_epoch,
+                        new_isr,
+                    },
+                );
+            }
+            RequestBody::InitProducerId => {
+                let producer_id = (i64::from(self.config.id.0) << 40)
+                    | ((self.config.incarnation as i64 & 0xffff) << 24)
+                    | self.next_producer_id;
+                self.next_producer_id += 1;
+                let identity = ProducerIdentity {
+                    producer_id,
+                    producer_epoch: 0,
+                };
+                self.actions.push(respond(ResponseBody::InitProducerId {
+                    result: Ok(identity),
+                }));
+            }
+        }
+    }
+
+    fn metadata_response(&self, topics: &[String]) -> ResponseBody {
+        let partitions = self
+            .metadata
+            .iter()
+            .filter(|(tp, _)| topics.is_empty() || topics.contains(&tp.topic))
+            .map(|(tp, s)| {
+                let mut s = s.clone();
+                if s.leader.is_some_and(|l| !self.live_brokers.contains(&l)) {
+                    s.leader = None;
+                }
+                (tp.clone(), s)
+            })
+            .collect();
+        ResponseBody::Metadata {
+            controller: self.controller_id,
+            brokers: self.live_brokers.iter().copied().collect(),
+            partitions,
+        }
+    }
+
+    fn min_isr(&self, topic: &str) -> usize {
+        self.config
+            .topic_min_isr
+            .get(topic)
+            .copied()
+            .unwrap_or(self.config.replica.min_insync_replicas)
+    }
+
+    fn on_produce(
+        &mut self,
+        conn: u64,
+        correlation_id: u64,
+        acks: Acks,
+        timeout_ms: u64,
+        partitions: Vec<ProducePartition>,
+        now_ms: u64,
+    ) {
+        let mut answers = Vec::new();
+        for part in partitions {
+            let tp = part.partition;
+            let result = match self.replicas.get_mut(&tp) {
+                None => Err(KafkaError::NotLeaderOrFollower),
+                Some(replica) => replica
+                    .append_as_leader(&part.batch.0, acks, now_ms)
+                    .map_err(|e| e.kafka_error()),
+            };
+            let answer = match result {
+                Ok(append) => {
+                    let ok = super::proto::ProduceOk {
+                        base_offset: append.base_offset,
+                        leader_epoch: append.leader_epoch,
+                    };
+                    let wait = (acks == Acks::All)
+                        .then_some((append.last_offset, append.leader_epoch));
+                    (tp.clone(), Ok(ok), wait)
+                }
+                Err(e) => (tp.clone(), Err(e), None),
+            };
+            answers.push(answer);
+            self.drain_replica_events(&tp);
+        }
+        if acks == Acks::None {
+            return;
+        }
+        let pending = PendingProduce {
+            conn,
+            correlation_id,
+            deadline_ms: now_ms + timeout_ms,
+            partitions: answers,
+        };
+        self.produces.push(pending);
+        self.complete_produces(now_ms);
+        self.complete_fetches(now_ms);
+    }
+
+    /// Answers every waiting produce whose batches the HW passed (or that can no longer
+    /// complete, or timed out).
+    fn complete_produces(&mut self, now_ms: u64) {
+        let pending = std::mem::take(&mut self.produces);
+        for mut p in pending {
+            let mut done = true;
+            for (tp, result, wait) in p.partitions.iter_mut() {
+                let Some((last, epoch)) = *wait else { continue };
+                let replica = self.replicas.get(tp);
+                let still_leader = replica
+                    .is_some_and(|r| r.role() == Role::Leader && r.leader_epoch() == epoch);
+                if !still_leader {
+                    *result = Err(KafkaError::NotLeaderOrFollower);
+                    *wait = None;
+                } else if replica.is_some_and(|r| r.high_watermark() > last) {
+                    *wait = None;
+                } else if now_ms >= p.deadline_ms {
+                    let short = replica.is_some_and(|r| r.isr().len() < self.min_isr(&tp.topic));
+                    *result = Err(if short {
+                        KafkaError::NotEnoughReplicasAfterAppend
+                    } else {
+                        KafkaError::RequestTimedOut
+                    });
+                    *wait = None;
+                } else {
+                    done = false;
+                }
+            }
+            if done {
+                let partitions = p
+                    .partitions
+                    .into_iter()
+                    .map(|(tp, result, _)| (tp, result))
+                    .collect();
+                self.actions.push(BrokerAction::Respond {
+                    conn: p.conn,
+                    response: Response {
+                        correlation_id: p.correlation_id,
+                        body: ResponseBody::Produce { partitions },
+                    },
+                });
+            } else {
+                self.produces.push(p);
+            }
+        }
+    }
+
+    /// Serves a fetch now if it has data, an error, or its wait is over (or `force`);
+    /// otherwise returns it to wait.
+    fn try_fetch(&mut self, p: PendingFetch, now_ms: u64, force: bool) -> Option<PendingFetch> {
+        let mut answers = Vec::new();
+        let mut has_data = false;
+        for part in &p.partitions {
+            let answer = self.fetch_one(p.replica, part, now_ms);
+            match &answer {
+                Ok(data) => has_data |= !data.records.0.is_empty() || data.diverging_epoch.is_some(),
+                Err(_) => has_data = true,
+            }
+            answers.push((part.partition.clone(), answer));
+        }
+        if !has_data && !force && now_ms < p.deadline_ms {
+            return Some(p);
+        }
+        // Follower fetches moved LEOs: HWs may have advanced; announce and proceed.
+        let touched: Vec<TopicPartition> = p.partitions.iter().map(|f| f.partition.clone()).collect();
+        for tp in touched {
+            self.drain_replica_events(&tp);
+        }
+        self.actions.push(BrokerAction::Respond {
+            conn: p.conn,
+            response: Response {
+                correlation_id: p.correlation_id,
+                body: ResponseBody::Fetch { partitions: answers },
+            },
+        });
+        None
+    }
+
+    fn fetch_one(
+        &mut self,
+        replica: Option<(BrokerId, i64)>,
+        part: &FetchPartition,
+        now_ms: u64,
+    ) -> Result<FetchData, KafkaError> {
+        let Some(r) = self.replicas.get_mut(&part.partition) else {
+            return Err(KafkaError::NotLeaderOrFollower);
+        };
+        match replica {
+            None => r
+                .read_for_consumer(
+                    part.fetch_offset,
+                    part.current_leader_epoch,
+                    part.max_bytes as usize,
+                )
+                .map_err(|e| e.kafka_error()),
+            Some((follower, _)) => {
+                let fetch = FollowerFetch {
+                    fetch_offset: part.fetch_offset,
+                    last_fetched_epoch: part.last_fetched_epoch,
+                    current_leader_epoch: part.current_leader_epoch.unwrap_or(LeaderEpoch::NONE),
+                };
+                let answer = r
+                    .on_follower_fetch(follower, fetch, part.max_bytes as usize, now_ms)
+                    .map_err(|e| e.kafka_error())?;
+                if let Some(proposal) = answer.isr_proposal {
+                    self.propose_isr(&part.partition, proposal);
+                }
+                Ok(answer.data)
+            }
+        }
+    }
+
+    fn complete_fetches(&mut self, now_ms: u64) {
+        let pending = std::mem::take(&mut self.fetches);
+        for p in pending {
+            if let Some(p) = self.try_fetch(p, now_ms, false) {
+                self.fetches.push(p);
+            }
+        }
+    }
+
+    fn answer_epoch_query(&self, q: &EpochQuery) -> Result<EpochEndOffset, KafkaError> {
+        let Some(r) = self.replicas.get(&q.partition) else {
+            return Err(KafkaError::NotLeaderOrFollower);
+        };
+        r.on_epoch_request(EpochRequest {
+            current_leader_epoch: q.current_leader_epoch,
+            leader_epoch: q.leader_epoch,
+        })
+        .map_err(|e| e.kafka_error())
+    }
+
+    // --- controller requests ---
+
+    fn handle_controller_request(&mut self, body: &RequestBody, now_ms: u64) -> ResponseBody {
+        match body {
+            RequestBody::LeaderAndIsr {
+                controller_id,
+                controller_epoch,
+                broker_epoch,
+                partitions,
+            } => {
+                if *controller_epoch < self.controller_epoch {
+                    return ResponseBody::LeaderAndIsr {
+                        error: Some(KafkaError::StaleControllerEpoch),
+                    };
+                }
+                if Some(*broker_epoch) != self.broker_epoch {
+                    return ResponseBody::LeaderAndIsr {
+                        error: Some(KafkaError::StaleBrokerEpoch),
+                    };
+                }
+                self.see_controller(*controller_id, *controller_epoch);
+                for (tp, state) in partitions {
+                    self.apply_partition_state(tp, state, now_ms);
+                }
+                self.complete_produces(now_ms);
+                ResponseBody::LeaderAndIsr { error: None }
+            }
+            RequestBody::UpdateMetadata {
+                controller_id,
+                controller_epoch,
+                live_brokers,
+                partitions,
+            } => {
+                if *controller_epoch < self.controller_epoch {
+                    return ResponseBody::UpdateMetadata {
+                        error: Some(KafkaError::StaleControllerEpoch),
+                    };
+                }
+                self.see_controller(*controller_id, *controller_epoch);
+                self.live_brokers = live_brokers.iter().map(|(b, _)| *b).collect();
+                for (tp, state) in partitions {
+                    let newer = self.metadata.get(tp).is_none_or(|old| {
+                        (old.leader_epoch, old.partition_epoch)
+                            <= (state.leader_epoch, state.partition_epoch)
+                    });
+                    if newer {
+                        self.metadata.insert(tp.clone(), state.clone());
+                    }
+                }
+                ResponseBody::UpdateMetadata { error: None }
+            }
+            _ => ResponseBody::LeaderAndIsr {
+                error: Some(KafkaError::CorruptMessage),
+            },
+        }
+    }
+
+    fn see_controller(&mut self, id: BrokerId, epoch: u32) {
+        if epoch > self.controller_epoch || self.controller_id.is_none() {
+            self.controller_epoch = epoch;
+            self.controller_id = Some(id);
+        }
+    }
+
+    fn replica_config(&self, topic: &str) -> ReplicaConfig {
+        let mut config = self.config.replica.clone();
+        config.min_insync_replicas = self.min_isr(topic);
+        config
+    }
+
+    fn apply_partition_state(&mut self, tp: &TopicPartition, state: &PartitionState, now_ms: u64) {
+        if !self.replicas.contains_key(tp) {
+            let dir = PathBuf::from(LOG_DIR).join(tp.dir_name());
+            let config = self.replica_config(&tp.topic);
+            match Replica::open(self.config.id, self.disk.clone(), &dir, config) {
+                Ok((replica, report)) => {
+                    self.announce(
+                        "log-opened",
+                        json!({ "partition": tp.to_string(), "recovery": format!("{report:?}") }),
+                    );
+                    self.replicas.insert(tp.clone(), replica);
+                }
+                Err(e) => {
+                    self.announce(
+                        "log-error",
+                        json!({ "partition": tp.to_string(), "error": e.to_string() }),
+                    );
+                    return;
+                }
+            }
+        }
+        let me = self.config.id;
+        let replica = self.replicas.get_mut(tp).expect("opened");
+        let current = replica.leader_epoch();
+        let result = if state.leader_epoch > current || current == LeaderEpoch::NONE {
+            match state.leader {
+                Some(leader) if leader == me => replica.become_leader(
+                    state.leader_epoch,
+                    state.isr.clone(),
+                    state.replicas.clone(),
+                    state.partition_epoch,
+                    now_ms,
+                ),
+                Some(leader) => replica.become_follower(leader, state.leader_epoch, now_ms),
+                None => Ok(()),
+            }
+        } else if state.leader_epoch == current && state.leader == Some(me) {
+            replica.set_isr(state.isr.clone(), state.partition_epoch)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = result {
+            self.announce(
+                "leader-and-isr-refused",
+                json!({ "partition": tp.to_string(), "error": e.to_string() }),
+            );
+        }
+        self.metadata.insert(tp.clone(), state.clone());
+        self.drain_replica_events(tp);
+    }
+
+    // --- ISR changes ---
+
+    fn propose_isr(&mut self, tp: &TopicPartition, proposal: IsrProposal) {
+        let Some(broker_epoch) = self.broker_epoch else {
+            return;
+        };
+        let request = AlterPartition {
+            broker_id: self.config.id,
+            broker_epoch,
+            partition: tp.clone(),
+            leader_epoch: proposal.leader_epoch,
+            partition_epoch: proposal.partition_epoch,
+            new_isr: proposal.new_isr,
+        };
+        if self.controller.active_epoch().is_some() {
+            let token = self.next_token;
+            self.next_token += 1;
+            self.local_alter_tokens.insert(token, tp.clone());
+            self.controller.on_alter_partition(token, request);
+            return;
+        }
+        let Some(controller) = self.controller_id else {
+            if let Some(r) = self.replicas.get_mut(tp) {
+                r.clear_pending_isr();
+            }
+            return;
+        };
+        let correlation_id = self.correlation();
+        self.alters.insert(correlation_id, tp.clone());
+        self.actions.push(BrokerAction::SendToBroker {
+            to: controller,
+            request: Request {
+                correlation_id,
+                body: RequestBody::AlterPartition {
+                    broker_id: request.broker_id,
+                    broker_epoch: request.broker_epoch,
+                    partition: request.partition,
+                    leader_epoch: request.leader_epoch,
+                    partition_epoch: request.partition_epoch,
+                    new_isr: request.new_isr,
+                },
+            },
+        });
+    }
+
+    fn apply_alter_result(&mut self, tp: &TopicPartition, result: Result<PartitionState, KafkaError>) {
+        let Some(r) = self.replicas.get_mut(tp) else {
+            return;
+        };
+        match result {
+            Ok(state) if state.leader == Some(self.config.id) && state.leader_epoch == r.leader_epoch() => {
+                let _ = r.set_isr(state.isr.clone(), state.partition_epoch);
+                self.metadata.insert(tp.clone(), state);
+            }
+            _ => r.clear_pending_isr(),
+        }
+        self.drain_replica_events(tp);
+    }
+
+    // --- following ---
+
+    /// A response from another broker to a request this broker sent.
+    pub fn on_peer_response(&mut self, from: BrokerId, response: Response, now_ms: u64) {
+        let correlation_id = response.correlation_id;
+        match response.body {
+            ResponseBody::Fetch { partitions } => {
+                let fetcher = self.fetchers.entry(from).or_default();
+                if fetcher.in_flight.map(|(c, _)| c) != Some(correlation_id) {
+                    return;
+                }
+                fetcher.in_flight = None;
+                let mut backoff = false;
+                for (tp, answer) in partitions {
+                    let Some(r) = self.replicas.get_mut(&tp) else {
+                        continue;
+                    };
+                    if r.role() != (Role::Follower { leader: from, truncating: false }) {
+                        continue;
+                    }
+                    match answer {
+                        Ok(data) => {
+                            if let Err(e) = r.on_fetch_response(&data) {
+                                backoff = true;
+                                if let ReplicaError::Storage(e) = e {
+                                    self.announce(
+                                        "log-error",
+                                        json!({ "partition": tp.to_string(), "error": e.to_string() }),
+                                    );
+                                }
+                            }
+                        }
+                        Err(_) => backoff = true,
+                    }
+                    self.drain_replica_events(&tp);
+                }
+                if backoff {
+                    self.fetchers.entry(from).or_default().not_before_ms =
+                        now_ms + REPLICA_FETCH_BACKOFF_MS;
+                }
+            }
+            ResponseBody::OffsetsForLeaderEpoch { partitions } => {
+                let Some((leader, _)) = self.epoch_lookups.remove(&correlation_id) else {
+                    return;
+                };
+                for (tp, answer) in partitions {
+                    let Some(r) = self.replicas.get_mut(&tp) else {
+                        continue;
+                    };
+                    if r.role() != (Role::Follower { leader, truncating: true }) {
+                        continue;
+                    }
+                    match answer {
+                        Ok(end) => match r.on_epoch_response(end) {
+                            Ok(TruncationStep::AskAgain(_)) | Ok(_) => {}
+                            Err(e) => self.announce(
+                                "log-error",
+                                json!({ "partition": tp.to_string(), "error": e.to_string() }),
+                            ),
+                        },
+                        Err(_) => {
+                            self.fetchers.entry(leader).or_default().not_before_ms =
+                                now_ms + REPLICA_FETCH_BACKOFF_MS;
+                        }
+                    }
+                    self.drain_replica_events(&tp);
+                }
+            }
+            ResponseBody::AlterPartition { result } => {
+                if let Some(tp) = self.alters.remove(&correlation_id) {
+                    self.apply_alter_result(&tp, result);
+                }
+            }
+            _ => {}
+        }
+        self.replicate(now_ms);
+    }
+
+    /// The connection to `peer` broke: what was in flight on it is lost.
+    pub fn on_peer_closed(&mut self, peer: BrokerId, now_ms: u64) {
+        if let Some(f) = self.fetchers.get_mut(&peer) {
+            if f.in_flight.take().is_some() {
+                f.not_before_ms = now_ms + REPLICA_FETCH_BACKOFF_MS;
+            }
+        }
+        self.epoch_lookups.retain(|_, (leader, _)| *leader != peer);
+        let lost: Vec<u64> = self.alters.keys().copied().collect();
+        if self.controller_id == Some(peer) {
+            for c in lost {
+                if let Some(tp) = self.alters.remove(&c) {
+                    if let Some(r) = self.replicas.get_mut(&tp) {
+                        r.clear_pending_isr();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends what followers need: epoch lookups for truncating partitions, one fetch per
+    /// leader for the others.
+    fn replicate(&mut self, now_ms: u64) {
+        let mut lookups: BTreeMap<BrokerId, Vec<EpochQuery>> = BTreeMap::new();
+        let mut fetches: BTreeMap<BrokerId, Vec<FetchPartition>> = BTreeMap::new();
+        let looking: BTreeSet<TopicPartition> =
+            self.epoch_lookups.values().map(|(_, tp)| tp.clone()).collect();
+        for (tp, r) in &self.replicas {
+            match r.role() {
+                Role::Follower {
+                    leader,
+                    truncating: true,
+                } => {
+                    if looking.contains(tp) {
+                        continue;
+                    }
+                    if let Some(q) = r.epoch_request() {
+                        lookups.entry(leader).or_default().push(EpochQuery {
+                            partition: tp.clone(),
+                            current_leader_epoch: q.current_leader_epoch,
+                            leader_epoch: q.leader_epoch,
+                        });
+                    }
+                }
+                Role::Follower {
+                    leader,
+                    truncating: false,
+                } => {
+                    if let Some(f) = r.fetch_request() {
+                        fetches.entry(leader).or_default().push(FetchPartition {
+                            partition: tp.clone(),
+                            fetch_offset: f.fetch_offset,
+                            current_leader_epoch: Some(f.current_leader_epoch),
+                            last_fetched_epoch: f.last_fetched_epoch,
+                            max_bytes: REPLICA_FETCH_MAX_BYTES,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (leader, partitions) in lookups {
+            if self.fetchers.get(&leader).is_some_and(|f| now_ms < f.not_before_ms) {
+                continue;
+            }
+            let correlation_id = self.correlation();
+            for q in &partitions {
+                self.epoch_lookups
+                    .insert(correlation_id, (leader, q.partition.clone()));
+            }
+            self.actions.push(BrokerAction::SendToBroker {
+                to: leader,
+                request: Request {
+                    correlation_id,
+                    body: RequestBody::OffsetsForLeaderEpoch {
+                        replica_id: self.config.id,
+                        partitions,
+                    },
+                },
+            });
+        }
+        let broker_epoch = self.broker_epoch.unwrap_or(0);
+        for (leader, partitions) in fetches {
+            let fetcher = self.fetchers.entry(leader).or_default();
+            if let Some((_, sent)) = fetcher.in_flight {
+                if now_ms < sent + REPLICA_REQUEST_TIMEOUT_MS {
+                    continue;
+                }
+            }
+            if now_ms < fetcher.not_before_ms {
+                continue;
+            }
+            let correlation_id = self.next_correlation;
+            self.next_correlation += 1;
+            fetcher.in_flight = Some((correlation_id, now_ms));
+            self.actions.push(BrokerAction::SendToBroker {
+                to: leader,
+                request: Request {
+                    correlation_id,
+                    body: RequestBody::Fetch {
+                        replica_id: Some(self.config.id),
+                        replica_epoch: broker_epoch,
+                        max_wait_ms: REPLICA_FETCH_WAIT_MAX_MS,
+                        partitions,
+                    },
+                },
+            });
+        }
+    }
+
+    // --- time ---
+
+    /// Periodic work: registration retries, ISR shrink checks, waiting requests' deadlines,
+    /// follower fetches, HW checkpoints.
+    pub fn tick(&mut self, now_ms: u64) {
+        if self.registration_retry_at.is_some_and(|at| now_ms >= at) {
+            self.registration_retry_at = None;
+            self.register();
+        }
+        let led: Vec<TopicPartition> = self
+            .replicas
+            .iter()
+            .filter(|(_, r)| r.role() == Role::Leader)
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in led {
+            if let Some(proposal) = self.replicas.get_mut(&tp).and_then(|r| r.tick(now_ms)) {
+                self.propose_isr(&tp, proposal);
+            }
+            self.drain_replica_events(&tp);
+        }
+        self.complete_produces(now_ms);
+        let pending = std::mem::take(&mut self.fetches);
+        for p in pending {
+            let force = now_ms >= p.deadline_ms;
+            if let Some(p) = self.try_fetch(p, now_ms, force) {
+                self.fetches.push(p);
+            }
+        }
+        self.replicate(now_ms);
+        if now_ms >= self.last_hw_checkpoint_ms + HW_CHECKPOINT_INTERVAL_MS {
+            self.last_hw_checkpoint_ms = now_ms;
+            let tps: Vec<TopicPartition> = self.replicas.keys().cloned().collect();
+            for tp in tps {
+                if let Some(Err(e)) = self
+                    .replicas
+                    .get_mut(&tp)
+                    .map(|r| r.checkpoint_high_watermark())
+                {
+                    self.announce(
+                        "log-error",
+                        json!({ "partition": tp.to_string(), "error": e.to_string() }),
+                    );
+                }
+            }
+        }
+    }
+
+    /// A state change that may let waiting requests complete (after appends).
+    pub fn after_change(&mut self, now_ms: u64) {
+        self.complete_produces(now_ms);
+        self.complete_fetches(now_ms);
+        self.replicate(now_ms);
+    }
+
+    /// Announces a replica's events with the partition they belong to.
+    fn drain_replica_events(&mut self, tp: &TopicPartition) {
+        let Some(r) = self.replicas.get_mut(tp) else {
+            return;
+        };
+        let leader_epoch = r.leader_epoch().0;
+        let events = r.take_events();
+        for event in events {
+            let partition = tp.to_string();
+            let (kind, detail) = match event {
+                ReplicaEvent::Opened { .. } => continue,
+                ReplicaEvent::BecameLeader {
+                    leader_epoch,
+                    leo,
+                    hw,
+                    isr,
+                } => (
+                    "become-leader",
+                    json!({ "partition": partition, "leader_epoch": leader_epoch.0, "leo": leo.0,
+                            "hw": hw.0, "isr": isr.iter().map(|b| b.0).collect::<Vec<_>>() }),
+                ),
+                ReplicaEvent::BecameFollower {
+                    leader,
+                    leader_epoch,
+                    leo,
+                    hw,
+                } => (
+                    "become-follower",
+                    json!({ "partition": partition, "leader": leader.0,
+                            "leader_epoch": leader_epoch.0, "leo": leo.0, "hw": hw.0 }),
+                ),
+                ReplicaEvent::HwAdvanced { hw } => (
+                    "hw",
+                    json!({ "partition": partition, "hw": hw.0, "leader_epoch": leader_epoch }),
+                ),
+                ReplicaEvent::Truncated { from_leo, to, hw } => (
+                    "truncate",
+                    json!({ "partition": partition, "from": from_leo.0, "to": to.0, "hw": hw.0 }),
+                ),
+                ReplicaEvent::IsrChanged {
+                    isr,
+                    partition_epoch,
+                } => (
+                    "isr-changed",
+                    json!({ "partition": partition, "isr": isr.iter().map(|b| b.0).collect::<Vec<_>>(),
+                            "partition_epoch": partition_epoch }),
+                ),
+                // Appends and proposals are too frequent to announce; their effects are.
+                ReplicaEvent::LeaderAppended { .. }
+                | ReplicaEvent::FollowerAppended { .. }
+                | ReplicaEvent::IsrProposed { .. } => continue,
+            };
+            self.actions.push(BrokerAction::Announce {
+                kind: kind.to_string(),
+                detail,
+            });
+        }
+    }
+}
