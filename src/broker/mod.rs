@@ -3,9 +3,13 @@
 //! `node::broker`.
 //!
 //! Modules: [`types`] (ids, partitions, acks, Kafka's error names), [`proto`] (requests
-//! and responses).
+//! and responses), [`replica`] (one partition replica: leader and follower logic),
+//! [`epoch_cache`] (its leader epoch cache), [`producer_state`] (its idempotent producers).
 
+pub mod epoch_cache;
+pub mod producer_state;
 pub mod proto;
+pub mod replica;
 pub mod types;
 
 pub use types::{
