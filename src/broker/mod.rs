@@ -4,10 +4,16 @@
 //!
 //! Modules: [`types`] (ids, partitions, acks, Kafka's error names), [`proto`] (requests
 //! and responses), [`zk_paths`] (the znode layout), [`controller`] (election, leader
-//! and ISR decisions).
+//! and ISR decisions), [`replica`] (one partition replica: leader and follower logic),
+//! [`epoch_cache`] (its leader epoch cache), [`producer_state`] (its idempotent
+//! producers), [`server`] (one broker: registration, requests, replication, purgatories).
 
 pub mod controller;
+pub mod epoch_cache;
+pub mod producer_state;
 pub mod proto;
+pub mod replica;
+pub mod server;
 pub mod types;
 pub mod zk_paths;
 

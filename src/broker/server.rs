@@ -124,7 +124,11 @@ struct PendingProduce {
     correlation_id: u64,
     deadline_ms: u64,
     /// Per partition: the answer so far, and what it waits for (last offset, epoch).
-    partitions: Vec<(TopicPartition, Result<super::proto::ProduceOk, KafkaError>, Option<(Offset, LeaderEpoch)>)>,
+    partitions: Vec<(
+        TopicPartition,
+        Result<super::proto::ProduceOk, KafkaError>,
+        Option<(Offset, LeaderEpoch)>,
+    )>,
 }
 
 /// A fetch waiting for data.
@@ -369,7 +373,8 @@ impl<D: Disk> BrokerCore<D> {
                             correlation_id: self.correlation(),
                             body,
                         };
-                        self.actions.push(BrokerAction::SendToBroker { to, request });
+                        self.actions
+                            .push(BrokerAction::SendToBroker { to, request });
                     }
                     ControllerAction::Reply { token, body } => self.on_alter_reply(token, body),
                     ControllerAction::Announce { kind, detail } => self.announce(kind, detail),
@@ -442,7 +447,9 @@ impl<D: Disk> BrokerCore<D> {
                     })
                     .collect();
                 self.actions
-                    .push(respond(ResponseBody::OffsetsForLeaderEpoch { partitions: answers }));
+                    .push(respond(ResponseBody::OffsetsForLeaderEpoch {
+                        partitions: answers,
+                    }));
             }
             body @ (RequestBody::LeaderAndIsr { .. } | RequestBody::UpdateMetadata { .. }) => {
                 let response = self.handle_controller_request(&body, now_ms);
@@ -539,8 +546,8 @@ impl<D: Disk> BrokerCore<D> {
                         base_offset: append.base_offset,
                         leader_epoch: append.leader_epoch,
                     };
-                    let wait = (acks == Acks::All)
-                        .then_some((append.last_offset, append.leader_epoch));
+                    let wait =
+                        (acks == Acks::All).then_some((append.last_offset, append.leader_epoch));
                     (tp.clone(), Ok(ok), wait)
                 }
                 Err(e) => (tp.clone(), Err(e), None),
@@ -571,8 +578,8 @@ impl<D: Disk> BrokerCore<D> {
             for (tp, result, wait) in p.partitions.iter_mut() {
                 let Some((last, epoch)) = *wait else { continue };
                 let replica = self.replicas.get(tp);
-                let still_leader = replica
-                    .is_some_and(|r| r.role() == Role::Leader && r.leader_epoch() == epoch);
+                let still_leader =
+                    replica.is_some_and(|r| r.role() == Role::Leader && r.leader_epoch() == epoch);
                 if !still_leader {
                     *result = Err(KafkaError::NotLeaderOrFollower);
                     *wait = None;
@@ -617,7 +624,9 @@ impl<D: Disk> BrokerCore<D> {
         for part in &p.partitions {
             let answer = self.fetch_one(p.replica, part, now_ms);
             match &answer {
-                Ok(data) => has_data |= !data.records.0.is_empty() || data.diverging_epoch.is_some(),
+                Ok(data) => {
+                    has_data |= !data.records.0.is_empty() || data.diverging_epoch.is_some()
+                }
                 Err(_) => has_data = true,
             }
             answers.push((part.partition.clone(), answer));
@@ -626,7 +635,8 @@ impl<D: Disk> BrokerCore<D> {
             return Some(p);
         }
         // Follower fetches moved LEOs: HWs may have advanced; announce and proceed.
-        let touched: Vec<TopicPartition> = p.partitions.iter().map(|f| f.partition.clone()).collect();
+        let touched: Vec<TopicPartition> =
+            p.partitions.iter().map(|f| f.partition.clone()).collect();
         for tp in touched {
             self.drain_replica_events(&tp);
         }
@@ -634,7 +644,9 @@ impl<D: Disk> BrokerCore<D> {
             conn: p.conn,
             response: Response {
                 correlation_id: p.correlation_id,
-                body: ResponseBody::Fetch { partitions: answers },
+                body: ResponseBody::Fetch {
+                    partitions: answers,
+                },
             },
         });
         None
@@ -860,12 +872,19 @@ impl<D: Disk> BrokerCore<D> {
         });
     }
 
-    fn apply_alter_result(&mut self, tp: &TopicPartition, result: Result<PartitionState, KafkaError>) {
+    fn apply_alter_result(
+        &mut self,
+        tp: &TopicPartition,
+        result: Result<PartitionState, KafkaError>,
+    ) {
         let Some(r) = self.replicas.get_mut(tp) else {
             return;
         };
         match result {
-            Ok(state) if state.leader == Some(self.config.id) && state.leader_epoch == r.leader_epoch() => {
+            Ok(state)
+                if state.leader == Some(self.config.id)
+                    && state.leader_epoch == r.leader_epoch() =>
+            {
                 let _ = r.set_isr(state.isr.clone(), state.partition_epoch);
                 self.metadata.insert(tp.clone(), state);
             }
@@ -891,7 +910,12 @@ impl<D: Disk> BrokerCore<D> {
                     let Some(r) = self.replicas.get_mut(&tp) else {
                         continue;
                     };
-                    if r.role() != (Role::Follower { leader: from, truncating: false }) {
+                    if r.role()
+                        != (Role::Follower {
+                            leader: from,
+                            truncating: false,
+                        })
+                    {
                         continue;
                     }
                     match answer {
@@ -923,7 +947,12 @@ impl<D: Disk> BrokerCore<D> {
                     let Some(r) = self.replicas.get_mut(&tp) else {
                         continue;
                     };
-                    if r.role() != (Role::Follower { leader, truncating: true }) {
+                    if r.role()
+                        != (Role::Follower {
+                            leader,
+                            truncating: true,
+                        })
+                    {
                         continue;
                     }
                     match answer {
@@ -977,8 +1006,11 @@ impl<D: Disk> BrokerCore<D> {
     fn replicate(&mut self, now_ms: u64) {
         let mut lookups: BTreeMap<BrokerId, Vec<EpochQuery>> = BTreeMap::new();
         let mut fetches: BTreeMap<BrokerId, Vec<FetchPartition>> = BTreeMap::new();
-        let looking: BTreeSet<TopicPartition> =
-            self.epoch_lookups.values().map(|(_, tp)| tp.clone()).collect();
+        let looking: BTreeSet<TopicPartition> = self
+            .epoch_lookups
+            .values()
+            .map(|(_, tp)| tp.clone())
+            .collect();
         for (tp, r) in &self.replicas {
             match r.role() {
                 Role::Follower {
@@ -1014,7 +1046,11 @@ impl<D: Disk> BrokerCore<D> {
             }
         }
         for (leader, partitions) in lookups {
-            if self.fetchers.get(&leader).is_some_and(|f| now_ms < f.not_before_ms) {
+            if self
+                .fetchers
+                .get(&leader)
+                .is_some_and(|f| now_ms < f.not_before_ms)
+            {
                 continue;
             }
             let correlation_id = self.correlation();

@@ -357,6 +357,12 @@ pub struct BatchHeader {
     pub max_timestamp_ms: i64,
     /// `recordCount`.
     pub record_count: i32,
+    /// `producerId`: -1 when the producer is not idempotent.
+    pub producer_id: i64,
+    /// `producerEpoch`: -1 when the producer is not idempotent.
+    pub producer_epoch: i16,
+    /// `baseSequence`: -1 when the producer is not idempotent.
+    pub base_sequence: i32,
 }
 
 impl BatchHeader {
@@ -435,6 +441,33 @@ pub fn parse_header(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
         last_offset_delta,
         max_timestamp_ms: be_i64(bytes, MAX_TIMESTAMP_AT),
         record_count,
+        producer_id: be_i64(bytes, PRODUCER_ID_AT),
+        producer_epoch: be_i16(bytes, PRODUCER_EPOCH_AT),
+        base_sequence: be_i32(bytes, BASE_SEQUENCE_AT),
+    })
+}
+
+/// Stamps `baseOffset` and `partitionLeaderEpoch` into the encoded batch at the start of
+/// `bytes` (what a leader does to a producer's batch). Neither field is covered by the
+/// CRC-32C (it starts at `attributes`), so the batch stays valid without recomputing it.
+/// Fails if `bytes` is not a whole valid batch or the offsets would overflow `i64`.
+pub fn restamp_batch(
+    bytes: &mut [u8],
+    base_offset: Offset,
+    leader_epoch: LeaderEpoch,
+) -> Result<BatchHeader, BatchError> {
+    let header = check_batch(bytes)?;
+    if base_offset.0 > (i64::MAX - header.last_offset_delta as i64) as u64 {
+        return Err(BatchError::BadHeader {
+            detail: format!("base offset {base_offset} out of the i64 range"),
+        });
+    }
+    bytes[0..8].copy_from_slice(&(base_offset.0 as i64).to_be_bytes());
+    bytes[EPOCH_AT..EPOCH_AT + 4].copy_from_slice(&leader_epoch.0.to_be_bytes());
+    Ok(BatchHeader {
+        base_offset,
+        leader_epoch,
+        ..header
     })
 }
 
@@ -771,6 +804,26 @@ mod tests {
         assert_eq!(r[2].value, None);
         assert_eq!(r[2].key.as_deref(), Some(&b""[..]));
         assert_eq!(check_batch(&bytes).unwrap().next_offset(), Offset(13));
+    }
+
+    #[test]
+    fn restamp_sets_offset_and_epoch_and_keeps_the_crc_valid() {
+        let (_, mut bytes) = sample(0);
+        let header = restamp_batch(&mut bytes, Offset(500), LeaderEpoch(9)).unwrap();
+        assert_eq!(header.base_offset, Offset(500));
+        assert_eq!((header.producer_id, header.producer_epoch), (42, 3));
+        assert_eq!(header.base_sequence, 100);
+        let (batch, _) = decode_batch(&bytes).unwrap();
+        assert_eq!(batch.base_offset, Offset(500));
+        assert_eq!(batch.partition_leader_epoch, LeaderEpoch(9));
+        assert_eq!(batch.records[2].offset, Offset(502));
+        let mut bad = bytes.clone();
+        bad[ATTRIBUTES_AT + 3] ^= 1;
+        assert!(matches!(
+            restamp_batch(&mut bad, Offset(0), LeaderEpoch(0)),
+            Err(BatchError::BadCrc { .. })
+        ));
+        assert!(restamp_batch(&mut bytes, Offset(i64::MAX as u64), LeaderEpoch(0)).is_err());
     }
 
     #[test]

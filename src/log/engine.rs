@@ -24,11 +24,11 @@
 //! asynchronous segment deletion with `.deleted` files); the log start offset is always the
 //! first segment's base offset (no DeleteRecords).
 
-use super::batch::{decode_batches, BatchBuilder, Record, LOG_OVERHEAD};
+use super::batch::{decode_batches, restamp_batch, BatchBuilder, BatchError, Record, LOG_OVERHEAD};
 use super::checkpoint::CheckpointFile;
 use super::index::OffsetIndex;
 use super::segment::{check_batch_span, index_file_name, log_file_name, BatchSpan, Segment};
-use super::{LogConfig, LogError, Offset};
+use super::{LeaderEpoch, LogConfig, LogError, Offset};
 use crate::disk::Disk;
 use std::path::{Path, PathBuf};
 
@@ -36,6 +36,14 @@ use std::path::{Path, PathBuf};
 pub const RECOVERY_POINT_OFFSET_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 /// File name of the log-start-offset checkpoint (Kafka's `log-start-offset-checkpoint`).
 pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
+/// File name of a partition's leader-epoch cache checkpoint (Kafka's
+/// `leader-epoch-checkpoint`). Written by the broker's replica, which owns the cache; the
+/// log only knows the name so that recovery leaves it alone.
+pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
+/// File name of a partition's high-watermark checkpoint (ksim keeps one per partition
+/// directory; Kafka keeps one `replication-offset-checkpoint` per log dir). Written by the
+/// broker's replica.
+pub const HIGH_WATERMARK_CHECKPOINT: &str = "highwatermark";
 
 /// What an append did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +108,30 @@ impl<D: Disk> Log<D> {
             flushed,
             rolled,
         })
+    }
+
+    /// Appends one batch encoded elsewhere (a producer's, as a Produce request carries it):
+    /// validates it whole (length, magic, CRC, records), stamps the LEO as its base offset
+    /// and `leader_epoch` as its `partitionLeaderEpoch` (neither is under the CRC), and
+    /// writes it like [`Log::append_as_follower`], flush policy included. `bytes` must be
+    /// exactly one batch.
+    pub fn append_encoded(
+        &mut self,
+        bytes: &[u8],
+        leader_epoch: LeaderEpoch,
+    ) -> Result<AppendInfo, LogError> {
+        self.writable()?;
+        if bytes.is_empty() {
+            return Err(LogError::EmptyBatch);
+        }
+        let mut owned = bytes.to_vec();
+        let header = restamp_batch(&mut owned, self.log_end_offset(), leader_epoch)?;
+        if header.size != owned.len() {
+            return Err(LogError::InvalidBatch(BatchError::BadHeader {
+                detail: format!("{} bytes after the batch", owned.len() - header.size),
+            }));
+        }
+        self.append_as_follower(&owned)
     }
 
     /// Appends batches that already carry offsets (a follower's fetch result, as `read`

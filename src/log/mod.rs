@@ -38,11 +38,15 @@ mod segment;
 mod tests;
 
 pub use batch::{
-    check_batch, decode_batch, decode_batches, parse_header, BatchBuilder, BatchError, BatchHeader,
-    BatchMeta, Record, RecordBatch, BATCH_HEADER_BYTES, LOG_OVERHEAD, MAGIC,
+    check_batch, decode_batch, decode_batches, parse_header, restamp_batch, BatchBuilder,
+    BatchError, BatchHeader, BatchMeta, Record, RecordBatch, BATCH_HEADER_BYTES, LOG_OVERHEAD,
+    MAGIC,
 };
 pub use checkpoint::CheckpointFile;
-pub use engine::{AppendInfo, Log, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_OFFSET_CHECKPOINT};
+pub use engine::{
+    AppendInfo, Log, HIGH_WATERMARK_CHECKPOINT, LEADER_EPOCH_CHECKPOINT,
+    LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_OFFSET_CHECKPOINT,
+};
 pub use error::LogError;
 pub use recovery::RecoveryReport;
 

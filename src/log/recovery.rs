@@ -29,7 +29,10 @@
 //! validated on open (it costs a read of one segment).
 
 use super::checkpoint::CheckpointFile;
-use super::engine::{Log, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_OFFSET_CHECKPOINT};
+use super::engine::{
+    Log, HIGH_WATERMARK_CHECKPOINT, LEADER_EPOCH_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT,
+    RECOVERY_POINT_OFFSET_CHECKPOINT,
+};
 use super::index::{parse_index, IndexEntry, OffsetIndex};
 use super::segment::{index_file_name, log_file_name, parse_file_name, scan, ScanFrom, Segment};
 use super::{LogConfig, LogError, Offset};
@@ -126,6 +129,8 @@ impl<D: Disk> Log<D> {
                 leftovers.push(name.clone());
             } else if name == RECOVERY_POINT_OFFSET_CHECKPOINT
                 || name == LOG_START_OFFSET_CHECKPOINT
+                || name == LEADER_EPOCH_CHECKPOINT
+                || name == HIGH_WATERMARK_CHECKPOINT
             {
             } else if let Some(base) = parse_file_name(name, "log") {
                 logs.push(base);

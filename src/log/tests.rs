@@ -697,3 +697,45 @@ fn clean_reopen_validates_only_the_active_segment() {
     assert_eq!(log.segment_base_offsets(), bases);
     assert_readable_everywhere(&log, 40);
 }
+
+#[test]
+fn append_encoded_stamps_the_leo_and_epoch_and_follows_the_flush_policy() {
+    let (disk, _root) = sim("encoded", 0);
+    let mut cfg = config(1 << 20);
+    cfg.flush_interval_messages = Some(1);
+    let (mut log, _) = Log::open(disk.clone(), dir(), cfg).unwrap();
+    append(&mut log, 2, 10, 5);
+    let mut b = BatchBuilder::new(BatchMeta::default());
+    b.push(5, Some(&2u64.to_be_bytes()), Some(&value(2, 10)), &[]);
+    b.push(5, Some(&3u64.to_be_bytes()), Some(&value(3, 10)), &[]);
+    let producer_bytes = b.encode(Offset(0)).to_vec();
+    let info = log.append_encoded(&producer_bytes, LeaderEpoch(4)).unwrap();
+    assert_eq!((info.base_offset, info.last_offset), (Offset(2), Offset(3)));
+    assert!(info.flushed);
+    let batches = decode_batches(&log.read(Offset(2), 1 << 20).unwrap()).unwrap();
+    assert_eq!(batches[0].partition_leader_epoch, LeaderEpoch(4));
+    assert_readable_everywhere(&log, 10);
+    let mut two = producer_bytes.clone();
+    two.extend_from_slice(&producer_bytes);
+    assert!(matches!(
+        log.append_encoded(&two, LeaderEpoch(4)),
+        Err(LogError::InvalidBatch(_))
+    ));
+    let mut corrupt = producer_bytes.clone();
+    *corrupt.last_mut().unwrap() ^= 0xff;
+    assert!(matches!(
+        log.append_encoded(&corrupt, LeaderEpoch(4)),
+        Err(LogError::InvalidBatch(BatchError::BadCrc { .. }))
+    ));
+    assert_eq!(log.log_end_offset(), Offset(4));
+    // The replica's checkpoints in the directory are not "unknown files" to recovery.
+    for name in [LEADER_EPOCH_CHECKPOINT, HIGH_WATERMARK_CHECKPOINT] {
+        CheckpointFile::write(&disk, &dir().join(name), &[]).unwrap();
+    }
+    drop(log);
+    let (_, report) = Log::open(disk, dir(), config(1 << 20)).unwrap();
+    assert!(
+        report.notes.iter().all(|n| !n.contains("unknown")),
+        "{report:?}"
+    );
+}
