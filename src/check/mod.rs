@@ -47,6 +47,7 @@ pub fn check_kind(name: &str) -> Option<CheckKind> {
 }
 
 mod final_log;
+pub mod kafka;
 pub mod linearizable;
 mod liveness;
 mod writer;
@@ -144,8 +145,22 @@ pub fn run_checks(input: &CheckInput<'_>) -> Vec<CheckResult> {
             results.push(result("zk-session-monotonic", zk::session_monotonic(input)));
         }
     }
+    for found in kafka::run(input) {
+        merge(&mut results, found);
+    }
     results.push(result("converges", liveness::converges(input)));
+    let order = |r: &CheckResult| CHECKS.iter().position(|(n, _)| *n == r.check);
+    results.sort_by_key(order);
     results
+}
+
+/// Adds a check's result, folding it into an earlier result of the same check (writers
+/// and brokers both answer `lost-write` and `inconsistent-offsets`).
+fn merge(results: &mut Vec<CheckResult>, found: CheckResult) {
+    match results.iter_mut().find(|r| r.check == found.check) {
+        Some(earlier) => earlier.violations.extend(found.violations),
+        None => results.push(found),
+    }
 }
 
 fn result(check: &'static str, violations: Vec<Violation>) -> CheckResult {
