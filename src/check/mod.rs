@@ -170,3 +170,36 @@ fn result(check: &'static str, violations: Vec<Violation>) -> CheckResult {
         violations,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(check: &'static str, detail: &str) -> CheckResult {
+        result(
+            check,
+            vec![Violation {
+                check: check.to_string(),
+                detail: detail.to_string(),
+                at_ms: None,
+                partition: None,
+                node: None,
+            }],
+        )
+    }
+
+    #[test]
+    fn a_check_answered_by_writers_and_brokers_is_one_result_with_both_findings() {
+        let mut results = vec![found("lost-write", "writer-1"), found("converges", "x")];
+        merge(&mut results, found("lost-write", "orders/0"));
+        merge(&mut results, found("duplicate", "orders/0"));
+        assert_eq!(results.len(), 3);
+        let details: Vec<&str> = results[0]
+            .violations
+            .iter()
+            .map(|v| v.detail.as_str())
+            .collect();
+        assert_eq!(details, ["writer-1", "orders/0"]);
+        assert_eq!(results[2].check, "duplicate");
+    }
+}
