@@ -47,6 +47,7 @@ pub fn check_kind(name: &str) -> Option<CheckKind> {
 }
 
 mod final_log;
+pub mod kafka;
 pub mod linearizable;
 mod liveness;
 mod writer;
@@ -144,8 +145,22 @@ pub fn run_checks(input: &CheckInput<'_>) -> Vec<CheckResult> {
             results.push(result("zk-session-monotonic", zk::session_monotonic(input)));
         }
     }
+    for found in kafka::run(input) {
+        merge(&mut results, found);
+    }
     results.push(result("converges", liveness::converges(input)));
+    let order = |r: &CheckResult| CHECKS.iter().position(|(n, _)| *n == r.check);
+    results.sort_by_key(order);
     results
+}
+
+/// Adds a check's result, folding it into an earlier result of the same check (writers
+/// and brokers both answer `lost-write` and `inconsistent-offsets`).
+fn merge(results: &mut Vec<CheckResult>, found: CheckResult) {
+    match results.iter_mut().find(|r| r.check == found.check) {
+        Some(earlier) => earlier.violations.extend(found.violations),
+        None => results.push(found),
+    }
 }
 
 fn result(check: &'static str, violations: Vec<Violation>) -> CheckResult {
@@ -153,5 +168,38 @@ fn result(check: &'static str, violations: Vec<Violation>) -> CheckResult {
         check,
         kind: check_kind(check).expect("a contract check name"),
         violations,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(check: &'static str, detail: &str) -> CheckResult {
+        result(
+            check,
+            vec![Violation {
+                check: check.to_string(),
+                detail: detail.to_string(),
+                at_ms: None,
+                partition: None,
+                node: None,
+            }],
+        )
+    }
+
+    #[test]
+    fn a_check_answered_by_writers_and_brokers_is_one_result_with_both_findings() {
+        let mut results = vec![found("lost-write", "writer-1"), found("converges", "x")];
+        merge(&mut results, found("lost-write", "orders/0"));
+        merge(&mut results, found("duplicate", "orders/0"));
+        assert_eq!(results.len(), 3);
+        let details: Vec<&str> = results[0]
+            .violations
+            .iter()
+            .map(|v| v.detail.as_str())
+            .collect();
+        assert_eq!(details, ["writer-1", "orders/0"]);
+        assert_eq!(results[2].check, "duplicate");
     }
 }
