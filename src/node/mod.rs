@@ -8,6 +8,7 @@
 //! Shells: [`writer`] (standalone log writers), [`zk_server`] and [`zk_client`] (the
 //! ensemble); [`net`] frames their TCP traffic.
 
+pub mod broker;
 pub mod kafka_client;
 pub mod kafka_net;
 pub mod net;

@@ -1,7 +1,8 @@
 //! What a valid scenario may ask for that the simulator cannot run yet.
 //!
 //! Owns: one list, [`reject_unsupported`]. Standalone log writers, the ensemble with its
-//! clients, node faults and network faults exist today; everything else in the contract is parsed and validated
+//! clients, brokers with producers and assign-mode consumers, node faults and network faults
+//! exist today; everything else in the contract is parsed and validated
 //! in full (so mistakes are still reported precisely) and then refused here with
 //! `not supported yet: ...` at the key — never silently ignored, which would make a scenario
 //! pass without testing what it says. As features land, delete their lines.
@@ -20,48 +21,50 @@ pub(super) fn reject_unsupported(raw: &RawScenario) -> Result<(), Problem> {
     let mut found: Vec<(Range<usize>, String)> = Vec::new();
     let mut refuse = |span: Range<usize>, what: &str| found.push((span, what.to_string()));
 
-    if let Some(cluster) = &raw.cluster {
-        // Brokers. Their log.* settings are fine: writers use them too.
-        if let Some(brokers) = cluster.brokers.as_ref().filter(|b| *b.get_ref() > 0) {
-            refuse(brokers.span(), "`brokers` > 0 (no brokers yet)");
+    if let Some(broker) = raw.cluster.as_ref().and_then(|c| c.broker.as_ref()) {
+        // The group coordinator's settings.
+        let keys = [
+            span_of(&broker.offsets_topic_num_partitions),
+            span_of(&broker.offsets_topic_replication_factor),
+            span_of(&broker.group_initial_rebalance_delay_ms),
+        ];
+        for span in keys.into_iter().flatten() {
+            refuse(span, "group coordinator settings (no consumer groups yet)");
         }
-        if let Some(broker) = &cluster.broker {
+    }
+    // Consumers read every partition of their topics (assign mode); groups come next.
+    for consumer in &raw.consumer {
+        let consumer = consumer.get_ref();
+        if let Some(group) = &consumer.group {
+            refuse(
+                group.span(),
+                "`group` (no consumer groups yet: omit it for a reader of every partition)",
+            );
+        }
+        if let Some(config) = &consumer.config {
             let keys = [
-                span_of(&broker.replica_lag_time_max_ms),
-                span_of(&broker.unclean_leader_election_enable),
-                span_of(&broker.min_insync_replicas),
-                span_of(&broker.default_replication_factor),
-                span_of(&broker.offsets_topic_num_partitions),
-                span_of(&broker.offsets_topic_replication_factor),
-                span_of(&broker.group_initial_rebalance_delay_ms),
+                span_of(&config.partition_assignment_strategy),
+                span_of(&config.enable_auto_commit),
+                span_of(&config.auto_commit_interval_ms),
+                span_of(&config.session_timeout_ms),
+                span_of(&config.heartbeat_interval_ms),
+                span_of(&config.max_poll_interval_ms),
+                span_of(&config.group_instance_id),
+                span_of(&config.auto_offset_reset),
             ];
             for span in keys.into_iter().flatten() {
-                refuse(
-                    span,
-                    "[cluster.broker] settings other than `log.*` (no brokers yet)",
-                );
+                refuse(span, "[consumer.config] (no consumer groups yet; readers start at the earliest offset)");
             }
         }
     }
-    // Workloads other than writers.
-    for topic in &raw.topic {
-        refuse(topic.span(), "[[topic]] (no brokers yet)");
-    }
-    for producer in &raw.producer {
-        refuse(producer.span(), "[[producer]] (no brokers yet)");
-    }
-    for consumer in &raw.consumer {
-        refuse(consumer.span(), "[[consumer]] (no brokers yet)");
-    }
-    // Fault targets that need brokers.
+    // Fault targets that need groups.
     for fault in &raw.fault {
         let fault = fault.get_ref();
         if let Some(text) = &fault.target {
             let target = parse_target(text.get_ref());
             if !target.as_ref().is_ok_and(supported_target) {
                 let what = format!(
-                    "target `{}` (brokers, controllers and coordinators come with the \
-                     brokers)",
+                    "target `{}` (coordinators come with consumer groups)",
                     text.get_ref()
                 );
                 refuse(text.span(), &what);
@@ -81,11 +84,11 @@ pub(super) fn reject_unsupported(raw: &RawScenario) -> Result<(), Problem> {
     // Legacy switches of the brokers.
     if let Some(legacy) = &raw.legacy {
         for (key, switch) in legacy.switches() {
-            if key.starts_with("zk-") {
+            if !matches!(key, "no-broker-epoch" | "unfenced-offset-commits") {
                 continue;
             }
             if let Some(on) = switch.as_ref().filter(|s| *s.get_ref()) {
-                refuse(on.span(), &format!("[legacy] `{key}` (no brokers yet)"));
+                refuse(on.span(), &format!("[legacy] `{key}` (not built yet)"));
             }
         }
     }
@@ -99,8 +102,8 @@ pub(super) fn reject_unsupported(raw: &RawScenario) -> Result<(), Problem> {
     }
 }
 
-/// Targets the world can resolve today: nodes, the ensemble's leader, random or all of
-/// a kind that exists, and partition shapes over them.
+/// Targets the world can resolve today: nodes, the ensemble's leader, partition leaders,
+/// the controller, random or all of a kind that exists, and partition shapes over them.
 fn supported_target(target: &Target) -> bool {
     match target {
         Target::Node(_)
@@ -111,12 +114,11 @@ fn supported_target(target: &Target) -> bool {
         | Target::RandomZk
         | Target::Halves
         | Target::Bridge => true,
+        Target::Leader { .. } | Target::Controller | Target::RandomBroker | Target::AllBrokers => {
+            true
+        }
         Target::Isolate(inner) => supported_target(inner),
-        Target::Leader { .. }
-        | Target::Controller
-        | Target::Coordinator(_)
-        | Target::RandomBroker
-        | Target::AllBrokers => false,
+        Target::Coordinator(_) => false,
     }
 }
 

@@ -9,8 +9,19 @@ use super::guard::guarded;
 use super::progress::Progress;
 use super::run_rng;
 use super::trace::Recorder;
+use crate::broker::controller::{ControllerConfig, TopicSpec};
+use crate::broker::replica::ReplicaConfig;
+use crate::broker::server::BrokerConfig as BrokerCoreConfig;
+use crate::broker::BrokerId;
+use crate::client::consumer::ConsumerConfig as ConsumerCoreConfig;
+use crate::client::partitioner::PartitionerKind;
+use crate::client::producer::ProducerConfig as ProducerCoreConfig;
 use crate::disk::{SimDisk, SimDiskConfig};
-use crate::node::net::{node_addr, KIND_WRITER, KIND_ZK, KIND_ZK_CLIENT};
+use crate::node::broker::BrokerNode;
+use crate::node::kafka_client::{broker_ids, ConsumerNode, ProducerNode};
+use crate::node::net::{
+    node_addr, KIND_BROKER, KIND_CONSUMER, KIND_PRODUCER, KIND_WRITER, KIND_ZK, KIND_ZK_CLIENT,
+};
 use crate::node::writer::WriterNode;
 use crate::node::zk_client::ZkClientNode;
 use crate::node::zk_server::ZkServerNode;
@@ -26,6 +37,10 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+
+/// Kafka's `zookeeper.session.timeout.ms` (the ensemble negotiates it into
+/// [2, 20] × tickTime).
+const BROKER_SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(18_000);
 
 /// ZooKeeper's defaults for the ensemble's settings.
 const DEFAULT_TICK_MS: u64 = 2000;
@@ -43,12 +58,18 @@ pub enum NodeKind {
     Zk,
     /// An ensemble client.
     ZkClient,
+    /// A broker.
+    Broker,
+    /// A producer.
+    Producer,
+    /// A consumer.
+    Consumer,
 }
 
 impl NodeKind {
     /// Servers hold data and are what partition shapes split.
     pub fn is_server(self) -> bool {
-        matches!(self, NodeKind::Zk)
+        matches!(self, NodeKind::Zk | NodeKind::Broker)
     }
 }
 
@@ -112,6 +133,8 @@ impl Context<'_> {
 /// Every node of the scenario, created on the runtime.
 pub fn build_all(ctx: &Context<'_>) -> Vec<Built> {
     let mut built = zk_servers(ctx);
+    built.extend(brokers(ctx));
+    built.extend(kafka_clients(ctx));
     built.extend(log_writers(ctx));
     built.extend(zk_clients(ctx));
     built
@@ -239,6 +262,186 @@ fn zk_clients(ctx: &Context<'_>) -> Vec<Built> {
             id,
             disk: None,
         });
+    }
+    built
+}
+
+fn zk_addrs(scenario: &Scenario) -> Vec<(ServerId, std::net::SocketAddr)> {
+    (1..=scenario.cluster.zookeepers)
+        .map(|i| (ServerId(u64::from(i)), node_addr(KIND_ZK, i)))
+        .collect()
+}
+
+fn brokers(ctx: &Context<'_>) -> Vec<Built> {
+    let scenario = ctx.scenario;
+    let n = scenario.cluster.brokers;
+    let config = &scenario.cluster.broker;
+    let all: Vec<BrokerId> = broker_ids(n);
+    let topics: Vec<TopicSpec> = scenario
+        .topics
+        .iter()
+        .map(|t| TopicSpec {
+            name: t.name.clone(),
+            partitions: t.partitions,
+            replication_factor: t.replication_factor,
+        })
+        .collect();
+    let topic_min_isr = scenario
+        .topics
+        .iter()
+        .filter_map(|t| t.min_insync_replicas.map(|m| (t.name.clone(), m as usize)))
+        .collect();
+    let mut built = Vec::new();
+    for id in 1..=n {
+        let name = format!("broker-{id}");
+        let disk = ctx.disk(&name);
+        let broker = BrokerId(id);
+        let node = Arc::new(BrokerNode {
+            name: name.clone(),
+            config: BrokerCoreConfig {
+                id: broker,
+                incarnation: 0,
+                replica: ReplicaConfig {
+                    replica_lag_time_max_ms: config.replica_lag_time_max_ms.unwrap_or(30_000),
+                    min_insync_replicas: config.min_insync_replicas.unwrap_or(1) as usize,
+                    legacy_lenient_min_isr: scenario.legacy.lenient_min_isr,
+                    legacy_offsets_for_leader_epoch_v0: scenario.legacy.offsets_for_leader_epoch_v0,
+                    legacy_truncate_to_hw: scenario.legacy.truncate_to_hw,
+                    truncate_on_fetch: false,
+                    log: log_config(config),
+                },
+                topic_min_isr: BTreeMap::clone(&topic_min_isr),
+                controller: ControllerConfig {
+                    broker_id: broker,
+                    brokers: all.clone(),
+                    topics: topics.clone(),
+                    unclean_leader_election: config.unclean_leader_election_enable.unwrap_or(false),
+                    legacy_unfenced_writes: scenario.legacy.unfenced_controller_writes,
+                },
+            },
+            zk_servers: zk_addrs(scenario),
+            session_timeout: BROKER_SESSION_TIMEOUT,
+            disk: disk.clone(),
+            recorder: ctx.recorder.clone(),
+            progress: ctx.progress.clone(),
+            incarnations: AtomicU64::new(0),
+        });
+        let addr = node_addr(KIND_BROKER, id);
+        let node_id = ctx.spawn(&name, addr, move || node.clone().run());
+        ctx.recorder.event(
+            &name,
+            "node-created",
+            serde_json::json!({ "kind": "broker", "addr": addr.to_string() }),
+        );
+        built.push(Built {
+            name,
+            kind: NodeKind::Broker,
+            id: node_id,
+            disk: Some(disk),
+        });
+    }
+    built
+}
+
+fn kafka_clients(ctx: &Context<'_>) -> Vec<Built> {
+    use crate::scenario::{Acks as ScenarioAcks, Partitioner};
+    let scenario = ctx.scenario;
+    let bootstrap = broker_ids(scenario.cluster.brokers);
+    let mut built = Vec::new();
+    let mut index = 0;
+    for spec in &scenario.producers {
+        for _ in 0..spec.count {
+            index += 1;
+            let name = format!("producer-{index}");
+            let mut config = ProducerCoreConfig::new(spec.topic.clone(), bootstrap.clone());
+            let c = &spec.config;
+            if let Some(acks) = c.acks {
+                config.acks = match acks {
+                    ScenarioAcks::Zero => crate::broker::Acks::None,
+                    ScenarioAcks::One => crate::broker::Acks::Leader,
+                    ScenarioAcks::All => crate::broker::Acks::All,
+                };
+            }
+            if let Some(v) = c.enable_idempotence {
+                config.enable_idempotence = v;
+            }
+            if let Some(p) = c.partitioner_class {
+                config.partitioner = match p {
+                    Partitioner::UniformSticky => PartitionerKind::UniformSticky,
+                    Partitioner::RoundRobin => PartitionerKind::RoundRobin,
+                };
+            }
+            if let Some(v) = c.batch_size {
+                config.batch_size = v as usize;
+            }
+            if let Some(v) = c.linger_ms {
+                config.linger_ms = v;
+            }
+            if let Some(v) = c.max_in_flight_requests_per_connection {
+                config.max_in_flight_requests_per_connection = v as usize;
+            }
+            if let Some(v) = c.retries {
+                config.retries = v;
+            }
+            if let Some(v) = c.delivery_timeout_ms {
+                config.delivery_timeout_ms = v;
+            }
+            if let Some(v) = c.request_timeout_ms {
+                config.request_timeout_ms = v;
+            }
+            let node = Arc::new(ProducerNode {
+                name: name.clone(),
+                config,
+                rate: spec.rate,
+                keys: spec.keys,
+                recorder: ctx.recorder.clone(),
+                progress: ctx.progress.clone(),
+                incarnations: AtomicU64::new(0),
+            });
+            let id = ctx.spawn(&name, node_addr(KIND_PRODUCER, index), move || {
+                node.clone().run()
+            });
+            ctx.recorder.event(
+                &name,
+                "node-created",
+                serde_json::json!({ "kind": "producer" }),
+            );
+            built.push(Built {
+                name,
+                kind: NodeKind::Producer,
+                id,
+                disk: None,
+            });
+        }
+    }
+    let mut index = 0;
+    for spec in &scenario.consumers {
+        for _ in 0..spec.count {
+            index += 1;
+            let name = format!("consumer-{index}");
+            let config = ConsumerCoreConfig::new(spec.topics.clone(), bootstrap.clone());
+            let node = Arc::new(ConsumerNode {
+                name: name.clone(),
+                config,
+                recorder: ctx.recorder.clone(),
+                progress: ctx.progress.clone(),
+                incarnations: AtomicU64::new(0),
+            });
+            let id = ctx.spawn(&name, node_addr(KIND_CONSUMER, index), move || {
+                node.clone().run()
+            });
+            ctx.recorder.event(
+                &name,
+                "node-created",
+                serde_json::json!({ "kind": "consumer" }),
+            );
+            built.push(Built {
+                name,
+                kind: NodeKind::Consumer,
+                id,
+                disk: None,
+            });
+        }
     }
     built
 }

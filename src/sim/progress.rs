@@ -5,6 +5,8 @@
 //! convergence. Checkers do not use it: they judge from the recorded history alone.
 
 use super::trace::sim_now_us;
+use crate::broker::TopicPartition;
+use crate::log::Offset;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -22,6 +24,16 @@ struct Inner {
     /// Ensemble servers: (state, epoch) as last announced (`leading`, `following`,
     /// `looking`, or `down` when the world stopped it).
     zk: BTreeMap<String, (String, u64)>,
+    /// Brokers: what each leads (partition, ISR size, HW) and its controller epoch if it
+    /// is an active controller; removed when the world stops it.
+    brokers: BTreeMap<String, BrokerProbe>,
+}
+
+/// What a live broker last reported.
+#[derive(Clone, Debug, Default)]
+struct BrokerProbe {
+    led: Vec<(TopicPartition, usize, Offset)>,
+    controller_epoch: Option<u32>,
 }
 
 /// A node panicked: a broken invariant, reported with the seed.
@@ -84,6 +96,69 @@ impl Progress {
             .filter(|(_, (state, _))| state == "leading")
             .max_by_key(|(name, (_, epoch))| (*epoch, (*name).clone()))
             .map(|(name, _)| name.clone())
+    }
+
+    /// A broker reports what it leads and whether it is the active controller.
+    pub fn broker_state(
+        &self,
+        node: &str,
+        led: Vec<(TopicPartition, usize, Offset)>,
+        controller_epoch: Option<u32>,
+    ) {
+        self.lock().brokers.insert(
+            node.to_string(),
+            BrokerProbe {
+                led,
+                controller_epoch,
+            },
+        );
+    }
+
+    /// The world stopped a broker: it leads nothing any more.
+    pub fn broker_down(&self, node: &str) {
+        self.lock().brokers.remove(node);
+    }
+
+    /// The broker leading `tp`, if one says so (the first by name if several do).
+    pub fn partition_leader(&self, tp: &TopicPartition) -> Option<String> {
+        let inner = self.lock();
+        inner
+            .brokers
+            .iter()
+            .find(|(_, p)| p.led.iter().any(|(t, _, _)| t == tp))
+            .map(|(name, _)| name.clone())
+    }
+
+    /// The active controller of the newest epoch, if one says so.
+    pub fn controller(&self) -> Option<String> {
+        let inner = self.lock();
+        inner
+            .brokers
+            .iter()
+            .filter_map(|(name, p)| p.controller_epoch.map(|e| (e, name)))
+            .max()
+            .map(|(_, name)| name.clone())
+    }
+
+    /// The partitions of `expected` (with their replication factor) that have no leader,
+    /// or (if `full_isr`) a leader with fewer in-sync replicas than replicas.
+    pub fn unhealthy_partitions(
+        &self,
+        expected: &[(TopicPartition, usize)],
+        full_isr: bool,
+    ) -> Vec<TopicPartition> {
+        let inner = self.lock();
+        expected
+            .iter()
+            .filter(|(tp, rf)| {
+                !inner.brokers.values().any(|p| {
+                    p.led
+                        .iter()
+                        .any(|(t, isr, _)| t == tp && (!full_isr || *isr >= *rf))
+                })
+            })
+            .map(|(tp, _)| tp.clone())
+            .collect()
     }
 
     /// Records a crash (the first one wins).

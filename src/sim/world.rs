@@ -16,6 +16,7 @@ use super::nodes::{build_all, Context, NodeKind};
 use super::progress::Progress;
 use super::run_rng;
 use super::trace::{sim_now_us, Recorder};
+use crate::broker::TopicPartition;
 use crate::disk::SimDisk;
 use crate::scenario::{Fault, FaultAction, Scenario, Target};
 use madsim::runtime::Handle;
@@ -145,6 +146,22 @@ impl World {
             .collect()
     }
 
+    /// Every partition of the scenario's topics, with its replication factor.
+    fn partitions(&self) -> Vec<(TopicPartition, usize)> {
+        self.scenario
+            .topics
+            .iter()
+            .flat_map(|t| {
+                (0..t.partitions).map(move |p| {
+                    (
+                        TopicPartition::new(t.name.clone(), p),
+                        t.replication_factor as usize,
+                    )
+                })
+            })
+            .collect()
+    }
+
     async fn setup(&mut self) {
         self.phase("setup", SETUP_TIMEOUT);
         let since = sim_now_us();
@@ -165,12 +182,18 @@ impl World {
                 state: NodeState::Up,
             })
             .collect();
-        let writers = self.names_of(NodeKind::Writer);
+        let mut serving = self.names_of(NodeKind::Writer);
+        serving.extend(self.names_of(NodeKind::Broker));
         let ensemble = !self.names_of(NodeKind::Zk).is_empty();
+        let partitions = self.partitions();
         let deadline = madsim::time::TimeHandle::current().now_instant() + SETUP_TIMEOUT;
         loop {
-            let ready = self.progress.all_ready_since(&writers, since)
-                && (!ensemble || self.progress.zk_leader().is_some());
+            let ready = self.progress.all_ready_since(&serving, since)
+                && (!ensemble || self.progress.zk_leader().is_some())
+                && self
+                    .progress
+                    .unhealthy_partitions(&partitions, false)
+                    .is_empty();
             if ready {
                 break;
             }
@@ -367,6 +390,22 @@ impl World {
                 .filter(|&i| self.nodes[i].state == NodeState::Up)
                 .into_iter()
                 .collect(),
+            Some(Target::AllBrokers) => of_kind(NodeKind::Broker),
+            Some(Target::RandomBroker) => random(of_kind(NodeKind::Broker)),
+            Some(Target::Leader { topic, partition }) => self
+                .progress
+                .partition_leader(&TopicPartition::new(topic.clone(), *partition))
+                .and_then(|name| self.index_of(&name))
+                .filter(|&i| self.nodes[i].state == NodeState::Up)
+                .into_iter()
+                .collect(),
+            Some(Target::Controller) => self
+                .progress
+                .controller()
+                .and_then(|name| self.index_of(&name))
+                .filter(|&i| self.nodes[i].state == NodeState::Up)
+                .into_iter()
+                .collect(),
             Some(Target::Isolate(inner)) => self.resolve(Some(inner)),
             // The scenario parser rejects every other target until its feature exists.
             _ => Vec::new(),
@@ -385,6 +424,9 @@ impl World {
         node.state = NodeState::Down;
         if node.kind == NodeKind::Zk {
             self.progress.zk_state(&node.name, "down", 0);
+        }
+        if node.kind == NodeKind::Broker {
+            self.progress.broker_down(&node.name);
         }
         json!("killed")
     }
@@ -471,17 +513,22 @@ impl World {
         );
     }
 
-    /// Waits up to `heal` for the cluster to converge: every writer and every ensemble
-    /// client acknowledges an operation after the heal, and the ensemble has a leader.
+    /// Waits up to `heal` for the cluster to converge: every writer, ensemble client,
+    /// producer and consumer acknowledges an operation after the heal, the ensemble has a
+    /// leader, and every partition has a leader with a full ISR.
     async fn await_convergence(&self, heal_at_us: u64) -> bool {
         let mut active = self.names_of(NodeKind::Writer);
         active.extend(self.names_of(NodeKind::ZkClient));
+        active.extend(self.names_of(NodeKind::Producer));
+        active.extend(self.names_of(NodeKind::Consumer));
+        let partitions = self.partitions();
         let ensemble = !self.names_of(NodeKind::Zk).is_empty();
         let deadline = madsim::time::TimeHandle::current().now_instant() + self.scenario.heal;
         loop {
             let idle = self.progress.idle_since(&active, heal_at_us);
             let leader = self.progress.zk_leader();
-            if idle.is_empty() && (!ensemble || leader.is_some()) {
+            let unhealthy = self.progress.unhealthy_partitions(&partitions, true);
+            if idle.is_empty() && (!ensemble || leader.is_some()) && unhealthy.is_empty() {
                 self.recorder
                     .event("world", "converged", json!({ "zk_leader": leader }));
                 return true;
@@ -491,7 +538,8 @@ impl World {
                 self.recorder.event(
                     "world",
                     "not-converged",
-                    json!({ "idle": idle, "zk_leader": leader }),
+                    json!({ "idle": idle, "zk_leader": leader,
+                            "unhealthy": unhealthy.iter().map(ToString::to_string).collect::<Vec<_>>() }),
                 );
                 return false;
             }

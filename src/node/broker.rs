@@ -1,0 +1,288 @@
+//! The shell of a broker: sockets, the ensemble session, timers and the disk around
+//! [`BrokerCore`].
+//!
+//! Owns: the listener (clients, followers and the controller connect to it), one outgoing
+//! link per peer broker (requests queued while it opens; its loss reported to the core),
+//! the broker's ensemble session (a [`ClientCore`] over the ensemble connection; a new
+//! session after one ends), ticking the core, paying simulated time for its fsyncs before
+//! anything it decided leaves the node, and announcing its events. No protocol decisions.
+
+use super::kafka_net::{open_link, serve, LinkEvent, ServerEvent};
+use super::net::{node_addr, Hello, KIND_BROKER};
+use super::pay_sync_debt;
+use super::zk_client::{connect as zk_connect, ConnEvent};
+use crate::broker::proto::{Request, Response};
+use crate::broker::server::{BrokerAction, BrokerConfig, BrokerCore};
+use crate::broker::BrokerId;
+use crate::disk::SimDisk;
+use crate::sim::{run_rng, sim_now_us, Progress, Recorder};
+use crate::zk::client::{ClientAction, ClientConfig, ClientCore};
+use crate::zk::proto::ClientRequest;
+use crate::zk::{ServerId, SessionId, Xid};
+use madsim::net::TcpListener;
+use rand::Rng;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+
+/// How often the core is ticked.
+const TICK: Duration = Duration::from_millis(10);
+/// How long after a session ended the broker opens a new one.
+const NEW_SESSION_DELAY_MS: u64 = 200;
+
+/// A broker node; shared by all its incarnations.
+pub struct BrokerNode {
+    /// `broker-<n>`.
+    pub name: String,
+    /// The broker's configuration (its incarnation is set per start).
+    pub config: BrokerConfig,
+    /// The ensemble.
+    pub zk_servers: Vec<(ServerId, SocketAddr)>,
+    /// The broker's session timeout (Kafka's `zookeeper.session.timeout.ms`).
+    pub session_timeout: Duration,
+    /// Its disk.
+    pub disk: SimDisk,
+    /// Where events go.
+    pub recorder: Recorder,
+    /// Liveness probes.
+    pub progress: Progress,
+    /// How many times it has started.
+    pub incarnations: AtomicU64,
+}
+
+enum Inbox {
+    Server(ServerEvent),
+    Peer(LinkEvent),
+    Zk(ConnEvent),
+}
+
+fn now_ms() -> u64 {
+    sim_now_us() / 1000
+}
+
+/// One outgoing link to a peer broker.
+#[derive(Default)]
+struct Link {
+    generation: u64,
+    tx: Option<UnboundedSender<Request>>,
+    connecting: bool,
+    queued: Vec<Request>,
+}
+
+impl BrokerNode {
+    fn announce(&self, kind: &str, detail: serde_json::Value) {
+        self.recorder.event(&self.name, kind, detail);
+    }
+
+    /// One incarnation: open the listener, join the ensemble, serve until killed.
+    pub async fn run(self: Arc<Self>) {
+        let incarnation = self.incarnations.fetch_add(1, Ordering::Relaxed) + 1;
+        let me = self.config.id;
+        self.announce("broker-started", json!({ "incarnation": incarnation }));
+        let mut rng = run_rng();
+        let mut config = self.config.clone();
+        config.incarnation = incarnation;
+        let mut core = BrokerCore::new(config, self.disk.clone());
+        let (inbox_tx, mut inbox) = unbounded_channel::<Inbox>();
+        let listener = match TcpListener::bind(node_addr(KIND_BROKER, me.0)).await {
+            Ok(l) => l,
+            Err(e) => {
+                self.announce("listen-failed", json!({ "error": e.to_string() }));
+                return;
+            }
+        };
+        madsim::task::spawn(serve(listener, inbox_tx.clone(), Inbox::Server));
+
+        let mut zk = ClientCore::new(
+            ClientConfig {
+                servers: self.zk_servers.iter().map(|(id, _)| *id).collect(),
+                session_timeout_ms: self.session_timeout.as_millis() as u32,
+                first_server: rng.gen_range(0..self.zk_servers.len().max(1)),
+            },
+            now_ms(),
+        );
+        zk.start_session(now_ms());
+        let mut zk_generation = 0u64;
+        let mut zk_tx: Option<UnboundedSender<ClientRequest>> = None;
+        let mut zk_calls: BTreeMap<Xid, u64> = BTreeMap::new();
+        let mut session = SessionId::NONE;
+        let mut new_session_at: Option<u64> = None;
+
+        let mut conns: BTreeMap<u64, UnboundedSender<Response>> = BTreeMap::new();
+        let mut links: BTreeMap<BrokerId, Link> = BTreeMap::new();
+        let mut next_tick = madsim::time::Instant::now() + TICK.mul_f64(rng.gen_range(0.0..1.0));
+
+        loop {
+            let mut ticked = false;
+            tokio::select! {
+                biased;
+                event = inbox.recv() => {
+                    let Some(event) = event else { return };
+                    let now = now_ms();
+                    match event {
+                        Inbox::Server(ServerEvent::Open { conn, tx, .. }) => {
+                            conns.insert(conn, tx);
+                        }
+                        Inbox::Server(ServerEvent::Request { conn, request }) => {
+                            core.on_request(conn, request, now);
+                        }
+                        Inbox::Server(ServerEvent::Closed { conn }) => {
+                            conns.remove(&conn);
+                        }
+                        Inbox::Peer(LinkEvent::Open { link, generation, tx }) => {
+                            let peer = BrokerId(link as u32);
+                            if let Some(l) = links.get_mut(&peer).filter(|l| l.generation == generation) {
+                                l.connecting = false;
+                                for request in l.queued.drain(..) {
+                                    let _ = tx.send(request);
+                                }
+                                l.tx = Some(tx);
+                            }
+                        }
+                        Inbox::Peer(LinkEvent::Response { link, generation, response }) => {
+                            let peer = BrokerId(link as u32);
+                            if links.get(&peer).is_some_and(|l| l.generation == generation) {
+                                core.on_peer_response(peer, response, now);
+                            }
+                        }
+                        Inbox::Peer(LinkEvent::Closed { link, generation }) => {
+                            let peer = BrokerId(link as u32);
+                            if let Some(l) = links.get_mut(&peer).filter(|l| l.generation == generation) {
+                                *l = Link { generation, ..Link::default() };
+                                core.on_peer_closed(peer, now);
+                            }
+                        }
+                        Inbox::Zk(ConnEvent::Open { generation, tx }) if generation == zk_generation => {
+                            zk_tx = Some(tx);
+                            zk.on_connected(now);
+                        }
+                        Inbox::Zk(ConnEvent::Response { generation, response }) if generation == zk_generation => {
+                            zk.on_response(response, now);
+                        }
+                        Inbox::Zk(ConnEvent::Closed { generation }) if generation == zk_generation => {
+                            zk_tx = None;
+                            zk.on_closed(now);
+                        }
+                        Inbox::Zk(_) => {}
+                    }
+                }
+                _ = madsim::time::sleep_until(next_tick) => {
+                    next_tick += TICK;
+                    ticked = true;
+                    let now = now_ms();
+                    zk.tick(now);
+                    if new_session_at.is_some_and(|at| now >= at) {
+                        new_session_at = None;
+                        zk.start_session(now);
+                    }
+                    core.tick(now);
+                }
+            }
+            // The ensemble session's actions.
+            for action in zk.take_actions() {
+                match action {
+                    ClientAction::Connect { server } => {
+                        zk_generation += 1;
+                        zk_tx = None;
+                        let addr = self
+                            .zk_servers
+                            .iter()
+                            .find(|(id, _)| *id == server)
+                            .map(|(_, a)| *a)
+                            .expect("a known server");
+                        madsim::task::spawn(zk_connect(
+                            addr,
+                            zk_generation,
+                            inbox_tx.clone(),
+                            Inbox::Zk,
+                        ));
+                    }
+                    ClientAction::Send(request) => {
+                        if let Some(tx) = &zk_tx {
+                            let _ = tx.send(request);
+                        }
+                    }
+                    ClientAction::Disconnect => {
+                        zk_generation += 1;
+                        zk_tx = None;
+                    }
+                    ClientAction::Completed { xid, outcome, .. } => {
+                        if let Some(id) = zk_calls.remove(&xid) {
+                            core.on_zk_outcome(id, outcome, now_ms());
+                        }
+                    }
+                    ClientAction::Watch { event, .. } => core.on_watch(&event),
+                    ClientAction::SessionOpen { session: s, .. } => {
+                        if s != session {
+                            session = s;
+                            core.on_session_started(now_ms());
+                        }
+                    }
+                    ClientAction::SessionEnded { .. } => {
+                        session = SessionId::NONE;
+                        zk_calls.clear();
+                        core.on_session_lost();
+                        new_session_at = Some(now_ms() + NEW_SESSION_DELAY_MS);
+                    }
+                }
+            }
+            // What the broker decided leaves only once its writes are durable.
+            pay_sync_debt(&self.disk).await;
+            let now = now_ms();
+            core.after_change(now);
+            for action in core.take_actions() {
+                match action {
+                    BrokerAction::Zk { id, op } => {
+                        let xid = zk.submit(op, now);
+                        zk_calls.insert(xid, id);
+                    }
+                    BrokerAction::SendToBroker { to, request } => {
+                        let link = links.entry(to).or_default();
+                        if let Some(tx) = &link.tx {
+                            let _ = tx.send(request);
+                        } else {
+                            link.queued.push(request);
+                            if !link.connecting {
+                                link.connecting = true;
+                                link.generation += 1;
+                                let hello = Hello::Broker {
+                                    from: me.0,
+                                    incarnation,
+                                };
+                                open_link(
+                                    u64::from(to.0),
+                                    link.generation,
+                                    node_addr(KIND_BROKER, to.0),
+                                    hello,
+                                    inbox_tx.clone(),
+                                    Inbox::Peer,
+                                );
+                            }
+                        }
+                    }
+                    BrokerAction::Respond { conn, response } => {
+                        if let Some(tx) = conns.get(&conn) {
+                            let _ = tx.send(response);
+                        }
+                    }
+                    BrokerAction::Announce { kind, detail } => self.announce(&kind, detail),
+                }
+            }
+            // Liveness probes, refreshed every tick: a registered broker is serving.
+            if ticked {
+                if core.broker_epoch().is_some() {
+                    self.progress.ready(&self.name);
+                }
+                self.progress.broker_state(
+                    &self.name,
+                    core.led_partitions(),
+                    core.active_controller_epoch(),
+                );
+            }
+        }
+    }
+}
