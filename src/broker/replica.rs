@@ -504,7 +504,6 @@ impl<D: Disk> Replica<D> {
         &mut self,
         leader: BrokerId,
         leader_epoch: LeaderEpoch,
-        _now_ms: u64,
     ) -> Result<(), ReplicaError> {
         self.check_newer_epoch(leader_epoch)?;
         assert_ne!(leader, self.id, "following oneself");
@@ -655,7 +654,6 @@ impl<D: Disk> Replica<D> {
         &mut self,
         batch: &[u8],
         acks: Acks,
-        _now_ms: u64,
     ) -> Result<LeaderAppend, ReplicaError> {
         let leader = self.leader_state()?;
         if acks == Acks::All && leader.isr.len() < self.config.min_insync_replicas {
@@ -891,9 +889,10 @@ impl<D: Disk> Replica<D> {
         )
     }
 
-    /// Log retention (see [`Log::delete_old_segments`]), never past the HW's segment:
-    /// then the epoch cache forgets what lies below the new log start. Returns the number
-    /// of segments deleted.
+    /// Log retention (see [`Log::delete_old_segments`]); then the epoch cache forgets
+    /// what lies below the new log start and producer state is rebuilt. Returns the
+    /// number of segments deleted. Simplification: unlike Kafka, retention does not stop
+    /// at the HW (it never deletes the active segment).
     pub fn delete_old_segments(&mut self, now_ms: i64) -> Result<usize, LogError> {
         let deleted = self.log.delete_old_segments(now_ms)?;
         if deleted > 0 {

@@ -6,6 +6,7 @@ use super::*;
 use crate::disk::FsDisk;
 use crate::log::{decode_batches, BatchBuilder, BatchMeta};
 use proptest::prelude::*;
+use proptest::test_runner::{RngAlgorithm, TestError, TestRng, TestRunner};
 
 const B1: BrokerId = BrokerId(1);
 const B2: BrokerId = BrokerId(2);
@@ -66,7 +67,7 @@ fn idempotent(producer_id: i64, producer_epoch: i16, sequence: i32, values: &[&s
 
 fn produce(leader: &mut Replica<FsDisk>, values: &[&str]) -> LeaderAppend {
     leader
-        .append_as_leader(&batch(values), Acks::Leader, 0)
+        .append_as_leader(&batch(values), Acks::Leader)
         .unwrap()
 }
 
@@ -126,7 +127,7 @@ fn three(disk: &FsDisk, config: ReplicaConfig) -> [Replica<FsDisk>; 3] {
     let mut f2 = open_with(disk, B2, config.clone());
     let mut f3 = open_with(disk, B3, config);
     for f in [&mut f2, &mut f3] {
-        f.become_follower(B1, LeaderEpoch(1), 0).unwrap();
+        f.become_follower(B1, LeaderEpoch(1)).unwrap();
         assert_eq!(
             f.role(),
             Role::Follower {
@@ -199,14 +200,14 @@ fn strict_min_isr_holds_the_hw_and_acks_all_gets_not_enough_replicas() {
         leader
             .become_leader(LeaderEpoch(0), vec![B1], vec![B1, B2], 0, 0)
             .unwrap();
-        let refused = leader.append_as_leader(&batch(&["x"]), Acks::All, 0);
+        let refused = leader.append_as_leader(&batch(&["x"]), Acks::All);
         assert!(matches!(
             refused,
             Err(ReplicaError::Refused(KafkaError::NotEnoughReplicas))
         ));
         assert_eq!(leader.log_end_offset(), Offset(0), "nothing appended");
         let ok = leader
-            .append_as_leader(&batch(&["y"]), Acks::Leader, 0)
+            .append_as_leader(&batch(&["y"]), Acks::Leader)
             .unwrap();
         assert_eq!(ok.base_offset, Offset(0));
         // KIP-966: |ISR| = 1 < 2, so the HW stays; the legacy switch advances it anyway.
@@ -223,7 +224,7 @@ fn idempotent_producer_duplicates_gaps_and_epochs() {
         .become_leader(LeaderEpoch(0), vec![B1], vec![B1], 0, 0)
         .unwrap();
     let first = idempotent(9, 0, 0, &["a", "b"]);
-    let appended = leader.append_as_leader(&first, Acks::All, 0).unwrap();
+    let appended = leader.append_as_leader(&first, Acks::All).unwrap();
     assert_eq!(
         (appended.base_offset, appended.duplicate),
         (Offset(0), false)
@@ -232,27 +233,27 @@ fn idempotent_producer_duplicates_gaps_and_epochs() {
     let second = idempotent(9, 0, 2, &["c"]);
     assert_eq!(
         leader
-            .append_as_leader(&second, Acks::All, 0)
+            .append_as_leader(&second, Acks::All)
             .unwrap()
             .base_offset,
         Offset(3)
     );
     // A retry of the first batch answers with where it went; nothing is appended.
-    let retry = leader.append_as_leader(&first, Acks::All, 0).unwrap();
+    let retry = leader.append_as_leader(&first, Acks::All).unwrap();
     assert_eq!(
         (retry.base_offset, retry.last_offset, retry.duplicate),
         (Offset(0), Offset(1), true)
     );
     assert_eq!(leader.log_end_offset(), Offset(4));
-    let gap = leader.append_as_leader(&idempotent(9, 0, 5, &["e"]), Acks::All, 0);
+    let gap = leader.append_as_leader(&idempotent(9, 0, 5, &["e"]), Acks::All);
     assert_eq!(
         gap.unwrap_err().kafka_error(),
         KafkaError::OutOfOrderSequenceNumber
     );
     leader
-        .append_as_leader(&idempotent(9, 1, 0, &["new epoch"]), Acks::All, 0)
+        .append_as_leader(&idempotent(9, 1, 0, &["new epoch"]), Acks::All)
         .unwrap();
-    let fenced = leader.append_as_leader(&idempotent(9, 0, 3, &["old"]), Acks::All, 0);
+    let fenced = leader.append_as_leader(&idempotent(9, 0, 3, &["old"]), Acks::All);
     assert_eq!(
         fenced.unwrap_err().kafka_error(),
         KafkaError::InvalidProducerEpoch
@@ -266,7 +267,7 @@ fn idempotent_producer_duplicates_gaps_and_epochs() {
         .become_leader(LeaderEpoch(1), vec![B1], vec![B1], 1, 0)
         .unwrap();
     let again = idempotent(9, 1, 0, &["new epoch"]);
-    let retry = reopened.append_as_leader(&again, Acks::All, 0).unwrap();
+    let retry = reopened.append_as_leader(&again, Acks::All).unwrap();
     assert_eq!((retry.base_offset, retry.duplicate), (Offset(4), true));
 }
 
@@ -274,7 +275,7 @@ fn idempotent_producer_duplicates_gaps_and_epochs() {
 fn invalid_batches_and_non_leaders_are_refused() {
     let (disk, _root) = disk("refuse");
     let mut r = open(&disk, B1);
-    let refused = r.append_as_leader(&batch(&["x"]), Acks::Leader, 0);
+    let refused = r.append_as_leader(&batch(&["x"]), Acks::Leader);
     assert_eq!(
         refused.unwrap_err().kafka_error(),
         KafkaError::NotLeaderOrFollower
@@ -283,14 +284,14 @@ fn invalid_batches_and_non_leaders_are_refused() {
         .unwrap();
     let mut corrupt = batch(&["x"]);
     *corrupt.last_mut().unwrap() ^= 1;
-    let refused = r.append_as_leader(&corrupt, Acks::Leader, 0);
+    let refused = r.append_as_leader(&corrupt, Acks::Leader);
     assert_eq!(
         refused.unwrap_err().kafka_error(),
         KafkaError::CorruptMessage
     );
     assert_eq!(r.log_end_offset(), Offset(0));
     // LeaderAndIsr with an epoch that is not newer is fenced.
-    let stale = r.become_follower(B2, LeaderEpoch(0), 0);
+    let stale = r.become_follower(B2, LeaderEpoch(0));
     assert_eq!(
         stale.unwrap_err().kafka_error(),
         KafkaError::FencedLeaderEpoch
@@ -306,7 +307,7 @@ fn isr_shrinks_after_the_lag_time_and_expands_on_catch_up() {
         .become_leader(LeaderEpoch(1), isr.clone(), isr, 7, 0)
         .unwrap();
     let mut f2 = open(&disk, B2);
-    f2.become_follower(B1, LeaderEpoch(1), 0).unwrap();
+    f2.become_follower(B1, LeaderEpoch(1)).unwrap();
     fetch(&mut leader, &mut f2, 1_000); // caught up (LEO 0) at 1000
     produce(&mut leader, &["a"]);
     assert_eq!(leader.tick(31_000), None, "exactly replica.lag.time.max.ms");
@@ -356,7 +357,7 @@ fn a_follower_that_keeps_fetching_without_reaching_the_leo_still_counts_as_caugh
         .become_leader(LeaderEpoch(1), isr.clone(), isr, 0, 0)
         .unwrap();
     let mut f2 = open(&disk, B2);
-    f2.become_follower(B1, LeaderEpoch(1), 0).unwrap();
+    f2.become_follower(B1, LeaderEpoch(1)).unwrap();
     for t in 1..=10u64 {
         produce(&mut leader, &["x"]);
         fetch(&mut leader, &mut f2, t * 10_000);
@@ -381,15 +382,15 @@ fn kip_101_scenario_1(legacy_truncate_to_hw: bool) -> (Vec<String>, Vec<String>)
     a.become_leader(LeaderEpoch(1), both.clone(), both.clone(), 0, 0)
         .unwrap();
     let mut b = open_with(&disk, B2, config.clone());
-    b.become_follower(B1, LeaderEpoch(1), 0).unwrap();
-    a.append_as_leader(&batch(&["m1"]), Acks::All, 0).unwrap();
+    b.become_follower(B1, LeaderEpoch(1)).unwrap();
+    a.append_as_leader(&batch(&["m1"]), Acks::All).unwrap();
     fetch(&mut a, &mut b, 1);
     fetch(&mut a, &mut b, 2);
     assert_eq!(
         (a.high_watermark(), b.high_watermark()),
         (Offset(1), Offset(1))
     );
-    a.append_as_leader(&batch(&["m2"]), Acks::All, 0).unwrap();
+    a.append_as_leader(&batch(&["m2"]), Acks::All).unwrap();
     fetch(&mut a, &mut b, 3);
     // B fetches at 2: A commits m2 (HW 2, the producer is acknowledged), but B restarts
     // before it reads the response, so its HW stays 1.
@@ -400,18 +401,17 @@ fn kip_101_scenario_1(legacy_truncate_to_hw: bool) -> (Vec<String>, Vec<String>)
     drop(b);
     let mut b = open_with(&disk, B2, config.clone());
     assert_eq!(b.high_watermark(), Offset(1));
-    b.become_follower(B1, LeaderEpoch(1), 5).unwrap();
+    b.become_follower(B1, LeaderEpoch(1)).unwrap();
     truncate(&a, &mut b);
     // A dies; B, in the ISR, becomes leader and takes a write.
     a.checkpoint_high_watermark().unwrap();
     drop(a);
     b.become_leader(LeaderEpoch(2), vec![B2], both, 1, 6)
         .unwrap();
-    b.append_as_leader(&batch(&["m3"]), Acks::Leader, 6)
-        .unwrap();
+    b.append_as_leader(&batch(&["m3"]), Acks::Leader).unwrap();
     // A comes back as B's follower.
     let mut a = open_with(&disk, B1, config);
-    a.become_follower(B2, LeaderEpoch(2), 7).unwrap();
+    a.become_follower(B2, LeaderEpoch(2)).unwrap();
     truncate(&b, &mut a);
     fetch(&mut b, &mut a, 8);
     fetch(&mut b, &mut a, 9);
@@ -462,7 +462,7 @@ fn kip_279_double_failover(
     b.become_leader(LeaderEpoch(3), vec![B2], both, 3, 0)
         .unwrap();
     produce(&mut b, &["b1"]);
-    a.become_follower(B2, LeaderEpoch(3), 0).unwrap();
+    a.become_follower(B2, LeaderEpoch(3)).unwrap();
     let rounds = if on_fetch {
         // KIP-320: skip OffsetsForLeaderEpoch; fetches carry the last fetched epoch.
         let mut rounds = 0;
@@ -658,11 +658,11 @@ fn reopen_recovers_the_epoch_cache_a_clamped_hw_and_producer_state() {
     let mut r = open(&disk, B1);
     r.become_leader(LeaderEpoch(3), vec![B1], vec![B1], 0, 0)
         .unwrap();
-    r.append_as_leader(&idempotent(4, 0, 0, &["a", "b"]), Acks::All, 0)
+    r.append_as_leader(&idempotent(4, 0, 0, &["a", "b"]), Acks::All)
         .unwrap();
     r.become_leader(LeaderEpoch(4), vec![B1], vec![B1], 1, 0)
         .unwrap();
-    r.append_as_leader(&idempotent(4, 0, 2, &["c"]), Acks::All, 0)
+    r.append_as_leader(&idempotent(4, 0, 2, &["c"]), Acks::All)
         .unwrap();
     assert_eq!(r.high_watermark(), Offset(3));
     r.close().unwrap();
@@ -721,7 +721,7 @@ fn events_report_roles_truncation_and_isr_changes() {
     b.become_leader(LeaderEpoch(1), vec![B2], vec![B1, B2], 1, 0)
         .unwrap();
     a.take_events();
-    a.become_follower(B2, LeaderEpoch(1), 0).unwrap();
+    a.become_follower(B2, LeaderEpoch(1)).unwrap();
     truncate(&b, &mut a);
     assert_eq!(
         a.take_events(),
@@ -771,6 +771,7 @@ fn step() -> impl Strategy<Value = Step> {
 
 struct Cluster {
     disk: FsDisk,
+    config: ReplicaConfig,
     replicas: Vec<Option<Replica<FsDisk>>>,
     leader: usize,
     epoch: i32,
@@ -786,10 +787,11 @@ fn id_of(index: usize) -> BrokerId {
 }
 
 impl Cluster {
-    fn new(disk: FsDisk) -> Self {
+    fn new(disk: FsDisk, config: ReplicaConfig) -> Self {
         let all = vec![B1, B2, B3];
-        let mut replicas: Vec<Option<Replica<FsDisk>>> =
-            (0..3).map(|i| Some(open(&disk, id_of(i)))).collect();
+        let mut replicas: Vec<Option<Replica<FsDisk>>> = (0..3)
+            .map(|i| Some(open_with(&disk, id_of(i), config.clone())))
+            .collect();
         replicas[0]
             .as_mut()
             .unwrap()
@@ -798,11 +800,12 @@ impl Cluster {
         for r in replicas.iter_mut().skip(1) {
             r.as_mut()
                 .unwrap()
-                .become_follower(B1, LeaderEpoch(0), 0)
+                .become_follower(B1, LeaderEpoch(0))
                 .unwrap();
         }
         Cluster {
             disk,
+            config,
             replicas,
             leader: 0,
             epoch: 0,
@@ -811,6 +814,10 @@ impl Cluster {
             next_value: 0,
             committed: BTreeMap::new(),
         }
+    }
+
+    fn reopen(&self, i: usize) -> Replica<FsDisk> {
+        open_with(&self.disk, id_of(i), self.config.clone())
     }
 
     fn get(&mut self, i: usize) -> &mut Replica<FsDisk> {
@@ -826,7 +833,7 @@ impl Cluster {
         }
     }
 
-    fn run(&mut self, step: &Step) {
+    fn run(&mut self, step: &Step) -> Result<(), String> {
         match *step {
             Step::Append(n) => {
                 let values: Vec<String> = (0..n)
@@ -837,9 +844,8 @@ impl Cluster {
                     .collect();
                 let refs: Vec<&str> = values.iter().map(String::as_str).collect();
                 let leader = self.leader;
-                let now = self.now_ms;
                 self.get(leader)
-                    .append_as_leader(&batch(&refs), Acks::Leader, now)
+                    .append_as_leader(&batch(&refs), Acks::Leader)
                     .unwrap();
             }
             Step::Fetch(i) if i != self.leader => {
@@ -847,7 +853,16 @@ impl Cluster {
                 let mut follower = self.replicas[i].take().unwrap();
                 let leader = self.replicas[self.leader].as_mut().unwrap();
                 truncate(leader, &mut follower);
-                let (_, proposal) = fetch(leader, &mut follower, now);
+                let request = follower.fetch_request().expect("fetching after truncation");
+                let proposal = match leader.on_follower_fetch(id_of(i), request, MAX_BYTES, now) {
+                    Ok(answer) => {
+                        follower.on_fetch_response(&answer.data).unwrap();
+                        answer.isr_proposal
+                    }
+                    // Only a diverged (legacy) follower can fetch beyond the leader's LEO.
+                    Err(ReplicaError::Refused(KafkaError::OffsetOutOfRange)) => None,
+                    Err(e) => panic!("fetch refused: {e}"),
+                };
                 self.replicas[i] = Some(follower);
                 self.apply(proposal);
             }
@@ -864,7 +879,7 @@ impl Cluster {
                     .map(|k| (self.leader + k) % 3)
                     .find(|&i| isr.contains(&id_of(i)))
                 else {
-                    return; // the leader is the last ISR member: no clean failover
+                    return Ok(()); // the leader is the last ISR member: no clean failover
                 };
                 let old = self.leader;
                 let new_isr: Vec<BrokerId> = isr.into_iter().filter(|&b| b != id_of(old)).collect();
@@ -881,11 +896,9 @@ impl Cluster {
                         continue;
                     }
                     if self.replicas[i].is_none() {
-                        self.replicas[i] = Some(open(&self.disk, id_of(i)));
+                        self.replicas[i] = Some(self.reopen(i));
                     }
-                    self.get(i)
-                        .become_follower(id_of(next), epoch, now)
-                        .unwrap();
+                    self.get(i).become_follower(id_of(next), epoch).unwrap();
                 }
             }
             Step::Restart(i) if i != self.leader => {
@@ -897,62 +910,113 @@ impl Cluster {
                 }
                 let epoch = LeaderEpoch(self.epoch);
                 let leader = id_of(self.leader);
-                let mut r = open(&self.disk, id_of(i));
-                r.become_follower(leader, epoch, self.now_ms).unwrap();
+                let mut r = self.reopen(i);
+                r.become_follower(leader, epoch).unwrap();
                 self.replicas[i] = Some(r);
             }
             Step::Restart(_) => {}
         }
-        self.record_commits();
+        self.record_commits()
     }
 
-    fn record_commits(&mut self) {
+    /// Remembers what is committed now; fails if the leader lost or changed a record
+    /// committed earlier.
+    fn record_commits(&mut self) -> Result<(), String> {
         let leader = self.replicas[self.leader].as_ref().unwrap();
         let hw = leader.high_watermark().0;
         for (offset, _, value) in log_of(leader) {
             if offset < hw {
                 let previous = self.committed.insert(offset, value.clone());
-                assert!(
-                    previous.as_ref().is_none_or(|p| *p == value),
-                    "committed offset {offset} changed from {previous:?} to {value}"
-                );
+                if previous.as_ref().is_some_and(|p| *p != value) {
+                    return Err(format!(
+                        "committed offset {offset} changed from {previous:?} to {value}"
+                    ));
+                }
             }
         }
         let log: BTreeMap<u64, String> =
             log_of(leader).into_iter().map(|(o, _, v)| (o, v)).collect();
         for (offset, value) in &self.committed {
-            assert_eq!(
-                log.get(offset),
-                Some(value),
-                "committed offset {offset} lost by leader {}",
-                self.leader + 1
-            );
+            if log.get(offset) != Some(value) {
+                return Err(format!(
+                    "committed offset {offset} ({value}) lost by leader {}",
+                    self.leader + 1
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs `steps`, lets every follower catch up, and checks that no committed record was
+/// lost and that the replicas' logs then agree.
+fn run_steps(name: &str, config: &ReplicaConfig, steps: &[Step]) -> Result<(), String> {
+    let (disk, _root) = disk(name);
+    let mut cluster = Cluster::new(disk, config.clone());
+    for step in steps {
+        cluster.run(step)?;
+    }
+    for _ in 0..3 {
+        for i in 0..3 {
+            cluster.run(&Step::Fetch(i))?;
+        }
+    }
+    let leader_log = log_of(cluster.replicas[cluster.leader].as_ref().unwrap());
+    for i in 0..3 {
+        if log_of(cluster.replicas[i].as_ref().unwrap()) != leader_log {
+            return Err(format!("replica {} differs from the leader", i + 1));
+        }
+    }
+    Ok(())
+}
+
+fn failover_runner(cases: u32) -> TestRunner {
+    let config = ProptestConfig {
+        cases,
+        failure_persistence: None,
+        max_shrink_iters: 64,
+        ..ProptestConfig::default()
+    };
+    TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))
+}
+
+#[test]
+fn clean_failover_among_isr_members_never_loses_committed_records() {
+    for truncate_on_fetch in [false, true] {
+        let config = ReplicaConfig {
+            truncate_on_fetch,
+            ..ReplicaConfig::default()
+        };
+        let name = format!("prop-{truncate_on_fetch}");
+        let steps = proptest::collection::vec(step(), 1..60);
+        let result = failover_runner(48).run(&steps, |steps| {
+            run_steps(&name, &config, &steps).map_err(TestCaseError::fail)
+        });
+        if let Err(e) = result {
+            panic!("truncate_on_fetch={truncate_on_fetch}: {e}");
         }
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
-
-    #[test]
-    fn clean_failover_among_isr_members_never_loses_committed_records(
-        steps in proptest::collection::vec(step(), 1..60)
-    ) {
-        let (disk, _root) = disk("prop");
-        let mut cluster = Cluster::new(disk);
-        for step in &steps {
-            cluster.run(step);
+/// The canary: the same property with the KAFKA-1211 rule (truncate to own HW on becoming
+/// follower) must find a lost committed record — proof that the property can fail.
+#[test]
+fn canary_legacy_truncate_to_hw_fails_the_failover_property() {
+    let config = ReplicaConfig {
+        legacy_truncate_to_hw: true,
+        ..ReplicaConfig::default()
+    };
+    let result = failover_runner(256).run(&proptest::collection::vec(step(), 1..60), |steps| {
+        run_steps("canary", &config, &steps).map_err(TestCaseError::fail)
+    });
+    match result {
+        Err(TestError::Fail(reason, steps)) => {
+            let reason = reason.to_string();
+            assert!(
+                reason.contains("lost") || reason.contains("changed") || reason.contains("differs"),
+                "{reason} after {steps:?}"
+            );
         }
-        // Let everyone catch up: every follower's log then equals the leader's.
-        for _ in 0..3 {
-            for i in 0..3 {
-                cluster.run(&Step::Fetch(i));
-            }
-        }
-        let leader_log = log_of(cluster.replicas[cluster.leader].as_ref().unwrap());
-        for i in 0..3 {
-            let log = log_of(cluster.replicas[i].as_ref().unwrap());
-            prop_assert_eq!(&log, &leader_log, "replica {} differs", i + 1);
-        }
+        other => panic!("the legacy rule went unnoticed: {other:?}"),
     }
 }
