@@ -703,6 +703,32 @@ impl<D: Disk> Replica<D> {
         })
     }
 
+    /// Whether an acks=all append that ended at `last_offset` in `leader_epoch` can be
+    /// answered (Kafka's `DelayedProduce`): `None` while the HW has not passed it (the
+    /// caller waits, up to the request timeout); `Ok` once it has; once it has but the ISR
+    /// is below `min.insync.replicas` (possible only under `legacy_lenient_min_isr`),
+    /// `NOT_ENOUGH_REPLICAS_AFTER_APPEND`; `NOT_LEADER_OR_FOLLOWER` if this replica no
+    /// longer leads in that epoch (the record may be truncated).
+    pub fn check_acks_all(
+        &self,
+        last_offset: Offset,
+        leader_epoch: LeaderEpoch,
+    ) -> Option<Result<(), KafkaError>> {
+        let Ok(leader) = self.leader_state() else {
+            return Some(Err(KafkaError::NotLeaderOrFollower));
+        };
+        if self.leader_epoch != leader_epoch {
+            return Some(Err(KafkaError::NotLeaderOrFollower));
+        }
+        if self.hw <= last_offset {
+            return None;
+        }
+        if leader.isr.len() < self.config.min_insync_replicas {
+            return Some(Err(KafkaError::NotEnoughReplicasAfterAppend));
+        }
+        Some(Ok(()))
+    }
+
     /// The leader serves a follower's fetch. KIP-320 first: if the follower's
     /// `last_fetched_epoch` ends earlier here than its fetch offset (or is unknown here),
     /// the answer is that epoch's end (`diverging_epoch`) and nothing else changes.

@@ -217,6 +217,83 @@ fn strict_min_isr_holds_the_hw_and_acks_all_gets_not_enough_replicas() {
 }
 
 #[test]
+fn acks_all_completes_once_the_hw_passes_the_batch() {
+    for lenient in [false, true] {
+        let (disk, _root) = disk(&format!("acks-{lenient}"));
+        let config = ReplicaConfig {
+            min_insync_replicas: 2,
+            legacy_lenient_min_isr: lenient,
+            ..ReplicaConfig::default()
+        };
+        let both = vec![B1, B2];
+        let mut leader = open_with(&disk, B1, config.clone());
+        leader
+            .become_leader(LeaderEpoch(1), both.clone(), both, 0, 0)
+            .unwrap();
+        let mut f2 = open_with(&disk, B2, config);
+        f2.become_follower(B1, LeaderEpoch(1)).unwrap();
+        let a = leader.append_as_leader(&batch(&["a"]), Acks::All).unwrap();
+        assert_eq!(leader.check_acks_all(a.last_offset, a.leader_epoch), None);
+        fetch(&mut leader, &mut f2, 1);
+        fetch(&mut leader, &mut f2, 2);
+        assert_eq!(
+            leader.check_acks_all(a.last_offset, a.leader_epoch),
+            Some(Ok(()))
+        );
+        // Appended, then the ISR shrinks below min.insync.replicas.
+        let b = leader.append_as_leader(&batch(&["b"]), Acks::All).unwrap();
+        leader.tick(40_000).unwrap();
+        leader.set_isr(vec![B1], 1).unwrap();
+        let expected = if lenient {
+            Some(Err(KafkaError::NotEnoughReplicasAfterAppend))
+        } else {
+            None // KIP-966: the HW stays, the producer times out
+        };
+        assert_eq!(
+            leader.check_acks_all(b.last_offset, b.leader_epoch),
+            expected
+        );
+        assert_eq!(
+            leader.check_acks_all(b.last_offset, LeaderEpoch(0)),
+            Some(Err(KafkaError::NotLeaderOrFollower))
+        );
+    }
+}
+
+#[test]
+fn follower_hw_is_the_leaders_hw_capped_at_its_own_leo() {
+    let (disk, _root) = disk("follower-hw");
+    let isr = vec![B1, B2];
+    let mut leader = open(&disk, B1);
+    leader
+        .become_leader(LeaderEpoch(1), isr, vec![B1, B2, B3], 0, 0)
+        .unwrap();
+    let mut f2 = open(&disk, B2);
+    let mut f3 = open(&disk, B3);
+    for f in [&mut f2, &mut f3] {
+        f.become_follower(B1, LeaderEpoch(1)).unwrap();
+    }
+    produce(&mut leader, &["a"]);
+    produce(&mut leader, &["b"]);
+    fetch(&mut leader, &mut f2, 1);
+    fetch(&mut leader, &mut f2, 2);
+    assert_eq!(leader.high_watermark(), Offset(2), "B3 is not in the ISR");
+    // B3 reads one batch at a time (max_bytes 1 still returns one whole batch).
+    let request = f3.fetch_request().unwrap();
+    let answer = leader.on_follower_fetch(B3, request, 1, 3).unwrap();
+    assert_eq!(answer.data.high_watermark, Offset(2));
+    f3.on_fetch_response(&answer.data).unwrap();
+    assert_eq!(f3.log_end_offset(), Offset(1));
+    assert_eq!(f3.high_watermark(), Offset(1));
+    // A response of another leader epoch is stale: ignored.
+    let stale = FetchData {
+        leader_epoch: LeaderEpoch(0),
+        ..answer.data
+    };
+    assert_eq!(f3.on_fetch_response(&stale).unwrap(), FetchOutcome::Ignored);
+}
+
+#[test]
 fn idempotent_producer_duplicates_gaps_and_epochs() {
     let (disk, _root) = disk("idem");
     let mut leader = open(&disk, B1);
