@@ -546,8 +546,13 @@ impl<D: Disk> Replica<D> {
     /// of that epoch) and is done; if not, it truncates to its own end of the closest
     /// older epoch and asks again; an answer without epoch (`NONE`, or any answer under
     /// `legacy_offsets_for_leader_epoch_v0`) truncates to min(offset, LEO), done.
+    ///
+    /// `request` is the question this answers: an answer to any other question than the
+    /// current one (a late answer from before an iteration or a role change) is ignored,
+    /// since applying it could end the search too early.
     pub fn on_epoch_response(
         &mut self,
+        request: EpochRequest,
         answer: EpochEndOffset,
     ) -> Result<TruncationStep, ReplicaError> {
         let RoleState::Follower {
@@ -557,6 +562,9 @@ impl<D: Disk> Replica<D> {
         else {
             return Ok(TruncationStep::Ignored);
         };
+        if self.epoch_request() != Some(request) {
+            return Ok(TruncationStep::Ignored);
+        }
         let (offset, complete) = self.truncation_point(answer);
         self.truncate_to(offset)?;
         let next = match self.epochs.latest_epoch() {

@@ -108,7 +108,7 @@ fn truncate(leader: &Replica<FsDisk>, follower: &mut Replica<FsDisk>) -> usize {
     while let Some(request) = follower.epoch_request() {
         let answer = leader.on_epoch_request(request).unwrap();
         rounds += 1;
-        match follower.on_epoch_response(answer).unwrap() {
+        match follower.on_epoch_response(request, answer).unwrap() {
             TruncationStep::Done => break,
             TruncationStep::AskAgain(_) => {}
             TruncationStep::Ignored => panic!("a truncating follower ignored an answer"),
@@ -568,6 +568,54 @@ fn kip_279_follower_iterates_when_the_leader_answers_an_unknown_epoch() {
         .map(|e| (e.epoch.0, e.start_offset.0))
         .collect();
     assert_eq!(epochs, vec![(1, 0), (3, 1)]);
+}
+
+#[test]
+fn a_late_answer_to_an_earlier_question_is_ignored() {
+    // The KIP-279 logs again: A's first question (epoch 2) is answered "epoch 1 ends at
+    // 1"; A cuts to 1 and asks about epoch 0. If the first answer arrived again and were
+    // applied, A would stop at offset 1 and keep a0, which B never had.
+    let (disk, _root) = disk("late-answer");
+    let both = vec![B1, B2];
+    let mut a = open(&disk, B1);
+    let mut b = open(&disk, B2);
+    a.become_leader(LeaderEpoch(0), vec![B1], both.clone(), 0, 0)
+        .unwrap();
+    produce(&mut a, &["a0"]);
+    b.become_leader(LeaderEpoch(1), vec![B2], both.clone(), 1, 0)
+        .unwrap();
+    produce(&mut b, &["b0"]);
+    a.become_leader(LeaderEpoch(2), vec![B1], both.clone(), 2, 0)
+        .unwrap();
+    produce(&mut a, &["a1"]);
+    b.become_leader(LeaderEpoch(3), vec![B2], both, 3, 0)
+        .unwrap();
+    produce(&mut b, &["b1"]);
+    a.become_follower(B2, LeaderEpoch(3)).unwrap();
+    let first = a.epoch_request().unwrap();
+    let answer = b.on_epoch_request(first).unwrap();
+    let step = a.on_epoch_response(first, answer).unwrap();
+    let TruncationStep::AskAgain(second) = step else {
+        panic!("expected another question, got {step:?}");
+    };
+    assert_eq!(second.leader_epoch, LeaderEpoch(0));
+    assert_eq!(
+        a.on_epoch_response(first, answer).unwrap(),
+        TruncationStep::Ignored
+    );
+    assert_eq!(
+        a.role(),
+        Role::Follower {
+            leader: B2,
+            truncating: true
+        }
+    );
+    let answer = b.on_epoch_request(second).unwrap();
+    assert_eq!(
+        a.on_epoch_response(second, answer).unwrap(),
+        TruncationStep::Done
+    );
+    assert_eq!(a.log_end_offset(), Offset(0));
 }
 
 #[test]
