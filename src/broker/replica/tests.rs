@@ -1145,3 +1145,37 @@ fn canary_legacy_truncate_to_hw_fails_the_failover_property() {
         other => panic!("the legacy rule went unnoticed: {other:?}"),
     }
 }
+
+#[test]
+fn retention_moves_the_epoch_cache_start_with_the_log_start() {
+    let (disk, _root) = disk("retention");
+    let config = ReplicaConfig {
+        log: LogConfig {
+            segment_bytes: 200,
+            retention_bytes: Some(300),
+            retention_ms: None,
+            ..LogConfig::default()
+        },
+        ..ReplicaConfig::default()
+    };
+    let mut r = open_with(&disk, B1, config);
+    r.become_leader(LeaderEpoch(1), vec![B1], vec![B1], 0, 0)
+        .unwrap();
+    for i in 0..10 {
+        produce(&mut r, &[&format!("value-{i:02}")]);
+    }
+    r.become_leader(LeaderEpoch(2), vec![B1], vec![B1], 1, 0)
+        .unwrap();
+    produce(&mut r, &["last"]);
+    let deleted = r.delete_old_segments(0).unwrap();
+    assert!(deleted > 0);
+    let start = r.log_start_offset();
+    assert!(start > Offset(0) && start <= Offset(10), "{start}");
+    let epochs: Vec<_> = r
+        .epoch_entries()
+        .iter()
+        .map(|e| (e.epoch.0, e.start_offset))
+        .collect();
+    assert_eq!(epochs, vec![(1, start), (2, Offset(10))]);
+    assert_eq!(r.high_watermark(), Offset(11));
+}
