@@ -504,7 +504,6 @@ impl<D: Disk> Replica<D> {
         &mut self,
         leader: BrokerId,
         leader_epoch: LeaderEpoch,
-        _now_ms: u64,
     ) -> Result<(), ReplicaError> {
         self.check_newer_epoch(leader_epoch)?;
         assert_ne!(leader, self.id, "following oneself");
@@ -547,8 +546,13 @@ impl<D: Disk> Replica<D> {
     /// of that epoch) and is done; if not, it truncates to its own end of the closest
     /// older epoch and asks again; an answer without epoch (`NONE`, or any answer under
     /// `legacy_offsets_for_leader_epoch_v0`) truncates to min(offset, LEO), done.
+    ///
+    /// `request` is the question this answers: an answer to any other question than the
+    /// current one (a late answer from before an iteration or a role change) is ignored,
+    /// since applying it could end the search too early.
     pub fn on_epoch_response(
         &mut self,
+        request: EpochRequest,
         answer: EpochEndOffset,
     ) -> Result<TruncationStep, ReplicaError> {
         let RoleState::Follower {
@@ -558,6 +562,9 @@ impl<D: Disk> Replica<D> {
         else {
             return Ok(TruncationStep::Ignored);
         };
+        if self.epoch_request() != Some(request) {
+            return Ok(TruncationStep::Ignored);
+        }
         let (offset, complete) = self.truncation_point(answer);
         self.truncate_to(offset)?;
         let next = match self.epochs.latest_epoch() {
@@ -655,7 +662,6 @@ impl<D: Disk> Replica<D> {
         &mut self,
         batch: &[u8],
         acks: Acks,
-        _now_ms: u64,
     ) -> Result<LeaderAppend, ReplicaError> {
         let leader = self.leader_state()?;
         if acks == Acks::All && leader.isr.len() < self.config.min_insync_replicas {
@@ -703,6 +709,32 @@ impl<D: Disk> Replica<D> {
             duplicate: false,
             flushed: info.flushed,
         })
+    }
+
+    /// Whether an acks=all append that ended at `last_offset` in `leader_epoch` can be
+    /// answered (Kafka's `DelayedProduce`): `None` while the HW has not passed it (the
+    /// caller waits, up to the request timeout); `Ok` once it has; once it has but the ISR
+    /// is below `min.insync.replicas` (possible only under `legacy_lenient_min_isr`),
+    /// `NOT_ENOUGH_REPLICAS_AFTER_APPEND`; `NOT_LEADER_OR_FOLLOWER` if this replica no
+    /// longer leads in that epoch (the record may be truncated).
+    pub fn check_acks_all(
+        &self,
+        last_offset: Offset,
+        leader_epoch: LeaderEpoch,
+    ) -> Option<Result<(), KafkaError>> {
+        let Ok(leader) = self.leader_state() else {
+            return Some(Err(KafkaError::NotLeaderOrFollower));
+        };
+        if self.leader_epoch != leader_epoch {
+            return Some(Err(KafkaError::NotLeaderOrFollower));
+        }
+        if self.hw <= last_offset {
+            return None;
+        }
+        if leader.isr.len() < self.config.min_insync_replicas {
+            return Some(Err(KafkaError::NotEnoughReplicasAfterAppend));
+        }
+        Some(Ok(()))
     }
 
     /// The leader serves a follower's fetch. KIP-320 first: if the follower's
@@ -891,9 +923,10 @@ impl<D: Disk> Replica<D> {
         )
     }
 
-    /// Log retention (see [`Log::delete_old_segments`]), never past the HW's segment:
-    /// then the epoch cache forgets what lies below the new log start. Returns the number
-    /// of segments deleted.
+    /// Log retention (see [`Log::delete_old_segments`]); then the epoch cache forgets
+    /// what lies below the new log start and producer state is rebuilt. Returns the
+    /// number of segments deleted. Simplification: unlike Kafka, retention does not stop
+    /// at the HW (it never deletes the active segment).
     pub fn delete_old_segments(&mut self, now_ms: i64) -> Result<usize, LogError> {
         let deleted = self.log.delete_old_segments(now_ms)?;
         if deleted > 0 {

@@ -173,8 +173,8 @@ pub struct BrokerCore<D: Disk> {
     produces: Vec<PendingProduce>,
     fetches: Vec<PendingFetch>,
     fetchers: BTreeMap<BrokerId, FetcherState>,
-    /// Epoch lookups in flight: correlation id → partition.
-    epoch_lookups: BTreeMap<u64, (BrokerId, TopicPartition)>,
+    /// Epoch lookups in flight: correlation id → leader, and each partition's question.
+    epoch_lookups: BTreeMap<u64, (BrokerId, Vec<(TopicPartition, EpochRequest)>)>,
     /// AlterPartition requests in flight: correlation id → partition.
     alters: BTreeMap<u64, TopicPartition>,
     /// AlterPartition requests this broker's controller serves for itself: token → partition.
@@ -537,7 +537,7 @@ impl<D: Disk> BrokerCore<D> {
             let result = match self.replicas.get_mut(&tp) {
                 None => Err(KafkaError::NotLeaderOrFollower),
                 Some(replica) => replica
-                    .append_as_leader(&part.batch.0, acks, now_ms)
+                    .append_as_leader(&part.batch.0, acks)
                     .map_err(|e| e.kafka_error()),
             };
             let answer = match result {
@@ -577,24 +577,29 @@ impl<D: Disk> BrokerCore<D> {
             let mut done = true;
             for (tp, result, wait) in p.partitions.iter_mut() {
                 let Some((last, epoch)) = *wait else { continue };
-                let replica = self.replicas.get(tp);
-                let still_leader =
-                    replica.is_some_and(|r| r.role() == Role::Leader && r.leader_epoch() == epoch);
-                if !still_leader {
-                    *result = Err(KafkaError::NotLeaderOrFollower);
-                    *wait = None;
-                } else if replica.is_some_and(|r| r.high_watermark() > last) {
-                    *wait = None;
-                } else if now_ms >= p.deadline_ms {
-                    let short = replica.is_some_and(|r| r.isr().len() < self.min_isr(&tp.topic));
-                    *result = Err(if short {
-                        KafkaError::NotEnoughReplicasAfterAppend
-                    } else {
-                        KafkaError::RequestTimedOut
-                    });
-                    *wait = None;
-                } else {
-                    done = false;
+                let verdict = match self.replicas.get(tp) {
+                    Some(r) => r.check_acks_all(last, epoch),
+                    None => Some(Err(KafkaError::NotLeaderOrFollower)),
+                };
+                match verdict {
+                    Some(Ok(())) => *wait = None,
+                    Some(Err(e)) => {
+                        *result = Err(e);
+                        *wait = None;
+                    }
+                    None if now_ms >= p.deadline_ms => {
+                        let short = self
+                            .replicas
+                            .get(tp)
+                            .is_some_and(|r| r.isr().len() < self.min_isr(&tp.topic));
+                        *result = Err(if short {
+                            KafkaError::NotEnoughReplicasAfterAppend
+                        } else {
+                            KafkaError::RequestTimedOut
+                        });
+                        *wait = None;
+                    }
+                    None => done = false,
                 }
             }
             if done {
@@ -809,7 +814,7 @@ impl<D: Disk> BrokerCore<D> {
                     state.partition_epoch,
                     now_ms,
                 ),
-                Some(leader) => replica.become_follower(leader, state.leader_epoch, now_ms),
+                Some(leader) => replica.become_follower(leader, state.leader_epoch),
                 None => Ok(()),
             }
         } else if state.leader_epoch == current && state.leader == Some(me) {
@@ -940,10 +945,14 @@ impl<D: Disk> BrokerCore<D> {
                 }
             }
             ResponseBody::OffsetsForLeaderEpoch { partitions } => {
-                let Some((leader, _)) = self.epoch_lookups.remove(&correlation_id) else {
+                let Some((leader, questions)) = self.epoch_lookups.remove(&correlation_id) else {
                     return;
                 };
                 for (tp, answer) in partitions {
+                    let Some(question) = questions.iter().find(|(t, _)| *t == tp).map(|(_, q)| *q)
+                    else {
+                        continue;
+                    };
                     let Some(r) = self.replicas.get_mut(&tp) else {
                         continue;
                     };
@@ -956,7 +965,7 @@ impl<D: Disk> BrokerCore<D> {
                         continue;
                     }
                     match answer {
-                        Ok(end) => match r.on_epoch_response(end) {
+                        Ok(end) => match r.on_epoch_response(question, end) {
                             Ok(TruncationStep::AskAgain(_)) | Ok(_) => {}
                             Err(e) => self.announce(
                                 "log-error",
@@ -1004,12 +1013,12 @@ impl<D: Disk> BrokerCore<D> {
     /// Sends what followers need: epoch lookups for truncating partitions, one fetch per
     /// leader for the others.
     fn replicate(&mut self, now_ms: u64) {
-        let mut lookups: BTreeMap<BrokerId, Vec<EpochQuery>> = BTreeMap::new();
+        let mut lookups: BTreeMap<BrokerId, Vec<(TopicPartition, EpochRequest)>> = BTreeMap::new();
         let mut fetches: BTreeMap<BrokerId, Vec<FetchPartition>> = BTreeMap::new();
         let looking: BTreeSet<TopicPartition> = self
             .epoch_lookups
             .values()
-            .map(|(_, tp)| tp.clone())
+            .flat_map(|(_, qs)| qs.iter().map(|(tp, _)| tp.clone()))
             .collect();
         for (tp, r) in &self.replicas {
             match r.role() {
@@ -1021,11 +1030,7 @@ impl<D: Disk> BrokerCore<D> {
                         continue;
                     }
                     if let Some(q) = r.epoch_request() {
-                        lookups.entry(leader).or_default().push(EpochQuery {
-                            partition: tp.clone(),
-                            current_leader_epoch: q.current_leader_epoch,
-                            leader_epoch: q.leader_epoch,
-                        });
+                        lookups.entry(leader).or_default().push((tp.clone(), q));
                     }
                 }
                 Role::Follower {
@@ -1054,17 +1059,23 @@ impl<D: Disk> BrokerCore<D> {
                 continue;
             }
             let correlation_id = self.correlation();
-            for q in &partitions {
-                self.epoch_lookups
-                    .insert(correlation_id, (leader, q.partition.clone()));
-            }
+            let queries = partitions
+                .iter()
+                .map(|(tp, q)| EpochQuery {
+                    partition: tp.clone(),
+                    current_leader_epoch: q.current_leader_epoch,
+                    leader_epoch: q.leader_epoch,
+                })
+                .collect();
+            self.epoch_lookups
+                .insert(correlation_id, (leader, partitions));
             self.actions.push(BrokerAction::SendToBroker {
                 to: leader,
                 request: Request {
                     correlation_id,
                     body: RequestBody::OffsetsForLeaderEpoch {
                         replica_id: self.config.id,
-                        partitions,
+                        partitions: queries,
                     },
                 },
             });

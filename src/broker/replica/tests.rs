@@ -6,6 +6,7 @@ use super::*;
 use crate::disk::FsDisk;
 use crate::log::{decode_batches, BatchBuilder, BatchMeta};
 use proptest::prelude::*;
+use proptest::test_runner::{RngAlgorithm, TestError, TestRng, TestRunner};
 
 const B1: BrokerId = BrokerId(1);
 const B2: BrokerId = BrokerId(2);
@@ -66,7 +67,7 @@ fn idempotent(producer_id: i64, producer_epoch: i16, sequence: i32, values: &[&s
 
 fn produce(leader: &mut Replica<FsDisk>, values: &[&str]) -> LeaderAppend {
     leader
-        .append_as_leader(&batch(values), Acks::Leader, 0)
+        .append_as_leader(&batch(values), Acks::Leader)
         .unwrap()
 }
 
@@ -107,7 +108,7 @@ fn truncate(leader: &Replica<FsDisk>, follower: &mut Replica<FsDisk>) -> usize {
     while let Some(request) = follower.epoch_request() {
         let answer = leader.on_epoch_request(request).unwrap();
         rounds += 1;
-        match follower.on_epoch_response(answer).unwrap() {
+        match follower.on_epoch_response(request, answer).unwrap() {
             TruncationStep::Done => break,
             TruncationStep::AskAgain(_) => {}
             TruncationStep::Ignored => panic!("a truncating follower ignored an answer"),
@@ -126,7 +127,7 @@ fn three(disk: &FsDisk, config: ReplicaConfig) -> [Replica<FsDisk>; 3] {
     let mut f2 = open_with(disk, B2, config.clone());
     let mut f3 = open_with(disk, B3, config);
     for f in [&mut f2, &mut f3] {
-        f.become_follower(B1, LeaderEpoch(1), 0).unwrap();
+        f.become_follower(B1, LeaderEpoch(1)).unwrap();
         assert_eq!(
             f.role(),
             Role::Follower {
@@ -199,20 +200,97 @@ fn strict_min_isr_holds_the_hw_and_acks_all_gets_not_enough_replicas() {
         leader
             .become_leader(LeaderEpoch(0), vec![B1], vec![B1, B2], 0, 0)
             .unwrap();
-        let refused = leader.append_as_leader(&batch(&["x"]), Acks::All, 0);
+        let refused = leader.append_as_leader(&batch(&["x"]), Acks::All);
         assert!(matches!(
             refused,
             Err(ReplicaError::Refused(KafkaError::NotEnoughReplicas))
         ));
         assert_eq!(leader.log_end_offset(), Offset(0), "nothing appended");
         let ok = leader
-            .append_as_leader(&batch(&["y"]), Acks::Leader, 0)
+            .append_as_leader(&batch(&["y"]), Acks::Leader)
             .unwrap();
         assert_eq!(ok.base_offset, Offset(0));
         // KIP-966: |ISR| = 1 < 2, so the HW stays; the legacy switch advances it anyway.
         let expected = if lenient { Offset(1) } else { Offset(0) };
         assert_eq!(leader.high_watermark(), expected, "lenient={lenient}");
     }
+}
+
+#[test]
+fn acks_all_completes_once_the_hw_passes_the_batch() {
+    for lenient in [false, true] {
+        let (disk, _root) = disk(&format!("acks-{lenient}"));
+        let config = ReplicaConfig {
+            min_insync_replicas: 2,
+            legacy_lenient_min_isr: lenient,
+            ..ReplicaConfig::default()
+        };
+        let both = vec![B1, B2];
+        let mut leader = open_with(&disk, B1, config.clone());
+        leader
+            .become_leader(LeaderEpoch(1), both.clone(), both, 0, 0)
+            .unwrap();
+        let mut f2 = open_with(&disk, B2, config);
+        f2.become_follower(B1, LeaderEpoch(1)).unwrap();
+        let a = leader.append_as_leader(&batch(&["a"]), Acks::All).unwrap();
+        assert_eq!(leader.check_acks_all(a.last_offset, a.leader_epoch), None);
+        fetch(&mut leader, &mut f2, 1);
+        fetch(&mut leader, &mut f2, 2);
+        assert_eq!(
+            leader.check_acks_all(a.last_offset, a.leader_epoch),
+            Some(Ok(()))
+        );
+        // Appended, then the ISR shrinks below min.insync.replicas.
+        let b = leader.append_as_leader(&batch(&["b"]), Acks::All).unwrap();
+        leader.tick(40_000).unwrap();
+        leader.set_isr(vec![B1], 1).unwrap();
+        let expected = if lenient {
+            Some(Err(KafkaError::NotEnoughReplicasAfterAppend))
+        } else {
+            None // KIP-966: the HW stays, the producer times out
+        };
+        assert_eq!(
+            leader.check_acks_all(b.last_offset, b.leader_epoch),
+            expected
+        );
+        assert_eq!(
+            leader.check_acks_all(b.last_offset, LeaderEpoch(0)),
+            Some(Err(KafkaError::NotLeaderOrFollower))
+        );
+    }
+}
+
+#[test]
+fn follower_hw_is_the_leaders_hw_capped_at_its_own_leo() {
+    let (disk, _root) = disk("follower-hw");
+    let isr = vec![B1, B2];
+    let mut leader = open(&disk, B1);
+    leader
+        .become_leader(LeaderEpoch(1), isr, vec![B1, B2, B3], 0, 0)
+        .unwrap();
+    let mut f2 = open(&disk, B2);
+    let mut f3 = open(&disk, B3);
+    for f in [&mut f2, &mut f3] {
+        f.become_follower(B1, LeaderEpoch(1)).unwrap();
+    }
+    produce(&mut leader, &["a"]);
+    produce(&mut leader, &["b"]);
+    fetch(&mut leader, &mut f2, 1);
+    fetch(&mut leader, &mut f2, 2);
+    assert_eq!(leader.high_watermark(), Offset(2), "B3 is not in the ISR");
+    // B3 reads one batch at a time (max_bytes 1 still returns one whole batch).
+    let request = f3.fetch_request().unwrap();
+    let answer = leader.on_follower_fetch(B3, request, 1, 3).unwrap();
+    assert_eq!(answer.data.high_watermark, Offset(2));
+    f3.on_fetch_response(&answer.data).unwrap();
+    assert_eq!(f3.log_end_offset(), Offset(1));
+    assert_eq!(f3.high_watermark(), Offset(1));
+    // A response of another leader epoch is stale: ignored.
+    let stale = FetchData {
+        leader_epoch: LeaderEpoch(0),
+        ..answer.data
+    };
+    assert_eq!(f3.on_fetch_response(&stale).unwrap(), FetchOutcome::Ignored);
 }
 
 #[test]
@@ -223,7 +301,7 @@ fn idempotent_producer_duplicates_gaps_and_epochs() {
         .become_leader(LeaderEpoch(0), vec![B1], vec![B1], 0, 0)
         .unwrap();
     let first = idempotent(9, 0, 0, &["a", "b"]);
-    let appended = leader.append_as_leader(&first, Acks::All, 0).unwrap();
+    let appended = leader.append_as_leader(&first, Acks::All).unwrap();
     assert_eq!(
         (appended.base_offset, appended.duplicate),
         (Offset(0), false)
@@ -232,27 +310,27 @@ fn idempotent_producer_duplicates_gaps_and_epochs() {
     let second = idempotent(9, 0, 2, &["c"]);
     assert_eq!(
         leader
-            .append_as_leader(&second, Acks::All, 0)
+            .append_as_leader(&second, Acks::All)
             .unwrap()
             .base_offset,
         Offset(3)
     );
     // A retry of the first batch answers with where it went; nothing is appended.
-    let retry = leader.append_as_leader(&first, Acks::All, 0).unwrap();
+    let retry = leader.append_as_leader(&first, Acks::All).unwrap();
     assert_eq!(
         (retry.base_offset, retry.last_offset, retry.duplicate),
         (Offset(0), Offset(1), true)
     );
     assert_eq!(leader.log_end_offset(), Offset(4));
-    let gap = leader.append_as_leader(&idempotent(9, 0, 5, &["e"]), Acks::All, 0);
+    let gap = leader.append_as_leader(&idempotent(9, 0, 5, &["e"]), Acks::All);
     assert_eq!(
         gap.unwrap_err().kafka_error(),
         KafkaError::OutOfOrderSequenceNumber
     );
     leader
-        .append_as_leader(&idempotent(9, 1, 0, &["new epoch"]), Acks::All, 0)
+        .append_as_leader(&idempotent(9, 1, 0, &["new epoch"]), Acks::All)
         .unwrap();
-    let fenced = leader.append_as_leader(&idempotent(9, 0, 3, &["old"]), Acks::All, 0);
+    let fenced = leader.append_as_leader(&idempotent(9, 0, 3, &["old"]), Acks::All);
     assert_eq!(
         fenced.unwrap_err().kafka_error(),
         KafkaError::InvalidProducerEpoch
@@ -266,7 +344,7 @@ fn idempotent_producer_duplicates_gaps_and_epochs() {
         .become_leader(LeaderEpoch(1), vec![B1], vec![B1], 1, 0)
         .unwrap();
     let again = idempotent(9, 1, 0, &["new epoch"]);
-    let retry = reopened.append_as_leader(&again, Acks::All, 0).unwrap();
+    let retry = reopened.append_as_leader(&again, Acks::All).unwrap();
     assert_eq!((retry.base_offset, retry.duplicate), (Offset(4), true));
 }
 
@@ -274,7 +352,7 @@ fn idempotent_producer_duplicates_gaps_and_epochs() {
 fn invalid_batches_and_non_leaders_are_refused() {
     let (disk, _root) = disk("refuse");
     let mut r = open(&disk, B1);
-    let refused = r.append_as_leader(&batch(&["x"]), Acks::Leader, 0);
+    let refused = r.append_as_leader(&batch(&["x"]), Acks::Leader);
     assert_eq!(
         refused.unwrap_err().kafka_error(),
         KafkaError::NotLeaderOrFollower
@@ -283,14 +361,14 @@ fn invalid_batches_and_non_leaders_are_refused() {
         .unwrap();
     let mut corrupt = batch(&["x"]);
     *corrupt.last_mut().unwrap() ^= 1;
-    let refused = r.append_as_leader(&corrupt, Acks::Leader, 0);
+    let refused = r.append_as_leader(&corrupt, Acks::Leader);
     assert_eq!(
         refused.unwrap_err().kafka_error(),
         KafkaError::CorruptMessage
     );
     assert_eq!(r.log_end_offset(), Offset(0));
     // LeaderAndIsr with an epoch that is not newer is fenced.
-    let stale = r.become_follower(B2, LeaderEpoch(0), 0);
+    let stale = r.become_follower(B2, LeaderEpoch(0));
     assert_eq!(
         stale.unwrap_err().kafka_error(),
         KafkaError::FencedLeaderEpoch
@@ -306,7 +384,7 @@ fn isr_shrinks_after_the_lag_time_and_expands_on_catch_up() {
         .become_leader(LeaderEpoch(1), isr.clone(), isr, 7, 0)
         .unwrap();
     let mut f2 = open(&disk, B2);
-    f2.become_follower(B1, LeaderEpoch(1), 0).unwrap();
+    f2.become_follower(B1, LeaderEpoch(1)).unwrap();
     fetch(&mut leader, &mut f2, 1_000); // caught up (LEO 0) at 1000
     produce(&mut leader, &["a"]);
     assert_eq!(leader.tick(31_000), None, "exactly replica.lag.time.max.ms");
@@ -356,7 +434,7 @@ fn a_follower_that_keeps_fetching_without_reaching_the_leo_still_counts_as_caugh
         .become_leader(LeaderEpoch(1), isr.clone(), isr, 0, 0)
         .unwrap();
     let mut f2 = open(&disk, B2);
-    f2.become_follower(B1, LeaderEpoch(1), 0).unwrap();
+    f2.become_follower(B1, LeaderEpoch(1)).unwrap();
     for t in 1..=10u64 {
         produce(&mut leader, &["x"]);
         fetch(&mut leader, &mut f2, t * 10_000);
@@ -381,15 +459,15 @@ fn kip_101_scenario_1(legacy_truncate_to_hw: bool) -> (Vec<String>, Vec<String>)
     a.become_leader(LeaderEpoch(1), both.clone(), both.clone(), 0, 0)
         .unwrap();
     let mut b = open_with(&disk, B2, config.clone());
-    b.become_follower(B1, LeaderEpoch(1), 0).unwrap();
-    a.append_as_leader(&batch(&["m1"]), Acks::All, 0).unwrap();
+    b.become_follower(B1, LeaderEpoch(1)).unwrap();
+    a.append_as_leader(&batch(&["m1"]), Acks::All).unwrap();
     fetch(&mut a, &mut b, 1);
     fetch(&mut a, &mut b, 2);
     assert_eq!(
         (a.high_watermark(), b.high_watermark()),
         (Offset(1), Offset(1))
     );
-    a.append_as_leader(&batch(&["m2"]), Acks::All, 0).unwrap();
+    a.append_as_leader(&batch(&["m2"]), Acks::All).unwrap();
     fetch(&mut a, &mut b, 3);
     // B fetches at 2: A commits m2 (HW 2, the producer is acknowledged), but B restarts
     // before it reads the response, so its HW stays 1.
@@ -400,18 +478,17 @@ fn kip_101_scenario_1(legacy_truncate_to_hw: bool) -> (Vec<String>, Vec<String>)
     drop(b);
     let mut b = open_with(&disk, B2, config.clone());
     assert_eq!(b.high_watermark(), Offset(1));
-    b.become_follower(B1, LeaderEpoch(1), 5).unwrap();
+    b.become_follower(B1, LeaderEpoch(1)).unwrap();
     truncate(&a, &mut b);
     // A dies; B, in the ISR, becomes leader and takes a write.
     a.checkpoint_high_watermark().unwrap();
     drop(a);
     b.become_leader(LeaderEpoch(2), vec![B2], both, 1, 6)
         .unwrap();
-    b.append_as_leader(&batch(&["m3"]), Acks::Leader, 6)
-        .unwrap();
+    b.append_as_leader(&batch(&["m3"]), Acks::Leader).unwrap();
     // A comes back as B's follower.
     let mut a = open_with(&disk, B1, config);
-    a.become_follower(B2, LeaderEpoch(2), 7).unwrap();
+    a.become_follower(B2, LeaderEpoch(2)).unwrap();
     truncate(&b, &mut a);
     fetch(&mut b, &mut a, 8);
     fetch(&mut b, &mut a, 9);
@@ -462,7 +539,7 @@ fn kip_279_double_failover(
     b.become_leader(LeaderEpoch(3), vec![B2], both, 3, 0)
         .unwrap();
     produce(&mut b, &["b1"]);
-    a.become_follower(B2, LeaderEpoch(3), 0).unwrap();
+    a.become_follower(B2, LeaderEpoch(3)).unwrap();
     let rounds = if on_fetch {
         // KIP-320: skip OffsetsForLeaderEpoch; fetches carry the last fetched epoch.
         let mut rounds = 0;
@@ -491,6 +568,54 @@ fn kip_279_follower_iterates_when_the_leader_answers_an_unknown_epoch() {
         .map(|e| (e.epoch.0, e.start_offset.0))
         .collect();
     assert_eq!(epochs, vec![(1, 0), (3, 1)]);
+}
+
+#[test]
+fn a_late_answer_to_an_earlier_question_is_ignored() {
+    // The KIP-279 logs again: A's first question (epoch 2) is answered "epoch 1 ends at
+    // 1"; A cuts to 1 and asks about epoch 0. If the first answer arrived again and were
+    // applied, A would stop at offset 1 and keep a0, which B never had.
+    let (disk, _root) = disk("late-answer");
+    let both = vec![B1, B2];
+    let mut a = open(&disk, B1);
+    let mut b = open(&disk, B2);
+    a.become_leader(LeaderEpoch(0), vec![B1], both.clone(), 0, 0)
+        .unwrap();
+    produce(&mut a, &["a0"]);
+    b.become_leader(LeaderEpoch(1), vec![B2], both.clone(), 1, 0)
+        .unwrap();
+    produce(&mut b, &["b0"]);
+    a.become_leader(LeaderEpoch(2), vec![B1], both.clone(), 2, 0)
+        .unwrap();
+    produce(&mut a, &["a1"]);
+    b.become_leader(LeaderEpoch(3), vec![B2], both, 3, 0)
+        .unwrap();
+    produce(&mut b, &["b1"]);
+    a.become_follower(B2, LeaderEpoch(3)).unwrap();
+    let first = a.epoch_request().unwrap();
+    let answer = b.on_epoch_request(first).unwrap();
+    let step = a.on_epoch_response(first, answer).unwrap();
+    let TruncationStep::AskAgain(second) = step else {
+        panic!("expected another question, got {step:?}");
+    };
+    assert_eq!(second.leader_epoch, LeaderEpoch(0));
+    assert_eq!(
+        a.on_epoch_response(first, answer).unwrap(),
+        TruncationStep::Ignored
+    );
+    assert_eq!(
+        a.role(),
+        Role::Follower {
+            leader: B2,
+            truncating: true
+        }
+    );
+    let answer = b.on_epoch_request(second).unwrap();
+    assert_eq!(
+        a.on_epoch_response(second, answer).unwrap(),
+        TruncationStep::Done
+    );
+    assert_eq!(a.log_end_offset(), Offset(0));
 }
 
 #[test]
@@ -658,11 +783,11 @@ fn reopen_recovers_the_epoch_cache_a_clamped_hw_and_producer_state() {
     let mut r = open(&disk, B1);
     r.become_leader(LeaderEpoch(3), vec![B1], vec![B1], 0, 0)
         .unwrap();
-    r.append_as_leader(&idempotent(4, 0, 0, &["a", "b"]), Acks::All, 0)
+    r.append_as_leader(&idempotent(4, 0, 0, &["a", "b"]), Acks::All)
         .unwrap();
     r.become_leader(LeaderEpoch(4), vec![B1], vec![B1], 1, 0)
         .unwrap();
-    r.append_as_leader(&idempotent(4, 0, 2, &["c"]), Acks::All, 0)
+    r.append_as_leader(&idempotent(4, 0, 2, &["c"]), Acks::All)
         .unwrap();
     assert_eq!(r.high_watermark(), Offset(3));
     r.close().unwrap();
@@ -721,7 +846,7 @@ fn events_report_roles_truncation_and_isr_changes() {
     b.become_leader(LeaderEpoch(1), vec![B2], vec![B1, B2], 1, 0)
         .unwrap();
     a.take_events();
-    a.become_follower(B2, LeaderEpoch(1), 0).unwrap();
+    a.become_follower(B2, LeaderEpoch(1)).unwrap();
     truncate(&b, &mut a);
     assert_eq!(
         a.take_events(),
@@ -771,6 +896,7 @@ fn step() -> impl Strategy<Value = Step> {
 
 struct Cluster {
     disk: FsDisk,
+    config: ReplicaConfig,
     replicas: Vec<Option<Replica<FsDisk>>>,
     leader: usize,
     epoch: i32,
@@ -786,10 +912,11 @@ fn id_of(index: usize) -> BrokerId {
 }
 
 impl Cluster {
-    fn new(disk: FsDisk) -> Self {
+    fn new(disk: FsDisk, config: ReplicaConfig) -> Self {
         let all = vec![B1, B2, B3];
-        let mut replicas: Vec<Option<Replica<FsDisk>>> =
-            (0..3).map(|i| Some(open(&disk, id_of(i)))).collect();
+        let mut replicas: Vec<Option<Replica<FsDisk>>> = (0..3)
+            .map(|i| Some(open_with(&disk, id_of(i), config.clone())))
+            .collect();
         replicas[0]
             .as_mut()
             .unwrap()
@@ -798,11 +925,12 @@ impl Cluster {
         for r in replicas.iter_mut().skip(1) {
             r.as_mut()
                 .unwrap()
-                .become_follower(B1, LeaderEpoch(0), 0)
+                .become_follower(B1, LeaderEpoch(0))
                 .unwrap();
         }
         Cluster {
             disk,
+            config,
             replicas,
             leader: 0,
             epoch: 0,
@@ -811,6 +939,10 @@ impl Cluster {
             next_value: 0,
             committed: BTreeMap::new(),
         }
+    }
+
+    fn reopen(&self, i: usize) -> Replica<FsDisk> {
+        open_with(&self.disk, id_of(i), self.config.clone())
     }
 
     fn get(&mut self, i: usize) -> &mut Replica<FsDisk> {
@@ -826,7 +958,7 @@ impl Cluster {
         }
     }
 
-    fn run(&mut self, step: &Step) {
+    fn run(&mut self, step: &Step) -> Result<(), String> {
         match *step {
             Step::Append(n) => {
                 let values: Vec<String> = (0..n)
@@ -837,9 +969,8 @@ impl Cluster {
                     .collect();
                 let refs: Vec<&str> = values.iter().map(String::as_str).collect();
                 let leader = self.leader;
-                let now = self.now_ms;
                 self.get(leader)
-                    .append_as_leader(&batch(&refs), Acks::Leader, now)
+                    .append_as_leader(&batch(&refs), Acks::Leader)
                     .unwrap();
             }
             Step::Fetch(i) if i != self.leader => {
@@ -847,7 +978,16 @@ impl Cluster {
                 let mut follower = self.replicas[i].take().unwrap();
                 let leader = self.replicas[self.leader].as_mut().unwrap();
                 truncate(leader, &mut follower);
-                let (_, proposal) = fetch(leader, &mut follower, now);
+                let request = follower.fetch_request().expect("fetching after truncation");
+                let proposal = match leader.on_follower_fetch(id_of(i), request, MAX_BYTES, now) {
+                    Ok(answer) => {
+                        follower.on_fetch_response(&answer.data).unwrap();
+                        answer.isr_proposal
+                    }
+                    // Only a diverged (legacy) follower can fetch beyond the leader's LEO.
+                    Err(ReplicaError::Refused(KafkaError::OffsetOutOfRange)) => None,
+                    Err(e) => panic!("fetch refused: {e}"),
+                };
                 self.replicas[i] = Some(follower);
                 self.apply(proposal);
             }
@@ -864,7 +1004,7 @@ impl Cluster {
                     .map(|k| (self.leader + k) % 3)
                     .find(|&i| isr.contains(&id_of(i)))
                 else {
-                    return; // the leader is the last ISR member: no clean failover
+                    return Ok(()); // the leader is the last ISR member: no clean failover
                 };
                 let old = self.leader;
                 let new_isr: Vec<BrokerId> = isr.into_iter().filter(|&b| b != id_of(old)).collect();
@@ -881,11 +1021,9 @@ impl Cluster {
                         continue;
                     }
                     if self.replicas[i].is_none() {
-                        self.replicas[i] = Some(open(&self.disk, id_of(i)));
+                        self.replicas[i] = Some(self.reopen(i));
                     }
-                    self.get(i)
-                        .become_follower(id_of(next), epoch, now)
-                        .unwrap();
+                    self.get(i).become_follower(id_of(next), epoch).unwrap();
                 }
             }
             Step::Restart(i) if i != self.leader => {
@@ -897,62 +1035,147 @@ impl Cluster {
                 }
                 let epoch = LeaderEpoch(self.epoch);
                 let leader = id_of(self.leader);
-                let mut r = open(&self.disk, id_of(i));
-                r.become_follower(leader, epoch, self.now_ms).unwrap();
+                let mut r = self.reopen(i);
+                r.become_follower(leader, epoch).unwrap();
                 self.replicas[i] = Some(r);
             }
             Step::Restart(_) => {}
         }
-        self.record_commits();
+        self.record_commits()
     }
 
-    fn record_commits(&mut self) {
+    /// Remembers what is committed now; fails if the leader lost or changed a record
+    /// committed earlier.
+    fn record_commits(&mut self) -> Result<(), String> {
         let leader = self.replicas[self.leader].as_ref().unwrap();
         let hw = leader.high_watermark().0;
         for (offset, _, value) in log_of(leader) {
             if offset < hw {
                 let previous = self.committed.insert(offset, value.clone());
-                assert!(
-                    previous.as_ref().is_none_or(|p| *p == value),
-                    "committed offset {offset} changed from {previous:?} to {value}"
-                );
+                if previous.as_ref().is_some_and(|p| *p != value) {
+                    return Err(format!(
+                        "committed offset {offset} changed from {previous:?} to {value}"
+                    ));
+                }
             }
         }
         let log: BTreeMap<u64, String> =
             log_of(leader).into_iter().map(|(o, _, v)| (o, v)).collect();
         for (offset, value) in &self.committed {
-            assert_eq!(
-                log.get(offset),
-                Some(value),
-                "committed offset {offset} lost by leader {}",
-                self.leader + 1
-            );
+            if log.get(offset) != Some(value) {
+                return Err(format!(
+                    "committed offset {offset} ({value}) lost by leader {}",
+                    self.leader + 1
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs `steps`, lets every follower catch up, and checks that no committed record was
+/// lost and that the replicas' logs then agree.
+fn run_steps(name: &str, config: &ReplicaConfig, steps: &[Step]) -> Result<(), String> {
+    let (disk, _root) = disk(name);
+    let mut cluster = Cluster::new(disk, config.clone());
+    for step in steps {
+        cluster.run(step)?;
+    }
+    for _ in 0..3 {
+        for i in 0..3 {
+            cluster.run(&Step::Fetch(i))?;
+        }
+    }
+    let leader_log = log_of(cluster.replicas[cluster.leader].as_ref().unwrap());
+    for i in 0..3 {
+        if log_of(cluster.replicas[i].as_ref().unwrap()) != leader_log {
+            return Err(format!("replica {} differs from the leader", i + 1));
+        }
+    }
+    Ok(())
+}
+
+fn failover_runner(cases: u32) -> TestRunner {
+    let config = ProptestConfig {
+        cases,
+        failure_persistence: None,
+        max_shrink_iters: 64,
+        ..ProptestConfig::default()
+    };
+    TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))
+}
+
+#[test]
+fn clean_failover_among_isr_members_never_loses_committed_records() {
+    for truncate_on_fetch in [false, true] {
+        let config = ReplicaConfig {
+            truncate_on_fetch,
+            ..ReplicaConfig::default()
+        };
+        let name = format!("prop-{truncate_on_fetch}");
+        let steps = proptest::collection::vec(step(), 1..60);
+        let result = failover_runner(48).run(&steps, |steps| {
+            run_steps(&name, &config, &steps).map_err(TestCaseError::fail)
+        });
+        if let Err(e) = result {
+            panic!("truncate_on_fetch={truncate_on_fetch}: {e}");
         }
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
-
-    #[test]
-    fn clean_failover_among_isr_members_never_loses_committed_records(
-        steps in proptest::collection::vec(step(), 1..60)
-    ) {
-        let (disk, _root) = disk("prop");
-        let mut cluster = Cluster::new(disk);
-        for step in &steps {
-            cluster.run(step);
+/// The canary: the same property with the KAFKA-1211 rule (truncate to own HW on becoming
+/// follower) must find a lost committed record — proof that the property can fail.
+#[test]
+fn canary_legacy_truncate_to_hw_fails_the_failover_property() {
+    let config = ReplicaConfig {
+        legacy_truncate_to_hw: true,
+        ..ReplicaConfig::default()
+    };
+    let result = failover_runner(256).run(&proptest::collection::vec(step(), 1..60), |steps| {
+        run_steps("canary", &config, &steps).map_err(TestCaseError::fail)
+    });
+    match result {
+        Err(TestError::Fail(reason, steps)) => {
+            let reason = reason.to_string();
+            assert!(
+                reason.contains("lost") || reason.contains("changed") || reason.contains("differs"),
+                "{reason} after {steps:?}"
+            );
         }
-        // Let everyone catch up: every follower's log then equals the leader's.
-        for _ in 0..3 {
-            for i in 0..3 {
-                cluster.run(&Step::Fetch(i));
-            }
-        }
-        let leader_log = log_of(cluster.replicas[cluster.leader].as_ref().unwrap());
-        for i in 0..3 {
-            let log = log_of(cluster.replicas[i].as_ref().unwrap());
-            prop_assert_eq!(&log, &leader_log, "replica {} differs", i + 1);
-        }
+        other => panic!("the legacy rule went unnoticed: {other:?}"),
     }
+}
+
+#[test]
+fn retention_moves_the_epoch_cache_start_with_the_log_start() {
+    let (disk, _root) = disk("retention");
+    let config = ReplicaConfig {
+        log: LogConfig {
+            segment_bytes: 200,
+            retention_bytes: Some(300),
+            retention_ms: None,
+            ..LogConfig::default()
+        },
+        ..ReplicaConfig::default()
+    };
+    let mut r = open_with(&disk, B1, config);
+    r.become_leader(LeaderEpoch(1), vec![B1], vec![B1], 0, 0)
+        .unwrap();
+    for i in 0..10 {
+        produce(&mut r, &[&format!("value-{i:02}")]);
+    }
+    r.become_leader(LeaderEpoch(2), vec![B1], vec![B1], 1, 0)
+        .unwrap();
+    produce(&mut r, &["last"]);
+    let deleted = r.delete_old_segments(0).unwrap();
+    assert!(deleted > 0);
+    let start = r.log_start_offset();
+    assert!(start > Offset(0) && start <= Offset(10), "{start}");
+    let epochs: Vec<_> = r
+        .epoch_entries()
+        .iter()
+        .map(|e| (e.epoch.0, e.start_offset))
+        .collect();
+    assert_eq!(epochs, vec![(1, start), (2, Offset(10))]);
+    assert_eq!(r.high_watermark(), Offset(11));
 }
