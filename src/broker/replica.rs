@@ -803,8 +803,8 @@ impl<D: Disk> Replica<D> {
 
     /// The leader serves a consumer: whole batches below the HW from `fetch_offset`.
     /// `current_leader_epoch` older than the leader's → `FENCED_LEADER_EPOCH`, newer →
-    /// `UNKNOWN_LEADER_EPOCH` (KIP-320); an offset outside `[log start, HW]` →
-    /// `OFFSET_OUT_OF_RANGE`.
+    /// `UNKNOWN_LEADER_EPOCH` (KIP-320); an offset outside `[log start, LEO]` →
+    /// `OFFSET_OUT_OF_RANGE`; one in `[HW, LEO]` reads nothing yet.
     pub fn read_for_consumer(
         &self,
         fetch_offset: Offset,
@@ -813,8 +813,13 @@ impl<D: Disk> Replica<D> {
     ) -> Result<FetchData, ReplicaError> {
         self.leader_state()?;
         self.check_current_epoch(current_leader_epoch)?;
-        if fetch_offset < self.log.log_start_offset() || fetch_offset > self.hw {
+        if fetch_offset < self.log.log_start_offset() || fetch_offset > self.log.log_end_offset() {
             return Err(KafkaError::OffsetOutOfRange.into());
+        }
+        if fetch_offset >= self.hw {
+            // Above the HW but in the log (a new leader's HW lags the old one's until its
+            // followers fetch): nothing to read yet, not out of range (Kafka does the same).
+            return Ok(self.fetch_data(None, Vec::new()));
         }
         let mut records = self.log.read(fetch_offset, max_bytes)?;
         let mut keep = 0;

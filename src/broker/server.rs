@@ -185,6 +185,8 @@ pub struct BrokerCore<D: Disk> {
     next_correlation: u64,
     next_producer_id: i64,
     last_hw_checkpoint_ms: u64,
+    /// The latest time any call brought (for work the controller triggers inside a call).
+    now_ms: u64,
     actions: Vec<BrokerAction>,
 }
 
@@ -217,6 +219,7 @@ impl<D: Disk> BrokerCore<D> {
             next_correlation: 1,
             next_producer_id: 0,
             last_hw_checkpoint_ms: 0,
+            now_ms: 0,
             actions: Vec::new(),
         }
     }
@@ -275,6 +278,7 @@ impl<D: Disk> BrokerCore<D> {
 
     /// A new ensemble session opened: register (creating the parents first).
     pub fn on_session_started(&mut self, _now_ms: u64) {
+        self.now_ms = self.now_ms.max(_now_ms);
         self.broker_epoch = None;
         self.parents_pending = paths::PARENTS.len();
         for parent in paths::PARENTS {
@@ -307,6 +311,7 @@ impl<D: Disk> BrokerCore<D> {
 
     /// The outcome of ensemble operation `id`.
     pub fn on_zk_outcome(&mut self, id: u64, outcome: Outcome, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
         let Some(purpose) = self.zk_pending.remove(&id) else {
             return;
         };
@@ -366,7 +371,8 @@ impl<D: Disk> BrokerCore<D> {
                     ControllerAction::Zk { id, op } => self.zk(ZkPurpose::Controller(id), op),
                     ControllerAction::Send { to, body } if to == self.config.id => {
                         // To ourselves: no network.
-                        let _ = self.handle_controller_request(&body, 0);
+                        let now_ms = self.now_ms;
+                        let _ = self.handle_controller_request(&body, now_ms);
                     }
                     ControllerAction::Send { to, body } => {
                         let request = Request {
@@ -403,6 +409,7 @@ impl<D: Disk> BrokerCore<D> {
 
     /// A request on accepted connection `conn`.
     pub fn on_request(&mut self, conn: u64, request: Request, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
         let correlation_id = request.correlation_id;
         let respond = |body| BrokerAction::Respond {
             conn,
@@ -902,6 +909,7 @@ impl<D: Disk> BrokerCore<D> {
 
     /// A response from another broker to a request this broker sent.
     pub fn on_peer_response(&mut self, from: BrokerId, response: Response, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
         let correlation_id = response.correlation_id;
         match response.body {
             ResponseBody::Fetch { partitions } => {
@@ -992,6 +1000,7 @@ impl<D: Disk> BrokerCore<D> {
 
     /// The connection to `peer` broke: what was in flight on it is lost.
     pub fn on_peer_closed(&mut self, peer: BrokerId, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
         if let Some(f) = self.fetchers.get_mut(&peer) {
             if f.in_flight.take().is_some() {
                 f.not_before_ms = now_ms + REPLICA_FETCH_BACKOFF_MS;
@@ -1114,6 +1123,7 @@ impl<D: Disk> BrokerCore<D> {
     /// Periodic work: registration retries, ISR shrink checks, waiting requests' deadlines,
     /// follower fetches, HW checkpoints.
     pub fn tick(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
         if self.registration_retry_at.is_some_and(|at| now_ms >= at) {
             self.registration_retry_at = None;
             self.register();
@@ -1159,6 +1169,7 @@ impl<D: Disk> BrokerCore<D> {
 
     /// A state change that may let waiting requests complete (after appends).
     pub fn after_change(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
         self.complete_produces(now_ms);
         self.complete_fetches(now_ms);
         self.replicate(now_ms);

@@ -289,6 +289,26 @@ pub fn print_summary(result: &RunResult) {
             stat("zk_sessions_expired"),
         );
     }
+    if stat("controllers_elected") > 0 {
+        println!(
+            "brokers: controllers elected: {} · partition leaders elected: {} · ISR changes: {} · truncations: {}",
+            stat("controllers_elected"),
+            stat("partition_leaders"),
+            stat("isr_changes"),
+            stat("truncations"),
+        );
+    }
+    if stat("sends") > 0 || stat("polls") > 0 {
+        println!(
+            "producers: {} sends ({} acknowledged, {} failed, {} unacknowledged acks=0) · consumers: {} records in {} polls",
+            stat("sends"),
+            stat("sends_acked"),
+            stat("sends_failed"),
+            stat("sends_unacked"),
+            stat("records_polled"),
+            stat("polls"),
+        );
+    }
     if let Some(crash) = &result.crash {
         println!("crash: {} panicked: {}", crash.node, crash.message);
     }

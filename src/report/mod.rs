@@ -206,6 +206,10 @@ pub fn stats(events: &[Event], history: &[HistoryEntry]) -> BTreeMap<String, u64
                 }
             }
             "leading" => bump("zk_leaders_elected", 1),
+            "controller-elected" => bump("controllers_elected", 1),
+            "become-leader" => bump("partition_leaders", 1),
+            "isr-changed" => bump("isr_changes", 1),
+            "truncate" => bump("truncations", 1),
             "sync" => {
                 let mode = event.detail["mode"].as_str().unwrap_or("?");
                 bump(&format!("zk_syncs_{mode}"), 1);

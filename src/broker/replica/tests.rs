@@ -754,8 +754,17 @@ fn consumers_read_below_the_hw_with_epoch_fencing() {
         .read_for_consumer(Offset(2), None, MAX_BYTES)
         .unwrap();
     assert!(at_hw.records.0.is_empty());
+    // Above the HW but within the log: nothing yet, not out of range.
+    let above_hw = leader
+        .read_for_consumer(leader.log_end_offset(), None, MAX_BYTES)
+        .unwrap();
+    assert!(above_hw.records.0.is_empty());
     for (offset, epoch, error) in [
-        (Offset(3), None, KafkaError::OffsetOutOfRange),
+        (
+            leader.log_end_offset().plus(1),
+            None,
+            KafkaError::OffsetOutOfRange,
+        ),
         (
             Offset(0),
             Some(LeaderEpoch(0)),
