@@ -117,18 +117,22 @@ enum ZkPurpose {
     Controller(u64),
 }
 
+/// One partition of a waiting produce: the answer so far, and the (last offset, leader
+/// epoch) an acks=all append waits for the HW to pass.
+type ProduceSlot = (
+    TopicPartition,
+    Result<super::proto::ProduceOk, KafkaError>,
+    Option<(Offset, LeaderEpoch)>,
+);
+
 /// A produce waiting for the HW.
 #[derive(Clone, Debug)]
 struct PendingProduce {
     conn: u64,
     correlation_id: u64,
     deadline_ms: u64,
-    /// Per partition: the answer so far, and what it waits for (last offset, epoch).
-    partitions: Vec<(
-        TopicPartition,
-        Result<super::proto::ProduceOk, KafkaError>,
-        Option<(Offset, LeaderEpoch)>,
-    )>,
+    /// Per partition: the answer so far, and what it waits for.
+    partitions: Vec<ProduceSlot>,
 }
 
 /// A fetch waiting for data.
