@@ -314,7 +314,7 @@ pub fn print_summary(result: &RunResult) {
     }
     for check in &result.checks {
         let outcome = if check.passed() { "pass" } else { "FAIL" };
-        println!("check {:<22} {outcome}", check.check);
+        println!("check {:<27} {outcome}", check.check);
         for violation in check.violations.iter().take(5) {
             println!("  - {}", violation.detail);
         }
