@@ -131,6 +131,51 @@ fn without_fsync_a_correlated_power_loss_loses_acknowledged_writes() {
 }
 
 #[test]
+fn an_unclean_election_loses_acknowledged_writes_and_a_clean_one_waits() {
+    let zoo = "zoo/unclean-election.toml";
+    let dir = scratch("unclean");
+    let out = Command::new(env!("CARGO_BIN_EXE_ksim"))
+        .args([
+            "sweep",
+            scenario_path(zoo).to_str().unwrap(),
+            "--seeds",
+            "1..3",
+        ])
+        .args(["--out", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("expectation met: `lost-write` fired"),
+        "{text}"
+    );
+    // The same schedule with unclean election off: the partition waits for its ISR member.
+    let fixed = std::fs::read_to_string(scenario_path(zoo))
+        .unwrap()
+        .replace(
+            "\"unclean.leader.election.enable\" = true",
+            "\"unclean.leader.election.enable\" = false",
+        )
+        .split("\n[expect]")
+        .next()
+        .unwrap()
+        .to_string();
+    let path = dir.join("fixed.toml");
+    std::fs::write(&path, fixed).unwrap();
+    let scenario = load(&path).unwrap();
+    for seed in 1..=2 {
+        let result = run_one(&scenario, seed, &dir.join(format!("fixed-{seed}"))).unwrap();
+        assert_eq!(
+            result.verdict,
+            Verdict::Pass,
+            "fixed, seed {seed}: {:?}",
+            result.violations()
+        );
+    }
+}
+
+#[test]
 fn a_broker_run_is_deterministic_across_processes() {
     let path = scenario_path("leader-failover.toml");
     let dir = scratch("determinism");
