@@ -3,52 +3,13 @@
 //! move, the controller fails over, power loss with fsync loses nothing) read back from what
 //! the run recorded, and the no-fsync canary firing.
 
-use ksim::cli::run_one;
-use ksim::report::Verdict;
-use ksim::scenario::load;
-use ksim::sim::{HistoryEntry, Op, SendOutcome};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("brokers-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
+use common::{events, fixed_twin_passes, history, scratch, trace_in_own_process, zoo_fires};
+use ksim::sim::{Op, SendOutcome};
 
-fn scenario_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("sim-scenarios")
-        .join(name)
-}
-
-fn history(run_dir: &Path) -> Vec<HistoryEntry> {
-    std::fs::read_to_string(run_dir.join("history.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn events(run_dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run_dir.join("events.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn passes(file: &str, seed: u64) -> PathBuf {
-    let scenario = load(&scenario_path(file)).unwrap();
-    let dir = scratch(&format!("{}-{seed}", scenario.name));
-    let result = run_one(&scenario, seed, &dir).unwrap();
-    assert_eq!(
-        result.verdict,
-        Verdict::Pass,
-        "{file} seed {seed}: {:?}",
-        result.violations()
-    );
-    dir
+fn passes(file: &str, seed: u64) -> std::path::PathBuf {
+    common::passes("brokers", file, seed)
 }
 
 #[test]
@@ -110,89 +71,30 @@ fn power_loss_of_every_broker_with_fsync_loses_nothing_acknowledged() {
 
 #[test]
 fn without_fsync_a_correlated_power_loss_loses_acknowledged_writes() {
-    let zoo = "zoo/no-fsync-power-loss.toml";
-    let dir = scratch("no-fsync");
-    let out = Command::new(env!("CARGO_BIN_EXE_ksim"))
-        .args([
-            "sweep",
-            scenario_path(zoo).to_str().unwrap(),
-            "--seeds",
-            "1..4",
-        ])
-        .args(["--out", dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(
-        text.contains("expectation met: `lost-write` fired"),
-        "{text}"
-    );
+    let dir = scratch("brokers-no-fsync");
+    zoo_fires("zoo/no-fsync-power-loss.toml", "1..4", "lost-write", &dir);
 }
 
 #[test]
 fn an_unclean_election_loses_acknowledged_writes_and_a_clean_one_waits() {
     let zoo = "zoo/unclean-election.toml";
-    let dir = scratch("unclean");
-    let out = Command::new(env!("CARGO_BIN_EXE_ksim"))
-        .args([
-            "sweep",
-            scenario_path(zoo).to_str().unwrap(),
-            "--seeds",
-            "1..3",
-        ])
-        .args(["--out", dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(
-        text.contains("expectation met: `lost-write` fired"),
-        "{text}"
-    );
+    let dir = scratch("brokers-unclean");
+    zoo_fires(zoo, "1..3", "lost-write", &dir);
     // The same schedule with unclean election off: the partition waits for its ISR member.
-    let fixed = std::fs::read_to_string(scenario_path(zoo))
-        .unwrap()
-        .replace(
-            "\"unclean.leader.election.enable\" = true",
-            "\"unclean.leader.election.enable\" = false",
-        )
-        .split("\n[expect]")
-        .next()
-        .unwrap()
-        .to_string();
-    let path = dir.join("fixed.toml");
-    std::fs::write(&path, fixed).unwrap();
-    let scenario = load(&path).unwrap();
-    for seed in 1..=2 {
-        let result = run_one(&scenario, seed, &dir.join(format!("fixed-{seed}"))).unwrap();
-        assert_eq!(
-            result.verdict,
-            Verdict::Pass,
-            "fixed, seed {seed}: {:?}",
-            result.violations()
-        );
-    }
+    let switch = "\"unclean.leader.election.enable\"";
+    fixed_twin_passes(
+        zoo,
+        &format!("{switch} = true"),
+        &format!("{switch} = false"),
+        &dir,
+        &[1, 2],
+    );
 }
 
 #[test]
 fn a_broker_run_is_deterministic_across_processes() {
-    let path = scenario_path("leader-failover.toml");
-    let dir = scratch("determinism");
-    let trace = |copy: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_ksim"))
-            .args(["run", path.to_str().unwrap(), "--seed", "5", "--out"])
-            .arg(dir.join(copy))
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        text.lines()
-            .last()
-            .unwrap()
-            .split_whitespace()
-            .find(|f| f.starts_with("trace="))
-            .unwrap()
-            .to_string()
-    };
-    assert_eq!(trace("a"), trace("b"));
+    let dir = scratch("brokers-determinism");
+    let a = trace_in_own_process("leader-failover.toml", 5, &dir.join("a"));
+    let b = trace_in_own_process("leader-failover.toml", 5, &dir.join("b"));
+    assert_eq!(a, b);
 }

@@ -2,53 +2,14 @@
 //! checkers, plus the behaviours each scenario exists for (failover, expiry, SNAP) read back
 //! from what the run recorded.
 
-use ksim::cli::run_one;
-use ksim::report::Verdict;
-use ksim::scenario::load;
-use ksim::sim::{HistoryEntry, Op};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use ksim::sim::Op;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("zk-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
+mod common;
 
-fn scenario_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("sim-scenarios")
-        .join(name)
-}
+use common::{events, fixed_twin_passes, history, scratch, trace_in_own_process, zoo_fires};
 
-fn history(run_dir: &Path) -> Vec<HistoryEntry> {
-    std::fs::read_to_string(run_dir.join("history.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn events(run_dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run_dir.join("events.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-/// Runs a scenario's seed and asserts every check passed.
-fn passes(file: &str, seed: u64) -> PathBuf {
-    let scenario = load(&scenario_path(file)).unwrap();
-    let dir = scratch(&format!("{}-{seed}", scenario.name));
-    let result = run_one(&scenario, seed, &dir).unwrap();
-    assert_eq!(
-        result.verdict,
-        Verdict::Pass,
-        "{file} seed {seed}: {:?}",
-        result.violations()
-    );
-    dir
+fn passes(file: &str, seed: u64) -> std::path::PathBuf {
+    common::passes("zk", file, seed)
 }
 
 #[test]
@@ -121,69 +82,35 @@ fn a_paused_client_loses_its_session_and_a_briefly_partitioned_one_keeps_it() {
 
 #[test]
 fn the_zoo_entries_fire_and_their_fixed_twins_pass() {
-    for (zoo, check) in [
-        ("zoo/zk-diff-instead-of-trunc.toml", "zk-replica-agreement"),
-        ("zoo/zk-ack-before-persist.toml", "zk-linearizable-writes"),
+    for (zoo, check, switch) in [
+        (
+            "zoo/zk-diff-instead-of-trunc.toml",
+            "zk-replica-agreement",
+            "zk-diff-only-sync",
+        ),
+        (
+            "zoo/zk-ack-before-persist.toml",
+            "zk-linearizable-writes",
+            "zk-ack-before-sync",
+        ),
     ] {
-        let dir = scratch(&zoo.replace('/', "-"));
-        let out = Command::new(env!("CARGO_BIN_EXE_ksim"))
-            .args([
-                "sweep",
-                scenario_path(zoo).to_str().unwrap(),
-                "--seeds",
-                "1..4",
-            ])
-            .args(["--out", dir.to_str().unwrap()])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(0), "{zoo}: {text}");
-        assert!(
-            text.contains(&format!("expectation met: `{check}` fired")),
-            "{zoo}: {text}"
-        );
-
+        let dir = scratch(&format!("zk-{}", zoo.replace('/', "-")));
+        zoo_fires(zoo, "1..4", check, &dir);
         // The same schedule with the legacy switch off passes.
-        let fixed = std::fs::read_to_string(scenario_path(zoo))
-            .unwrap()
-            .replace("= true", "= false")
-            .split("\n[expect]")
-            .next()
-            .unwrap()
-            .to_string();
-        let path = dir.join("fixed.toml");
-        std::fs::write(&path, fixed).unwrap();
-        let scenario = load(&path).unwrap();
-        for seed in 1..=2 {
-            let result = run_one(&scenario, seed, &dir.join(format!("fixed-{seed}"))).unwrap();
-            assert_eq!(
-                result.verdict,
-                Verdict::Pass,
-                "{zoo} fixed, seed {seed}: {:?}",
-                result.violations()
-            );
-        }
+        fixed_twin_passes(
+            zoo,
+            &format!("{switch} = true"),
+            &format!("{switch} = false"),
+            &dir,
+            &[1, 2],
+        );
     }
 }
 
 #[test]
 fn an_ensemble_run_is_deterministic_across_processes() {
-    let path = scenario_path("zk-leader-crash.toml");
-    let dir = scratch("determinism");
-    let trace = |copy: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_ksim"))
-            .args(["run", path.to_str().unwrap(), "--seed", "11", "--out"])
-            .arg(dir.join(copy))
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        text.lines()
-            .last()
-            .unwrap()
-            .split_whitespace()
-            .find(|f| f.starts_with("trace="))
-            .unwrap()
-            .to_string()
-    };
-    assert_eq!(trace("a"), trace("b"));
+    let dir = scratch("zk-determinism");
+    let a = trace_in_own_process("zk-leader-crash.toml", 11, &dir.join("a"));
+    let b = trace_in_own_process("zk-leader-crash.toml", 11, &dir.join("b"));
+    assert_eq!(a, b);
 }
