@@ -175,7 +175,12 @@ fn assert_witness(history: &History, order: &[usize]) {
 }
 
 fn shapes() -> impl Strategy<Value = Shape> {
-    (1usize..60, 1usize..8, 0u64..40, 0.0..0.3f64, 0.0..0.15f64).prop_map(
+    shapes_with(0.3, 0.15)
+}
+
+/// Shapes with at most these chances of lost outcomes and phantom ops.
+fn shapes_with(unknown: f64, phantom: f64) -> impl Strategy<Value = Shape> {
+    (1usize..60, 1usize..8, 0u64..40, 0.0..unknown, 0.0..phantom).prop_map(
         |(ops, clients, stretch_us, unknown, phantom)| Shape {
             ops,
             clients,
@@ -187,7 +192,12 @@ fn shapes() -> impl Strategy<Value = Shape> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // A fixed seed: CI runs the very cases that ran here.
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x6b73_696d),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn a_history_run_on_the_model_is_linearizable(shape in shapes(), seed in any::<u64>()) {
@@ -198,9 +208,11 @@ proptest! {
         }
     }
 
+    /// Proving a violation is exponential in the unknown ops open around it (module docs):
+    /// histories here lose at most a tenth of their outcomes, so the verdict is reached.
     #[test]
     fn an_impossible_return_is_not_linearizable(
-        shape in shapes(),
+        shape in shapes_with(0.1, 0.05),
         seed in any::<u64>(),
         pick in any::<usize>(),
     ) {
