@@ -92,6 +92,21 @@ fn an_unclean_election_loses_acknowledged_writes_and_a_clean_one_waits() {
 }
 
 #[test]
+fn retries_without_idempotence_duplicate_and_idempotence_prevents_it() {
+    let zoo = "zoo/retries-without-idempotence.toml";
+    let dir = scratch("brokers-retries");
+    zoo_fires(zoo, "1..2", "duplicate", &dir);
+    let switch = "\"enable.idempotence\"";
+    fixed_twin_passes(
+        zoo,
+        &format!("{switch} = false"),
+        &format!("{switch} = true"),
+        &dir,
+        &[1],
+    );
+}
+
+#[test]
 fn a_broker_run_is_deterministic_across_processes() {
     let dir = scratch("brokers-determinism");
     let a = trace_in_own_process("leader-failover.toml", 5, &dir.join("a"));
