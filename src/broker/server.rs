@@ -33,7 +33,7 @@ use super::proto::{
 };
 use super::replica::{
     EpochRequest, FollowerFetch, IsrProposal, Replica, ReplicaConfig, ReplicaError, ReplicaEvent,
-    Role, TruncationStep,
+    Role,
 };
 use super::types::{Acks, BrokerId, KafkaError, PartitionState, ProducerIdentity, TopicPartition};
 use super::zk_paths as paths;
@@ -978,7 +978,8 @@ impl<D: Disk> BrokerCore<D> {
                     }
                     match answer {
                         Ok(end) => match r.on_epoch_response(question, end) {
-                            Ok(TruncationStep::AskAgain(_)) | Ok(_) => {}
+                            // Done, or ask again: the next `replicate` sends the new question.
+                            Ok(_) => {}
                             Err(e) => self.announce(
                                 "log-error",
                                 json!({ "partition": tp.to_string(), "error": e.to_string() }),
@@ -1011,8 +1012,8 @@ impl<D: Disk> BrokerCore<D> {
             }
         }
         self.epoch_lookups.retain(|_, (leader, _)| *leader != peer);
-        let lost: Vec<u64> = self.alters.keys().copied().collect();
         if self.controller_id == Some(peer) {
+            let lost: Vec<u64> = self.alters.keys().copied().collect();
             for c in lost {
                 if let Some(tp) = self.alters.remove(&c) {
                     if let Some(r) = self.replicas.get_mut(&tp) {

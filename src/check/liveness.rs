@@ -67,44 +67,18 @@ pub fn converges(input: &CheckInput<'_>) -> Vec<Violation> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::FinalLog;
-    use crate::scenario::{parse, Scenario};
+    use crate::check::test_support::{
+        append_ok as ok, world_event as world, writer_scenario as scenario,
+    };
+    use crate::scenario::Scenario;
     use crate::sim::{Event, HistoryEntry};
-    use serde_json::Value;
     use std::path::Path;
-
-    fn scenario() -> Scenario {
-        let text = "name = \"t\"\nduration = \"10s\"\nheal = \"5s\"\n\
-                    [[writer]]\ncount = 2\nrate = 10\n";
-        parse(Path::new("t.toml"), text.as_bytes()).unwrap()
-    }
-
-    fn ok(at_us: u64, node: &str, value: &str, offset: u64) -> HistoryEntry {
-        HistoryEntry {
-            at_us,
-            node: node.into(),
-            op: Op::AppendOk {
-                value: value.into(),
-                offset,
-            },
-        }
-    }
-
-    fn world(at_us: u64, kind: &str) -> Event {
-        Event {
-            at_us,
-            node: "world".into(),
-            kind: kind.into(),
-            detail: Value::Null,
-        }
-    }
 
     fn input<'a>(
         s: &'a Scenario,
         events: &'a [Event],
         history: &'a [HistoryEntry],
     ) -> CheckInput<'a> {
-        let _ = FinalLog::default();
         CheckInput {
             scenario: s,
             events,

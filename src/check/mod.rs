@@ -50,6 +50,8 @@ mod final_log;
 pub mod kafka;
 pub mod linearizable;
 mod liveness;
+#[cfg(test)]
+mod test_support;
 mod writer;
 pub mod zk;
 

@@ -238,27 +238,12 @@ mod tests {
     //! Each check fires on a hand-made history that breaks its rule, and stays quiet on one
     //! that keeps it: the checkers can fail.
     use super::*;
-    use crate::scenario::{parse, Scenario};
+    use crate::check::test_support::{
+        append_ok as ok, world_event as world, writer_scenario as scenario,
+    };
+    use crate::scenario::Scenario;
     use crate::sim::{Event, HistoryEntry};
-    use serde_json::Value;
     use std::path::Path;
-
-    fn scenario() -> Scenario {
-        let text = "name = \"t\"\nduration = \"10s\"\nheal = \"5s\"\n\
-                    [[writer]]\ncount = 2\nrate = 10\n";
-        parse(Path::new("t.toml"), text.as_bytes()).unwrap()
-    }
-
-    fn ok(at_us: u64, node: &str, value: &str, offset: u64) -> HistoryEntry {
-        HistoryEntry {
-            at_us,
-            node: node.into(),
-            op: Op::AppendOk {
-                value: value.into(),
-                offset,
-            },
-        }
-    }
 
     fn read(at_us: u64, node: &str, from: u64, records: &[(u64, &str)]) -> HistoryEntry {
         HistoryEntry {
@@ -268,15 +253,6 @@ mod tests {
                 from,
                 records: records.iter().map(|(o, v)| (*o, v.to_string())).collect(),
             },
-        }
-    }
-
-    fn world(at_us: u64, kind: &str) -> Event {
-        Event {
-            at_us,
-            node: "world".into(),
-            kind: kind.into(),
-            detail: Value::Null,
         }
     }
 

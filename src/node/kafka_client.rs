@@ -37,6 +37,17 @@ struct Links {
 }
 
 impl Links {
+    /// No connections yet; link events arrive on the returned receiver.
+    fn new(name: &str) -> (Links, UnboundedReceiver<LinkEvent>) {
+        let (inbox, rx) = unbounded_channel();
+        let links = Links {
+            name: name.to_string(),
+            inbox,
+            open: BTreeMap::new(),
+        };
+        (links, rx)
+    }
+
     fn perform(&mut self, action: NetAction) {
         match action {
             NetAction::Connect { broker, connection } => {
@@ -116,12 +127,7 @@ impl ProducerNode {
         self.history(HistoryOp::ClientStart { incarnation });
         let mut rng = run_rng();
         let mut core = ProducerCore::new(self.config.clone());
-        let (tx, mut inbox): (_, UnboundedReceiver<LinkEvent>) = unbounded_channel();
-        let mut links = Links {
-            name: self.name.clone(),
-            inbox: tx,
-            open: BTreeMap::new(),
-        };
+        let (mut links, mut inbox) = Links::new(&self.name);
         let period = Duration::from_secs_f64(1.0 / f64::from(self.rate.max(1)));
         let mut next_tick = madsim::time::Instant::now() + TICK.mul_f64(rng.gen_range(0.0..1.0));
         let mut next_send = madsim::time::Instant::now() + period.mul_f64(rng.gen_range(0.0..1.0));
@@ -204,12 +210,7 @@ impl ConsumerNode {
         self.history(HistoryOp::ClientStart { incarnation });
         let mut rng = run_rng();
         let mut core = ConsumerCore::new(self.config.clone());
-        let (tx, mut inbox): (_, UnboundedReceiver<LinkEvent>) = unbounded_channel();
-        let mut links = Links {
-            name: self.name.clone(),
-            inbox: tx,
-            open: BTreeMap::new(),
-        };
+        let (mut links, mut inbox) = Links::new(&self.name);
         let mut next_tick = madsim::time::Instant::now() + TICK.mul_f64(rng.gen_range(0.0..1.0));
         loop {
             tokio::select! {

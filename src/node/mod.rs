@@ -6,7 +6,8 @@
 //! what happened to the [`Recorder`](crate::sim::Recorder).
 //!
 //! Shells: [`writer`] (standalone log writers), [`zk_server`] and [`zk_client`] (the
-//! ensemble); [`net`] frames their TCP traffic.
+//! ensemble), [`broker`] and [`kafka_client`] (brokers, producers, consumers); [`net`]
+//! frames their TCP traffic and [`kafka_net`] carries Kafka's request/response connections.
 
 pub mod broker;
 pub mod kafka_client;
