@@ -113,3 +113,62 @@ fn a_broker_run_is_deterministic_across_processes() {
     let b = trace_in_own_process("leader-failover.toml", 5, &dir.join("b"));
     assert_eq!(a, b);
 }
+
+/// The nemesis's schedule is in the events: every fault it drew names concrete nodes (or
+/// sides), the ensemble never lost its majority to it, and everything it broke it undid.
+#[test]
+fn the_nemesis_schedule_reads_back_and_undoes_itself() {
+    let dir = passes("nemesis.toml", 2);
+    let events = events(&dir);
+    let faults: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "fault" && e["detail"]["by"] == "nemesis")
+        .map(|e| &e["detail"])
+        .collect();
+    assert!(faults.len() >= 10, "{} nemesis steps", faults.len());
+    let mut open: std::collections::BTreeMap<String, &str> = Default::default();
+    let mut zk_down_most = 0;
+    for fault in &faults {
+        let action = fault["action"].as_str().unwrap();
+        if action == "partition" {
+            let sides = fault["sides"].as_array().unwrap();
+            assert_eq!(sides.len(), 2, "{fault}");
+            assert!(open.insert("network".into(), action).is_none());
+            continue;
+        }
+        if action == "heal" {
+            assert_eq!(open.remove("network"), Some("partition"));
+            continue;
+        }
+        let nodes = fault["nodes"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{fault}"));
+        assert!(!nodes.is_empty(), "{fault}");
+        for node in nodes {
+            let name = node["node"].as_str().unwrap().to_string();
+            match action {
+                "kill" | "power-loss" | "pause" | "clog" => {
+                    assert!(open.insert(name, action).is_none(), "{fault}")
+                }
+                "restart" => assert!(matches!(open.remove(&name), Some("kill" | "power-loss"))),
+                "resume" => assert_eq!(open.remove(&name), Some("pause")),
+                "unclog" => assert_eq!(open.remove(&name), Some("clog")),
+                other => panic!("unexpected nemesis action {other}"),
+            }
+        }
+        let zk_down = open
+            .iter()
+            .filter(|(n, a)| n.starts_with("zk-") && **a != "partition")
+            .count();
+        zk_down_most = zk_down_most.max(zk_down);
+    }
+    assert!(
+        zk_down_most <= 1,
+        "a majority of the 3-server ensemble stayed up"
+    );
+    let kinds: std::collections::BTreeSet<&str> = faults
+        .iter()
+        .map(|f| f["action"].as_str().unwrap())
+        .collect();
+    assert!(kinds.len() >= 5, "{kinds:?}");
+}

@@ -26,6 +26,7 @@
 //! | `hw` | `partition`, `hw`, `leader_epoch` | its HW of that replica advanced (leader or follower) |
 //! | `truncate` | `partition`, `from`, `to`, `hw` | it cut its log from LEO `from` down to `to`, having HW `hw` |
 //! | `controller-elected` | `controller_epoch` | it won the controller election |
+//! | `partition-state` | `partition`, `leader_epoch`, `partition_epoch` | as controller, it wrote this state of the partition |
 //! | `controller-resigned` | `controller_epoch` | it stopped being controller (not checked; for the timeline) |
 //!
 //! **Broker incarnations.** A broker's memory lives for one incarnation. The checkers start
@@ -73,8 +74,13 @@
 //! - `single-leader-per-epoch`: two brokers are named leader of one partition in one leader
 //!   epoch (by `become-leader`, or by a `become-follower`'s `leader`).
 //! - `leader-epoch-monotonic`: per broker incarnation and partition, `become-leader` and
-//!   `become-follower` epochs never decrease; a `become-leader`'s epoch is not below any
-//!   earlier `become-leader` epoch of the partition.
+//!   `become-follower` epochs never decrease (Kafka's own `MonotonicEpoch`); and per
+//!   partition, the leader epochs the controllers wrote never decrease in the order of the
+//!   state's version (`partition-state` events sorted by `partition_epoch`; announcement
+//!   order is not write order when a controller pauses). A broker *may* become leader in an
+//!   epoch older than another broker's: a paused broker applies a LeaderAndIsr that was
+//!   already superseded before it hears of the next one — a zombie leader that cannot
+//!   advance its HW, which the data checks judge.
 //! - `hw-monotonic`: per broker incarnation and partition, `hw` never decreases.
 //! - `committed-prefix-agreement`: the committed HW of a partition is the greatest `hw` a
 //!   broker announced while leader. The replicas in sync at the end — the final leader, and
@@ -914,8 +920,26 @@ impl<'a> Facts<'a> {
         const CHECK: &str = "leader-epoch-monotonic";
         let mut out = Vec::new();
         let mut per_replica: BTreeMap<(&str, u64, TopicPartition), (u64, u64)> = BTreeMap::new();
-        let mut greatest_leader: BTreeMap<TopicPartition, (u64, &str, u64)> = BTreeMap::new();
+        // Per partition: (partition_epoch, leader_epoch, by, at) of every written state.
+        let mut written: BTreeMap<TopicPartition, Vec<(u64, u64, &str, u64)>> = BTreeMap::new();
         for event in &self.broker_events {
+            if event.kind == "partition-state" {
+                let found = event
+                    .partition_and("leader_epoch")
+                    .and_then(|(tp, epoch)| Ok((tp, epoch, event.u64("partition_epoch")?)));
+                match found {
+                    Ok((tp, epoch, version)) => written.entry(tp).or_default().push((
+                        version,
+                        epoch,
+                        event.broker,
+                        event.at_us,
+                    )),
+                    Err(why) => {
+                        out.push(violation(CHECK, None, Some(event.broker), event.at_us, why))
+                    }
+                }
+                continue;
+            }
             if !matches!(event.kind, "become-leader" | "become-follower") {
                 continue;
             }
@@ -949,25 +973,24 @@ impl<'a> Facts<'a> {
                 .get(&replica)
                 .map_or(epoch, |&(b, _)| b.max(epoch));
             per_replica.insert(replica, (high, event.at_us));
-            if event.kind == "become-leader" {
-                match greatest_leader.get(&tp) {
-                    Some(&(before, by, at)) if epoch < before => out.push(violation(
+        }
+        for (tp, mut states) in written {
+            states.sort_by_key(|&(version, _, _, at)| (version, at));
+            for pair in states.windows(2) {
+                let ((v0, e0, by0, at0), (v1, e1, by1, at1)) = (pair[0], pair[1]);
+                if e1 < e0 {
+                    out.push(violation(
                         CHECK,
                         Some(&tp),
-                        Some(event.broker),
-                        event.at_us,
+                        Some(by1),
+                        at1,
                         format!(
-                            "{} became leader in epoch {epoch} at {}, after {by} became leader \
-                             in epoch {before} at {}",
-                            event.broker,
-                            seconds(event.at_us),
-                            seconds(at)
+                            "{by1} wrote leader epoch {e1} in partition epoch {v1} (at {}), after \
+                             {by0} wrote leader epoch {e0} in partition epoch {v0} (at {})",
+                            seconds(at1),
+                            seconds(at0)
                         ),
-                    )),
-                    Some(&(before, _, _)) if epoch <= before => {}
-                    _ => {
-                        greatest_leader.insert(tp, (epoch, event.broker, event.at_us));
-                    }
+                    ));
                 }
             }
         }
@@ -1645,10 +1668,26 @@ mod tests {
         let back = [follower(10, 2, 0, 1, 5), follower(20, 2, 0, 1, 4)];
         let found = Facts::new(&back, &[], &ReplicaLogs::new()).leader_epoch_monotonic();
         one(&found, "from leader epoch 5 (at 0.000s) back to 4");
-        // A new leader in an older epoch than an earlier leader's.
-        let stale = [leader(10, 1, 0, 5), leader(20, 2, 0, 4)];
+        // A controller wrote an older leader epoch over a newer one (announced late).
+        let state = |at, broker: u32, version: u64, epoch: u64| {
+            let detail = json!({"partition": tp(0).to_string(), "leader_epoch": epoch,
+                                "partition_epoch": version, "leader": 1, "isr": [1]});
+            ev(at, &format!("broker-{broker}"), "partition-state", detail)
+        };
+        let stale = [state(10, 1, 3, 5), state(20, 2, 4, 4), state(5, 2, 2, 4)];
         let found = Facts::new(&stale, &[], &ReplicaLogs::new()).leader_epoch_monotonic();
-        one(&found, "broker-2 became leader in epoch 4");
+        one(&found, "broker-2 wrote leader epoch 4 in partition epoch 4");
+        // Announced out of order but written in order; and a zombie leader in an old epoch
+        // (a paused broker applying a superseded LeaderAndIsr) is the data checks' business.
+        let fine = [
+            state(10, 1, 4, 6),
+            state(20, 2, 3, 5),
+            leader(30, 1, 0, 6),
+            leader(40, 2, 0, 5),
+        ];
+        assert!(Facts::new(&fine, &[], &ReplicaLogs::new())
+            .leader_epoch_monotonic()
+            .is_empty());
 
         // A restart forgets the follower's epoch.
         let fine = [

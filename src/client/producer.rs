@@ -521,7 +521,11 @@ impl ProducerCore {
     }
 
     /// After a sequenced batch failed: once nothing is in flight, forget the producer id
-    /// and every sequence; queued batches are renumbered under the next id.
+    /// and every sequence. Batches never sent are renumbered under the next id. A batch
+    /// already sent under the old id may be in the log — under a new id the broker could
+    /// not recognise it as a retry — so it fails with its last error (outcome unknown)
+    /// instead of being sent again. (Kafka rewrites the sequences of the failed partition's
+    /// in-flight batches under the bumped epoch, which can duplicate such a batch.)
     fn maybe_reset_sequences(&mut self) {
         if !self.reset_pending || self.produce_in_flight > 0 || self.identity_requested {
             return;
@@ -530,8 +534,14 @@ impl ProducerCore {
         self.identity = None;
         self.next_sequence.clear();
         self.unacknowledged.clear();
-        for batch in self.batches.values_mut() {
-            batch.sequence = None;
+        let mut in_doubt = Vec::new();
+        for (&id, batch) in &mut self.batches {
+            if batch.sequence.take().is_some() && batch.sent_once {
+                in_doubt.push((id, batch.last_error));
+            }
+        }
+        for (id, error) in in_doubt {
+            self.fail(id, error.unwrap_or(KafkaError::OutOfOrderSequenceNumber));
         }
     }
 

@@ -1,8 +1,8 @@
 //! What a valid scenario may ask for that the simulator cannot run yet.
 //!
 //! Owns: one list, [`reject_unsupported`]. Standalone log writers, the ensemble with its
-//! clients, brokers with producers and assign-mode consumers, node faults and network faults
-//! exist today; everything else in the contract is parsed and validated
+//! clients, brokers with producers and assign-mode consumers, node faults, network faults
+//! and the nemesis exist today; everything else in the contract is parsed and validated
 //! in full (so mistakes are still reported precisely) and then refused here with
 //! `not supported yet: ...` at the key — never silently ignored, which would make a scenario
 //! pass without testing what it says. As features land, delete their lines.
@@ -70,16 +70,6 @@ pub(super) fn reject_unsupported(raw: &RawScenario) -> Result<(), Problem> {
                 refuse(text.span(), &what);
             }
         }
-    }
-    // Random faults.
-    if let Some(nemesis) = &raw.nemesis {
-        let first_key = [nemesis.actions.span(), nemesis.every.span()]
-            .into_iter()
-            .min_by_key(|span| span.start);
-        refuse(
-            first_key.unwrap_or_default(),
-            "[nemesis] (write explicit [[fault]]s for now)",
-        );
     }
     // Legacy switches of the brokers.
     if let Some(legacy) = &raw.legacy {

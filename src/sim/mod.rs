@@ -8,6 +8,7 @@
 
 mod guard;
 mod logging;
+mod nemesis;
 mod network;
 mod nodes;
 mod progress;

@@ -80,6 +80,11 @@ impl Network {
         }
     }
 
+    /// Whether a node is clogged.
+    pub fn is_clogged(&self, node: NodeId) -> bool {
+        self.clogged.contains(&node)
+    }
+
     /// Whether any network fault is in force.
     pub fn is_faulty(&self) -> bool {
         !self.cut.is_empty() || !self.clogged.is_empty() || self.loss

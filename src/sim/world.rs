@@ -3,7 +3,7 @@
 //! Owns: node lifecycle (create, kill, restart, pause, resume, power loss), network faults
 //! (partition, clog, loss, heal), resolving fault targets to concrete nodes, and the phases
 //! of architecture.md — setup (every node started; the ensemble has a leader), fault phase
-//! (`duration`, scheduled faults), heal (every node back up, the network whole), liveness
+//! (`duration`, scheduled faults and the [`Nemesis`]'s steps), heal (every node back up, the network whole), liveness
 //! phase (up to `heal`, ending early once the cluster converged), stop (every node killed, so
 //! nothing outlives `block_on`). Every fault is announced with its concrete nodes, so a run's
 //! fault schedule can be read back from `events.jsonl`.
@@ -11,6 +11,7 @@
 //! Node state here is the world's own bookkeeping of what it did to each node; nodes report
 //! progress through [`Progress`] and everything observable through the [`Recorder`].
 
+use super::nemesis::{Nemesis, NodeView, Role, Step};
 use super::network::Network;
 use super::nodes::{build_all, Context, NodeKind};
 use super::progress::Progress;
@@ -113,13 +114,39 @@ impl World {
         self.phase("faults", self.scenario.duration);
         let start = madsim::time::TimeHandle::current().now_instant();
         let faults = self.scenario.faults.clone();
-        for fault in &faults {
-            if !self.wait_until(start + fault.at).await {
+        let mut scheduled = faults.iter().peekable();
+        let mut nemesis = self
+            .scenario
+            .nemesis
+            .as_ref()
+            .map(|config| Nemesis::new(config, &mut run_rng()));
+        let duration = self.scenario.duration;
+        loop {
+            // Scheduled faults first on a tie; the nemesis acts only inside the fault phase.
+            let fault_at = scheduled.peek().map(|f| f.at);
+            let nemesis_at = nemesis
+                .as_ref()
+                .map(Nemesis::next_due)
+                .filter(|&at| at < duration);
+            let at = match (fault_at, nemesis_at) {
+                (None, None) => break,
+                (Some(f), Some(n)) => f.min(n),
+                (f, n) => f.or(n).unwrap_or_default(),
+            };
+            if !self.wait_until(start + at).await {
                 return self.stop(outcome);
             }
-            self.execute(fault).await;
+            if fault_at == Some(at) {
+                let fault = scheduled.next().expect("peeked");
+                self.execute(fault).await;
+            } else if let Some(nemesis) = nemesis.as_mut() {
+                let view = self.nemesis_view();
+                for step in nemesis.steps(at, &view, &mut run_rng()) {
+                    self.apply_nemesis(step).await;
+                }
+            }
         }
-        if !self.wait_until(start + self.scenario.duration).await {
+        if !self.wait_until(start + duration).await {
             return self.stop(outcome);
         }
 
@@ -264,6 +291,104 @@ impl World {
                 }
                 detail["nodes"] = Value::Array(effects);
             }
+        }
+        self.recorder.event("world", "fault", detail);
+    }
+
+    /// The cluster as the nemesis sees it.
+    fn nemesis_view(&self) -> Vec<NodeView> {
+        self.nodes
+            .iter()
+            .map(|node| NodeView {
+                name: node.name.clone(),
+                role: match node.kind {
+                    NodeKind::Zk => Role::Zk,
+                    NodeKind::Broker => Role::Broker,
+                    NodeKind::Writer => Role::Writer,
+                    NodeKind::ZkClient | NodeKind::Producer | NodeKind::Consumer => Role::Client,
+                },
+                healthy: node.state == NodeState::Up && !self.network.is_clogged(node.id),
+            })
+            .collect()
+    }
+
+    /// Applies one nemesis step and records it like a scheduled fault, with `"by": "nemesis"`.
+    async fn apply_nemesis(&mut self, step: Step) {
+        let mut detail = json!({ "action": step.action(), "by": "nemesis" });
+        let names: Vec<String> = match &step {
+            Step::Kill(n) | Step::Pause(n) | Step::Clog(n) | Step::Resume(n) | Step::Unclog(n) => {
+                vec![n.clone()]
+            }
+            Step::PowerLoss(ns) | Step::Restart(ns) => ns.clone(),
+            Step::Partition(_)
+            | Step::Loss(_)
+            | Step::HealPartition
+            | Step::EndLoss
+            | Step::Idle => Vec::new(),
+        };
+        let targets: Vec<usize> = names.iter().filter_map(|n| self.index_of(n)).collect();
+        if matches!(step, Step::PowerLoss(_)) {
+            self.strike_window(&targets).await;
+        }
+        let mut effects = Vec::new();
+        for &index in &targets {
+            let effect = match &step {
+                Step::Kill(_) => self.kill(index),
+                Step::PowerLoss(_) => self.power_loss(index),
+                Step::Pause(_) => self.pause(index),
+                Step::Resume(_) => self.resume(index),
+                Step::Clog(_) => {
+                    self.network.clog(self.nodes[index].id);
+                    json!("clogged")
+                }
+                Step::Unclog(_) => {
+                    self.network.unclog(self.nodes[index].id);
+                    json!("unclogged")
+                }
+                // Something else (a scheduled fault) may have restarted it already.
+                Step::Restart(_) if self.nodes[index].state != NodeState::Down => {
+                    json!(format!(
+                        "not restarted: node is {}",
+                        self.nodes[index].state.name()
+                    ))
+                }
+                Step::Restart(_) => self.restart(index),
+                _ => unreachable!("only node steps name nodes"),
+            };
+            effects.push(json!({ "node": self.nodes[index].name, "effect": effect }));
+        }
+        match step {
+            Step::Partition(sides) => {
+                let ids: Vec<Vec<NodeId>> = sides
+                    .iter()
+                    .map(|side| {
+                        side.iter()
+                            .filter_map(|n| self.index_of(n))
+                            .map(|i| self.nodes[i].id)
+                            .collect()
+                    })
+                    .collect();
+                self.network.partition(&ids);
+                detail["sides"] = json!(sides);
+            }
+            Step::HealPartition => self.network.heal_partition(),
+            Step::Loss(rate) => {
+                self.network.set_loss(rate);
+                detail["rate"] = json!(rate);
+            }
+            Step::EndLoss => {
+                self.network.set_loss(0.0);
+                detail["rate"] = json!(0.0);
+            }
+            Step::Idle => {
+                self.recorder.event(
+                    "world",
+                    "nemesis-idle",
+                    json!({ "why": "no listed action keeps the cluster recoverable" }),
+                );
+                return;
+            }
+            _ => detail["nodes"] = Value::Array(effects),
         }
         self.recorder.event("world", "fault", detail);
     }

@@ -730,6 +730,52 @@ fn out_of_order_at_the_head_fails_the_batch_and_resets_the_producer_id() {
     assert_eq!((b.batches[0].1.producer_id, b.sequence()), (2000, 0));
 }
 
+/// A reset while another batch is in doubt (sent under the old producer id, its answer
+/// lost): under a new id the broker could not recognise it as a retry, so it fails with
+/// its last error instead of being sent again; only batches never sent are renumbered.
+#[test]
+fn a_reset_fails_batches_sent_under_the_old_producer_id() {
+    let mut h = Harness::ready(config(), &[Some(1), Some(2)]);
+    // A key for each partition.
+    let key_for = |partition| {
+        (0..)
+            .map(|i| format!("k{i}"))
+            .find(|k| super::super::partitioner::partition_for_key(k.as_bytes(), 2) == partition)
+            .unwrap()
+    };
+    let (k0, k1) = (key_for(0), key_for(1));
+    h.send_keyed("a", &k0);
+    h.send_keyed("b", &k1);
+    let first = h.take_produce();
+    let second = h.take_produce();
+    let (on_1, on_2) = if first.broker == BrokerId(1) {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert_ne!(on_1.batches[0].0, on_2.batches[0].0, "two partitions");
+    let doubtful = on_2.values()[0].clone();
+    // The batch on broker 2 is lost with its connection (maybe appended); the one on
+    // broker 1 is rejected at the head of its partition: reset pending.
+    h.close(BrokerId(2));
+    h.answer_produce(&on_1, vec![Err(KafkaError::OutOfOrderSequenceNumber)]);
+    h.tick(100);
+    let failed: Vec<&String> = h.completed.iter().map(|(v, _)| v).collect();
+    assert!(failed.contains(&&doubtful), "{:?}", h.completed);
+    assert!(h
+        .completed
+        .iter()
+        .all(|(_, o)| matches!(o, SendOutcome::Fail { .. })));
+    assert_eq!(h.completed.len(), 2);
+    // A record sent after the reset goes out under the new id, from sequence 0.
+    h.answer_init(2000);
+    h.send_keyed("c", &k0);
+    h.tick(200);
+    let c = h.take_produce();
+    assert_eq!(c.values(), vec!["c"]);
+    assert_eq!((c.batches[0].1.producer_id, c.sequence()), (2000, 0));
+}
+
 #[test]
 fn sends_without_metadata_fail_after_max_block() {
     let mut h = Harness::new(ProducerConfig {
