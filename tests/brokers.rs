@@ -107,6 +107,28 @@ fn retries_without_idempotence_duplicate_and_idempotence_prevents_it() {
 }
 
 #[test]
+fn truncating_to_the_high_watermark_loses_acknowledged_writes_and_epochs_do_not() {
+    let zoo = "zoo/hw-truncation.toml";
+    let dir = scratch("brokers-hw-truncation");
+    zoo_fires(zoo, "1..1", "lost-write", &dir);
+    fixed_twin_passes(
+        zoo,
+        "truncate-to-hw = true",
+        "truncate-to-hw = false",
+        &dir,
+        &[1, 5],
+    );
+}
+
+#[test]
+fn a_zombie_leader_loses_acks1_writes_and_acks_all_keeps_them() {
+    let zoo = "zoo/zombie-leader-acks1.toml";
+    let dir = scratch("brokers-zombie-leader");
+    zoo_fires(zoo, "1..1", "lost-write", &dir);
+    fixed_twin_passes(zoo, "acks = \"1\"", "acks = \"all\"", &dir, &[1]);
+}
+
+#[test]
 fn a_broker_run_is_deterministic_across_processes() {
     let dir = scratch("brokers-determinism");
     let a = trace_in_own_process("leader-failover.toml", 5, &dir.join("a"));

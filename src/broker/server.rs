@@ -32,8 +32,8 @@ use super::proto::{
     Response, ResponseBody,
 };
 use super::replica::{
-    EpochRequest, FollowerFetch, IsrProposal, Replica, ReplicaConfig, ReplicaError, ReplicaEvent,
-    Role,
+    EpochRequest, FetchOutcome, FollowerFetch, IsrProposal, Replica, ReplicaConfig, ReplicaError,
+    ReplicaEvent, Role,
 };
 use super::types::{Acks, BrokerId, KafkaError, PartitionState, ProducerIdentity, TopicPartition};
 use super::zk_paths as paths;
@@ -936,8 +936,14 @@ impl<D: Disk> BrokerCore<D> {
                         continue;
                     }
                     match answer {
-                        Ok(data) => {
-                            if let Err(e) = r.on_fetch_response(&data) {
+                        Ok(data) => match r.on_fetch_response(&data) {
+                            // A batch that does not start at this replica's LEO (only a
+                            // legacy truncation to the HW cuts a log off the leader's batch
+                            // boundaries): like Kafka's failed append, back off rather than
+                            // fetch the same bytes again at once.
+                            Ok(FetchOutcome::Ignored) => backoff = true,
+                            Ok(_) => {}
+                            Err(e) => {
                                 backoff = true;
                                 if let ReplicaError::Storage(e) = e {
                                     self.announce(
@@ -946,7 +952,7 @@ impl<D: Disk> BrokerCore<D> {
                                     );
                                 }
                             }
-                        }
+                        },
                         Err(_) => backoff = true,
                     }
                     self.drain_replica_events(&tp);

@@ -369,6 +369,52 @@ fn ends_process(effect: &Value) -> bool {
     }
 }
 
+/// The partitions (of `expected`, each with its replication factor) that no broker led
+/// with a full ISR at `at_us`, judged from the broker events alone: a broker leads from its
+/// `become-leader` (with its `isr`, updated by its `isr-changed`) until a `become-follower`
+/// or the end of its incarnation. For the liveness check `converges`.
+pub fn partitions_without_full_isr(
+    events: &[Event],
+    expected: &[(TopicPartition, usize)],
+    at_us: u64,
+) -> Vec<TopicPartition> {
+    let upto = events.partition_point(|e| e.at_us <= at_us);
+    let (placed, current) = place_in_incarnations(&events[..upto]);
+    // (broker, partition) → (incarnation, ISR size) while it leads.
+    let mut leading: BTreeMap<(&str, TopicPartition), (u64, usize)> = BTreeMap::new();
+    for event in &placed {
+        let Ok(tp) = event.partition() else { continue };
+        let isr = event
+            .detail
+            .get("isr")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        match event.kind {
+            "become-leader" => {
+                leading.insert((event.broker, tp), (event.incarnation, isr));
+            }
+            "isr-changed" => {
+                if let Some(entry) = leading.get_mut(&(event.broker, tp)) {
+                    entry.1 = isr;
+                }
+            }
+            "become-follower" => {
+                leading.remove(&(event.broker, tp));
+            }
+            _ => {}
+        }
+    }
+    expected
+        .iter()
+        .filter(|(tp, rf)| {
+            !leading.iter().any(|((broker, t), &(incarnation, isr))| {
+                t == tp && isr >= *rf && current.get(broker) == Some(&incarnation)
+            })
+        })
+        .map(|(tp, _)| tp.clone())
+        .collect()
+}
+
 /// Everything the broker checks read, indexed once.
 pub struct Facts<'a> {
     history: &'a [HistoryEntry],
@@ -1700,6 +1746,22 @@ mod tests {
         assert!(Facts::new(&fine, &[], &ReplicaLogs::new())
             .leader_epoch_monotonic()
             .is_empty());
+    }
+
+    #[test]
+    fn a_partition_converged_only_while_a_live_leader_has_a_full_isr() {
+        let expected = [(tp(0), 3)];
+        let full = |at| {
+            let detail = json!({"partition": tp(0).to_string(), "isr": [1, 2, 3]});
+            ev(at, "broker-1", "isr-changed", detail)
+        };
+        let unhealthy = |events: &[Event], at| partitions_without_full_isr(events, &expected, at);
+        let events = [leader(10, 1, 0, 1), full(20), killed(30, 1)];
+        assert_eq!(unhealthy(&events, 15), vec![tp(0)], "ISR of one");
+        assert!(unhealthy(&events, 25).is_empty(), "full ISR");
+        assert_eq!(unhealthy(&events, 35), vec![tp(0)], "its leader died");
+        let moved = [leader(10, 1, 0, 1), full(20), follower(30, 1, 0, 2, 2)];
+        assert_eq!(unhealthy(&moved, 35), vec![tp(0)], "it follows now");
     }
 
     #[test]

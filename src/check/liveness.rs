@@ -1,14 +1,19 @@
 //! `converges`: after the faults stop, the cluster serves again within `heal`.
 //!
-//! Every node that does client work — each log writer and each ensemble client — must get a
-//! definite answer (an acknowledged append; a server's reply, success or error) after the
-//! heal and within the bound. An ensemble client can only be answered by a serving server,
-//! which needs an established leader, so this also covers "the ensemble has a leader".
+//! Every node that does client work must get a definite answer after the heal and within
+//! the bound: each log writer an acknowledged append; each ensemble client a server's reply
+//! (success or error); each producer an acknowledged send (or, with acks=0, a written one);
+//! each consumer a poll with records. An ensemble client can only be answered by a serving
+//! server, which needs an established leader, so this also covers "the ensemble has a
+//! leader". And by the bound every partition has a leader whose ISR holds every replica,
+//! judged from the brokers' events (`check::kafka::partitions_without_full_isr`).
 
+use super::kafka::partitions_without_full_isr;
 use super::zk::is_definite_zk_answer;
 use super::{CheckInput, Violation};
+use crate::broker::TopicPartition;
 use crate::node::writers;
-use crate::sim::Op;
+use crate::sim::{Op, SendOutcome};
 
 /// `converges`.
 pub fn converges(input: &CheckInput<'_>) -> Vec<Violation> {
@@ -31,14 +36,30 @@ pub fn converges(input: &CheckInput<'_>) -> Vec<Violation> {
         .map(|p| p.name)
         .collect();
     active.extend(input.scenario.zk_client_names());
-    active
+    let names = input.scenario.node_names();
+    active.extend(
+        names
+            .iter()
+            .filter(|n| n.starts_with("producer-") || n.starts_with("consumer-"))
+            .cloned(),
+    );
+    let mut out: Vec<Violation> = active
         .into_iter()
         .filter(|name| {
             !input.history.iter().any(|e| {
                 &e.node == name
                     && e.at_us >= heal.at_us
                     && e.at_us <= bound_us
-                    && (matches!(e.op, Op::AppendOk { .. }) || is_definite_zk_answer(e))
+                    && (matches!(e.op, Op::AppendOk { .. })
+                        || is_definite_zk_answer(e)
+                        || matches!(
+                            &e.op,
+                            Op::SendReturn {
+                                outcome: SendOutcome::Ok { .. } | SendOutcome::Sent { .. },
+                                ..
+                            }
+                        )
+                        || matches!(&e.op, Op::Poll { records, .. } if !records.is_empty()))
             })
         })
         .map(|name| {
@@ -61,7 +82,36 @@ pub fn converges(input: &CheckInput<'_>) -> Vec<Violation> {
                 node: Some(name),
             }
         })
-        .collect()
+        .collect();
+    let partitions: Vec<(TopicPartition, usize)> = input
+        .scenario
+        .topics
+        .iter()
+        .flat_map(|t| {
+            (0..t.partitions).map(move |p| {
+                (
+                    TopicPartition::new(t.name.clone(), p),
+                    t.replication_factor as usize,
+                )
+            })
+        })
+        .collect();
+    let last_us = input.events.last().map_or(0, |e| e.at_us).min(bound_us);
+    for tp in partitions_without_full_isr(input.events, &partitions, last_us) {
+        out.push(Violation {
+            check: "converges".into(),
+            detail: format!(
+                "{tp}: no leader with every replica in its ISR within {}s after the heal at \
+                 {:.3}s",
+                input.scenario.heal.as_secs_f64(),
+                heal.at_us as f64 / 1e6
+            ),
+            at_ms: Some(bound_us / 1000),
+            partition: Some(tp.to_string()),
+            node: None,
+        });
+    }
+    out
 }
 
 #[cfg(test)]
@@ -114,5 +164,43 @@ mod tests {
 
         // No heal at all (the run ended early): not converged.
         assert_eq!(converges(&input(&s, &[], &both)).len(), 1);
+    }
+
+    #[test]
+    fn converges_fires_for_a_silent_producer_and_a_partition_without_a_full_isr() {
+        use crate::broker::TopicPartition;
+        let text = "name = \"t\"\nduration = \"10s\"\nheal = \"5s\"\n\
+                    [cluster]\nzookeepers = 1\nbrokers = 1\n\
+                    [[topic]]\nname = \"orders\"\npartitions = 1\n\
+                    \"replication.factor\" = 1\n\
+                    [[producer]]\ncount = 1\ntopic = \"orders\"\nrate = 10\n";
+        let s = crate::scenario::parse(Path::new("t.toml"), text.as_bytes()).unwrap();
+        let tp = TopicPartition::new("orders", 0);
+        let led = Event {
+            at_us: 500_000,
+            node: "broker-1".into(),
+            kind: "become-leader".into(),
+            detail: serde_json::json!({"partition": "orders/0", "leader_epoch": 1, "isr": [1]}),
+        };
+        let events = [led.clone(), world(1_000_000, "heal")];
+        let acked = HistoryEntry {
+            at_us: 1_100_000,
+            node: "producer-1".into(),
+            op: Op::SendReturn {
+                value: "producer-1-1-1".into(),
+                outcome: SendOutcome::Ok {
+                    partition: tp.clone(),
+                    offset: 0,
+                },
+            },
+        };
+        assert!(converges(&input(&s, &events, &[acked.clone()])).is_empty());
+        let silent = converges(&input(&s, &events, &[]));
+        assert_eq!(silent.len(), 1);
+        assert_eq!(silent[0].node.as_deref(), Some("producer-1"));
+        let leaderless = [world(1_000_000, "heal")];
+        let found = converges(&input(&s, &leaderless, &[acked]));
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].partition.as_deref(), Some("orders/0"));
     }
 }

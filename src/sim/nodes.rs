@@ -389,6 +389,12 @@ fn kafka_clients(ctx: &Context<'_>) -> Vec<Built> {
             if let Some(v) = c.request_timeout_ms {
                 config.request_timeout_ms = v;
             }
+            // Kafka 3.2+: idempotence is on by default, but not by default where the rest of
+            // the config rules it out (acks other than all, no retries, more than 5 in
+            // flight). Set explicitly, the scenario parser already refused the conflict.
+            if c.enable_idempotence.is_none() && config.validate().is_err() {
+                config.enable_idempotence = false;
+            }
             let node = Arc::new(ProducerNode {
                 name: name.clone(),
                 config,
