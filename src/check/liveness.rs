@@ -182,7 +182,7 @@ mod tests {
             kind: "become-leader".into(),
             detail: serde_json::json!({"partition": "orders/0", "leader_epoch": 1, "isr": [1]}),
         };
-        let events = [led.clone(), world(1_000_000, "heal")];
+        let events = [led, world(1_000_000, "heal")];
         let acked = HistoryEntry {
             at_us: 1_100_000,
             node: "producer-1".into(),
@@ -194,7 +194,7 @@ mod tests {
                 },
             },
         };
-        assert!(converges(&input(&s, &events, &[acked.clone()])).is_empty());
+        assert!(converges(&input(&s, &events, std::slice::from_ref(&acked))).is_empty());
         let silent = converges(&input(&s, &events, &[]));
         assert_eq!(silent.len(), 1);
         assert_eq!(silent[0].node.as_deref(), Some("producer-1"));
