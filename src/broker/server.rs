@@ -177,8 +177,9 @@ pub struct BrokerCore<D: Disk> {
     produces: Vec<PendingProduce>,
     fetches: Vec<PendingFetch>,
     fetchers: BTreeMap<BrokerId, FetcherState>,
-    /// Epoch lookups in flight: correlation id → leader, and each partition's question.
-    epoch_lookups: BTreeMap<u64, (BrokerId, Vec<(TopicPartition, EpochRequest)>)>,
+    /// Epoch lookups in flight: correlation id → leader, each partition's question, and
+    /// when it was sent.
+    epoch_lookups: BTreeMap<u64, (BrokerId, Vec<(TopicPartition, EpochRequest)>, u64)>,
     /// AlterPartition requests in flight: correlation id → partition.
     alters: BTreeMap<u64, TopicPartition>,
     /// AlterPartition requests this broker's controller serves for itself: token → partition.
@@ -346,6 +347,14 @@ impl<D: Disk> BrokerCore<D> {
                     // with an unknown czxid, so wait for it to expire like a stale one.
                     self.registration_retry_at = Some(now_ms + REGISTRATION_RETRY_MS);
                 }
+                // Never sent (no connection at the time), or refused: it did not land.
+                Outcome::NotSent { error } if error != ZkError::SessionExpired => {
+                    self.registration_retry_at = Some(now_ms + REGISTRATION_RETRY_MS);
+                }
+                Outcome::Done { result: Err(_), .. } => {
+                    self.registration_retry_at = Some(now_ms + REGISTRATION_RETRY_MS);
+                }
+                // The session is gone: `on_session_lost` starts over with the next one.
                 _ => {}
             },
         }
@@ -963,7 +972,8 @@ impl<D: Disk> BrokerCore<D> {
                 }
             }
             ResponseBody::OffsetsForLeaderEpoch { partitions } => {
-                let Some((leader, questions)) = self.epoch_lookups.remove(&correlation_id) else {
+                let Some((leader, questions, _)) = self.epoch_lookups.remove(&correlation_id)
+                else {
                     return;
                 };
                 for (tp, answer) in partitions {
@@ -1017,7 +1027,8 @@ impl<D: Disk> BrokerCore<D> {
                 f.not_before_ms = now_ms + REPLICA_FETCH_BACKOFF_MS;
             }
         }
-        self.epoch_lookups.retain(|_, (leader, _)| *leader != peer);
+        self.epoch_lookups
+            .retain(|_, (leader, _, _)| *leader != peer);
         if self.controller_id == Some(peer) {
             let lost: Vec<u64> = self.alters.keys().copied().collect();
             for c in lost {
@@ -1035,10 +1046,14 @@ impl<D: Disk> BrokerCore<D> {
     fn replicate(&mut self, now_ms: u64) {
         let mut lookups: BTreeMap<BrokerId, Vec<(TopicPartition, EpochRequest)>> = BTreeMap::new();
         let mut fetches: BTreeMap<BrokerId, Vec<FetchPartition>> = BTreeMap::new();
+        // A lookup unanswered for a request timeout is lost (its link may have stalled
+        // without closing): ask again.
+        self.epoch_lookups
+            .retain(|_, (_, _, sent)| now_ms < *sent + REPLICA_REQUEST_TIMEOUT_MS);
         let looking: BTreeSet<TopicPartition> = self
             .epoch_lookups
             .values()
-            .flat_map(|(_, qs)| qs.iter().map(|(tp, _)| tp.clone()))
+            .flat_map(|(_, qs, _)| qs.iter().map(|(tp, _)| tp.clone()))
             .collect();
         for (tp, r) in &self.replicas {
             match r.role() {
@@ -1088,7 +1103,7 @@ impl<D: Disk> BrokerCore<D> {
                 })
                 .collect();
             self.epoch_lookups
-                .insert(correlation_id, (leader, partitions));
+                .insert(correlation_id, (leader, partitions, now_ms));
             self.actions.push(BrokerAction::SendToBroker {
                 to: leader,
                 request: Request {
