@@ -53,6 +53,10 @@ pub const HW_CHECKPOINT_INTERVAL_MS: u64 = 5000;
 pub const REPLICA_FETCH_WAIT_MAX_MS: u64 = 500;
 /// Kafka's `replica.fetch.max.bytes`.
 pub const REPLICA_FETCH_MAX_BYTES: u32 = 1 << 20;
+/// An epoch lookup in flight: the leader asked, each partition's question, and when it was
+/// sent (ms).
+type EpochLookup = (BrokerId, Vec<(TopicPartition, EpochRequest)>, u64);
+
 /// Kafka's `replica.fetch.backoff.ms`: after an error or a lost connection.
 pub const REPLICA_FETCH_BACKOFF_MS: u64 = 1000;
 /// A follower request unanswered this long is given up (Kafka's `request.timeout.ms`
@@ -177,9 +181,8 @@ pub struct BrokerCore<D: Disk> {
     produces: Vec<PendingProduce>,
     fetches: Vec<PendingFetch>,
     fetchers: BTreeMap<BrokerId, FetcherState>,
-    /// Epoch lookups in flight: correlation id → leader, each partition's question, and
-    /// when it was sent.
-    epoch_lookups: BTreeMap<u64, (BrokerId, Vec<(TopicPartition, EpochRequest)>, u64)>,
+    /// Epoch lookups in flight, by correlation id.
+    epoch_lookups: BTreeMap<u64, EpochLookup>,
     /// AlterPartition requests in flight: correlation id → partition.
     alters: BTreeMap<u64, TopicPartition>,
     /// AlterPartition requests this broker's controller serves for itself: token → partition.
