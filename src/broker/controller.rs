@@ -202,6 +202,14 @@ impl ControllerCore {
         self.active.as_ref().map(|a| a.epoch)
     }
 
+    /// Whether this is still the active controller of `epoch` and `to` a live broker of
+    /// it: a controller request to `to` is still worth delivering.
+    pub fn still_sends_to(&self, epoch: u32, to: BrokerId) -> bool {
+        self.active
+            .as_ref()
+            .is_some_and(|a| a.epoch == epoch && a.live.contains_key(&to))
+    }
+
     /// The partition states, while active and loaded.
     pub fn states(&self) -> Option<&BTreeMap<TopicPartition, PartitionState>> {
         self.active

@@ -14,6 +14,8 @@ pub mod producer_state;
 pub mod proto;
 pub mod replica;
 pub mod server;
+#[cfg(test)]
+mod test_ens;
 pub mod types;
 pub mod zk_paths;
 

@@ -1121,14 +1121,17 @@ impl<D: Disk> Replica<D> {
     }
 
     /// Cuts the log to `offset` (a batch boundary at or below it), then the epoch cache,
-    /// producer state and HW with it.
+    /// producer state and HW with it. The cache loses its entries from the (new) LEO on
+    /// even when the log is not cut: an epoch this replica led without appending anything
+    /// starts at the LEO, and left there the next fetch would name it again (Kafka trims
+    /// the cache in this case too).
     fn truncate_to(&mut self, offset: Offset) -> Result<(), LogError> {
         let from_leo = self.log.log_end_offset();
         let target = offset.max(self.log.log_start_offset());
         self.log.truncate_to(target)?;
         let leo = self.log.log_end_offset();
+        self.epochs.truncate_from_end(leo)?;
         if leo < from_leo {
-            self.epochs.truncate_from_end(leo)?;
             self.rebuild_from_log(false)?;
             self.hw = self.hw.min(leo);
             self.events.push(ReplicaEvent::Truncated {

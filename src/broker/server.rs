@@ -4,8 +4,9 @@
 //!
 //! Owns:
 //! - **Registration**: in each new ensemble session, EPHEMERAL `/brokers/ids/<id>`; its
-//!   czxid is the broker epoch (KIP-380). A registration left by this broker's previous
-//!   session (a fast restart) is retried until it expires.
+//!   czxid is the broker epoch (KIP-380). On NODEEXISTS the znode's owner is read back:
+//!   this session's own (an attempt whose answer was lost) counts as registered; one left
+//!   by a previous session (a fast restart) is retried until it expires.
 //! - **Controller requests**: LeaderAndIsr applied per partition only with a leader epoch
 //!   newer than the replica's (or, for the same epoch, a newer partition epoch: an ISR
 //!   change), and only from a controller epoch at least the newest seen, aimed at this
@@ -40,7 +41,7 @@ use super::zk_paths as paths;
 use crate::disk::Disk;
 use crate::log::{LeaderEpoch, Offset};
 use crate::zk::client::Outcome;
-use crate::zk::{CreateMode, Op, OpResult, WatchedEvent, ZkError};
+use crate::zk::{CreateMode, Op, OpResult, SessionId, WatchedEvent, ZkError};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -64,6 +65,19 @@ pub const REPLICA_FETCH_BACKOFF_MS: u64 = 1000;
 pub const REPLICA_REQUEST_TIMEOUT_MS: u64 = 10_000;
 /// Retry of a registration that found the previous session's znode still there.
 pub const REGISTRATION_RETRY_MS: u64 = 1000;
+/// A controller request whose connection broke is sent again after this long (Kafka's
+/// controller send thread reconnects after `reconnect.backoff.ms` and resends).
+pub const CONTROLLER_RESEND_BACKOFF_MS: u64 = 500;
+
+/// A controller request to another broker, until answered.
+struct ControllerSend {
+    to: BrokerId,
+    body: RequestBody,
+    /// The controller epoch it was sent in: a later controller does not resend it.
+    controller_epoch: u32,
+    /// Sent again (with a new correlation id) at this time if still unanswered.
+    resend_at_ms: u64,
+}
 
 /// The broker's configuration.
 #[derive(Clone, Debug)]
@@ -118,6 +132,8 @@ pub enum BrokerAction {
 enum ZkPurpose {
     Parent,
     Register,
+    /// Reading back `/brokers/ids/<id>` after NODEEXISTS: whose is it?
+    RegisterCheck,
     Controller(u64),
 }
 
@@ -168,6 +184,8 @@ pub struct BrokerCore<D: Disk> {
     next_zk: u64,
     /// Parent creations outstanding before registering.
     parents_pending: usize,
+    /// The current ensemble session (`SessionId::NONE` between sessions).
+    session: SessionId,
     /// The broker epoch of the current registration.
     broker_epoch: Option<i64>,
     registration_retry_at: Option<u64>,
@@ -183,10 +201,15 @@ pub struct BrokerCore<D: Disk> {
     fetchers: BTreeMap<BrokerId, FetcherState>,
     /// Epoch lookups in flight, by correlation id.
     epoch_lookups: BTreeMap<u64, EpochLookup>,
-    /// AlterPartition requests in flight: correlation id → partition.
-    alters: BTreeMap<u64, TopicPartition>,
+    /// AlterPartition requests in flight: correlation id → (controller asked, partition,
+    /// when sent in ms).
+    alters: BTreeMap<u64, (BrokerId, TopicPartition, u64)>,
     /// AlterPartition requests this broker's controller serves for itself: token → partition.
     local_alter_tokens: BTreeMap<u64, TopicPartition>,
+    /// This broker's controller's requests to other brokers awaiting an answer, by
+    /// correlation id (Kafka's controller channel delivers each one, reconnecting as
+    /// often as it takes, while the controller and the broker's registration last).
+    controller_sends: BTreeMap<u64, ControllerSend>,
     /// Tokens of AlterPartition requests from other brokers, by token: (conn, correlation).
     remote_alters: BTreeMap<u64, (u64, u64)>,
     next_token: u64,
@@ -209,6 +232,7 @@ impl<D: Disk> BrokerCore<D> {
             zk_pending: BTreeMap::new(),
             next_zk: 1,
             parents_pending: 0,
+            session: SessionId::NONE,
             broker_epoch: None,
             registration_retry_at: None,
             controller_epoch: 0,
@@ -222,6 +246,7 @@ impl<D: Disk> BrokerCore<D> {
             epoch_lookups: BTreeMap::new(),
             alters: BTreeMap::new(),
             local_alter_tokens: BTreeMap::new(),
+            controller_sends: BTreeMap::new(),
             remote_alters: BTreeMap::new(),
             next_token: 1,
             next_correlation: 1,
@@ -285,8 +310,9 @@ impl<D: Disk> BrokerCore<D> {
     // --- the ensemble session ---
 
     /// A new ensemble session opened: register (creating the parents first).
-    pub fn on_session_started(&mut self, _now_ms: u64) {
-        self.now_ms = self.now_ms.max(_now_ms);
+    pub fn on_session_started(&mut self, session: SessionId, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        self.session = session;
         self.broker_epoch = None;
         self.parents_pending = paths::PARENTS.len();
         for parent in paths::PARENTS {
@@ -307,6 +333,7 @@ impl<D: Disk> BrokerCore<D> {
         if let Some(epoch) = self.broker_epoch.take() {
             self.announce("broker-unregistered", json!({ "broker_epoch": epoch }));
         }
+        self.session = SessionId::NONE;
         self.registration_retry_at = None;
         self.zk_pending.clear();
         self.controller.on_session_lost();
@@ -335,19 +362,21 @@ impl<D: Disk> BrokerCore<D> {
                 Outcome::Done {
                     result: Ok(OpResult::Created { stat, .. }),
                     ..
-                } => {
-                    let epoch = stat.czxid.0 as i64;
-                    self.broker_epoch = Some(epoch);
-                    self.announce("broker-registered", json!({ "broker_epoch": epoch }));
-                    self.controller.start();
-                }
+                } => self.registered(stat.czxid.0 as i64),
                 Outcome::Done { result: Err(e), .. } if e.error == ZkError::NodeExists => {
-                    // The previous session's registration has not expired yet.
-                    self.registration_retry_at = Some(now_ms + REGISTRATION_RETRY_MS);
+                    // Either the previous session's registration, not expired yet, or
+                    // this session's own from an attempt whose answer was lost: read the
+                    // owner back (Kafka's checked ephemeral create).
+                    self.zk(
+                        ZkPurpose::RegisterCheck,
+                        Op::Exists {
+                            path: paths::broker_path(self.config.id),
+                            watch: false,
+                        },
+                    );
                 }
                 Outcome::Unknown { error } if error != ZkError::SessionExpired => {
-                    // It may have landed: try again; NODEEXISTS then means it did — but
-                    // with an unknown czxid, so wait for it to expire like a stale one.
+                    // It may have landed: try again; NODEEXISTS then leads to the check.
                     self.registration_retry_at = Some(now_ms + REGISTRATION_RETRY_MS);
                 }
                 // Never sent (no connection at the time), or refused: it did not land.
@@ -360,7 +389,26 @@ impl<D: Disk> BrokerCore<D> {
                 // The session is gone: `on_session_lost` starts over with the next one.
                 _ => {}
             },
+            ZkPurpose::RegisterCheck => match outcome {
+                Outcome::Done {
+                    result: Ok(OpResult::Exists { stat: Some(stat) }),
+                    ..
+                } if stat.ephemeral_owner == self.session && self.session != SessionId::NONE => {
+                    self.registered(stat.czxid.0 as i64);
+                }
+                // Another session's (it expires in time), gone meanwhile, or no answer.
+                Outcome::Unknown { error } | Outcome::NotSent { error }
+                    if error == ZkError::SessionExpired => {}
+                _ => self.registration_retry_at = Some(now_ms + REGISTRATION_RETRY_MS),
+            },
         }
+    }
+
+    /// Registration done: the znode's czxid is the broker epoch.
+    fn registered(&mut self, epoch: i64) {
+        self.broker_epoch = Some(epoch);
+        self.announce("broker-registered", json!({ "broker_epoch": epoch }));
+        self.controller.start();
     }
 
     fn register(&mut self) {
@@ -391,16 +439,54 @@ impl<D: Disk> BrokerCore<D> {
                         let _ = self.handle_controller_request(&body, now_ms);
                     }
                     ControllerAction::Send { to, body } => {
-                        let request = Request {
-                            correlation_id: self.correlation(),
-                            body,
+                        let Some(controller_epoch) = self.controller.active_epoch() else {
+                            continue;
                         };
-                        self.actions
-                            .push(BrokerAction::SendToBroker { to, request });
+                        self.send_controller_request(ControllerSend {
+                            to,
+                            body,
+                            controller_epoch,
+                            resend_at_ms: 0,
+                        });
                     }
                     ControllerAction::Reply { token, body } => self.on_alter_reply(token, body),
                     ControllerAction::Announce { kind, detail } => self.announce(kind, detail),
                 }
+            }
+        }
+    }
+
+    fn send_controller_request(&mut self, mut send: ControllerSend) {
+        let correlation_id = self.correlation();
+        send.resend_at_ms = self.now_ms + REPLICA_REQUEST_TIMEOUT_MS;
+        self.actions.push(BrokerAction::SendToBroker {
+            to: send.to,
+            request: Request {
+                correlation_id,
+                body: send.body.clone(),
+            },
+        });
+        self.controller_sends.insert(correlation_id, send);
+    }
+
+    /// Sends again the controller requests due (connection lost, or unanswered for a
+    /// request timeout), unless the controller or the broker's registration is gone.
+    fn resend_controller_requests(&mut self, now_ms: u64) {
+        let due: Vec<u64> = self
+            .controller_sends
+            .iter()
+            .filter(|(_, s)| now_ms >= s.resend_at_ms)
+            .map(|(c, _)| *c)
+            .collect();
+        for c in due {
+            let Some(send) = self.controller_sends.remove(&c) else {
+                continue;
+            };
+            if self
+                .controller
+                .still_sends_to(send.controller_epoch, send.to)
+            {
+                self.send_controller_request(send);
             }
         }
     }
@@ -883,7 +969,8 @@ impl<D: Disk> BrokerCore<D> {
             return;
         };
         let correlation_id = self.correlation();
-        self.alters.insert(correlation_id, tp.clone());
+        self.alters
+            .insert(correlation_id, (controller, tp.clone(), self.now_ms));
         self.actions.push(BrokerAction::SendToBroker {
             to: controller,
             request: Request {
@@ -927,6 +1014,9 @@ impl<D: Disk> BrokerCore<D> {
     pub fn on_peer_response(&mut self, from: BrokerId, response: Response, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
         let correlation_id = response.correlation_id;
+        if self.controller_sends.remove(&correlation_id).is_some() {
+            return;
+        }
         match response.body {
             ResponseBody::Fetch { partitions } => {
                 let fetcher = self.fetchers.entry(from).or_default();
@@ -1013,7 +1103,7 @@ impl<D: Disk> BrokerCore<D> {
                 }
             }
             ResponseBody::AlterPartition { result } => {
-                if let Some(tp) = self.alters.remove(&correlation_id) {
+                if let Some((_, tp, _)) = self.alters.remove(&correlation_id) {
                     self.apply_alter_result(&tp, result);
                 }
             }
@@ -1030,15 +1120,35 @@ impl<D: Disk> BrokerCore<D> {
                 f.not_before_ms = now_ms + REPLICA_FETCH_BACKOFF_MS;
             }
         }
+        let lookups = self.epoch_lookups.len();
         self.epoch_lookups
             .retain(|_, (leader, _, _)| *leader != peer);
-        if self.controller_id == Some(peer) {
-            let lost: Vec<u64> = self.alters.keys().copied().collect();
-            for c in lost {
-                if let Some(tp) = self.alters.remove(&c) {
-                    if let Some(r) = self.replicas.get_mut(&tp) {
-                        r.clear_pending_isr();
-                    }
+        if self.epoch_lookups.len() < lookups {
+            // Not at once: a link that cannot open would spin.
+            self.fetchers.entry(peer).or_default().not_before_ms =
+                now_ms + REPLICA_FETCH_BACKOFF_MS;
+        }
+        for send in self.controller_sends.values_mut() {
+            if send.to == peer {
+                send.resend_at_ms = send.resend_at_ms.min(now_ms + CONTROLLER_RESEND_BACKOFF_MS);
+            }
+        }
+        self.forget_alters(|controller, _| controller == peer);
+    }
+
+    /// Gives up the AlterPartition requests `lost` picks (by controller and send time):
+    /// their partitions may propose again (Kafka's AlterPartitionManager retries too).
+    fn forget_alters(&mut self, lost: impl Fn(BrokerId, u64) -> bool) {
+        let gone: Vec<u64> = self
+            .alters
+            .iter()
+            .filter(|(_, (controller, _, sent))| lost(*controller, *sent))
+            .map(|(c, _)| *c)
+            .collect();
+        for c in gone {
+            if let Some((_, tp, _)) = self.alters.remove(&c) {
+                if let Some(r) = self.replicas.get_mut(&tp) {
+                    r.clear_pending_isr();
                 }
             }
         }
@@ -1157,6 +1267,9 @@ impl<D: Disk> BrokerCore<D> {
             self.registration_retry_at = None;
             self.register();
         }
+        self.resend_controller_requests(now_ms);
+        // An AlterPartition unanswered for a request timeout (a stalled link) is lost.
+        self.forget_alters(|_, sent| now_ms >= sent + REPLICA_REQUEST_TIMEOUT_MS);
         let led: Vec<TopicPartition> = self
             .replicas
             .iter()
@@ -1263,3 +1376,6 @@ impl<D: Disk> BrokerCore<D> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,7 +11,6 @@
 use super::kafka::partitions_without_full_isr;
 use super::zk::is_definite_zk_answer;
 use super::{CheckInput, Violation};
-use crate::broker::TopicPartition;
 use crate::node::writers;
 use crate::sim::{Op, SendOutcome};
 
@@ -83,19 +82,7 @@ pub fn converges(input: &CheckInput<'_>) -> Vec<Violation> {
             }
         })
         .collect();
-    let partitions: Vec<(TopicPartition, usize)> = input
-        .scenario
-        .topics
-        .iter()
-        .flat_map(|t| {
-            (0..t.partitions).map(move |p| {
-                (
-                    TopicPartition::new(t.name.clone(), p),
-                    t.replication_factor as usize,
-                )
-            })
-        })
-        .collect();
+    let partitions = input.scenario.partitions();
     let last_us = input.events.last().map_or(0, |e| e.at_us).min(bound_us);
     for tp in partitions_without_full_isr(input.events, &partitions, last_us) {
         out.push(Violation {

@@ -210,19 +210,27 @@ impl BrokerNode {
                         zk_generation += 1;
                         zk_tx = None;
                     }
-                    ClientAction::Completed { xid, outcome, .. } => {
+                    ClientAction::Completed { xid, op, outcome } => {
+                        tracing::debug!(broker = %self.name, ?op, ?outcome, "zk-completed");
                         if let Some(id) = zk_calls.remove(&xid) {
                             core.on_zk_outcome(id, outcome, now_ms());
                         }
                     }
                     ClientAction::Watch { event, .. } => core.on_watch(&event),
-                    ClientAction::SessionOpen { session: s, .. } => {
+                    ClientAction::SessionOpen {
+                        session: s,
+                        server,
+                        new,
+                        ..
+                    } => {
+                        tracing::debug!(broker = %self.name, session = s.0, server = server.0, new, "zk-session-open");
                         if s != session {
                             session = s;
-                            core.on_session_started(now_ms());
+                            core.on_session_started(s, now_ms());
                         }
                     }
-                    ClientAction::SessionEnded { .. } => {
+                    ClientAction::SessionEnded { session: s, closed } => {
+                        tracing::debug!(broker = %self.name, session = s.0, closed, "zk-session-ended");
                         session = SessionId::NONE;
                         zk_calls.clear();
                         core.on_session_lost();

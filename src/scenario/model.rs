@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::values::SeedRange;
+use crate::broker::types::TopicPartition;
 
 /// One scenario file, parsed and validated.
 #[derive(Clone, Debug)]
@@ -63,6 +64,21 @@ impl Scenario {
     /// `zk-client-*`, in that order, each kind numbered from 1.
     pub fn node_names(&self) -> Vec<String> {
         NodeCounts::of(self).names()
+    }
+
+    /// Every partition of the `[[topic]]` tables, in file order, with its replication factor.
+    pub fn partitions(&self) -> Vec<(TopicPartition, usize)> {
+        self.topics
+            .iter()
+            .flat_map(|t| {
+                (0..t.partitions).map(move |p| {
+                    (
+                        TopicPartition::new(t.name.clone(), p),
+                        t.replication_factor as usize,
+                    )
+                })
+            })
+            .collect()
     }
 }
 

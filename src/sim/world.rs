@@ -173,22 +173,6 @@ impl World {
             .collect()
     }
 
-    /// Every partition of the scenario's topics, with its replication factor.
-    fn partitions(&self) -> Vec<(TopicPartition, usize)> {
-        self.scenario
-            .topics
-            .iter()
-            .flat_map(|t| {
-                (0..t.partitions).map(move |p| {
-                    (
-                        TopicPartition::new(t.name.clone(), p),
-                        t.replication_factor as usize,
-                    )
-                })
-            })
-            .collect()
-    }
-
     async fn setup(&mut self) {
         self.phase("setup", SETUP_TIMEOUT);
         let since = sim_now_us();
@@ -212,7 +196,7 @@ impl World {
         let mut serving = self.names_of(NodeKind::Writer);
         serving.extend(self.names_of(NodeKind::Broker));
         let ensemble = !self.names_of(NodeKind::Zk).is_empty();
-        let partitions = self.partitions();
+        let partitions = self.scenario.partitions();
         let deadline = madsim::time::TimeHandle::current().now_instant() + SETUP_TIMEOUT;
         loop {
             let ready = self.progress.all_ready_since(&serving, since)
@@ -646,7 +630,7 @@ impl World {
         active.extend(self.names_of(NodeKind::ZkClient));
         active.extend(self.names_of(NodeKind::Producer));
         active.extend(self.names_of(NodeKind::Consumer));
-        let partitions = self.partitions();
+        let partitions = self.scenario.partitions();
         let ensemble = !self.names_of(NodeKind::Zk).is_empty();
         let deadline = madsim::time::TimeHandle::current().now_instant() + self.scenario.heal;
         loop {

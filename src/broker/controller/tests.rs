@@ -2,78 +2,8 @@
 //! the ensemble's own (`zk::tree`), driven in memory.
 
 use super::*;
-use crate::zk::tree::{DataTree, WatchManager};
-use crate::zk::{SessionId, Txn, TxnHeader, Xid, Zxid};
-
-/// An ensemble in memory: one tree, applied in order.
-struct Ens {
-    tree: DataTree,
-    watches: WatchManager,
-    counter: u32,
-}
-
-impl Ens {
-    fn new() -> Ens {
-        let mut ens = Ens {
-            tree: DataTree::new(),
-            watches: WatchManager::default(),
-            counter: 0,
-        };
-        for path in paths::PARENTS {
-            let op = Op::Create {
-                path: path.into(),
-                data: vec![],
-                mode: CreateMode::Persistent,
-            };
-            ens.write(SessionId::NONE, &op).0.unwrap();
-        }
-        ens
-    }
-
-    fn apply(&mut self, session: SessionId, txn: &Txn) -> crate::zk::tree::Applied {
-        self.counter += 1;
-        let header = TxnHeader {
-            zxid: Zxid::new(crate::zk::Epoch(1), self.counter),
-            session,
-            xid: Xid(0),
-            time_ms: 0,
-        };
-        self.tree.apply(&header, txn)
-    }
-
-    fn write(
-        &mut self,
-        session: SessionId,
-        op: &Op,
-    ) -> (
-        Result<OpResult, crate::zk::OpError>,
-        Vec<(SessionId, WatchedEvent)>,
-    ) {
-        let txn = self.tree.prep(session, op);
-        let applied = self.apply(session, &txn);
-        let fired = self.watches.trigger(&applied.events);
-        (applied.result, fired)
-    }
-
-    fn open(&mut self, session: SessionId) {
-        let txn = Txn::CreateSession {
-            session,
-            timeout_ms: 6000,
-        };
-        self.apply(SessionId::NONE, &txn).result.unwrap();
-    }
-
-    fn expire(&mut self, session: SessionId) -> Vec<(SessionId, WatchedEvent)> {
-        let applied = self.apply(SessionId::NONE, &Txn::CloseSession { session });
-        self.watches.remove_watcher(session);
-        self.watches.trigger(&applied.events)
-    }
-
-    fn state(&self, tp: &TopicPartition) -> StateZnode {
-        let (data, _) = self.tree.get_data(&paths::state_path(tp)).unwrap();
-        paths::decode(&data).unwrap()
-    }
-}
+use crate::broker::test_ens::Ens;
+use crate::zk::{SessionId, Zxid};
 
 struct Broker {
     id: BrokerId,
@@ -194,22 +124,7 @@ impl Cluster {
                 if !b.alive {
                     return;
                 }
-                let session = b.session;
-                let (result, fired) = if op.is_write() {
-                    self.ens.write(session, &op)
-                } else {
-                    let result = self.ens.tree.read(&op);
-                    match &op {
-                        Op::GetData { path, watch: true } | Op::Exists { path, watch: true } => {
-                            self.ens.watches.add_data_watch(path, session)
-                        }
-                        Op::GetChildren { path, watch: true } => {
-                            self.ens.watches.add_child_watch(path, session)
-                        }
-                        _ => {}
-                    }
-                    (result, Vec::new())
-                };
+                let (result, fired) = self.ens.run(b.session, &op);
                 self.brokers[i].ctl.on_zk_outcome(
                     id,
                     Outcome::Done {

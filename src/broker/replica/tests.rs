@@ -644,6 +644,56 @@ fn kip_320_diverging_epoch_in_fetch_responses_truncates_and_continues() {
     assert_eq!(log_of(&a), leader_log);
 }
 
+/// B2 led epoch 2 without appending anything, then B1 led epoch 3: B2's cache ends with
+/// an epoch that starts at its LEO and that no record carries. Truncating to the LEO must
+/// still drop that entry (Kafka trims the cache even when the log is not cut), or every
+/// fetch names epoch 2, gets "diverging at epoch 1" back, and the follower never moves.
+fn empty_epoch_at_the_end(on_fetch: bool) {
+    let config = ReplicaConfig {
+        truncate_on_fetch: on_fetch,
+        ..ReplicaConfig::default()
+    };
+    let (disk, _root) = disk(&format!("empty-epoch-{on_fetch}"));
+    let both = vec![B1, B2];
+    let mut a = open_with(&disk, B1, config.clone());
+    let mut b = open_with(&disk, B2, config);
+    a.become_leader(LeaderEpoch(1), both.clone(), both.clone(), 0, 0)
+        .unwrap();
+    b.become_follower(B1, LeaderEpoch(1)).unwrap();
+    truncate(&a, &mut b);
+    produce(&mut a, &["x", "y"]);
+    fetch(&mut a, &mut b, 1);
+    assert_eq!(values(&b), ["x", "y"]);
+    b.become_leader(LeaderEpoch(2), vec![B2], both.clone(), 1, 2)
+        .unwrap();
+    a.become_leader(LeaderEpoch(3), vec![B1], both, 2, 3)
+        .unwrap();
+    b.become_follower(B1, LeaderEpoch(3)).unwrap();
+    truncate(&a, &mut b);
+    // KIP-320 learns the divergence from the first fetch; after it, none.
+    let diverged = (0..4)
+        .filter(|_| matches!(fetch(&mut a, &mut b, 4).0, FetchOutcome::Diverged { .. }))
+        .count();
+    assert_eq!(
+        diverged,
+        usize::from(on_fetch),
+        "the follower keeps naming an epoch the leader never had"
+    );
+    produce(&mut a, &["z"]);
+    fetch(&mut a, &mut b, 5);
+    assert_eq!(values(&b), ["x", "y", "z"]);
+}
+
+#[test]
+fn an_empty_epoch_at_the_end_of_the_cache_goes_with_truncation_to_the_leo() {
+    empty_epoch_at_the_end(false);
+}
+
+#[test]
+fn an_empty_epoch_at_the_end_of_the_cache_goes_on_a_diverging_fetch() {
+    empty_epoch_at_the_end(true);
+}
+
 #[test]
 fn the_leader_answers_a_diverging_fetch_without_touching_its_state() {
     let (disk, _root) = disk("diverge-leader");

@@ -1,0 +1,405 @@
+//! Unit tests of the broker core against an ensemble in memory: registration under lost
+//! answers and stale znodes, and the delivery of controller requests over links that break.
+
+use super::*;
+use crate::broker::controller::TopicSpec;
+use crate::broker::test_ens::Ens;
+use crate::disk::FsDisk;
+use crate::zk::Zxid;
+
+const B1: BrokerId = BrokerId(1);
+const B2: BrokerId = BrokerId(2);
+
+struct TempRoot(PathBuf);
+
+impl Drop for TempRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn config(id: BrokerId) -> BrokerConfig {
+    BrokerConfig {
+        id,
+        incarnation: 1,
+        replica: ReplicaConfig::default(),
+        topic_min_isr: BTreeMap::new(),
+        controller: ControllerConfig {
+            broker_id: id,
+            brokers: vec![B1, B2],
+            topics: vec![TopicSpec {
+                name: "orders".into(),
+                partitions: 1,
+                replication_factor: 2,
+            }],
+            unclean_leader_election: false,
+            legacy_unfenced_writes: false,
+        },
+    }
+}
+
+/// One broker core with its session, and what it sent and announced.
+struct Node {
+    core: BrokerCore<FsDisk>,
+    session: SessionId,
+    sent: Vec<(BrokerId, Request)>,
+    responses: Vec<Response>,
+    announced: Vec<String>,
+}
+
+fn node(id: BrokerId, name: &str) -> (Node, TempRoot) {
+    let root = std::env::temp_dir().join(format!("ksim-server-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let disk = FsDisk::new(&root).unwrap();
+    let node = Node {
+        core: BrokerCore::new(config(id), disk),
+        session: SessionId::NONE,
+        sent: Vec::new(),
+        responses: Vec::new(),
+        announced: Vec::new(),
+    };
+    (node, TempRoot(root))
+}
+
+/// Runs the node's ensemble operations until it asks for none; `lose` decides, per
+/// operation, to commit it but hand back CONNECTIONLOSS instead of the answer.
+fn pump(ens: &mut Ens, n: &mut Node, now_ms: u64, mut lose: impl FnMut(&Op) -> bool) {
+    n.core.after_change(now_ms);
+    for _ in 0..1000 {
+        let actions = n.core.take_actions();
+        if actions.is_empty() {
+            return;
+        }
+        for action in actions {
+            match action {
+                BrokerAction::Zk { id, op } => {
+                    let (result, fired) = ens.run(n.session, &op);
+                    let outcome = if lose(&op) {
+                        Outcome::Unknown {
+                            error: ZkError::ConnectionLoss,
+                        }
+                    } else {
+                        Outcome::Done {
+                            result,
+                            zxid: ens.last_zxid(),
+                        }
+                    };
+                    n.core.on_zk_outcome(id, outcome, now_ms);
+                    for (session, event) in fired {
+                        if session == n.session {
+                            n.core.on_watch(&event);
+                        }
+                    }
+                }
+                BrokerAction::SendToBroker { to, request } => n.sent.push((to, request)),
+                BrokerAction::Announce { kind, .. } => n.announced.push(kind),
+                BrokerAction::Respond { response, .. } => n.responses.push(response),
+            }
+        }
+    }
+    panic!("the broker never settles");
+}
+
+fn start(ens: &mut Ens, n: &mut Node, session: u64, now_ms: u64) {
+    n.session = SessionId(session);
+    ens.open(n.session);
+    n.core.on_session_started(n.session, now_ms);
+}
+
+fn registration_czxid(ens: &Ens, id: BrokerId) -> i64 {
+    let (_, stat) = ens.tree.get_data(&paths::broker_path(id)).unwrap();
+    stat.czxid.0 as i64
+}
+
+#[test]
+fn a_registration_whose_answer_was_lost_is_recognised_as_its_own() {
+    let mut ens = Ens::new();
+    let (mut n, _root) = node(B1, "lost-answer");
+    start(&mut ens, &mut n, 7, 0);
+    let mut lost = false;
+    pump(&mut ens, &mut n, 0, |op| {
+        let register = matches!(op, Op::Create { path, .. } if *path == paths::broker_path(B1));
+        let lose = register && !lost;
+        lost |= lose;
+        lose
+    });
+    assert!(lost);
+    assert_eq!(n.core.broker_epoch(), None, "the answer never came");
+    // The retry finds the znode; it is this session's own, so the broker is registered
+    // with that znode's czxid — not stuck waiting for its own session to expire.
+    n.core.tick(REGISTRATION_RETRY_MS);
+    pump(&mut ens, &mut n, REGISTRATION_RETRY_MS, |_| false);
+    assert_eq!(n.core.broker_epoch(), Some(registration_czxid(&ens, B1)));
+    assert_eq!(
+        n.announced
+            .iter()
+            .filter(|k| *k == "broker-registered")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_registration_left_by_the_previous_session_waits_for_it_to_expire() {
+    let mut ens = Ens::new();
+    let old = SessionId(3);
+    ens.open(old);
+    let create = Op::Create {
+        path: paths::broker_path(B1),
+        data: vec![],
+        mode: CreateMode::Ephemeral,
+    };
+    ens.write(old, &create).0.unwrap();
+    let stale = registration_czxid(&ens, B1);
+
+    let (mut n, _root) = node(B1, "stale-znode");
+    start(&mut ens, &mut n, 4, 0);
+    pump(&mut ens, &mut n, 0, |_| false);
+    for i in 1..=3 {
+        let now = i * REGISTRATION_RETRY_MS;
+        n.core.tick(now);
+        pump(&mut ens, &mut n, now, |_| false);
+        assert_eq!(
+            n.core.broker_epoch(),
+            None,
+            "another session's znode is not ours"
+        );
+    }
+    ens.expire(old);
+    n.core.tick(4 * REGISTRATION_RETRY_MS);
+    pump(&mut ens, &mut n, 4 * REGISTRATION_RETRY_MS, |_| false);
+    let epoch = n
+        .core
+        .broker_epoch()
+        .expect("registered once the old znode expired");
+    assert_eq!(epoch, registration_czxid(&ens, B1));
+    assert_ne!(epoch, stale);
+}
+
+fn leader_and_isr_to(n: &Node, to: BrokerId) -> Vec<&Request> {
+    n.sent
+        .iter()
+        .filter(|(t, r)| *t == to && matches!(r.body, RequestBody::LeaderAndIsr { .. }))
+        .map(|(_, r)| r)
+        .collect()
+}
+
+/// Broker 1 alone: it registers and becomes the controller; then broker 2 registers and
+/// the controller tells it about its partition.
+fn controller_and_newcomer(ens: &mut Ens) -> (Node, Node, [TempRoot; 2]) {
+    let (mut b1, r1) = node(B1, "controller");
+    let (mut b2, r2) = node(B2, "newcomer");
+    start(ens, &mut b1, 1, 0);
+    pump(ens, &mut b1, 0, |_| false);
+    assert_eq!(b1.core.active_controller_epoch(), Some(1));
+    start(ens, &mut b2, 2, 10);
+    // Broker 2's registration fires broker 1's watch on /brokers/ids.
+    let mut fired = Vec::new();
+    for _ in 0..1000 {
+        let actions = b2.core.take_actions();
+        if actions.is_empty() {
+            break;
+        }
+        for action in actions {
+            if let BrokerAction::Zk { id, op } = action {
+                let (result, f) = ens.run(b2.session, &op);
+                fired.extend(f);
+                b2.core.on_zk_outcome(
+                    id,
+                    Outcome::Done {
+                        result,
+                        zxid: Zxid::ZERO,
+                    },
+                    10,
+                );
+            }
+        }
+    }
+    assert!(b2.core.broker_epoch().is_some());
+    for (session, event) in fired {
+        if session == b1.session {
+            b1.core.on_watch(&event);
+        }
+    }
+    pump(ens, &mut b1, 10, |_| false);
+    assert!(
+        !leader_and_isr_to(&b1, B2).is_empty(),
+        "the controller sends LeaderAndIsr to the newcomer"
+    );
+    (b1, b2, [r1, r2])
+}
+
+#[test]
+fn a_controller_request_lost_with_its_connection_is_sent_again_until_answered() {
+    let mut ens = Ens::new();
+    let (mut b1, _b2, _roots) = controller_and_newcomer(&mut ens);
+    let first = leader_and_isr_to(&b1, B2).last().copied().cloned().unwrap();
+    b1.sent.clear();
+
+    // The link breaks before an answer: the same request goes again after a backoff.
+    b1.core.on_peer_closed(B2, 20);
+    b1.core.tick(20 + CONTROLLER_RESEND_BACKOFF_MS - 1);
+    pump(
+        &mut ens,
+        &mut b1,
+        20 + CONTROLLER_RESEND_BACKOFF_MS - 1,
+        |_| false,
+    );
+    assert!(
+        leader_and_isr_to(&b1, B2).is_empty(),
+        "not before the backoff"
+    );
+    let at = 20 + CONTROLLER_RESEND_BACKOFF_MS;
+    b1.core.tick(at);
+    pump(&mut ens, &mut b1, at, |_| false);
+    let again = leader_and_isr_to(&b1, B2);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].body, first.body);
+    assert_ne!(again[0].correlation_id, first.correlation_id);
+    let again = again[0].clone();
+    b1.sent.clear();
+
+    // Unanswered on a link that stalls without closing: again after the request timeout.
+    let later = at + REPLICA_REQUEST_TIMEOUT_MS;
+    b1.core.tick(later);
+    pump(&mut ens, &mut b1, later, |_| false);
+    let third = leader_and_isr_to(&b1, B2);
+    assert_eq!(third.len(), 1);
+    assert_eq!(third[0].body, first.body);
+    let third = third[0].clone();
+    b1.sent.clear();
+
+    // Answered (even late, on an older correlation the answer is ignored): no more.
+    b1.core.on_peer_response(
+        B2,
+        Response {
+            correlation_id: again.correlation_id,
+            body: ResponseBody::LeaderAndIsr { error: None },
+        },
+        later + 1,
+    );
+    b1.core.on_peer_response(
+        B2,
+        Response {
+            correlation_id: third.correlation_id,
+            body: ResponseBody::LeaderAndIsr { error: None },
+        },
+        later + 1,
+    );
+    for i in 1..=3 {
+        let now = later + i * REPLICA_REQUEST_TIMEOUT_MS;
+        b1.core.tick(now);
+        pump(&mut ens, &mut b1, now, |_| false);
+    }
+    assert!(
+        leader_and_isr_to(&b1, B2).is_empty(),
+        "answered requests stay answered"
+    );
+}
+
+#[test]
+fn a_resigned_controller_stops_resending() {
+    let mut ens = Ens::new();
+    let (mut b1, _b2, _roots) = controller_and_newcomer(&mut ens);
+    b1.sent.clear();
+    b1.core.on_session_lost();
+    ens.expire(b1.session);
+    b1.core.on_peer_closed(B2, 20);
+    for i in 1..=3 {
+        let now = 20 + i * REPLICA_REQUEST_TIMEOUT_MS;
+        b1.core.tick(now);
+        pump(&mut ens, &mut b1, now, |_| false);
+    }
+    assert!(
+        leader_and_isr_to(&b1, B2).is_empty(),
+        "a controller that is no longer active has nothing to deliver"
+    );
+}
+
+fn alter_partitions(n: &Node) -> usize {
+    n.sent
+        .iter()
+        .filter(|(_, r)| matches!(r.body, RequestBody::AlterPartition { .. }))
+        .count()
+}
+
+#[test]
+fn an_alter_partition_lost_on_a_stalled_link_is_given_up_and_proposed_again() {
+    let mut ens = Ens::new();
+    // Broker 1 is the controller (it holds /controller), so proposals travel.
+    let b1_session = SessionId(4);
+    ens.open(b1_session);
+    let controller = Op::Create {
+        path: paths::CONTROLLER.into(),
+        data: paths::encode(&paths::ControllerZnode { brokerid: 1 }),
+        mode: CreateMode::Ephemeral,
+    };
+    ens.write(b1_session, &controller).0.unwrap();
+    let (mut b2, _root) = node(B2, "alter-timeout");
+    start(&mut ens, &mut b2, 5, 0);
+    pump(&mut ens, &mut b2, 0, |_| false);
+    let broker_epoch = b2.core.broker_epoch().expect("registered");
+    // Controller broker 1 makes broker 2 the leader of orders/0, alone in the ISR.
+    let tp = TopicPartition::new("orders", 0);
+    let state = PartitionState {
+        leader: Some(B2),
+        leader_epoch: LeaderEpoch(1),
+        isr: vec![B2],
+        controller_epoch: 1,
+        partition_epoch: 1,
+        replicas: vec![B2, B1],
+    };
+    let request = |correlation_id, body| Request {
+        correlation_id,
+        body,
+    };
+    b2.core.on_request(
+        1,
+        request(
+            1,
+            RequestBody::LeaderAndIsr {
+                controller_id: B1,
+                controller_epoch: 1,
+                broker_epoch,
+                partitions: vec![(tp.clone(), state)],
+            },
+        ),
+        10,
+    );
+    pump(&mut ens, &mut b2, 10, |_| false);
+    // Broker 1 fetches at the leader's LEO: caught up, so the leader asks to add it.
+    let follower_fetch = |correlation_id| {
+        request(
+            correlation_id,
+            RequestBody::Fetch {
+                replica_id: Some(B1),
+                replica_epoch: 0,
+                max_wait_ms: 0,
+                partitions: vec![FetchPartition {
+                    partition: TopicPartition::new("orders", 0),
+                    fetch_offset: Offset(0),
+                    current_leader_epoch: Some(LeaderEpoch(1)),
+                    last_fetched_epoch: None,
+                    max_bytes: REPLICA_FETCH_MAX_BYTES,
+                }],
+            },
+        )
+    };
+    b2.core.on_request(2, follower_fetch(2), 20);
+    pump(&mut ens, &mut b2, 20, |_| false);
+    assert_eq!(
+        alter_partitions(&b2),
+        1,
+        "the leader proposes the expansion"
+    );
+    b2.core.on_request(2, follower_fetch(3), 30);
+    pump(&mut ens, &mut b2, 30, |_| false);
+    assert_eq!(alter_partitions(&b2), 1, "one proposal in flight at a time");
+    // No answer ever comes (the link stalls without closing): after a request timeout
+    // the proposal is dropped, and the next caught-up fetch proposes again.
+    let later = 20 + REPLICA_REQUEST_TIMEOUT_MS;
+    b2.core.tick(later);
+    b2.core.on_request(2, follower_fetch(4), later);
+    pump(&mut ens, &mut b2, later, |_| false);
+    assert_eq!(alter_partitions(&b2), 2);
+}
