@@ -129,6 +129,22 @@ fn a_zombie_leader_loses_acks1_writes_and_acks_all_keeps_them() {
 }
 
 #[test]
+fn the_last_isr_member_re_elected_after_a_power_loss_loses_writes_and_elr_prevents_it() {
+    let zoo = "zoo/last-replica-standing.toml";
+    let dir = scratch("brokers-last-replica-standing");
+    // Seed 4: the controller is not the follower, the ISR shrinks to the leader, and its
+    // power loss cuts the unflushed tail.
+    zoo_fires(zoo, "4..4", "lost-write", &dir);
+    fixed_twin_passes(
+        zoo,
+        "lenient-min-isr = true",
+        "lenient-min-isr = false",
+        &dir,
+        &[4, 5],
+    );
+}
+
+#[test]
 fn a_broker_run_is_deterministic_across_processes() {
     let dir = scratch("brokers-determinism");
     let a = trace_in_own_process("leader-failover.toml", 5, &dir.join("a"));

@@ -13,9 +13,17 @@
 //!   replaced fails with BADVERSION on the check and resigns. The legacy switch
 //!   `unfenced-controller-writes` (KAFKA-6082) drops the check.
 //! - On broker loss: new leader = first live replica in assignment order that is in the
-//!   ISR (with `unclean.leader.election.enable`, else any live replica, ISR reset to it);
-//!   ISR = old ISR ∩ live, never emptied (the last member stays, leader -1);
-//!   leader_epoch + 1 on every leader or ISR change the controller makes.
+//!   ISR, else in the ELR (with `unclean.leader.election.enable`, else any live replica,
+//!   ISR reset to it); ISR = old ISR ∩ live, never emptied (the last member stays, leader
+//!   -1); leader_epoch + 1 on every leader or ISR change the controller makes. A broker back
+//!   with a new broker epoch (a bounce) counts as lost, then back (KIP-380).
+//! - Eligible leader replicas (KIP-966, carried over from KRaft to the state znode): a
+//!   live replica leaving an ISR that falls below the topic's `min.insync.replicas` holds
+//!   every committed record (strict min ISR froze the HW), so it may lead if the ISR dies.
+//!   The ELR empties when the ISR is back at min ISR. Every broker death counts as an
+//!   unclean shutdown (the testbed never stops a broker cleanly), so the dead leave the ELR
+//!   at once. The legacy lenient min ISR turns the ELR off: without a frozen HW it is
+//!   unsound, and Kafka before 4.0 had neither.
 //!
 //! Pure: it asks for ensemble operations ([`ControllerAction::Zk`]) and gets their outcomes
 //! back by id; it never awaits. One write per partition is in flight at a time; a write
@@ -41,6 +49,8 @@ pub struct TopicSpec {
     pub partitions: u32,
     /// `replication.factor`.
     pub replication_factor: u32,
+    /// Its `min.insync.replicas` (the ELR exists only below it).
+    pub min_insync_replicas: usize,
 }
 
 /// What the controller needs to know.
@@ -56,6 +66,9 @@ pub struct ControllerConfig {
     pub unclean_leader_election: bool,
     /// LEGACY (KAFKA-6082): write partition states without the controller-epoch check.
     pub legacy_unfenced_writes: bool,
+    /// Keep eligible leader replicas (KIP-966). Sound only with strict min ISR, so the
+    /// legacy lenient min ISR turns it off (as Kafka before 4.0 had neither).
+    pub eligible_leader_replicas: bool,
 }
 
 /// What the shell must do.
@@ -458,6 +471,7 @@ impl ControllerCore {
     /// An AlterPartition request from a partition leader; the answer comes back as a
     /// [`ControllerAction::Reply`] with `token`.
     pub fn on_alter_partition(&mut self, token: u64, request: AlterPartition) {
+        let min_isr = self.min_isr(&request.partition.topic);
         let Some(active) = self.active.as_mut() else {
             self.reply_alter(token, Err(KafkaError::NotController));
             return;
@@ -474,11 +488,25 @@ impl ControllerCore {
                 self.reply_alter(token, Ok(state));
             }
             Ok(Some(mut state)) => {
+                let live: BTreeSet<BrokerId> = active.live.keys().copied().collect();
+                state.elr = if self.config.eligible_leader_replicas {
+                    elr_after_alter(&state, &request.new_isr, min_isr, &live)
+                } else {
+                    Vec::new()
+                };
                 state.isr = request.new_isr.clone();
                 state.controller_epoch = active.epoch;
                 self.write_state(request.partition.clone(), state, Some(token));
             }
         }
+    }
+
+    fn min_isr(&self, topic: &str) -> usize {
+        self.config
+            .topics
+            .iter()
+            .find(|t| t.name == topic)
+            .map_or(1, |t| t.min_insync_replicas)
     }
 
     fn reply_alter(&mut self, token: u64, result: Result<PartitionState, KafkaError>) {
@@ -631,7 +659,15 @@ impl ControllerCore {
             .filter(|(id, epoch)| old.get(id) != Some(epoch))
             .map(|(id, _)| *id)
             .collect();
-        self.elect_where_needed();
+        // A bounce is a failure and a start (KIP-380): elect as if the bounced brokers
+        // were gone (an unclean shutdown may have cost them their unflushed tail), then
+        // again with them.
+        let bounced: BTreeSet<BrokerId> = changed
+            .iter()
+            .copied()
+            .filter(|id| old.contains_key(id))
+            .collect();
+        self.elect_without(&bounced);
         for id in changed {
             self.send_leader_and_isr(id, None);
         }
@@ -722,6 +758,7 @@ impl ControllerCore {
                 leader_epoch: 0,
                 controller_epoch: active.epoch,
                 isr,
+                elr: Vec::new(),
             };
             ops.push(Op::Create {
                 path: paths::partition_path(&tp),
@@ -834,24 +871,35 @@ impl ControllerCore {
 
     /// Elects leaders and shrinks ISRs for every partition the live set calls for.
     fn elect_where_needed(&mut self) {
+        self.elect_without(&BTreeSet::new());
+    }
+
+    /// [`Self::elect_where_needed`], counting the `excluded` brokers as dead.
+    fn elect_without(&mut self, excluded: &BTreeSet<BrokerId>) {
         let Some(active) = self.active.as_ref() else {
             return;
         };
         if !active.initialized {
             return;
         }
-        let live: BTreeSet<BrokerId> = active.live.keys().copied().collect();
+        let live: BTreeSet<BrokerId> = active
+            .live
+            .keys()
+            .copied()
+            .filter(|b| !excluded.contains(b))
+            .collect();
         let mut writes = Vec::new();
         for (tp, state) in &active.states {
             if active.writing.contains(tp) {
                 continue;
             }
-            if let Some(next) = next_state(
-                state,
-                &live,
-                self.config.unclean_leader_election,
-                active.epoch,
-            ) {
+            let rules = Rules {
+                unclean: self.config.unclean_leader_election,
+                eligible_leader_replicas: self.config.eligible_leader_replicas,
+                min_isr: self.min_isr(&tp.topic),
+                controller_epoch: active.epoch,
+            };
+            if let Some(next) = next_state(state, &live, &rules) {
                 writes.push((tp.clone(), next));
             }
         }
@@ -920,6 +968,7 @@ impl ControllerCore {
                         "leader": state.leader.map(|b| b.0),
                         "leader_epoch": state.leader_epoch.0,
                         "isr": state.isr.iter().map(|b| b.0).collect::<Vec<_>>(),
+                        "elr": state.elr.iter().map(|b| b.0).collect::<Vec<_>>(),
                         "controller_epoch": state.controller_epoch,
                         "partition_epoch": state.partition_epoch,
                     }),
@@ -1080,12 +1129,49 @@ fn validate_alter(
     Ok(Some(state.clone()))
 }
 
+/// What an election may do with a partition.
+#[derive(Clone, Copy, Debug)]
+pub struct Rules {
+    /// `unclean.leader.election.enable`.
+    pub unclean: bool,
+    /// Keep and elect from eligible leader replicas (KIP-966).
+    pub eligible_leader_replicas: bool,
+    /// The topic's `min.insync.replicas`.
+    pub min_isr: usize,
+    /// The deciding controller's epoch.
+    pub controller_epoch: u32,
+}
+
+/// The ELR after a leader's AlterPartition moves the ISR to `new_isr`: empty if the new ISR
+/// holds at least `min_isr`; otherwise the live replicas leaving the ISR join it (the HW
+/// froze with every record they hold), and earlier members stay unless they rejoin the
+/// ISR. In assignment order.
+pub fn elr_after_alter(
+    state: &PartitionState,
+    new_isr: &[BrokerId],
+    min_isr: usize,
+    live: &BTreeSet<BrokerId>,
+) -> Vec<BrokerId> {
+    if new_isr.len() >= min_isr {
+        return Vec::new();
+    }
+    state
+        .replicas
+        .iter()
+        .copied()
+        .filter(|r| (state.isr.contains(r) || state.elr.contains(r)) && !new_isr.contains(r))
+        .filter(|r| live.contains(r))
+        .collect()
+}
+
 /// The state a partition must move to given the live brokers, or `None` if it is fine.
+///
+/// Every broker death counts as an unclean shutdown (the testbed never stops a broker
+/// cleanly), so it leaves the ELR at once, rather than when it registers again.
 pub fn next_state(
     state: &PartitionState,
     live: &BTreeSet<BrokerId>,
-    unclean: bool,
-    controller_epoch: u32,
+    rules: &Rules,
 ) -> Option<PartitionState> {
     let leader_live = state.leader.is_some_and(|l| live.contains(&l));
     let live_isr: Vec<BrokerId> = state
@@ -1094,45 +1180,88 @@ pub fn next_state(
         .copied()
         .filter(|r| live.contains(r))
         .collect();
-    let bump = |leader: Option<BrokerId>, isr: Vec<BrokerId>| PartitionState {
-        leader,
-        leader_epoch: LeaderEpoch(state.leader_epoch.0 + 1),
-        isr,
-        controller_epoch,
-        partition_epoch: state.partition_epoch,
-        replicas: state.replicas.clone(),
+    let live_elr: Vec<BrokerId> = if rules.eligible_leader_replicas {
+        state
+            .elr
+            .iter()
+            .copied()
+            .filter(|r| live.contains(r))
+            .collect()
+    } else {
+        Vec::new()
     };
-    if leader_live {
-        if live_isr.len() == state.isr.len() {
-            return None;
+    // The ELR that goes with an ISR: none once the ISR reaches min ISR.
+    let elr_with = |isr: &[BrokerId]| -> Vec<BrokerId> {
+        if isr.len() >= rules.min_isr {
+            Vec::new()
+        } else {
+            live_elr
+                .iter()
+                .copied()
+                .filter(|r| !isr.contains(r))
+                .collect()
         }
-        // A follower in the ISR died: drop it.
-        return Some(bump(state.leader, live_isr));
+    };
+    let next_epoch = LeaderEpoch(state.leader_epoch.0 + 1);
+    let with =
+        |leader: Option<BrokerId>, leader_epoch: LeaderEpoch, isr: Vec<BrokerId>| PartitionState {
+            leader,
+            leader_epoch,
+            elr: elr_with(&isr),
+            isr,
+            controller_epoch: rules.controller_epoch,
+            partition_epoch: state.partition_epoch,
+            replicas: state.replicas.clone(),
+        };
+    if leader_live {
+        if live_isr.len() < state.isr.len() {
+            // A follower in the ISR died: drop it.
+            return Some(with(state.leader, next_epoch, live_isr));
+        }
+        if live_elr.len() < state.elr.len() {
+            // An eligible replica died: it is eligible no more (same leader epoch).
+            return Some(with(state.leader, state.leader_epoch, live_isr));
+        }
+        return None;
     }
-    // Offline leader: first live replica in assignment order that is in the ISR.
+    // Offline leader: first live replica in assignment order that is in the ISR, then in
+    // the ELR.
     if let Some(leader) = state
         .replicas
         .iter()
         .copied()
         .find(|r| live_isr.contains(r))
     {
-        return Some(bump(Some(leader), live_isr));
+        return Some(with(Some(leader), next_epoch, live_isr));
     }
-    if unclean {
+    if let Some(leader) = state
+        .replicas
+        .iter()
+        .copied()
+        .find(|r| live_elr.contains(r))
+    {
+        return Some(with(Some(leader), next_epoch, vec![leader]));
+    }
+    if rules.unclean {
         if let Some(leader) = state.replicas.iter().copied().find(|r| live.contains(r)) {
-            return Some(bump(Some(leader), vec![leader]));
+            let mut next = with(Some(leader), next_epoch, vec![leader]);
+            next.elr.clear();
+            return Some(next);
         }
     }
     // No one to lead. Keep the last ISR member in the ISR (it is the one with every
-    // committed record); mark the partition offline once.
-    state.leader?;
+    // committed record, and the last known leader); mark the partition offline once.
+    if state.leader.is_none() {
+        return (state.elr.len() > live_elr.len())
+            .then(|| with(None, state.leader_epoch, state.isr.clone()));
+    }
     let last = state
         .isr
         .iter()
         .copied()
         .find(|r| Some(*r) == state.leader)
         .or_else(|| state.isr.last().copied());
-    Some(bump(None, last.into_iter().collect()))
+    Some(with(None, next_epoch, last.into_iter().collect()))
 }
 
 #[cfg(test)]

@@ -84,6 +84,11 @@ pub struct PartitionState {
     pub leader_epoch: LeaderEpoch,
     /// The in-sync replicas (the leader among them).
     pub isr: Vec<BrokerId>,
+    /// Eligible leader replicas (KIP-966): replicas out of the ISR that still hold every
+    /// committed record, because they left it when it fell below `min.insync.replicas` and
+    /// the HW has not moved since. Empty whenever |ISR| ≥ min ISR.
+    #[serde(default)]
+    pub elr: Vec<BrokerId>,
     /// The epoch of the controller that wrote it.
     pub controller_epoch: u32,
     /// The state znode's version: bumped by every write, leader or ISR.

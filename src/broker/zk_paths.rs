@@ -77,6 +77,9 @@ pub struct StateZnode {
     pub controller_epoch: u32,
     /// The in-sync replicas.
     pub isr: Vec<u32>,
+    /// Eligible leader replicas (KIP-966; absent when empty, as in older znodes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elr: Vec<u32>,
 }
 
 impl StateZnode {
@@ -87,6 +90,7 @@ impl StateZnode {
             leader_epoch: state.leader_epoch.0,
             controller_epoch: state.controller_epoch,
             isr: state.isr.iter().map(|b| b.0).collect(),
+            elr: state.elr.iter().map(|b| b.0).collect(),
         }
     }
 
@@ -96,6 +100,7 @@ impl StateZnode {
             leader: u32::try_from(self.leader).ok().map(BrokerId),
             leader_epoch: LeaderEpoch(self.leader_epoch),
             isr: self.isr.iter().map(|&b| BrokerId(b)).collect(),
+            elr: self.elr.iter().map(|&b| BrokerId(b)).collect(),
             controller_epoch: self.controller_epoch,
             partition_epoch,
             replicas,
@@ -130,6 +135,7 @@ mod tests {
             leader: None,
             leader_epoch: LeaderEpoch(4),
             isr: vec![BrokerId(2)],
+            elr: vec![BrokerId(1)],
             controller_epoch: 3,
             partition_epoch: 7,
             replicas: vec![BrokerId(1), BrokerId(2)],

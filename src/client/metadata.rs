@@ -186,6 +186,7 @@ mod tests {
             leader: leader.map(BrokerId),
             leader_epoch: LeaderEpoch(epoch),
             isr: vec![],
+            elr: vec![],
             controller_epoch: 1,
             partition_epoch: 0,
             replicas: vec![],

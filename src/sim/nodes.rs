@@ -284,6 +284,10 @@ fn brokers(ctx: &Context<'_>) -> Vec<Built> {
             name: t.name.clone(),
             partitions: t.partitions,
             replication_factor: t.replication_factor,
+            min_insync_replicas: t
+                .min_insync_replicas
+                .or(config.min_insync_replicas)
+                .unwrap_or(1) as usize,
         })
         .collect();
     let topic_min_isr = scenario
@@ -317,6 +321,7 @@ fn brokers(ctx: &Context<'_>) -> Vec<Built> {
                     topics: topics.clone(),
                     unclean_leader_election: config.unclean_leader_election_enable.unwrap_or(false),
                     legacy_unfenced_writes: scenario.legacy.unfenced_controller_writes,
+                    eligible_leader_replicas: !scenario.legacy.lenient_min_isr,
                 },
             },
             zk_servers: zk_addrs(scenario),

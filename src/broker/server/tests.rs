@@ -31,9 +31,11 @@ fn config(id: BrokerId) -> BrokerConfig {
                 name: "orders".into(),
                 partitions: 1,
                 replication_factor: 2,
+                min_insync_replicas: 1,
             }],
             unclean_leader_election: false,
             legacy_unfenced_writes: false,
+            eligible_leader_replicas: true,
         },
     }
 }
@@ -345,6 +347,7 @@ fn an_alter_partition_lost_on_a_stalled_link_is_given_up_and_proposed_again() {
         leader: Some(B2),
         leader_epoch: LeaderEpoch(1),
         isr: vec![B2],
+        elr: vec![],
         controller_epoch: 1,
         partition_epoch: 1,
         replicas: vec![B2, B1],

@@ -13,6 +13,7 @@ fn state(leader: u32, epoch: i32) -> PartitionState {
         leader: Some(BrokerId(leader)),
         leader_epoch: LeaderEpoch(epoch),
         isr: vec![BrokerId(leader)],
+        elr: vec![],
         controller_epoch: 1,
         partition_epoch: 0,
         replicas: vec![],

@@ -15,6 +15,7 @@ fn state(leader: Option<u32>, epoch: i32) -> PartitionState {
         leader: leader.map(BrokerId),
         leader_epoch: LeaderEpoch(epoch),
         isr: leader.map(BrokerId).into_iter().collect(),
+        elr: vec![],
         controller_epoch: 1,
         partition_epoch: 0,
         replicas: vec![],
