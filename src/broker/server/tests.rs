@@ -5,7 +5,6 @@ use super::*;
 use crate::broker::controller::TopicSpec;
 use crate::broker::test_ens::Ens;
 use crate::disk::FsDisk;
-use crate::zk::Zxid;
 
 const B1: BrokerId = BrokerId(1);
 const B2: BrokerId = BrokerId(2);
@@ -64,13 +63,20 @@ fn node(id: BrokerId, name: &str) -> (Node, TempRoot) {
 }
 
 /// Runs the node's ensemble operations until it asks for none; `lose` decides, per
-/// operation, to commit it but hand back CONNECTIONLOSS instead of the answer.
-fn pump(ens: &mut Ens, n: &mut Node, now_ms: u64, mut lose: impl FnMut(&Op) -> bool) {
+/// operation, to commit it but hand back CONNECTIONLOSS instead of the answer. Returns the
+/// watches its writes fired for other sessions.
+fn pump(
+    ens: &mut Ens,
+    n: &mut Node,
+    now_ms: u64,
+    mut lose: impl FnMut(&Op) -> bool,
+) -> Vec<(SessionId, WatchedEvent)> {
+    let mut others = Vec::new();
     n.core.after_change(now_ms);
     for _ in 0..1000 {
         let actions = n.core.take_actions();
         if actions.is_empty() {
-            return;
+            return others;
         }
         for action in actions {
             match action {
@@ -90,6 +96,8 @@ fn pump(ens: &mut Ens, n: &mut Node, now_ms: u64, mut lose: impl FnMut(&Op) -> b
                     for (session, event) in fired {
                         if session == n.session {
                             n.core.on_watch(&event);
+                        } else {
+                            others.push((session, event));
                         }
                     }
                 }
@@ -196,27 +204,7 @@ fn controller_and_newcomer(ens: &mut Ens) -> (Node, Node, [TempRoot; 2]) {
     assert_eq!(b1.core.active_controller_epoch(), Some(1));
     start(ens, &mut b2, 2, 10);
     // Broker 2's registration fires broker 1's watch on /brokers/ids.
-    let mut fired = Vec::new();
-    for _ in 0..1000 {
-        let actions = b2.core.take_actions();
-        if actions.is_empty() {
-            break;
-        }
-        for action in actions {
-            if let BrokerAction::Zk { id, op } = action {
-                let (result, f) = ens.run(b2.session, &op);
-                fired.extend(f);
-                b2.core.on_zk_outcome(
-                    id,
-                    Outcome::Done {
-                        result,
-                        zxid: Zxid::ZERO,
-                    },
-                    10,
-                );
-            }
-        }
-    }
+    let fired = pump(ens, &mut b2, 10, |_| false);
     assert!(b2.core.broker_epoch().is_some());
     for (session, event) in fired {
         if session == b1.session {
