@@ -100,6 +100,23 @@ impl Ens {
         self.watches.trigger(&applied.events)
     }
 
+    /// Creates an ephemeral znode owned by `session`; returns the watches it fired.
+    pub fn ephemeral(
+        &mut self,
+        session: SessionId,
+        path: &str,
+        data: Vec<u8>,
+    ) -> Vec<(SessionId, WatchedEvent)> {
+        let op = Op::Create {
+            path: path.into(),
+            data,
+            mode: CreateMode::Ephemeral,
+        };
+        let (result, fired) = self.write(session, &op);
+        result.unwrap();
+        fired
+    }
+
     /// A partition's state znode.
     pub fn state(&self, tp: &TopicPartition) -> paths::StateZnode {
         let (data, _) = self.tree.get_data(&paths::state_path(tp)).unwrap();

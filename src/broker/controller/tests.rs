@@ -66,13 +66,8 @@ impl Cluster {
         let b = &mut self.brokers[id as usize - 1];
         b.session = session;
         b.alive = true;
-        let op = Op::Create {
-            path: paths::broker_path(b.id),
-            data: vec![],
-            mode: CreateMode::Ephemeral,
-        };
-        let (result, fired) = self.ens.write(session, &op);
-        result.unwrap();
+        let path = paths::broker_path(b.id);
+        let fired = self.ens.ephemeral(session, &path, vec![]);
         self.brokers[id as usize - 1].ctl.start();
         self.deliver(fired);
         self.settle();

@@ -154,12 +154,7 @@ fn a_registration_left_by_the_previous_session_waits_for_it_to_expire() {
     let mut ens = Ens::new();
     let old = SessionId(3);
     ens.open(old);
-    let create = Op::Create {
-        path: paths::broker_path(B1),
-        data: vec![],
-        mode: CreateMode::Ephemeral,
-    };
-    ens.write(old, &create).0.unwrap();
+    ens.ephemeral(old, &paths::broker_path(B1), vec![]);
     let stale = registration_czxid(&ens, B1);
 
     let (mut n, _root) = node(B1, "stale-znode");
@@ -319,12 +314,8 @@ fn an_alter_partition_lost_on_a_stalled_link_is_given_up_and_proposed_again() {
     // Broker 1 is the controller (it holds /controller), so proposals travel.
     let b1_session = SessionId(4);
     ens.open(b1_session);
-    let controller = Op::Create {
-        path: paths::CONTROLLER.into(),
-        data: paths::encode(&paths::ControllerZnode { brokerid: 1 }),
-        mode: CreateMode::Ephemeral,
-    };
-    ens.write(b1_session, &controller).0.unwrap();
+    let controller = paths::encode(&paths::ControllerZnode { brokerid: 1 });
+    ens.ephemeral(b1_session, paths::CONTROLLER, controller);
     let (mut b2, _root) = node(B2, "alter-timeout");
     start(&mut ens, &mut b2, 5, 0);
     pump(&mut ens, &mut b2, 0, |_| false);
