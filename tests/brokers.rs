@@ -145,6 +145,22 @@ fn the_last_isr_member_re_elected_after_a_power_loss_loses_writes_and_elr_preven
 }
 
 #[test]
+fn a_zombie_controller_writes_from_its_old_view_unless_its_writes_are_fenced() {
+    let zoo = "zoo/zombie-controller.toml";
+    let dir = scratch("brokers-zombie-controller");
+    // Seed 4: a leader's AlterPartition waits in the paused controller's queue ahead of the
+    // news that its session ended.
+    zoo_fires(zoo, "4..4", "controller-epoch-monotonic", &dir);
+    fixed_twin_passes(
+        zoo,
+        "unfenced-controller-writes = true",
+        "unfenced-controller-writes = false",
+        &dir,
+        &[4, 5],
+    );
+}
+
+#[test]
 fn a_broker_run_is_deterministic_across_processes() {
     let dir = scratch("brokers-determinism");
     let a = trace_in_own_process("leader-failover.toml", 5, &dir.join("a"));

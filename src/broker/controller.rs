@@ -10,8 +10,14 @@
 //! - Election is one `multi`: create EPHEMERAL `/controller` and set `/controller_epoch` to
 //!   epoch + 1 at the version read. Losing the race → watch `/controller`.
 //! - Every write is `multi{check(/controller_epoch, version), write}`: a controller that was
-//!   replaced fails with BADVERSION on the check and resigns. The legacy switch
-//!   `unfenced-controller-writes` (KAFKA-6082) drops the check.
+//!   replaced fails with BADVERSION on the check and resigns. A controller whose session
+//!   ends resigns at once (Kafka clears its event queue on session expiry).
+//! - The legacy switch `unfenced-controller-writes` brings back the controller before
+//!   Kafka 2.2 (KAFKA-6082). Writes carry no epoch check, and the controller resigns late.
+//!   After its session ends it stays a zombie with its old view. In its next session it
+//!   first finishes its queued work: state re-reads after writes of unknown outcome, and
+//!   AlterPartitions that arrived meanwhile. Only then does it resign and look for the new
+//!   controller. Writes from that stale view land after the new controller's.
 //! - On broker loss: new leader = first live replica in assignment order that is in the
 //!   ISR, else in the ELR (with `unclean.leader.election.enable`, else any live replica,
 //!   ISR reset to it); ISR = old ISR ∩ live, never emptied (the last member stays, leader
@@ -64,7 +70,8 @@ pub struct ControllerConfig {
     pub topics: Vec<TopicSpec>,
     /// `unclean.leader.election.enable`.
     pub unclean_leader_election: bool,
-    /// LEGACY (KAFKA-6082): write partition states without the controller-epoch check.
+    /// LEGACY (KAFKA-6082): write partition states without the controller-epoch check, and
+    /// resign only after the work queued before a session's end is done.
     pub legacy_unfenced_writes: bool,
     /// Keep eligible leader replicas (KIP-966). Sound only with strict min ISR, so the
     /// legacy lenient min ISR turns it off (as Kafka before 4.0 had neither).
@@ -187,6 +194,9 @@ pub struct ControllerCore {
     active: Option<Active>,
     /// The broker has a session and takes part in elections.
     running: bool,
+    /// LEGACY (KAFKA-6082): the session ended while active; the controller still acts on
+    /// its old view until its queued work is done in the next session.
+    zombie: bool,
     pending: BTreeMap<u64, Purpose>,
     next_id: u64,
     actions: Vec<ControllerAction>,
@@ -199,6 +209,7 @@ impl ControllerCore {
             config,
             active: None,
             running: false,
+            zombie: false,
             pending: BTreeMap::new(),
             next_id: 1,
             actions: Vec::new(),
@@ -231,10 +242,15 @@ impl ControllerCore {
             .map(|a| &a.states)
     }
 
-    /// The broker registered in a fresh session: take part in controller elections.
+    /// The broker registered in a fresh session: take part in controller elections (a
+    /// zombie first finishes its queued work).
     pub fn start(&mut self) {
         self.running = true;
         self.pending.clear();
+        if self.zombie {
+            self.run_queued_work();
+            return;
+        }
         self.zk(
             Purpose::WatchController,
             Op::Exists {
@@ -247,9 +263,56 @@ impl ControllerCore {
     /// The broker's session ended (expired or closed): resign if active, and wait for
     /// `start` in the next session.
     pub fn on_session_lost(&mut self) {
-        self.resign("session lost");
+        if self.config.legacy_unfenced_writes && self.active.is_some() {
+            // LEGACY (KAFKA-6082): the session's end waits in the queue behind the work
+            // already there; the controller does not know yet.
+            self.zombie = true;
+        } else {
+            self.resign("session lost");
+        }
         self.running = false;
         self.pending.clear();
+    }
+
+    /// LEGACY (KAFKA-6082): a zombie in its next session runs what was queued before it
+    /// hears that its session ended. It re-reads the states whose writes were lost with the
+    /// session and serves the AlterPartitions waiting. It resigns once all that is done.
+    fn run_queued_work(&mut self) {
+        let Some(active) = self.active.as_ref() else {
+            self.zombie = false;
+            self.retry_watch();
+            return;
+        };
+        let unknown: Vec<TopicPartition> = active.writing.iter().cloned().collect();
+        let waiting: BTreeSet<TopicPartition> = active
+            .waiting
+            .iter()
+            .map(|(_, r)| r.partition.clone())
+            .filter(|tp| !active.writing.contains(tp))
+            .collect();
+        for tp in unknown {
+            self.zk(
+                Purpose::ReadState(tp.clone()),
+                Op::GetData {
+                    path: paths::state_path(&tp),
+                    watch: false,
+                },
+            );
+        }
+        for tp in waiting {
+            self.serve_waiting(&tp);
+        }
+        self.end_zombie_when_idle();
+    }
+
+    /// A zombie with nothing left in flight learns that its session ended: it resigns and
+    /// looks for the controller like any broker.
+    fn end_zombie_when_idle(&mut self) {
+        if self.zombie && self.running && self.pending.is_empty() {
+            self.zombie = false;
+            self.resign("session lost");
+            self.retry_watch();
+        }
     }
 
     /// A watch of the broker's session fired.
@@ -293,6 +356,11 @@ impl ControllerCore {
         if !self.running {
             return;
         }
+        self.handle_outcome(purpose, outcome);
+        self.end_zombie_when_idle();
+    }
+
+    fn handle_outcome(&mut self, purpose: Purpose, outcome: Outcome) {
         let result = match outcome {
             Outcome::Done { result, .. } => Ok(result),
             Outcome::Unknown { error } | Outcome::NotSent { error } => Err(error),
@@ -472,11 +540,13 @@ impl ControllerCore {
     /// [`ControllerAction::Reply`] with `token`.
     pub fn on_alter_partition(&mut self, token: u64, request: AlterPartition) {
         let min_isr = self.min_isr(&request.partition.topic);
+        let in_session = self.running;
         let Some(active) = self.active.as_mut() else {
             self.reply_alter(token, Err(KafkaError::NotController));
             return;
         };
-        if !active.initialized || active.writing.contains(&request.partition) {
+        // A zombie between sessions queues it for the next one.
+        if !active.initialized || !in_session || active.writing.contains(&request.partition) {
             active.waiting.push((token, request));
             return;
         }

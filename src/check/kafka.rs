@@ -26,7 +26,7 @@
 //! | `hw` | `partition`, `hw`, `leader_epoch` | its HW of that replica advanced (leader or follower) |
 //! | `truncate` | `partition`, `from`, `to`, `hw` | it cut its log from LEO `from` down to `to`, having HW `hw` |
 //! | `controller-elected` | `controller_epoch` | it won the controller election |
-//! | `partition-state` | `partition`, `leader_epoch`, `partition_epoch` | as controller, it wrote this state of the partition |
+//! | `partition-state` | `partition`, `leader_epoch`, `partition_epoch`, `controller_epoch` | as controller, it wrote this state of the partition |
 //! | `controller-resigned` | `controller_epoch` | it stopped being controller (not checked; for the timeline) |
 //!
 //! **Broker incarnations.** A broker's memory lives for one incarnation. The checkers start
@@ -90,7 +90,10 @@
 //!   reports it.)
 //! - `no-truncation-below-hw`: a `truncate` with `to < hw`.
 //! - `single-controller-per-epoch`: two brokers announce `controller-elected` in one epoch.
-//! - `controller-epoch-monotonic`: a `controller-elected` epoch below an earlier one.
+//! - `controller-epoch-monotonic`: a `controller-elected` epoch below an earlier one; or,
+//!   per partition, a state written by a controller of an older epoch after one of a newer
+//!   epoch (`partition-state` events in `partition_epoch` order). The epoch check on every
+//!   controller write rules the second out: it is what a zombie controller does (KAFKA-6082).
 //!
 //! A broker event of a checked kind that lacks a field is reported by the check reading it:
 //! a drifting contract must not make a check silently vacuous.
@@ -1279,6 +1282,45 @@ impl<'a> Facts<'a> {
                 _ => greatest = Some((epoch, event.broker, event.at_us)),
             }
         }
+        // Per partition: (partition_epoch, controller_epoch, by, at) of every written state.
+        let mut written: BTreeMap<TopicPartition, Vec<(u64, u64, &str, u64)>> = BTreeMap::new();
+        for event in self.events_of("partition-state") {
+            let found = event
+                .partition_and("controller_epoch")
+                .and_then(|(tp, epoch)| Ok((tp, epoch, event.u64("partition_epoch")?)));
+            match found {
+                Ok((tp, epoch, version)) => {
+                    written
+                        .entry(tp)
+                        .or_default()
+                        .push((version, epoch, event.broker, event.at_us))
+                }
+                Err(why) => out.push(violation(CHECK, None, Some(event.broker), event.at_us, why)),
+            }
+        }
+        for (tp, mut states) in written {
+            states.sort_by_key(|&(version, _, _, at)| (version, at));
+            let mut newest: Option<(u64, u64, &str, u64)> = None;
+            for state in states {
+                let (version, epoch, by, at) = state;
+                match newest {
+                    Some((v0, e0, by0, at0)) if epoch < e0 => out.push(violation(
+                        CHECK,
+                        Some(&tp),
+                        Some(by),
+                        at,
+                        format!(
+                            "{by} wrote partition epoch {version} as controller epoch {epoch} \
+                             (at {}), after {by0} wrote partition epoch {v0} as controller \
+                             epoch {e0} (at {})",
+                            seconds(at),
+                            seconds(at0)
+                        ),
+                    )),
+                    _ => newest = Some(state),
+                }
+            }
+        }
         out
     }
 }
@@ -1916,6 +1958,39 @@ mod tests {
         let facts = Facts::new(&fine, &[], &none);
         assert!(facts.single_controller_per_epoch().is_empty());
         assert!(facts.controller_epoch_monotonic().is_empty());
+    }
+
+    #[test]
+    fn controller_epoch_monotonic_fires_on_a_state_written_by_an_older_controller() {
+        let none = ReplicaLogs::new();
+        let state = |at, broker: u32, version: u64, controller_epoch: u64| {
+            let detail = json!({"partition": tp(0).to_string(), "leader_epoch": version,
+                                "partition_epoch": version, "controller_epoch": controller_epoch});
+            ev(at, &format!("broker-{broker}"), "partition-state", detail)
+        };
+        // A zombie of epoch 1 writes over the state its successor of epoch 2 wrote.
+        let zombie = [state(10, 1, 3, 1), state(20, 2, 4, 2), state(30, 1, 5, 1)];
+        one(
+            &Facts::new(&zombie, &[], &none).controller_epoch_monotonic(),
+            "broker-1 wrote partition epoch 5 as controller epoch 1 (at 0.000s), after broker-2 \
+             wrote partition epoch 4 as controller epoch 2",
+        );
+        // Announced out of order (a paused controller), written in order: fine.
+        let fine = [state(10, 2, 5, 2), state(20, 1, 4, 1), state(30, 2, 6, 2)];
+        assert!(Facts::new(&fine, &[], &none)
+            .controller_epoch_monotonic()
+            .is_empty());
+        // A state without its controller epoch is reported, not skipped.
+        let bare = [ev(
+            10,
+            "broker-1",
+            "partition-state",
+            json!({"partition": tp(0).to_string(), "partition_epoch": 1}),
+        )];
+        one(
+            &Facts::new(&bare, &[], &none).controller_epoch_monotonic(),
+            "controller_epoch",
+        );
     }
 
     /// A scratch run directory, removed on drop.

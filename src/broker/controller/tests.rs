@@ -146,10 +146,12 @@ impl Cluster {
             .collect()
     }
 
+    /// The controller of the newest epoch (a legacy zombie may still think it is one).
     fn active(&mut self) -> &mut Broker {
         self.brokers
             .iter_mut()
-            .find(|b| b.ctl.active_epoch().is_some())
+            .filter(|b| b.ctl.active_epoch().is_some())
+            .max_by_key(|b| b.ctl.active_epoch())
             .expect("an active controller")
     }
 }
@@ -190,18 +192,25 @@ fn one_controller_is_elected_and_creates_the_topics_with_live_leaders() {
     assert_eq!(announced[0].0, "controller-elected");
 }
 
-/// Every partition's leader asks for a full ISR (as after its followers caught up).
+/// Every partition's leader asks for all its live replicas in the ISR (as after its
+/// followers caught up).
 fn full_isr(c: &mut Cluster) {
     for p in 0..3 {
         let state = c.active().ctl.states().unwrap()[&tp(p)].clone();
         let leader = state.leader.unwrap();
+        let live = c.active().ctl.active.as_ref().unwrap().live.clone();
         let request = AlterPartition {
             broker_id: leader,
-            broker_epoch: c.active().ctl.active.as_ref().unwrap().live[&leader],
+            broker_epoch: live[&leader],
             partition: tp(p),
             leader_epoch: state.leader_epoch,
             partition_epoch: state.partition_epoch,
-            new_isr: state.replicas.clone(),
+            new_isr: state
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| live.contains_key(r))
+                .collect(),
         };
         c.active()
             .ctl
@@ -274,15 +283,21 @@ fn a_zombie_controllers_write_is_fenced_and_it_resigns() {
     assert_eq!(after.leader_epoch, before.leader_epoch, "no write landed");
 }
 
-#[test]
-fn legacy_unfenced_writes_let_a_zombie_controller_write() {
+/// Three started brokers, all controllers with `unfenced-controller-writes` as given.
+fn started_with(legacy_unfenced_writes: bool) -> Cluster {
     let mut c = Cluster::new(3);
     for b in &mut c.brokers {
-        b.ctl.config.legacy_unfenced_writes = true;
+        b.ctl.config.legacy_unfenced_writes = legacy_unfenced_writes;
     }
     for id in 1..=3 {
         c.start(id);
     }
+    c
+}
+
+#[test]
+fn legacy_unfenced_writes_let_a_zombie_controller_write() {
+    let mut c = started_with(true);
     full_isr(&mut c);
     let (_, stat) = c.ens.tree.get_data(paths::CONTROLLER_EPOCH).unwrap();
     let op = Op::SetData {
@@ -300,6 +315,82 @@ fn legacy_unfenced_writes_let_a_zombie_controller_write() {
         "the zombie's write landed"
     );
     assert_eq!(after.controller_epoch, 1);
+}
+
+/// Controller 1 sees broker 3 die, then pauses past its session (broker 2 takes over as
+/// controller epoch 2 and puts broker 3, back, into every ISR). An AlterPartition from the
+/// leader of orders/0 as controller 1 last knew it waits in broker 1's queue. Then broker 1
+/// opens a new session. Returns the cluster and orders/0's state before it did.
+fn controller_back_after_its_session(legacy_unfenced_writes: bool) -> (Cluster, StateZnode) {
+    let mut c = started_with(legacy_unfenced_writes);
+    full_isr(&mut c);
+    c.expire(3);
+    let stale = c.brokers[0].ctl.states().unwrap()[&tp(0)].clone();
+    let leader = stale.leader.expect("a leader");
+    let request = AlterPartition {
+        broker_id: leader,
+        broker_epoch: c.brokers[0].ctl.active.as_ref().unwrap().live[&leader],
+        partition: tp(0),
+        leader_epoch: stale.leader_epoch,
+        partition_epoch: stale.partition_epoch,
+        new_isr: vec![leader],
+    };
+    c.expire(1);
+    let zombie = legacy_unfenced_writes.then_some((1, 1));
+    let expected: Vec<(u32, u32)> = zombie.into_iter().chain([(2, 2)]).collect();
+    assert_eq!(c.controllers(), expected);
+    c.start(3);
+    full_isr(&mut c);
+    let before = c.ens.state(&tp(0));
+    assert_eq!(
+        (before.controller_epoch, before.isr.len()),
+        (2, 2),
+        "{before:?}"
+    );
+    c.brokers[0].ctl.on_alter_partition(7, request);
+    c.start(1);
+    (c, before)
+}
+
+#[test]
+fn a_controller_resigns_when_its_session_ends() {
+    let (c, before) = controller_back_after_its_session(false);
+    let b1 = &c.brokers[0];
+    assert!(matches!(
+        b1.replies.last(),
+        Some((
+            7,
+            ResponseBody::AlterPartition {
+                result: Err(KafkaError::NotController)
+            }
+        ))
+    ));
+    assert_eq!(c.ens.state(&tp(0)), before, "nothing written since");
+    assert_eq!(c.controllers(), vec![(2, 2)]);
+}
+
+#[test]
+fn legacy_a_controller_back_after_its_session_writes_from_its_old_view_then_resigns() {
+    let (c, before) = controller_back_after_its_session(true);
+    // Its own write failed on the version; from the state it re-read, its old view (broker 3
+    // dead) drops broker 3 from the ISR, in controller epoch 1 after epoch 2's writes.
+    let after = c.ens.state(&tp(0));
+    assert_eq!(after.controller_epoch, 1, "{after:?}");
+    assert!(
+        before.isr.contains(&3) && !after.isr.contains(&3),
+        "{after:?}"
+    );
+    let b1 = &c.brokers[0];
+    let zombie_write = b1
+        .announced
+        .iter()
+        .rev()
+        .find(|(k, _)| *k == "partition-state")
+        .expect("the zombie announced its write");
+    assert_eq!(zombie_write.1["controller_epoch"], 1);
+    // Then it learnt its session had ended, resigned and left controller 2 alone.
+    assert_eq!(b1.announced.last().unwrap().0, "controller-resigned");
+    assert_eq!(c.controllers(), vec![(2, 2)]);
 }
 
 #[test]
