@@ -4,11 +4,12 @@
 //!
 //! Modules: [`types`] (ids, partitions, acks, Kafka's error names), [`proto`] (requests
 //! and responses), [`zk_paths`] (the znode layout), [`controller`] (election, leader
-//! and ISR decisions), [`replica`] (one partition replica: leader and follower logic),
+//! and ISR decisions), [`coordinator`] (consumer groups and their offsets), [`replica`] (one partition replica: leader and follower logic),
 //! [`epoch_cache`] (its leader epoch cache), [`producer_state`] (its idempotent
 //! producers), [`server`] (one broker: registration, requests, replication, purgatories).
 
 pub mod controller;
+pub mod coordinator;
 pub mod epoch_cache;
 pub mod producer_state;
 pub mod proto;

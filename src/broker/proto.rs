@@ -2,7 +2,9 @@
 //! followers and leaders, and from the controller to brokers.
 //!
 //! Owns: the message types (Kafka's API names: Metadata, Produce, Fetch,
-//! OffsetsForLeaderEpoch, LeaderAndIsr, UpdateMetadata, AlterPartition, InitProducerId).
+//! OffsetsForLeaderEpoch, LeaderAndIsr, UpdateMetadata, AlterPartition, InitProducerId, and
+//! the group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+//! OffsetCommit, OffsetFetch).
 //! Every request carries a correlation id its response echoes, as in Kafka, so a client can
 //! pipeline requests on one connection and match answers. Frames are `node::net`'s
 //! (length-prefixed JSON over a TCP stream); record batches travel as v2 batch bytes.
@@ -110,6 +112,105 @@ pub enum RequestBody {
     },
     /// An idempotent producer asks for a producer id.
     InitProducerId,
+    /// Which broker coordinates this group (any broker answers, from its metadata).
+    FindCoordinator {
+        /// The group id.
+        key: String,
+    },
+    /// Join (or rejoin) a group; answered when the group's join phase ends.
+    JoinGroup(JoinGroupRequest),
+    /// After a join: the leader hands in every member's assignment, each member gets its own.
+    SyncGroup(SyncGroupRequest),
+    /// A member is alive in this generation.
+    Heartbeat(MemberRef),
+    /// A member leaves the group.
+    LeaveGroup(MemberRef),
+    /// Store committed offsets (a member of the current generation, or a simple commit with
+    /// generation -1 into a group without members).
+    OffsetCommit(OffsetCommitRequest),
+    /// Read a group's committed offsets.
+    OffsetFetch {
+        /// The group id.
+        group_id: String,
+        /// The partitions asked about.
+        partitions: Vec<TopicPartition>,
+    },
+}
+
+/// A JoinGroup request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinGroupRequest {
+    /// The group id.
+    pub group_id: String,
+    /// Empty on a member's first join.
+    pub member_id: String,
+    /// `group.instance.id` of a static member (KIP-345).
+    pub group_instance_id: Option<String>,
+    /// The client's id (member ids start with it).
+    pub client_id: String,
+    /// `session.timeout.ms`.
+    pub session_timeout_ms: u64,
+    /// `max.poll.interval.ms`: how long the join phase waits for this member.
+    pub rebalance_timeout_ms: u64,
+    /// "consumer".
+    pub protocol_type: String,
+    /// The assignors it supports, most preferred first, with its subscription for each.
+    pub protocols: Vec<(String, Bytes)>,
+}
+
+/// A SyncGroup request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncGroupRequest {
+    /// The member.
+    pub member: MemberRef,
+    /// From the leader: every member's assignment. Empty from the others.
+    pub assignments: Vec<(String, Bytes)>,
+}
+
+/// Who a group request comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRef {
+    /// The group id.
+    pub group_id: String,
+    /// The generation the member is in (-1: none).
+    pub generation_id: i32,
+    /// The member id ("" for none).
+    pub member_id: String,
+    /// `group.instance.id` of a static member.
+    pub group_instance_id: Option<String>,
+}
+
+/// An OffsetCommit request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetCommitRequest {
+    /// The committing member (generation -1 and member "" for a simple commit).
+    pub member: MemberRef,
+    /// The offsets: the next offset to consume of each partition.
+    pub offsets: Vec<(TopicPartition, CommittedOffset)>,
+}
+
+/// A committed offset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedOffset {
+    /// The next offset to consume (the last processed + 1).
+    pub offset: Offset,
+    /// The leader epoch of the last record consumed, if known (KIP-320).
+    pub leader_epoch: Option<LeaderEpoch>,
+}
+
+/// A successful JoinGroup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinGroupOk {
+    /// The new generation.
+    pub generation_id: i32,
+    /// The assignor chosen.
+    pub protocol_name: String,
+    /// The leader's member id.
+    pub leader: String,
+    /// This member's id.
+    pub member_id: String,
+    /// To the leader only: every member with its subscription for the chosen assignor.
+    pub members: Vec<(String, Bytes)>,
 }
 
 /// One partition of a Produce request.
@@ -195,6 +296,43 @@ pub enum ResponseBody {
     InitProducerId {
         /// The identity, or why not.
         result: Result<ProducerIdentity, KafkaError>,
+    },
+    /// The group's coordinator.
+    FindCoordinator {
+        /// The broker, or why none.
+        result: Result<BrokerId, KafkaError>,
+    },
+    /// The join phase's outcome.
+    JoinGroup {
+        /// The generation joined, or why not.
+        result: Result<JoinGroupOk, KafkaError>,
+        /// With `MEMBER_ID_REQUIRED`: the id to rejoin with.
+        member_id: String,
+    },
+    /// This member's assignment.
+    SyncGroup {
+        /// The assignment, or why not.
+        result: Result<Bytes, KafkaError>,
+    },
+    /// Alive, or why not (`REBALANCE_IN_PROGRESS`: rejoin).
+    Heartbeat {
+        /// The error, if any.
+        error: Option<KafkaError>,
+    },
+    /// Left, or why not.
+    LeaveGroup {
+        /// The error, if any.
+        error: Option<KafkaError>,
+    },
+    /// Per partition: stored, or why not.
+    OffsetCommit {
+        /// In request order.
+        partitions: Vec<(TopicPartition, Option<KafkaError>)>,
+    },
+    /// The committed offsets (`None`: none committed).
+    OffsetFetch {
+        /// In request order, or a group-level error.
+        result: Result<Vec<(TopicPartition, Option<CommittedOffset>)>, KafkaError>,
     },
 }
 

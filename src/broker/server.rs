@@ -600,6 +600,41 @@ impl<D: Disk> BrokerCore<D> {
                     result: Ok(identity),
                 }));
             }
+            // The group coordinator (`broker::coordinator`) is not wired into the broker
+            // yet, so no broker coordinates any group: the answer Kafka gives while no
+            // coordinator is available. (Scenarios with groups are refused until it is.)
+            RequestBody::FindCoordinator { .. } => {
+                self.actions.push(respond(ResponseBody::FindCoordinator {
+                    result: Err(KafkaError::CoordinatorNotAvailable),
+                }));
+            }
+            RequestBody::JoinGroup(_) => self.actions.push(respond(ResponseBody::JoinGroup {
+                result: Err(KafkaError::NotCoordinator),
+                member_id: String::new(),
+            })),
+            RequestBody::SyncGroup(_) => self.actions.push(respond(ResponseBody::SyncGroup {
+                result: Err(KafkaError::NotCoordinator),
+            })),
+            RequestBody::Heartbeat(_) => self.actions.push(respond(ResponseBody::Heartbeat {
+                error: Some(KafkaError::NotCoordinator),
+            })),
+            RequestBody::LeaveGroup(_) => self.actions.push(respond(ResponseBody::LeaveGroup {
+                error: Some(KafkaError::NotCoordinator),
+            })),
+            RequestBody::OffsetCommit(request) => {
+                let partitions = request
+                    .offsets
+                    .into_iter()
+                    .map(|(tp, _)| (tp, Some(KafkaError::NotCoordinator)))
+                    .collect();
+                self.actions
+                    .push(respond(ResponseBody::OffsetCommit { partitions }));
+            }
+            RequestBody::OffsetFetch { .. } => {
+                self.actions.push(respond(ResponseBody::OffsetFetch {
+                    result: Err(KafkaError::NotCoordinator),
+                }));
+            }
         }
     }
 

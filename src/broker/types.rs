@@ -140,6 +140,26 @@ pub enum KafkaError {
     KafkaStorageError,
     /// The connection broke before the answer: the outcome is unknown.
     NetworkException,
+    /// No coordinator for the group right now (its offsets partition has no leader).
+    CoordinatorNotAvailable,
+    /// This broker does not coordinate the group (it does not lead its offsets partition).
+    NotCoordinator,
+    /// This broker coordinates the group but is still loading it from the log.
+    CoordinatorLoadInProgress,
+    /// A new member's first JoinGroup: rejoin with the member id in the answer (KIP-394).
+    MemberIdRequired,
+    /// The member is not (or no longer) in the group.
+    UnknownMemberId,
+    /// The request's generation is not the group's.
+    IllegalGeneration,
+    /// The group is rebalancing: rejoin.
+    RebalanceInProgress,
+    /// Another member joined with this `group.instance.id` (KIP-345).
+    FencedInstanceId,
+    /// The member's protocols share none with the group's.
+    InconsistentGroupProtocol,
+    /// The session timeout is outside the broker's allowed range.
+    InvalidSessionTimeout,
 }
 
 impl KafkaError {
@@ -165,6 +185,16 @@ impl KafkaError {
             KafkaError::CorruptMessage => "CORRUPT_MESSAGE",
             KafkaError::KafkaStorageError => "KAFKA_STORAGE_ERROR",
             KafkaError::NetworkException => "NETWORK_EXCEPTION",
+            KafkaError::CoordinatorNotAvailable => "COORDINATOR_NOT_AVAILABLE",
+            KafkaError::NotCoordinator => "NOT_COORDINATOR",
+            KafkaError::CoordinatorLoadInProgress => "COORDINATOR_LOAD_IN_PROGRESS",
+            KafkaError::MemberIdRequired => "MEMBER_ID_REQUIRED",
+            KafkaError::UnknownMemberId => "UNKNOWN_MEMBER_ID",
+            KafkaError::IllegalGeneration => "ILLEGAL_GENERATION",
+            KafkaError::RebalanceInProgress => "REBALANCE_IN_PROGRESS",
+            KafkaError::FencedInstanceId => "FENCED_INSTANCE_ID",
+            KafkaError::InconsistentGroupProtocol => "INCONSISTENT_GROUP_PROTOCOL",
+            KafkaError::InvalidSessionTimeout => "INVALID_SESSION_TIMEOUT",
         }
     }
 
@@ -183,6 +213,9 @@ impl KafkaError {
                 | KafkaError::CorruptMessage
                 | KafkaError::KafkaStorageError
                 | KafkaError::NetworkException
+                | KafkaError::CoordinatorNotAvailable
+                | KafkaError::NotCoordinator
+                | KafkaError::CoordinatorLoadInProgress
         )
     }
 }

@@ -1,0 +1,1569 @@
+//! The group coordinator: consumer groups, their rebalances and their committed offsets, kept
+//! on the internal topic `__consumer_offsets`.
+//!
+//! Owns: the groups of the offsets partitions this broker leads (a group lives in partition
+//! `abs(java hashCode(group)) % partitions`, and that partition's leader coordinates it),
+//! their loading from the log when leadership arrives and unloading when it leaves, the
+//! group state machine (Empty, PreparingRebalance, CompletingRebalance, Stable, Dead), the
+//! join and sync phases with their timers, member liveness (heartbeats within
+//! `session.timeout.ms`), static members (KIP-345), and offset commits with their fencing.
+//!
+//! Rules (semantics.md, Group coordinator):
+//! - A dynamic member's first JoinGroup gets `MEMBER_ID_REQUIRED` with its new id (KIP-394).
+//! - A rebalance ends its join phase when every member has rejoined, or when the longest
+//!   rebalance timeout (`max.poll.interval.ms`) of the members passes; members that did not
+//!   rejoin are removed. A group leaving Empty waits `group.initial.rebalance.delay.ms` first,
+//!   and again while new members keep coming, within the rebalance timeout.
+//! - The join phase ends with generation + 1, an assignor every member supports (each member
+//!   votes for its most preferred one), and a leader. The leader gets every member's
+//!   subscription, and its SyncGroup brings every member's assignment. The group is stored
+//!   in the log with the assignment, and only then is it Stable and are the assignments
+//!   handed out.
+//! - A member whose session passes without a heartbeat, join, sync or commit is removed,
+//!   except while the coordinator holds its join or sync answer; a removal or leave
+//!   rebalances.
+//! - OffsetCommit: `UNKNOWN_MEMBER_ID` for a member not in the group, `ILLEGAL_GENERATION`
+//!   for another generation, `FENCED_INSTANCE_ID` for a replaced static member,
+//!   `REBALANCE_IN_PROGRESS` while CompletingRebalance. A commit with generation -1 and no
+//!   member is accepted while the group has no members (a simple commit). The commit is
+//!   appended with acks=all, and counts only once the HW passes it. The legacy switch
+//!   `unfenced-offset-commits` (KAFKA-2017) accepts commits from anyone.
+//!
+//! Pure: the server hands in requests with a token, leadership changes, append outcomes,
+//! and the clock. The coordinator answers through [`CoordinatorAction`]s.
+//! Simplifications: records are JSON, not Kafka's binary schemas; no offset expiry,
+//! compaction or group deletion; the whole partition is loaded at once, after the new
+//! leader's HW reaches the LEO it had when elected (so only committed state is served).
+
+use super::proto::{
+    CommittedOffset, JoinGroupOk, JoinGroupRequest, MemberRef, OffsetCommitRequest, RequestBody,
+    ResponseBody, SyncGroupRequest,
+};
+use super::types::{Bytes, KafkaError, TopicPartition};
+use crate::log::LeaderEpoch;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The internal topic of groups and offsets.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Java's `String.hashCode` (over UTF-16 code units, wrapping).
+pub fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// The offsets partition holding `group`: Kafka's `Utils.abs(hashCode) % partitions`
+/// (whose abs maps `i32::MIN` to 0).
+pub fn partition_for(group: &str, partitions: u32) -> u32 {
+    let hash = java_string_hash(group);
+    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
+    abs as u32 % partitions.max(1)
+}
+
+/// What the coordinator needs to know (the broker's group settings).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoordinatorConfig {
+    /// `offsets.topic.num.partitions`.
+    pub offsets_partitions: u32,
+    /// `group.initial.rebalance.delay.ms` (default 3000).
+    pub initial_rebalance_delay_ms: u64,
+    /// `group.min.session.timeout.ms` (default 6000).
+    pub min_session_timeout_ms: u64,
+    /// `group.max.session.timeout.ms` (default 1800000).
+    pub max_session_timeout_ms: u64,
+    /// LEGACY (KAFKA-2017): accept offset commits without checking member and generation.
+    pub legacy_unfenced_offset_commits: bool,
+}
+
+/// A group's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupState {
+    /// No members (offsets may be kept).
+    Empty,
+    /// Waiting for the members to (re)join.
+    PreparingRebalance,
+    /// Joined; waiting for the leader's assignment.
+    CompletingRebalance,
+    /// Every member has its assignment.
+    Stable,
+    /// Unloaded: this broker no longer coordinates it.
+    Dead,
+}
+
+impl GroupState {
+    /// Kafka's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+            GroupState::Dead => "Dead",
+        }
+    }
+}
+
+/// A record of `__consumer_offsets`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupRecord {
+    /// A committed offset (`None`: deleted).
+    Offset {
+        /// The group.
+        group: String,
+        /// The partition committed.
+        partition: TopicPartition,
+        /// The offset.
+        value: Option<CommittedOffset>,
+    },
+    /// A group's metadata as of a generation (`None`: deleted).
+    Group {
+        /// The group.
+        group: String,
+        /// Its metadata.
+        value: Option<GroupValue>,
+    },
+}
+
+/// A group's stored metadata.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupValue {
+    /// "consumer".
+    pub protocol_type: Option<String>,
+    /// The generation.
+    pub generation: i32,
+    /// The assignor chosen.
+    pub protocol: Option<String>,
+    /// The leader's member id.
+    pub leader: Option<String>,
+    /// The members with their assignments.
+    pub members: Vec<MemberValue>,
+}
+
+/// A member as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberValue {
+    /// Its id.
+    pub member_id: String,
+    /// Its `group.instance.id`, if static.
+    pub group_instance_id: Option<String>,
+    /// Its client id.
+    pub client_id: String,
+    /// Its session timeout.
+    pub session_timeout_ms: u64,
+    /// Its rebalance timeout.
+    pub rebalance_timeout_ms: u64,
+    /// Its subscription for the chosen assignor.
+    pub subscription: Bytes,
+    /// Its assignment.
+    pub assignment: Bytes,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+enum RecordKey {
+    Offset {
+        group: String,
+        topic: String,
+        partition: u32,
+    },
+    Group {
+        group: String,
+    },
+}
+
+impl GroupRecord {
+    /// The record's key and value bytes (a `None` value is a tombstone).
+    pub fn encode(&self) -> (Vec<u8>, Option<Vec<u8>>) {
+        fn json<T: Serialize>(v: &T) -> Vec<u8> {
+            serde_json::to_vec(v).expect("plain data serializes")
+        }
+        match self {
+            GroupRecord::Offset {
+                group,
+                partition,
+                value,
+            } => {
+                let key = RecordKey::Offset {
+                    group: group.clone(),
+                    topic: partition.topic.clone(),
+                    partition: partition.partition,
+                };
+                (json(&key), value.as_ref().map(json))
+            }
+            GroupRecord::Group { group, value } => {
+                let key = RecordKey::Group {
+                    group: group.clone(),
+                };
+                (json(&key), value.as_ref().map(json))
+            }
+        }
+    }
+
+    /// A record read back from the log; `None` for one that is not a group record.
+    pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<GroupRecord> {
+        match serde_json::from_slice::<RecordKey>(key).ok()? {
+            RecordKey::Offset {
+                group,
+                topic,
+                partition,
+            } => Some(GroupRecord::Offset {
+                group,
+                partition: TopicPartition::new(topic, partition),
+                value: match value {
+                    Some(v) => Some(serde_json::from_slice(v).ok()?),
+                    None => None,
+                },
+            }),
+            RecordKey::Group { group } => Some(GroupRecord::Group {
+                group,
+                value: match value {
+                    Some(v) => Some(serde_json::from_slice(v).ok()?),
+                    None => None,
+                },
+            }),
+        }
+    }
+}
+
+/// What the shell (the broker core) must do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CoordinatorAction {
+    /// Answer the request that came with `token`.
+    Respond {
+        /// The request's token.
+        token: u64,
+        /// The answer.
+        body: ResponseBody,
+    },
+    /// Append `records` to offsets partition `partition` as its leader in `leader_epoch`,
+    /// acks=all; report with [`GroupCoordinator::on_append_done`]`(id, ..)`.
+    Append {
+        /// Echoed back.
+        id: u64,
+        /// The offsets partition.
+        partition: u32,
+        /// The leader epoch the coordinator loaded in.
+        leader_epoch: LeaderEpoch,
+        /// The records.
+        records: Vec<GroupRecord>,
+    },
+    /// Announce an event for the checkers and the timeline.
+    Announce {
+        /// `group-state`, `group-generation`, `member-removed`, `offset-commit`,
+        /// `coordinator-loaded`, `coordinator-unloaded`.
+        kind: &'static str,
+        /// Details.
+        detail: Value,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Load {
+    /// Leader in this epoch; waiting for the log to be readable.
+    Loading(LeaderEpoch),
+    /// Serving, in this epoch; `next_member` numbers the member ids it hands out.
+    Loaded {
+        epoch: LeaderEpoch,
+        next_member: u64,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct Member {
+    group_instance_id: Option<String>,
+    client_id: String,
+    session_timeout_ms: u64,
+    rebalance_timeout_ms: u64,
+    protocols: Vec<(String, Bytes)>,
+    assignment: Bytes,
+    /// The JoinGroup waiting for the join phase to end.
+    join_token: Option<u64>,
+    /// The SyncGroup waiting for the assignment.
+    sync_token: Option<u64>,
+    /// Removed if not heard from by then.
+    expires_ms: u64,
+    /// Order of first join (the first member leads when the leader is gone).
+    joined: u64,
+}
+
+/// The join phase's timer.
+#[derive(Clone, Copy, Debug)]
+struct JoinTimer {
+    deadline_ms: u64,
+    /// The initial delay (KIP-134): time left in the rebalance timeout, and members when the
+    /// current delay began.
+    initial: Option<(u64, usize)>,
+}
+
+#[derive(Clone, Debug)]
+struct Group {
+    partition: u32,
+    state: GroupState,
+    generation: i32,
+    protocol_type: Option<String>,
+    protocol: Option<String>,
+    leader: Option<String>,
+    members: BTreeMap<String, Member>,
+    /// Ids handed out with MEMBER_ID_REQUIRED, until they expire.
+    pending: BTreeMap<String, u64>,
+    /// Static members: instance id → member id.
+    instances: BTreeMap<String, String>,
+    join: Option<JoinTimer>,
+    offsets: BTreeMap<TopicPartition, CommittedOffset>,
+    /// The append storing the leader's assignment, if any.
+    storing: Option<u64>,
+    joins: u64,
+}
+
+impl Group {
+    fn new(partition: u32) -> Group {
+        Group {
+            partition,
+            state: GroupState::Empty,
+            generation: 0,
+            protocol_type: None,
+            protocol: None,
+            leader: None,
+            members: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            instances: BTreeMap::new(),
+            join: None,
+            offsets: BTreeMap::new(),
+            storing: None,
+            joins: 0,
+        }
+    }
+
+    fn value(&self) -> GroupValue {
+        let protocol = self.protocol.clone();
+        GroupValue {
+            protocol_type: self.protocol_type.clone(),
+            generation: self.generation,
+            protocol: protocol.clone(),
+            leader: self.leader.clone(),
+            members: self
+                .members
+                .iter()
+                .map(|(id, m)| MemberValue {
+                    member_id: id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    session_timeout_ms: m.session_timeout_ms,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    subscription: subscription(m, protocol.as_deref()),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn all_joined(&self) -> bool {
+        self.pending.is_empty() && self.members.values().all(|m| m.join_token.is_some())
+    }
+}
+
+fn subscription(member: &Member, protocol: Option<&str>) -> Bytes {
+    member
+        .protocols
+        .iter()
+        .find(|(name, _)| Some(name.as_str()) == protocol)
+        .map(|(_, s)| s.clone())
+        .unwrap_or_default()
+}
+
+/// Why an append was made.
+#[derive(Clone, Debug)]
+enum Purpose {
+    /// The leader's assignment for `generation`.
+    Assignment { group: String, generation: i32 },
+    /// The group's metadata after it went Empty.
+    Metadata,
+    /// An offset commit to answer.
+    Commit {
+        token: u64,
+        member: MemberRef,
+        offsets: Vec<(TopicPartition, CommittedOffset)>,
+    },
+}
+
+/// The coordinator of one broker.
+pub struct GroupCoordinator {
+    config: CoordinatorConfig,
+    partitions: BTreeMap<u32, Load>,
+    groups: BTreeMap<String, Group>,
+    appends: BTreeMap<u64, (u32, Purpose)>,
+    next_append: u64,
+    now_ms: u64,
+    actions: Vec<CoordinatorAction>,
+}
+
+impl GroupCoordinator {
+    /// A coordinator leading no offsets partition yet.
+    pub fn new(config: CoordinatorConfig) -> Self {
+        GroupCoordinator {
+            config,
+            partitions: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            appends: BTreeMap::new(),
+            next_append: 1,
+            now_ms: 0,
+            actions: Vec::new(),
+        }
+    }
+
+    /// The actions accumulated since the last call.
+    pub fn take_actions(&mut self) -> Vec<CoordinatorAction> {
+        std::mem::take(&mut self.actions)
+    }
+
+    /// The offsets partition of `group`.
+    pub fn partition_of(&self, group: &str) -> u32 {
+        partition_for(group, self.config.offsets_partitions)
+    }
+
+    /// The offsets partitions waiting to load, with the leader epoch they load in.
+    pub fn loading(&self) -> Vec<(u32, LeaderEpoch)> {
+        self.partitions
+            .iter()
+            .filter_map(|(p, l)| match l {
+                Load::Loading(epoch) => Some((*p, *epoch)),
+                Load::Loaded { .. } => None,
+            })
+            .collect()
+    }
+
+    /// A group's state and generation, if this broker coordinates it.
+    pub fn group_state(&self, group: &str) -> Option<(GroupState, i32)> {
+        self.groups.get(group).map(|g| (g.state, g.generation))
+    }
+
+    /// Every group this broker coordinates, with its state.
+    pub fn groups(&self) -> Vec<(String, GroupState)> {
+        self.groups
+            .iter()
+            .map(|(id, g)| (id.clone(), g.state))
+            .collect()
+    }
+
+    /// A group's committed offsets, if this broker coordinates it.
+    pub fn committed(&self, group: &str) -> Option<&BTreeMap<TopicPartition, CommittedOffset>> {
+        self.groups.get(group).map(|g| &g.offsets)
+    }
+
+    fn announce(&mut self, kind: &'static str, detail: Value) {
+        self.actions
+            .push(CoordinatorAction::Announce { kind, detail });
+    }
+
+    fn respond(&mut self, token: u64, body: ResponseBody) {
+        self.actions
+            .push(CoordinatorAction::Respond { token, body });
+    }
+
+    fn append(&mut self, partition: u32, purpose: Purpose, records: Vec<GroupRecord>) -> u64 {
+        let id = self.next_append;
+        self.next_append += 1;
+        let leader_epoch = match self.partitions.get(&partition) {
+            Some(Load::Loaded { epoch, .. }) => *epoch,
+            _ => LeaderEpoch(0),
+        };
+        self.appends.insert(id, (partition, purpose));
+        self.actions.push(CoordinatorAction::Append {
+            id,
+            partition,
+            leader_epoch,
+            records,
+        });
+        id
+    }
+
+    /// Appends the group's metadata (members and assignments) as it is now.
+    fn store(&mut self, id: &str, purpose: Purpose) -> u64 {
+        let group = &self.groups[id];
+        let (partition, value) = (group.partition, group.value());
+        let record = GroupRecord::Group {
+            group: id.to_string(),
+            value: Some(value),
+        };
+        self.append(partition, purpose, vec![record])
+    }
+
+    // --- leadership of offsets partitions ---
+
+    /// This broker became leader of offsets partition `partition` in `leader_epoch`: load
+    /// it once its log is readable ([`Self::on_loaded`]); until then its groups answer
+    /// `COORDINATOR_LOAD_IN_PROGRESS`.
+    pub fn on_become_leader(&mut self, partition: u32, leader_epoch: LeaderEpoch) {
+        let current = self.partitions.get(&partition).copied();
+        let same = match current {
+            Some(Load::Loading(e)) | Some(Load::Loaded { epoch: e, .. }) => e == leader_epoch,
+            None => false,
+        };
+        if same {
+            return;
+        }
+        if current.is_some() {
+            self.unload(partition);
+        }
+        self.partitions
+            .insert(partition, Load::Loading(leader_epoch));
+    }
+
+    /// This broker no longer leads offsets partition `partition`: its groups are gone from
+    /// here, and whoever waits on them hears `NOT_COORDINATOR`.
+    pub fn on_resign(&mut self, partition: u32) {
+        if self.partitions.contains_key(&partition) {
+            self.unload(partition);
+        }
+    }
+
+    fn unload(&mut self, partition: u32) {
+        self.partitions.remove(&partition);
+        let ids: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.partition == partition)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &ids {
+            let group = self.groups.remove(id).expect("listed");
+            for member in group.members.values() {
+                if let Some(token) = member.join_token {
+                    self.respond(token, join_error(KafkaError::NotCoordinator, ""));
+                }
+                if let Some(token) = member.sync_token {
+                    self.respond(token, sync_error(KafkaError::NotCoordinator));
+                }
+            }
+            self.announce(
+                "group-state",
+                json!({
+                    "group": id,
+                    "state": GroupState::Dead.name(),
+                    "generation": group.generation,
+                }),
+            );
+        }
+        self.announce(
+            "coordinator-unloaded",
+            json!({"partition": partition, "groups": ids}),
+        );
+    }
+
+    /// The committed records of offsets partition `partition`, read as leader in
+    /// `leader_epoch`: the groups and offsets they leave are served from now on.
+    pub fn on_loaded(
+        &mut self,
+        partition: u32,
+        leader_epoch: LeaderEpoch,
+        records: Vec<GroupRecord>,
+        now_ms: u64,
+    ) {
+        self.now_ms = self.now_ms.max(now_ms);
+        if self.partitions.get(&partition) != Some(&Load::Loading(leader_epoch)) {
+            return;
+        }
+        let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+        for record in records {
+            match record {
+                GroupRecord::Offset {
+                    group,
+                    partition: tp,
+                    value,
+                } => {
+                    let g = groups.entry(group).or_insert_with(|| Group::new(partition));
+                    match value {
+                        Some(offset) => g.offsets.insert(tp, offset),
+                        None => g.offsets.remove(&tp),
+                    };
+                }
+                GroupRecord::Group { group, value } => {
+                    let g = groups.entry(group).or_insert_with(|| Group::new(partition));
+                    restore(g, value, self.now_ms);
+                }
+            }
+        }
+        self.partitions.insert(
+            partition,
+            Load::Loaded {
+                epoch: leader_epoch,
+                next_member: 1,
+            },
+        );
+        let names: Vec<String> = groups.keys().cloned().collect();
+        for (id, group) in groups {
+            self.announce(
+                "group-state",
+                json!({"group": id, "state": group.state.name(), "generation": group.generation}),
+            );
+            self.groups.insert(id, group);
+        }
+        self.announce(
+            "coordinator-loaded",
+            json!({"partition": partition, "leader_epoch": leader_epoch.0, "groups": names}),
+        );
+    }
+
+    /// The outcome of append `id`: `Ok` once the HW passed it (acks=all), else why not.
+    pub fn on_append_done(&mut self, id: u64, result: Result<(), KafkaError>, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        let Some((partition, purpose)) = self.appends.remove(&id) else {
+            return;
+        };
+        // The group may have been unloaded (and even loaded again) since.
+        let loaded = matches!(self.partitions.get(&partition), Some(Load::Loaded { .. }));
+        // Kafka's mapping of append errors for group clients.
+        let error = result.err().map(|e| match e {
+            KafkaError::NotLeaderOrFollower | KafkaError::KafkaStorageError => {
+                KafkaError::NotCoordinator
+            }
+            _ => KafkaError::CoordinatorNotAvailable,
+        });
+        match purpose {
+            Purpose::Commit {
+                token,
+                member,
+                offsets,
+            } => {
+                let error = if loaded {
+                    error
+                } else {
+                    Some(KafkaError::NotCoordinator)
+                };
+                if error.is_none() {
+                    let generation = self.groups.get(&member.group_id).map(|g| g.generation);
+                    if let Some(group) = self.groups.get_mut(&member.group_id) {
+                        for (tp, offset) in &offsets {
+                            group.offsets.insert(tp.clone(), offset.clone());
+                        }
+                    }
+                    self.announce(
+                        "offset-commit",
+                        json!({
+                            "group": member.group_id,
+                            "member": member.member_id,
+                            "generation": member.generation_id,
+                            "group_generation": generation,
+                            "offsets": offsets
+                                .iter()
+                                .map(|(tp, o)| json!([tp.to_string(), o.offset.0]))
+                                .collect::<Vec<_>>(),
+                        }),
+                    );
+                }
+                let body = ResponseBody::OffsetCommit {
+                    partitions: offsets.into_iter().map(|(tp, _)| (tp, error)).collect(),
+                };
+                self.respond(token, body);
+            }
+            Purpose::Metadata => {}
+            Purpose::Assignment { group, generation } => {
+                let Some(g) = self.groups.get_mut(&group) else {
+                    return;
+                };
+                if g.storing != Some(id)
+                    || g.generation != generation
+                    || g.state != GroupState::CompletingRebalance
+                {
+                    return;
+                }
+                g.storing = None;
+                match error {
+                    None => self.become_stable(&group),
+                    Some(error) => {
+                        // Kafka: the members hear the error and the group rebalances.
+                        let tokens: Vec<u64> = g
+                            .members
+                            .values_mut()
+                            .filter_map(|m| m.sync_token.take())
+                            .collect();
+                        for m in g.members.values_mut() {
+                            m.assignment = Bytes::default();
+                        }
+                        for token in tokens {
+                            self.respond(token, sync_error(error));
+                        }
+                        self.prepare_rebalance(&group, "the assignment could not be stored");
+                    }
+                }
+            }
+        }
+    }
+
+    // --- requests ---
+
+    /// A group request (FindCoordinator is the server's business).
+    pub fn on_request(&mut self, token: u64, body: RequestBody, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        match body {
+            RequestBody::JoinGroup(request) => self.join(token, request),
+            RequestBody::SyncGroup(request) => self.sync(token, request),
+            RequestBody::Heartbeat(member) => {
+                let error = self.heartbeat(&member).err();
+                self.respond(token, ResponseBody::Heartbeat { error });
+            }
+            RequestBody::LeaveGroup(member) => {
+                let error = self.leave(&member).err();
+                self.respond(token, ResponseBody::LeaveGroup { error });
+            }
+            RequestBody::OffsetCommit(request) => self.commit(token, request),
+            RequestBody::OffsetFetch {
+                group_id,
+                partitions,
+            } => {
+                let result = self.available(&group_id).map(|()| {
+                    let offsets = self.groups.get(&group_id).map(|g| &g.offsets);
+                    partitions
+                        .into_iter()
+                        .map(|tp| {
+                            let committed = offsets.and_then(|o| o.get(&tp)).cloned();
+                            (tp, committed)
+                        })
+                        .collect()
+                });
+                self.respond(token, ResponseBody::OffsetFetch { result });
+            }
+            other => panic!("not a group request: {other:?}"),
+        }
+    }
+
+    /// Whether this broker serves `group` now.
+    fn available(&self, group: &str) -> Result<(), KafkaError> {
+        match self.partitions.get(&self.partition_of(group)) {
+            None => Err(KafkaError::NotCoordinator),
+            Some(Load::Loading(_)) => Err(KafkaError::CoordinatorLoadInProgress),
+            Some(Load::Loaded { .. }) => Ok(()),
+        }
+    }
+
+    fn new_member_id(&mut self, group: &str, client_id: &str) -> String {
+        let partition = self.partition_of(group);
+        match self.partitions.get_mut(&partition) {
+            Some(Load::Loaded { epoch, next_member }) => {
+                let n = *next_member;
+                *next_member += 1;
+                // Unique across coordinators: one leader per (partition, leader epoch).
+                format!("{client_id}-{partition}.{}.{n}", epoch.0)
+            }
+            _ => unreachable!("members are created only in loaded partitions"),
+        }
+    }
+
+    fn join(&mut self, token: u64, request: JoinGroupRequest) {
+        let id = request.group_id.clone();
+        if let Err(error) = self.available(&id) {
+            self.respond(token, join_error(error, ""));
+            return;
+        }
+        let timeout = request.session_timeout_ms;
+        if timeout < self.config.min_session_timeout_ms
+            || timeout > self.config.max_session_timeout_ms
+        {
+            self.respond(token, join_error(KafkaError::InvalidSessionTimeout, ""));
+            return;
+        }
+        let partition = self.partition_of(&id);
+        let group = self
+            .groups
+            .entry(id.clone())
+            .or_insert_with(|| Group::new(partition));
+        // The group's members must share the protocol type and an assignor.
+        let compatible = group.members.is_empty()
+            || (group.protocol_type.as_deref() == Some(request.protocol_type.as_str())
+                && request.protocols.iter().any(|(name, _)| {
+                    group
+                        .members
+                        .values()
+                        .all(|m| m.protocols.iter().any(|(n, _)| n == name))
+                }));
+        if !compatible {
+            self.respond(token, join_error(KafkaError::InconsistentGroupProtocol, ""));
+            return;
+        }
+        let now = self.now_ms;
+        if request.member_id.is_empty() {
+            if let Some(instance) = request.group_instance_id.clone() {
+                self.join_static_new(token, &id, &instance, request);
+                return;
+            }
+            // KIP-394: hand out an id, and wait for the member to come back with it.
+            let member_id = self.new_member_id(&id, &request.client_id);
+            let group = self.groups.get_mut(&id).expect("created above");
+            group.pending.insert(member_id.clone(), now + timeout);
+            self.respond(token, join_error(KafkaError::MemberIdRequired, &member_id));
+            return;
+        }
+        let group = self.groups.get_mut(&id).expect("created above");
+        if let Some(instance) = &request.group_instance_id {
+            if group.instances.get(instance) != Some(&request.member_id) {
+                self.respond(token, join_error(KafkaError::FencedInstanceId, ""));
+                return;
+            }
+        }
+        if group.pending.remove(&request.member_id).is_some() {
+            self.add_member(&id, token, request);
+            return;
+        }
+        let Some(member) = group.members.get(&request.member_id) else {
+            self.respond(token, join_error(KafkaError::UnknownMemberId, ""));
+            return;
+        };
+        let same = member.protocols == request.protocols;
+        let is_leader = group.leader.as_deref() == Some(request.member_id.as_str());
+        // Kafka: the same join again while completing, or from a follower while stable,
+        // gets the current generation; a leader's join or new protocols rebalance.
+        let repeated = match group.state {
+            GroupState::CompletingRebalance => same,
+            GroupState::Stable => same && !is_leader,
+            _ => false,
+        };
+        if !repeated {
+            self.update_member(&id, token, request);
+            return;
+        }
+        // A repeated join (its answer was lost): the current generation again.
+        let member_id = request.member_id.clone();
+        let member = group.members.get_mut(&member_id).expect("found above");
+        member.expires_ms = now + member.session_timeout_ms;
+        let ok = join_ok(group, &member_id);
+        self.respond(
+            token,
+            ResponseBody::JoinGroup {
+                result: Ok(ok),
+                member_id,
+            },
+        );
+    }
+
+    /// A static member's join without a member id: a new member, or the known instance
+    /// back under a new id (the old id is fenced).
+    fn join_static_new(&mut self, token: u64, id: &str, instance: &str, request: JoinGroupRequest) {
+        let member_id = self.new_member_id(id, &request.client_id);
+        let now = self.now_ms;
+        let group = self.groups.get_mut(id).expect("created by join");
+        let Some(old_id) = group.instances.get(instance).cloned() else {
+            group
+                .instances
+                .insert(instance.to_string(), member_id.clone());
+            let request = JoinGroupRequest {
+                member_id: member_id.clone(),
+                ..request
+            };
+            self.add_member(id, token, request);
+            return;
+        };
+        // The instance is back: its old id is fenced, its assignment carries over.
+        let mut member = group
+            .members
+            .remove(&old_id)
+            .expect("instances name members");
+        if let Some(t) = member.join_token.take() {
+            self.respond(t, join_error(KafkaError::FencedInstanceId, ""));
+        }
+        let group = self.groups.get_mut(id).expect("created by join");
+        if let Some(t) = member.sync_token.take() {
+            self.actions.push(CoordinatorAction::Respond {
+                token: t,
+                body: sync_error(KafkaError::FencedInstanceId),
+            });
+        }
+        let same = member.protocols == request.protocols;
+        member.protocols = request.protocols.clone();
+        member.session_timeout_ms = request.session_timeout_ms;
+        member.rebalance_timeout_ms = request.rebalance_timeout_ms;
+        member.client_id = request.client_id.clone();
+        member.expires_ms = now + request.session_timeout_ms;
+        group.members.insert(member_id.clone(), member);
+        group
+            .instances
+            .insert(instance.to_string(), member_id.clone());
+        if group.leader.as_deref() == Some(old_id.as_str()) {
+            group.leader = Some(member_id.clone());
+        }
+        self.announce(
+            "member-removed",
+            json!({
+                "group": id,
+                "member": old_id,
+                "why": "replaced by its instance",
+                "instance": instance,
+            }),
+        );
+        let group = self.groups.get_mut(id).expect("created by join");
+        match group.state {
+            GroupState::Stable if same => {
+                // KIP-345: no rebalance; the member syncs for its old assignment.
+                let mut ok = join_ok(group, &member_id);
+                ok.members.clear();
+                self.respond(
+                    token,
+                    ResponseBody::JoinGroup {
+                        result: Ok(ok),
+                        member_id: member_id.clone(),
+                    },
+                );
+                self.store(id, Purpose::Metadata);
+            }
+            _ => {
+                let request = JoinGroupRequest {
+                    member_id,
+                    ..request
+                };
+                self.update_member(id, token, request);
+            }
+        }
+    }
+
+    fn add_member(&mut self, id: &str, token: u64, request: JoinGroupRequest) {
+        let now = self.now_ms;
+        let group = self.groups.get_mut(id).expect("joined");
+        group.joins += 1;
+        if group.members.is_empty() {
+            group.protocol_type = Some(request.protocol_type.clone());
+        }
+        group.members.insert(
+            request.member_id.clone(),
+            Member {
+                group_instance_id: request.group_instance_id.clone(),
+                client_id: request.client_id.clone(),
+                session_timeout_ms: request.session_timeout_ms,
+                rebalance_timeout_ms: request.rebalance_timeout_ms,
+                protocols: request.protocols.clone(),
+                assignment: Bytes::default(),
+                join_token: Some(token),
+                sync_token: None,
+                expires_ms: now + request.session_timeout_ms,
+                joined: group.joins,
+            },
+        );
+        if let Some(instance) = &request.group_instance_id {
+            group
+                .instances
+                .insert(instance.clone(), request.member_id.clone());
+        }
+        match group.state {
+            GroupState::PreparingRebalance => self.maybe_complete_join(id),
+            _ => self.prepare_rebalance(id, "a member joined"),
+        }
+    }
+
+    fn update_member(&mut self, id: &str, token: u64, request: JoinGroupRequest) {
+        let now = self.now_ms;
+        let group = self.groups.get_mut(id).expect("joined");
+        let member = group
+            .members
+            .get_mut(&request.member_id)
+            .expect("a known member");
+        member.protocols = request.protocols;
+        member.session_timeout_ms = request.session_timeout_ms;
+        member.rebalance_timeout_ms = request.rebalance_timeout_ms;
+        member.expires_ms = now + member.session_timeout_ms;
+        let replaced = member.join_token.replace(token);
+        if let Some(old) = replaced {
+            self.respond(old, join_error(KafkaError::RebalanceInProgress, ""));
+        }
+        let state = self.groups[id].state;
+        match state {
+            GroupState::PreparingRebalance => self.maybe_complete_join(id),
+            _ => self.prepare_rebalance(id, "a member rejoined"),
+        }
+    }
+
+    fn prepare_rebalance(&mut self, id: &str, reason: &str) {
+        let now = self.now_ms;
+        let delay = self.config.initial_rebalance_delay_ms;
+        let group = self.groups.get_mut(id).expect("a group");
+        if group.state == GroupState::CompletingRebalance {
+            let tokens: Vec<u64> = group
+                .members
+                .values_mut()
+                .filter_map(|m| m.sync_token.take())
+                .collect();
+            for token in tokens {
+                self.actions.push(CoordinatorAction::Respond {
+                    token,
+                    body: sync_error(KafkaError::RebalanceInProgress),
+                });
+            }
+        }
+        let group = self.groups.get_mut(id).expect("a group");
+        group.storing = None;
+        let rebalance_timeout = group
+            .members
+            .values()
+            .map(|m| m.rebalance_timeout_ms)
+            .max()
+            .unwrap_or(0);
+        group.join = Some(if group.state == GroupState::Empty {
+            JoinTimer {
+                deadline_ms: now + delay,
+                initial: Some((rebalance_timeout.saturating_sub(delay), group.members.len())),
+            }
+        } else {
+            JoinTimer {
+                deadline_ms: now + rebalance_timeout,
+                initial: None,
+            }
+        });
+        group.state = GroupState::PreparingRebalance;
+        let generation = group.generation;
+        self.announce(
+            "group-state",
+            json!({
+                "group": id,
+                "state": "PreparingRebalance",
+                "generation": generation,
+                "reason": reason,
+            }),
+        );
+        self.maybe_complete_join(id);
+    }
+
+    /// Ends the join phase if everyone is in (and no initial delay holds it).
+    fn maybe_complete_join(&mut self, id: &str) {
+        let group = &self.groups[id];
+        if group.state != GroupState::PreparingRebalance {
+            return;
+        }
+        let delayed = group.join.is_some_and(|j| j.initial.is_some());
+        if !delayed && group.all_joined() && !group.members.is_empty() {
+            self.complete_join(id);
+        }
+    }
+
+    fn complete_join(&mut self, id: &str) {
+        let now = self.now_ms;
+        let group = self.groups.get_mut(id).expect("a group");
+        group.join = None;
+        group.pending.clear();
+        // Members that did not rejoin are out.
+        let gone: Vec<String> = group
+            .members
+            .iter()
+            .filter(|(_, m)| m.join_token.is_none())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for member in &gone {
+            remove_member(group, member);
+        }
+        let generation = group.generation;
+        for member in gone {
+            self.announce(
+                "member-removed",
+                json!({
+                    "group": id,
+                    "member": member,
+                    "generation": generation,
+                    "why": "did not rejoin in time",
+                }),
+            );
+        }
+        let group = self.groups.get_mut(id).expect("a group");
+        group.generation += 1;
+        if group.members.is_empty() {
+            group.state = GroupState::Empty;
+            group.protocol = None;
+            group.leader = None;
+            let generation = group.generation;
+            self.announce(
+                "group-state",
+                json!({"group": id, "state": "Empty", "generation": generation}),
+            );
+            self.store(id, Purpose::Metadata);
+            return;
+        }
+        group.protocol = Some(choose_protocol(&group.members));
+        if !group
+            .leader
+            .as_ref()
+            .is_some_and(|l| group.members.contains_key(l))
+        {
+            group.leader = group
+                .members
+                .iter()
+                .min_by_key(|(_, m)| m.joined)
+                .map(|(id, _)| id.clone());
+        }
+        group.state = GroupState::CompletingRebalance;
+        let mut answers = Vec::new();
+        for (member_id, member) in group.members.iter_mut() {
+            member.expires_ms = now + member.session_timeout_ms;
+            member.assignment = Bytes::default();
+            if let Some(token) = member.join_token.take() {
+                answers.push((token, member_id.clone()));
+            }
+        }
+        let group = &self.groups[id];
+        let detail = json!({
+            "group": id,
+            "generation": group.generation,
+            "protocol": group.protocol,
+            "leader": group.leader,
+            "members": group.members.keys().collect::<Vec<_>>(),
+        });
+        let answers: Vec<(u64, ResponseBody)> = answers
+            .into_iter()
+            .map(|(token, member_id)| {
+                let ok = join_ok(group, &member_id);
+                (
+                    token,
+                    ResponseBody::JoinGroup {
+                        result: Ok(ok),
+                        member_id,
+                    },
+                )
+            })
+            .collect();
+        self.announce("group-generation", detail);
+        self.announce(
+            "group-state",
+            json!({
+                "group": id,
+                "state": "CompletingRebalance",
+                "generation": self.groups[id].generation,
+            }),
+        );
+        for (token, body) in answers {
+            self.respond(token, body);
+        }
+    }
+
+    /// Checks a member's request against the group: its id, instance and generation.
+    fn check_member(group: &Group, member: &MemberRef) -> Result<(), KafkaError> {
+        if let Some(instance) = &member.group_instance_id {
+            match group.instances.get(instance) {
+                Some(current) if *current != member.member_id => {
+                    return Err(KafkaError::FencedInstanceId)
+                }
+                _ => {}
+            }
+        }
+        if !group.members.contains_key(&member.member_id) {
+            return Err(KafkaError::UnknownMemberId);
+        }
+        if member.generation_id != group.generation {
+            return Err(KafkaError::IllegalGeneration);
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self, token: u64, request: SyncGroupRequest) {
+        let id = request.member.group_id.clone();
+        if let Err(error) = self.available(&id) {
+            self.respond(token, sync_error(error));
+            return;
+        }
+        let now = self.now_ms;
+        let Some(group) = self.groups.get_mut(&id) else {
+            self.respond(token, sync_error(KafkaError::UnknownMemberId));
+            return;
+        };
+        if let Err(error) = Self::check_member(group, &request.member) {
+            self.respond(token, sync_error(error));
+            return;
+        }
+        let member_id = request.member.member_id.clone();
+        match group.state {
+            GroupState::Empty | GroupState::Dead => {
+                self.respond(token, sync_error(KafkaError::UnknownMemberId))
+            }
+            GroupState::PreparingRebalance => {
+                self.respond(token, sync_error(KafkaError::RebalanceInProgress))
+            }
+            GroupState::Stable => {
+                let member = group.members.get_mut(&member_id).expect("checked");
+                member.expires_ms = now + member.session_timeout_ms;
+                let assignment = member.assignment.clone();
+                self.respond(
+                    token,
+                    ResponseBody::SyncGroup {
+                        result: Ok(assignment),
+                    },
+                );
+            }
+            GroupState::CompletingRebalance => {
+                let member = group.members.get_mut(&member_id).expect("checked");
+                member.expires_ms = now + member.session_timeout_ms;
+                if let Some(old) = member.sync_token.replace(token) {
+                    self.actions.push(CoordinatorAction::Respond {
+                        token: old,
+                        body: sync_error(KafkaError::RebalanceInProgress),
+                    });
+                }
+                let is_leader = group.leader.as_deref() == Some(member_id.as_str());
+                if is_leader && group.storing.is_none() {
+                    let given: BTreeMap<String, Bytes> = request.assignments.into_iter().collect();
+                    for (mid, m) in group.members.iter_mut() {
+                        m.assignment = given.get(mid).cloned().unwrap_or_default();
+                    }
+                    let generation = group.generation;
+                    let purpose = Purpose::Assignment {
+                        group: id.clone(),
+                        generation,
+                    };
+                    let append = self.store(&id, purpose);
+                    self.groups.get_mut(&id).expect("a group").storing = Some(append);
+                }
+            }
+        }
+    }
+
+    fn become_stable(&mut self, id: &str) {
+        let group = self.groups.get_mut(id).expect("a group");
+        group.state = GroupState::Stable;
+        let answers: Vec<(u64, Bytes)> = group
+            .members
+            .values_mut()
+            .filter_map(|m| m.sync_token.take().map(|t| (t, m.assignment.clone())))
+            .collect();
+        let generation = group.generation;
+        self.announce(
+            "group-state",
+            json!({"group": id, "state": "Stable", "generation": generation}),
+        );
+        for (token, assignment) in answers {
+            self.respond(
+                token,
+                ResponseBody::SyncGroup {
+                    result: Ok(assignment),
+                },
+            );
+        }
+    }
+
+    fn heartbeat(&mut self, member: &MemberRef) -> Result<(), KafkaError> {
+        self.available(&member.group_id)?;
+        let now = self.now_ms;
+        let group = self
+            .groups
+            .get_mut(&member.group_id)
+            .ok_or(KafkaError::UnknownMemberId)?;
+        Self::check_member(group, member)?;
+        let m = group.members.get_mut(&member.member_id).expect("checked");
+        m.expires_ms = now + m.session_timeout_ms;
+        match group.state {
+            GroupState::PreparingRebalance => Err(KafkaError::RebalanceInProgress),
+            GroupState::Empty | GroupState::Dead => Err(KafkaError::UnknownMemberId),
+            GroupState::CompletingRebalance | GroupState::Stable => Ok(()),
+        }
+    }
+
+    fn leave(&mut self, member: &MemberRef) -> Result<(), KafkaError> {
+        self.available(&member.group_id)?;
+        let id = member.group_id.clone();
+        let group = self
+            .groups
+            .get_mut(&id)
+            .ok_or(KafkaError::UnknownMemberId)?;
+        if let Some(instance) = &member.group_instance_id {
+            if group.instances.get(instance) != Some(&member.member_id) {
+                return Err(KafkaError::FencedInstanceId);
+            }
+        }
+        if group.pending.remove(&member.member_id).is_some() {
+            return Ok(());
+        }
+        if !group.members.contains_key(&member.member_id) {
+            return Err(KafkaError::UnknownMemberId);
+        }
+        self.remove_and_rebalance(&id, &member.member_id, "left the group");
+        Ok(())
+    }
+
+    fn remove_and_rebalance(&mut self, id: &str, member_id: &str, why: &str) {
+        let group = self.groups.get_mut(id).expect("a group");
+        let Some(mut member) = remove_member(group, member_id) else {
+            return;
+        };
+        let generation = group.generation;
+        if let Some(token) = member.join_token.take() {
+            self.respond(token, join_error(KafkaError::UnknownMemberId, ""));
+        }
+        if let Some(token) = member.sync_token.take() {
+            self.respond(token, sync_error(KafkaError::UnknownMemberId));
+        }
+        self.announce(
+            "member-removed",
+            json!({"group": id, "member": member_id, "generation": generation, "why": why}),
+        );
+        let state = self.groups[id].state;
+        match state {
+            GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(id, why),
+            GroupState::PreparingRebalance => {
+                if self.groups[id].members.is_empty() {
+                    self.complete_join(id);
+                } else {
+                    self.maybe_complete_join(id);
+                }
+            }
+            GroupState::Empty | GroupState::Dead => {}
+        }
+    }
+
+    fn commit(&mut self, token: u64, request: OffsetCommitRequest) {
+        let id = request.member.group_id.clone();
+        let answer = |error: KafkaError| ResponseBody::OffsetCommit {
+            partitions: request
+                .offsets
+                .iter()
+                .map(|(tp, _)| (tp.clone(), Some(error)))
+                .collect(),
+        };
+        if let Err(error) = self.available(&id) {
+            self.respond(token, answer(error));
+            return;
+        }
+        let now = self.now_ms;
+        let partition = self.partition_of(&id);
+        let unfenced = self.config.legacy_unfenced_offset_commits;
+        let simple = request.member.generation_id < 0 && request.member.member_id.is_empty();
+        let group = self
+            .groups
+            .entry(id.clone())
+            .or_insert_with(|| Group::new(partition));
+        let verdict = if unfenced {
+            // LEGACY (KAFKA-2017): anyone's commit is taken.
+            Ok(())
+        } else if simple {
+            if group.members.is_empty() {
+                Ok(())
+            } else {
+                Err(KafkaError::UnknownMemberId)
+            }
+        } else {
+            Self::check_member(group, &request.member).and(match group.state {
+                GroupState::CompletingRebalance => Err(KafkaError::RebalanceInProgress),
+                _ => Ok(()),
+            })
+        };
+        if let Err(error) = verdict {
+            self.respond(token, answer(error));
+            return;
+        }
+        if let Some(m) = group.members.get_mut(&request.member.member_id) {
+            m.expires_ms = now + m.session_timeout_ms;
+        }
+        let records = request
+            .offsets
+            .iter()
+            .map(|(tp, offset)| GroupRecord::Offset {
+                group: id.clone(),
+                partition: tp.clone(),
+                value: Some(offset.clone()),
+            })
+            .collect();
+        self.append(
+            partition,
+            Purpose::Commit {
+                token,
+                member: request.member,
+                offsets: request.offsets,
+            },
+            records,
+        );
+    }
+
+    // --- time ---
+
+    /// Time passes: sessions expire, join phases end.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        let now = self.now_ms;
+        let ids: Vec<String> = self.groups.keys().cloned().collect();
+        for id in ids {
+            // Pending member ids not used in time.
+            if let Some(group) = self.groups.get_mut(&id) {
+                group.pending.retain(|_, expires| *expires > now);
+            }
+            // Members not heard from within their session (the coordinator keeps alive
+            // those whose join or sync answer it holds).
+            let expired: Vec<String> = self.groups[&id]
+                .members
+                .iter()
+                .filter(|(_, m)| {
+                    m.expires_ms <= now && m.join_token.is_none() && m.sync_token.is_none()
+                })
+                .map(|(m, _)| m.clone())
+                .collect();
+            for member in expired {
+                if self.groups.contains_key(&id) {
+                    self.remove_and_rebalance(&id, &member, "session timed out");
+                }
+            }
+            let Some(group) = self.groups.get_mut(&id) else {
+                continue;
+            };
+            if group.state != GroupState::PreparingRebalance {
+                continue;
+            }
+            let Some(timer) = group.join else { continue };
+            if now < timer.deadline_ms {
+                self.maybe_complete_join(&id);
+                continue;
+            }
+            match timer.initial {
+                Some((left, members)) if left > 0 && group.members.len() > members => {
+                    // New members came during the delay: wait again, within the timeout.
+                    let delay = self.config.initial_rebalance_delay_ms.min(left);
+                    group.join = Some(JoinTimer {
+                        deadline_ms: now + delay,
+                        initial: Some((left - delay, group.members.len())),
+                    });
+                }
+                Some(_) => {
+                    // The delay is over: from now on, an ordinary join phase.
+                    group.join = Some(JoinTimer {
+                        deadline_ms: now,
+                        initial: None,
+                    });
+                    if group.all_joined() {
+                        self.complete_join(&id);
+                    } else {
+                        let timeout = group
+                            .members
+                            .values()
+                            .map(|m| m.rebalance_timeout_ms)
+                            .max()
+                            .unwrap_or(0);
+                        group.join = Some(JoinTimer {
+                            deadline_ms: now + timeout,
+                            initial: None,
+                        });
+                    }
+                }
+                None => self.complete_join(&id),
+            }
+        }
+    }
+}
+
+fn remove_member(group: &mut Group, member_id: &str) -> Option<Member> {
+    let member = group.members.remove(member_id)?;
+    if let Some(instance) = &member.group_instance_id {
+        if group.instances.get(instance).map(String::as_str) == Some(member_id) {
+            group.instances.remove(instance);
+        }
+    }
+    Some(member)
+}
+
+/// Restores a group from its stored metadata: Stable with its members (who must heartbeat
+/// this coordinator within their session), or Empty.
+fn restore(group: &mut Group, value: Option<GroupValue>, now_ms: u64) {
+    let offsets = std::mem::take(&mut group.offsets);
+    *group = Group::new(group.partition);
+    group.offsets = offsets;
+    let Some(value) = value else {
+        return;
+    };
+    group.generation = value.generation;
+    group.protocol_type = value.protocol_type;
+    group.protocol = value.protocol.clone();
+    group.leader = value.leader;
+    for (n, m) in value.members.into_iter().enumerate() {
+        if let Some(instance) = &m.group_instance_id {
+            group
+                .instances
+                .insert(instance.clone(), m.member_id.clone());
+        }
+        let protocols = value
+            .protocol
+            .iter()
+            .map(|p| (p.clone(), m.subscription.clone()))
+            .collect();
+        group.members.insert(
+            m.member_id,
+            Member {
+                group_instance_id: m.group_instance_id,
+                client_id: m.client_id,
+                session_timeout_ms: m.session_timeout_ms,
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                protocols,
+                assignment: m.assignment,
+                join_token: None,
+                sync_token: None,
+                expires_ms: now_ms + m.session_timeout_ms,
+                joined: n as u64,
+            },
+        );
+    }
+    group.joins = group.members.len() as u64;
+    group.state = if group.members.is_empty() {
+        GroupState::Empty
+    } else {
+        GroupState::Stable
+    };
+}
+
+/// The assignor: among those every member supports, the one most members prefer (each
+/// votes for its first supported choice); ties go to the name first in order.
+fn choose_protocol(members: &BTreeMap<String, Member>) -> String {
+    let supported_by_all: BTreeSet<&str> = members
+        .values()
+        .next()
+        .map(|first| {
+            first
+                .protocols
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .filter(|name| {
+                    members
+                        .values()
+                        .all(|m| m.protocols.iter().any(|(n, _)| n == name))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+    for member in members.values() {
+        if let Some((name, _)) = member
+            .protocols
+            .iter()
+            .find(|(n, _)| supported_by_all.contains(n.as_str()))
+        {
+            *votes.entry(name.as_str()).or_default() += 1;
+        }
+    }
+    let best = votes.values().copied().max().unwrap_or(0);
+    votes
+        .into_iter()
+        .find(|(_, v)| *v == best)
+        .map(|(name, _)| name.to_string())
+        .unwrap_or_default()
+}
+
+fn join_ok(group: &Group, member_id: &str) -> JoinGroupOk {
+    let is_leader = group.leader.as_deref() == Some(member_id);
+    let protocol = group.protocol.clone().unwrap_or_default();
+    JoinGroupOk {
+        generation_id: group.generation,
+        protocol_name: protocol.clone(),
+        leader: group.leader.clone().unwrap_or_default(),
+        member_id: member_id.to_string(),
+        members: if is_leader {
+            group
+                .members
+                .iter()
+                .map(|(id, m)| (id.clone(), subscription(m, Some(&protocol))))
+                .collect()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+fn join_error(error: KafkaError, member_id: &str) -> ResponseBody {
+    ResponseBody::JoinGroup {
+        result: Err(error),
+        member_id: member_id.to_string(),
+    }
+}
+
+fn sync_error(error: KafkaError) -> ResponseBody {
+    ResponseBody::SyncGroup { result: Err(error) }
+}
+
+#[cfg(test)]
+mod tests;

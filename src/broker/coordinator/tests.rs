@@ -1,0 +1,550 @@
+//! The coordinator core driven by hand: requests in, answers and appends out.
+
+use super::*;
+use crate::log::Offset;
+
+const G: &str = "billing";
+const SESSION: u64 = 10_000;
+const REBALANCE: u64 = 30_000;
+const DELAY: u64 = 3_000;
+
+fn config(unfenced: bool) -> CoordinatorConfig {
+    CoordinatorConfig {
+        offsets_partitions: 1,
+        initial_rebalance_delay_ms: DELAY,
+        min_session_timeout_ms: 6_000,
+        max_session_timeout_ms: 1_800_000,
+        legacy_unfenced_offset_commits: unfenced,
+    }
+}
+
+/// A coordinator of offsets partition 0, loaded and empty; appends are done by hand.
+struct Coord {
+    c: GroupCoordinator,
+    answers: BTreeMap<u64, ResponseBody>,
+    appends: Vec<(u64, Vec<GroupRecord>)>,
+    events: Vec<(&'static str, Value)>,
+    next_token: u64,
+    now: u64,
+}
+
+impl Coord {
+    fn new(unfenced: bool) -> Coord {
+        let mut c = GroupCoordinator::new(config(unfenced));
+        c.on_become_leader(0, LeaderEpoch(1));
+        c.on_loaded(0, LeaderEpoch(1), Vec::new(), 0);
+        let mut coord = Coord {
+            c,
+            answers: BTreeMap::new(),
+            appends: Vec::new(),
+            events: Vec::new(),
+            next_token: 1,
+            now: 0,
+        };
+        coord.collect();
+        coord
+    }
+
+    fn collect(&mut self) {
+        for action in self.c.take_actions() {
+            match action {
+                CoordinatorAction::Respond { token, body } => {
+                    self.answers.insert(token, body);
+                }
+                CoordinatorAction::Append { id, records, .. } => self.appends.push((id, records)),
+                CoordinatorAction::Announce { kind, detail } => self.events.push((kind, detail)),
+            }
+        }
+    }
+
+    fn send(&mut self, body: RequestBody) -> u64 {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.c.on_request(token, body, self.now);
+        self.collect();
+        token
+    }
+
+    fn answer(&mut self, token: u64) -> Option<ResponseBody> {
+        self.answers.remove(&token)
+    }
+
+    fn at(&mut self, now: u64) {
+        self.now = now;
+        self.c.tick(now);
+        self.collect();
+    }
+
+    /// Completes every append so far with `result`.
+    fn finish_appends(&mut self, result: Result<(), KafkaError>) {
+        for (id, _) in std::mem::take(&mut self.appends) {
+            self.c.on_append_done(id, result, self.now);
+        }
+        self.collect();
+    }
+
+    fn join(&mut self, member_id: &str, instance: Option<&str>) -> u64 {
+        self.send(RequestBody::JoinGroup(JoinGroupRequest {
+            group_id: G.into(),
+            member_id: member_id.into(),
+            group_instance_id: instance.map(String::from),
+            client_id: "consumer-1".into(),
+            session_timeout_ms: SESSION,
+            rebalance_timeout_ms: REBALANCE,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes(b"orders".to_vec()))],
+        }))
+    }
+
+    /// A new dynamic member's two joins; returns its id and the token of the second.
+    fn new_member(&mut self) -> (String, u64) {
+        let first = self.join("", None);
+        let Some(ResponseBody::JoinGroup {
+            result: Err(KafkaError::MemberIdRequired),
+            member_id,
+        }) = self.answer(first)
+        else {
+            panic!("a first join is told its member id");
+        };
+        let second = self.join(&member_id, None);
+        (member_id, second)
+    }
+
+    fn sync(&mut self, member_id: &str, generation: i32, assignments: &[(&str, &str)]) -> u64 {
+        self.send(RequestBody::SyncGroup(SyncGroupRequest {
+            member: member(member_id, generation),
+            assignments: assignments
+                .iter()
+                .map(|(m, a)| (m.to_string(), Bytes(a.as_bytes().to_vec())))
+                .collect(),
+        }))
+    }
+
+    fn heartbeat(&mut self, member_id: &str, generation: i32) -> Option<KafkaError> {
+        let token = self.send(RequestBody::Heartbeat(member(member_id, generation)));
+        match self.answer(token) {
+            Some(ResponseBody::Heartbeat { error }) => error,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn commit(&mut self, member_id: &str, generation: i32, offset: u64) -> u64 {
+        self.send(RequestBody::OffsetCommit(OffsetCommitRequest {
+            member: member(member_id, generation),
+            offsets: vec![(tp(), committed(offset))],
+        }))
+    }
+
+    fn fetch_offset(&mut self) -> Result<Option<u64>, KafkaError> {
+        let token = self.send(RequestBody::OffsetFetch {
+            group_id: G.into(),
+            partitions: vec![tp()],
+        });
+        match self.answer(token) {
+            Some(ResponseBody::OffsetFetch { result }) => {
+                result.map(|found| found[0].1.as_ref().map(|c| c.offset.0))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn state(&self) -> (GroupState, i32) {
+        self.c.group_state(G).expect("coordinated here")
+    }
+}
+
+fn member(member_id: &str, generation: i32) -> MemberRef {
+    MemberRef {
+        group_id: G.into(),
+        generation_id: generation,
+        member_id: member_id.into(),
+        group_instance_id: None,
+    }
+}
+
+fn tp() -> TopicPartition {
+    TopicPartition::new("orders", 0)
+}
+
+fn committed(offset: u64) -> CommittedOffset {
+    CommittedOffset {
+        offset: Offset(offset),
+        leader_epoch: None,
+    }
+}
+
+fn joined(answer: Option<ResponseBody>) -> JoinGroupOk {
+    match answer {
+        Some(ResponseBody::JoinGroup { result: Ok(ok), .. }) => ok,
+        other => panic!("expected a join: {other:?}"),
+    }
+}
+
+fn commit_error(answer: Option<ResponseBody>) -> Option<KafkaError> {
+    match answer {
+        Some(ResponseBody::OffsetCommit { partitions }) => partitions[0].1,
+        other => panic!("expected a commit answer: {other:?}"),
+    }
+}
+
+/// One member through join, sync and the stored assignment: generation 1, Stable.
+fn stable_with_one() -> (Coord, String) {
+    let mut c = Coord::new(false);
+    let (a, join) = c.new_member();
+    assert_eq!(c.answer(join), None, "the initial delay holds the join");
+    c.at(DELAY);
+    let ok = joined(c.answer(join));
+    assert_eq!((ok.generation_id, ok.leader.as_str()), (1, a.as_str()));
+    assert_eq!(ok.members.len(), 1, "the leader hears every subscription");
+    let sync = c.sync(&a, 1, &[(&a, "orders/0")]);
+    assert_eq!(c.answer(sync), None, "not before the assignment is stored");
+    assert_eq!(c.state(), (GroupState::CompletingRebalance, 1));
+    c.finish_appends(Ok(()));
+    assert_eq!(
+        c.answer(sync),
+        Some(ResponseBody::SyncGroup {
+            result: Ok(Bytes(b"orders/0".to_vec()))
+        })
+    );
+    assert_eq!(c.state(), (GroupState::Stable, 1));
+    (c, a)
+}
+
+#[test]
+fn groups_map_to_offsets_partitions_by_javas_string_hash() {
+    assert_eq!(java_string_hash(""), 0);
+    assert_eq!(java_string_hash("a"), 97);
+    assert_eq!(java_string_hash("billing"), -109_829_509);
+    assert_eq!(partition_for("billing", 50), 9);
+    assert_eq!(partition_for("a", 50), 47);
+    // Its hash is i32::MIN, whose abs Kafka takes as 0.
+    assert_eq!(java_string_hash("polygenelubricants"), i32::MIN);
+    assert_eq!(partition_for("polygenelubricants", 50), 0);
+}
+
+#[test]
+fn group_records_round_trip_and_tombstones_have_no_value() {
+    let offset = GroupRecord::Offset {
+        group: G.into(),
+        partition: tp(),
+        value: Some(committed(42)),
+    };
+    let (key, value) = offset.encode();
+    assert_eq!(GroupRecord::decode(&key, value.as_deref()), Some(offset));
+    let gone = GroupRecord::Group {
+        group: G.into(),
+        value: None,
+    };
+    let (key, value) = gone.encode();
+    assert_eq!(value, None);
+    assert_eq!(GroupRecord::decode(&key, None), Some(gone));
+    assert_eq!(GroupRecord::decode(b"not json", None), None);
+}
+
+#[test]
+fn a_member_joins_syncs_and_the_group_is_stable_once_its_assignment_is_stored() {
+    let (mut c, a) = stable_with_one();
+    assert_eq!(c.heartbeat(&a, 1), None);
+    assert_eq!(c.heartbeat(&a, 0), Some(KafkaError::IllegalGeneration));
+    assert_eq!(c.heartbeat("nobody", 1), Some(KafkaError::UnknownMemberId));
+    let generations: Vec<&Value> = c
+        .events
+        .iter()
+        .filter(|(k, _)| *k == "group-generation")
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(generations.len(), 1);
+    assert_eq!(generations[0]["generation"], 1);
+}
+
+#[test]
+fn a_second_member_rebalances_the_group_and_both_join_the_next_generation() {
+    let (mut c, a) = stable_with_one();
+    let (b, join_b) = c.new_member();
+    assert_eq!(c.state(), (GroupState::PreparingRebalance, 1));
+    assert_eq!(c.answer(join_b), None, "waits for the others to rejoin");
+    assert_eq!(c.heartbeat(&a, 1), Some(KafkaError::RebalanceInProgress));
+    // A commit of the current generation is still taken while preparing (eager
+    // consumers commit before they rejoin).
+    let commit = c.commit(&a, 1, 7);
+    c.finish_appends(Ok(()));
+    assert_eq!(commit_error(c.answer(commit)), None);
+    let join_a = c.join(&a, None);
+    let ok_a = joined(c.answer(join_a));
+    let ok_b = joined(c.answer(join_b));
+    assert_eq!((ok_a.generation_id, ok_b.generation_id), (2, 2));
+    assert_eq!(ok_a.leader, a, "the leader stays while it is a member");
+    assert_eq!(ok_a.members.len(), 2);
+    assert!(
+        ok_b.members.is_empty(),
+        "only the leader hears the subscriptions"
+    );
+    // A follower's sync waits for the leader's.
+    let sync_b = c.sync(&b, 2, &[]);
+    assert_eq!(c.commit(&b, 2, 9), c.next_token - 1);
+    assert_eq!(
+        commit_error(c.answer(c.next_token - 1)),
+        Some(KafkaError::RebalanceInProgress)
+    );
+    let sync_a = c.sync(&a, 2, &[(&a, "orders/0"), (&b, "orders/1")]);
+    c.finish_appends(Ok(()));
+    assert_eq!(
+        c.answer(sync_b),
+        Some(ResponseBody::SyncGroup {
+            result: Ok(Bytes(b"orders/1".to_vec()))
+        })
+    );
+    assert!(matches!(
+        c.answer(sync_a),
+        Some(ResponseBody::SyncGroup { result: Ok(_) })
+    ));
+    assert_eq!(c.state(), (GroupState::Stable, 2));
+}
+
+#[test]
+fn a_member_whose_session_passes_is_removed_and_its_commits_are_fenced() {
+    let (mut c, a) = stable_with_one();
+    let (b, join_b) = c.new_member();
+    let join_a = c.join(&a, None);
+    joined(c.answer(join_a));
+    joined(c.answer(join_b));
+    let sync_a = c.sync(&a, 2, &[(&a, "orders/0"), (&b, "orders/1")]);
+    let sync_b = c.sync(&b, 2, &[]);
+    c.finish_appends(Ok(()));
+    assert!(c.answer(sync_a).is_some() && c.answer(sync_b).is_some());
+    // b heartbeats, a goes silent (paused past its session).
+    for t in (1..=6).map(|i| DELAY + i * 2_000) {
+        c.at(t);
+        if c.state().0 == GroupState::Stable {
+            assert_eq!(c.heartbeat(&b, 2), None);
+        }
+    }
+    assert!(c
+        .events
+        .iter()
+        .any(|(k, d)| *k == "member-removed" && d["member"] == a.as_str()));
+    assert_eq!(c.state().0, GroupState::PreparingRebalance);
+    // b rejoins alone: generation 3 without a.
+    let join_b = c.join(&b, None);
+    let ok = joined(c.answer(join_b));
+    assert_eq!((ok.generation_id, ok.leader.as_str()), (3, b.as_str()));
+    let sync_b = c.sync(&b, 3, &[(&b, "orders/0,orders/1")]);
+    c.finish_appends(Ok(()));
+    assert!(c.answer(sync_b).is_some());
+    let good = c.commit(&b, 3, 20);
+    c.finish_appends(Ok(()));
+    assert_eq!(commit_error(c.answer(good)), None);
+    // a wakes up and commits what it had: refused, and the committed offset stays.
+    let stale = c.commit(&a, 2, 10);
+    assert_eq!(
+        commit_error(c.answer(stale)),
+        Some(KafkaError::UnknownMemberId)
+    );
+    let old_generation = c.commit(&b, 2, 10);
+    assert_eq!(
+        commit_error(c.answer(old_generation)),
+        Some(KafkaError::IllegalGeneration)
+    );
+    assert!(c.appends.is_empty(), "a refused commit is not written");
+    assert_eq!(c.fetch_offset(), Ok(Some(20)));
+}
+
+#[test]
+fn legacy_unfenced_offset_commits_take_a_removed_members_commit() {
+    let mut c = Coord::new(true);
+    let (a, join) = c.new_member();
+    c.at(DELAY);
+    joined(c.answer(join));
+    let sync = c.sync(&a, 1, &[(&a, "orders/0")]);
+    c.finish_appends(Ok(()));
+    c.answer(sync);
+    let good = c.commit(&a, 1, 20);
+    c.finish_appends(Ok(()));
+    assert_eq!(commit_error(c.answer(good)), None);
+    let stale = c.commit("gone-long-ago", 0, 5);
+    c.finish_appends(Ok(()));
+    assert_eq!(commit_error(c.answer(stale)), None, "the legacy bug");
+    assert_eq!(
+        c.fetch_offset(),
+        Ok(Some(5)),
+        "the committed offset went back"
+    );
+}
+
+#[test]
+fn a_commit_counts_only_once_it_is_replicated() {
+    let (mut c, a) = stable_with_one();
+    let commit = c.commit(&a, 1, 12);
+    assert_eq!(c.answer(commit), None);
+    assert_eq!(
+        c.fetch_offset(),
+        Ok(None),
+        "not committed before the HW passes it"
+    );
+    c.finish_appends(Err(KafkaError::NotEnoughReplicas));
+    assert_eq!(
+        commit_error(c.answer(commit)),
+        Some(KafkaError::CoordinatorNotAvailable)
+    );
+    assert_eq!(c.fetch_offset(), Ok(None));
+    let commit = c.commit(&a, 1, 12);
+    c.finish_appends(Ok(()));
+    assert_eq!(commit_error(c.answer(commit)), None);
+    assert_eq!(c.fetch_offset(), Ok(Some(12)));
+    let offsets: Vec<&Value> = c
+        .events
+        .iter()
+        .filter(|(k, _)| *k == "offset-commit")
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(offsets.len(), 1);
+    assert_eq!(offsets[0]["offsets"][0][1], 12);
+}
+
+#[test]
+fn the_join_phase_ends_at_the_rebalance_timeout_without_those_who_did_not_rejoin() {
+    let (mut c, a) = stable_with_one();
+    let (b, join_b) = c.new_member();
+    // a never rejoins: it keeps heartbeating (which keeps its session), and is told to
+    // rejoin each time.
+    let start = c.now;
+    for t in (1..REBALANCE / 2_000).map(|i| start + i * 2_000) {
+        c.at(t);
+        assert_eq!(c.heartbeat(&a, 1), Some(KafkaError::RebalanceInProgress));
+    }
+    c.at(start + REBALANCE - 1);
+    assert_eq!(c.answer(join_b), None);
+    c.at(start + REBALANCE);
+    let ok = joined(c.answer(join_b));
+    assert_eq!((ok.generation_id, ok.leader.as_str()), (2, b.as_str()));
+    assert_eq!(c.heartbeat(&a, 1), Some(KafkaError::UnknownMemberId));
+}
+
+#[test]
+fn groups_load_from_the_log_and_unload_on_resignation() {
+    let (mut c, a) = stable_with_one();
+    let commit = c.commit(&a, 1, 33);
+    // The records as the log would hold them.
+    let mut log: Vec<GroupRecord> = Vec::new();
+    let pending = std::mem::take(&mut c.appends);
+    for (_, records) in &pending {
+        log.extend(records.iter().cloned());
+    }
+    // A new member's join waits for a to rejoin when the coordinator moves away.
+    let (_, join) = c.new_member();
+    c.c.on_resign(0);
+    c.collect();
+    assert!(matches!(
+        c.answer(join),
+        Some(ResponseBody::JoinGroup {
+            result: Err(KafkaError::NotCoordinator),
+            ..
+        })
+    ));
+    for (id, _) in pending {
+        c.c.on_append_done(id, Ok(()), c.now);
+    }
+    c.collect();
+    assert_eq!(
+        commit_error(c.answer(commit)),
+        Some(KafkaError::NotCoordinator),
+        "unloaded before the HW passed it: the member must retry elsewhere"
+    );
+    assert_eq!(c.fetch_offset(), Err(KafkaError::NotCoordinator));
+    // Leader again in a later epoch: loading first, then the groups are back.
+    c.c.on_become_leader(0, LeaderEpoch(3));
+    assert_eq!(c.c.loading(), vec![(0, LeaderEpoch(3))]);
+    assert_eq!(c.fetch_offset(), Err(KafkaError::CoordinatorLoadInProgress));
+    // The assignment record was appended when the group went Stable.
+    let assignment = GroupRecord::Group {
+        group: G.into(),
+        value: Some(GroupValue {
+            protocol_type: Some("consumer".into()),
+            generation: 1,
+            protocol: Some("range".into()),
+            leader: Some(a.clone()),
+            members: vec![MemberValue {
+                member_id: a.clone(),
+                group_instance_id: None,
+                client_id: "consumer-1".into(),
+                session_timeout_ms: SESSION,
+                rebalance_timeout_ms: REBALANCE,
+                subscription: Bytes(b"orders".to_vec()),
+                assignment: Bytes(b"orders/0".to_vec()),
+            }],
+        }),
+    };
+    let mut records = vec![assignment];
+    records.extend(log);
+    c.c.on_loaded(0, LeaderEpoch(3), records, c.now);
+    c.collect();
+    assert_eq!(c.state(), (GroupState::Stable, 1));
+    assert_eq!(c.fetch_offset(), Ok(Some(33)));
+    assert_eq!(
+        c.heartbeat(&a, 1),
+        None,
+        "members carry on with the new coordinator"
+    );
+    // New member ids name the new leader epoch.
+    let first = c.join("", None);
+    match c.answer(first) {
+        Some(ResponseBody::JoinGroup { member_id, .. }) => {
+            assert!(member_id.starts_with("consumer-1-0.3."), "{member_id}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_static_member_back_under_a_new_id_keeps_its_assignment_and_fences_the_old_id() {
+    let mut c = Coord::new(false);
+    let first = c.join("", Some("instance-a"));
+    c.at(DELAY);
+    let ok = joined(c.answer(first));
+    let old = ok.member_id.clone();
+    let sync = c.sync(&old, 1, &[(&old, "orders/0")]);
+    c.finish_appends(Ok(()));
+    c.answer(sync);
+    assert_eq!(c.state(), (GroupState::Stable, 1));
+    // It restarts and joins without its member id: no rebalance.
+    let again = c.join("", Some("instance-a"));
+    let ok = joined(c.answer(again));
+    assert_ne!(ok.member_id, old);
+    assert_eq!(ok.generation_id, 1);
+    assert_eq!(c.state(), (GroupState::Stable, 1));
+    let sync = c.sync(&ok.member_id, 1, &[]);
+    assert_eq!(
+        c.answer(sync),
+        Some(ResponseBody::SyncGroup {
+            result: Ok(Bytes(b"orders/0".to_vec()))
+        })
+    );
+    let stale = RequestBody::Heartbeat(MemberRef {
+        group_instance_id: Some("instance-a".into()),
+        ..member(&old, 1)
+    });
+    let token = c.send(stale);
+    assert_eq!(
+        c.answer(token),
+        Some(ResponseBody::Heartbeat {
+            error: Some(KafkaError::FencedInstanceId)
+        })
+    );
+}
+
+#[test]
+fn a_simple_commit_is_taken_only_while_the_group_has_no_members() {
+    let mut c = Coord::new(false);
+    let simple = c.commit("", -1, 4);
+    c.finish_appends(Ok(()));
+    assert_eq!(commit_error(c.answer(simple)), None);
+    assert_eq!(c.fetch_offset(), Ok(Some(4)));
+    let (_, join) = c.new_member();
+    c.at(DELAY);
+    joined(c.answer(join));
+    let simple = c.commit("", -1, 2);
+    assert_eq!(
+        commit_error(c.answer(simple)),
+        Some(KafkaError::UnknownMemberId)
+    );
+}
