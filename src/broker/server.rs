@@ -28,6 +28,10 @@
 //! `hw`, `truncate`, ...), as are the controller's.
 
 use super::controller::{AlterPartition, ControllerAction, ControllerConfig, ControllerCore};
+use super::coordinator::{
+    partition_for, CoordinatorAction, CoordinatorConfig, GroupCoordinator, GroupRecord,
+    OFFSETS_TOPIC,
+};
 use super::proto::{
     EpochEndOffset, EpochQuery, FetchData, FetchPartition, ProducePartition, Request, RequestBody,
     Response, ResponseBody,
@@ -39,7 +43,7 @@ use super::replica::{
 use super::types::{Acks, BrokerId, KafkaError, PartitionState, ProducerIdentity, TopicPartition};
 use super::zk_paths as paths;
 use crate::disk::Disk;
-use crate::log::{LeaderEpoch, Offset};
+use crate::log::{decode_batches, BatchBuilder, BatchMeta, LeaderEpoch, Offset};
 use crate::zk::client::Outcome;
 use crate::zk::{CreateMode, Op, OpResult, SessionId, WatchedEvent, ZkError};
 use serde_json::{json, Value};
@@ -68,6 +72,8 @@ pub const REGISTRATION_RETRY_MS: u64 = 1000;
 /// A controller request whose connection broke is sent again after this long (Kafka's
 /// controller send thread reconnects after `reconnect.backoff.ms` and resends).
 pub const CONTROLLER_RESEND_BACKOFF_MS: u64 = 500;
+/// `offsets.commit.timeout.ms`: how long the coordinator's appends wait for the HW.
+pub const OFFSETS_COMMIT_TIMEOUT_MS: u64 = 5000;
 
 /// A controller request to another broker, until answered.
 struct ControllerSend {
@@ -92,6 +98,8 @@ pub struct BrokerConfig {
     pub topic_min_isr: BTreeMap<String, usize>,
     /// The controller's settings (topics to create, election rules).
     pub controller: ControllerConfig,
+    /// The group coordinator's settings.
+    pub coordinator: CoordinatorConfig,
 }
 
 /// What the shell must do.
@@ -148,11 +156,19 @@ type ProduceSlot = (
 /// A produce waiting for the HW.
 #[derive(Clone, Debug)]
 struct PendingProduce {
-    conn: u64,
-    correlation_id: u64,
+    to: ProduceFor,
     deadline_ms: u64,
     /// Per partition: the answer so far, and what it waits for.
     partitions: Vec<ProduceSlot>,
+}
+
+/// Who waits for an acks=all append.
+#[derive(Clone, Copy, Debug)]
+enum ProduceFor {
+    /// A client's Produce request.
+    Client { conn: u64, correlation_id: u64 },
+    /// The group coordinator's append `id`.
+    Coordinator(u64),
 }
 
 /// A fetch waiting for data.
@@ -179,6 +195,9 @@ pub struct BrokerCore<D: Disk> {
     config: BrokerConfig,
     disk: D,
     controller: ControllerCore,
+    coordinator: GroupCoordinator,
+    /// Group requests the coordinator holds, by token: (conn, correlation).
+    group_requests: BTreeMap<u64, (u64, u64)>,
     /// Ensemble ids of the broker's own operations and the controller's.
     zk_pending: BTreeMap<u64, ZkPurpose>,
     next_zk: u64,
@@ -225,10 +244,13 @@ impl<D: Disk> BrokerCore<D> {
     /// A broker that has not joined the cluster yet.
     pub fn new(config: BrokerConfig, disk: D) -> Self {
         let controller = ControllerCore::new(config.controller.clone());
+        let coordinator = GroupCoordinator::new(config.coordinator.clone());
         BrokerCore {
             config,
             disk,
             controller,
+            coordinator,
+            group_requests: BTreeMap::new(),
             zk_pending: BTreeMap::new(),
             next_zk: 1,
             parents_pending: 0,
@@ -259,7 +281,12 @@ impl<D: Disk> BrokerCore<D> {
 
     /// The actions accumulated since the last call.
     pub fn take_actions(&mut self) -> Vec<BrokerAction> {
-        self.pump_controller();
+        loop {
+            self.pump_controller();
+            if !self.pump_coordinator() {
+                break;
+            }
+        }
         std::mem::take(&mut self.actions)
     }
 
@@ -600,41 +627,152 @@ impl<D: Disk> BrokerCore<D> {
                     result: Ok(identity),
                 }));
             }
-            // The group coordinator (`broker::coordinator`) is not wired into the broker
-            // yet, so no broker coordinates any group: the answer Kafka gives while no
-            // coordinator is available. (Scenarios with groups are refused until it is.)
-            RequestBody::FindCoordinator { .. } => {
-                self.actions.push(respond(ResponseBody::FindCoordinator {
-                    result: Err(KafkaError::CoordinatorNotAvailable),
-                }));
+            RequestBody::FindCoordinator { key } => {
+                let body = ResponseBody::FindCoordinator {
+                    result: self.find_coordinator(&key),
+                };
+                self.actions.push(respond(body));
             }
-            RequestBody::JoinGroup(_) => self.actions.push(respond(ResponseBody::JoinGroup {
-                result: Err(KafkaError::NotCoordinator),
-                member_id: String::new(),
-            })),
-            RequestBody::SyncGroup(_) => self.actions.push(respond(ResponseBody::SyncGroup {
-                result: Err(KafkaError::NotCoordinator),
-            })),
-            RequestBody::Heartbeat(_) => self.actions.push(respond(ResponseBody::Heartbeat {
-                error: Some(KafkaError::NotCoordinator),
-            })),
-            RequestBody::LeaveGroup(_) => self.actions.push(respond(ResponseBody::LeaveGroup {
-                error: Some(KafkaError::NotCoordinator),
-            })),
-            RequestBody::OffsetCommit(request) => {
-                let partitions = request
-                    .offsets
-                    .into_iter()
-                    .map(|(tp, _)| (tp, Some(KafkaError::NotCoordinator)))
-                    .collect();
-                self.actions
-                    .push(respond(ResponseBody::OffsetCommit { partitions }));
+            body @ (RequestBody::JoinGroup(_)
+            | RequestBody::SyncGroup(_)
+            | RequestBody::Heartbeat(_)
+            | RequestBody::LeaveGroup(_)
+            | RequestBody::OffsetCommit(_)
+            | RequestBody::OffsetFetch { .. }) => {
+                let token = self.next_token;
+                self.next_token += 1;
+                self.group_requests.insert(token, (conn, correlation_id));
+                self.coordinator.on_request(token, body, now_ms);
             }
-            RequestBody::OffsetFetch { .. } => {
-                self.actions.push(respond(ResponseBody::OffsetFetch {
-                    result: Err(KafkaError::NotCoordinator),
-                }));
+        }
+    }
+
+    /// The leader of the group's offsets partition, from the metadata cache.
+    fn find_coordinator(&self, group: &str) -> Result<BrokerId, KafkaError> {
+        let partition = partition_for(group, self.config.coordinator.offsets_partitions);
+        let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+        self.metadata
+            .get(&tp)
+            .and_then(|s| s.leader)
+            .filter(|l| self.live_brokers.contains(l) || *l == self.config.id)
+            .ok_or(KafkaError::CoordinatorNotAvailable)
+    }
+
+    /// Runs the coordinator's actions; whether there were any.
+    fn pump_coordinator(&mut self) -> bool {
+        let actions = self.coordinator.take_actions();
+        if actions.is_empty() {
+            return false;
+        }
+        for action in actions {
+            match action {
+                CoordinatorAction::Respond { token, body } => {
+                    if let Some((conn, correlation_id)) = self.group_requests.remove(&token) {
+                        self.actions.push(BrokerAction::Respond {
+                            conn,
+                            response: Response {
+                                correlation_id,
+                                body,
+                            },
+                        });
+                    }
+                }
+                CoordinatorAction::Append {
+                    id,
+                    partition,
+                    leader_epoch,
+                    records,
+                } => self.append_for_coordinator(id, partition, leader_epoch, &records),
+                CoordinatorAction::Announce { kind, detail } => self.announce(kind, detail),
             }
+        }
+        true
+    }
+
+    /// Appends the coordinator's records to an offsets partition this broker leads in
+    /// `leader_epoch`, acks=all: the outcome goes back once the HW passes them.
+    fn append_for_coordinator(
+        &mut self,
+        id: u64,
+        partition: u32,
+        leader_epoch: LeaderEpoch,
+        records: &[GroupRecord],
+    ) {
+        let now = self.now_ms;
+        let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+        let result = match self.replicas.get_mut(&tp) {
+            Some(r) if r.role() == Role::Leader && r.leader_epoch() == leader_epoch => {
+                let mut batch = BatchBuilder::new(BatchMeta {
+                    base_timestamp_ms: now as i64,
+                    ..BatchMeta::default()
+                });
+                for record in records {
+                    let (key, value) = record.encode();
+                    batch.push(now as i64, Some(&key), value.as_deref(), &[]);
+                }
+                let bytes = batch.encode(Offset(0)).to_vec();
+                r.append_as_leader(&bytes, Acks::All)
+                    .map_err(|e| e.kafka_error())
+            }
+            _ => Err(KafkaError::NotLeaderOrFollower),
+        };
+        self.drain_replica_events(&tp);
+        match result {
+            Ok(append) => {
+                let ok = super::proto::ProduceOk {
+                    base_offset: append.base_offset,
+                    leader_epoch: append.leader_epoch,
+                };
+                self.produces.push(PendingProduce {
+                    to: ProduceFor::Coordinator(id),
+                    deadline_ms: now + OFFSETS_COMMIT_TIMEOUT_MS,
+                    partitions: vec![(tp, Ok(ok), Some((append.last_offset, append.leader_epoch)))],
+                });
+                self.complete_produces(now);
+            }
+            Err(e) => self.coordinator.on_append_done(id, Err(e), now),
+        }
+    }
+
+    /// Loads the offsets partitions the coordinator waits for, once this broker leads
+    /// each in the epoch it waits for and the HW has reached the LEO (everything in the
+    /// log is committed).
+    fn load_offsets_partitions(&mut self, now_ms: u64) {
+        for (partition, epoch) in self.coordinator.loading() {
+            let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+            let Some(r) = self.replicas.get(&tp) else {
+                continue;
+            };
+            if r.role() != Role::Leader
+                || r.leader_epoch() != epoch
+                || r.high_watermark() < r.log_end_offset()
+            {
+                continue;
+            }
+            match read_group_records(r) {
+                Ok(records) => self
+                    .coordinator
+                    .on_loaded(partition, epoch, records, now_ms),
+                Err(error) => self.announce(
+                    "log-error",
+                    json!({ "partition": tp.to_string(), "error": error }),
+                ),
+            }
+        }
+    }
+
+    /// Tells the coordinator whether this broker leads offsets partition `tp` now.
+    fn sync_coordinator(&mut self, tp: &TopicPartition) {
+        if tp.topic != OFFSETS_TOPIC {
+            return;
+        }
+        match self.replicas.get(tp) {
+            Some(r) if r.role() == Role::Leader => {
+                let epoch = r.leader_epoch();
+                self.coordinator.on_become_leader(tp.partition, epoch);
+                self.load_offsets_partitions(self.now_ms);
+            }
+            _ => self.coordinator.on_resign(tp.partition),
         }
     }
 
@@ -703,8 +841,10 @@ impl<D: Disk> BrokerCore<D> {
             return;
         }
         let pending = PendingProduce {
-            conn,
-            correlation_id,
+            to: ProduceFor::Client {
+                conn,
+                correlation_id,
+            },
             deadline_ms: now_ms + timeout_ms,
             partitions: answers,
         };
@@ -746,21 +886,36 @@ impl<D: Disk> BrokerCore<D> {
                     None => done = false,
                 }
             }
-            if done {
-                let partitions = p
-                    .partitions
-                    .into_iter()
-                    .map(|(tp, result, _)| (tp, result))
-                    .collect();
-                self.actions.push(BrokerAction::Respond {
-                    conn: p.conn,
-                    response: Response {
-                        correlation_id: p.correlation_id,
-                        body: ResponseBody::Produce { partitions },
-                    },
-                });
-            } else {
+            if !done {
                 self.produces.push(p);
+                continue;
+            }
+            match p.to {
+                ProduceFor::Client {
+                    conn,
+                    correlation_id,
+                } => {
+                    let partitions = p
+                        .partitions
+                        .into_iter()
+                        .map(|(tp, result, _)| (tp, result))
+                        .collect();
+                    self.actions.push(BrokerAction::Respond {
+                        conn,
+                        response: Response {
+                            correlation_id,
+                            body: ResponseBody::Produce { partitions },
+                        },
+                    });
+                }
+                ProduceFor::Coordinator(id) => {
+                    let result = match p.partitions.into_iter().next() {
+                        Some((_, Ok(_), _)) => Ok(()),
+                        Some((_, Err(e), _)) => Err(e),
+                        None => Err(KafkaError::NotLeaderOrFollower),
+                    };
+                    self.coordinator.on_append_done(id, result, now_ms);
+                }
             }
         }
     }
@@ -922,6 +1077,11 @@ impl<D: Disk> BrokerCore<D> {
     fn replica_config(&self, topic: &str) -> ReplicaConfig {
         let mut config = self.config.replica.clone();
         config.min_insync_replicas = self.min_isr(topic);
+        if topic == OFFSETS_TOPIC {
+            // Kafka compacts it; without compaction every record is kept.
+            config.log.retention_ms = None;
+            config.log.retention_bytes = None;
+        }
         config
     }
 
@@ -974,6 +1134,7 @@ impl<D: Disk> BrokerCore<D> {
         }
         self.metadata.insert(tp.clone(), state.clone());
         self.drain_replica_events(tp);
+        self.sync_coordinator(tp);
     }
 
     // --- ISR changes ---
@@ -1303,6 +1464,7 @@ impl<D: Disk> BrokerCore<D> {
             self.register();
         }
         self.resend_controller_requests(now_ms);
+        self.coordinator.tick(now_ms);
         // An AlterPartition unanswered for a request timeout (a stalled link) is lost.
         self.forget_alters(|_, sent| now_ms >= sent + REPLICA_REQUEST_TIMEOUT_MS);
         let led: Vec<TopicPartition> = self
@@ -1350,6 +1512,7 @@ impl<D: Disk> BrokerCore<D> {
         self.complete_produces(now_ms);
         self.complete_fetches(now_ms);
         self.replicate(now_ms);
+        self.load_offsets_partitions(now_ms);
     }
 
     /// Announces a replica's events with the partition they belong to.
@@ -1414,3 +1577,30 @@ impl<D: Disk> BrokerCore<D> {
 
 #[cfg(test)]
 mod tests;
+
+/// Every group record in a replica's log, from its start to its HW, in order.
+fn read_group_records<D: Disk>(replica: &Replica<D>) -> Result<Vec<GroupRecord>, String> {
+    let mut records = Vec::new();
+    let mut from = replica.log_start_offset();
+    let end = replica.high_watermark();
+    while from < end {
+        let bytes = replica
+            .log()
+            .read(from, 1 << 20)
+            .map_err(|e| e.to_string())?;
+        let batches = decode_batches(&bytes).map_err(|e| e.to_string())?;
+        let Some(last) = batches.last() else {
+            break;
+        };
+        from = last.next_offset();
+        for record in batches.iter().flat_map(|b| b.records.iter()) {
+            if record.offset >= end {
+                break;
+            }
+            if let Some(key) = &record.key {
+                records.extend(GroupRecord::decode(key, record.value.as_deref()));
+            }
+        }
+    }
+    Ok(records)
+}

@@ -10,6 +10,7 @@ use super::progress::Progress;
 use super::run_rng;
 use super::trace::Recorder;
 use crate::broker::controller::{ControllerConfig, TopicSpec};
+use crate::broker::coordinator::{CoordinatorConfig, OFFSETS_TOPIC};
 use crate::broker::replica::ReplicaConfig;
 use crate::broker::server::BrokerConfig as BrokerCoreConfig;
 use crate::broker::BrokerId;
@@ -290,6 +291,24 @@ fn brokers(ctx: &Context<'_>) -> Vec<Built> {
                 .unwrap_or(1) as usize,
         })
         .collect();
+    // Consumer groups need the internal offsets topic (Kafka creates it on the first
+    // FindCoordinator; the first controller creates it here with the others).
+    let coordinator = CoordinatorConfig {
+        offsets_partitions: config.offsets_topic_num_partitions.unwrap_or(50),
+        initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms.unwrap_or(3000),
+        min_session_timeout_ms: 6000,
+        max_session_timeout_ms: 1_800_000,
+        legacy_unfenced_offset_commits: scenario.legacy.unfenced_offset_commits,
+    };
+    let mut topics = topics;
+    if scenario.consumers.iter().any(|c| c.group.is_some()) {
+        topics.push(TopicSpec {
+            name: OFFSETS_TOPIC.to_string(),
+            partitions: coordinator.offsets_partitions,
+            replication_factor: config.offsets_topic_replication_factor.unwrap_or(3).min(n),
+            min_insync_replicas: config.min_insync_replicas.unwrap_or(1) as usize,
+        });
+    }
     let topic_min_isr = scenario
         .topics
         .iter()
@@ -323,6 +342,7 @@ fn brokers(ctx: &Context<'_>) -> Vec<Built> {
                     legacy_unfenced_writes: scenario.legacy.unfenced_controller_writes,
                     eligible_leader_replicas: !scenario.legacy.lenient_min_isr,
                 },
+                coordinator: coordinator.clone(),
             },
             zk_servers: zk_addrs(scenario),
             session_timeout: BROKER_SESSION_TIMEOUT,

@@ -3,7 +3,10 @@
 
 use super::*;
 use crate::broker::controller::TopicSpec;
+use crate::broker::coordinator::GroupState;
+use crate::broker::proto::{MemberRef, OffsetCommitRequest};
 use crate::broker::test_ens::Ens;
+use crate::broker::Bytes;
 use crate::disk::FsDisk;
 
 const B1: BrokerId = BrokerId(1);
@@ -35,6 +38,13 @@ fn config(id: BrokerId) -> BrokerConfig {
             unclean_leader_election: false,
             legacy_unfenced_writes: false,
             eligible_leader_replicas: true,
+        },
+        coordinator: CoordinatorConfig {
+            offsets_partitions: 1,
+            initial_rebalance_delay_ms: 0,
+            min_session_timeout_ms: 6000,
+            max_session_timeout_ms: 1_800_000,
+            legacy_unfenced_offset_commits: false,
         },
     }
 }
@@ -384,4 +394,180 @@ fn an_alter_partition_lost_on_a_stalled_link_is_given_up_and_proposed_again() {
     b2.core.on_request(2, follower_fetch(4), later);
     pump(&mut ens, &mut b2, later, |_| false);
     assert_eq!(alter_partitions(&b2), 2);
+}
+
+/// A broker alone in its cluster, controller of `orders/0` and `__consumer_offsets/0`.
+fn alone(name: &str, root: Option<PathBuf>) -> (Node, TempRoot) {
+    let (mut n, root) = match root {
+        // The same directory again: a restart.
+        Some(dir) => {
+            let disk = FsDisk::new(&dir).unwrap();
+            let mut config = config(B1);
+            config.incarnation = 2;
+            let node = Node {
+                core: BrokerCore::new(config, disk),
+                session: SessionId::NONE,
+                sent: Vec::new(),
+                responses: Vec::new(),
+                announced: Vec::new(),
+            };
+            (node, TempRoot(dir))
+        }
+        None => node(B1, name),
+    };
+    let mut config = config(B1);
+    config.controller.brokers = vec![B1];
+    config.controller.topics = vec![
+        TopicSpec {
+            name: "orders".into(),
+            partitions: 1,
+            replication_factor: 1,
+            min_insync_replicas: 1,
+        },
+        TopicSpec {
+            name: OFFSETS_TOPIC.into(),
+            partitions: 1,
+            replication_factor: 1,
+            min_insync_replicas: 1,
+        },
+    ];
+    n.core.controller = ControllerCore::new(config.controller.clone());
+    n.core.config = config;
+    (n, root)
+}
+
+/// Sends a request on connection 9 and returns its answer.
+fn ask(ens: &mut Ens, n: &mut Node, now_ms: u64, body: RequestBody) -> Option<ResponseBody> {
+    let correlation_id = 1000 + n.responses.len() as u64;
+    n.core.on_request(
+        9,
+        Request {
+            correlation_id,
+            body,
+        },
+        now_ms,
+    );
+    pump(ens, n, now_ms, |_| false);
+    n.responses
+        .iter()
+        .find(|r| r.correlation_id == correlation_id)
+        .map(|r| r.body.clone())
+}
+
+fn member(member_id: &str, generation_id: i32) -> MemberRef {
+    MemberRef {
+        group_id: "billing".into(),
+        generation_id,
+        member_id: member_id.into(),
+        group_instance_id: None,
+    }
+}
+
+#[test]
+fn the_coordinator_runs_a_group_on_the_offsets_partition_and_finds_it_again_after_a_restart() {
+    use crate::broker::proto::{CommittedOffset, JoinGroupRequest, SyncGroupRequest};
+    let mut ens = Ens::new();
+    let (mut n, root) = alone("coordinator", None);
+    start(&mut ens, &mut n, 4, 0);
+    pump(&mut ens, &mut n, 0, |_| false);
+    let find = RequestBody::FindCoordinator {
+        key: "billing".into(),
+    };
+    assert_eq!(
+        ask(&mut ens, &mut n, 1, find.clone()),
+        Some(ResponseBody::FindCoordinator { result: Ok(B1) })
+    );
+    let join = |member_id: &str| {
+        RequestBody::JoinGroup(JoinGroupRequest {
+            group_id: "billing".into(),
+            member_id: member_id.into(),
+            group_instance_id: None,
+            client_id: "consumer-1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 30_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes(b"orders".to_vec()))],
+        })
+    };
+    let Some(ResponseBody::JoinGroup {
+        result: Err(KafkaError::MemberIdRequired),
+        member_id,
+    }) = ask(&mut ens, &mut n, 2, join(""))
+    else {
+        panic!("a first join gets its member id");
+    };
+    // The join phase ends at the next tick (no initial delay here).
+    assert_eq!(ask(&mut ens, &mut n, 3, join(&member_id)), None);
+    n.core.tick(4);
+    pump(&mut ens, &mut n, 4, |_| false);
+    let joined = n.responses.last().unwrap().body.clone();
+    assert!(
+        matches!(&joined, ResponseBody::JoinGroup { result: Ok(ok), .. } if ok.generation_id == 1),
+        "{joined:?}"
+    );
+    let sync = RequestBody::SyncGroup(SyncGroupRequest {
+        member: member(&member_id, 1),
+        assignments: vec![(member_id.clone(), Bytes(b"orders/0".to_vec()))],
+    });
+    assert_eq!(
+        ask(&mut ens, &mut n, 5, sync),
+        Some(ResponseBody::SyncGroup {
+            result: Ok(Bytes(b"orders/0".to_vec()))
+        }),
+        "stored on the offsets partition (one replica: the HW passes it at once)"
+    );
+    let tp = TopicPartition::new("orders", 0);
+    let commit = RequestBody::OffsetCommit(OffsetCommitRequest {
+        member: member(&member_id, 1),
+        offsets: vec![(
+            tp.clone(),
+            CommittedOffset {
+                offset: Offset(5),
+                leader_epoch: None,
+            },
+        )],
+    });
+    assert_eq!(
+        ask(&mut ens, &mut n, 6, commit),
+        Some(ResponseBody::OffsetCommit {
+            partitions: vec![(tp.clone(), None)]
+        })
+    );
+    // The broker restarts on the same disk: the group and its offset come back from the
+    // log.
+    n.core
+        .replicas
+        .values_mut()
+        .for_each(|r| r.checkpoint_high_watermark().unwrap());
+    ens.expire(n.session);
+    let dir = root.0.clone();
+    std::mem::forget(root);
+    let (mut n, _root) = alone("coordinator", Some(dir));
+    start(&mut ens, &mut n, 5, 10);
+    pump(&mut ens, &mut n, 10, |_| false);
+    let fetch = RequestBody::OffsetFetch {
+        group_id: "billing".into(),
+        partitions: vec![tp.clone()],
+    };
+    assert_eq!(
+        ask(&mut ens, &mut n, 11, fetch),
+        Some(ResponseBody::OffsetFetch {
+            result: Ok(vec![(
+                tp,
+                Some(CommittedOffset {
+                    offset: Offset(5),
+                    leader_epoch: None
+                })
+            )])
+        })
+    );
+    assert_eq!(
+        n.core.coordinator.group_state("billing"),
+        Some((GroupState::Stable, 1))
+    );
+    let heartbeat = RequestBody::Heartbeat(member(&member_id, 1));
+    assert_eq!(
+        ask(&mut ens, &mut n, 12, heartbeat),
+        Some(ResponseBody::Heartbeat { error: None })
+    );
 }
