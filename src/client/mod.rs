@@ -10,8 +10,10 @@
 //!
 //! Modules: [`partitioner`] (murmur2, round-robin, uniform sticky), [`network`] (connections,
 //! in-flight requests, timeouts: Kafka's `NetworkClient`), [`metadata`] (who leads which
-//! partition, in which epoch), [`producer`], [`consumer`].
+//! partition, in which epoch), [`producer`], [`consumer`], [`assignor`] (range and
+//! cooperative-sticky, and the consumer protocol's bytes).
 
+pub mod assignor;
 pub mod consumer;
 pub mod metadata;
 pub mod network;

@@ -1,0 +1,321 @@
+//! Partition assignors: the group leader's choice of who reads which partition, and the
+//! consumer protocol's subscription and assignment bytes they travel in.
+//!
+//! Owns: `range` (Kafka's RangeAssignor, eager: per topic, members in id order take
+//! consecutive ranges, the first ones one more) and `cooperative-sticky` (KIP-429: keep what
+//! each member owns within a balanced quota, spread the rest over the members with room,
+//! and leave out of this generation every partition that changes owner, so its old owner
+//! revokes it first and the next rebalance hands it over).
+//!
+//! Simplifications: subscriptions and assignments are JSON rather than Kafka's consumer
+//! protocol schemas; the sticky balance is by partition count over the whole
+//! subscription, not per topic, and does not weigh members' differing subscriptions
+//! beyond excluding topics a member did not subscribe to.
+
+use crate::broker::{Bytes, TopicPartition};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// `partition.assignment.strategy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Assignor {
+    /// Eager range assignment.
+    Range,
+    /// KIP-429 cooperative sticky assignment.
+    CooperativeSticky,
+}
+
+impl Assignor {
+    /// The protocol name the group votes on.
+    pub fn name(self) -> &'static str {
+        match self {
+            Assignor::Range => "range",
+            Assignor::CooperativeSticky => "cooperative-sticky",
+        }
+    }
+
+    /// The assignor of a protocol name.
+    pub fn named(name: &str) -> Option<Assignor> {
+        match name {
+            "range" => Some(Assignor::Range),
+            "cooperative-sticky" => Some(Assignor::CooperativeSticky),
+            _ => None,
+        }
+    }
+
+    /// Revokes only what moves (and rebalances again), rather than everything first.
+    pub fn is_cooperative(self) -> bool {
+        self == Assignor::CooperativeSticky
+    }
+}
+
+/// A member's subscription: its topics and (cooperative) what it owns now.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscription {
+    /// Topics it reads.
+    pub topics: Vec<String>,
+    /// Partitions it owns.
+    pub owned: Vec<TopicPartition>,
+    /// The generation it owned them in (-1 if none).
+    pub generation: i32,
+}
+
+/// A member's assignment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// Partitions it is to own.
+    pub partitions: Vec<TopicPartition>,
+}
+
+impl Subscription {
+    /// Its protocol bytes.
+    pub fn encode(&self) -> Bytes {
+        Bytes(serde_json::to_vec(self).expect("plain data serializes"))
+    }
+
+    /// From protocol bytes (`None` if they are not a subscription).
+    pub fn decode(bytes: &Bytes) -> Option<Subscription> {
+        serde_json::from_slice(&bytes.0).ok()
+    }
+}
+
+impl Assignment {
+    /// Its protocol bytes.
+    pub fn encode(&self) -> Bytes {
+        Bytes(serde_json::to_vec(self).expect("plain data serializes"))
+    }
+
+    /// From protocol bytes; empty bytes are an empty assignment (a member the leader
+    /// left out).
+    pub fn decode(bytes: &Bytes) -> Option<Assignment> {
+        if bytes.0.is_empty() {
+            return Some(Assignment::default());
+        }
+        serde_json::from_slice(&bytes.0).ok()
+    }
+}
+
+/// Assigns `partitions` (per topic, its partition count) among `members` (member id →
+/// subscription).
+pub fn assign(
+    assignor: Assignor,
+    partitions: &BTreeMap<String, u32>,
+    members: &BTreeMap<String, Subscription>,
+) -> BTreeMap<String, Vec<TopicPartition>> {
+    match assignor {
+        Assignor::Range => range(partitions, members),
+        Assignor::CooperativeSticky => cooperative_sticky(partitions, members),
+    }
+}
+
+fn range(
+    partitions: &BTreeMap<String, u32>,
+    members: &BTreeMap<String, Subscription>,
+) -> BTreeMap<String, Vec<TopicPartition>> {
+    let mut out: BTreeMap<String, Vec<TopicPartition>> =
+        members.keys().map(|m| (m.clone(), Vec::new())).collect();
+    for (topic, &count) in partitions {
+        let subscribed: Vec<&String> = members
+            .iter()
+            .filter(|(_, s)| s.topics.contains(topic))
+            .map(|(m, _)| m)
+            .collect();
+        if subscribed.is_empty() {
+            continue;
+        }
+        let n = subscribed.len() as u32;
+        let (each, extra) = (count / n, count % n);
+        let mut next = 0;
+        for (i, member) in subscribed.into_iter().enumerate() {
+            let take = each + u32::from((i as u32) < extra);
+            let list = out.get_mut(member).expect("every member listed");
+            list.extend((next..next + take).map(|p| TopicPartition::new(topic.clone(), p)));
+            next += take;
+        }
+    }
+    out
+}
+
+fn cooperative_sticky(
+    partitions: &BTreeMap<String, u32>,
+    members: &BTreeMap<String, Subscription>,
+) -> BTreeMap<String, Vec<TopicPartition>> {
+    let all: Vec<TopicPartition> = partitions
+        .iter()
+        .flat_map(|(t, &n)| (0..n).map(move |p| TopicPartition::new(t.clone(), p)))
+        .filter(|tp| members.values().any(|s| s.topics.contains(&tp.topic)))
+        .collect();
+    // Who owns what now: a partition claimed twice goes to the claim of the newer
+    // generation (the other is a zombie's), ties to the first member in id order.
+    let mut owner: BTreeMap<&TopicPartition, (&String, i32)> = BTreeMap::new();
+    for (member, sub) in members {
+        for tp in &sub.owned {
+            if !all.contains(tp) || !sub.topics.contains(&tp.topic) {
+                continue;
+            }
+            match owner.get(tp) {
+                Some((_, g)) if *g >= sub.generation => {}
+                _ => {
+                    owner.insert(tp, (member, sub.generation));
+                }
+            }
+        }
+    }
+    let m = members.len().max(1);
+    let (floor, ceil_slots) = (all.len() / m, all.len() % m);
+    let mut ceil_left = ceil_slots;
+    let mut next: BTreeMap<&String, Vec<TopicPartition>> =
+        members.keys().map(|m| (m, Vec::new())).collect();
+    // Keep owned partitions within the quota: members owning the most keep first.
+    let mut by_owned: Vec<&String> = members.keys().collect();
+    let owned_count = |m: &String| owner.values().filter(|(o, _)| *o == m).count();
+    by_owned.sort_by_key(|m| std::cmp::Reverse(owned_count(m)));
+    let mut taken: BTreeSet<&TopicPartition> = BTreeSet::new();
+    for member in by_owned {
+        let mine: Vec<&TopicPartition> = owner
+            .iter()
+            .filter(|(_, (o, _))| *o == member)
+            .map(|(tp, _)| *tp)
+            .collect();
+        let quota = if mine.len() > floor && ceil_left > 0 {
+            ceil_left -= 1;
+            floor + 1
+        } else {
+            floor
+        };
+        for tp in mine.into_iter().take(quota) {
+            next.get_mut(member).expect("listed").push(tp.clone());
+            taken.insert(tp);
+        }
+    }
+    // The rest, one at a time, to the subscribed member with the fewest (then id order),
+    // without passing the quota.
+    for tp in all.iter().filter(|tp| !taken.contains(tp)) {
+        let target = members
+            .iter()
+            .filter(|(_, s)| s.topics.contains(&tp.topic))
+            .map(|(m, _)| m)
+            .filter(|m| {
+                let have = next[*m].len();
+                have < floor || (have == floor && ceil_left > 0)
+            })
+            .min_by_key(|m| next[*m].len())
+            .or_else(|| {
+                members
+                    .iter()
+                    .filter(|(_, s)| s.topics.contains(&tp.topic))
+                    .map(|(m, _)| m)
+                    .min_by_key(|m| next[*m].len())
+            });
+        if let Some(target) = target {
+            if next[target].len() == floor {
+                ceil_left = ceil_left.saturating_sub(1);
+            }
+            next.get_mut(target).expect("listed").push(tp.clone());
+        }
+    }
+    // KIP-429: a partition still owned by another member is not handed out yet.
+    next.into_iter()
+        .map(|(member, list)| {
+            let kept = list
+                .into_iter()
+                .filter(|tp| owner.get(tp).is_none_or(|(o, _)| *o == member))
+                .collect();
+            (member.clone(), kept)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(p: u32) -> TopicPartition {
+        TopicPartition::new("orders", p)
+    }
+
+    fn sub(owned: &[u32], generation: i32) -> Subscription {
+        Subscription {
+            topics: vec!["orders".into()],
+            owned: owned.iter().map(|&p| tp(p)).collect(),
+            generation,
+        }
+    }
+
+    fn parts(n: u32) -> BTreeMap<String, u32> {
+        BTreeMap::from([("orders".to_string(), n)])
+    }
+
+    fn list(ps: &[u32]) -> Vec<TopicPartition> {
+        ps.iter().map(|&p| tp(p)).collect()
+    }
+
+    #[test]
+    fn range_gives_consecutive_ranges_the_first_members_one_more() {
+        let members = BTreeMap::from([
+            ("a".to_string(), sub(&[], -1)),
+            ("b".to_string(), sub(&[], -1)),
+            ("c".to_string(), sub(&[], -1)),
+        ]);
+        let out = assign(Assignor::Range, &parts(7), &members);
+        assert_eq!(out["a"], list(&[0, 1, 2]));
+        assert_eq!(out["b"], list(&[3, 4]));
+        assert_eq!(out["c"], list(&[5, 6]));
+    }
+
+    #[test]
+    fn cooperative_sticky_keeps_what_is_owned_and_holds_back_what_moves() {
+        // a owned everything; b joins: a keeps 3 of 6, the other 3 are held back until a
+        // revokes them (they appear in nobody's assignment this generation).
+        let members = BTreeMap::from([
+            ("a".to_string(), sub(&[0, 1, 2, 3, 4, 5], 1)),
+            ("b".to_string(), sub(&[], -1)),
+        ]);
+        let first = assign(Assignor::CooperativeSticky, &parts(6), &members);
+        assert_eq!(first["a"], list(&[0, 1, 2]));
+        assert!(first["b"].is_empty());
+        // Next generation: a owns 0..3, nobody owns 3..6: b gets them.
+        let members = BTreeMap::from([
+            ("a".to_string(), sub(&[0, 1, 2], 2)),
+            ("b".to_string(), sub(&[], 2)),
+        ]);
+        let second = assign(Assignor::CooperativeSticky, &parts(6), &members);
+        assert_eq!(second["a"], list(&[0, 1, 2]));
+        assert_eq!(second["b"], list(&[3, 4, 5]));
+    }
+
+    #[test]
+    fn cooperative_sticky_never_gives_one_partition_to_two_members() {
+        // Both claim partition 0 (b is a zombie of generation 1): the newer claim wins.
+        let members = BTreeMap::from([
+            ("a".to_string(), sub(&[0, 1], 3)),
+            ("b".to_string(), sub(&[0, 2], 1)),
+            ("c".to_string(), sub(&[], -1)),
+        ]);
+        let out = assign(Assignor::CooperativeSticky, &parts(5), &members);
+        let mut seen = BTreeSet::new();
+        for partitions in out.values() {
+            for p in partitions {
+                assert!(seen.insert(p.clone()), "{p} assigned twice: {out:?}");
+            }
+        }
+        assert!(out["a"].contains(&tp(0)));
+        assert!(!out["b"].contains(&tp(0)));
+        // Balanced once everything settles: nobody above ceil(5/3) = 2.
+        assert!(out.values().all(|p| p.len() <= 2), "{out:?}");
+    }
+
+    #[test]
+    fn protocol_bytes_round_trip() {
+        let s = sub(&[1], 4);
+        assert_eq!(Subscription::decode(&s.encode()), Some(s));
+        let a = Assignment {
+            partitions: list(&[0, 2]),
+        };
+        assert_eq!(Assignment::decode(&a.encode()), Some(a));
+        assert_eq!(
+            Assignment::decode(&Bytes::default()),
+            Some(Assignment::default())
+        );
+    }
+}
