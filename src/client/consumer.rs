@@ -56,6 +56,8 @@ pub struct ConsumerConfig {
     pub reconnect_backoff_ms: u64,
     /// `socket.connection.setup.timeout.ms` (default 10000).
     pub connection_setup_timeout_ms: u64,
+    /// `group.id` and the group settings: subscribe mode. `None`: assign mode.
+    pub group: Option<GroupConfig>,
 }
 
 impl ConsumerConfig {
@@ -71,6 +73,7 @@ impl ConsumerConfig {
             metadata_max_age_ms: 300_000,
             reconnect_backoff_ms: 50,
             connection_setup_timeout_ms: 10_000,
+            group: None,
         }
     }
 
@@ -101,11 +104,41 @@ pub enum ConsumerAction {
         /// `(offset, value)` of each record (values decoded as UTF-8, lossily).
         records: Vec<(u64, String)>,
     },
+    /// Record a group assignment: from here on the member owns these partitions (and no
+    /// others) in `generation`, reading each from its position.
+    GroupAssign {
+        /// The member and its generation.
+        member: GroupMember,
+        /// `(partition, position)` of each owned partition.
+        partitions: Vec<(TopicPartition, u64)>,
+    },
+    /// Record how an offset commit ended.
+    Commit {
+        /// The committing member and the generation it committed in.
+        member: GroupMember,
+        /// `(partition, offset)`: the next offset to read.
+        offsets: Vec<(TopicPartition, u64)>,
+        /// `None`: the coordinator stored it.
+        error: Option<KafkaError>,
+    },
+}
+
+/// Who a group action is from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupMember {
+    /// `group.id`.
+    pub group: String,
+    /// The member id.
+    pub member_id: String,
+    /// The generation.
+    pub generation: i32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum InFlight {
     Metadata,
+    /// A group request (`group.rs`).
+    Group(group::GroupCall),
     /// The partitions asked for and the position each was fetched from.
     Fetch {
         partitions: Vec<(TopicPartition, Offset)>,
@@ -130,6 +163,8 @@ pub struct ConsumerCore {
     assignment: BTreeMap<TopicPartition, PartitionFetch>,
     /// Brokers with a fetch in flight (Kafka sends one at a time per node).
     fetching_from: BTreeSet<BrokerId>,
+    /// Subscribe mode: the group membership.
+    group: Option<group::Membership>,
     out: Vec<ConsumerAction>,
 }
 
@@ -142,6 +177,7 @@ impl ConsumerCore {
             metadata,
             assignment: BTreeMap::new(),
             fetching_from: BTreeSet::new(),
+            group: config.group.clone().map(group::Membership::new),
             out: Vec::new(),
             config,
         }
@@ -198,6 +234,7 @@ impl ConsumerCore {
             ) => {
                 self.metadata.on_response(&brokers, &partitions, now_ms);
             }
+            (InFlight::Group(call), body) => self.on_group_response(broker, call, body, now_ms),
             (InFlight::Fetch { partitions: asked }, ResponseBody::Fetch { partitions }) => {
                 self.fetching_from.remove(&broker);
                 for (tp, fetch_offset) in asked {
@@ -231,7 +268,11 @@ impl ConsumerCore {
 
     fn drive(&mut self, now_ms: u64) {
         self.maybe_send_metadata(now_ms);
-        self.update_assignment();
+        if self.group.is_some() {
+            self.drive_group(now_ms);
+        } else {
+            self.update_assignment();
+        }
         self.send_fetches(now_ms);
     }
 
@@ -387,9 +428,10 @@ impl ConsumerCore {
                 if let Some((last, _)) = records.last() {
                     p.position = Offset(last + 1);
                     self.record(ConsumerAction::Poll {
-                        partition: tp,
+                        partition: tp.clone(),
                         records,
                     });
+                    self.after_poll(&tp, now_ms);
                 }
             }
             Err(KafkaError::OffsetOutOfRange) => {
@@ -426,6 +468,7 @@ impl ConsumerCore {
         {
             match context {
                 InFlight::Metadata => self.metadata.on_lost(),
+                InFlight::Group(call) => self.on_group_lost(call),
                 InFlight::Fetch { partitions } => {
                     self.fetching_from.remove(&broker);
                     self.metadata.request_update();
@@ -440,5 +483,8 @@ impl ConsumerCore {
     }
 }
 
+mod group;
 #[cfg(test)]
 mod tests;
+
+pub use group::GroupConfig;

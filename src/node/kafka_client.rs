@@ -239,6 +239,25 @@ impl ConsumerNode {
                         self.progress.acked(&self.name);
                         self.history(HistoryOp::Poll { partition, records });
                     }
+                    ConsumerAction::GroupAssign { member, partitions } => {
+                        self.history(HistoryOp::GroupAssign {
+                            group: member.group,
+                            member: member.member_id,
+                            generation: member.generation,
+                            partitions,
+                        });
+                    }
+                    ConsumerAction::Commit {
+                        member,
+                        offsets,
+                        error,
+                    } => self.history(HistoryOp::Commit {
+                        group: member.group,
+                        member: member.member_id,
+                        generation: member.generation,
+                        offsets,
+                        error,
+                    }),
                 }
             }
         }

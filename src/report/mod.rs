@@ -189,6 +189,9 @@ pub fn stats(events: &[Event], history: &[HistoryEntry]) -> BTreeMap<String, u64
                 bump("polls", 1);
                 bump("records_polled", records.len() as u64);
             }
+            Op::GroupAssign { .. } => bump("group_assignments", 1),
+            Op::Commit { error: None, .. } => bump("commits_stored", 1),
+            Op::Commit { error: Some(_), .. } => bump("commits_failed", 1),
         }
     }
     for event in events {

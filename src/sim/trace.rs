@@ -150,6 +150,32 @@ pub enum Op {
         /// `(offset, value)` of each record.
         records: Vec<(u64, String)>,
     },
+    /// A group member's assignment changed: from here on it owns exactly these partitions,
+    /// reading each from its position.
+    GroupAssign {
+        /// `group.id`.
+        group: String,
+        /// The member id.
+        member: String,
+        /// The generation it owns them in.
+        generation: i32,
+        /// `(partition, position)` pairs.
+        partitions: Vec<(crate::broker::TopicPartition, u64)>,
+    },
+    /// How a group member's offset commit ended.
+    Commit {
+        /// `group.id`.
+        group: String,
+        /// The member id it committed as.
+        member: String,
+        /// The generation it committed in.
+        generation: i32,
+        /// `(partition, next offset to read)` pairs.
+        offsets: Vec<(crate::broker::TopicPartition, u64)>,
+        /// `None`: stored; `NETWORK_EXCEPTION`: no answer (it may have been stored).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<crate::broker::KafkaError>,
+    },
 }
 
 /// How an ensemble client's request ended, as the client saw it.

@@ -355,3 +355,285 @@ fn new_partitions_join_the_assignment() {
         })
     );
 }
+
+// --- subscribe mode ---
+
+impl Harness {
+    /// A member of group `billing` (manual commits, range) with metadata: partition p
+    /// led by `leaders[p]`.
+    fn member(leaders: &[u32], assignor: crate::client::assignor::Assignor) -> Harness {
+        let mut config = ConsumerConfig::new(vec![TOPIC.into()], vec![BrokerId(1)]);
+        let mut group = GroupConfig::new("billing", "consumer-1");
+        group.enable_auto_commit = false;
+        group.assignor = assignor;
+        group.session_timeout_ms = 10_000;
+        config.group = Some(group);
+        let mut h = Harness {
+            c: ConsumerCore::new(config),
+            now: 0,
+            connections: BTreeMap::new(),
+            requests: Vec::new(),
+            history: Vec::new(),
+        };
+        h.tick(0);
+        h.answer_metadata(leaders, 0);
+        h.tick(1);
+        h
+    }
+
+    /// Removes the first request `pick` accepts; panics if there is none.
+    fn take(
+        &mut self,
+        what: &str,
+        pick: impl Fn(&RequestBody) -> bool,
+    ) -> (ConnectionId, u64, RequestBody) {
+        let at = self
+            .requests
+            .iter()
+            .position(|(_, _, r)| pick(&r.body))
+            .unwrap_or_else(|| panic!("no {what} among {:?}", self.requests));
+        let (_, connection, request) = self.requests.remove(at);
+        (connection, request.correlation_id, request.body)
+    }
+
+    fn group_history(&self) -> Vec<&ConsumerAction> {
+        self.history
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    ConsumerAction::GroupAssign { .. } | ConsumerAction::Commit { .. }
+                )
+            })
+            .collect()
+    }
+
+    /// Plays the coordinator (broker 2) through find, two joins and the sync; `committed`
+    /// is what OffsetFetch finds. Returns the member id.
+    fn join_alone(&mut self, committed: Option<u64>) -> String {
+        use crate::broker::proto::{CommittedOffset, JoinGroupOk};
+        use crate::client::assignor::{Assignment, Subscription};
+        let (c, id, _) = self.take("FindCoordinator", |b| {
+            matches!(b, RequestBody::FindCoordinator { .. })
+        });
+        self.respond(
+            c,
+            id,
+            ResponseBody::FindCoordinator {
+                result: Ok(BrokerId(2)),
+            },
+        );
+        self.tick(2);
+        let (c, id, _) = self.take("JoinGroup", |b| matches!(b, RequestBody::JoinGroup(_)));
+        self.respond(
+            c,
+            id,
+            ResponseBody::JoinGroup {
+                result: Err(KafkaError::MemberIdRequired),
+                member_id: "m-1".into(),
+            },
+        );
+        self.tick(3);
+        let (c, id, body) = self.take("JoinGroup", |b| matches!(b, RequestBody::JoinGroup(_)));
+        let RequestBody::JoinGroup(join) = body else {
+            unreachable!()
+        };
+        assert_eq!(
+            join.member_id, "m-1",
+            "the second join carries the id handed out"
+        );
+        let subscription = join.protocols[0].1.clone();
+        assert_eq!(
+            Subscription::decode(&subscription).unwrap().topics,
+            vec![TOPIC.to_string()]
+        );
+        self.respond(
+            c,
+            id,
+            ResponseBody::JoinGroup {
+                result: Ok(JoinGroupOk {
+                    generation_id: 1,
+                    protocol_name: join.protocols[0].0.clone(),
+                    leader: "m-1".into(),
+                    member_id: "m-1".into(),
+                    members: vec![("m-1".into(), subscription)],
+                }),
+                member_id: "m-1".into(),
+            },
+        );
+        let (c, id, body) = self.take("SyncGroup", |b| matches!(b, RequestBody::SyncGroup(_)));
+        let RequestBody::SyncGroup(sync) = body else {
+            unreachable!()
+        };
+        assert_eq!(sync.assignments.len(), 1, "the leader assigns");
+        let mine = Assignment::decode(&sync.assignments[0].1).unwrap();
+        assert_eq!(
+            mine.partitions,
+            vec![tp(0), tp(1)],
+            "everything to the only member"
+        );
+        self.respond(
+            c,
+            id,
+            ResponseBody::SyncGroup {
+                result: Ok(sync.assignments[0].1.clone()),
+            },
+        );
+        self.tick(4);
+        let (c, id, _) = self.take("OffsetFetch", |b| {
+            matches!(b, RequestBody::OffsetFetch { .. })
+        });
+        let found = |p| {
+            (
+                tp(p),
+                committed.map(|o| CommittedOffset {
+                    offset: Offset(o),
+                    leader_epoch: None,
+                }),
+            )
+        };
+        self.respond(
+            c,
+            id,
+            ResponseBody::OffsetFetch {
+                result: Ok(vec![found(0), found(1)]),
+            },
+        );
+        self.tick(5);
+        "m-1".into()
+    }
+}
+
+#[test]
+fn a_member_joins_reads_from_its_committed_offsets_and_commits_what_it_polled() {
+    let mut h = Harness::member(&[1, 1], crate::client::assignor::Assignor::Range);
+    h.join_alone(Some(3));
+    let fetch = h.take_fetch();
+    assert!(
+        fetch.partitions.iter().all(|f| f.fetch_offset == Offset(3)),
+        "from the committed offset"
+    );
+    let assigned: Vec<_> = h.group_history().into_iter().cloned().collect();
+    assert!(matches!(
+        assigned.last(),
+        Some(ConsumerAction::GroupAssign { member, partitions })
+            if member.generation == 1 && partitions == &vec![(tp(0), 3), (tp(1), 3)]
+    ));
+    h.answer_fetch(
+        &fetch,
+        vec![data(0, 5, batch(3, &["a", "b"])), data(0, 3, vec![])],
+    );
+    // Auto-commit is off: the poll is committed at once, as the next offset to read.
+    let (c, id, body) = h.take("OffsetCommit", |b| {
+        matches!(b, RequestBody::OffsetCommit(_))
+    });
+    let RequestBody::OffsetCommit(commit) = body else {
+        unreachable!()
+    };
+    assert_eq!(commit.member.generation_id, 1);
+    assert_eq!(commit.offsets[0].0, tp(0));
+    assert_eq!(commit.offsets[0].1.offset, Offset(5));
+    h.respond(
+        c,
+        id,
+        ResponseBody::OffsetCommit {
+            partitions: vec![(tp(0), None)],
+        },
+    );
+    assert!(matches!(
+        h.group_history().last(),
+        Some(ConsumerAction::Commit { offsets, error: None, .. }) if offsets == &vec![(tp(0), 5)]
+    ));
+}
+
+#[test]
+fn an_eager_member_told_to_rejoin_commits_and_revokes_everything_first() {
+    let mut h = Harness::member(&[1, 1], crate::client::assignor::Assignor::Range);
+    h.join_alone(None);
+    let fetch = h.take_fetch();
+    h.answer_fetch(
+        &fetch,
+        vec![data(0, 2, batch(0, &["a", "b"])), data(0, 0, vec![])],
+    );
+    let (c, id, _) = h.take("OffsetCommit", |b| {
+        matches!(b, RequestBody::OffsetCommit(_))
+    });
+    h.respond(
+        c,
+        id,
+        ResponseBody::OffsetCommit {
+            partitions: vec![(tp(0), None)],
+        },
+    );
+    h.tick(3_100);
+    let (c, id, _) = h.take("Heartbeat", |b| matches!(b, RequestBody::Heartbeat(_)));
+    h.respond(
+        c,
+        id,
+        ResponseBody::Heartbeat {
+            error: Some(KafkaError::RebalanceInProgress),
+        },
+    );
+    h.tick(3_200);
+    // Everything is given up (recorded as an empty assignment) and the member rejoins
+    // with its id.
+    assert!(matches!(
+        h.group_history().last(),
+        Some(ConsumerAction::GroupAssign { partitions, .. }) if partitions.is_empty()
+    ));
+    let (_, _, body) = h.take("JoinGroup", |b| matches!(b, RequestBody::JoinGroup(_)));
+    let RequestBody::JoinGroup(join) = body else {
+        unreachable!()
+    };
+    assert_eq!(join.member_id, "m-1");
+    assert!(
+        h.c.positions().is_empty(),
+        "nothing is read while rejoining"
+    );
+}
+
+#[test]
+fn a_member_told_it_is_unknown_loses_its_partitions_without_committing() {
+    let mut h = Harness::member(
+        &[1, 1],
+        crate::client::assignor::Assignor::CooperativeSticky,
+    );
+    h.join_alone(Some(0));
+    let fetch = h.take_fetch();
+    h.answer_fetch(
+        &fetch,
+        vec![data(0, 2, batch(0, &["a", "b"])), data(0, 0, vec![])],
+    );
+    let (c, id, _) = h.take("OffsetCommit", |b| {
+        matches!(b, RequestBody::OffsetCommit(_))
+    });
+    // Its session expired meanwhile: the commit is refused.
+    h.respond(
+        c,
+        id,
+        ResponseBody::OffsetCommit {
+            partitions: vec![(tp(0), Some(KafkaError::UnknownMemberId))],
+        },
+    );
+    assert!(h.c.positions().is_empty());
+    h.tick(200);
+    let (_, _, body) = h.take("JoinGroup", |b| matches!(b, RequestBody::JoinGroup(_)));
+    let RequestBody::JoinGroup(join) = body else {
+        unreachable!()
+    };
+    assert_eq!(join.member_id, "", "joins again as a new member");
+    let commits: Vec<_> = h
+        .group_history()
+        .into_iter()
+        .filter(|a| matches!(a, ConsumerAction::Commit { .. }))
+        .cloned()
+        .collect();
+    assert_eq!(commits.len(), 1);
+    assert!(matches!(
+        &commits[0],
+        ConsumerAction::Commit {
+            error: Some(KafkaError::UnknownMemberId),
+            ..
+        }
+    ));
+}

@@ -1,0 +1,636 @@
+//! Subscribe mode: the consumer as a member of a group (Kafka's `ConsumerCoordinator`).
+//!
+//! Owns: finding the coordinator, joining (KIP-394's second join with the id handed out),
+//! the leader's assignment, syncing, heartbeats every `heartbeat.interval.ms`, committed
+//! offsets (auto-commit every `auto.commit.interval.ms`, or after every poll that returned
+//! records when auto-commit is off), and the rebalance protocols:
+//! - eager (`range`): before rejoining, commit every owned partition's position and revoke
+//!   them all; the assignment after the sync is all new;
+//! - cooperative (`cooperative-sticky`, KIP-429): rejoin owning everything; after the sync,
+//!   commit and revoke only what is no longer assigned, and if anything was revoked, rejoin
+//!   at once so it can be handed over.
+//!
+//! New partitions start at their committed offset, or at the earliest offset if none
+//! (`auto.offset.reset=earliest`, the testbed's choice). A member told it is unknown or
+//! of another generation has lost its partitions: it drops them without committing and
+//! joins again as new. A member that hears no heartbeat answer for a session timeout
+//! marks the coordinator unknown and looks for it again.
+//!
+//! Simplifications: no `max.poll.interval.ms` enforcement on the client side (the poll
+//! loop never stalls on its own; a paused consumer stalls as a whole and its session
+//! expires), no LeaveGroup on close (a killed process never closes), and a fenced static
+//! member stops taking part in the group.
+
+use super::{ConsumerAction, ConsumerCore, GroupMember, InFlight, PartitionFetch};
+use crate::broker::proto::{
+    CommittedOffset, JoinGroupRequest, MemberRef, OffsetCommitRequest, RequestBody, ResponseBody,
+    SyncGroupRequest,
+};
+use crate::broker::{BrokerId, Bytes, KafkaError, TopicPartition};
+use crate::client::assignor::{assign, Assignment, Assignor, Subscription};
+use crate::log::Offset;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A group member's settings, with Kafka's names and defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupConfig {
+    /// `group.id`.
+    pub group_id: String,
+    /// `client.id` (member ids start with it).
+    pub client_id: String,
+    /// `group.instance.id`: a static member (KIP-345).
+    pub group_instance_id: Option<String>,
+    /// `partition.assignment.strategy`.
+    pub assignor: Assignor,
+    /// `session.timeout.ms` (default 45000).
+    pub session_timeout_ms: u64,
+    /// `heartbeat.interval.ms` (default 3000).
+    pub heartbeat_interval_ms: u64,
+    /// `max.poll.interval.ms` (default 300000): the rebalance timeout.
+    pub max_poll_interval_ms: u64,
+    /// `enable.auto.commit` (default true).
+    pub enable_auto_commit: bool,
+    /// `auto.commit.interval.ms` (default 5000).
+    pub auto_commit_interval_ms: u64,
+}
+
+impl GroupConfig {
+    /// Kafka's defaults for member `client_id` of `group_id`.
+    pub fn new(group_id: &str, client_id: &str) -> GroupConfig {
+        GroupConfig {
+            group_id: group_id.to_string(),
+            client_id: client_id.to_string(),
+            group_instance_id: None,
+            assignor: Assignor::Range,
+            session_timeout_ms: 45_000,
+            heartbeat_interval_ms: 3_000,
+            max_poll_interval_ms: 300_000,
+            enable_auto_commit: true,
+            auto_commit_interval_ms: 5_000,
+        }
+    }
+}
+
+/// A group request in flight.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum GroupCall {
+    FindCoordinator,
+    Join,
+    Sync,
+    Heartbeat,
+    Commit {
+        generation: i32,
+        member_id: String,
+        offsets: Vec<(TopicPartition, u64)>,
+    },
+    FetchOffsets,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Must (re)join.
+    Unjoined,
+    /// JoinGroup in flight.
+    Joining,
+    /// SyncGroup in flight.
+    Syncing,
+    /// In the group with an assignment.
+    Stable,
+    /// Fenced (a static member replaced by another instance): out for good.
+    Fenced,
+}
+
+/// The membership state.
+#[derive(Clone, Debug)]
+pub(super) struct Membership {
+    config: GroupConfig,
+    coordinator: Option<BrokerId>,
+    retry_at_ms: u64,
+    member_id: String,
+    generation: i32,
+    phase: Phase,
+    /// Partitions owned (in the assignment, positions known or being fetched).
+    owned: BTreeSet<TopicPartition>,
+    /// Assigned, waiting for their committed offsets.
+    awaiting_offsets: BTreeSet<TopicPartition>,
+    fetching_offsets: bool,
+    heartbeat_in_flight: bool,
+    last_heartbeat_sent_ms: u64,
+    /// When the coordinator last answered a heartbeat (or the member last joined).
+    last_heard_ms: u64,
+    last_commit_ms: u64,
+    commit_in_flight: bool,
+    /// Positions last committed successfully.
+    committed: BTreeMap<TopicPartition, u64>,
+}
+
+impl Membership {
+    pub(super) fn new(config: GroupConfig) -> Membership {
+        Membership {
+            config,
+            coordinator: None,
+            retry_at_ms: 0,
+            member_id: String::new(),
+            generation: -1,
+            phase: Phase::Unjoined,
+            owned: BTreeSet::new(),
+            awaiting_offsets: BTreeSet::new(),
+            fetching_offsets: false,
+            heartbeat_in_flight: false,
+            last_heartbeat_sent_ms: 0,
+            last_heard_ms: 0,
+            last_commit_ms: 0,
+            commit_in_flight: false,
+            committed: BTreeMap::new(),
+        }
+    }
+
+    fn member_ref(&self) -> MemberRef {
+        MemberRef {
+            group_id: self.config.group_id.clone(),
+            generation_id: self.generation,
+            member_id: self.member_id.clone(),
+            group_instance_id: self.config.group_instance_id.clone(),
+        }
+    }
+
+    fn tag(&self) -> GroupMember {
+        GroupMember {
+            group: self.config.group_id.clone(),
+            member_id: self.member_id.clone(),
+            generation: self.generation,
+        }
+    }
+}
+
+impl ConsumerCore {
+    fn membership(&mut self) -> &mut Membership {
+        self.group.as_mut().expect("subscribe mode")
+    }
+
+    /// The group's work for this turn: find the coordinator, join, heartbeat, commit.
+    pub(super) fn drive_group(&mut self, now_ms: u64) {
+        let g = self.membership();
+        if g.phase == Phase::Fenced || now_ms < g.retry_at_ms {
+            return;
+        }
+        // No heartbeat answer for a whole session: the coordinator is gone for us.
+        if g.phase == Phase::Stable
+            && now_ms.saturating_sub(g.last_heard_ms) > g.config.session_timeout_ms
+        {
+            g.coordinator = None;
+            g.phase = Phase::Unjoined;
+        }
+        let Some(coordinator) = g.coordinator else {
+            self.send_group(None, GroupCall::FindCoordinator, now_ms);
+            return;
+        };
+        if !self.net.is_ready(coordinator) {
+            self.net.connect(coordinator, now_ms);
+            return;
+        }
+        let g = self.membership();
+        match g.phase {
+            Phase::Unjoined => {
+                if !g.config.assignor.is_cooperative() && !g.owned.is_empty() {
+                    // Eager: commit what was read, then give everything up.
+                    self.commit_positions(None, now_ms);
+                    self.revoke_all();
+                }
+                self.send_join(now_ms);
+            }
+            Phase::Stable => {
+                let g = self.membership();
+                if !g.heartbeat_in_flight
+                    && now_ms >= g.last_heartbeat_sent_ms + g.config.heartbeat_interval_ms
+                {
+                    g.heartbeat_in_flight = true;
+                    g.last_heartbeat_sent_ms = now_ms;
+                    let body = RequestBody::Heartbeat(g.member_ref());
+                    self.send_group(Some(body), GroupCall::Heartbeat, now_ms);
+                }
+                let g = self.membership();
+                if !g.awaiting_offsets.is_empty() && !g.fetching_offsets {
+                    g.fetching_offsets = true;
+                    let body = RequestBody::OffsetFetch {
+                        group_id: g.config.group_id.clone(),
+                        partitions: g.awaiting_offsets.iter().cloned().collect(),
+                    };
+                    self.send_group(Some(body), GroupCall::FetchOffsets, now_ms);
+                }
+                let g = self.membership();
+                if g.config.enable_auto_commit
+                    && now_ms >= g.last_commit_ms + g.config.auto_commit_interval_ms
+                {
+                    g.last_commit_ms = now_ms;
+                    self.commit_positions(None, now_ms);
+                }
+            }
+            Phase::Joining | Phase::Syncing | Phase::Fenced => {}
+        }
+    }
+
+    /// After a poll returned records of `tp`: with auto-commit off, commit at once (the
+    /// records count as processed once returned).
+    pub(super) fn after_poll(&mut self, tp: &TopicPartition, now_ms: u64) {
+        let Some(g) = self.group.as_ref() else {
+            return;
+        };
+        if g.config.enable_auto_commit || g.phase != Phase::Stable {
+            return;
+        }
+        let only = BTreeSet::from([tp.clone()]);
+        self.commit_positions(Some(&only), now_ms);
+    }
+
+    fn send_group(&mut self, body: Option<RequestBody>, call: GroupCall, now_ms: u64) {
+        let target = match &call {
+            GroupCall::FindCoordinator => {
+                let candidates = self.metadata.candidates();
+                self.net.least_loaded(candidates, now_ms)
+            }
+            _ => self.membership().coordinator,
+        };
+        let Some(broker) = target else {
+            return;
+        };
+        if !self.net.is_ready(broker) {
+            self.net.connect(broker, now_ms);
+            return;
+        }
+        let body = body.unwrap_or_else(|| RequestBody::FindCoordinator {
+            key: self.membership().config.group_id.clone(),
+        });
+        if call == GroupCall::FindCoordinator {
+            // One lookup at a time: the answer or its loss comes before the next.
+            self.membership().retry_at_ms = u64::MAX;
+        }
+        self.net
+            .send(broker, body, Some(InFlight::Group(call)), now_ms);
+    }
+
+    fn send_join(&mut self, now_ms: u64) {
+        let topics = self.config.topics.clone();
+        let g = self.membership();
+        g.phase = Phase::Joining;
+        let subscription = Subscription {
+            topics,
+            owned: if g.config.assignor.is_cooperative() {
+                g.owned.iter().cloned().collect()
+            } else {
+                Vec::new()
+            },
+            generation: g.generation,
+        };
+        let body = RequestBody::JoinGroup(JoinGroupRequest {
+            group_id: g.config.group_id.clone(),
+            member_id: g.member_id.clone(),
+            group_instance_id: g.config.group_instance_id.clone(),
+            client_id: g.config.client_id.clone(),
+            session_timeout_ms: g.config.session_timeout_ms,
+            rebalance_timeout_ms: g.config.max_poll_interval_ms,
+            protocol_type: "consumer".into(),
+            protocols: vec![(g.config.assignor.name().into(), subscription.encode())],
+        });
+        self.send_group(Some(body), GroupCall::Join, now_ms);
+    }
+
+    /// Commits the positions of the owned partitions (of `only`, if given).
+    fn commit_positions(&mut self, only: Option<&BTreeSet<TopicPartition>>, now_ms: u64) {
+        let g = self.group.as_ref().expect("subscribe mode");
+        let offsets: Vec<(TopicPartition, u64)> = self
+            .assignment
+            .iter()
+            .filter(|(tp, _)| g.owned.contains(*tp) && only.is_none_or(|o| o.contains(*tp)))
+            .filter(|(tp, p)| g.committed.get(*tp) != Some(&p.position.0))
+            .map(|(tp, p)| (tp.clone(), p.position.0))
+            .collect();
+        if offsets.is_empty() || g.commit_in_flight && only.is_none() {
+            return;
+        }
+        let call = GroupCall::Commit {
+            generation: g.generation,
+            member_id: g.member_id.clone(),
+            offsets: offsets.clone(),
+        };
+        let body = RequestBody::OffsetCommit(OffsetCommitRequest {
+            member: g.member_ref(),
+            offsets: offsets
+                .into_iter()
+                .map(|(tp, o)| {
+                    let committed = CommittedOffset {
+                        offset: Offset(o),
+                        leader_epoch: None,
+                    };
+                    (tp, committed)
+                })
+                .collect(),
+        });
+        self.membership().commit_in_flight = true;
+        self.send_group(Some(body), call, now_ms);
+    }
+
+    /// Gives up every owned partition (eager revocation, or partitions lost).
+    fn revoke_all(&mut self) {
+        let owned = std::mem::take(&mut self.membership().owned);
+        self.membership().awaiting_offsets.clear();
+        for tp in owned {
+            self.assignment.remove(&tp);
+        }
+        self.record_group_assignment();
+    }
+
+    fn record_group_assignment(&mut self) {
+        let g = self.group.as_ref().expect("subscribe mode");
+        let partitions = self
+            .assignment
+            .iter()
+            .filter(|(tp, _)| g.owned.contains(*tp))
+            .map(|(tp, p)| (tp.clone(), p.position.0))
+            .collect();
+        let member = g.tag();
+        self.record(ConsumerAction::GroupAssign { member, partitions });
+    }
+
+    /// The member is out of the group (unknown, old generation): its partitions are lost,
+    /// and it joins again as new.
+    fn reset_membership(&mut self) {
+        self.revoke_all();
+        let g = self.membership();
+        g.member_id.clear();
+        g.generation = -1;
+        g.phase = Phase::Unjoined;
+    }
+
+    fn coordinator_lost(&mut self, now_ms: u64) {
+        let backoff = self.config.retry_backoff_ms;
+        let g = self.membership();
+        g.coordinator = None;
+        g.retry_at_ms = now_ms + backoff;
+        if matches!(g.phase, Phase::Joining | Phase::Syncing) {
+            g.phase = Phase::Unjoined;
+        }
+    }
+
+    /// A group request's answer.
+    pub(super) fn on_group_response(
+        &mut self,
+        broker: BrokerId,
+        call: GroupCall,
+        body: ResponseBody,
+        now_ms: u64,
+    ) {
+        let backoff = self.config.retry_backoff_ms;
+        match (call, body) {
+            (GroupCall::FindCoordinator, ResponseBody::FindCoordinator { result }) => {
+                let g = self.membership();
+                match result {
+                    Ok(coordinator) => {
+                        g.coordinator = Some(coordinator);
+                        g.retry_at_ms = 0;
+                        g.last_heard_ms = now_ms;
+                    }
+                    Err(_) => g.retry_at_ms = now_ms + backoff,
+                }
+            }
+            (GroupCall::Join, ResponseBody::JoinGroup { result, member_id }) => {
+                self.on_joined(result, member_id, now_ms)
+            }
+            (GroupCall::Sync, ResponseBody::SyncGroup { result }) => match result {
+                Ok(bytes) => self.on_synced(&bytes, now_ms),
+                Err(error) => self.on_group_error(error, now_ms),
+            },
+            (GroupCall::Heartbeat, ResponseBody::Heartbeat { error }) => {
+                let g = self.membership();
+                g.heartbeat_in_flight = false;
+                match error {
+                    None => g.last_heard_ms = now_ms,
+                    Some(error) => self.on_group_error(error, now_ms),
+                }
+            }
+            (
+                GroupCall::Commit {
+                    generation,
+                    member_id,
+                    offsets,
+                },
+                ResponseBody::OffsetCommit { partitions },
+            ) => {
+                let error = partitions.iter().find_map(|(_, e)| *e);
+                let g = self.membership();
+                g.commit_in_flight = false;
+                if error.is_none() {
+                    for (tp, offset) in &offsets {
+                        g.committed.insert(tp.clone(), *offset);
+                    }
+                }
+                let member = GroupMember {
+                    group: g.config.group_id.clone(),
+                    member_id: member_id.clone(),
+                    generation,
+                };
+                self.record(ConsumerAction::Commit {
+                    member,
+                    offsets,
+                    error,
+                });
+                let g = self.membership();
+                // Only a commit of the current membership says something about it.
+                if let Some(error) = error {
+                    if g.member_id == member_id && g.generation == generation {
+                        self.on_group_error(error, now_ms);
+                    }
+                }
+            }
+            (GroupCall::FetchOffsets, ResponseBody::OffsetFetch { result }) => {
+                self.membership().fetching_offsets = false;
+                match result {
+                    Ok(found) => self.on_offsets(found),
+                    Err(error) => self.on_group_error(error, now_ms),
+                }
+            }
+            // An answer of the wrong kind: a broker bug; like a lost request.
+            (call, _) => {
+                let _ = broker;
+                self.on_group_lost(call);
+            }
+        }
+    }
+
+    fn on_joined(
+        &mut self,
+        result: Result<crate::broker::proto::JoinGroupOk, KafkaError>,
+        member_id: String,
+        now_ms: u64,
+    ) {
+        let ok = match result {
+            Ok(ok) => ok,
+            Err(KafkaError::MemberIdRequired) => {
+                let g = self.membership();
+                g.member_id = member_id;
+                g.phase = Phase::Unjoined;
+                return;
+            }
+            Err(error) => {
+                if self.membership().phase == Phase::Joining {
+                    self.membership().phase = Phase::Unjoined;
+                }
+                self.on_group_error(error, now_ms);
+                return;
+            }
+        };
+        let g = self.membership();
+        if g.phase != Phase::Joining {
+            return;
+        }
+        g.member_id = ok.member_id.clone();
+        g.generation = ok.generation_id;
+        g.last_heard_ms = now_ms;
+        g.phase = Phase::Syncing;
+        let assignor = Assignor::named(&ok.protocol_name).unwrap_or(g.config.assignor);
+        let mut assignments = Vec::new();
+        if ok.leader == ok.member_id && !ok.members.is_empty() {
+            let members: BTreeMap<String, Subscription> = ok
+                .members
+                .iter()
+                .map(|(id, bytes)| (id.clone(), Subscription::decode(bytes).unwrap_or_default()))
+                .collect();
+            let topics: BTreeSet<&String> = members.values().flat_map(|s| &s.topics).collect();
+            let partitions: BTreeMap<String, u32> = topics
+                .into_iter()
+                .filter_map(|t| self.metadata.partition_count(t).map(|n| (t.clone(), n)))
+                .collect();
+            for (member, list) in assign(assignor, &partitions, &members) {
+                assignments.push((member, Assignment { partitions: list }.encode()));
+            }
+        }
+        let g = self.membership();
+        let body = RequestBody::SyncGroup(SyncGroupRequest {
+            member: g.member_ref(),
+            assignments,
+        });
+        self.send_group(Some(body), GroupCall::Sync, now_ms);
+    }
+
+    fn on_synced(&mut self, bytes: &Bytes, now_ms: u64) {
+        let g = self.membership();
+        if g.phase != Phase::Syncing {
+            return;
+        }
+        let assigned: BTreeSet<TopicPartition> = Assignment::decode(bytes)
+            .unwrap_or_default()
+            .partitions
+            .into_iter()
+            .collect();
+        g.phase = Phase::Stable;
+        g.last_heard_ms = now_ms;
+        g.last_heartbeat_sent_ms = now_ms;
+        let revoked: BTreeSet<TopicPartition> = g.owned.difference(&assigned).cloned().collect();
+        let added: Vec<TopicPartition> = assigned.difference(&g.owned).cloned().collect();
+        if !revoked.is_empty() {
+            // Cooperative: commit what moves, give it up, and rejoin to hand it over.
+            self.commit_positions(Some(&revoked), now_ms);
+            let g = self.membership();
+            for tp in &revoked {
+                g.owned.remove(tp);
+                g.awaiting_offsets.remove(tp);
+            }
+            for tp in &revoked {
+                self.assignment.remove(tp);
+            }
+            self.membership().phase = Phase::Unjoined;
+        }
+        let g = self.membership();
+        for tp in added {
+            g.owned.insert(tp.clone());
+            g.awaiting_offsets.insert(tp);
+        }
+        self.record_group_assignment();
+    }
+
+    fn on_offsets(&mut self, found: Vec<(TopicPartition, Option<CommittedOffset>)>) {
+        let mut started = false;
+        for (tp, committed) in found {
+            let g = self.membership();
+            if !g.awaiting_offsets.remove(&tp) || !g.owned.contains(&tp) {
+                continue;
+            }
+            // auto.offset.reset=earliest when nothing was committed.
+            let position = committed.map_or(Offset(0), |c| c.offset);
+            g.committed.insert(tp.clone(), position.0);
+            self.assignment.insert(
+                tp,
+                PartitionFetch {
+                    position,
+                    log_start_offset: None,
+                    fetching: false,
+                    retry_at_ms: 0,
+                },
+            );
+            started = true;
+        }
+        if started {
+            self.record_group_assignment();
+        }
+    }
+
+    /// An error from the coordinator.
+    fn on_group_error(&mut self, error: KafkaError, now_ms: u64) {
+        match error {
+            KafkaError::UnknownMemberId | KafkaError::IllegalGeneration => self.reset_membership(),
+            KafkaError::RebalanceInProgress => {
+                let g = self.membership();
+                if g.phase != Phase::Joining {
+                    g.phase = Phase::Unjoined;
+                }
+            }
+            KafkaError::FencedInstanceId => {
+                self.revoke_all();
+                self.membership().phase = Phase::Fenced;
+            }
+            KafkaError::CoordinatorLoadInProgress => {
+                let backoff = self.config.retry_backoff_ms;
+                let g = self.membership();
+                g.retry_at_ms = now_ms + backoff;
+                if matches!(g.phase, Phase::Joining | Phase::Syncing) {
+                    g.phase = Phase::Unjoined;
+                }
+            }
+            _ => self.coordinator_lost(now_ms),
+        }
+    }
+
+    /// A group request lost with its connection (or timed out).
+    pub(super) fn on_group_lost(&mut self, call: GroupCall) {
+        if let GroupCall::Commit {
+            generation,
+            member_id,
+            offsets,
+        } = &call
+        {
+            // Unknown outcome: it may have been stored.
+            let member = GroupMember {
+                group: self.membership().config.group_id.clone(),
+                member_id: member_id.clone(),
+                generation: *generation,
+            };
+            let offsets = offsets.clone();
+            self.record(ConsumerAction::Commit {
+                member,
+                offsets,
+                error: Some(KafkaError::NetworkException),
+            });
+        }
+        let g = self.membership();
+        match call {
+            GroupCall::FindCoordinator => g.retry_at_ms = 0,
+            GroupCall::Join | GroupCall::Sync => {
+                g.phase = Phase::Unjoined;
+                g.coordinator = None;
+            }
+            GroupCall::Heartbeat => g.heartbeat_in_flight = false,
+            GroupCall::Commit { .. } => g.commit_in_flight = false,
+            GroupCall::FetchOffsets => g.fetching_offsets = false,
+        }
+    }
+}
