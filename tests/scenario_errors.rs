@@ -156,15 +156,14 @@ fails = "lost-write"
 tolerate = ["inconsistent-offsets"]
 "#;
 
-/// Every section of the contract, valid but not supported yet: mutations reach the
-/// validation of topics, clients, nemesis and legacy switches.
+/// Every section of the contract: mutations reach the validation of topics, clients,
+/// groups, nemesis and legacy switches.
 const CONTRACT_EXAMPLE: &str = include_str!("data/contract-example.toml");
 
 #[test]
-fn the_mutation_bases_are_valid_or_merely_not_supported_yet() {
+fn the_mutation_bases_are_valid() {
     parse(Path::new("valid.toml"), VALID.as_bytes()).unwrap();
-    let error = parse(Path::new("contract.toml"), CONTRACT_EXAMPLE.as_bytes()).unwrap_err();
-    assert!(error.message.starts_with("not supported yet: "), "{error}");
+    parse(Path::new("contract.toml"), CONTRACT_EXAMPLE.as_bytes()).unwrap();
 }
 
 /// Whether a message is free of serde and Rust internals users cannot act on.

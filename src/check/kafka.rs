@@ -751,6 +751,17 @@ impl<'a> Facts<'a> {
                     }
                     continue;
                 }
+                // A group member owns exactly these from here on (a reassignment).
+                Op::GroupAssign { partitions, .. } => {
+                    positions.retain(|(c, tp), _| {
+                        *c != consumer || partitions.iter().any(|(p, _)| p == *tp)
+                    });
+                    for (tp, position) in partitions {
+                        let since = format!("assigned at {} from {position}", seconds(entry.at_us));
+                        positions.insert((consumer, tp), (*position, since));
+                    }
+                    continue;
+                }
                 Op::Poll { partition, records } => (partition, records),
                 _ => continue,
             };

@@ -58,7 +58,9 @@ pub fn converges(input: &CheckInput<'_>) -> Vec<Violation> {
                                 ..
                             }
                         )
-                        || matches!(&e.op, Op::Poll { records, .. } if !records.is_empty()))
+                        || matches!(&e.op, Op::Poll { records, .. } if !records.is_empty())
+                        // A stored commit: the member is live in the current generation.
+                        || matches!(&e.op, Op::Commit { error: None, .. }))
             })
         })
         .map(|name| {

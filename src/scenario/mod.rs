@@ -217,14 +217,9 @@ mod tests {
     }
 
     #[test]
-    fn the_contract_example_is_not_supported_yet_at_its_first_unsupported_key() {
-        let error = parse(Path::new("example.toml"), CONTRACT_EXAMPLE.as_bytes()).unwrap_err();
-        assert_eq!((error.line, error.column), (38, 9));
-        assert!(
-            error.message.starts_with("not supported yet: `group`"),
-            "{}",
-            error.message
-        );
+    fn the_contract_example_is_supported_in_full() {
+        let scenario = parse(Path::new("example.toml"), CONTRACT_EXAMPLE.as_bytes()).unwrap();
+        assert_eq!(scenario.consumers[0].group.as_deref(), Some("billing"));
     }
 
     #[test]

@@ -1,15 +1,13 @@
 //! What a valid scenario may ask for that the simulator cannot run yet.
 //!
 //! Owns: one list, [`reject_unsupported`]. Standalone log writers, the ensemble with its
-//! clients, brokers with producers and assign-mode consumers, node faults, network faults
-//! and the nemesis exist today; everything else in the contract is parsed and validated
+//! clients, brokers with producers and consumers (assign mode and groups), node faults,
+//! network faults and the nemesis exist today; everything else in the contract is parsed and validated
 //! in full (so mistakes are still reported precisely) and then refused here with
 //! `not supported yet: ...` at the key — never silently ignored, which would make a scenario
 //! pass without testing what it says. As features land, delete their lines.
 
 use std::ops::Range;
-
-use toml::Spanned;
 
 use super::build::Problem;
 use super::model::Target;
@@ -21,40 +19,19 @@ pub(super) fn reject_unsupported(raw: &RawScenario) -> Result<(), Problem> {
     let mut found: Vec<(Range<usize>, String)> = Vec::new();
     let mut refuse = |span: Range<usize>, what: &str| found.push((span, what.to_string()));
 
-    if let Some(broker) = raw.cluster.as_ref().and_then(|c| c.broker.as_ref()) {
-        // The group coordinator's settings.
-        let keys = [
-            span_of(&broker.offsets_topic_num_partitions),
-            span_of(&broker.offsets_topic_replication_factor),
-            span_of(&broker.group_initial_rebalance_delay_ms),
-        ];
-        for span in keys.into_iter().flatten() {
-            refuse(span, "group coordinator settings (no consumer groups yet)");
-        }
-    }
-    // Consumers read every partition of their topics (assign mode); groups come next.
+    // Consumers start from the earliest offset when nothing is committed (no ListOffsets
+    // yet for "latest").
     for consumer in &raw.consumer {
         let consumer = consumer.get_ref();
-        if let Some(group) = &consumer.group {
+        let reset = consumer
+            .config
+            .as_ref()
+            .and_then(|c| c.auto_offset_reset.as_ref());
+        if let Some(reset) = reset.filter(|r| r.get_ref() != "earliest") {
             refuse(
-                group.span(),
-                "`group` (no consumer groups yet: omit it for a reader of every partition)",
+                reset.span(),
+                "`auto.offset.reset` other than \"earliest\" (no ListOffsets yet)",
             );
-        }
-        if let Some(config) = &consumer.config {
-            let keys = [
-                span_of(&config.partition_assignment_strategy),
-                span_of(&config.enable_auto_commit),
-                span_of(&config.auto_commit_interval_ms),
-                span_of(&config.session_timeout_ms),
-                span_of(&config.heartbeat_interval_ms),
-                span_of(&config.max_poll_interval_ms),
-                span_of(&config.group_instance_id),
-                span_of(&config.auto_offset_reset),
-            ];
-            for span in keys.into_iter().flatten() {
-                refuse(span, "[consumer.config] (no consumer groups yet; readers start at the earliest offset)");
-            }
         }
     }
     // Fault targets that need groups.
@@ -64,7 +41,7 @@ pub(super) fn reject_unsupported(raw: &RawScenario) -> Result<(), Problem> {
             let target = parse_target(text.get_ref());
             if !target.as_ref().is_ok_and(supported_target) {
                 let what = format!(
-                    "target `{}` (coordinators come with consumer groups)",
+                    "target `{}` (the world does not resolve coordinators yet)",
                     text.get_ref()
                 );
                 refuse(text.span(), &what);
@@ -74,7 +51,7 @@ pub(super) fn reject_unsupported(raw: &RawScenario) -> Result<(), Problem> {
     // Legacy switches of the brokers.
     if let Some(legacy) = &raw.legacy {
         for (key, switch) in legacy.switches() {
-            if !matches!(key, "no-broker-epoch" | "unfenced-offset-commits") {
+            if key != "no-broker-epoch" {
                 continue;
             }
             if let Some(on) = switch.as_ref().filter(|s| *s.get_ref()) {
@@ -110,8 +87,4 @@ fn supported_target(target: &Target) -> bool {
         Target::Isolate(inner) => supported_target(inner),
         Target::Coordinator(_) => false,
     }
-}
-
-fn span_of<T>(value: &Option<Spanned<T>>) -> Option<Range<usize>> {
-    value.as_ref().map(Spanned::span)
 }

@@ -14,7 +14,8 @@ use crate::broker::coordinator::{CoordinatorConfig, OFFSETS_TOPIC};
 use crate::broker::replica::ReplicaConfig;
 use crate::broker::server::BrokerConfig as BrokerCoreConfig;
 use crate::broker::BrokerId;
-use crate::client::consumer::ConsumerConfig as ConsumerCoreConfig;
+use crate::client::assignor::Assignor;
+use crate::client::consumer::{ConsumerConfig as ConsumerCoreConfig, GroupConfig};
 use crate::client::partitioner::PartitionerKind;
 use crate::client::producer::ProducerConfig as ProducerCoreConfig;
 use crate::disk::{SimDisk, SimDiskConfig};
@@ -27,7 +28,7 @@ use crate::node::writer::WriterNode;
 use crate::node::zk_client::ZkClientNode;
 use crate::node::zk_server::ZkServerNode;
 use crate::node::{log_config, writers};
-use crate::scenario::Scenario;
+use crate::scenario::{AssignmentStrategy, Scenario};
 use crate::zk::server::{ServerConfig, ServerLegacy};
 use crate::zk::ServerId;
 use madsim::runtime::Handle;
@@ -447,10 +448,35 @@ fn kafka_clients(ctx: &Context<'_>) -> Vec<Built> {
     }
     let mut index = 0;
     for spec in &scenario.consumers {
-        for _ in 0..spec.count {
+        for k in 0..spec.count {
             index += 1;
             let name = format!("consumer-{index}");
-            let config = ConsumerCoreConfig::new(spec.topics.clone(), bootstrap.clone());
+            let mut config = ConsumerCoreConfig::new(spec.topics.clone(), bootstrap.clone());
+            config.group = spec.group.as_ref().map(|group| {
+                let c = &spec.config;
+                let mut g = GroupConfig::new(group, &name);
+                g.assignor = match c.partition_assignment_strategy {
+                    Some(AssignmentStrategy::CooperativeSticky) => Assignor::CooperativeSticky,
+                    Some(AssignmentStrategy::Range) | None => Assignor::Range,
+                };
+                g.session_timeout_ms = c.session_timeout_ms.unwrap_or(g.session_timeout_ms);
+                g.heartbeat_interval_ms =
+                    c.heartbeat_interval_ms.unwrap_or(g.heartbeat_interval_ms);
+                g.max_poll_interval_ms = c.max_poll_interval_ms.unwrap_or(g.max_poll_interval_ms);
+                g.enable_auto_commit = c.enable_auto_commit.unwrap_or(g.enable_auto_commit);
+                g.auto_commit_interval_ms = c
+                    .auto_commit_interval_ms
+                    .unwrap_or(g.auto_commit_interval_ms);
+                // One instance id per process: several consumers of one table get `-<k>`.
+                g.group_instance_id = c.group_instance_id.as_ref().map(|id| {
+                    if spec.count == 1 {
+                        id.clone()
+                    } else {
+                        format!("{id}-{}", k + 1)
+                    }
+                });
+                g
+            });
             let node = Arc::new(ConsumerNode {
                 name: name.clone(),
                 config,

@@ -194,7 +194,7 @@ impl ConsumerCore {
             Phase::Unjoined => {
                 if !g.config.assignor.is_cooperative() && !g.owned.is_empty() {
                     // Eager: commit what was read, then give everything up.
-                    self.commit_positions(None, now_ms);
+                    self.commit_positions(None, false, now_ms);
                     self.revoke_all();
                 }
                 self.send_join(now_ms);
@@ -223,7 +223,7 @@ impl ConsumerCore {
                     && now_ms >= g.last_commit_ms + g.config.auto_commit_interval_ms
                 {
                     g.last_commit_ms = now_ms;
-                    self.commit_positions(None, now_ms);
+                    self.commit_positions(None, true, now_ms);
                 }
             }
             Phase::Joining | Phase::Syncing | Phase::Fenced => {}
@@ -240,7 +240,7 @@ impl ConsumerCore {
             return;
         }
         let only = BTreeSet::from([tp.clone()]);
-        self.commit_positions(Some(&only), now_ms);
+        self.commit_positions(Some(&only), false, now_ms);
     }
 
     fn send_group(&mut self, body: Option<RequestBody>, call: GroupCall, now_ms: u64) {
@@ -295,17 +295,27 @@ impl ConsumerCore {
         self.send_group(Some(body), GroupCall::Join, now_ms);
     }
 
-    /// Commits the positions of the owned partitions (of `only`, if given).
-    fn commit_positions(&mut self, only: Option<&BTreeSet<TopicPartition>>, now_ms: u64) {
+    /// Commits the positions of the owned partitions (of `only`, if given); `auto` for
+    /// the periodic auto-commit.
+    fn commit_positions(
+        &mut self,
+        only: Option<&BTreeSet<TopicPartition>>,
+        auto: bool,
+        now_ms: u64,
+    ) {
         let g = self.group.as_ref().expect("subscribe mode");
         let offsets: Vec<(TopicPartition, u64)> = self
             .assignment
             .iter()
             .filter(|(tp, _)| g.owned.contains(*tp) && only.is_none_or(|o| o.contains(*tp)))
-            .filter(|(tp, p)| g.committed.get(*tp) != Some(&p.position.0))
+            // Kafka's auto-commit sends every consumed position, changed or not; other
+            // commits only what moved.
+            .filter(|(tp, p)| auto || g.committed.get(*tp) != Some(&p.position.0))
             .map(|(tp, p)| (tp.clone(), p.position.0))
             .collect();
-        if offsets.is_empty() || g.commit_in_flight && only.is_none() {
+        // An auto-commit waits for the one in flight; a commit before revoking or after a
+        // poll goes at once (the coordinator takes them in order).
+        if offsets.is_empty() || g.commit_in_flight && auto {
             return;
         }
         let call = GroupCall::Commit {
@@ -529,7 +539,7 @@ impl ConsumerCore {
         let added: Vec<TopicPartition> = assigned.difference(&g.owned).cloned().collect();
         if !revoked.is_empty() {
             // Cooperative: commit what moves, give it up, and rejoin to hand it over.
-            self.commit_positions(Some(&revoked), now_ms);
+            self.commit_positions(Some(&revoked), false, now_ms);
             let g = self.membership();
             for tp in &revoked {
                 g.owned.remove(tp);
