@@ -59,11 +59,21 @@ struct Node {
 }
 
 fn node(id: BrokerId, name: &str) -> (Node, TempRoot) {
+    node_in(config(id), fresh_root(name))
+}
+
+/// An empty scratch directory for test `name`.
+fn fresh_root(name: &str) -> PathBuf {
     let root = std::env::temp_dir().join(format!("ksim-server-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
+    root
+}
+
+/// A broker core over the directory `root` (kept if it exists: a restart).
+fn node_in(config: BrokerConfig, root: PathBuf) -> (Node, TempRoot) {
     let disk = FsDisk::new(&root).unwrap();
     let node = Node {
-        core: BrokerCore::new(config(id), disk),
+        core: BrokerCore::new(config, disk),
         session: SessionId::NONE,
         sent: Vec::new(),
         responses: Vec::new(),
@@ -396,25 +406,9 @@ fn an_alter_partition_lost_on_a_stalled_link_is_given_up_and_proposed_again() {
     assert_eq!(alter_partitions(&b2), 2);
 }
 
-/// A broker alone in its cluster, controller of `orders/0` and `__consumer_offsets/0`.
-fn alone(name: &str, root: Option<PathBuf>) -> (Node, TempRoot) {
-    let (mut n, root) = match root {
-        // The same directory again: a restart.
-        Some(dir) => {
-            let disk = FsDisk::new(&dir).unwrap();
-            let mut config = config(B1);
-            config.incarnation = 2;
-            let node = Node {
-                core: BrokerCore::new(config, disk),
-                session: SessionId::NONE,
-                sent: Vec::new(),
-                responses: Vec::new(),
-                announced: Vec::new(),
-            };
-            (node, TempRoot(dir))
-        }
-        None => node(B1, name),
-    };
+/// A broker alone in its cluster, controller of `orders/0` and `__consumer_offsets/0`;
+/// over `restart_in`, the directory of an earlier incarnation, if given.
+fn alone(name: &str, restart_in: Option<PathBuf>) -> (Node, TempRoot) {
     let mut config = config(B1);
     config.controller.brokers = vec![B1];
     config.controller.topics = vec![
@@ -431,9 +425,13 @@ fn alone(name: &str, root: Option<PathBuf>) -> (Node, TempRoot) {
             min_insync_replicas: 1,
         },
     ];
-    n.core.controller = ControllerCore::new(config.controller.clone());
-    n.core.config = config;
-    (n, root)
+    match restart_in {
+        Some(dir) => {
+            config.incarnation = 2;
+            node_in(config, dir)
+        }
+        None => node_in(config, fresh_root(name)),
+    }
 }
 
 /// Sends a request on connection 9 and returns its answer.

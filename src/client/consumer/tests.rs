@@ -396,6 +396,20 @@ impl Harness {
         (connection, request.correlation_id, request.body)
     }
 
+    /// Answers the fetch with two records of orders/0 (from 0) and takes the commit that
+    /// follows (auto-commit is off).
+    fn poll_two_and_take_commit(&mut self) -> (ConnectionId, u64) {
+        let fetch = self.take_fetch();
+        self.answer_fetch(
+            &fetch,
+            vec![data(0, 2, batch(0, &["a", "b"])), data(0, 0, vec![])],
+        );
+        let (c, id, _) = self.take("OffsetCommit", |b| {
+            matches!(b, RequestBody::OffsetCommit(_))
+        });
+        (c, id)
+    }
+
     fn group_history(&self) -> Vec<&ConsumerAction> {
         self.history
             .iter()
@@ -550,14 +564,7 @@ fn a_member_joins_reads_from_its_committed_offsets_and_commits_what_it_polled() 
 fn an_eager_member_told_to_rejoin_commits_and_revokes_everything_first() {
     let mut h = Harness::member(&[1, 1], crate::client::assignor::Assignor::Range);
     h.join_alone(None);
-    let fetch = h.take_fetch();
-    h.answer_fetch(
-        &fetch,
-        vec![data(0, 2, batch(0, &["a", "b"])), data(0, 0, vec![])],
-    );
-    let (c, id, _) = h.take("OffsetCommit", |b| {
-        matches!(b, RequestBody::OffsetCommit(_))
-    });
+    let (c, id) = h.poll_two_and_take_commit();
     h.respond(
         c,
         id,
@@ -599,14 +606,7 @@ fn a_member_told_it_is_unknown_loses_its_partitions_without_committing() {
         crate::client::assignor::Assignor::CooperativeSticky,
     );
     h.join_alone(Some(0));
-    let fetch = h.take_fetch();
-    h.answer_fetch(
-        &fetch,
-        vec![data(0, 2, batch(0, &["a", "b"])), data(0, 0, vec![])],
-    );
-    let (c, id, _) = h.take("OffsetCommit", |b| {
-        matches!(b, RequestBody::OffsetCommit(_))
-    });
+    let (c, id) = h.poll_two_and_take_commit();
     // Its session expired meanwhile: the commit is refused.
     h.respond(
         c,
