@@ -359,6 +359,15 @@ impl Group {
         }
     }
 
+    /// The join phase's timeout: the longest rebalance timeout of the members.
+    fn rebalance_timeout_ms(&self) -> u64 {
+        self.members
+            .values()
+            .map(|m| m.rebalance_timeout_ms)
+            .max()
+            .unwrap_or(0)
+    }
+
     fn all_joined(&self) -> bool {
         self.pending.is_empty() && self.members.values().all(|m| m.join_token.is_some())
     }
@@ -990,12 +999,7 @@ impl GroupCoordinator {
         }
         let group = self.groups.get_mut(id).expect("a group");
         group.storing = None;
-        let rebalance_timeout = group
-            .members
-            .values()
-            .map(|m| m.rebalance_timeout_ms)
-            .max()
-            .unwrap_or(0);
+        let rebalance_timeout = group.rebalance_timeout_ms();
         group.join = Some(if group.state == GroupState::Empty {
             JoinTimer {
                 deadline_ms: now + delay,
@@ -1412,26 +1416,13 @@ impl GroupCoordinator {
                         initial: Some((left - delay, group.members.len())),
                     });
                 }
+                Some(_) if group.all_joined() => self.complete_join(&id),
                 Some(_) => {
                     // The delay is over: from now on, an ordinary join phase.
                     group.join = Some(JoinTimer {
-                        deadline_ms: now,
+                        deadline_ms: now + group.rebalance_timeout_ms(),
                         initial: None,
                     });
-                    if group.all_joined() {
-                        self.complete_join(&id);
-                    } else {
-                        let timeout = group
-                            .members
-                            .values()
-                            .map(|m| m.rebalance_timeout_ms)
-                            .max()
-                            .unwrap_or(0);
-                        group.join = Some(JoinTimer {
-                            deadline_ms: now + timeout,
-                            initial: None,
-                        });
-                    }
                 }
                 None => self.complete_join(&id),
             }

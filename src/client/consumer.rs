@@ -234,7 +234,7 @@ impl ConsumerCore {
             ) => {
                 self.metadata.on_response(&brokers, &partitions, now_ms);
             }
-            (InFlight::Group(call), body) => self.on_group_response(broker, call, body, now_ms),
+            (InFlight::Group(call), body) => self.on_group_response(call, body, now_ms),
             (InFlight::Fetch { partitions: asked }, ResponseBody::Fetch { partitions }) => {
                 self.fetching_from.remove(&broker);
                 for (tp, fetch_offset) in asked {

@@ -383,13 +383,7 @@ impl ConsumerCore {
     }
 
     /// A group request's answer.
-    pub(super) fn on_group_response(
-        &mut self,
-        broker: BrokerId,
-        call: GroupCall,
-        body: ResponseBody,
-        now_ms: u64,
-    ) {
+    pub(super) fn on_group_response(&mut self, call: GroupCall, body: ResponseBody, now_ms: u64) {
         let backoff = self.config.retry_backoff_ms;
         match (call, body) {
             (GroupCall::FindCoordinator, ResponseBody::FindCoordinator { result }) => {
@@ -460,10 +454,7 @@ impl ConsumerCore {
                 }
             }
             // An answer of the wrong kind: a broker bug; like a lost request.
-            (call, _) => {
-                let _ = broker;
-                self.on_group_lost(call);
-            }
+            (call, _) => self.on_group_lost(call),
         }
     }
 
