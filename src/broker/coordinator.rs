@@ -48,6 +48,9 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The internal topic of groups and offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
+/// `offsets.topic.num.partitions` by default.
+pub const DEFAULT_OFFSETS_PARTITIONS: u32 = 50;
+
 /// Java's `String.hashCode` (over UTF-16 code units, wrapping).
 pub fn java_string_hash(s: &str) -> i32 {
     s.encode_utf16()

@@ -47,6 +47,7 @@ pub fn check_kind(name: &str) -> Option<CheckKind> {
 }
 
 mod final_log;
+mod group;
 pub mod kafka;
 pub mod linearizable;
 mod liveness;
@@ -147,10 +148,20 @@ pub fn run_checks(input: &CheckInput<'_>) -> Vec<CheckResult> {
             results.push(result("zk-session-monotonic", zk::session_monotonic(input)));
         }
     }
-    for found in kafka::run(input) {
-        merge(&mut results, found);
+    if input.scenario.cluster.brokers > 0 {
+        let logs = kafka::read_replica_logs(input);
+        let facts = kafka::Facts::new(input.events, input.history, &logs);
+        for found in kafka::run(input, &facts) {
+            merge(&mut results, found);
+        }
+        for found in group::run(input, &facts) {
+            merge(&mut results, found);
+        }
     }
-    results.push(result("converges", liveness::converges(input)));
+    merge(
+        &mut results,
+        result("converges", liveness::converges(input)),
+    );
     let order = |r: &CheckResult| CHECKS.iter().position(|(n, _)| *n == r.check);
     results.sort_by_key(order);
     results

@@ -118,6 +118,8 @@ pub enum ConsumerAction {
         member: GroupMember,
         /// `(partition, offset)`: the next offset to read.
         offsets: Vec<(TopicPartition, u64)>,
+        /// When the commit was sent.
+        sent_ms: u64,
         /// `None`: the coordinator stored it.
         error: Option<KafkaError>,
     },
@@ -201,6 +203,9 @@ impl ConsumerCore {
     pub fn tick(&mut self, now_ms: u64) {
         let lost = self.net.tick(now_ms);
         self.on_lost(lost);
+        if self.group.is_some() {
+            self.on_poll(now_ms);
+        }
         self.drive(now_ms);
     }
 
@@ -427,11 +432,13 @@ impl ConsumerCore {
                     .collect();
                 if let Some((last, _)) = records.last() {
                     p.position = Offset(last + 1);
-                    self.record(ConsumerAction::Poll {
-                        partition: tp.clone(),
-                        records,
-                    });
-                    self.after_poll(&tp, now_ms);
+                    if !self.hold_until_committed(&tp, &records, now_ms) {
+                        self.record(ConsumerAction::Poll {
+                            partition: tp.clone(),
+                            records,
+                        });
+                        self.after_poll(&tp, now_ms);
+                    }
                 }
             }
             Err(KafkaError::OffsetOutOfRange) => {

@@ -146,7 +146,10 @@ impl ProducerNode {
                 }
                 _ = madsim::time::sleep_until(next_tick.min(next_send)) => {
                     let at = madsim::time::Instant::now();
-                    if at >= next_send {
+                    // The final drain: nothing new is sent; what is pending completes.
+                    if at >= next_send && self.progress.draining() {
+                        next_send = at + period;
+                    } else if at >= next_send {
                         next_send += period.mul_f64(rng.gen_range(0.5..1.5));
                         let value = format!("{}-{incarnation}-{sent}", self.name);
                         sent += 1;
@@ -180,6 +183,7 @@ impl ProducerNode {
                     }
                 }
             }
+            self.progress.pending_sends(&self.name, core.pending());
         }
     }
 }
@@ -240,6 +244,8 @@ impl ConsumerNode {
                         self.history(HistoryOp::Poll { partition, records });
                     }
                     ConsumerAction::GroupAssign { member, partitions } => {
+                        // Synced with the coordinator: a live member.
+                        self.progress.acked(&self.name);
                         self.history(HistoryOp::GroupAssign {
                             group: member.group,
                             member: member.member_id,
@@ -250,14 +256,22 @@ impl ConsumerNode {
                     ConsumerAction::Commit {
                         member,
                         offsets,
+                        sent_ms,
                         error,
-                    } => self.history(HistoryOp::Commit {
-                        group: member.group,
-                        member: member.member_id,
-                        generation: member.generation,
-                        offsets,
-                        error,
-                    }),
+                    } => {
+                        if error.is_none() {
+                            self.progress.acked(&self.name);
+                            self.progress.committed(&member.group, &offsets);
+                        }
+                        self.history(HistoryOp::Commit {
+                            group: member.group,
+                            member: member.member_id,
+                            generation: member.generation,
+                            offsets,
+                            sent_ms,
+                            error,
+                        });
+                    }
                 }
             }
         }

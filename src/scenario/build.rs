@@ -804,6 +804,7 @@ fn build_legacy(raw: &RawLegacy) -> Legacy {
         unfenced_controller_writes: on(&raw.unfenced_controller_writes),
         no_broker_epoch: on(&raw.no_broker_epoch),
         unfenced_offset_commits: on(&raw.unfenced_offset_commits),
+        commit_before_process: on(&raw.commit_before_process),
         zk_diff_only_sync: on(&raw.zk_diff_only_sync),
         zk_ack_before_sync: on(&raw.zk_ack_before_sync),
     }

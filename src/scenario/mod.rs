@@ -23,8 +23,8 @@ use std::path::Path;
 pub use error::ScenarioError;
 pub use model::{
     Acks, AssignmentStrategy, BrokerConfig, Cluster, ConsumerConfig, ConsumerSpec, Expect, Fault,
-    FaultAction, Legacy, Nemesis, Partitioner, ProducerConfig, ProducerSpec, Scenario, Target,
-    Topic, WriterSpec, ZookeeperConfig,
+    FaultAction, GroupSpec, Legacy, Nemesis, Partitioner, ProducerConfig, ProducerSpec, Scenario,
+    Target, Topic, WriterSpec, ZookeeperConfig,
 };
 pub use values::{format_duration, parse_duration, parse_interval, parse_seed, SeedRange};
 

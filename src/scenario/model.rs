@@ -7,6 +7,7 @@
 //! is within Kafka's (or ZooKeeper's) own bounds. `None` in a config means "Kafka's default";
 //! the model never fills defaults in, the component that owns the setting does.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -64,6 +65,35 @@ impl Scenario {
     /// `zk-client-*`, in that order, each kind numbered from 1.
     pub fn node_names(&self) -> Vec<String> {
         NodeCounts::of(self).names()
+    }
+
+    /// Every consumer group: its member nodes (`consumer-<n>`) and the partitions of the
+    /// topics they subscribe to, by `group.id`.
+    pub fn groups(&self) -> BTreeMap<String, GroupSpec> {
+        let mut groups: BTreeMap<String, GroupSpec> = BTreeMap::new();
+        let mut index = 0;
+        for spec in &self.consumers {
+            for _ in 0..spec.count {
+                index += 1;
+                let Some(group) = &spec.group else { continue };
+                let entry = groups.entry(group.clone()).or_default();
+                entry.members.push(format!("consumer-{index}"));
+                for topic in &spec.topics {
+                    if !entry.topics.contains(topic) {
+                        entry.topics.push(topic.clone());
+                    }
+                }
+            }
+        }
+        for entry in groups.values_mut() {
+            entry.partitions = self
+                .topics
+                .iter()
+                .filter(|t| entry.topics.contains(&t.name))
+                .flat_map(|t| (0..t.partitions).map(|p| TopicPartition::new(t.name.clone(), p)))
+                .collect();
+        }
+        groups
     }
 
     /// Every partition of the `[[topic]]` tables, in file order, with its replication factor.
@@ -322,6 +352,17 @@ pub struct ConsumerSpec {
     pub config: ConsumerConfig,
 }
 
+/// A consumer group as the scenario makes it (see [`Scenario::groups`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupSpec {
+    /// Its member nodes, `consumer-<n>`, in node order.
+    pub members: Vec<String>,
+    /// The topics its members subscribe to.
+    pub topics: Vec<String>,
+    /// Every partition of those topics.
+    pub partitions: Vec<TopicPartition>,
+}
+
 /// Kafka consumer config (all optional; `None` = Kafka's default).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ConsumerConfig {
@@ -545,6 +586,8 @@ pub struct Legacy {
     pub no_broker_epoch: bool,
     /// `unfenced-offset-commits` (KAFKA-2017).
     pub unfenced_offset_commits: bool,
+    /// `commit-before-process` (at-most-once consumption).
+    pub commit_before_process: bool,
     /// `zk-diff-only-sync` (ZOOKEEPER-1154).
     pub zk_diff_only_sync: bool,
     /// `zk-ack-before-sync` (ZOOKEEPER-4646).

@@ -260,13 +260,14 @@ pub(super) struct RawLegacy {
     pub unfenced_controller_writes: Option<Spanned<bool>>,
     pub no_broker_epoch: Option<Spanned<bool>>,
     pub unfenced_offset_commits: Option<Spanned<bool>>,
+    pub commit_before_process: Option<Spanned<bool>>,
     pub zk_diff_only_sync: Option<Spanned<bool>>,
     pub zk_ack_before_sync: Option<Spanned<bool>>,
 }
 
 impl RawLegacy {
     /// Every switch with its key, in declaration order.
-    pub fn switches(&self) -> [(&'static str, &Option<Spanned<bool>>); 8] {
+    pub fn switches(&self) -> [(&'static str, &Option<Spanned<bool>>); 9] {
         [
             ("truncate-to-hw", &self.truncate_to_hw),
             (
@@ -280,6 +281,7 @@ impl RawLegacy {
             ),
             ("no-broker-epoch", &self.no_broker_epoch),
             ("unfenced-offset-commits", &self.unfenced_offset_commits),
+            ("commit-before-process", &self.commit_before_process),
             ("zk-diff-only-sync", &self.zk_diff_only_sync),
             ("zk-ack-before-sync", &self.zk_ack_before_sync),
         ]

@@ -1,8 +1,8 @@
 //! What a valid scenario may ask for that the simulator cannot run yet.
 //!
 //! Owns: one list, [`reject_unsupported`]. Standalone log writers, the ensemble with its
-//! clients, brokers with producers and consumers (assign mode and groups), node faults,
-//! network faults and the nemesis exist today; everything else in the contract is parsed and validated
+//! clients, brokers with producers and consumers (assign mode and groups), node faults on
+//! every target, network faults and the nemesis exist today; everything else in the contract is parsed and validated
 //! in full (so mistakes are still reported precisely) and then refused here with
 //! `not supported yet: ...` at the key — never silently ignored, which would make a scenario
 //! pass without testing what it says. As features land, delete their lines.
@@ -10,9 +10,7 @@
 use std::ops::Range;
 
 use super::build::Problem;
-use super::model::Target;
 use super::raw::RawScenario;
-use super::target::parse_target;
 
 /// The first (in file order) part of a validated scenario the simulator cannot run yet.
 pub(super) fn reject_unsupported(raw: &RawScenario) -> Result<(), Problem> {
@@ -34,20 +32,6 @@ pub(super) fn reject_unsupported(raw: &RawScenario) -> Result<(), Problem> {
             );
         }
     }
-    // Fault targets that need groups.
-    for fault in &raw.fault {
-        let fault = fault.get_ref();
-        if let Some(text) = &fault.target {
-            let target = parse_target(text.get_ref());
-            if !target.as_ref().is_ok_and(supported_target) {
-                let what = format!(
-                    "target `{}` (the world does not resolve coordinators yet)",
-                    text.get_ref()
-                );
-                refuse(text.span(), &what);
-            }
-        }
-    }
     // Legacy switches of the brokers.
     if let Some(legacy) = &raw.legacy {
         for (key, switch) in legacy.switches() {
@@ -66,25 +50,5 @@ pub(super) fn reject_unsupported(raw: &RawScenario) -> Result<(), Problem> {
             message: format!("not supported yet: {what}"),
         }),
         None => Ok(()),
-    }
-}
-
-/// Targets the world can resolve today: nodes, the ensemble's leader, partition leaders,
-/// the controller, random or all of a kind that exists, and partition shapes over them.
-fn supported_target(target: &Target) -> bool {
-    match target {
-        Target::Node(_)
-        | Target::Killed
-        | Target::RandomWriter
-        | Target::AllWriters
-        | Target::ZkLeader
-        | Target::RandomZk
-        | Target::Halves
-        | Target::Bridge => true,
-        Target::Leader { .. } | Target::Controller | Target::RandomBroker | Target::AllBrokers => {
-            true
-        }
-        Target::Isolate(inner) => supported_target(inner),
-        Target::Coordinator(_) => false,
     }
 }

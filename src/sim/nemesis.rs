@@ -10,8 +10,9 @@
 //!   each fault lasts an interval drawn from `every` too, then the nemesis undoes it (restart,
 //!   resume, unclog, heal the partition, end the loss). Faults may overlap.
 //! - Targets are the servers (ensemble and brokers), or the standalone writers when there are
-//!   no servers. A node carries at most one nemesis fault at a time; one partition and one
-//!   loss at a time.
+//!   no servers; kills and pauses also strike members of consumer groups (a crashed or
+//!   stalled member is the group coordinator's business). A node carries at most one nemesis
+//!   fault at a time; one partition and one loss at a time.
 //! - The cluster stays recoverable: at most a minority of the ensemble is impaired at once
 //!   (down, paused, clogged, or cut off from the largest healthy group of its peers), and at
 //!   least one broker is healthy. When no action fits, the nemesis sits the interval out.
@@ -30,8 +31,11 @@ pub enum Role {
     Broker,
     /// A standalone log writer.
     Writer,
-    /// Producers, consumers, ensemble clients: never targeted; they keep every link in a
-    /// partition of the servers.
+    /// A consumer in a group: killed or paused, never cut off (it keeps every link in a
+    /// partition of the servers).
+    Member,
+    /// Producers, assign-mode consumers, ensemble clients: never targeted; they keep every
+    /// link in a partition of the servers.
     Client,
 }
 
@@ -182,7 +186,8 @@ impl Nemesis {
             partition,
             undo,
         };
-        let mut candidates = self.candidates(nodes);
+        let members = matches!(action, FaultAction::Kill | FaultAction::Pause);
+        let mut candidates = self.candidates(nodes, members);
         candidates.shuffle(rng);
         match action {
             FaultAction::Kill | FaultAction::Pause | FaultAction::Clog => {
@@ -250,20 +255,26 @@ impl Nemesis {
             .filter(move |n| match n.role {
                 Role::Zk | Role::Broker => true,
                 Role::Writer => !servers,
-                Role::Client => false,
+                Role::Member | Role::Client => false,
             })
             .map(|n| &n.name)
     }
 
-    /// Targets that are healthy and carry no nemesis fault.
-    fn candidates(&self, nodes: &[NodeView]) -> Vec<String> {
+    /// Targets (and group members, if `members`) that are healthy and carry no nemesis
+    /// fault.
+    fn candidates(&self, nodes: &[NodeView], members: bool) -> Vec<String> {
         let busy = self.impaired();
         let healthy: BTreeSet<&String> = nodes
             .iter()
             .filter(|n| n.healthy)
             .map(|n| &n.name)
             .collect();
+        let group_members = nodes
+            .iter()
+            .filter(|n| members && n.role == Role::Member)
+            .map(|n| &n.name);
         self.targets(nodes)
+            .chain(group_members)
             .filter(|n| healthy.contains(n) && !busy.contains(*n))
             .cloned()
             .collect()

@@ -10,7 +10,7 @@ use super::progress::Progress;
 use super::run_rng;
 use super::trace::Recorder;
 use crate::broker::controller::{ControllerConfig, TopicSpec};
-use crate::broker::coordinator::{CoordinatorConfig, OFFSETS_TOPIC};
+use crate::broker::coordinator::{CoordinatorConfig, DEFAULT_OFFSETS_PARTITIONS, OFFSETS_TOPIC};
 use crate::broker::replica::ReplicaConfig;
 use crate::broker::server::BrokerConfig as BrokerCoreConfig;
 use crate::broker::BrokerId;
@@ -295,7 +295,9 @@ fn brokers(ctx: &Context<'_>) -> Vec<Built> {
     // Consumer groups need the internal offsets topic (Kafka creates it on the first
     // FindCoordinator; the first controller creates it here with the others).
     let coordinator = CoordinatorConfig {
-        offsets_partitions: config.offsets_topic_num_partitions.unwrap_or(50),
+        offsets_partitions: config
+            .offsets_topic_num_partitions
+            .unwrap_or(DEFAULT_OFFSETS_PARTITIONS),
         initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms.unwrap_or(3000),
         min_session_timeout_ms: 6000,
         max_session_timeout_ms: 1_800_000,
@@ -467,6 +469,7 @@ fn kafka_clients(ctx: &Context<'_>) -> Vec<Built> {
                 g.auto_commit_interval_ms = c
                     .auto_commit_interval_ms
                     .unwrap_or(g.auto_commit_interval_ms);
+                g.legacy_commit_before_process = scenario.legacy.commit_before_process;
                 // One instance id per process: several consumers of one table get `-<k>`.
                 g.group_instance_id = c.group_instance_id.as_ref().map(|id| {
                     if spec.count == 1 {

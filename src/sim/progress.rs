@@ -27,6 +27,12 @@ struct Inner {
     /// Brokers: what each leads (partition, ISR size, HW) and its controller epoch if it
     /// is an active controller; removed when the world stops it.
     brokers: BTreeMap<String, BrokerProbe>,
+    /// The world asked producers to stop sending new records (the final drain).
+    draining: bool,
+    /// Producers: sends not yet completed, as last reported.
+    pending_sends: BTreeMap<String, usize>,
+    /// Groups: the greatest offset stored for each partition, as members were told.
+    committed: BTreeMap<String, BTreeMap<TopicPartition, u64>>,
 }
 
 /// What a live broker last reported.
@@ -158,6 +164,65 @@ impl Progress {
                 })
             })
             .map(|(tp, _)| tp.clone())
+            .collect()
+    }
+
+    /// The final drain begins: producers send nothing new from now on.
+    pub fn start_drain(&self) {
+        self.lock().draining = true;
+    }
+
+    /// Whether producers must stop sending new records.
+    pub fn draining(&self) -> bool {
+        self.lock().draining
+    }
+
+    /// A producer reports how many of its sends have not completed.
+    pub fn pending_sends(&self, node: &str, pending: usize) {
+        let mut inner = self.lock();
+        if inner.pending_sends.get(node) != Some(&pending) {
+            inner.pending_sends.insert(node.to_string(), pending);
+        }
+    }
+
+    /// The producers of `nodes` with sends still pending (or that never reported).
+    pub fn producers_busy(&self, nodes: &[String]) -> Vec<String> {
+        let inner = self.lock();
+        nodes
+            .iter()
+            .filter(|n| inner.pending_sends.get(*n).is_none_or(|&p| p > 0))
+            .cloned()
+            .collect()
+    }
+
+    /// A member of `group` was told these offsets are stored.
+    pub fn committed(&self, group: &str, offsets: &[(TopicPartition, u64)]) {
+        let mut inner = self.lock();
+        let stored = inner.committed.entry(group.to_string()).or_default();
+        for (tp, offset) in offsets {
+            let at = stored.entry(tp.clone()).or_default();
+            *at = (*at).max(*offset);
+        }
+    }
+
+    /// The partitions of `partitions` whose committed offset in `group` is below the HW
+    /// their leader reports (or that have no leader): the group's lag is not yet 0.
+    pub fn lagging(&self, group: &str, partitions: &[TopicPartition]) -> Vec<TopicPartition> {
+        let inner = self.lock();
+        let stored = inner.committed.get(group);
+        partitions
+            .iter()
+            .filter(|tp| {
+                let hw = inner
+                    .brokers
+                    .values()
+                    .flat_map(|p| &p.led)
+                    .find(|(t, _, _)| t == *tp)
+                    .map(|(_, _, hw)| hw.0);
+                let committed = stored.and_then(|s| s.get(*tp)).copied().unwrap_or(0);
+                hw.is_none_or(|hw| committed < hw)
+            })
+            .cloned()
             .collect()
     }
 

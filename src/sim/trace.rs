@@ -151,13 +151,14 @@ pub enum Op {
         records: Vec<(u64, String)>,
     },
     /// A group member's assignment changed: from here on it owns exactly these partitions,
-    /// reading each from its position.
+    /// reading each from its position (a partition whose committed offset is still being
+    /// fetched joins the list when it arrives).
     GroupAssign {
         /// `group.id`.
         group: String,
         /// The member id.
         member: String,
-        /// The generation it owns them in.
+        /// The generation of the last SyncGroup it completed: the one it owns them in.
         generation: i32,
         /// `(partition, position)` pairs.
         partitions: Vec<(crate::broker::TopicPartition, u64)>,
@@ -172,6 +173,8 @@ pub enum Op {
         generation: i32,
         /// `(partition, next offset to read)` pairs.
         offsets: Vec<(crate::broker::TopicPartition, u64)>,
+        /// When the member sent it (simulated ms); the entry's own time is the answer's.
+        sent_ms: u64,
         /// `None`: stored; `NETWORK_EXCEPTION`: no answer (it may have been stored).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<crate::broker::KafkaError>,

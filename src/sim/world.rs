@@ -17,6 +17,7 @@ use super::nodes::{build_all, Context, NodeKind};
 use super::progress::Progress;
 use super::run_rng;
 use super::trace::{sim_now_us, Recorder};
+use crate::broker::coordinator::{partition_for, DEFAULT_OFFSETS_PARTITIONS, OFFSETS_TOPIC};
 use crate::broker::TopicPartition;
 use crate::disk::SimDisk;
 use crate::scenario::{Fault, FaultAction, Scenario, Target};
@@ -84,6 +85,8 @@ pub struct World {
     /// In creation order.
     nodes: Vec<SimNode>,
     network: Network,
+    /// The consumers that are members of a group.
+    members: Vec<String>,
 }
 
 impl World {
@@ -94,7 +97,13 @@ impl World {
         recorder: Recorder,
         progress: Progress,
     ) -> Self {
+        let members = scenario
+            .groups()
+            .into_values()
+            .flat_map(|g| g.members)
+            .collect();
         World {
+            members,
             scenario,
             run_dir,
             recorder,
@@ -153,7 +162,9 @@ impl World {
         outcome.heal_at_us = sim_now_us();
         self.phase("heal", self.scenario.heal);
         self.heal();
-        outcome.converged = self.await_convergence(outcome.heal_at_us).await;
+        let deadline = madsim::time::TimeHandle::current().now_instant() + self.scenario.heal;
+        outcome.converged = self.await_convergence(outcome.heal_at_us, deadline).await
+            && self.drain(deadline).await;
         self.stop(outcome)
     }
 
@@ -289,6 +300,7 @@ impl World {
                     NodeKind::Zk => Role::Zk,
                     NodeKind::Broker => Role::Broker,
                     NodeKind::Writer => Role::Writer,
+                    NodeKind::Consumer if self.members.contains(&node.name) => Role::Member,
                     NodeKind::ZkClient | NodeKind::Producer | NodeKind::Consumer => Role::Client,
                 },
                 healthy: node.state == NodeState::Up && !self.network.is_clogged(node.id),
@@ -515,9 +527,24 @@ impl World {
                 .filter(|&i| self.nodes[i].state == NodeState::Up)
                 .into_iter()
                 .collect(),
+            Some(Target::Coordinator(group)) => {
+                let partitions = self
+                    .scenario
+                    .cluster
+                    .broker
+                    .offsets_topic_num_partitions
+                    .unwrap_or(DEFAULT_OFFSETS_PARTITIONS);
+                let tp = TopicPartition::new(OFFSETS_TOPIC, partition_for(group, partitions));
+                self.progress
+                    .partition_leader(&tp)
+                    .and_then(|name| self.index_of(&name))
+                    .filter(|&i| self.nodes[i].state == NodeState::Up)
+                    .into_iter()
+                    .collect()
+            }
             Some(Target::Isolate(inner)) => self.resolve(Some(inner)),
-            // The scenario parser rejects every other target until its feature exists.
-            _ => Vec::new(),
+            // Shapes name sides, not nodes (see `partition`).
+            Some(Target::Halves | Target::Bridge) | None => Vec::new(),
         }
     }
 
@@ -625,14 +652,13 @@ impl World {
     /// Waits up to `heal` for the cluster to converge: every writer, ensemble client,
     /// producer and consumer acknowledges an operation after the heal, the ensemble has a
     /// leader, and every partition has a leader with a full ISR.
-    async fn await_convergence(&self, heal_at_us: u64) -> bool {
+    async fn await_convergence(&self, heal_at_us: u64, deadline: madsim::time::Instant) -> bool {
         let mut active = self.names_of(NodeKind::Writer);
         active.extend(self.names_of(NodeKind::ZkClient));
         active.extend(self.names_of(NodeKind::Producer));
         active.extend(self.names_of(NodeKind::Consumer));
         let partitions = self.scenario.partitions();
         let ensemble = !self.names_of(NodeKind::Zk).is_empty();
-        let deadline = madsim::time::TimeHandle::current().now_instant() + self.scenario.heal;
         loop {
             let idle = self.progress.idle_since(&active, heal_at_us);
             let leader = self.progress.zk_leader();
@@ -649,6 +675,50 @@ impl World {
                     "not-converged",
                     json!({ "idle": idle, "zk_leader": leader,
                             "unhealthy": unhealthy.iter().map(ToString::to_string).collect::<Vec<_>>() }),
+                );
+                return false;
+            }
+            madsim::time::sleep((deadline - now).min(POLL)).await;
+        }
+    }
+
+    /// The final drain, within the same `heal` bound: producers stop sending new records
+    /// and complete what is pending, then every consumer group commits up to the HW of each
+    /// partition it reads (lag 0). Without producers or groups there is nothing to drain.
+    async fn drain(&self, deadline: madsim::time::Instant) -> bool {
+        let producers = self.names_of(NodeKind::Producer);
+        let groups = self.scenario.groups();
+        if producers.is_empty() && groups.is_empty() {
+            return true;
+        }
+        self.progress.start_drain();
+        self.recorder.event("world", "drain", json!({}));
+        loop {
+            let busy = self.progress.producers_busy(&producers);
+            let lagging: Vec<Value> = if busy.is_empty() {
+                groups
+                    .iter()
+                    .filter_map(|(group, spec)| {
+                        let lag = self.progress.lagging(group, &spec.partitions);
+                        (!lag.is_empty()).then(|| {
+                            let lag: Vec<String> = lag.iter().map(ToString::to_string).collect();
+                            json!({ "group": group, "partitions": lag })
+                        })
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            if busy.is_empty() && lagging.is_empty() {
+                self.recorder.event("world", "drained", json!({}));
+                return true;
+            }
+            let now = madsim::time::TimeHandle::current().now_instant();
+            if now >= deadline || self.progress.crash().is_some() {
+                self.recorder.event(
+                    "world",
+                    "not-drained",
+                    json!({ "producers_busy": busy, "groups_lagging": lagging }),
                 );
                 return false;
             }

@@ -16,10 +16,15 @@
 //! joins again as new. A member that hears no heartbeat answer for a session timeout
 //! marks the coordinator unknown and looks for it again.
 //!
-//! Simplifications: no `max.poll.interval.ms` enforcement on the client side (the poll
-//! loop never stalls on its own; a paused consumer stalls as a whole and its session
-//! expires), no LeaveGroup on close (a killed process never closes), and a fenced static
-//! member stops taking part in the group.
+//! `max.poll.interval.ms`: every tick is a run of the application's poll loop, which never
+//! stalls on its own; a paused process stalls as a whole. When it resumes after more than
+//! `max.poll.interval.ms`, the member leaves the group as Kafka's heartbeat thread makes it
+//! (LeaveGroup for a dynamic member), losing its partitions without committing.
+//!
+//! Simplifications: no LeaveGroup on close (a killed process never closes), and a fenced
+//! static member stops taking part in the group. The legacy switch
+//! `commit-before-process` (at-most-once) commits each poll's position before the records
+//! are processed (recorded as `Poll`), which happens when the commit returns.
 
 use super::{ConsumerAction, ConsumerCore, GroupMember, InFlight, PartitionFetch};
 use crate::broker::proto::{
@@ -52,6 +57,9 @@ pub struct GroupConfig {
     pub enable_auto_commit: bool,
     /// `auto.commit.interval.ms` (default 5000).
     pub auto_commit_interval_ms: u64,
+    /// LEGACY (at-most-once, the bug zoo's `commit-before-process`): commit a poll's new
+    /// position before processing its records, so a crash in between skips them.
+    pub legacy_commit_before_process: bool,
 }
 
 impl GroupConfig {
@@ -67,6 +75,7 @@ impl GroupConfig {
             max_poll_interval_ms: 300_000,
             enable_auto_commit: true,
             auto_commit_interval_ms: 5_000,
+            legacy_commit_before_process: false,
         }
     }
 }
@@ -75,15 +84,20 @@ impl GroupConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum GroupCall {
     FindCoordinator,
-    Join,
-    Sync,
+    /// The join attempt it belongs to (answers of an abandoned attempt are ignored).
+    Join(u64),
+    Sync(u64),
     Heartbeat,
     Commit {
         generation: i32,
         member_id: String,
         offsets: Vec<(TopicPartition, u64)>,
+        /// When it was sent (for the history: a commit's real-time interval).
+        sent_ms: u64,
     },
     FetchOffsets,
+    /// LeaveGroup: nobody waits for its answer.
+    Leave,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,7 +121,14 @@ pub(super) struct Membership {
     coordinator: Option<BrokerId>,
     retry_at_ms: u64,
     member_id: String,
+    /// The generation of the last JoinGroup answer (what commits are sent with).
     generation: i32,
+    /// Counts join attempts; at most one JoinGroup or SyncGroup of the current attempt is
+    /// in flight (Kafka's single join future).
+    attempt: u64,
+    /// The generation of the last completed SyncGroup: the one the owned partitions
+    /// were handed out in.
+    synced_generation: i32,
     phase: Phase,
     /// Partitions owned (in the assignment, positions known or being fetched).
     owned: BTreeSet<TopicPartition>,
@@ -122,6 +143,11 @@ pub(super) struct Membership {
     commit_in_flight: bool,
     /// Positions last committed successfully.
     committed: BTreeMap<TopicPartition, u64>,
+    /// When the application loop last ran (a `poll()`).
+    last_poll_ms: u64,
+    /// Legacy commit-before-process: polled records waiting for their commit to return
+    /// before they are processed.
+    unprocessed: Vec<(TopicPartition, Vec<(u64, String)>)>,
 }
 
 impl Membership {
@@ -132,6 +158,8 @@ impl Membership {
             retry_at_ms: 0,
             member_id: String::new(),
             generation: -1,
+            attempt: 0,
+            synced_generation: -1,
             phase: Phase::Unjoined,
             owned: BTreeSet::new(),
             awaiting_offsets: BTreeSet::new(),
@@ -142,6 +170,8 @@ impl Membership {
             last_commit_ms: 0,
             commit_in_flight: false,
             committed: BTreeMap::new(),
+            last_poll_ms: 0,
+            unprocessed: Vec::new(),
         }
     }
 
@@ -154,11 +184,12 @@ impl Membership {
         }
     }
 
-    fn tag(&self) -> GroupMember {
+    /// Who owns the partitions, and in which generation they were handed out.
+    fn owner_tag(&self) -> GroupMember {
         GroupMember {
             group: self.config.group_id.clone(),
             member_id: self.member_id.clone(),
-            generation: self.generation,
+            generation: self.synced_generation,
         }
     }
 }
@@ -230,6 +261,66 @@ impl ConsumerCore {
         }
     }
 
+    /// The application loop runs now (each tick is a `poll()`). If the previous run was more
+    /// than `max.poll.interval.ms` ago (the process stalled), the member broke its promise
+    /// to the group: like Kafka's heartbeat thread it leaves — a dynamic member sends
+    /// LeaveGroup, a static one only forgets its member id (KIP-345) — and its partitions are
+    /// lost, not committed; it then joins again.
+    pub(super) fn on_poll(&mut self, now_ms: u64) {
+        let g = self.membership();
+        let last = std::mem::replace(&mut g.last_poll_ms, now_ms);
+        if now_ms.saturating_sub(last) <= g.config.max_poll_interval_ms
+            || g.member_id.is_empty()
+            || g.phase == Phase::Fenced
+        {
+            return;
+        }
+        let dynamic = g.config.group_instance_id.is_none();
+        let body = RequestBody::LeaveGroup(g.member_ref());
+        if let Some(coordinator) = g.coordinator.filter(|&c| dynamic && self.net.is_ready(c)) {
+            let call = Some(InFlight::Group(GroupCall::Leave));
+            self.net.send(coordinator, body, call, now_ms);
+        }
+        self.reset_membership();
+    }
+
+    /// Legacy commit-before-process: instead of processing `records` of `tp` now, commit
+    /// the position past them and process them when the commit returns. `false` when
+    /// nothing is held (the switch is off, or there is nothing to commit).
+    pub(super) fn hold_until_committed(
+        &mut self,
+        tp: &TopicPartition,
+        records: &[(u64, String)],
+        now_ms: u64,
+    ) -> bool {
+        let Some(g) = self.group.as_ref() else {
+            return false;
+        };
+        if !g.config.legacy_commit_before_process || g.phase != Phase::Stable {
+            return false;
+        }
+        let only = BTreeSet::from([tp.clone()]);
+        if !self.commit_positions(Some(&only), false, now_ms) {
+            return false;
+        }
+        let held = (tp.clone(), records.to_vec());
+        self.membership().unprocessed.push(held);
+        true
+    }
+
+    /// Legacy commit-before-process: the commit of `offsets` returned (or was lost), so
+    /// the records held for those partitions are processed now.
+    fn process_held(&mut self, offsets: &[(TopicPartition, u64)]) {
+        let g = self.membership();
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut g.unprocessed)
+            .into_iter()
+            .partition(|(tp, _)| offsets.iter().any(|(t, _)| t == tp));
+        g.unprocessed = waiting;
+        for (partition, records) in ready {
+            self.record(ConsumerAction::Poll { partition, records });
+        }
+    }
+
     /// After a poll returned records of `tp`: with auto-commit off, commit at once (the
     /// records count as processed once returned).
     pub(super) fn after_poll(&mut self, tp: &TopicPartition, now_ms: u64) {
@@ -273,6 +364,8 @@ impl ConsumerCore {
         let topics = self.config.topics.clone();
         let g = self.membership();
         g.phase = Phase::Joining;
+        g.attempt += 1;
+        let attempt = g.attempt;
         let subscription = Subscription {
             topics,
             owned: if g.config.assignor.is_cooperative() {
@@ -292,17 +385,17 @@ impl ConsumerCore {
             protocol_type: "consumer".into(),
             protocols: vec![(g.config.assignor.name().into(), subscription.encode())],
         });
-        self.send_group(Some(body), GroupCall::Join, now_ms);
+        self.send_group(Some(body), GroupCall::Join(attempt), now_ms);
     }
 
     /// Commits the positions of the owned partitions (of `only`, if given); `auto` for
-    /// the periodic auto-commit.
+    /// the periodic auto-commit. Whether a commit was sent.
     fn commit_positions(
         &mut self,
         only: Option<&BTreeSet<TopicPartition>>,
         auto: bool,
         now_ms: u64,
-    ) {
+    ) -> bool {
         let g = self.group.as_ref().expect("subscribe mode");
         let offsets: Vec<(TopicPartition, u64)> = self
             .assignment
@@ -316,12 +409,13 @@ impl ConsumerCore {
         // An auto-commit waits for the one in flight; a commit before revoking or after a
         // poll goes at once (the coordinator takes them in order).
         if offsets.is_empty() || g.commit_in_flight && auto {
-            return;
+            return false;
         }
         let call = GroupCall::Commit {
             generation: g.generation,
             member_id: g.member_id.clone(),
             offsets: offsets.clone(),
+            sent_ms: now_ms,
         };
         let body = RequestBody::OffsetCommit(OffsetCommitRequest {
             member: g.member_ref(),
@@ -338,12 +432,16 @@ impl ConsumerCore {
         });
         self.membership().commit_in_flight = true;
         self.send_group(Some(body), call, now_ms);
+        true
     }
 
     /// Gives up every owned partition (eager revocation, or partitions lost).
     fn revoke_all(&mut self) {
         let owned = std::mem::take(&mut self.membership().owned);
         self.membership().awaiting_offsets.clear();
+        if owned.is_empty() {
+            return;
+        }
         for tp in owned {
             self.assignment.remove(&tp);
         }
@@ -358,7 +456,7 @@ impl ConsumerCore {
             .filter(|(tp, _)| g.owned.contains(*tp))
             .map(|(tp, p)| (tp.clone(), p.position.0))
             .collect();
-        let member = g.tag();
+        let member = g.owner_tag();
         self.record(ConsumerAction::GroupAssign { member, partitions });
     }
 
@@ -397,10 +495,13 @@ impl ConsumerCore {
                     Err(_) => g.retry_at_ms = now_ms + backoff,
                 }
             }
-            (GroupCall::Join, ResponseBody::JoinGroup { result, member_id }) => {
+            // An answer to an abandoned join attempt says nothing about this one.
+            (GroupCall::Join(attempt) | GroupCall::Sync(attempt), _)
+                if attempt != self.membership().attempt => {}
+            (GroupCall::Join(_), ResponseBody::JoinGroup { result, member_id }) => {
                 self.on_joined(result, member_id, now_ms)
             }
-            (GroupCall::Sync, ResponseBody::SyncGroup { result }) => match result {
+            (GroupCall::Sync(_), ResponseBody::SyncGroup { result }) => match result {
                 Ok(bytes) => self.on_synced(&bytes, now_ms),
                 Err(error) => self.on_group_error(error, now_ms),
             },
@@ -417,6 +518,7 @@ impl ConsumerCore {
                     generation,
                     member_id,
                     offsets,
+                    sent_ms,
                 },
                 ResponseBody::OffsetCommit { partitions },
             ) => {
@@ -433,9 +535,11 @@ impl ConsumerCore {
                     member_id: member_id.clone(),
                     generation,
                 };
+                self.process_held(&offsets);
                 self.record(ConsumerAction::Commit {
                     member,
                     offsets,
+                    sent_ms,
                     error,
                 });
                 let g = self.membership();
@@ -446,6 +550,7 @@ impl ConsumerCore {
                     }
                 }
             }
+            (GroupCall::Leave, ResponseBody::LeaveGroup { .. }) => {}
             (GroupCall::FetchOffsets, ResponseBody::OffsetFetch { result }) => {
                 self.membership().fetching_offsets = false;
                 match result {
@@ -510,7 +615,8 @@ impl ConsumerCore {
             member: g.member_ref(),
             assignments,
         });
-        self.send_group(Some(body), GroupCall::Sync, now_ms);
+        let attempt = self.membership().attempt;
+        self.send_group(Some(body), GroupCall::Sync(attempt), now_ms);
     }
 
     fn on_synced(&mut self, bytes: &Bytes, now_ms: u64) {
@@ -524,6 +630,7 @@ impl ConsumerCore {
             .into_iter()
             .collect();
         g.phase = Phase::Stable;
+        g.synced_generation = g.generation;
         g.last_heard_ms = now_ms;
         g.last_heartbeat_sent_ms = now_ms;
         let revoked: BTreeSet<TopicPartition> = g.owned.difference(&assigned).cloned().collect();
@@ -607,6 +714,7 @@ impl ConsumerCore {
             generation,
             member_id,
             offsets,
+            sent_ms,
         } = &call
         {
             // Unknown outcome: it may have been stored.
@@ -616,22 +724,26 @@ impl ConsumerCore {
                 generation: *generation,
             };
             let offsets = offsets.clone();
+            self.process_held(&offsets);
             self.record(ConsumerAction::Commit {
                 member,
                 offsets,
+                sent_ms: *sent_ms,
                 error: Some(KafkaError::NetworkException),
             });
         }
         let g = self.membership();
         match call {
             GroupCall::FindCoordinator => g.retry_at_ms = 0,
-            GroupCall::Join | GroupCall::Sync => {
+            GroupCall::Join(attempt) | GroupCall::Sync(attempt) if attempt != g.attempt => {}
+            GroupCall::Join(_) | GroupCall::Sync(_) => {
                 g.phase = Phase::Unjoined;
                 g.coordinator = None;
             }
             GroupCall::Heartbeat => g.heartbeat_in_flight = false,
             GroupCall::Commit { .. } => g.commit_in_flight = false,
             GroupCall::FetchOffsets => g.fetching_offsets = false,
+            GroupCall::Leave => {}
         }
     }
 }

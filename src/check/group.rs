@@ -1,0 +1,561 @@
+//! Checks of consumer groups: which member owned which partition when, what the coordinator
+//! stored for them, and whether every acknowledged record was consumed.
+//!
+//! Owns: `exclusive-assignment`, `commit-monotonic`, `stale-commit-accepted`, `unseen`, and
+//! the groups' part of `converges`. Like the broker checks they read only the history
+//! (`GroupAssign`, `Commit`, `Poll`, `SendReturn`, `ClientStart`), the world's fault events,
+//! the coordinators' announcements and the final partition logs — never a coordinator's
+//! memory.
+//!
+//! # What the coordinators announce (node `broker-<n>`)
+//!
+//! | kind | detail | used for |
+//! |---|---|---|
+//! | `member-removed` | `group`, `member` | the member's ownership ends (its session or rebalance timeout passed, it left, or its static instance was replaced) |
+//! | `group-state` | `group`, `state`, `generation` | `converges`: the last one announced must be `Stable` |
+//!
+//! # Rules
+//!
+//! - `exclusive-assignment`: a member owns the partitions of its last `GroupAssign` from that
+//!   moment until its next `GroupAssign`, the end of its process (a `world` kill, power loss
+//!   or restart of its node, or a new `ClientStart`), or a coordinator's `member-removed`
+//!   for its member id. A `GroupAssign` handing a partition to one member while another
+//!   member of the group owns it is a violation. (A member expelled while paused may still
+//!   believe it owns its partitions; Kafka fences it at its next commit, so ownership is
+//!   judged by the group's view, not the zombie's.)
+//! - `stale-commit-accepted`: a commit the member was told is stored, sent in generation `g`
+//!   after some member had been handed partitions in a newer generation. A generation is
+//!   stored before its assignment is handed out and generations never go back, so the
+//!   coordinator had moved past `g` before the commit arrived and must have refused it
+//!   (`ILLEGAL_GENERATION`, KAFKA-2017).
+//! - `commit-monotonic`: for one group and partition, a stored commit sent after another
+//!   stored commit was acknowledged carries a lower offset: the group's committed position
+//!   went backwards, as clients observed it.
+//! - `unseen` (at-least-once): an acknowledged record in the final log below the greatest
+//!   offset the group stored for its partition that no member of the group polled. A member
+//!   only commits positions it polled past, and a new owner starts at the committed offset,
+//!   so nobody will ever read it. Records above the committed offset are `converges`' (lag).
+//! - `converges`: by the end of the `heal` bound, each group's last announced state is
+//!   `Stable` and, for every partition its members read, it stored an offset at the end of
+//!   the final log (lag 0; the world drains producers first).
+
+use super::kafka::{ends_process, seconds, Facts, Findings};
+use super::{result, CheckInput, CheckResult, Violation};
+use crate::broker::TopicPartition;
+use crate::scenario::GroupSpec;
+use crate::sim::{Event, HistoryEntry, Op, SendOutcome};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Runs the group checks when the scenario has groups.
+pub fn run(input: &CheckInput<'_>, facts: &Facts<'_>) -> Vec<CheckResult> {
+    let groups = input.scenario.groups();
+    if groups.is_empty() {
+        return Vec::new();
+    }
+    let checks = GroupFacts {
+        groups: &groups,
+        events: input.events,
+        history: input.history,
+        facts,
+    };
+    let bound_us = input
+        .events
+        .iter()
+        .find(|e| e.node == "world" && e.kind == "heal")
+        .map(|heal| heal.at_us + input.scenario.heal.as_micros() as u64);
+    let mut results = vec![
+        result("unseen", checks.unseen()),
+        result("exclusive-assignment", checks.exclusive_assignment()),
+        result("commit-monotonic", checks.commit_monotonic()),
+        result("stale-commit-accepted", checks.stale_commit_accepted()),
+    ];
+    // Without a heal the run ended early; the general `converges` says so.
+    if let Some(bound_us) = bound_us {
+        results.push(result("converges", checks.converges(bound_us)));
+    }
+    results
+}
+
+/// The groups' view of one run.
+struct GroupFacts<'a> {
+    groups: &'a BTreeMap<String, GroupSpec>,
+    events: &'a [Event],
+    history: &'a [HistoryEntry],
+    facts: &'a Facts<'a>,
+}
+
+/// A stored (acknowledged) commit of one partition.
+struct Stored<'a> {
+    node: &'a str,
+    member: &'a str,
+    generation: i32,
+    sent_us: u64,
+    acked_us: u64,
+    offset: u64,
+}
+
+/// Who owns a partition, since when.
+#[derive(Clone)]
+struct Owner<'a> {
+    node: &'a str,
+    member: &'a str,
+    generation: i32,
+    since_us: u64,
+}
+
+impl Owner<'_> {
+    fn describe(&self) -> String {
+        format!(
+            "{} (member {}, generation {}) since {}",
+            self.node,
+            self.member,
+            self.generation,
+            seconds(self.since_us)
+        )
+    }
+}
+
+/// One step of the ownership timeline.
+enum Step<'a> {
+    /// The node's process ended: it owns nothing.
+    ProcessEnded(&'a str),
+    /// The coordinator removed `member` from `group`.
+    Removed { group: &'a str, member: &'a str },
+    /// A member's assignment.
+    Assigned {
+        node: &'a str,
+        group: &'a str,
+        member: &'a str,
+        generation: i32,
+        partitions: BTreeSet<&'a TopicPartition>,
+    },
+}
+
+impl<'a> GroupFacts<'a> {
+    fn group_of(&self, node: &str) -> Option<&'a str> {
+        self.groups
+            .iter()
+            .find(|(_, spec)| spec.members.iter().any(|m| m == node))
+            .map(|(group, _)| group.as_str())
+    }
+
+    /// Every stored commit, by group and partition, in history order.
+    fn stored_commits(&self) -> BTreeMap<(&'a str, &'a TopicPartition), Vec<Stored<'a>>> {
+        let mut stored: BTreeMap<_, Vec<Stored<'a>>> = BTreeMap::new();
+        for entry in self.history {
+            let Op::Commit {
+                group,
+                member,
+                generation,
+                offsets,
+                sent_ms,
+                error: None,
+            } = &entry.op
+            else {
+                continue;
+            };
+            for (tp, offset) in offsets {
+                stored
+                    .entry((group.as_str(), tp))
+                    .or_default()
+                    .push(Stored {
+                        node: &entry.node,
+                        member,
+                        generation: *generation,
+                        sent_us: sent_ms * 1000,
+                        acked_us: entry.at_us,
+                        offset: *offset,
+                    });
+            }
+        }
+        stored
+    }
+
+    /// The ownership timeline: history and events merged in time order; on a tie, endings
+    /// come first (the check gives the benefit of the doubt).
+    fn ownership_steps(&self) -> Vec<(u64, Step<'a>)> {
+        let mut steps: Vec<(u64, u8, usize, Step<'a>)> = Vec::new();
+        for (i, event) in self.events.iter().enumerate() {
+            if event.node == "world" && matches!(event.kind.as_str(), "fault" | "heal") {
+                let nodes = event.detail.get("nodes").and_then(Value::as_array);
+                for entry in nodes.into_iter().flatten() {
+                    let node = entry.get("node").and_then(Value::as_str);
+                    let effect = entry.get("effect").unwrap_or(&Value::Null);
+                    if let Some(node) = node.filter(|n| self.group_of(n).is_some()) {
+                        if ends_process(effect) {
+                            steps.push((event.at_us, 0, i, Step::ProcessEnded(node)));
+                        }
+                    }
+                }
+            } else if event.kind == "member-removed" {
+                let text = |key: &str| event.detail.get(key).and_then(Value::as_str);
+                if let (Some(group), Some(member)) = (text("group"), text("member")) {
+                    steps.push((event.at_us, 0, i, Step::Removed { group, member }));
+                }
+            }
+        }
+        let base = self.events.len();
+        for (i, entry) in self.history.iter().enumerate() {
+            let node = entry.node.as_str();
+            match &entry.op {
+                Op::ClientStart { .. } if self.group_of(node).is_some() => {
+                    steps.push((entry.at_us, 0, base + i, Step::ProcessEnded(node)));
+                }
+                Op::GroupAssign {
+                    group,
+                    member,
+                    generation,
+                    partitions,
+                } => steps.push((
+                    entry.at_us,
+                    1,
+                    base + i,
+                    Step::Assigned {
+                        node,
+                        group,
+                        member,
+                        generation: *generation,
+                        partitions: partitions.iter().map(|(tp, _)| tp).collect(),
+                    },
+                )),
+                _ => {}
+            }
+        }
+        steps.sort_by_key(|(at, rank, i, _)| (*at, *rank, *i));
+        steps
+            .into_iter()
+            .map(|(at, _, _, step)| (at, step))
+            .collect()
+    }
+
+    /// `exclusive-assignment`.
+    fn exclusive_assignment(&self) -> Vec<Violation> {
+        // (group, partition) → its owner; node → (group, member, partitions it owns).
+        let mut owners: BTreeMap<(&str, &TopicPartition), Owner<'a>> = BTreeMap::new();
+        let mut held: BTreeMap<&str, (&str, &str, BTreeSet<&TopicPartition>)> = BTreeMap::new();
+        let mut found: BTreeMap<(&str, &TopicPartition), Findings> = BTreeMap::new();
+        for (at_us, step) in self.ownership_steps() {
+            match step {
+                Step::ProcessEnded(node) => {
+                    if let Some((group, _, partitions)) = held.remove(node) {
+                        release(&mut owners, node, group, &partitions);
+                    }
+                }
+                Step::Removed { group, member } => {
+                    let node = held
+                        .iter()
+                        .find(|(_, (g, m, _))| *g == group && *m == member)
+                        .map(|(node, _)| *node);
+                    if let Some(node) = node {
+                        let (group, _, partitions) = held.remove(node).expect("found");
+                        release(&mut owners, node, group, &partitions);
+                    }
+                }
+                Step::Assigned {
+                    node,
+                    group,
+                    member,
+                    generation,
+                    partitions,
+                } => {
+                    if let Some((old_group, _, old)) = held.remove(node) {
+                        let gone = old.difference(&partitions).copied().collect();
+                        release(&mut owners, node, old_group, &gone);
+                    }
+                    for tp in &partitions {
+                        let owner = Owner {
+                            node,
+                            member,
+                            generation,
+                            since_us: at_us,
+                        };
+                        match owners.get(&(group, *tp)) {
+                            Some(other) if other.node != node => {
+                                let what = format!("{group}: partitions owned by two members");
+                                found
+                                    .entry((group, *tp))
+                                    .or_insert_with(|| {
+                                        Findings::new("exclusive-assignment", Some(tp), what)
+                                    })
+                                    .add(
+                                        at_us,
+                                        format!(
+                                            "handed to {} at {} while {} owned it",
+                                            owner.describe(),
+                                            seconds(at_us),
+                                            other.describe()
+                                        ),
+                                    );
+                            }
+                            Some(_) => continue,
+                            None => {}
+                        }
+                        owners.insert((group, *tp), owner);
+                    }
+                    held.insert(node, (group, member, partitions));
+                }
+            }
+        }
+        found
+            .into_values()
+            .filter_map(Findings::into_violation)
+            .collect()
+    }
+
+    /// `stale-commit-accepted`.
+    fn stale_commit_accepted(&self) -> Vec<Violation> {
+        // group → generation → when a member was first handed partitions in it.
+        let mut handed: BTreeMap<&str, BTreeMap<i32, u64>> = BTreeMap::new();
+        for entry in self.history {
+            if let Op::GroupAssign {
+                group, generation, ..
+            } = &entry.op
+            {
+                let first = handed
+                    .entry(group.as_str())
+                    .or_default()
+                    .entry(*generation)
+                    .or_insert(entry.at_us);
+                *first = (*first).min(entry.at_us);
+            }
+        }
+        let mut found: BTreeMap<&str, Findings> = BTreeMap::new();
+        for entry in self.history {
+            let Op::Commit {
+                group,
+                member,
+                generation,
+                offsets,
+                sent_ms,
+                error: None,
+            } = &entry.op
+            else {
+                continue;
+            };
+            let sent_us = sent_ms * 1000;
+            let newer = handed.get(group.as_str()).and_then(|generations| {
+                generations
+                    .range(generation + 1..)
+                    .filter(|(_, &at)| at < sent_us)
+                    .min_by_key(|(_, &at)| at)
+            });
+            let Some((newer, newer_at)) = newer else {
+                continue;
+            };
+            let what = format!("{group}: commits of an old generation stored");
+            let offsets: Vec<String> = offsets.iter().map(|(tp, o)| format!("{tp}@{o}")).collect();
+            found
+                .entry(group.as_str())
+                .or_insert_with(|| Findings::new("stale-commit-accepted", None, what))
+                .add(
+                    entry.at_us,
+                    format!(
+                        "{} (member {member}) committed {} in generation {generation}, sent at \
+                         {} and stored at {}, after generation {newer} was handed out at {}",
+                        entry.node,
+                        offsets.join(", "),
+                        seconds(sent_us),
+                        seconds(entry.at_us),
+                        seconds(*newer_at)
+                    ),
+                );
+        }
+        found
+            .into_values()
+            .filter_map(Findings::into_violation)
+            .collect()
+    }
+
+    /// `commit-monotonic`.
+    fn commit_monotonic(&self) -> Vec<Violation> {
+        let mut out = Vec::new();
+        for ((group, tp), commits) in self.stored_commits() {
+            let mut by_ack: Vec<&Stored<'_>> = commits.iter().collect();
+            by_ack.sort_by_key(|c| c.acked_us);
+            // The greatest offset acknowledged up to each point, and by whom.
+            let mut greatest: Vec<(u64, &Stored<'_>)> = Vec::new();
+            for c in &by_ack {
+                let best = match greatest.last() {
+                    Some((_, b)) if b.offset >= c.offset => *b,
+                    _ => *c,
+                };
+                greatest.push((c.acked_us, best));
+            }
+            let what = format!("{group}: committed offsets going backwards");
+            let mut findings = Findings::new("commit-monotonic", Some(tp), what);
+            for c in &commits {
+                let before = greatest.partition_point(|(at, _)| *at < c.sent_us);
+                let Some((_, best)) = before.checked_sub(1).map(|i| greatest[i]) else {
+                    continue;
+                };
+                if c.offset < best.offset {
+                    findings.add(
+                        c.acked_us,
+                        format!(
+                            "{} (member {}, generation {}) stored {} at {} (sent at {}) after \
+                             {} (member {}, generation {}) had stored {} at {}",
+                            c.node,
+                            c.member,
+                            c.generation,
+                            c.offset,
+                            seconds(c.acked_us),
+                            seconds(c.sent_us),
+                            best.node,
+                            best.member,
+                            best.generation,
+                            best.offset,
+                            seconds(best.acked_us)
+                        ),
+                    );
+                }
+            }
+            out.extend(findings.into_violation());
+        }
+        out
+    }
+
+    /// `unseen`.
+    fn unseen(&self) -> Vec<Violation> {
+        let stored = self.stored_commits();
+        let mut out = Vec::new();
+        for (group, spec) in self.groups {
+            let polled: BTreeSet<&str> = self
+                .history
+                .iter()
+                .filter(|e| spec.members.contains(&e.node))
+                .filter_map(|e| match &e.op {
+                    Op::Poll { records, .. } => Some(records),
+                    _ => None,
+                })
+                .flatten()
+                .map(|(_, value)| value.as_str())
+                .collect();
+            let mut found: BTreeMap<&TopicPartition, Findings> = BTreeMap::new();
+            for entry in self.history {
+                let Op::SendReturn {
+                    value,
+                    outcome: SendOutcome::Ok { partition, .. },
+                } = &entry.op
+                else {
+                    continue;
+                };
+                if !spec.partitions.contains(partition) || polled.contains(value.as_str()) {
+                    continue;
+                }
+                let committed = stored
+                    .get(&(group.as_str(), partition))
+                    .and_then(|c| c.iter().max_by_key(|c| c.offset));
+                let (Some(committed), Some((log, offsets))) =
+                    (committed, self.facts.reference(partition))
+                else {
+                    continue;
+                };
+                // A record missing from the final log is `lost-write`'s; one retained
+                // away was not there to read.
+                let Some(&offset) = offsets.get(value.as_str()).and_then(|o| o.first()) else {
+                    continue;
+                };
+                if offset < log.log_start || offset >= committed.offset {
+                    continue;
+                }
+                let what = format!(
+                    "{group}: acknowledged records below the committed offset that no member \
+                     polled"
+                );
+                found
+                    .entry(partition)
+                    .or_insert_with(|| Findings::new("unseen", Some(partition), what))
+                    .add(
+                        entry.at_us,
+                        format!(
+                            "{value} at offset {offset} (acknowledged at {}; {} stored offset \
+                             {} at {})",
+                            seconds(entry.at_us),
+                            committed.node,
+                            committed.offset,
+                            seconds(committed.acked_us)
+                        ),
+                    );
+            }
+            out.extend(found.into_values().filter_map(Findings::into_violation));
+        }
+        out
+    }
+
+    /// The groups' part of `converges`, judged at `bound_us`.
+    fn converges(&self, bound_us: u64) -> Vec<Violation> {
+        let stored = self.stored_commits();
+        let mut out = Vec::new();
+        let late = |detail: String, partition: Option<&TopicPartition>| Violation {
+            check: "converges".into(),
+            detail,
+            at_ms: Some(bound_us / 1000),
+            partition: partition.map(ToString::to_string),
+            node: None,
+        };
+        for (group, spec) in self.groups {
+            let state = self
+                .events
+                .iter()
+                .filter(|e| e.at_us <= bound_us && e.kind == "group-state")
+                .rfind(|e| e.detail.get("group").and_then(Value::as_str) == Some(group));
+            let name = state.and_then(|e| e.detail.get("state").and_then(Value::as_str));
+            if name != Some("Stable") {
+                let last = state.map_or("none announced".to_string(), |e| {
+                    format!("{} (by {} at {})", e.detail, e.node, seconds(e.at_us))
+                });
+                out.push(late(
+                    format!(
+                        "{group}: not Stable by {}; last state {last}",
+                        seconds(bound_us)
+                    ),
+                    None,
+                ));
+            }
+            for tp in &spec.partitions {
+                let Some((log, _)) = self.facts.reference(tp) else {
+                    continue;
+                };
+                let committed = stored
+                    .get(&(group.as_str(), tp))
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| c.acked_us <= bound_us)
+                    .map(|c| c.offset)
+                    .max();
+                if committed.is_none_or(|c| c < log.log_end) {
+                    let lag = log.log_end - committed.unwrap_or(0);
+                    let committed = committed.map_or("nothing".to_string(), |c| c.to_string());
+                    out.push(late(
+                        format!(
+                            "{tp}: {group} committed {committed} by {}, short of the final log \
+                             end {} (lag {lag})",
+                            seconds(bound_us),
+                            log.log_end,
+                        ),
+                        Some(tp),
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `node` gives up `partitions` of `group` (those it still owns).
+fn release<'a>(
+    owners: &mut BTreeMap<(&'a str, &'a TopicPartition), Owner<'a>>,
+    node: &str,
+    group: &'a str,
+    partitions: &BTreeSet<&'a TopicPartition>,
+) {
+    for tp in partitions {
+        if owners.get(&(group, *tp)).is_some_and(|o| o.node == node) {
+            owners.remove(&(group, *tp));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
