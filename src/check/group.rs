@@ -524,7 +524,8 @@ impl<'a> GroupFacts<'a> {
                     .filter(|c| c.acked_us <= bound_us)
                     .map(|c| c.offset)
                     .max();
-                if committed.is_none_or(|c| c < log.log_end) {
+                // Nothing to commit in an empty log.
+                if committed.unwrap_or(0) < log.log_end {
                     let lag = log.log_end - committed.unwrap_or(0);
                     let committed = committed.map_or("nothing".to_string(), |c| c.to_string());
                     out.push(late(
