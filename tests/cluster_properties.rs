@@ -1,6 +1,6 @@
 //! Property: in the safe configuration (acks=all, idempotence, an fsync per record, clean
-//! elections only) every check passes, whatever small cluster, topic and fault schedule
-//! proptest draws. A failing case shrinks (fewer faults, smaller clusters) and is printed
+//! elections only, fenced offset commits, processing before committing) every check passes,
+//! whatever small cluster, topic, consumer group and fault schedule proptest draws. A failing case shrinks (fewer faults, smaller clusters) and is printed
 //! as the scenario file that reproduces it with `ksim run <file> --seed <seed>`.
 //!
 //! Each case is a whole simulated run, so the case count is fixed and small; bigger
@@ -32,6 +32,8 @@ struct Drawn {
     min_insync: u32,
     producers: u32,
     consumer: bool,
+    /// A consumer group `billing`: its members, and whether it rebalances cooperatively.
+    group: Option<(u32, bool)>,
     faults: Vec<DrawnFault>,
 }
 
@@ -47,7 +49,9 @@ impl Drawn {
             "name = \"drawn\"\nduration = \"{DURATION_S}s\"\nheal = \"40s\"\n\n\
              [cluster]\nzookeepers = {}\nbrokers = {}\n\n\
              [cluster.zookeeper]\ntickTime = 500\n\n\
-             [cluster.broker]\n{}\"replica.lag.time.max.ms\" = 10000\n\n\
+             [cluster.broker]\n{}\"replica.lag.time.max.ms\" = 10000\n\
+             \"offsets.topic.num.partitions\" = 3\n\
+             \"group.initial.rebalance.delay.ms\" = 1000\n\n\
              [[topic]]\nname = \"orders\"\npartitions = {}\n\"replication.factor\" = {}\n\
              \"min.insync.replicas\" = {}\n\n\
              [[producer]]\ncount = {}\ntopic = \"orders\"\nrate = 40\nkeys = 10\n\
@@ -67,6 +71,17 @@ impl Drawn {
         if self.consumer {
             text.push_str("\n[[consumer]]\ncount = 1\ntopics = [\"orders\"]\n");
         }
+        if let Some((members, cooperative)) = self.group {
+            let _ =
+                write!(
+                text,
+                "\n[[consumer]]\ncount = {members}\ngroup = \"billing\"\ntopics = [\"orders\"]\n\
+                 [consumer.config]\n\"partition.assignment.strategy\" = \"{}\"\n\
+                 \"session.timeout.ms\" = 6000\n\"heartbeat.interval.ms\" = 1000\n\
+                 \"auto.commit.interval.ms\" = 1000\n",
+                if cooperative { "cooperative-sticky" } else { "range" }
+            );
+        }
         let mut faults = self.faults.clone();
         if broken {
             faults.push(DrawnFault {
@@ -80,6 +95,12 @@ impl Drawn {
                 target: "killed".into(),
             });
         }
+        // Shrinking may drop the group or members under a fault that named them.
+        let members = self.group.map_or(0, |(m, _)| m);
+        faults.retain(|f| match f.target.strip_prefix("consumer-") {
+            Some(n) => n.parse::<u32>().is_ok_and(|n| n <= members + 1),
+            None => members > 0 || !f.target.contains("coordinator("),
+        });
         faults.sort_by_key(|f| f.at_s);
         for f in faults {
             let _ = write!(
@@ -95,7 +116,7 @@ impl Drawn {
     }
 }
 
-fn fault(brokers: u32, partitions: u32) -> impl Strategy<Value = DrawnFault> {
+fn fault(brokers: u32, partitions: u32, members: u32) -> impl Strategy<Value = DrawnFault> {
     let mut targets: Vec<String> = vec![
         "controller".into(),
         "random-broker".into(),
@@ -104,7 +125,12 @@ fn fault(brokers: u32, partitions: u32) -> impl Strategy<Value = DrawnFault> {
     ];
     targets.extend((1..=brokers).map(|b| format!("broker-{b}")));
     targets.extend((0..partitions).map(|p| format!("leader(orders/{p})")));
-    let node_targets = targets.clone();
+    if members > 0 {
+        targets.push("coordinator(billing)".into());
+    }
+    let mut node_targets = targets.clone();
+    // Group members crash and stall too (the assign-mode reader, if any, is consumer-1).
+    node_targets.extend((1..=members).map(|m| format!("consumer-{}", m + 1)));
     let node_fault = (
         1..DURATION_S,
         prop::sample::select(vec!["kill", "power-loss", "pause"]),
@@ -148,28 +174,38 @@ fn fault(brokers: u32, partitions: u32) -> impl Strategy<Value = DrawnFault> {
 }
 
 fn drawn() -> impl Strategy<Value = Drawn> {
-    (prop::sample::select(vec![1u32, 3]), 2u32..=4, 1u32..=3)
-        .prop_flat_map(|(zookeepers, brokers, partitions)| {
+    let group = prop::option::of((1u32..=3, any::<bool>()));
+    (
+        prop::sample::select(vec![1u32, 3]),
+        2u32..=4,
+        1u32..=3,
+        group,
+    )
+        .prop_flat_map(|(zookeepers, brokers, partitions, group)| {
             let rf = 1..=brokers.min(3);
+            let members = group.map_or(0, |(m, _)| m);
             (
                 Just(zookeepers),
                 Just(brokers),
                 Just(partitions),
                 rf,
                 1u32..=2,
-                any::<bool>(),
-                prop::collection::vec(fault(brokers, partitions), 0..8),
+                Just(group),
+                prop::collection::vec(fault(brokers, partitions, members), 0..8),
             )
         })
         .prop_map(
-            |(zookeepers, brokers, partitions, rf, producers, consumer, faults)| Drawn {
+            |(zookeepers, brokers, partitions, rf, producers, group, faults)| Drawn {
                 zookeepers,
                 brokers,
                 partitions,
                 replication_factor: rf,
                 min_insync: rf.min(2),
                 producers,
-                consumer,
+                // consumer-1 is always the assign-mode reader, so drawn targets stay valid
+                // while shrinking.
+                consumer: true,
+                group,
                 faults,
             },
         )

@@ -36,8 +36,10 @@
 //!   only commits positions it polled past, and a new owner starts at the committed offset,
 //!   so nobody will ever read it. Records above the committed offset are `converges`' (lag).
 //! - `converges`: by the end of the `heal` bound, each group's last announced state is
-//!   `Stable` and, for every partition its members read, it stored an offset at the end of
-//!   the final log (lag 0; the world drains producers first).
+//!   `Stable`, each of its members last synced in that generation (a member may own no
+//!   partition, so taking part is its sign of life), and, for every partition its members
+//!   read, it stored an offset at the end of the final log (lag 0; the world drains
+//!   producers first).
 
 use super::kafka::{ends_process, seconds, Facts, Findings};
 use super::{result, CheckInput, CheckResult, Violation};
@@ -512,6 +514,38 @@ impl<'a> GroupFacts<'a> {
                     ),
                     None,
                 ));
+            } else if let Some(stable) = state
+                .and_then(|e| e.detail.get("generation"))
+                .and_then(Value::as_i64)
+            {
+                // Every member takes part: its last sync was of the Stable generation.
+                for member in &spec.members {
+                    let synced = self
+                        .history
+                        .iter()
+                        .filter(|e| e.at_us <= bound_us && &e.node == member)
+                        .rev()
+                        .find_map(|e| match &e.op {
+                            Op::GroupAssign { generation, .. } => Some(i64::from(*generation)),
+                            _ => None,
+                        });
+                    if synced != Some(stable) {
+                        let synced = synced.map_or("never synced".into(), |g| {
+                            format!("last synced in generation {g}")
+                        });
+                        out.push(Violation {
+                            node: Some(member.clone()),
+                            ..late(
+                                format!(
+                                    "{group}: {member} is not in the Stable generation {stable} \
+                                     by {} ({synced})",
+                                    seconds(bound_us)
+                                ),
+                                None,
+                            )
+                        });
+                    }
+                }
             }
             for tp in &spec.partitions {
                 let Some((log, _)) = self.facts.reference(tp) else {

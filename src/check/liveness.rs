@@ -3,7 +3,8 @@
 //! Every node that does client work must get a definite answer after the heal and within
 //! the bound: each log writer an acknowledged append; each ensemble client a server's reply
 //! (success or error); each producer an acknowledged send (or, with acks=0, a written one);
-//! each consumer a poll with records. An ensemble client can only be answered by a serving
+//! each assign-mode consumer a poll with records (group members are judged with their
+//! group, in `check::group`). An ensemble client can only be answered by a serving
 //! server, which needs an established leader, so this also covers "the ensemble has a
 //! leader". And by the bound every partition has a leader whose ISR holds every replica,
 //! judged from the brokers' events (`check::kafka::partitions_without_full_isr`).
@@ -35,11 +36,19 @@ pub fn converges(input: &CheckInput<'_>) -> Vec<Violation> {
         .map(|p| p.name)
         .collect();
     active.extend(input.scenario.zk_client_names());
+    // Group members are judged as groups (`check::group`): a member may own nothing.
+    let members: Vec<String> = input
+        .scenario
+        .groups()
+        .into_values()
+        .flat_map(|g| g.members)
+        .collect();
     let names = input.scenario.node_names();
     active.extend(
         names
             .iter()
             .filter(|n| n.starts_with("producer-") || n.starts_with("consumer-"))
+            .filter(|n| !members.contains(n))
             .cloned(),
     );
     let mut out: Vec<Violation> = active
@@ -58,9 +67,7 @@ pub fn converges(input: &CheckInput<'_>) -> Vec<Violation> {
                                 ..
                             }
                         )
-                        || matches!(&e.op, Op::Poll { records, .. } if !records.is_empty())
-                        // A stored commit: the member is live in the current generation.
-                        || matches!(&e.op, Op::Commit { error: None, .. }))
+                        || matches!(&e.op, Op::Poll { records, .. } if !records.is_empty()))
             })
         })
         .map(|name| {

@@ -244,8 +244,7 @@ impl ConsumerNode {
                         self.history(HistoryOp::Poll { partition, records });
                     }
                     ConsumerAction::GroupAssign { member, partitions } => {
-                        // Synced with the coordinator: a live member.
-                        self.progress.acked(&self.name);
+                        self.progress.member_synced(&self.name, member.generation);
                         self.history(HistoryOp::GroupAssign {
                             group: member.group,
                             member: member.member_id,

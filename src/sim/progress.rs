@@ -33,6 +33,8 @@ struct Inner {
     pending_sends: BTreeMap<String, usize>,
     /// Groups: the greatest offset stored for each partition, as members were told.
     committed: BTreeMap<String, BTreeMap<TopicPartition, u64>>,
+    /// Group members: the generation of their last completed sync.
+    synced: BTreeMap<String, i32>,
 }
 
 /// What a live broker last reported.
@@ -203,6 +205,20 @@ impl Progress {
             let at = stored.entry(tp.clone()).or_default();
             *at = (*at).max(*offset);
         }
+    }
+
+    /// A group member completed a sync in `generation` (or gave its partitions up).
+    pub fn member_synced(&self, node: &str, generation: i32) {
+        self.lock().synced.insert(node.to_string(), generation);
+    }
+
+    /// Whether every one of `members` has synced, all in one generation.
+    pub fn members_in_one_generation(&self, members: &[String]) -> bool {
+        let inner = self.lock();
+        let generations: Vec<Option<&i32>> = members.iter().map(|m| inner.synced.get(m)).collect();
+        generations
+            .iter()
+            .all(|g| g.is_some() && *g == generations[0])
     }
 
     /// The partitions of `partitions` whose committed offset in `group` is below the HW

@@ -656,7 +656,12 @@ impl World {
         let mut active = self.names_of(NodeKind::Writer);
         active.extend(self.names_of(NodeKind::ZkClient));
         active.extend(self.names_of(NodeKind::Producer));
-        active.extend(self.names_of(NodeKind::Consumer));
+        // A group member may own nothing; the drain waits for the groups instead.
+        active.extend(
+            self.names_of(NodeKind::Consumer)
+                .into_iter()
+                .filter(|n| !self.members.contains(n)),
+        );
         let partitions = self.scenario.partitions();
         let ensemble = !self.names_of(NodeKind::Zk).is_empty();
         loop {
@@ -684,41 +689,49 @@ impl World {
 
     /// The final drain, within the same `heal` bound: producers stop sending new records
     /// and complete what is pending, then every consumer group commits up to the HW of each
-    /// partition it reads (lag 0). Without producers or groups there is nothing to drain.
+    /// partition it reads (lag 0) — while every partition still has a leader with a full
+    /// ISR (a broker's report can be stale at the moment of convergence; the run ends in a
+    /// converged state). Without producers or groups there is nothing to drain.
     async fn drain(&self, deadline: madsim::time::Instant) -> bool {
         let producers = self.names_of(NodeKind::Producer);
         let groups = self.scenario.groups();
         if producers.is_empty() && groups.is_empty() {
             return true;
         }
+        let partitions = self.scenario.partitions();
         self.progress.start_drain();
         self.recorder.event("world", "drain", json!({}));
         loop {
+            let unhealthy = self.progress.unhealthy_partitions(&partitions, true);
             let busy = self.progress.producers_busy(&producers);
             let lagging: Vec<Value> = if busy.is_empty() {
                 groups
                     .iter()
                     .filter_map(|(group, spec)| {
                         let lag = self.progress.lagging(group, &spec.partitions);
-                        (!lag.is_empty()).then(|| {
+                        let together = self.progress.members_in_one_generation(&spec.members);
+                        (!lag.is_empty() || !together).then(|| {
                             let lag: Vec<String> = lag.iter().map(ToString::to_string).collect();
-                            json!({ "group": group, "partitions": lag })
+                            json!({ "group": group, "partitions": lag,
+                                    "members_in_one_generation": together })
                         })
                     })
                     .collect()
             } else {
                 Vec::new()
             };
-            if busy.is_empty() && lagging.is_empty() {
+            if busy.is_empty() && lagging.is_empty() && unhealthy.is_empty() {
                 self.recorder.event("world", "drained", json!({}));
                 return true;
             }
             let now = madsim::time::TimeHandle::current().now_instant();
             if now >= deadline || self.progress.crash().is_some() {
+                let unhealthy: Vec<String> = unhealthy.iter().map(ToString::to_string).collect();
                 self.recorder.event(
                     "world",
                     "not-drained",
-                    json!({ "producers_busy": busy, "groups_lagging": lagging }),
+                    json!({ "producers_busy": busy, "groups_lagging": lagging,
+                            "unhealthy": unhealthy }),
                 );
                 return false;
             }

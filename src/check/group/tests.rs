@@ -278,12 +278,28 @@ fn converges_needs_every_group_stable_and_committed_to_the_log_end() {
         "group-state",
         json!({"group": "billing", "state": "Stable", "generation": 1}),
     );
+    let synced: Vec<HistoryEntry> = (1..=3)
+        .map(|n| assigned(500 + n, &format!("consumer-{n}"), "m", 1, &[]))
+        .collect();
     let mut history = vec![commit(2_000, "consumer-1", 1, 1, 2)];
+    history.extend(synced.iter().cloned());
     let found = judge(std::slice::from_ref(&stable), &history, &replicas, |g| {
         g.converges(10_000)
     });
     // orders/1 has no final log here: only orders/0 is judged.
     assert!(found.is_empty(), "{found:#?}");
+
+    // A member that never synced the Stable generation does not take part.
+    let found = judge(
+        std::slice::from_ref(&stable),
+        &history[..3],
+        &replicas,
+        |g| g.converges(10_000),
+    );
+    one(
+        &found,
+        "consumer-3 is not in the Stable generation 1 by 0.010s (never synced)",
+    );
 
     // Behind the log end, and the commit that would catch up comes after the bound.
     history[0] = commit(2_000, "consumer-1", 1, 1, 1);
@@ -302,7 +318,8 @@ fn converges_needs_every_group_stable_and_committed_to_the_log_end() {
         "group-state",
         json!({"group": "billing", "state": "PreparingRebalance", "generation": 1}),
     );
-    let history = [commit(2_000, "consumer-1", 1, 1, 2)];
+    history[0] = commit(2_000, "consumer-1", 1, 1, 2);
+    history.truncate(1);
     let found = judge(&[stable, rebalancing], &history, &replicas, |g| {
         g.converges(10_000)
     });
