@@ -4,8 +4,9 @@
 //! (partition, clog, loss, heal), resolving fault targets to concrete nodes, and the phases
 //! of architecture.md — setup (every node started; the ensemble has a leader), fault phase
 //! (`duration`, scheduled faults and the [`Nemesis`]'s steps), heal (every node back up, the network whole), liveness
-//! phase (up to `heal`, ending early once the cluster converged), stop (every node killed, so
-//! nothing outlives `block_on`). Every fault is announced with its concrete nodes, so a run's
+//! phase (up to `heal`, ending early once the cluster converged), drain (in the same bound:
+//! producers stop sending and complete what is pending, groups commit to the end of their
+//! partitions), stop (every node killed, so nothing outlives `block_on`). Every fault is announced with its concrete nodes, so a run's
 //! fault schedule can be read back from `events.jsonl`.
 //!
 //! Node state here is the world's own bookkeeping of what it did to each node; nodes report
