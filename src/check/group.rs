@@ -97,6 +97,17 @@ struct Stored<'a> {
     offset: u64,
 }
 
+/// A commit a member was told is stored.
+struct StoredCommit<'a> {
+    node: &'a str,
+    group: &'a str,
+    member: &'a str,
+    generation: i32,
+    offsets: &'a [(TopicPartition, u64)],
+    sent_us: u64,
+    acked_us: u64,
+}
+
 /// Who owns a partition, since when.
 #[derive(Clone)]
 struct Owner<'a> {
@@ -142,33 +153,42 @@ impl<'a> GroupFacts<'a> {
             .map(|(group, _)| group.as_str())
     }
 
-    /// Every stored commit, by group and partition, in history order.
-    fn stored_commits(&self) -> BTreeMap<(&'a str, &'a TopicPartition), Vec<Stored<'a>>> {
-        let mut stored: BTreeMap<_, Vec<Stored<'a>>> = BTreeMap::new();
-        for entry in self.history {
-            let Op::Commit {
+    /// Every commit a member was told is stored, in history order.
+    fn stored(&self) -> impl Iterator<Item = StoredCommit<'a>> + 'a {
+        self.history.iter().filter_map(|entry| match &entry.op {
+            Op::Commit {
                 group,
                 member,
                 generation,
                 offsets,
                 sent_ms,
                 error: None,
-            } = &entry.op
-            else {
-                continue;
-            };
-            for (tp, offset) in offsets {
-                stored
-                    .entry((group.as_str(), tp))
-                    .or_default()
-                    .push(Stored {
-                        node: &entry.node,
-                        member,
-                        generation: *generation,
-                        sent_us: sent_ms * 1000,
-                        acked_us: entry.at_us,
-                        offset: *offset,
-                    });
+            } => Some(StoredCommit {
+                node: &entry.node,
+                group,
+                member,
+                generation: *generation,
+                offsets,
+                sent_us: sent_ms * 1000,
+                acked_us: entry.at_us,
+            }),
+            _ => None,
+        })
+    }
+
+    /// Every stored commit, by group and partition, in history order.
+    fn stored_commits(&self) -> BTreeMap<(&'a str, &'a TopicPartition), Vec<Stored<'a>>> {
+        let mut stored: BTreeMap<_, Vec<Stored<'a>>> = BTreeMap::new();
+        for commit in self.stored() {
+            for (tp, offset) in commit.offsets {
+                stored.entry((commit.group, tp)).or_default().push(Stored {
+                    node: commit.node,
+                    member: commit.member,
+                    generation: commit.generation,
+                    sent_us: commit.sent_us,
+                    acked_us: commit.acked_us,
+                    offset: *offset,
+                });
             }
         }
         stored
@@ -323,20 +343,17 @@ impl<'a> GroupFacts<'a> {
             }
         }
         let mut found: BTreeMap<&str, Findings> = BTreeMap::new();
-        for entry in self.history {
-            let Op::Commit {
+        for commit in self.stored() {
+            let StoredCommit {
+                node,
                 group,
                 member,
                 generation,
                 offsets,
-                sent_ms,
-                error: None,
-            } = &entry.op
-            else {
-                continue;
-            };
-            let sent_us = sent_ms * 1000;
-            let newer = handed.get(group.as_str()).and_then(|generations| {
+                sent_us,
+                acked_us,
+            } = commit;
+            let newer = handed.get(group).and_then(|generations| {
                 generations
                     .range(generation + 1..)
                     .filter(|(_, &at)| at < sent_us)
@@ -348,17 +365,16 @@ impl<'a> GroupFacts<'a> {
             let what = format!("{group}: commits of an old generation stored");
             let offsets: Vec<String> = offsets.iter().map(|(tp, o)| format!("{tp}@{o}")).collect();
             found
-                .entry(group.as_str())
+                .entry(group)
                 .or_insert_with(|| Findings::new("stale-commit-accepted", None, what))
                 .add(
-                    entry.at_us,
+                    acked_us,
                     format!(
-                        "{} (member {member}) committed {} in generation {generation}, sent at \
-                         {} and stored at {}, after generation {newer} was handed out at {}",
-                        entry.node,
+                        "{node} (member {member}) committed {} in generation {generation}, sent \
+                         at {} and stored at {}, after generation {newer} was handed out at {}",
                         offsets.join(", "),
                         seconds(sent_us),
-                        seconds(entry.at_us),
+                        seconds(acked_us),
                         seconds(*newer_at)
                     ),
                 );
