@@ -145,6 +145,20 @@ fn committing_before_processing_leaves_records_unseen() {
 }
 
 #[test]
+fn handing_over_a_partition_before_its_owner_revoked_it_is_caught() {
+    let zoo = "zoo/cooperative-no-holdback.toml";
+    let dir = scratch("groups-cooperative-no-holdback");
+    zoo_fires(zoo, "1..1", "exclusive-assignment", &dir);
+    fixed_twin_passes(
+        zoo,
+        "cooperative-no-holdback = true",
+        "cooperative-no-holdback = false",
+        &dir,
+        &[1],
+    );
+}
+
+#[test]
 fn a_group_run_is_deterministic_across_processes() {
     let dir = scratch("groups-determinism");
     let a = trace_in_own_process("cooperative-rebalance.toml", 3, &dir.join("a"));

@@ -16,8 +16,8 @@
 //!
 //! # Rules
 //!
-//! - `exclusive-assignment`: a member owns the partitions of its last `GroupAssign` from that
-//!   moment until its next `GroupAssign`, the end of its process (a `world` kill, power loss
+//! - `exclusive-assignment`: a member owns the partitions of its last `GroupAssign` (those
+//!   with a position and those awaiting one) from that moment until its next `GroupAssign`, the end of its process (a `world` kill, power loss
 //!   or restart of its node, or a new `ClientStart`), or a coordinator's `member-removed`
 //!   for its member id. A `GroupAssign` handing a partition to one member while another
 //!   member of the group owns it is a violation. (A member expelled while paused may still
@@ -120,11 +120,8 @@ struct Owner<'a> {
 impl Owner<'_> {
     fn describe(&self) -> String {
         format!(
-            "{} (member {}, generation {}) since {}",
-            self.node,
-            self.member,
-            self.generation,
-            seconds(self.since_us)
+            "{} (member {}, generation {})",
+            self.node, self.member, self.generation
         )
     }
 }
@@ -229,6 +226,7 @@ impl<'a> GroupFacts<'a> {
                     member,
                     generation,
                     partitions,
+                    awaiting,
                 } => steps.push((
                     entry.at_us,
                     1,
@@ -238,7 +236,11 @@ impl<'a> GroupFacts<'a> {
                         group,
                         member,
                         generation: *generation,
-                        partitions: partitions.iter().map(|(tp, _)| tp).collect(),
+                        partitions: partitions
+                            .iter()
+                            .map(|(tp, _)| tp)
+                            .chain(awaiting)
+                            .collect(),
                     },
                 )),
                 _ => {}
@@ -303,10 +305,11 @@ impl<'a> GroupFacts<'a> {
                                     .add(
                                         at_us,
                                         format!(
-                                            "handed to {} at {} while {} owned it",
+                                            "handed to {} at {} while {} owned it since {}",
                                             owner.describe(),
                                             seconds(at_us),
-                                            other.describe()
+                                            other.describe(),
+                                            seconds(other.since_us)
                                         ),
                                     );
                             }

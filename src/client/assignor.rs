@@ -96,15 +96,18 @@ impl Assignment {
 }
 
 /// Assigns `partitions` (per topic, its partition count) among `members` (member id →
-/// subscription).
+/// subscription). `legacy_no_holdback` (a canary, `[legacy] cooperative-no-holdback`) makes
+/// cooperative-sticky hand a moving partition to its new owner at once, while the old owner
+/// still holds it.
 pub fn assign(
     assignor: Assignor,
     partitions: &BTreeMap<String, u32>,
     members: &BTreeMap<String, Subscription>,
+    legacy_no_holdback: bool,
 ) -> BTreeMap<String, Vec<TopicPartition>> {
     match assignor {
         Assignor::Range => range(partitions, members),
-        Assignor::CooperativeSticky => cooperative_sticky(partitions, members),
+        Assignor::CooperativeSticky => cooperative_sticky(partitions, members, legacy_no_holdback),
     }
 }
 
@@ -139,6 +142,7 @@ fn range(
 fn cooperative_sticky(
     partitions: &BTreeMap<String, u32>,
     members: &BTreeMap<String, Subscription>,
+    legacy_no_holdback: bool,
 ) -> BTreeMap<String, Vec<TopicPartition>> {
     let all: Vec<TopicPartition> = partitions
         .iter()
@@ -219,7 +223,7 @@ fn cooperative_sticky(
         .map(|(member, list)| {
             let kept = list
                 .into_iter()
-                .filter(|tp| owner.get(tp).is_none_or(|(o, _)| *o == member))
+                .filter(|tp| legacy_no_holdback || owner.get(tp).is_none_or(|(o, _)| *o == member))
                 .collect();
             (member.clone(), kept)
         })
@@ -257,7 +261,7 @@ mod tests {
             ("b".to_string(), sub(&[], -1)),
             ("c".to_string(), sub(&[], -1)),
         ]);
-        let out = assign(Assignor::Range, &parts(7), &members);
+        let out = assign(Assignor::Range, &parts(7), &members, false);
         assert_eq!(out["a"], list(&[0, 1, 2]));
         assert_eq!(out["b"], list(&[3, 4]));
         assert_eq!(out["c"], list(&[5, 6]));
@@ -271,7 +275,7 @@ mod tests {
             ("a".to_string(), sub(&[0, 1, 2, 3, 4, 5], 1)),
             ("b".to_string(), sub(&[], -1)),
         ]);
-        let first = assign(Assignor::CooperativeSticky, &parts(6), &members);
+        let first = assign(Assignor::CooperativeSticky, &parts(6), &members, false);
         assert_eq!(first["a"], list(&[0, 1, 2]));
         assert!(first["b"].is_empty());
         // Next generation: a owns 0..3, nobody owns 3..6: b gets them.
@@ -279,7 +283,7 @@ mod tests {
             ("a".to_string(), sub(&[0, 1, 2], 2)),
             ("b".to_string(), sub(&[], 2)),
         ]);
-        let second = assign(Assignor::CooperativeSticky, &parts(6), &members);
+        let second = assign(Assignor::CooperativeSticky, &parts(6), &members, false);
         assert_eq!(second["a"], list(&[0, 1, 2]));
         assert_eq!(second["b"], list(&[3, 4, 5]));
     }
@@ -292,7 +296,7 @@ mod tests {
             ("b".to_string(), sub(&[0, 2], 1)),
             ("c".to_string(), sub(&[], -1)),
         ]);
-        let out = assign(Assignor::CooperativeSticky, &parts(5), &members);
+        let out = assign(Assignor::CooperativeSticky, &parts(5), &members, false);
         let mut seen = BTreeSet::new();
         for partitions in out.values() {
             for p in partitions {

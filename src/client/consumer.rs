@@ -109,8 +109,10 @@ pub enum ConsumerAction {
     GroupAssign {
         /// The member and its generation.
         member: GroupMember,
-        /// `(partition, position)` of each owned partition.
+        /// `(partition, position)` of each owned partition whose position is known.
         partitions: Vec<(TopicPartition, u64)>,
+        /// Owned partitions whose committed offset is still being fetched.
+        awaiting: Vec<TopicPartition>,
     },
     /// Record how an offset commit ended.
     Commit {

@@ -243,13 +243,18 @@ impl ConsumerNode {
                         self.progress.acked(&self.name);
                         self.history(HistoryOp::Poll { partition, records });
                     }
-                    ConsumerAction::GroupAssign { member, partitions } => {
+                    ConsumerAction::GroupAssign {
+                        member,
+                        partitions,
+                        awaiting,
+                    } => {
                         self.progress.member_synced(&self.name, member.generation);
                         self.history(HistoryOp::GroupAssign {
                             group: member.group,
                             member: member.member_id,
                             generation: member.generation,
                             partitions,
+                            awaiting,
                         });
                     }
                     ConsumerAction::Commit {

@@ -805,6 +805,7 @@ fn build_legacy(raw: &RawLegacy) -> Legacy {
         no_broker_epoch: on(&raw.no_broker_epoch),
         unfenced_offset_commits: on(&raw.unfenced_offset_commits),
         commit_before_process: on(&raw.commit_before_process),
+        cooperative_no_holdback: on(&raw.cooperative_no_holdback),
         zk_diff_only_sync: on(&raw.zk_diff_only_sync),
         zk_ack_before_sync: on(&raw.zk_ack_before_sync),
     }

@@ -588,6 +588,8 @@ pub struct Legacy {
     pub unfenced_offset_commits: bool,
     /// `commit-before-process` (at-most-once consumption).
     pub commit_before_process: bool,
+    /// `cooperative-no-holdback` (a canary: KIP-429's hold-back skipped).
+    pub cooperative_no_holdback: bool,
     /// `zk-diff-only-sync` (ZOOKEEPER-1154).
     pub zk_diff_only_sync: bool,
     /// `zk-ack-before-sync` (ZOOKEEPER-4646).

@@ -261,13 +261,14 @@ pub(super) struct RawLegacy {
     pub no_broker_epoch: Option<Spanned<bool>>,
     pub unfenced_offset_commits: Option<Spanned<bool>>,
     pub commit_before_process: Option<Spanned<bool>>,
+    pub cooperative_no_holdback: Option<Spanned<bool>>,
     pub zk_diff_only_sync: Option<Spanned<bool>>,
     pub zk_ack_before_sync: Option<Spanned<bool>>,
 }
 
 impl RawLegacy {
     /// Every switch with its key, in declaration order.
-    pub fn switches(&self) -> [(&'static str, &Option<Spanned<bool>>); 9] {
+    pub fn switches(&self) -> [(&'static str, &Option<Spanned<bool>>); 10] {
         [
             ("truncate-to-hw", &self.truncate_to_hw),
             (
@@ -282,6 +283,7 @@ impl RawLegacy {
             ("no-broker-epoch", &self.no_broker_epoch),
             ("unfenced-offset-commits", &self.unfenced_offset_commits),
             ("commit-before-process", &self.commit_before_process),
+            ("cooperative-no-holdback", &self.cooperative_no_holdback),
             ("zk-diff-only-sync", &self.zk_diff_only_sync),
             ("zk-ack-before-sync", &self.zk_ack_before_sync),
         ]

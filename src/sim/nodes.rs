@@ -470,6 +470,7 @@ fn kafka_clients(ctx: &Context<'_>) -> Vec<Built> {
                     .auto_commit_interval_ms
                     .unwrap_or(g.auto_commit_interval_ms);
                 g.legacy_commit_before_process = scenario.legacy.commit_before_process;
+                g.legacy_cooperative_no_holdback = scenario.legacy.cooperative_no_holdback;
                 // One instance id per process: several consumers of one table get `-<k>`.
                 g.group_instance_id = c.group_instance_id.as_ref().map(|id| {
                     if spec.count == 1 {

@@ -150,9 +150,8 @@ pub enum Op {
         /// `(offset, value)` of each record.
         records: Vec<(u64, String)>,
     },
-    /// A group member's assignment changed: from here on it owns exactly these partitions,
-    /// reading each from its position (a partition whose committed offset is still being
-    /// fetched joins the list when it arrives).
+    /// A group member's assignment changed: from here on it owns exactly these partitions
+    /// (and the awaiting ones), reading each from its position.
     GroupAssign {
         /// `group.id`.
         group: String,
@@ -162,6 +161,10 @@ pub enum Op {
         generation: i32,
         /// `(partition, position)` pairs.
         partitions: Vec<(crate::broker::TopicPartition, u64)>,
+        /// Partitions it owns too, whose position is not known yet (their committed offset
+        /// is being fetched; a later entry lists them with it).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        awaiting: Vec<crate::broker::TopicPartition>,
     },
     /// How a group member's offset commit ended.
     Commit {

@@ -37,6 +37,7 @@ fn assigned(at_us: u64, node: &str, member: &str, generation: i32, ps: &[u32]) -
         member: member.into(),
         generation,
         partitions: ps.iter().map(|&p| (tp(p), 0)).collect(),
+        awaiting: Vec::new(),
     };
     h(at_us, node, op)
 }
@@ -169,6 +170,22 @@ fn exclusive_assignment_fires_when_a_partition_is_handed_over_before_its_owner_g
         g.exclusive_assignment()
     });
     assert!(none.is_empty(), "{none:#?}");
+}
+
+#[test]
+fn exclusive_assignment_counts_a_partition_awaiting_its_committed_offset_as_owned() {
+    let mut handed = assigned(5_000, "consumer-2", "c2", 2, &[]);
+    if let Op::GroupAssign { awaiting, .. } = &mut handed.op {
+        awaiting.push(tp(0));
+    }
+    let history = [assigned(1_000, "consumer-1", "c1", 1, &[0]), handed];
+    let found = judge(&[], &history, &ReplicaLogs::new(), |g| {
+        g.exclusive_assignment()
+    });
+    one(
+        &found,
+        "handed to consumer-2 (member c2, generation 2) at 0.005s",
+    );
 }
 
 #[test]

@@ -60,6 +60,9 @@ pub struct GroupConfig {
     /// LEGACY (at-most-once, the bug zoo's `commit-before-process`): commit a poll's new
     /// position before processing its records, so a crash in between skips them.
     pub legacy_commit_before_process: bool,
+    /// CANARY (`cooperative-no-holdback`): as the group's leader, hand partitions that move
+    /// to their new owner in the same rebalance, skipping KIP-429's hold-back.
+    pub legacy_cooperative_no_holdback: bool,
 }
 
 impl GroupConfig {
@@ -76,6 +79,7 @@ impl GroupConfig {
             enable_auto_commit: true,
             auto_commit_interval_ms: 5_000,
             legacy_commit_before_process: false,
+            legacy_cooperative_no_holdback: false,
         }
     }
 }
@@ -456,8 +460,13 @@ impl ConsumerCore {
             .filter(|(tp, _)| g.owned.contains(*tp))
             .map(|(tp, p)| (tp.clone(), p.position.0))
             .collect();
+        let awaiting = g.awaiting_offsets.iter().cloned().collect();
         let member = g.owner_tag();
-        self.record(ConsumerAction::GroupAssign { member, partitions });
+        self.record(ConsumerAction::GroupAssign {
+            member,
+            partitions,
+            awaiting,
+        });
     }
 
     /// The member is out of the group (unknown, old generation): its partitions are lost,
@@ -606,7 +615,8 @@ impl ConsumerCore {
                 .into_iter()
                 .filter_map(|t| self.metadata.partition_count(t).map(|n| (t.clone(), n)))
                 .collect();
-            for (member, list) in assign(assignor, &partitions, &members) {
+            let legacy_no_holdback = self.membership().config.legacy_cooperative_no_holdback;
+            for (member, list) in assign(assignor, &partitions, &members, legacy_no_holdback) {
                 assignments.push((member, Assignment { partitions: list }.encode()));
             }
         }

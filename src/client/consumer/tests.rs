@@ -530,7 +530,7 @@ fn a_member_joins_reads_from_its_committed_offsets_and_commits_what_it_polled() 
     let assigned: Vec<_> = h.group_history().into_iter().cloned().collect();
     assert!(matches!(
         assigned.last(),
-        Some(ConsumerAction::GroupAssign { member, partitions })
+        Some(ConsumerAction::GroupAssign { member, partitions, .. })
             if member.generation == 1 && partitions == &vec![(tp(0), 3), (tp(1), 3)]
     ));
     h.answer_fetch(
