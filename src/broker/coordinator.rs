@@ -451,11 +451,11 @@ impl GroupCoordinator {
         self.groups.get(group).map(|g| (g.state, g.generation))
     }
 
-    /// Every group this broker coordinates, with its state.
-    pub fn groups(&self) -> Vec<(String, GroupState)> {
+    /// Every group this broker coordinates, with its state and generation.
+    pub fn groups(&self) -> Vec<(String, GroupState, i32)> {
         self.groups
             .iter()
-            .map(|(id, g)| (id.clone(), g.state))
+            .map(|(id, g)| (id.clone(), g.state, g.generation))
             .collect()
     }
 

@@ -29,7 +29,7 @@
 
 use super::controller::{AlterPartition, ControllerAction, ControllerConfig, ControllerCore};
 use super::coordinator::{
-    partition_for, CoordinatorAction, CoordinatorConfig, GroupCoordinator, GroupRecord,
+    partition_for, CoordinatorAction, CoordinatorConfig, GroupCoordinator, GroupRecord, GroupState,
     OFFSETS_TOPIC,
 };
 use super::proto::{
@@ -303,6 +303,11 @@ impl<D: Disk> BrokerCore<D> {
     /// The controller epoch, if this broker is the active controller.
     pub fn active_controller_epoch(&self) -> Option<u32> {
         self.controller.active_epoch()
+    }
+
+    /// The groups this broker coordinates, with their state and generation.
+    pub fn coordinated_groups(&self) -> Vec<(String, GroupState, i32)> {
+        self.coordinator.groups()
     }
 
     /// Partitions this broker leads, with their ISR size and HW.

@@ -12,7 +12,7 @@
 //! | kind | detail | used for |
 //! |---|---|---|
 //! | `member-removed` | `group`, `member` | the member's ownership ends (its session or rebalance timeout passed, it left, or its static instance was replaced) |
-//! | `group-state` | `group`, `state`, `generation` | `converges`: the last one announced must be `Stable` |
+//! | `group-state` | `group`, `state`, `generation` | `converges`: the group's state at its coordinator (the broker holding it in the newest generation; `Dead` means the broker let it go) must be `Stable` |
 //!
 //! # Rules
 //!
@@ -504,6 +504,39 @@ impl<'a> GroupFacts<'a> {
         out
     }
 
+    /// The state of `group` at `at_us` as its coordinator last announced it: each broker
+    /// holds the group from a `group-state` until it announces `Dead` (it unloaded the
+    /// group) or its process ends; of the brokers holding it, the one in the newest
+    /// generation, then the latest to speak, is its coordinator.
+    fn coordinated_state(&self, group: &str, at_us: u64) -> Option<&'a Event> {
+        let mut holding: BTreeMap<&str, &Event> = BTreeMap::new();
+        for event in self.events.iter().take_while(|e| e.at_us <= at_us) {
+            if event.node == "world" && matches!(event.kind.as_str(), "fault" | "heal") {
+                let nodes = event.detail.get("nodes").and_then(Value::as_array);
+                for entry in nodes.into_iter().flatten() {
+                    let effect = entry.get("effect").unwrap_or(&Value::Null);
+                    if let Some(node) = entry.get("node").and_then(Value::as_str) {
+                        if ends_process(effect) {
+                            holding.remove(node);
+                        }
+                    }
+                }
+            } else if event.kind == "group-state"
+                && event.detail.get("group").and_then(Value::as_str) == Some(group)
+            {
+                if event.detail.get("state").and_then(Value::as_str) == Some("Dead") {
+                    holding.remove(event.node.as_str());
+                } else {
+                    holding.insert(&event.node, event);
+                }
+            }
+        }
+        let generation = |e: &Event| e.detail.get("generation").and_then(Value::as_i64);
+        holding
+            .into_values()
+            .max_by_key(|e| (generation(e), e.at_us))
+    }
+
     /// The groups' part of `converges`, judged at `bound_us`.
     fn converges(&self, bound_us: u64) -> Vec<Violation> {
         let stored = self.stored_commits();
@@ -516,11 +549,7 @@ impl<'a> GroupFacts<'a> {
             node: None,
         };
         for (group, spec) in self.groups {
-            let state = self
-                .events
-                .iter()
-                .filter(|e| e.at_us <= bound_us && e.kind == "group-state")
-                .rfind(|e| e.detail.get("group").and_then(Value::as_str) == Some(group));
+            let state = self.coordinated_state(group, bound_us);
             let name = state.and_then(|e| e.detail.get("state").and_then(Value::as_str));
             if name != Some("Stable") {
                 let last = state.map_or("none announced".to_string(), |e| {

@@ -290,6 +290,8 @@ impl BrokerNode {
                     core.led_partitions(),
                     core.active_controller_epoch(),
                 );
+                self.progress
+                    .coordinated_groups(&self.name, core.coordinated_groups());
             }
         }
     }

@@ -248,7 +248,6 @@ impl ConsumerNode {
                         partitions,
                         awaiting,
                     } => {
-                        self.progress.member_synced(&self.name, member.generation);
                         self.history(HistoryOp::GroupAssign {
                             group: member.group,
                             member: member.member_id,
@@ -277,6 +276,10 @@ impl ConsumerNode {
                         });
                     }
                 }
+            }
+            if core.is_group_member() {
+                self.progress
+                    .member_generation(&self.name, core.group_generation());
             }
         }
     }

@@ -5,6 +5,7 @@
 //! convergence. Checkers do not use it: they judge from the recorded history alone.
 
 use super::trace::sim_now_us;
+use crate::broker::coordinator::GroupState;
 use crate::broker::TopicPartition;
 use crate::log::Offset;
 use std::collections::BTreeMap;
@@ -33,8 +34,9 @@ struct Inner {
     pending_sends: BTreeMap<String, usize>,
     /// Groups: the greatest offset stored for each partition, as members were told.
     committed: BTreeMap<String, BTreeMap<TopicPartition, u64>>,
-    /// Group members: the generation of their last completed sync.
-    synced: BTreeMap<String, i32>,
+    /// Group members: the generation they take part in, while they are in it with every
+    /// partition's position known (`None` while they join, sync or fetch offsets).
+    synced: BTreeMap<String, Option<i32>>,
 }
 
 /// What a live broker last reported.
@@ -42,6 +44,8 @@ struct Inner {
 struct BrokerProbe {
     led: Vec<(TopicPartition, usize, Offset)>,
     controller_epoch: Option<u32>,
+    /// The groups it coordinates: state and generation.
+    groups: Vec<(String, GroupState, i32)>,
 }
 
 /// A node panicked: a broken invariant, reported with the seed.
@@ -113,13 +117,25 @@ impl Progress {
         led: Vec<(TopicPartition, usize, Offset)>,
         controller_epoch: Option<u32>,
     ) {
-        self.lock().brokers.insert(
-            node.to_string(),
-            BrokerProbe {
-                led,
-                controller_epoch,
-            },
-        );
+        let mut inner = self.lock();
+        let probe = inner.brokers.entry(node.to_string()).or_default();
+        probe.led = led;
+        probe.controller_epoch = controller_epoch;
+    }
+
+    /// A broker reports the groups it coordinates.
+    pub fn coordinated_groups(&self, node: &str, groups: Vec<(String, GroupState, i32)>) {
+        let mut inner = self.lock();
+        inner.brokers.entry(node.to_string()).or_default().groups = groups;
+    }
+
+    /// Whether a live broker coordinates `group` as Stable in `generation`.
+    pub fn group_stable(&self, group: &str, generation: i32) -> bool {
+        self.lock().brokers.values().any(|p| {
+            p.groups.iter().any(|(g, state, gen)| {
+                g == group && *state == GroupState::Stable && *gen == generation
+            })
+        })
     }
 
     /// The world stopped a broker: it leads nothing any more.
@@ -207,18 +223,23 @@ impl Progress {
         }
     }
 
-    /// A group member completed a sync in `generation` (or gave its partitions up).
-    pub fn member_synced(&self, node: &str, generation: i32) {
-        self.lock().synced.insert(node.to_string(), generation);
+    /// A group member reports the generation it takes part in (`None`: it is between
+    /// generations).
+    pub fn member_generation(&self, node: &str, generation: Option<i32>) {
+        let mut inner = self.lock();
+        if inner.synced.get(node) != Some(&generation) {
+            inner.synced.insert(node.to_string(), generation);
+        }
     }
 
-    /// Whether every one of `members` has synced, all in one generation.
-    pub fn members_in_one_generation(&self, members: &[String]) -> bool {
+    /// The generation every one of `members` takes part in, if they all take part in one.
+    pub fn members_generation(&self, members: &[String]) -> Option<i32> {
         let inner = self.lock();
-        let generations: Vec<Option<&i32>> = members.iter().map(|m| inner.synced.get(m)).collect();
-        generations
+        let first = inner.synced.get(members.first()?).copied().flatten()?;
+        members
             .iter()
-            .all(|g| g.is_some() && *g == generations[0])
+            .all(|m| inner.synced.get(m) == Some(&Some(first)))
+            .then_some(first)
     }
 
     /// The partitions of `partitions` whose committed offset in `group` is below the HW

@@ -710,11 +710,13 @@ impl World {
                     .iter()
                     .filter_map(|(group, spec)| {
                         let lag = self.progress.lagging(group, &spec.partitions);
-                        let together = self.progress.members_in_one_generation(&spec.members);
-                        (!lag.is_empty() || !together).then(|| {
+                        let generation = self.progress.members_generation(&spec.members);
+                        let stable =
+                            generation.is_some_and(|g| self.progress.group_stable(group, g));
+                        (!lag.is_empty() || !stable).then(|| {
                             let lag: Vec<String> = lag.iter().map(ToString::to_string).collect();
                             json!({ "group": group, "partitions": lag,
-                                    "members_in_one_generation": together })
+                                    "members_generation": generation, "stable": stable })
                         })
                     })
                     .collect()

@@ -335,7 +335,31 @@ fn converges_needs_every_group_stable_and_committed_to_the_log_end() {
         "group-state",
         json!({"group": "billing", "state": "PreparingRebalance", "generation": 1}),
     );
+    // The old coordinator letting the group go after the new one loaded it says nothing
+    // about the group.
+    let state = |at_us, broker: &str, state: &str| {
+        let detail = json!({"group": "billing", "state": state, "generation": 1});
+        event(at_us, broker, "group-state", detail)
+    };
+    let moved = [
+        state(1_000, "broker-1", "Stable"),
+        state(3_000, "broker-2", "Stable"),
+        state(4_000, "broker-1", "Dead"),
+    ];
     history[0] = commit(2_000, "consumer-1", 1, 1, 2);
+    let found = judge(&moved, &history, &replicas, |g| g.converges(10_000));
+    assert!(found.is_empty(), "{found:#?}");
+    // Nobody holds it any more: not Stable.
+    let gone = [
+        state(1_000, "broker-1", "Stable"),
+        killed(4_000, "broker-1"),
+    ];
+    let found = judge(&gone, &history, &replicas, |g| g.converges(10_000));
+    one(
+        &found,
+        "billing: not Stable by 0.010s; last state none announced",
+    );
+
     history.truncate(1);
     let found = judge(&[stable, rebalancing], &history, &replicas, |g| {
         g.converges(10_000)

@@ -265,6 +265,18 @@ impl ConsumerCore {
         }
     }
 
+    /// Whether this consumer is a group member (subscribe mode).
+    pub fn is_group_member(&self) -> bool {
+        self.group.is_some()
+    }
+
+    /// The generation this member takes part in: the one it last synced, while it is
+    /// Stable in it and knows every owned partition's position; `None` between generations.
+    pub fn group_generation(&self) -> Option<i32> {
+        let g = self.group.as_ref()?;
+        (g.phase == Phase::Stable && g.awaiting_offsets.is_empty()).then_some(g.synced_generation)
+    }
+
     /// The application loop runs now (each tick is a `poll()`). If the previous run was more
     /// than `max.poll.interval.ms` ago (the process stalled), the member broke its promise
     /// to the group: like Kafka's heartbeat thread it leaves — a dynamic member sends
