@@ -147,6 +147,8 @@ pub(super) struct Membership {
     commit_in_flight: bool,
     /// Positions last committed successfully.
     committed: BTreeMap<TopicPartition, u64>,
+    /// Partitions whose commit could not be sent (no connection to the coordinator).
+    unsent: BTreeSet<TopicPartition>,
     /// When the application loop last ran (a `poll()`).
     last_poll_ms: u64,
     /// Legacy commit-before-process: polled records waiting for their commit to return
@@ -174,6 +176,7 @@ impl Membership {
             last_commit_ms: 0,
             commit_in_flight: false,
             committed: BTreeMap::new(),
+            unsent: BTreeSet::new(),
             last_poll_ms: 0,
             unprocessed: Vec::new(),
         }
@@ -259,6 +262,10 @@ impl ConsumerCore {
                 {
                     g.last_commit_ms = now_ms;
                     self.commit_positions(None, true, now_ms);
+                } else if !g.unsent.is_empty() {
+                    // Commits after polls that could not go (no connection) go now.
+                    let unsent = std::mem::take(&mut g.unsent);
+                    self.commit_positions(Some(&unsent), false, now_ms);
                 }
             }
             Phase::Joining | Phase::Syncing | Phase::Fenced => {}
@@ -423,8 +430,17 @@ impl ConsumerCore {
             .map(|(tp, p)| (tp.clone(), p.position.0))
             .collect();
         // An auto-commit waits for the one in flight; a commit before revoking or after a
-        // poll goes at once (the coordinator takes them in order).
+        // poll goes at once (the coordinator takes them in order). Without a connection to
+        // the coordinator nothing goes (a later commit carries the positions).
+        let ready = g.coordinator.is_some_and(|c| self.net.is_ready(c));
         if offsets.is_empty() || g.commit_in_flight && auto {
+            return false;
+        }
+        if !ready {
+            if !auto {
+                let g = self.membership();
+                g.unsent.extend(offsets.into_iter().map(|(tp, _)| tp));
+            }
             return false;
         }
         let call = GroupCall::Commit {
@@ -455,6 +471,7 @@ impl ConsumerCore {
     fn revoke_all(&mut self) {
         let owned = std::mem::take(&mut self.membership().owned);
         self.membership().awaiting_offsets.clear();
+        self.membership().unsent.clear();
         if owned.is_empty() {
             return;
         }
