@@ -362,11 +362,21 @@ impl Harness {
     /// A member of group `billing` (manual commits, range) with metadata: partition p
     /// led by `leaders[p]`.
     fn member(leaders: &[u32], assignor: crate::client::assignor::Assignor) -> Harness {
+        Harness::member_with(leaders, assignor, |_| {})
+    }
+
+    /// [`Harness::member`] with its group settings changed by `change`.
+    fn member_with(
+        leaders: &[u32],
+        assignor: crate::client::assignor::Assignor,
+        change: impl FnOnce(&mut GroupConfig),
+    ) -> Harness {
         let mut config = ConsumerConfig::new(vec![TOPIC.into()], vec![BrokerId(1)]);
         let mut group = GroupConfig::new("billing", "consumer-1");
         group.enable_auto_commit = false;
         group.assignor = assignor;
         group.session_timeout_ms = 10_000;
+        change(&mut group);
         config.group = Some(group);
         let mut h = Harness {
             c: ConsumerCore::new(config),
@@ -636,4 +646,65 @@ fn a_member_told_it_is_unknown_loses_its_partitions_without_committing() {
             ..
         }
     ));
+}
+
+#[test]
+fn a_member_stalled_past_max_poll_interval_leaves_and_loses_its_partitions() {
+    let mut h = Harness::member_with(&[1, 1], crate::client::assignor::Assignor::Range, |g| {
+        g.max_poll_interval_ms = 5_000;
+    });
+    h.join_alone(Some(0));
+    let commits_before = h
+        .group_history()
+        .iter()
+        .filter(|a| matches!(a, ConsumerAction::Commit { .. }))
+        .count();
+    // The process stalls: its poll loop runs again 6 s later.
+    h.tick(6_100);
+    let (_, _, body) = h.take("LeaveGroup", |b| matches!(b, RequestBody::LeaveGroup(_)));
+    let RequestBody::LeaveGroup(member) = body else {
+        unreachable!()
+    };
+    assert_eq!(member.member_id, "m-1");
+    assert!(h.c.positions().is_empty(), "its partitions are lost");
+    assert!(matches!(
+        h.group_history().last(),
+        Some(ConsumerAction::GroupAssign { partitions, .. }) if partitions.is_empty()
+    ));
+    let commits_after = h
+        .group_history()
+        .iter()
+        .filter(|a| matches!(a, ConsumerAction::Commit { .. }))
+        .count();
+    assert_eq!(
+        commits_before, commits_after,
+        "lost, not revoked: no commit"
+    );
+    h.tick(6_200);
+    let (_, _, body) = h.take("JoinGroup", |b| matches!(b, RequestBody::JoinGroup(_)));
+    let RequestBody::JoinGroup(join) = body else {
+        unreachable!()
+    };
+    assert_eq!(join.member_id, "", "it joins again as a new member");
+}
+
+#[test]
+fn committing_before_processing_processes_a_poll_only_when_its_commit_returns() {
+    let mut h = Harness::member_with(&[1, 1], crate::client::assignor::Assignor::Range, |g| {
+        g.legacy_commit_before_process = true;
+    });
+    h.join_alone(None);
+    let (c, id) = h.poll_two_and_take_commit();
+    assert!(
+        polled(&h).is_empty(),
+        "the commit goes before the records are processed"
+    );
+    h.respond(
+        c,
+        id,
+        ResponseBody::OffsetCommit {
+            partitions: vec![(tp(0), None)],
+        },
+    );
+    assert_eq!(polled(&h), vec![(tp(0), records(&[(0, "a"), (1, "b")]))]);
 }
