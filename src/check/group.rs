@@ -41,7 +41,7 @@
 //!   read, it stored an offset at the end of the final log (lag 0; the world drains
 //!   producers first).
 
-use super::kafka::{ends_process, seconds, Facts, Findings};
+use super::kafka::{processes_ended, seconds, Facts, Findings};
 use super::{result, CheckInput, CheckResult, Violation};
 use crate::broker::TopicPartition;
 use crate::scenario::GroupSpec;
@@ -196,18 +196,10 @@ impl<'a> GroupFacts<'a> {
     fn ownership_steps(&self) -> Vec<(u64, Step<'a>)> {
         let mut steps: Vec<(u64, u8, usize, Step<'a>)> = Vec::new();
         for (i, event) in self.events.iter().enumerate() {
-            if event.node == "world" && matches!(event.kind.as_str(), "fault" | "heal") {
-                let nodes = event.detail.get("nodes").and_then(Value::as_array);
-                for entry in nodes.into_iter().flatten() {
-                    let node = entry.get("node").and_then(Value::as_str);
-                    let effect = entry.get("effect").unwrap_or(&Value::Null);
-                    if let Some(node) = node.filter(|n| self.group_of(n).is_some()) {
-                        if ends_process(effect) {
-                            steps.push((event.at_us, 0, i, Step::ProcessEnded(node)));
-                        }
-                    }
-                }
-            } else if event.kind == "member-removed" {
+            for node in processes_ended(event).filter(|n| self.group_of(n).is_some()) {
+                steps.push((event.at_us, 0, i, Step::ProcessEnded(node)));
+            }
+            if event.kind == "member-removed" {
                 let text = |key: &str| event.detail.get(key).and_then(Value::as_str);
                 if let (Some(group), Some(member)) = (text("group"), text("member")) {
                     steps.push((event.at_us, 0, i, Step::Removed { group, member }));
@@ -511,17 +503,10 @@ impl<'a> GroupFacts<'a> {
     fn coordinated_state(&self, group: &str, at_us: u64) -> Option<&'a Event> {
         let mut holding: BTreeMap<&str, &Event> = BTreeMap::new();
         for event in self.events.iter().take_while(|e| e.at_us <= at_us) {
-            if event.node == "world" && matches!(event.kind.as_str(), "fault" | "heal") {
-                let nodes = event.detail.get("nodes").and_then(Value::as_array);
-                for entry in nodes.into_iter().flatten() {
-                    let effect = entry.get("effect").unwrap_or(&Value::Null);
-                    if let Some(node) = entry.get("node").and_then(Value::as_str) {
-                        if ends_process(effect) {
-                            holding.remove(node);
-                        }
-                    }
-                }
-            } else if event.kind == "group-state"
+            for node in processes_ended(event) {
+                holding.remove(node);
+            }
+            if event.kind == "group-state"
                 && event.detail.get("group").and_then(Value::as_str) == Some(group)
             {
                 if event.detail.get("state").and_then(Value::as_str) == Some("Dead") {

@@ -361,14 +361,24 @@ fn broker_named(value: Option<&Value>) -> Option<String> {
     }
 }
 
-/// Whether a `world` fault or heal effect on a node ended its process.
-pub(super) fn ends_process(effect: &Value) -> bool {
-    match effect {
-        Value::String(s) => s == "killed" || s.starts_with("restarted"),
-        // A power loss reports an object (what the disk lost).
-        Value::Object(_) => true,
-        _ => false,
-    }
+/// The nodes whose process `event` ended: a `world` fault or heal whose `nodes` entry for
+/// the node says it was killed, restarted or lost power. Nothing for any other event.
+pub(super) fn processes_ended(event: &Event) -> impl Iterator<Item = &str> {
+    let world = event.node == "world" && matches!(event.kind.as_str(), "fault" | "heal");
+    let nodes = event
+        .detail
+        .get("nodes")
+        .and_then(Value::as_array)
+        .filter(|_| world);
+    nodes.into_iter().flatten().filter_map(|entry| {
+        let ended = match entry.get("effect").unwrap_or(&Value::Null) {
+            Value::String(s) => s == "killed" || s.starts_with("restarted"),
+            // A power loss reports an object (what the disk lost).
+            Value::Object(_) => true,
+            _ => false,
+        };
+        entry.get("node").and_then(Value::as_str).filter(|_| ended)
+    })
 }
 
 /// The partitions (of `expected`, each with its replication factor) that no broker led
@@ -1356,17 +1366,8 @@ fn place_in_incarnations(events: &[Event]) -> (Vec<BrokerEvent<'_>>, BTreeMap<&s
     let mut placed = Vec::new();
     for event in events {
         if event.node == "world" {
-            if matches!(event.kind.as_str(), "fault" | "heal") {
-                let nodes = event.detail.get("nodes").and_then(Value::as_array);
-                for entry in nodes.into_iter().flatten() {
-                    let node = entry.get("node").and_then(Value::as_str);
-                    let effect = entry.get("effect").unwrap_or(&Value::Null);
-                    if let Some(node) = node.filter(|n| n.starts_with("broker-")) {
-                        if ends_process(effect) {
-                            *current.entry(node).or_default() += 1;
-                        }
-                    }
-                }
+            for node in processes_ended(event).filter(|n| n.starts_with("broker-")) {
+                *current.entry(node).or_default() += 1;
             }
             continue;
         }
