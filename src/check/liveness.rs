@@ -3,8 +3,10 @@
 //! Every node that does client work must get a definite answer after the heal and within
 //! the bound: each log writer an acknowledged append; each ensemble client a server's reply
 //! (success or error); each producer an acknowledged send (or, with acks=0, a written one);
-//! each assign-mode consumer a poll with records (group members are judged with their
-//! group, in `check::group`). An ensemble client can only be answered by a serving
+//! each assign-mode consumer a poll with records — when it has something to read: a record
+//! of its topics acknowledged by the bound above what it had polled of that partition before
+//! the heal (a reader of a topic nobody writes to has nothing to return). Group members are
+//! judged with their group, in `check::group`. An ensemble client can only be answered by a serving
 //! server, which needs an established leader, so this also covers "the ensemble has a
 //! leader". And by the bound every partition has a leader whose ISR holds every replica,
 //! judged from the brokers' events (`check::kafka::partitions_without_full_isr`).
@@ -12,8 +14,10 @@
 use super::kafka::partitions_without_full_isr;
 use super::zk::is_definite_zk_answer;
 use super::{CheckInput, Violation};
+use crate::broker::TopicPartition;
 use crate::node::writers;
 use crate::sim::{Op, SendOutcome};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// `converges`.
 pub fn converges(input: &CheckInput<'_>) -> Vec<Violation> {
@@ -51,8 +55,10 @@ pub fn converges(input: &CheckInput<'_>) -> Vec<Violation> {
             .filter(|n| !members.contains(n))
             .cloned(),
     );
+    let idle_readers = readers_with_nothing_to_read(input, heal.at_us, bound_us);
     let mut out: Vec<Violation> = active
         .into_iter()
+        .filter(|name| !idle_readers.contains(name))
         .filter(|name| {
             !input.history.iter().any(|e| {
                 &e.node == name
@@ -108,6 +114,58 @@ pub fn converges(input: &CheckInput<'_>) -> Vec<Violation> {
         });
     }
     out
+}
+
+/// The assign-mode consumers with nothing to read after the heal: no record of their topics
+/// was acknowledged by `bound_us` above the highest offset they had polled of its partition
+/// before `heal_us`.
+fn readers_with_nothing_to_read(
+    input: &CheckInput<'_>,
+    heal_us: u64,
+    bound_us: u64,
+) -> BTreeSet<String> {
+    let mut index = 0;
+    let mut readers: BTreeMap<String, &[String]> = BTreeMap::new();
+    for spec in &input.scenario.consumers {
+        for _ in 0..spec.count {
+            index += 1;
+            if spec.group.is_none() {
+                readers.insert(format!("consumer-{index}"), &spec.topics);
+            }
+        }
+    }
+    // Per partition, the highest acknowledged offset by the bound.
+    let mut acknowledged: BTreeMap<&TopicPartition, u64> = BTreeMap::new();
+    // Per reader and partition, one past the highest offset polled before the heal.
+    let mut polled: BTreeMap<(&str, &TopicPartition), u64> = BTreeMap::new();
+    for entry in input.history {
+        match &entry.op {
+            Op::SendReturn {
+                outcome: SendOutcome::Ok { partition, offset },
+                ..
+            } if entry.at_us <= bound_us => {
+                let highest = acknowledged.entry(partition).or_insert(*offset);
+                *highest = (*highest).max(*offset);
+            }
+            Op::Poll { partition, records } if entry.at_us < heal_us => {
+                if let Some((last, _)) = records.last() {
+                    let next = polled.entry((&entry.node, partition)).or_insert(0);
+                    *next = (*next).max(last + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    readers
+        .into_iter()
+        .filter(|(name, topics)| {
+            !acknowledged.iter().any(|(tp, &highest)| {
+                topics.contains(&tp.topic)
+                    && highest >= polled.get(&(name.as_str(), *tp)).copied().unwrap_or(0)
+            })
+        })
+        .map(|(name, _)| name)
+        .collect()
 }
 
 #[cfg(test)]
@@ -198,5 +256,61 @@ mod tests {
         let found = converges(&input(&s, &leaderless, &[acked]));
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].partition.as_deref(), Some("orders/0"));
+    }
+
+    #[test]
+    fn converges_asks_a_reader_for_records_only_when_it_has_something_to_read() {
+        use crate::broker::TopicPartition;
+        let text = "name = \"t\"\nduration = \"10s\"\nheal = \"5s\"\n\
+                    [cluster]\nzookeepers = 1\nbrokers = 1\n\
+                    [[topic]]\nname = \"orders\"\npartitions = 1\n\
+                    [[topic]]\nname = \"payments\"\npartitions = 1\n\
+                    [[producer]]\ncount = 1\ntopic = \"orders\"\nrate = 10\n\
+                    [[consumer]]\ncount = 1\ntopics = [\"orders\"]\n\
+                    [[consumer]]\ncount = 1\ntopics = [\"payments\"]\n";
+        let s = crate::scenario::parse(Path::new("t.toml"), text.as_bytes()).unwrap();
+        let tp = TopicPartition::new("orders", 0);
+        let events = [world(1_000_000, "heal")];
+        let acked = |at_us, offset| HistoryEntry {
+            at_us,
+            node: "producer-1".into(),
+            op: Op::SendReturn {
+                value: format!("producer-1-1-{offset}"),
+                outcome: SendOutcome::Ok {
+                    partition: tp.clone(),
+                    offset,
+                },
+            },
+        };
+        let polled = |at_us, offset: u64| HistoryEntry {
+            at_us,
+            node: "consumer-1".into(),
+            op: Op::Poll {
+                partition: tp.clone(),
+                records: vec![(offset, format!("producer-1-1-{offset}"))],
+            },
+        };
+        let silent = |history: &[HistoryEntry]| -> Vec<String> {
+            converges(&input(&s, &events, history))
+                .into_iter()
+                .filter_map(|v| v.node)
+                .collect()
+        };
+        // A record of orders acknowledged after the heal: consumer-1 must read something;
+        // consumer-2 reads a topic nobody writes to.
+        assert_eq!(silent(&[acked(1_100_000, 0)]), ["consumer-1"]);
+        // consumer-1 had read everything acknowledged before the heal: nothing to read.
+        let caught_up = [acked(500_000, 0), polled(600_000, 0), acked(1_100_000, 0)];
+        assert!(silent(&caught_up).is_empty());
+        // A record it had not read: it must poll it within the bound.
+        let behind = [acked(500_000, 0), polled(600_000, 0), acked(1_100_000, 1)];
+        assert_eq!(silent(&behind), ["consumer-1"]);
+        let read = [
+            acked(500_000, 0),
+            polled(600_000, 0),
+            acked(1_100_000, 1),
+            polled(1_200_000, 1),
+        ];
+        assert!(silent(&read).is_empty());
     }
 }

@@ -1,4 +1,4 @@
-//! The `ksim` command line (contract.md): `run`, `sweep`, `replay`, `list`,
+//! The `ksim` command line (contract.md): `run`, `sweep`, `swarm`, `replay`, `list`,
 //! `check-determinism`.
 //!
 //! Owns: argument parsing (clap; usage errors exit 2), running one seed end to end
@@ -6,6 +6,8 @@
 //! every line a user reads on the terminal. The wall clock is read here and only here.
 
 mod sweep;
+
+pub use sweep::run_swarm_seed;
 
 use crate::check::{run_checks, CheckInput};
 use crate::report::{self, RunResult, Verdict};
@@ -72,6 +74,24 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Where the run directories go [default: reports/runs].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Each seed draws a whole scenario from the safe configuration space and runs it.
+    Swarm {
+        /// Seeds to draw and run, inclusive [default: 1..100].
+        #[arg(long, value_parser = parse_seeds_arg)]
+        seeds: Option<SeedRange>,
+        /// Seeds run at once [default: the number of cores].
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run only shard I of N (1-based): seeds whose position in the range is I-1 mod N.
+        #[arg(long, value_parser = parse_shard_arg)]
+        shard: Option<(u64, u64)>,
+        /// Print one JSON verdict line per seed (shards concatenate).
+        #[arg(long)]
+        json: bool,
+        /// Where the run directories go (`swarm-<seed>`) [default: reports/runs].
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -146,6 +166,22 @@ pub fn main() -> ExitCode {
                 },
             )
         }),
+        Command::Swarm {
+            seeds,
+            jobs,
+            shard,
+            json,
+            out,
+        } => sweep::cmd_swarm(sweep::SweepOptions {
+            seeds: seeds.unwrap_or(SeedRange {
+                first: 1,
+                last: 100,
+            }),
+            jobs: jobs.unwrap_or_else(default_jobs).max(1),
+            shard,
+            json,
+            out: out.unwrap_or_else(|| PathBuf::from(RUNS_DIR)),
+        }),
         Command::Replay { run_dir } => cmd_replay(&run_dir),
         Command::List { dir } => cmd_list(&dir.unwrap_or_else(|| PathBuf::from("sim-scenarios"))),
         Command::CheckDeterminism {
@@ -169,11 +205,21 @@ fn default_jobs() -> usize {
 
 fn with_scenario(path: &Path, f: impl FnOnce(&Scenario) -> u8) -> u8 {
     match scenario::load(path) {
-        Ok(s) => f(&s),
+        Ok(s) => {
+            print_warnings(&s);
+            f(&s)
+        }
         Err(error) => {
             eprintln!("error: {error}");
             EXIT_USAGE
         }
+    }
+}
+
+/// A scenario's load-time warnings, on stderr (they never change the exit code).
+fn print_warnings(scenario: &Scenario) {
+    for warning in scenario.warnings() {
+        eprintln!("warning: {warning}");
     }
 }
 
@@ -226,6 +272,7 @@ fn cmd_run(path: &Path, seed: Option<u64>, out: Option<PathBuf>, json: bool) -> 
             return EXIT_USAGE;
         }
     };
+    print_warnings(&scenario);
     let run_dir = out.unwrap_or_else(|| default_run_dir(Path::new(RUNS_DIR), &scenario, seed));
     if !json {
         println!("scenario: {} ({})", scenario.name, path.display());

@@ -1,13 +1,14 @@
-//! Many seeds: `ksim sweep` and `ksim check-determinism`.
+//! Many seeds: `ksim sweep`, `ksim swarm` and `ksim check-determinism`.
 //!
 //! Owns: fanning seeds out over OS threads (each seed still gets its own runtime on its own
 //! fresh thread), the progress bar, sharding, the `[expect] fails` rule of zoo scenarios,
-//! and the summaries. Passing seeds of a sweep keep only `verdict.json` and `report.md`
-//! (their node data, logs and histories are deleted; `ksim run --seed N` regenerates them).
+//! and the summaries. Passing seeds keep only `verdict.json`, `report.md` and
+//! `scenario.toml` (their node data, logs and histories are deleted; `ksim run --seed N`
+//! regenerates them).
 
 use super::{default_run_dir, run_one, EXIT_NONDETERMINISM};
 use crate::report::{RunResult, Verdict};
-use crate::scenario::{Scenario, SeedRange};
+use crate::scenario::{swarm, Scenario, SeedRange};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -90,7 +91,7 @@ fn prune_passing(run_dir: &Path) {
         let path = entry.path();
         let keep = matches!(
             path.file_name().and_then(|n| n.to_str()),
-            Some("verdict.json" | "report.md")
+            Some("verdict.json" | "report.md" | "scenario.toml")
         );
         if keep {
             continue;
@@ -103,107 +104,187 @@ fn prune_passing(run_dir: &Path) {
     }
 }
 
+/// What a batch of seeds gave: each seed's run (or why it could not run), in seed order.
+struct Batch {
+    results: Vec<(u64, Result<RunResult, String>)>,
+    wall_s: f64,
+}
+
+impl Batch {
+    /// Runs `run` on every seed with a progress bar; a passing seed keeps only its summary
+    /// files.
+    fn run(
+        seeds: &[u64],
+        jobs: usize,
+        run: impl Fn(u64) -> Result<RunResult, String> + Sync,
+    ) -> Batch {
+        let started = Instant::now();
+        let bar = progress_bar(seeds.len(), "seeds");
+        let results = parallel(seeds, jobs, &bar, |seed| {
+            let result = run(seed);
+            if let Ok(r) = &result {
+                if r.verdict == Verdict::Pass {
+                    prune_passing(&r.run_dir);
+                }
+            }
+            result
+        });
+        bar.finish_and_clear();
+        Batch {
+            results,
+            wall_s: started.elapsed().as_secs_f64(),
+        }
+    }
+
+    fn runs(&self) -> Vec<&RunResult> {
+        self.results
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok())
+            .collect()
+    }
+
+    /// Prints the per-seed JSON lines (with `json`), the summary table and every failing
+    /// seed with its replay command (to stderr with `json`, so stdout stays JSON lines).
+    /// Returns the exit code of the worst verdict (4 if a seed could not run).
+    fn report(&self, label: &str, json: bool) -> u8 {
+        let out = |line: String| {
+            if json {
+                eprintln!("{line}")
+            } else {
+                println!("{line}")
+            }
+        };
+        let mut io_failures = 0;
+        for (seed, result) in &self.results {
+            if let Err(error) = result {
+                io_failures += 1;
+                out(format!("seed {seed}: could not run: {error}"));
+            }
+        }
+        let runs = self.runs();
+        if json {
+            for run in &runs {
+                println!("{}", run.verdict_json());
+            }
+        }
+        let count = |v: Verdict| runs.iter().filter(|r| r.verdict == v).count();
+        let sim_s: f64 = runs.iter().map(|r| r.sim_ms as f64 / 1000.0).sum();
+        let wall = self.wall_s.max(1e-9);
+        out(format!(
+            "{label}: {} seeds in {:.1}s wall ({:.1} seeds/min, {:.0} simulated s per wall s)",
+            runs.len(),
+            self.wall_s,
+            runs.len() as f64 / wall * 60.0,
+            sim_s / wall
+        ));
+        for verdict in [
+            Verdict::Pass,
+            Verdict::Safety,
+            Verdict::Liveness,
+            Verdict::Crash,
+        ] {
+            out(format!("  {:<9} {}", verdict.name(), count(verdict)));
+        }
+        let failing: Vec<&&RunResult> =
+            runs.iter().filter(|r| r.verdict != Verdict::Pass).collect();
+        if !failing.is_empty() {
+            out("failing seeds:".to_string());
+            for run in &failing {
+                let what = match &run.crash {
+                    Some(crash) => format!("{} panicked: {}", crash.node, crash.message),
+                    None => run.failed_checks().join(", "),
+                };
+                out(format!(
+                    "  seed {:<6} {:<8} {what}",
+                    run.seed,
+                    run.verdict.name()
+                ));
+                out(format!("      replay: {}", run.replay_command()));
+            }
+        }
+        let worst = runs
+            .iter()
+            .map(|r| r.verdict)
+            .max()
+            .unwrap_or(Verdict::Pass);
+        let io_code = if io_failures > 0 {
+            Verdict::Crash.exit_code()
+        } else {
+            0
+        };
+        worst.exit_code().max(io_code)
+    }
+}
+
+fn shard_text(options: &SweepOptions) -> String {
+    options
+        .shard
+        .map(|(i, n)| format!(", shard {i}/{n}"))
+        .unwrap_or_default()
+}
+
+/// `ksim swarm`: each seed draws a whole scenario from the safe configuration space
+/// ([`crate::scenario::swarm`]), writes it as `scenario.toml` in its run directory
+/// (`<out>/swarm-<seed>`, kept even when the seed passes) and runs it with that seed.
+pub fn cmd_swarm(options: SweepOptions) -> u8 {
+    let seeds = shard_seeds(options.seeds, options.shard);
+    eprintln!(
+        "swarm: {} seeds ({}..{}{}), {} jobs",
+        seeds.len(),
+        options.seeds.first,
+        options.seeds.last,
+        shard_text(&options),
+        options.jobs
+    );
+    let batch = Batch::run(&seeds, options.jobs, |seed| {
+        run_swarm_seed(seed, &options.out)
+    });
+    batch.report("swarm", options.json)
+}
+
+/// Draws swarm seed `seed`'s scenario and runs it in `<base>/swarm-<seed>`.
+pub fn run_swarm_seed(seed: u64, base: &Path) -> Result<RunResult, String> {
+    let drawn = swarm::draw_seed(seed);
+    let run_dir = base.join(format!("swarm-{seed}"));
+    let mut scenario = drawn
+        .scenario()
+        .map_err(|e| format!("the drawn scenario does not load: {e}"))?;
+    scenario.path = run_dir.join("scenario.toml");
+    run_one(&scenario, seed, &run_dir).map_err(|e| e.to_string())
+}
+
 /// `ksim sweep`.
 pub fn cmd_sweep(scenario: &Scenario, options: SweepOptions) -> u8 {
     let seeds = shard_seeds(options.seeds, options.shard);
-    let shard_text = options
-        .shard
-        .map(|(i, n)| format!(", shard {i}/{n}"))
-        .unwrap_or_default();
     eprintln!(
-        "sweep {}: {} seeds ({}..{}{shard_text}), {} jobs",
+        "sweep {}: {} seeds ({}..{}{}), {} jobs",
         scenario.name,
         seeds.len(),
         options.seeds.first,
         options.seeds.last,
+        shard_text(&options),
         options.jobs
     );
-    let started = Instant::now();
-    let bar = progress_bar(seeds.len(), "seeds");
-    let results = parallel(&seeds, options.jobs, &bar, |seed| {
+    let batch = Batch::run(&seeds, options.jobs, |seed| {
         let run_dir = default_run_dir(&options.out, scenario, seed);
-        let result = run_one(scenario, seed, &run_dir);
-        if let Ok(r) = &result {
-            if r.verdict == Verdict::Pass {
-                prune_passing(&run_dir);
-            }
-        }
-        result.map_err(|e| e.to_string())
+        run_one(scenario, seed, &run_dir).map_err(|e| e.to_string())
     });
-    bar.finish_and_clear();
-    let wall = started.elapsed().as_secs_f64();
-
-    let mut runs: Vec<&RunResult> = Vec::new();
-    let mut io_failures = 0;
-    for (seed, result) in &results {
-        match result {
-            Ok(run) => runs.push(run),
-            Err(error) => {
-                io_failures += 1;
-                eprintln!("seed {seed}: could not run: {error}");
-            }
-        }
-    }
-    if options.json {
-        for run in &runs {
-            println!("{}", run.verdict_json());
-        }
-    }
-
-    let count = |v: Verdict| runs.iter().filter(|r| r.verdict == v).count();
-    let sim_s: f64 = runs.iter().map(|r| r.sim_ms as f64 / 1000.0).sum();
+    let code = batch.report(&format!("sweep {}", scenario.name), options.json);
+    let Some(expect) = &scenario.expect else {
+        return code;
+    };
+    let io_code = if batch.results.iter().any(|(_, r)| r.is_err()) {
+        Verdict::Crash.exit_code()
+    } else {
+        0
+    };
+    let runs = batch.runs();
     let out = |line: String| {
         if options.json {
             eprintln!("{line}")
         } else {
             println!("{line}")
         }
-    };
-    out(format!(
-        "sweep {}: {} seeds in {:.1}s wall ({:.1} seeds/min, {:.0} simulated s per wall s)",
-        scenario.name,
-        runs.len(),
-        wall,
-        runs.len() as f64 / wall.max(1e-9) * 60.0,
-        sim_s / wall.max(1e-9)
-    ));
-    for verdict in [
-        Verdict::Pass,
-        Verdict::Safety,
-        Verdict::Liveness,
-        Verdict::Crash,
-    ] {
-        out(format!("  {:<9} {}", verdict.name(), count(verdict)));
-    }
-    let failing: Vec<&&RunResult> = runs.iter().filter(|r| r.verdict != Verdict::Pass).collect();
-    if !failing.is_empty() {
-        out("failing seeds:".to_string());
-        for run in &failing {
-            let what = match &run.crash {
-                Some(crash) => format!("{} panicked: {}", crash.node, crash.message),
-                None => run.failed_checks().join(", "),
-            };
-            out(format!(
-                "  seed {:<6} {:<8} {what}",
-                run.seed,
-                run.verdict.name()
-            ));
-            out(format!("      replay: {}", run.replay_command()));
-        }
-    }
-
-    let worst = runs
-        .iter()
-        .map(|r| r.verdict)
-        .max()
-        .unwrap_or(Verdict::Pass);
-    let io_code = if io_failures > 0 {
-        Verdict::Crash.exit_code()
-    } else {
-        0
-    };
-    let Some(expect) = &scenario.expect else {
-        return worst.exit_code().max(io_code);
     };
 
     // A zoo scenario: the expected check must fire on some seed, and nothing else may fail

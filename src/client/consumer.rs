@@ -169,6 +169,9 @@ pub struct ConsumerCore {
     fetching_from: BTreeSet<BrokerId>,
     /// Subscribe mode: the group membership.
     group: Option<group::Membership>,
+    /// Partitions whose last fetch answer left the position at the leader's high watermark:
+    /// nothing more to read there for now.
+    at_high_watermark: BTreeSet<TopicPartition>,
     out: Vec<ConsumerAction>,
 }
 
@@ -182,6 +185,7 @@ impl ConsumerCore {
             assignment: BTreeMap::new(),
             fetching_from: BTreeSet::new(),
             group: config.group.clone().map(group::Membership::new),
+            at_high_watermark: BTreeSet::new(),
             out: Vec::new(),
             config,
         }
@@ -191,6 +195,19 @@ impl ConsumerCore {
     pub fn take_actions(&mut self) -> Vec<ConsumerAction> {
         self.flush_net();
         std::mem::take(&mut self.out)
+    }
+
+    /// An assign-mode reader has read everything there is: it knows every partition of its
+    /// topics, and the last fetch answer of each left its position at the high watermark.
+    /// (A reader of topics nobody writes to is caught up without ever returning a record.)
+    pub fn caught_up(&self) -> bool {
+        self.group.is_none()
+            && !self.metadata.update_requested()
+            && !self.assignment.is_empty()
+            && self
+                .assignment
+                .keys()
+                .all(|tp| self.at_high_watermark.contains(tp))
     }
 
     /// Every assigned partition's position.
@@ -432,6 +449,14 @@ impl ConsumerCore {
                         (r.offset.0, String::from_utf8_lossy(&value).into_owned())
                     })
                     .collect();
+                let end = records
+                    .last()
+                    .map_or(p.position, |(last, _)| Offset(last + 1));
+                if end >= data.high_watermark {
+                    self.at_high_watermark.insert(tp.clone());
+                } else {
+                    self.at_high_watermark.remove(&tp);
+                }
                 if let Some((last, _)) = records.last() {
                     p.position = Offset(last + 1);
                     if !self.hold_until_committed(&tp, &records, now_ms) {
@@ -444,6 +469,7 @@ impl ConsumerCore {
                 }
             }
             Err(KafkaError::OffsetOutOfRange) => {
+                self.at_high_watermark.remove(&tp);
                 // auto.offset.reset=earliest: a seek, recorded as such.
                 let earliest = p.log_start_offset.unwrap_or(Offset(0));
                 p.retry_at_ms = backoff;
@@ -454,6 +480,7 @@ impl ConsumerCore {
             }
             Err(error) => {
                 p.retry_at_ms = backoff;
+                self.at_high_watermark.remove(&tp);
                 if matches!(
                     error,
                     KafkaError::NotLeaderOrFollower
@@ -482,6 +509,7 @@ impl ConsumerCore {
                     self.fetching_from.remove(&broker);
                     self.metadata.request_update();
                     for (tp, _) in partitions {
+                        self.at_high_watermark.remove(&tp);
                         if let Some(p) = self.assignment.get_mut(&tp) {
                             p.fetching = false;
                         }

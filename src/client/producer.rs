@@ -29,9 +29,13 @@
 //! of that older batch's failure and the batch is retried; when the batch is the oldest
 //! unacknowledged one, the broker lost the producer's state: the batch fails. Whenever a
 //! batch that was given a sequence fails (or `UNKNOWN_PRODUCER_ID` comes back), the
-//! producer waits for its requests in flight to finish, drops its producer id and every
-//! sequence, asks for a new producer id and renumbers the batches still queued from 0 (Kafka
-//! bumps the epoch of the same id instead; a new id is equivalent for the broker).
+//! producer waits for its requests in flight to finish, bumps its producer epoch (KIP-360's
+//! local bump of an idempotent producer; a new producer id only when the epoch is
+//! exhausted), drops every sequence and renumbers the batches still queued from 0. The
+//! bump is what fences a straggler: a request given up on (timed out, its connection
+//! closed) may still reach the broker later, and once the new epoch is in the log the
+//! broker refuses the old one (`INVALID_PRODUCER_EPOCH`) instead of appending it behind
+//! records sent after it. (A new producer id would let it in, out of send order.)
 //!
 //! Defaults are Kafka 3.x's: acks=all and idempotence on (since 3.0), `linger.ms` 0 (Kafka
 //! 4.0 made it 5), `retries` i32::MAX, `delivery.timeout.ms` 120000.
@@ -520,18 +524,25 @@ impl ProducerCore {
         }
     }
 
-    /// After a sequenced batch failed: once nothing is in flight, forget the producer id
-    /// and every sequence. Batches never sent are renumbered under the next id. A batch
-    /// already sent under the old id may be in the log — under a new id the broker could
-    /// not recognise it as a retry — so it fails with its last error (outcome unknown)
-    /// instead of being sent again. (Kafka rewrites the sequences of the failed partition's
-    /// in-flight batches under the bumped epoch, which can duplicate such a batch.)
+    /// After a sequenced batch failed: once nothing is in flight, bump the producer epoch
+    /// and forget every sequence. Batches never sent are renumbered under the new epoch. A
+    /// batch already sent under the old epoch may be in the log — the broker cannot
+    /// recognise it as a retry across epochs — so it fails with its last error (outcome
+    /// unknown) instead of being sent again. (Kafka rewrites the sequences of the failed
+    /// partition's in-flight batches under the bumped epoch, which can duplicate such a
+    /// batch.)
     fn maybe_reset_sequences(&mut self) {
         if !self.reset_pending || self.produce_in_flight > 0 || self.identity_requested {
             return;
         }
         self.reset_pending = false;
-        self.identity = None;
+        self.identity = self
+            .identity
+            .filter(|i| i.producer_epoch < i16::MAX)
+            .map(|i| ProducerIdentity {
+                producer_id: i.producer_id,
+                producer_epoch: i.producer_epoch + 1,
+            });
         self.next_sequence.clear();
         self.unacknowledged.clear();
         let mut in_doubt = Vec::new();

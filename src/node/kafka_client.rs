@@ -233,6 +233,10 @@ impl ConsumerNode {
                     core.tick(now_ms());
                 }
             }
+            if core.caught_up() {
+                // Nothing left to read is an answer too (see `ConsumerCore::caught_up`).
+                self.progress.acked(&self.name);
+            }
             for action in core.take_actions() {
                 match action {
                     ConsumerAction::Net(action) => links.perform(action),

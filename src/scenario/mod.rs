@@ -14,6 +14,7 @@ mod build;
 mod error;
 mod model;
 mod raw;
+pub mod swarm;
 mod target;
 mod unsupported;
 mod values;
@@ -24,7 +25,8 @@ pub use error::ScenarioError;
 pub use model::{
     Acks, AssignmentStrategy, BrokerConfig, Cluster, ConsumerConfig, ConsumerSpec, Expect, Fault,
     FaultAction, GroupSpec, Legacy, Nemesis, Partitioner, ProducerConfig, ProducerSpec, Scenario,
-    Target, Topic, WriterSpec, ZookeeperConfig,
+    Target, Topic, WriterSpec, ZookeeperConfig, BROKER_ZK_SESSION_TIMEOUT_MS,
+    GROUP_INITIAL_REBALANCE_DELAY_MS, GROUP_SESSION_TIMEOUT_MS, ZK_DEFAULT_TICK_MS,
 };
 pub use values::{format_duration, parse_duration, parse_interval, parse_seed, SeedRange};
 

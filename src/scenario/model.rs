@@ -96,6 +96,69 @@ impl Scenario {
         groups
     }
 
+    /// How long recovery after the heal can wait on the scenario's own session timeouts, at
+    /// most: a restarted broker (or ensemble client) may wait for its previous ZooKeeper
+    /// session to expire before it registers again (the ensemble negotiates every session
+    /// into [2, 20] × `tickTime`); then a group may need about two of its members' sessions,
+    /// since a member killed while the coordinator holds its JoinGroup is kept through that
+    /// join phase and removed only when its session passes after it, plus the initial
+    /// rebalance delay of a group leaving Empty. A `heal` below this can read as a liveness
+    /// bug that is only the configuration's own waiting (Kafka waits as long).
+    pub fn session_recovery_bound(&self) -> Duration {
+        let tick = self
+            .cluster
+            .zookeeper
+            .tick_time_ms
+            .unwrap_or(ZK_DEFAULT_TICK_MS);
+        let negotiated = |ms: u64| ms.clamp(tick.saturating_mul(2), tick.saturating_mul(20));
+        let mut zk_session_ms = 0;
+        if self.cluster.brokers > 0 {
+            zk_session_ms = negotiated(BROKER_ZK_SESSION_TIMEOUT_MS);
+        }
+        for client in &self.zk_clients {
+            zk_session_ms =
+                zk_session_ms.max(negotiated(client.session_timeout.as_millis() as u64));
+        }
+        let initial_delay_ms = self
+            .cluster
+            .broker
+            .group_initial_rebalance_delay_ms
+            .unwrap_or(GROUP_INITIAL_REBALANCE_DELAY_MS);
+        let group_ms = self
+            .consumers
+            .iter()
+            .filter(|c| c.group.is_some())
+            .map(|c| {
+                let session = c
+                    .config
+                    .session_timeout_ms
+                    .unwrap_or(GROUP_SESSION_TIMEOUT_MS);
+                session.saturating_mul(2).saturating_add(initial_delay_ms)
+            })
+            .max()
+            .unwrap_or(0);
+        Duration::from_millis(zk_session_ms.saturating_add(group_ms))
+    }
+
+    /// Warnings about a scenario that loads but may not test what its author meant.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let bound = self.session_recovery_bound();
+        if self.heal < bound {
+            warnings.push(format!(
+                "{}: heal = \"{}\" is under the {} that this scenario's session timeouts can \
+                 need after the heal (ZooKeeper sessions of restarted brokers and clients, then \
+                 about two `session.timeout.ms` of a group's members plus \
+                 `group.initial.rebalance.delay.ms`): a `converges` failure may be only that \
+                 waiting",
+                self.path.display(),
+                super::format_duration(self.heal),
+                super::format_duration(bound),
+            ));
+        }
+        warnings
+    }
+
     /// Every partition of the `[[topic]]` tables, in file order, with its replication factor.
     pub fn partitions(&self) -> Vec<(TopicPartition, usize)> {
         self.topics
@@ -111,6 +174,15 @@ impl Scenario {
             .collect()
     }
 }
+
+/// ZooKeeper's default `tickTime`.
+pub const ZK_DEFAULT_TICK_MS: u64 = 2000;
+/// Kafka's `zookeeper.session.timeout.ms` for brokers (before the ensemble negotiates it).
+pub const BROKER_ZK_SESSION_TIMEOUT_MS: u64 = 18_000;
+/// Kafka's default `session.timeout.ms` of a group member.
+pub const GROUP_SESSION_TIMEOUT_MS: u64 = 45_000;
+/// Kafka's default `group.initial.rebalance.delay.ms`.
+pub const GROUP_INITIAL_REBALANCE_DELAY_MS: u64 = 3_000;
 
 /// How many nodes of each kind a scenario has; node names derive from it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

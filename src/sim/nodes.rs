@@ -42,10 +42,11 @@ use std::sync::Arc;
 
 /// Kafka's `zookeeper.session.timeout.ms` (the ensemble negotiates it into
 /// [2, 20] × tickTime).
-const BROKER_SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(18_000);
+const BROKER_SESSION_TIMEOUT: std::time::Duration =
+    std::time::Duration::from_millis(crate::scenario::BROKER_ZK_SESSION_TIMEOUT_MS);
 
 /// ZooKeeper's defaults for the ensemble's settings.
-const DEFAULT_TICK_MS: u64 = 2000;
+const DEFAULT_TICK_MS: u64 = crate::scenario::ZK_DEFAULT_TICK_MS;
 const DEFAULT_INIT_LIMIT: u32 = 10;
 const DEFAULT_SYNC_LIMIT: u32 = 5;
 /// ZooKeeper's default `snapCount`: transactions between snapshots.
@@ -298,7 +299,9 @@ fn brokers(ctx: &Context<'_>) -> Vec<Built> {
         offsets_partitions: config
             .offsets_topic_num_partitions
             .unwrap_or(DEFAULT_OFFSETS_PARTITIONS),
-        initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms.unwrap_or(3000),
+        initial_rebalance_delay_ms: config
+            .group_initial_rebalance_delay_ms
+            .unwrap_or(crate::scenario::GROUP_INITIAL_REBALANCE_DELAY_MS),
         min_session_timeout_ms: 6000,
         max_session_timeout_ms: 1_800_000,
         legacy_unfenced_offset_commits: scenario.legacy.unfenced_offset_commits,

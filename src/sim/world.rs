@@ -702,6 +702,7 @@ impl World {
         let partitions = self.scenario.partitions();
         self.progress.start_drain();
         self.recorder.event("world", "drain", json!({}));
+        let mut held = false;
         loop {
             let unhealthy = self.progress.unhealthy_partitions(&partitions, true);
             let busy = self.progress.producers_busy(&producers);
@@ -723,10 +724,15 @@ impl World {
             } else {
                 Vec::new()
             };
-            if busy.is_empty() && lagging.is_empty() && unhealthy.is_empty() {
+            // Brokers report their HW every tick, so a record acknowledged just now may not
+            // be in their last report yet: the drain holds only if it still holds one poll
+            // later.
+            let quiet = busy.is_empty() && lagging.is_empty() && unhealthy.is_empty();
+            if quiet && held {
                 self.recorder.event("world", "drained", json!({}));
                 return true;
             }
+            held = quiet;
             let now = madsim::time::TimeHandle::current().now_instant();
             if now >= deadline || self.progress.crash().is_some() {
                 let unhealthy: Vec<String> = unhealthy.iter().map(ToString::to_string).collect();

@@ -200,6 +200,13 @@ impl Harness {
             .any(|(_, _, r)| matches!(r.body, RequestBody::Metadata { .. }))
     }
 
+    fn inits(&self) -> usize {
+        self.requests
+            .iter()
+            .filter(|(_, _, r)| matches!(r.body, RequestBody::InitProducerId))
+            .count()
+    }
+
     fn produces(&self) -> usize {
         self.requests
             .iter()
@@ -698,9 +705,10 @@ fn out_of_order_behind_a_failed_batch_is_retried_in_sequence_order() {
 }
 
 /// OUT_OF_ORDER_SEQUENCE_NUMBER for the oldest unacknowledged batch: the broker lost the
-/// producer's state. The batch fails; the producer gets a new id and starts over at 0.
+/// producer's state. The batch fails; the producer bumps its epoch (KIP-360) and starts
+/// over at sequence 0 under the same id.
 #[test]
-fn out_of_order_at_the_head_fails_the_batch_and_resets_the_producer_id() {
+fn out_of_order_at_the_head_fails_the_batch_and_bumps_the_producer_epoch() {
     let mut h = Harness::ready(
         ProducerConfig {
             linger_ms: 5,
@@ -724,18 +732,25 @@ fn out_of_order_at_the_head_fails_the_batch_and_resets_the_producer_id() {
         )]
     );
     h.tick(10);
-    assert_eq!(h.produces(), 0, "no send before the new producer id");
-    h.answer_init(2000);
+    assert_eq!(
+        h.inits(),
+        0,
+        "the epoch is bumped locally, no new producer id"
+    );
     let b = h.take_produce();
     assert_eq!(b.values(), vec!["b"]);
-    assert_eq!((b.batches[0].1.producer_id, b.sequence()), (2000, 0));
+    let batch = &b.batches[0].1;
+    assert_eq!(
+        (batch.producer_id, batch.producer_epoch, b.sequence()),
+        (1000, 1, 0)
+    );
 }
 
-/// A reset while another batch is in doubt (sent under the old producer id, its answer
-/// lost): under a new id the broker could not recognise it as a retry, so it fails with
+/// A reset while another batch is in doubt (sent under the old producer epoch, its answer
+/// lost): under a new epoch the broker could not recognise it as a retry, so it fails with
 /// its last error instead of being sent again; only batches never sent are renumbered.
 #[test]
-fn a_reset_fails_batches_sent_under_the_old_producer_id() {
+fn a_reset_fails_batches_sent_under_the_old_producer_epoch() {
     let mut h = Harness::ready(config(), &[Some(1), Some(2)]);
     // A key for each partition.
     let key_for = |partition| {
@@ -768,13 +783,16 @@ fn a_reset_fails_batches_sent_under_the_old_producer_id() {
         .iter()
         .all(|(_, o)| matches!(o, SendOutcome::Fail { .. })));
     assert_eq!(h.completed.len(), 2);
-    // A record sent after the reset goes out under the new id, from sequence 0.
-    h.answer_init(2000);
+    // A record sent after the reset goes out under the bumped epoch, from sequence 0.
     h.send_keyed("c", &k0);
     h.tick(200);
     let c = h.take_produce();
     assert_eq!(c.values(), vec!["c"]);
-    assert_eq!((c.batches[0].1.producer_id, c.sequence()), (2000, 0));
+    let batch = &c.batches[0].1;
+    assert_eq!(
+        (batch.producer_id, batch.producer_epoch, c.sequence()),
+        (1000, 1, 0)
+    );
 }
 
 #[test]
@@ -883,7 +901,7 @@ fn chaos_every_send_completes_exactly_once_and_sequences_are_never_reused() {
         let mut next_offset = [0u64; 3];
         let mut epoch = 0;
         let mut next_id = 2000;
-        let mut seen: BTreeMap<(i64, u32, i32), Vec<String>> = BTreeMap::new();
+        let mut seen: BTreeMap<(i64, i16, u32, i32), Vec<String>> = BTreeMap::new();
         let errors = [
             KafkaError::NotLeaderOrFollower,
             KafkaError::NotEnoughReplicas,
@@ -957,6 +975,7 @@ fn chaos_every_send_completes_exactly_once_and_sequences_are_never_reused() {
                         if idempotent {
                             let key = (
                                 batch.producer_id,
+                                batch.producer_epoch,
                                 p.partition.partition,
                                 batch.base_sequence,
                             );

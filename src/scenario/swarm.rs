@@ -1,0 +1,740 @@
+//! Swarm testing (TigerBeetle's swarm, FoundationDB's randomized test configurations): a
+//! whole scenario drawn from a seed over the *safe configuration space*, the configurations
+//! ksim promises pass every check whatever the nemesis does.
+//!
+//! Owns: the space's bounds (the table below), drawing one scenario from a [`Source`] of
+//! choices, and writing it as a scenario file that `ksim run` reads back. `ksim swarm` draws
+//! from a seeded RNG ([`Seeded`]); the property test in `tests/cluster_properties.rs` draws
+//! from a proptest-generated list of choices ([`Choices`]), so proptest's shrinking of that
+//! list (smaller numbers, fewer of them) shrinks the scenario: choice 0 is always the
+//! simplest option, and a list that runs out keeps choosing 0.
+//!
+//! | what | drawn from |
+//! |---|---|
+//! | ensemble | 1, 3 or 5 servers; `tickTime` 250, 500, 1000 or 2000 ms; `snapCount` default, 50 or 500 |
+//! | brokers | 1–6; `replica.lag.time.max.ms` default, 10 s or 5 s; `log.segment.bytes` default, 1 MiB, 64 KiB or 16 KiB |
+//! | flush | an fsync per record when a power loss can be drawn (nemesis or scheduled), else Kafka's default (never) three times in four |
+//! | topics | 1–3 of 1–8 partitions, RF 1–min(3, brokers), `min.insync.replicas` 1–RF |
+//! | producers | 1–3 tables of 1–2 producers on a topic, 20–200 records/s, 0/10/100 keys, each partitioner, `batch.size`, `linger.ms`, `max.in.flight.requests.per.connection` 1–5, short or default timeouts; always `acks=all` with idempotence |
+//! | readers | 0–2 assign-mode tables of 1–2 consumers over some topics |
+//! | groups | 0–2 (`billing`, `audit`) of 1–4 members over some topics: range or cooperative-sticky, auto or manual commits, static members, `session.timeout.ms` 6 s/10 s/45 s, `heartbeat.interval.ms`, `max.poll.interval.ms` 10 s/30 s/300 s; `offsets.topic.num.partitions` 1–8, `group.initial.rebalance.delay.ms` 0/1 s/3 s |
+//! | ensemble clients | 0–1 table of 1–3 compare-and-set clients, with or without session churn |
+//! | writers | 0–1 table of 1–2 standalone log writers |
+//! | faults | `duration` 30–120 s; a nemesis (three times in four) over a non-empty mix of kill, power-loss, pause, partition, clog and loss every 1–20 s; and (one time in two) up to 4 scheduled faults, each undone within the fault phase |
+//! | heal | 30 s + what the scenario's sessions can need ([`Scenario::session_recovery_bound`]) + 0 or 30 s |
+//!
+//! What is *not* in the space, because ksim does not promise it passes: acks other than
+//! `all` or idempotence off (duplicates and loss are Kafka's documented behaviour), no fsync
+//! under power loss (the `no-fsync-power-loss` zoo entry), unclean elections, a broker-wide
+//! `min.insync.replicas` above the offsets topic's replication factor (commits can never
+//! succeed), and every `[legacy]` switch.
+
+use super::model::Scenario;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::fmt::Write;
+use std::path::Path;
+use std::time::Duration;
+
+/// Where choices come from. `below(n)` is a choice in `0..n` (`n >= 1`); 0 is the simplest.
+pub trait Source {
+    fn below(&mut self, n: u64) -> u64;
+}
+
+/// Choices from an RNG seeded with the swarm seed (`ksim swarm`).
+pub struct Seeded(StdRng);
+
+impl Seeded {
+    pub fn new(seed: u64) -> Seeded {
+        // A fixed offset keeps the drawing independent of the run's own use of the seed.
+        Seeded(StdRng::seed_from_u64(seed ^ 0x5357_4152_4d00_0000))
+    }
+}
+
+impl Source for Seeded {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0.gen_range(0..n.max(1))
+    }
+}
+
+/// Choices from a list (a property test's input): each choice is the next value modulo `n`;
+/// past the end of the list every choice is 0.
+pub struct Choices<'a> {
+    values: &'a [u64],
+    next: usize,
+}
+
+impl<'a> Choices<'a> {
+    pub fn new(values: &'a [u64]) -> Choices<'a> {
+        Choices { values, next: 0 }
+    }
+}
+
+impl Source for Choices<'_> {
+    fn below(&mut self, n: u64) -> u64 {
+        let value = self.values.get(self.next).copied().unwrap_or(0);
+        self.next += 1;
+        value % n.max(1)
+    }
+}
+
+/// Drawing helpers over a [`Source`].
+struct Draw<'s, S: Source> {
+    source: &'s mut S,
+}
+
+impl<S: Source> Draw<'_, S> {
+    /// `lo..=hi`, `lo` simplest.
+    fn int(&mut self, lo: u32, hi: u32) -> u32 {
+        lo + self.source.below(u64::from(hi.saturating_sub(lo)) + 1) as u32
+    }
+
+    /// One of `options`, the first simplest.
+    fn pick<T: Clone>(&mut self, options: &[T]) -> T {
+        options[self.source.below(options.len() as u64) as usize].clone()
+    }
+
+    /// True `num` times in `den`; choice 0 is false.
+    fn chance(&mut self, num: u64, den: u64) -> bool {
+        self.source.below(den) >= den - num
+    }
+
+    /// A non-empty subset of `items`, in their order.
+    fn subset<T: Clone>(&mut self, items: &[T]) -> Vec<T> {
+        let mut chosen: Vec<T> = items
+            .iter()
+            .filter(|_| self.chance(1, 2))
+            .cloned()
+            .collect();
+        if chosen.is_empty() {
+            chosen.push(self.pick(items));
+        }
+        chosen
+    }
+}
+
+/// The ensemble and brokers of a drawn scenario.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrawnCluster {
+    pub zookeepers: u32,
+    pub tick_time_ms: u64,
+    pub snap_count: Option<u64>,
+    pub brokers: u32,
+    pub replica_lag_time_max_ms: Option<u64>,
+    pub log_segment_bytes: Option<u64>,
+    /// `log.flush.interval.messages = 1`, else Kafka's default (never fsync).
+    pub fsync_per_record: bool,
+    pub offsets_partitions: u32,
+    pub initial_rebalance_delay_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrawnTopic {
+    pub name: String,
+    pub partitions: u32,
+    pub replication_factor: u32,
+    pub min_insync_replicas: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrawnProducer {
+    pub count: u32,
+    pub topic: String,
+    pub rate: u32,
+    pub keys: u32,
+    pub partitioner: Option<&'static str>,
+    pub batch_size: Option<u64>,
+    pub linger_ms: Option<u64>,
+    pub max_in_flight: Option<u32>,
+    /// `(request.timeout.ms, delivery.timeout.ms)`, else Kafka's defaults.
+    pub timeouts_ms: Option<(u64, u64)>,
+}
+
+/// An assign-mode reader table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrawnReader {
+    pub count: u32,
+    pub topics: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrawnGroup {
+    pub name: String,
+    pub members: u32,
+    pub topics: Vec<String>,
+    pub assignor: &'static str,
+    pub enable_auto_commit: bool,
+    pub auto_commit_interval_ms: Option<u64>,
+    pub session_timeout_ms: Option<u64>,
+    pub heartbeat_interval_ms: Option<u64>,
+    pub max_poll_interval_ms: Option<u64>,
+    /// Static members: `group.instance.id` (numbered per member).
+    pub group_instance_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrawnZkClients {
+    pub count: u32,
+    pub rate: u32,
+    pub registers: u32,
+    pub session_timeout_s: Option<u64>,
+    pub churn_s: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrawnWriters {
+    pub count: u32,
+    pub rate: u32,
+}
+
+/// One scheduled `[[fault]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrawnFault {
+    pub at_s: u64,
+    pub action: &'static str,
+    /// Empty for `heal`.
+    pub target: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrawnNemesis {
+    pub actions: Vec<&'static str>,
+    pub every_s: (u64, u64),
+}
+
+/// One drawn scenario; [`Drawn::toml`] writes it as a scenario file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Drawn {
+    /// The swarm seed; it is also the seed the scenario is run with.
+    pub seed: u64,
+    pub duration_s: u64,
+    pub heal_s: u64,
+    pub cluster: DrawnCluster,
+    pub topics: Vec<DrawnTopic>,
+    pub producers: Vec<DrawnProducer>,
+    pub readers: Vec<DrawnReader>,
+    pub groups: Vec<DrawnGroup>,
+    pub zk_clients: Option<DrawnZkClients>,
+    pub writers: Option<DrawnWriters>,
+    pub nemesis: Option<DrawnNemesis>,
+    /// Sorted by `at_s`.
+    pub faults: Vec<DrawnFault>,
+}
+
+const TOPIC_NAMES: [&str; 3] = ["orders", "payments", "clicks"];
+const GROUP_NAMES: [&str; 2] = ["billing", "audit"];
+const NEMESIS_ACTIONS: [&str; 6] = ["kill", "pause", "partition", "clog", "loss", "power-loss"];
+/// Slack on top of the sessions' bound, before the drawn extra.
+const HEAL_BASE_S: u64 = 30;
+
+/// Draws the scenario of swarm seed `seed` from `source`.
+pub fn draw(seed: u64, source: &mut impl Source) -> Drawn {
+    let mut d = Draw { source };
+    let zookeepers = d.pick(&[1, 3, 5]);
+    let brokers = d.int(1, 6);
+    let duration_s = u64::from(d.pick(&[30u32, 60, 90, 120]));
+    let topic_count = d.int(1, 3) as usize;
+    let topics: Vec<DrawnTopic> = TOPIC_NAMES[..topic_count]
+        .iter()
+        .map(|name| {
+            let replication_factor = d.int(1, brokers.min(3));
+            DrawnTopic {
+                name: (*name).to_string(),
+                partitions: d.int(1, 8),
+                replication_factor,
+                min_insync_replicas: d.int(1, replication_factor),
+            }
+        })
+        .collect();
+    let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
+    let producer_tables = d.int(1, 3);
+    let producers = (0..producer_tables)
+        .map(|_| draw_producer(&mut d, &names))
+        .collect();
+    let reader_tables = d.int(0, 2);
+    let readers: Vec<DrawnReader> = (0..reader_tables)
+        .map(|_| DrawnReader {
+            count: d.int(1, 2),
+            topics: d.subset(&names),
+        })
+        .collect();
+    let group_count = d.int(0, 2) as usize;
+    let groups: Vec<DrawnGroup> = GROUP_NAMES[..group_count]
+        .iter()
+        .map(|name| draw_group(&mut d, name, &names))
+        .collect();
+    let zk_clients = d.chance(1, 4).then(|| DrawnZkClients {
+        count: d.int(1, 3),
+        rate: d.pick(&[5, 20]),
+        registers: d.int(1, 3),
+        session_timeout_s: d.pick(&[None, Some(3), Some(10)]),
+        churn_s: d.pick(&[None, Some(10)]),
+    });
+    let writers = d.chance(1, 6).then(|| DrawnWriters {
+        count: d.int(1, 2),
+        rate: d.pick(&[50, 200]),
+    });
+
+    let nemesis = d.chance(3, 4).then(|| {
+        let low = u64::from(d.pick(&[3u32, 1, 2, 5]));
+        DrawnNemesis {
+            actions: d.subset(&NEMESIS_ACTIONS),
+            every_s: (low, low + u64::from(d.pick(&[5u32, 0, 10, 15]))),
+        }
+    });
+    let mut faults = Vec::new();
+    if d.chance(1, 2) {
+        let count = d.int(1, 4);
+        for _ in 0..count {
+            draw_fault(
+                &mut d,
+                &mut faults,
+                duration_s,
+                zookeepers,
+                brokers,
+                &topics,
+                &groups,
+                &readers,
+            );
+        }
+        faults.sort_by_key(|f| f.at_s);
+    }
+    let power_loss = nemesis
+        .as_ref()
+        .is_some_and(|n| n.actions.contains(&"power-loss"))
+        || faults.iter().any(|f| f.action == "power-loss");
+
+    let cluster = DrawnCluster {
+        zookeepers,
+        tick_time_ms: u64::from(d.pick(&[500u32, 250, 1000, 2000])),
+        snap_count: d.pick(&[None, Some(50), Some(500)]),
+        brokers,
+        replica_lag_time_max_ms: d.pick(&[None, Some(10_000), Some(5_000)]),
+        log_segment_bytes: d.pick(&[None, Some(1 << 20), Some(65_536), Some(16_384)]),
+        fsync_per_record: power_loss || d.chance(1, 4),
+        offsets_partitions: d.pick(&[1, 3, 5, 8]),
+        initial_rebalance_delay_ms: d.pick(&[None, Some(0), Some(1000)]),
+    };
+    let extra_heal_s = u64::from(d.pick(&[0u32, 30]));
+    let mut drawn = Drawn {
+        seed,
+        duration_s,
+        heal_s: 0,
+        cluster,
+        topics,
+        producers,
+        readers,
+        groups,
+        zk_clients,
+        writers,
+        nemesis,
+        faults,
+    };
+    // The heal follows the scenario's own session timeouts (one formula with the load-time
+    // warning): read them back from the file as it will be run.
+    drawn.heal_s = 1;
+    let bound = drawn
+        .scenario()
+        .map(|s| s.session_recovery_bound())
+        .unwrap_or_else(|error| panic!("swarm seed {seed} drew an invalid scenario: {error}"));
+    drawn.heal_s = HEAL_BASE_S + bound.as_secs_f64().ceil() as u64 + extra_heal_s;
+    drawn
+}
+
+/// The scenario of swarm seed `seed`, as `ksim swarm` draws it.
+pub fn draw_seed(seed: u64) -> Drawn {
+    draw(seed, &mut Seeded::new(seed))
+}
+
+fn draw_producer<S: Source>(d: &mut Draw<'_, S>, topics: &[String]) -> DrawnProducer {
+    DrawnProducer {
+        count: d.int(1, 2),
+        topic: d.pick(topics),
+        rate: d.pick(&[50, 20, 100, 200]),
+        keys: d.pick(&[0, 10, 100]),
+        partitioner: d.pick(&[None, Some("uniform-sticky"), Some("round-robin")]),
+        batch_size: d.pick(&[None, Some(512), Some(4096)]),
+        linger_ms: d.pick(&[None, Some(0), Some(5), Some(20), Some(100)]),
+        max_in_flight: d.pick(&[None, Some(1), Some(2), Some(5)]),
+        timeouts_ms: d.pick(&[None, Some((5_000, 30_000))]),
+    }
+}
+
+fn draw_group<S: Source>(d: &mut Draw<'_, S>, name: &str, topics: &[String]) -> DrawnGroup {
+    let session_timeout_ms = d.pick(&[Some(6_000), Some(10_000), None]);
+    DrawnGroup {
+        name: name.to_string(),
+        members: d.int(1, 4),
+        topics: d.subset(topics),
+        assignor: d.pick(&["range", "cooperative-sticky"]),
+        enable_auto_commit: !d.chance(1, 2),
+        auto_commit_interval_ms: d.pick(&[None, Some(1000)]),
+        session_timeout_ms,
+        // Below the session timeout (Kafka's default 3 s is, for every drawn session).
+        heartbeat_interval_ms: d.pick(&[None, Some(1000)]),
+        max_poll_interval_ms: d.pick(&[Some(10_000), Some(30_000), None]),
+        group_instance_id: d.chance(1, 4).then(|| format!("{name}-instance")),
+    }
+}
+
+/// One scheduled fault and its undo, both within the fault phase. Pauses and clogs name a
+/// concrete node (their undo must find the same one); kills, power losses and isolations may
+/// name a role (`leader(..)`, `controller`, ...), undone by `restart killed` or `heal`.
+#[allow(clippy::too_many_arguments)]
+fn draw_fault<S: Source>(
+    d: &mut Draw<'_, S>,
+    faults: &mut Vec<DrawnFault>,
+    duration_s: u64,
+    zookeepers: u32,
+    brokers: u32,
+    topics: &[DrawnTopic],
+    groups: &[DrawnGroup],
+    readers: &[DrawnReader],
+) {
+    let first_member = readers.iter().map(|r| r.count).sum::<u32>() + 1;
+    let members: u32 = groups.iter().map(|g| g.members).sum();
+    let mut nodes: Vec<String> = (1..=brokers).map(|b| format!("broker-{b}")).collect();
+    nodes.extend((1..=zookeepers).map(|z| format!("zk-{z}")));
+    nodes.extend((first_member..first_member + members).map(|c| format!("consumer-{c}")));
+    let mut roles: Vec<String> = vec![
+        "random-broker".into(),
+        "controller".into(),
+        "zk-leader".into(),
+        "random-zk".into(),
+    ];
+    for topic in topics {
+        roles.extend((0..topic.partitions).map(|p| format!("leader({}/{p})", topic.name)));
+    }
+    roles.extend(groups.iter().map(|g| format!("coordinator({})", g.name)));
+    roles.extend(nodes.iter().cloned());
+
+    let at_s = u64::from(d.int(1, duration_s as u32 - 1));
+    let until_s = (at_s + u64::from(d.int(1, 15))).min(duration_s);
+    let fault = |action: &'static str, target: String| DrawnFault {
+        at_s,
+        action,
+        target,
+    };
+    let undo = |action: &'static str, target: String| DrawnFault {
+        at_s: until_s,
+        action,
+        target,
+    };
+    match d.int(0, 5) {
+        0 => {
+            faults.push(fault("kill", d.pick(&roles)));
+            faults.push(undo("restart", "killed".into()));
+        }
+        1 => {
+            let node = d.pick(&nodes);
+            faults.push(fault("pause", node.clone()));
+            faults.push(undo("resume", node));
+        }
+        2 => {
+            faults.push(fault("partition", format!("isolate({})", d.pick(&roles))));
+            faults.push(undo("heal", String::new()));
+        }
+        3 => {
+            faults.push(fault("partition", d.pick(&["halves", "bridge"]).into()));
+            faults.push(undo("heal", String::new()));
+        }
+        4 => {
+            let node = d.pick(&nodes);
+            faults.push(fault("clog", node.clone()));
+            faults.push(undo("unclog", node));
+        }
+        _ => {
+            faults.push(fault("power-loss", d.pick(&roles)));
+            faults.push(undo("restart", "killed".into()));
+        }
+    }
+}
+
+impl Drawn {
+    /// The scenario file.
+    pub fn toml(&self) -> String {
+        let mut t = String::new();
+        let c = &self.cluster;
+        let _ = writeln!(t, "name = \"swarm\"");
+        let _ = writeln!(t, "about = \"{}\"", self.about());
+        let _ = writeln!(
+            t,
+            "duration = \"{}s\"\nheal = \"{}s\"\nseeds = \"{}..{}\"",
+            self.duration_s, self.heal_s, self.seed, self.seed
+        );
+        let _ = writeln!(
+            t,
+            "\n[cluster]\nzookeepers = {}\nbrokers = {}",
+            c.zookeepers, c.brokers
+        );
+        let _ = writeln!(t, "\n[cluster.zookeeper]\ntickTime = {}", c.tick_time_ms);
+        if let Some(n) = c.snap_count {
+            let _ = writeln!(t, "snapCount = {n}");
+        }
+        t.push_str("\n[cluster.broker]\n");
+        if c.fsync_per_record {
+            t.push_str("\"log.flush.interval.messages\" = 1\n");
+        }
+        if let Some(v) = c.replica_lag_time_max_ms {
+            let _ = writeln!(t, "\"replica.lag.time.max.ms\" = {v}");
+        }
+        if let Some(v) = c.log_segment_bytes {
+            let _ = writeln!(t, "\"log.segment.bytes\" = {v}");
+        }
+        if !self.groups.is_empty() {
+            let _ = writeln!(
+                t,
+                "\"offsets.topic.num.partitions\" = {}",
+                c.offsets_partitions
+            );
+            if let Some(v) = c.initial_rebalance_delay_ms {
+                let _ = writeln!(t, "\"group.initial.rebalance.delay.ms\" = {v}");
+            }
+        }
+        for topic in &self.topics {
+            let _ = writeln!(
+                t,
+                "\n[[topic]]\nname = \"{}\"\npartitions = {}\n\"replication.factor\" = {}\n\
+                 \"min.insync.replicas\" = {}",
+                topic.name, topic.partitions, topic.replication_factor, topic.min_insync_replicas
+            );
+        }
+        for p in &self.producers {
+            let _ = writeln!(
+                t,
+                "\n[[producer]]\ncount = {}\ntopic = \"{}\"\nrate = {}\nkeys = {}\n\
+                 [producer.config]\nacks = \"all\"\n\"enable.idempotence\" = true",
+                p.count, p.topic, p.rate, p.keys
+            );
+            if let Some(v) = p.partitioner {
+                let _ = writeln!(t, "\"partitioner.class\" = \"{v}\"");
+            }
+            if let Some(v) = p.batch_size {
+                let _ = writeln!(t, "\"batch.size\" = {v}");
+            }
+            if let Some(v) = p.linger_ms {
+                let _ = writeln!(t, "\"linger.ms\" = {v}");
+            }
+            if let Some(v) = p.max_in_flight {
+                let _ = writeln!(t, "\"max.in.flight.requests.per.connection\" = {v}");
+            }
+            if let Some((request, delivery)) = p.timeouts_ms {
+                let _ = writeln!(
+                    t,
+                    "\"request.timeout.ms\" = {request}\n\"delivery.timeout.ms\" = {delivery}"
+                );
+            }
+        }
+        for r in &self.readers {
+            let _ = writeln!(
+                t,
+                "\n[[consumer]]\ncount = {}\ntopics = {}",
+                r.count,
+                quoted(&r.topics)
+            );
+        }
+        for g in &self.groups {
+            let _ = writeln!(
+                t,
+                "\n[[consumer]]\ncount = {}\ngroup = \"{}\"\ntopics = {}\n[consumer.config]\n\
+                 \"partition.assignment.strategy\" = \"{}\"\n\"enable.auto.commit\" = {}",
+                g.members,
+                g.name,
+                quoted(&g.topics),
+                g.assignor,
+                g.enable_auto_commit
+            );
+            let settings = [
+                ("auto.commit.interval.ms", g.auto_commit_interval_ms),
+                ("session.timeout.ms", g.session_timeout_ms),
+                ("heartbeat.interval.ms", g.heartbeat_interval_ms),
+                ("max.poll.interval.ms", g.max_poll_interval_ms),
+            ];
+            for (key, value) in settings {
+                if let Some(v) = value {
+                    let _ = writeln!(t, "\"{key}\" = {v}");
+                }
+            }
+            if let Some(id) = &g.group_instance_id {
+                let _ = writeln!(t, "\"group.instance.id\" = \"{id}\"");
+            }
+        }
+        if let Some(z) = &self.zk_clients {
+            let _ = writeln!(
+                t,
+                "\n[[zk_client]]\ncount = {}\nrate = {}\nregisters = {}",
+                z.count, z.rate, z.registers
+            );
+            if let Some(s) = z.session_timeout_s {
+                let _ = writeln!(t, "session_timeout = \"{s}s\"");
+            }
+            if let Some(s) = z.churn_s {
+                let _ = writeln!(t, "churn = \"{s}s\"");
+            }
+        }
+        if let Some(w) = &self.writers {
+            let _ = writeln!(t, "\n[[writer]]\ncount = {}\nrate = {}", w.count, w.rate);
+        }
+        if let Some(n) = &self.nemesis {
+            let _ = writeln!(
+                t,
+                "\n[nemesis]\nactions = {}\nevery = \"{}s..{}s\"",
+                quoted(&n.actions),
+                n.every_s.0,
+                n.every_s.1
+            );
+        }
+        for f in &self.faults {
+            let _ = writeln!(
+                t,
+                "\n[[fault]]\nat = \"{}s\"\naction = \"{}\"",
+                f.at_s, f.action
+            );
+            if !f.target.is_empty() {
+                let _ = writeln!(t, "target = \"{}\"", f.target);
+            }
+        }
+        t
+    }
+
+    /// The file parsed, as `ksim run` would load it.
+    pub fn scenario(&self) -> Result<Scenario, super::ScenarioError> {
+        let name = format!("swarm-{}.toml", self.seed);
+        super::parse(Path::new(&name), self.toml().as_bytes())
+    }
+
+    /// One line saying what was drawn.
+    pub fn about(&self) -> String {
+        let c = &self.cluster;
+        let mut parts = vec![
+            format!("{} zookeepers", c.zookeepers),
+            format!("{} brokers", c.brokers),
+            format!(
+                "{} topics ({} partitions)",
+                self.topics.len(),
+                self.topics.iter().map(|t| t.partitions).sum::<u32>()
+            ),
+            format!(
+                "{} producers",
+                self.producers.iter().map(|p| p.count).sum::<u32>()
+            ),
+        ];
+        let readers: u32 = self.readers.iter().map(|r| r.count).sum();
+        if readers > 0 {
+            parts.push(format!("{readers} readers"));
+        }
+        for g in &self.groups {
+            let commits = if g.enable_auto_commit {
+                "auto"
+            } else {
+                "manual"
+            };
+            let kind = if g.group_instance_id.is_some() {
+                " static"
+            } else {
+                ""
+            };
+            parts.push(format!(
+                "group {} of {}{kind} ({}, {commits} commits)",
+                g.name, g.members, g.assignor
+            ));
+        }
+        if let Some(z) = &self.zk_clients {
+            parts.push(format!("{} zk clients", z.count));
+        }
+        if let Some(w) = &self.writers {
+            parts.push(format!("{} writers", w.count));
+        }
+        parts.push(if c.fsync_per_record {
+            "fsync per record".into()
+        } else {
+            "default flush".into()
+        });
+        if let Some(n) = &self.nemesis {
+            parts.push(format!("nemesis {}", n.actions.join("/")));
+        }
+        if !self.faults.is_empty() {
+            parts.push(format!("{} scheduled faults", self.faults.len()));
+        }
+        format!("Swarm seed {}: {}.", self.seed, parts.join(", "))
+    }
+}
+
+fn quoted<T: AsRef<str>>(items: &[T]) -> String {
+    let inner: Vec<String> = items
+        .iter()
+        .map(|i| format!("\"{}\"", i.as_ref()))
+        .collect();
+    format!("[{}]", inner.join(", "))
+}
+
+/// How long the heal of a drawn scenario is, at least: its sessions' bound and the base.
+pub fn heal_floor(scenario: &Scenario) -> Duration {
+    Duration::from_secs(HEAL_BASE_S) + scenario.session_recovery_bound()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_seed_draws_a_scenario_that_loads_and_keeps_the_safe_rules() {
+        for seed in 1..=300 {
+            let drawn = draw_seed(seed);
+            let scenario = drawn
+                .scenario()
+                .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            assert_eq!(
+                draw_seed(seed),
+                drawn,
+                "seed {seed} draws differently twice"
+            );
+            assert!(scenario.heal >= heal_floor(&scenario), "seed {seed}");
+            let power_loss = drawn.toml().contains("power-loss");
+            assert!(!power_loss || drawn.cluster.fsync_per_record, "seed {seed}");
+            assert!(scenario.legacy == Default::default());
+            for p in &scenario.producers {
+                assert_eq!(p.config.acks, Some(crate::scenario::Acks::All));
+                assert_eq!(p.config.enable_idempotence, Some(true));
+            }
+        }
+    }
+
+    #[test]
+    fn the_space_is_drawn_widely() {
+        let drawn: Vec<Drawn> = (1..=300).map(draw_seed).collect();
+        let seen = |f: &dyn Fn(&Drawn) -> bool| drawn.iter().filter(|d| f(d)).count();
+        for z in [1, 3, 5] {
+            assert!(seen(&|d| d.cluster.zookeepers == z) > 30, "zookeepers {z}");
+        }
+        for b in 1..=6 {
+            assert!(seen(&|d| d.cluster.brokers == b) > 20, "brokers {b}");
+        }
+        assert!(seen(&|d| d.groups.len() == 2) > 30);
+        assert!(seen(&|d| d.groups.iter().any(|g| !g.enable_auto_commit)) > 50);
+        assert!(seen(&|d| d.groups.iter().any(|g| g.group_instance_id.is_some())) > 20);
+        assert!(seen(&|d| !d.cluster.fsync_per_record) > 30);
+        assert!(
+            seen(&|d| d
+                .nemesis
+                .as_ref()
+                .is_some_and(|n| n.actions.contains(&"loss")))
+                > 30
+        );
+        assert!(seen(&|d| !d.faults.is_empty()) > 100);
+        assert!(seen(&|d| d.zk_clients.is_some()) > 30);
+        assert!(seen(&|d| d.writers.is_some()) > 20);
+    }
+
+    #[test]
+    fn an_empty_list_of_choices_draws_the_simplest_scenario() {
+        let drawn = draw(7, &mut Choices::new(&[]));
+        assert_eq!(drawn.cluster.zookeepers, 1);
+        assert_eq!(drawn.cluster.brokers, 1);
+        assert_eq!(drawn.topics.len(), 1);
+        assert!(drawn.groups.is_empty() && drawn.readers.is_empty());
+        assert!(drawn.nemesis.is_none() && drawn.faults.is_empty());
+        assert!(drawn.zk_clients.is_none() && drawn.writers.is_none());
+        drawn.scenario().unwrap();
+    }
+}
