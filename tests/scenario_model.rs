@@ -240,3 +240,49 @@ fn every_shipped_scenario_loads() {
         .collect();
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
 }
+
+/// A `heal` shorter than what the scenario's own sessions can need is a warning (the run
+/// still happens): with Kafka's default `session.timeout.ms` (45 s) a member killed while
+/// its JoinGroup is held needs about two sessions to leave.
+#[test]
+fn a_heal_under_what_the_sessions_can_need_is_warned_about() {
+    let text = |heal: &str, session: &str| {
+        format!(
+            "name = \"g\"\nduration = \"30s\"\nheal = \"{heal}\"\n\
+             [cluster]\nzookeepers = 1\nbrokers = 1\n\
+             [cluster.zookeeper]\ntickTime = 500\n\
+             [[topic]]\nname = \"orders\"\npartitions = 1\n\
+             [[consumer]]\ncount = 2\ngroup = \"billing\"\ntopics = [\"orders\"]\n{session}"
+        )
+    };
+    let load = |t: String| parse(Path::new("g.toml"), t.as_bytes()).unwrap();
+    // Default session: 10 s (the brokers' ZooKeeper session at tickTime 500) + 2 x 45 s + 3 s.
+    let short = load(text("60s", ""));
+    assert_eq!(short.session_recovery_bound(), Duration::from_secs(103));
+    let warnings = short.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("g.toml: heal (60s) is under the 103s"),
+        "{}",
+        warnings[0]
+    );
+    // Shorter sessions, or a longer heal: nothing to say.
+    let config = "[consumer.config]\n\"session.timeout.ms\" = 6000\n";
+    assert!(load(text("60s", config)).warnings().is_empty());
+    assert!(load(text("2m", "")).warnings().is_empty());
+}
+
+/// Every shipped scenario leaves its sessions enough heal.
+#[test]
+fn shipped_scenarios_give_their_sessions_enough_heal() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim-scenarios");
+    for dir in [root.clone(), root.join("zoo")] {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let scenario = load(&path).unwrap();
+                assert!(scenario.warnings().is_empty(), "{:?}", scenario.warnings());
+            }
+        }
+    }
+}

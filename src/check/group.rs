@@ -55,8 +55,21 @@ pub fn run(input: &CheckInput<'_>, facts: &Facts<'_>) -> Vec<CheckResult> {
     if groups.is_empty() {
         return Vec::new();
     }
+    let mut session_ms = BTreeMap::new();
+    let mut index = 0;
+    for spec in &input.scenario.consumers {
+        for _ in 0..spec.count {
+            index += 1;
+            let session = spec
+                .config
+                .session_timeout_ms
+                .unwrap_or(crate::scenario::GROUP_SESSION_TIMEOUT_MS);
+            session_ms.insert(format!("consumer-{index}"), session);
+        }
+    }
     let checks = GroupFacts {
         groups: &groups,
+        session_ms,
         events: input.events,
         history: input.history,
         facts,
@@ -82,6 +95,8 @@ pub fn run(input: &CheckInput<'_>, facts: &Facts<'_>) -> Vec<CheckResult> {
 /// The groups' view of one run.
 struct GroupFacts<'a> {
     groups: &'a BTreeMap<String, GroupSpec>,
+    /// Each member node's `session.timeout.ms`.
+    session_ms: BTreeMap<String, u64>,
     events: &'a [Event],
     history: &'a [HistoryEntry],
     facts: &'a Facts<'a>,
@@ -522,6 +537,96 @@ impl<'a> GroupFacts<'a> {
             .max_by_key(|e| (generation(e), e.at_us))
     }
 
+    /// The members the coordinator still counts at `bound_us` (of the newest generation it
+    /// announced, not removed since) whose process had ended, described with what they
+    /// owned and when their session ends: a dead member holds its group back until then.
+    fn dead_members(&self, group: &str, spec: &GroupSpec, bound_us: u64) -> Vec<String> {
+        let newest = self
+            .events
+            .iter()
+            .filter(|e| e.at_us <= bound_us && e.kind == "group-generation")
+            .filter(|e| e.detail.get("group").and_then(Value::as_str) == Some(group))
+            .max_by_key(|e| (e.detail.get("generation").and_then(Value::as_i64), e.at_us));
+        let Some(newest) = newest else {
+            return Vec::new();
+        };
+        let generation = newest.detail.get("generation").and_then(Value::as_i64);
+        let removed: BTreeSet<&str> = self
+            .events
+            .iter()
+            .filter(|e| e.at_us >= newest.at_us && e.at_us <= bound_us)
+            .filter(|e| e.kind == "member-removed")
+            .filter(|e| e.detail.get("group").and_then(Value::as_str) == Some(group))
+            .filter_map(|e| e.detail.get("member").and_then(Value::as_str))
+            .collect();
+        let members = newest
+            .detail
+            .get("members")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|m| !removed.contains(m));
+        let mut out = Vec::new();
+        for member in members {
+            let Some(node) = spec
+                .members
+                .iter()
+                .find(|n| member.starts_with(&format!("{n}-")))
+            else {
+                continue;
+            };
+            // The member's last assignment, and the end of the process that held it.
+            let Some((assigned_us, owned)) = self
+                .history
+                .iter()
+                .filter(|e| e.at_us <= bound_us && &e.node == node)
+                .filter_map(|e| match &e.op {
+                    Op::GroupAssign {
+                        member: m,
+                        partitions,
+                        awaiting,
+                        ..
+                    } if m == member => {
+                        let mut owned: Vec<String> =
+                            partitions.iter().map(|(tp, _)| tp.to_string()).collect();
+                        owned.extend(awaiting.iter().map(ToString::to_string));
+                        Some((e.at_us, owned))
+                    }
+                    _ => None,
+                })
+                .last()
+            else {
+                continue;
+            };
+            let Some(ended_us) = self
+                .events
+                .iter()
+                .filter(|e| e.at_us >= assigned_us && e.at_us <= bound_us)
+                .find(|e| processes_ended(e).any(|n| n == node))
+                .map(|e| e.at_us)
+            else {
+                continue;
+            };
+            let session_ms = self.session_ms.get(node.as_str()).copied().unwrap_or(0);
+            let owning = if owned.is_empty() {
+                "owning nothing".to_string()
+            } else {
+                format!("still owning {}", owned.join(", "))
+            };
+            out.push(format!(
+                "{group}: member {member} of {node}, whose process ended at {}, is still in \
+                 generation {} at the coordinator, {owning}; its session.timeout.ms ({}s) \
+                 ends by {}",
+                seconds(ended_us),
+                generation.unwrap_or(-1),
+                session_ms as f64 / 1000.0,
+                seconds(ended_us + session_ms * 1000),
+            ));
+        }
+        out
+    }
+
     /// The groups' part of `converges`, judged at `bound_us`.
     fn converges(&self, bound_us: u64) -> Vec<Violation> {
         let stored = self.stored_commits();
@@ -534,6 +639,27 @@ impl<'a> GroupFacts<'a> {
             node: None,
         };
         for (group, spec) in self.groups {
+            let before = out.len();
+            self.group_converges(group, spec, bound_us, &stored, &late, &mut out);
+            if out.len() > before {
+                for dead in self.dead_members(group, spec, bound_us) {
+                    out.push(late(dead, None));
+                }
+            }
+        }
+        out
+    }
+
+    fn group_converges(
+        &self,
+        group: &str,
+        spec: &GroupSpec,
+        bound_us: u64,
+        stored: &BTreeMap<(&'a str, &'a TopicPartition), Vec<Stored<'a>>>,
+        late: &dyn Fn(String, Option<&TopicPartition>) -> Violation,
+        out: &mut Vec<Violation>,
+    ) {
+        {
             let state = self.coordinated_state(group, bound_us);
             let name = state.and_then(|e| e.detail.get("state").and_then(Value::as_str));
             if name != Some("Stable") {
@@ -585,7 +711,7 @@ impl<'a> GroupFacts<'a> {
                     continue;
                 };
                 let committed = stored
-                    .get(&(group.as_str(), tp))
+                    .get(&(group, tp))
                     .into_iter()
                     .flatten()
                     .filter(|c| c.acked_us <= bound_us)
@@ -607,7 +733,6 @@ impl<'a> GroupFacts<'a> {
                 }
             }
         }
-        out
     }
 }
 

@@ -146,14 +146,14 @@ impl Scenario {
         let bound = self.session_recovery_bound();
         if self.heal < bound {
             warnings.push(format!(
-                "{}: heal = \"{}\" is under the {} that this scenario's session timeouts can \
+                "{}: heal ({}s) is under the {}s that this scenario's session timeouts can \
                  need after the heal (ZooKeeper sessions of restarted brokers and clients, then \
                  about two `session.timeout.ms` of a group's members plus \
                  `group.initial.rebalance.delay.ms`): a `converges` failure may be only that \
                  waiting",
                 self.path.display(),
-                super::format_duration(self.heal),
-                super::format_duration(bound),
+                self.heal.as_secs_f64(),
+                bound.as_secs_f64(),
             ));
         }
         warnings

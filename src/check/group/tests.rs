@@ -121,8 +121,10 @@ fn judge(
     let scenario = scenario();
     let groups = scenario.groups();
     let facts = Facts::new(events, history, replicas);
+    let session_ms = (1..=3).map(|n| (format!("consumer-{n}"), 6_000)).collect();
     check(&GroupFacts {
         groups: &groups,
+        session_ms,
         events,
         history,
         facts: &facts,
@@ -365,4 +367,57 @@ fn converges_needs_every_group_stable_and_committed_to_the_log_end() {
         g.converges(10_000)
     });
     one(&found, "billing: not Stable by 0.010s");
+}
+
+#[test]
+fn converges_names_a_dead_member_that_holds_its_group_and_when_its_session_ends() {
+    let replicas = logs(&[(0, "a"), (1, "b")]);
+    let generation = event(
+        1_000,
+        "broker-1",
+        "group-generation",
+        json!({"group": "billing", "generation": 2,
+               "members": ["consumer-1-a", "consumer-2-b"]}),
+    );
+    let rebalancing = event(
+        3_000_000,
+        "broker-1",
+        "group-state",
+        json!({"group": "billing", "state": "PreparingRebalance", "generation": 2}),
+    );
+    let history = vec![
+        assigned(2_000, "consumer-1", "consumer-1-a", 2, &[0]),
+        assigned(2_000, "consumer-2", "consumer-2-b", 2, &[1]),
+    ];
+    // consumer-2 died; the coordinator still counts it.
+    let events = [
+        generation.clone(),
+        killed(2_500_000, "consumer-2"),
+        rebalancing,
+    ];
+    let found = judge(&events, &history, &replicas, |g| g.converges(10_000_000));
+    let dead: Vec<&Violation> = found
+        .iter()
+        .filter(|v| v.detail.contains("whose process ended"))
+        .collect();
+    assert_eq!(dead.len(), 1, "{found:#?}");
+    assert!(
+        dead[0].detail.contains(
+            "member consumer-2-b of consumer-2, whose process ended at 2.500s, is still in \
+             generation 2 at the coordinator, still owning orders/1; its session.timeout.ms \
+             (6s) ends by 8.500s"
+        ),
+        "{}",
+        dead[0].detail
+    );
+    // Removed by the coordinator: it holds nothing back.
+    let events = [
+        generation,
+        killed(2_500_000, "consumer-2"),
+        removed(8_500_000, "consumer-2-b"),
+    ];
+    let found = judge(&events, &history, &replicas, |g| g.converges(10_000_000));
+    assert!(found
+        .iter()
+        .all(|v| !v.detail.contains("whose process ended")));
 }
