@@ -581,7 +581,8 @@ impl<'a> GroupFacts<'a> {
                 .history
                 .iter()
                 .filter(|e| e.at_us <= bound_us && &e.node == node)
-                .filter_map(|e| match &e.op {
+                .rev()
+                .find_map(|e| match &e.op {
                     Op::GroupAssign {
                         member: m,
                         partitions,
@@ -595,7 +596,6 @@ impl<'a> GroupFacts<'a> {
                     }
                     _ => None,
                 })
-                .last()
             else {
                 continue;
             };
