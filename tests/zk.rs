@@ -81,6 +81,43 @@ fn a_paused_client_loses_its_session_and_a_briefly_partitioned_one_keeps_it() {
 }
 
 #[test]
+fn a_leader_deposed_while_paused_is_truncated_and_rejoins_before_the_run_ends() {
+    // Both seeds ended with `zk-replica-agreement` flagging the old leader's uncommitted
+    // proposals of its old epoch while the world stopped once *a* leader of the newest
+    // epoch existed (issue 12).
+    for seed in [1, 2] {
+        let dir = passes("zk-paused-leader.toml", seed);
+        let events = events(&dir);
+        let paused = events
+            .iter()
+            .find(|e| e["kind"] == "fault" && e["detail"]["action"] == "pause")
+            .map(|e| e["detail"]["nodes"][0]["node"].clone())
+            .unwrap();
+        let at = |kind: &str| {
+            events
+                .iter()
+                .position(|e| e["node"] == "world" && e["kind"] == kind)
+                .unwrap()
+        };
+        let (heal, converged) = (at("heal"), at("converged"));
+        let epoch = events[converged]["detail"]["zk_epoch"].clone();
+        let rejoin = &events[heal..converged];
+        assert!(
+            rejoin.iter().any(|e| e["node"] == paused
+                && e["kind"] == "synced"
+                && e["detail"]["mode"] == "trunc"),
+            "seed {seed}: {paused} was truncated of its old epoch's proposals"
+        );
+        assert!(
+            rejoin.iter().any(|e| e["node"] == paused
+                && e["kind"] == "following"
+                && e["detail"]["epoch"] == epoch),
+            "seed {seed}: {paused} follows the newest epoch {epoch} before the run converges"
+        );
+    }
+}
+
+#[test]
 fn the_zoo_entries_fire_and_their_fixed_twins_pass() {
     for (zoo, check, switch) in [
         (

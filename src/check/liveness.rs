@@ -10,9 +10,18 @@
 //! server, which needs an established leader, so this also covers "the ensemble has a
 //! leader". And by the bound every partition has a leader whose ISR holds every replica,
 //! judged from the brokers' events (`check::kafka::partitions_without_full_isr`).
+//!
+//! The ensemble converges too: at the end of the run (or at the bound, if the run went on
+//! past it) every server's last role announcement is `leading` or `following` in the
+//! newest epoch any server's last announcement names, and a server leads that epoch
+//! (`check::zk::EnsembleRoles`). A server still in an older epoch (a leader deposed while
+//! paused, or its follower, that has not noticed yet), looking, or restarted and not yet
+//! synced has not rejoined: sync has not yet truncated what it logged that the newest
+//! epoch's history lacks (`zk-replica-agreement` lets such a server's log end in that
+//! uncommitted fork). The world waits for the same before it stops.
 
 use super::kafka::partitions_without_full_isr;
-use super::zk::is_definite_zk_answer;
+use super::zk::{is_definite_zk_answer, EnsembleRoles};
 use super::{CheckInput, Violation};
 use crate::broker::TopicPartition;
 use crate::node::writers;
@@ -97,8 +106,9 @@ pub fn converges(input: &CheckInput<'_>) -> Vec<Violation> {
             }
         })
         .collect();
-    let partitions = input.scenario.partitions();
     let last_us = input.events.last().map_or(0, |e| e.at_us).min(bound_us);
+    out.extend(ensemble_not_rejoined(input, heal.at_us, bound_us, last_us));
+    let partitions = input.scenario.partitions();
     for tp in partitions_without_full_isr(input.events, &partitions, last_us) {
         out.push(Violation {
             check: "converges".into(),
@@ -166,6 +176,59 @@ fn readers_with_nothing_to_read(
         })
         .map(|(name, _)| name)
         .collect()
+}
+
+/// The ensemble's servers that do not lead or follow in the newest epoch at `last_us`, and
+/// that epoch's missing leader.
+fn ensemble_not_rejoined(
+    input: &CheckInput<'_>,
+    heal_us: u64,
+    bound_us: u64,
+    last_us: u64,
+) -> Vec<Violation> {
+    let servers = input.scenario.zk_names();
+    if servers.is_empty() {
+        return Vec::new();
+    }
+    let roles = EnsembleRoles::at(input.events, &servers, last_us);
+    let newest = roles.newest_epoch();
+    let within = format!(
+        "within {}s after the heal at {:.3}s",
+        input.scenario.heal.as_secs_f64(),
+        heal_us as f64 / 1e6
+    );
+    let violation = |node: Option<String>, detail: String| Violation {
+        check: "converges".into(),
+        detail,
+        at_ms: Some(bound_us / 1000),
+        partition: None,
+        node,
+    };
+    let mut out = Vec::new();
+    if let Some(epoch) = newest.filter(|_| roles.leader().is_none()) {
+        out.push(violation(
+            None,
+            format!("the ensemble's newest epoch {epoch} has no leader {within}"),
+        ));
+    }
+    for server in servers.iter().filter(|s| !roles.in_newest_epoch(s)) {
+        let newest = newest.map_or("no server leads or follows in any epoch".to_string(), |e| {
+            format!("epoch {e} is the newest")
+        });
+        let last = roles
+            .last
+            .get(server)
+            .map_or("it never announced a role".to_string(), |(role, at)| {
+                format!("its last role: {role} at {:.3}s", *at as f64 / 1e6)
+            });
+        out.push(violation(
+            Some(server.clone()),
+            format!(
+                "{server} did not rejoin the ensemble's newest epoch {within} ({newest}; {last})"
+            ),
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -236,7 +299,14 @@ mod tests {
             kind: "become-leader".into(),
             detail: serde_json::json!({"partition": "orders/0", "leader_epoch": 1, "isr": [1]}),
         };
-        let events = [led, world(1_000_000, "heal")];
+        // The ensemble (one server) leads its first epoch throughout.
+        let zk = Event {
+            at_us: 100_000,
+            node: "zk-1".into(),
+            kind: "leading".into(),
+            detail: serde_json::json!({"epoch": 1}),
+        };
+        let events = [zk.clone(), led, world(1_000_000, "heal")];
         let acked = HistoryEntry {
             at_us: 1_100_000,
             node: "producer-1".into(),
@@ -252,7 +322,7 @@ mod tests {
         let silent = converges(&input(&s, &events, &[]));
         assert_eq!(silent.len(), 1);
         assert_eq!(silent[0].node.as_deref(), Some("producer-1"));
-        let leaderless = [world(1_000_000, "heal")];
+        let leaderless = [zk, world(1_000_000, "heal")];
         let found = converges(&input(&s, &leaderless, &[acked]));
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].partition.as_deref(), Some("orders/0"));
@@ -270,7 +340,13 @@ mod tests {
                     [[consumer]]\ncount = 1\ntopics = [\"payments\"]\n";
         let s = crate::scenario::parse(Path::new("t.toml"), text.as_bytes()).unwrap();
         let tp = TopicPartition::new("orders", 0);
-        let events = [world(1_000_000, "heal")];
+        let leading = Event {
+            at_us: 100_000,
+            node: "zk-1".into(),
+            kind: "leading".into(),
+            detail: serde_json::json!({"epoch": 1}),
+        };
+        let events = [leading, world(1_000_000, "heal")];
         let acked = |at_us, offset| HistoryEntry {
             at_us,
             node: "producer-1".into(),
@@ -312,5 +388,69 @@ mod tests {
             polled(1_200_000, 1),
         ];
         assert!(silent(&read).is_empty());
+    }
+
+    #[test]
+    fn converges_names_a_server_that_never_rejoined_the_newest_epoch() {
+        let text = "name = \"t\"\nduration = \"10s\"\nheal = \"5s\"\n\
+                    [cluster]\nzookeepers = 3\n";
+        let s = crate::scenario::parse(Path::new("t.toml"), text.as_bytes()).unwrap();
+        let role = |at_us: u64, node: &str, kind: &str, epoch: u64| Event {
+            at_us,
+            node: node.into(),
+            kind: kind.into(),
+            detail: serde_json::json!({ "epoch": epoch }),
+        };
+        // zk-3 led epoch 1 and was paused; zk-1 and zk-2 moved on to epoch 2 without it.
+        let mut events = vec![
+            role(100_000, "zk-3", "leading", 1),
+            role(100_000, "zk-1", "following", 1),
+            role(100_000, "zk-2", "following", 1),
+            role(8_000_000, "zk-1", "leading", 2),
+            role(8_000_000, "zk-2", "following", 2),
+            world(10_000_000, "heal"),
+            world(10_100_000, "stop"),
+        ];
+        let found = converges(&input(&s, &events, &[]));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].node.as_deref(), Some("zk-3"));
+        assert!(found[0].detail.contains("leading in epoch 1"), "{found:?}");
+
+        // Noticing is not enough: looking, it has not rejoined yet.
+        events.insert(6, role(10_050_000, "zk-3", "looking", 1));
+        assert_eq!(converges(&input(&s, &events, &[])).len(), 1);
+
+        // Synced with the leader of epoch 2 before the end: converged.
+        events.insert(7, role(10_080_000, "zk-3", "following", 2));
+        assert!(converges(&input(&s, &events, &[])).is_empty());
+
+        // A rejoin after the bound (heal + 5s) does not count.
+        let late: Vec<Event> = events
+            .iter()
+            .cloned()
+            .map(|mut e| {
+                if e.node == "zk-3" && e.at_us == 10_080_000 {
+                    e.at_us = 15_100_000;
+                }
+                e
+            })
+            .collect();
+        assert_eq!(converges(&input(&s, &late, &[])).len(), 1);
+
+        // The leader of the newest epoch stepped down: nobody leads it.
+        let leaderless = [
+            role(8_000_000, "zk-1", "leading", 2),
+            role(8_000_000, "zk-2", "following", 2),
+            role(8_000_000, "zk-3", "following", 2),
+            world(10_000_000, "heal"),
+            role(10_050_000, "zk-1", "looking", 2),
+        ];
+        let found = converges(&input(&s, &leaderless, &[]));
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].detail.contains("epoch 2 has no leader"),
+            "{found:?}"
+        );
+        assert_eq!(found[1].node.as_deref(), Some("zk-1"));
     }
 }

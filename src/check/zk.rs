@@ -1,14 +1,38 @@
-//! Checks of the ensemble, from the client history and each server's files read back from
-//! disk after the run — never from the servers' memory.
+//! Checks of the ensemble, from the client history, the servers' role announcements and each
+//! server's files read back from disk after the run — never from the servers' memory.
 //!
-//! - `zk-replica-agreement`: every server's transaction log is a contiguous run of one
-//!   history (the log of the server with the newest transaction): no server holds a
-//!   transaction the others' history lacks, or a different transaction under the same zxid.
-//!   Servers not serving at the end are skipped (their uncommitted tails are legitimately
-//!   unreconciled; `converges` reports them).
-//! - `zk-ephemeral-lifetime`: in the final state (newest snapshot + log of that server), every
-//!   ephemeral znode's session is alive; no session a client was told expired is alive; and
-//!   an ephemeral a client created, never deleted, whose session lives, still exists.
+//! - `zk-replica-agreement`: every server's transaction log is a run of one history, the
+//!   reference: the log of the server with the newest transaction among the servers of the
+//!   newest epoch (those whose last role announcement is `leading` or `following` in the
+//!   greatest epoch any server's last announcement names; see [`EnsembleRoles`]).
+//!   - A server of the newest epoch holds a contiguous run of the reference's history: no
+//!     transaction the reference lacks (beyond what the reference has only in its snapshot),
+//!     no gap, no different transaction under the same zxid.
+//!   - Any other server (still in an older epoch — a leader deposed while paused, or its
+//!     follower, that has not noticed yet —, looking, or restarted and not yet synced) has
+//!     not rejoined, and `converges` reports it. Its log is judged the same way, except that
+//!     it may end in a *fork*: transactions the reference lacks, all of one epoch, branching
+//!     off where the reference went on in a newer epoch, with nothing of the reference's
+//!     between its last shared transaction (or its snapshot) and the fork. That is exactly
+//!     an uncommitted suffix, which ZAB's sync (TRUNC) removes when the server rejoins.
+//!
+//!   Why this is what ZAB guarantees: an epoch has one leader, which numbers its proposals
+//!   and which every server logs in order, without gaps; a new epoch starts from a history
+//!   holding every committed transaction, and its sync truncates each follower to that
+//!   history before the follower logs anything of the new epoch. So a server's log is
+//!   always a run of the committed history (from its snapshot on) followed, at most, by
+//!   uncommitted proposals of the one epoch it last led or followed. What stays a violation
+//!   on any server: a different transaction under a zxid the reference has; a gap (it lacks
+//!   a reference transaction between two it holds, or before its fork); agreement again
+//!   after its fork (an orphan kept across a sync, ZOOKEEPER-1154); a fork spanning epochs
+//!   (an older epoch's transaction kept across a sync into a newer one was committed by
+//!   that sync, so the newest history must hold it); a fork inside an epoch the reference
+//!   goes on in (the reference cannot lack a proposal and hold a later one of the same
+//!   leader).
+//! - `zk-ephemeral-lifetime`: in the final state (the reference's newest snapshot and log),
+//!   every ephemeral znode's session is alive; no session a client was told expired is
+//!   alive; and an ephemeral a client created, never deleted, whose session lives, still
+//!   exists.
 //! - `zk-session-monotonic`: each client process sees non-decreasing zxids, across reconnects.
 //!
 //! The final state is replayed here with a small model of sessions and ephemerals of its own
@@ -18,10 +42,11 @@
 use super::{CheckInput, Violation};
 use crate::disk::{read_whole, Disk, FsDisk};
 use crate::log::{Log, LogConfig};
-use crate::sim::{HistoryEntry, Op, ZkOutcome};
+use crate::sim::{Event, HistoryEntry, Op, ZkOutcome};
 use crate::zk::tree::Snapshot;
 use crate::zk::{CreateMode, OpResult, SessionId, Txn, TxnRecord, Zxid};
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::path::Path;
 
 const DATA_DIR: &str = "version-2";
@@ -129,24 +154,99 @@ fn describe(txn: &Txn) -> String {
     }
 }
 
-/// Servers serving at the end of the run: their last announcement of a role is leading or
-/// following (after a sync with the leader). A server still looking, or restarted and not yet
-/// synced, may hold an unreconciled tail that the protocol would still truncate.
-fn serving_at_end(input: &CheckInput<'_>) -> BTreeSet<String> {
-    let mut last_role: BTreeMap<&str, &str> = BTreeMap::new();
-    for event in input.events {
-        if matches!(
-            event.kind.as_str(),
-            "leading" | "following" | "looking" | "recovered"
-        ) {
-            last_role.insert(&event.node, &event.kind);
+/// A server's role as it last announced it (`leading`, `following`, `looking`,
+/// `recovered`; see `zk::server`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerRole {
+    /// Leads this epoch: a quorum acknowledged its NEWLEADER.
+    Leading(u64),
+    /// Follows the leader of this epoch: synced with it and serving.
+    Following(u64),
+    /// Electing a leader.
+    Looking,
+    /// Restarted and recovered from disk, not yet looking.
+    Recovered,
+}
+
+impl ServerRole {
+    /// The epoch it serves in, if it leads or follows.
+    pub fn serving_epoch(self) -> Option<u64> {
+        match self {
+            ServerRole::Leading(epoch) | ServerRole::Following(epoch) => Some(epoch),
+            ServerRole::Looking | ServerRole::Recovered => None,
         }
     }
-    last_role
-        .into_iter()
-        .filter(|(_, role)| matches!(*role, "leading" | "following"))
-        .map(|(node, _)| node.to_string())
-        .collect()
+
+    fn of(event: &Event) -> Option<ServerRole> {
+        let epoch = || event.detail["epoch"].as_u64();
+        match event.kind.as_str() {
+            // An announcement without its epoch serves in no known epoch: not serving.
+            "leading" => Some(epoch().map_or(ServerRole::Looking, ServerRole::Leading)),
+            "following" => Some(epoch().map_or(ServerRole::Looking, ServerRole::Following)),
+            "looking" => Some(ServerRole::Looking),
+            "recovered" => Some(ServerRole::Recovered),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ServerRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerRole::Leading(epoch) => write!(f, "leading in epoch {epoch}"),
+            ServerRole::Following(epoch) => write!(f, "following in epoch {epoch}"),
+            ServerRole::Looking => write!(f, "looking"),
+            ServerRole::Recovered => write!(f, "recovered, not yet looking"),
+        }
+    }
+}
+
+/// The ensemble's servers as their role announcements leave them at some moment.
+#[derive(Clone, Debug, Default)]
+pub struct EnsembleRoles {
+    /// Each server's last role announcement: the role and when (µs).
+    pub last: BTreeMap<String, (ServerRole, u64)>,
+}
+
+impl EnsembleRoles {
+    /// The roles `servers` announced at or before `until_us`.
+    pub fn at(events: &[Event], servers: &[String], until_us: u64) -> EnsembleRoles {
+        let mut last = BTreeMap::new();
+        for event in events.iter().take_while(|e| e.at_us <= until_us) {
+            if !servers.contains(&event.node) {
+                continue;
+            }
+            if let Some(role) = ServerRole::of(event) {
+                last.insert(event.node.clone(), (role, event.at_us));
+            }
+        }
+        EnsembleRoles { last }
+    }
+
+    /// The newest epoch a server leads or follows in, by last announcements.
+    pub fn newest_epoch(&self) -> Option<u64> {
+        self.last
+            .values()
+            .filter_map(|(role, _)| role.serving_epoch())
+            .max()
+    }
+
+    /// Whether `server` leads or follows in the newest epoch.
+    pub fn in_newest_epoch(&self, server: &str) -> bool {
+        let newest = self.newest_epoch();
+        self.last
+            .get(server)
+            .is_some_and(|(role, _)| newest.is_some() && role.serving_epoch() == newest)
+    }
+
+    /// The server leading the newest epoch, if one still does.
+    pub fn leader(&self) -> Option<&str> {
+        let newest = self.newest_epoch()?;
+        self.last
+            .iter()
+            .find(|(_, (role, _))| *role == ServerRole::Leading(newest))
+            .map(|(name, _)| name.as_str())
+    }
 }
 
 /// `zk-replica-agreement`.
@@ -165,87 +265,143 @@ pub fn replica_agreement(input: &CheckInput<'_>, servers: &[ServerFiles]) -> Vec
             ));
         }
     }
-    let rejoined = serving_at_end(input);
-    let candidates: Vec<&ServerFiles> = servers
-        .iter()
-        .filter(|f| f.error.is_none() && rejoined.contains(&f.name))
-        .collect();
-    let Some(reference) = candidates
-        .iter()
+    let roles = EnsembleRoles::at(input.events, &input.scenario.zk_names(), u64::MAX);
+    let readable = servers.iter().filter(|f| f.error.is_none());
+    let Some(reference) = readable
+        .clone()
+        .filter(|f| roles.in_newest_epoch(&f.name))
         .max_by_key(|f| (f.last_zxid(), f.log.len()))
     else {
         return violations;
     };
-    let position: BTreeMap<Zxid, usize> = reference
-        .log
+    for files in readable.filter(|f| f.name != reference.name) {
+        // A server that has not rejoined the newest epoch may still hold a fork that
+        // sync would truncate.
+        let may_fork = !roles.in_newest_epoch(&files.name);
+        if let Some(detail) = disagreement(reference, files, may_fork) {
+            violations.push(violation(
+                "zk-replica-agreement",
+                Some(&files.name),
+                None,
+                detail,
+            ));
+        }
+    }
+    violations
+}
+
+/// Whether the reference's history lacks `zxid` only because it starts from a snapshot
+/// taken after it: before the reference's log starts (or, with no log, up to its
+/// snapshot) there is nothing to compare with.
+fn before_reference_log(reference: &ServerFiles, zxid: Zxid) -> bool {
+    match reference.log.first() {
+        Some(first) => zxid < first.header.zxid,
+        None => reference.snapshot.as_ref().is_some_and(|s| zxid <= s.zxid),
+    }
+}
+
+/// The first way `files`' log departs from the reference's history, if it does. With
+/// `may_fork`, the log may end in a fork: transactions the reference lacks, all of one
+/// epoch, branching off where the reference went on in a newer epoch (see the module doc).
+fn disagreement(reference: &ServerFiles, files: &ServerFiles, may_fork: bool) -> Option<String> {
+    let history = &reference.log;
+    let position: BTreeMap<Zxid, usize> = history
         .iter()
         .enumerate()
         .map(|(i, r)| (r.header.zxid, i))
         .collect();
-    for files in &candidates {
-        if files.name == reference.name {
-            continue;
-        }
-        let mut expected: Option<usize> = None;
-        let mut previous = Zxid::ZERO;
-        for record in &files.log {
-            let zxid = record.header.zxid;
-            match position.get(&zxid) {
-                None => {
-                    // Before the reference's log starts is fine (the reference took a SNAP).
-                    if reference.log.first().is_some_and(|f| zxid < f.header.zxid)
-                        && expected.is_none()
-                    {
-                        continue;
-                    }
-                    violations.push(violation(
-                        "zk-replica-agreement",
-                        Some(&files.name),
-                        None,
-                        format!(
-                            "{} holds transaction {zxid} ({}) that {}'s history does not",
-                            files.name,
-                            describe(&record.txn),
-                            reference.name
-                        ),
+    let (name, by) = (&files.name, &reference.name);
+    // The first reference transaction after `zxid`.
+    let after = |zxid: Zxid| history.get(history.partition_point(|r| r.header.zxid <= zxid));
+    let mut expected: Option<usize> = None;
+    let mut previous = Zxid::ZERO;
+    // Where its log continues from: its snapshot, then each transaction it shares with the
+    // reference (or holds from before the reference's log).
+    let mut agreed = files.snapshot.as_ref().map_or(Zxid::ZERO, |s| s.zxid);
+    // The first transaction of its fork.
+    let mut fork: Option<&TxnRecord> = None;
+    for record in &files.log {
+        let zxid = record.header.zxid;
+        let what = describe(&record.txn);
+        match position.get(&zxid) {
+            None if fork.is_none()
+                && expected.is_none()
+                && before_reference_log(reference, zxid) =>
+            {
+                agreed = agreed.max(zxid);
+            }
+            None if !may_fork => {
+                return Some(format!(
+                    "{name} holds transaction {zxid} ({what}) that {by}'s history does not"
+                ));
+            }
+            None => match fork {
+                Some(first) if zxid.epoch() != first.header.zxid.epoch() => {
+                    return Some(format!(
+                        "{name} holds {} ({}) and then {zxid} ({what}) of a newer epoch, \
+                         neither in {by}'s history: kept across a sync into that epoch, {} \
+                         was committed by it",
+                        first.header.zxid,
+                        describe(&first.txn),
+                        first.header.zxid
                     ));
-                    break;
                 }
-                Some(&i) => {
-                    if let Some(e) = expected {
-                        if i != e {
-                            let missing = &reference.log[e.min(reference.log.len() - 1)];
-                            violations.push(violation(
-                                "zk-replica-agreement",
-                                Some(&files.name),
-                                None,
-                                format!("{} goes from {previous} to {zxid}: it lacks {} ({}) that {} has between them", files.name, missing.header.zxid, describe(&missing.txn), reference.name),
-                            ));
-                            break;
-                        }
-                    }
-                    if reference.log[i] != *record {
-                        violations.push(violation(
-                            "zk-replica-agreement",
-                            Some(&files.name),
-                            None,
-                            format!(
-                                "{} and {} hold different transactions under {zxid}: {} vs {}",
-                                files.name,
-                                reference.name,
-                                describe(&record.txn),
-                                describe(&reference.log[i].txn)
-                            ),
+                Some(_) => {}
+                None => {
+                    if let Some(skipped) = after(agreed).filter(|r| r.header.zxid < zxid) {
+                        return Some(format!(
+                            "{name} goes from {agreed} to {zxid} ({what}): it lacks {} ({}) \
+                             that {by} has between them",
+                            skipped.header.zxid,
+                            describe(&skipped.txn)
                         ));
-                        break;
                     }
-                    expected = Some(i + 1);
-                    previous = zxid;
+                    if let Some(next) =
+                        after(zxid).filter(|r| r.header.zxid.epoch() <= zxid.epoch())
+                    {
+                        return Some(format!(
+                            "{name} holds transaction {zxid} ({what}) that {by}'s history \
+                             does not, though it goes on in that epoch with {} ({})",
+                            next.header.zxid,
+                            describe(&next.txn)
+                        ));
+                    }
+                    fork = Some(record);
                 }
+            },
+            Some(&i) => {
+                if let Some(first) = fork {
+                    return Some(format!(
+                        "{name} holds {} ({}) that {by}'s history does not, and then {by}'s \
+                         {zxid} ({what}) again",
+                        first.header.zxid,
+                        describe(&first.txn)
+                    ));
+                }
+                if let Some(e) = expected {
+                    if i != e {
+                        let missing = &history[e.min(history.len() - 1)];
+                        return Some(format!(
+                            "{name} goes from {previous} to {zxid}: it lacks {} ({}) that {by} \
+                             has between them",
+                            missing.header.zxid,
+                            describe(&missing.txn)
+                        ));
+                    }
+                }
+                if history[i] != *record {
+                    return Some(format!(
+                        "{name} and {by} hold different transactions under {zxid}: {what} vs {}",
+                        describe(&history[i].txn)
+                    ));
+                }
+                expected = Some(i + 1);
+                previous = zxid;
+                agreed = agreed.max(zxid);
             }
         }
     }
-    violations
+    None
 }
 
 /// The final sessions and ephemerals of a server: its snapshot, then its log replayed.
@@ -305,10 +461,10 @@ impl FinalSessions {
 /// `zk-ephemeral-lifetime`.
 pub fn ephemeral_lifetime(input: &CheckInput<'_>, servers: &[ServerFiles]) -> Vec<Violation> {
     let check = "zk-ephemeral-lifetime";
-    let rejoined = serving_at_end(input);
+    let roles = EnsembleRoles::at(input.events, &input.scenario.zk_names(), u64::MAX);
     let Some(reference) = servers
         .iter()
-        .filter(|f| f.error.is_none() && rejoined.contains(&f.name))
+        .filter(|f| f.error.is_none() && roles.in_newest_epoch(&f.name))
         .max_by_key(|f| (f.last_zxid(), f.log.len()))
     else {
         return Vec::new();
@@ -567,4 +723,231 @@ pub fn linearizable_writes(input: &CheckInput<'_>) -> Vec<Violation> {
         }
     }
     violations
+}
+
+#[cfg(test)]
+mod tests {
+    //! `zk-replica-agreement` on hand-made role announcements and logs: zk-1 leads epoch 2,
+    //! zk-2 follows it; zk-3's role and log vary. Zxids are written (epoch, counter).
+    use super::*;
+    use crate::scenario::{parse, Scenario};
+    use crate::zk::{Epoch, TxnHeader, Xid};
+
+    fn scenario() -> Scenario {
+        let text = "name = \"t\"\nduration = \"10s\"\nheal = \"5s\"\n[cluster]\nzookeepers = 3\n";
+        parse(Path::new("t.toml"), text.as_bytes()).unwrap()
+    }
+
+    fn role(at_us: u64, node: &str, kind: &str, epoch: u64) -> Event {
+        Event {
+            at_us,
+            node: node.into(),
+            kind: kind.into(),
+            detail: serde_json::json!({ "epoch": epoch }),
+        }
+    }
+
+    /// The transaction at (epoch, counter): `setData /r v<counter>`, or `v<counter + 100>`
+    /// for a different transaction under the same zxid.
+    fn txn(epoch: u32, counter: u32, different: bool) -> TxnRecord {
+        TxnRecord {
+            header: TxnHeader {
+                zxid: Zxid::new(Epoch(epoch), counter),
+                session: SessionId::NONE,
+                xid: Xid(0),
+                time_ms: 0,
+            },
+            txn: Txn::SetData {
+                path: "/r".into(),
+                data: Vec::new(),
+                version: counter as i32 + if different { 100 } else { 0 },
+            },
+        }
+    }
+
+    fn files(name: &str, log: &[(u32, u32)]) -> ServerFiles {
+        ServerFiles {
+            name: name.into(),
+            log: log.iter().map(|&(e, c)| txn(e, c, false)).collect(),
+            ..ServerFiles::default()
+        }
+    }
+
+    /// The history of epochs 1 and 2 that zk-1 (leader of 2) and zk-2 hold.
+    const HISTORY: &[(u32, u32)] = &[(1, 1), (1, 2), (2, 1), (2, 2)];
+
+    /// zk-1 leads epoch 2 and zk-2 follows it; zk-3 last announced `zk3_role`.
+    fn agreement(zk3_role: Event, zk2: ServerFiles, zk3: ServerFiles) -> Vec<Violation> {
+        let s = scenario();
+        let events = [
+            role(1_000, "zk-1", "leading", 1),
+            role(1_000, "zk-2", "following", 1),
+            role(1_000, "zk-3", "following", 1),
+            role(5_000, "zk-1", "leading", 2),
+            role(5_000, "zk-2", "following", 2),
+            zk3_role,
+        ];
+        let input = CheckInput {
+            scenario: &s,
+            events: &events,
+            history: &[],
+            run_dir: Path::new("/nonexistent"),
+        };
+        replica_agreement(&input, &[files("zk-1", HISTORY), zk2, zk3])
+    }
+
+    fn deposed() -> Event {
+        role(4_000, "zk-3", "leading", 1)
+    }
+
+    #[test]
+    fn a_deposed_leaders_uncommitted_suffix_of_its_old_epoch_is_what_trunc_removes() {
+        // zk-3 led epoch 1, was deposed while paused, and logged (1,3), (1,4) on resuming;
+        // the run ended before it noticed. Its follower can end the same way, as can a
+        // server looking or restarted.
+        let zk3 = files("zk-3", &[(1, 1), (1, 2), (1, 3), (1, 4)]);
+        assert_eq!(
+            agreement(deposed(), files("zk-2", HISTORY), zk3.clone()),
+            []
+        );
+        let follower = role(4_000, "zk-3", "following", 1);
+        assert_eq!(agreement(follower, files("zk-2", HISTORY), zk3.clone()), []);
+        let looking = role(6_000, "zk-3", "looking", 1);
+        assert_eq!(agreement(looking, files("zk-2", HISTORY), zk3.clone()), []);
+        // Forking right after a SNAP (its snapshot at (1,2), its log after it).
+        let snapped = ServerFiles {
+            snapshot: Some(Snapshot {
+                zxid: Zxid::new(Epoch(1), 2),
+                nodes: Vec::new(),
+                sessions: Vec::new(),
+            }),
+            ..files("zk-3", &[(1, 3), (1, 4)])
+        };
+        assert_eq!(agreement(deposed(), files("zk-2", HISTORY), snapped), []);
+        // A prefix of the history is fine too.
+        assert_eq!(
+            agreement(deposed(), files("zk-2", HISTORY), files("zk-3", &[(1, 1)])),
+            []
+        );
+    }
+
+    #[test]
+    fn a_server_of_the_newest_epoch_holds_no_transaction_the_reference_lacks() {
+        // ZOOKEEPER-1154: zk-2 follows epoch 2 but kept the orphan (1,3) it was not
+        // truncated of.
+        let zk2 = files("zk-2", &[(1, 1), (1, 2), (1, 3), (2, 1)]);
+        let found = agreement(deposed(), zk2, files("zk-3", &[(1, 1)]));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].node.as_deref(), Some("zk-2"));
+        assert!(found[0].detail.contains("0x100000003"), "{found:?}");
+    }
+
+    #[test]
+    fn a_different_transaction_under_the_same_zxid_is_flagged_in_any_epoch() {
+        let mut zk2 = files("zk-2", HISTORY);
+        zk2.log[2] = txn(2, 1, true);
+        let found = agreement(deposed(), zk2, files("zk-3", &[(1, 1)]));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0]
+            .detail
+            .contains("different transactions under 0x200000001"));
+
+        // One zxid, one leader: an old-epoch server too, fork or not after it.
+        let mut zk3 = files("zk-3", &[(1, 1), (1, 2), (1, 3)]);
+        zk3.log[1] = txn(1, 2, true);
+        let found = agreement(deposed(), files("zk-2", HISTORY), zk3);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].node.as_deref(), Some("zk-3"));
+        assert!(found[0]
+            .detail
+            .contains("different transactions under 0x100000002"));
+    }
+
+    #[test]
+    fn a_gap_followed_by_agreement_is_flagged_in_any_epoch() {
+        let zk2 = files("zk-2", &[(1, 1), (2, 1), (2, 2)]);
+        let found = agreement(deposed(), zk2, files("zk-3", &[(1, 1)]));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].detail.contains("it lacks 0x100000002"),
+            "{found:?}"
+        );
+
+        let zk3 = files("zk-3", &[(1, 1), (2, 1)]);
+        let found = agreement(deposed(), files("zk-2", HISTORY), zk3);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].node.as_deref(), Some("zk-3"));
+        assert!(
+            found[0].detail.contains("it lacks 0x100000002"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_fork_is_only_an_uncommitted_suffix_where_the_reference_moved_to_a_newer_epoch() {
+        let flagged = |log: &[(u32, u32)], expected: &str| {
+            let found = agreement(deposed(), files("zk-2", HISTORY), files("zk-3", log));
+            assert_eq!(found.len(), 1, "{log:?}: {found:?}");
+            assert_eq!(found[0].node.as_deref(), Some("zk-3"));
+            assert!(found[0].detail.contains(expected), "{log:?}: {found:?}");
+        };
+        // Agreement again after its own transaction: the orphan survived a sync.
+        flagged(
+            &[(1, 1), (1, 2), (1, 3), (2, 1)],
+            "0x200000001 (setData /r v1) again",
+        );
+        // The fork skips a transaction of the history: it lacks (1,2).
+        flagged(&[(1, 1), (1, 3)], "it lacks 0x100000002");
+        // A fork that spans epochs: (1,3) was kept across a sync into epoch 3 and so
+        // committed, yet the newest history lacks it.
+        flagged(
+            &[(1, 1), (1, 2), (1, 3), (3, 1)],
+            "kept across a sync into that epoch",
+        );
+        // The history goes on in the fork's own epoch: every server logs an epoch's
+        // proposals in order, so a history with (2,4) cannot lack zk-3's (2,3).
+        let s = scenario();
+        let events = [
+            role(5_000, "zk-1", "leading", 2),
+            role(5_000, "zk-2", "following", 2),
+            role(6_000, "zk-3", "looking", 2),
+        ];
+        let input = CheckInput {
+            scenario: &s,
+            events: &events,
+            history: &[],
+            run_dir: Path::new("/nonexistent"),
+        };
+        let found = replica_agreement(
+            &input,
+            &[
+                files("zk-1", &[(2, 1), (2, 2), (2, 4)]),
+                files("zk-2", &[(2, 1), (2, 2), (2, 4)]),
+                files("zk-3", &[(2, 1), (2, 2), (2, 3)]),
+            ],
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0]
+            .detail
+            .contains("goes on in that epoch with 0x200000004"));
+    }
+
+    #[test]
+    fn the_reference_is_a_server_of_the_newest_epoch() {
+        // zk-3 led epoch 1 and holds the greatest zxid (its uncommitted (1,9) is above every
+        // epoch-1 zxid, but below epoch 2's): the reference is still zk-1 of epoch 2.
+        let roles = EnsembleRoles::at(
+            &[
+                role(4_000, "zk-3", "leading", 1),
+                role(5_000, "zk-1", "leading", 2),
+                role(5_000, "zk-2", "following", 2),
+                role(6_000, "zk-client-1", "leading", 9),
+            ],
+            &scenario().zk_names(),
+            u64::MAX,
+        );
+        assert_eq!(roles.newest_epoch(), Some(2));
+        assert_eq!(roles.leader(), Some("zk-1"));
+        assert!(roles.in_newest_epoch("zk-2") && !roles.in_newest_epoch("zk-3"));
+    }
 }

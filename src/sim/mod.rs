@@ -15,7 +15,7 @@ mod progress;
 mod trace;
 mod world;
 
-pub use progress::{Crash, Progress};
+pub use progress::{Crash, Progress, ZkEpoch};
 pub use trace::{sim_now_us, Event, HistoryEntry, Op, Recorder, SendOutcome, ZkOutcome};
 pub use world::WorldOutcome;
 

@@ -48,6 +48,25 @@ struct BrokerProbe {
     groups: Vec<(String, GroupState, i32)>,
 }
 
+/// Where the ensemble's servers stand (see [`Progress::zk_epoch`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ZkEpoch {
+    /// The newest epoch a server leads or follows in.
+    pub epoch: Option<u64>,
+    /// The server leading that epoch, if one still does.
+    pub leader: Option<String>,
+    /// The servers not leading or following in that epoch: looking, down, or still in an
+    /// older one (a deposed leader or its follower that has not noticed yet).
+    pub behind: Vec<String>,
+}
+
+impl ZkEpoch {
+    /// Every server leads or follows in the newest epoch, and it has a leader.
+    pub fn converged(&self) -> bool {
+        self.leader.is_some() && self.behind.is_empty()
+    }
+}
+
 /// A node panicked: a broken invariant, reported with the seed.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Crash {
@@ -108,6 +127,36 @@ impl Progress {
             .filter(|(_, (state, _))| state == "leading")
             .max_by_key(|(name, (_, epoch))| (*epoch, (*name).clone()))
             .map(|(name, _)| name.clone())
+    }
+
+    /// Where the servers of `servers` stand: the newest epoch any of them leads or follows
+    /// in, its leader if one still leads it, and those not leading or following in it.
+    pub fn zk_epoch(&self, servers: &[String]) -> ZkEpoch {
+        let inner = self.lock();
+        let serving = |name: &String| {
+            inner
+                .zk
+                .get(name)
+                .filter(|(state, _)| state == "leading" || state == "following")
+        };
+        let epoch = servers
+            .iter()
+            .filter_map(|n| serving(n).map(|(_, epoch)| *epoch))
+            .max();
+        let leader = servers
+            .iter()
+            .find(|n| serving(n).is_some_and(|(state, e)| state == "leading" && Some(*e) == epoch))
+            .cloned();
+        let behind = servers
+            .iter()
+            .filter(|n| serving(n).is_none_or(|(_, e)| Some(*e) != epoch))
+            .cloned()
+            .collect();
+        ZkEpoch {
+            epoch,
+            leader,
+            behind,
+        }
     }
 
     /// A broker reports what it leads and whether it is the active controller.

@@ -3,11 +3,13 @@
 //! Owns: node lifecycle (create, kill, restart, pause, resume, power loss), network faults
 //! (partition, clog, loss, heal), resolving fault targets to concrete nodes, and the phases
 //! of architecture.md — setup (every node started; the ensemble has a leader), fault phase
-//! (`duration`, scheduled faults and the [`Nemesis`]'s steps), heal (every node back up, the network whole), liveness
-//! phase (up to `heal`, ending early once the cluster converged), drain (in the same bound:
-//! producers stop sending and complete what is pending, groups commit to the end of their
-//! partitions), stop (every node killed, so nothing outlives `block_on`). Every fault is announced with its concrete nodes, so a run's
-//! fault schedule can be read back from `events.jsonl`.
+//! (`duration`, scheduled faults and the [`Nemesis`]'s steps), heal (every node back up,
+//! the network whole), liveness phase (up to `heal`, ending early once the cluster
+//! converged: clients answered, every ensemble server leading or following in the newest
+//! epoch, full ISRs), drain (in the same bound: producers stop sending and complete what is
+//! pending, groups commit to the end of their partitions), stop (every node killed, so
+//! nothing outlives `block_on`). Every fault is announced with its concrete nodes, so a
+//! run's fault schedule can be read back from `events.jsonl`.
 //!
 //! Node state here is the world's own bookkeeping of what it did to each node; nodes report
 //! progress through [`Progress`] and everything observable through the [`Recorder`].
@@ -651,8 +653,11 @@ impl World {
     }
 
     /// Waits up to `heal` for the cluster to converge: every writer, ensemble client,
-    /// producer and consumer acknowledges an operation after the heal, the ensemble has a
-    /// leader, and every partition has a leader with a full ISR.
+    /// producer and consumer acknowledges an operation after the heal, every ensemble server
+    /// leads or follows in the newest epoch and that epoch has a leader (a leader deposed
+    /// while paused resumes in its old epoch and may log proposals there until it notices;
+    /// sync truncates them when it rejoins), and every partition has a leader with a full
+    /// ISR.
     async fn await_convergence(&self, heal_at_us: u64, deadline: madsim::time::Instant) -> bool {
         let mut active = self.names_of(NodeKind::Writer);
         active.extend(self.names_of(NodeKind::ZkClient));
@@ -664,14 +669,17 @@ impl World {
                 .filter(|n| !self.members.contains(n)),
         );
         let partitions = self.scenario.partitions();
-        let ensemble = !self.names_of(NodeKind::Zk).is_empty();
+        let servers = self.names_of(NodeKind::Zk);
         loop {
             let idle = self.progress.idle_since(&active, heal_at_us);
-            let leader = self.progress.zk_leader();
+            let zk = self.progress.zk_epoch(&servers);
             let unhealthy = self.progress.unhealthy_partitions(&partitions, true);
-            if idle.is_empty() && (!ensemble || leader.is_some()) && unhealthy.is_empty() {
-                self.recorder
-                    .event("world", "converged", json!({ "zk_leader": leader }));
+            if idle.is_empty() && (servers.is_empty() || zk.converged()) && unhealthy.is_empty() {
+                self.recorder.event(
+                    "world",
+                    "converged",
+                    json!({ "zk_leader": zk.leader, "zk_epoch": zk.epoch }),
+                );
                 return true;
             }
             let now = madsim::time::TimeHandle::current().now_instant();
@@ -679,7 +687,8 @@ impl World {
                 self.recorder.event(
                     "world",
                     "not-converged",
-                    json!({ "idle": idle, "zk_leader": leader,
+                    json!({ "idle": idle, "zk_leader": zk.leader, "zk_epoch": zk.epoch,
+                            "zk_not_rejoined": zk.behind,
                             "unhealthy": unhealthy.iter().map(ToString::to_string).collect::<Vec<_>>() }),
                 );
                 return false;
@@ -691,8 +700,9 @@ impl World {
     /// The final drain, within the same `heal` bound: producers stop sending new records
     /// and complete what is pending, then every consumer group commits up to the HW of each
     /// partition it reads (lag 0) — while every partition still has a leader with a full
-    /// ISR (a broker's report can be stale at the moment of convergence; the run ends in a
-    /// converged state). Without producers or groups there is nothing to drain.
+    /// ISR and every ensemble server still leads or follows in the newest epoch (a report
+    /// can be stale at the moment of convergence; the run ends in a converged state).
+    /// Without producers or groups there is nothing to drain.
     async fn drain(&self, deadline: madsim::time::Instant) -> bool {
         let producers = self.names_of(NodeKind::Producer);
         let groups = self.scenario.groups();
@@ -700,11 +710,14 @@ impl World {
             return true;
         }
         let partitions = self.scenario.partitions();
+        let servers = self.names_of(NodeKind::Zk);
         self.progress.start_drain();
         self.recorder.event("world", "drain", json!({}));
         let mut held = false;
         loop {
             let unhealthy = self.progress.unhealthy_partitions(&partitions, true);
+            let zk = self.progress.zk_epoch(&servers);
+            let zk_converged = servers.is_empty() || zk.converged();
             let busy = self.progress.producers_busy(&producers);
             let lagging: Vec<Value> = if busy.is_empty() {
                 groups
@@ -727,7 +740,8 @@ impl World {
             // Brokers report their HW every tick, so a record acknowledged just now may not
             // be in their last report yet: the drain holds only if it still holds one poll
             // later.
-            let quiet = busy.is_empty() && lagging.is_empty() && unhealthy.is_empty();
+            let quiet =
+                busy.is_empty() && lagging.is_empty() && unhealthy.is_empty() && zk_converged;
             if quiet && held {
                 self.recorder.event("world", "drained", json!({}));
                 return true;
@@ -740,7 +754,8 @@ impl World {
                     "world",
                     "not-drained",
                     json!({ "producers_busy": busy, "groups_lagging": lagging,
-                            "unhealthy": unhealthy }),
+                            "unhealthy": unhealthy, "zk_epoch": zk.epoch,
+                            "zk_not_rejoined": zk.behind }),
                 );
                 return false;
             }

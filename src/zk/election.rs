@@ -5,7 +5,8 @@
 //! hears (better = higher (epoch, last zxid, id): the newest history wins). It decides once a
 //! quorum agrees with its vote and no better vote arrived within a short finalize wait; or,
 //! joining an ensemble that already elected, once a quorum of servers outside the election
-//! report the same leader and that leader itself reports LEADING.
+//! report the same leader and that leader itself reports LEADING. Either way it takes the
+//! vote it decided for as its own: that is what it reports, following, to later lookers.
 //!
 //! Pure: time is an argument; messages come out as return values. Losing messages is fine:
 //! notifications are re-broadcast with backoff until the election ends.
@@ -156,14 +157,14 @@ impl Election {
                     if self.count(&self.received, &vote) >= self.quorum
                         && self.leader_confirmed(&vote)
                     {
-                        return (outbox, Some(self.decision(vote)));
+                        return (outbox, Some(self.adopt(vote)));
                     }
                 }
                 // Joining an ensemble that already decided: a quorum outside the election
                 // names the same leader, and that leader says it leads.
                 if self.count_outside(&vote) >= self.quorum && self.leader_confirmed(&vote) {
                     self.round = round;
-                    return (outbox, Some(self.decision(vote)));
+                    return (outbox, Some(self.adopt(vote)));
                 }
                 (outbox, None)
             }
@@ -216,6 +217,16 @@ impl Election {
                 .outside
                 .get(&vote.leader)
                 .is_some_and(|(_, state)| *state == PeerState::Leading)
+    }
+
+    /// Decides for the ensemble's vote, making it ours (ZooKeeper's `endVote` becomes the
+    /// peer's current vote): following, we report the vote we follow, so a later LOOKING
+    /// server counts us toward that leader. Were we to report our own stale vote, servers
+    /// that joined late would not count, and a server looking after them could wait forever
+    /// for a quorum outside the election.
+    fn adopt(&mut self, vote: Vote) -> Decision {
+        self.vote = vote;
+        self.decision(vote)
     }
 
     fn decision(&self, vote: Vote) -> Decision {
@@ -336,6 +347,39 @@ mod tests {
         assert_eq!(decided, None, "the leader has not confirmed it leads");
         let (_, decided) = e.on_notification(ServerId(2), 5, vote(2, 40, 2), PeerState::Leading, 2);
         assert_eq!(decided, Some(Decision::Follow(ServerId(2))));
+        assert_eq!(
+            (e.vote(), e.round()),
+            (vote(2, 40, 2), 5),
+            "it follows with the ensemble's vote, the one it reports to later lookers"
+        );
+    }
+
+    #[test]
+    fn a_looking_server_joins_an_ensemble_whose_followers_all_joined_late() {
+        // 3 leads 5 servers; 2 and 4 followed it from its own round, 1 and 5 joined later
+        // through the outside path. Now 4 looks: the leader and three followers must count.
+        let mut joined = Vec::new();
+        for late in [1, 5] {
+            let (mut e, _) = Election::start(ServerId(late), &ids(5), 2, vote(late, 7, 1), 0);
+            for (from, state) in [
+                (2, PeerState::Following),
+                (4, PeerState::Following),
+                (3, PeerState::Leading),
+            ] {
+                e.on_notification(ServerId(from), 3, vote(3, 9, 1), state, 1);
+            }
+            joined.push((late, e.vote(), e.round()));
+        }
+        let (mut e, _) = Election::start(ServerId(4), &ids(5), 4, vote(4, 9, 2), 0);
+        let mut decided = None;
+        for (from, reported, round) in joined {
+            decided = e
+                .on_notification(ServerId(from), round, reported, PeerState::Following, 2)
+                .1;
+        }
+        assert_eq!(decided, None, "the leader has not confirmed it leads");
+        let (_, decided) = e.on_notification(ServerId(3), 3, vote(3, 9, 1), PeerState::Leading, 3);
+        assert_eq!(decided, Some(Decision::Follow(ServerId(3))));
     }
 
     #[test]
