@@ -234,6 +234,11 @@ impl ControllerCore {
             .is_some_and(|a| a.epoch == epoch && a.live.contains_key(&to))
     }
 
+    /// The broker epoch of `to`'s registration as this active controller knows it.
+    pub fn live_broker_epoch(&self, to: BrokerId) -> Option<i64> {
+        self.active.as_ref().and_then(|a| a.live.get(&to).copied())
+    }
+
     /// The partition states, while active and loaded.
     pub fn states(&self) -> Option<&BTreeMap<TopicPartition, PartitionState>> {
         self.active

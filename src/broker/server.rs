@@ -1215,7 +1215,24 @@ impl<D: Disk> BrokerCore<D> {
     pub fn on_peer_response(&mut self, from: BrokerId, response: Response, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
         let correlation_id = response.correlation_id;
-        if self.controller_sends.remove(&correlation_id).is_some() {
+        if let Some(mut send) = self.controller_sends.remove(&correlation_id) {
+            // A broker answers STALE_BROKER_EPOCH to a request for the registration the
+            // controller sees while it has not yet learnt of that registration itself (its
+            // answer from the ensemble is still on the way). Kafka never gets here, as a
+            // broker serves requests only once registered; the request goes again shortly.
+            let behind = match (&response.body, &send.body) {
+                (
+                    ResponseBody::LeaderAndIsr {
+                        error: Some(KafkaError::StaleBrokerEpoch),
+                    },
+                    RequestBody::LeaderAndIsr { broker_epoch, .. },
+                ) => self.controller.live_broker_epoch(send.to) == Some(*broker_epoch),
+                _ => false,
+            };
+            if behind {
+                send.resend_at_ms = now_ms + CONTROLLER_RESEND_BACKOFF_MS;
+                self.controller_sends.insert(correlation_id, send);
+            }
             return;
         }
         match response.body {

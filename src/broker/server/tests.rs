@@ -302,6 +302,52 @@ fn a_controller_request_lost_with_its_connection_is_sent_again_until_answered() 
     );
 }
 
+/// A broker answers STALE_BROKER_EPOCH while it has not yet learnt of its own registration
+/// (its answer from the ensemble is late); the controller, which saw that registration, sends
+/// the request again until it is taken. (Found by swarm seed 119: a partition's only replica
+/// never became its leader.)
+#[test]
+fn a_leader_and_isr_refused_by_a_broker_behind_its_own_registration_is_sent_again() {
+    let mut ens = Ens::new();
+    let (mut b1, mut b2, _roots) = controller_and_newcomer(&mut ens);
+    let first = leader_and_isr_to(&b1, B2).last().copied().cloned().unwrap();
+    b1.sent.clear();
+    // The newcomer as a process that restarted and has not heard its registration's answer.
+    b2.core.on_session_lost();
+    let refused = b2.core.handle_controller_request(&first.body, 20);
+    assert_eq!(
+        refused,
+        ResponseBody::LeaderAndIsr {
+            error: Some(KafkaError::StaleBrokerEpoch)
+        }
+    );
+    let answer = |correlation_id, body: &ResponseBody| Response {
+        correlation_id,
+        body: body.clone(),
+    };
+    b1.core
+        .on_peer_response(B2, answer(first.correlation_id, &refused), 20);
+    let at = 20 + CONTROLLER_RESEND_BACKOFF_MS;
+    b1.core.tick(at);
+    pump(&mut ens, &mut b1, at, |_| false);
+    let again = leader_and_isr_to(&b1, B2);
+    assert_eq!(again.len(), 1, "sent again after the backoff");
+    assert_eq!(again[0].body, first.body);
+    let again = again[0].clone();
+    b1.sent.clear();
+
+    // Taken: no more.
+    let taken = ResponseBody::LeaderAndIsr { error: None };
+    b1.core
+        .on_peer_response(B2, answer(again.correlation_id, &taken), at + 1);
+    for i in 1..=3 {
+        let now = at + i * REPLICA_REQUEST_TIMEOUT_MS;
+        b1.core.tick(now);
+        pump(&mut ens, &mut b1, now, |_| false);
+    }
+    assert!(leader_and_isr_to(&b1, B2).is_empty());
+}
+
 #[test]
 fn a_resigned_controller_stops_resending() {
     let mut ens = Ens::new();
