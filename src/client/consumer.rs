@@ -257,6 +257,9 @@ impl ConsumerCore {
                 },
             ) => {
                 self.metadata.on_response(&brokers, &partitions, now_ms);
+                if self.group.is_some() {
+                    self.on_metadata_updated();
+                }
             }
             (InFlight::Group(call), body) => self.on_group_response(call, body, now_ms),
             (InFlight::Fetch { partitions: asked }, ResponseBody::Fetch { partitions }) => {

@@ -54,6 +54,17 @@ impl Metadata {
         }
     }
 
+    /// Asks about `topics` too (a group leader assigns the topics of every member); an
+    /// update is wanted at once when one is new.
+    pub fn add_topics<'t>(&mut self, topics: impl IntoIterator<Item = &'t String>) {
+        for topic in topics {
+            if !self.topics.contains(topic) {
+                self.topics.push(topic.clone());
+                self.need_update = true;
+            }
+        }
+    }
+
     /// The topics asked about.
     pub fn topics(&self) -> &[String] {
         &self.topics

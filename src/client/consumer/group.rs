@@ -154,6 +154,11 @@ pub(super) struct Membership {
     /// Legacy commit-before-process: polled records waiting for their commit to return
     /// before they are processed.
     unprocessed: Vec<(TopicPartition, Vec<(u64, String)>)>,
+    /// As the generation's leader: the partition count of every topic the group subscribes
+    /// to when it assigned them (0 for a topic not known yet). Metadata that differs asks
+    /// for a rebalance (Kafka's `assignmentSnapshot`): a topic created, or grown, after the
+    /// assignment gets its partitions assigned.
+    assignment_snapshot: Option<BTreeMap<String, u32>>,
 }
 
 impl Membership {
@@ -179,6 +184,7 @@ impl Membership {
             unsent: BTreeSet::new(),
             last_poll_ms: 0,
             unprocessed: Vec::new(),
+            assignment_snapshot: None,
         }
     }
 
@@ -238,7 +244,11 @@ impl ConsumerCore {
                 self.send_join(now_ms);
             }
             Phase::Stable => {
+                self.on_metadata_updated();
                 let g = self.membership();
+                if g.phase != Phase::Stable {
+                    return;
+                }
                 if !g.heartbeat_in_flight
                     && now_ms >= g.last_heartbeat_sent_ms + g.config.heartbeat_interval_ms
                 {
@@ -498,6 +508,28 @@ impl ConsumerCore {
         });
     }
 
+    /// As the leader of a Stable generation, rebalance if the partitions of the group's
+    /// topics in the metadata are not those it assigned (Kafka: "cached metadata has
+    /// changed"). Checked on every metadata answer and every turn while Stable (an answer
+    /// may come while the member still syncs).
+    pub(super) fn on_metadata_updated(&mut self) {
+        let g = self.group.as_ref().expect("subscribe mode");
+        let Some(snapshot) = &g.assignment_snapshot else {
+            return;
+        };
+        if g.phase != Phase::Stable {
+            return;
+        }
+        let changed = snapshot
+            .iter()
+            .any(|(t, n)| self.metadata.partition_count(t).unwrap_or(0) != *n);
+        if changed {
+            let g = self.membership();
+            g.assignment_snapshot = None;
+            g.phase = Phase::Unjoined;
+        }
+    }
+
     /// The member is out of the group (unknown, old generation): its partitions are lost,
     /// and it joins again as new.
     fn reset_membership(&mut self) {
@@ -506,6 +538,7 @@ impl ConsumerCore {
         g.member_id.clear();
         g.generation = -1;
         g.phase = Phase::Unjoined;
+        g.assignment_snapshot = None;
     }
 
     fn coordinator_lost(&mut self, now_ms: u64) {
@@ -633,6 +666,7 @@ impl ConsumerCore {
         g.phase = Phase::Syncing;
         let assignor = Assignor::named(&ok.protocol_name).unwrap_or(g.config.assignor);
         let mut assignments = Vec::new();
+        g.assignment_snapshot = None;
         if ok.leader == ok.member_id && !ok.members.is_empty() {
             let members: BTreeMap<String, Subscription> = ok
                 .members
@@ -640,10 +674,19 @@ impl ConsumerCore {
                 .map(|(id, bytes)| (id.clone(), Subscription::decode(bytes).unwrap_or_default()))
                 .collect();
             let topics: BTreeSet<&String> = members.values().flat_map(|s| &s.topics).collect();
-            let partitions: BTreeMap<String, u32> = topics
-                .into_iter()
-                .filter_map(|t| self.metadata.partition_count(t).map(|n| (t.clone(), n)))
+            // The leader learns every member's topics (Kafka's group subscription), and
+            // assigns what it knows of them now; the snapshot asks again when that changes.
+            self.metadata.add_topics(topics.iter().copied());
+            let snapshot: BTreeMap<String, u32> = topics
+                .iter()
+                .map(|t| ((*t).clone(), self.metadata.partition_count(t).unwrap_or(0)))
                 .collect();
+            let partitions: BTreeMap<String, u32> = snapshot
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(t, n)| (t.clone(), *n))
+                .collect();
+            self.membership().assignment_snapshot = Some(snapshot);
             let legacy_no_holdback = self.membership().config.legacy_cooperative_no_holdback;
             for (member, list) in assign(assignor, &partitions, &members, legacy_no_holdback) {
                 assignments.push((member, Assignment { partitions: list }.encode()));
