@@ -808,11 +808,13 @@ impl GroupCoordinator {
             return;
         }
         let group = self.groups.get_mut(&id).expect("created above");
-        if let Some(instance) = &request.group_instance_id {
-            if group.instances.get(instance) != Some(&request.member_id) {
-                self.respond(token, join_error(KafkaError::FencedInstanceId, ""));
-                return;
-            }
+        if let Err(error) = check_instance(
+            group,
+            request.group_instance_id.as_ref(),
+            &request.member_id,
+        ) {
+            self.respond(token, join_error(error, ""));
+            return;
         }
         if group.pending.remove(&request.member_id).is_some() {
             self.add_member(&id, token, request);
@@ -1139,14 +1141,7 @@ impl GroupCoordinator {
 
     /// Checks a member's request against the group: its id, instance and generation.
     fn check_member(group: &Group, member: &MemberRef) -> Result<(), KafkaError> {
-        if let Some(instance) = &member.group_instance_id {
-            match group.instances.get(instance) {
-                Some(current) if *current != member.member_id => {
-                    return Err(KafkaError::FencedInstanceId)
-                }
-                _ => {}
-            }
-        }
+        check_instance(group, member.group_instance_id.as_ref(), &member.member_id)?;
         if !group.members.contains_key(&member.member_id) {
             return Err(KafkaError::UnknownMemberId);
         }
@@ -1264,11 +1259,7 @@ impl GroupCoordinator {
             .groups
             .get_mut(&id)
             .ok_or(KafkaError::UnknownMemberId)?;
-        if let Some(instance) = &member.group_instance_id {
-            if group.instances.get(instance) != Some(&member.member_id) {
-                return Err(KafkaError::FencedInstanceId);
-            }
-        }
+        check_instance(group, member.group_instance_id.as_ref(), &member.member_id)?;
         if group.pending.remove(&member.member_id).is_some() {
             return Ok(());
         }
@@ -1545,6 +1536,20 @@ fn join_ok(group: &Group, member_id: &str) -> JoinGroupOk {
         } else {
             Vec::new()
         },
+    }
+}
+
+/// KIP-345: a static member is fenced when its instance belongs to another member id now.
+/// An instance the group does not know (its member was removed) is not fenced: the member
+/// is unknown, and joins again as new (Kafka's `isStaticMemberFenced`).
+fn check_instance(
+    group: &Group,
+    instance: Option<&String>,
+    member_id: &str,
+) -> Result<(), KafkaError> {
+    match instance.and_then(|i| group.instances.get(i)) {
+        Some(current) if current != member_id => Err(KafkaError::FencedInstanceId),
+        _ => Ok(()),
     }
 }
 

@@ -532,6 +532,51 @@ fn a_static_member_back_under_a_new_id_keeps_its_assignment_and_fences_the_old_i
     );
 }
 
+/// KIP-345: a static member removed when its session passed is unknown, not fenced: its
+/// join under the old member id is told UNKNOWN_MEMBER_ID, and it joins again as new with
+/// its instance id. (Found by swarm seed 151: told FENCED_INSTANCE_ID, both static members
+/// of a group stopped taking part for good.)
+#[test]
+fn a_static_member_removed_by_its_session_is_unknown_not_fenced() {
+    let mut c = Coord::new(false);
+    let first = c.join("", Some("instance-a"));
+    c.at(DELAY);
+    let old = joined(c.answer(first)).member_id;
+    let sync = c.sync(&old, 1, &[(&old, "orders/0")]);
+    c.finish_appends(Ok(()));
+    c.answer(sync);
+    // Silent past its session: removed, and the instance with it.
+    c.at(DELAY + SESSION + 1);
+    assert!(c
+        .events
+        .iter()
+        .any(|(k, d)| *k == "member-removed" && d["member"] == old.as_str()));
+    let back = c.join(&old, Some("instance-a"));
+    assert!(matches!(
+        c.answer(back),
+        Some(ResponseBody::JoinGroup {
+            result: Err(KafkaError::UnknownMemberId),
+            ..
+        })
+    ));
+    let heartbeat = RequestBody::Heartbeat(MemberRef {
+        group_instance_id: Some("instance-a".into()),
+        ..member(&old, 1)
+    });
+    let token = c.send(heartbeat);
+    assert_eq!(
+        c.answer(token),
+        Some(ResponseBody::Heartbeat {
+            error: Some(KafkaError::UnknownMemberId)
+        })
+    );
+    // As new, with its instance id: it is in the group again.
+    let again = c.join("", Some("instance-a"));
+    c.at(DELAY + SESSION + 1 + 2 * DELAY);
+    let ok = joined(c.answer(again));
+    assert_ne!(ok.member_id, old);
+}
+
 #[test]
 fn a_simple_commit_is_taken_only_while_the_group_has_no_members() {
     let mut c = Coord::new(false);
