@@ -125,6 +125,9 @@ pub enum ConsumerAction {
         /// `None`: the coordinator stored it.
         error: Option<KafkaError>,
     },
+    /// A fetch answer just now left an assign-mode reader with nothing more to read (see
+    /// [`ConsumerCore::caught_up`]): a sign of progress, though no record came.
+    CaughtUp,
 }
 
 /// Who a group action is from.
@@ -221,7 +224,7 @@ impl ConsumerCore {
     /// Time passes: backoffs, timeouts, metadata age.
     pub fn tick(&mut self, now_ms: u64) {
         let lost = self.net.tick(now_ms);
-        self.on_lost(lost);
+        self.on_lost(lost, now_ms);
         if self.group.is_some() {
             self.on_poll(now_ms);
         }
@@ -238,7 +241,7 @@ impl ConsumerCore {
     pub fn on_closed(&mut self, connection: ConnectionId, now_ms: u64) {
         let lost = self.net.on_closed(connection, now_ms);
         self.metadata.request_update();
-        self.on_lost(lost);
+        self.on_lost(lost, now_ms);
         self.drive(now_ms);
     }
 
@@ -272,13 +275,19 @@ impl ConsumerCore {
                         .unwrap_or(Err(KafkaError::NetworkException));
                     self.on_partition_fetched(tp, fetch_offset, result, now_ms);
                 }
+                if self.caught_up() {
+                    self.record(ConsumerAction::CaughtUp);
+                }
             }
             // An answer of the wrong kind: a broker bug; treat it like a lost request.
-            (context, _) => self.on_lost(vec![Lost {
-                broker,
-                context,
-                error: KafkaError::NetworkException,
-            }]),
+            (context, _) => self.on_lost(
+                vec![Lost {
+                    broker,
+                    context,
+                    error: KafkaError::NetworkException,
+                }],
+                now_ms,
+            ),
         }
         self.drive(now_ms);
     }
@@ -467,7 +476,6 @@ impl ConsumerCore {
                             partition: tp.clone(),
                             records,
                         });
-                        self.after_poll(&tp, now_ms);
                     }
                 }
             }
@@ -500,14 +508,14 @@ impl ConsumerCore {
         }
     }
 
-    fn on_lost(&mut self, lost: Vec<Lost<InFlight>>) {
+    fn on_lost(&mut self, lost: Vec<Lost<InFlight>>, now_ms: u64) {
         for Lost {
             broker, context, ..
         } in lost
         {
             match context {
                 InFlight::Metadata => self.metadata.on_lost(),
-                InFlight::Group(call) => self.on_group_lost(call),
+                InFlight::Group(call) => self.on_group_lost(call, now_ms),
                 InFlight::Fetch { partitions } => {
                     self.fetching_from.remove(&broker);
                     self.metadata.request_update();

@@ -233,16 +233,14 @@ impl ConsumerNode {
                     core.tick(now_ms());
                 }
             }
-            if core.caught_up() {
-                // Nothing left to read is an answer too (see `ConsumerCore::caught_up`).
-                self.progress.acked(&self.name);
-            }
             for action in core.take_actions() {
                 match action {
                     ConsumerAction::Net(action) => links.perform(action),
                     ConsumerAction::Assign { partitions } => {
                         self.history(HistoryOp::Assign { partitions });
                     }
+                    // Nothing left to read is an answer too.
+                    ConsumerAction::CaughtUp => self.progress.acked(&self.name),
                     ConsumerAction::Poll { partition, records } => {
                         self.progress.acked(&self.name);
                         self.history(HistoryOp::Poll { partition, records });

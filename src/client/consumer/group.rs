@@ -2,8 +2,16 @@
 //!
 //! Owns: finding the coordinator, joining (KIP-394's second join with the id handed out),
 //! the leader's assignment, syncing, heartbeats every `heartbeat.interval.ms`, committed
-//! offsets (auto-commit every `auto.commit.interval.ms`, or after every poll that returned
-//! records when auto-commit is off), and the rebalance protocols:
+//! offsets, and the rebalance protocols. Commits: auto-commit sends every owned position
+//! each `auto.commit.interval.ms` (a failed one is simply sent again at the next interval);
+//! with auto-commit off, a partition polled past its last successful commit is *dirty*,
+//! and the dirty partitions still owned are committed whenever the member is Stable in its
+//! current generation with a ready coordinator and no commit in flight — after each poll,
+//! and again `retry.backoff.ms` after a commit that failed (`REBALANCE_IN_PROGRESS`,
+//! `NOT_COORDINATOR`, ...) or was lost. Records polled during a rebalance (cooperative
+//! members keep reading) are thus committed once it ends, as Kafka's application commits
+//! again after its next poll. Fencing is unchanged: a partition lost or revoked is no
+//! longer this member's to commit. The rebalance protocols:
 //! - eager (`range`): before rejoining, commit every owned partition's position and revoke
 //!   them all; the assignment after the sync is all new;
 //! - cooperative (`cooperative-sticky`, KIP-429): rejoin owning everything; after the sync,
@@ -147,8 +155,9 @@ pub(super) struct Membership {
     commit_in_flight: bool,
     /// Positions last committed successfully.
     committed: BTreeMap<TopicPartition, u64>,
-    /// Partitions whose commit could not be sent (no connection to the coordinator).
-    unsent: BTreeSet<TopicPartition>,
+    /// With manual commits: no commit of dirty partitions before this (a commit failed or
+    /// was lost; Kafka's application commits again after its next poll).
+    commit_retry_at_ms: u64,
     /// When the application loop last ran (a `poll()`).
     last_poll_ms: u64,
     /// Legacy commit-before-process: polled records waiting for their commit to return
@@ -181,7 +190,7 @@ impl Membership {
             last_commit_ms: 0,
             commit_in_flight: false,
             committed: BTreeMap::new(),
-            unsent: BTreeSet::new(),
+            commit_retry_at_ms: 0,
             last_poll_ms: 0,
             unprocessed: Vec::new(),
             assignment_snapshot: None,
@@ -272,10 +281,14 @@ impl ConsumerCore {
                 {
                     g.last_commit_ms = now_ms;
                     self.commit_positions(None, true, now_ms);
-                } else if !g.unsent.is_empty() {
-                    // Commits after polls that could not go (no connection) go now.
-                    let unsent = std::mem::take(&mut g.unsent);
-                    self.commit_positions(Some(&unsent), false, now_ms);
+                } else if !g.config.enable_auto_commit
+                    && !g.commit_in_flight
+                    && now_ms >= g.commit_retry_at_ms
+                {
+                    // Manual commits: every owned partition read past its last successful
+                    // commit (dirty) is committed, in the current generation: after a poll,
+                    // and again after a commit that failed or was lost.
+                    self.commit_positions(None, false, now_ms);
                 }
             }
             Phase::Joining | Phase::Syncing | Phase::Fenced => {}
@@ -354,19 +367,6 @@ impl ConsumerCore {
         }
     }
 
-    /// After a poll returned records of `tp`: with auto-commit off, commit at once (the
-    /// records count as processed once returned).
-    pub(super) fn after_poll(&mut self, tp: &TopicPartition, now_ms: u64) {
-        let Some(g) = self.group.as_ref() else {
-            return;
-        };
-        if g.config.enable_auto_commit || g.phase != Phase::Stable {
-            return;
-        }
-        let only = BTreeSet::from([tp.clone()]);
-        self.commit_positions(Some(&only), false, now_ms);
-    }
-
     fn send_group(&mut self, body: Option<RequestBody>, call: GroupCall, now_ms: u64) {
         let target = match &call {
             GroupCall::FindCoordinator => {
@@ -439,18 +439,11 @@ impl ConsumerCore {
             .filter(|(tp, p)| auto || g.committed.get(*tp) != Some(&p.position.0))
             .map(|(tp, p)| (tp.clone(), p.position.0))
             .collect();
-        // An auto-commit waits for the one in flight; a commit before revoking or after a
-        // poll goes at once (the coordinator takes them in order). Without a connection to
-        // the coordinator nothing goes (a later commit carries the positions).
+        // An auto-commit waits for the one in flight; a commit before revoking goes at
+        // once (the coordinator takes them in order). Without a connection to the
+        // coordinator nothing goes (the partitions stay dirty; a later commit carries them).
         let ready = g.coordinator.is_some_and(|c| self.net.is_ready(c));
-        if offsets.is_empty() || g.commit_in_flight && auto {
-            return false;
-        }
-        if !ready {
-            if !auto {
-                let g = self.membership();
-                g.unsent.extend(offsets.into_iter().map(|(tp, _)| tp));
-            }
+        if offsets.is_empty() || g.commit_in_flight && auto || !ready {
             return false;
         }
         let call = GroupCall::Commit {
@@ -481,7 +474,6 @@ impl ConsumerCore {
     fn revoke_all(&mut self) {
         let owned = std::mem::take(&mut self.membership().owned);
         self.membership().awaiting_offsets.clear();
-        self.membership().unsent.clear();
         if owned.is_empty() {
             return;
         }
@@ -594,8 +586,12 @@ impl ConsumerCore {
                 ResponseBody::OffsetCommit { partitions },
             ) => {
                 let error = partitions.iter().find_map(|(_, e)| *e);
+                let backoff = self.config.retry_backoff_ms;
                 let g = self.membership();
                 g.commit_in_flight = false;
+                if error.is_some() {
+                    g.commit_retry_at_ms = now_ms + backoff;
+                }
                 if error.is_none() {
                     for (tp, offset) in &offsets {
                         g.committed.insert(tp.clone(), *offset);
@@ -630,7 +626,7 @@ impl ConsumerCore {
                 }
             }
             // An answer of the wrong kind: a broker bug; like a lost request.
-            (call, _) => self.on_group_lost(call),
+            (call, _) => self.on_group_lost(call, now_ms),
         }
     }
 
@@ -791,7 +787,7 @@ impl ConsumerCore {
     }
 
     /// A group request lost with its connection (or timed out).
-    pub(super) fn on_group_lost(&mut self, call: GroupCall) {
+    pub(super) fn on_group_lost(&mut self, call: GroupCall, now_ms: u64) {
         if let GroupCall::Commit {
             generation,
             member_id,
@@ -814,6 +810,7 @@ impl ConsumerCore {
                 error: Some(KafkaError::NetworkException),
             });
         }
+        let backoff = self.config.retry_backoff_ms;
         let g = self.membership();
         match call {
             GroupCall::FindCoordinator => g.retry_at_ms = 0,
@@ -823,7 +820,10 @@ impl ConsumerCore {
                 g.coordinator = None;
             }
             GroupCall::Heartbeat => g.heartbeat_in_flight = false,
-            GroupCall::Commit { .. } => g.commit_in_flight = false,
+            GroupCall::Commit { .. } => {
+                g.commit_in_flight = false;
+                g.commit_retry_at_ms = now_ms + backoff;
+            }
             GroupCall::FetchOffsets => g.fetching_offsets = false,
             GroupCall::Leave => {}
         }

@@ -833,3 +833,167 @@ fn a_reader_is_caught_up_when_every_partition_is_read_to_the_high_watermark() {
     h.c.on_closed(fetch.connection, 21);
     assert!(!h.c.caught_up());
 }
+
+impl Harness {
+    /// The OffsetCommit requests waiting, with their offsets of orders/0 and generation.
+    fn commits_sent(&self) -> Vec<(i32, Vec<(TopicPartition, u64)>)> {
+        self.requests
+            .iter()
+            .filter_map(|(_, _, r)| match &r.body {
+                RequestBody::OffsetCommit(c) => Some((
+                    c.member.generation_id,
+                    c.offsets
+                        .iter()
+                        .map(|(tp, o)| (tp.clone(), o.offset.0))
+                        .collect(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Plays a rebalance of the only member `m-1` into `generation`, keeping orders/0 and
+    /// orders/1 (the member rejoins as leader and syncs its own assignment).
+    fn rebalance_alone(&mut self, generation: i32) {
+        use crate::broker::proto::JoinGroupOk;
+        let (c, id, body) = self.take("JoinGroup", |b| matches!(b, RequestBody::JoinGroup(_)));
+        let RequestBody::JoinGroup(join) = body else {
+            unreachable!()
+        };
+        self.respond(
+            c,
+            id,
+            ResponseBody::JoinGroup {
+                result: Ok(JoinGroupOk {
+                    generation_id: generation,
+                    protocol_name: join.protocols[0].0.clone(),
+                    leader: "m-1".into(),
+                    member_id: "m-1".into(),
+                    members: vec![("m-1".into(), join.protocols[0].1.clone())],
+                }),
+                member_id: "m-1".into(),
+            },
+        );
+        let (c, id, body) = self.take("SyncGroup", |b| matches!(b, RequestBody::SyncGroup(_)));
+        let RequestBody::SyncGroup(sync) = body else {
+            unreachable!()
+        };
+        let mine = sync.assignments[0].1.clone();
+        self.respond(c, id, ResponseBody::SyncGroup { result: Ok(mine) });
+    }
+}
+
+/// Manual commits (issue 12): a commit refused with REBALANCE_IN_PROGRESS is not fatal;
+/// a cooperative member keeps its partitions through the rebalance, and what it read is
+/// committed once it is Stable in the new generation. Before, it was never sent again and
+/// the group stayed behind for good once the producers stopped.
+#[test]
+fn a_manual_commit_refused_during_a_rebalance_is_committed_in_the_next_generation() {
+    let mut h = Harness::member(
+        &[1, 1],
+        crate::client::assignor::Assignor::CooperativeSticky,
+    );
+    h.join_alone(Some(0));
+    let (c, id) = h.poll_two_and_take_commit();
+    h.respond(
+        c,
+        id,
+        ResponseBody::OffsetCommit {
+            partitions: vec![(tp(0), Some(KafkaError::RebalanceInProgress))],
+        },
+    );
+    assert_eq!(
+        h.c.positions().len(),
+        2,
+        "cooperative: it keeps its partitions"
+    );
+    h.tick(10);
+    // Still reading while it rejoins: orders/1 moves on too.
+    let fetch = h.take_fetch();
+    let results = fetch
+        .partitions
+        .iter()
+        .map(|f| {
+            if f.partition == tp(1) {
+                data(0, 1, batch(0, &["x"]))
+            } else {
+                data(0, 2, vec![])
+            }
+        })
+        .collect();
+    h.answer_fetch(&fetch, results);
+    assert!(h.commits_sent().is_empty(), "no commit while rebalancing");
+    h.rebalance_alone(2);
+    h.tick(200);
+    assert_eq!(
+        h.commits_sent(),
+        vec![(2, vec![(tp(0), 2), (tp(1), 1)])],
+        "both dirty partitions, in generation 2"
+    );
+}
+
+/// A manual commit that is lost with its connection, or refused by a coordinator that
+/// moved (NOT_COORDINATOR) or is loading, is sent again after `retry.backoff.ms`.
+#[test]
+fn a_lost_or_refused_manual_commit_is_sent_again() {
+    for error in [
+        None,
+        Some(KafkaError::NotCoordinator),
+        Some(KafkaError::CoordinatorLoadInProgress),
+    ] {
+        let mut h = Harness::member(&[1, 1], crate::client::assignor::Assignor::Range);
+        h.join_alone(Some(0));
+        let (c, id) = h.poll_two_and_take_commit();
+        match error {
+            None => h.c.on_closed(c, h.now),
+            Some(error) => h.respond(
+                c,
+                id,
+                ResponseBody::OffsetCommit {
+                    partitions: vec![(tp(0), Some(error))],
+                },
+            ),
+        }
+        h.pump();
+        for t in [100, 200, 300, 400, 500] {
+            h.tick(t);
+            if let Some(at) = h
+                .requests
+                .iter()
+                .position(|(_, _, r)| matches!(r.body, RequestBody::FindCoordinator { .. }))
+            {
+                let (_, c, r) = h.requests.remove(at);
+                let found = ResponseBody::FindCoordinator {
+                    result: Ok(BrokerId(2)),
+                };
+                h.respond(c, r.correlation_id, found);
+            }
+        }
+        assert_eq!(
+            h.commits_sent(),
+            vec![(1, vec![(tp(0), 2)])],
+            "after {error:?}"
+        );
+    }
+}
+
+/// A member fenced with ILLEGAL_GENERATION loses its partitions: what it read is not
+/// its to commit any more.
+#[test]
+fn a_fenced_member_does_not_commit_its_dirty_partitions() {
+    let mut h = Harness::member(&[1, 1], crate::client::assignor::Assignor::Range);
+    h.join_alone(Some(0));
+    let (c, id) = h.poll_two_and_take_commit();
+    h.respond(
+        c,
+        id,
+        ResponseBody::OffsetCommit {
+            partitions: vec![(tp(0), Some(KafkaError::IllegalGeneration))],
+        },
+    );
+    for t in [100, 200, 300] {
+        h.tick(t);
+    }
+    assert!(h.commits_sent().is_empty());
+    assert!(h.c.positions().is_empty());
+}
