@@ -32,7 +32,7 @@ use super::metadata::{Metadata, PartitionLeader};
 use super::network::{ConnectionId, Lost, NetAction, NetConfig, Network};
 use crate::broker::proto::{FetchData, FetchPartition, RequestBody, Response, ResponseBody};
 use crate::broker::{BrokerId, KafkaError, TopicPartition};
-use crate::log::{decode_batches, Offset};
+use crate::log::{decode_batches, LeaderEpoch, Offset};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A consumer's configuration, with Kafka's names and defaults.
@@ -156,6 +156,9 @@ enum InFlight {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct PartitionFetch {
     position: Offset,
+    /// The leader epoch of the record before the position (its batch's), when known: what
+    /// a commit of the position carries (KIP-320).
+    position_epoch: Option<LeaderEpoch>,
     /// The log start offset the last successful fetch reported.
     log_start_offset: Option<Offset>,
     fetching: bool,
@@ -354,6 +357,7 @@ impl ConsumerCore {
                 tp,
                 PartitionFetch {
                     position: Offset(0),
+                    position_epoch: None,
                     log_start_offset: None,
                     fetching: false,
                     retry_at_ms: 0,
@@ -452,6 +456,13 @@ impl ConsumerCore {
                         return;
                     }
                 };
+                if let Some(last) = batches
+                    .iter()
+                    .rfind(|b| b.records.last().is_some_and(|r| r.offset >= p.position))
+                {
+                    p.position_epoch =
+                        (last.partition_leader_epoch.0 >= 0).then_some(last.partition_leader_epoch);
+                }
                 let records: Vec<(u64, String)> = batches
                     .into_iter()
                     .flat_map(|b| b.records)

@@ -9,6 +9,9 @@
 //! Invariant (KIP-320): a partition's known leader epoch never goes backwards. A Metadata
 //! answer from a broker that has not yet heard of a newer leader (it carries an older
 //! epoch) is ignored for that partition, so a client never returns to a deposed leader.
+//! An epoch learnt elsewhere counts too (Kafka's `updateLastSeenEpochIfNewer`): a group
+//! member handed a committed offset with the leader epoch of its last record ignores
+//! leaders of older epochs until it hears of that epoch, even as a new process.
 
 use crate::broker::{BrokerId, PartitionState, TopicPartition};
 use crate::log::LeaderEpoch;
@@ -30,6 +33,8 @@ pub struct Metadata {
     bootstrap: Vec<BrokerId>,
     brokers: BTreeSet<BrokerId>,
     partitions: BTreeMap<TopicPartition, PartitionLeader>,
+    /// Epochs learnt elsewhere (committed offsets): answers with older ones are ignored.
+    last_seen: BTreeMap<TopicPartition, LeaderEpoch>,
     need_update: bool,
     in_flight: bool,
     /// When the last request was sent (for the retry backoff).
@@ -47,6 +52,7 @@ impl Metadata {
             bootstrap,
             brokers: BTreeSet::new(),
             partitions: BTreeMap::new(),
+            last_seen: BTreeMap::new(),
             need_update: true,
             in_flight: false,
             last_attempt_ms: None,
@@ -109,6 +115,23 @@ impl Metadata {
         self.last_attempt_ms = Some(now_ms);
     }
 
+    /// `epoch` of `tp` was seen elsewhere (a committed offset's leader epoch): a leader of an
+    /// older epoch is not the leader any more; until an answer names one of `epoch` or
+    /// newer, the partition has no known leader.
+    pub fn see_epoch(&mut self, tp: &TopicPartition, epoch: LeaderEpoch) {
+        let seen = self.last_seen.entry(tp.clone()).or_insert(epoch);
+        *seen = (*seen).max(epoch);
+        if let Some(known) = self.partitions.get_mut(tp) {
+            if known.leader_epoch < epoch {
+                *known = PartitionLeader {
+                    leader: None,
+                    leader_epoch: epoch,
+                };
+                self.need_update = true;
+            }
+        }
+    }
+
     /// The request was lost (connection closed or timed out): ask again after the backoff.
     pub fn on_lost(&mut self) {
         self.in_flight = false;
@@ -128,7 +151,12 @@ impl Metadata {
         }
         let mut changed = Vec::new();
         for (tp, state) in partitions {
-            if !self.topics.contains(&tp.topic) {
+            if !self.topics.contains(&tp.topic)
+                || self
+                    .last_seen
+                    .get(tp)
+                    .is_some_and(|e| state.leader_epoch < *e)
+            {
                 continue;
             }
             let new = PartitionLeader {
@@ -150,7 +178,11 @@ impl Metadata {
             .topics
             .iter()
             .all(|t| self.partition_count(t).is_some())
-            && self.partitions.values().all(|p| p.leader.is_some());
+            && self.partitions.values().all(|p| p.leader.is_some())
+            && self
+                .last_seen
+                .keys()
+                .all(|tp| self.partitions.contains_key(tp));
         self.need_update = !complete;
         if complete {
             self.last_refresh_ms = now_ms;
@@ -241,5 +273,34 @@ mod tests {
         assert_eq!(m.partition_count("t"), Some(2));
         assert!(!m.should_send(50, 100, 300_000));
         assert!(m.should_send(100, 100, 300_000));
+    }
+
+    /// Kafka's `updateLastSeenEpochIfNewer`: an epoch learnt from a committed offset makes
+    /// a leader of an older epoch unknown, and answers naming one are ignored until one of
+    /// that epoch comes. (Found by swarm seed 782: a restarted group member took its
+    /// metadata from a deposed leader with a shorter log, was told OFFSET_OUT_OF_RANGE and
+    /// reset its committed position to the log start.)
+    #[test]
+    fn an_epoch_seen_in_a_committed_offset_ignores_older_leaders() {
+        let tp = TopicPartition::new("t", 0);
+        let mut m = Metadata::new(vec!["t".into()], vec![BrokerId(1)]);
+        m.on_response(
+            &[BrokerId(1), BrokerId(2)],
+            &[(tp.clone(), state(Some(2), 2))],
+            0,
+        );
+        m.see_epoch(&tp, LeaderEpoch(3));
+        assert_eq!(m.leader(&tp).unwrap().leader, None);
+        assert!(m.update_requested());
+        // The deposed leader answers about itself: ignored.
+        m.on_response(&[BrokerId(2)], &[(tp.clone(), state(Some(2), 2))], 10);
+        assert_eq!(m.leader(&tp).unwrap().leader, None);
+        assert!(m.update_requested());
+        m.on_response(&[BrokerId(1)], &[(tp.clone(), state(Some(1), 3))], 20);
+        assert_eq!(m.leader(&tp).unwrap().leader, Some(BrokerId(1)));
+        assert!(!m.update_requested());
+        // An older epoch seen later changes nothing.
+        m.see_epoch(&tp, LeaderEpoch(1));
+        assert_eq!(m.leader(&tp).unwrap().leader, Some(BrokerId(1)));
     }
 }

@@ -41,7 +41,7 @@ use crate::broker::proto::{
 };
 use crate::broker::{BrokerId, Bytes, KafkaError, TopicPartition};
 use crate::client::assignor::{assign, Assignment, Assignor, Subscription};
-use crate::log::Offset;
+use crate::log::{LeaderEpoch, Offset};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A group member's settings, with Kafka's names and defaults.
@@ -430,14 +430,14 @@ impl ConsumerCore {
         now_ms: u64,
     ) -> bool {
         let g = self.group.as_ref().expect("subscribe mode");
-        let offsets: Vec<(TopicPartition, u64)> = self
+        let offsets: Vec<(TopicPartition, u64, Option<LeaderEpoch>)> = self
             .assignment
             .iter()
             .filter(|(tp, _)| g.owned.contains(*tp) && only.is_none_or(|o| o.contains(*tp)))
             // Kafka's auto-commit sends every consumed position, changed or not; other
             // commits only what moved.
             .filter(|(tp, p)| auto || g.committed.get(*tp) != Some(&p.position.0))
-            .map(|(tp, p)| (tp.clone(), p.position.0))
+            .map(|(tp, p)| (tp.clone(), p.position.0, p.position_epoch))
             .collect();
         // An auto-commit waits for the one in flight; a commit before revoking goes at
         // once (the coordinator takes them in order). Without a connection to the
@@ -449,17 +449,17 @@ impl ConsumerCore {
         let call = GroupCall::Commit {
             generation: g.generation,
             member_id: g.member_id.clone(),
-            offsets: offsets.clone(),
+            offsets: offsets.iter().map(|(tp, o, _)| (tp.clone(), *o)).collect(),
             sent_ms: now_ms,
         };
         let body = RequestBody::OffsetCommit(OffsetCommitRequest {
             member: g.member_ref(),
             offsets: offsets
                 .into_iter()
-                .map(|(tp, o)| {
+                .map(|(tp, o, leader_epoch)| {
                     let committed = CommittedOffset {
                         offset: Offset(o),
-                        leader_epoch: None,
+                        leader_epoch,
                     };
                     (tp, committed)
                 })
@@ -742,12 +742,19 @@ impl ConsumerCore {
                 continue;
             }
             // auto.offset.reset=earliest when nothing was committed.
-            let position = committed.map_or(Offset(0), |c| c.offset);
+            let position = committed.as_ref().map_or(Offset(0), |c| c.offset);
+            let position_epoch = committed.and_then(|c| c.leader_epoch);
             g.committed.insert(tp.clone(), position.0);
+            if let Some(epoch) = position_epoch {
+                // KIP-320: the leader of that record's epoch or a newer one, never an
+                // older (deposed) one, serves the position.
+                self.metadata.see_epoch(&tp, epoch);
+            }
             self.assignment.insert(
                 tp,
                 PartitionFetch {
                     position,
+                    position_epoch,
                     log_start_offset: None,
                     fetching: false,
                     retry_at_ms: 0,

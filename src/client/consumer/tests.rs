@@ -435,7 +435,20 @@ impl Harness {
     /// Plays the coordinator (broker 2) through find, two joins and the sync; `committed`
     /// is what OffsetFetch finds. Returns the member id.
     fn join_alone(&mut self, committed: Option<u64>) -> String {
-        use crate::broker::proto::{CommittedOffset, JoinGroupOk};
+        self.join_alone_with(|_| {
+            committed.map(|o| crate::broker::proto::CommittedOffset {
+                offset: Offset(o),
+                leader_epoch: None,
+            })
+        })
+    }
+
+    /// [`Harness::join_alone`] with `found(partition)` as what OffsetFetch finds.
+    fn join_alone_with(
+        &mut self,
+        found: impl Fn(u32) -> Option<crate::broker::proto::CommittedOffset>,
+    ) -> String {
+        use crate::broker::proto::JoinGroupOk;
         use crate::client::assignor::{Assignment, Subscription};
         let (c, id, _) = self.take("FindCoordinator", |b| {
             matches!(b, RequestBody::FindCoordinator { .. })
@@ -507,20 +520,11 @@ impl Harness {
         let (c, id, _) = self.take("OffsetFetch", |b| {
             matches!(b, RequestBody::OffsetFetch { .. })
         });
-        let found = |p| {
-            (
-                tp(p),
-                committed.map(|o| CommittedOffset {
-                    offset: Offset(o),
-                    leader_epoch: None,
-                }),
-            )
-        };
         self.respond(
             c,
             id,
             ResponseBody::OffsetFetch {
-                result: Ok(vec![found(0), found(1)]),
+                result: Ok(vec![(tp(0), found(0)), (tp(1), found(1))]),
             },
         );
         self.tick(5);
@@ -996,4 +1000,40 @@ fn a_fenced_member_does_not_commit_its_dirty_partitions() {
     }
     assert!(h.commits_sent().is_empty());
     assert!(h.c.positions().is_empty());
+}
+
+/// KIP-320: a commit carries the leader epoch of the last record read, and a member handed
+/// a committed offset with an epoch its metadata has not reached asks for metadata again
+/// before fetching, instead of fetching from the (deposed) leader it knows.
+#[test]
+fn commits_carry_the_leader_epoch_and_a_newer_committed_epoch_waits_for_its_leader() {
+    let mut h = Harness::member(&[1, 1], crate::client::assignor::Assignor::Range);
+    h.join_alone(Some(0));
+    let fetch = h.take_fetch();
+    let mut builder = BatchBuilder::new(BatchMeta {
+        leader_epoch: LeaderEpoch(4),
+        ..BatchMeta::default()
+    });
+    builder.push(0, None, Some(b"a"), &[]);
+    let in_epoch_4 = builder.encode(Offset(0)).to_vec();
+    h.answer_fetch(&fetch, vec![data(0, 1, in_epoch_4), data(0, 0, vec![])]);
+    let (_, _, body) = h.take("OffsetCommit", |b| {
+        matches!(b, RequestBody::OffsetCommit(_))
+    });
+    let RequestBody::OffsetCommit(commit) = body else {
+        unreachable!()
+    };
+    assert_eq!(commit.offsets[0].1.leader_epoch, Some(LeaderEpoch(4)));
+
+    // A new member whose committed offset was read in epoch 7; its metadata says 0.
+    let mut h = Harness::member(&[1, 1], crate::client::assignor::Assignor::Range);
+    h.join_alone_with(|_| {
+        Some(crate::broker::proto::CommittedOffset {
+            offset: Offset(0),
+            leader_epoch: Some(LeaderEpoch(7)),
+        })
+    });
+    assert_eq!(h.fetches(), 0, "no fetch from a leader older than epoch 7");
+    h.tick(200);
+    assert!(h.has_metadata_request());
 }
