@@ -229,8 +229,8 @@ impl BrokerNode {
                             core.on_session_started(s, now_ms());
                         }
                     }
-                    ClientAction::SessionEnded { session: s, closed } => {
-                        tracing::debug!(broker = %self.name, session = s.0, closed, "zk-session-ended");
+                    ClientAction::SessionEnded { session: s, end } => {
+                        tracing::debug!(broker = %self.name, session = s.0, end = end.name(), "zk-session-ended");
                         session = SessionId::NONE;
                         zk_calls.clear();
                         core.on_session_lost();

@@ -240,9 +240,9 @@ impl ZkClientNode {
                             zxid: Some(zxid.0),
                         });
                     }
-                    ClientAction::SessionEnded { session, closed } => {
+                    ClientAction::SessionEnded { session, end } => {
                         workload.session_ended();
-                        let event = if closed { "closed" } else { "expired" };
+                        let event = end.name();
                         self.history(HistoryOp::ZkSession {
                             session: session.0,
                             event: event.into(),
