@@ -392,6 +392,19 @@ enum Purpose {
     Assignment { group: String, generation: i32 },
     /// The group's metadata after it went Empty.
     Metadata,
+    /// A static member's rejoin under a new member id while Stable: answered once the
+    /// group is stored with the new id; reverted if the store fails (Kafka's
+    /// `updateStaticMemberAndRebalance`), so a coordinator that lost its partition cannot
+    /// hand out a member id the real one will fence.
+    StaticRejoin {
+        token: u64,
+        group: String,
+        instance: String,
+        old_id: String,
+        new_id: String,
+        old: Box<Member>,
+        was_leader: bool,
+    },
     /// An offset commit to answer.
     Commit {
         token: u64,
@@ -671,6 +684,44 @@ impl GroupCoordinator {
                 self.respond(token, body);
             }
             Purpose::Metadata => {}
+            Purpose::StaticRejoin {
+                token,
+                group,
+                instance,
+                old_id,
+                new_id,
+                old,
+                was_leader,
+            } => {
+                let present = self
+                    .groups
+                    .get(&group)
+                    .is_some_and(|g| g.members.contains_key(&new_id));
+                if loaded && error.is_none() && present {
+                    self.announce_replaced(&group, &old_id, &instance);
+                    let g = &self.groups[&group];
+                    let mut ok = join_ok(g, &new_id);
+                    ok.members.clear();
+                    let body = ResponseBody::JoinGroup {
+                        result: Ok(ok),
+                        member_id: new_id,
+                    };
+                    self.respond(token, body);
+                    return;
+                }
+                // Not stored: the replacement is undone, and the member told why.
+                if let Some(g) = self.groups.get_mut(&group) {
+                    if g.members.remove(&new_id).is_some() {
+                        g.members.insert(old_id.clone(), *old);
+                        g.instances.insert(instance, old_id.clone());
+                        if was_leader {
+                            g.leader = Some(old_id);
+                        }
+                    }
+                }
+                let error = error.unwrap_or(KafkaError::NotCoordinator);
+                self.respond(token, join_error(error, ""));
+            }
             Purpose::Assignment { group, generation } => {
                 let Some(g) = self.groups.get_mut(&group) else {
                     return;
@@ -873,6 +924,12 @@ impl GroupCoordinator {
             .members
             .remove(&old_id)
             .expect("instances name members");
+        let was_leader = group.leader.as_deref() == Some(old_id.as_str());
+        let old = Box::new(Member {
+            join_token: None,
+            sync_token: None,
+            ..member.clone()
+        });
         if let Some(t) = member.join_token.take() {
             self.respond(t, join_error(KafkaError::FencedInstanceId, ""));
         }
@@ -893,9 +950,36 @@ impl GroupCoordinator {
         group
             .instances
             .insert(instance.to_string(), member_id.clone());
-        if group.leader.as_deref() == Some(old_id.as_str()) {
+        if was_leader {
             group.leader = Some(member_id.clone());
         }
+        match group.state {
+            GroupState::Stable if same => {
+                // KIP-345: no rebalance; the member syncs for its old assignment once the
+                // group is stored with its new id.
+                let purpose = Purpose::StaticRejoin {
+                    token,
+                    group: id.to_string(),
+                    instance: instance.to_string(),
+                    old_id,
+                    new_id: member_id,
+                    old,
+                    was_leader,
+                };
+                self.store(id, purpose);
+            }
+            _ => {
+                self.announce_replaced(id, &old_id, instance);
+                let request = JoinGroupRequest {
+                    member_id,
+                    ..request
+                };
+                self.update_member(id, token, request);
+            }
+        }
+    }
+
+    fn announce_replaced(&mut self, id: &str, old_id: &str, instance: &str) {
         self.announce(
             "member-removed",
             json!({
@@ -905,29 +989,6 @@ impl GroupCoordinator {
                 "instance": instance,
             }),
         );
-        let group = self.groups.get_mut(id).expect("created by join");
-        match group.state {
-            GroupState::Stable if same => {
-                // KIP-345: no rebalance; the member syncs for its old assignment.
-                let mut ok = join_ok(group, &member_id);
-                ok.members.clear();
-                self.respond(
-                    token,
-                    ResponseBody::JoinGroup {
-                        result: Ok(ok),
-                        member_id: member_id.clone(),
-                    },
-                );
-                self.store(id, Purpose::Metadata);
-            }
-            _ => {
-                let request = JoinGroupRequest {
-                    member_id,
-                    ..request
-                };
-                self.update_member(id, token, request);
-            }
-        }
     }
 
     fn add_member(&mut self, id: &str, token: u64, request: JoinGroupRequest) {

@@ -22,7 +22,9 @@
 //!   for its member id. A `GroupAssign` handing a partition to one member while another
 //!   member of the group owns it is a violation. (A member expelled while paused may still
 //!   believe it owns its partitions; Kafka fences it at its next commit, so ownership is
-//!   judged by the group's view, not the zombie's.)
+//!   judged by the group's view, not the zombie's: a member id already removed owns
+//!   nothing, whatever a later `GroupAssign` of it says — a SyncGroup answer that reached
+//!   the paused member after the coordinator had removed it.)
 //! - `stale-commit-accepted`: a commit the member was told is stored, sent in generation `g`
 //!   after some member had been handed partitions in a newer generation. A generation is
 //!   stored before its assignment is handed out and generations never go back, so the
@@ -266,6 +268,8 @@ impl<'a> GroupFacts<'a> {
         let mut owners: BTreeMap<(&str, &TopicPartition), Owner<'a>> = BTreeMap::new();
         let mut held: BTreeMap<&str, (&str, &str, BTreeSet<&TopicPartition>)> = BTreeMap::new();
         let mut found: BTreeMap<(&str, &TopicPartition), Findings> = BTreeMap::new();
+        // Member ids the coordinator removed: they own nothing from then on.
+        let mut removed: BTreeSet<(&str, &str)> = BTreeSet::new();
         for (at_us, step) in self.ownership_steps() {
             match step {
                 Step::ProcessEnded(node) => {
@@ -274,6 +278,7 @@ impl<'a> GroupFacts<'a> {
                     }
                 }
                 Step::Removed { group, member } => {
+                    removed.insert((group, member));
                     let node = held
                         .iter()
                         .find(|(_, (g, m, _))| *g == group && *m == member)
@@ -293,6 +298,12 @@ impl<'a> GroupFacts<'a> {
                     if let Some((old_group, _, old)) = held.remove(node) {
                         let gone = old.difference(&partitions).copied().collect();
                         release(&mut owners, node, old_group, &gone);
+                    }
+                    if removed.contains(&(group, member)) {
+                        // A zombie's belief (a late SyncGroup answer of a member the group
+                        // already removed): the group's view says it owns nothing.
+                        release(&mut owners, node, group, &partitions);
+                        continue;
                     }
                     for tp in &partitions {
                         let owner = Owner {

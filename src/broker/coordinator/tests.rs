@@ -506,8 +506,11 @@ fn a_static_member_back_under_a_new_id_keeps_its_assignment_and_fences_the_old_i
     c.finish_appends(Ok(()));
     c.answer(sync);
     assert_eq!(c.state(), (GroupState::Stable, 1));
-    // It restarts and joins without its member id: no rebalance.
+    // It restarts and joins without its member id: no rebalance. The answer waits for the
+    // group to be stored with the new id.
     let again = c.join("", Some("instance-a"));
+    assert!(c.answer(again).is_none(), "not before the group is stored");
+    c.finish_appends(Ok(()));
     let ok = joined(c.answer(again));
     assert_ne!(ok.member_id, old);
     assert_eq!(ok.generation_id, 1);
@@ -529,6 +532,44 @@ fn a_static_member_back_under_a_new_id_keeps_its_assignment_and_fences_the_old_i
         Some(ResponseBody::Heartbeat {
             error: Some(KafkaError::FencedInstanceId)
         })
+    );
+}
+
+/// A static member's rejoin that cannot be stored (the coordinator lost its partition) is
+/// undone and answered with the error: the old member id stays the instance's, so the
+/// real coordinator will not fence the member. (Found by swarm seed 1374: a zombie
+/// coordinator handed out an id the new one then fenced for good.)
+#[test]
+fn a_static_rejoin_that_cannot_be_stored_is_undone() {
+    let mut c = Coord::new(false);
+    let first = c.join("", Some("instance-a"));
+    c.at(DELAY);
+    let old = joined(c.answer(first)).member_id;
+    let sync = c.sync(&old, 1, &[(&old, "orders/0")]);
+    c.finish_appends(Ok(()));
+    c.answer(sync);
+    let again = c.join("", Some("instance-a"));
+    c.finish_appends(Err(KafkaError::NotLeaderOrFollower));
+    assert!(matches!(
+        c.answer(again),
+        Some(ResponseBody::JoinGroup {
+            result: Err(KafkaError::NotCoordinator),
+            ..
+        })
+    ));
+    assert!(!c
+        .events
+        .iter()
+        .any(|(k, d)| *k == "member-removed" && d["member"] == old.as_str()));
+    let heartbeat = RequestBody::Heartbeat(MemberRef {
+        group_instance_id: Some("instance-a".into()),
+        ..member(&old, 1)
+    });
+    let token = c.send(heartbeat);
+    assert_eq!(
+        c.answer(token),
+        Some(ResponseBody::Heartbeat { error: None }),
+        "the old id is still the instance's"
     );
 }
 

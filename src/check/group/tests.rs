@@ -214,6 +214,22 @@ fn exclusive_assignment_ends_ownership_with_the_process_or_the_membership() {
         g.exclusive_assignment()
     });
     assert_eq!(found.len(), 2, "{found:#?}");
+    // Removed while paused, consumer-1 then gets the SyncGroup answer of its old generation
+    // late: the group's view says it owns nothing. (Found by swarm seed 1259.)
+    let late = [
+        assigned(1_000, "consumer-2", "c2", 1, &[0, 1]),
+        assigned(6_000, "consumer-1", "c1", 1, &[0]),
+    ];
+    let events = [removed(3_000, "c1")];
+    let found = judge(&events, &late, &ReplicaLogs::new(), |g| {
+        g.exclusive_assignment()
+    });
+    assert!(found.is_empty(), "{found:#?}");
+    // The same handing from a member never removed is a violation.
+    let found = judge(&[], &late, &ReplicaLogs::new(), |g| {
+        g.exclusive_assignment()
+    });
+    assert_eq!(found.len(), 1, "{found:#?}");
 }
 
 #[test]
