@@ -260,3 +260,253 @@ fn a_heal_bound_too_short_to_meet_is_a_liveness_verdict_exit_3() {
     assert!(text.contains("check converges"), "{text}");
     assert!(last_line(&text).starts_with("verdict: liveness scenario=impatient seed=3"));
 }
+
+#[test]
+fn out_never_empties_a_directory_ksim_did_not_make() {
+    let dir = scratch("stranger");
+    let thesis = dir.join("thesis.tex");
+    std::fs::write(&thesis, "years of work").unwrap();
+    let expect_refused = |output: Output, what: &str| {
+        assert_eq!(output.status.code(), Some(2), "{what}: {}", stdout(&output));
+        let err = stderr(&output);
+        assert!(err.contains(dir.to_str().unwrap()), "{what}: {err}");
+        assert!(err.contains("thesis.tex"), "{what}: {err}");
+        assert_eq!(
+            std::fs::read_to_string(&thesis).unwrap(),
+            "years of work",
+            "{what}"
+        );
+    };
+    expect_refused(run(POWER_LOSS, 1, &dir), "run --out");
+
+    // A sweep's seed directory, and check-determinism's copies, obey the same rule.
+    let base = scratch("stranger-base");
+    let seed_dir = base.join("log-power-loss-1");
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    std::fs::rename(&thesis, seed_dir.join("thesis.tex")).unwrap();
+    let sweep = ksim(&[
+        "sweep",
+        POWER_LOSS,
+        "--seeds",
+        "1..1",
+        "--out",
+        base.to_str().unwrap(),
+    ]);
+    assert_eq!(sweep.status.code(), Some(2), "{}", stdout(&sweep));
+    assert!(seed_dir.join("thesis.tex").is_file());
+    let copy_dir = base.join("log-power-loss-1-a");
+    std::fs::create_dir_all(&copy_dir).unwrap();
+    std::fs::write(copy_dir.join("notes"), "mine").unwrap();
+    let check = ksim(&[
+        "check-determinism",
+        POWER_LOSS,
+        "--seeds",
+        "1..1",
+        "--out",
+        base.to_str().unwrap(),
+    ]);
+    assert_eq!(check.status.code(), Some(2), "{}", stdout(&check));
+    assert_eq!(
+        std::fs::read_to_string(copy_dir.join("notes")).unwrap(),
+        "mine"
+    );
+
+    // A directory ksim made is reused (and emptied) without complaint.
+    let ours = dir.join("ours");
+    assert_eq!(run(POWER_LOSS, 1, &ours).status.code(), Some(0));
+    assert!(ours.join(".ksim-run").is_file());
+    std::fs::write(ours.join("leftover"), "").unwrap();
+    assert_eq!(run(POWER_LOSS, 1, &ours).status.code(), Some(0));
+    assert!(!ours.join("leftover").exists());
+}
+
+#[test]
+fn an_out_that_cannot_be_written_is_exit_2_with_the_path() {
+    let dir = scratch("unwritable");
+    let file = dir.join("a-file");
+    std::fs::write(&file, "").unwrap();
+    for out in [file.clone(), file.join("below")] {
+        let output = run(POWER_LOSS, 1, &out);
+        assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+        assert!(
+            stderr(&output).contains(out.to_str().unwrap()),
+            "{}",
+            stderr(&output)
+        );
+    }
+}
+
+#[test]
+fn jobs_zero_and_a_missing_list_directory_are_usage_errors() {
+    for command in ["sweep", "check-determinism"] {
+        let out = ksim(&[command, POWER_LOSS, "--jobs", "0"]);
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        assert!(stderr(&out).contains("at least 1"), "{}", stderr(&out));
+    }
+    assert_eq!(ksim(&["swarm", "--jobs", "0"]).status.code(), Some(2));
+    let list = ksim(&["list", "no/such/dir"]);
+    assert_eq!(list.status.code(), Some(2));
+    assert!(stderr(&list).contains("no/such/dir"), "{}", stderr(&list));
+}
+
+/// Runs ksim with its stdout a pipe whose reader is already gone.
+fn with_closed_stdout(args: &[&str]) -> std::process::ExitStatus {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ksim"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait().unwrap()
+}
+
+#[test]
+fn a_closed_pipe_ends_output_quietly_with_the_verdicts_exit_code() {
+    assert_eq!(with_closed_stdout(&["list"]).code(), Some(0));
+    let dir = scratch("pipe");
+    let out = dir.join("run");
+    let status = with_closed_stdout(&[
+        "run",
+        POWER_LOSS,
+        "--seed",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        out.join("verdict.json").is_file(),
+        "the run still completed"
+    );
+    let status = with_closed_stdout(&[
+        "sweep",
+        NO_FSYNC,
+        "--seeds",
+        "1..2",
+        "--json",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(matches!(status.code(), Some(0 | 1)), "{status:?}");
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn replay_tells_an_edited_scenario_and_another_build_from_nondeterminism() {
+    let dir = scratch("provenance");
+    let run_dir = dir.join("run");
+    assert_eq!(run(POWER_LOSS, 5, &run_dir).status.code(), Some(0));
+    let verdict_path = run_dir.join("verdict.json");
+    let recorded = read_json(&verdict_path);
+    for key in ["ksim_version", "git_commit", "build_id", "scenario_hash"] {
+        assert!(
+            recorded[key].as_str().is_some_and(|v| !v.is_empty()),
+            "{key}: {recorded}"
+        );
+    }
+    let tamper = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut doc = recorded.clone();
+        edit(&mut doc);
+        std::fs::write(&verdict_path, doc.to_string()).unwrap();
+        ksim(&["replay", run_dir.to_str().unwrap()])
+    };
+
+    // Same binary, same scenario, another trace: nondeterminism.
+    let other_trace = tamper(&|doc| doc["trace_hash"] = "0123456789abcdef".into());
+    assert_eq!(
+        other_trace.status.code(),
+        Some(5),
+        "{}",
+        stdout(&other_trace)
+    );
+    assert!(stdout(&other_trace).contains("nondeterminism"));
+
+    // Another commit with another trace: not blamed on the simulation.
+    let other_commit = tamper(&|doc| {
+        doc["trace_hash"] = "0123456789abcdef".into();
+        doc["git_commit"] = "0000000000000000000000000000000000000000".into();
+    });
+    assert_eq!(
+        other_commit.status.code(),
+        Some(2),
+        "{}",
+        stdout(&other_commit)
+    );
+    assert!(stdout(&other_commit).contains("built from another commit"));
+
+    // Another binary of the same commit, same trace: a clean replay.
+    let other_binary = tamper(&|doc| doc["build_id"] = "00000000-1".into());
+    assert_eq!(
+        other_binary.status.code(),
+        Some(0),
+        "{}",
+        stdout(&other_binary)
+    );
+
+    // The scenario edited since the run: refused before running.
+    tamper(&|_| {});
+    let scenario = run_dir.join("scenario.toml");
+    let text = std::fs::read_to_string(&scenario).unwrap();
+    std::fs::write(&scenario, text.replace("seeds", "# edited\nseeds")).unwrap();
+    let edited = ksim(&["replay", run_dir.to_str().unwrap()]);
+    assert_eq!(edited.status.code(), Some(2));
+    assert!(
+        stderr(&edited).contains("the scenario was edited"),
+        "{}",
+        stderr(&edited)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_leaves_an_interrupted_verdict_with_the_history_so_far() {
+    let dir = scratch("interrupt");
+    let run_dir = dir.join("run");
+    let child = Command::new(env!("CARGO_BIN_EXE_ksim"))
+        .args(["run", "sim-scenarios/nemesis.toml", "--seed", "11", "--out"])
+        .arg(&run_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the run is under way (its log has something in it).
+    let log = run_dir.join("ksim.log");
+    for _ in 0..600 {
+        if std::fs::metadata(&log).is_ok_and(|m| m.len() > 10_000) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("interrupted: seed 11"),
+        "{}",
+        stderr(&output)
+    );
+    let verdict = read_json(&run_dir.join("verdict.json"));
+    assert_eq!(verdict["verdict"], "interrupted");
+    assert_eq!(verdict["seed"], 11);
+    assert!(verdict["scenario_hash"].is_string());
+    let history = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap();
+    assert!(history.lines().count() > 0, "the history so far is kept");
+    // A replay of an interrupted run says why it cannot compare.
+    let replay = ksim(&["replay", run_dir.to_str().unwrap()]);
+    assert_eq!(replay.status.code(), Some(2));
+    assert!(
+        stderr(&replay).contains("interrupted"),
+        "{}",
+        stderr(&replay)
+    );
+}

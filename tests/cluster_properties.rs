@@ -35,6 +35,7 @@ fn break_it(drawn: &mut Drawn) {
 /// Runs `cases` drawn scenarios; the first failure, shrunk, as proptest reports it.
 fn explore(name: &str, cases: u32, broken: bool) -> Result<(), String> {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
     let config = Config {
         cases,
         max_shrink_iters: 40,

@@ -4,19 +4,81 @@
 //! Owns: argument parsing (clap; usage errors exit 2), running one seed end to end
 //! ([`run_one`]: simulate, check, report), fanning seeds out over OS threads for sweeps, and
 //! every line a user reads on the terminal. The wall clock is read here and only here.
+//! Output goes through [`say`]/[`say_err`]: a closed pipe (`ksim list | head`) silences
+//! ksim instead of killing it, and the exit code stays the verdict's.
 
+mod live;
 mod sweep;
 
+pub use live::EXIT_INTERRUPTED;
 pub use sweep::run_swarm_seed;
 
 use crate::check::{run_checks, CheckInput};
+use crate::report::run_dir::{self, RunDirError};
 use crate::report::{self, RunResult, Verdict};
 use crate::scenario::{self, Scenario, SeedRange};
 use crate::sim;
 use clap::{Parser, Subcommand};
+use std::fmt;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
+
+/// Prints a line on stdout; a closed or failing stdout is ignored (ksim keeps running and
+/// exits with its verdict).
+pub fn say(args: fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_fmt(args).and_then(|()| out.write_all(b"\n"));
+}
+
+/// Prints a line on stderr; a closed stderr is ignored.
+pub fn say_err(args: fmt::Arguments<'_>) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_fmt(args).and_then(|()| err.write_all(b"\n"));
+}
+
+/// `println!` that survives a closed pipe.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::say(format_args!($($arg)*)) };
+}
+
+/// `eprintln!` that survives a closed pipe.
+macro_rules! err {
+    ($($arg:tt)*) => { $crate::cli::say_err(format_args!($($arg)*)) };
+}
+
+pub(crate) use {err, out};
+
+/// Why a seed could not run at all (as opposed to a run with a failing verdict).
+#[derive(Debug)]
+pub enum RunError {
+    /// The run directory cannot be used: someone else's, or not writable (exit 2).
+    RunDir(RunDirError),
+    /// Writing the run's files failed midway (exit 4).
+    Io(std::io::Error),
+}
+
+impl RunError {
+    /// The exit code this failure gives.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::RunDir(_) => EXIT_USAGE,
+            RunError::Io(_) => Verdict::Crash.exit_code(),
+        }
+    }
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::RunDir(error) => error.fmt(f),
+            RunError::Io(error) => error.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
 
 /// Exit code: invalid input or usage.
 pub const EXIT_USAGE: u8 = 2;
@@ -64,8 +126,8 @@ enum Command {
         /// Seeds to run, inclusive, e.g. 1..200 [default: the scenario's `seeds`].
         #[arg(long, value_parser = parse_seeds_arg)]
         seeds: Option<SeedRange>,
-        /// Seeds run at once [default: the number of cores].
-        #[arg(long)]
+        /// Seeds run at once, at least 1 [default: the number of cores].
+        #[arg(long, value_parser = parse_jobs_arg)]
         jobs: Option<usize>,
         /// Run only shard I of N (1-based): seeds whose position in the range is I-1 mod N.
         #[arg(long, value_parser = parse_shard_arg)]
@@ -82,8 +144,8 @@ enum Command {
         /// Seeds to draw and run, inclusive [default: 1..100].
         #[arg(long, value_parser = parse_seeds_arg)]
         seeds: Option<SeedRange>,
-        /// Seeds run at once [default: the number of cores].
-        #[arg(long)]
+        /// Seeds run at once, at least 1 [default: the number of cores].
+        #[arg(long, value_parser = parse_jobs_arg)]
         jobs: Option<usize>,
         /// Run only shard I of N (1-based): seeds whose position in the range is I-1 mod N.
         #[arg(long, value_parser = parse_shard_arg)]
@@ -112,9 +174,13 @@ enum Command {
         /// Seeds to check, inclusive [default: the scenario's `seeds`].
         #[arg(long, value_parser = parse_seeds_arg)]
         seeds: Option<SeedRange>,
-        /// Seeds run at once [default: the number of cores].
-        #[arg(long)]
+        /// Seeds run at once, at least 1 [default: the number of cores].
+        #[arg(long, value_parser = parse_jobs_arg)]
         jobs: Option<usize>,
+        /// Where the two copies of each seed run (deleted after) [default:
+        /// reports/runs/determinism].
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -124,6 +190,15 @@ fn parse_seed_arg(text: &str) -> Result<u64, String> {
 
 fn parse_seeds_arg(text: &str) -> Result<SeedRange, String> {
     SeedRange::parse(text)
+}
+
+fn parse_jobs_arg(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(jobs) if jobs >= 1 => Ok(jobs),
+        _ => Err(format!(
+            "expected a number of seeds to run at once, at least 1, found {text:?}"
+        )),
+    }
 }
 
 fn parse_shard_arg(text: &str) -> Result<(u64, u64), String> {
@@ -140,6 +215,7 @@ fn parse_shard_arg(text: &str) -> Result<(u64, u64), String> {
 /// Entry point of the `ksim` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    live::install_interrupt_handler();
     let code = match cli.command {
         Command::Run {
             scenario,
@@ -159,7 +235,7 @@ pub fn main() -> ExitCode {
                 s,
                 sweep::SweepOptions {
                     seeds: seeds.unwrap_or(s.seeds),
-                    jobs: jobs.unwrap_or_else(default_jobs).max(1),
+                    jobs: jobs.unwrap_or_else(default_jobs),
                     shard,
                     json,
                     out: out.unwrap_or_else(|| PathBuf::from(RUNS_DIR)),
@@ -177,7 +253,7 @@ pub fn main() -> ExitCode {
                 first: 1,
                 last: 100,
             }),
-            jobs: jobs.unwrap_or_else(default_jobs).max(1),
+            jobs: jobs.unwrap_or_else(default_jobs),
             shard,
             json,
             out: out.unwrap_or_else(|| PathBuf::from(RUNS_DIR)),
@@ -188,11 +264,13 @@ pub fn main() -> ExitCode {
             scenario,
             seeds,
             jobs,
+            out,
         } => with_scenario(&scenario, |s| {
             sweep::cmd_check_determinism(
                 s,
                 seeds.unwrap_or(s.seeds),
-                jobs.unwrap_or_else(default_jobs).max(1),
+                jobs.unwrap_or_else(default_jobs),
+                &out.unwrap_or_else(|| Path::new(RUNS_DIR).join("determinism")),
             )
         }),
     };
@@ -200,7 +278,9 @@ pub fn main() -> ExitCode {
 }
 
 fn default_jobs() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .max(1)
 }
 
 fn with_scenario(path: &Path, f: impl FnOnce(&Scenario) -> u8) -> u8 {
@@ -210,7 +290,7 @@ fn with_scenario(path: &Path, f: impl FnOnce(&Scenario) -> u8) -> u8 {
             f(&s)
         }
         Err(error) => {
-            eprintln!("error: {error}");
+            err!("error: {error}");
             EXIT_USAGE
         }
     }
@@ -219,7 +299,7 @@ fn with_scenario(path: &Path, f: impl FnOnce(&Scenario) -> u8) -> u8 {
 /// A scenario's load-time warnings, on stderr (they never change the exit code).
 fn print_warnings(scenario: &Scenario) {
     for warning in scenario.warnings() {
-        eprintln!("warning: {warning}");
+        err!("warning: {warning}");
     }
 }
 
@@ -228,10 +308,29 @@ pub fn default_run_dir(base: &Path, scenario: &Scenario, seed: u64) -> PathBuf {
     base.join(format!("{}-{}", scenario.name, seed))
 }
 
-/// Runs one seed end to end: simulate, check, write the run directory's files.
-pub fn run_one(scenario: &Scenario, seed: u64, run_dir: &Path) -> std::io::Result<RunResult> {
+/// Runs one seed end to end: prepare the run directory (refusing one ksim did not make),
+/// simulate, check, write the run directory's files.
+pub fn run_one(scenario: &Scenario, seed: u64, run_dir: &Path) -> Result<RunResult, RunError> {
+    run_one_with(scenario, seed, run_dir, false)
+}
+
+/// [`run_one`], with the simulated clock on a terminal when `clock`.
+fn run_one_with(
+    scenario: &Scenario,
+    seed: u64,
+    run_dir: &Path,
+    clock: bool,
+) -> Result<RunResult, RunError> {
+    run_dir::prepare(run_dir).map_err(RunError::RunDir)?;
     let started = Instant::now();
-    let output = sim::simulate(scenario, seed, run_dir)?;
+    let recorder = sim::Recorder::new();
+    let registration = live::Registration::new(scenario, seed, run_dir.to_path_buf(), &recorder);
+    let output = {
+        let _clock = clock.then(|| {
+            live::Clock::start(&recorder, scenario.duration.saturating_add(scenario.heal))
+        });
+        sim::simulate(scenario, seed, run_dir, &recorder).map_err(RunError::Io)?
+    };
     let checks = if output.crash.is_some() {
         Vec::new()
     } else {
@@ -254,8 +353,13 @@ pub fn run_one(scenario: &Scenario, seed: u64, run_dir: &Path) -> std::io::Resul
         wall_ms: started.elapsed().as_millis() as u64,
         stats: report::stats(&output.events, &output.history),
         run_dir: run_dir.to_path_buf(),
+        scenario_source: scenario.source.clone(),
     };
-    report::write_run_files(&result, &scenario.about, &output.events, &output.history)?;
+    registration
+        .finish(|| {
+            report::write_run_files(&result, &scenario.about, &output.events, &output.history)
+        })
+        .map_err(RunError::Io)?;
     Ok(result)
 }
 
@@ -263,33 +367,33 @@ fn cmd_run(path: &Path, seed: Option<u64>, out: Option<PathBuf>, json: bool) -> 
     // The seed comes first, before anything can fail: a lost seed is a lost bug.
     let seed = seed.unwrap_or_else(rand::random);
     if !json {
-        println!("seed: {seed}");
+        out!("seed: {seed}");
     }
     let scenario = match scenario::load(path) {
         Ok(s) => s,
         Err(error) => {
-            eprintln!("error: {error}");
+            err!("error: {error}");
             return EXIT_USAGE;
         }
     };
     print_warnings(&scenario);
     let run_dir = out.unwrap_or_else(|| default_run_dir(Path::new(RUNS_DIR), &scenario, seed));
     if !json {
-        println!("scenario: {} ({})", scenario.name, path.display());
+        out!("scenario: {} ({})", scenario.name, path.display());
         if !scenario.about.is_empty() {
-            println!("about: {}", scenario.about);
+            out!("about: {}", scenario.about);
         }
-        println!("run dir: {}", run_dir.display());
+        out!("run dir: {}", run_dir.display());
     }
-    let result = match run_one(&scenario, seed, &run_dir) {
+    let result = match run_one_with(&scenario, seed, &run_dir, !json) {
         Ok(result) => result,
         Err(error) => {
-            eprintln!("error: seed {seed}: {error}");
-            return report::Verdict::Crash.exit_code();
+            err!("error: seed {seed}: {error}");
+            return error.exit_code();
         }
     };
     if json {
-        println!("{}", result.verdict_json());
+        out!("{}", result.verdict_json());
     } else {
         print_summary(&result);
     }
@@ -299,14 +403,14 @@ fn cmd_run(path: &Path, seed: Option<u64>, out: Option<PathBuf>, json: bool) -> 
 /// The human summary of one run, ending with the verdict line.
 pub fn print_summary(result: &RunResult) {
     let stat = |key: &str| result.stats.get(key).copied().unwrap_or(0);
-    println!(
+    out!(
         "faults: {} · power losses: {} (unsynced bytes lost: {})",
         stat("faults"),
         stat("power_losses"),
         stat("unsynced_bytes_lost"),
     );
     if stat("appends_invoked") > 0 {
-        println!(
+        out!(
             "writers: {} appends acknowledged of {} invoked · {} reads · {} log recoveries ({} truncated a torn tail)",
             stat("appends_acked"),
             stat("appends_invoked"),
@@ -316,7 +420,7 @@ pub fn print_summary(result: &RunResult) {
         );
     }
     if stat("zk_leaders_elected") > 0 {
-        println!(
+        out!(
             "ensemble: leaders elected: {} · syncs: {} diff, {} trunc, {} snap",
             stat("zk_leaders_elected"),
             stat("zk_syncs_diff"),
@@ -325,7 +429,7 @@ pub fn print_summary(result: &RunResult) {
         );
     }
     if stat("zk_calls") > 0 {
-        println!(
+        out!(
             "zk clients: {} calls ({} ok, {} errors, {} unknown outcome) · sessions: {} opened, {} closed, {} expired",
             stat("zk_calls"),
             stat("zk_ok"),
@@ -337,7 +441,7 @@ pub fn print_summary(result: &RunResult) {
         );
     }
     if stat("controllers_elected") > 0 {
-        println!(
+        out!(
             "brokers: controllers elected: {} · partition leaders elected: {} · ISR changes: {} · truncations: {}",
             stat("controllers_elected"),
             stat("partition_leaders"),
@@ -346,7 +450,7 @@ pub fn print_summary(result: &RunResult) {
         );
     }
     if stat("sends") > 0 || stat("polls") > 0 {
-        println!(
+        out!(
             "producers: {} sends ({} acknowledged, {} failed, {} unacknowledged acks=0) · consumers: {} records in {} polls",
             stat("sends"),
             stat("sends_acked"),
@@ -357,83 +461,169 @@ pub fn print_summary(result: &RunResult) {
         );
     }
     if let Some(crash) = &result.crash {
-        println!("crash: {} panicked: {}", crash.node, crash.message);
+        out!("crash: {} panicked: {}", crash.node, crash.message);
     }
     for check in &result.checks {
         let outcome = if check.passed() { "pass" } else { "FAIL" };
-        println!("check {:<27} {outcome}", check.check);
+        out!("check {:<27} {outcome}", check.check);
         for violation in check.violations.iter().take(5) {
-            println!("  - {}", violation.detail);
+            out!("  - {}", violation.detail);
         }
         if check.violations.len() > 5 {
-            println!("  - ... {} more in report.md", check.violations.len() - 5);
+            out!("  - ... {} more in report.md", check.violations.len() - 5);
         }
     }
-    println!("report: {}", result.run_dir.join("report.md").display());
+    out!("report: {}", result.run_dir.join("report.md").display());
     if result.verdict != Verdict::Pass {
-        println!("replay: {}", result.replay_command());
+        out!("replay: {}", result.replay_command());
     }
-    println!("{}", result.verdict_line());
+    out!("{}", result.verdict_line());
 }
 
+/// What `verdict.json` says about where a run came from.
+struct Recorded {
+    seed: u64,
+    trace: String,
+    git_commit: Option<String>,
+    build_id: Option<String>,
+    scenario_hash: Option<String>,
+}
+
+fn read_recorded(verdict_path: &Path) -> Result<Recorded, String> {
+    let text = std::fs::read_to_string(verdict_path).map_err(|e| e.to_string())?;
+    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let field = |key: &str| doc[key].as_str().map(str::to_string);
+    match (doc["seed"].as_u64(), field("trace_hash")) {
+        (Some(seed), Some(trace)) => Ok(Recorded {
+            seed,
+            trace,
+            git_commit: field("git_commit"),
+            build_id: field("build_id"),
+            scenario_hash: field("scenario_hash"),
+        }),
+        _ if doc["verdict"] == "interrupted" => Err(format!(
+            "the run was interrupted: it has a seed ({}) but no trace to compare; run it again \
+             with `ksim run <scenario> --seed {}`",
+            doc["seed"], doc["seed"]
+        )),
+        _ => Err("no seed or trace_hash".to_string()),
+    }
+}
+
+/// `ksim replay`: the same scenario text and seed again; a different trace is
+/// nondeterminism (exit 5) only if the same binary made both runs.
 fn cmd_replay(run_dir: &Path) -> u8 {
     let verdict_path = run_dir.join("verdict.json");
-    let recorded: serde_json::Value = match std::fs::read_to_string(&verdict_path)
-        .map_err(|e| e.to_string())
-        .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
-    {
-        Ok(value) => value,
+    let recorded = match read_recorded(&verdict_path) {
+        Ok(recorded) => recorded,
         Err(error) => {
-            eprintln!("error: {}: {error}", verdict_path.display());
+            err!("error: {}: {error}", verdict_path.display());
             return EXIT_USAGE;
         }
     };
-    let (Some(seed), Some(trace)) = (recorded["seed"].as_u64(), recorded["trace_hash"].as_str())
-    else {
-        eprintln!("error: {}: no seed or trace_hash", verdict_path.display());
-        return EXIT_USAGE;
-    };
-    let scenario = match scenario::load(&run_dir.join("scenario.toml")) {
+    let seed = recorded.seed;
+    let scenario_path = run_dir.join("scenario.toml");
+    let scenario = match scenario::load(&scenario_path) {
         Ok(s) => s,
         Err(error) => {
-            eprintln!("error: {error}");
+            err!("error: {error}");
             return EXIT_USAGE;
         }
     };
-    println!("seed: {seed}");
+    if let Some(hash) = &recorded.scenario_hash {
+        if *hash != report::scenario_hash(&scenario.source) {
+            err!(
+                "error: {}: the scenario was edited since the run (its hash was {hash}, now {}); \
+                 to run the edited scenario: ksim run {} --seed {seed}",
+                scenario_path.display(),
+                report::scenario_hash(&scenario.source),
+                scenario_path.display()
+            );
+            return EXIT_USAGE;
+        }
+    }
+    let other_commit = recorded
+        .git_commit
+        .as_deref()
+        .filter(|c| *c != report::git_commit());
+    let other_binary = recorded
+        .build_id
+        .as_deref()
+        .filter(|b| *b != report::build_id());
+    if let Some(commit) = other_commit {
+        err!(
+            "note: the run was built from another commit ({commit}; this ksim: {}): its trace \
+             may differ",
+            report::git_commit()
+        );
+    }
+    out!("seed: {seed}");
     let mut replay_dir = run_dir.as_os_str().to_owned();
     replay_dir.push("-replay");
     let result = match run_one(&scenario, seed, Path::new(&replay_dir)) {
         Ok(result) => result,
         Err(error) => {
-            eprintln!("error: seed {seed}: {error}");
-            return Verdict::Crash.exit_code();
+            err!("error: seed {seed}: {error}");
+            return error.exit_code();
         }
     };
     print_summary(&result);
-    if result.trace() != trace {
-        println!(
-            "nondeterminism: recorded trace {trace}, replay gave {} ({})",
-            result.trace(),
-            Path::new(&replay_dir).display()
-        );
-        return EXIT_NONDETERMINISM;
+    let trace = &recorded.trace;
+    if result.trace() == *trace {
+        out!("replay matches the recorded trace {trace}");
+        return result.verdict.exit_code();
     }
-    println!("replay matches the recorded trace {trace}");
-    result.verdict.exit_code()
+    let differs = format!(
+        "recorded trace {trace}, replay gave {} ({})",
+        result.trace(),
+        Path::new(&replay_dir).display()
+    );
+    if let Some(commit) = other_commit {
+        out!(
+            "built from another commit: {differs}; the run was made by {commit}, this ksim is \
+             {}: replay it with a ksim built from {commit}",
+            report::git_commit()
+        );
+        return EXIT_USAGE;
+    }
+    if recorded.git_commit.is_none() || recorded.build_id.is_none() {
+        out!("unknown build: {differs}; the run directory does not say which ksim made it");
+        return EXIT_USAGE;
+    }
+    if other_binary.is_some() {
+        out!(
+            "built by another binary of the same commit (uncommitted changes or another build \
+             profile): {differs}"
+        );
+        return EXIT_USAGE;
+    }
+    out!("nondeterminism: {differs}");
+    EXIT_NONDETERMINISM
 }
 
 fn cmd_list(dir: &Path) -> u8 {
+    if !dir.is_dir() {
+        err!(
+            "error: {}: {}",
+            dir.display(),
+            if dir.exists() {
+                "not a directory"
+            } else {
+                "no such directory"
+            }
+        );
+        return EXIT_USAGE;
+    }
     let mut files = Vec::new();
     collect_toml(dir, &mut files);
     files.sort();
     if files.is_empty() {
-        println!("no scenarios under {}", dir.display());
+        out!("no scenarios under {}", dir.display());
     }
     for file in files {
         match scenario::load(&file) {
-            Ok(s) => println!("{:<44} {}", file.display(), s.about),
-            Err(error) => println!(
+            Ok(s) => out!("{:<44} {}", file.display(), s.about),
+            Err(error) => out!(
                 "{:<44} (invalid: {})",
                 file.display(),
                 error.to_string().lines().next().unwrap_or_default()
@@ -449,7 +639,11 @@ fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) {
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.is_dir() {
+        // `file_type` does not follow symlinks: a link loop cannot recurse forever.
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
             collect_toml(&path, out);
         } else if path.extension().is_some_and(|e| e == "toml") {
             out.push(path);

@@ -6,7 +6,8 @@
 //! `scenario.toml` (their node data, logs and histories are deleted; `ksim run --seed N`
 //! regenerates them).
 
-use super::{default_run_dir, run_one, EXIT_NONDETERMINISM};
+use super::{default_run_dir, err, out, run_one, RunError, EXIT_NONDETERMINISM};
+use crate::report::run_dir::MARKER;
 use crate::report::{RunResult, Verdict};
 use crate::scenario::{swarm, Scenario, SeedRange};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -89,14 +90,14 @@ fn prune_passing(run_dir: &Path) {
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        let keep = matches!(
-            path.file_name().and_then(|n| n.to_str()),
-            Some("verdict.json" | "report.md" | "scenario.toml")
-        );
+        let name = path.file_name().and_then(|n| n.to_str());
+        let keep = matches!(name, Some("verdict.json" | "report.md" | "scenario.toml"))
+            || name == Some(MARKER);
         if keep {
             continue;
         }
-        let _ = if path.is_dir() {
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        let _ = if is_dir {
             std::fs::remove_dir_all(&path)
         } else {
             std::fs::remove_file(&path)
@@ -106,7 +107,7 @@ fn prune_passing(run_dir: &Path) {
 
 /// What a batch of seeds gave: each seed's run (or why it could not run), in seed order.
 struct Batch {
-    results: Vec<(u64, Result<RunResult, String>)>,
+    results: Vec<(u64, Result<RunResult, RunError>)>,
     wall_s: f64,
 }
 
@@ -116,7 +117,7 @@ impl Batch {
     fn run(
         seeds: &[u64],
         jobs: usize,
-        run: impl Fn(u64) -> Result<RunResult, String> + Sync,
+        run: impl Fn(u64) -> Result<RunResult, RunError> + Sync,
     ) -> Batch {
         let started = Instant::now();
         let bar = progress_bar(seeds.len(), "seeds");
@@ -147,30 +148,28 @@ impl Batch {
     /// seed with its replay command (to stderr with `json`, so stdout stays JSON lines).
     /// Returns the exit code of the worst verdict (4 if a seed could not run).
     fn report(&self, label: &str, json: bool) -> u8 {
-        let out = |line: String| {
+        let say = |line: String| {
             if json {
-                eprintln!("{line}")
+                err!("{line}")
             } else {
-                println!("{line}")
+                out!("{line}")
             }
         };
-        let mut io_failures = 0;
         for (seed, result) in &self.results {
             if let Err(error) = result {
-                io_failures += 1;
-                out(format!("seed {seed}: could not run: {error}"));
+                say(format!("seed {seed}: could not run: {error}"));
             }
         }
         let runs = self.runs();
         if json {
             for run in &runs {
-                println!("{}", run.verdict_json());
+                out!("{}", run.verdict_json());
             }
         }
         let count = |v: Verdict| runs.iter().filter(|r| r.verdict == v).count();
         let sim_s: f64 = runs.iter().map(|r| r.sim_ms as f64 / 1000.0).sum();
         let wall = self.wall_s.max(1e-9);
-        out(format!(
+        say(format!(
             "{label}: {} seeds in {:.1}s wall ({:.1} seeds/min, {:.0} simulated s per wall s)",
             runs.len(),
             self.wall_s,
@@ -183,23 +182,23 @@ impl Batch {
             Verdict::Liveness,
             Verdict::Crash,
         ] {
-            out(format!("  {:<9} {}", verdict.name(), count(verdict)));
+            say(format!("  {:<9} {}", verdict.name(), count(verdict)));
         }
         let failing: Vec<&&RunResult> =
             runs.iter().filter(|r| r.verdict != Verdict::Pass).collect();
         if !failing.is_empty() {
-            out("failing seeds:".to_string());
+            say("failing seeds:".to_string());
             for run in &failing {
                 let what = match &run.crash {
                     Some(crash) => format!("{} panicked: {}", crash.node, crash.message),
                     None => run.failed_checks().join(", "),
                 };
-                out(format!(
+                say(format!(
                     "  seed {:<6} {:<8} {what}",
                     run.seed,
                     run.verdict.name()
                 ));
-                out(format!("      replay: {}", run.replay_command()));
+                say(format!("      replay: {}", run.replay_command()));
             }
         }
         let worst = runs
@@ -207,12 +206,17 @@ impl Batch {
             .map(|r| r.verdict)
             .max()
             .unwrap_or(Verdict::Pass);
-        let io_code = if io_failures > 0 {
-            Verdict::Crash.exit_code()
-        } else {
-            0
-        };
-        worst.exit_code().max(io_code)
+        worst.exit_code().max(self.error_code())
+    }
+
+    /// The worst exit code of the seeds that could not run (0 if all ran).
+    fn error_code(&self) -> u8 {
+        self.results
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().err())
+            .map(RunError::exit_code)
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -228,7 +232,7 @@ fn shard_text(options: &SweepOptions) -> String {
 /// (`<out>/swarm-<seed>`, kept even when the seed passes) and runs it with that seed.
 pub fn cmd_swarm(options: SweepOptions) -> u8 {
     let seeds = shard_seeds(options.seeds, options.shard);
-    eprintln!(
+    err!(
         "swarm: {} seeds ({}..{}{}), {} jobs",
         seeds.len(),
         options.seeds.first,
@@ -243,20 +247,22 @@ pub fn cmd_swarm(options: SweepOptions) -> u8 {
 }
 
 /// Draws swarm seed `seed`'s scenario and runs it in `<base>/swarm-<seed>`.
-pub fn run_swarm_seed(seed: u64, base: &Path) -> Result<RunResult, String> {
+pub fn run_swarm_seed(seed: u64, base: &Path) -> Result<RunResult, RunError> {
     let drawn = swarm::draw_seed(seed);
     let run_dir = base.join(format!("swarm-{seed}"));
-    let mut scenario = drawn
-        .scenario()
-        .map_err(|e| format!("the drawn scenario does not load: {e}"))?;
+    let mut scenario = drawn.scenario().map_err(|e| {
+        RunError::Io(std::io::Error::other(format!(
+            "the drawn scenario does not load: {e}"
+        )))
+    })?;
     scenario.path = run_dir.join("scenario.toml");
-    run_one(&scenario, seed, &run_dir).map_err(|e| e.to_string())
+    run_one(&scenario, seed, &run_dir)
 }
 
 /// `ksim sweep`.
 pub fn cmd_sweep(scenario: &Scenario, options: SweepOptions) -> u8 {
     let seeds = shard_seeds(options.seeds, options.shard);
-    eprintln!(
+    err!(
         "sweep {}: {} seeds ({}..{}{}), {} jobs",
         scenario.name,
         seeds.len(),
@@ -267,23 +273,19 @@ pub fn cmd_sweep(scenario: &Scenario, options: SweepOptions) -> u8 {
     );
     let batch = Batch::run(&seeds, options.jobs, |seed| {
         let run_dir = default_run_dir(&options.out, scenario, seed);
-        run_one(scenario, seed, &run_dir).map_err(|e| e.to_string())
+        run_one(scenario, seed, &run_dir)
     });
     let code = batch.report(&format!("sweep {}", scenario.name), options.json);
     let Some(expect) = &scenario.expect else {
         return code;
     };
-    let io_code = if batch.results.iter().any(|(_, r)| r.is_err()) {
-        Verdict::Crash.exit_code()
-    } else {
-        0
-    };
+    let io_code = batch.error_code();
     let runs = batch.runs();
-    let out = |line: String| {
+    let say = |line: String| {
         if options.json {
-            eprintln!("{line}")
+            err!("{line}")
         } else {
-            println!("{line}")
+            out!("{line}")
         }
     };
 
@@ -302,7 +304,7 @@ pub fn cmd_sweep(scenario: &Scenario, options: SweepOptions) -> u8 {
         .filter(|r| r.crash.is_some() || r.failed_checks().iter().any(|c| !allowed.contains(c)))
         .collect();
     if !unexpected.is_empty() {
-        out(format!(
+        say(format!(
             "expectation: other checks failed on {} seeds (see above); expected only {}",
             unexpected.len(),
             allowed.iter().copied().collect::<Vec<_>>().join(", ")
@@ -316,7 +318,7 @@ pub fn cmd_sweep(scenario: &Scenario, options: SweepOptions) -> u8 {
             .max(io_code);
     }
     if fired.is_empty() {
-        out(format!(
+        say(format!(
             "expectation NOT met: `{}` never fired on {} seeds",
             expect.fails,
             runs.len()
@@ -324,7 +326,7 @@ pub fn cmd_sweep(scenario: &Scenario, options: SweepOptions) -> u8 {
         return 1;
     }
     let shown: Vec<String> = fired.iter().take(10).map(u64::to_string).collect();
-    out(format!(
+    say(format!(
         "expectation met: `{}` fired on {} of {} seeds (first: {})",
         expect.fails,
         fired.len(),
@@ -334,47 +336,63 @@ pub fn cmd_sweep(scenario: &Scenario, options: SweepOptions) -> u8 {
     io_code
 }
 
-/// `ksim check-determinism`: each seed twice, in separate runtimes, same trace hash.
-pub fn cmd_check_determinism(scenario: &Scenario, seeds: SeedRange, jobs: usize) -> u8 {
+/// `ksim check-determinism`: each seed twice, in separate runtimes, same trace hash. The
+/// copies run under `base` and are deleted after (only what ksim made: run directories).
+pub fn cmd_check_determinism(
+    scenario: &Scenario,
+    seeds: SeedRange,
+    jobs: usize,
+    base: &Path,
+) -> u8 {
     let seeds: Vec<u64> = seeds.iter().collect();
-    eprintln!(
+    err!(
         "check-determinism {}: {} seeds, each run twice, {jobs} jobs",
         scenario.name,
         seeds.len()
     );
-    let base = Path::new(super::RUNS_DIR).join("determinism");
     let bar = progress_bar(seeds.len(), "seeds");
     let results = parallel(&seeds, jobs, &bar, |seed| {
         let mut traces = Vec::new();
         for copy in ["a", "b"] {
             let dir = base.join(format!("{}-{seed}-{copy}", scenario.name));
             let trace = run_one(scenario, seed, &dir).map(|r| (r.trace(), r.verdict));
-            let _ = std::fs::remove_dir_all(&dir);
-            traces.push(trace.map_err(|e| e.to_string()));
+            if crate::report::run_dir::is_run_dir(&dir) {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            traces.push(trace);
         }
         traces
     });
     bar.finish_and_clear();
-    let _ = std::fs::remove_dir(&base);
+    // Only if empty: the base may be the user's own directory.
+    let _ = std::fs::remove_dir(base);
 
     let mut mismatches = 0;
+    let mut error_code = 0;
     for (seed, traces) in &results {
         match (&traces[0], &traces[1]) {
             (Ok(a), Ok(b)) if a == b => {}
-            (a, b) => {
+            (Ok(a), Ok(b)) => {
                 mismatches += 1;
-                println!("seed {seed}: first run {a:?}, second run {b:?}");
+                out!("seed {seed}: first run {a:?}, second run {b:?}");
+            }
+            (Err(error), _) | (_, Err(error)) => {
+                error_code = error_code.max(error.exit_code());
+                out!("seed {seed}: could not run: {error}");
             }
         }
     }
     if mismatches > 0 {
-        println!(
+        out!(
             "nondeterminism: {mismatches} of {} seeds gave different traces",
             results.len()
         );
         return EXIT_NONDETERMINISM;
     }
-    println!(
+    if error_code > 0 {
+        return error_code;
+    }
+    out!(
         "deterministic: {} seeds of {} each gave the same trace twice",
         results.len(),
         scenario.name

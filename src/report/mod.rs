@@ -2,8 +2,12 @@
 //!
 //! Owns: [`Verdict`] and its exit codes (contract.md), [`RunResult`] (everything one seeded
 //! run produced), and writing `verdict.json`, `events.jsonl`, `history.jsonl` and
-//! `report.md`. Reports are derived from the recorded run only; nothing here re-runs or
-//! re-checks anything.
+//! `report.md`, the provenance a replay compares (which ksim, which commit, which binary,
+//! which scenario text), and which directories may be run directories ([`run_dir`]).
+//! Reports are derived from the recorded run only; nothing here re-runs or re-checks
+//! anything.
+
+pub mod run_dir;
 
 use crate::check::{CheckKind, CheckResult, Violation};
 use crate::sim::{Crash, Event, HistoryEntry, Op};
@@ -93,6 +97,91 @@ pub struct RunResult {
     pub stats: BTreeMap<String, u64>,
     /// The run directory.
     pub run_dir: PathBuf,
+    /// The scenario text the run came from (its hash goes into `verdict.json`).
+    pub scenario_source: String,
+}
+
+/// Where a run came from: ksim's version, the commit and the binary it was built from, and a
+/// hash of the scenario text. `ksim replay` compares them before blaming nondeterminism.
+pub fn provenance(doc: &mut Value, scenario_source: &str) {
+    doc["ksim_version"] = json!(env!("CARGO_PKG_VERSION"));
+    doc["git_commit"] = json!(git_commit());
+    doc["build_id"] = json!(build_id());
+    doc["scenario_hash"] = json!(scenario_hash(scenario_source));
+}
+
+/// The git commit this ksim was built from (`-dirty` with uncommitted changes; "unknown"
+/// outside a checkout).
+pub fn git_commit() -> &'static str {
+    env!("KSIM_GIT_COMMIT")
+}
+
+/// Identifies the running binary: CRC-32C and length of the executable file ("unknown" if
+/// it cannot be read). Two builds of one commit (another profile, uncommitted changes)
+/// differ here.
+pub fn build_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        std::env::current_exe()
+            .and_then(fs::read)
+            .map(|bytes| format!("{:08x}-{}", crc32c::crc32c(&bytes), bytes.len()))
+            .unwrap_or_else(|_| "unknown".to_string())
+    })
+}
+
+/// A hash of a scenario's text (FNV-1a, 64-bit, as 16 hex digits): an edit changes it.
+pub fn scenario_hash(text: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in text.as_bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+/// A run stopped by the user (Ctrl-C) before it ended.
+pub struct Interrupted<'a> {
+    /// Scenario name.
+    pub scenario: &'a str,
+    /// The scenario text.
+    pub scenario_source: &'a str,
+    /// The seed.
+    pub seed: u64,
+    /// The run directory.
+    pub run_dir: &'a Path,
+    /// Wall milliseconds so far.
+    pub wall_ms: u64,
+}
+
+/// Writes what an interrupted run recorded so far: `verdict.json` with `"verdict":
+/// "interrupted"` (no checks ran), `events.jsonl` and `history.jsonl`.
+pub fn write_interrupted(
+    run: &Interrupted<'_>,
+    events: &[Event],
+    history: &[HistoryEntry],
+) -> io::Result<()> {
+    let sim_us = events
+        .last()
+        .map(|e| e.at_us)
+        .max(history.last().map(|h| h.at_us))
+        .unwrap_or(0);
+    let mut doc = json!({
+        "scenario": run.scenario,
+        "seed": run.seed,
+        "verdict": "interrupted",
+        "violations": [],
+        "checks": [],
+        "sim_ms": sim_us / 1000,
+        "wall_ms": run.wall_ms,
+        "stats": stats(events, history),
+    });
+    provenance(&mut doc, run.scenario_source);
+    write_jsonl(&run.run_dir.join("events.jsonl"), events)?;
+    write_jsonl(&run.run_dir.join("history.jsonl"), history)?;
+    fs::write(
+        run.run_dir.join("verdict.json"),
+        serde_json::to_string_pretty(&doc)? + "\n",
+    )
 }
 
 impl RunResult {
@@ -151,8 +240,8 @@ impl RunResult {
             "sim_ms": self.sim_ms,
             "wall_ms": self.wall_ms,
             "stats": self.stats,
-            "ksim_version": env!("CARGO_PKG_VERSION"),
         });
+        provenance(&mut doc, &self.scenario_source);
         if let Some(crash) = &self.crash {
             doc["crash"] = json!(crash);
         }

@@ -58,21 +58,25 @@ pub struct SimOutput {
     pub crash: Option<Crash>,
 }
 
-/// Runs `scenario` with `seed`, writing node data and `ksim.log` under `run_dir` (which is
-/// emptied first). Blocks until the run ends.
-pub fn simulate(scenario: &Scenario, seed: u64, run_dir: &Path) -> io::Result<SimOutput> {
-    if run_dir.exists() {
-        fs::remove_dir_all(run_dir)?;
-    }
+/// Runs `scenario` with `seed`, recording into `recorder` (fresh) and writing node data and
+/// `ksim.log` under `run_dir`, which the caller has prepared
+/// ([`crate::report::run_dir::prepare`]). Blocks until the run ends.
+pub fn simulate(
+    scenario: &Scenario,
+    seed: u64,
+    run_dir: &Path,
+    recorder: &Recorder,
+) -> io::Result<SimOutput> {
     fs::create_dir_all(run_dir)?;
     fs::write(run_dir.join("scenario.toml"), &scenario.source)?;
 
     let scenario = Arc::new(scenario.clone());
     let run_dir: PathBuf = run_dir.to_path_buf();
+    let recorder = recorder.clone();
     std::thread::Builder::new()
         .name(format!("ksim-seed-{seed}"))
         .stack_size(64 << 20)
-        .spawn(move || run_on_this_thread(scenario, seed, run_dir))?
+        .spawn(move || run_on_this_thread(scenario, seed, run_dir, recorder))?
         .join()
         .map_err(|_| io::Error::other("the simulation thread died"))?
 }
@@ -81,10 +85,10 @@ fn run_on_this_thread(
     scenario: Arc<Scenario>,
     seed: u64,
     run_dir: PathBuf,
+    recorder: Recorder,
 ) -> io::Result<SimOutput> {
     guard::enter_run_thread();
     let (log_file, log_guard) = logging::install(&run_dir.join("ksim.log"))?;
-    let recorder = Recorder::new();
     let progress = Progress::default();
 
     let mut runtime =

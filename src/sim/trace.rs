@@ -13,6 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// One announced event: a fault, a node starting, a log recovery, a phase change.
@@ -246,6 +247,9 @@ pub enum SendOutcome {
 #[derive(Clone, Default)]
 pub struct Recorder {
     inner: Arc<Mutex<Inner>>,
+    /// Simulated time of the last record, for a clock shown outside the run (read only
+    /// there: nothing inside a run depends on it).
+    last_at_us: Arc<AtomicU64>,
 }
 
 #[derive(Default)]
@@ -305,6 +309,7 @@ impl Recorder {
         } else {
             tracing::info!("{node} {kind} {}", event.detail);
         }
+        self.last_at_us.store(event.at_us, Ordering::Relaxed);
         let mut inner = self.lock();
         inner.hash.write(b"E");
         inner.hash.write(&line);
@@ -325,6 +330,7 @@ impl Recorder {
                 serde_json::to_string(&entry.op).unwrap_or_default()
             );
         }
+        self.last_at_us.store(entry.at_us, Ordering::Relaxed);
         let mut inner = self.lock();
         inner.hash.write(b"H");
         inner.hash.write(&line);
@@ -340,6 +346,11 @@ impl Recorder {
     pub fn snapshot(&self) -> (Vec<Event>, Vec<HistoryEntry>) {
         let inner = self.lock();
         (inner.events.clone(), inner.history.clone())
+    }
+
+    /// Simulated time of the last event or history entry, microseconds.
+    pub fn last_at_us(&self) -> u64 {
+        self.last_at_us.load(Ordering::Relaxed)
     }
 
     /// Number of history entries recorded so far.
