@@ -940,7 +940,6 @@ impl GroupCoordinator {
                 body: sync_error(KafkaError::FencedInstanceId),
             });
         }
-        let same = member.protocols == request.protocols;
         member.protocols = request.protocols.clone();
         member.session_timeout_ms = request.session_timeout_ms;
         member.rebalance_timeout_ms = request.rebalance_timeout_ms;
@@ -953,6 +952,11 @@ impl GroupCoordinator {
         if was_leader {
             group.leader = Some(member_id.clone());
         }
+        // Kafka rebalances a Stable group for a static rejoin only when the protocol the
+        // group would select changes; new metadata under the same protocol (a restarted
+        // member's subscription) is stored as it is. (Swarm seed 1261: rebalancing instead
+        // left the new id in memory only, and a coordinator failover then fenced it.)
+        let same = group.protocol.as_deref() == Some(choose_protocol(&group.members).as_str());
         match group.state {
             GroupState::Stable if same => {
                 // KIP-345: no rebalance; the member syncs for its old assignment once the

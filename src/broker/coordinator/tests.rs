@@ -535,6 +535,35 @@ fn a_static_member_back_under_a_new_id_keeps_its_assignment_and_fences_the_old_i
     );
 }
 
+/// A static member back with new subscription metadata under the same protocol is stored,
+/// not rebalanced, as Kafka does: a rebalance would leave its new id in memory only until
+/// the next SyncGroup, and a coordinator failover meanwhile fences the member for good.
+#[test]
+fn a_static_rejoin_with_new_metadata_under_the_same_protocol_is_stored_without_a_rebalance() {
+    let mut c = Coord::new(false);
+    let first = c.join("", Some("instance-a"));
+    c.at(DELAY);
+    let old = joined(c.answer(first)).member_id;
+    let sync = c.sync(&old, 1, &[(&old, "orders/0")]);
+    c.finish_appends(Ok(()));
+    c.answer(sync);
+    let again = c.send(RequestBody::JoinGroup(JoinGroupRequest {
+        group_id: G.into(),
+        member_id: String::new(),
+        group_instance_id: Some("instance-a".into()),
+        client_id: "consumer-1".into(),
+        session_timeout_ms: SESSION,
+        rebalance_timeout_ms: REBALANCE,
+        protocol_type: "consumer".into(),
+        protocols: vec![("range".into(), Bytes(b"orders,payments".to_vec()))],
+    }));
+    c.finish_appends(Ok(()));
+    let ok = joined(c.answer(again));
+    assert_ne!(ok.member_id, old);
+    assert_eq!(ok.generation_id, 1);
+    assert_eq!(c.state(), (GroupState::Stable, 1), "no rebalance");
+}
+
 /// A static member's rejoin that cannot be stored (the coordinator lost its partition) is
 /// undone and answered with the error: the old member id stays the instance's, so the
 /// real coordinator will not fence the member. (Found by swarm seed 1374: a zombie
