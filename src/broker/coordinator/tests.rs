@@ -495,6 +495,19 @@ fn groups_load_from_the_log_and_unload_on_resignation() {
     }
 }
 
+/// A group whose one static member (`instance-a`) owns `orders/0`, Stable in generation 1;
+/// returns the member's id.
+fn stable_static_member(c: &mut Coord) -> String {
+    let first = c.join("", Some("instance-a"));
+    c.at(DELAY);
+    let id = joined(c.answer(first)).member_id;
+    let sync = c.sync(&id, 1, &[(&id, "orders/0")]);
+    c.finish_appends(Ok(()));
+    c.answer(sync);
+    assert_eq!(c.state(), (GroupState::Stable, 1));
+    id
+}
+
 #[test]
 fn a_static_member_back_under_a_new_id_keeps_its_assignment_and_fences_the_old_id() {
     let mut c = Coord::new(false);
@@ -541,12 +554,7 @@ fn a_static_member_back_under_a_new_id_keeps_its_assignment_and_fences_the_old_i
 #[test]
 fn a_static_rejoin_with_new_metadata_under_the_same_protocol_is_stored_without_a_rebalance() {
     let mut c = Coord::new(false);
-    let first = c.join("", Some("instance-a"));
-    c.at(DELAY);
-    let old = joined(c.answer(first)).member_id;
-    let sync = c.sync(&old, 1, &[(&old, "orders/0")]);
-    c.finish_appends(Ok(()));
-    c.answer(sync);
+    let old = stable_static_member(&mut c);
     let again = c.send(RequestBody::JoinGroup(JoinGroupRequest {
         group_id: G.into(),
         member_id: String::new(),
@@ -571,12 +579,7 @@ fn a_static_rejoin_with_new_metadata_under_the_same_protocol_is_stored_without_a
 #[test]
 fn a_static_rejoin_that_cannot_be_stored_is_undone() {
     let mut c = Coord::new(false);
-    let first = c.join("", Some("instance-a"));
-    c.at(DELAY);
-    let old = joined(c.answer(first)).member_id;
-    let sync = c.sync(&old, 1, &[(&old, "orders/0")]);
-    c.finish_appends(Ok(()));
-    c.answer(sync);
+    let old = stable_static_member(&mut c);
     let again = c.join("", Some("instance-a"));
     c.finish_appends(Err(KafkaError::NotLeaderOrFollower));
     assert!(matches!(
@@ -609,12 +612,7 @@ fn a_static_rejoin_that_cannot_be_stored_is_undone() {
 #[test]
 fn a_static_member_removed_by_its_session_is_unknown_not_fenced() {
     let mut c = Coord::new(false);
-    let first = c.join("", Some("instance-a"));
-    c.at(DELAY);
-    let old = joined(c.answer(first)).member_id;
-    let sync = c.sync(&old, 1, &[(&old, "orders/0")]);
-    c.finish_appends(Ok(()));
-    c.answer(sync);
+    let old = stable_static_member(&mut c);
     // Silent past its session: removed, and the instance with it.
     c.at(DELAY + SESSION + 1);
     assert!(c
