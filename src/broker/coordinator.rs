@@ -854,7 +854,9 @@ impl GroupCoordinator {
             // KIP-394: hand out an id, and wait for the member to come back with it.
             let member_id = self.new_member_id(&id, &request.client_id);
             let group = self.groups.get_mut(&id).expect("created above");
-            group.pending.insert(member_id.clone(), now + timeout);
+            group
+                .pending
+                .insert(member_id.clone(), now.saturating_add(timeout));
             self.respond(token, join_error(KafkaError::MemberIdRequired, &member_id));
             return;
         }
@@ -891,7 +893,7 @@ impl GroupCoordinator {
         // A repeated join (its answer was lost): the current generation again.
         let member_id = request.member_id.clone();
         let member = group.members.get_mut(&member_id).expect("found above");
-        member.expires_ms = now + member.session_timeout_ms;
+        member.expires_ms = now.saturating_add(member.session_timeout_ms);
         let ok = join_ok(group, &member_id);
         self.respond(
             token,
@@ -944,7 +946,7 @@ impl GroupCoordinator {
         member.session_timeout_ms = request.session_timeout_ms;
         member.rebalance_timeout_ms = request.rebalance_timeout_ms;
         member.client_id = request.client_id.clone();
-        member.expires_ms = now + request.session_timeout_ms;
+        member.expires_ms = now.saturating_add(request.session_timeout_ms);
         group.members.insert(member_id.clone(), member);
         group
             .instances
@@ -1013,7 +1015,7 @@ impl GroupCoordinator {
                 assignment: Bytes::default(),
                 join_token: Some(token),
                 sync_token: None,
-                expires_ms: now + request.session_timeout_ms,
+                expires_ms: now.saturating_add(request.session_timeout_ms),
                 joined: group.joins,
             },
         );
@@ -1038,7 +1040,7 @@ impl GroupCoordinator {
         member.protocols = request.protocols;
         member.session_timeout_ms = request.session_timeout_ms;
         member.rebalance_timeout_ms = request.rebalance_timeout_ms;
-        member.expires_ms = now + member.session_timeout_ms;
+        member.expires_ms = now.saturating_add(member.session_timeout_ms);
         let replaced = member.join_token.replace(token);
         if let Some(old) = replaced {
             self.respond(old, join_error(KafkaError::RebalanceInProgress, ""));
@@ -1072,12 +1074,12 @@ impl GroupCoordinator {
         let rebalance_timeout = group.rebalance_timeout_ms();
         group.join = Some(if group.state == GroupState::Empty {
             JoinTimer {
-                deadline_ms: now + delay,
+                deadline_ms: now.saturating_add(delay),
                 initial: Some((rebalance_timeout.saturating_sub(delay), group.members.len())),
             }
         } else {
             JoinTimer {
-                deadline_ms: now + rebalance_timeout,
+                deadline_ms: now.saturating_add(rebalance_timeout),
                 initial: None,
             }
         });
@@ -1163,7 +1165,7 @@ impl GroupCoordinator {
         group.state = GroupState::CompletingRebalance;
         let mut answers = Vec::new();
         for (member_id, member) in group.members.iter_mut() {
-            member.expires_ms = now + member.session_timeout_ms;
+            member.expires_ms = now.saturating_add(member.session_timeout_ms);
             member.assignment = Bytes::default();
             if let Some(token) = member.join_token.take() {
                 answers.push((token, member_id.clone()));
@@ -1241,7 +1243,7 @@ impl GroupCoordinator {
             }
             GroupState::Stable => {
                 let member = group.members.get_mut(&member_id).expect("checked");
-                member.expires_ms = now + member.session_timeout_ms;
+                member.expires_ms = now.saturating_add(member.session_timeout_ms);
                 let assignment = member.assignment.clone();
                 self.respond(
                     token,
@@ -1252,7 +1254,7 @@ impl GroupCoordinator {
             }
             GroupState::CompletingRebalance => {
                 let member = group.members.get_mut(&member_id).expect("checked");
-                member.expires_ms = now + member.session_timeout_ms;
+                member.expires_ms = now.saturating_add(member.session_timeout_ms);
                 if let Some(old) = member.sync_token.replace(token) {
                     self.actions.push(CoordinatorAction::Respond {
                         token: old,
@@ -1309,7 +1311,7 @@ impl GroupCoordinator {
             .ok_or(KafkaError::UnknownMemberId)?;
         Self::check_member(group, member)?;
         let m = group.members.get_mut(&member.member_id).expect("checked");
-        m.expires_ms = now + m.session_timeout_ms;
+        m.expires_ms = now.saturating_add(m.session_timeout_ms);
         match group.state {
             GroupState::PreparingRebalance => Err(KafkaError::RebalanceInProgress),
             GroupState::Empty | GroupState::Dead => Err(KafkaError::UnknownMemberId),
@@ -1406,7 +1408,7 @@ impl GroupCoordinator {
             return;
         }
         if let Some(m) = group.members.get_mut(&request.member.member_id) {
-            m.expires_ms = now + m.session_timeout_ms;
+            m.expires_ms = now.saturating_add(m.session_timeout_ms);
         }
         let records = request
             .offsets
@@ -1471,7 +1473,7 @@ impl GroupCoordinator {
                     // New members came during the delay: wait again, within the timeout.
                     let delay = self.config.initial_rebalance_delay_ms.min(left);
                     group.join = Some(JoinTimer {
-                        deadline_ms: now + delay,
+                        deadline_ms: now.saturating_add(delay),
                         initial: Some((left - delay, group.members.len())),
                     });
                 }
@@ -1479,7 +1481,7 @@ impl GroupCoordinator {
                 Some(_) => {
                     // The delay is over: from now on, an ordinary join phase.
                     group.join = Some(JoinTimer {
-                        deadline_ms: now + group.rebalance_timeout_ms(),
+                        deadline_ms: now.saturating_add(group.rebalance_timeout_ms()),
                         initial: None,
                     });
                 }
@@ -1534,7 +1536,7 @@ fn restore(group: &mut Group, value: Option<GroupValue>, now_ms: u64) {
                 assignment: m.assignment,
                 join_token: None,
                 sync_token: None,
-                expires_ms: now_ms + m.session_timeout_ms,
+                expires_ms: now_ms.saturating_add(m.session_timeout_ms),
                 joined: n as u64,
             },
         );

@@ -571,7 +571,7 @@ impl<D: Disk> BrokerCore<D> {
                 let pending = PendingFetch {
                     conn,
                     correlation_id,
-                    deadline_ms: now_ms + max_wait_ms,
+                    deadline_ms: now_ms.saturating_add(max_wait_ms),
                     replica: replica_id.map(|r| (r, replica_epoch)),
                     partitions,
                 };
@@ -850,7 +850,7 @@ impl<D: Disk> BrokerCore<D> {
                 conn,
                 correlation_id,
             },
-            deadline_ms: now_ms + timeout_ms,
+            deadline_ms: now_ms.saturating_add(timeout_ms),
             partitions: answers,
         };
         self.produces.push(pending);

@@ -80,7 +80,10 @@ pub fn run(input: &CheckInput<'_>, facts: &Facts<'_>) -> Vec<CheckResult> {
         .events
         .iter()
         .find(|e| e.node == "world" && e.kind == "heal")
-        .map(|heal| heal.at_us + input.scenario.heal.as_micros() as u64);
+        .map(|heal| {
+            let heal_us = u64::try_from(input.scenario.heal.as_micros()).unwrap_or(u64::MAX);
+            heal.at_us.saturating_add(heal_us)
+        });
     let mut results = vec![
         result("unseen", checks.unseen()),
         result("exclusive-assignment", checks.exclusive_assignment()),

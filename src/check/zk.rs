@@ -734,7 +734,8 @@ mod tests {
     use crate::zk::{Epoch, TxnHeader, Xid};
 
     fn scenario() -> Scenario {
-        let text = "name = \"t\"\nduration = \"10s\"\nheal = \"5s\"\n[cluster]\nzookeepers = 3\n";
+        let text = "name = \"t\"\nduration = \"10s\"\nheal = \"5s\"\n[cluster]\nzookeepers = 3\n\
+                    [[zk_client]]\ncount = 1\nrate = 1\n";
         parse(Path::new("t.toml"), text.as_bytes()).unwrap()
     }
 

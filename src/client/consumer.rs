@@ -436,7 +436,7 @@ impl ConsumerCore {
         result: Result<FetchData, KafkaError>,
         now_ms: u64,
     ) {
-        let backoff = now_ms + self.config.retry_backoff_ms;
+        let backoff = now_ms.saturating_add(self.config.retry_backoff_ms);
         let Some(p) = self.assignment.get_mut(&tp) else {
             return;
         };

@@ -269,7 +269,8 @@ impl<T> Network<T> {
                     .reconnect_backoff_max_ms
                     .max(self.config.reconnect_backoff_ms),
             );
-        self.backoff.insert(broker, (failures, now_ms + wait));
+        self.backoff
+            .insert(broker, (failures, now_ms.saturating_add(wait)));
         c.in_flight
             .into_values()
             .map(|(_, context)| Lost {

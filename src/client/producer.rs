@@ -142,7 +142,7 @@ impl ProducerConfig {
                 );
             }
         }
-        if self.delivery_timeout_ms < self.linger_ms + self.request_timeout_ms {
+        if self.delivery_timeout_ms < self.linger_ms.saturating_add(self.request_timeout_ms) {
             return Err("delivery.timeout.ms must be >= linger.ms + request.timeout.ms".into());
         }
         Ok(())
@@ -354,7 +354,10 @@ impl ProducerCore {
                 self.identity_requested = false;
                 match result {
                     Ok(identity) => self.identity = Some(identity),
-                    Err(_) => self.identity_retry_at_ms = now_ms + self.config.retry_backoff_ms,
+                    Err(_) => {
+                        self.identity_retry_at_ms =
+                            now_ms.saturating_add(self.config.retry_backoff_ms)
+                    }
                 }
             }
             (InFlight::Produce { batches }, ResponseBody::Produce { partitions }) => {
@@ -474,7 +477,7 @@ impl ProducerCore {
         while self
             .unsent
             .front()
-            .is_some_and(|u| now_ms >= u.since_ms + self.config.max_block_ms)
+            .is_some_and(|u| now_ms >= u.since_ms.saturating_add(self.config.max_block_ms))
         {
             let unsent = self.unsent.pop_front().expect("front");
             self.complete(
@@ -488,7 +491,7 @@ impl ProducerCore {
         let expired: Vec<BatchId> = self
             .batches
             .iter()
-            .filter(|(_, b)| now_ms >= b.created_ms + self.config.delivery_timeout_ms)
+            .filter(|(_, b)| now_ms >= b.created_ms.saturating_add(self.config.delivery_timeout_ms))
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
@@ -588,7 +591,7 @@ impl ProducerCore {
             return now_ms >= batch.retry_at_ms;
         }
         let full = queue_len > 1 || batch.builder.size_bytes() >= self.config.batch_size;
-        full || now_ms >= batch.created_ms + self.config.linger_ms
+        full || now_ms >= batch.created_ms.saturating_add(self.config.linger_ms)
     }
 
     /// Idempotence: a retry goes only as the partition's oldest unacknowledged batch; a
@@ -793,13 +796,16 @@ impl ProducerCore {
         let batch = self.batches.get_mut(&id).expect("batch");
         batch.last_error = Some(error);
         if batch.retries >= self.config.retries
-            || now_ms >= batch.created_ms + self.config.delivery_timeout_ms
+            || now_ms
+                >= batch
+                    .created_ms
+                    .saturating_add(self.config.delivery_timeout_ms)
         {
             self.fail(id, error);
             return;
         }
         batch.retries += 1;
-        batch.retry_at_ms = now_ms + self.config.retry_backoff_ms;
+        batch.retry_at_ms = now_ms.saturating_add(self.config.retry_backoff_ms);
         let (partition, sequence) = (batch.partition, batch.sequence);
         let queue = self.queues.entry(partition).or_default();
         match sequence {
@@ -847,7 +853,7 @@ impl ProducerCore {
                 InFlight::Metadata => self.metadata.on_lost(),
                 InFlight::InitProducerId => {
                     self.identity_requested = false;
-                    self.identity_retry_at_ms = now_ms + self.config.retry_backoff_ms;
+                    self.identity_retry_at_ms = now_ms.saturating_add(self.config.retry_backoff_ms);
                 }
                 InFlight::Produce { batches } => {
                     self.produce_in_flight -= 1;

@@ -124,7 +124,7 @@ impl WriterNode {
             }
 
             if let Some(interval) = self.flush_interval_ms {
-                if sim_now_us() - last_flush_us >= interval * 1000 {
+                if sim_now_us() - last_flush_us >= interval.saturating_mul(1000) {
                     if let Err(error) = log.flush() {
                         self.fail("flush-failed", &error);
                         return;

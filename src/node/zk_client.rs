@@ -96,7 +96,7 @@ impl ZkClientNode {
         let mut rng = run_rng();
         let config = ClientConfig {
             servers: self.servers.iter().map(|(id, _)| *id).collect(),
-            session_timeout_ms: self.session_timeout.as_millis() as u32,
+            session_timeout_ms: u32::try_from(self.session_timeout.as_millis()).unwrap_or(u32::MAX),
             first_server: rng.gen_range(0..self.servers.len().max(1)),
         };
         let mut core = ClientCore::new(config, now_ms());
@@ -269,8 +269,10 @@ impl ZkClientNode {
     }
 
     fn next_churn(&self, rng: &mut impl Rng) -> Option<u64> {
-        self.churn
-            .map(|mean| now_ms() + mean.mul_f64(rng.gen_range(0.5..1.5)).as_millis() as u64)
+        self.churn.map(|mean| {
+            let wait = mean.mul_f64(rng.gen_range(0.5..1.5)).as_millis();
+            now_ms().saturating_add(u64::try_from(wait).unwrap_or(u64::MAX))
+        })
     }
 }
 

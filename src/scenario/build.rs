@@ -5,7 +5,11 @@
 //! brokers, `min.insync.replicas` within the replication factor, references to topics, groups
 //! and nodes that exist, fault times within the fault phase, which fault fields go with which
 //! action, Kafka's own config bounds and the consistency checks Kafka's clients make at
-//! startup. Each failure is a [`Problem`] at the span of the offending value. Whether the
+//! startup (so every client config that loads passes the client's own validation), and the
+//! resource bounds of [`super::limits`] (node counts, partitions, replicas, rates, offered
+//! work, faults, durations) plus Kafka's own value ranges (`int` and `long` settings), so a
+//! run that loads is bounded and no config value overflows a node's arithmetic. Each
+//! failure is a [`Problem`] at the span of the offending value. Whether the
 //! simulator can *run* a valid scenario is not decided here but in `unsupported`, after this.
 
 use std::collections::BTreeSet;
@@ -16,10 +20,12 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::limits::*;
 use super::model::*;
 use super::raw::*;
 use super::target::{check_node, check_target, parse_target, World};
 use super::values::{format_duration, parse_interval, SeedRange};
+use crate::broker::coordinator::DEFAULT_OFFSETS_PARTITIONS;
 use crate::check::{check_kind, CHECKS};
 
 /// A semantic error: where (a byte span of the file) and what.
@@ -40,14 +46,21 @@ impl Problem {
 
 type Checked<T> = Result<T, Problem>;
 
-/// Most nodes of one kind a scenario may have (each is simulated, one thread for all).
-const MAX_NODES_PER_KIND: u32 = 1000;
-
 /// Validates `raw` and builds the model; `text` is the file text `raw` came from.
 pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scenario> {
     check_scenario_name(&raw.name)?;
-    let duration = raw.duration.get_ref().0;
+    let duration = duration_at_most(&raw.duration, "duration")?;
+    let heal = duration_at_most(&raw.heal, "heal")?;
     let cluster = build_cluster(raw.cluster.as_ref())?;
+    if let Some(extra) = raw.topic.get(MAX_TOPICS) {
+        return Err(Problem::at(
+            extra,
+            format!(
+                "at most {MAX_TOPICS} [[topic]] tables, found {}",
+                raw.topic.len()
+            ),
+        ));
+    }
     let topics = raw
         .topic
         .iter()
@@ -90,19 +103,23 @@ pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scena
             .collect(),
         groups: consumers.iter().filter_map(|c| c.group.clone()).collect(),
     };
-    if world.counts.total() == 0 {
-        // A run without nodes would pass while testing nothing.
-        return Err(Problem {
-            span: 0..0,
-            message: "this scenario runs no nodes: add a [[writer]] table (or `zookeepers` or \
-                      `brokers` in [cluster], with [[producer]]s and [[consumer]]s)"
-                .to_string(),
-        });
+    check_replicas(raw, &topics, &consumers, &cluster)?;
+    check_something_is_checked(raw, &world.counts)?;
+    check_offered_operations(raw, duration.saturating_add(heal))?;
+    if let Some(extra) = raw.fault.get(MAX_FAULTS) {
+        return Err(Problem::at(
+            extra,
+            format!(
+                "at most {MAX_FAULTS} [[fault]] tables, found {}",
+                raw.fault.len()
+            ),
+        ));
     }
+    let lines = LineStarts::new(text);
     let mut faults = raw
         .fault
         .iter()
-        .map(|fault| build_fault(fault, duration, &world, text))
+        .map(|fault| build_fault(fault, duration, &world, &lines))
         .collect::<Checked<Vec<_>>>()?;
     // Stable: faults at the same time keep their file order.
     faults.sort_by_key(|fault| fault.at);
@@ -110,7 +127,7 @@ pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scena
         name: raw.name.get_ref().clone(),
         about: raw.about.clone().unwrap_or_default(),
         duration,
-        heal: raw.heal.get_ref().0,
+        heal,
         seeds: raw
             .seeds
             .as_ref()
@@ -122,12 +139,179 @@ pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scena
         writers,
         zk_clients,
         faults,
-        nemesis: raw.nemesis.as_ref().map(build_nemesis).transpose()?,
+        nemesis: raw
+            .nemesis
+            .as_ref()
+            .map(|nemesis| build_nemesis(nemesis, duration))
+            .transpose()?,
         expect: raw.expect.as_ref().map(build_expect).transpose()?,
         legacy: raw.legacy.as_ref().map(build_legacy).unwrap_or_default(),
         source: text.to_string(),
         path: path.to_path_buf(),
     })
+}
+
+/// A run without nodes would pass while testing nothing; so would servers without a
+/// workload: the checks judge what clients and writers did.
+fn check_something_is_checked(raw: &RawScenario, counts: &NodeCounts) -> Checked<()> {
+    if counts.total() == 0 {
+        return Err(Problem {
+            span: 0..0,
+            message: "this scenario runs no nodes, so nothing would be checked: add a \
+                      [[writer]] table (or `zookeepers` or `brokers` in [cluster], with \
+                      [[producer]]s and [[consumer]]s or [[zk_client]]s)"
+                .to_string(),
+        });
+    }
+    let workload = counts.producers + counts.consumers + counts.writers + counts.zk_clients;
+    if workload > 0 {
+        return Ok(());
+    }
+    let cluster = raw.cluster.as_ref();
+    let servers = cluster
+        .and_then(|c| c.zookeepers.as_ref().filter(|z| *z.get_ref() > 0))
+        .or_else(|| cluster.and_then(|c| c.brokers.as_ref()));
+    let message = "this scenario runs servers but no workload, so nothing would be checked: \
+                   add a [[producer]] or [[consumer]] (with brokers), a [[zk_client]] (with \
+                   an ensemble) or a [[writer]]";
+    Err(match servers {
+        Some(count) => Problem::at(count, message),
+        None => Problem {
+            span: 0..0,
+            message: message.to_string(),
+        },
+    })
+}
+
+/// Every partition is a log on each of its replicas, and each follower replica is fetched
+/// on every broker tick: the cluster's replicas, `__consumer_offsets` included (Kafka
+/// creates it once a group needs it), stay within [`MAX_REPLICAS`].
+fn check_replicas(
+    raw: &RawScenario,
+    topics: &[Topic],
+    consumers: &[ConsumerSpec],
+    cluster: &Cluster,
+) -> Checked<()> {
+    let too_many = |replicas: u64| {
+        format!(
+            "the topics have {replicas} partition replicas in all (`partitions` x \
+             `replication.factor`, summed over the topics and `__consumer_offsets`); at most \
+             {MAX_REPLICAS}"
+        )
+    };
+    let mut replicas: u64 = 0;
+    for (raw_topic, topic) in raw.topic.iter().zip(topics) {
+        replicas += u64::from(topic.partitions) * u64::from(topic.replication_factor);
+        if replicas > MAX_REPLICAS {
+            return Err(Problem::at(
+                &raw_topic.get_ref().partitions,
+                too_many(replicas),
+            ));
+        }
+    }
+    let Some(first_group) = raw
+        .consumer
+        .iter()
+        .zip(consumers)
+        .find_map(|(raw, c)| c.group.as_ref().and(raw.get_ref().group.as_ref()))
+    else {
+        return Ok(());
+    };
+    let broker = &cluster.broker;
+    let offsets_replication = broker
+        .offsets_topic_replication_factor
+        .unwrap_or(3)
+        .min(cluster.brokers);
+    let offsets_partitions = broker
+        .offsets_topic_num_partitions
+        .unwrap_or(DEFAULT_OFFSETS_PARTITIONS);
+    replicas += u64::from(offsets_partitions) * u64::from(offsets_replication);
+    if replicas <= MAX_REPLICAS {
+        return Ok(());
+    }
+    let message = format!(
+        "{}; `__consumer_offsets` has {offsets_partitions} partitions of {offsets_replication} \
+         replicas (`offsets.topic.num.partitions`, `offsets.topic.replication.factor`)",
+        too_many(replicas)
+    );
+    let raw_partitions = raw
+        .cluster
+        .as_ref()
+        .and_then(|c| c.broker.as_ref())
+        .and_then(|b| b.offsets_topic_num_partitions.as_ref());
+    Err(match raw_partitions {
+        Some(partitions) => Problem::at(partitions, message),
+        None => Problem::at(first_group, message),
+    })
+}
+
+/// What the workload tables offer, `count` x `rate` x `length` (records for producers and
+/// writers, operations for ensemble clients), summed, within [`MAX_OFFERED_OPERATIONS`]. A
+/// failure points at the `rate` of the table offering the most.
+fn check_offered_operations(raw: &RawScenario, length: Duration) -> Checked<()> {
+    let millis = length.as_millis();
+    let offers = raw
+        .producer
+        .iter()
+        .map(|p| (&p.get_ref().count, &p.get_ref().rate))
+        .chain(
+            raw.writer
+                .iter()
+                .map(|w| (&w.get_ref().count, &w.get_ref().rate)),
+        )
+        .chain(
+            raw.zk_client
+                .iter()
+                .map(|c| (&c.get_ref().count, &c.get_ref().rate)),
+        )
+        .map(|(count, rate)| {
+            let offered =
+                u128::from(*count.get_ref()) * u128::from(*rate.get_ref()) * millis / 1000;
+            (offered, rate)
+        });
+    let mut sum: u128 = 0;
+    let mut largest: Option<(u128, &Spanned<u32>)> = None;
+    for (offered, rate) in offers {
+        sum += offered;
+        if largest.is_none_or(|(most, _)| offered > most) {
+            largest = Some((offered, rate));
+        }
+    }
+    match largest {
+        Some((_, rate)) if sum > u128::from(MAX_OFFERED_OPERATIONS) => Err(Problem::at(
+            rate,
+            format!(
+                "this scenario offers {sum} records and operations (`count` x `rate` x \
+                 (`duration` + `heal`), summed over the [[producer]], [[writer]] and \
+                 [[zk_client]] tables); at most {MAX_OFFERED_OPERATIONS}: lower a `rate` or \
+                 `count`, or shorten `duration` or `heal`"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Byte offsets where the lines of a text start, to turn offsets into line numbers in
+/// O(log n) (one fault after another would otherwise count newlines from the start).
+struct LineStarts(Vec<usize>);
+
+impl LineStarts {
+    fn new(text: &str) -> LineStarts {
+        let starts = std::iter::once(0)
+            .chain(
+                text.bytes()
+                    .enumerate()
+                    .filter(|(_, b)| *b == b'\n')
+                    .map(|(i, _)| i + 1),
+            )
+            .collect();
+        LineStarts(starts)
+    }
+
+    /// The 1-based line holding byte `offset`.
+    fn line(&self, offset: usize) -> usize {
+        self.0.partition_point(|&start| start <= offset)
+    }
 }
 
 /// `[a-z0-9][a-z0-9-._]*`: the name becomes a directory name.
@@ -155,14 +339,20 @@ fn build_cluster(raw: Option<&RawCluster>) -> Checked<Cluster> {
     let Some(raw) = raw else {
         return Ok(Cluster::default());
     };
-    for count in [&raw.zookeepers, &raw.brokers].into_iter().flatten() {
-        if *count.get_ref() > MAX_NODES_PER_KIND {
-            return Err(too_many_nodes(count));
+    let zookeepers = at_most_limit(&raw.zookeepers, MAX_ZOOKEEPERS, "zookeepers", ENSEMBLES)?;
+    let brokers = at_most_limit(&raw.brokers, MAX_BROKERS, "brokers", "")?;
+    if let Some(brokers) = raw.brokers.as_ref().filter(|b| *b.get_ref() > 0) {
+        if zookeepers.unwrap_or(0) == 0 {
+            return Err(Problem::at(
+                brokers,
+                "brokers need a ZooKeeper ensemble (they register and elect their controller \
+                 in it): set `zookeepers` in [cluster], e.g. `zookeepers = 3`",
+            ));
         }
     }
     Ok(Cluster {
-        zookeepers: raw.zookeepers.as_ref().map_or(0, |z| *z.get_ref()),
-        brokers: raw.brokers.as_ref().map_or(0, |b| *b.get_ref()),
+        zookeepers: zookeepers.unwrap_or(0),
+        brokers: brokers.unwrap_or(0),
         broker: raw
             .broker
             .as_ref()
@@ -180,51 +370,67 @@ fn build_cluster(raw: Option<&RawCluster>) -> Checked<Cluster> {
 
 fn build_broker_config(raw: &RawBrokerConfig) -> Checked<BrokerConfig> {
     let log = build_log_config(&raw.log_config())?;
-    let positive = |value: &Option<Spanned<u32>>, key| at_least(value, 1, key);
+    let positive_int = |value: &Option<Spanned<u32>>, key| kafka_int(value, 1, key);
+    let offsets_topic_num_partitions = at_least(
+        &raw.offsets_topic_num_partitions,
+        1,
+        "offsets.topic.num.partitions",
+    )?;
+    at_most_limit(
+        &raw.offsets_topic_num_partitions,
+        MAX_PARTITIONS_PER_TOPIC,
+        "offsets.topic.num.partitions",
+        "",
+    )?;
+    let offsets_topic_replication_factor = at_least(
+        &raw.offsets_topic_replication_factor,
+        1,
+        "offsets.topic.replication.factor",
+    )?;
+    at_most(
+        &raw.offsets_topic_replication_factor,
+        i16::MAX as u64,
+        "offsets.topic.replication.factor",
+        "Kafka reads it as a Java short",
+    )?;
     Ok(BrokerConfig {
-        replica_lag_time_max_ms: at_least(
+        replica_lag_time_max_ms: kafka_long(
             &raw.replica_lag_time_max_ms,
             1,
             "replica.lag.time.max.ms",
         )?,
         unclean_leader_election_enable: value(&raw.unclean_leader_election_enable),
-        min_insync_replicas: positive(&raw.min_insync_replicas, "min.insync.replicas")?,
-        default_replication_factor: positive(
+        min_insync_replicas: positive_int(&raw.min_insync_replicas, "min.insync.replicas")?,
+        default_replication_factor: positive_int(
             &raw.default_replication_factor,
             "default.replication.factor",
         )?,
-        offsets_topic_num_partitions: positive(
-            &raw.offsets_topic_num_partitions,
-            "offsets.topic.num.partitions",
+        offsets_topic_num_partitions,
+        offsets_topic_replication_factor,
+        group_initial_rebalance_delay_ms: kafka_int(
+            &raw.group_initial_rebalance_delay_ms,
+            0,
+            "group.initial.rebalance.delay.ms",
         )?,
-        offsets_topic_replication_factor: positive(
-            &raw.offsets_topic_replication_factor,
-            "offsets.topic.replication.factor",
-        )?,
-        group_initial_rebalance_delay_ms: value(&raw.group_initial_rebalance_delay_ms),
         ..log
     })
 }
 
 /// The `log.*` keys, with Kafka's bounds (its `int` keys stay within `i32`).
 fn build_log_config(raw: &RawLogConfig) -> Checked<BrokerConfig> {
-    let int_max = i32::MAX as u64;
-    let segment_bytes = at_least(&raw.log_segment_bytes, 14, "log.segment.bytes")?;
-    at_most(&raw.log_segment_bytes, int_max, "log.segment.bytes")?;
-    at_most(
-        &raw.log_index_interval_bytes,
-        int_max,
-        "log.index.interval.bytes",
-    )?;
     Ok(BrokerConfig {
-        log_flush_interval_messages: at_least(
+        log_flush_interval_messages: kafka_long(
             &raw.log_flush_interval_messages,
             1,
             "log.flush.interval.messages",
         )?,
-        log_flush_interval_ms: at_least(&raw.log_flush_interval_ms, 1, "log.flush.interval.ms")?,
-        log_segment_bytes: segment_bytes,
-        log_index_interval_bytes: value(&raw.log_index_interval_bytes),
+        log_flush_interval_ms: kafka_long(&raw.log_flush_interval_ms, 1, "log.flush.interval.ms")?,
+        log_segment_bytes: kafka_int(&raw.log_segment_bytes, 14, "log.segment.bytes")?,
+        log_index_interval_bytes: kafka_int(
+            &raw.log_index_interval_bytes,
+            0,
+            "log.index.interval.bytes",
+        )?,
         log_retention_bytes: unlimited_or_positive(
             &raw.log_retention_bytes,
             "log.retention.bytes",
@@ -235,12 +441,28 @@ fn build_log_config(raw: &RawLogConfig) -> Checked<BrokerConfig> {
 }
 
 fn build_zookeeper_config(raw: &RawZookeeperConfig) -> Checked<ZookeeperConfig> {
+    let ticks = "ZooKeeper's defaults are 10 (`initLimit`) and 5 (`syncLimit`)";
+    at_most_limit(&raw.init_limit, MAX_LIMIT_TICKS, "initLimit", ticks)?;
+    at_most_limit(&raw.sync_limit, MAX_LIMIT_TICKS, "syncLimit", ticks)?;
+    at_most_limit(
+        &raw.tick_time,
+        MAX_TICK_TIME_MS,
+        "tickTime",
+        "a minute; ZooKeeper's default is 2000",
+    )?;
+    let snap_count = at_least(&raw.snap_count, 2, "snapCount")?;
+    at_most(
+        &raw.snap_count,
+        JAVA_INT_MAX,
+        "snapCount",
+        "ZooKeeper reads it as a Java int",
+    )?;
     Ok(ZookeeperConfig {
         tick_time_ms: at_least(&raw.tick_time, 1, "tickTime")?,
         init_limit: at_least(&raw.init_limit, 1, "initLimit")?,
         sync_limit: at_least(&raw.sync_limit, 1, "syncLimit")?,
         force_sync: raw.force_sync.as_ref().map(|f| f.get_ref().0),
-        snap_count: at_least(&raw.snap_count, 2, "snapCount")?,
+        snap_count,
     })
 }
 
@@ -249,6 +471,12 @@ fn build_topic(raw: &Spanned<RawTopic>, cluster: &Cluster) -> Checked<Topic> {
     check_topic_name(&topic.name)?;
     let name = topic.name.get_ref().clone();
     let partitions = *at_least_required(&topic.partitions, 1, "partitions")?;
+    at_most_limit(
+        &Some(topic.partitions.clone()),
+        MAX_PARTITIONS_PER_TOPIC,
+        "partitions",
+        "",
+    )?;
     at_least(&topic.replication_factor, 1, "replication.factor")?;
     // Kafka creates a topic without a replication factor with the broker's default.
     let default_rf = cluster.broker.default_replication_factor.unwrap_or(1);
@@ -339,7 +567,7 @@ fn build_producer(raw: &Spanned<RawProducer>, topics: &BTreeSet<&str>) -> Checke
     let producer = raw.get_ref();
     let count = *at_least_required(&producer.count, 1, "count")?;
     check_topic_reference(&producer.topic, topics)?;
-    let rate = *at_least_required(&producer.rate, 1, "rate")?;
+    let rate = rate_within_limits(&producer.rate)?;
     let config = match &producer.config {
         Some(config) => build_producer_config(config)?,
         None => ProducerConfig::default(),
@@ -353,24 +581,46 @@ fn build_producer(raw: &Spanned<RawProducer>, topics: &BTreeSet<&str>) -> Checke
     })
 }
 
-/// Kafka's producer config, with the checks `KafkaProducer` makes when idempotence is
-/// explicitly on (it refuses to start otherwise).
+/// Kafka's producer config, with the checks `KafkaProducer` makes at startup: the value
+/// ranges, `delivery.timeout.ms` >= `linger.ms` + `request.timeout.ms` when it is set
+/// (left out, Kafka raises it to that sum, see [`ProducerSpec::client_config`]), and, when
+/// idempotence is explicitly on, what it requires (it refuses to start otherwise). Every
+/// config that passes makes a client config that passes the producer's own validation.
 fn build_producer_config(raw: &RawProducerConfig) -> Checked<ProducerConfig> {
     let config = ProducerConfig {
         acks: raw.acks.as_ref().map(|a| a.get_ref().0),
         enable_idempotence: value(&raw.enable_idempotence),
         partitioner_class: value(&raw.partitioner_class),
-        batch_size: value(&raw.batch_size),
-        linger_ms: value(&raw.linger_ms),
-        max_in_flight_requests_per_connection: at_least(
+        // Kafka allows 0 (no batching); ksim's producer always batches.
+        batch_size: kafka_int(&raw.batch_size, 1, "batch.size")?,
+        linger_ms: kafka_long(&raw.linger_ms, 0, "linger.ms")?,
+        max_in_flight_requests_per_connection: kafka_int(
             &raw.max_in_flight_requests_per_connection,
             1,
             "max.in.flight.requests.per.connection",
         )?,
-        retries: value(&raw.retries),
-        delivery_timeout_ms: value(&raw.delivery_timeout_ms),
-        request_timeout_ms: value(&raw.request_timeout_ms),
+        retries: kafka_int(&raw.retries, 0, "retries")?,
+        delivery_timeout_ms: kafka_int(&raw.delivery_timeout_ms, 0, "delivery.timeout.ms")?,
+        request_timeout_ms: kafka_int(&raw.request_timeout_ms, 0, "request.timeout.ms")?,
     };
+    if let Some(delivery) = &raw.delivery_timeout_ms {
+        let defaults = crate::client::producer::ProducerConfig::new("", Vec::new());
+        let linger = config.linger_ms.unwrap_or(defaults.linger_ms);
+        let request = config
+            .request_timeout_ms
+            .unwrap_or(defaults.request_timeout_ms);
+        let least = u128::from(linger) + u128::from(request);
+        if u128::from(*delivery.get_ref()) < least {
+            return Err(Problem::at(
+                delivery,
+                format!(
+                    "`delivery.timeout.ms` must be at least `linger.ms` + \
+                     `request.timeout.ms` ({linger} + {request} = {least}), found {}",
+                    delivery.get_ref()
+                ),
+            ));
+        }
+    }
     if config.enable_idempotence == Some(true) {
         let idempotence_requires = |span: Range<usize>, what: &str| Problem {
             span,
@@ -411,8 +661,15 @@ fn build_consumer(raw: &Spanned<RawConsumer>, topics: &BTreeSet<&str>) -> Checke
             "`topics` must name at least one [[topic]]",
         ));
     }
+    let mut subscribed = BTreeSet::new();
     for topic in consumer.topics.get_ref() {
         check_topic_reference(topic, topics)?;
+        if !subscribed.insert(topic.get_ref()) {
+            return Err(Problem::at(
+                topic,
+                format!("`{}` is listed twice", topic.get_ref()),
+            ));
+        }
     }
     let config = match &consumer.config {
         Some(config) => build_consumer_config(config, consumer.group.is_some())?,
@@ -439,13 +696,43 @@ fn build_consumer_config(raw: &RawConsumerConfig, in_group: bool) -> Checked<Con
     let config = ConsumerConfig {
         partition_assignment_strategy: value(&raw.partition_assignment_strategy),
         enable_auto_commit: value(&raw.enable_auto_commit),
-        auto_commit_interval_ms: value(&raw.auto_commit_interval_ms),
-        session_timeout_ms: at_least(&raw.session_timeout_ms, 1, "session.timeout.ms")?,
-        heartbeat_interval_ms: at_least(&raw.heartbeat_interval_ms, 1, "heartbeat.interval.ms")?,
-        max_poll_interval_ms: at_least(&raw.max_poll_interval_ms, 1, "max.poll.interval.ms")?,
+        auto_commit_interval_ms: kafka_int(
+            &raw.auto_commit_interval_ms,
+            0,
+            "auto.commit.interval.ms",
+        )?,
+        session_timeout_ms: kafka_int(&raw.session_timeout_ms, 1, "session.timeout.ms")?,
+        heartbeat_interval_ms: kafka_int(&raw.heartbeat_interval_ms, 1, "heartbeat.interval.ms")?,
+        max_poll_interval_ms: kafka_int(&raw.max_poll_interval_ms, 1, "max.poll.interval.ms")?,
         group_instance_id: value(&raw.group_instance_id),
         auto_offset_reset: value(&raw.auto_offset_reset),
     };
+    if let Some(id) = raw
+        .group_instance_id
+        .as_ref()
+        .filter(|id| id.get_ref().is_empty())
+    {
+        return Err(Problem::at(
+            id,
+            "expected a `group.instance.id`, found an empty string; omit it for a dynamic member",
+        ));
+    }
+    if let Some(session) = raw.session_timeout_ms.as_ref().filter(|_| in_group) {
+        // The brokers' `group.min.session.timeout.ms` and `group.max.session.timeout.ms`:
+        // a member asking for a session outside them is refused every JoinGroup.
+        let timeout = *session.get_ref();
+        if !(GROUP_MIN_SESSION_TIMEOUT_MS..=GROUP_MAX_SESSION_TIMEOUT_MS).contains(&timeout) {
+            return Err(Problem::at(
+                session,
+                format!(
+                    "`session.timeout.ms` must be within the brokers' \
+                     `group.min.session.timeout.ms` and `group.max.session.timeout.ms` \
+                     ({GROUP_MIN_SESSION_TIMEOUT_MS} to {GROUP_MAX_SESSION_TIMEOUT_MS}), or \
+                     every JoinGroup is refused; found {timeout}"
+                ),
+            ));
+        }
+    }
     if let Some(reset) = raw.auto_offset_reset.as_ref() {
         if !["earliest", "latest"].contains(&reset.get_ref().as_str()) {
             return Err(Problem::at(
@@ -515,7 +802,7 @@ fn build_writer(raw: &Spanned<RawWriter>) -> Checked<WriterSpec> {
     let writer = raw.get_ref();
     Ok(WriterSpec {
         count: *at_least_required(&writer.count, 1, "count")?,
-        rate: *at_least_required(&writer.rate, 1, "rate")?,
+        rate: rate_within_limits(&writer.rate)?,
         config: match &writer.config {
             Some(config) => build_log_config(config)?,
             None => BrokerConfig::default(),
@@ -530,6 +817,14 @@ fn build_zk_client(raw: &Spanned<RawZkClient>, cluster: &Cluster) -> Checked<ZkC
             &client.count,
             "[[zk_client]] needs an ensemble: set `zookeepers` in [cluster]",
         ));
+    }
+    for (value, key) in [
+        (&client.session_timeout, "session_timeout"),
+        (&client.churn, "churn"),
+    ] {
+        if let Some(value) = value {
+            duration_at_most(value, key)?;
+        }
     }
     let duration = |value: &Option<Spanned<DurationValue>>| value.as_ref().map(|d| d.get_ref().0);
     let session_timeout = duration(&client.session_timeout).unwrap_or(Duration::from_secs(6));
@@ -550,10 +845,12 @@ fn build_zk_client(raw: &Spanned<RawZkClient>, cluster: &Cluster) -> Checked<ZkC
             ));
         }
     }
+    let registers = at_least(&client.registers, 1, "registers")?;
+    at_most_limit(&client.registers, MAX_REGISTERS, "registers", "")?;
     Ok(ZkClientSpec {
         count: *at_least_required(&client.count, 1, "count")?,
-        rate: *at_least_required(&client.rate, 1, "rate")?,
-        registers: value(&client.registers).unwrap_or(3),
+        rate: rate_within_limits(&client.rate)?,
+        registers: registers.unwrap_or(3),
         session_timeout,
         churn,
     })
@@ -561,9 +858,9 @@ fn build_zk_client(raw: &Spanned<RawZkClient>, cluster: &Cluster) -> Checked<ZkC
 
 fn build_fault(
     raw: &Spanned<RawFault>,
-    duration: std::time::Duration,
+    duration: Duration,
     world: &World,
-    text: &str,
+    lines: &LineStarts,
 ) -> Checked<Fault> {
     let fault = raw.get_ref();
     let at = fault.at.get_ref().0;
@@ -600,18 +897,13 @@ fn build_fault(
             ));
         }
     }
-    let start = raw.span().start.min(text.len());
     Ok(Fault {
         at,
         action,
         target: target.map(|(_, target)| target),
         sides,
         rate: value(&fault.rate),
-        line: text.as_bytes()[..start]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1,
+        line: lines.line(raw.span().start),
     })
 }
 
@@ -717,7 +1009,7 @@ fn build_sides(raw: &Spanned<RawSides>, counts: &NodeCounts) -> Checked<Vec<Vec<
     Ok(sides)
 }
 
-fn build_nemesis(raw: &RawNemesis) -> Checked<Nemesis> {
+fn build_nemesis(raw: &RawNemesis, duration: Duration) -> Checked<Nemesis> {
     /// The nemesis injects these and undoes them itself (restart, resume, heal, unclog).
     const INJECTING: [FaultAction; 6] = [
         FaultAction::Kill,
@@ -753,6 +1045,29 @@ fn build_nemesis(raw: &RawNemesis) -> Checked<Nemesis> {
         actions.push(name);
     }
     let every = parse_interval(raw.every.get_ref()).map_err(|e| Problem::at(&raw.every, e))?;
+    if every.1 > MAX_DURATION {
+        return Err(Problem::at(
+            &raw.every,
+            format!(
+                "`every` must be at most {} (a limit of ksim), found \"{}\"",
+                format_duration(MAX_DURATION),
+                raw.every.get_ref()
+            ),
+        ));
+    }
+    // The nemesis draws a fault every `every.0` at the most.
+    let most = duration.as_millis() / every.0.as_millis().max(1);
+    if most > MAX_FAULTS as u128 {
+        let shortest = duration.as_millis().div_ceil(MAX_FAULTS as u128);
+        return Err(Problem::at(
+            &raw.every,
+            format!(
+                "the nemesis could draw up to {most} faults in `duration`; at most {MAX_FAULTS} \
+                 (a limit of ksim): start `every` at {} or more",
+                format_duration(Duration::from_millis(shortest as u64))
+            ),
+        ));
+    }
     Ok(Nemesis { actions, every })
 }
 
@@ -811,28 +1126,49 @@ fn build_legacy(raw: &RawLegacy) -> Legacy {
     }
 }
 
-/// The sum of the node counts of some tables, within [`MAX_NODES_PER_KIND`].
+/// The sum of the node counts of some tables, within [`MAX_CLIENTS_PER_KIND`].
 fn total<T>(tables: &[Spanned<T>], count: impl Fn(&T) -> &Spanned<u32>) -> Checked<u32> {
     let mut sum: u32 = 0;
     for table in tables {
         let count = count(table.get_ref());
         sum = sum.saturating_add(*count.get_ref());
-        if sum > MAX_NODES_PER_KIND {
-            return Err(too_many_nodes(count));
+        if sum > MAX_CLIENTS_PER_KIND {
+            return Err(Problem::at(
+                count,
+                format!(
+                    "at most {MAX_CLIENTS_PER_KIND} nodes of one kind in total (a limit of \
+                     ksim: each is simulated); found {sum}"
+                ),
+            ));
         }
     }
     Ok(sum)
 }
 
-fn too_many_nodes(count: &Spanned<u32>) -> Problem {
-    Problem::at(
-        count,
-        format!(
-            "at most {MAX_NODES_PER_KIND} nodes of one kind in total (a simulation of more \
-             would not finish); found {}",
-            count.get_ref()
-        ),
-    )
+/// Ensemble sizes, for the `zookeepers` limit.
+const ENSEMBLES: &str = "ensembles are 3, 5 or 7 servers";
+
+/// A `rate`: at least 1, at most [`MAX_RATE`].
+fn rate_within_limits(rate: &Spanned<u32>) -> Checked<u32> {
+    at_least_required(rate, 1, "rate")?;
+    at_most_limit(&Some(rate.clone()), MAX_RATE, "rate", "per second")?;
+    Ok(*rate.get_ref())
+}
+
+/// A duration within [`MAX_DURATION`]; `key` names it in the message.
+fn duration_at_most(raw: &Spanned<DurationValue>, key: &str) -> Checked<Duration> {
+    let duration = raw.get_ref().0;
+    if duration > MAX_DURATION {
+        return Err(Problem::at(
+            raw,
+            format!(
+                "`{key}` must be at most {} of simulated time (a limit of ksim), found \"{}\"",
+                format_duration(MAX_DURATION),
+                format_duration(duration)
+            ),
+        ));
+    }
+    Ok(duration)
 }
 
 fn value<T: Clone>(raw: &Option<Spanned<T>>) -> Option<T> {
@@ -863,17 +1199,58 @@ fn at_least_required<'v, T: PartialOrd + Display>(
     Ok(raw.get_ref())
 }
 
-fn at_most<T: PartialOrd + Display>(raw: &Option<Spanned<T>>, max: T, key: &str) -> Checked<()> {
+/// `key` at most `max`; `why` (if not empty) says where the bound comes from.
+fn at_most<T: Copy + Into<u64> + Display>(
+    raw: &Option<Spanned<T>>,
+    max: u64,
+    key: &str,
+    why: &str,
+) -> Checked<Option<T>> {
     match raw {
-        Some(v) if *v.get_ref() > max => Err(Problem::at(
-            v,
-            format!(
-                "`{key}` must be at most {max} (a Kafka int), found {}",
-                v.get_ref()
-            ),
-        )),
-        _ => Ok(()),
+        Some(v) if (*v.get_ref()).into() > max => {
+            let why = if why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({why})")
+            };
+            Err(Problem::at(
+                v,
+                format!("`{key}` must be at most {max}{why}, found {}", v.get_ref()),
+            ))
+        }
+        _ => Ok(value(raw)),
     }
+}
+
+/// `key` within one of ksim's limits (see `limits`); `context` adds to the reason.
+fn at_most_limit<T: Copy + Into<u64> + Display>(
+    raw: &Option<Spanned<T>>,
+    max: T,
+    key: &str,
+    context: &str,
+) -> Checked<Option<T>> {
+    let why = if context.is_empty() {
+        "a limit of ksim".to_string()
+    } else {
+        format!("a limit of ksim; {context}")
+    };
+    at_most(raw, max.into(), key, &why)
+}
+
+/// A Kafka `int` setting: `min..=2147483647`.
+fn kafka_int<T: Copy + Into<u64> + Display + PartialOrd>(
+    raw: &Option<Spanned<T>>,
+    min: T,
+    key: &str,
+) -> Checked<Option<T>> {
+    at_least(raw, min, key)?;
+    at_most(raw, JAVA_INT_MAX, key, "Kafka reads it as a Java int")
+}
+
+/// A Kafka `long` setting: `min..=9223372036854775807`.
+fn kafka_long(raw: &Option<Spanned<u64>>, min: u64, key: &str) -> Checked<Option<u64>> {
+    at_least(raw, min, key)?;
+    at_most(raw, JAVA_LONG_MAX, key, "Kafka reads it as a Java long")
 }
 
 /// Kafka's `-1 = unlimited, else >= 0` settings.

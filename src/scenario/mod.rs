@@ -7,11 +7,14 @@
 //! with one [`ScenarioError`] at the line and column of the offending value. Never a panic,
 //! never a partial scenario: a run must test exactly what its file says.
 //!
-//! The pipeline: bytes → UTF-8 text → `raw` (serde: shape, types, unknown keys) → `build`
-//! (semantics, into the `model`) → `unsupported` (what the simulator cannot run yet).
+//! The pipeline: a regular file of at most 1 MiB → UTF-8 text → `raw` (serde: shape, types,
+//! unknown keys) → `build` (semantics and the resource [`limits`], into the `model`) →
+//! `unsupported` (what the simulator cannot run yet). Whatever loads runs in bounded time
+//! and memory, and no config value that loads can make a node panic.
 
 mod build;
 mod error;
+pub mod limits;
 mod model;
 mod raw;
 pub mod swarm;
@@ -19,6 +22,8 @@ mod target;
 mod unsupported;
 mod values;
 
+use std::io::Read;
+use std::ops::Range;
 use std::path::Path;
 
 pub use error::ScenarioError;
@@ -26,21 +31,85 @@ pub use model::{
     Acks, AssignmentStrategy, BrokerConfig, Cluster, ConsumerConfig, ConsumerSpec, Expect, Fault,
     FaultAction, GroupSpec, Legacy, Nemesis, Partitioner, ProducerConfig, ProducerSpec, Scenario,
     Target, Topic, WriterSpec, ZookeeperConfig, BROKER_ZK_SESSION_TIMEOUT_MS,
-    GROUP_INITIAL_REBALANCE_DELAY_MS, GROUP_SESSION_TIMEOUT_MS, ZK_DEFAULT_TICK_MS,
+    GROUP_INITIAL_REBALANCE_DELAY_MS, GROUP_MAX_SESSION_TIMEOUT_MS, GROUP_MIN_SESSION_TIMEOUT_MS,
+    GROUP_SESSION_TIMEOUT_MS, ZK_DEFAULT_TICK_MS,
 };
 pub use values::{format_duration, parse_duration, parse_interval, parse_seed, SeedRange};
 
-/// Reads and parses the scenario file at `path`.
+/// Reads and parses the scenario file at `path`: a regular file (after following symlinks)
+/// of at most [`limits::MAX_FILE_BYTES`]. A FIFO, device, socket or directory is refused
+/// before it is opened (opening a FIFO would wait for a writer), and at most one byte past
+/// the limit is read, so a file that grows meanwhile (or lies about its size) is still
+/// refused in bounded memory.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-    let bytes = std::fs::read(path).map_err(|error| {
-        ScenarioError::new(
-            path,
-            1,
-            1,
-            format!("cannot read the scenario file: {error}"),
-        )
-    })?;
+    let cannot_read = |why: String| {
+        ScenarioError::new(path, 1, 1, format!("cannot read the scenario file: {why}"))
+    };
+    let metadata = std::fs::metadata(path).map_err(|error| cannot_read(error.to_string()))?;
+    check_regular_file(&metadata).map_err(cannot_read)?;
+    let file = std::fs::File::open(path).map_err(|error| cannot_read(error.to_string()))?;
+    // The path may have been replaced between the two looks: judge the file opened.
+    let metadata = file
+        .metadata()
+        .map_err(|error| cannot_read(error.to_string()))?;
+    check_regular_file(&metadata).map_err(cannot_read)?;
+    let mut bytes = Vec::new();
+    file.take(limits::MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| cannot_read(error.to_string()))?;
+    if bytes.len() as u64 > limits::MAX_FILE_BYTES {
+        return Err(cannot_read(too_large(bytes.len() as u64)));
+    }
     parse(path, &bytes)
+}
+
+/// Whether `metadata` is of a regular file within the size limit; else why not.
+fn check_regular_file(metadata: &std::fs::Metadata) -> Result<(), String> {
+    let kind = metadata.file_type();
+    if !kind.is_file() {
+        return Err(format!(
+            "it is {}, not a regular file; expected a TOML scenario file",
+            file_kind(&kind)
+        ));
+    }
+    if metadata.len() > limits::MAX_FILE_BYTES {
+        return Err(too_large(metadata.len()));
+    }
+    Ok(())
+}
+
+fn too_large(bytes: u64) -> String {
+    format!(
+        "it is larger than {} KiB ({} bytes or more); expected a scenario of at most {} bytes",
+        limits::MAX_FILE_BYTES / 1024,
+        bytes,
+        limits::MAX_FILE_BYTES
+    )
+}
+
+/// What a file that is not a regular file is, in words.
+fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if kind.is_char_device() {
+            return "a character device";
+        }
+        if kind.is_block_device() {
+            return "a block device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    if kind.is_dir() {
+        "a directory"
+    } else {
+        "a special file"
+    }
 }
 
 /// Parses scenario file contents; `file` names the file in errors and in [`Scenario::path`].
@@ -59,7 +128,12 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Result<Scenario, ScenarioError> {
     let raw: raw::RawScenario = toml::from_str(text).map_err(|error| {
         // No span: the document itself (or a table toml has no position for).
         let span = error.span().unwrap_or_default();
-        ScenarioError::at_span(file, text, &span, plain_message(error.message()))
+        ScenarioError::at_span(
+            file,
+            text,
+            &span,
+            plain_message(error.message(), text, &span),
+        )
     })?;
     let located = |problem: build::Problem| {
         ScenarioError::at_span(file, text, &problem.span, problem.message)
@@ -69,8 +143,10 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Result<Scenario, ScenarioError> {
     Ok(scenario)
 }
 
-/// toml's message on one line, with serde's Rust type names in words users know.
-fn plain_message(message: &str) -> String {
+/// toml's message on one line, in words users know, saying what was expected and what was
+/// found: serde's Rust type names become TOML's, and the parser's terse messages (some are
+/// empty: `key =` at the end of the file) gain what is expected and the text at the error.
+fn plain_message(message: &str, text: &str, span: &Range<usize>) -> String {
     let one_line = message
         .trim()
         .lines()
@@ -89,7 +165,17 @@ fn plain_message(message: &str) -> String {
             );
         }
     }
-    one_line
+    let at = span.start.min(text.len());
+    if let Some(syntax) = syntax_message(&one_line, text, at) {
+        return format!("{syntax}, found {}", found_at(text, at));
+    }
+    let found_table = if starts_with_digit(text, at) {
+        "invalid type: date-time,"
+    } else {
+        "invalid type: table,"
+    };
+    let mut plain = one_line
+        .replace("invalid type: map,", found_table)
         .replace(
             "expected u32",
             "expected a non-negative integer (at most 4294967295)",
@@ -97,6 +183,111 @@ fn plain_message(message: &str) -> String {
         .replace("expected u64", "expected a non-negative integer")
         .replace("expected i64", "expected an integer")
         .replace("expected f64", "expected a number")
+        .replace("expected a sequence", "expected an array");
+    // `expected struct RawCluster`: a Rust type name, where a table is expected.
+    const STRUCT: &str = "expected struct ";
+    while let Some(index) = plain.find(STRUCT) {
+        let name_start = index + STRUCT.len();
+        let name_end = plain[name_start..]
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .map_or(plain.len(), |i| name_start + i);
+        plain.replace_range(index..name_end, "expected a table");
+    }
+    if plain == "wanted string or table" {
+        // An enum (a fault action, a strategy) given a number or a boolean.
+        return format!("expected a string, found {}", found_at(text, at));
+    }
+    plain
+}
+
+/// The parser's own syntax messages, reworded to say what is expected; `None` for messages
+/// that are not about syntax (types, values, keys), which say it already.
+fn syntax_message(message: &str, text: &str, at: usize) -> Option<String> {
+    let reworded = match message {
+        "" if text.get(..at).unwrap_or_default().trim_end().ends_with('=') => {
+            "expected a value after `=`: a string, number, boolean, array or inline table"
+        }
+        "" => "expected a key, a [table] header or a comment",
+        "expected newline, `#`" => "expected the end of the line (or a `#` comment) after a value",
+        "expected `.`, `=`" => "expected `=` (or `.` in a dotted key) after a key",
+        "invalid key" => {
+            "invalid key: expected a bare key (letters, digits, `_`, `-`) or a quoted key"
+        }
+        "invalid basic string" => "invalid string: expected a closing `\"` on the same line",
+        "invalid literal string" => "invalid string: expected a closing `'` on the same line",
+        "invalid multiline basic string" => "invalid multiline string: expected a closing `\"\"\"`",
+        "invalid multiline literal string" => "invalid multiline string: expected a closing `'''`",
+        "invalid string: expected `\"`, `'`" => {
+            "expected a value: a string, number, boolean, array or inline table"
+        }
+        "number too large to fit in target type" => {
+            "integer too large: expected at most 9223372036854775807 (TOML's largest)"
+        }
+        // Messages of serde and of ksim's own value parsers say what they found already.
+        m if m.contains("found") || m.contains("duplicate key") => return None,
+        m if m.starts_with("expected ") => return Some(m.to_string()),
+        m if m.starts_with("invalid ")
+            && !["invalid type:", "invalid value:", "invalid length"]
+                .iter()
+                .any(|serde| m.starts_with(serde)) =>
+        {
+            return Some(if m.contains("expected") {
+                m.to_string()
+            } else {
+                format!("{m}: expected {}", what_makes(m))
+            });
+        }
+        _ => return None,
+    };
+    Some(reworded.to_string())
+}
+
+/// What the thing an `invalid <thing>` message names is made of.
+fn what_makes(message: &str) -> &'static str {
+    if message.contains("hex code") {
+        "hexadecimal digits"
+    } else if message.contains("integer") || message.contains("number") {
+        "digits"
+    } else if message.contains("table header") {
+        "a table name and `]`"
+    } else if message.contains("time") {
+        "a date-time like 1979-05-27T07:32:00Z"
+    } else {
+        "valid TOML"
+    }
+}
+
+/// The text at byte `at` in words: the end of the file or line, a control character, or the
+/// token there (quoted, at most 20 characters).
+fn found_at(text: &str, at: usize) -> String {
+    let rest = text.get(at..).unwrap_or_default();
+    let mut chars = rest.chars();
+    match chars.next() {
+        None => "the end of the file".to_string(),
+        Some('\n') => "the end of the line".to_string(),
+        Some('\r') if chars.next() == Some('\n') => "the end of the line".to_string(),
+        Some('\r') => "a carriage return (\\r) without a line feed after it; \
+                       save the file with LF or CRLF line endings"
+            .to_string(),
+        Some(c) if c.is_control() && c != '\t' => {
+            format!("the control character U+{:04X}", u32::from(c))
+        }
+        Some(c) if c.is_whitespace() => "whitespace".to_string(),
+        Some(_) => {
+            let token: String = rest
+                .chars()
+                .take_while(|c| !c.is_whitespace() && !c.is_control())
+                .take(20)
+                .collect();
+            format!("`{token}`")
+        }
+    }
+}
+
+fn starts_with_digit(text: &str, at: usize) -> bool {
+    text.get(at..)
+        .and_then(|rest| rest.chars().next())
+        .is_some_and(|c| c.is_ascii_digit())
 }
 
 #[cfg(test)]

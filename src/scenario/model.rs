@@ -4,8 +4,10 @@
 //! syntax (`Display` of targets and actions, so `ksim shrink` can write files that parse).
 //! Invariants once [`super::parse`] returned a value: every count it checks is at least one,
 //! every target names something that exists, faults are sorted by `at`, and each config value
-//! is within Kafka's (or ZooKeeper's) own bounds. `None` in a config means "Kafka's default";
-//! the model never fills defaults in, the component that owns the setting does.
+//! is within Kafka's (or ZooKeeper's) own bounds, and the whole is within the resource
+//! limits of [`super::limits`]. `None` in a config means "Kafka's default";
+//! the model never fills defaults in, the component that owns the setting does
+//! ([`ProducerSpec::client_config`] lays a table's settings over the producer's defaults).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,6 +18,9 @@ use serde::Deserialize;
 
 use super::values::SeedRange;
 use crate::broker::types::TopicPartition;
+use crate::broker::BrokerId;
+use crate::client::partitioner::PartitionerKind;
+use crate::client::producer::ProducerConfig as ClientProducerConfig;
 
 /// One scenario file, parsed and validated.
 #[derive(Clone, Debug)]
@@ -183,6 +188,12 @@ pub const BROKER_ZK_SESSION_TIMEOUT_MS: u64 = 18_000;
 pub const GROUP_SESSION_TIMEOUT_MS: u64 = 45_000;
 /// Kafka's default `group.initial.rebalance.delay.ms`.
 pub const GROUP_INITIAL_REBALANCE_DELAY_MS: u64 = 3_000;
+/// Kafka's default `group.min.session.timeout.ms` of the brokers: the shortest group
+/// member session they accept.
+pub const GROUP_MIN_SESSION_TIMEOUT_MS: u64 = 6_000;
+/// Kafka's default `group.max.session.timeout.ms` of the brokers: the longest group member
+/// session they accept.
+pub const GROUP_MAX_SESSION_TIMEOUT_MS: u64 = 1_800_000;
 
 /// How many nodes of each kind a scenario has; node names derive from it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -367,6 +378,62 @@ pub struct ProducerSpec {
     /// Distinct keys; 0 = no keys.
     pub keys: u32,
     pub config: ProducerConfig,
+}
+
+impl ProducerSpec {
+    /// The producer's client config for this table, bootstrapping from `bootstrap`: Kafka's
+    /// defaults under what the scenario sets, as `KafkaProducer` settles them at startup.
+    /// Left out, `delivery.timeout.ms` is raised to `linger.ms` + `request.timeout.ms` when
+    /// the default is below it, and idempotence (on by default since Kafka 3.2) is off when
+    /// the rest of the config rules it out (acks other than all, no retries, more than 5
+    /// requests in flight); set explicitly, the scenario parser refused the conflict. For
+    /// every scenario that loads, the result passes [`ClientProducerConfig::validate`].
+    pub fn client_config(&self, bootstrap: Vec<BrokerId>) -> ClientProducerConfig {
+        let mut config = ClientProducerConfig::new(self.topic.clone(), bootstrap);
+        let c = &self.config;
+        if let Some(acks) = c.acks {
+            config.acks = match acks {
+                Acks::Zero => crate::broker::Acks::None,
+                Acks::One => crate::broker::Acks::Leader,
+                Acks::All => crate::broker::Acks::All,
+            };
+        }
+        if let Some(v) = c.enable_idempotence {
+            config.enable_idempotence = v;
+        }
+        if let Some(p) = c.partitioner_class {
+            config.partitioner = match p {
+                Partitioner::UniformSticky => PartitionerKind::UniformSticky,
+                Partitioner::RoundRobin => PartitionerKind::RoundRobin,
+            };
+        }
+        if let Some(v) = c.batch_size {
+            config.batch_size = usize::try_from(v).unwrap_or(usize::MAX);
+        }
+        if let Some(v) = c.linger_ms {
+            config.linger_ms = v;
+        }
+        if let Some(v) = c.max_in_flight_requests_per_connection {
+            config.max_in_flight_requests_per_connection = v as usize;
+        }
+        if let Some(v) = c.retries {
+            config.retries = v;
+        }
+        if let Some(v) = c.request_timeout_ms {
+            config.request_timeout_ms = v;
+        }
+        match c.delivery_timeout_ms {
+            Some(v) => config.delivery_timeout_ms = v,
+            None => {
+                let least = config.linger_ms.saturating_add(config.request_timeout_ms);
+                config.delivery_timeout_ms = config.delivery_timeout_ms.max(least);
+            }
+        }
+        if c.enable_idempotence.is_none() && config.validate().is_err() {
+            config.enable_idempotence = false;
+        }
+        config
+    }
 }
 
 /// Kafka producer config (all optional; `None` = Kafka's default).

@@ -93,7 +93,12 @@ fn run_on_this_thread(
 
     let mut runtime =
         madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
-    runtime.set_time_limit(scenario.duration + scenario.heal + TIME_LIMIT_SLACK);
+    runtime.set_time_limit(
+        scenario
+            .duration
+            .saturating_add(scenario.heal)
+            .saturating_add(TIME_LIMIT_SLACK),
+    );
     let world = {
         let (scenario, recorder, progress) = (scenario.clone(), recorder.clone(), progress.clone());
         async move {

@@ -16,8 +16,6 @@ use crate::broker::server::BrokerConfig as BrokerCoreConfig;
 use crate::broker::BrokerId;
 use crate::client::assignor::Assignor;
 use crate::client::consumer::{ConsumerConfig as ConsumerCoreConfig, GroupConfig};
-use crate::client::partitioner::PartitionerKind;
-use crate::client::producer::ProducerConfig as ProducerCoreConfig;
 use crate::disk::{SimDisk, SimDiskConfig};
 use crate::node::broker::BrokerNode;
 use crate::node::kafka_client::{broker_ids, ConsumerNode, ProducerNode};
@@ -302,8 +300,8 @@ fn brokers(ctx: &Context<'_>) -> Vec<Built> {
         initial_rebalance_delay_ms: config
             .group_initial_rebalance_delay_ms
             .unwrap_or(crate::scenario::GROUP_INITIAL_REBALANCE_DELAY_MS),
-        min_session_timeout_ms: 6000,
-        max_session_timeout_ms: 1_800_000,
+        min_session_timeout_ms: crate::scenario::GROUP_MIN_SESSION_TIMEOUT_MS,
+        max_session_timeout_ms: crate::scenario::GROUP_MAX_SESSION_TIMEOUT_MS,
         legacy_unfenced_offset_commits: scenario.legacy.unfenced_offset_commits,
     };
     let mut topics = topics;
@@ -375,7 +373,6 @@ fn brokers(ctx: &Context<'_>) -> Vec<Built> {
 }
 
 fn kafka_clients(ctx: &Context<'_>) -> Vec<Built> {
-    use crate::scenario::{Acks as ScenarioAcks, Partitioner};
     let scenario = ctx.scenario;
     let bootstrap = broker_ids(scenario.cluster.brokers);
     let mut built = Vec::new();
@@ -384,48 +381,7 @@ fn kafka_clients(ctx: &Context<'_>) -> Vec<Built> {
         for _ in 0..spec.count {
             index += 1;
             let name = format!("producer-{index}");
-            let mut config = ProducerCoreConfig::new(spec.topic.clone(), bootstrap.clone());
-            let c = &spec.config;
-            if let Some(acks) = c.acks {
-                config.acks = match acks {
-                    ScenarioAcks::Zero => crate::broker::Acks::None,
-                    ScenarioAcks::One => crate::broker::Acks::Leader,
-                    ScenarioAcks::All => crate::broker::Acks::All,
-                };
-            }
-            if let Some(v) = c.enable_idempotence {
-                config.enable_idempotence = v;
-            }
-            if let Some(p) = c.partitioner_class {
-                config.partitioner = match p {
-                    Partitioner::UniformSticky => PartitionerKind::UniformSticky,
-                    Partitioner::RoundRobin => PartitionerKind::RoundRobin,
-                };
-            }
-            if let Some(v) = c.batch_size {
-                config.batch_size = v as usize;
-            }
-            if let Some(v) = c.linger_ms {
-                config.linger_ms = v;
-            }
-            if let Some(v) = c.max_in_flight_requests_per_connection {
-                config.max_in_flight_requests_per_connection = v as usize;
-            }
-            if let Some(v) = c.retries {
-                config.retries = v;
-            }
-            if let Some(v) = c.delivery_timeout_ms {
-                config.delivery_timeout_ms = v;
-            }
-            if let Some(v) = c.request_timeout_ms {
-                config.request_timeout_ms = v;
-            }
-            // Kafka 3.2+: idempotence is on by default, but not by default where the rest of
-            // the config rules it out (acks other than all, no retries, more than 5 in
-            // flight). Set explicitly, the scenario parser already refused the conflict.
-            if c.enable_idempotence.is_none() && config.validate().is_err() {
-                config.enable_idempotence = false;
-            }
+            let config = spec.client_config(bootstrap.clone());
             let node = Arc::new(ProducerNode {
                 name: name.clone(),
                 config,

@@ -146,16 +146,22 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     fn min_session_timeout_ms(&self) -> u32 {
-        (2 * self.tick_ms) as u32
+        ticks_ms(2, self.tick_ms)
     }
 
     fn max_session_timeout_ms(&self) -> u32 {
-        (20 * self.tick_ms) as u32
+        ticks_ms(20, self.tick_ms)
     }
 
     fn heartbeat_ms(&self) -> u64 {
         (self.tick_ms / 2).max(1)
     }
+}
+
+/// `ticks` × `tick_ms` as a session timeout, saturating (the scenario bounds `tickTime`,
+/// but a timeout must not wrap to a small one if that bound is ever raised).
+fn ticks_ms(ticks: u64, tick_ms: u64) -> u32 {
+    u32::try_from(ticks.saturating_mul(tick_ms)).unwrap_or(u32::MAX)
 }
 
 /// What a restarting server read back from its disk.
@@ -641,13 +647,13 @@ impl ServerCore {
         } else {
             limits.0
         };
-        if now.saturating_sub(f.last_heard_ms) > limit * tick {
+        if now.saturating_sub(f.last_heard_ms) > limit.saturating_mul(tick) {
             self.look("the leader went silent");
             return;
         }
         if f.phase == FollowerPhase::Discovery && now >= f.next_info_ms {
             // FOLLOWERINFO until the leader answers: the link may have dropped the first.
-            f.next_info_ms = now + tick / 2;
+            f.next_info_ms = now.saturating_add(tick / 2);
             let leader = f.leader;
             self.send(
                 leader,
@@ -919,7 +925,7 @@ impl ServerCore {
         let quorum = self.quorum;
         let l = self.leader();
         if !l.established {
-            if now.saturating_sub(l.started_ms) > init * tick {
+            if now.saturating_sub(l.started_ms) > init.saturating_mul(tick) {
                 self.look("no quorum of followers to establish the epoch");
             }
             return;
@@ -929,7 +935,7 @@ impl ServerCore {
             .values()
             .filter(|x| {
                 x.phase == LearnerPhase::Established
-                    && now.saturating_sub(x.last_heard_ms) <= sync * tick
+                    && now.saturating_sub(x.last_heard_ms) <= sync.saturating_mul(tick)
             })
             .count();
         if alive < quorum {
@@ -937,7 +943,7 @@ impl ServerCore {
             return;
         }
         if now >= l.next_ping_ms {
-            l.next_ping_ms = now + heartbeat;
+            l.next_ping_ms = now.saturating_add(heartbeat);
             let epoch = l.epoch.expect("established");
             let to: Vec<ServerId> = l
                 .learners

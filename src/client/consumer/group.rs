@@ -259,7 +259,9 @@ impl ConsumerCore {
                     return;
                 }
                 if !g.heartbeat_in_flight
-                    && now_ms >= g.last_heartbeat_sent_ms + g.config.heartbeat_interval_ms
+                    && now_ms
+                        >= g.last_heartbeat_sent_ms
+                            .saturating_add(g.config.heartbeat_interval_ms)
                 {
                     g.heartbeat_in_flight = true;
                     g.last_heartbeat_sent_ms = now_ms;
@@ -277,7 +279,9 @@ impl ConsumerCore {
                 }
                 let g = self.membership();
                 if g.config.enable_auto_commit
-                    && now_ms >= g.last_commit_ms + g.config.auto_commit_interval_ms
+                    && now_ms
+                        >= g.last_commit_ms
+                            .saturating_add(g.config.auto_commit_interval_ms)
                 {
                     g.last_commit_ms = now_ms;
                     self.commit_positions(None, true, now_ms);
@@ -537,7 +541,7 @@ impl ConsumerCore {
         let backoff = self.config.retry_backoff_ms;
         let g = self.membership();
         g.coordinator = None;
-        g.retry_at_ms = now_ms + backoff;
+        g.retry_at_ms = now_ms.saturating_add(backoff);
         if matches!(g.phase, Phase::Joining | Phase::Syncing) {
             g.phase = Phase::Unjoined;
         }
@@ -555,7 +559,7 @@ impl ConsumerCore {
                         g.retry_at_ms = 0;
                         g.last_heard_ms = now_ms;
                     }
-                    Err(_) => g.retry_at_ms = now_ms + backoff,
+                    Err(_) => g.retry_at_ms = now_ms.saturating_add(backoff),
                 }
             }
             // An answer to an abandoned join attempt says nothing about this one.
@@ -590,7 +594,7 @@ impl ConsumerCore {
                 let g = self.membership();
                 g.commit_in_flight = false;
                 if error.is_some() {
-                    g.commit_retry_at_ms = now_ms + backoff;
+                    g.commit_retry_at_ms = now_ms.saturating_add(backoff);
                 }
                 if error.is_none() {
                     for (tp, offset) in &offsets {
@@ -784,7 +788,7 @@ impl ConsumerCore {
             KafkaError::CoordinatorLoadInProgress => {
                 let backoff = self.config.retry_backoff_ms;
                 let g = self.membership();
-                g.retry_at_ms = now_ms + backoff;
+                g.retry_at_ms = now_ms.saturating_add(backoff);
                 if matches!(g.phase, Phase::Joining | Phase::Syncing) {
                     g.phase = Phase::Unjoined;
                 }
@@ -829,7 +833,7 @@ impl ConsumerCore {
             GroupCall::Heartbeat => g.heartbeat_in_flight = false,
             GroupCall::Commit { .. } => {
                 g.commit_in_flight = false;
-                g.commit_retry_at_ms = now_ms + backoff;
+                g.commit_retry_at_ms = now_ms.saturating_add(backoff);
             }
             GroupCall::FetchOffsets => g.fetching_offsets = false,
             GroupCall::Leave => {}
