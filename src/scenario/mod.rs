@@ -12,6 +12,7 @@
 //! `unsupported` (what the simulator cannot run yet). Whatever loads runs in bounded time
 //! and memory, and no config value that loads can make a node panic.
 
+mod budget;
 mod build;
 mod error;
 pub mod limits;
