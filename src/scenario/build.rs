@@ -50,6 +50,11 @@ pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scena
     check_scenario_name(&raw.name)?;
     let duration = duration_at_most(&raw.duration, "duration")?;
     let heal = duration_at_most(&raw.heal, "heal")?;
+    let nemesis = raw
+        .nemesis
+        .as_ref()
+        .map(|nemesis| build_nemesis(nemesis, duration))
+        .transpose()?;
     let cluster = build_cluster(raw.cluster.as_ref())?;
     if let Some(extra) = raw.topic.get(MAX_TOPICS) {
         return Err(Problem::at(
@@ -138,11 +143,7 @@ pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scena
         writers,
         zk_clients,
         faults,
-        nemesis: raw
-            .nemesis
-            .as_ref()
-            .map(|nemesis| build_nemesis(nemesis, duration))
-            .transpose()?,
+        nemesis,
         expect: raw.expect.as_ref().map(build_expect).transpose()?,
         legacy: raw.legacy.as_ref().map(build_legacy).unwrap_or_default(),
         source: text.to_string(),
