@@ -25,7 +25,6 @@ use super::model::*;
 use super::raw::*;
 use super::target::{check_node, check_target, parse_target, World};
 use super::values::{format_duration, parse_interval, SeedRange};
-use crate::broker::coordinator::DEFAULT_OFFSETS_PARTITIONS;
 use crate::check::{check_kind, CHECKS};
 
 /// A semantic error: where (a byte span of the file) and what.
@@ -51,6 +50,11 @@ pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scena
     check_scenario_name(&raw.name)?;
     let duration = duration_at_most(&raw.duration, "duration")?;
     let heal = duration_at_most(&raw.heal, "heal")?;
+    let nemesis = raw
+        .nemesis
+        .as_ref()
+        .map(|nemesis| build_nemesis(nemesis, duration))
+        .transpose()?;
     let cluster = build_cluster(raw.cluster.as_ref())?;
     if let Some(extra) = raw.topic.get(MAX_TOPICS) {
         return Err(Problem::at(
@@ -103,9 +107,9 @@ pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scena
             .collect(),
         groups: consumers.iter().filter_map(|c| c.group.clone()).collect(),
     };
-    check_replicas(raw, &topics, &consumers, &cluster)?;
     check_something_is_checked(raw, &world.counts)?;
-    check_offered_operations(raw, duration.saturating_add(heal))?;
+    let length = duration.saturating_add(heal);
+    super::budget::check(raw, &topics, &consumers, &cluster, duration, length)?;
     if let Some(extra) = raw.fault.get(MAX_FAULTS) {
         return Err(Problem::at(
             extra,
@@ -139,11 +143,7 @@ pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scena
         writers,
         zk_clients,
         faults,
-        nemesis: raw
-            .nemesis
-            .as_ref()
-            .map(|nemesis| build_nemesis(nemesis, duration))
-            .transpose()?,
+        nemesis,
         expect: raw.expect.as_ref().map(build_expect).transpose()?,
         legacy: raw.legacy.as_ref().map(build_legacy).unwrap_or_default(),
         source: text.to_string(),
@@ -181,114 +181,6 @@ fn check_something_is_checked(raw: &RawScenario, counts: &NodeCounts) -> Checked
             message: message.to_string(),
         },
     })
-}
-
-/// Every partition is a log on each of its replicas, and each follower replica is fetched
-/// on every broker tick: the cluster's replicas, `__consumer_offsets` included (Kafka
-/// creates it once a group needs it), stay within [`MAX_REPLICAS`].
-fn check_replicas(
-    raw: &RawScenario,
-    topics: &[Topic],
-    consumers: &[ConsumerSpec],
-    cluster: &Cluster,
-) -> Checked<()> {
-    let too_many = |replicas: u64| {
-        format!(
-            "the topics have {replicas} partition replicas in all (`partitions` x \
-             `replication.factor`, summed over the topics and `__consumer_offsets`); at most \
-             {MAX_REPLICAS}"
-        )
-    };
-    let mut replicas: u64 = 0;
-    for (raw_topic, topic) in raw.topic.iter().zip(topics) {
-        replicas += u64::from(topic.partitions) * u64::from(topic.replication_factor);
-        if replicas > MAX_REPLICAS {
-            return Err(Problem::at(
-                &raw_topic.get_ref().partitions,
-                too_many(replicas),
-            ));
-        }
-    }
-    let Some(first_group) = raw
-        .consumer
-        .iter()
-        .zip(consumers)
-        .find_map(|(raw, c)| c.group.as_ref().and(raw.get_ref().group.as_ref()))
-    else {
-        return Ok(());
-    };
-    let broker = &cluster.broker;
-    let offsets_replication = broker
-        .offsets_topic_replication_factor
-        .unwrap_or(3)
-        .min(cluster.brokers);
-    let offsets_partitions = broker
-        .offsets_topic_num_partitions
-        .unwrap_or(DEFAULT_OFFSETS_PARTITIONS);
-    replicas += u64::from(offsets_partitions) * u64::from(offsets_replication);
-    if replicas <= MAX_REPLICAS {
-        return Ok(());
-    }
-    let message = format!(
-        "{}; `__consumer_offsets` has {offsets_partitions} partitions of {offsets_replication} \
-         replicas (`offsets.topic.num.partitions`, `offsets.topic.replication.factor`)",
-        too_many(replicas)
-    );
-    let raw_partitions = raw
-        .cluster
-        .as_ref()
-        .and_then(|c| c.broker.as_ref())
-        .and_then(|b| b.offsets_topic_num_partitions.as_ref());
-    Err(match raw_partitions {
-        Some(partitions) => Problem::at(partitions, message),
-        None => Problem::at(first_group, message),
-    })
-}
-
-/// What the workload tables offer, `count` x `rate` x `length` (records for producers and
-/// writers, operations for ensemble clients), summed, within [`MAX_OFFERED_OPERATIONS`]. A
-/// failure points at the `rate` of the table offering the most.
-fn check_offered_operations(raw: &RawScenario, length: Duration) -> Checked<()> {
-    let millis = length.as_millis();
-    let offers = raw
-        .producer
-        .iter()
-        .map(|p| (&p.get_ref().count, &p.get_ref().rate))
-        .chain(
-            raw.writer
-                .iter()
-                .map(|w| (&w.get_ref().count, &w.get_ref().rate)),
-        )
-        .chain(
-            raw.zk_client
-                .iter()
-                .map(|c| (&c.get_ref().count, &c.get_ref().rate)),
-        )
-        .map(|(count, rate)| {
-            let offered =
-                u128::from(*count.get_ref()) * u128::from(*rate.get_ref()) * millis / 1000;
-            (offered, rate)
-        });
-    let mut sum: u128 = 0;
-    let mut largest: Option<(u128, &Spanned<u32>)> = None;
-    for (offered, rate) in offers {
-        sum += offered;
-        if largest.is_none_or(|(most, _)| offered > most) {
-            largest = Some((offered, rate));
-        }
-    }
-    match largest {
-        Some((_, rate)) if sum > u128::from(MAX_OFFERED_OPERATIONS) => Err(Problem::at(
-            rate,
-            format!(
-                "this scenario offers {sum} records and operations (`count` x `rate` x \
-                 (`duration` + `heal`), summed over the [[producer]], [[writer]] and \
-                 [[zk_client]] tables); at most {MAX_OFFERED_OPERATIONS}: lower a `rate` or \
-                 `count`, or shorten `duration` or `heal`"
-            ),
-        )),
-        _ => Ok(()),
-    }
 }
 
 /// Byte offsets where the lines of a text start, to turn offsets into line numbers in
@@ -378,9 +270,9 @@ fn build_broker_config(raw: &RawBrokerConfig) -> Checked<BrokerConfig> {
     )?;
     at_most_limit(
         &raw.offsets_topic_num_partitions,
-        MAX_PARTITIONS_PER_TOPIC,
+        MAX_PARTITIONS,
         "offsets.topic.num.partitions",
-        "",
+        "partitions in all, over the topics and `__consumer_offsets`",
     )?;
     let offsets_topic_replication_factor = at_least(
         &raw.offsets_topic_replication_factor,
@@ -473,9 +365,9 @@ fn build_topic(raw: &Spanned<RawTopic>, cluster: &Cluster) -> Checked<Topic> {
     let partitions = *at_least_required(&topic.partitions, 1, "partitions")?;
     at_most_limit(
         &Some(topic.partitions.clone()),
-        MAX_PARTITIONS_PER_TOPIC,
+        MAX_PARTITIONS,
         "partitions",
-        "",
+        "partitions in all, over the topics and `__consumer_offsets`",
     )?;
     at_least(&topic.replication_factor, 1, "replication.factor")?;
     // Kafka creates a topic without a replication factor with the broker's default.

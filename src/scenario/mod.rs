@@ -12,6 +12,7 @@
 //! `unsupported` (what the simulator cannot run yet). Whatever loads runs in bounded time
 //! and memory, and no config value that loads can make a node panic.
 
+mod budget;
 mod build;
 mod error;
 pub mod limits;
@@ -203,8 +204,9 @@ fn plain_message(message: &str, text: &str, span: &Range<usize>) -> String {
 /// The parser's own syntax messages, reworded to say what is expected; `None` for messages
 /// that are not about syntax (types, values, keys), which say it already.
 fn syntax_message(message: &str, text: &str, at: usize) -> Option<String> {
+    let after_equals = text.get(..at).unwrap_or_default().trim_end().ends_with('=');
     let reworded = match message {
-        "" if text.get(..at).unwrap_or_default().trim_end().ends_with('=') => {
+        "" | "invalid string: expected `\"`, `'`" if after_equals => {
             "expected a value after `=`: a string, number, boolean, array or inline table"
         }
         "" => "expected a key, a [table] header or a comment",
@@ -519,6 +521,122 @@ mod tests {
             .contains("at least one"));
         let text = CONTRACT_EXAMPLE.replace("every = \"5s..15s\"", "every = \"0s..15s\"");
         assert!(build_only(&text).unwrap_err().message.contains("above 0s"));
+    }
+
+    /// The parser's terse messages (some empty) are reworded to say what was expected and
+    /// what was found at the position.
+    #[test]
+    fn syntax_errors_say_what_was_expected_and_what_was_found() {
+        for (input, position, message) in [
+            (
+                "name =",
+                (1, 7),
+                "expected a value after `=`: a string, number, boolean, array or inline \
+                 table, found the end of the file",
+            ),
+            (
+                "name = \"x\"\nduration =\n",
+                (2, 11),
+                "expected a value after `=`: a string, number, boolean, array or inline \
+                 table, found the end of the line",
+            ),
+            (
+                "name = \"x\"\rduration = \"1s\"",
+                (1, 11),
+                "expected the end of the line (or a `#` comment) after a value, found a \
+                 carriage return (\\r) without a line feed after it; save the file with LF or \
+                 CRLF line endings",
+            ),
+            (
+                "name = \"x\" junk",
+                (1, 12),
+                "expected the end of the line (or a `#` comment) after a value, found `junk`",
+            ),
+            (
+                "name = \"x",
+                (1, 10),
+                "invalid string: expected a closing `\"` on the same line, found the end of \
+                 the file",
+            ),
+            (
+                "= 1",
+                (1, 1),
+                "invalid key: expected a bare key (letters, digits, `_`, `-`) or a quoted \
+                 key, found `=`",
+            ),
+            (
+                "name",
+                (1, 5),
+                "expected `=` (or `.` in a dotted key) after a key, found the end of the file",
+            ),
+            (
+                "name = tru",
+                (1, 8),
+                "expected a value after `=`: a string, number, boolean, array or inline \
+                 table, found `tru`",
+            ),
+            (
+                "name = [1, tru]",
+                (1, 12),
+                "expected a value: a string, number, boolean, array or inline table, found \
+                 `tru]`",
+            ),
+            (
+                "name = 0x",
+                (1, 10),
+                "invalid hexadecimal integer: expected digits, found the end of the file",
+            ),
+            (
+                "name = 99999999999999999999",
+                (1, 8),
+                "integer too large: expected at most 9223372036854775807 (TOML's largest), \
+                 found `99999999999999999999`",
+            ),
+            (
+                "[",
+                (1, 1),
+                "invalid table header: expected a table name and `]`, found `[`",
+            ),
+            (
+                "[cluster",
+                (1, 9),
+                "invalid table header: expected `.`, `]`, found the end of the file",
+            ),
+            (
+                "name = \"x\"\t\u{c}",
+                (1, 12),
+                "expected the end of the line (or a `#` comment) after a value, found the \
+                 control character U+000C",
+            ),
+            (
+                "name = 1979-05-27",
+                (1, 8),
+                "invalid type: date-time, expected a string",
+            ),
+            (
+                "name = \"x\"\nduration = \"1s\"\nheal = \"1s\"\ncluster = 3\n",
+                (4, 11),
+                "invalid type: integer `3`, expected a table",
+            ),
+            (
+                "name = \"x\"\nduration = \"1s\"\nheal = \"1s\"\n[[fault]]\nat = \"1s\"\n\
+                 action = 3\n",
+                (6, 10),
+                "expected a string, found `3`",
+            ),
+            (
+                "name = \"x\"\nduration = \"1s\"\nheal = \"1s\"\nseeds = -1\n",
+                (4, 9),
+                "expected a non-negative seed, found -1",
+            ),
+        ] {
+            let error = parse(Path::new("s.toml"), input.as_bytes()).unwrap_err();
+            assert_eq!(
+                ((error.line, error.column), error.message.as_str()),
+                (position, message),
+                "{input:?}"
+            );
+        }
     }
 
     #[test]
