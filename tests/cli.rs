@@ -510,3 +510,59 @@ fn ctrl_c_leaves_an_interrupted_verdict_with_the_history_so_far() {
         stderr(&replay)
     );
 }
+
+#[test]
+fn devices_and_fifos_are_refused_before_reading() {
+    let device = ksim(&["run", "/dev/zero", "--seed", "1"]);
+    assert_eq!(device.status.code(), Some(2));
+    assert!(
+        stderr(&device).contains(
+            "cannot read the scenario file: it is a character device, not a regular file"
+        ),
+        "{}",
+        stderr(&device)
+    );
+
+    let dir = scratch("fifo");
+    let fifo = dir.join("pipe.toml");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    // Nothing writes to the FIFO: a loader that opened it would block here forever.
+    let out = ksim(&["run", fifo.to_str().unwrap(), "--seed", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("FIFO (named pipe)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_scenario_beyond_the_limits_is_refused_before_a_run_directory_is_made() {
+    let dir = scratch("limits");
+    let out_dir = dir.join("run");
+    let out = ksim(&[
+        "run",
+        "tests/data/bad-scenarios/partitions-u32-max.toml",
+        "--seed",
+        "1",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("partitions-u32-max.toml:12:14: `partitions` must be at most 100"),
+        "{err}"
+    );
+    assert!(!out_dir.join("verdict.json").exists());
+
+    let list = ksim(&["list", "tests/data/bad-scenarios"]);
+    assert_eq!(list.status.code(), Some(0));
+    let text = stdout(&list);
+    assert!(
+        text.lines()
+            .any(|line| line.contains("partitions-u32-max.toml") && line.contains("(invalid: ")),
+        "{text}"
+    );
+}
