@@ -7,6 +7,7 @@ pub mod check;
 pub mod cli;
 pub mod client;
 pub mod disk;
+pub mod history;
 pub mod log;
 pub mod node;
 pub mod report;

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{events, fixed_twin_passes, history, scratch, trace_in_own_process, zoo_fires};
-use ksim::sim::{Op, SendOutcome};
+use ksim::history::{Op, SendOutcome};
 
 fn passes(file: &str, seed: u64) -> std::path::PathBuf {
     common::passes("brokers", file, seed)

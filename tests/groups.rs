@@ -4,7 +4,7 @@
 mod common;
 
 use common::{events, fixed_twin_passes, history, scratch, trace_in_own_process, zoo_fires};
-use ksim::sim::Op;
+use ksim::history::Op;
 use serde_json::Value;
 
 fn passes(file: &str, seed: u64) -> std::path::PathBuf {

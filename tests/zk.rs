@@ -2,7 +2,7 @@
 //! checkers, plus the behaviours each scenario exists for (failover, expiry, SNAP) read back
 //! from what the run recorded.
 
-use ksim::sim::Op;
+use ksim::history::Op;
 
 mod common;
 

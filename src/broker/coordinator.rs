@@ -80,6 +80,26 @@ pub struct CoordinatorConfig {
     pub legacy_unfenced_offset_commits: bool,
 }
 
+/// Kafka's default `group.initial.rebalance.delay.ms`.
+pub const DEFAULT_INITIAL_REBALANCE_DELAY_MS: u64 = 3_000;
+/// Kafka's default `group.min.session.timeout.ms`: the shortest member session accepted.
+pub const DEFAULT_MIN_SESSION_TIMEOUT_MS: u64 = 6_000;
+/// Kafka's default `group.max.session.timeout.ms`: the longest member session accepted.
+pub const DEFAULT_MAX_SESSION_TIMEOUT_MS: u64 = 1_800_000;
+
+impl Default for CoordinatorConfig {
+    /// Kafka's defaults.
+    fn default() -> Self {
+        CoordinatorConfig {
+            offsets_partitions: DEFAULT_OFFSETS_PARTITIONS,
+            initial_rebalance_delay_ms: DEFAULT_INITIAL_REBALANCE_DELAY_MS,
+            min_session_timeout_ms: DEFAULT_MIN_SESSION_TIMEOUT_MS,
+            max_session_timeout_ms: DEFAULT_MAX_SESSION_TIMEOUT_MS,
+            legacy_unfenced_offset_commits: false,
+        }
+    }
+}
+
 /// A group's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GroupState {

@@ -85,6 +85,10 @@ struct ControllerSend {
     resend_at_ms: u64,
 }
 
+/// Kafka's default `zookeeper.session.timeout.ms`: the session a broker asks the ensemble
+/// for (the ensemble negotiates it into its own bounds).
+pub const ZK_SESSION_TIMEOUT_MS: u64 = 18_000;
+
 /// The broker's configuration.
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {

@@ -46,8 +46,8 @@
 use super::kafka::{processes_ended, seconds, Facts, Findings};
 use super::{result, CheckInput, CheckResult, Violation};
 use crate::broker::TopicPartition;
+use crate::history::{Event, HistoryEntry, Op, SendOutcome};
 use crate::scenario::GroupSpec;
-use crate::sim::{Event, HistoryEntry, Op, SendOutcome};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 

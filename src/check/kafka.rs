@@ -36,7 +36,7 @@
 //! (the start announcement, like the ensemble's `recovered` and the writers' `log-opened`).
 //! Pausing does not end an incarnation.
 //!
-//! **History** (see `sim::trace`): `ClientStart` (fresh process), `Send` (value
+//! **History** (see `crate::history`): `ClientStart` (fresh process), `Send` (value
 //! `<producer>-<incarnation>-<n>` with `n` the send counter of that incarnation, `acks`,
 //! `idempotent`), `SendReturn` (`SendOutcome::Ok { partition, offset }` is an
 //! acknowledgement), `Assign` (the position of each listed partition is set: a consumer
@@ -100,8 +100,8 @@
 
 use super::{read_final_log, result, CheckInput, CheckResult, FinalLog, Violation};
 use crate::broker::{Acks, TopicPartition};
-use crate::node::log_config;
-use crate::sim::{Event, HistoryEntry, Op, SendOutcome};
+use crate::history::{Event, HistoryEntry, Op, SendOutcome};
+use crate::scenario::plan::log_config;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

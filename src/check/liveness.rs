@@ -24,8 +24,8 @@ use super::kafka::partitions_without_full_isr;
 use super::zk::{is_definite_zk_answer, EnsembleRoles};
 use super::{CheckInput, Violation};
 use crate::broker::TopicPartition;
-use crate::node::writers;
-use crate::sim::{Op, SendOutcome};
+use crate::history::{Op, SendOutcome};
+use crate::scenario::plan::writers;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// `converges`.
@@ -239,8 +239,8 @@ mod tests {
     use crate::check::test_support::{
         append_ok as ok, world_event as world, writer_scenario as scenario,
     };
+    use crate::history::{Event, HistoryEntry};
     use crate::scenario::Scenario;
-    use crate::sim::{Event, HistoryEntry};
     use std::path::Path;
 
     fn input<'a>(

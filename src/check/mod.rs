@@ -1,50 +1,9 @@
 //! Independent checkers: they read the history of what clients were told, the events nodes
 //! announced, and the final logs read back from disk — never the internals of the cores.
 //!
-//! Owns: the check names of the contract (`CHECKS`), which checks apply to a scenario, and
-//! the [`Violation`] record every checker produces.
-
-/// Every check name of the contract, with whether it is a safety or a liveness check.
-pub const CHECKS: &[(&str, CheckKind)] = &[
-    ("lost-write", CheckKind::Safety),
-    ("duplicate", CheckKind::Safety),
-    ("inconsistent-offsets", CheckKind::Safety),
-    ("nonmonotonic-poll", CheckKind::Safety),
-    ("poll-skip", CheckKind::Safety),
-    ("phantom-read", CheckKind::Safety),
-    ("reorder", CheckKind::Safety),
-    ("unseen", CheckKind::Safety),
-    ("single-leader-per-epoch", CheckKind::Safety),
-    ("leader-epoch-monotonic", CheckKind::Safety),
-    ("hw-monotonic", CheckKind::Safety),
-    ("committed-prefix-agreement", CheckKind::Safety),
-    ("no-truncation-below-hw", CheckKind::Safety),
-    ("single-controller-per-epoch", CheckKind::Safety),
-    ("controller-epoch-monotonic", CheckKind::Safety),
-    ("exclusive-assignment", CheckKind::Safety),
-    ("commit-monotonic", CheckKind::Safety),
-    ("stale-commit-accepted", CheckKind::Safety),
-    ("zk-linearizable-writes", CheckKind::Safety),
-    ("zk-replica-agreement", CheckKind::Safety),
-    ("zk-ephemeral-lifetime", CheckKind::Safety),
-    ("zk-session-monotonic", CheckKind::Safety),
-    ("converges", CheckKind::Liveness),
-];
-
-/// Whether a failed check is a safety or a liveness violation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CheckKind {
-    /// Something bad happened (exit 1).
-    Safety,
-    /// Something good did not happen within the bound (exit 3).
-    Liveness,
-}
-
-/// The kind of a check by name, or `None` for a name the contract does not know.
-pub fn check_kind(name: &str) -> Option<CheckKind> {
-    CHECKS.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
-}
+//! Owns: which checks apply to a scenario, and the [`Violation`] record every checker
+//! produces. The check names themselves are the scenario layer's
+//! ([`CheckName`](crate::scenario::CheckName)): a scenario names them before anything runs.
 
 mod final_log;
 mod group;
@@ -58,8 +17,9 @@ pub mod zk;
 
 pub use final_log::{read_final_log, FinalLog};
 
-use crate::scenario::Scenario;
-use crate::sim::{Event, HistoryEntry};
+use crate::history::{Event, HistoryEntry};
+pub use crate::scenario::CheckKind;
+use crate::scenario::{CheckName, Scenario};
 use serde::Serialize;
 use std::path::Path;
 
@@ -162,7 +122,7 @@ pub fn run_checks(input: &CheckInput<'_>) -> Vec<CheckResult> {
         &mut results,
         result("converges", liveness::converges(input)),
     );
-    let order = |r: &CheckResult| CHECKS.iter().position(|(n, _)| *n == r.check);
+    let order = |r: &CheckResult| CheckName::parse(r.check);
     results.sort_by_key(order);
     results
 }
@@ -179,7 +139,9 @@ fn merge(results: &mut Vec<CheckResult>, found: CheckResult) {
 fn result(check: &'static str, violations: Vec<Violation>) -> CheckResult {
     CheckResult {
         check,
-        kind: check_kind(check).expect("a contract check name"),
+        kind: CheckName::parse(check)
+            .expect("a contract check name")
+            .kind(),
         violations,
     }
 }

@@ -1,8 +1,8 @@
 //! Hand-made run records for the checkers' unit tests: a two-writer scenario, writer
 //! acknowledgements and world events.
 
+use crate::history::{Event, HistoryEntry, Op};
 use crate::scenario::{parse, Scenario};
-use crate::sim::{Event, HistoryEntry, Op};
 use serde_json::Value;
 use std::path::Path;
 

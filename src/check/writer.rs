@@ -7,8 +7,8 @@
 //!   final log's offsets are not dense.
 
 use super::{read_final_log, CheckInput, FinalLog, Violation};
-use crate::node::{log_config, writers};
-use crate::sim::Op;
+use crate::history::Op;
+use crate::scenario::plan::{log_config, writers};
 use std::collections::BTreeMap;
 
 /// Examples quoted per violation; the rest are counted.
@@ -241,8 +241,8 @@ mod tests {
     use crate::check::test_support::{
         append_ok as ok, world_event as world, writer_scenario as scenario,
     };
+    use crate::history::{Event, HistoryEntry};
     use crate::scenario::Scenario;
-    use crate::sim::{Event, HistoryEntry};
     use std::path::Path;
 
     fn read(at_us: u64, node: &str, from: u64, records: &[(u64, &str)]) -> HistoryEntry {

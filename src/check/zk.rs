@@ -41,8 +41,8 @@
 
 use super::{CheckInput, Violation};
 use crate::disk::{read_whole, Disk, FsDisk};
+use crate::history::{Event, HistoryEntry, Op, ZkOutcome};
 use crate::log::{Log, LogConfig};
-use crate::sim::{Event, HistoryEntry, Op, ZkOutcome};
 use crate::zk::tree::Snapshot;
 use crate::zk::{CreateMode, OpResult, SessionId, Txn, TxnRecord, Zxid};
 use std::collections::{BTreeMap, BTreeSet};

@@ -7,8 +7,8 @@
 //! terminal. Everything here only *reads* a run's recorder from another OS thread; nothing
 //! inside a run depends on it, so determinism is untouched.
 
+use crate::node::recorder::Recorder;
 use crate::report::{self, Interrupted};
-use crate::sim::Recorder;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

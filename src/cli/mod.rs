@@ -323,7 +323,7 @@ fn run_one_with(
 ) -> Result<RunResult, RunError> {
     run_dir::prepare(run_dir).map_err(RunError::RunDir)?;
     let started = Instant::now();
-    let recorder = sim::Recorder::new();
+    let recorder = crate::node::recorder::Recorder::new();
     let registration = live::Registration::new(scenario, seed, run_dir.to_path_buf(), &recorder);
     let output = {
         let _clock = clock.then(|| {

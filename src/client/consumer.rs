@@ -546,4 +546,4 @@ mod group;
 #[cfg(test)]
 mod tests;
 
-pub use group::GroupConfig;
+pub use group::{GroupConfig, DEFAULT_SESSION_TIMEOUT_MS};

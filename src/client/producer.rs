@@ -51,8 +51,8 @@ use super::network::{ConnectionId, Lost, NetAction, NetConfig, Network};
 use super::partitioner::{Partitioner, PartitionerKind};
 use crate::broker::proto::{ProducePartition, RequestBody, Response, ResponseBody};
 use crate::broker::{Acks, BrokerId, Bytes, KafkaError, ProducerIdentity, TopicPartition};
+use crate::history::SendOutcome;
 use crate::log::{BatchBuilder, BatchMeta, LeaderEpoch, Offset, BATCH_HEADER_BYTES};
-use crate::sim::SendOutcome;
 use rand::Rng;
 use std::collections::{BTreeMap, VecDeque};
 

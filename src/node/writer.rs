@@ -10,8 +10,11 @@
 
 use super::{now_epoch_ms, pay_sync_debt};
 use crate::disk::SimDisk;
+use crate::history::Op;
 use crate::log::{BatchBuilder, BatchMeta, LeaderEpoch, Log, LogConfig, Offset};
-use crate::sim::{run_rng, sim_now_us, Op, Progress, Recorder};
+use crate::node::progress::Progress;
+use crate::node::recorder::{sim_now_us, Recorder};
+use crate::node::run_rng;
 use rand::Rng;
 use serde_json::json;
 use std::path::Path;

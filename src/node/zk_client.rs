@@ -8,7 +8,10 @@
 //! told, nothing more.
 
 use super::net::{read_frame, write_frame, Hello};
-use crate::sim::{run_rng, sim_now_us, Op as HistoryOp, Progress, Recorder, ZkOutcome};
+use crate::history::{Op as HistoryOp, ZkOutcome};
+use crate::node::progress::Progress;
+use crate::node::recorder::{sim_now_us, Recorder};
+use crate::node::run_rng;
 use crate::zk::client::{ClientAction, ClientConfig, ClientCore, Outcome};
 use crate::zk::proto::{ClientRequest, ServerResponse};
 use crate::zk::workload::Workload;

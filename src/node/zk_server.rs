@@ -17,7 +17,8 @@ use super::net::{read_frame, write_frame, Hello};
 use super::pay_sync_debt;
 use crate::disk::{read_whole, write_atomic, Disk, SimDisk};
 use crate::log::{BatchBuilder, BatchMeta, Log, LogConfig, Offset};
-use crate::sim::{sim_now_us, Progress, Recorder};
+use crate::node::progress::Progress;
+use crate::node::recorder::{sim_now_us, Recorder};
 use crate::zk::proto::{ClientRequest, PeerMessage, ServerResponse};
 use crate::zk::server::{Action, ConnId, Recovered, ServerConfig, ServerCore};
 use crate::zk::tree::{DataTree, Snapshot};
@@ -172,7 +173,7 @@ impl ZkServerNode {
             return;
         }
         // A seeded phase, so servers' ticks do not march in step (see the client shell).
-        let phase = TICK.mul_f64(rand::Rng::gen_range(&mut crate::sim::run_rng(), 0.0..1.0));
+        let phase = TICK.mul_f64(rand::Rng::gen_range(&mut crate::node::run_rng(), 0.0..1.0));
         let mut next_tick = madsim::time::Instant::now() + phase;
         loop {
             tokio::select! {

@@ -10,7 +10,7 @@
 pub mod run_dir;
 
 use crate::check::{CheckKind, CheckResult, Violation};
-use crate::sim::{Crash, Event, HistoryEntry, Op};
+use crate::history::{Crash, Event, HistoryEntry, Op};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -260,19 +260,19 @@ pub fn stats(events: &[Event], history: &[HistoryEntry]) -> BTreeMap<String, u64
             Op::Read { .. } => bump("reads", 1),
             Op::ZkCall { .. } => bump("zk_calls", 1),
             Op::ZkReturn { outcome, .. } => match outcome {
-                crate::sim::ZkOutcome::Ok { .. } => bump("zk_ok", 1),
-                crate::sim::ZkOutcome::Fail { .. } => bump("zk_fail", 1),
-                crate::sim::ZkOutcome::Unknown { .. } => bump("zk_unknown", 1),
-                crate::sim::ZkOutcome::NotSent { .. } => bump("zk_not_sent", 1),
+                crate::history::ZkOutcome::Ok { .. } => bump("zk_ok", 1),
+                crate::history::ZkOutcome::Fail { .. } => bump("zk_fail", 1),
+                crate::history::ZkOutcome::Unknown { .. } => bump("zk_unknown", 1),
+                crate::history::ZkOutcome::NotSent { .. } => bump("zk_not_sent", 1),
             },
             Op::ZkSession { event, .. } => bump(&format!("zk_sessions_{event}"), 1),
             Op::ZkWatch { .. } => bump("zk_watches", 1),
             Op::ZkStart { .. } | Op::ClientStart { .. } | Op::Assign { .. } => {}
             Op::Send { .. } => bump("sends", 1),
             Op::SendReturn { outcome, .. } => match outcome {
-                crate::sim::SendOutcome::Ok { .. } => bump("sends_acked", 1),
-                crate::sim::SendOutcome::Sent { .. } => bump("sends_unacked", 1),
-                crate::sim::SendOutcome::Fail { .. } => bump("sends_failed", 1),
+                crate::history::SendOutcome::Ok { .. } => bump("sends_acked", 1),
+                crate::history::SendOutcome::Sent { .. } => bump("sends_unacked", 1),
+                crate::history::SendOutcome::Fail { .. } => bump("sends_failed", 1),
             },
             Op::Poll { records, .. } => {
                 bump("polls", 1);

@@ -20,12 +20,12 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::checks::CheckName;
 use super::limits::*;
 use super::model::*;
 use super::raw::*;
 use super::target::{check_node, check_target, parse_target, World};
 use super::values::{format_duration, parse_interval, SeedRange};
-use crate::check::{check_kind, CHECKS};
 
 /// A semantic error: where (a byte span of the file) and what.
 #[derive(Debug)]
@@ -987,10 +987,10 @@ fn build_expect(raw: &RawExpect) -> Checked<Expect> {
 }
 
 fn check_check_name(name: &Spanned<String>) -> Checked<()> {
-    if check_kind(name.get_ref()).is_some() {
+    if CheckName::parse(name.get_ref()).is_some() {
         return Ok(());
     }
-    let names = CHECKS.iter().map(|(name, _)| *name);
+    let names = CheckName::ALL.iter().map(|check| check.name());
     let message = match did_you_mean(name.get_ref(), names.clone()) {
         Some(hint) => format!("unknown check `{}`; did you mean `{hint}`?", name.get_ref()),
         None => format!(
@@ -1193,7 +1193,7 @@ mod tests {
 
     #[test]
     fn typos_get_a_suggestion_and_strangers_do_not() {
-        let checks = || CHECKS.iter().map(|(name, _)| *name);
+        let checks = || CheckName::ALL.iter().map(|check| check.name());
         assert_eq!(did_you_mean("lost-writes", checks()), Some("lost-write"));
         assert_eq!(did_you_mean("duplicte", checks()), Some("duplicate"));
         assert_eq!(did_you_mean("banana", checks()), None);

@@ -14,9 +14,11 @@
 
 mod budget;
 mod build;
+mod checks;
 mod error;
 pub mod limits;
 mod model;
+pub mod plan;
 mod raw;
 pub mod swarm;
 mod target;
@@ -27,6 +29,7 @@ use std::io::Read;
 use std::ops::Range;
 use std::path::Path;
 
+pub use checks::{CheckKind, CheckName};
 pub use error::ScenarioError;
 pub use model::{
     Acks, AssignmentStrategy, BrokerConfig, Cluster, ConsumerConfig, ConsumerSpec, Expect, Fault,

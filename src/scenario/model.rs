@@ -180,20 +180,23 @@ impl Scenario {
     }
 }
 
-/// ZooKeeper's default `tickTime`.
-pub const ZK_DEFAULT_TICK_MS: u64 = 2000;
+/// ZooKeeper's default `tickTime` (the ensemble core's).
+pub const ZK_DEFAULT_TICK_MS: u64 = crate::zk::server::DEFAULT_TICK_MS;
 /// Kafka's `zookeeper.session.timeout.ms` for brokers (before the ensemble negotiates it).
-pub const BROKER_ZK_SESSION_TIMEOUT_MS: u64 = 18_000;
-/// Kafka's default `session.timeout.ms` of a group member.
-pub const GROUP_SESSION_TIMEOUT_MS: u64 = 45_000;
-/// Kafka's default `group.initial.rebalance.delay.ms`.
-pub const GROUP_INITIAL_REBALANCE_DELAY_MS: u64 = 3_000;
+pub const BROKER_ZK_SESSION_TIMEOUT_MS: u64 = crate::broker::server::ZK_SESSION_TIMEOUT_MS;
+/// Kafka's default `session.timeout.ms` of a group member (the client core's).
+pub const GROUP_SESSION_TIMEOUT_MS: u64 = crate::client::consumer::DEFAULT_SESSION_TIMEOUT_MS;
+/// Kafka's default `group.initial.rebalance.delay.ms` (the coordinator's).
+pub const GROUP_INITIAL_REBALANCE_DELAY_MS: u64 =
+    crate::broker::coordinator::DEFAULT_INITIAL_REBALANCE_DELAY_MS;
 /// Kafka's default `group.min.session.timeout.ms` of the brokers: the shortest group
 /// member session they accept.
-pub const GROUP_MIN_SESSION_TIMEOUT_MS: u64 = 6_000;
+pub const GROUP_MIN_SESSION_TIMEOUT_MS: u64 =
+    crate::broker::coordinator::DEFAULT_MIN_SESSION_TIMEOUT_MS;
 /// Kafka's default `group.max.session.timeout.ms` of the brokers: the longest group member
 /// session they accept.
-pub const GROUP_MAX_SESSION_TIMEOUT_MS: u64 = 1_800_000;
+pub const GROUP_MAX_SESSION_TIMEOUT_MS: u64 =
+    crate::broker::coordinator::DEFAULT_MAX_SESSION_TIMEOUT_MS;
 
 /// How many nodes of each kind a scenario has; node names derive from it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -704,9 +707,9 @@ pub struct Nemesis {
 /// `[expect]`: for bug-zoo scenarios, the check that must fail on some seed.
 #[derive(Clone, Debug)]
 pub struct Expect {
-    /// A name from [`crate::check::CHECKS`].
+    /// A name from [`super::CheckName`].
     pub fails: String,
-    /// Other checks that may fail alongside (each in `CHECKS`, none equal to `fails`).
+    /// Other checks that may fail alongside (each a `CheckName`, none equal to `fails`).
     pub tolerate: Vec<String>,
 }
 

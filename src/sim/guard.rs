@@ -4,8 +4,9 @@
 //! panic hook. Inside a ksim run the hook stays quiet and keeps the panic's location for
 //! the report; elsewhere it defers to the default hook.
 
-use super::progress::{Crash, Progress};
-use super::trace::{sim_now_us, Recorder};
+use crate::history::Crash;
+use crate::node::progress::Progress;
+use crate::node::recorder::{sim_now_us, Recorder};
 use serde_json::json;
 use std::cell::RefCell;
 use std::future::Future;

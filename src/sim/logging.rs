@@ -21,7 +21,7 @@ struct SimTime;
 
 impl FormatTime for SimTime {
     fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
-        let us = super::trace::sim_now_us();
+        let us = crate::node::recorder::sim_now_us();
         write!(w, "{:>4}.{:06}s", us / 1_000_000, us % 1_000_000)
     }
 }

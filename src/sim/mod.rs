@@ -11,14 +11,13 @@ mod logging;
 mod nemesis;
 mod network;
 mod nodes;
-mod progress;
-mod trace;
 mod world;
 
-pub use progress::{Crash, Progress, ZkEpoch};
-pub use trace::{sim_now_us, Event, HistoryEntry, Op, Recorder, SendOutcome, ZkOutcome};
 pub use world::WorldOutcome;
 
+use crate::history::{Crash, Event, HistoryEntry};
+use crate::node::progress::Progress;
+use crate::node::recorder::{sim_now_us, Recorder};
 use crate::scenario::Scenario;
 use std::fs;
 use std::io;
@@ -27,14 +26,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use world::World;
-
-/// The run's random number generator: madsim's global RNG, seeded with the run's seed.
-/// Every random choice inside a run (jitter, random targets, fault timing, disk seeds)
-/// draws from it, in the deterministic order the runtime schedules tasks.
-pub fn run_rng() -> madsim::rand::GlobalRng {
-    // Despite its name, this is madsim's seeded global RNG, not the OS's.
-    madsim::rand::thread_rng()
-}
 
 /// Slack on top of setup + duration + heal before madsim's time limit aborts a run.
 const TIME_LIMIT_SLACK: Duration = Duration::from_secs(120);

@@ -6,28 +6,23 @@
 //! and everything seeded from them are the same on every run of a seed.
 
 use super::guard::guarded;
-use super::progress::Progress;
-use super::run_rng;
-use super::trace::Recorder;
-use crate::broker::controller::{ControllerConfig, TopicSpec};
-use crate::broker::coordinator::{CoordinatorConfig, DEFAULT_OFFSETS_PARTITIONS, OFFSETS_TOPIC};
-use crate::broker::replica::ReplicaConfig;
-use crate::broker::server::BrokerConfig as BrokerCoreConfig;
 use crate::broker::BrokerId;
-use crate::client::assignor::Assignor;
-use crate::client::consumer::{ConsumerConfig as ConsumerCoreConfig, GroupConfig};
 use crate::disk::{SimDisk, SimDiskConfig};
 use crate::node::broker::BrokerNode;
 use crate::node::kafka_client::{broker_ids, ConsumerNode, ProducerNode};
 use crate::node::net::{
     node_addr, KIND_BROKER, KIND_CONSUMER, KIND_PRODUCER, KIND_WRITER, KIND_ZK, KIND_ZK_CLIENT,
 };
+use crate::node::progress::Progress;
+use crate::node::recorder::Recorder;
+use crate::node::run_rng;
 use crate::node::writer::WriterNode;
 use crate::node::zk_client::ZkClientNode;
 use crate::node::zk_server::ZkServerNode;
-use crate::node::{log_config, writers};
-use crate::scenario::{AssignmentStrategy, Scenario};
-use crate::zk::server::{ServerConfig, ServerLegacy};
+use crate::scenario::plan::{
+    broker_config, consumer_config, log_config, writers, zk_force_sync, zk_server_config,
+};
+use crate::scenario::Scenario;
 use crate::zk::ServerId;
 use madsim::runtime::Handle;
 use madsim::task::NodeId;
@@ -41,14 +36,7 @@ use std::sync::Arc;
 /// Kafka's `zookeeper.session.timeout.ms` (the ensemble negotiates it into
 /// [2, 20] × tickTime).
 const BROKER_SESSION_TIMEOUT: std::time::Duration =
-    std::time::Duration::from_millis(crate::scenario::BROKER_ZK_SESSION_TIMEOUT_MS);
-
-/// ZooKeeper's defaults for the ensemble's settings.
-const DEFAULT_TICK_MS: u64 = crate::scenario::ZK_DEFAULT_TICK_MS;
-const DEFAULT_INIT_LIMIT: u32 = 10;
-const DEFAULT_SYNC_LIMIT: u32 = 5;
-/// ZooKeeper's default `snapCount`: transactions between snapshots.
-const DEFAULT_SNAP_COUNT: u64 = 100_000;
+    std::time::Duration::from_millis(crate::broker::server::ZK_SESSION_TIMEOUT_MS);
 
 /// What kind of node it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,7 +131,6 @@ pub fn build_all(ctx: &Context<'_>) -> Vec<Built> {
 
 fn zk_servers(ctx: &Context<'_>) -> Vec<Built> {
     let scenario = ctx.scenario;
-    let zk = &scenario.cluster.zookeeper;
     let names = scenario.zk_names();
     let ids: Vec<ServerId> = (1..=names.len() as u64).map(ServerId).collect();
     let addrs: BTreeMap<ServerId, std::net::SocketAddr> = ids
@@ -155,21 +142,9 @@ fn zk_servers(ctx: &Context<'_>) -> Vec<Built> {
         let disk = ctx.disk(name);
         let node = Arc::new(ZkServerNode {
             name: name.clone(),
-            config: ServerConfig {
-                id,
-                servers: ids.clone(),
-                tick_ms: zk.tick_time_ms.unwrap_or(DEFAULT_TICK_MS),
-                init_limit: u64::from(zk.init_limit.unwrap_or(DEFAULT_INIT_LIMIT)),
-                sync_limit: u64::from(zk.sync_limit.unwrap_or(DEFAULT_SYNC_LIMIT)),
-                snap_count: zk.snap_count.unwrap_or(DEFAULT_SNAP_COUNT),
-                incarnation: 0,
-                legacy: ServerLegacy {
-                    diff_only_sync: scenario.legacy.zk_diff_only_sync,
-                    ack_before_sync: scenario.legacy.zk_ack_before_sync,
-                },
-            },
+            config: zk_server_config(scenario, id),
             addrs: addrs.clone(),
-            force_sync: zk.force_sync.unwrap_or(true),
+            force_sync: zk_force_sync(scenario),
             disk: disk.clone(),
             recorder: ctx.recorder.clone(),
             progress: ctx.progress.clone(),
@@ -276,78 +251,13 @@ fn zk_addrs(scenario: &Scenario) -> Vec<(ServerId, std::net::SocketAddr)> {
 fn brokers(ctx: &Context<'_>) -> Vec<Built> {
     let scenario = ctx.scenario;
     let n = scenario.cluster.brokers;
-    let config = &scenario.cluster.broker;
-    let all: Vec<BrokerId> = broker_ids(n);
-    let topics: Vec<TopicSpec> = scenario
-        .topics
-        .iter()
-        .map(|t| TopicSpec {
-            name: t.name.clone(),
-            partitions: t.partitions,
-            replication_factor: t.replication_factor,
-            min_insync_replicas: t
-                .min_insync_replicas
-                .or(config.min_insync_replicas)
-                .unwrap_or(1) as usize,
-        })
-        .collect();
-    // Consumer groups need the internal offsets topic (Kafka creates it on the first
-    // FindCoordinator; the first controller creates it here with the others).
-    let coordinator = CoordinatorConfig {
-        offsets_partitions: config
-            .offsets_topic_num_partitions
-            .unwrap_or(DEFAULT_OFFSETS_PARTITIONS),
-        initial_rebalance_delay_ms: config
-            .group_initial_rebalance_delay_ms
-            .unwrap_or(crate::scenario::GROUP_INITIAL_REBALANCE_DELAY_MS),
-        min_session_timeout_ms: crate::scenario::GROUP_MIN_SESSION_TIMEOUT_MS,
-        max_session_timeout_ms: crate::scenario::GROUP_MAX_SESSION_TIMEOUT_MS,
-        legacy_unfenced_offset_commits: scenario.legacy.unfenced_offset_commits,
-    };
-    let mut topics = topics;
-    if scenario.consumers.iter().any(|c| c.group.is_some()) {
-        topics.push(TopicSpec {
-            name: OFFSETS_TOPIC.to_string(),
-            partitions: coordinator.offsets_partitions,
-            replication_factor: config.offsets_topic_replication_factor.unwrap_or(3).min(n),
-            min_insync_replicas: config.min_insync_replicas.unwrap_or(1) as usize,
-        });
-    }
-    let topic_min_isr = scenario
-        .topics
-        .iter()
-        .filter_map(|t| t.min_insync_replicas.map(|m| (t.name.clone(), m as usize)))
-        .collect();
     let mut built = Vec::new();
     for id in 1..=n {
         let name = format!("broker-{id}");
         let disk = ctx.disk(&name);
-        let broker = BrokerId(id);
         let node = Arc::new(BrokerNode {
             name: name.clone(),
-            config: BrokerCoreConfig {
-                id: broker,
-                incarnation: 0,
-                replica: ReplicaConfig {
-                    replica_lag_time_max_ms: config.replica_lag_time_max_ms.unwrap_or(30_000),
-                    min_insync_replicas: config.min_insync_replicas.unwrap_or(1) as usize,
-                    legacy_lenient_min_isr: scenario.legacy.lenient_min_isr,
-                    legacy_offsets_for_leader_epoch_v0: scenario.legacy.offsets_for_leader_epoch_v0,
-                    legacy_truncate_to_hw: scenario.legacy.truncate_to_hw,
-                    truncate_on_fetch: false,
-                    log: log_config(config),
-                },
-                topic_min_isr: BTreeMap::clone(&topic_min_isr),
-                controller: ControllerConfig {
-                    broker_id: broker,
-                    brokers: all.clone(),
-                    topics: topics.clone(),
-                    unclean_leader_election: config.unclean_leader_election_enable.unwrap_or(false),
-                    legacy_unfenced_writes: scenario.legacy.unfenced_controller_writes,
-                    eligible_leader_replicas: !scenario.legacy.lenient_min_isr,
-                },
-                coordinator: coordinator.clone(),
-            },
+            config: broker_config(scenario, BrokerId(id)),
             zk_servers: zk_addrs(scenario),
             session_timeout: BROKER_SESSION_TIMEOUT,
             disk: disk.clone(),
@@ -412,34 +322,7 @@ fn kafka_clients(ctx: &Context<'_>) -> Vec<Built> {
         for k in 0..spec.count {
             index += 1;
             let name = format!("consumer-{index}");
-            let mut config = ConsumerCoreConfig::new(spec.topics.clone(), bootstrap.clone());
-            config.group = spec.group.as_ref().map(|group| {
-                let c = &spec.config;
-                let mut g = GroupConfig::new(group, &name);
-                g.assignor = match c.partition_assignment_strategy {
-                    Some(AssignmentStrategy::CooperativeSticky) => Assignor::CooperativeSticky,
-                    Some(AssignmentStrategy::Range) | None => Assignor::Range,
-                };
-                g.session_timeout_ms = c.session_timeout_ms.unwrap_or(g.session_timeout_ms);
-                g.heartbeat_interval_ms =
-                    c.heartbeat_interval_ms.unwrap_or(g.heartbeat_interval_ms);
-                g.max_poll_interval_ms = c.max_poll_interval_ms.unwrap_or(g.max_poll_interval_ms);
-                g.enable_auto_commit = c.enable_auto_commit.unwrap_or(g.enable_auto_commit);
-                g.auto_commit_interval_ms = c
-                    .auto_commit_interval_ms
-                    .unwrap_or(g.auto_commit_interval_ms);
-                g.legacy_commit_before_process = scenario.legacy.commit_before_process;
-                g.legacy_cooperative_no_holdback = scenario.legacy.cooperative_no_holdback;
-                // One instance id per process: several consumers of one table get `-<k>`.
-                g.group_instance_id = c.group_instance_id.as_ref().map(|id| {
-                    if spec.count == 1 {
-                        id.clone()
-                    } else {
-                        format!("{id}-{}", k + 1)
-                    }
-                });
-                g
-            });
+            let config = consumer_config(scenario, spec, k, &name, bootstrap.clone());
             let node = Arc::new(ConsumerNode {
                 name: name.clone(),
                 config,

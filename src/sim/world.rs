@@ -17,13 +17,13 @@
 use super::nemesis::{Nemesis, NodeView, Role, Step};
 use super::network::Network;
 use super::nodes::{build_all, Context, NodeKind};
-use super::progress::Progress;
-use super::run_rng;
-use super::trace::{sim_now_us, Recorder};
-use crate::broker::coordinator::{partition_for, DEFAULT_OFFSETS_PARTITIONS, OFFSETS_TOPIC};
+use crate::broker::coordinator::{partition_for, OFFSETS_TOPIC};
 use crate::broker::TopicPartition;
 use crate::disk::SimDisk;
-use crate::scenario::{Fault, FaultAction, Scenario, Target};
+use crate::node::progress::Progress;
+use crate::node::recorder::{sim_now_us, Recorder};
+use crate::node::run_rng;
+use crate::scenario::{plan, Fault, FaultAction, Scenario, Target};
 use madsim::runtime::Handle;
 use madsim::task::NodeId;
 use rand::seq::SliceRandom;
@@ -531,12 +531,7 @@ impl World {
                 .into_iter()
                 .collect(),
             Some(Target::Coordinator(group)) => {
-                let partitions = self
-                    .scenario
-                    .cluster
-                    .broker
-                    .offsets_topic_num_partitions
-                    .unwrap_or(DEFAULT_OFFSETS_PARTITIONS);
+                let partitions = plan::coordinator_config(&self.scenario).offsets_partitions;
                 let tp = TopicPartition::new(OFFSETS_TOPIC, partition_for(group, partitions));
                 self.progress
                     .partition_leader(&tp)

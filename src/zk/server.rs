@@ -144,6 +144,31 @@ pub struct ServerConfig {
     pub legacy: ServerLegacy,
 }
 
+/// ZooKeeper's `tickTime` of the sample configuration every deployment starts from.
+pub const DEFAULT_TICK_MS: u64 = 2_000;
+/// `initLimit` of the sample configuration.
+pub const DEFAULT_INIT_LIMIT: u64 = 10;
+/// `syncLimit` of the sample configuration.
+pub const DEFAULT_SYNC_LIMIT: u64 = 5;
+/// ZooKeeper's default `snapCount`: transactions between snapshots.
+pub const DEFAULT_SNAP_COUNT: u64 = 100_000;
+
+impl Default for ServerConfig {
+    /// A one-server ensemble with ZooKeeper's defaults.
+    fn default() -> Self {
+        ServerConfig {
+            id: ServerId(1),
+            servers: vec![ServerId(1)],
+            tick_ms: DEFAULT_TICK_MS,
+            init_limit: DEFAULT_INIT_LIMIT,
+            sync_limit: DEFAULT_SYNC_LIMIT,
+            snap_count: DEFAULT_SNAP_COUNT,
+            incarnation: 0,
+            legacy: ServerLegacy::default(),
+        }
+    }
+}
+
 impl ServerConfig {
     fn min_session_timeout_ms(&self) -> u32 {
         ticks_ms(2, self.tick_ms)

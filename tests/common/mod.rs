@@ -4,9 +4,9 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 use ksim::cli::run_one;
+use ksim::history::HistoryEntry;
 use ksim::report::Verdict;
 use ksim::scenario::load;
-use ksim::sim::HistoryEntry;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

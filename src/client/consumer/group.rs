@@ -73,6 +73,9 @@ pub struct GroupConfig {
     pub legacy_cooperative_no_holdback: bool,
 }
 
+/// Kafka's default `session.timeout.ms` of a group member.
+pub const DEFAULT_SESSION_TIMEOUT_MS: u64 = 45_000;
+
 impl GroupConfig {
     /// Kafka's defaults for member `client_id` of `group_id`.
     pub fn new(group_id: &str, client_id: &str) -> GroupConfig {
@@ -81,7 +84,7 @@ impl GroupConfig {
             client_id: client_id.to_string(),
             group_instance_id: None,
             assignor: Assignor::Range,
-            session_timeout_ms: 45_000,
+            session_timeout_ms: DEFAULT_SESSION_TIMEOUT_MS,
             heartbeat_interval_ms: 3_000,
             max_poll_interval_ms: 300_000,
             enable_auto_commit: true,

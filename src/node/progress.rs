@@ -4,9 +4,10 @@
 //! Owns: [`Progress`]. Shells report into it; the world reads it to wait for setup and for
 //! convergence. Checkers do not use it: they judge from the recorded history alone.
 
-use super::trace::sim_now_us;
+use super::recorder::sim_now_us;
 use crate::broker::coordinator::GroupState;
 use crate::broker::TopicPartition;
+use crate::history::Crash;
 use crate::log::Offset;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -65,17 +66,6 @@ impl ZkEpoch {
     pub fn converged(&self) -> bool {
         self.leader.is_some() && self.behind.is_empty()
     }
-}
-
-/// A node panicked: a broken invariant, reported with the seed.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Crash {
-    /// The node whose task panicked (`world` for the simulation itself).
-    pub node: String,
-    /// The panic message and location.
-    pub message: String,
-    /// Simulated time of the panic, microseconds.
-    pub at_us: u64,
 }
 
 impl Progress {
