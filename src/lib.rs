@@ -13,4 +13,6 @@ pub mod node;
 pub mod report;
 pub mod scenario;
 pub mod sim;
+#[cfg(test)]
+mod testdata;
 pub mod zk;

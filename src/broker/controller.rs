@@ -562,15 +562,15 @@ impl ControllerCore {
                 let state = active.states[&request.partition].clone();
                 self.reply_alter(token, Ok(state));
             }
-            Ok(Some(mut state)) => {
+            Ok(Some(state)) => {
                 let live: BTreeSet<BrokerId> = active.live.keys().copied().collect();
-                state.elr = if self.config.eligible_leader_replicas {
-                    elr_after_alter(&state, &request.new_isr, min_isr, &live)
-                } else {
-                    Vec::new()
+                let rules = Rules {
+                    unclean: self.config.unclean_leader_election,
+                    eligible_leader_replicas: self.config.eligible_leader_replicas,
+                    min_isr,
+                    controller_epoch: active.epoch,
                 };
-                state.isr = request.new_isr.clone();
-                state.controller_epoch = active.epoch;
+                let state = state_after_alter(&state, &request.new_isr, &live, &rules);
                 self.write_state(request.partition.clone(), state, Some(token));
             }
         }
@@ -1217,6 +1217,28 @@ pub struct Rules {
     pub controller_epoch: u32,
 }
 
+/// The state a leader's AlterPartition moving the ISR to `new_isr` writes: the new ISR, its
+/// ELR ([`elr_after_alter`], none without eligible leader replicas), the deciding
+/// controller's epoch. Leader and leader epoch stay: the leader changed only its ISR.
+///
+/// Cases: `src/broker/testdata/controller_election.txt`.
+pub fn state_after_alter(
+    state: &PartitionState,
+    new_isr: &[BrokerId],
+    live: &BTreeSet<BrokerId>,
+    rules: &Rules,
+) -> PartitionState {
+    let mut next = state.clone();
+    next.elr = if rules.eligible_leader_replicas {
+        elr_after_alter(state, new_isr, rules.min_isr, live)
+    } else {
+        Vec::new()
+    };
+    next.isr = new_isr.to_vec();
+    next.controller_epoch = rules.controller_epoch;
+    next
+}
+
 /// The ELR after a leader's AlterPartition moves the ISR to `new_isr`: empty if the new ISR
 /// holds at least `min_isr`; otherwise the live replicas leaving the ISR join it (the HW
 /// froze with every record they hold), and earlier members stay unless they rejoin the
@@ -1243,6 +1265,8 @@ pub fn elr_after_alter(
 ///
 /// Every broker death counts as an unclean shutdown (the testbed never stops a broker
 /// cleanly), so it leaves the ELR at once, rather than when it registers again.
+///
+/// Cases: `src/broker/testdata/controller_election.txt`.
 pub fn next_state(
     state: &PartitionState,
     live: &BTreeSet<BrokerId>,

@@ -125,27 +125,28 @@ impl Election {
         }
         match state {
             PeerState::Looking => {
-                if round > self.round {
-                    // A newer round: start over in it, from our own vote or theirs.
-                    self.round = round;
-                    self.received.clear();
-                    self.vote = if vote.beats(&self.initial) {
-                        vote
-                    } else {
-                        self.initial
-                    };
-                    self.received.insert(self.me, self.vote);
-                    self.decide_at_ms = None;
-                    outbox = self.broadcast();
-                } else if round < self.round {
-                    // An older round: tell the sender where we are.
-                    outbox.push((from, self.notification()));
-                    return (outbox, None);
-                } else if vote.beats(&self.vote) {
-                    self.vote = vote;
-                    self.received.insert(self.me, vote);
-                    self.decide_at_ms = None;
-                    outbox = self.broadcast();
+                match next_vote(self.round, self.vote, self.initial, round, vote) {
+                    NextVote::NewRound(ours) => {
+                        // A newer round: start over in it, from our own vote or theirs.
+                        self.round = round;
+                        self.received.clear();
+                        self.vote = ours;
+                        self.received.insert(self.me, self.vote);
+                        self.decide_at_ms = None;
+                        outbox = self.broadcast();
+                    }
+                    NextVote::Stale => {
+                        // An older round: tell the sender where we are.
+                        outbox.push((from, self.notification()));
+                        return (outbox, None);
+                    }
+                    NextVote::Adopt => {
+                        self.vote = vote;
+                        self.received.insert(self.me, vote);
+                        self.decide_at_ms = None;
+                        outbox = self.broadcast();
+                    }
+                    NextVote::Keep => {}
                 }
                 self.received.insert(from, vote);
                 (outbox, self.check_quorum(now_ms))
@@ -197,16 +198,13 @@ impl Election {
     }
 
     fn count(&self, votes: &BTreeMap<ServerId, Vote>, vote: &Vote) -> usize {
-        votes
-            .values()
-            .filter(|v| v.leader == vote.leader && v.epoch == vote.epoch)
-            .count()
+        votes.values().filter(|v| agree(v, vote)).count()
     }
 
     fn count_outside(&self, vote: &Vote) -> usize {
         self.outside
             .values()
-            .filter(|(v, _)| v.leader == vote.leader && v.epoch == vote.epoch)
+            .filter(|(v, _)| agree(v, vote))
             .count()
     }
 
@@ -238,6 +236,55 @@ impl Election {
     }
 }
 
+/// What a LOOKING server does with a LOOKING notification's vote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NextVote {
+    /// From an older round: it does not count; the sender hears our round and vote.
+    Stale,
+    /// From a newer round: start over in it with this vote, the better of the sender's and
+    /// our initial vote for ourselves (a vote adopted in the older round is forgotten).
+    NewRound(Vote),
+    /// From our round, and better than our vote ([`Vote::beats`]): adopt it, rebroadcast.
+    Adopt,
+    /// From our round, and not better: keep our vote.
+    Keep,
+}
+
+/// The vote order of fast leader election: how a LOOKING server in `round`, voting `ours`
+/// (having started from `initial`), takes `theirs` sent in `their_round`. Votes compare by
+/// (epoch, last zxid, server id), newest history first ([`Vote::beats`]).
+///
+/// Cases: `src/zk/testdata/vote_order.txt`.
+pub fn next_vote(
+    round: u64,
+    ours: Vote,
+    initial: Vote,
+    their_round: u64,
+    theirs: Vote,
+) -> NextVote {
+    if their_round > round {
+        NextVote::NewRound(if theirs.beats(&initial) {
+            theirs
+        } else {
+            initial
+        })
+    } else if their_round < round {
+        NextVote::Stale
+    } else if theirs.beats(&ours) {
+        NextVote::Adopt
+    } else {
+        NextVote::Keep
+    }
+}
+
+/// Whether two votes count toward the same quorum: they name the same leader in the same
+/// epoch (the zxid is not compared).
+///
+/// Cases: `src/zk/testdata/vote_order.txt`.
+pub fn agree(a: &Vote, b: &Vote) -> bool {
+    a.leader == b.leader && a.epoch == b.epoch
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,11 +302,69 @@ mod tests {
         }
     }
 
+    /// `(epoch, E:C, id)` → a vote for `id` with last zxid `E:C`.
+    fn table_vote(parts: &[String]) -> Option<Vote> {
+        let [epoch, zxid, id] = parts else {
+            return None;
+        };
+        let (e, c) = zxid.split_once(':')?;
+        Some(Vote {
+            leader: ServerId(id.parse().ok()?),
+            zxid: Zxid::new(Epoch(e.parse().ok()?), c.parse().ok()?),
+            epoch: Epoch(epoch.parse().ok()?),
+        })
+    }
+
+    /// The vote order ([`Vote::beats`], [`next_vote`], [`agree`]) as a table.
     #[test]
-    fn votes_prefer_the_newest_epoch_then_zxid_then_id() {
-        assert!(vote(1, 0, 2).beats(&vote(3, 99, 1)), "epoch first");
-        assert!(vote(1, 5, 1).beats(&vote(3, 4, 1)), "then the last zxid");
-        assert!(vote(3, 5, 1).beats(&vote(1, 5, 1)), "then the id");
+    fn vote_order_rules() {
+        crate::testdata::run_file("src/zk/testdata/vote_order.txt", |case| {
+            let vote = |key: &str| -> Vote {
+                table_vote(&case.list::<String>(key))
+                    .unwrap_or_else(|| case.fail(format!("`{key}=` is (epoch,E:C,id)")))
+            };
+            let show = |v: Vote| {
+                let (e, c) = (v.zxid.epoch().0, v.zxid.counter());
+                format!("vote=({},{e}:{c},{})", v.epoch.0, v.leader.0)
+            };
+            match case.command.as_str() {
+                "compare" => {
+                    let (a, b) = (vote("a"), vote("b"));
+                    assert!(
+                        !(a.beats(&b) && b.beats(&a)),
+                        "{}:{}",
+                        case.source,
+                        case.line
+                    );
+                    let winner = if a.beats(&b) {
+                        "a wins"
+                    } else if b.beats(&a) {
+                        "b wins"
+                    } else {
+                        "same vote"
+                    };
+                    winner.into()
+                }
+                "agree" => {
+                    let (a, b) = (vote("a"), vote("b"));
+                    assert_eq!(agree(&a, &b), agree(&b, &a));
+                    if agree(&a, &b) { "agree" } else { "apart" }.into()
+                }
+                "notification" => {
+                    let ours = vote("ours");
+                    let initial = case.values("initial").map_or(ours, |_| vote("initial"));
+                    let theirs = vote("theirs");
+                    let round = case.value("round");
+                    match next_vote(round, ours, initial, case.value("their-round"), theirs) {
+                        NextVote::Stale => format!("stale {}", show(ours)),
+                        NextVote::NewRound(vote) => format!("new-round {}", show(vote)),
+                        NextVote::Adopt => format!("adopt {}", show(theirs)),
+                        NextVote::Keep => format!("keep {}", show(ours)),
+                    }
+                }
+                other => case.fail(format!("unknown command {other}")),
+            }
+        });
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub struct Vote {
 }
 
 impl Vote {
-    /// Whether `self` is a better candidate than `other`.
+    /// Whether `self` is a better candidate than `other` (cases:
+    /// `src/zk/testdata/vote_order.txt`).
     pub fn beats(&self, other: &Vote) -> bool {
         (self.epoch, self.zxid, self.leader) > (other.epoch, other.zxid, other.leader)
     }

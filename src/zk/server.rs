@@ -1202,9 +1202,10 @@ impl ServerCore {
         }
     }
 
-    /// How to bring a follower whose log ends at `peer_last` in line with ours.
+    /// How to bring a follower whose log ends at `peer_last` in line with ours: the
+    /// [`sync_plan`] rule, with the transactions and snapshot it names.
     fn sync_mode_for(&self, peer_last: Zxid) -> SyncMode {
-        let last = self.last_logged();
+        let logged: Vec<Zxid> = self.log.iter().map(|r| r.header.zxid).collect();
         let after = |z: Zxid| -> Vec<TxnRecord> {
             self.log
                 .iter()
@@ -1212,46 +1213,18 @@ impl ServerCore {
                 .cloned()
                 .collect()
         };
-        if peer_last == last {
-            return SyncMode::Diff { txns: Vec::new() };
-        }
-        if peer_last > last {
-            if self.config.legacy.diff_only_sync {
-                // LEGACY (ZOOKEEPER-1154): the follower keeps what we never had.
-                return SyncMode::Diff { txns: Vec::new() };
+        let diff_only = self.config.legacy.diff_only_sync;
+        match sync_plan(peer_last, self.base.zxid, &logged, diff_only) {
+            SyncPlan::Diff { after: from } => SyncMode::Diff { txns: after(from) },
+            SyncPlan::Trunc { to } => SyncMode::Trunc {
+                to,
+                txns: after(to),
+            },
+            SyncPlan::Snap => {
+                let snapshot = self.tree.snapshot();
+                let txns = after(snapshot.zxid);
+                SyncMode::Snap { snapshot, txns }
             }
-            return SyncMode::Trunc {
-                to: last,
-                txns: Vec::new(),
-            };
-        }
-        if peer_last < self.base.zxid {
-            let snapshot = self.tree.snapshot();
-            let txns = after(snapshot.zxid);
-            return SyncMode::Snap { snapshot, txns };
-        }
-        if peer_last == self.base.zxid || self.log.iter().any(|r| r.header.zxid == peer_last) {
-            return SyncMode::Diff {
-                txns: after(peer_last),
-            };
-        }
-        // The follower has transactions we do not: cut back to the last one we share.
-        let common = self
-            .log
-            .iter()
-            .map(|r| r.header.zxid)
-            .rfind(|&z| z < peer_last)
-            .unwrap_or(self.base.zxid);
-        if self.config.legacy.diff_only_sync {
-            // LEGACY (ZOOKEEPER-1154): diff from the follower's zxid; its extra
-            // transactions stay in its log.
-            return SyncMode::Diff {
-                txns: after(peer_last),
-            };
-        }
-        SyncMode::Trunc {
-            to: common,
-            txns: after(common),
         }
     }
 
@@ -1887,6 +1860,72 @@ impl ServerCore {
             self.reply(conn, reply);
         }
     }
+}
+
+/// How a leader brings a joining follower in line, in zxids: the rule behind
+/// [`SyncMode`] (ZooKeeper's `LearnerHandler.syncFollower`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncPlan {
+    /// DIFF: send the logged transactions after `after`.
+    Diff {
+        /// The follower's last zxid, which the leader's history holds.
+        after: Zxid,
+    },
+    /// TRUNC: the follower drops its transactions after `to`, the last zxid both hold; then
+    /// the leader's transactions after `to` follow (TRUNC+DIFF).
+    Trunc {
+        /// The last zxid to keep.
+        to: Zxid,
+    },
+    /// SNAP: send the leader's applied tree, then the logged transactions after it.
+    Snap,
+}
+
+/// The sync for a follower whose log ends at `peer_last`, from a leader whose in-memory log
+/// holds `logged` (ascending) after its snapshot at `base` (the DIFF window).
+///
+/// - At the leader's last zxid: an empty DIFF.
+/// - Ahead of it (the follower logged proposals the leader never had): TRUNC to the
+///   leader's last zxid.
+/// - Before the DIFF window: SNAP.
+/// - At `base` or a logged zxid: DIFF of the rest.
+/// - Otherwise its last transactions are ones the leader never had: TRUNC to the newest
+///   zxid below it the leader holds (the snapshot if none), then DIFF.
+///
+/// LEGACY (ZOOKEEPER-1154, `diff_only_sync`): DIFF where TRUNC is needed; the follower keeps
+/// transactions that were never committed.
+///
+/// Cases: `src/zk/testdata/sync_mode.txt`.
+pub fn sync_plan(peer_last: Zxid, base: Zxid, logged: &[Zxid], diff_only_sync: bool) -> SyncPlan {
+    let last = logged.last().copied().unwrap_or(base);
+    if peer_last == last {
+        return SyncPlan::Diff { after: peer_last };
+    }
+    if peer_last > last {
+        if diff_only_sync {
+            // LEGACY (ZOOKEEPER-1154): the follower keeps what we never had.
+            return SyncPlan::Diff { after: peer_last };
+        }
+        return SyncPlan::Trunc { to: last };
+    }
+    if peer_last < base {
+        return SyncPlan::Snap;
+    }
+    if peer_last == base || logged.contains(&peer_last) {
+        return SyncPlan::Diff { after: peer_last };
+    }
+    // The follower has transactions we do not: cut back to the last one we share.
+    let common = logged
+        .iter()
+        .copied()
+        .rfind(|&z| z < peer_last)
+        .unwrap_or(base);
+    if diff_only_sync {
+        // LEGACY (ZOOKEEPER-1154): diff from the follower's zxid; its extra transactions
+        // stay in its log.
+        return SyncPlan::Diff { after: peer_last };
+    }
+    SyncPlan::Trunc { to: common }
 }
 
 #[cfg(test)]

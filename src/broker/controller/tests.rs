@@ -443,114 +443,60 @@ fn alter_partition_checks_the_partition_epoch_and_answers_the_new_state() {
     }
 }
 
-fn state(leader: Option<u32>, isr: &[u32], replicas: &[u32]) -> PartitionState {
-    PartitionState {
-        leader: leader.map(BrokerId),
-        leader_epoch: LeaderEpoch(5),
-        isr: isr.iter().map(|&b| BrokerId(b)).collect(),
-        elr: vec![],
-        controller_epoch: 1,
-        partition_epoch: 9,
-        replicas: replicas.iter().map(|&b| BrokerId(b)).collect(),
-    }
-}
-
-fn rules(unclean: bool, controller_epoch: u32) -> Rules {
-    Rules {
-        unclean,
-        eligible_leader_replicas: true,
-        min_isr: 2,
-        controller_epoch,
-    }
-}
-
-fn live(ids: &[u32]) -> BTreeSet<BrokerId> {
-    ids.iter().map(|&b| BrokerId(b)).collect()
-}
-
+/// The partition-state rules (`next_state`, `state_after_alter`) as a table: leader
+/// election from the ISR, then the ELR, then unclean; ISR shrink and expand and the ELR
+/// with them; min.insync.replicas.
 #[test]
-fn without_a_live_isr_member_the_partition_goes_offline_keeping_the_last_isr_member() {
-    let s = state(Some(1), &[1], &[1, 2, 3]);
-    let next = next_state(&s, &live(&[2, 3]), &rules(false, 2)).unwrap();
-    assert_eq!(next.leader, None);
-    assert_eq!(next.isr, vec![BrokerId(1)]);
-    assert_eq!(next.leader_epoch, LeaderEpoch(6));
-    // Offline stays offline, without new writes.
-    assert_eq!(next_state(&next, &live(&[2, 3]), &rules(false, 2)), None);
-    // The last ISR member returns: it leads.
-    let back = next_state(&next, &live(&[1, 2, 3]), &rules(false, 2)).unwrap();
-    assert_eq!(back.leader, Some(BrokerId(1)));
-}
-
-#[test]
-fn unclean_election_picks_any_live_replica_and_resets_the_isr() {
-    let s = state(Some(1), &[1], &[1, 2, 3]);
-    let next = next_state(&s, &live(&[3, 2]), &rules(true, 2)).unwrap();
-    assert_eq!(next.leader, Some(BrokerId(2)));
-    assert_eq!(next.isr, vec![BrokerId(2)]);
-}
-
-#[test]
-fn a_healthy_partition_needs_nothing() {
-    let s = state(Some(2), &[2, 3], &[1, 2, 3]);
-    assert_eq!(next_state(&s, &live(&[1, 2, 3]), &rules(false, 1)), None);
-}
-
-#[test]
-fn replicas_leaving_an_isr_below_min_isr_become_eligible_and_leave_it_when_it_recovers() {
-    let s = state(Some(1), &[1, 2, 3], &[1, 2, 3]);
-    let all = live(&[1, 2, 3]);
-    let ids = |v: &[u32]| v.iter().map(|&b| BrokerId(b)).collect::<Vec<_>>();
-    // Down to 2 = min ISR: the HW may still move without broker 3, so it is not eligible.
-    assert_eq!(elr_after_alter(&s, &ids(&[1, 2]), 2, &all), vec![]);
-    // Below min ISR: broker 2 left as the HW froze; it holds every committed record.
-    let two = state(Some(1), &[1, 2], &[1, 2, 3]);
-    assert_eq!(elr_after_alter(&two, &ids(&[1]), 2, &all), ids(&[2]));
-    // Both at once from three: both eligible.
-    assert_eq!(elr_after_alter(&s, &ids(&[1]), 2, &all), ids(&[2, 3]));
-    // A dead replica is never eligible (its shutdown was unclean).
-    assert_eq!(elr_after_alter(&two, &ids(&[1]), 2, &live(&[1])), vec![]);
-    // Broker 2 rejoins: the ISR is back at min ISR, the ELR empties.
-    let mut low = state(Some(1), &[1], &[1, 2, 3]);
-    low.elr = ids(&[2, 3]);
-    assert_eq!(elr_after_alter(&low, &ids(&[1, 2]), 2, &all), vec![]);
-    // With min ISR 3, a rejoining member leaves the ELR, the other stays.
-    assert_eq!(elr_after_alter(&low, &ids(&[1, 2]), 3, &all), ids(&[3]));
-}
-
-#[test]
-fn the_last_isr_member_dying_hands_leadership_to_a_live_eligible_replica() {
-    let mut s = state(Some(1), &[1], &[1, 2, 3]);
-    s.elr = vec![BrokerId(3), BrokerId(2)];
-    let next = next_state(&s, &live(&[2, 3]), &rules(false, 2)).unwrap();
-    assert_eq!(
-        next.leader,
-        Some(BrokerId(2)),
-        "first eligible in assignment order"
-    );
-    assert_eq!(next.isr, vec![BrokerId(2)]);
-    assert_eq!(next.elr, vec![BrokerId(3)]);
-    assert_eq!(next.leader_epoch, LeaderEpoch(6));
-    // Without ELR (legacy lenient min ISR) the partition goes offline instead.
-    let legacy = Rules {
-        eligible_leader_replicas: false,
-        ..rules(false, 2)
-    };
-    let offline = next_state(&s, &live(&[2, 3]), &legacy).unwrap();
-    assert_eq!(offline.leader, None);
-    assert_eq!(offline.isr, vec![BrokerId(1)]);
-}
-
-#[test]
-fn a_dead_eligible_replica_leaves_the_elr_without_a_new_leader_epoch() {
-    let mut s = state(Some(1), &[1], &[1, 2, 3]);
-    s.elr = vec![BrokerId(2), BrokerId(3)];
-    let next = next_state(&s, &live(&[1, 3]), &rules(false, 2)).unwrap();
-    assert_eq!(next.leader, Some(BrokerId(1)));
-    assert_eq!(next.elr, vec![BrokerId(3)]);
-    assert_eq!(next.leader_epoch, s.leader_epoch);
-    assert_eq!(next_state(&next, &live(&[1, 3]), &rules(false, 2)), None);
-    // Every eligible replica dead, then the leader: offline on the last ISR member.
-    let gone = next_state(&next, &live(&[]), &rules(false, 2)).unwrap();
-    assert_eq!((gone.leader, gone.elr.len()), (None, 0));
+fn partition_state_rules() {
+    crate::testdata::run_file("src/broker/testdata/controller_election.txt", |case| {
+        let ids = |key: &str| -> Vec<BrokerId> {
+            case.list::<u32>(key).into_iter().map(BrokerId).collect()
+        };
+        let leader = match case.value::<String>("leader").as_str() {
+            "none" => None,
+            id => Some(BrokerId(id.parse().unwrap_or_else(|e| case.fail(e)))),
+        };
+        let state = PartitionState {
+            leader,
+            leader_epoch: LeaderEpoch(case.value("epoch")),
+            isr: ids("isr"),
+            elr: case.values("elr").map_or_else(Vec::new, |_| ids("elr")),
+            controller_epoch: 1,
+            partition_epoch: 9,
+            replicas: ids("replicas"),
+        };
+        let live: BTreeSet<BrokerId> = ids("live").into_iter().collect();
+        let mut rules = Rules {
+            unclean: false,
+            eligible_leader_replicas: !case.has("no-elr"),
+            min_isr: case.value("min-isr"),
+            controller_epoch: 2,
+        };
+        let next = match case.command.as_str() {
+            "next-state" => {
+                rules.unclean = case.has("unclean");
+                next_state(&state, &live, &rules)
+            }
+            "alter-isr" => Some(state_after_alter(&state, &ids("new-isr"), &live, &rules)),
+            other => case.fail(format!("unknown command {other}")),
+        };
+        let Some(next) = next else {
+            return "no change".into();
+        };
+        // What every written state has, whatever the case.
+        assert_eq!(next.controller_epoch, 2, "{}:{}", case.source, case.line);
+        assert_eq!(next.partition_epoch, 9, "the write bumps it, not the rule");
+        assert_eq!(next.replicas, state.replicas, "no reassignment");
+        let list = |ids: &[BrokerId]| {
+            let ids: Vec<String> = ids.iter().map(|b| b.0.to_string()).collect();
+            format!("({})", ids.join(","))
+        };
+        format!(
+            "leader={} epoch={} isr={} elr={}",
+            next.leader.map_or("none".into(), |b| b.0.to_string()),
+            next.leader_epoch.0,
+            list(&next.isr),
+            list(&next.elr)
+        )
+    });
 }

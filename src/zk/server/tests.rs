@@ -763,3 +763,52 @@ fn a_restarted_server_recovers_from_snapshot_and_log() {
         assert!(c.server(1).tree().stat(&format!("/r{k}")).is_some());
     }
 }
+
+/// `E:C` → the zxid of the C-th transaction of epoch E.
+fn table_zxid(case: &crate::testdata::Case, text: &str) -> Zxid {
+    let parsed = text
+        .split_once(':')
+        .and_then(|(e, c)| Some(Zxid::new(Epoch(e.parse().ok()?), c.parse().ok()?)));
+    parsed.unwrap_or_else(|| case.fail(format!("`{text}`: a zxid is epoch:counter")))
+}
+
+fn table_zxid_text(zxid: Zxid) -> String {
+    format!("{}:{}", zxid.epoch().0, zxid.counter())
+}
+
+fn table_zxids(zxids: &[Zxid]) -> String {
+    let zxids: Vec<String> = zxids.iter().map(|&z| table_zxid_text(z)).collect();
+    format!("({})", zxids.join(","))
+}
+
+/// The leader's sync for a joining follower ([`sync_plan`]): DIFF, TRUNC (+DIFF), SNAP, and
+/// the legacy `diff_only_sync` (ZOOKEEPER-1154), as a table.
+#[test]
+fn sync_mode_rules() {
+    crate::testdata::run_file("src/zk/testdata/sync_mode.txt", |case| {
+        if case.command != "sync" {
+            case.fail("unknown command");
+        }
+        let zxid = |key: &str| table_zxid(case, &case.value::<String>(key));
+        let base = zxid("base");
+        let follower = zxid("follower");
+        let logged: Vec<Zxid> = case
+            .list::<String>("log")
+            .iter()
+            .map(|z| table_zxid(case, z))
+            .collect();
+        if logged.first().is_some_and(|&z| z <= base) || logged.windows(2).any(|w| w[0] >= w[1]) {
+            case.fail("the log ascends after the base snapshot");
+        }
+        let after = |z: Zxid| -> Vec<Zxid> { logged.iter().copied().filter(|&l| l > z).collect() };
+        match sync_plan(follower, base, &logged, case.has("diff-only-sync")) {
+            SyncPlan::Diff { after: from } => format!("DIFF txns={}", table_zxids(&after(from))),
+            SyncPlan::Trunc { to } => format!(
+                "TRUNC to={} txns={}",
+                table_zxid_text(to),
+                table_zxids(&after(to))
+            ),
+            SyncPlan::Snap => "SNAP".into(),
+        }
+    });
+}
