@@ -7,7 +7,7 @@
 //! call, outcome, session change and watch into the history — exactly what the client was
 //! told, nothing more.
 
-use super::net::{read_frame, write_frame, Hello};
+use super::net::{frame_writer, read_frame, send_frame, Hello};
 use crate::sim::{run_rng, sim_now_us, Op as HistoryOp, Progress, Recorder, ZkOutcome};
 use crate::zk::client::{ClientAction, ClientConfig, ClientCore, Outcome};
 use crate::zk::proto::{ClientRequest, ServerResponse};
@@ -19,8 +19,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 /// How often the core is ticked.
 const TICK: Duration = Duration::from_millis(20);
@@ -290,12 +289,12 @@ pub async fn connect<E>(
         return;
     };
     let (mut reader, mut writer) = tokio::io::split(stream);
-    if write_frame(&mut writer, &Hello::Client).await.is_err() || writer.flush().await.is_err() {
+    if send_frame(&mut writer, &Hello::Client).await.is_err() {
         let _ = inbox.send(wrap(ConnEvent::Closed { generation }));
         return;
     }
     let (tx, rx) = unbounded_channel();
-    madsim::task::spawn(request_writer(writer, rx));
+    madsim::task::spawn(frame_writer(writer, rx));
     if inbox
         .send(wrap(ConnEvent::Open { generation, tx }))
         .is_err()
@@ -312,23 +311,4 @@ pub async fn connect<E>(
         }
     }
     let _ = inbox.send(wrap(ConnEvent::Closed { generation }));
-}
-
-async fn request_writer<W: tokio::io::AsyncWrite + Unpin>(
-    mut writer: W,
-    mut rx: UnboundedReceiver<ClientRequest>,
-) {
-    while let Some(first) = rx.recv().await {
-        let mut ok = write_frame(&mut writer, &first).await.is_ok();
-        while ok {
-            match rx.try_recv() {
-                Ok(msg) => ok = write_frame(&mut writer, &msg).await.is_ok(),
-                Err(_) => break,
-            }
-        }
-        if !ok || writer.flush().await.is_err() {
-            return;
-        }
-    }
-    let _ = writer.shutdown().await;
 }

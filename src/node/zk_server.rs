@@ -9,7 +9,7 @@
 //! time is paid before the next action runs. No protocol or durability decisions are made
 //! here.
 
-use super::net::{read_frame, write_frame, Hello};
+use super::net::{frame_writer, read_frame, send_frame, write_batches, Hello};
 use super::pay_sync_debt;
 use crate::disk::SimDisk;
 use crate::sim::{sim_now_us, Progress, Recorder};
@@ -24,15 +24,12 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 /// How often the core is ticked.
 const TICK: Duration = Duration::from_millis(20);
 /// Pause between connection attempts to a peer.
 const RETRY: Duration = Duration::from_millis(100);
-/// A flush that takes longer means the link is dead.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Everything a server node needs; shared by all its incarnations.
 pub struct ZkServerNode {
@@ -328,7 +325,7 @@ async fn serve_connection(
         Ok(Some(Hello::Client)) => {
             let conn = next_conn.fetch_add(1, Ordering::Relaxed);
             let (tx, rx) = unbounded_channel();
-            madsim::task::spawn(client_writer(writer, rx));
+            madsim::task::spawn(frame_writer::<_, ServerResponse>(writer, rx));
             if inbox.send(Inbox::ClientOpen { conn, tx }).is_err() {
                 return;
             }
@@ -341,27 +338,6 @@ async fn serve_connection(
         }
         _ => {}
     }
-}
-
-/// Writes responses to a client, a flush per batch; ends (closing the stream) when the
-/// server drops the sender.
-async fn client_writer<W: tokio::io::AsyncWrite + Unpin>(
-    mut writer: W,
-    mut rx: UnboundedReceiver<ServerResponse>,
-) {
-    while let Some(first) = rx.recv().await {
-        let mut ok = write_frame(&mut writer, &first).await.is_ok();
-        while ok {
-            match rx.try_recv() {
-                Ok(msg) => ok = write_frame(&mut writer, &msg).await.is_ok(),
-                Err(_) => break,
-            }
-        }
-        if !ok || writer.flush().await.is_err() {
-            return;
-        }
-    }
-    let _ = writer.shutdown().await;
 }
 
 /// Keeps a stream open to one peer, forever; messages sent while the link is down are
@@ -385,27 +361,12 @@ async fn peer_writer(
                 continue;
             }
         };
-        if write_frame(&mut stream, &hello).await.is_err() || stream.flush().await.is_err() {
+        if send_frame(&mut stream, &hello).await.is_err() {
             continue;
         }
-        loop {
-            let Some(first) = rx.recv().await else { return };
-            let mut ok = write_frame(&mut stream, &first).await.is_ok();
-            while ok {
-                match rx.try_recv() {
-                    Ok(msg) => ok = write_frame(&mut stream, &msg).await.is_ok(),
-                    Err(_) => break,
-                }
-            }
-            ok = ok
-                && matches!(
-                    madsim::time::timeout(FLUSH_TIMEOUT, stream.flush()).await,
-                    Ok(Ok(()))
-                );
-            if !ok {
-                let _ = inbox.send(Inbox::OutboundLost { peer });
-                break;
-            }
+        if write_batches(&mut stream, &mut rx).await.is_ok() {
+            return;
         }
+        let _ = inbox.send(Inbox::OutboundLost { peer });
     }
 }
