@@ -3,14 +3,13 @@
 //!
 //! Owns: the listener (clients, followers and the controller connect to it), one outgoing
 //! link per peer broker (requests queued while it opens; its loss reported to the core),
-//! the broker's ensemble session (a [`ClientCore`] over the ensemble connection; a new
-//! session after one ends), ticking the core, paying simulated time for its fsyncs before
+//! the broker's ensemble session (a [`ZkSession`]: a new session after one ends), ticking the core, paying simulated time for its fsyncs before
 //! anything it decided leaves the node, and announcing its events. No protocol decisions.
 
 use super::kafka_net::{open_link, serve, LinkEvent, ServerEvent};
 use super::net::{node_addr, Hello, KIND_BROKER};
 use super::pay_sync_debt;
-use super::zk_client::{connect as zk_connect, ConnEvent};
+use super::zk_session::{ConnEvent, SessionEvent, ZkSession};
 use crate::broker::proto::{Request, Response};
 use crate::broker::server::{BrokerAction, BrokerConfig, BrokerCore};
 use crate::broker::BrokerId;
@@ -18,8 +17,6 @@ use crate::disk::SimDisk;
 use crate::node::progress::Progress;
 use crate::node::recorder::{sim_now_us, Recorder};
 use crate::node::run_rng;
-use crate::zk::client::{ClientAction, ClientConfig, ClientCore};
-use crate::zk::proto::ClientRequest;
 use crate::zk::{ServerId, SessionId, Xid};
 use madsim::net::TcpListener;
 use rand::Rng;
@@ -33,8 +30,6 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 /// How often the core is ticked.
 const TICK: Duration = Duration::from_millis(10);
-/// How long after a session ended the broker opens a new one.
-const NEW_SESSION_DELAY_MS: u64 = 200;
 
 /// A broker node; shared by all its incarnations.
 pub struct BrokerNode {
@@ -99,20 +94,9 @@ impl BrokerNode {
         };
         madsim::task::spawn(serve(listener, inbox_tx.clone(), Inbox::Server));
 
-        let mut zk = ClientCore::new(
-            ClientConfig {
-                servers: self.zk_servers.iter().map(|(id, _)| *id).collect(),
-                session_timeout_ms: self.session_timeout.as_millis() as u32,
-                first_server: rng.gen_range(0..self.zk_servers.len().max(1)),
-            },
-            now_ms(),
-        );
-        zk.start_session(now_ms());
-        let mut zk_generation = 0u64;
-        let mut zk_tx: Option<UnboundedSender<ClientRequest>> = None;
+        let mut zk = ZkSession::new(&self.zk_servers, self.session_timeout, &mut rng, now_ms());
         let mut zk_calls: BTreeMap<Xid, u64> = BTreeMap::new();
         let mut session = SessionId::NONE;
-        let mut new_session_at: Option<u64> = None;
 
         let mut conns: BTreeMap<u64, UnboundedSender<Response>> = BTreeMap::new();
         let mut links: BTreeMap<BrokerId, Link> = BTreeMap::new();
@@ -158,18 +142,7 @@ impl BrokerNode {
                                 core.on_peer_closed(peer, now);
                             }
                         }
-                        Inbox::Zk(ConnEvent::Open { generation, tx }) if generation == zk_generation => {
-                            zk_tx = Some(tx);
-                            zk.on_connected(now);
-                        }
-                        Inbox::Zk(ConnEvent::Response { generation, response }) if generation == zk_generation => {
-                            zk.on_response(response, now);
-                        }
-                        Inbox::Zk(ConnEvent::Closed { generation }) if generation == zk_generation => {
-                            zk_tx = None;
-                            zk.on_closed(now);
-                        }
-                        Inbox::Zk(_) => {}
+                        Inbox::Zk(event) => zk.on_connection(event, now),
                     }
                 }
                 _ = madsim::time::sleep_until(next_tick) => {
@@ -177,49 +150,20 @@ impl BrokerNode {
                     ticked = true;
                     let now = now_ms();
                     zk.tick(now);
-                    if new_session_at.is_some_and(|at| now >= at) {
-                        new_session_at = None;
-                        zk.start_session(now);
-                    }
                     core.tick(now);
                 }
             }
             // The ensemble session's actions.
-            for action in zk.take_actions() {
-                match action {
-                    ClientAction::Connect { server } => {
-                        zk_generation += 1;
-                        zk_tx = None;
-                        let addr = self
-                            .zk_servers
-                            .iter()
-                            .find(|(id, _)| *id == server)
-                            .map(|(_, a)| *a)
-                            .expect("a known server");
-                        madsim::task::spawn(zk_connect(
-                            addr,
-                            zk_generation,
-                            inbox_tx.clone(),
-                            Inbox::Zk,
-                        ));
-                    }
-                    ClientAction::Send(request) => {
-                        if let Some(tx) = &zk_tx {
-                            let _ = tx.send(request);
-                        }
-                    }
-                    ClientAction::Disconnect => {
-                        zk_generation += 1;
-                        zk_tx = None;
-                    }
-                    ClientAction::Completed { xid, op, outcome } => {
+            for event in zk.take_events(&inbox_tx, Inbox::Zk, now_ms()) {
+                match event {
+                    SessionEvent::Completed { xid, op, outcome } => {
                         tracing::debug!(broker = %self.name, ?op, ?outcome, "zk-completed");
                         if let Some(id) = zk_calls.remove(&xid) {
                             core.on_zk_outcome(id, outcome, now_ms());
                         }
                     }
-                    ClientAction::Watch { event, .. } => core.on_watch(&event),
-                    ClientAction::SessionOpen {
+                    SessionEvent::Watch { event, .. } => core.on_watch(&event),
+                    SessionEvent::SessionOpen {
                         session: s,
                         server,
                         new,
@@ -231,12 +175,11 @@ impl BrokerNode {
                             core.on_session_started(s, now_ms());
                         }
                     }
-                    ClientAction::SessionEnded { session: s, end } => {
+                    SessionEvent::SessionEnded { session: s, end } => {
                         tracing::debug!(broker = %self.name, session = s.0, end = end.name(), "zk-session-ended");
                         session = SessionId::NONE;
                         zk_calls.clear();
                         core.on_session_lost();
-                        new_session_at = Some(now_ms() + NEW_SESSION_DELAY_MS);
                     }
                 }
             }

@@ -5,24 +5,17 @@
 //! tagged with a connection id, and the node answers through that connection's sender)
 //! and the connect side ([`open_link`]: one connection to one broker, tagged with a
 //! caller-chosen link key and a generation so that events of a replaced connection are
-//! recognised and ignored). Frames are `net`'s; every queued frame goes out in one flush.
+//! recognised and ignored). Frames and the batched writer are `net`'s.
 //! A connection that breaks is reported once; what was in flight on it is the caller's to
 //! retry. No protocol decisions here.
 
-use super::net::{read_frame, write_frame, Hello};
+use super::net::{frame_writer, read_frame, send_frame, Hello};
 use crate::broker::proto::{Request, Response};
 use madsim::net::{TcpListener, TcpStream};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
-
-/// A stalled flush (a clogged or partitioned link) is given up after this long.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 /// What the accept side reports.
 #[derive(Debug)]
@@ -141,12 +134,7 @@ pub fn open_link<E: Send + 'static>(
             return;
         };
         let (mut reader, mut writer) = tokio::io::split(stream);
-        let hello_sent = write_frame(&mut writer, &hello).await.is_ok()
-            && matches!(
-                madsim::time::timeout(FLUSH_TIMEOUT, writer.flush()).await,
-                Ok(Ok(()))
-            );
-        if !hello_sent {
+        if send_frame(&mut writer, &hello).await.is_err() {
             let _ = inbox.send(wrap(closed));
             return;
         }
@@ -176,38 +164,12 @@ pub fn open_link<E: Send + 'static>(
     });
 }
 
-/// Writes queued frames, one flush per batch; ends (closing the stream) when the sender is
-/// dropped or a write or flush fails.
-async fn frame_writer<W, T>(mut writer: W, mut rx: UnboundedReceiver<T>)
-where
-    W: tokio::io::AsyncWrite + Unpin,
-    T: Serialize + DeserializeOwned,
-{
-    while let Some(first) = rx.recv().await {
-        let mut ok = write_frame(&mut writer, &first).await.is_ok();
-        while ok {
-            match rx.try_recv() {
-                Ok(msg) => ok = write_frame(&mut writer, &msg).await.is_ok(),
-                Err(_) => break,
-            }
-        }
-        let flushed = ok
-            && matches!(
-                madsim::time::timeout(FLUSH_TIMEOUT, writer.flush()).await,
-                Ok(Ok(()))
-            );
-        if !flushed {
-            return;
-        }
-    }
-    let _ = writer.shutdown().await;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::broker::proto::{RequestBody, ResponseBody};
     use crate::node::net::{node_addr, KIND_BROKER, KIND_PRODUCER};
+    use std::time::Duration;
 
     #[derive(Debug)]
     enum Ev {

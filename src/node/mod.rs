@@ -8,7 +8,9 @@
 //!
 //! Shells: [`writer`] (standalone log writers), [`zk_server`] and [`zk_client`] (the
 //! ensemble), [`broker`] and [`kafka_client`] (brokers, producers, consumers); [`net`]
-//! frames their TCP traffic and [`kafka_net`] carries Kafka's request/response connections.
+//! frames their TCP traffic and writes it in batches, [`kafka_net`] carries Kafka's
+//! request/response connections and [`zk_session`] the ensemble sessions of brokers and
+//! ensemble clients.
 
 pub mod broker;
 pub mod kafka_client;
@@ -19,6 +21,7 @@ pub mod recorder;
 pub mod writer;
 pub mod zk_client;
 pub mod zk_server;
+pub mod zk_session;
 
 use crate::disk::SimDisk;
 use std::time::{Duration, UNIX_EPOCH};

@@ -1,11 +1,22 @@
 //! Framed messages over madsim's simulated TCP.
 //!
 //! Owns: the wire framing every node speaks — a 4-byte big-endian length, then a JSON
-//! document — and the [`Hello`] frame that opens every connection, naming who connects.
-//! TCP (not madsim's datagram endpoints) because ZAB needs FIFO delivery: madsim's
-//! `TcpStream` delivers every byte in order under loss and clogs, while datagrams reorder
-//! and drop (see architecture.md). Nothing is sent until a flush, and each flush costs the
-//! receiver a simulated millisecond, so writers batch every queued frame into one flush.
+//! document — the [`Hello`] frame that opens every connection, naming who connects, and the
+//! one batched writer every connection's sending side runs ([`write_batches`],
+//! [`frame_writer`]). TCP (not madsim's datagram endpoints) because ZAB needs FIFO
+//! delivery: madsim's `TcpStream` delivers every byte in order under loss and clogs, while
+//! datagrams reorder and drop (see architecture.md).
+//!
+//! Batching: nothing is sent until a flush, and each flush costs the receiver a simulated
+//! millisecond, so a writer waits for one frame, writes it and every frame already queued
+//! behind it, and flushes them once.
+//!
+//! No flush timeout: madsim's flush hands the buffered bytes to the simulated network and
+//! returns at once — a partition or a clog delays delivery, never the writer — so a timeout
+//! around it could never fire (earlier copies of this loop had 10 s, 5 s or none). A dead
+//! link is noticed where real systems notice it: by the reader (the stream ends) and by the
+//! protocols' own timeouts (`syncLimit`, session timeouts, `request.timeout.ms`). A write
+//! or flush that fails (the peer's node is gone) ends the writer.
 
 use crate::zk::ServerId;
 use serde::de::DeserializeOwned;
@@ -13,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// The port every node listens on.
 pub const PORT: u16 = 2181;
@@ -86,6 +98,39 @@ pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
     w.write_all(&body).await
 }
 
+/// Writes one frame and flushes it: a connection's opening [`Hello`].
+pub async fn send_frame<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, msg: &T) -> io::Result<()> {
+    write_frame(w, msg).await?;
+    w.flush().await
+}
+
+/// Writes the frames queued on `rx` in batches, one flush per batch (see the module doc),
+/// until the sender is dropped (`Ok`) or a write or flush fails (`Err`).
+pub async fn write_batches<W: AsyncWrite + Unpin, T: Serialize>(
+    w: &mut W,
+    rx: &mut UnboundedReceiver<T>,
+) -> io::Result<()> {
+    while let Some(first) = rx.recv().await {
+        write_frame(w, &first).await?;
+        while let Ok(msg) = rx.try_recv() {
+            write_frame(w, &msg).await?;
+        }
+        w.flush().await?;
+    }
+    Ok(())
+}
+
+/// A connection's sending side: [`write_batches`], then shuts the stream down once the
+/// sender is dropped; a failed write just ends it (the reading side reports the loss).
+pub async fn frame_writer<W: AsyncWrite + Unpin, T: Serialize>(
+    mut w: W,
+    mut rx: UnboundedReceiver<T>,
+) {
+    if write_batches(&mut w, &mut rx).await.is_ok() {
+        let _ = w.shutdown().await;
+    }
+}
+
 /// Reads one frame; `None` at a clean end of stream.
 pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
     r: &mut R,
@@ -146,6 +191,120 @@ mod tests {
             assert!(
                 read_frame::<_, Hello>(&mut bad).await.is_err(),
                 "an absurd length is refused"
+            );
+        });
+    }
+
+    /// Bytes written, and how many flushes sent them.
+    #[derive(Default)]
+    struct Counted {
+        bytes: Vec<u8>,
+        flushes: usize,
+    }
+
+    impl AsyncWrite for Counted {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            self.bytes.extend_from_slice(buf);
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            self.flushes += 1;
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn frames_queued_together_go_out_in_one_flush_until_the_sender_is_dropped() {
+        let runtime = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
+        runtime.block_on(async {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            for from in 1..=3 {
+                let hello = Hello::Peer {
+                    from: ServerId(from),
+                    incarnation: 1,
+                };
+                tx.send(hello).unwrap();
+            }
+            drop(tx);
+            let mut out = Counted::default();
+            write_batches(&mut out, &mut rx).await.unwrap();
+            assert_eq!(out.flushes, 1, "one batch, one flush");
+            let mut r = &out.bytes[..];
+            for from in 1..=3 {
+                let hello = read_frame::<_, Hello>(&mut r).await.unwrap().unwrap();
+                assert_eq!(
+                    hello,
+                    Hello::Peer {
+                        from: ServerId(from),
+                        incarnation: 1
+                    },
+                    "in order"
+                );
+            }
+            assert_eq!(read_frame::<_, Hello>(&mut r).await.unwrap(), None);
+        });
+    }
+
+    /// Why the writer has no flush timeout: a clogged link delays delivery, not the flush.
+    #[test]
+    fn a_flush_on_a_clogged_link_returns_at_once_and_the_frame_arrives_after_the_unclog() {
+        let runtime = madsim::runtime::Runtime::with_seed_and_config(2, madsim::Config::default());
+        runtime.block_on(async {
+            let handle = madsim::runtime::Handle::current();
+            let server_addr = node_addr(KIND_ZK, 1);
+            let server = handle
+                .create_node()
+                .name("zk-1")
+                .ip(server_addr.ip())
+                .build();
+            let client = handle
+                .create_node()
+                .name("zk-client-1")
+                .ip(node_addr(KIND_ZK_CLIENT, 1).ip())
+                .build();
+            let received = server.spawn(async move {
+                let listener = madsim::net::TcpListener::bind(server_addr).await.unwrap();
+                let (mut stream, _) = listener.accept().await.unwrap();
+                read_frame::<_, Hello>(&mut stream).await.unwrap();
+                madsim::time::Instant::now()
+            });
+            let (client_id, server_id) = (client.id(), server.id());
+            let sent = client
+                .spawn(async move {
+                    madsim::time::sleep(std::time::Duration::from_millis(10)).await;
+                    let mut stream = madsim::net::TcpStream::connect(server_addr).await.unwrap();
+                    let net = madsim::net::NetSim::current();
+                    net.clog_link(client_id, server_id);
+                    let before = madsim::time::Instant::now();
+                    send_frame(&mut stream, &Hello::Client).await.unwrap();
+                    assert_eq!(
+                        madsim::time::Instant::now(),
+                        before,
+                        "the flush did not wait"
+                    );
+                    madsim::time::sleep(std::time::Duration::from_secs(30)).await;
+                    net.unclog_link(client_id, server_id);
+                    (before, stream)
+                })
+                .await
+                .unwrap();
+            let received = received.await.unwrap();
+            assert!(
+                received >= sent.0 + std::time::Duration::from_secs(30),
+                "delivered only after the unclog"
             );
         });
     }

@@ -1,34 +1,28 @@
-//! The shell of an ensemble client: TCP connections, timers and the history around
-//! [`ClientCore`] and its [`Workload`].
+//! The shell of an ensemble client: timers and the history around a [`ZkSession`] and its
+//! [`Workload`].
 //!
-//! Owns: opening and closing the connection the core asks for (each connection gets a
-//! generation number; anything arriving from an older one is ignored), pacing the workload
-//! (one operation in flight, at the configured rate), session churn, and recording every
-//! call, outcome, session change and watch into the history — exactly what the client was
-//! told, nothing more.
+//! Owns: pacing the workload (one operation in flight, at the configured rate), session
+//! churn, and recording every call, outcome, session change and watch into the history —
+//! exactly what the client was told, nothing more. The connection to the ensemble is the
+//! session's.
 
-use super::net::{read_frame, write_frame, Hello};
+use super::zk_session::{ConnEvent, SessionEvent, ZkSession};
 use crate::history::{Op as HistoryOp, ZkOutcome};
 use crate::node::progress::Progress;
 use crate::node::recorder::{sim_now_us, Recorder};
 use crate::node::run_rng;
-use crate::zk::client::{ClientAction, ClientConfig, ClientCore, Outcome};
-use crate::zk::proto::{ClientRequest, ServerResponse};
+use crate::zk::client::Outcome;
 use crate::zk::workload::Workload;
 use crate::zk::{ServerId, Xid};
-use madsim::net::TcpStream;
 use rand::Rng;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::unbounded_channel;
 
 /// How often the core is ticked.
 const TICK: Duration = Duration::from_millis(20);
-/// How long after its session ended the client opens a new one.
-const NEW_SESSION_DELAY: Duration = Duration::from_millis(200);
 
 /// Everything a client node needs; shared by all its incarnations.
 pub struct ZkClientNode {
@@ -54,37 +48,8 @@ pub struct ZkClientNode {
     pub incarnations: AtomicU64,
 }
 
-/// What a connection to an ensemble server reports (see [`connect`]).
-#[derive(Debug)]
-pub enum ConnEvent {
-    /// Up: send requests through `tx`.
-    Open {
-        /// The connection's generation.
-        generation: u64,
-        /// Requests go here.
-        tx: UnboundedSender<ClientRequest>,
-    },
-    /// A response or notification arrived.
-    Response {
-        /// The connection's generation.
-        generation: u64,
-        /// What arrived.
-        response: ServerResponse,
-    },
-    /// Failed to open, or closed.
-    Closed {
-        /// The connection's generation.
-        generation: u64,
-    },
-}
-
 fn now_ms() -> u64 {
     sim_now_us() / 1000
-}
-
-struct Connection {
-    generation: u64,
-    tx: Option<UnboundedSender<ClientRequest>>,
 }
 
 impl ZkClientNode {
@@ -97,25 +62,15 @@ impl ZkClientNode {
         let incarnation = self.incarnations.fetch_add(1, Ordering::Relaxed) + 1;
         self.history(HistoryOp::ZkStart { incarnation });
         let mut rng = run_rng();
-        let config = ClientConfig {
-            servers: self.servers.iter().map(|(id, _)| *id).collect(),
-            session_timeout_ms: u32::try_from(self.session_timeout.as_millis()).unwrap_or(u32::MAX),
-            first_server: rng.gen_range(0..self.servers.len().max(1)),
-        };
-        let mut core = ClientCore::new(config, now_ms());
+        let mut session = ZkSession::new(&self.servers, self.session_timeout, &mut rng, now_ms());
         let mut workload = Workload::new(self.index, self.registers);
         let (inbox_tx, mut inbox) = unbounded_channel::<ConnEvent>();
         // `now_ms` counts from the run's start; this instant is that start.
         let start = madsim::time::Instant::now() - Duration::from_millis(now_ms());
-        let mut conn = Connection {
-            generation: 0,
-            tx: None,
-        };
         let period = Duration::from_secs_f64(1.0 / f64::from(self.rate.max(1)));
         let mut in_flight: Option<Xid> = None;
         let mut next_op_ms = now_ms();
         let mut next_churn_ms = self.next_churn(&mut rng);
-        let mut new_session_ms: Option<u64> = None;
         // A seeded phase: nodes' timers must not march in step with each other or with
         // the world's fault schedule, or faults could never land mid-operation.
         let mut next_tick = madsim::time::Instant::now() + TICK.mul_f64(rng.gen_range(0.0..1.0));
@@ -123,72 +78,32 @@ impl ZkClientNode {
         loop {
             tokio::select! {
                 biased;
-                event = inbox.recv() => match event {
-                    Some(ConnEvent::Open { generation, tx }) if generation == conn.generation => {
-                        conn.tx = Some(tx);
-                        core.on_connected(now_ms());
-                    }
-                    Some(ConnEvent::Response { generation, response }) if generation == conn.generation => {
-                        core.on_response(response, now_ms());
-                    }
-                    Some(ConnEvent::Closed { generation }) if generation == conn.generation => {
-                        conn.tx = None;
-                        core.on_closed(now_ms());
-                    }
-                    Some(_) => {}
-                    None => return,
-                },
+                event = inbox.recv() => {
+                    let Some(event) = event else { return };
+                    session.on_connection(event, now_ms());
+                }
                 _ = madsim::time::sleep_until(next_tick.min(start + Duration::from_millis(next_op_ms))) => {
                     if madsim::time::Instant::now() >= next_tick {
                         next_tick += TICK;
                     }
                     let now = now_ms();
-                    core.tick(now);
-                    if new_session_ms.is_some_and(|at| now >= at) {
-                        new_session_ms = None;
-                        core.start_session(now);
-                    }
-                    if core.is_connected() && in_flight.is_none() {
+                    session.tick(now);
+                    if session.is_connected() && in_flight.is_none() {
                         if next_churn_ms.is_some_and(|at| now >= at) {
                             next_churn_ms = self.next_churn(&mut rng);
-                            in_flight = Some(self.call(&mut core, crate::zk::Op::CloseSession));
+                            in_flight = Some(self.call(&mut session, crate::zk::Op::CloseSession));
                         } else if now >= next_op_ms {
                             let op = workload.next(&mut rng);
-                            in_flight = Some(self.call(&mut core, op));
+                            in_flight = Some(self.call(&mut session, op));
                             let jitter = rng.gen_range(0.5..1.5);
                             next_op_ms = now + period.mul_f64(jitter).as_millis() as u64;
                         }
                     }
                 }
             }
-            for action in core.take_actions() {
-                match action {
-                    ClientAction::Connect { server } => {
-                        conn.generation += 1;
-                        conn.tx = None;
-                        let addr = self
-                            .servers
-                            .iter()
-                            .find(|(id, _)| *id == server)
-                            .map(|(_, a)| *a)
-                            .expect("a known server");
-                        madsim::task::spawn(connect(
-                            addr,
-                            conn.generation,
-                            inbox_tx.clone(),
-                            |e| e,
-                        ));
-                    }
-                    ClientAction::Send(request) => {
-                        if let Some(tx) = &conn.tx {
-                            let _ = tx.send(request);
-                        }
-                    }
-                    ClientAction::Disconnect => {
-                        conn.generation += 1;
-                        conn.tx = None;
-                    }
-                    ClientAction::Completed { xid, op, outcome } => {
+            for event in session.take_events(&inbox_tx, |e| e, now_ms()) {
+                match event {
+                    SessionEvent::Completed { xid, op, outcome } => {
                         if in_flight == Some(xid) {
                             in_flight = None;
                         }
@@ -218,53 +133,54 @@ impl ZkClientNode {
                             Outcome::NotSent { error } => ZkOutcome::NotSent { error },
                         };
                         self.history(HistoryOp::ZkReturn {
-                            session: core.session().0,
+                            session: session.session().0,
                             xid: xid.0,
                             outcome,
                         });
                     }
-                    ClientAction::Watch { event, zxid } => {
+                    SessionEvent::Watch { event, zxid } => {
                         self.history(HistoryOp::ZkWatch {
-                            session: core.session().0,
+                            session: session.session().0,
                             zxid: zxid.0,
                             event,
                         });
                     }
-                    ClientAction::SessionOpen {
-                        session,
+                    SessionEvent::SessionOpen {
+                        session: opened,
                         server,
                         zxid,
                         ..
                     } => {
                         self.history(HistoryOp::ZkSession {
-                            session: session.0,
+                            session: opened.0,
                             event: "open".into(),
                             server: Some(server.0),
                             zxid: Some(zxid.0),
                         });
                     }
-                    ClientAction::SessionEnded { session, end } => {
+                    SessionEvent::SessionEnded {
+                        session: ended,
+                        end,
+                    } => {
                         workload.session_ended();
-                        let event = end.name();
                         self.history(HistoryOp::ZkSession {
-                            session: session.0,
-                            event: event.into(),
+                            session: ended.0,
+                            event: end.name().into(),
                             server: None,
                             zxid: None,
                         });
-                        new_session_ms = Some(now_ms() + NEW_SESSION_DELAY.as_millis() as u64);
                     }
                 }
             }
         }
     }
 
-    /// Records the call, then hands it to the core.
-    fn call(&self, core: &mut ClientCore, op: crate::zk::Op) -> Xid {
-        let session = core.session().0;
-        let xid = core.submit(op.clone(), now_ms());
+    /// Records the call, then hands it to the session.
+    fn call(&self, session: &mut ZkSession, op: crate::zk::Op) -> Xid {
+        let id = session.session().0;
+        let xid = session.submit(op.clone(), now_ms());
         self.history(HistoryOp::ZkCall {
-            session,
+            session: id,
             xid: xid.0,
             request: op,
         });
@@ -277,61 +193,4 @@ impl ZkClientNode {
             now_ms().saturating_add(u64::try_from(wait).unwrap_or(u64::MAX))
         })
     }
-}
-
-/// Opens a connection to an ensemble server for generation `generation` and pumps it
-/// until it closes, reporting through `inbox` (each event wrapped by `wrap`). Brokers use
-/// it for their own sessions.
-pub async fn connect<E>(
-    addr: SocketAddr,
-    generation: u64,
-    inbox: UnboundedSender<E>,
-    wrap: fn(ConnEvent) -> E,
-) {
-    let Ok(stream) = TcpStream::connect(addr).await else {
-        let _ = inbox.send(wrap(ConnEvent::Closed { generation }));
-        return;
-    };
-    let (mut reader, mut writer) = tokio::io::split(stream);
-    if write_frame(&mut writer, &Hello::Client).await.is_err() || writer.flush().await.is_err() {
-        let _ = inbox.send(wrap(ConnEvent::Closed { generation }));
-        return;
-    }
-    let (tx, rx) = unbounded_channel();
-    madsim::task::spawn(request_writer(writer, rx));
-    if inbox
-        .send(wrap(ConnEvent::Open { generation, tx }))
-        .is_err()
-    {
-        return;
-    }
-    while let Ok(Some(response)) = read_frame::<_, ServerResponse>(&mut reader).await {
-        let event = ConnEvent::Response {
-            generation,
-            response,
-        };
-        if inbox.send(wrap(event)).is_err() {
-            return;
-        }
-    }
-    let _ = inbox.send(wrap(ConnEvent::Closed { generation }));
-}
-
-async fn request_writer<W: tokio::io::AsyncWrite + Unpin>(
-    mut writer: W,
-    mut rx: UnboundedReceiver<ClientRequest>,
-) {
-    while let Some(first) = rx.recv().await {
-        let mut ok = write_frame(&mut writer, &first).await.is_ok();
-        while ok {
-            match rx.try_recv() {
-                Ok(msg) => ok = write_frame(&mut writer, &msg).await.is_ok(),
-                Err(_) => break,
-            }
-        }
-        if !ok || writer.flush().await.is_err() {
-            return;
-        }
-    }
-    let _ = writer.shutdown().await;
 }
