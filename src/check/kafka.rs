@@ -99,10 +99,13 @@
 //! a drifting contract must not make a check silently vacuous.
 
 use super::{read_final_log, result, CheckInput, CheckResult, FinalLog, Violation};
-use crate::broker::{Acks, TopicPartition};
-use crate::history::{Event, HistoryEntry, Op, SendOutcome};
+use crate::broker::controller::ControllerEvent;
+use crate::broker::server::BrokerEvent;
+use crate::broker::{Acks, BrokerId, TopicPartition};
+use crate::history::{
+    Announcement, Event, Fault, HistoryEntry, NodeEffect, Op, SendOutcome, ShellEvent, WorldEvent,
+};
 use crate::scenario::plan::log_config;
-use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -306,79 +309,32 @@ impl Reference<'_> {
 }
 
 /// One event of a broker, placed in its incarnation.
-struct BrokerEvent<'a> {
+struct Placed<'a> {
     at_us: u64,
     broker: &'a str,
     incarnation: u64,
-    kind: &'a str,
-    detail: &'a Value,
+    announced: &'a Announcement,
 }
 
-impl BrokerEvent<'_> {
-    fn u64(&self, key: &str) -> Result<u64, String> {
-        self.detail.get(key).and_then(Value::as_u64).ok_or_else(|| {
-            format!(
-                "{} `{}` event at {} lacks a number `{key}`: {}",
-                self.broker,
-                self.kind,
-                seconds(self.at_us),
-                self.detail
-            )
-        })
-    }
-
-    fn partition(&self) -> Result<TopicPartition, String> {
-        self.detail
-            .get("partition")
-            .and_then(Value::as_str)
-            .and_then(|text| text.rsplit_once('/'))
-            .and_then(|(topic, p)| Some(TopicPartition::new(topic, p.parse().ok()?)))
-            .ok_or_else(|| {
-                format!(
-                    "{} `{}` event at {} lacks a `partition` \"topic/p\": {}",
-                    self.broker,
-                    self.kind,
-                    seconds(self.at_us),
-                    self.detail
-                )
-            })
-    }
-
-    /// `(partition, field)` or the reason the event does not follow the contract.
-    fn partition_and(&self, key: &str) -> Result<(TopicPartition, u64), String> {
-        Ok((self.partition()?, self.u64(key)?))
-    }
-}
-
-/// A broker id in an event: a number `n` (or `"broker-n"`) names `broker-n`; null or a
-/// negative number names none.
-fn broker_named(value: Option<&Value>) -> Option<String> {
-    match value? {
-        Value::Number(n) => n.as_u64().map(|n| format!("broker-{n}")),
-        Value::String(s) if s.starts_with("broker-") => Some(s.clone()),
-        Value::String(s) => s.parse::<u64>().ok().map(|n| format!("broker-{n}")),
-        _ => None,
-    }
+/// The name of broker `id`'s node.
+fn broker_named(id: BrokerId) -> String {
+    format!("broker-{}", id.0)
 }
 
 /// The nodes whose process `event` ended: a `world` fault or heal whose `nodes` entry for
 /// the node says it was killed, restarted or lost power. Nothing for any other event.
 pub(super) fn processes_ended(event: &Event) -> impl Iterator<Item = &str> {
-    let world = event.node == "world" && matches!(event.kind.as_str(), "fault" | "heal");
-    let nodes = event
-        .detail
-        .get("nodes")
-        .and_then(Value::as_array)
-        .filter(|_| world);
-    nodes.into_iter().flatten().filter_map(|entry| {
-        let ended = match entry.get("effect").unwrap_or(&Value::Null) {
-            Value::String(s) => s == "killed" || s.starts_with("restarted"),
-            // A power loss reports an object (what the disk lost).
-            Value::Object(_) => true,
-            _ => false,
-        };
-        entry.get("node").and_then(Value::as_str).filter(|_| ended)
-    })
+    let nodes: &[NodeEffect] = match &event.announced {
+        Announcement::World(WorldEvent::Fault(Fault {
+            nodes: Some(nodes), ..
+        }))
+        | Announcement::World(WorldEvent::Heal { nodes, .. }) => nodes,
+        _ => &[],
+    };
+    nodes
+        .iter()
+        .filter(|entry| entry.effect.ends_process())
+        .map(|entry| entry.node.as_str())
 }
 
 /// The partitions (of `expected`, each with its replication factor) that no broker led
@@ -395,23 +351,20 @@ pub fn partitions_without_full_isr(
     // (broker, partition) → (incarnation, ISR size) while it leads.
     let mut leading: BTreeMap<(&str, TopicPartition), (u64, usize)> = BTreeMap::new();
     for event in &placed {
-        let Ok(tp) = event.partition() else { continue };
-        let isr = event
-            .detail
-            .get("isr")
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len);
-        match event.kind {
-            "become-leader" => {
-                leading.insert((event.broker, tp), (event.incarnation, isr));
+        match event.announced {
+            Announcement::Broker(BrokerEvent::BecomeLeader { partition, isr, .. }) => {
+                leading.insert(
+                    (event.broker, partition.clone()),
+                    (event.incarnation, isr.len()),
+                );
             }
-            "isr-changed" => {
-                if let Some(entry) = leading.get_mut(&(event.broker, tp)) {
-                    entry.1 = isr;
+            Announcement::Broker(BrokerEvent::IsrChanged { partition, isr, .. }) => {
+                if let Some(entry) = leading.get_mut(&(event.broker, partition.clone())) {
+                    entry.1 = isr.len();
                 }
             }
-            "become-follower" => {
-                leading.remove(&(event.broker, tp));
+            Announcement::Broker(BrokerEvent::BecomeFollower { partition, .. }) => {
+                leading.remove(&(event.broker, partition.clone()));
             }
             _ => {}
         }
@@ -431,7 +384,7 @@ pub fn partitions_without_full_isr(
 pub struct Facts<'a> {
     history: &'a [HistoryEntry],
     logs: &'a ReplicaLogs,
-    broker_events: Vec<BrokerEvent<'a>>,
+    broker_events: Vec<Placed<'a>>,
     /// Each broker's last incarnation.
     last_incarnation: BTreeMap<&'a str, u64>,
     sends: BTreeMap<&'a str, Sent>,
@@ -463,7 +416,7 @@ impl<'a> Facts<'a> {
             .collect();
         let stop_us = events
             .iter()
-            .rfind(|e| e.node == "world" && e.kind == "stop")
+            .rfind(|e| matches!(e.announced, Announcement::World(WorldEvent::Stop {})))
             .map_or_else(|| events.last().map_or(0, |e| e.at_us), |e| e.at_us);
         let mut facts = Facts {
             history,
@@ -524,26 +477,29 @@ impl<'a> Facts<'a> {
     /// Per partition, the broker leading it at the end according to the events.
     fn final_leaders(&self) -> BTreeMap<TopicPartition, String> {
         // (broker, partition) → leader epoch while it leads in its last incarnation.
-        let mut leading: BTreeMap<(&str, TopicPartition), (u64, u64)> = BTreeMap::new();
+        let mut leading: BTreeMap<(&str, TopicPartition), (i32, u64)> = BTreeMap::new();
         for event in &self.broker_events {
             if self.last_incarnation.get(event.broker) != Some(&event.incarnation) {
                 continue;
             }
-            match event.kind {
-                "become-leader" => {
-                    if let Ok((tp, epoch)) = event.partition_and("leader_epoch") {
-                        leading.insert((event.broker, tp), (epoch, event.at_us));
-                    }
+            match event.announced {
+                Announcement::Broker(BrokerEvent::BecomeLeader {
+                    partition,
+                    leader_epoch,
+                    ..
+                }) => {
+                    leading.insert(
+                        (event.broker, partition.clone()),
+                        (leader_epoch.0, event.at_us),
+                    );
                 }
-                "become-follower" => {
-                    if let Ok(tp) = event.partition() {
-                        leading.remove(&(event.broker, tp));
-                    }
+                Announcement::Broker(BrokerEvent::BecomeFollower { partition, .. }) => {
+                    leading.remove(&(event.broker, partition.clone()));
                 }
                 _ => {}
             }
         }
-        let mut best: BTreeMap<TopicPartition, ((u64, u64), &str)> = BTreeMap::new();
+        let mut best: BTreeMap<TopicPartition, ((i32, u64), &str)> = BTreeMap::new();
         for ((broker, tp), key) in leading {
             let entry = best.entry(tp).or_insert((key, broker));
             if key > entry.0 {
@@ -555,8 +511,20 @@ impl<'a> Facts<'a> {
             .collect()
     }
 
-    fn events_of<'s>(&'s self, kind: &'s str) -> impl Iterator<Item = &'s BrokerEvent<'a>> + 's {
-        self.broker_events.iter().filter(move |e| e.kind == kind)
+    /// The brokers' own events (replicas, registration), with where they were announced.
+    fn broker_events(&self) -> impl Iterator<Item = (&Placed<'a>, &'a BrokerEvent)> + '_ {
+        self.broker_events.iter().filter_map(|e| match e.announced {
+            Announcement::Broker(event) => Some((e, event)),
+            _ => None,
+        })
+    }
+
+    /// The controllers' events, with where they were announced.
+    fn controller_events(&self) -> impl Iterator<Item = (&Placed<'a>, &'a ControllerEvent)> + '_ {
+        self.broker_events.iter().filter_map(|e| match e.announced {
+            Announcement::Controller(event) => Some((e, event)),
+            _ => None,
+        })
     }
 
     fn acknowledged(
@@ -941,25 +909,32 @@ impl<'a> Facts<'a> {
         const CHECK: &str = "single-leader-per-epoch";
         let mut out = Vec::new();
         // (partition, epoch) → (leader, who said so, when).
-        let mut claims: BTreeMap<(TopicPartition, u64), (String, &str, u64)> = BTreeMap::new();
-        let mut reported: BTreeSet<(TopicPartition, u64)> = BTreeSet::new();
-        for event in &self.broker_events {
-            let claim = match event.kind {
-                "become-leader" => event
-                    .partition_and("leader_epoch")
-                    .map(|(tp, e)| Some((tp, e, event.broker.to_string()))),
-                "become-follower" => event.partition_and("leader_epoch").map(|(tp, e)| {
-                    broker_named(event.detail.get("leader")).map(|leader| (tp, e, leader))
-                }),
+        let mut claims: BTreeMap<(TopicPartition, i32), (String, &str, u64)> = BTreeMap::new();
+        let mut reported: BTreeSet<(TopicPartition, i32)> = BTreeSet::new();
+        for (event, announced) in self.broker_events() {
+            let (tp, epoch, leader, kind) = match announced {
+                BrokerEvent::BecomeLeader {
+                    partition,
+                    leader_epoch,
+                    ..
+                } => (
+                    partition.clone(),
+                    leader_epoch.0,
+                    event.broker.to_string(),
+                    "become-leader",
+                ),
+                BrokerEvent::BecomeFollower {
+                    partition,
+                    leader,
+                    leader_epoch,
+                    ..
+                } => (
+                    partition.clone(),
+                    leader_epoch.0,
+                    broker_named(*leader),
+                    "become-follower",
+                ),
                 _ => continue,
-            };
-            let (tp, epoch, leader) = match claim {
-                Ok(Some(claim)) => claim,
-                Ok(None) => continue,
-                Err(why) => {
-                    out.push(violation(CHECK, None, Some(event.broker), event.at_us, why));
-                    continue;
-                }
             };
             let key = (tp, epoch);
             match claims.get(&key) {
@@ -974,10 +949,9 @@ impl<'a> Facts<'a> {
                         event.at_us,
                         format!(
                             "leader epoch {epoch} has two leaders: {first} ({by} at {}) and \
-                             {leader} ({} `{}` at {})",
+                             {leader} ({} `{kind}` at {})",
                             seconds(*at),
                             event.broker,
-                            event.kind,
                             seconds(event.at_us)
                         ),
                     ));
@@ -993,36 +967,36 @@ impl<'a> Facts<'a> {
     pub fn leader_epoch_monotonic(&self) -> Vec<Violation> {
         const CHECK: &str = "leader-epoch-monotonic";
         let mut out = Vec::new();
-        let mut per_replica: BTreeMap<(&str, u64, TopicPartition), (u64, u64)> = BTreeMap::new();
+        let mut per_replica: BTreeMap<(&str, u64, TopicPartition), (i32, u64)> = BTreeMap::new();
         // Per partition: (partition_epoch, leader_epoch, by, at) of every written state.
-        let mut written: BTreeMap<TopicPartition, Vec<(u64, u64, &str, u64)>> = BTreeMap::new();
+        let mut written: BTreeMap<TopicPartition, Vec<(i32, i32, &str, u64)>> = BTreeMap::new();
         for event in &self.broker_events {
-            if event.kind == "partition-state" {
-                let found = event
-                    .partition_and("leader_epoch")
-                    .and_then(|(tp, epoch)| Ok((tp, epoch, event.u64("partition_epoch")?)));
-                match found {
-                    Ok((tp, epoch, version)) => written.entry(tp).or_default().push((
-                        version,
-                        epoch,
+            let (tp, epoch, kind) = match event.announced {
+                Announcement::Controller(ControllerEvent::PartitionState {
+                    partition,
+                    leader_epoch,
+                    partition_epoch,
+                    ..
+                }) => {
+                    written.entry(partition.clone()).or_default().push((
+                        *partition_epoch,
+                        leader_epoch.0,
                         event.broker,
                         event.at_us,
-                    )),
-                    Err(why) => {
-                        out.push(violation(CHECK, None, Some(event.broker), event.at_us, why))
-                    }
-                }
-                continue;
-            }
-            if !matches!(event.kind, "become-leader" | "become-follower") {
-                continue;
-            }
-            let (tp, epoch) = match event.partition_and("leader_epoch") {
-                Ok(found) => found,
-                Err(why) => {
-                    out.push(violation(CHECK, None, Some(event.broker), event.at_us, why));
+                    ));
                     continue;
                 }
+                Announcement::Broker(BrokerEvent::BecomeLeader {
+                    partition,
+                    leader_epoch,
+                    ..
+                }) => (partition.clone(), leader_epoch.0, "become-leader"),
+                Announcement::Broker(BrokerEvent::BecomeFollower {
+                    partition,
+                    leader_epoch,
+                    ..
+                }) => (partition.clone(), leader_epoch.0, "become-follower"),
+                _ => continue,
             };
             let replica = (event.broker, event.incarnation, tp.clone());
             if let Some(&(before, at)) = per_replica.get(&replica) {
@@ -1033,11 +1007,10 @@ impl<'a> Facts<'a> {
                         Some(event.broker),
                         event.at_us,
                         format!(
-                            "{} went from leader epoch {before} (at {}) back to {epoch} (`{}` at \
-                             {}) in one incarnation",
+                            "{} went from leader epoch {before} (at {}) back to {epoch} (`{kind}` \
+                             at {}) in one incarnation",
                             event.broker,
                             seconds(at),
-                            event.kind,
                             seconds(event.at_us)
                         ),
                     ));
@@ -1076,14 +1049,11 @@ impl<'a> Facts<'a> {
         const CHECK: &str = "hw-monotonic";
         let mut out = Vec::new();
         let mut last: BTreeMap<(&str, u64, TopicPartition), (u64, u64)> = BTreeMap::new();
-        for event in self.events_of("hw") {
-            let (tp, hw) = match event.partition_and("hw") {
-                Ok(found) => found,
-                Err(why) => {
-                    out.push(violation(CHECK, None, Some(event.broker), event.at_us, why));
-                    continue;
-                }
+        for (event, announced) in self.broker_events() {
+            let BrokerEvent::Hw { partition, hw, .. } = announced else {
+                continue;
             };
+            let (tp, hw) = (partition.clone(), hw.0);
             let replica = (event.broker, event.incarnation, tp.clone());
             match last.get(&replica) {
                 Some(&(before, at)) if hw < before => out.push(violation(
@@ -1130,16 +1100,15 @@ impl<'a> Facts<'a> {
         let mut committed: BTreeMap<TopicPartition, (u64, &str, u64)> = BTreeMap::new();
         for event in &self.broker_events {
             let key = |tp: TopicPartition| (event.broker, event.incarnation, tp);
-            match event.kind {
-                "become-leader" | "become-follower" => {
-                    if let Ok(tp) = event.partition() {
-                        role.insert(key(tp), (event.kind == "become-leader", false));
-                    }
+            match event.announced {
+                Announcement::Broker(BrokerEvent::BecomeLeader { partition, .. }) => {
+                    role.insert(key(partition.clone()), (true, false));
                 }
-                "hw" => {
-                    let Ok((tp, hw)) = event.partition_and("hw") else {
-                        continue; // hw-monotonic reports it
-                    };
+                Announcement::Broker(BrokerEvent::BecomeFollower { partition, .. }) => {
+                    role.insert(key(partition.clone()), (false, false));
+                }
+                Announcement::Broker(BrokerEvent::Hw { partition, hw, .. }) => {
+                    let (tp, hw) = (partition.clone(), hw.0);
                     let Some(state) = role.get_mut(&key(tp.clone())) else {
                         continue;
                     };
@@ -1214,24 +1183,28 @@ impl<'a> Facts<'a> {
     pub fn no_truncation_below_hw(&self) -> Vec<Violation> {
         const CHECK: &str = "no-truncation-below-hw";
         let mut out = Vec::new();
-        for event in self.events_of("truncate") {
-            let fields = event
-                .partition_and("to")
-                .and_then(|(tp, to)| Ok((tp, to, event.u64("hw")?, event.u64("from")?)));
-            match fields {
-                Err(why) => out.push(violation(CHECK, None, Some(event.broker), event.at_us, why)),
-                Ok((tp, to, hw, from)) if to < hw => out.push(violation(
+        for (event, announced) in self.broker_events() {
+            match announced {
+                BrokerEvent::Truncate {
+                    partition,
+                    from,
+                    to,
+                    hw,
+                } if to < hw => out.push(violation(
                     CHECK,
-                    Some(&tp),
+                    Some(partition),
                     Some(event.broker),
                     event.at_us,
                     format!(
-                        "{} truncated its log from {from} to {to} below its HW {hw} at {}",
+                        "{} truncated its log from {} to {} below its HW {} at {}",
                         event.broker,
+                        from.0,
+                        to.0,
+                        hw.0,
                         seconds(event.at_us)
                     ),
                 )),
-                Ok(_) => {}
+                _ => {}
             }
         }
         out
@@ -1241,15 +1214,14 @@ impl<'a> Facts<'a> {
     pub fn single_controller_per_epoch(&self) -> Vec<Violation> {
         const CHECK: &str = "single-controller-per-epoch";
         let mut out = Vec::new();
-        let mut elected: BTreeMap<u64, (&str, u64)> = BTreeMap::new();
+        let mut elected: BTreeMap<u32, (&str, u64)> = BTreeMap::new();
         let mut reported = BTreeSet::new();
-        for event in self.events_of("controller-elected") {
-            let epoch = match event.u64("controller_epoch") {
-                Ok(epoch) => epoch,
-                Err(why) => {
-                    out.push(violation(CHECK, None, Some(event.broker), event.at_us, why));
-                    continue;
-                }
+        for (event, announced) in self.controller_events() {
+            let ControllerEvent::ControllerElected {
+                controller_epoch: epoch,
+            } = *announced
+            else {
+                continue;
             };
             match elected.get(&epoch) {
                 None => {
@@ -1280,14 +1252,13 @@ impl<'a> Facts<'a> {
     pub fn controller_epoch_monotonic(&self) -> Vec<Violation> {
         const CHECK: &str = "controller-epoch-monotonic";
         let mut out = Vec::new();
-        let mut greatest: Option<(u64, &str, u64)> = None;
-        for event in self.events_of("controller-elected") {
-            let epoch = match event.u64("controller_epoch") {
-                Ok(epoch) => epoch,
-                Err(why) => {
-                    out.push(violation(CHECK, None, Some(event.broker), event.at_us, why));
-                    continue;
-                }
+        let mut greatest: Option<(u32, &str, u64)> = None;
+        for (event, announced) in self.controller_events() {
+            let ControllerEvent::ControllerElected {
+                controller_epoch: epoch,
+            } = *announced
+            else {
+                continue;
             };
             match greatest {
                 Some((before, by, at)) if epoch < before => out.push(violation(
@@ -1308,24 +1279,26 @@ impl<'a> Facts<'a> {
             }
         }
         // Per partition: (partition_epoch, controller_epoch, by, at) of every written state.
-        let mut written: BTreeMap<TopicPartition, Vec<(u64, u64, &str, u64)>> = BTreeMap::new();
-        for event in self.events_of("partition-state") {
-            let found = event
-                .partition_and("controller_epoch")
-                .and_then(|(tp, epoch)| Ok((tp, epoch, event.u64("partition_epoch")?)));
-            match found {
-                Ok((tp, epoch, version)) => {
-                    written
-                        .entry(tp)
-                        .or_default()
-                        .push((version, epoch, event.broker, event.at_us))
-                }
-                Err(why) => out.push(violation(CHECK, None, Some(event.broker), event.at_us, why)),
+        let mut written: BTreeMap<TopicPartition, Vec<(i32, u32, &str, u64)>> = BTreeMap::new();
+        for (event, announced) in self.controller_events() {
+            if let ControllerEvent::PartitionState {
+                partition,
+                controller_epoch,
+                partition_epoch,
+                ..
+            } = announced
+            {
+                written.entry(partition.clone()).or_default().push((
+                    *partition_epoch,
+                    *controller_epoch,
+                    event.broker,
+                    event.at_us,
+                ));
             }
         }
         for (tp, mut states) in written {
             states.sort_by_key(|&(version, _, _, at)| (version, at));
-            let mut newest: Option<(u64, u64, &str, u64)> = None;
+            let mut newest: Option<(i32, u32, &str, u64)> = None;
             for state in states {
                 let (version, epoch, by, at) = state;
                 match newest {
@@ -1360,7 +1333,7 @@ fn split_value(value: &str) -> Option<(&str, &str, u64)> {
 
 /// The brokers' events, each placed in its broker's incarnation, and each broker's last
 /// incarnation.
-fn place_in_incarnations(events: &[Event]) -> (Vec<BrokerEvent<'_>>, BTreeMap<&str, u64>) {
+fn place_in_incarnations(events: &[Event]) -> (Vec<Placed<'_>>, BTreeMap<&str, u64>) {
     let mut current: BTreeMap<&str, u64> = BTreeMap::new();
     let mut announced: BTreeMap<&str, u64> = BTreeMap::new();
     let mut placed = Vec::new();
@@ -1375,7 +1348,7 @@ fn place_in_incarnations(events: &[Event]) -> (Vec<BrokerEvent<'_>>, BTreeMap<&s
             continue;
         }
         let broker = event.node.as_str();
-        if let Some(incarnation) = event.detail.get("incarnation").and_then(Value::as_u64) {
+        if let Announcement::Shell(ShellEvent::BrokerStarted { incarnation }) = event.announced {
             if announced
                 .insert(broker, incarnation)
                 .is_some_and(|i| i != incarnation)
@@ -1383,12 +1356,11 @@ fn place_in_incarnations(events: &[Event]) -> (Vec<BrokerEvent<'_>>, BTreeMap<&s
                 *current.entry(broker).or_default() += 1;
             }
         }
-        placed.push(BrokerEvent {
+        placed.push(Placed {
             at_us: event.at_us,
             broker,
             incarnation: *current.entry(broker).or_default(),
-            kind: event.kind.as_str(),
-            detail: &event.detail,
+            announced: &event.announced,
         });
     }
     (placed, current)
@@ -1399,48 +1371,58 @@ mod tests {
     //! Each check fires on hand-made events, history and final logs that break its rule, and
     //! stays quiet on ones that keep it: the checkers can fail.
     use super::*;
-    use crate::log::{BatchBuilder, BatchMeta, Log, LogConfig};
-    use serde_json::json;
+    use crate::check::test_support::{become_leader, event};
+    use crate::log::{BatchBuilder, BatchMeta, LeaderEpoch, Log, LogConfig, Offset};
 
     fn tp(p: u32) -> TopicPartition {
         TopicPartition::new("orders", p)
     }
 
-    fn ev(at_us: u64, node: &str, kind: &str, detail: Value) -> Event {
-        Event {
-            at_us,
-            node: node.into(),
-            kind: kind.into(),
-            detail,
-        }
+    fn broker(n: u32) -> String {
+        format!("broker-{n}")
     }
 
-    fn leader(at_us: u64, broker: u32, p: u32, epoch: u64) -> Event {
-        let detail = json!({"partition": tp(p).to_string(), "leader_epoch": epoch,
-                            "isr": [broker], "leo": 0});
-        ev(at_us, &format!("broker-{broker}"), "become-leader", detail)
+    fn leader(at_us: u64, broker: u32, p: u32, epoch: i32) -> Event {
+        become_leader(at_us, broker, &tp(p), epoch, &[broker])
     }
 
-    fn follower(at_us: u64, broker: u32, p: u32, leader: u32, epoch: u64) -> Event {
-        let detail =
-            json!({"partition": tp(p).to_string(), "leader": leader, "leader_epoch": epoch});
-        ev(
-            at_us,
-            &format!("broker-{broker}"),
-            "become-follower",
-            detail,
-        )
+    fn follower(at_us: u64, broker: u32, p: u32, leader: u32, epoch: i32) -> Event {
+        let announced = BrokerEvent::BecomeFollower {
+            partition: tp(p),
+            leader: BrokerId(leader),
+            leader_epoch: LeaderEpoch(epoch),
+            leo: Offset(0),
+            hw: Offset(0),
+        };
+        event(at_us, &self::broker(broker), announced)
     }
 
     fn hw(at_us: u64, broker: u32, p: u32, hw: u64) -> Event {
-        let detail = json!({"partition": tp(p).to_string(), "hw": hw, "leader_epoch": 0});
-        ev(at_us, &format!("broker-{broker}"), "hw", detail)
+        let announced = BrokerEvent::Hw {
+            partition: tp(p),
+            hw: Offset(hw),
+            leader_epoch: LeaderEpoch(0),
+        };
+        event(at_us, &self::broker(broker), announced)
     }
 
     fn killed(at_us: u64, broker: u32) -> Event {
-        let detail = json!({"action": "kill", "nodes": [
-            {"node": format!("broker-{broker}"), "effect": "killed"}]});
-        ev(at_us, "world", "fault", detail)
+        crate::check::test_support::killed(at_us, &self::broker(broker))
+    }
+
+    /// `broker` wrote, as controller of `controller_epoch`, leader epoch `epoch` of
+    /// `orders/0` in partition epoch `version`.
+    fn state(at_us: u64, broker: u32, version: i32, epoch: i32, controller_epoch: u32) -> Event {
+        let announced = ControllerEvent::PartitionState {
+            partition: tp(0),
+            leader: Some(BrokerId(1)),
+            leader_epoch: LeaderEpoch(epoch),
+            isr: vec![BrokerId(1)],
+            elr: Vec::new(),
+            controller_epoch,
+            partition_epoch: version,
+        };
+        event(at_us, &self::broker(broker), announced)
     }
 
     fn h(at_us: u64, node: &str, op: Op) -> HistoryEntry {
@@ -1773,11 +1755,7 @@ mod tests {
         let found = Facts::new(&back, &[], &ReplicaLogs::new()).leader_epoch_monotonic();
         one(&found, "from leader epoch 5 (at 0.000s) back to 4");
         // A controller wrote an older leader epoch over a newer one (announced late).
-        let state = |at, broker: u32, version: u64, epoch: u64| {
-            let detail = json!({"partition": tp(0).to_string(), "leader_epoch": epoch,
-                                "partition_epoch": version, "leader": 1, "isr": [1]});
-            ev(at, &format!("broker-{broker}"), "partition-state", detail)
-        };
+        let state = |at, broker, version, epoch| state(at, broker, version, epoch, 1);
         let stale = [state(10, 1, 3, 5), state(20, 2, 4, 4), state(5, 2, 2, 4)];
         let found = Facts::new(&stale, &[], &ReplicaLogs::new()).leader_epoch_monotonic();
         one(&found, "broker-2 wrote leader epoch 4 in partition epoch 4");
@@ -1810,8 +1788,12 @@ mod tests {
     fn a_partition_converged_only_while_a_live_leader_has_a_full_isr() {
         let expected = [(tp(0), 3)];
         let full = |at| {
-            let detail = json!({"partition": tp(0).to_string(), "isr": [1, 2, 3]});
-            ev(at, "broker-1", "isr-changed", detail)
+            let announced = BrokerEvent::IsrChanged {
+                partition: tp(0),
+                isr: vec![BrokerId(1), BrokerId(2), BrokerId(3)],
+                partition_epoch: 1,
+            };
+            event(at, "broker-1", announced)
         };
         let unhealthy = |events: &[Event], at| partitions_without_full_isr(events, &expected, at);
         let events = [leader(10, 1, 0, 1), full(20), killed(30, 1)];
@@ -1830,14 +1812,8 @@ mod tests {
 
         // A restart (announced by the broker's own incarnation number) starts over; other
         // replicas and partitions are separate.
-        let started = |at, incarnation| {
-            ev(
-                at,
-                "broker-1",
-                "broker-started",
-                json!({ "incarnation": incarnation }),
-            )
-        };
+        let started =
+            |at, incarnation| event(at, "broker-1", ShellEvent::BrokerStarted { incarnation });
         let fine = [
             started(1, 1),
             hw(10, 1, 0, 5),
@@ -1913,12 +1889,13 @@ mod tests {
     #[test]
     fn no_truncation_below_hw_fires_on_a_truncation_under_the_hw() {
         let truncate = |to, hw| {
-            ev(
-                10,
-                "broker-2",
-                "truncate",
-                json!({"partition": "orders/0", "from": 6, "to": to, "hw": hw}),
-            )
+            let announced = BrokerEvent::Truncate {
+                partition: tp(0),
+                from: Offset(6),
+                to: Offset(to),
+                hw: Offset(hw),
+            };
+            event(10, "broker-2", announced)
         };
         let found =
             Facts::new(&[truncate(2, 4)], &[], &ReplicaLogs::new()).no_truncation_below_hw();
@@ -1930,25 +1907,13 @@ mod tests {
         assert!(Facts::new(&[truncate(4, 4)], &[], &ReplicaLogs::new())
             .no_truncation_below_hw()
             .is_empty());
-
-        // An event off the contract is reported, not skipped.
-        let malformed = [ev(
-            10,
-            "broker-2",
-            "truncate",
-            json!({"partition": "orders/0"}),
-        )];
-        let found = Facts::new(&malformed, &[], &ReplicaLogs::new()).no_truncation_below_hw();
-        one(&found, "lacks a number `to`");
     }
 
-    fn elected(at_us: u64, broker: u32, epoch: u64) -> Event {
-        ev(
-            at_us,
-            &format!("broker-{broker}"),
-            "controller-elected",
-            json!({ "controller_epoch": epoch }),
-        )
+    fn elected(at_us: u64, broker: u32, epoch: u32) -> Event {
+        let announced = ControllerEvent::ControllerElected {
+            controller_epoch: epoch,
+        };
+        event(at_us, &self::broker(broker), announced)
     }
 
     #[test]
@@ -1979,10 +1944,8 @@ mod tests {
     #[test]
     fn controller_epoch_monotonic_fires_on_a_state_written_by_an_older_controller() {
         let none = ReplicaLogs::new();
-        let state = |at, broker: u32, version: u64, controller_epoch: u64| {
-            let detail = json!({"partition": tp(0).to_string(), "leader_epoch": version,
-                                "partition_epoch": version, "controller_epoch": controller_epoch});
-            ev(at, &format!("broker-{broker}"), "partition-state", detail)
+        let state = |at, broker, version, controller_epoch| {
+            state(at, broker, version, version, controller_epoch)
         };
         // A zombie of epoch 1 writes over the state its successor of epoch 2 wrote.
         let zombie = [state(10, 1, 3, 1), state(20, 2, 4, 2), state(30, 1, 5, 1)];
@@ -1996,17 +1959,6 @@ mod tests {
         assert!(Facts::new(&fine, &[], &none)
             .controller_epoch_monotonic()
             .is_empty());
-        // A state without its controller epoch is reported, not skipped.
-        let bare = [ev(
-            10,
-            "broker-1",
-            "partition-state",
-            json!({"partition": tp(0).to_string(), "partition_epoch": 1}),
-        )];
-        one(
-            &Facts::new(&bare, &[], &none).controller_epoch_monotonic(),
-            "controller_epoch",
-        );
     }
 
     /// A scratch run directory, removed on drop.

@@ -7,7 +7,7 @@
 //!   final log's offsets are not dense.
 
 use super::{read_final_log, CheckInput, FinalLog, Violation};
-use crate::history::Op;
+use crate::history::{Announcement, Op, WorldEvent};
 use crate::scenario::plan::{log_config, writers};
 use std::collections::BTreeMap;
 
@@ -146,7 +146,7 @@ pub fn inconsistent_offsets(
         let stopped_us = input
             .events
             .iter()
-            .rfind(|e| e.node == "world" && e.kind == "stop")
+            .rfind(|e| matches!(e.announced, Announcement::World(WorldEvent::Stop {})))
             .map_or(0, |e| e.at_us);
         let mut gaps = Findings::new(
             "inconsistent-offsets",

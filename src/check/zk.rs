@@ -41,8 +41,9 @@
 
 use super::{CheckInput, Violation};
 use crate::disk::{read_whole, Disk, FsDisk};
-use crate::history::{Event, HistoryEntry, Op, ZkOutcome};
+use crate::history::{Announcement, Event, HistoryEntry, Op, ShellEvent, ZkOutcome};
 use crate::log::{Log, LogConfig};
+use crate::zk::server::ZkServerEvent;
 use crate::zk::tree::Snapshot;
 use crate::zk::{CreateMode, OpResult, SessionId, Txn, TxnRecord, Zxid};
 use std::collections::{BTreeMap, BTreeSet};
@@ -178,13 +179,18 @@ impl ServerRole {
     }
 
     fn of(event: &Event) -> Option<ServerRole> {
-        let epoch = || event.detail["epoch"].as_u64();
-        match event.kind.as_str() {
-            // An announcement without its epoch serves in no known epoch: not serving.
-            "leading" => Some(epoch().map_or(ServerRole::Looking, ServerRole::Leading)),
-            "following" => Some(epoch().map_or(ServerRole::Looking, ServerRole::Following)),
-            "looking" => Some(ServerRole::Looking),
-            "recovered" => Some(ServerRole::Recovered),
+        match &event.announced {
+            Announcement::ZkServer(ZkServerEvent::Leading { epoch, .. }) => {
+                Some(ServerRole::Leading(u64::from(epoch.0)))
+            }
+            // A follower without an epoch serves in no known epoch: not serving.
+            Announcement::ZkServer(ZkServerEvent::Following { epoch, .. }) => {
+                Some(epoch.map_or(ServerRole::Looking, |e| {
+                    ServerRole::Following(u64::from(e.0))
+                }))
+            }
+            Announcement::ZkServer(ZkServerEvent::Looking { .. }) => Some(ServerRole::Looking),
+            Announcement::Shell(ShellEvent::Recovered { .. }) => Some(ServerRole::Recovered),
             _ => None,
         }
     }
@@ -740,12 +746,7 @@ mod tests {
     }
 
     fn role(at_us: u64, node: &str, kind: &str, epoch: u64) -> Event {
-        Event {
-            at_us,
-            node: node.into(),
-            kind: kind.into(),
-            detail: serde_json::json!({ "epoch": epoch }),
-        }
+        crate::check::test_support::zk_role(at_us, node, kind, epoch)
     }
 
     /// The transaction at (epoch, counter): `setData /r v<counter>`, or `v<counter + 100>`

@@ -16,15 +16,15 @@
 use super::net::{read_frame, write_frame, Hello};
 use super::pay_sync_debt;
 use crate::disk::{read_whole, write_atomic, Disk, SimDisk};
+use crate::history::ShellEvent;
 use crate::log::{BatchBuilder, BatchMeta, Log, LogConfig, Offset};
 use crate::node::progress::Progress;
 use crate::node::recorder::{sim_now_us, Recorder};
 use crate::zk::proto::{ClientRequest, PeerMessage, ServerResponse};
-use crate::zk::server::{Action, ConnId, Recovered, ServerConfig, ServerCore};
+use crate::zk::server::{Action, ConnId, Recovered, ServerConfig, ServerCore, ZkServerEvent};
 use crate::zk::tree::{DataTree, Snapshot};
 use crate::zk::{Epoch, ServerId, TxnRecord, Zxid};
 use madsim::net::{TcpListener, TcpStream};
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -114,19 +114,21 @@ impl ZkServerNode {
             Ok(state) => state,
             Err(error) => {
                 self.recorder
-                    .event(&self.name, "recovery-failed", json!({ "error": error }));
+                    .event(&self.name, ShellEvent::RecoveryFailed { error });
                 return;
             }
         };
         pay_sync_debt(&self.disk).await;
         self.recorder.event(
             &self.name,
-            "recovered",
-            json!({ "incarnation": incarnation, "accepted_epoch": recovered.accepted_epoch.0,
-                    "current_epoch": recovered.current_epoch.0,
-                    "snapshot": recovered.snapshot.as_ref().map(|s| s.zxid.0),
-                    "logged": recovered.log.len(),
-                    "last_zxid": recovered.log.last().map(|r| r.header.zxid.0) }),
+            ShellEvent::Recovered {
+                incarnation,
+                accepted_epoch: recovered.accepted_epoch,
+                current_epoch: recovered.current_epoch,
+                snapshot: recovered.snapshot.as_ref().map(|s| s.zxid),
+                logged: recovered.log.len(),
+                last_zxid: recovered.log.last().map(|r| r.header.zxid),
+            },
         );
 
         let (inbox_tx, mut inbox) = unbounded_channel::<Inbox>();
@@ -136,8 +138,9 @@ impl ZkServerNode {
             Err(error) => {
                 self.recorder.event(
                     &self.name,
-                    "listen-failed",
-                    json!({ "error": error.to_string() }),
+                    ShellEvent::ListenFailed {
+                        error: error.to_string(),
+                    },
                 );
                 return;
             }
@@ -169,7 +172,7 @@ impl ZkServerNode {
         };
         if let Err(error) = shell.execute(core.take_actions()).await {
             self.recorder
-                .event(&self.name, "disk-failed", json!({ "error": error }));
+                .event(&self.name, ShellEvent::DiskFailed { error });
             return;
         }
         // A seeded phase, so servers' ticks do not march in step (see the client shell).
@@ -189,7 +192,7 @@ impl ZkServerNode {
             }
             if let Err(error) = shell.execute(core.take_actions()).await {
                 self.recorder
-                    .event(&self.name, "disk-failed", json!({ "error": error }));
+                    .event(&self.name, ShellEvent::DiskFailed { error });
                 return;
             }
         }
@@ -233,8 +236,10 @@ impl ZkServerNode {
                 }
                 Err(error) => self.recorder.event(
                     &self.name,
-                    "bad-snapshot",
-                    json!({ "file": name, "error": error }),
+                    ShellEvent::BadSnapshot {
+                        file: name.to_string(),
+                        error,
+                    },
                 ),
             }
         }
@@ -248,11 +253,8 @@ impl ZkServerNode {
         let (log, report) =
             Log::open(disk.clone(), &self.data("log"), config).map_err(|e| e.to_string())?;
         if report.truncated_at.is_some() {
-            self.recorder.event(
-                &self.name,
-                "txn-log-recovered",
-                json!({ "recovery": report }),
-            );
+            self.recorder
+                .event(&self.name, ShellEvent::TxnLogRecovered { recovery: report });
         }
         let mut txn_log = TxnLog {
             log,
@@ -279,8 +281,9 @@ impl ZkServerNode {
                     // of order: a bug. Say so, and drop it and everything after.
                     self.recorder.event(
                         &self.name,
-                        "bad-txn-record",
-                        json!({ "offset": record.offset.0 }),
+                        ShellEvent::BadTxnRecord {
+                            offset: record.offset,
+                        },
                     );
                     txn_log
                         .log
@@ -460,22 +463,23 @@ impl Shell<'_> {
                     .map_err(|e| e.to_string())?;
                     pay_sync_debt(&node.disk).await;
                 }
-                Action::Announce { kind, detail } => {
-                    match kind {
-                        "leading" => node.progress.zk_state(
-                            &node.name,
-                            "leading",
-                            detail["epoch"].as_u64().unwrap_or(0),
-                        ),
-                        "following" => node.progress.zk_state(
+                Action::Announce(event) => {
+                    match &event {
+                        ZkServerEvent::Leading { epoch, .. } => {
+                            node.progress
+                                .zk_state(&node.name, "leading", u64::from(epoch.0))
+                        }
+                        ZkServerEvent::Following { epoch, .. } => node.progress.zk_state(
                             &node.name,
                             "following",
-                            detail["epoch"].as_u64().unwrap_or(0),
+                            epoch.map_or(0, |e| u64::from(e.0)),
                         ),
-                        "looking" => node.progress.zk_state(&node.name, "looking", 0),
+                        ZkServerEvent::Looking { .. } => {
+                            node.progress.zk_state(&node.name, "looking", 0)
+                        }
                         _ => {}
                     }
-                    node.recorder.event(&node.name, kind, detail);
+                    node.recorder.event(&node.name, event);
                 }
             }
         }
