@@ -7,12 +7,11 @@
 //! the coordinators' announcements and the final partition logs — never a coordinator's
 //! memory.
 //!
-//! # What the coordinators announce (node `broker-<n>`)
-//!
-//! | kind | detail | used for |
-//! |---|---|---|
-//! | `member-removed` | `group`, `member` | the member's ownership ends (its session or rebalance timeout passed, it left, or its static instance was replaced) |
-//! | `group-state` | `group`, `state`, `generation` | `converges`: the group's state at its coordinator (the broker holding it in the newest generation; `Dead` means the broker let it go) must be `Stable` |
+//! What the coordinators announce is `broker::coordinator::CoordinatorEvent` (its doc is
+//! the contract): a `member-removed` ends the member's ownership (its session or rebalance
+//! timeout passed, it left, or its static instance was replaced); the `group-state` of a
+//! group at its coordinator (the broker holding it in the newest generation; `Dead` means
+//! the broker let it go) must end `Stable` for `converges`.
 //!
 //! # Rules
 //!
@@ -43,7 +42,9 @@
 //!   read, it stored an offset at the end of the final log (lag 0; the world drains
 //!   producers first).
 
-use super::kafka::{processes_ended, seconds, Facts, Findings};
+use super::broker_events::processes_ended;
+use super::kafka::Facts;
+use super::toolkit::{seconds, Findings};
 use super::{result, CheckInput, CheckResult, Violation};
 use crate::broker::coordinator::{CoordinatorEvent, GroupState};
 use crate::broker::TopicPartition;

@@ -9,7 +9,7 @@
 //! judged with their group, in `check::group`. An ensemble client can only be answered by a serving
 //! server, which needs an established leader, so this also covers "the ensemble has a
 //! leader". And by the bound every partition has a leader whose ISR holds every replica,
-//! judged from the brokers' events (`check::kafka::partitions_without_full_isr`).
+//! judged from the brokers' events (`check::broker_events::partitions_without_full_isr`).
 //!
 //! The ensemble converges too: at the end of the run (or at the bound, if the run went on
 //! past it) every server's last role announcement is `leading` or `following` in the
@@ -20,7 +20,7 @@
 //! epoch's history lacks (`zk-replica-agreement` lets such a server's log end in that
 //! uncommitted fork). The world waits for the same before it stops.
 
-use super::kafka::partitions_without_full_isr;
+use super::broker_events::partitions_without_full_isr;
 use super::zk::{is_definite_zk_answer, EnsembleRoles};
 use super::{CheckInput, Violation};
 use crate::broker::TopicPartition;
