@@ -43,7 +43,7 @@ use super::zk_paths::{self as paths, ControllerZnode, StateZnode, TopicZnode};
 use crate::log::LeaderEpoch;
 use crate::zk::client::Outcome;
 use crate::zk::{CreateMode, EventType, Op, OpResult, WatchedEvent, ZkError};
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A topic the cluster must have.
@@ -102,12 +102,51 @@ pub enum ControllerAction {
         /// The answer.
         body: ResponseBody,
     },
-    /// Announce an event (kind, detail) for the checkers and the timeline.
-    Announce {
-        /// Event kind: `controller-elected`, `controller-resigned`, `partition-state`.
-        kind: &'static str,
-        /// Details.
-        detail: Value,
+    /// Announce an event for the checkers and the timeline.
+    Announce(ControllerEvent),
+}
+
+/// What a controller announces (node `broker-<n>`, the broker hosting it). Serialized as
+/// `{"kind": <kebab-case name>, "detail": {fields}}`; partitions are written `"topic/p"`,
+/// broker ids are numbers.
+///
+/// | kind | detail | when | checked by |
+/// |---|---|---|---|
+/// | `controller-elected` | `controller_epoch` | it won the controller election | `single-controller-per-epoch`, `controller-epoch-monotonic` |
+/// | `partition-state` | `partition`, `leader`, `leader_epoch`, `isr`, `elr`, `controller_epoch`, `partition_epoch` | as controller, it wrote this state of the partition | `leader-epoch-monotonic`, `controller-epoch-monotonic` (in `partition_epoch` order: announcement order is not write order when a controller pauses) |
+/// | `controller-resigned` | `controller_epoch`, `why` | it stopped being controller | not checked; for the timeline |
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "kebab-case")]
+pub enum ControllerEvent {
+    /// It won the controller election in `controller_epoch`.
+    ControllerElected {
+        /// The epoch it won.
+        controller_epoch: u32,
+    },
+    /// It stopped being controller.
+    ControllerResigned {
+        /// The epoch it led in.
+        controller_epoch: u32,
+        /// Why it resigned.
+        why: String,
+    },
+    /// As controller, it wrote this state of `partition` (the write succeeded).
+    PartitionState {
+        /// The partition.
+        #[serde(with = "super::types::tp_text")]
+        partition: TopicPartition,
+        /// The leader, if any.
+        leader: Option<BrokerId>,
+        /// The leader epoch written.
+        leader_epoch: LeaderEpoch,
+        /// The ISR written.
+        isr: Vec<BrokerId>,
+        /// The ELR written.
+        elr: Vec<BrokerId>,
+        /// The epoch of the controller that wrote it.
+        controller_epoch: u32,
+        /// The state znode's version after the write.
+        partition_epoch: i32,
     },
 }
 
@@ -629,10 +668,11 @@ impl ControllerCore {
             epoch_version,
             ..Active::default()
         });
-        self.actions.push(ControllerAction::Announce {
-            kind: "controller-elected",
-            detail: json!({ "controller_epoch": epoch }),
-        });
+        self.actions.push(ControllerAction::Announce(
+            ControllerEvent::ControllerElected {
+                controller_epoch: epoch,
+            },
+        ));
         // Watch our own znode: if it vanishes while we live, resign.
         self.zk(
             Purpose::WatchController,
@@ -657,10 +697,12 @@ impl ControllerCore {
 
     fn resign(&mut self, why: &str) {
         if let Some(active) = self.active.take() {
-            self.actions.push(ControllerAction::Announce {
-                kind: "controller-resigned",
-                detail: json!({ "controller_epoch": active.epoch, "why": why }),
-            });
+            self.actions.push(ControllerAction::Announce(
+                ControllerEvent::ControllerResigned {
+                    controller_epoch: active.epoch,
+                    why: why.to_string(),
+                },
+            ));
             for (token, _) in active.waiting {
                 self.reply_alter(token, Err(KafkaError::NotController));
             }
@@ -1036,18 +1078,17 @@ impl ControllerCore {
                 state.partition_epoch = stat.map_or(state.partition_epoch + 1, |s| s.version);
                 active.states.insert(tp.clone(), state.clone());
                 active.writing.remove(&tp);
-                self.actions.push(ControllerAction::Announce {
-                    kind: "partition-state",
-                    detail: json!({
-                        "partition": tp.to_string(),
-                        "leader": state.leader.map(|b| b.0),
-                        "leader_epoch": state.leader_epoch.0,
-                        "isr": state.isr.iter().map(|b| b.0).collect::<Vec<_>>(),
-                        "elr": state.elr.iter().map(|b| b.0).collect::<Vec<_>>(),
-                        "controller_epoch": state.controller_epoch,
-                        "partition_epoch": state.partition_epoch,
-                    }),
-                });
+                self.actions.push(ControllerAction::Announce(
+                    ControllerEvent::PartitionState {
+                        partition: tp.clone(),
+                        leader: state.leader,
+                        leader_epoch: state.leader_epoch,
+                        isr: state.isr.clone(),
+                        elr: state.elr.clone(),
+                        controller_epoch: state.controller_epoch,
+                        partition_epoch: state.partition_epoch,
+                    },
+                ));
                 if let Some(token) = reply {
                     self.reply_alter(token, Ok(state));
                 }

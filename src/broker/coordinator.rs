@@ -42,7 +42,6 @@ use super::proto::{
 use super::types::{Bytes, KafkaError, TopicPartition};
 use crate::log::LeaderEpoch;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The internal topic of groups and offsets.
@@ -273,12 +272,93 @@ pub enum CoordinatorAction {
         records: Vec<GroupRecord>,
     },
     /// Announce an event for the checkers and the timeline.
-    Announce {
-        /// `group-state`, `group-generation`, `member-removed`, `offset-commit`,
-        /// `coordinator-loaded`, `coordinator-unloaded`.
-        kind: &'static str,
-        /// Details.
-        detail: Value,
+    Announce(CoordinatorEvent),
+}
+
+/// What a group coordinator announces (node `broker-<n>`, the broker hosting it).
+/// Serialized as `{"kind": <kebab-case name>, "detail": {fields}}`; partitions are written
+/// `"topic/p"`.
+///
+/// | kind | detail | when | checked by |
+/// |---|---|---|---|
+/// | `coordinator-loaded` | `partition` (of `__consumer_offsets`), `leader_epoch`, `groups` | it loaded the groups of an offsets partition it now leads | timeline |
+/// | `coordinator-unloaded` | `partition`, `groups` | it gave them up (leadership lost) | timeline |
+/// | `group-state` | `group`, `state` (Kafka's name), `generation`, `reason` (entering `PreparingRebalance`) | a group changed state | `exclusive-assignment` (a rebalance in the owner's generation), `converges` (groups end `Stable`) |
+/// | `group-generation` | `group`, `generation`, `protocol`, `leader`, `members` | a join phase completed: a new generation | `converges`, `stale-commit-accepted` (a group's generation at a time) |
+/// | `member-removed` | `group`, `member`, `generation` (absent when replaced), `why`, `instance` (when replaced by its static instance) | a member left the group | `exclusive-assignment` (its ownership ends) |
+/// | `offset-commit` | `group`, `member`, `generation` (the member's), `group_generation` (the group's at the write, null if unloaded), `offsets` (`["topic/p", offset]` pairs) | a commit was stored (its append reached the HW) | `commit-monotonic`, `stale-commit-accepted` |
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "kebab-case")]
+pub enum CoordinatorEvent {
+    /// A group changed state.
+    GroupState {
+        /// `group.id`.
+        group: String,
+        /// Its new state.
+        state: GroupState,
+        /// Its generation.
+        generation: i32,
+        /// Why it is rebalancing (only entering `PreparingRebalance`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A join phase completed: generation `generation` begins.
+    GroupGeneration {
+        /// `group.id`.
+        group: String,
+        /// The new generation.
+        generation: i32,
+        /// The protocol (assignor) chosen.
+        protocol: Option<String>,
+        /// The leader's member id.
+        leader: Option<String>,
+        /// Every member's id, sorted.
+        members: Vec<String>,
+    },
+    /// A member left the group.
+    MemberRemoved {
+        /// `group.id`.
+        group: String,
+        /// The member id.
+        member: String,
+        /// The group's generation then (absent when replaced by its static instance).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        generation: Option<i32>,
+        /// Why.
+        why: String,
+        /// The static instance that replaced it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance: Option<String>,
+    },
+    /// An offset commit was stored.
+    OffsetCommit {
+        /// `group.id`.
+        group: String,
+        /// The member id it committed as.
+        member: String,
+        /// The generation it committed in.
+        generation: i32,
+        /// The group's generation when it was stored (none if the group is gone).
+        group_generation: Option<i32>,
+        /// `(partition, next offset to read)` pairs, written `["topic/p", offset]`.
+        #[serde(with = "super::types::tp_offsets_text")]
+        offsets: Vec<(TopicPartition, u64)>,
+    },
+    /// It loaded the groups of offsets partition `partition`.
+    CoordinatorLoaded {
+        /// The `__consumer_offsets` partition.
+        partition: u32,
+        /// The leader epoch it loaded in.
+        leader_epoch: LeaderEpoch,
+        /// The groups loaded.
+        groups: Vec<String>,
+    },
+    /// It unloaded the groups of offsets partition `partition`.
+    CoordinatorUnloaded {
+        /// The `__consumer_offsets` partition.
+        partition: u32,
+        /// The groups unloaded.
+        groups: Vec<String>,
     },
 }
 
@@ -497,9 +577,8 @@ impl GroupCoordinator {
         self.groups.get(group).map(|g| &g.offsets)
     }
 
-    fn announce(&mut self, kind: &'static str, detail: Value) {
-        self.actions
-            .push(CoordinatorAction::Announce { kind, detail });
+    fn announce(&mut self, event: CoordinatorEvent) {
+        self.actions.push(CoordinatorAction::Announce(event));
     }
 
     fn respond(&mut self, token: u64, body: ResponseBody) {
@@ -582,19 +661,17 @@ impl GroupCoordinator {
                     self.respond(token, sync_error(KafkaError::NotCoordinator));
                 }
             }
-            self.announce(
-                "group-state",
-                json!({
-                    "group": id,
-                    "state": GroupState::Dead.name(),
-                    "generation": group.generation,
-                }),
-            );
+            self.announce(CoordinatorEvent::GroupState {
+                group: id.clone(),
+                state: GroupState::Dead,
+                generation: group.generation,
+                reason: None,
+            });
         }
-        self.announce(
-            "coordinator-unloaded",
-            json!({"partition": partition, "groups": ids}),
-        );
+        self.announce(CoordinatorEvent::CoordinatorUnloaded {
+            partition,
+            groups: ids,
+        });
     }
 
     /// The committed records of offsets partition `partition`, read as leader in
@@ -639,16 +716,19 @@ impl GroupCoordinator {
         );
         let names: Vec<String> = groups.keys().cloned().collect();
         for (id, group) in groups {
-            self.announce(
-                "group-state",
-                json!({"group": id, "state": group.state.name(), "generation": group.generation}),
-            );
+            self.announce(CoordinatorEvent::GroupState {
+                group: id.clone(),
+                state: group.state,
+                generation: group.generation,
+                reason: None,
+            });
             self.groups.insert(id, group);
         }
-        self.announce(
-            "coordinator-loaded",
-            json!({"partition": partition, "leader_epoch": leader_epoch.0, "groups": names}),
-        );
+        self.announce(CoordinatorEvent::CoordinatorLoaded {
+            partition,
+            leader_epoch,
+            groups: names,
+        });
     }
 
     /// The outcome of append `id`: `Ok` once the HW passed it (acks=all), else why not.
@@ -684,19 +764,16 @@ impl GroupCoordinator {
                             group.offsets.insert(tp.clone(), offset.clone());
                         }
                     }
-                    self.announce(
-                        "offset-commit",
-                        json!({
-                            "group": member.group_id,
-                            "member": member.member_id,
-                            "generation": member.generation_id,
-                            "group_generation": generation,
-                            "offsets": offsets
-                                .iter()
-                                .map(|(tp, o)| json!([tp.to_string(), o.offset.0]))
-                                .collect::<Vec<_>>(),
-                        }),
-                    );
+                    self.announce(CoordinatorEvent::OffsetCommit {
+                        group: member.group_id.clone(),
+                        member: member.member_id.clone(),
+                        generation: member.generation_id,
+                        group_generation: generation,
+                        offsets: offsets
+                            .iter()
+                            .map(|(tp, o)| (tp.clone(), o.offset.0))
+                            .collect(),
+                    });
                 }
                 let body = ResponseBody::OffsetCommit {
                     partitions: offsets.into_iter().map(|(tp, _)| (tp, error)).collect(),
@@ -1006,15 +1083,13 @@ impl GroupCoordinator {
     }
 
     fn announce_replaced(&mut self, id: &str, old_id: &str, instance: &str) {
-        self.announce(
-            "member-removed",
-            json!({
-                "group": id,
-                "member": old_id,
-                "why": "replaced by its instance",
-                "instance": instance,
-            }),
-        );
+        self.announce(CoordinatorEvent::MemberRemoved {
+            group: id.to_string(),
+            member: old_id.to_string(),
+            generation: None,
+            why: "replaced by its instance".to_string(),
+            instance: Some(instance.to_string()),
+        });
     }
 
     fn add_member(&mut self, id: &str, token: u64, request: JoinGroupRequest) {
@@ -1105,15 +1180,12 @@ impl GroupCoordinator {
         });
         group.state = GroupState::PreparingRebalance;
         let generation = group.generation;
-        self.announce(
-            "group-state",
-            json!({
-                "group": id,
-                "state": "PreparingRebalance",
-                "generation": generation,
-                "reason": reason,
-            }),
-        );
+        self.announce(CoordinatorEvent::GroupState {
+            group: id.to_string(),
+            state: GroupState::PreparingRebalance,
+            generation,
+            reason: Some(reason.to_string()),
+        });
         self.maybe_complete_join(id);
     }
 
@@ -1146,15 +1218,13 @@ impl GroupCoordinator {
         }
         let generation = group.generation;
         for member in gone {
-            self.announce(
-                "member-removed",
-                json!({
-                    "group": id,
-                    "member": member,
-                    "generation": generation,
-                    "why": "did not rejoin in time",
-                }),
-            );
+            self.announce(CoordinatorEvent::MemberRemoved {
+                group: id.to_string(),
+                member,
+                generation: Some(generation),
+                why: "did not rejoin in time".to_string(),
+                instance: None,
+            });
         }
         let group = self.groups.get_mut(id).expect("a group");
         group.generation += 1;
@@ -1163,10 +1233,12 @@ impl GroupCoordinator {
             group.protocol = None;
             group.leader = None;
             let generation = group.generation;
-            self.announce(
-                "group-state",
-                json!({"group": id, "state": "Empty", "generation": generation}),
-            );
+            self.announce(CoordinatorEvent::GroupState {
+                group: id.to_string(),
+                state: GroupState::Empty,
+                generation,
+                reason: None,
+            });
             self.store(id, Purpose::Metadata);
             return;
         }
@@ -1192,13 +1264,13 @@ impl GroupCoordinator {
             }
         }
         let group = &self.groups[id];
-        let detail = json!({
-            "group": id,
-            "generation": group.generation,
-            "protocol": group.protocol,
-            "leader": group.leader,
-            "members": group.members.keys().collect::<Vec<_>>(),
-        });
+        let detail = CoordinatorEvent::GroupGeneration {
+            group: id.to_string(),
+            generation: group.generation,
+            protocol: group.protocol.clone(),
+            leader: group.leader.clone(),
+            members: group.members.keys().cloned().collect(),
+        };
         let answers: Vec<(u64, ResponseBody)> = answers
             .into_iter()
             .map(|(token, member_id)| {
@@ -1212,15 +1284,13 @@ impl GroupCoordinator {
                 )
             })
             .collect();
-        self.announce("group-generation", detail);
-        self.announce(
-            "group-state",
-            json!({
-                "group": id,
-                "state": "CompletingRebalance",
-                "generation": self.groups[id].generation,
-            }),
-        );
+        self.announce(detail);
+        self.announce(CoordinatorEvent::GroupState {
+            group: id.to_string(),
+            state: GroupState::CompletingRebalance,
+            generation: self.groups[id].generation,
+            reason: None,
+        });
         for (token, body) in answers {
             self.respond(token, body);
         }
@@ -1308,10 +1378,12 @@ impl GroupCoordinator {
             .filter_map(|m| m.sync_token.take().map(|t| (t, m.assignment.clone())))
             .collect();
         let generation = group.generation;
-        self.announce(
-            "group-state",
-            json!({"group": id, "state": "Stable", "generation": generation}),
-        );
+        self.announce(CoordinatorEvent::GroupState {
+            group: id.to_string(),
+            state: GroupState::Stable,
+            generation,
+            reason: None,
+        });
         for (token, assignment) in answers {
             self.respond(
                 token,
@@ -1369,10 +1441,13 @@ impl GroupCoordinator {
         if let Some(token) = member.sync_token.take() {
             self.respond(token, sync_error(KafkaError::UnknownMemberId));
         }
-        self.announce(
-            "member-removed",
-            json!({"group": id, "member": member_id, "generation": generation, "why": why}),
-        );
+        self.announce(CoordinatorEvent::MemberRemoved {
+            group: id.to_string(),
+            member: member_id.to_string(),
+            generation: Some(generation),
+            why: why.to_string(),
+            instance: None,
+        });
         let state = self.groups[id].state;
         match state {
             GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(id, why),

@@ -24,13 +24,16 @@
 //!   `broker id << 40 | incarnation << 24 | counter` (Kafka allocates blocks through the
 //!   ensemble).
 //!
-//! Every replica event is announced for the checkers (`become-leader`, `become-follower`,
-//! `hw`, `truncate`, ...), as are the controller's.
+//! Every replica event is announced for the checkers as a [`BrokerEvent`] (`become-leader`,
+//! `become-follower`, `hw`, `truncate`, ...), as are the controller's and the coordinator's
+//! ([`Announced`]).
 
-use super::controller::{AlterPartition, ControllerAction, ControllerConfig, ControllerCore};
+use super::controller::{
+    AlterPartition, ControllerAction, ControllerConfig, ControllerCore, ControllerEvent,
+};
 use super::coordinator::{
-    partition_for, CoordinatorAction, CoordinatorConfig, GroupCoordinator, GroupRecord, GroupState,
-    OFFSETS_TOPIC,
+    partition_for, CoordinatorAction, CoordinatorConfig, CoordinatorEvent, GroupCoordinator,
+    GroupRecord, GroupState, OFFSETS_TOPIC,
 };
 use super::proto::{
     EpochEndOffset, EpochQuery, FetchData, FetchPartition, ProducePartition, Request, RequestBody,
@@ -46,7 +49,7 @@ use crate::disk::Disk;
 use crate::log::{decode_batches, BatchBuilder, BatchMeta, LeaderEpoch, Offset};
 use crate::zk::client::Outcome;
 use crate::zk::{CreateMode, Op, OpResult, SessionId, WatchedEvent, ZkError};
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -130,12 +133,136 @@ pub enum BrokerAction {
         /// The response.
         response: Response,
     },
-    /// Announce an event.
-    Announce {
-        /// Event kind.
-        kind: String,
-        /// Details.
-        detail: Value,
+    /// Announce an event: the broker's own, or its controller's or coordinator's.
+    Announce(Announced),
+}
+
+/// Everything a broker core announces, by the part of it that announces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Announced {
+    /// The broker itself: registration, its replicas, its logs.
+    Broker(BrokerEvent),
+    /// Its controller.
+    Controller(ControllerEvent),
+    /// Its group coordinator.
+    Coordinator(CoordinatorEvent),
+}
+
+/// What a broker announces about itself and its partition replicas (node `broker-<n>`).
+/// Serialized as `{"kind": <kebab-case name>, "detail": {fields}}`; partitions are written
+/// `"topic/p"`, broker ids are numbers.
+///
+/// The replication checks (`check::replication`) read these:
+///
+/// | kind | detail | when | checked by |
+/// |---|---|---|---|
+/// | `become-leader` | `partition`, `leader_epoch`, `leo`, `hw`, `isr` (ids) | it applied a LeaderAndIsr making it leader | `single-leader-per-epoch`, `leader-epoch-monotonic`; the final leader; `converges` (full ISR) |
+/// | `become-follower` | `partition`, `leader` (id), `leader_epoch`, `leo`, `hw` | it applied a LeaderAndIsr making it follower | `single-leader-per-epoch`, `leader-epoch-monotonic`; the final leader |
+/// | `hw` | `partition`, `hw`, `leader_epoch` | its HW of that replica advanced (leader or follower) | `hw-monotonic`, `committed-prefix-agreement` |
+/// | `truncate` | `partition`, `from`, `to`, `hw` | it cut its log from LEO `from` down to `to`, having HW `hw` | `no-truncation-below-hw` |
+/// | `isr-changed` | `partition`, `isr`, `partition_epoch` | as leader, it applied a new ISR | `converges` (full ISR) |
+/// | `broker-registered` / `broker-unregistered` | `broker_epoch` | its registration znode was created / its session ended | timeline |
+/// | `log-opened` | `partition`, `recovery` | it opened a replica's log | timeline |
+/// | `log-error`, `leader-and-isr-refused` | `partition`, `error` | a replica's storage failed / a LeaderAndIsr could not be applied | timeline |
+///
+/// A broker's memory lives for one incarnation: the checkers place each event in the
+/// incarnation the shell's `broker-started` and the world's kills and restarts delimit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "kebab-case")]
+pub enum BrokerEvent {
+    /// Its registration znode was created: `broker_epoch` is its czxid.
+    BrokerRegistered {
+        /// The broker epoch.
+        broker_epoch: i64,
+    },
+    /// Its session ended, and its registration with it.
+    BrokerUnregistered {
+        /// The broker epoch it had.
+        broker_epoch: i64,
+    },
+    /// It opened a replica's log.
+    LogOpened {
+        /// The partition.
+        #[serde(with = "super::types::tp_text")]
+        partition: TopicPartition,
+        /// What recovery found, in words.
+        recovery: String,
+    },
+    /// A replica's storage failed.
+    LogError {
+        /// The partition.
+        #[serde(with = "super::types::tp_text")]
+        partition: TopicPartition,
+        /// The error.
+        error: String,
+    },
+    /// A LeaderAndIsr for the partition could not be applied.
+    LeaderAndIsrRefused {
+        /// The partition.
+        #[serde(with = "super::types::tp_text")]
+        partition: TopicPartition,
+        /// The error.
+        error: String,
+    },
+    /// It became leader of the partition.
+    BecomeLeader {
+        /// The partition.
+        #[serde(with = "super::types::tp_text")]
+        partition: TopicPartition,
+        /// The leader epoch it leads in.
+        leader_epoch: LeaderEpoch,
+        /// Its log end offset then.
+        leo: Offset,
+        /// Its HW then.
+        hw: Offset,
+        /// The ISR it leads with.
+        isr: Vec<BrokerId>,
+    },
+    /// It became a follower of the partition.
+    BecomeFollower {
+        /// The partition.
+        #[serde(with = "super::types::tp_text")]
+        partition: TopicPartition,
+        /// The leader it follows.
+        leader: BrokerId,
+        /// The leader epoch.
+        leader_epoch: LeaderEpoch,
+        /// Its log end offset then.
+        leo: Offset,
+        /// Its HW then.
+        hw: Offset,
+    },
+    /// Its HW of the replica advanced.
+    Hw {
+        /// The partition.
+        #[serde(with = "super::types::tp_text")]
+        partition: TopicPartition,
+        /// The new HW.
+        hw: Offset,
+        /// The replica's leader epoch.
+        leader_epoch: LeaderEpoch,
+    },
+    /// It cut its log from LEO `from` down to `to`, having HW `hw`.
+    Truncate {
+        /// The partition.
+        #[serde(with = "super::types::tp_text")]
+        partition: TopicPartition,
+        /// The LEO before.
+        from: Offset,
+        /// The LEO after.
+        to: Offset,
+        /// Its HW.
+        hw: Offset,
+    },
+    /// As leader, it applied a new ISR.
+    IsrChanged {
+        /// The partition.
+        #[serde(with = "super::types::tp_text")]
+        partition: TopicPartition,
+        /// The new ISR.
+        isr: Vec<BrokerId>,
+        /// Its partition epoch.
+        partition_epoch: i32,
     },
 }
 
@@ -323,11 +450,8 @@ impl<D: Disk> BrokerCore<D> {
             .collect()
     }
 
-    fn announce(&mut self, kind: &str, detail: Value) {
-        self.actions.push(BrokerAction::Announce {
-            kind: kind.to_string(),
-            detail,
-        });
+    fn announce(&mut self, event: impl Into<Announced>) {
+        self.actions.push(BrokerAction::Announce(event.into()));
     }
 
     fn zk(&mut self, purpose: ZkPurpose, op: Op) {
@@ -367,7 +491,9 @@ impl<D: Disk> BrokerCore<D> {
     /// gone with it.
     pub fn on_session_lost(&mut self) {
         if let Some(epoch) = self.broker_epoch.take() {
-            self.announce("broker-unregistered", json!({ "broker_epoch": epoch }));
+            self.announce(BrokerEvent::BrokerUnregistered {
+                broker_epoch: epoch,
+            });
         }
         self.session = SessionId::NONE;
         self.registration_retry_at = None;
@@ -443,7 +569,9 @@ impl<D: Disk> BrokerCore<D> {
     /// Registration done: the znode's czxid is the broker epoch.
     fn registered(&mut self, epoch: i64) {
         self.broker_epoch = Some(epoch);
-        self.announce("broker-registered", json!({ "broker_epoch": epoch }));
+        self.announce(BrokerEvent::BrokerRegistered {
+            broker_epoch: epoch,
+        });
         self.controller.start();
     }
 
@@ -486,7 +614,7 @@ impl<D: Disk> BrokerCore<D> {
                         });
                     }
                     ControllerAction::Reply { token, body } => self.on_alter_reply(token, body),
-                    ControllerAction::Announce { kind, detail } => self.announce(kind, detail),
+                    ControllerAction::Announce(event) => self.announce(event),
                 }
             }
         }
@@ -692,7 +820,7 @@ impl<D: Disk> BrokerCore<D> {
                     leader_epoch,
                     records,
                 } => self.append_for_coordinator(id, partition, leader_epoch, &records),
-                CoordinatorAction::Announce { kind, detail } => self.announce(kind, detail),
+                CoordinatorAction::Announce(event) => self.announce(event),
             }
         }
         true
@@ -762,10 +890,10 @@ impl<D: Disk> BrokerCore<D> {
                 Ok(records) => self
                     .coordinator
                     .on_loaded(partition, epoch, records, now_ms),
-                Err(error) => self.announce(
-                    "log-error",
-                    json!({ "partition": tp.to_string(), "error": error }),
-                ),
+                Err(error) => self.announce(BrokerEvent::LogError {
+                    partition: tp.clone(),
+                    error,
+                }),
             }
         }
     }
@@ -1100,17 +1228,17 @@ impl<D: Disk> BrokerCore<D> {
             let config = self.replica_config(&tp.topic);
             match Replica::open(self.config.id, self.disk.clone(), &dir, config) {
                 Ok((replica, report)) => {
-                    self.announce(
-                        "log-opened",
-                        json!({ "partition": tp.to_string(), "recovery": format!("{report:?}") }),
-                    );
+                    self.announce(BrokerEvent::LogOpened {
+                        partition: tp.clone(),
+                        recovery: format!("{report:?}"),
+                    });
                     self.replicas.insert(tp.clone(), replica);
                 }
                 Err(e) => {
-                    self.announce(
-                        "log-error",
-                        json!({ "partition": tp.to_string(), "error": e.to_string() }),
-                    );
+                    self.announce(BrokerEvent::LogError {
+                        partition: tp.clone(),
+                        error: e.to_string(),
+                    });
                     return;
                 }
             }
@@ -1136,10 +1264,10 @@ impl<D: Disk> BrokerCore<D> {
             Ok(())
         };
         if let Err(e) = result {
-            self.announce(
-                "leader-and-isr-refused",
-                json!({ "partition": tp.to_string(), "error": e.to_string() }),
-            );
+            self.announce(BrokerEvent::LeaderAndIsrRefused {
+                partition: tp.clone(),
+                error: e.to_string(),
+            });
         }
         self.metadata.insert(tp.clone(), state.clone());
         self.drain_replica_events(tp);
@@ -1270,10 +1398,10 @@ impl<D: Disk> BrokerCore<D> {
                             Err(e) => {
                                 backoff = true;
                                 if let ReplicaError::Storage(e) = e {
-                                    self.announce(
-                                        "log-error",
-                                        json!({ "partition": tp.to_string(), "error": e.to_string() }),
-                                    );
+                                    self.announce(BrokerEvent::LogError {
+                                        partition: tp.clone(),
+                                        error: e.to_string(),
+                                    });
                                 }
                             }
                         },
@@ -1311,10 +1439,10 @@ impl<D: Disk> BrokerCore<D> {
                         Ok(end) => match r.on_epoch_response(question, end) {
                             // Done, or ask again: the next `replicate` sends the new question.
                             Ok(_) => {}
-                            Err(e) => self.announce(
-                                "log-error",
-                                json!({ "partition": tp.to_string(), "error": e.to_string() }),
-                            ),
+                            Err(e) => self.announce(BrokerEvent::LogError {
+                                partition: tp.clone(),
+                                error: e.to_string(),
+                            }),
                         },
                         Err(_) => {
                             self.fetchers.entry(leader).or_default().not_before_ms =
@@ -1523,10 +1651,10 @@ impl<D: Disk> BrokerCore<D> {
                     .get_mut(&tp)
                     .map(|r| r.checkpoint_high_watermark())
                 {
-                    self.announce(
-                        "log-error",
-                        json!({ "partition": tp.to_string(), "error": e.to_string() }),
-                    );
+                    self.announce(BrokerEvent::LogError {
+                        partition: tp.clone(),
+                        error: e.to_string(),
+                    });
                 }
             }
         }
@@ -1546,58 +1674,80 @@ impl<D: Disk> BrokerCore<D> {
         let Some(r) = self.replicas.get_mut(tp) else {
             return;
         };
-        let leader_epoch = r.leader_epoch().0;
+        let replica_epoch = r.leader_epoch();
         let events = r.take_events();
         for event in events {
-            let partition = tp.to_string();
-            let (kind, detail) = match event {
+            let partition = tp.clone();
+            let event = match event {
                 ReplicaEvent::Opened { .. } => continue,
                 ReplicaEvent::BecameLeader {
                     leader_epoch,
                     leo,
                     hw,
                     isr,
-                } => (
-                    "become-leader",
-                    json!({ "partition": partition, "leader_epoch": leader_epoch.0, "leo": leo.0,
-                            "hw": hw.0, "isr": isr.iter().map(|b| b.0).collect::<Vec<_>>() }),
-                ),
+                } => BrokerEvent::BecomeLeader {
+                    partition,
+                    leader_epoch,
+                    leo,
+                    hw,
+                    isr,
+                },
                 ReplicaEvent::BecameFollower {
                     leader,
                     leader_epoch,
                     leo,
                     hw,
-                } => (
-                    "become-follower",
-                    json!({ "partition": partition, "leader": leader.0,
-                            "leader_epoch": leader_epoch.0, "leo": leo.0, "hw": hw.0 }),
-                ),
-                ReplicaEvent::HwAdvanced { hw } => (
-                    "hw",
-                    json!({ "partition": partition, "hw": hw.0, "leader_epoch": leader_epoch }),
-                ),
-                ReplicaEvent::Truncated { from_leo, to, hw } => (
-                    "truncate",
-                    json!({ "partition": partition, "from": from_leo.0, "to": to.0, "hw": hw.0 }),
-                ),
+                } => BrokerEvent::BecomeFollower {
+                    partition,
+                    leader,
+                    leader_epoch,
+                    leo,
+                    hw,
+                },
+                ReplicaEvent::HwAdvanced { hw } => BrokerEvent::Hw {
+                    partition,
+                    hw,
+                    leader_epoch: replica_epoch,
+                },
+                ReplicaEvent::Truncated { from_leo, to, hw } => BrokerEvent::Truncate {
+                    partition,
+                    from: from_leo,
+                    to,
+                    hw,
+                },
                 ReplicaEvent::IsrChanged {
                     isr,
                     partition_epoch,
-                } => (
-                    "isr-changed",
-                    json!({ "partition": partition, "isr": isr.iter().map(|b| b.0).collect::<Vec<_>>(),
-                            "partition_epoch": partition_epoch }),
-                ),
+                } => BrokerEvent::IsrChanged {
+                    partition,
+                    isr,
+                    partition_epoch,
+                },
                 // Appends and proposals are too frequent to announce; their effects are.
                 ReplicaEvent::LeaderAppended { .. }
                 | ReplicaEvent::FollowerAppended { .. }
                 | ReplicaEvent::IsrProposed { .. } => continue,
             };
-            self.actions.push(BrokerAction::Announce {
-                kind: kind.to_string(),
-                detail,
-            });
+            self.announce(event);
         }
+    }
+}
+
+impl From<BrokerEvent> for Announced {
+    fn from(event: BrokerEvent) -> Self {
+        Announced::Broker(event)
+    }
+}
+
+impl From<ControllerEvent> for Announced {
+    fn from(event: ControllerEvent) -> Self {
+        Announced::Controller(event)
+    }
+}
+
+impl From<CoordinatorEvent> for Announced {
+    fn from(event: CoordinatorEvent) -> Self {
+        Announced::Coordinator(event)
     }
 }
 

@@ -51,6 +51,62 @@ impl fmt::Display for TopicPartition {
     }
 }
 
+/// Serde for a [`TopicPartition`] written as its text `topic/partition`, the way announced
+/// events name partitions: `#[serde(with = "crate::broker::types::tp_text")]`.
+pub mod tp_text {
+    use super::TopicPartition;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    /// Writes `topic/partition`.
+    pub fn serialize<S: Serializer>(tp: &TopicPartition, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(tp)
+    }
+
+    /// Reads `topic/partition` (the topic may itself hold a `/`; the last one splits).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TopicPartition, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text).ok_or_else(|| D::Error::custom(format!("not a topic/partition: {text}")))
+    }
+
+    /// `topic/partition` parsed.
+    pub fn parse(text: &str) -> Option<TopicPartition> {
+        let (topic, p) = text.rsplit_once('/')?;
+        Some(TopicPartition::new(topic, p.parse().ok()?))
+    }
+}
+
+/// Serde for `(partition, offset)` pairs written `["topic/partition", offset]`.
+pub mod tp_offsets_text {
+    use super::{tp_text, TopicPartition};
+    use serde::{de::Error, ser::SerializeSeq, Deserialize, Deserializer, Serializer};
+
+    /// Writes `[["topic/partition", offset], ...]`.
+    pub fn serialize<S: Serializer>(
+        pairs: &[(TopicPartition, u64)],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(pairs.len()))?;
+        for (tp, offset) in pairs {
+            seq.serialize_element(&(tp.to_string(), offset))?;
+        }
+        seq.end()
+    }
+
+    /// Reads `[["topic/partition", offset], ...]`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<(TopicPartition, u64)>, D::Error> {
+        Vec::<(String, u64)>::deserialize(d)?
+            .into_iter()
+            .map(|(text, offset)| {
+                tp_text::parse(&text)
+                    .map(|tp| (tp, offset))
+                    .ok_or_else(|| D::Error::custom(format!("not a topic/partition: {text}")))
+            })
+            .collect()
+    }
+}
+
 /// The producer's `acks`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Acks {

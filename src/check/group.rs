@@ -7,12 +7,11 @@
 //! the coordinators' announcements and the final partition logs — never a coordinator's
 //! memory.
 //!
-//! # What the coordinators announce (node `broker-<n>`)
-//!
-//! | kind | detail | used for |
-//! |---|---|---|
-//! | `member-removed` | `group`, `member` | the member's ownership ends (its session or rebalance timeout passed, it left, or its static instance was replaced) |
-//! | `group-state` | `group`, `state`, `generation` | `converges`: the group's state at its coordinator (the broker holding it in the newest generation; `Dead` means the broker let it go) must be `Stable` |
+//! What the coordinators announce is `broker::coordinator::CoordinatorEvent` (its doc is
+//! the contract): a `member-removed` ends the member's ownership (its session or rebalance
+//! timeout passed, it left, or its static instance was replaced); the `group-state` of a
+//! group at its coordinator (the broker holding it in the newest generation; `Dead` means
+//! the broker let it go) must end `Stable` for `converges`.
 //!
 //! # Rules
 //!
@@ -43,13 +42,23 @@
 //!   read, it stored an offset at the end of the final log (lag 0; the world drains
 //!   producers first).
 
-use super::kafka::{processes_ended, seconds, Facts, Findings};
+use super::broker_events::processes_ended;
+use super::kafka::Facts;
+use super::toolkit::{seconds, Findings};
 use super::{result, CheckInput, CheckResult, Violation};
+use crate::broker::coordinator::{CoordinatorEvent, GroupState};
 use crate::broker::TopicPartition;
-use crate::history::{Event, HistoryEntry, Op, SendOutcome};
+use crate::history::{Announcement, Event, HistoryEntry, Op, SendOutcome, WorldEvent};
 use crate::scenario::GroupSpec;
-use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// A coordinator's `group-state` announcement, read.
+#[derive(Clone, Copy)]
+struct StateAnnounced<'a> {
+    event: &'a Event,
+    state: GroupState,
+    generation: i32,
+}
 
 /// Runs the group checks when the scenario has groups.
 pub fn run(input: &CheckInput<'_>, facts: &Facts<'_>) -> Vec<CheckResult> {
@@ -79,7 +88,7 @@ pub fn run(input: &CheckInput<'_>, facts: &Facts<'_>) -> Vec<CheckResult> {
     let bound_us = input
         .events
         .iter()
-        .find(|e| e.node == "world" && e.kind == "heal")
+        .find(|e| matches!(e.announced, Announcement::World(WorldEvent::Heal { .. })))
         .map(|heal| {
             let heal_us = u64::try_from(input.scenario.heal.as_micros()).unwrap_or(u64::MAX);
             heal.at_us.saturating_add(heal_us)
@@ -219,11 +228,13 @@ impl<'a> GroupFacts<'a> {
             for node in processes_ended(event).filter(|n| self.group_of(n).is_some()) {
                 steps.push((event.at_us, 0, i, Step::ProcessEnded(node)));
             }
-            if event.kind == "member-removed" {
-                let text = |key: &str| event.detail.get(key).and_then(Value::as_str);
-                if let (Some(group), Some(member)) = (text("group"), text("member")) {
-                    steps.push((event.at_us, 0, i, Step::Removed { group, member }));
-                }
+            if let Announcement::Coordinator(CoordinatorEvent::MemberRemoved {
+                group,
+                member,
+                ..
+            }) = &event.announced
+            {
+                steps.push((event.at_us, 0, i, Step::Removed { group, member }));
             }
         }
         let base = self.events.len();
@@ -529,26 +540,37 @@ impl<'a> GroupFacts<'a> {
     /// holds the group from a `group-state` until it announces `Dead` (it unloaded the
     /// group) or its process ends; of the brokers holding it, the one in the newest
     /// generation, then the latest to speak, is its coordinator.
-    fn coordinated_state(&self, group: &str, at_us: u64) -> Option<&'a Event> {
-        let mut holding: BTreeMap<&str, &Event> = BTreeMap::new();
+    fn coordinated_state(&self, group: &str, at_us: u64) -> Option<StateAnnounced<'a>> {
+        let mut holding: BTreeMap<&str, StateAnnounced<'a>> = BTreeMap::new();
         for event in self.events.iter().take_while(|e| e.at_us <= at_us) {
             for node in processes_ended(event) {
                 holding.remove(node);
             }
-            if event.kind == "group-state"
-                && event.detail.get("group").and_then(Value::as_str) == Some(group)
+            if let Announcement::Coordinator(CoordinatorEvent::GroupState {
+                group: g,
+                state,
+                generation,
+                ..
+            }) = &event.announced
             {
-                if event.detail.get("state").and_then(Value::as_str) == Some("Dead") {
+                if g != group {
+                    continue;
+                }
+                if *state == GroupState::Dead {
                     holding.remove(event.node.as_str());
                 } else {
-                    holding.insert(&event.node, event);
+                    let announced = StateAnnounced {
+                        event,
+                        state: *state,
+                        generation: *generation,
+                    };
+                    holding.insert(&event.node, announced);
                 }
             }
         }
-        let generation = |e: &Event| e.detail.get("generation").and_then(Value::as_i64);
         holding
             .into_values()
-            .max_by_key(|e| (generation(e), e.at_us))
+            .max_by_key(|a| (a.generation, a.event.at_us))
     }
 
     /// The members the coordinator still counts at `bound_us` (of the newest generation it
@@ -558,28 +580,36 @@ impl<'a> GroupFacts<'a> {
         let newest = self
             .events
             .iter()
-            .filter(|e| e.at_us <= bound_us && e.kind == "group-generation")
-            .filter(|e| e.detail.get("group").and_then(Value::as_str) == Some(group))
-            .max_by_key(|e| (e.detail.get("generation").and_then(Value::as_i64), e.at_us));
-        let Some(newest) = newest else {
+            .filter(|e| e.at_us <= bound_us)
+            .filter_map(|e| match &e.announced {
+                Announcement::Coordinator(CoordinatorEvent::GroupGeneration {
+                    group: g,
+                    generation,
+                    members,
+                    ..
+                }) if g == group => Some((e.at_us, *generation, members)),
+                _ => None,
+            })
+            .max_by_key(|&(at_us, generation, _)| (generation, at_us));
+        let Some((newest_us, generation, members)) = newest else {
             return Vec::new();
         };
-        let generation = newest.detail.get("generation").and_then(Value::as_i64);
         let removed: BTreeSet<&str> = self
             .events
             .iter()
-            .filter(|e| e.at_us >= newest.at_us && e.at_us <= bound_us)
-            .filter(|e| e.kind == "member-removed")
-            .filter(|e| e.detail.get("group").and_then(Value::as_str) == Some(group))
-            .filter_map(|e| e.detail.get("member").and_then(Value::as_str))
+            .filter(|e| e.at_us >= newest_us && e.at_us <= bound_us)
+            .filter_map(|e| match &e.announced {
+                Announcement::Coordinator(CoordinatorEvent::MemberRemoved {
+                    group: g,
+                    member,
+                    ..
+                }) if g == group => Some(member.as_str()),
+                _ => None,
+            })
             .collect();
-        let members = newest
-            .detail
-            .get("members")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
+        let members = members
+            .iter()
+            .map(String::as_str)
             .filter(|m| !removed.contains(m));
         let mut out = Vec::new();
         for member in members {
@@ -633,7 +663,7 @@ impl<'a> GroupFacts<'a> {
                  generation {} at the coordinator, {owning}; its session.timeout.ms ({}s) \
                  ends by {}",
                 seconds(ended_us),
-                generation.unwrap_or(-1),
+                generation,
                 session_ms as f64 / 1000.0,
                 seconds(ended_us + session_ms * 1000),
             ));
@@ -675,10 +705,10 @@ impl<'a> GroupFacts<'a> {
     ) {
         {
             let state = self.coordinated_state(group, bound_us);
-            let name = state.and_then(|e| e.detail.get("state").and_then(Value::as_str));
-            if name != Some("Stable") {
-                let last = state.map_or("none announced".to_string(), |e| {
-                    format!("{} (by {} at {})", e.detail, e.node, seconds(e.at_us))
+            if state.as_ref().map(|a| a.state) != Some(GroupState::Stable) {
+                let last = state.map_or("none announced".to_string(), |a| {
+                    let e = a.event;
+                    format!("{} (by {} at {})", e.detail(), e.node, seconds(e.at_us))
                 });
                 out.push(late(
                     format!(
@@ -687,10 +717,7 @@ impl<'a> GroupFacts<'a> {
                     ),
                     None,
                 ));
-            } else if let Some(stable) = state
-                .and_then(|e| e.detail.get("generation"))
-                .and_then(Value::as_i64)
-            {
+            } else if let Some(stable) = state.map(|a| a.generation) {
                 // Every member takes part: its last sync was of the Stable generation.
                 for member in &spec.members {
                     let synced = self
@@ -699,7 +726,7 @@ impl<'a> GroupFacts<'a> {
                         .filter(|e| e.at_us <= bound_us && &e.node == member)
                         .rev()
                         .find_map(|e| match &e.op {
-                            Op::GroupAssign { generation, .. } => Some(i64::from(*generation)),
+                            Op::GroupAssign { generation, .. } => Some(*generation),
                             _ => None,
                         });
                     if synced != Some(stable) {

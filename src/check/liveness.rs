@@ -9,7 +9,7 @@
 //! judged with their group, in `check::group`. An ensemble client can only be answered by a serving
 //! server, which needs an established leader, so this also covers "the ensemble has a
 //! leader". And by the bound every partition has a leader whose ISR holds every replica,
-//! judged from the brokers' events (`check::kafka::partitions_without_full_isr`).
+//! judged from the brokers' events (`check::broker_events::partitions_without_full_isr`).
 //!
 //! The ensemble converges too: at the end of the run (or at the bound, if the run went on
 //! past it) every server's last role announcement is `leading` or `following` in the
@@ -20,11 +20,11 @@
 //! epoch's history lacks (`zk-replica-agreement` lets such a server's log end in that
 //! uncommitted fork). The world waits for the same before it stops.
 
-use super::kafka::partitions_without_full_isr;
+use super::broker_events::partitions_without_full_isr;
 use super::zk::{is_definite_zk_answer, EnsembleRoles};
 use super::{CheckInput, Violation};
 use crate::broker::TopicPartition;
-use crate::history::{Op, SendOutcome};
+use crate::history::{Announcement, Op, SendOutcome, WorldEvent};
 use crate::scenario::plan::writers;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -33,7 +33,7 @@ pub fn converges(input: &CheckInput<'_>) -> Vec<Violation> {
     let Some(heal) = input
         .events
         .iter()
-        .find(|e| e.node == "world" && e.kind == "heal")
+        .find(|e| matches!(e.announced, Announcement::World(WorldEvent::Heal { .. })))
     else {
         return vec![Violation {
             check: "converges".into(),
@@ -92,8 +92,11 @@ pub fn converges(input: &CheckInput<'_>) -> Vec<Violation> {
                 .events
                 .iter()
                 .rev()
-                .find(|e| e.node == name && e.kind.ends_with("-failed"))
-                .map(|e| format!(" (last failure: {} {})", e.kind, e.detail))
+                .find(|e| {
+                    e.node == name
+                        && matches!(&e.announced, Announcement::Shell(s) if s.is_failure())
+                })
+                .map(|e| format!(" (last failure: {} {})", e.kind(), e.detail()))
                 .unwrap_or_default();
             Violation {
                 check: "converges".into(),
@@ -237,7 +240,7 @@ fn ensemble_not_rejoined(
 mod tests {
     use super::*;
     use crate::check::test_support::{
-        append_ok as ok, world_event as world, writer_scenario as scenario,
+        append_ok as ok, become_leader, world_event as world, writer_scenario as scenario, zk_role,
     };
     use crate::history::{Event, HistoryEntry};
     use crate::scenario::Scenario;
@@ -295,19 +298,9 @@ mod tests {
                     [[producer]]\ncount = 1\ntopic = \"orders\"\nrate = 10\n";
         let s = crate::scenario::parse(Path::new("t.toml"), text.as_bytes()).unwrap();
         let tp = TopicPartition::new("orders", 0);
-        let led = Event {
-            at_us: 500_000,
-            node: "broker-1".into(),
-            kind: "become-leader".into(),
-            detail: serde_json::json!({"partition": "orders/0", "leader_epoch": 1, "isr": [1]}),
-        };
+        let led = become_leader(500_000, 1, &tp, 1, &[1]);
         // The ensemble (one server) leads its first epoch throughout.
-        let zk = Event {
-            at_us: 100_000,
-            node: "zk-1".into(),
-            kind: "leading".into(),
-            detail: serde_json::json!({"epoch": 1}),
-        };
+        let zk = zk_role(100_000, "zk-1", "leading", 1);
         let events = [zk.clone(), led, world(1_000_000, "heal")];
         let acked = HistoryEntry {
             at_us: 1_100_000,
@@ -342,12 +335,7 @@ mod tests {
                     [[consumer]]\ncount = 1\ntopics = [\"payments\"]\n";
         let s = crate::scenario::parse(Path::new("t.toml"), text.as_bytes()).unwrap();
         let tp = TopicPartition::new("orders", 0);
-        let leading = Event {
-            at_us: 100_000,
-            node: "zk-1".into(),
-            kind: "leading".into(),
-            detail: serde_json::json!({"epoch": 1}),
-        };
+        let leading = zk_role(100_000, "zk-1", "leading", 1);
         let events = [leading, world(1_000_000, "heal")];
         let acked = |at_us, offset| HistoryEntry {
             at_us,
@@ -399,12 +387,7 @@ mod tests {
         // An ensemble alone (a scenario file needs a workload to load).
         let mut s = crate::scenario::parse(Path::new("t.toml"), text.as_bytes()).unwrap();
         s.zk_clients.clear();
-        let role = |at_us: u64, node: &str, kind: &str, epoch: u64| Event {
-            at_us,
-            node: node.into(),
-            kind: kind.into(),
-            detail: serde_json::json!({ "epoch": epoch }),
-        };
+        let role = zk_role;
         // zk-3 led epoch 1 and was paused; zk-1 and zk-2 moved on to epoch 2 without it.
         let mut events = vec![
             role(100_000, "zk-3", "leading", 1),

@@ -5,13 +5,18 @@
 //! produces. The check names themselves are the scenario layer's
 //! ([`CheckName`](crate::scenario::CheckName)): a scenario names them before anything runs.
 
+mod broker_events;
+mod client_history;
+mod control;
 mod final_log;
 mod group;
 pub mod kafka;
 pub mod linearizable;
 mod liveness;
+mod replication;
 #[cfg(test)]
 mod test_support;
+mod toolkit;
 mod writer;
 pub mod zk;
 

@@ -1,9 +1,20 @@
 //! Hand-made run records for the checkers' unit tests: a two-writer scenario, writer
-//! acknowledgements and world events.
+//! acknowledgements, world events, and the brokers' events, producer and consumer history
+//! and replica logs of partition `orders/0`.
 
-use crate::history::{Event, HistoryEntry, Op};
+use super::kafka::ReplicaLogs;
+use super::{FinalLog, Violation};
+use crate::broker::controller::ControllerEvent;
+use crate::broker::server::BrokerEvent;
+use crate::broker::{Acks, BrokerId, TopicPartition};
+use crate::history::{
+    Announcement, Effect, Event, Fault, FaultSource, HistoryEntry, NodeEffect, Op, SendOutcome,
+    WorldEvent,
+};
+use crate::log::{LeaderEpoch, Offset};
 use crate::scenario::{parse, Scenario};
-use serde_json::Value;
+use crate::zk::server::ZkServerEvent;
+use crate::zk::{Epoch, ServerId, Zxid};
 use std::path::Path;
 
 /// A scenario with writers `writer-1` and `writer-2`, a 10 s fault phase and a 5 s heal.
@@ -25,12 +36,251 @@ pub fn append_ok(at_us: u64, node: &str, value: &str, offset: u64) -> HistoryEnt
     }
 }
 
-/// An event of the world (`heal`, `stop`, ...) without details.
-pub fn world_event(at_us: u64, kind: &str) -> Event {
+/// `node` announced `announced`.
+pub fn event(at_us: u64, node: &str, announced: impl Into<Announcement>) -> Event {
     Event {
         at_us,
-        node: "world".into(),
-        kind: kind.into(),
-        detail: Value::Null,
+        node: node.into(),
+        announced: announced.into(),
     }
 }
+
+/// The world's `heal` (nothing to restart) or `stop`.
+pub fn world_event(at_us: u64, kind: &str) -> Event {
+    let announced = match kind {
+        "heal" => WorldEvent::Heal {
+            nodes: Vec::new(),
+            network: false,
+        },
+        "stop" => WorldEvent::Stop {},
+        other => panic!("no hand-made world event {other}"),
+    };
+    event(at_us, "world", announced)
+}
+
+/// The world killed `node`.
+pub fn killed(at_us: u64, node: &str) -> Event {
+    let fault = Fault {
+        action: "kill".into(),
+        source: FaultSource::Scheduled {
+            target: Some(node.into()),
+            line: 1,
+        },
+        sides: None,
+        rate: None,
+        nodes: Some(vec![NodeEffect {
+            node: node.into(),
+            effect: Effect::Killed,
+        }]),
+    };
+    event(at_us, "world", WorldEvent::Fault(fault))
+}
+
+/// Ensemble server `node` announced a role: `leading` or `following` in `epoch`, or
+/// `looking`.
+pub fn zk_role(at_us: u64, node: &str, role: &str, epoch: u64) -> Event {
+    let epoch = Epoch(u32::try_from(epoch).expect("a small epoch"));
+    let announced = match role {
+        "leading" => ZkServerEvent::Leading {
+            epoch,
+            last_zxid: Zxid::default(),
+            followers: Vec::new(),
+        },
+        "following" => ZkServerEvent::Following {
+            leader: ServerId(1),
+            epoch: Some(epoch),
+            applied: Zxid::default(),
+        },
+        "looking" => ZkServerEvent::Looking {
+            reason: "test".into(),
+            round: 1,
+            last_zxid: Zxid::default(),
+            epoch,
+        },
+        other => panic!("no ensemble role {other}"),
+    };
+    event(at_us, node, announced)
+}
+
+/// `broker-<broker>` became leader of `tp` in `epoch` with this ISR.
+pub fn become_leader(
+    at_us: u64,
+    broker: u32,
+    tp: &TopicPartition,
+    epoch: i32,
+    isr: &[u32],
+) -> Event {
+    let announced = BrokerEvent::BecomeLeader {
+        partition: tp.clone(),
+        leader_epoch: LeaderEpoch(epoch),
+        leo: Offset(0),
+        hw: Offset(0),
+        isr: isr.iter().map(|&b| BrokerId(b)).collect(),
+    };
+    event(at_us, &format!("broker-{broker}"), announced)
+}
+
+/// `orders/<p>`.
+pub fn tp(p: u32) -> TopicPartition {
+    TopicPartition::new("orders", p)
+}
+
+/// The node name of broker `n`.
+pub fn broker(n: u32) -> String {
+    format!("broker-{n}")
+}
+
+/// `broker-<broker>` became leader of `orders/<p>` in `epoch`, alone in its ISR.
+pub fn leader(at_us: u64, broker: u32, p: u32, epoch: i32) -> Event {
+    become_leader(at_us, broker, &tp(p), epoch, &[broker])
+}
+
+/// `broker-<broker>` became follower of `leader` for `orders/<p>` in `epoch`.
+pub fn follower(at_us: u64, broker: u32, p: u32, leader: u32, epoch: i32) -> Event {
+    let announced = BrokerEvent::BecomeFollower {
+        partition: tp(p),
+        leader: BrokerId(leader),
+        leader_epoch: LeaderEpoch(epoch),
+        leo: Offset(0),
+        hw: Offset(0),
+    };
+    event(at_us, &self::broker(broker), announced)
+}
+
+/// `broker-<broker>`'s HW of `orders/<p>` advanced to `hw`.
+pub fn hw(at_us: u64, broker: u32, p: u32, hw: u64) -> Event {
+    let announced = BrokerEvent::Hw {
+        partition: tp(p),
+        hw: Offset(hw),
+        leader_epoch: LeaderEpoch(0),
+    };
+    event(at_us, &self::broker(broker), announced)
+}
+
+/// The world killed `broker-<broker>`.
+pub fn broker_killed(at_us: u64, broker: u32) -> Event {
+    killed(at_us, &self::broker(broker))
+}
+
+/// `broker` wrote, as controller of `controller_epoch`, leader epoch `epoch` of
+/// `orders/0` in partition epoch `version`.
+pub fn state(at_us: u64, broker: u32, version: i32, epoch: i32, controller_epoch: u32) -> Event {
+    let announced = ControllerEvent::PartitionState {
+        partition: tp(0),
+        leader: Some(BrokerId(1)),
+        leader_epoch: LeaderEpoch(epoch),
+        isr: vec![BrokerId(1)],
+        elr: Vec::new(),
+        controller_epoch,
+        partition_epoch: version,
+    };
+    event(at_us, &self::broker(broker), announced)
+}
+
+/// A history entry of `node`.
+pub fn h(at_us: u64, node: &str, op: Op) -> HistoryEntry {
+    HistoryEntry {
+        at_us,
+        node: node.into(),
+        op,
+    }
+}
+
+/// The producer named in `value` (`<producer>-<incarnation>-<n>`) sent it to `orders`.
+pub fn send(at_us: u64, value: &str, acks: Acks, idempotent: bool) -> HistoryEntry {
+    let producer = value.rsplitn(3, '-').nth(2).unwrap().to_string();
+    h(
+        at_us,
+        &producer,
+        Op::Send {
+            value: value.into(),
+            key: None,
+            topic: "orders".into(),
+            acks,
+            idempotent,
+        },
+    )
+}
+
+/// The producer named in `value` was told it is at `offset` of `orders/<p>`.
+pub fn ok(at_us: u64, value: &str, p: u32, offset: u64) -> HistoryEntry {
+    let producer = value.rsplitn(3, '-').nth(2).unwrap().to_string();
+    h(
+        at_us,
+        &producer,
+        Op::SendReturn {
+            value: value.into(),
+            outcome: SendOutcome::Ok {
+                partition: tp(p),
+                offset,
+            },
+        },
+    )
+}
+
+/// Sends `values` with `acks` and acknowledges each at the given offset of `orders/0`.
+pub fn acked(values: &[(&str, u64)], acks: Acks) -> Vec<HistoryEntry> {
+    values
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (value, offset))| {
+            let at = 1000 * i as u64;
+            [send(at, value, acks, true), ok(at + 500, value, 0, *offset)]
+        })
+        .collect()
+}
+
+/// `consumer` was assigned `orders/<p>` from `position`.
+pub fn assign(at_us: u64, consumer: &str, p: u32, position: u64) -> HistoryEntry {
+    h(
+        at_us,
+        consumer,
+        Op::Assign {
+            partitions: vec![(tp(p), position)],
+        },
+    )
+}
+
+/// `consumer` polled these records of `orders/<p>`.
+pub fn poll(at_us: u64, consumer: &str, p: u32, records: &[(u64, &str)]) -> HistoryEntry {
+    h(
+        at_us,
+        consumer,
+        Op::Poll {
+            partition: tp(p),
+            records: records.iter().map(|(o, v)| (*o, v.to_string())).collect(),
+        },
+    )
+}
+
+/// A final log from `start` holding `records`.
+pub fn flog(start: u64, records: &[(u64, &str)]) -> FinalLog {
+    FinalLog {
+        log_start: start,
+        log_end: records.last().map_or(start, |(o, _)| o + 1),
+        records: records.iter().map(|(o, v)| (*o, v.to_string())).collect(),
+        ..FinalLog::default()
+    }
+}
+
+/// `orders/0`'s replica logs by broker.
+pub fn logs(replicas: Vec<(u32, FinalLog)>) -> ReplicaLogs {
+    let mut all = ReplicaLogs::new();
+    for (broker, log) in replicas {
+        all.entry(tp(0))
+            .or_default()
+            .insert(format!("broker-{broker}"), log);
+    }
+    all
+}
+
+/// Exactly one violation, whose text holds `needle`.
+pub fn one(found: &[Violation], needle: &str) {
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(found[0].detail.contains(needle), "{}", found[0].detail);
+}
+
+/// Values of producer-1's first incarnation, in send order.
+pub const A: &str = "producer-1-1-0";
+pub const B: &str = "producer-1-1-1";
+pub const C: &str = "producer-1-1-2";

@@ -6,13 +6,11 @@
 //!   at an offset; an acknowledged record sits at another offset than acknowledged; or the
 //!   final log's offsets are not dense.
 
+use super::toolkit::{seconds, Findings};
 use super::{read_final_log, CheckInput, FinalLog, Violation};
-use crate::history::Op;
+use crate::history::{Announcement, Op, WorldEvent};
 use crate::scenario::plan::{log_config, writers};
 use std::collections::BTreeMap;
-
-/// Examples quoted per violation; the rest are counted.
-const EXAMPLES: usize = 5;
 
 /// Every writer's final log, by node name.
 pub fn final_logs(input: &CheckInput<'_>) -> BTreeMap<String, FinalLog> {
@@ -27,65 +25,6 @@ pub fn final_logs(input: &CheckInput<'_>) -> BTreeMap<String, FinalLog> {
             (plan.name, log)
         })
         .collect()
-}
-
-/// Collects findings of one kind on one node into a single violation.
-struct Findings {
-    check: &'static str,
-    node: String,
-    what: &'static str,
-    count: usize,
-    first_at_us: Option<u64>,
-    examples: Vec<String>,
-}
-
-impl Findings {
-    fn new(check: &'static str, node: &str, what: &'static str) -> Self {
-        Findings {
-            check,
-            node: node.to_string(),
-            what,
-            count: 0,
-            first_at_us: None,
-            examples: Vec::new(),
-        }
-    }
-
-    fn add(&mut self, at_us: u64, example: String) {
-        self.count += 1;
-        self.first_at_us = Some(self.first_at_us.map_or(at_us, |t| t.min(at_us)));
-        if self.examples.len() < EXAMPLES {
-            self.examples.push(example);
-        }
-    }
-
-    fn into_violation(self) -> Option<Violation> {
-        if self.count == 0 {
-            return None;
-        }
-        let more = self.count.saturating_sub(self.examples.len());
-        let mut detail = format!(
-            "{}: {} {}: {}",
-            self.node,
-            self.count,
-            self.what,
-            self.examples.join("; ")
-        );
-        if more > 0 {
-            detail.push_str(&format!("; and {more} more"));
-        }
-        Some(Violation {
-            check: self.check.to_string(),
-            detail,
-            at_ms: self.first_at_us.map(|us| us / 1000),
-            partition: None,
-            node: Some(self.node),
-        })
-    }
-}
-
-fn seconds(at_us: u64) -> String {
-    format!("{:.3}s", at_us as f64 / 1e6)
 }
 
 fn unreadable(check: &'static str, node: &str, log: &FinalLog) -> Option<Violation> {
@@ -108,7 +47,7 @@ pub fn lost_write(input: &CheckInput<'_>, logs: &BTreeMap<String, FinalLog>) -> 
         }
         let present: std::collections::BTreeSet<&str> =
             log.records.iter().map(|(_, v)| v.as_str()).collect();
-        let mut lost = Findings::new(
+        let mut lost = Findings::of_node(
             "lost-write",
             node,
             "acknowledged records missing from the final log",
@@ -146,9 +85,9 @@ pub fn inconsistent_offsets(
         let stopped_us = input
             .events
             .iter()
-            .rfind(|e| e.node == "world" && e.kind == "stop")
+            .rfind(|e| matches!(e.announced, Announcement::World(WorldEvent::Stop {})))
             .map_or(0, |e| e.at_us);
-        let mut gaps = Findings::new(
+        let mut gaps = Findings::of_node(
             "inconsistent-offsets",
             node,
             "gaps or disorder in the final log's offsets",
@@ -178,7 +117,7 @@ pub fn inconsistent_offsets(
             log.records.iter().map(|(o, v)| (*o, v.as_str())).collect();
         let final_offset: BTreeMap<&str, u64> =
             log.records.iter().map(|(o, v)| (v.as_str(), *o)).collect();
-        let mut disagree = Findings::new(
+        let mut disagree = Findings::of_node(
             "inconsistent-offsets",
             node,
             "disagreements on the record at an offset",

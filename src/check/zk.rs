@@ -39,10 +39,12 @@
 //! (not the servers' data tree), from the on-disk formats: log records (key = zxid, value =
 //! `TxnRecord` JSON) and snapshots (JSON).
 
+use super::toolkit::violation;
 use super::{CheckInput, Violation};
 use crate::disk::{read_whole, Disk, FsDisk};
-use crate::history::{Event, HistoryEntry, Op, ZkOutcome};
+use crate::history::{Announcement, Event, HistoryEntry, Op, ShellEvent, ZkOutcome};
 use crate::log::{Log, LogConfig};
+use crate::zk::server::ZkServerEvent;
 use crate::zk::tree::Snapshot;
 use crate::zk::{CreateMode, OpResult, SessionId, Txn, TxnRecord, Zxid};
 use std::collections::{BTreeMap, BTreeSet};
@@ -131,16 +133,6 @@ fn read_into(node_dir: &Path, files: &mut ServerFiles) -> Result<(), String> {
     Ok(())
 }
 
-fn violation(check: &str, node: Option<&str>, at_us: Option<u64>, detail: String) -> Violation {
-    Violation {
-        check: check.to_string(),
-        detail,
-        at_ms: at_us.map(|us| us / 1000),
-        partition: None,
-        node: node.map(str::to_string),
-    }
-}
-
 fn describe(txn: &Txn) -> String {
     match txn {
         Txn::CreateSession { session, .. } => format!("createSession {session}"),
@@ -178,13 +170,18 @@ impl ServerRole {
     }
 
     fn of(event: &Event) -> Option<ServerRole> {
-        let epoch = || event.detail["epoch"].as_u64();
-        match event.kind.as_str() {
-            // An announcement without its epoch serves in no known epoch: not serving.
-            "leading" => Some(epoch().map_or(ServerRole::Looking, ServerRole::Leading)),
-            "following" => Some(epoch().map_or(ServerRole::Looking, ServerRole::Following)),
-            "looking" => Some(ServerRole::Looking),
-            "recovered" => Some(ServerRole::Recovered),
+        match &event.announced {
+            Announcement::ZkServer(ZkServerEvent::Leading { epoch, .. }) => {
+                Some(ServerRole::Leading(u64::from(epoch.0)))
+            }
+            // A follower without an epoch serves in no known epoch: not serving.
+            Announcement::ZkServer(ZkServerEvent::Following { epoch, .. }) => {
+                Some(epoch.map_or(ServerRole::Looking, |e| {
+                    ServerRole::Following(u64::from(e.0))
+                }))
+            }
+            Announcement::ZkServer(ZkServerEvent::Looking { .. }) => Some(ServerRole::Looking),
+            Announcement::Shell(ShellEvent::Recovered { .. }) => Some(ServerRole::Recovered),
             _ => None,
         }
     }
@@ -256,6 +253,7 @@ pub fn replica_agreement(input: &CheckInput<'_>, servers: &[ServerFiles]) -> Vec
         if let Some(error) = &files.error {
             violations.push(violation(
                 "zk-replica-agreement",
+                None,
                 Some(&files.name),
                 None,
                 format!(
@@ -281,6 +279,7 @@ pub fn replica_agreement(input: &CheckInput<'_>, servers: &[ServerFiles]) -> Vec
         if let Some(detail) = disagreement(reference, files, may_fork) {
             violations.push(violation(
                 "zk-replica-agreement",
+                None,
                 Some(&files.name),
                 None,
                 detail,
@@ -475,6 +474,7 @@ pub fn ephemeral_lifetime(input: &CheckInput<'_>, servers: &[ServerFiles]) -> Ve
         if !state.sessions.contains(owner) {
             violations.push(violation(
                 check,
+                None,
                 Some(&reference.name),
                 None,
                 format!(
@@ -522,7 +522,7 @@ pub fn ephemeral_lifetime(input: &CheckInput<'_>, servers: &[ServerFiles]) -> Ve
             Op::ZkSession { session, event, .. } if event == "expired" || event == "closed" => {
                 let session = SessionId(*session);
                 if state.sessions.contains(&session) && event == "expired" {
-                    violations.push(violation(check, Some(&entry.node), Some(entry.at_us), format!("{} was told its session {session} expired, but it is alive in the final state", entry.node)));
+                    violations.push(violation(check, None, Some(&entry.node), Some(entry.at_us), format!("{} was told its session {session} expired, but it is alive in the final state", entry.node)));
                 }
             }
             _ => {}
@@ -533,7 +533,7 @@ pub fn ephemeral_lifetime(input: &CheckInput<'_>, servers: &[ServerFiles]) -> Ve
             && !deleted.contains(&path)
             && !state.ephemerals.contains_key(&path)
         {
-            violations.push(violation(check, Some(&client), Some(at_us), format!("ephemeral {path} that {client} created in session {session} is gone though the session lives and nobody deleted it")));
+            violations.push(violation(check, None, Some(&client), Some(at_us), format!("ephemeral {path} that {client} created in session {session} is gone though the session lives and nobody deleted it")));
         }
     }
     violations
@@ -565,6 +565,7 @@ pub fn session_monotonic(input: &CheckInput<'_>) -> Vec<Violation> {
             if zxid < before && reported.insert(node) {
                 violations.push(violation(
                     "zk-session-monotonic",
+                    None,
                     Some(node),
                     Some(entry.at_us),
                     format!(
@@ -710,12 +711,14 @@ pub fn linearizable_writes(input: &CheckInput<'_>) -> Vec<Violation> {
                 violations.push(violation(
                     "zk-linearizable-writes",
                     None,
+                    None,
                     first,
                     format!("register {path}: {} operations are not linearizable: {}", ops.len(), failure.explained),
                 ));
             }
             Outcome::Inconclusive { explored } => violations.push(violation(
                 "zk-linearizable-writes",
+                None,
                 None,
                 None,
                 format!("register {path}: inconclusive: the search gave up after {explored} steps over {} operations", ops.len()),
@@ -740,12 +743,7 @@ mod tests {
     }
 
     fn role(at_us: u64, node: &str, kind: &str, epoch: u64) -> Event {
-        Event {
-            at_us,
-            node: node.into(),
-            kind: kind.into(),
-            detail: serde_json::json!({ "epoch": epoch }),
-        }
+        crate::check::test_support::zk_role(at_us, node, kind, epoch)
     }
 
     /// The transaction at (epoch, counter): `setData /r v<counter>`, or `v<counter + 100>`

@@ -1,5 +1,6 @@
-//! The vocabulary of a run's record: what nodes announce ([`Event`]) and what clients were
-//! told ([`HistoryEntry`], [`Op`]), plus a [`Crash`]. Plain serde data, nothing else.
+//! The vocabulary of a run's record: what nodes announce ([`Event`], a typed
+//! [`Announcement`]) and what clients were told ([`HistoryEntry`], [`Op`]), plus a
+//! [`Crash`]. Plain serde data, nothing else.
 //!
 //! Owns: the shape of `events.jsonl` and `history.jsonl`. Everything that writes a record
 //! (node shells, the world) and everything that reads one (checkers, reports) speaks these
@@ -7,22 +8,10 @@
 //! cores because the record speaks their vocabulary (topic-partitions, Kafka errors,
 //! ZooKeeper ops and results) and below every layer that produces or judges a record.
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+mod events;
 
-/// One announced event: a fault, a node starting, a log recovery, a phase change.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Event {
-    /// Simulated time, microseconds since the run started.
-    pub at_us: u64,
-    /// The node that announced it, or `world` for the simulation itself.
-    pub node: String,
-    /// What happened, kebab-case (`fault`, `log-opened`, `heal`, ...).
-    pub kind: String,
-    /// Details, a JSON object.
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    pub detail: Value,
-}
+pub use events::*;
+use serde::{Deserialize, Serialize};
 
 /// One client operation or outcome in the history.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -42,7 +42,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// What recovery found and did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RecoveryReport {
     /// The checkpointed recovery point recovery started from (0 if none).
     pub recovery_point: Offset,

@@ -14,13 +14,13 @@ use crate::broker::proto::{Request, Response};
 use crate::broker::server::{BrokerAction, BrokerConfig, BrokerCore};
 use crate::broker::BrokerId;
 use crate::disk::SimDisk;
+use crate::history::{Announcement, ShellEvent};
 use crate::node::progress::Progress;
 use crate::node::recorder::{sim_now_us, Recorder};
 use crate::node::run_rng;
 use crate::zk::{ServerId, SessionId, Xid};
 use madsim::net::TcpListener;
 use rand::Rng;
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,15 +71,15 @@ struct Link {
 }
 
 impl BrokerNode {
-    fn announce(&self, kind: &str, detail: serde_json::Value) {
-        self.recorder.event(&self.name, kind, detail);
+    fn announce(&self, announced: impl Into<Announcement>) {
+        self.recorder.event(&self.name, announced);
     }
 
     /// One incarnation: open the listener, join the ensemble, serve until killed.
     pub async fn run(self: Arc<Self>) {
         let incarnation = self.incarnations.fetch_add(1, Ordering::Relaxed) + 1;
         let me = self.config.id;
-        self.announce("broker-started", json!({ "incarnation": incarnation }));
+        self.announce(ShellEvent::BrokerStarted { incarnation });
         let mut rng = run_rng();
         let mut config = self.config.clone();
         config.incarnation = incarnation;
@@ -88,7 +88,9 @@ impl BrokerNode {
         let listener = match TcpListener::bind(node_addr(KIND_BROKER, me.0)).await {
             Ok(l) => l,
             Err(e) => {
-                self.announce("listen-failed", json!({ "error": e.to_string() }));
+                self.announce(ShellEvent::ListenFailed {
+                    error: e.to_string(),
+                });
                 return;
             }
         };
@@ -222,7 +224,7 @@ impl BrokerNode {
                             let _ = tx.send(response);
                         }
                     }
-                    BrokerAction::Announce { kind, detail } => self.announce(&kind, detail),
+                    BrokerAction::Announce(announced) => self.announce(announced),
                 }
             }
             // Liveness probes, refreshed every tick: a registered broker is serving.

@@ -11,8 +11,7 @@
 //! Checkers see only what is recorded here (and the final logs on disk): events are what
 //! nodes announce, history is what clients were told.
 
-use crate::history::{Event, HistoryEntry, Op};
-use serde_json::Value;
+use crate::history::{Announcement, Event, HistoryEntry, Op};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -69,18 +68,18 @@ impl Recorder {
     }
 
     /// Records an event announced by `node` now.
-    pub fn event(&self, node: &str, kind: &str, detail: Value) {
+    pub fn event(&self, node: &str, announced: impl Into<Announcement>) {
         let event = Event {
             at_us: sim_now_us(),
             node: node.to_string(),
-            kind: kind.to_string(),
-            detail,
+            announced: announced.into(),
         };
         let line = serde_json::to_vec(&event).expect("events serialize");
-        if event.detail.is_null() {
+        let (kind, detail) = event.announced.kind_and_detail();
+        if detail.is_null() {
             tracing::info!("{node} {kind}");
         } else {
-            tracing::info!("{node} {kind} {}", event.detail);
+            tracing::info!("{node} {kind} {detail}");
         }
         self.last_at_us.store(event.at_us, Ordering::Relaxed);
         let mut inner = self.lock();
@@ -135,18 +134,22 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::history::WorldEvent;
+
+    fn stop() -> WorldEvent {
+        WorldEvent::Stop {}
+    }
 
     #[test]
     fn hash_depends_on_content_and_order() {
         let a = Recorder::new();
-        a.event("world", "x", json!({"k": 1}));
+        a.event("world", stop());
         a.history("writer-1", Op::Append { value: "v".into() });
         let b = Recorder::new();
         b.history("writer-1", Op::Append { value: "v".into() });
-        b.event("world", "x", json!({"k": 1}));
+        b.event("world", stop());
         let c = Recorder::new();
-        c.event("world", "x", json!({"k": 1}));
+        c.event("world", stop());
         c.history("writer-1", Op::Append { value: "v".into() });
         assert_ne!(a.trace_hash(), b.trace_hash());
         assert_eq!(a.trace_hash(), c.trace_hash());

@@ -10,13 +10,12 @@
 
 use super::{now_epoch_ms, pay_sync_debt};
 use crate::disk::SimDisk;
-use crate::history::Op;
+use crate::history::{Op, ShellEvent};
 use crate::log::{BatchBuilder, BatchMeta, LeaderEpoch, Log, LogConfig, Offset};
 use crate::node::progress::Progress;
 use crate::node::recorder::{sim_now_us, Recorder};
 use crate::node::run_rng;
 use rand::Rng;
-use serde_json::json;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -60,8 +59,10 @@ impl WriterNode {
             Ok((log, report)) => {
                 self.recorder.event(
                     &self.name,
-                    "log-opened",
-                    json!({ "incarnation": incarnation, "recovery": report }),
+                    ShellEvent::LogOpened {
+                        incarnation,
+                        recovery: report,
+                    },
                 );
                 log
             }
@@ -70,8 +71,10 @@ impl WriterNode {
                 // stops, and the checks report what became of its records.
                 self.recorder.event(
                     &self.name,
-                    "log-open-failed",
-                    json!({ "incarnation": incarnation, "error": error.to_string() }),
+                    ShellEvent::LogOpenFailed {
+                        incarnation,
+                        error: error.to_string(),
+                    },
                 );
                 return;
             }
@@ -119,8 +122,10 @@ impl WriterNode {
                 Err(error) => {
                     self.recorder.event(
                         &self.name,
-                        "append-failed",
-                        json!({ "value": value, "error": error.to_string() }),
+                        ShellEvent::AppendFailed {
+                            value,
+                            error: error.to_string(),
+                        },
                     );
                     return;
                 }
@@ -129,7 +134,12 @@ impl WriterNode {
             if let Some(interval) = self.flush_interval_ms {
                 if sim_now_us() - last_flush_us >= interval.saturating_mul(1000) {
                     if let Err(error) = log.flush() {
-                        self.fail("flush-failed", &error);
+                        self.recorder.event(
+                            &self.name,
+                            ShellEvent::FlushFailed {
+                                error: error.to_string(),
+                            },
+                        );
                         return;
                     }
                     pay_sync_debt(&self.disk).await;
@@ -145,12 +155,18 @@ impl WriterNode {
                     Ok(0) => {}
                     Ok(deleted) => self.recorder.event(
                         &self.name,
-                        "retention",
-                        json!({ "segments_deleted": deleted,
-                                "log_start_offset": log.log_start_offset().0 }),
+                        ShellEvent::Retention {
+                            segments_deleted: deleted,
+                            log_start_offset: log.log_start_offset(),
+                        },
                     ),
                     Err(error) => {
-                        self.fail("retention-failed", &error);
+                        self.recorder.event(
+                            &self.name,
+                            ShellEvent::RetentionFailed {
+                                error: error.to_string(),
+                            },
+                        );
                         return;
                     }
                 }
@@ -180,14 +196,11 @@ impl WriterNode {
             }
             Err(error) => self.recorder.event(
                 &self.name,
-                "read-failed",
-                json!({ "from": from, "error": error.to_string() }),
+                ShellEvent::ReadFailed {
+                    from,
+                    error: error.to_string(),
+                },
             ),
         }
-    }
-
-    fn fail(&self, kind: &str, error: &dyn std::fmt::Display) {
-        self.recorder
-            .event(&self.name, kind, json!({ "error": error.to_string() }));
     }
 }

@@ -12,14 +12,14 @@
 use super::net::{frame_writer, read_frame, send_frame, write_batches, Hello};
 use super::pay_sync_debt;
 use crate::disk::SimDisk;
+use crate::history::ShellEvent;
 use crate::node::progress::Progress;
 use crate::node::recorder::{sim_now_us, Recorder};
 use crate::zk::proto::{ClientRequest, PeerMessage, ServerResponse};
-use crate::zk::server::{Action, ConnId, ServerConfig, ServerCore};
-use crate::zk::store::{FileTxnSnapLog, StoreError};
+use crate::zk::server::{Action, ConnId, ServerConfig, ServerCore, ZkServerEvent};
+use crate::zk::store::{FileTxnSnapLog, StoreError, StoreEvent};
 use crate::zk::ServerId;
 use madsim::net::{TcpListener, TcpStream};
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,17 +88,24 @@ impl ZkServerNode {
         let incarnation = self.incarnations.fetch_add(1, Ordering::Relaxed) + 1;
         let mut found = Vec::new();
         let opened = FileTxnSnapLog::open(self.disk.clone(), self.force_sync, &mut found);
-        for event in &found {
-            self.recorder
-                .event(&self.name, event.kind(), event.detail());
+        for event in found {
+            let event = match event {
+                StoreEvent::BadSnapshot { file, error } => ShellEvent::BadSnapshot { file, error },
+                StoreEvent::TxnLogRecovered { recovery } => {
+                    ShellEvent::TxnLogRecovered { recovery }
+                }
+                StoreEvent::BadTxnRecord { offset } => ShellEvent::BadTxnRecord { offset },
+            };
+            self.recorder.event(&self.name, event);
         }
         let (store, recovered) = match opened {
             Ok(opened) => opened,
             Err(error) => {
                 self.recorder.event(
                     &self.name,
-                    "recovery-failed",
-                    json!({ "error": error.to_string() }),
+                    ShellEvent::RecoveryFailed {
+                        error: error.to_string(),
+                    },
                 );
                 return;
             }
@@ -106,12 +113,14 @@ impl ZkServerNode {
         pay_sync_debt(&self.disk).await;
         self.recorder.event(
             &self.name,
-            "recovered",
-            json!({ "incarnation": incarnation, "accepted_epoch": recovered.accepted_epoch.0,
-                    "current_epoch": recovered.current_epoch.0,
-                    "snapshot": recovered.snapshot.as_ref().map(|s| s.zxid.0),
-                    "logged": recovered.log.len(),
-                    "last_zxid": recovered.log.last().map(|r| r.header.zxid.0) }),
+            ShellEvent::Recovered {
+                incarnation,
+                accepted_epoch: recovered.accepted_epoch,
+                current_epoch: recovered.current_epoch,
+                snapshot: recovered.snapshot.as_ref().map(|s| s.zxid),
+                logged: recovered.log.len(),
+                last_zxid: recovered.log.last().map(|r| r.header.zxid),
+            },
         );
 
         let (inbox_tx, mut inbox) = unbounded_channel::<Inbox>();
@@ -121,8 +130,9 @@ impl ZkServerNode {
             Err(error) => {
                 self.recorder.event(
                     &self.name,
-                    "listen-failed",
-                    json!({ "error": error.to_string() }),
+                    ShellEvent::ListenFailed {
+                        error: error.to_string(),
+                    },
                 );
                 return;
             }
@@ -181,8 +191,9 @@ impl ZkServerNode {
     fn disk_failed(&self, error: &StoreError) {
         self.recorder.event(
             &self.name,
-            "disk-failed",
-            json!({ "error": error.to_string() }),
+            ShellEvent::DiskFailed {
+                error: error.to_string(),
+            },
         );
     }
 }
@@ -271,22 +282,23 @@ impl Shell<'_> {
                     self.store.persist_epochs(accepted, current)?;
                     pay_sync_debt(&node.disk).await;
                 }
-                Action::Announce { kind, detail } => {
-                    match kind {
-                        "leading" => node.progress.zk_state(
-                            &node.name,
-                            "leading",
-                            detail["epoch"].as_u64().unwrap_or(0),
-                        ),
-                        "following" => node.progress.zk_state(
+                Action::Announce(event) => {
+                    match &event {
+                        ZkServerEvent::Leading { epoch, .. } => {
+                            node.progress
+                                .zk_state(&node.name, "leading", u64::from(epoch.0))
+                        }
+                        ZkServerEvent::Following { epoch, .. } => node.progress.zk_state(
                             &node.name,
                             "following",
-                            detail["epoch"].as_u64().unwrap_or(0),
+                            epoch.map_or(0, |e| u64::from(e.0)),
                         ),
-                        "looking" => node.progress.zk_state(&node.name, "looking", 0),
+                        ZkServerEvent::Looking { .. } => {
+                            node.progress.zk_state(&node.name, "looking", 0)
+                        }
                         _ => {}
                     }
-                    node.recorder.event(&node.name, kind, detail);
+                    node.recorder.event(&node.name, event);
                 }
             }
         }

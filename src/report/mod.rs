@@ -9,8 +9,13 @@
 
 pub mod run_dir;
 
+use crate::broker::controller::ControllerEvent;
+use crate::broker::server::BrokerEvent;
 use crate::check::{CheckKind, CheckResult, Violation};
-use crate::history::{Crash, Event, HistoryEntry, Op};
+use crate::history::{
+    Announcement, Crash, Effect, Event, HistoryEntry, Op, PowerLoss, ShellEvent, WorldEvent,
+};
+use crate::zk::server::ZkServerEvent;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -284,39 +289,44 @@ pub fn stats(events: &[Event], history: &[HistoryEntry]) -> BTreeMap<String, u64
         }
     }
     for event in events {
-        match event.kind.as_str() {
-            "fault" => {
+        match &event.announced {
+            Announcement::World(WorldEvent::Fault(fault)) => {
                 bump("faults", 1);
-                if event.detail["action"] == "power-loss" {
-                    for node in event.detail["nodes"].as_array().into_iter().flatten() {
+                if fault.action == "power-loss" {
+                    for node in fault.nodes.iter().flatten() {
                         bump("power_losses", 1);
-                        bump(
-                            "unsynced_bytes_lost",
-                            node["effect"]["bytes_lost"].as_u64().unwrap_or(0),
-                        );
+                        let lost = match &node.effect {
+                            Effect::PowerLoss(PowerLoss::Cut { bytes_lost, .. }) => *bytes_lost,
+                            _ => 0,
+                        };
+                        bump("unsynced_bytes_lost", lost);
                     }
                 }
             }
-            "leading" => bump("zk_leaders_elected", 1),
-            "controller-elected" => bump("controllers_elected", 1),
-            "become-leader" => bump("partition_leaders", 1),
-            "isr-changed" => bump("isr_changes", 1),
-            "truncate" => bump("truncations", 1),
-            "sync" => {
-                let mode = event.detail["mode"].as_str().unwrap_or("?");
+            Announcement::ZkServer(ZkServerEvent::Leading { .. }) => bump("zk_leaders_elected", 1),
+            Announcement::Controller(ControllerEvent::ControllerElected { .. }) => {
+                bump("controllers_elected", 1)
+            }
+            Announcement::Broker(BrokerEvent::BecomeLeader { .. }) => bump("partition_leaders", 1),
+            Announcement::Broker(BrokerEvent::IsrChanged { .. }) => bump("isr_changes", 1),
+            Announcement::Broker(BrokerEvent::Truncate { .. }) => bump("truncations", 1),
+            Announcement::ZkServer(ZkServerEvent::Sync { mode, .. }) => {
                 bump(&format!("zk_syncs_{mode}"), 1);
             }
-            "session-expired" => bump("zk_sessions_expired_by_leader", 1),
-            "log-opened" => {
+            Announcement::ZkServer(ZkServerEvent::SessionExpired { .. }) => {
+                bump("zk_sessions_expired_by_leader", 1)
+            }
+            // A broker's replica log: its recovery is told in words.
+            Announcement::Broker(BrokerEvent::LogOpened { .. }) => {
                 bump("log_recoveries", 1);
-                let recovery = &event.detail["recovery"];
-                if !recovery["truncated_at"].is_null() {
+                bump("bytes_truncated_by_recovery", 0);
+            }
+            Announcement::Shell(ShellEvent::LogOpened { recovery, .. }) => {
+                bump("log_recoveries", 1);
+                if recovery.truncated_at.is_some() {
                     bump("recoveries_truncated", 1);
                 }
-                bump(
-                    "bytes_truncated_by_recovery",
-                    recovery["bytes_truncated"].as_u64().unwrap_or(0),
-                );
+                bump("bytes_truncated_by_recovery", recovery.bytes_truncated);
             }
             _ => {}
         }
@@ -417,20 +427,22 @@ pub fn markdown(result: &RunResult, about: &str, events: &[Event]) -> String {
     );
     for event in events.iter().filter(|e| {
         e.node == "world"
-            || matches!(e.kind.as_str(), "crash" | "log-open-failed")
-            || e.kind.ends_with("-failed")
+            || matches!(
+                &e.announced,
+                Announcement::Shell(s) if s.is_failure() || matches!(s, ShellEvent::Crash { .. })
+            )
     }) {
-        let detail = if event.detail.is_null() {
+        let (kind, detail) = event.announced.kind_and_detail();
+        let detail = if detail.is_null() {
             String::new()
         } else {
-            event.detail.to_string().replace('|', "\\|")
+            detail.to_string().replace('|', "\\|")
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | `{}` |",
+            "| {} | {} | {kind} | `{}` |",
             secs(event.at_us),
             event.node,
-            event.kind,
             detail
         );
     }

@@ -4,10 +4,9 @@
 //! panic hook. Inside a ksim run the hook stays quiet and keeps the panic's location for
 //! the report; elsewhere it defers to the default hook.
 
-use crate::history::Crash;
+use crate::history::{Crash, ShellEvent};
 use crate::node::progress::Progress;
 use crate::node::recorder::{sim_now_us, Recorder};
-use serde_json::json;
 use std::cell::RefCell;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
@@ -73,7 +72,12 @@ pub async fn guarded(
     })
     .await
     {
-        recorder.event(&node, "crash", json!({ "message": message }));
+        recorder.event(
+            &node,
+            ShellEvent::Crash {
+                message: message.clone(),
+            },
+        );
         progress.crashed(Crash {
             node,
             message,
@@ -140,6 +144,6 @@ mod tests {
         );
         assert_eq!(crash.at_us / 1000, 5);
         let (events, _) = recorder.snapshot();
-        assert_eq!(events.last().unwrap().kind, "crash");
+        assert_eq!(events.last().unwrap().kind(), "crash");
     }
 }

@@ -8,6 +8,7 @@
 use super::guard::guarded;
 use crate::broker::BrokerId;
 use crate::disk::{SimDisk, SimDiskConfig};
+use crate::history::WorldEvent;
 use crate::node::broker::BrokerNode;
 use crate::node::kafka_client::{broker_ids, ConsumerNode, ProducerNode};
 use crate::node::net::{
@@ -153,8 +154,10 @@ fn zk_servers(ctx: &Context<'_>) -> Vec<Built> {
         let id_ = ctx.spawn(name, addrs[&id], move || node.clone().run());
         ctx.recorder.event(
             name,
-            "node-created",
-            serde_json::json!({ "kind": "zk", "addr": addrs[&id].to_string() }),
+            WorldEvent::NodeCreated {
+                kind: "zk".into(),
+                addr: Some(addrs[&id].to_string()),
+            },
         );
         built.push(Built {
             name: name.clone(),
@@ -184,8 +187,10 @@ fn log_writers(ctx: &Context<'_>) -> Vec<Built> {
         let id = ctx.spawn(&plan.name, addr, move || node.clone().run());
         ctx.recorder.event(
             &plan.name,
-            "node-created",
-            serde_json::json!({ "kind": "writer" }),
+            WorldEvent::NodeCreated {
+                kind: "writer".into(),
+                addr: None,
+            },
         );
         built.push(Built {
             name: plan.name,
@@ -229,8 +234,10 @@ fn zk_clients(ctx: &Context<'_>) -> Vec<Built> {
         let id = ctx.spawn(&name, addr, move || node.clone().run());
         ctx.recorder.event(
             &name,
-            "node-created",
-            serde_json::json!({ "kind": "zk-client" }),
+            WorldEvent::NodeCreated {
+                kind: "zk-client".into(),
+                addr: None,
+            },
         );
         built.push(Built {
             name,
@@ -269,8 +276,10 @@ fn brokers(ctx: &Context<'_>) -> Vec<Built> {
         let node_id = ctx.spawn(&name, addr, move || node.clone().run());
         ctx.recorder.event(
             &name,
-            "node-created",
-            serde_json::json!({ "kind": "broker", "addr": addr.to_string() }),
+            WorldEvent::NodeCreated {
+                kind: "broker".into(),
+                addr: Some(addr.to_string()),
+            },
         );
         built.push(Built {
             name,
@@ -306,8 +315,10 @@ fn kafka_clients(ctx: &Context<'_>) -> Vec<Built> {
             });
             ctx.recorder.event(
                 &name,
-                "node-created",
-                serde_json::json!({ "kind": "producer" }),
+                WorldEvent::NodeCreated {
+                    kind: "producer".into(),
+                    addr: None,
+                },
             );
             built.push(Built {
                 name,
@@ -335,8 +346,10 @@ fn kafka_clients(ctx: &Context<'_>) -> Vec<Built> {
             });
             ctx.recorder.event(
                 &name,
-                "node-created",
-                serde_json::json!({ "kind": "consumer" }),
+                WorldEvent::NodeCreated {
+                    kind: "consumer".into(),
+                    addr: None,
+                },
             );
             built.push(Built {
                 name,

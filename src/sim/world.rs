@@ -20,6 +20,9 @@ use super::nodes::{build_all, Context, NodeKind};
 use crate::broker::coordinator::{partition_for, OFFSETS_TOPIC};
 use crate::broker::TopicPartition;
 use crate::disk::SimDisk;
+use crate::history::{
+    self, Effect, FaultSource, FileLoss, GroupLag, NodeEffect, PowerLoss, WorldEvent,
+};
 use crate::node::progress::Progress;
 use crate::node::recorder::{sim_now_us, Recorder};
 use crate::node::run_rng;
@@ -28,7 +31,6 @@ use madsim::runtime::Handle;
 use madsim::task::NodeId;
 use rand::seq::SliceRandom;
 use rand::Rng;
-use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -174,8 +176,10 @@ impl World {
     fn phase(&self, name: &str, length: Duration) {
         self.recorder.event(
             "world",
-            "phase",
-            json!({ "phase": name, "length_ms": length.as_millis() as u64 }),
+            WorldEvent::Phase {
+                phase: name.to_string(),
+                length_ms: length.as_millis() as u64,
+            },
         );
     }
 
@@ -223,7 +227,7 @@ impl World {
                 break;
             }
             if madsim::time::TimeHandle::current().now_instant() >= deadline {
-                self.recorder.event("world", "setup-timeout", json!({}));
+                self.recorder.event("world", WorldEvent::SetupTimeout {});
                 break;
             }
             madsim::time::sleep(POLL).await;
@@ -245,20 +249,25 @@ impl World {
     }
 
     async fn execute(&mut self, fault: &Fault) {
-        let mut detail = json!({
-            "action": fault.action.name(),
-            "target": fault.target.as_ref().map(Target::to_string),
-            "line": fault.line,
-        });
+        let mut detail = history::Fault {
+            action: fault.action.name().to_string(),
+            source: FaultSource::Scheduled {
+                target: fault.target.as_ref().map(Target::to_string),
+                line: fault.line,
+            },
+            sides: None,
+            rate: None,
+            nodes: None,
+        };
         match fault.action {
-            FaultAction::Partition => detail["sides"] = self.partition(fault),
+            FaultAction::Partition => detail.sides = Some(self.partition(fault)),
             FaultAction::Heal => {
                 self.network.heal_all();
             }
             FaultAction::Loss => {
                 let rate = fault.rate.unwrap_or(0.0);
                 self.network.set_loss(rate);
-                detail["rate"] = json!(rate);
+                detail.rate = Some(rate);
             }
             action => {
                 let targets = self.resolve(fault.target.as_ref());
@@ -275,22 +284,25 @@ impl World {
                         FaultAction::Resume => self.resume(index),
                         FaultAction::Clog => {
                             self.network.clog(self.nodes[index].id);
-                            json!("clogged")
+                            Effect::Clogged
                         }
                         FaultAction::Unclog => {
                             self.network.unclog(self.nodes[index].id);
-                            json!("unclogged")
+                            Effect::Unclogged
                         }
                         FaultAction::Partition | FaultAction::Heal | FaultAction::Loss => {
                             unreachable!()
                         }
                     };
-                    effects.push(json!({ "node": self.nodes[index].name, "effect": effect }));
+                    effects.push(NodeEffect {
+                        node: self.nodes[index].name.clone(),
+                        effect,
+                    });
                 }
-                detail["nodes"] = Value::Array(effects);
+                detail.nodes = Some(effects);
             }
         }
-        self.recorder.event("world", "fault", detail);
+        self.recorder.event("world", WorldEvent::Fault(detail));
     }
 
     /// The cluster as the nemesis sees it.
@@ -313,7 +325,15 @@ impl World {
 
     /// Applies one nemesis step and records it like a scheduled fault, with `"by": "nemesis"`.
     async fn apply_nemesis(&mut self, step: Step) {
-        let mut detail = json!({ "action": step.action(), "by": "nemesis" });
+        let mut detail = history::Fault {
+            action: step.action().to_string(),
+            source: FaultSource::Drawn {
+                by: "nemesis".into(),
+            },
+            sides: None,
+            rate: None,
+            nodes: None,
+        };
         let names: Vec<String> = match &step {
             Step::Kill(n) | Step::Pause(n) | Step::Clog(n) | Step::Resume(n) | Step::Unclog(n) => {
                 vec![n.clone()]
@@ -338,23 +358,25 @@ impl World {
                 Step::Resume(_) => self.resume(index),
                 Step::Clog(_) => {
                     self.network.clog(self.nodes[index].id);
-                    json!("clogged")
+                    Effect::Clogged
                 }
                 Step::Unclog(_) => {
                     self.network.unclog(self.nodes[index].id);
-                    json!("unclogged")
+                    Effect::Unclogged
                 }
                 // Something else (a scheduled fault) may have restarted it already.
                 Step::Restart(_) if self.nodes[index].state != NodeState::Down => {
-                    json!(format!(
-                        "not restarted: node is {}",
-                        self.nodes[index].state.name()
-                    ))
+                    Effect::NotRestarted {
+                        state: self.nodes[index].state.name().to_string(),
+                    }
                 }
                 Step::Restart(_) => self.restart(index),
                 _ => unreachable!("only node steps name nodes"),
             };
-            effects.push(json!({ "node": self.nodes[index].name, "effect": effect }));
+            effects.push(NodeEffect {
+                node: self.nodes[index].name.clone(),
+                effect,
+            });
         }
         match step {
             Step::Partition(sides) => {
@@ -368,32 +390,33 @@ impl World {
                     })
                     .collect();
                 self.network.partition(&ids);
-                detail["sides"] = json!(sides);
+                detail.sides = Some(sides);
             }
             Step::HealPartition => self.network.heal_partition(),
             Step::Loss(rate) => {
                 self.network.set_loss(rate);
-                detail["rate"] = json!(rate);
+                detail.rate = Some(rate);
             }
             Step::EndLoss => {
                 self.network.set_loss(0.0);
-                detail["rate"] = json!(0.0);
+                detail.rate = Some(0.0);
             }
             Step::Idle => {
                 self.recorder.event(
                     "world",
-                    "nemesis-idle",
-                    json!({ "why": "no listed action keeps the cluster recoverable" }),
+                    WorldEvent::NemesisIdle {
+                        why: "no listed action keeps the cluster recoverable".into(),
+                    },
                 );
                 return;
             }
-            _ => detail["nodes"] = Value::Array(effects),
+            _ => detail.nodes = Some(effects),
         }
-        self.recorder.event("world", "fault", detail);
+        self.recorder.event("world", WorldEvent::Fault(detail));
     }
 
     /// Applies a partition; returns its concrete sides by name.
-    fn partition(&mut self, fault: &Fault) -> Value {
+    fn partition(&mut self, fault: &Fault) -> Vec<Vec<String>> {
         let all: Vec<usize> = (0..self.nodes.len()).collect();
         let servers: Vec<usize> = all
             .iter()
@@ -453,13 +476,10 @@ impl World {
             .map(|s| s.iter().map(|&i| self.nodes[i].id).collect())
             .collect();
         self.network.partition(&ids);
-        json!(sides
+        sides
             .iter()
-            .map(|s| s
-                .iter()
-                .map(|&i| self.nodes[i].name.clone())
-                .collect::<Vec<_>>())
-            .collect::<Vec<_>>())
+            .map(|s| s.iter().map(|&i| self.nodes[i].name.clone()).collect())
+            .collect()
     }
 
     fn index_of(&self, name: &str) -> Option<usize> {
@@ -546,10 +566,10 @@ impl World {
         }
     }
 
-    fn kill(&mut self, index: usize) -> Value {
+    fn kill(&mut self, index: usize) -> Effect {
         let node = &mut self.nodes[index];
         if node.state == NodeState::Down {
-            return json!("already down");
+            return Effect::AlreadyDown;
         }
         self.handle.kill(node.id);
         if let Some(disk) = &node.disk {
@@ -562,10 +582,10 @@ impl World {
         if node.kind == NodeKind::Broker {
             self.progress.broker_down(&node.name);
         }
-        json!("killed")
+        Effect::Killed
     }
 
-    fn restart(&mut self, index: usize) -> Value {
+    fn restart(&mut self, index: usize) -> Effect {
         let was = self.nodes[index].state;
         if was != NodeState::Down {
             self.kill(index);
@@ -573,13 +593,15 @@ impl World {
         let node = &mut self.nodes[index];
         self.handle.restart(node.id);
         node.state = NodeState::Up;
-        json!(format!("restarted (was {})", was.name()))
+        Effect::Restarted {
+            was: was.name().to_string(),
+        }
     }
 
     /// Cuts the node's power: the process dies and its disk loses what was not durable.
     /// A node already down still loses its page cache. If the cut already struck inside
     /// an fsync during the strike window, that is the cut.
-    fn power_loss(&mut self, index: usize) -> Value {
+    fn power_loss(&mut self, index: usize) -> Effect {
         let was = self.nodes[index].state;
         let struck = self.nodes[index].disk.as_ref().and_then(SimDisk::disarm);
         if was != NodeState::Down {
@@ -587,7 +609,10 @@ impl World {
         }
         let node = &self.nodes[index];
         let Some(disk) = &node.disk else {
-            return json!({ "was": was.name(), "disk": "none" });
+            return Effect::PowerLoss(PowerLoss::NoDisk {
+                was: was.name().to_string(),
+                disk: "none".into(),
+            });
         };
         let (report, inside_fsync) = match struck {
             Some(report) => (report, true),
@@ -596,34 +621,44 @@ impl World {
                 Err(error) => panic!("power loss of {} failed: {error}", node.name),
             },
         };
-        json!({
-            "was": was.name(),
-            "inside_fsync": inside_fsync,
-            "bytes_lost": report.bytes_lost(),
-            "files": report.effects.iter().map(|e| json!({
-                "path": e.path, "outcome": e.outcome, "bytes_lost": e.bytes_lost
-            })).collect::<Vec<_>>(),
+        Effect::PowerLoss(PowerLoss::Cut {
+            was: was.name().to_string(),
+            inside_fsync,
+            bytes_lost: report.bytes_lost(),
+            files: report
+                .effects
+                .iter()
+                .map(|e| FileLoss {
+                    path: e.path.clone(),
+                    outcome: e.outcome.clone(),
+                    bytes_lost: e.bytes_lost,
+                })
+                .collect(),
         })
     }
 
-    fn pause(&mut self, index: usize) -> Value {
+    fn pause(&mut self, index: usize) -> Effect {
         let node = &mut self.nodes[index];
         if node.state != NodeState::Up {
-            return json!(format!("not paused: node is {}", node.state.name()));
+            return Effect::NotPaused {
+                state: node.state.name().to_string(),
+            };
         }
         self.handle.pause(node.id);
         node.state = NodeState::Paused;
-        json!("paused")
+        Effect::Paused
     }
 
-    fn resume(&mut self, index: usize) -> Value {
+    fn resume(&mut self, index: usize) -> Effect {
         let node = &mut self.nodes[index];
         if node.state != NodeState::Paused {
-            return json!(format!("not resumed: node is {}", node.state.name()));
+            return Effect::NotResumed {
+                state: node.state.name().to_string(),
+            };
         }
         self.handle.resume(node.id);
         node.state = NodeState::Up;
-        json!("resumed")
+        Effect::Resumed
     }
 
     /// Faults stop: the network is made whole, every node down is restarted, every paused
@@ -638,12 +673,17 @@ impl World {
                 NodeState::Paused => self.resume(index),
                 NodeState::Down => self.restart(index),
             };
-            healed.push(json!({ "node": self.nodes[index].name, "effect": effect }));
+            healed.push(NodeEffect {
+                node: self.nodes[index].name.clone(),
+                effect,
+            });
         }
         self.recorder.event(
             "world",
-            "heal",
-            json!({ "nodes": healed, "network": network }),
+            WorldEvent::Heal {
+                nodes: healed,
+                network,
+            },
         );
     }
 
@@ -672,8 +712,10 @@ impl World {
             if idle.is_empty() && (servers.is_empty() || zk.converged()) && unhealthy.is_empty() {
                 self.recorder.event(
                     "world",
-                    "converged",
-                    json!({ "zk_leader": zk.leader, "zk_epoch": zk.epoch }),
+                    WorldEvent::Converged {
+                        zk_leader: zk.leader,
+                        zk_epoch: zk.epoch,
+                    },
                 );
                 return true;
             }
@@ -681,10 +723,13 @@ impl World {
             if now >= deadline || self.progress.crash().is_some() {
                 self.recorder.event(
                     "world",
-                    "not-converged",
-                    json!({ "idle": idle, "zk_leader": zk.leader, "zk_epoch": zk.epoch,
-                            "zk_not_rejoined": zk.behind,
-                            "unhealthy": unhealthy.iter().map(ToString::to_string).collect::<Vec<_>>() }),
+                    WorldEvent::NotConverged {
+                        idle,
+                        zk_leader: zk.leader,
+                        zk_epoch: zk.epoch,
+                        zk_not_rejoined: zk.behind,
+                        unhealthy: unhealthy.iter().map(ToString::to_string).collect(),
+                    },
                 );
                 return false;
             }
@@ -707,14 +752,14 @@ impl World {
         let partitions = self.scenario.partitions();
         let servers = self.names_of(NodeKind::Zk);
         self.progress.start_drain();
-        self.recorder.event("world", "drain", json!({}));
+        self.recorder.event("world", WorldEvent::Drain {});
         let mut held = false;
         loop {
             let unhealthy = self.progress.unhealthy_partitions(&partitions, true);
             let zk = self.progress.zk_epoch(&servers);
             let zk_converged = servers.is_empty() || zk.converged();
             let busy = self.progress.producers_busy(&producers);
-            let lagging: Vec<Value> = if busy.is_empty() {
+            let lagging: Vec<GroupLag> = if busy.is_empty() {
                 groups
                     .iter()
                     .filter_map(|(group, spec)| {
@@ -724,8 +769,12 @@ impl World {
                             generation.is_some_and(|g| self.progress.group_stable(group, g));
                         (!lag.is_empty() || !stable).then(|| {
                             let lag: Vec<String> = lag.iter().map(ToString::to_string).collect();
-                            json!({ "group": group, "partitions": lag,
-                                    "members_generation": generation, "stable": stable })
+                            GroupLag {
+                                group: group.clone(),
+                                partitions: lag,
+                                members_generation: generation,
+                                stable,
+                            }
                         })
                     })
                     .collect()
@@ -738,7 +787,7 @@ impl World {
             let quiet =
                 busy.is_empty() && lagging.is_empty() && unhealthy.is_empty() && zk_converged;
             if quiet && held {
-                self.recorder.event("world", "drained", json!({}));
+                self.recorder.event("world", WorldEvent::Drained {});
                 return true;
             }
             held = quiet;
@@ -747,10 +796,13 @@ impl World {
                 let unhealthy: Vec<String> = unhealthy.iter().map(ToString::to_string).collect();
                 self.recorder.event(
                     "world",
-                    "not-drained",
-                    json!({ "producers_busy": busy, "groups_lagging": lagging,
-                            "unhealthy": unhealthy, "zk_epoch": zk.epoch,
-                            "zk_not_rejoined": zk.behind }),
+                    WorldEvent::NotDrained {
+                        producers_busy: busy,
+                        groups_lagging: lagging,
+                        unhealthy,
+                        zk_epoch: zk.epoch,
+                        zk_not_rejoined: zk.behind,
+                    },
                 );
                 return false;
             }
@@ -767,7 +819,7 @@ impl World {
             }
         }
         outcome.stopped_at_us = sim_now_us();
-        self.recorder.event("world", "stop", json!({}));
+        self.recorder.event("world", WorldEvent::Stop {});
         outcome
     }
 }

@@ -50,7 +50,7 @@ use super::types::{
     Epoch, EventType, Op, OpError, OpResult, ServerId, SessionId, Txn, TxnHeader, TxnRecord,
     WatchedEvent, Xid, Zxid,
 };
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// A client connection, numbered by the shell.
@@ -106,11 +106,115 @@ pub enum Action {
         current: Epoch,
     },
     /// Announce an event (role changes, syncs, expiries) to the run's record.
-    Announce {
-        /// Event kind.
-        kind: &'static str,
-        /// Details.
-        detail: Value,
+    Announce(ZkServerEvent),
+}
+
+/// What an ensemble server announces (node `zk-<n>`). Serialized as
+/// `{"kind": <kebab-case name>, "detail": {fields}}`; server ids, zxids, epochs and sessions
+/// are numbers.
+///
+/// | kind | detail | when | read by |
+/// |---|---|---|---|
+/// | `looking` | `reason`, `round`, `last_zxid`, `epoch` (its current epoch) | it went back to leader election | `zk-replica-agreement` (a role ends); the world's probes |
+/// | `elected` | `leader`, `round` | the election decided | timeline |
+/// | `leading` | `epoch`, `last_zxid`, `followers` | as leader it established `epoch` with a quorum | `zk-replica-agreement`, `converges`; the world's probes |
+/// | `following` | `leader`, `epoch` (null if none yet), `applied` | as follower it synced and serves | `zk-replica-agreement`, `converges`; the world's probes |
+/// | `new-epoch` | `epoch`, `followers` | as leader it proposed a new epoch | timeline |
+/// | `sync` | `follower`, `mode` (`diff`, `trunc`, `snap`), `follower_zxid`, `leader_zxid`, `txns` | as leader it synced a follower | timeline |
+/// | `synced` | `mode`, `from`, `txns` | as follower it applied a sync | timeline |
+/// | `truncated-applied` | `to`, `applied` | a sync dropped applied transactions (a committed one was lost) | timeline |
+/// | `bad-snapshot` | `error` | the leader sent a snapshot that is not a tree | timeline |
+/// | `learner-lost` | `follower` | as leader it lost a follower | timeline |
+/// | `session-expired` | `session` | as leader it expired a session | `zk-ephemeral-lifetime` reads the history instead |
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "kebab-case")]
+pub enum ZkServerEvent {
+    /// It went back to leader election.
+    Looking {
+        /// Why.
+        reason: String,
+        /// Its election round.
+        round: u64,
+        /// Its last logged zxid.
+        last_zxid: Zxid,
+        /// Its current epoch.
+        epoch: Epoch,
+    },
+    /// The election decided.
+    Elected {
+        /// The leader voted for.
+        leader: ServerId,
+        /// The round it was decided in.
+        round: u64,
+    },
+    /// As leader it established `epoch` with a quorum.
+    Leading {
+        /// The epoch it leads.
+        epoch: Epoch,
+        /// Its last logged zxid.
+        last_zxid: Zxid,
+        /// The followers established with it.
+        followers: Vec<ServerId>,
+    },
+    /// As follower it synced and serves.
+    Following {
+        /// Its leader.
+        leader: ServerId,
+        /// The epoch it follows in.
+        epoch: Option<Epoch>,
+        /// The zxid it applied up to.
+        applied: Zxid,
+    },
+    /// As leader it proposed a new epoch to these followers.
+    NewEpoch {
+        /// The epoch.
+        epoch: Epoch,
+        /// The followers.
+        followers: Vec<ServerId>,
+    },
+    /// As leader it synced a follower.
+    Sync {
+        /// The follower.
+        follower: ServerId,
+        /// `diff`, `trunc` or `snap`.
+        mode: String,
+        /// The follower's last zxid.
+        follower_zxid: Zxid,
+        /// The leader's last zxid.
+        leader_zxid: Zxid,
+        /// Transactions sent after the diff, truncation or snapshot.
+        txns: usize,
+    },
+    /// As follower it applied a sync.
+    Synced {
+        /// `diff`, `trunc` or `snap`.
+        mode: String,
+        /// Its last logged zxid before.
+        from: Zxid,
+        /// Transactions received.
+        txns: usize,
+    },
+    /// A sync dropped applied transactions: a committed transaction was lost.
+    TruncatedApplied {
+        /// Where the log was cut.
+        to: Zxid,
+        /// What it had applied.
+        applied: Zxid,
+    },
+    /// The leader sent a snapshot that is not a tree.
+    BadSnapshot {
+        /// Why not.
+        error: String,
+    },
+    /// As leader it lost a follower.
+    LearnerLost {
+        /// The follower.
+        follower: ServerId,
+    },
+    /// As leader it expired a session.
+    SessionExpired {
+        /// The session.
+        session: SessionId,
     },
 }
 
@@ -481,7 +585,7 @@ impl ServerCore {
             _ => false,
         };
         if lost_learner {
-            self.announce("learner-lost", json!({ "follower": peer.0 }));
+            self.announce(ZkServerEvent::LearnerLost { follower: peer });
         }
     }
 
@@ -536,8 +640,8 @@ impl ServerCore {
         self.out.push(Action::Reply { conn, msg });
     }
 
-    fn announce(&mut self, kind: &'static str, detail: Value) {
-        self.out.push(Action::Announce { kind, detail });
+    fn announce(&mut self, event: ZkServerEvent) {
+        self.out.push(Action::Announce(event));
     }
 
     fn my_vote(&self) -> Vote {
@@ -562,11 +666,12 @@ impl ServerCore {
             self.now_ms,
         );
         self.role = Role::Looking(election);
-        self.announce(
-            "looking",
-            json!({ "reason": reason, "round": self.round, "last_zxid": self.last_logged().0,
-                    "epoch": self.current_epoch.0 }),
-        );
+        self.announce(ZkServerEvent::Looking {
+            reason: reason.to_string(),
+            round: self.round,
+            last_zxid: self.last_logged(),
+            epoch: self.current_epoch,
+        });
         self.send_all(outbox);
     }
 
@@ -611,10 +716,10 @@ impl ServerCore {
         };
         let (vote, round) = (election.vote(), election.round());
         self.round = self.round.max(round);
-        self.announce(
-            "elected",
-            json!({ "leader": vote.leader.0, "round": round }),
-        );
+        self.announce(ZkServerEvent::Elected {
+            leader: vote.leader,
+            round,
+        });
         match decision {
             Decision::Lead => {
                 let leader = Leader {
@@ -778,8 +883,11 @@ impl ServerCore {
             return;
         }
         let mut disk = Vec::new();
-        let detail =
-            json!({ "mode": mode.name(), "from": self.last_logged().0, "txns": mode.txns().len() });
+        let detail = ZkServerEvent::Synced {
+            mode: mode.name().to_string(),
+            from: self.last_logged(),
+            txns: mode.txns().len(),
+        };
         let txns = match mode {
             SyncMode::Diff { txns } => txns,
             SyncMode::Trunc { to, txns } => {
@@ -791,7 +899,7 @@ impl ServerCore {
                 let tree = match DataTree::from_snapshot(&snapshot) {
                     Ok(tree) => tree,
                     Err(e) => {
-                        self.announce("bad-snapshot", json!({ "error": e }));
+                        self.announce(ZkServerEvent::BadSnapshot { error: e });
                         self.look("the leader sent an invalid snapshot");
                         return;
                     }
@@ -826,7 +934,7 @@ impl ServerCore {
                 durable,
             });
         }
-        self.announce("synced", detail);
+        self.announce(detail);
         if self.config.legacy.ack_before_sync {
             // LEGACY (ZOOKEEPER-4646): the sync is made durable only after the ACK.
             self.follower().deferred = disk;
@@ -843,10 +951,10 @@ impl ServerCore {
         if self.tree.last_zxid() > to {
             // Applied transactions are being dropped: only possible if a committed
             // transaction was lost. Rebuild from the snapshot, and say so.
-            self.announce(
-                "truncated-applied",
-                json!({ "to": to.0, "applied": self.tree.last_zxid().0 }),
-            );
+            self.announce(ZkServerEvent::TruncatedApplied {
+                to,
+                applied: self.tree.last_zxid(),
+            });
             self.tree = DataTree::from_snapshot(&self.base).expect("the base snapshot is valid");
             let upto = to;
             self.apply_up_to(upto);
@@ -899,10 +1007,11 @@ impl ServerCore {
         f.committed = f.committed.max(committed);
         let (leader, epoch, upto) = (f.leader, f.epoch, f.committed);
         self.apply_up_to(upto);
-        self.announce(
-            "following",
-            json!({ "leader": leader.0, "epoch": epoch.map(|e| e.0), "applied": self.applied().0 }),
-        );
+        self.announce(ZkServerEvent::Following {
+            leader,
+            epoch,
+            applied: self.applied(),
+        });
     }
 
     fn on_proposal(&mut self, epoch: Epoch, record: TxnRecord) {
@@ -1190,10 +1299,10 @@ impl ServerCore {
             accepted: epoch,
             current: self.current_epoch,
         });
-        self.announce(
-            "new-epoch",
-            json!({ "epoch": epoch.0, "followers": peers.iter().map(|p| p.0).collect::<Vec<_>>() }),
-        );
+        self.announce(ZkServerEvent::NewEpoch {
+            epoch,
+            followers: peers.clone(),
+        });
         for peer in peers {
             self.send(peer, PeerMessage::LeaderInfo { epoch });
         }
@@ -1237,11 +1346,13 @@ impl ServerCore {
         let peer_last = learner.last_zxid;
         let mode = self.sync_mode_for(peer_last);
         let last_zxid = self.last_logged();
-        self.announce(
-            "sync",
-            json!({ "follower": peer.0, "mode": mode.name(), "follower_zxid": peer_last.0,
-                    "leader_zxid": last_zxid.0, "txns": mode.txns().len() }),
-        );
+        self.announce(ZkServerEvent::Sync {
+            follower: peer,
+            mode: mode.name().to_string(),
+            follower_zxid: peer_last,
+            leader_zxid: last_zxid,
+            txns: mode.txns().len(),
+        });
         self.send(peer, PeerMessage::Sync { epoch, mode });
         self.send(peer, PeerMessage::NewLeader { epoch, last_zxid });
         if let Some(learner) = self.leader().learners.get_mut(&peer) {
@@ -1279,11 +1390,11 @@ impl ServerCore {
             .filter(|(_, x)| x.phase == LearnerPhase::Established)
             .map(|(id, _)| *id)
             .collect();
-        self.announce(
-            "leading",
-            json!({ "epoch": epoch.0, "last_zxid": last.0,
-                    "followers": established.iter().map(|p| p.0).collect::<Vec<_>>() }),
-        );
+        self.announce(ZkServerEvent::Leading {
+            epoch,
+            last_zxid: last,
+            followers: established.clone(),
+        });
         for peer in established {
             self.send(
                 peer,
@@ -1411,7 +1522,7 @@ impl ServerCore {
                 continue;
             }
             l.closing.insert(session);
-            self.announce("session-expired", json!({ "session": session.0 }));
+            self.announce(ZkServerEvent::SessionExpired { session });
             self.propose(SessionId::NONE, Xid(0), Txn::CloseSession { session });
         }
     }

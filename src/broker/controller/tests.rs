@@ -12,7 +12,7 @@ struct Broker {
     ctl: ControllerCore,
     inbox: Vec<RequestBody>,
     replies: Vec<(u64, ResponseBody)>,
-    announced: Vec<(&'static str, Value)>,
+    announced: Vec<ControllerEvent>,
 }
 
 struct Cluster {
@@ -135,7 +135,7 @@ impl Cluster {
                 self.brokers[to.0 as usize - 1].inbox.push(body);
             }
             ControllerAction::Reply { token, body } => b.replies.push((token, body)),
-            ControllerAction::Announce { kind, detail } => b.announced.push((kind, detail)),
+            ControllerAction::Announce(event) => b.announced.push(event),
         }
     }
 
@@ -189,7 +189,10 @@ fn one_controller_is_elected_and_creates_the_topics_with_live_leaders() {
         )));
     }
     let announced = &c.active().announced;
-    assert_eq!(announced[0].0, "controller-elected");
+    assert!(matches!(
+        announced[0],
+        ControllerEvent::ControllerElected { .. }
+    ));
 }
 
 /// Every partition's leader asks for all its live replicas in the ISR (as after its
@@ -278,7 +281,7 @@ fn a_zombie_controllers_write_is_fenced_and_it_resigns() {
     assert!(c.brokers[0]
         .announced
         .iter()
-        .any(|(k, _)| *k == "controller-resigned"));
+        .any(|e| matches!(e, ControllerEvent::ControllerResigned { .. })));
     let after = c.ens.state(&tp(0));
     assert_eq!(after.leader_epoch, before.leader_epoch, "no write landed");
 }
@@ -385,11 +388,19 @@ fn legacy_a_controller_back_after_its_session_writes_from_its_old_view_then_resi
         .announced
         .iter()
         .rev()
-        .find(|(k, _)| *k == "partition-state")
+        .find_map(|e| match e {
+            ControllerEvent::PartitionState {
+                controller_epoch, ..
+            } => Some(*controller_epoch),
+            _ => None,
+        })
         .expect("the zombie announced its write");
-    assert_eq!(zombie_write.1["controller_epoch"], 1);
+    assert_eq!(zombie_write, 1);
     // Then it learnt its session had ended, resigned and left controller 2 alone.
-    assert_eq!(b1.announced.last().unwrap().0, "controller-resigned");
+    assert!(matches!(
+        b1.announced.last().unwrap(),
+        ControllerEvent::ControllerResigned { .. }
+    ));
     assert_eq!(c.controllers(), vec![(2, 2)]);
 }
 

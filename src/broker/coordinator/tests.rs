@@ -23,7 +23,7 @@ struct Coord {
     c: GroupCoordinator,
     answers: BTreeMap<u64, ResponseBody>,
     appends: Vec<(u64, Vec<GroupRecord>)>,
-    events: Vec<(&'static str, Value)>,
+    events: Vec<CoordinatorEvent>,
     next_token: u64,
     now: u64,
 }
@@ -52,7 +52,7 @@ impl Coord {
                     self.answers.insert(token, body);
                 }
                 CoordinatorAction::Append { id, records, .. } => self.appends.push((id, records)),
-                CoordinatorAction::Announce { kind, detail } => self.events.push((kind, detail)),
+                CoordinatorAction::Announce(event) => self.events.push(event),
             }
         }
     }
@@ -247,14 +247,15 @@ fn a_member_joins_syncs_and_the_group_is_stable_once_its_assignment_is_stored() 
     assert_eq!(c.heartbeat(&a, 1), None);
     assert_eq!(c.heartbeat(&a, 0), Some(KafkaError::IllegalGeneration));
     assert_eq!(c.heartbeat("nobody", 1), Some(KafkaError::UnknownMemberId));
-    let generations: Vec<&Value> = c
+    let generations: Vec<i32> = c
         .events
         .iter()
-        .filter(|(k, _)| *k == "group-generation")
-        .map(|(_, d)| d)
+        .filter_map(|e| match e {
+            CoordinatorEvent::GroupGeneration { generation, .. } => Some(*generation),
+            _ => None,
+        })
         .collect();
-    assert_eq!(generations.len(), 1);
-    assert_eq!(generations[0]["generation"], 1);
+    assert_eq!(generations, vec![1]);
 }
 
 #[test]
@@ -322,7 +323,7 @@ fn a_member_whose_session_passes_is_removed_and_its_commits_are_fenced() {
     assert!(c
         .events
         .iter()
-        .any(|(k, d)| *k == "member-removed" && d["member"] == a.as_str()));
+        .any(|e| matches!(e, CoordinatorEvent::MemberRemoved { member, .. } if *member == a)));
     assert_eq!(c.state().0, GroupState::PreparingRebalance);
     // b rejoins alone: generation 3 without a.
     let join_b = c.join(&b, None);
@@ -391,14 +392,16 @@ fn a_commit_counts_only_once_it_is_replicated() {
     c.finish_appends(Ok(()));
     assert_eq!(commit_error(c.answer(commit)), None);
     assert_eq!(c.fetch_offset(), Ok(Some(12)));
-    let offsets: Vec<&Value> = c
+    let offsets: Vec<&Vec<(TopicPartition, u64)>> = c
         .events
         .iter()
-        .filter(|(k, _)| *k == "offset-commit")
-        .map(|(_, d)| d)
+        .filter_map(|e| match e {
+            CoordinatorEvent::OffsetCommit { offsets, .. } => Some(offsets),
+            _ => None,
+        })
         .collect();
     assert_eq!(offsets.len(), 1);
-    assert_eq!(offsets[0]["offsets"][0][1], 12);
+    assert_eq!(offsets[0][0].1, 12);
 }
 
 #[test]
@@ -592,7 +595,7 @@ fn a_static_rejoin_that_cannot_be_stored_is_undone() {
     assert!(!c
         .events
         .iter()
-        .any(|(k, d)| *k == "member-removed" && d["member"] == old.as_str()));
+        .any(|e| matches!(e, CoordinatorEvent::MemberRemoved { member, .. } if *member == old)));
     let heartbeat = RequestBody::Heartbeat(MemberRef {
         group_instance_id: Some("instance-a".into()),
         ..member(&old, 1)
@@ -618,7 +621,7 @@ fn a_static_member_removed_by_its_session_is_unknown_not_fenced() {
     assert!(c
         .events
         .iter()
-        .any(|(k, d)| *k == "member-removed" && d["member"] == old.as_str()));
+        .any(|e| matches!(e, CoordinatorEvent::MemberRemoved { member, .. } if *member == old)));
     let back = c.join(&old, Some("instance-a"));
     assert!(matches!(
         c.answer(back),

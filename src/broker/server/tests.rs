@@ -55,7 +55,7 @@ struct Node {
     session: SessionId,
     sent: Vec<(BrokerId, Request)>,
     responses: Vec<Response>,
-    announced: Vec<String>,
+    announced: Vec<Announced>,
 }
 
 fn node(id: BrokerId, name: &str) -> (Node, TempRoot) {
@@ -122,7 +122,7 @@ fn pump(
                     }
                 }
                 BrokerAction::SendToBroker { to, request } => n.sent.push((to, request)),
-                BrokerAction::Announce { kind, .. } => n.announced.push(kind),
+                BrokerAction::Announce(event) => n.announced.push(event),
                 BrokerAction::Respond { response, .. } => n.responses.push(response),
             }
         }
@@ -163,7 +163,7 @@ fn a_registration_whose_answer_was_lost_is_recognised_as_its_own() {
     assert_eq!(
         n.announced
             .iter()
-            .filter(|k| *k == "broker-registered")
+            .filter(|e| matches!(e, Announced::Broker(BrokerEvent::BrokerRegistered { .. })))
             .count(),
         1
     );

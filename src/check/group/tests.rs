@@ -3,9 +3,9 @@
 
 use super::*;
 use crate::check::kafka::ReplicaLogs;
+use crate::check::test_support::{event, killed};
 use crate::check::FinalLog;
 use crate::scenario::Scenario;
-use serde_json::json;
 use std::path::Path;
 
 /// Group `billing` of `consumer-1`..`consumer-3` reading `orders` (2 partitions); a 10 s
@@ -79,23 +79,26 @@ fn poll(at_us: u64, node: &str, records: &[(u64, &str)]) -> HistoryEntry {
     )
 }
 
-fn event(at_us: u64, node: &str, kind: &str, detail: Value) -> Event {
-    Event {
-        at_us,
-        node: node.into(),
-        kind: kind.into(),
-        detail,
-    }
-}
-
 fn removed(at_us: u64, member: &str) -> Event {
-    let detail = json!({"group": "billing", "member": member, "why": "session timed out"});
-    event(at_us, "broker-1", "member-removed", detail)
+    let removed = CoordinatorEvent::MemberRemoved {
+        group: "billing".into(),
+        member: member.into(),
+        generation: None,
+        why: "session timed out".into(),
+        instance: None,
+    };
+    event(at_us, "broker-1", removed)
 }
 
-fn killed(at_us: u64, node: &str) -> Event {
-    let detail = json!({"action": "kill", "nodes": [{"node": node, "effect": "killed"}]});
-    event(at_us, "world", "fault", detail)
+/// `broker` announced the group `billing` in `state` in generation `generation`.
+fn group_state(at_us: u64, broker: &str, state: GroupState, generation: i32) -> Event {
+    let announced = CoordinatorEvent::GroupState {
+        group: "billing".into(),
+        state,
+        generation,
+        reason: None,
+    };
+    event(at_us, broker, announced)
 }
 
 /// `orders/0` as its only replica left it.
@@ -307,12 +310,7 @@ fn unseen_fires_for_an_acknowledged_record_below_the_committed_offset_nobody_pol
 #[test]
 fn converges_needs_every_group_stable_and_committed_to_the_log_end() {
     let replicas = logs(&[(0, "a"), (1, "b")]);
-    let stable = event(
-        1_000,
-        "broker-1",
-        "group-state",
-        json!({"group": "billing", "state": "Stable", "generation": 1}),
-    );
+    let stable = group_state(1_000, "broker-1", GroupState::Stable, 1);
     let synced: Vec<HistoryEntry> = (1..=3)
         .map(|n| assigned(500 + n, &format!("consumer-{n}"), "m", 1, &[]))
         .collect();
@@ -347,29 +345,21 @@ fn converges_needs_every_group_stable_and_committed_to_the_log_end() {
         "billing committed 1 by 0.010s, short of the final log end 2 (lag 1)",
     );
 
-    let rebalancing = event(
-        5_000,
-        "broker-1",
-        "group-state",
-        json!({"group": "billing", "state": "PreparingRebalance", "generation": 1}),
-    );
+    let rebalancing = group_state(5_000, "broker-1", GroupState::PreparingRebalance, 1);
     // The old coordinator letting the group go after the new one loaded it says nothing
     // about the group.
-    let state = |at_us, broker: &str, state: &str| {
-        let detail = json!({"group": "billing", "state": state, "generation": 1});
-        event(at_us, broker, "group-state", detail)
-    };
+    let state = |at_us, broker: &str, state| group_state(at_us, broker, state, 1);
     let moved = [
-        state(1_000, "broker-1", "Stable"),
-        state(3_000, "broker-2", "Stable"),
-        state(4_000, "broker-1", "Dead"),
+        state(1_000, "broker-1", GroupState::Stable),
+        state(3_000, "broker-2", GroupState::Stable),
+        state(4_000, "broker-1", GroupState::Dead),
     ];
     history[0] = commit(2_000, "consumer-1", 1, 1, 2);
     let found = judge(&moved, &history, &replicas, |g| g.converges(10_000));
     assert!(found.is_empty(), "{found:#?}");
     // Nobody holds it any more: not Stable.
     let gone = [
-        state(1_000, "broker-1", "Stable"),
+        state(1_000, "broker-1", GroupState::Stable),
         killed(4_000, "broker-1"),
     ];
     let found = judge(&gone, &history, &replicas, |g| g.converges(10_000));
@@ -388,19 +378,15 @@ fn converges_needs_every_group_stable_and_committed_to_the_log_end() {
 #[test]
 fn converges_names_a_dead_member_that_holds_its_group_and_when_its_session_ends() {
     let replicas = logs(&[(0, "a"), (1, "b")]);
-    let generation = event(
-        1_000,
-        "broker-1",
-        "group-generation",
-        json!({"group": "billing", "generation": 2,
-               "members": ["consumer-1-a", "consumer-2-b"]}),
-    );
-    let rebalancing = event(
-        3_000_000,
-        "broker-1",
-        "group-state",
-        json!({"group": "billing", "state": "PreparingRebalance", "generation": 2}),
-    );
+    let generation = CoordinatorEvent::GroupGeneration {
+        group: "billing".into(),
+        generation: 2,
+        protocol: None,
+        leader: None,
+        members: vec!["consumer-1-a".into(), "consumer-2-b".into()],
+    };
+    let generation = event(1_000, "broker-1", generation);
+    let rebalancing = group_state(3_000_000, "broker-1", GroupState::PreparingRebalance, 2);
     let history = vec![
         assigned(2_000, "consumer-1", "consumer-1-a", 2, &[0]),
         assigned(2_000, "consumer-2", "consumer-2-b", 2, &[1]),

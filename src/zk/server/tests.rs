@@ -33,7 +33,7 @@ struct Cluster {
     cut: BTreeSet<(usize, usize)>,
     clients: BTreeMap<ConnId, Client>,
     next_conn: ConnId,
-    events: Vec<(usize, &'static str, Value)>,
+    events: Vec<(usize, ZkServerEvent)>,
     /// Drop every proposal a server sends (to make it log something nobody else has).
     mute_proposals_from: Option<usize>,
 }
@@ -174,7 +174,7 @@ impl Cluster {
                     self.disks[i].accepted = accepted;
                     self.disks[i].current = current;
                 }
-                Action::Announce { kind, detail } => self.events.push((i, kind, detail)),
+                Action::Announce(event) => self.events.push((i, event)),
             }
         }
     }
@@ -297,8 +297,8 @@ impl Cluster {
             .collect()
     }
 
-    fn saw(&self, kind: &str) -> bool {
-        self.events.iter().any(|(_, k, _)| *k == kind)
+    fn saw(&self, wanted: impl Fn(&ZkServerEvent) -> bool) -> bool {
+        self.events.iter().any(|(_, event)| wanted(event))
     }
 }
 
@@ -316,7 +316,10 @@ fn three_servers_elect_the_highest_id_and_all_serve() {
     c.run(2_000);
     assert_eq!(c.leader(), Some(2), "equal histories: the highest id leads");
     assert!(c.all_serving());
-    assert!(c.saw("leading") && c.saw("following"));
+    assert!(
+        c.saw(|e| matches!(e, ZkServerEvent::Leading { .. }))
+            && c.saw(|e| matches!(e, ZkServerEvent::Following { .. }))
+    );
     assert!(
         c.disks
             .iter()
@@ -526,7 +529,7 @@ fn a_rejoining_server_truncates_what_the_new_leader_never_had() {
     assert!(
         c.events
             .iter()
-            .any(|(_, k, d)| *k == "sync" && d["mode"] == "trunc"),
+            .any(|(_, e)| matches!(e, ZkServerEvent::Sync { mode, .. } if mode == "trunc")),
         "TRUNC was used"
     );
     for disk in &c.disks {
@@ -584,7 +587,7 @@ fn a_follower_far_behind_gets_a_snapshot() {
     assert!(
         c.events
             .iter()
-            .any(|(_, k, d)| *k == "sync" && d["mode"] == "snap"),
+            .any(|(_, e)| matches!(e, ZkServerEvent::Sync { mode, .. } if mode == "snap")),
         "beyond the DIFF window: SNAP"
     );
     assert!(c.all_serving());
@@ -614,7 +617,7 @@ fn a_silent_session_expires_its_ephemerals_die_and_its_client_is_told() {
     ));
     // No pings from `quiet`: the leader expires it after its timeout.
     c.run(2_000);
-    assert!(c.saw("session-expired"));
+    assert!(c.saw(|e| matches!(e, ZkServerEvent::SessionExpired { .. })));
     assert!(c.clients[&quiet]
         .inbox
         .iter()
@@ -638,7 +641,7 @@ fn a_session_kept_alive_by_pings_survives_and_resumes_on_another_server() {
         c.client_send(conn, ClientRequest::Ping);
         c.run(100);
     }
-    assert!(!c.saw("session-expired"));
+    assert!(!c.saw(|e| matches!(e, ZkServerEvent::SessionExpired { .. })));
     // Reconnect to another server with the same session.
     let conn2 = c.next_conn;
     c.next_conn += 1;

@@ -1,0 +1,194 @@
+//! The control checks: what the controllers announced ([`ControllerEvent`]).
+//!
+//! Owns: `single-controller-per-epoch`, `controller-epoch-monotonic`.
+//!
+//! # Rules
+//!
+//! - `single-controller-per-epoch`: two brokers announce `controller-elected` in one epoch.
+//! - `controller-epoch-monotonic`: a `controller-elected` epoch below an earlier one; or,
+//!   per partition, a state written by a controller of an older epoch after one of a newer
+//!   epoch (`partition-state` events in `partition_epoch` order). The epoch check on every
+//!   controller write rules the second out: it is what a zombie controller does (KAFKA-6082).
+
+use super::kafka::Facts;
+use super::toolkit::{seconds, violation};
+use super::Violation;
+use crate::broker::controller::ControllerEvent;
+use crate::broker::TopicPartition;
+use std::collections::{BTreeMap, BTreeSet};
+
+impl Facts<'_> {
+    /// `single-controller-per-epoch`.
+    pub fn single_controller_per_epoch(&self) -> Vec<Violation> {
+        const CHECK: &str = "single-controller-per-epoch";
+        let mut out = Vec::new();
+        let mut elected: BTreeMap<u32, (&str, u64)> = BTreeMap::new();
+        let mut reported = BTreeSet::new();
+        for (event, announced) in self.events.controller() {
+            let ControllerEvent::ControllerElected {
+                controller_epoch: epoch,
+            } = *announced
+            else {
+                continue;
+            };
+            match elected.get(&epoch) {
+                None => {
+                    elected.insert(epoch, (event.broker, event.at_us));
+                }
+                Some(&(first, at)) if first != event.broker && reported.insert(epoch) => {
+                    out.push(violation(
+                        CHECK,
+                        None,
+                        Some(event.broker),
+                        event.at_us,
+                        format!(
+                            "controller epoch {epoch} has two controllers: {first} elected at {} \
+                             and {} at {}",
+                            seconds(at),
+                            event.broker,
+                            seconds(event.at_us)
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        out
+    }
+
+    /// `controller-epoch-monotonic`.
+    pub fn controller_epoch_monotonic(&self) -> Vec<Violation> {
+        const CHECK: &str = "controller-epoch-monotonic";
+        let mut out = Vec::new();
+        let mut greatest: Option<(u32, &str, u64)> = None;
+        for (event, announced) in self.events.controller() {
+            let ControllerEvent::ControllerElected {
+                controller_epoch: epoch,
+            } = *announced
+            else {
+                continue;
+            };
+            match greatest {
+                Some((before, by, at)) if epoch < before => out.push(violation(
+                    CHECK,
+                    None,
+                    Some(event.broker),
+                    event.at_us,
+                    format!(
+                        "{} was elected controller in epoch {epoch} at {}, after {by} in epoch \
+                         {before} at {}",
+                        event.broker,
+                        seconds(event.at_us),
+                        seconds(at)
+                    ),
+                )),
+                Some((before, _, _)) if epoch == before => {}
+                _ => greatest = Some((epoch, event.broker, event.at_us)),
+            }
+        }
+        // Per partition: (partition_epoch, controller_epoch, by, at) of every written state.
+        let mut written: BTreeMap<TopicPartition, Vec<(i32, u32, &str, u64)>> = BTreeMap::new();
+        for (event, announced) in self.events.controller() {
+            if let ControllerEvent::PartitionState {
+                partition,
+                controller_epoch,
+                partition_epoch,
+                ..
+            } = announced
+            {
+                written.entry(partition.clone()).or_default().push((
+                    *partition_epoch,
+                    *controller_epoch,
+                    event.broker,
+                    event.at_us,
+                ));
+            }
+        }
+        for (tp, mut states) in written {
+            states.sort_by_key(|&(version, _, _, at)| (version, at));
+            let mut newest: Option<(i32, u32, &str, u64)> = None;
+            for state in states {
+                let (version, epoch, by, at) = state;
+                match newest {
+                    Some((v0, e0, by0, at0)) if epoch < e0 => out.push(violation(
+                        CHECK,
+                        Some(&tp),
+                        Some(by),
+                        at,
+                        format!(
+                            "{by} wrote partition epoch {version} as controller epoch {epoch} \
+                             (at {}), after {by0} wrote partition epoch {v0} as controller \
+                             epoch {e0} (at {})",
+                            seconds(at),
+                            seconds(at0)
+                        ),
+                    )),
+                    _ => newest = Some(state),
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each check fires on hand-made announcements that break its rule, and stays quiet on
+    //! ones that keep it: the checkers can fail.
+    use super::*;
+    use crate::check::kafka::ReplicaLogs;
+    use crate::check::test_support::*;
+    use crate::history::Event;
+
+    fn elected(at_us: u64, broker: u32, epoch: u32) -> Event {
+        let announced = ControllerEvent::ControllerElected {
+            controller_epoch: epoch,
+        };
+        event(at_us, &self::broker(broker), announced)
+    }
+
+    #[test]
+    fn controller_checks_fire_on_two_controllers_and_on_epochs_going_back() {
+        let none = ReplicaLogs::new();
+        let two = [elected(10, 1, 1), elected(20, 2, 1)];
+        let facts = Facts::new(&two, &[], &none);
+        one(
+            &facts.single_controller_per_epoch(),
+            "controller epoch 1 has two controllers: broker-1",
+        );
+        assert!(facts.controller_epoch_monotonic().is_empty());
+
+        let back = [elected(10, 1, 2), elected(20, 2, 1)];
+        let facts = Facts::new(&back, &[], &none);
+        one(
+            &facts.controller_epoch_monotonic(),
+            "broker-2 was elected controller in epoch 1",
+        );
+        assert!(facts.single_controller_per_epoch().is_empty());
+
+        let fine = [elected(10, 1, 1), elected(20, 2, 2), elected(30, 1, 3)];
+        let facts = Facts::new(&fine, &[], &none);
+        assert!(facts.single_controller_per_epoch().is_empty());
+        assert!(facts.controller_epoch_monotonic().is_empty());
+    }
+
+    #[test]
+    fn controller_epoch_monotonic_fires_on_a_state_written_by_an_older_controller() {
+        let none = ReplicaLogs::new();
+        let state = |at, broker, version, controller_epoch| {
+            state(at, broker, version, version, controller_epoch)
+        };
+        // A zombie of epoch 1 writes over the state its successor of epoch 2 wrote.
+        let zombie = [state(10, 1, 3, 1), state(20, 2, 4, 2), state(30, 1, 5, 1)];
+        one(
+            &Facts::new(&zombie, &[], &none).controller_epoch_monotonic(),
+            "broker-1 wrote partition epoch 5 as controller epoch 1 (at 0.000s), after broker-2 \
+             wrote partition epoch 4 as controller epoch 2",
+        );
+        // Announced out of order (a paused controller), written in order: fine.
+        let fine = [state(10, 2, 5, 2), state(20, 1, 4, 1), state(30, 2, 6, 2)];
+        assert!(Facts::new(&fine, &[], &none)
+            .controller_epoch_monotonic()
+            .is_empty());
+    }
+}
