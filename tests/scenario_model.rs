@@ -275,14 +275,16 @@ fn a_heal_under_what_the_sessions_can_need_is_warned_about() {
 /// Every shipped scenario leaves its sessions enough heal.
 #[test]
 fn shipped_scenarios_give_their_sessions_enough_heal() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim-scenarios");
-    for dir in [root.clone(), root.join("zoo")] {
+    fn walk(dir: &Path) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "toml") {
+            if path.is_dir() {
+                walk(&path);
+            } else if path.extension().is_some_and(|e| e == "toml") {
                 let scenario = load(&path).unwrap();
                 assert!(scenario.warnings().is_empty(), "{:?}", scenario.warnings());
             }
         }
     }
+    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sim-scenarios"));
 }
