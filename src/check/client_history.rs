@@ -432,6 +432,6 @@ mod tests {
     /// it — are the table `src/check/testdata/client_history.txt` (read by `check::tables`).
     #[test]
     fn client_history_rules() {
-        crate::check::tables::run_table("src/check/testdata/client_history.txt");
+        crate::check::tables::run_broker_table("src/check/testdata/client_history.txt");
     }
 }

@@ -137,6 +137,6 @@ mod tests {
     /// it — are the table `src/check/testdata/control.txt` (read by `check::tables`).
     #[test]
     fn control_rules() {
-        crate::check::tables::run_table("src/check/testdata/control.txt");
+        crate::check::tables::run_broker_table("src/check/testdata/control.txt");
     }
 }

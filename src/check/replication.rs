@@ -350,6 +350,6 @@ mod tests {
     /// it — are the table `src/check/testdata/replication.txt` (read by `check::tables`).
     #[test]
     fn replication_rules() {
-        crate::check::tables::run_table("src/check/testdata/replication.txt");
+        crate::check::tables::run_broker_table("src/check/testdata/replication.txt");
     }
 }

@@ -1,5 +1,6 @@
-//! The checkers' rules as data: the broker checks' cases are tables in `src/check/testdata/`
-//! (`replication.txt`, `control.txt`, `client_history.txt`), run by `crate::testdata`. A
+//! The checkers' rules as data: the broker and writer checks' cases are tables in
+//! `src/check/testdata/` (`replication.txt`, `control.txt`, `client_history.txt`,
+//! `writer.txt`), run by `crate::testdata`. A
 //! case is a run record written line by line — events, client history, replica logs — and
 //! the checks to run on it; its output is each check's violations, or `<check>: ok`.
 //!
@@ -24,7 +25,8 @@
 //!   `{"at_us", "node", "op", key: value, ..}`, read into a `HistoryEntry`. A partition is
 //!   written `topic/p` here too (the file writes it `{"topic", "partition"}`).
 //! - `log <broker> <topic/p> [start=N] [end=N] [error=".."] <offset>:<value> ..` is the
-//!   replica log `broker` left for the partition (`check::FinalLog`): the records, from
+//!   replica log `broker` left for the partition (`check::FinalLog`; `log <writer> ..`
+//!   without a partition is a writer's log, in `writer.txt`): the records, from
 //!   `start` (by default the first record's offset, else 0) to `end` (by default one past
 //!   the last record, else `start`); `error` makes it a log that cannot be read back.
 //!
@@ -35,7 +37,8 @@
 //! `<check> [at=<ms>ms] [partition=<tp>] [node=<node>]` and its detail, indented.
 
 use super::kafka::{Facts, ReplicaLogs};
-use super::{FinalLog, Violation};
+use super::test_support::writer_scenario;
+use super::{writer, CheckInput, FinalLog, Violation};
 use crate::broker::controller::ControllerEvent;
 use crate::broker::coordinator::CoordinatorEvent;
 use crate::broker::server::BrokerEvent;
@@ -44,24 +47,54 @@ use crate::history::{Event, HistoryEntry, ShellEvent, WorldEvent};
 use crate::testdata::{fields, json, run_file, words, Case};
 use crate::zk::server::ZkServerEvent;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
 
-/// Runs the checker table at `path` (from the crate root).
-pub fn run_table(path: &str) {
+/// Runs the broker checks' table at `path` (from the crate root).
+pub fn run_broker_table(path: &str) {
+    run_table(path, |record, check| {
+        let facts = Facts::new(&record.events, &record.history, &record.logs);
+        broker_check(&facts, check)
+    });
+}
+
+/// Runs the writer checks' table at `path` (from the crate root): the writers are the
+/// nodes of the case's `log` lines without a partition.
+pub fn run_writer_table(path: &str) {
+    let scenario = writer_scenario();
+    run_table(path, |record, check| {
+        let input = CheckInput {
+            scenario: &scenario,
+            events: &record.events,
+            history: &record.history,
+            run_dir: Path::new("/nonexistent"),
+        };
+        match check {
+            "lost-write" => Some(writer::lost_write(&input, &record.writer_logs)),
+            "inconsistent-offsets" => {
+                Some(writer::inconsistent_offsets(&input, &record.writer_logs))
+            }
+            _ => None,
+        }
+    });
+}
+
+/// Runs every case of the table at `path` through `check` (`None`: no such check).
+fn run_table(path: &str, check: impl Fn(&Record, &str) -> Option<Vec<Violation>>) {
     run_file(path, |case| {
         if case.command != "check" {
             case.fail("a checker case is `check <check> ..`");
         }
         let record = Record::read(case);
-        let facts = Facts::new(&record.events, &record.history, &record.logs);
         let checks = case.flags();
         if checks.is_empty() {
             case.fail("name the checks to run: `check <check> ..`");
         }
         let mut out = Vec::new();
-        for check in checks {
-            let found = broker_check(&facts, check)
-                .unwrap_or_else(|| case.fail(format!("no broker check `{check}`")));
-            out.push(describe(check, &found));
+        for name in checks {
+            let found = check(&record, name)
+                .unwrap_or_else(|| case.fail(format!("no check `{name}` here")));
+            out.push(describe(name, &found));
         }
         out.join("\n")
     });
@@ -116,7 +149,10 @@ fn describe(check: &str, found: &[Violation]) -> String {
 struct Record {
     events: Vec<Event>,
     history: Vec<HistoryEntry>,
+    /// The `log <broker> <topic/p> ..` lines.
     logs: ReplicaLogs,
+    /// The `log <writer> ..` lines.
+    writer_logs: BTreeMap<String, FinalLog>,
 }
 
 impl Record {
@@ -133,8 +169,11 @@ impl Record {
                     .history
                     .push(history(&words[1..]).unwrap_or_else(|e| fail(e))),
                 Some("log") => {
-                    let (tp, broker, log) = replica_log(&words[1..]).unwrap_or_else(|e| fail(e));
-                    record.logs.entry(tp).or_default().insert(broker, log);
+                    let (tp, node, log) = final_log(&words[1..]).unwrap_or_else(|e| fail(e));
+                    match tp {
+                        Some(tp) => record.logs.entry(tp).or_default().insert(node, log),
+                        None => record.writer_logs.insert(node, log),
+                    };
                 }
                 _ => fail("an input line is `event ..`, `history ..` or `log ..`".into()),
             }
@@ -251,12 +290,20 @@ fn partition(text: &str) -> Option<TopicPartition> {
     Some(TopicPartition::new(topic, p.parse().ok()?))
 }
 
-/// `<broker> <topic/p> [start=N] [end=N] [error=".."] <offset>:<value> ..` → a replica log.
-fn replica_log(words: &[String]) -> Result<(TopicPartition, String, FinalLog), String> {
-    let [broker, tp, rest @ ..] = words else {
-        return Err("expected `log <broker> <topic/p> <offset>:<value> ..`".into());
+/// `<node> [<topic/p>] [start=N] [end=N] [error=".."] <offset>:<value> ..` → a final log:
+/// a broker's replica log of the partition, or a writer's log (no partition: a word with
+/// neither `:` nor `=` is the partition).
+fn final_log(words: &[String]) -> Result<(Option<TopicPartition>, String, FinalLog), String> {
+    let [node, rest @ ..] = words else {
+        return Err("expected `log <node> [<topic/p>] <offset>:<value> ..`".into());
     };
-    let tp = partition(tp).ok_or_else(|| format!("`{tp}`: expected `topic/p`"))?;
+    let (tp, rest) = match rest.split_first() {
+        Some((tp, rest)) if !tp.contains([':', '=']) => {
+            let tp = partition(tp).ok_or_else(|| format!("`{tp}`: expected `topic/p`"))?;
+            (Some(tp), rest)
+        }
+        _ => (None, rest),
+    };
     let (settings, records): (Vec<&String>, Vec<&String>) =
         rest.iter().partition(|w| w.contains('='));
     let records: Vec<(u64, String)> = records
@@ -290,7 +337,7 @@ fn replica_log(words: &[String]) -> Result<(TopicPartition, String, FinalLog), S
         error,
         ..FinalLog::default()
     };
-    Ok((tp, broker.clone(), log))
+    Ok((tp, node.clone(), log))
 }
 
 /// `10us`, `10ms`, `10s` → microseconds.
