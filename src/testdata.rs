@@ -22,9 +22,15 @@
 //! output; every case runs, so one failure shows all. `KSIM_REWRITE=1 cargo test <test>`
 //! writes the actual outputs into the file instead: review the diff before committing it.
 //!
-//! Tables today: `src/broker/testdata/` (the controller's partition states) and
-//! `src/zk/testdata/` (the leader's sync mode, the election's vote order).
+//! Input lines are the test's to read; [`words`], [`fields`] and [`json`] read the compact
+//! `key=value` form the checker tables use for records (`a k=(1, 2) m={x=1} p=0:a`).
+//!
+//! Tables today: `src/broker/testdata/` (the controller's partition states),
+//! `src/zk/testdata/` (the leader's sync mode, the election's vote order) and
+//! `src/check/testdata/` (the broker and writer checks' cases: replication, control, client
+//! history, writer; the record lines are `check::tables`').
 
+use serde_json::{Map, Value};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fmt::Display;
@@ -62,6 +68,8 @@ pub struct Case {
 struct Arg {
     key: String,
     values: Vec<String>,
+    /// A bare `key`, not `key=..`.
+    flag: bool,
 }
 
 impl Case {
@@ -124,6 +132,20 @@ impl Case {
         value
             .parse()
             .unwrap_or_else(|e| self.fail(format!("`{key}={value}`: {e}")))
+    }
+
+    /// The bare words (flags) of the command line, in order: `check a b` → `[a, b]`.
+    pub fn flags(&self) -> Vec<&str> {
+        let flags: Vec<&str> = self
+            .args
+            .iter()
+            .filter(|a| a.flag)
+            .map(|a| a.key.as_str())
+            .collect();
+        self.used
+            .borrow_mut()
+            .extend(flags.iter().map(|f| f.to_string()));
+        flags
     }
 
     fn unused(&self) -> Vec<&str> {
@@ -321,6 +343,7 @@ fn parse_arg(word: &str) -> Result<Arg, String> {
         return Ok(Arg {
             key: word.to_string(),
             values: Vec::new(),
+            flag: true,
         });
     };
     if key.is_empty() {
@@ -342,7 +365,208 @@ fn parse_arg(word: &str) -> Result<Arg, String> {
     Ok(Arg {
         key: key.to_string(),
         values,
+        flag: false,
     })
+}
+
+/// Splits an input line into words at whitespace outside quotes, `(..)` and `{..}`:
+/// `a k=(1, 2) m={x=1 y=2} s="two words"` → four words.
+pub fn words(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut depth = 0usize;
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in line.trim().chars() {
+        if quoted {
+            quoted = escaped || c != '"';
+            escaped = !escaped && c == '\\';
+        } else {
+            match c {
+                '"' => quoted = true,
+                '(' | '{' => depth += 1,
+                ')' | '}' if depth == 0 => return Err(format!("`{line}`: unbalanced `{c}`")),
+                ')' | '}' => depth -= 1,
+                _ => {}
+            }
+            if c.is_whitespace() && depth == 0 {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+                continue;
+            }
+        }
+        word.push(c);
+    }
+    if depth > 0 || quoted {
+        return Err(format!("`{line}`: unclosed bracket or quote"));
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    Ok(words)
+}
+
+/// `key=value` words as a JSON object, each value read by [`json`].
+pub fn fields<S: AsRef<str>>(words: &[S]) -> Result<Map<String, Value>, String> {
+    let mut map = Map::new();
+    for word in words {
+        let word = word.as_ref();
+        let (key, value) = word
+            .split_once('=')
+            .filter(|(key, _)| !key.is_empty())
+            .ok_or_else(|| format!("`{word}`: expected `key=value`"))?;
+        if map.insert(key.to_string(), json(value)?).is_some() {
+            return Err(format!("`{key}` given twice"));
+        }
+    }
+    Ok(map)
+}
+
+/// A value written compactly, as JSON: `(a, b)` a list (`()` empty), `{k=v k=v}` an
+/// object, `a:b` the pair `[a, b]`, `"..."` a string (a JSON string literal: the way to
+/// write a string holding spaces or any of `(){},:="`, or one that looks like a number),
+/// an integer a number, `true`, `false`, `null`; any other word a string.
+pub fn json(text: &str) -> Result<Value, String> {
+    let mut reader = Reader { text, at: 0 };
+    let value = reader.value()?;
+    reader.skip_space();
+    match reader.peek() {
+        None => Ok(value),
+        Some(c) => Err(reader.error(&format!("unexpected `{c}`"))),
+    }
+}
+
+/// A cursor over the text of a [`json`] value.
+struct Reader<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn peek(&self) -> Option<char> {
+        self.text[self.at..].chars().next()
+    }
+
+    fn bump(&mut self) -> Option<char> {
+        let c = self.peek()?;
+        self.at += c.len_utf8();
+        Some(c)
+    }
+
+    fn skip_space(&mut self) {
+        while self.peek().is_some_and(char::is_whitespace) {
+            self.bump();
+        }
+    }
+
+    fn error(&self, message: &str) -> String {
+        format!("`{}`: {message} at column {}", self.text, self.at + 1)
+    }
+
+    /// An atom, or a pair `atom:value`.
+    fn value(&mut self) -> Result<Value, String> {
+        let first = self.atom()?;
+        if self.peek() != Some(':') {
+            return Ok(first);
+        }
+        self.bump();
+        Ok(Value::Array(vec![first, self.value()?]))
+    }
+
+    fn atom(&mut self) -> Result<Value, String> {
+        self.skip_space();
+        match self.peek() {
+            Some('(') => {
+                self.bump();
+                let mut items = Vec::new();
+                self.skip_space();
+                if self.peek() == Some(')') {
+                    self.bump();
+                    return Ok(Value::Array(items));
+                }
+                loop {
+                    items.push(self.value()?);
+                    self.skip_space();
+                    match self.bump() {
+                        Some(',') => continue,
+                        Some(')') => return Ok(Value::Array(items)),
+                        _ => return Err(self.error("expected `,` or `)` in a list")),
+                    }
+                }
+            }
+            Some('{') => {
+                self.bump();
+                let mut map = Map::new();
+                loop {
+                    self.skip_space();
+                    if self.peek() == Some('}') {
+                        self.bump();
+                        return Ok(Value::Object(map));
+                    }
+                    let key = self.bare();
+                    if key.is_empty() || self.bump() != Some('=') {
+                        return Err(self.error("expected `key=value` in an object"));
+                    }
+                    let value = self.value()?;
+                    if map.insert(key.clone(), value).is_some() {
+                        return Err(self.error(&format!("`{key}` given twice")));
+                    }
+                }
+            }
+            Some('"') => {
+                let start = self.at;
+                self.bump();
+                let mut escaped = false;
+                loop {
+                    match self.bump() {
+                        None => return Err(self.error("unclosed `\"`")),
+                        Some('"') if !escaped => break,
+                        Some(c) => escaped = !escaped && c == '\\',
+                    }
+                }
+                serde_json::from_str(&self.text[start..self.at])
+                    .map_err(|e| self.error(&e.to_string()))
+            }
+            _ => {
+                let word = self.bare();
+                if word.is_empty() {
+                    return Err(self.error("expected a value"));
+                }
+                Ok(scalar(&word))
+            }
+        }
+    }
+
+    /// Characters up to whitespace or one of `(){},:="`.
+    fn bare(&mut self) -> String {
+        let start = self.at;
+        while self
+            .peek()
+            .is_some_and(|c| !c.is_whitespace() && !"(){},:=\"".contains(c))
+        {
+            self.bump();
+        }
+        self.text[start..self.at].to_string()
+    }
+}
+
+/// A bare word: a number, `true`, `false`, `null`, or else a string.
+fn scalar(word: &str) -> Value {
+    match word {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        "null" => Value::Null,
+        _ => {
+            if let Ok(n) = word.parse::<i64>() {
+                Value::from(n)
+            } else if let Ok(n) = word.parse::<u64>() {
+                Value::from(n)
+            } else {
+                Value::String(word.to_string())
+            }
+        }
+    }
 }
 
 /// `text` with each case's expected lines replaced by its actual output.
@@ -458,6 +682,65 @@ neg
         assert_eq!(case.list::<String>("l"), ["a", "b", "c"]);
         assert!(case.list::<String>("e").is_empty());
         assert_eq!(case.optional::<String>("missing"), None);
+    }
+
+    #[test]
+    fn flags_are_the_bare_words_in_order() {
+        let cases = parse("t", "check b a k=() c\n----\n").unwrap();
+        assert_eq!(cases[0].flags(), ["b", "a", "c"]);
+        assert_eq!(cases[0].unused(), ["k"]);
+    }
+
+    #[test]
+    fn input_words_keep_brackets_and_quotes_whole() {
+        let line = r#"  10ms a k=(1, 2) m={x=1 y=(a b)} s="two words" "#;
+        assert_eq!(
+            words(line).unwrap(),
+            [
+                "10ms",
+                "a",
+                "k=(1, 2)",
+                "m={x=1 y=(a b)}",
+                r#"s="two words""#
+            ]
+        );
+        assert!(words("a (b").is_err());
+        assert!(words("a b)").is_err());
+        assert!(words(r#"a "b"#).is_err());
+    }
+
+    #[test]
+    fn compact_values_read_as_json() {
+        let cases = [
+            ("3", "3"),
+            ("-3", "-3"),
+            ("18446744073709551615", "18446744073709551615"),
+            ("orders/0", r#""orders/0""#),
+            (r#""7""#, r#""7""#),
+            (r#""a, b:(c)""#, r#""a, b:(c)""#),
+            ("true", "true"),
+            ("null", "null"),
+            ("()", "[]"),
+            ("(1, b,(c))", r#"[1,"b",["c"]]"#),
+            ("0:a", r#"[0,"a"]"#),
+            ("(0:a, 1:b)", r#"[[0,"a"],[1,"b"]]"#),
+            (
+                "{node=b-1 effect=killed}",
+                r#"{"effect":"killed","node":"b-1"}"#,
+            ),
+            ("({x=(1,2)})", r#"[{"x":[1,2]}]"#),
+            ("{}", "{}"),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(json(text).unwrap().to_string(), expected, "{text}");
+        }
+        for bad in ["", "(1", "(1 2)", "{x}", "{x=1 x=2}", "a)", r#""a"#] {
+            assert!(json(bad).is_err(), "{bad}");
+        }
+        let object = fields(&["a=1", "b=(x)"]).unwrap();
+        assert_eq!(Value::Object(object).to_string(), r#"{"a":1,"b":["x"]}"#);
+        assert!(fields(&["a"]).is_err());
+        assert!(fields(&["a=1", "a=2"]).is_err());
     }
 
     #[test]

@@ -133,62 +133,10 @@ impl Facts<'_> {
 
 #[cfg(test)]
 mod tests {
-    //! Each check fires on hand-made announcements that break its rule, and stays quiet on
-    //! ones that keep it: the checkers can fail.
-    use super::*;
-    use crate::check::kafka::ReplicaLogs;
-    use crate::check::test_support::*;
-    use crate::history::Event;
-
-    fn elected(at_us: u64, broker: u32, epoch: u32) -> Event {
-        let announced = ControllerEvent::ControllerElected {
-            controller_epoch: epoch,
-        };
-        event(at_us, &self::broker(broker), announced)
-    }
-
+    /// Each check's cases — a hand-made record that breaks its rule, and ones that keep
+    /// it — are the table `src/check/testdata/control.txt` (read by `check::tables`).
     #[test]
-    fn controller_checks_fire_on_two_controllers_and_on_epochs_going_back() {
-        let none = ReplicaLogs::new();
-        let two = [elected(10, 1, 1), elected(20, 2, 1)];
-        let facts = Facts::new(&two, &[], &none);
-        one(
-            &facts.single_controller_per_epoch(),
-            "controller epoch 1 has two controllers: broker-1",
-        );
-        assert!(facts.controller_epoch_monotonic().is_empty());
-
-        let back = [elected(10, 1, 2), elected(20, 2, 1)];
-        let facts = Facts::new(&back, &[], &none);
-        one(
-            &facts.controller_epoch_monotonic(),
-            "broker-2 was elected controller in epoch 1",
-        );
-        assert!(facts.single_controller_per_epoch().is_empty());
-
-        let fine = [elected(10, 1, 1), elected(20, 2, 2), elected(30, 1, 3)];
-        let facts = Facts::new(&fine, &[], &none);
-        assert!(facts.single_controller_per_epoch().is_empty());
-        assert!(facts.controller_epoch_monotonic().is_empty());
-    }
-
-    #[test]
-    fn controller_epoch_monotonic_fires_on_a_state_written_by_an_older_controller() {
-        let none = ReplicaLogs::new();
-        let state = |at, broker, version, controller_epoch| {
-            state(at, broker, version, version, controller_epoch)
-        };
-        // A zombie of epoch 1 writes over the state its successor of epoch 2 wrote.
-        let zombie = [state(10, 1, 3, 1), state(20, 2, 4, 2), state(30, 1, 5, 1)];
-        one(
-            &Facts::new(&zombie, &[], &none).controller_epoch_monotonic(),
-            "broker-1 wrote partition epoch 5 as controller epoch 1 (at 0.000s), after broker-2 \
-             wrote partition epoch 4 as controller epoch 2",
-        );
-        // Announced out of order (a paused controller), written in order: fine.
-        let fine = [state(10, 2, 5, 2), state(20, 1, 4, 1), state(30, 2, 6, 2)];
-        assert!(Facts::new(&fine, &[], &none)
-            .controller_epoch_monotonic()
-            .is_empty());
+    fn control_rules() {
+        crate::check::tables::run_broker_table("src/check/testdata/control.txt");
     }
 }

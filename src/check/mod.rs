@@ -15,6 +15,8 @@ pub mod linearizable;
 mod liveness;
 mod replication;
 #[cfg(test)]
+mod tables;
+#[cfg(test)]
 mod test_support;
 mod toolkit;
 mod writer;

@@ -1,10 +1,9 @@
-//! Hand-made run records for the checkers' unit tests: a two-writer scenario, writer
-//! acknowledgements, world events, and the brokers' events, producer and consumer history
-//! and replica logs of partition `orders/0`.
+//! Hand-made run records for the checkers' unit tests that are still written in Rust: a
+//! two-writer scenario, writer acknowledgements, world events, the brokers' events and
+//! producer history of partition `orders/0`. The broker checks' own cases are tables
+//! (`check::tables`).
 
-use super::kafka::ReplicaLogs;
-use super::{FinalLog, Violation};
-use crate::broker::controller::ControllerEvent;
+use super::Violation;
 use crate::broker::server::BrokerEvent;
 use crate::broker::{Acks, BrokerId, TopicPartition};
 use crate::history::{
@@ -147,34 +146,9 @@ pub fn follower(at_us: u64, broker: u32, p: u32, leader: u32, epoch: i32) -> Eve
     event(at_us, &self::broker(broker), announced)
 }
 
-/// `broker-<broker>`'s HW of `orders/<p>` advanced to `hw`.
-pub fn hw(at_us: u64, broker: u32, p: u32, hw: u64) -> Event {
-    let announced = BrokerEvent::Hw {
-        partition: tp(p),
-        hw: Offset(hw),
-        leader_epoch: LeaderEpoch(0),
-    };
-    event(at_us, &self::broker(broker), announced)
-}
-
 /// The world killed `broker-<broker>`.
 pub fn broker_killed(at_us: u64, broker: u32) -> Event {
     killed(at_us, &self::broker(broker))
-}
-
-/// `broker` wrote, as controller of `controller_epoch`, leader epoch `epoch` of
-/// `orders/0` in partition epoch `version`.
-pub fn state(at_us: u64, broker: u32, version: i32, epoch: i32, controller_epoch: u32) -> Event {
-    let announced = ControllerEvent::PartitionState {
-        partition: tp(0),
-        leader: Some(BrokerId(1)),
-        leader_epoch: LeaderEpoch(epoch),
-        isr: vec![BrokerId(1)],
-        elr: Vec::new(),
-        controller_epoch,
-        partition_epoch: version,
-    };
-    event(at_us, &self::broker(broker), announced)
 }
 
 /// A history entry of `node`.
@@ -230,50 +204,6 @@ pub fn acked(values: &[(&str, u64)], acks: Acks) -> Vec<HistoryEntry> {
         .collect()
 }
 
-/// `consumer` was assigned `orders/<p>` from `position`.
-pub fn assign(at_us: u64, consumer: &str, p: u32, position: u64) -> HistoryEntry {
-    h(
-        at_us,
-        consumer,
-        Op::Assign {
-            partitions: vec![(tp(p), position)],
-        },
-    )
-}
-
-/// `consumer` polled these records of `orders/<p>`.
-pub fn poll(at_us: u64, consumer: &str, p: u32, records: &[(u64, &str)]) -> HistoryEntry {
-    h(
-        at_us,
-        consumer,
-        Op::Poll {
-            partition: tp(p),
-            records: records.iter().map(|(o, v)| (*o, v.to_string())).collect(),
-        },
-    )
-}
-
-/// A final log from `start` holding `records`.
-pub fn flog(start: u64, records: &[(u64, &str)]) -> FinalLog {
-    FinalLog {
-        log_start: start,
-        log_end: records.last().map_or(start, |(o, _)| o + 1),
-        records: records.iter().map(|(o, v)| (*o, v.to_string())).collect(),
-        ..FinalLog::default()
-    }
-}
-
-/// `orders/0`'s replica logs by broker.
-pub fn logs(replicas: Vec<(u32, FinalLog)>) -> ReplicaLogs {
-    let mut all = ReplicaLogs::new();
-    for (broker, log) in replicas {
-        all.entry(tp(0))
-            .or_default()
-            .insert(format!("broker-{broker}"), log);
-    }
-    all
-}
-
 /// Exactly one violation, whose text holds `needle`.
 pub fn one(found: &[Violation], needle: &str) {
     assert_eq!(found.len(), 1, "{found:#?}");
@@ -283,4 +213,3 @@ pub fn one(found: &[Violation], needle: &str) {
 /// Values of producer-1's first incarnation, in send order.
 pub const A: &str = "producer-1-1-0";
 pub const B: &str = "producer-1-1-1";
-pub const C: &str = "producer-1-1-2";
