@@ -38,7 +38,10 @@
 //! deletion; the topics come from the scenario and the first controller creates them.
 
 use super::proto::{RequestBody, ResponseBody};
-use super::types::{BrokerId, KafkaError, PartitionState, TopicPartition};
+use super::types::{
+    BrokerEpoch, BrokerId, ControllerEpoch, KafkaError, PartitionEpoch, PartitionState,
+    TopicPartition,
+};
 use super::zk_paths::{self as paths, ControllerZnode, StateZnode, TopicZnode};
 use crate::log::LeaderEpoch;
 use crate::zk::client::Outcome;
@@ -121,12 +124,12 @@ pub enum ControllerEvent {
     /// It won the controller election in `controller_epoch`.
     ControllerElected {
         /// The epoch it won.
-        controller_epoch: u32,
+        controller_epoch: ControllerEpoch,
     },
     /// It stopped being controller.
     ControllerResigned {
         /// The epoch it led in.
-        controller_epoch: u32,
+        controller_epoch: ControllerEpoch,
         /// Why it resigned.
         why: String,
     },
@@ -144,9 +147,9 @@ pub enum ControllerEvent {
         /// The ELR written.
         elr: Vec<BrokerId>,
         /// The epoch of the controller that wrote it.
-        controller_epoch: u32,
+        controller_epoch: ControllerEpoch,
         /// The state znode's version after the write.
-        partition_epoch: i32,
+        partition_epoch: PartitionEpoch,
     },
 }
 
@@ -158,7 +161,7 @@ enum Purpose {
     /// `getData(/controller_epoch)` before trying to win.
     ReadEpoch,
     /// The election multi, for this epoch.
-    Elect { epoch: u32 },
+    Elect { epoch: ControllerEpoch },
     /// After an unknown election outcome: is `/controller` ours?
     ConfirmElection,
     /// `getData(/controller_epoch)` after confirming we won.
@@ -186,15 +189,15 @@ enum Purpose {
 /// The active controller's view.
 #[derive(Clone, Debug, Default)]
 struct Active {
-    epoch: u32,
+    epoch: ControllerEpoch,
     /// `/controller_epoch`'s version: the fence.
     epoch_version: i32,
     /// Live brokers → broker epoch (czxid of their registration).
-    live: BTreeMap<BrokerId, i64>,
+    live: BTreeMap<BrokerId, BrokerEpoch>,
     /// Broker reads outstanding (a membership change is processed when none are).
     broker_reads: BTreeSet<BrokerId>,
     /// The membership the pending broker reads will produce.
-    next_live: BTreeMap<BrokerId, i64>,
+    next_live: BTreeMap<BrokerId, BrokerEpoch>,
     /// Assignment of every known partition.
     replicas: BTreeMap<TopicPartition, Vec<BrokerId>>,
     /// Partition states as last read or written.
@@ -215,13 +218,13 @@ pub struct AlterPartition {
     /// The leader asking.
     pub broker_id: BrokerId,
     /// Its broker epoch.
-    pub broker_epoch: i64,
+    pub broker_epoch: BrokerEpoch,
     /// The partition.
     pub partition: TopicPartition,
     /// The leader epoch it leads in.
     pub leader_epoch: LeaderEpoch,
     /// The partition epoch its state has.
-    pub partition_epoch: i32,
+    pub partition_epoch: PartitionEpoch,
     /// The ISR it wants.
     pub new_isr: Vec<BrokerId>,
 }
@@ -261,20 +264,20 @@ impl ControllerCore {
     }
 
     /// The controller epoch, while active.
-    pub fn active_epoch(&self) -> Option<u32> {
+    pub fn active_epoch(&self) -> Option<ControllerEpoch> {
         self.active.as_ref().map(|a| a.epoch)
     }
 
     /// Whether this is still the active controller of `epoch` and `to` a live broker of
     /// it: a controller request to `to` is still worth delivering.
-    pub fn still_sends_to(&self, epoch: u32, to: BrokerId) -> bool {
+    pub fn still_sends_to(&self, epoch: ControllerEpoch, to: BrokerId) -> bool {
         self.active
             .as_ref()
             .is_some_and(|a| a.epoch == epoch && a.live.contains_key(&to))
     }
 
     /// The broker epoch of `to`'s registration as this active controller knows it.
-    pub fn live_broker_epoch(&self, to: BrokerId) -> Option<i64> {
+    pub fn live_broker_epoch(&self, to: BrokerId) -> Option<BrokerEpoch> {
         self.active.as_ref().and_then(|a| a.live.get(&to).copied())
     }
 
@@ -425,13 +428,15 @@ impl ControllerCore {
                 Ok(Ok(OpResult::Data { data, stat })) => {
                     let epoch = parse_epoch(&data);
                     self.zk(
-                        Purpose::Elect { epoch: epoch + 1 },
+                        Purpose::Elect {
+                            epoch: epoch.next(),
+                        },
                         Op::Multi {
                             ops: vec![
                                 self.create_controller_op(),
                                 Op::SetData {
                                     path: paths::CONTROLLER_EPOCH.into(),
-                                    data: (epoch + 1).to_string().into_bytes(),
+                                    data: epoch.next().to_string().into_bytes(),
                                     version: stat.version,
                                 },
                             ],
@@ -439,7 +444,9 @@ impl ControllerCore {
                     );
                 }
                 Ok(Err(e)) if e.error == ZkError::NoNode => self.zk(
-                    Purpose::Elect { epoch: 1 },
+                    Purpose::Elect {
+                        epoch: ControllerEpoch(1),
+                    },
                     Op::Multi {
                         ops: vec![
                             self.create_controller_op(),
@@ -513,7 +520,9 @@ impl ControllerCore {
                 }
                 match result {
                     Ok(Ok(OpResult::Data { stat, .. })) => {
-                        active.next_live.insert(id, stat.czxid.0 as i64);
+                        active
+                            .next_live
+                            .insert(id, BrokerEpoch(stat.czxid.0 as i64));
                     }
                     Ok(_) => {}
                     Err(_) => {
@@ -659,7 +668,7 @@ impl ControllerCore {
         }
     }
 
-    fn become_active(&mut self, epoch: u32, epoch_version: i32) {
+    fn become_active(&mut self, epoch: ControllerEpoch, epoch_version: i32) {
         if self.active.is_some() {
             return;
         }
@@ -873,7 +882,7 @@ impl ControllerCore {
             let state = StateZnode {
                 leader: live.first().map_or(-1, |&b| i64::from(b)),
                 leader_epoch: 0,
-                controller_epoch: active.epoch,
+                controller_epoch: active.epoch.0,
                 isr,
                 elr: Vec::new(),
             };
@@ -928,9 +937,10 @@ impl ControllerCore {
             Ok(Ok(OpResult::Data { data, stat })) => {
                 if let Some(znode) = paths::decode::<StateZnode>(&data) {
                     let replicas = active.replicas.get(&tp).cloned().unwrap_or_default();
-                    active
-                        .states
-                        .insert(tp.clone(), znode.to_state(stat.version, replicas));
+                    active.states.insert(
+                        tp.clone(),
+                        znode.to_state(PartitionEpoch(stat.version), replicas),
+                    );
                 }
             }
             Ok(_) => {}
@@ -1029,12 +1039,15 @@ impl ControllerCore {
         let Some(active) = self.active.as_mut() else {
             return;
         };
-        let current = active.states.get(&tp).map_or(0, |s| s.partition_epoch);
+        let current = active
+            .states
+            .get(&tp)
+            .map_or(PartitionEpoch(0), |s| s.partition_epoch);
         active.writing.insert(tp.clone());
         let set = Op::SetData {
             path: paths::state_path(&tp),
             data: paths::encode(&StateZnode::of(&state)),
-            version: current,
+            version: current.0,
         };
         let op = if self.config.legacy_unfenced_writes {
             // LEGACY (KAFKA-6082): no controller-epoch check; a zombie controller's write
@@ -1075,7 +1088,10 @@ impl ControllerCore {
                     OpResult::DataSet { stat } => Some(stat),
                     _ => None,
                 };
-                state.partition_epoch = stat.map_or(state.partition_epoch + 1, |s| s.version);
+                state.partition_epoch = stat
+                    .map_or(PartitionEpoch(state.partition_epoch.0 + 1), |s| {
+                        PartitionEpoch(s.version)
+                    });
                 active.states.insert(tp.clone(), state.clone());
                 active.writing.remove(&tp);
                 self.actions.push(ControllerAction::Announce(
@@ -1181,7 +1197,7 @@ impl ControllerCore {
         let Some(active) = self.active.as_ref() else {
             return;
         };
-        let live_brokers: Vec<(BrokerId, i64)> =
+        let live_brokers: Vec<(BrokerId, BrokerEpoch)> =
             active.live.iter().map(|(id, e)| (*id, *e)).collect();
         let partitions: Vec<(TopicPartition, PartitionState)> = active
             .states
@@ -1202,11 +1218,13 @@ impl ControllerCore {
     }
 }
 
-fn parse_epoch(data: &[u8]) -> u32 {
-    std::str::from_utf8(data)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+fn parse_epoch(data: &[u8]) -> ControllerEpoch {
+    ControllerEpoch(
+        std::str::from_utf8(data)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0),
+    )
 }
 
 /// What an AlterPartition may do: `Ok(Some(state))` to write (the current state, to be
@@ -1255,7 +1273,7 @@ pub struct Rules {
     /// The topic's `min.insync.replicas`.
     pub min_isr: usize,
     /// The deciding controller's epoch.
-    pub controller_epoch: u32,
+    pub controller_epoch: ControllerEpoch,
 }
 
 /// The state a leader's AlterPartition moving the ISR to `new_isr` writes: the new ISR, its

@@ -50,7 +50,7 @@
 use super::epoch_cache::{EpochEntry, LeaderEpochCache};
 use super::producer_state::{ProducerStateManager, SequenceCheck};
 use super::proto::{EpochEndOffset, FetchData};
-use super::types::{Acks, BrokerId, Bytes, KafkaError};
+use super::types::{Acks, BrokerId, Bytes, KafkaError, PartitionEpoch};
 use crate::disk::Disk;
 use crate::log::{
     check_batch, parse_header, AppendInfo, CheckpointFile, LeaderEpoch, Log, LogConfig, LogError,
@@ -226,14 +226,14 @@ pub enum ReplicaEvent {
         /// The ISR asked for.
         proposed: Vec<BrokerId>,
         /// The partition epoch the proposal is based on.
-        partition_epoch: i32,
+        partition_epoch: PartitionEpoch,
     },
     /// The ISR changed (the controller's answer was applied).
     IsrChanged {
         /// The new ISR.
         isr: Vec<BrokerId>,
         /// Its partition epoch.
-        partition_epoch: i32,
+        partition_epoch: PartitionEpoch,
     },
 }
 
@@ -259,7 +259,7 @@ pub struct IsrProposal {
     /// The leader epoch it is proposed in.
     pub leader_epoch: LeaderEpoch,
     /// The partition epoch of the state it changes.
-    pub partition_epoch: i32,
+    pub partition_epoch: PartitionEpoch,
     /// The ISR asked for.
     pub new_isr: Vec<BrokerId>,
 }
@@ -359,7 +359,7 @@ pub struct FollowerProgress {
 struct LeaderState {
     replicas: Vec<BrokerId>,
     isr: Vec<BrokerId>,
-    partition_epoch: i32,
+    partition_epoch: PartitionEpoch,
     /// Where the current leader epoch began.
     epoch_start_offset: Offset,
     /// Every replica but this one.
@@ -454,7 +454,7 @@ impl<D: Disk> Replica<D> {
         leader_epoch: LeaderEpoch,
         isr: Vec<BrokerId>,
         replicas: Vec<BrokerId>,
-        partition_epoch: i32,
+        partition_epoch: PartitionEpoch,
         now_ms: u64,
     ) -> Result<(), ReplicaError> {
         self.check_newer_epoch(leader_epoch)?;
@@ -892,7 +892,7 @@ impl<D: Disk> Replica<D> {
     pub fn set_isr(
         &mut self,
         isr: Vec<BrokerId>,
-        partition_epoch: i32,
+        partition_epoch: PartitionEpoch,
     ) -> Result<(), ReplicaError> {
         let leader = self.leader_mut_checked()?;
         if partition_epoch < leader.partition_epoch {
@@ -1024,7 +1024,7 @@ impl<D: Disk> Replica<D> {
     }
 
     /// The partition epoch as leader.
-    pub fn partition_epoch(&self) -> Option<i32> {
+    pub fn partition_epoch(&self) -> Option<PartitionEpoch> {
         match &self.role {
             RoleState::Leader(leader) => Some(leader.partition_epoch),
             _ => None,

@@ -43,7 +43,10 @@ use super::replica::{
     EpochRequest, FetchOutcome, FollowerFetch, IsrProposal, Replica, ReplicaConfig, ReplicaError,
     ReplicaEvent, Role,
 };
-use super::types::{Acks, BrokerId, KafkaError, PartitionState, ProducerIdentity, TopicPartition};
+use super::types::{
+    Acks, BrokerEpoch, BrokerId, ControllerEpoch, KafkaError, PartitionEpoch, PartitionState,
+    ProducerId, ProducerIdentity, TopicPartition,
+};
 use super::zk_paths as paths;
 use crate::disk::Disk;
 use crate::log::{decode_batches, BatchBuilder, BatchMeta, LeaderEpoch, Offset};
@@ -83,7 +86,7 @@ struct ControllerSend {
     to: BrokerId,
     body: RequestBody,
     /// The controller epoch it was sent in: a later controller does not resend it.
-    controller_epoch: u32,
+    controller_epoch: ControllerEpoch,
     /// Sent again (with a new correlation id) at this time if still unanswered.
     resend_at_ms: u64,
 }
@@ -173,12 +176,12 @@ pub enum BrokerEvent {
     /// Its registration znode was created: `broker_epoch` is its czxid.
     BrokerRegistered {
         /// The broker epoch.
-        broker_epoch: i64,
+        broker_epoch: BrokerEpoch,
     },
     /// Its session ended, and its registration with it.
     BrokerUnregistered {
         /// The broker epoch it had.
-        broker_epoch: i64,
+        broker_epoch: BrokerEpoch,
     },
     /// It opened a replica's log.
     LogOpened {
@@ -262,7 +265,7 @@ pub enum BrokerEvent {
         /// The new ISR.
         isr: Vec<BrokerId>,
         /// Its partition epoch.
-        partition_epoch: i32,
+        partition_epoch: PartitionEpoch,
     },
 }
 
@@ -308,7 +311,7 @@ struct PendingFetch {
     conn: u64,
     correlation_id: u64,
     deadline_ms: u64,
-    replica: Option<(BrokerId, i64)>,
+    replica: Option<(BrokerId, BrokerEpoch)>,
     partitions: Vec<FetchPartition>,
 }
 
@@ -337,10 +340,10 @@ pub struct BrokerCore<D: Disk> {
     /// The current ensemble session (`SessionId::NONE` between sessions).
     session: SessionId,
     /// The broker epoch of the current registration.
-    broker_epoch: Option<i64>,
+    broker_epoch: Option<BrokerEpoch>,
     registration_retry_at: Option<u64>,
     /// Newest controller epoch seen, and that controller.
-    controller_epoch: u32,
+    controller_epoch: ControllerEpoch,
     controller_id: Option<BrokerId>,
     /// Metadata cache.
     live_brokers: BTreeSet<BrokerId>,
@@ -388,7 +391,7 @@ impl<D: Disk> BrokerCore<D> {
             session: SessionId::NONE,
             broker_epoch: None,
             registration_retry_at: None,
-            controller_epoch: 0,
+            controller_epoch: ControllerEpoch(0),
             controller_id: None,
             live_brokers: BTreeSet::new(),
             metadata: BTreeMap::new(),
@@ -427,12 +430,12 @@ impl<D: Disk> BrokerCore<D> {
     }
 
     /// The broker epoch of the current registration.
-    pub fn broker_epoch(&self) -> Option<i64> {
+    pub fn broker_epoch(&self) -> Option<BrokerEpoch> {
         self.broker_epoch
     }
 
     /// The controller epoch, if this broker is the active controller.
-    pub fn active_controller_epoch(&self) -> Option<u32> {
+    pub fn active_controller_epoch(&self) -> Option<ControllerEpoch> {
         self.controller.active_epoch()
     }
 
@@ -524,7 +527,7 @@ impl<D: Disk> BrokerCore<D> {
                 Outcome::Done {
                     result: Ok(OpResult::Created { stat, .. }),
                     ..
-                } => self.registered(stat.czxid.0 as i64),
+                } => self.registered(BrokerEpoch(stat.czxid.0 as i64)),
                 Outcome::Done { result: Err(e), .. } if e.error == ZkError::NodeExists => {
                     // Either the previous session's registration, not expired yet, or
                     // this session's own from an attempt whose answer was lost: read the
@@ -556,7 +559,7 @@ impl<D: Disk> BrokerCore<D> {
                     result: Ok(OpResult::Exists { stat: Some(stat) }),
                     ..
                 } if stat.ephemeral_owner == self.session && self.session != SessionId::NONE => {
-                    self.registered(stat.czxid.0 as i64);
+                    self.registered(BrokerEpoch(stat.czxid.0 as i64));
                 }
                 // Another session's (it expires in time), gone meanwhile, or no answer.
                 Outcome::Unknown { error } | Outcome::NotSent { error }
@@ -567,7 +570,7 @@ impl<D: Disk> BrokerCore<D> {
     }
 
     /// Registration done: the znode's czxid is the broker epoch.
-    fn registered(&mut self, epoch: i64) {
+    fn registered(&mut self, epoch: BrokerEpoch) {
         self.broker_epoch = Some(epoch);
         self.announce(BrokerEvent::BrokerRegistered {
             broker_epoch: epoch,
@@ -752,9 +755,11 @@ impl<D: Disk> BrokerCore<D> {
                 );
             }
             RequestBody::InitProducerId => {
-                let producer_id = (i64::from(self.config.id.0) << 40)
-                    | ((self.config.incarnation as i64 & 0xffff) << 24)
-                    | self.next_producer_id;
+                let producer_id = ProducerId(
+                    (i64::from(self.config.id.0) << 40)
+                        | ((self.config.incarnation as i64 & 0xffff) << 24)
+                        | self.next_producer_id,
+                );
                 self.next_producer_id += 1;
                 let identity = ProducerIdentity {
                     producer_id,
@@ -1095,7 +1100,7 @@ impl<D: Disk> BrokerCore<D> {
 
     fn fetch_one(
         &mut self,
-        replica: Option<(BrokerId, i64)>,
+        replica: Option<(BrokerId, BrokerEpoch)>,
         part: &FetchPartition,
         now_ms: u64,
     ) -> Result<FetchData, KafkaError> {
@@ -1204,7 +1209,7 @@ impl<D: Disk> BrokerCore<D> {
         }
     }
 
-    fn see_controller(&mut self, id: BrokerId, epoch: u32) {
+    fn see_controller(&mut self, id: BrokerId, epoch: ControllerEpoch) {
         if epoch > self.controller_epoch || self.controller_id.is_none() {
             self.controller_epoch = epoch;
             self.controller_id = Some(id);
@@ -1578,7 +1583,7 @@ impl<D: Disk> BrokerCore<D> {
                 },
             });
         }
-        let broker_epoch = self.broker_epoch.unwrap_or(0);
+        let broker_epoch = self.broker_epoch.unwrap_or(BrokerEpoch(0));
         for (leader, partitions) in fetches {
             let fetcher = self.fetchers.entry(leader).or_default();
             if let Some((_, sent)) = fetcher.in_flight {

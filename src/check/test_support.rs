@@ -6,7 +6,7 @@ use super::kafka::ReplicaLogs;
 use super::{FinalLog, Violation};
 use crate::broker::controller::ControllerEvent;
 use crate::broker::server::BrokerEvent;
-use crate::broker::{Acks, BrokerId, TopicPartition};
+use crate::broker::{Acks, BrokerId, ControllerEpoch, PartitionEpoch, TopicPartition};
 use crate::history::{
     Announcement, Effect, Event, Fault, FaultSource, HistoryEntry, NodeEffect, Op, SendOutcome,
     WorldEvent,
@@ -171,8 +171,8 @@ pub fn state(at_us: u64, broker: u32, version: i32, epoch: i32, controller_epoch
         leader_epoch: LeaderEpoch(epoch),
         isr: vec![BrokerId(1)],
         elr: Vec::new(),
-        controller_epoch,
-        partition_epoch: version,
+        controller_epoch: ControllerEpoch(controller_epoch),
+        partition_epoch: PartitionEpoch(version),
     };
     event(at_us, &self::broker(broker), announced)
 }
