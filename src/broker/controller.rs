@@ -31,6 +31,13 @@
 //!   at once. The legacy lenient min ISR turns the ELR off: without a frozen HW it is
 //!   unsound, and Kafka before 4.0 had neither.
 //!
+//! Invariants (asserted): each election this core wins is in a newer controller epoch; a
+//! state write starts from the cached state's partition epoch, in the controller's own epoch,
+//! with a leader epoch no older; a successful write moves the partition epoch up and (with
+//! the epoch check) never replaces a newer controller's state; a live broker's epoch is
+//! only replaced by a larger one. The legacy zombie's stale writes are left to
+//! `controller-epoch-monotonic`, not asserted.
+//!
 //! Pure: it asks for ensemble operations ([`ControllerAction::Zk`]) and gets their outcomes
 //! back by id; it never awaits. One write per partition is in flight at a time; a write
 //! whose outcome is unknown (connection loss) is resolved by re-reading the state znode.
@@ -234,6 +241,8 @@ pub struct ControllerCore {
     config: ControllerConfig,
     /// `Some` while this broker is the active controller.
     active: Option<Active>,
+    /// The newest controller epoch this core has won (0 before any): each win is newer.
+    newest_won: ControllerEpoch,
     /// The broker has a session and takes part in elections.
     running: bool,
     /// LEGACY (KAFKA-6082): the session ended while active; the controller still acts on
@@ -250,6 +259,7 @@ impl ControllerCore {
         ControllerCore {
             config,
             active: None,
+            newest_won: ControllerEpoch(0),
             running: false,
             zombie: false,
             pending: BTreeMap::new(),
@@ -672,6 +682,14 @@ impl ControllerCore {
         if self.active.is_some() {
             return;
         }
+        // Each election sets `/controller_epoch` to one more than it read, under a version
+        // check: a later win is in a newer epoch.
+        assert!(
+            epoch > self.newest_won,
+            "controller epoch {epoch} won after epoch {}: controller epochs only grow",
+            self.newest_won
+        );
+        self.newest_won = epoch;
         self.active = Some(Active {
             epoch,
             epoch_version,
@@ -768,11 +786,26 @@ impl ControllerCore {
     }
 
     fn membership_known(&mut self) {
+        let legacy = self.config.legacy_unfenced_writes;
         let Some(active) = self.active.as_mut() else {
             return;
         };
         let old = std::mem::take(&mut active.live);
         active.live = std::mem::take(&mut active.next_live);
+        if !legacy {
+            // One session's reads never go back in time, and a broker's next registration
+            // is created after its last: a broker epoch is only replaced by a larger one.
+            // (A legacy zombie carries its view into its next session: left out.)
+            for (id, epoch) in &active.live {
+                if let Some(before) = old.get(id) {
+                    assert!(
+                        epoch >= before,
+                        "broker {id}: broker epoch {epoch} replaced {before}: broker epochs \
+                         only grow"
+                    );
+                }
+            }
+        }
         if !active.initialized {
             self.loaded_one();
             return;
@@ -1043,6 +1076,24 @@ impl ControllerCore {
             .states
             .get(&tp)
             .map_or(PartitionEpoch(0), |s| s.partition_epoch);
+        // The rules build the next state from the cached one: same version (the write is
+        // conditioned on it), a leader epoch no older, and this controller's epoch.
+        assert_eq!(
+            state.partition_epoch, current,
+            "{tp}: a state write must start from the cached partition epoch"
+        );
+        if let Some(cached) = active.states.get(&tp) {
+            assert!(
+                state.leader_epoch >= cached.leader_epoch,
+                "{tp}: writing leader epoch {} over {}: leader epochs only grow",
+                state.leader_epoch,
+                cached.leader_epoch
+            );
+        }
+        assert_eq!(
+            state.controller_epoch, active.epoch,
+            "{tp}: a controller writes in its own epoch"
+        );
         active.writing.insert(tp.clone());
         let set = Op::SetData {
             path: paths::state_path(&tp),
@@ -1074,7 +1125,7 @@ impl ControllerCore {
         reply: Option<u64>,
         result: Result<Result<OpResult, crate::zk::OpError>, ZkError>,
     ) {
-        let fenced = self.config.legacy_unfenced_writes;
+        let unfenced = self.config.legacy_unfenced_writes;
         let Some(active) = self.active.as_mut() else {
             return;
         };
@@ -1088,10 +1139,13 @@ impl ControllerCore {
                     OpResult::DataSet { stat } => Some(stat),
                     _ => None,
                 };
+                let written_over = state.partition_epoch;
                 state.partition_epoch = stat
                     .map_or(PartitionEpoch(state.partition_epoch.0 + 1), |s| {
                         PartitionEpoch(s.version)
                     });
+                let cached = active.states.get(&tp);
+                assert_written_state_is_newer(&tp, cached, &state, written_over, !unfenced);
                 active.states.insert(tp.clone(), state.clone());
                 active.writing.remove(&tp);
                 self.actions.push(ControllerAction::Announce(
@@ -1113,7 +1167,7 @@ impl ControllerCore {
                 self.elect_where_needed();
                 self.serve_waiting(&tp);
             }
-            Ok(Err(e)) if e.error == ZkError::BadVersion && e.index == Some(0) && !fenced => {
+            Ok(Err(e)) if e.error == ZkError::BadVersion && e.index == Some(0) && !unfenced => {
                 // The controller epoch moved: another controller took over.
                 if let Some(token) = reply {
                     self.reply_alter(token, Err(KafkaError::NotController));
@@ -1215,6 +1269,48 @@ impl ControllerCore {
                 },
             });
         }
+    }
+}
+
+/// A state write succeeded: the znode version moved past the one it was conditioned on
+/// (`written_over`), and the leader epoch did not go back. When `fenced` (the epoch check
+/// on every write), the write also proves this controller is the newest, so no state it
+/// replaces was written by a newer controller. The legacy unfenced zombie breaks exactly
+/// that (KAFKA-6082), which `controller-epoch-monotonic` must catch, so it is not asserted
+/// there.
+fn assert_written_state_is_newer(
+    tp: &TopicPartition,
+    cached: Option<&PartitionState>,
+    written: &PartitionState,
+    written_over: PartitionEpoch,
+    fenced: bool,
+) {
+    assert!(
+        written.partition_epoch > written_over,
+        "{tp}: partition epoch {} after a write over {written_over}: partition epochs only grow",
+        written.partition_epoch
+    );
+    let Some(cached) = cached else {
+        return;
+    };
+    assert!(
+        written.partition_epoch > cached.partition_epoch
+            && written.leader_epoch >= cached.leader_epoch,
+        "{tp}: wrote partition epoch {} leader epoch {} over partition epoch {} leader epoch \
+         {}: epochs only grow",
+        written.partition_epoch,
+        written.leader_epoch,
+        cached.partition_epoch,
+        cached.leader_epoch
+    );
+    if fenced {
+        assert!(
+            written.controller_epoch >= cached.controller_epoch,
+            "{tp}: controller epoch {} wrote over controller epoch {}'s state: controller \
+             epochs only grow",
+            written.controller_epoch,
+            cached.controller_epoch
+        );
     }
 }
 

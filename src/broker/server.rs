@@ -24,6 +24,11 @@
 //!   `broker id << 40 | incarnation << 24 | counter` (Kafka allocates blocks through the
 //!   ensemble).
 //!
+//! Invariants (asserted, after the fences that turn stale messages away): each
+//! registration of an incarnation has a larger broker epoch; the newest controller epoch
+//! seen only grows; applying a LeaderAndIsr never takes a replica's leader epoch, or within
+//! one leader epoch its partition epoch, back.
+//!
 //! Every replica event is announced for the checkers as a [`BrokerEvent`] (`become-leader`,
 //! `become-follower`, `hw`, `truncate`, ...), as are the controller's and the coordinator's
 //! ([`Announced`]).
@@ -341,6 +346,8 @@ pub struct BrokerCore<D: Disk> {
     session: SessionId,
     /// The broker epoch of the current registration.
     broker_epoch: Option<BrokerEpoch>,
+    /// The newest broker epoch this incarnation registered with: each one is larger.
+    newest_broker_epoch: Option<BrokerEpoch>,
     registration_retry_at: Option<u64>,
     /// Newest controller epoch seen, and that controller.
     controller_epoch: ControllerEpoch,
@@ -390,6 +397,7 @@ impl<D: Disk> BrokerCore<D> {
             parents_pending: 0,
             session: SessionId::NONE,
             broker_epoch: None,
+            newest_broker_epoch: None,
             registration_retry_at: None,
             controller_epoch: ControllerEpoch(0),
             controller_id: None,
@@ -571,6 +579,14 @@ impl<D: Disk> BrokerCore<D> {
 
     /// Registration done: the znode's czxid is the broker epoch.
     fn registered(&mut self, epoch: BrokerEpoch) {
+        // Each session registers once, after the previous session's znode is gone: its
+        // czxid is a later zxid than any earlier registration's.
+        assert!(
+            self.newest_broker_epoch.is_none_or(|newest| epoch > newest),
+            "broker epoch {epoch} after {:?}: broker epochs only grow",
+            self.newest_broker_epoch
+        );
+        self.newest_broker_epoch = Some(epoch);
         self.broker_epoch = Some(epoch);
         self.announce(BrokerEvent::BrokerRegistered {
             broker_epoch: epoch,
@@ -1210,6 +1226,12 @@ impl<D: Disk> BrokerCore<D> {
     }
 
     fn see_controller(&mut self, id: BrokerId, epoch: ControllerEpoch) {
+        // Paired with the STALE_CONTROLLER_EPOCH fence of every controller request.
+        assert!(
+            epoch >= self.controller_epoch,
+            "controller epoch {epoch} accepted after {}: the fence lets only newer ones in",
+            self.controller_epoch
+        );
         if epoch > self.controller_epoch || self.controller_id.is_none() {
             self.controller_epoch = epoch;
             self.controller_id = Some(id);
@@ -1251,6 +1273,7 @@ impl<D: Disk> BrokerCore<D> {
         let me = self.config.id;
         let replica = self.replicas.get_mut(tp).expect("opened");
         let current = replica.leader_epoch();
+        let partition_epoch_before = replica.partition_epoch();
         let result = if state.leader_epoch > current || current == LeaderEpoch::NONE {
             match state.leader {
                 Some(leader) if leader == me => replica.become_leader(
@@ -1268,6 +1291,22 @@ impl<D: Disk> BrokerCore<D> {
         } else {
             Ok(())
         };
+        // Whatever was applied or refused, the replica's epochs did not go back.
+        assert!(
+            replica.leader_epoch() >= current,
+            "{tp}: leader epoch {} after {current}: a replica's leader epochs only grow",
+            replica.leader_epoch()
+        );
+        if replica.leader_epoch() == current {
+            if let (Some(before), Some(after)) = (partition_epoch_before, replica.partition_epoch())
+            {
+                assert!(
+                    after >= before,
+                    "{tp}: partition epoch {after} after {before} in leader epoch {current}: \
+                     partition epochs only grow"
+                );
+            }
+        }
         if let Err(e) = result {
             self.announce(BrokerEvent::LeaderAndIsrRefused {
                 partition: tp.clone(),
@@ -1764,6 +1803,7 @@ fn read_group_records<D: Disk>(replica: &Replica<D>) -> Result<Vec<GroupRecord>,
     let mut records = Vec::new();
     let mut from = replica.log_start_offset();
     let end = replica.high_watermark();
+    debug_assert!(end <= replica.log_end_offset(), "HW {end} beyond the LEO");
     while from < end {
         let bytes = replica
             .log()
