@@ -3,7 +3,7 @@
 
 use ksim::log::{
     check_batch, decode_batch, decode_batches, parse_header, BatchBuilder, BatchError, BatchMeta,
-    LeaderEpoch, Offset, BATCH_HEADER_BYTES,
+    LeaderEpoch, Offset, ProducerId, BATCH_HEADER_BYTES,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -32,7 +32,7 @@ fn meta() -> impl Strategy<Value = BatchMeta> {
             |(epoch, ts, producer_id, producer_epoch, base_sequence)| BatchMeta {
                 leader_epoch: LeaderEpoch(epoch),
                 base_timestamp_ms: ts,
-                producer_id,
+                producer_id: ProducerId(producer_id),
                 producer_epoch,
                 base_sequence,
             },

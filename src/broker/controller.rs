@@ -31,6 +31,13 @@
 //!   at once. The legacy lenient min ISR turns the ELR off: without a frozen HW it is
 //!   unsound, and Kafka before 4.0 had neither.
 //!
+//! Invariants (asserted): each election this core wins is in a newer controller epoch; a
+//! state write starts from the cached state's partition epoch, in the controller's own epoch,
+//! with a leader epoch no older; a successful write moves the partition epoch up and (with
+//! the epoch check) never replaces a newer controller's state; a live broker's epoch is
+//! only replaced by a larger one. The legacy zombie's stale writes are left to
+//! `controller-epoch-monotonic`, not asserted.
+//!
 //! Pure: it asks for ensemble operations ([`ControllerAction::Zk`]) and gets their outcomes
 //! back by id; it never awaits. One write per partition is in flight at a time; a write
 //! whose outcome is unknown (connection loss) is resolved by re-reading the state znode.
@@ -38,7 +45,10 @@
 //! deletion; the topics come from the scenario and the first controller creates them.
 
 use super::proto::{RequestBody, ResponseBody};
-use super::types::{BrokerId, KafkaError, PartitionState, TopicPartition};
+use super::types::{
+    BrokerEpoch, BrokerId, ControllerEpoch, KafkaError, PartitionEpoch, PartitionState,
+    TopicPartition,
+};
 use super::zk_paths::{self as paths, ControllerZnode, StateZnode, TopicZnode};
 use crate::log::LeaderEpoch;
 use crate::zk::client::Outcome;
@@ -121,12 +131,12 @@ pub enum ControllerEvent {
     /// It won the controller election in `controller_epoch`.
     ControllerElected {
         /// The epoch it won.
-        controller_epoch: u32,
+        controller_epoch: ControllerEpoch,
     },
     /// It stopped being controller.
     ControllerResigned {
         /// The epoch it led in.
-        controller_epoch: u32,
+        controller_epoch: ControllerEpoch,
         /// Why it resigned.
         why: String,
     },
@@ -144,9 +154,9 @@ pub enum ControllerEvent {
         /// The ELR written.
         elr: Vec<BrokerId>,
         /// The epoch of the controller that wrote it.
-        controller_epoch: u32,
+        controller_epoch: ControllerEpoch,
         /// The state znode's version after the write.
-        partition_epoch: i32,
+        partition_epoch: PartitionEpoch,
     },
 }
 
@@ -158,7 +168,7 @@ enum Purpose {
     /// `getData(/controller_epoch)` before trying to win.
     ReadEpoch,
     /// The election multi, for this epoch.
-    Elect { epoch: u32 },
+    Elect { epoch: ControllerEpoch },
     /// After an unknown election outcome: is `/controller` ours?
     ConfirmElection,
     /// `getData(/controller_epoch)` after confirming we won.
@@ -186,15 +196,15 @@ enum Purpose {
 /// The active controller's view.
 #[derive(Clone, Debug, Default)]
 struct Active {
-    epoch: u32,
+    epoch: ControllerEpoch,
     /// `/controller_epoch`'s version: the fence.
     epoch_version: i32,
     /// Live brokers → broker epoch (czxid of their registration).
-    live: BTreeMap<BrokerId, i64>,
+    live: BTreeMap<BrokerId, BrokerEpoch>,
     /// Broker reads outstanding (a membership change is processed when none are).
     broker_reads: BTreeSet<BrokerId>,
     /// The membership the pending broker reads will produce.
-    next_live: BTreeMap<BrokerId, i64>,
+    next_live: BTreeMap<BrokerId, BrokerEpoch>,
     /// Assignment of every known partition.
     replicas: BTreeMap<TopicPartition, Vec<BrokerId>>,
     /// Partition states as last read or written.
@@ -215,13 +225,13 @@ pub struct AlterPartition {
     /// The leader asking.
     pub broker_id: BrokerId,
     /// Its broker epoch.
-    pub broker_epoch: i64,
+    pub broker_epoch: BrokerEpoch,
     /// The partition.
     pub partition: TopicPartition,
     /// The leader epoch it leads in.
     pub leader_epoch: LeaderEpoch,
     /// The partition epoch its state has.
-    pub partition_epoch: i32,
+    pub partition_epoch: PartitionEpoch,
     /// The ISR it wants.
     pub new_isr: Vec<BrokerId>,
 }
@@ -231,6 +241,8 @@ pub struct ControllerCore {
     config: ControllerConfig,
     /// `Some` while this broker is the active controller.
     active: Option<Active>,
+    /// The newest controller epoch this core has won (0 before any): each win is newer.
+    newest_won: ControllerEpoch,
     /// The broker has a session and takes part in elections.
     running: bool,
     /// LEGACY (KAFKA-6082): the session ended while active; the controller still acts on
@@ -247,6 +259,7 @@ impl ControllerCore {
         ControllerCore {
             config,
             active: None,
+            newest_won: ControllerEpoch(0),
             running: false,
             zombie: false,
             pending: BTreeMap::new(),
@@ -261,20 +274,20 @@ impl ControllerCore {
     }
 
     /// The controller epoch, while active.
-    pub fn active_epoch(&self) -> Option<u32> {
+    pub fn active_epoch(&self) -> Option<ControllerEpoch> {
         self.active.as_ref().map(|a| a.epoch)
     }
 
     /// Whether this is still the active controller of `epoch` and `to` a live broker of
     /// it: a controller request to `to` is still worth delivering.
-    pub fn still_sends_to(&self, epoch: u32, to: BrokerId) -> bool {
+    pub fn still_sends_to(&self, epoch: ControllerEpoch, to: BrokerId) -> bool {
         self.active
             .as_ref()
             .is_some_and(|a| a.epoch == epoch && a.live.contains_key(&to))
     }
 
     /// The broker epoch of `to`'s registration as this active controller knows it.
-    pub fn live_broker_epoch(&self, to: BrokerId) -> Option<i64> {
+    pub fn live_broker_epoch(&self, to: BrokerId) -> Option<BrokerEpoch> {
         self.active.as_ref().and_then(|a| a.live.get(&to).copied())
     }
 
@@ -425,13 +438,15 @@ impl ControllerCore {
                 Ok(Ok(OpResult::Data { data, stat })) => {
                     let epoch = parse_epoch(&data);
                     self.zk(
-                        Purpose::Elect { epoch: epoch + 1 },
+                        Purpose::Elect {
+                            epoch: epoch.next(),
+                        },
                         Op::Multi {
                             ops: vec![
                                 self.create_controller_op(),
                                 Op::SetData {
                                     path: paths::CONTROLLER_EPOCH.into(),
-                                    data: (epoch + 1).to_string().into_bytes(),
+                                    data: epoch.next().to_string().into_bytes(),
                                     version: stat.version,
                                 },
                             ],
@@ -439,7 +454,9 @@ impl ControllerCore {
                     );
                 }
                 Ok(Err(e)) if e.error == ZkError::NoNode => self.zk(
-                    Purpose::Elect { epoch: 1 },
+                    Purpose::Elect {
+                        epoch: ControllerEpoch(1),
+                    },
                     Op::Multi {
                         ops: vec![
                             self.create_controller_op(),
@@ -513,7 +530,9 @@ impl ControllerCore {
                 }
                 match result {
                     Ok(Ok(OpResult::Data { stat, .. })) => {
-                        active.next_live.insert(id, stat.czxid.0 as i64);
+                        active
+                            .next_live
+                            .insert(id, BrokerEpoch(stat.czxid.0 as i64));
                     }
                     Ok(_) => {}
                     Err(_) => {
@@ -659,10 +678,18 @@ impl ControllerCore {
         }
     }
 
-    fn become_active(&mut self, epoch: u32, epoch_version: i32) {
+    fn become_active(&mut self, epoch: ControllerEpoch, epoch_version: i32) {
         if self.active.is_some() {
             return;
         }
+        // Each election sets `/controller_epoch` to one more than it read, under a version
+        // check: a later win is in a newer epoch.
+        assert!(
+            epoch > self.newest_won,
+            "controller epoch {epoch} won after epoch {}: controller epochs only grow",
+            self.newest_won
+        );
+        self.newest_won = epoch;
         self.active = Some(Active {
             epoch,
             epoch_version,
@@ -759,11 +786,26 @@ impl ControllerCore {
     }
 
     fn membership_known(&mut self) {
+        let legacy = self.config.legacy_unfenced_writes;
         let Some(active) = self.active.as_mut() else {
             return;
         };
         let old = std::mem::take(&mut active.live);
         active.live = std::mem::take(&mut active.next_live);
+        if !legacy {
+            // One session's reads never go back in time, and a broker's next registration
+            // is created after its last: a broker epoch is only replaced by a larger one.
+            // (A legacy zombie carries its view into its next session: left out.)
+            for (id, epoch) in &active.live {
+                if let Some(before) = old.get(id) {
+                    assert!(
+                        epoch >= before,
+                        "broker {id}: broker epoch {epoch} replaced {before}: broker epochs \
+                         only grow"
+                    );
+                }
+            }
+        }
         if !active.initialized {
             self.loaded_one();
             return;
@@ -873,7 +915,7 @@ impl ControllerCore {
             let state = StateZnode {
                 leader: live.first().map_or(-1, |&b| i64::from(b)),
                 leader_epoch: 0,
-                controller_epoch: active.epoch,
+                controller_epoch: active.epoch.0,
                 isr,
                 elr: Vec::new(),
             };
@@ -928,9 +970,10 @@ impl ControllerCore {
             Ok(Ok(OpResult::Data { data, stat })) => {
                 if let Some(znode) = paths::decode::<StateZnode>(&data) {
                     let replicas = active.replicas.get(&tp).cloned().unwrap_or_default();
-                    active
-                        .states
-                        .insert(tp.clone(), znode.to_state(stat.version, replicas));
+                    active.states.insert(
+                        tp.clone(),
+                        znode.to_state(PartitionEpoch(stat.version), replicas),
+                    );
                 }
             }
             Ok(_) => {}
@@ -1029,12 +1072,33 @@ impl ControllerCore {
         let Some(active) = self.active.as_mut() else {
             return;
         };
-        let current = active.states.get(&tp).map_or(0, |s| s.partition_epoch);
+        let current = active
+            .states
+            .get(&tp)
+            .map_or(PartitionEpoch(0), |s| s.partition_epoch);
+        // The rules build the next state from the cached one: same version (the write is
+        // conditioned on it), a leader epoch no older, and this controller's epoch.
+        assert_eq!(
+            state.partition_epoch, current,
+            "{tp}: a state write must start from the cached partition epoch"
+        );
+        if let Some(cached) = active.states.get(&tp) {
+            assert!(
+                state.leader_epoch >= cached.leader_epoch,
+                "{tp}: writing leader epoch {} over {}: leader epochs only grow",
+                state.leader_epoch,
+                cached.leader_epoch
+            );
+        }
+        assert_eq!(
+            state.controller_epoch, active.epoch,
+            "{tp}: a controller writes in its own epoch"
+        );
         active.writing.insert(tp.clone());
         let set = Op::SetData {
             path: paths::state_path(&tp),
             data: paths::encode(&StateZnode::of(&state)),
-            version: current,
+            version: current.0,
         };
         let op = if self.config.legacy_unfenced_writes {
             // LEGACY (KAFKA-6082): no controller-epoch check; a zombie controller's write
@@ -1061,7 +1125,7 @@ impl ControllerCore {
         reply: Option<u64>,
         result: Result<Result<OpResult, crate::zk::OpError>, ZkError>,
     ) {
-        let fenced = self.config.legacy_unfenced_writes;
+        let unfenced = self.config.legacy_unfenced_writes;
         let Some(active) = self.active.as_mut() else {
             return;
         };
@@ -1075,7 +1139,13 @@ impl ControllerCore {
                     OpResult::DataSet { stat } => Some(stat),
                     _ => None,
                 };
-                state.partition_epoch = stat.map_or(state.partition_epoch + 1, |s| s.version);
+                let written_over = state.partition_epoch;
+                state.partition_epoch = stat
+                    .map_or(PartitionEpoch(state.partition_epoch.0 + 1), |s| {
+                        PartitionEpoch(s.version)
+                    });
+                let cached = active.states.get(&tp);
+                assert_written_state_is_newer(&tp, cached, &state, written_over, !unfenced);
                 active.states.insert(tp.clone(), state.clone());
                 active.writing.remove(&tp);
                 self.actions.push(ControllerAction::Announce(
@@ -1097,7 +1167,7 @@ impl ControllerCore {
                 self.elect_where_needed();
                 self.serve_waiting(&tp);
             }
-            Ok(Err(e)) if e.error == ZkError::BadVersion && e.index == Some(0) && !fenced => {
+            Ok(Err(e)) if e.error == ZkError::BadVersion && e.index == Some(0) && !unfenced => {
                 // The controller epoch moved: another controller took over.
                 if let Some(token) = reply {
                     self.reply_alter(token, Err(KafkaError::NotController));
@@ -1181,7 +1251,7 @@ impl ControllerCore {
         let Some(active) = self.active.as_ref() else {
             return;
         };
-        let live_brokers: Vec<(BrokerId, i64)> =
+        let live_brokers: Vec<(BrokerId, BrokerEpoch)> =
             active.live.iter().map(|(id, e)| (*id, *e)).collect();
         let partitions: Vec<(TopicPartition, PartitionState)> = active
             .states
@@ -1202,11 +1272,55 @@ impl ControllerCore {
     }
 }
 
-fn parse_epoch(data: &[u8]) -> u32 {
-    std::str::from_utf8(data)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+/// A state write succeeded: the znode version moved past the one it was conditioned on
+/// (`written_over`), and the leader epoch did not go back. When `fenced` (the epoch check
+/// on every write), the write also proves this controller is the newest, so no state it
+/// replaces was written by a newer controller. The legacy unfenced zombie breaks exactly
+/// that (KAFKA-6082), which `controller-epoch-monotonic` must catch, so it is not asserted
+/// there.
+fn assert_written_state_is_newer(
+    tp: &TopicPartition,
+    cached: Option<&PartitionState>,
+    written: &PartitionState,
+    written_over: PartitionEpoch,
+    fenced: bool,
+) {
+    assert!(
+        written.partition_epoch > written_over,
+        "{tp}: partition epoch {} after a write over {written_over}: partition epochs only grow",
+        written.partition_epoch
+    );
+    let Some(cached) = cached else {
+        return;
+    };
+    assert!(
+        written.partition_epoch > cached.partition_epoch
+            && written.leader_epoch >= cached.leader_epoch,
+        "{tp}: wrote partition epoch {} leader epoch {} over partition epoch {} leader epoch \
+         {}: epochs only grow",
+        written.partition_epoch,
+        written.leader_epoch,
+        cached.partition_epoch,
+        cached.leader_epoch
+    );
+    if fenced {
+        assert!(
+            written.controller_epoch >= cached.controller_epoch,
+            "{tp}: controller epoch {} wrote over controller epoch {}'s state: controller \
+             epochs only grow",
+            written.controller_epoch,
+            cached.controller_epoch
+        );
+    }
+}
+
+fn parse_epoch(data: &[u8]) -> ControllerEpoch {
+    ControllerEpoch(
+        std::str::from_utf8(data)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0),
+    )
 }
 
 /// What an AlterPartition may do: `Ok(Some(state))` to write (the current state, to be
@@ -1255,7 +1369,7 @@ pub struct Rules {
     /// The topic's `min.insync.replicas`.
     pub min_isr: usize,
     /// The deciding controller's epoch.
-    pub controller_epoch: u32,
+    pub controller_epoch: ControllerEpoch,
 }
 
 /// The state a leader's AlterPartition moving the ISR to `new_isr` writes: the new ISR, its

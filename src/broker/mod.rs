@@ -2,7 +2,7 @@
 //! the wire protocol between brokers and clients. Pure cores; the shell is
 //! `node::broker`.
 //!
-//! Modules: [`types`] (ids, partitions, acks, Kafka's error names), [`proto`] (requests
+//! Modules: [`types`] (ids, epochs, partitions, acks, Kafka's error names), [`proto`] (requests
 //! and responses), [`zk_paths`] (the znode layout), [`controller`] (election, leader
 //! and ISR decisions), [`coordinator`] (consumer groups and their offsets), [`replica`] (one partition replica: leader and follower logic),
 //! [`epoch_cache`] (its leader epoch cache), [`producer_state`] (its idempotent
@@ -21,5 +21,6 @@ pub mod types;
 pub mod zk_paths;
 
 pub use types::{
-    Acks, BrokerId, Bytes, KafkaError, PartitionState, ProducerIdentity, TopicPartition,
+    Acks, BrokerEpoch, BrokerId, Bytes, ControllerEpoch, KafkaError, PartitionEpoch,
+    PartitionState, ProducerId, ProducerIdentity, TopicPartition,
 };

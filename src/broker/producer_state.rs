@@ -20,7 +20,7 @@
 //! batches may have been deleted by retention.
 
 use crate::broker::KafkaError;
-use crate::log::Offset;
+use crate::log::{Offset, ProducerId};
 use std::collections::{BTreeMap, VecDeque};
 
 /// How many recent batches per producer are remembered for duplicate detection
@@ -61,7 +61,7 @@ pub enum SequenceCheck {
 /// The idempotent producers of one partition.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProducerStateManager {
-    producers: BTreeMap<i64, ProducerEntry>,
+    producers: BTreeMap<ProducerId, ProducerEntry>,
 }
 
 impl ProducerStateManager {
@@ -71,7 +71,7 @@ impl ProducerStateManager {
     }
 
     /// The state of `producer_id`, if any.
-    pub fn entry(&self, producer_id: i64) -> Option<&ProducerEntry> {
+    pub fn entry(&self, producer_id: ProducerId) -> Option<&ProducerEntry> {
         self.producers.get(&producer_id)
     }
 
@@ -90,12 +90,12 @@ impl ProducerStateManager {
     /// producer id (`-1`) is not idempotent and always appended.
     pub fn check(
         &self,
-        producer_id: i64,
+        producer_id: ProducerId,
         producer_epoch: i16,
         first_sequence: i32,
         record_count: i32,
     ) -> Result<SequenceCheck, KafkaError> {
-        if producer_id < 0 {
+        if !producer_id.is_some() {
             return Ok(SequenceCheck::Append);
         }
         let Some(entry) = self.producers.get(&producer_id) else {
@@ -130,13 +130,13 @@ impl ProducerStateManager {
     /// A batch without a producer id is ignored.
     pub fn record(
         &mut self,
-        producer_id: i64,
+        producer_id: ProducerId,
         producer_epoch: i16,
         first_sequence: i32,
         first_offset: Offset,
         last_offset: Offset,
     ) {
-        if producer_id < 0 {
+        if !producer_id.is_some() {
             return;
         }
         let entry = self.producers.entry(producer_id).or_default();
@@ -172,24 +172,27 @@ mod tests {
     use super::*;
 
     fn append(s: &mut ProducerStateManager, pid: i64, epoch: i16, seq: i32, n: u64, at: u64) {
-        s.record(pid, epoch, seq, Offset(at), Offset(at + n - 1));
+        s.record(ProducerId(pid), epoch, seq, Offset(at), Offset(at + n - 1));
     }
 
     #[test]
     fn only_the_next_sequence_is_appended() {
         let mut s = ProducerStateManager::new();
-        assert_eq!(s.check(7, 0, 0, 2), Ok(SequenceCheck::Append));
+        assert_eq!(s.check(ProducerId(7), 0, 0, 2), Ok(SequenceCheck::Append));
         append(&mut s, 7, 0, 0, 2, 10);
-        assert_eq!(s.check(7, 0, 2, 3), Ok(SequenceCheck::Append));
+        assert_eq!(s.check(ProducerId(7), 0, 2, 3), Ok(SequenceCheck::Append));
         assert_eq!(
-            s.check(7, 0, 3, 1),
+            s.check(ProducerId(7), 0, 3, 1),
             Err(KafkaError::OutOfOrderSequenceNumber)
         );
         assert_eq!(
-            s.check(7, 0, 1, 1),
+            s.check(ProducerId(7), 0, 1, 1),
             Err(KafkaError::OutOfOrderSequenceNumber)
         );
-        assert_eq!(s.check(-1, -1, -1, 4), Ok(SequenceCheck::Append));
+        assert_eq!(
+            s.check(ProducerId::NONE, -1, -1, 4),
+            Ok(SequenceCheck::Append)
+        );
     }
 
     #[test]
@@ -198,14 +201,14 @@ mod tests {
         for i in 0..7u64 {
             append(&mut s, 7, 0, i as i32, 1, 100 + i);
         }
-        assert_eq!(s.entry(7).unwrap().batches.len(), DEDUP_WINDOW);
-        match s.check(7, 0, 2, 1) {
+        assert_eq!(s.entry(ProducerId(7)).unwrap().batches.len(), DEDUP_WINDOW);
+        match s.check(ProducerId(7), 0, 2, 1) {
             Ok(SequenceCheck::Duplicate(b)) => assert_eq!(b.first_offset, Offset(102)),
             other => panic!("{other:?}"),
         }
         // Too old to remember: out of order.
         assert_eq!(
-            s.check(7, 0, 1, 1),
+            s.check(ProducerId(7), 0, 1, 1),
             Err(KafkaError::OutOfOrderSequenceNumber)
         );
     }
@@ -214,23 +217,29 @@ mod tests {
     fn epochs_fence_and_reset_sequences() {
         let mut s = ProducerStateManager::new();
         append(&mut s, 7, 2, 0, 3, 0);
-        assert_eq!(s.check(7, 1, 3, 1), Err(KafkaError::InvalidProducerEpoch));
-        assert_eq!(s.check(7, 3, 0, 1), Ok(SequenceCheck::Append));
         assert_eq!(
-            s.check(7, 3, 5, 1),
+            s.check(ProducerId(7), 1, 3, 1),
+            Err(KafkaError::InvalidProducerEpoch)
+        );
+        assert_eq!(s.check(ProducerId(7), 3, 0, 1), Ok(SequenceCheck::Append));
+        assert_eq!(
+            s.check(ProducerId(7), 3, 5, 1),
             Err(KafkaError::OutOfOrderSequenceNumber)
         );
         append(&mut s, 7, 3, 0, 1, 3);
-        assert_eq!(s.entry(7).unwrap().batches.len(), 1);
+        assert_eq!(s.entry(ProducerId(7)).unwrap().batches.len(), 1);
         // An unknown producer (its batches may be gone with retention) starts anywhere.
-        assert_eq!(s.check(8, 0, 41, 1), Ok(SequenceCheck::Append));
+        assert_eq!(s.check(ProducerId(8), 0, 41, 1), Ok(SequenceCheck::Append));
     }
 
     #[test]
     fn sequences_wrap_at_i32_max() {
         let mut s = ProducerStateManager::new();
         append(&mut s, 7, 0, i32::MAX - 1, 2, 0);
-        assert_eq!(s.entry(7).unwrap().batches[0].last_sequence, i32::MAX);
-        assert_eq!(s.check(7, 0, 0, 1), Ok(SequenceCheck::Append));
+        assert_eq!(
+            s.entry(ProducerId(7)).unwrap().batches[0].last_sequence,
+            i32::MAX
+        );
+        assert_eq!(s.check(ProducerId(7), 0, 0, 1), Ok(SequenceCheck::Append));
     }
 }

@@ -11,7 +11,8 @@
 //! Simplifications: one API version each; no throttling, no sessions for incremental fetch.
 
 use super::types::{
-    Acks, BrokerId, Bytes, KafkaError, PartitionState, ProducerIdentity, TopicPartition,
+    Acks, BrokerEpoch, BrokerId, Bytes, ControllerEpoch, KafkaError, PartitionEpoch,
+    PartitionState, ProducerIdentity, TopicPartition,
 };
 use crate::log::{LeaderEpoch, Offset};
 use serde::{Deserialize, Serialize};
@@ -58,7 +59,7 @@ pub enum RequestBody {
         /// The fetching follower, or `None` for a consumer.
         replica_id: Option<BrokerId>,
         /// The broker epoch of the fetching follower (KIP-380), 0 for a consumer.
-        replica_epoch: i64,
+        replica_epoch: BrokerEpoch,
         /// Wait up to this long for data before answering empty.
         max_wait_ms: u64,
         /// What to read.
@@ -77,10 +78,10 @@ pub enum RequestBody {
         /// The controller.
         controller_id: BrokerId,
         /// Its epoch; older than the newest seen → STALE_CONTROLLER_EPOCH.
-        controller_epoch: u32,
+        controller_epoch: ControllerEpoch,
         /// The recipient's broker epoch the controller knows (KIP-380); an older one is
         /// aimed at an earlier incarnation → STALE_BROKER_EPOCH.
-        broker_epoch: i64,
+        broker_epoch: BrokerEpoch,
         /// The partitions and their new state.
         partitions: Vec<(TopicPartition, PartitionState)>,
     },
@@ -89,9 +90,9 @@ pub enum RequestBody {
         /// The controller.
         controller_id: BrokerId,
         /// Its epoch.
-        controller_epoch: u32,
+        controller_epoch: ControllerEpoch,
         /// Live brokers with their broker epochs.
-        live_brokers: Vec<(BrokerId, i64)>,
+        live_brokers: Vec<(BrokerId, BrokerEpoch)>,
         /// Every partition's state.
         partitions: Vec<(TopicPartition, PartitionState)>,
     },
@@ -100,13 +101,13 @@ pub enum RequestBody {
         /// The leader.
         broker_id: BrokerId,
         /// Its broker epoch.
-        broker_epoch: i64,
+        broker_epoch: BrokerEpoch,
         /// The partition.
         partition: TopicPartition,
         /// The leader epoch it leads in.
         leader_epoch: LeaderEpoch,
         /// The partition epoch its current state has.
-        partition_epoch: i32,
+        partition_epoch: PartitionEpoch,
         /// The ISR it asks for.
         new_isr: Vec<BrokerId>,
     },
@@ -381,7 +382,7 @@ mod tests {
             correlation_id: 7,
             body: RequestBody::Fetch {
                 replica_id: Some(BrokerId(2)),
-                replica_epoch: 0x1_0000_0003,
+                replica_epoch: BrokerEpoch(0x1_0000_0003),
                 max_wait_ms: 500,
                 partitions: vec![FetchPartition {
                     partition: TopicPartition::new("orders", 1),

@@ -37,8 +37,9 @@
 //!   which diverges after fast double failovers. Either legacy switch models a pre-KIP-320
 //!   follower: its fetches carry no `last_fetched_epoch`.
 //!
-//! Invariants (asserted): `log start ≤ HW ≤ LEO`; the leader's HW never decreases; leader
-//! epochs only grow.
+//! Invariants (asserted): `log start ≤ HW ≤ LEO` (also at every HW update); the leader's HW
+//! never decreases; leader epochs only grow (asserted where `become_leader` and
+//! `become_follower` change it, after the fence that refuses older ones).
 //!
 //! Simplifications vs Kafka: producer state is rebuilt by scanning the whole log on open
 //! and after every truncation (no snapshots); the HW checkpoint is one file per partition
@@ -50,7 +51,7 @@
 use super::epoch_cache::{EpochEntry, LeaderEpochCache};
 use super::producer_state::{ProducerStateManager, SequenceCheck};
 use super::proto::{EpochEndOffset, FetchData};
-use super::types::{Acks, BrokerId, Bytes, KafkaError};
+use super::types::{Acks, BrokerId, Bytes, KafkaError, PartitionEpoch};
 use crate::disk::Disk;
 use crate::log::{
     check_batch, parse_header, AppendInfo, CheckpointFile, LeaderEpoch, Log, LogConfig, LogError,
@@ -226,14 +227,14 @@ pub enum ReplicaEvent {
         /// The ISR asked for.
         proposed: Vec<BrokerId>,
         /// The partition epoch the proposal is based on.
-        partition_epoch: i32,
+        partition_epoch: PartitionEpoch,
     },
     /// The ISR changed (the controller's answer was applied).
     IsrChanged {
         /// The new ISR.
         isr: Vec<BrokerId>,
         /// Its partition epoch.
-        partition_epoch: i32,
+        partition_epoch: PartitionEpoch,
     },
 }
 
@@ -259,7 +260,7 @@ pub struct IsrProposal {
     /// The leader epoch it is proposed in.
     pub leader_epoch: LeaderEpoch,
     /// The partition epoch of the state it changes.
-    pub partition_epoch: i32,
+    pub partition_epoch: PartitionEpoch,
     /// The ISR asked for.
     pub new_isr: Vec<BrokerId>,
 }
@@ -359,7 +360,7 @@ pub struct FollowerProgress {
 struct LeaderState {
     replicas: Vec<BrokerId>,
     isr: Vec<BrokerId>,
-    partition_epoch: i32,
+    partition_epoch: PartitionEpoch,
     /// Where the current leader epoch began.
     epoch_start_offset: Offset,
     /// Every replica but this one.
@@ -454,10 +455,11 @@ impl<D: Disk> Replica<D> {
         leader_epoch: LeaderEpoch,
         isr: Vec<BrokerId>,
         replicas: Vec<BrokerId>,
-        partition_epoch: i32,
+        partition_epoch: PartitionEpoch,
         now_ms: u64,
     ) -> Result<(), ReplicaError> {
         self.check_newer_epoch(leader_epoch)?;
+        self.assert_epoch_grows(leader_epoch);
         let leo = self.log.log_end_offset();
         self.epochs.assign(leader_epoch, leo)?;
         let epoch_start_offset = self.epochs.start_offset_of(leader_epoch).unwrap_or(leo);
@@ -506,6 +508,7 @@ impl<D: Disk> Replica<D> {
         leader_epoch: LeaderEpoch,
     ) -> Result<(), ReplicaError> {
         self.check_newer_epoch(leader_epoch)?;
+        self.assert_epoch_grows(leader_epoch);
         assert_ne!(leader, self.id, "following oneself");
         self.leader_epoch = leader_epoch;
         self.events.push(ReplicaEvent::BecameFollower {
@@ -816,6 +819,7 @@ impl<D: Disk> Replica<D> {
         if fetch_offset < self.log.log_start_offset() || fetch_offset > self.log.log_end_offset() {
             return Err(KafkaError::OffsetOutOfRange.into());
         }
+        debug_assert!(self.hw <= self.log.log_end_offset(), "HW beyond the LEO");
         if fetch_offset >= self.hw {
             // Above the HW but in the log (a new leader's HW lags the old one's until its
             // followers fetch): nothing to read yet, not out of range (Kafka does the same).
@@ -892,7 +896,7 @@ impl<D: Disk> Replica<D> {
     pub fn set_isr(
         &mut self,
         isr: Vec<BrokerId>,
-        partition_epoch: i32,
+        partition_epoch: PartitionEpoch,
     ) -> Result<(), ReplicaError> {
         let leader = self.leader_mut_checked()?;
         if partition_epoch < leader.partition_epoch {
@@ -938,6 +942,11 @@ impl<D: Disk> Replica<D> {
             let start = self.log.log_start_offset();
             self.epochs.truncate_from_start(start)?;
             self.hw = self.hw.max(start);
+            assert!(
+                self.hw <= self.log.log_end_offset(),
+                "HW {} beyond the LEO after retention",
+                self.hw
+            );
             self.rebuild_from_log(false)?;
         }
         self.check_invariants();
@@ -1024,7 +1033,7 @@ impl<D: Disk> Replica<D> {
     }
 
     /// The partition epoch as leader.
-    pub fn partition_epoch(&self) -> Option<i32> {
+    pub fn partition_epoch(&self) -> Option<PartitionEpoch> {
         match &self.role {
             RoleState::Leader(leader) => Some(leader.partition_epoch),
             _ => None,
@@ -1050,6 +1059,17 @@ impl<D: Disk> Replica<D> {
     /// The configuration.
     pub fn config(&self) -> &ReplicaConfig {
         &self.config
+    }
+
+    /// Paired with [`Self::check_newer_epoch`]: where the epoch changes, it only grows
+    /// (the same one again only for a replica just opened).
+    fn assert_epoch_grows(&self, leader_epoch: LeaderEpoch) {
+        let fresh = matches!(self.role, RoleState::Offline);
+        assert!(
+            leader_epoch > self.leader_epoch || (fresh && leader_epoch == self.leader_epoch),
+            "leader epoch {leader_epoch} after {}: leader epochs only grow",
+            self.leader_epoch
+        );
     }
 
     fn check_newer_epoch(&self, leader_epoch: LeaderEpoch) -> Result<(), ReplicaError> {
@@ -1217,6 +1237,8 @@ impl<D: Disk> Replica<D> {
     }
 
     fn raise_hw(&mut self, hw: Offset) {
+        let leo = self.log.log_end_offset();
+        assert!(hw <= leo, "HW raised to {hw}, beyond the LEO {leo}");
         if hw > self.hw {
             self.hw = hw;
             self.events.push(ReplicaEvent::HwAdvanced { hw });

@@ -24,6 +24,11 @@
 //!   `broker id << 40 | incarnation << 24 | counter` (Kafka allocates blocks through the
 //!   ensemble).
 //!
+//! Invariants (asserted, after the fences that turn stale messages away): each
+//! registration of an incarnation has a larger broker epoch; the newest controller epoch
+//! seen only grows; applying a LeaderAndIsr never takes a replica's leader epoch, or within
+//! one leader epoch its partition epoch, back.
+//!
 //! Every replica event is announced for the checkers as a [`BrokerEvent`] (`become-leader`,
 //! `become-follower`, `hw`, `truncate`, ...), as are the controller's and the coordinator's
 //! ([`Announced`]).
@@ -43,7 +48,10 @@ use super::replica::{
     EpochRequest, FetchOutcome, FollowerFetch, IsrProposal, Replica, ReplicaConfig, ReplicaError,
     ReplicaEvent, Role,
 };
-use super::types::{Acks, BrokerId, KafkaError, PartitionState, ProducerIdentity, TopicPartition};
+use super::types::{
+    Acks, BrokerEpoch, BrokerId, ControllerEpoch, KafkaError, PartitionEpoch, PartitionState,
+    ProducerId, ProducerIdentity, TopicPartition,
+};
 use super::zk_paths as paths;
 use crate::disk::Disk;
 use crate::log::{decode_batches, BatchBuilder, BatchMeta, LeaderEpoch, Offset};
@@ -83,7 +91,7 @@ struct ControllerSend {
     to: BrokerId,
     body: RequestBody,
     /// The controller epoch it was sent in: a later controller does not resend it.
-    controller_epoch: u32,
+    controller_epoch: ControllerEpoch,
     /// Sent again (with a new correlation id) at this time if still unanswered.
     resend_at_ms: u64,
 }
@@ -173,12 +181,12 @@ pub enum BrokerEvent {
     /// Its registration znode was created: `broker_epoch` is its czxid.
     BrokerRegistered {
         /// The broker epoch.
-        broker_epoch: i64,
+        broker_epoch: BrokerEpoch,
     },
     /// Its session ended, and its registration with it.
     BrokerUnregistered {
         /// The broker epoch it had.
-        broker_epoch: i64,
+        broker_epoch: BrokerEpoch,
     },
     /// It opened a replica's log.
     LogOpened {
@@ -262,7 +270,7 @@ pub enum BrokerEvent {
         /// The new ISR.
         isr: Vec<BrokerId>,
         /// Its partition epoch.
-        partition_epoch: i32,
+        partition_epoch: PartitionEpoch,
     },
 }
 
@@ -308,7 +316,7 @@ struct PendingFetch {
     conn: u64,
     correlation_id: u64,
     deadline_ms: u64,
-    replica: Option<(BrokerId, i64)>,
+    replica: Option<(BrokerId, BrokerEpoch)>,
     partitions: Vec<FetchPartition>,
 }
 
@@ -337,10 +345,12 @@ pub struct BrokerCore<D: Disk> {
     /// The current ensemble session (`SessionId::NONE` between sessions).
     session: SessionId,
     /// The broker epoch of the current registration.
-    broker_epoch: Option<i64>,
+    broker_epoch: Option<BrokerEpoch>,
+    /// The newest broker epoch this incarnation registered with: each one is larger.
+    newest_broker_epoch: Option<BrokerEpoch>,
     registration_retry_at: Option<u64>,
     /// Newest controller epoch seen, and that controller.
-    controller_epoch: u32,
+    controller_epoch: ControllerEpoch,
     controller_id: Option<BrokerId>,
     /// Metadata cache.
     live_brokers: BTreeSet<BrokerId>,
@@ -387,8 +397,9 @@ impl<D: Disk> BrokerCore<D> {
             parents_pending: 0,
             session: SessionId::NONE,
             broker_epoch: None,
+            newest_broker_epoch: None,
             registration_retry_at: None,
-            controller_epoch: 0,
+            controller_epoch: ControllerEpoch(0),
             controller_id: None,
             live_brokers: BTreeSet::new(),
             metadata: BTreeMap::new(),
@@ -427,12 +438,12 @@ impl<D: Disk> BrokerCore<D> {
     }
 
     /// The broker epoch of the current registration.
-    pub fn broker_epoch(&self) -> Option<i64> {
+    pub fn broker_epoch(&self) -> Option<BrokerEpoch> {
         self.broker_epoch
     }
 
     /// The controller epoch, if this broker is the active controller.
-    pub fn active_controller_epoch(&self) -> Option<u32> {
+    pub fn active_controller_epoch(&self) -> Option<ControllerEpoch> {
         self.controller.active_epoch()
     }
 
@@ -524,7 +535,7 @@ impl<D: Disk> BrokerCore<D> {
                 Outcome::Done {
                     result: Ok(OpResult::Created { stat, .. }),
                     ..
-                } => self.registered(stat.czxid.0 as i64),
+                } => self.registered(BrokerEpoch(stat.czxid.0 as i64)),
                 Outcome::Done { result: Err(e), .. } if e.error == ZkError::NodeExists => {
                     // Either the previous session's registration, not expired yet, or
                     // this session's own from an attempt whose answer was lost: read the
@@ -556,7 +567,7 @@ impl<D: Disk> BrokerCore<D> {
                     result: Ok(OpResult::Exists { stat: Some(stat) }),
                     ..
                 } if stat.ephemeral_owner == self.session && self.session != SessionId::NONE => {
-                    self.registered(stat.czxid.0 as i64);
+                    self.registered(BrokerEpoch(stat.czxid.0 as i64));
                 }
                 // Another session's (it expires in time), gone meanwhile, or no answer.
                 Outcome::Unknown { error } | Outcome::NotSent { error }
@@ -567,7 +578,15 @@ impl<D: Disk> BrokerCore<D> {
     }
 
     /// Registration done: the znode's czxid is the broker epoch.
-    fn registered(&mut self, epoch: i64) {
+    fn registered(&mut self, epoch: BrokerEpoch) {
+        // Each session registers once, after the previous session's znode is gone: its
+        // czxid is a later zxid than any earlier registration's.
+        assert!(
+            self.newest_broker_epoch.is_none_or(|newest| epoch > newest),
+            "broker epoch {epoch} after {:?}: broker epochs only grow",
+            self.newest_broker_epoch
+        );
+        self.newest_broker_epoch = Some(epoch);
         self.broker_epoch = Some(epoch);
         self.announce(BrokerEvent::BrokerRegistered {
             broker_epoch: epoch,
@@ -752,9 +771,11 @@ impl<D: Disk> BrokerCore<D> {
                 );
             }
             RequestBody::InitProducerId => {
-                let producer_id = (i64::from(self.config.id.0) << 40)
-                    | ((self.config.incarnation as i64 & 0xffff) << 24)
-                    | self.next_producer_id;
+                let producer_id = ProducerId(
+                    (i64::from(self.config.id.0) << 40)
+                        | ((self.config.incarnation as i64 & 0xffff) << 24)
+                        | self.next_producer_id,
+                );
                 self.next_producer_id += 1;
                 let identity = ProducerIdentity {
                     producer_id,
@@ -1095,7 +1116,7 @@ impl<D: Disk> BrokerCore<D> {
 
     fn fetch_one(
         &mut self,
-        replica: Option<(BrokerId, i64)>,
+        replica: Option<(BrokerId, BrokerEpoch)>,
         part: &FetchPartition,
         now_ms: u64,
     ) -> Result<FetchData, KafkaError> {
@@ -1204,7 +1225,13 @@ impl<D: Disk> BrokerCore<D> {
         }
     }
 
-    fn see_controller(&mut self, id: BrokerId, epoch: u32) {
+    fn see_controller(&mut self, id: BrokerId, epoch: ControllerEpoch) {
+        // Paired with the STALE_CONTROLLER_EPOCH fence of every controller request.
+        assert!(
+            epoch >= self.controller_epoch,
+            "controller epoch {epoch} accepted after {}: the fence lets only newer ones in",
+            self.controller_epoch
+        );
         if epoch > self.controller_epoch || self.controller_id.is_none() {
             self.controller_epoch = epoch;
             self.controller_id = Some(id);
@@ -1246,6 +1273,7 @@ impl<D: Disk> BrokerCore<D> {
         let me = self.config.id;
         let replica = self.replicas.get_mut(tp).expect("opened");
         let current = replica.leader_epoch();
+        let partition_epoch_before = replica.partition_epoch();
         let result = if state.leader_epoch > current || current == LeaderEpoch::NONE {
             match state.leader {
                 Some(leader) if leader == me => replica.become_leader(
@@ -1263,6 +1291,22 @@ impl<D: Disk> BrokerCore<D> {
         } else {
             Ok(())
         };
+        // Whatever was applied or refused, the replica's epochs did not go back.
+        assert!(
+            replica.leader_epoch() >= current,
+            "{tp}: leader epoch {} after {current}: a replica's leader epochs only grow",
+            replica.leader_epoch()
+        );
+        if replica.leader_epoch() == current {
+            if let (Some(before), Some(after)) = (partition_epoch_before, replica.partition_epoch())
+            {
+                assert!(
+                    after >= before,
+                    "{tp}: partition epoch {after} after {before} in leader epoch {current}: \
+                     partition epochs only grow"
+                );
+            }
+        }
         if let Err(e) = result {
             self.announce(BrokerEvent::LeaderAndIsrRefused {
                 partition: tp.clone(),
@@ -1578,7 +1622,7 @@ impl<D: Disk> BrokerCore<D> {
                 },
             });
         }
-        let broker_epoch = self.broker_epoch.unwrap_or(0);
+        let broker_epoch = self.broker_epoch.unwrap_or(BrokerEpoch(0));
         for (leader, partitions) in fetches {
             let fetcher = self.fetchers.entry(leader).or_default();
             if let Some((_, sent)) = fetcher.in_flight {
@@ -1759,6 +1803,7 @@ fn read_group_records<D: Disk>(replica: &Replica<D>) -> Result<Vec<GroupRecord>,
     let mut records = Vec::new();
     let mut from = replica.log_start_offset();
     let end = replica.high_watermark();
+    debug_assert!(end <= replica.log_end_offset(), "HW {end} beyond the LEO");
     while from < end {
         let bytes = replica
             .log()

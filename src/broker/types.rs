@@ -1,11 +1,12 @@
-//! The brokers' vocabulary: broker ids, topic-partitions, acks, producer identities,
-//! partition state and Kafka's error names.
+//! The brokers' vocabulary: broker ids, the controller, broker and partition epochs,
+//! topic-partitions, acks, producer identities, partition state and Kafka's error names.
 //!
 //! Owns: the data types every part of the broker layer shares — replica and controller
 //! cores, the wire protocol, the clients, the shells and the checkers. Names follow Kafka's
 //! (`NOT_LEADER_OR_FOLLOWER`, `leader_epoch`, `isr`, ...), one meaning each.
 
 use crate::log::LeaderEpoch;
+pub use crate::log::ProducerId;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -16,6 +17,56 @@ use std::fmt;
 pub struct BrokerId(pub u32);
 
 impl fmt::Display for BrokerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The controller epoch (Kafka's `controllerEpoch`): the count of controller elections,
+/// kept in `/controller_epoch`; bumped by each one, so a newer controller fences an older.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct ControllerEpoch(pub u32);
+
+impl ControllerEpoch {
+    /// The epoch after this one (what the next election writes).
+    pub fn next(self) -> ControllerEpoch {
+        ControllerEpoch(self.0 + 1)
+    }
+}
+
+impl fmt::Display for ControllerEpoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A broker epoch (Kafka's `brokerEpoch`, KIP-380): the czxid of the broker's registration
+/// znode, new in each ensemble session, so requests aimed at an earlier one are fenced.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct BrokerEpoch(pub i64);
+
+impl fmt::Display for BrokerEpoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A partition epoch (Kafka's `partitionEpoch`, the ZooKeeper mode `zkVersion`): the version
+/// of a partition's state znode, bumped by every write of it, so stale ISR updates are
+/// fenced.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct PartitionEpoch(pub i32);
+
+impl fmt::Display for PartitionEpoch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
     }
@@ -119,12 +170,10 @@ pub enum Acks {
 }
 
 /// An idempotent producer's identity: producer id and epoch (KIP-98).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ProducerIdentity {
     /// The producer id the cluster handed out.
-    pub producer_id: i64,
+    pub producer_id: ProducerId,
     /// Its epoch.
     pub producer_epoch: i16,
 }
@@ -146,9 +195,9 @@ pub struct PartitionState {
     #[serde(default)]
     pub elr: Vec<BrokerId>,
     /// The epoch of the controller that wrote it.
-    pub controller_epoch: u32,
+    pub controller_epoch: ControllerEpoch,
     /// The state znode's version: bumped by every write, leader or ISR.
-    pub partition_epoch: i32,
+    pub partition_epoch: PartitionEpoch,
     /// Every replica, in assignment order (the preferred leader first).
     pub replicas: Vec<BrokerId>,
 }

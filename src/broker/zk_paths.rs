@@ -10,7 +10,7 @@
 //! - `/brokers/topics/<topic>/partitions/<p>/state`: `{"leader", "leader_epoch",
 //!   "controller_epoch", "isr"}`; its znode version is the partition epoch.
 
-use super::types::{BrokerId, PartitionState, TopicPartition};
+use super::types::{BrokerId, ControllerEpoch, PartitionEpoch, PartitionState, TopicPartition};
 use crate::log::LeaderEpoch;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -88,20 +88,24 @@ impl StateZnode {
         StateZnode {
             leader: state.leader.map_or(-1, |b| i64::from(b.0)),
             leader_epoch: state.leader_epoch.0,
-            controller_epoch: state.controller_epoch,
+            controller_epoch: state.controller_epoch.0,
             isr: state.isr.iter().map(|b| b.0).collect(),
             elr: state.elr.iter().map(|b| b.0).collect(),
         }
     }
 
     /// Back to a partition state, given the znode version and the replicas.
-    pub fn to_state(&self, partition_epoch: i32, replicas: Vec<BrokerId>) -> PartitionState {
+    pub fn to_state(
+        &self,
+        partition_epoch: PartitionEpoch,
+        replicas: Vec<BrokerId>,
+    ) -> PartitionState {
         PartitionState {
             leader: u32::try_from(self.leader).ok().map(BrokerId),
             leader_epoch: LeaderEpoch(self.leader_epoch),
             isr: self.isr.iter().map(|&b| BrokerId(b)).collect(),
             elr: self.elr.iter().map(|&b| BrokerId(b)).collect(),
-            controller_epoch: self.controller_epoch,
+            controller_epoch: ControllerEpoch(self.controller_epoch),
             partition_epoch,
             replicas,
         }
@@ -136,13 +140,16 @@ mod tests {
             leader_epoch: LeaderEpoch(4),
             isr: vec![BrokerId(2)],
             elr: vec![BrokerId(1)],
-            controller_epoch: 3,
-            partition_epoch: 7,
+            controller_epoch: ControllerEpoch(3),
+            partition_epoch: PartitionEpoch(7),
             replicas: vec![BrokerId(1), BrokerId(2)],
         };
         let znode = StateZnode::of(&state);
         assert_eq!(znode.leader, -1);
         let back: StateZnode = decode(&encode(&znode)).unwrap();
-        assert_eq!(back.to_state(7, state.replicas.clone()), state);
+        assert_eq!(
+            back.to_state(PartitionEpoch(7), state.replicas.clone()),
+            state
+        );
     }
 }

@@ -205,6 +205,7 @@ fn place_in_incarnations(events: &[Event]) -> (Vec<Placed<'_>>, BTreeMap<&str, u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::PartitionEpoch;
     use crate::check::test_support::{broker_killed, event, follower, leader, tp};
 
     #[test]
@@ -214,7 +215,7 @@ mod tests {
             let announced = BrokerEvent::IsrChanged {
                 partition: tp(0),
                 isr: vec![BrokerId(1), BrokerId(2), BrokerId(3)],
-                partition_epoch: 1,
+                partition_epoch: PartitionEpoch(1),
             };
             event(at, "broker-1", announced)
         };

@@ -14,7 +14,7 @@ use super::kafka::Facts;
 use super::toolkit::{seconds, violation};
 use super::Violation;
 use crate::broker::controller::ControllerEvent;
-use crate::broker::TopicPartition;
+use crate::broker::{ControllerEpoch, PartitionEpoch, TopicPartition};
 use std::collections::{BTreeMap, BTreeSet};
 
 impl Facts<'_> {
@@ -22,7 +22,7 @@ impl Facts<'_> {
     pub fn single_controller_per_epoch(&self) -> Vec<Violation> {
         const CHECK: &str = "single-controller-per-epoch";
         let mut out = Vec::new();
-        let mut elected: BTreeMap<u32, (&str, u64)> = BTreeMap::new();
+        let mut elected: BTreeMap<ControllerEpoch, (&str, u64)> = BTreeMap::new();
         let mut reported = BTreeSet::new();
         for (event, announced) in self.events.controller() {
             let ControllerEvent::ControllerElected {
@@ -60,7 +60,7 @@ impl Facts<'_> {
     pub fn controller_epoch_monotonic(&self) -> Vec<Violation> {
         const CHECK: &str = "controller-epoch-monotonic";
         let mut out = Vec::new();
-        let mut greatest: Option<(u32, &str, u64)> = None;
+        let mut greatest: Option<(ControllerEpoch, &str, u64)> = None;
         for (event, announced) in self.events.controller() {
             let ControllerEvent::ControllerElected {
                 controller_epoch: epoch,
@@ -87,7 +87,10 @@ impl Facts<'_> {
             }
         }
         // Per partition: (partition_epoch, controller_epoch, by, at) of every written state.
-        let mut written: BTreeMap<TopicPartition, Vec<(i32, u32, &str, u64)>> = BTreeMap::new();
+        let mut written: BTreeMap<
+            TopicPartition,
+            Vec<(PartitionEpoch, ControllerEpoch, &str, u64)>,
+        > = BTreeMap::new();
         for (event, announced) in self.events.controller() {
             if let ControllerEvent::PartitionState {
                 partition,
@@ -106,7 +109,7 @@ impl Facts<'_> {
         }
         for (tp, mut states) in written {
             states.sort_by_key(|&(version, _, _, at)| (version, at));
-            let mut newest: Option<(i32, u32, &str, u64)> = None;
+            let mut newest: Option<(PartitionEpoch, ControllerEpoch, &str, u64)> = None;
             for state in states {
                 let (version, epoch, by, at) = state;
                 match newest {

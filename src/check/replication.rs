@@ -32,7 +32,7 @@ use super::toolkit::{seconds, violation};
 use super::{FinalLog, Violation};
 use crate::broker::controller::ControllerEvent;
 use crate::broker::server::BrokerEvent;
-use crate::broker::TopicPartition;
+use crate::broker::{PartitionEpoch, TopicPartition};
 use crate::history::Announcement;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -102,7 +102,8 @@ impl<'a> Facts<'a> {
         let mut out = Vec::new();
         let mut per_replica: BTreeMap<(&str, u64, TopicPartition), (i32, u64)> = BTreeMap::new();
         // Per partition: (partition_epoch, leader_epoch, by, at) of every written state.
-        let mut written: BTreeMap<TopicPartition, Vec<(i32, i32, &str, u64)>> = BTreeMap::new();
+        let mut written: BTreeMap<TopicPartition, Vec<(PartitionEpoch, i32, &str, u64)>> =
+            BTreeMap::new();
         for event in self.events.all() {
             let (tp, epoch, kind) = match event.announced {
                 Announcement::Controller(ControllerEvent::PartitionState {

@@ -418,7 +418,7 @@ impl ConsumerCore {
                 leader,
                 RequestBody::Fetch {
                     replica_id: None,
-                    replica_epoch: 0,
+                    replica_epoch: crate::broker::BrokerEpoch(0),
                     max_wait_ms: self.config.fetch_max_wait_ms,
                     partitions,
                 },

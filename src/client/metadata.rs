@@ -223,6 +223,7 @@ impl Metadata {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::{ControllerEpoch, PartitionEpoch};
 
     pub(crate) fn state(leader: Option<u32>, epoch: i32) -> PartitionState {
         PartitionState {
@@ -230,8 +231,8 @@ mod tests {
             leader_epoch: LeaderEpoch(epoch),
             isr: vec![],
             elr: vec![],
-            controller_epoch: 1,
-            partition_epoch: 0,
+            controller_epoch: ControllerEpoch(1),
+            partition_epoch: PartitionEpoch(0),
             replicas: vec![],
         }
     }

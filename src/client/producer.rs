@@ -50,7 +50,9 @@ use super::metadata::{Metadata, PartitionLeader};
 use super::network::{ConnectionId, Lost, NetAction, NetConfig, Network};
 use super::partitioner::{Partitioner, PartitionerKind};
 use crate::broker::proto::{ProducePartition, RequestBody, Response, ResponseBody};
-use crate::broker::{Acks, BrokerId, Bytes, KafkaError, ProducerIdentity, TopicPartition};
+use crate::broker::{
+    Acks, BrokerId, Bytes, KafkaError, ProducerId, ProducerIdentity, TopicPartition,
+};
 use crate::history::SendOutcome;
 use crate::log::{BatchBuilder, BatchMeta, LeaderEpoch, Offset, BATCH_HEADER_BYTES};
 use rand::Rng;
@@ -722,7 +724,7 @@ impl ProducerCore {
             base_timestamp_ms: batch.created_ms as i64,
             producer_id: identity
                 .filter(|_| idempotent)
-                .map_or(-1, |i| i.producer_id),
+                .map_or(ProducerId::NONE, |i| i.producer_id),
             producer_epoch: identity
                 .filter(|_| idempotent)
                 .map_or(-1, |i| i.producer_epoch),

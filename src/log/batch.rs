@@ -26,7 +26,7 @@
 //! attributes are written as 0 and not interpreted), no empty batches (Kafka keeps them
 //! after compaction, which ksim does not do), and header values cannot be null.
 
-use super::{LeaderEpoch, Offset};
+use super::{LeaderEpoch, Offset, ProducerId};
 use std::fmt;
 
 /// Bytes before `batchLength` ends: `baseOffset` + `batchLength` (Kafka's LOG_OVERHEAD).
@@ -82,7 +82,7 @@ pub struct RecordBatch {
     /// Largest record timestamp.
     pub max_timestamp_ms: i64,
     /// Idempotent producer id; -1 if none.
-    pub producer_id: i64,
+    pub producer_id: ProducerId,
     /// Idempotent producer epoch; -1 if none.
     pub producer_epoch: i16,
     /// Sequence number of the first record; -1 if none.
@@ -179,7 +179,7 @@ pub struct BatchMeta {
     /// Record timestamps are stored relative to this.
     pub base_timestamp_ms: i64,
     /// -1 when the producer is not idempotent.
-    pub producer_id: i64,
+    pub producer_id: ProducerId,
     /// -1 when the producer is not idempotent.
     pub producer_epoch: i16,
     /// -1 when the producer is not idempotent.
@@ -191,7 +191,7 @@ impl Default for BatchMeta {
         BatchMeta {
             leader_epoch: LeaderEpoch::NONE,
             base_timestamp_ms: 0,
-            producer_id: -1,
+            producer_id: ProducerId::NONE,
             producer_epoch: -1,
             base_sequence: -1,
         }
@@ -328,7 +328,8 @@ impl BatchBuilder {
         b[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8]
             .copy_from_slice(&self.meta.base_timestamp_ms.to_be_bytes());
         b[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&max_timestamp.to_be_bytes());
-        b[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&self.meta.producer_id.to_be_bytes());
+        b[PRODUCER_ID_AT..PRODUCER_ID_AT + 8]
+            .copy_from_slice(&self.meta.producer_id.0.to_be_bytes());
         b[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2]
             .copy_from_slice(&self.meta.producer_epoch.to_be_bytes());
         b[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4]
@@ -358,7 +359,7 @@ pub struct BatchHeader {
     /// `recordCount`.
     pub record_count: i32,
     /// `producerId`: -1 when the producer is not idempotent.
-    pub producer_id: i64,
+    pub producer_id: ProducerId,
     /// `producerEpoch`: -1 when the producer is not idempotent.
     pub producer_epoch: i16,
     /// `baseSequence`: -1 when the producer is not idempotent.
@@ -441,7 +442,7 @@ pub fn parse_header(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
         last_offset_delta,
         max_timestamp_ms: be_i64(bytes, MAX_TIMESTAMP_AT),
         record_count,
-        producer_id: be_i64(bytes, PRODUCER_ID_AT),
+        producer_id: ProducerId(be_i64(bytes, PRODUCER_ID_AT)),
         producer_epoch: be_i16(bytes, PRODUCER_EPOCH_AT),
         base_sequence: be_i32(bytes, BASE_SEQUENCE_AT),
     })
@@ -516,7 +517,7 @@ pub fn decode_batch(bytes: &[u8]) -> Result<(RecordBatch, usize), BatchError> {
         last_offset_delta: header.last_offset_delta,
         base_timestamp_ms,
         max_timestamp_ms: header.max_timestamp_ms,
-        producer_id: be_i64(bytes, PRODUCER_ID_AT),
+        producer_id: ProducerId(be_i64(bytes, PRODUCER_ID_AT)),
         producer_epoch: be_i16(bytes, PRODUCER_EPOCH_AT),
         base_sequence: be_i32(bytes, BASE_SEQUENCE_AT),
         records,
@@ -760,7 +761,7 @@ mod tests {
         BatchMeta {
             leader_epoch: LeaderEpoch(7),
             base_timestamp_ms: 1_000,
-            producer_id: 42,
+            producer_id: ProducerId(42),
             producer_epoch: 3,
             base_sequence: 100,
         }
@@ -788,7 +789,7 @@ mod tests {
         assert_eq!(batch.max_timestamp_ms, 5_000);
         assert_eq!(
             (batch.producer_id, batch.producer_epoch, batch.base_sequence),
-            (42, 3, 100)
+            (ProducerId(42), 3, 100)
         );
         let r = &batch.records;
         assert_eq!(r.len(), 3);
@@ -811,7 +812,10 @@ mod tests {
         let (_, mut bytes) = sample(0);
         let header = restamp_batch(&mut bytes, Offset(500), LeaderEpoch(9)).unwrap();
         assert_eq!(header.base_offset, Offset(500));
-        assert_eq!((header.producer_id, header.producer_epoch), (42, 3));
+        assert_eq!(
+            (header.producer_id, header.producer_epoch),
+            (ProducerId(42), 3)
+        );
         assert_eq!(header.base_sequence, 100);
         let (batch, _) = decode_batch(&bytes).unwrap();
         assert_eq!(batch.base_offset, Offset(500));

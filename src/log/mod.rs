@@ -105,6 +105,30 @@ impl fmt::Display for LeaderEpoch {
     }
 }
 
+/// An idempotent producer's id (Kafka's `producerId`, KIP-98), as a batch header carries
+/// it. -1 = none (the producer is not idempotent).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct ProducerId(pub i64);
+
+impl ProducerId {
+    /// No producer id (Kafka's `RecordBatch.NO_PRODUCER_ID`, -1).
+    pub const NONE: ProducerId = ProducerId(-1);
+
+    /// Whether this is a real id (Kafka's `hasProducerId`: any negative id means none).
+    pub fn is_some(self) -> bool {
+        self.0 >= 0
+    }
+}
+
+impl fmt::Display for ProducerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// A log's configuration, with Kafka's broker config names and defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogConfig {

@@ -6,7 +6,7 @@
 
 use super::recorder::sim_now_us;
 use crate::broker::coordinator::GroupState;
-use crate::broker::TopicPartition;
+use crate::broker::{ControllerEpoch, TopicPartition};
 use crate::history::Crash;
 use crate::log::Offset;
 use std::collections::BTreeMap;
@@ -44,7 +44,7 @@ struct Inner {
 #[derive(Clone, Debug, Default)]
 struct BrokerProbe {
     led: Vec<(TopicPartition, usize, Offset)>,
-    controller_epoch: Option<u32>,
+    controller_epoch: Option<ControllerEpoch>,
     /// The groups it coordinates: state and generation.
     groups: Vec<(String, GroupState, i32)>,
 }
@@ -154,7 +154,7 @@ impl Progress {
         &self,
         node: &str,
         led: Vec<(TopicPartition, usize, Offset)>,
-        controller_epoch: Option<u32>,
+        controller_epoch: Option<ControllerEpoch>,
     ) {
         let mut inner = self.lock();
         let probe = inner.brokers.entry(node.to_string()).or_default();

@@ -11,7 +11,7 @@
 use super::{now_epoch_ms, pay_sync_debt};
 use crate::disk::SimDisk;
 use crate::history::{Op, ShellEvent};
-use crate::log::{BatchBuilder, BatchMeta, LeaderEpoch, Log, LogConfig, Offset};
+use crate::log::{BatchBuilder, BatchMeta, LeaderEpoch, Log, LogConfig, Offset, ProducerId};
 use crate::node::progress::Progress;
 use crate::node::recorder::{sim_now_us, Recorder};
 use crate::node::run_rng;
@@ -101,7 +101,7 @@ impl WriterNode {
             let mut batch = BatchBuilder::new(BatchMeta {
                 leader_epoch: LeaderEpoch(-1),
                 base_timestamp_ms: now_ms,
-                producer_id: -1,
+                producer_id: ProducerId::NONE,
                 producer_epoch: -1,
                 base_sequence: -1,
             });

@@ -142,7 +142,7 @@ impl Cluster {
     fn controllers(&self) -> Vec<(u32, u32)> {
         self.brokers
             .iter()
-            .filter_map(|b| b.ctl.active_epoch().map(|e| (b.id.0, e)))
+            .filter_map(|b| b.ctl.active_epoch().map(|e| (b.id.0, e.0)))
             .collect()
     }
 
@@ -185,7 +185,7 @@ fn one_controller_is_elected_and_creates_the_topics_with_live_leaders() {
     for b in &c.brokers {
         assert!(b.inbox.iter().any(|r| matches!(
             r,
-            RequestBody::LeaderAndIsr { controller_epoch: 1, partitions, .. } if !partitions.is_empty()
+            RequestBody::LeaderAndIsr { controller_epoch: ControllerEpoch(1), partitions, .. } if !partitions.is_empty()
         )));
     }
     let announced = &c.active().announced;
@@ -311,7 +311,11 @@ fn legacy_unfenced_writes_let_a_zombie_controller_write() {
     c.ens.write(SessionId::NONE, &op).0.unwrap();
     let before = c.ens.state(&tp(0));
     c.expire(2);
-    assert_eq!(c.brokers[0].ctl.active_epoch(), Some(1), "still acting");
+    assert_eq!(
+        c.brokers[0].ctl.active_epoch(),
+        Some(ControllerEpoch(1)),
+        "still acting"
+    );
     let after = c.ens.state(&tp(0));
     assert!(
         after.leader_epoch > before.leader_epoch,
@@ -395,7 +399,7 @@ fn legacy_a_controller_back_after_its_session_writes_from_its_old_view_then_resi
             _ => None,
         })
         .expect("the zombie announced its write");
-    assert_eq!(zombie_write, 1);
+    assert_eq!(zombie_write, ControllerEpoch(1));
     // Then it learnt its session had ended, resigned and left controller 2 alone.
     assert!(matches!(
         b1.announced.last().unwrap(),
@@ -415,7 +419,7 @@ fn alter_partition_checks_the_partition_epoch_and_answers_the_new_state() {
         broker_epoch,
         partition: tp(1),
         leader_epoch: state.leader_epoch,
-        partition_epoch: state.partition_epoch - 1,
+        partition_epoch: PartitionEpoch(state.partition_epoch.0 - 1),
         new_isr: vec![leader],
     };
     c.active().ctl.on_alter_partition(7, stale);
@@ -428,7 +432,7 @@ fn alter_partition_checks_the_partition_epoch_and_answers_the_new_state() {
             broker_epoch,
             partition: tp(1),
             leader_epoch: state.leader_epoch,
-            partition_epoch: 0,
+            partition_epoch: PartitionEpoch(0),
             new_isr: vec![],
         }
     };
@@ -448,7 +452,7 @@ fn alter_partition_checks_the_partition_epoch_and_answers_the_new_state() {
         (8, ResponseBody::AlterPartition { result: Ok(new) }) => {
             assert_eq!(new.isr, state.replicas);
             assert_eq!(new.leader_epoch, state.leader_epoch);
-            assert_eq!(new.partition_epoch, state.partition_epoch + 1);
+            assert_eq!(new.partition_epoch.0, state.partition_epoch.0 + 1);
         }
         other => panic!("{other:?}"),
     }
@@ -472,8 +476,8 @@ fn partition_state_rules() {
             leader_epoch: LeaderEpoch(case.value("epoch")),
             isr: ids("isr"),
             elr: case.values("elr").map_or_else(Vec::new, |_| ids("elr")),
-            controller_epoch: 1,
-            partition_epoch: 9,
+            controller_epoch: ControllerEpoch(1),
+            partition_epoch: PartitionEpoch(9),
             replicas: ids("replicas"),
         };
         let live: BTreeSet<BrokerId> = ids("live").into_iter().collect();
@@ -481,7 +485,7 @@ fn partition_state_rules() {
             unclean: false,
             eligible_leader_replicas: !case.has("no-elr"),
             min_isr: case.value("min-isr"),
-            controller_epoch: 2,
+            controller_epoch: ControllerEpoch(2),
         };
         let next = match case.command.as_str() {
             "next-state" => {
@@ -495,8 +499,18 @@ fn partition_state_rules() {
             return "no change".into();
         };
         // What every written state has, whatever the case.
-        assert_eq!(next.controller_epoch, 2, "{}:{}", case.source, case.line);
-        assert_eq!(next.partition_epoch, 9, "the write bumps it, not the rule");
+        assert_eq!(
+            next.controller_epoch,
+            ControllerEpoch(2),
+            "{}:{}",
+            case.source,
+            case.line
+        );
+        assert_eq!(
+            next.partition_epoch,
+            PartitionEpoch(9),
+            "the write bumps it, not the rule"
+        );
         assert_eq!(next.replicas, state.replicas, "no reassignment");
         let list = |ids: &[BrokerId]| {
             let ids: Vec<String> = ids.iter().map(|b| b.0.to_string()).collect();

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::disk::FsDisk;
-use crate::log::{decode_batches, BatchBuilder, BatchMeta};
+use crate::log::{decode_batches, BatchBuilder, BatchMeta, ProducerId};
 use proptest::prelude::*;
 use proptest::test_runner::{RngAlgorithm, TestError, TestRng, TestRunner};
 
@@ -56,7 +56,7 @@ fn batch(values: &[&str]) -> Vec<u8> {
 fn idempotent(producer_id: i64, producer_epoch: i16, sequence: i32, values: &[&str]) -> Vec<u8> {
     encode(
         BatchMeta {
-            producer_id,
+            producer_id: ProducerId(producer_id),
             producer_epoch,
             base_sequence: sequence,
             ..BatchMeta::default()
@@ -122,7 +122,7 @@ fn three(disk: &FsDisk, config: ReplicaConfig) -> [Replica<FsDisk>; 3] {
     let isr = vec![B1, B2, B3];
     let mut leader = open_with(disk, B1, config.clone());
     leader
-        .become_leader(LeaderEpoch(1), isr.clone(), isr, 0, 0)
+        .become_leader(LeaderEpoch(1), isr.clone(), isr, PartitionEpoch(0), 0)
         .unwrap();
     let mut f2 = open_with(disk, B2, config.clone());
     let mut f3 = open_with(disk, B3, config);
@@ -198,7 +198,7 @@ fn strict_min_isr_holds_the_hw_and_acks_all_gets_not_enough_replicas() {
         };
         let mut leader = open_with(&disk, B1, config);
         leader
-            .become_leader(LeaderEpoch(0), vec![B1], vec![B1, B2], 0, 0)
+            .become_leader(LeaderEpoch(0), vec![B1], vec![B1, B2], PartitionEpoch(0), 0)
             .unwrap();
         let refused = leader.append_as_leader(&batch(&["x"]), Acks::All);
         assert!(matches!(
@@ -228,7 +228,7 @@ fn acks_all_completes_once_the_hw_passes_the_batch() {
         let both = vec![B1, B2];
         let mut leader = open_with(&disk, B1, config.clone());
         leader
-            .become_leader(LeaderEpoch(1), both.clone(), both, 0, 0)
+            .become_leader(LeaderEpoch(1), both.clone(), both, PartitionEpoch(0), 0)
             .unwrap();
         let mut f2 = open_with(&disk, B2, config);
         f2.become_follower(B1, LeaderEpoch(1)).unwrap();
@@ -243,7 +243,7 @@ fn acks_all_completes_once_the_hw_passes_the_batch() {
         // Appended, then the ISR shrinks below min.insync.replicas.
         let b = leader.append_as_leader(&batch(&["b"]), Acks::All).unwrap();
         leader.tick(40_000).unwrap();
-        leader.set_isr(vec![B1], 1).unwrap();
+        leader.set_isr(vec![B1], PartitionEpoch(1)).unwrap();
         let expected = if lenient {
             Some(Err(KafkaError::NotEnoughReplicasAfterAppend))
         } else {
@@ -266,7 +266,7 @@ fn follower_hw_is_the_leaders_hw_capped_at_its_own_leo() {
     let isr = vec![B1, B2];
     let mut leader = open(&disk, B1);
     leader
-        .become_leader(LeaderEpoch(1), isr, vec![B1, B2, B3], 0, 0)
+        .become_leader(LeaderEpoch(1), isr, vec![B1, B2, B3], PartitionEpoch(0), 0)
         .unwrap();
     let mut f2 = open(&disk, B2);
     let mut f3 = open(&disk, B3);
@@ -298,7 +298,7 @@ fn idempotent_producer_duplicates_gaps_and_epochs() {
     let (disk, _root) = disk("idem");
     let mut leader = open(&disk, B1);
     leader
-        .become_leader(LeaderEpoch(0), vec![B1], vec![B1], 0, 0)
+        .become_leader(LeaderEpoch(0), vec![B1], vec![B1], PartitionEpoch(0), 0)
         .unwrap();
     let first = idempotent(9, 0, 0, &["a", "b"]);
     let appended = leader.append_as_leader(&first, Acks::All).unwrap();
@@ -341,7 +341,7 @@ fn idempotent_producer_duplicates_gaps_and_epochs() {
     let mut reopened = open(&disk, B1);
     assert_eq!(reopened.producer_state(), &before);
     reopened
-        .become_leader(LeaderEpoch(1), vec![B1], vec![B1], 1, 0)
+        .become_leader(LeaderEpoch(1), vec![B1], vec![B1], PartitionEpoch(1), 0)
         .unwrap();
     let again = idempotent(9, 1, 0, &["new epoch"]);
     let retry = reopened.append_as_leader(&again, Acks::All).unwrap();
@@ -357,7 +357,7 @@ fn invalid_batches_and_non_leaders_are_refused() {
         refused.unwrap_err().kafka_error(),
         KafkaError::NotLeaderOrFollower
     );
-    r.become_leader(LeaderEpoch(0), vec![B1], vec![B1], 0, 0)
+    r.become_leader(LeaderEpoch(0), vec![B1], vec![B1], PartitionEpoch(0), 0)
         .unwrap();
     let mut corrupt = batch(&["x"]);
     *corrupt.last_mut().unwrap() ^= 1;
@@ -381,7 +381,7 @@ fn isr_shrinks_after_the_lag_time_and_expands_on_catch_up() {
     let isr = vec![B1, B2];
     let mut leader = open(&disk, B1);
     leader
-        .become_leader(LeaderEpoch(1), isr.clone(), isr, 7, 0)
+        .become_leader(LeaderEpoch(1), isr.clone(), isr, PartitionEpoch(7), 0)
         .unwrap();
     let mut f2 = open(&disk, B2);
     f2.become_follower(B1, LeaderEpoch(1)).unwrap();
@@ -393,14 +393,14 @@ fn isr_shrinks_after_the_lag_time_and_expands_on_catch_up() {
         proposal,
         IsrProposal {
             leader_epoch: LeaderEpoch(1),
-            partition_epoch: 7,
+            partition_epoch: PartitionEpoch(7),
             new_isr: vec![B1]
         }
     );
     assert_eq!(leader.tick(40_000), None, "one proposal in flight");
     assert_eq!(leader.isr(), &[B1, B2], "the ISR waits for the controller");
     assert_eq!(leader.high_watermark(), Offset(0));
-    leader.set_isr(vec![B1], 8).unwrap();
+    leader.set_isr(vec![B1], PartitionEpoch(8)).unwrap();
     assert_eq!(leader.isr(), &[B1]);
     assert_eq!(
         leader.high_watermark(),
@@ -413,13 +413,13 @@ fn isr_shrinks_after_the_lag_time_and_expands_on_catch_up() {
     // Now it fetches at the LEO: LEO ≥ HW and ≥ the epoch's start offset.
     let (_, proposal) = fetch(&mut leader, &mut f2, 41_001);
     assert_eq!(proposal.unwrap().new_isr, vec![B1, B2]);
-    leader.set_isr(vec![B1, B2], 9).unwrap();
+    leader.set_isr(vec![B1, B2], PartitionEpoch(9)).unwrap();
     assert_eq!(leader.isr(), &[B1, B2]);
     // A stale answer (older partition epoch) is ignored.
-    leader.set_isr(vec![B1], 8).unwrap();
+    leader.set_isr(vec![B1], PartitionEpoch(8)).unwrap();
     assert_eq!(leader.isr(), &[B1, B2]);
     // The leader alone is never proposed away.
-    leader.set_isr(vec![B1], 10).unwrap();
+    leader.set_isr(vec![B1], PartitionEpoch(10)).unwrap();
     assert_eq!(leader.tick(1_000_000), None);
 }
 
@@ -431,7 +431,7 @@ fn a_follower_that_keeps_fetching_without_reaching_the_leo_still_counts_as_caugh
     let isr = vec![B1, B2];
     let mut leader = open(&disk, B1);
     leader
-        .become_leader(LeaderEpoch(1), isr.clone(), isr, 0, 0)
+        .become_leader(LeaderEpoch(1), isr.clone(), isr, PartitionEpoch(0), 0)
         .unwrap();
     let mut f2 = open(&disk, B2);
     f2.become_follower(B1, LeaderEpoch(1)).unwrap();
@@ -456,8 +456,14 @@ fn kip_101_scenario_1(legacy_truncate_to_hw: bool) -> (Vec<String>, Vec<String>)
     };
     let both = vec![B1, B2];
     let mut a = open_with(&disk, B1, config.clone());
-    a.become_leader(LeaderEpoch(1), both.clone(), both.clone(), 0, 0)
-        .unwrap();
+    a.become_leader(
+        LeaderEpoch(1),
+        both.clone(),
+        both.clone(),
+        PartitionEpoch(0),
+        0,
+    )
+    .unwrap();
     let mut b = open_with(&disk, B2, config.clone());
     b.become_follower(B1, LeaderEpoch(1)).unwrap();
     a.append_as_leader(&batch(&["m1"]), Acks::All).unwrap();
@@ -483,7 +489,7 @@ fn kip_101_scenario_1(legacy_truncate_to_hw: bool) -> (Vec<String>, Vec<String>)
     // A dies; B, in the ISR, becomes leader and takes a write.
     a.checkpoint_high_watermark().unwrap();
     drop(a);
-    b.become_leader(LeaderEpoch(2), vec![B2], both, 1, 6)
+    b.become_leader(LeaderEpoch(2), vec![B2], both, PartitionEpoch(1), 6)
         .unwrap();
     b.append_as_leader(&batch(&["m3"]), Acks::Leader).unwrap();
     // A comes back as B's follower.
@@ -527,16 +533,16 @@ fn kip_279_double_failover(
     let both = vec![B1, B2];
     let mut a = open_with(&disk, B1, config.clone());
     let mut b = open_with(&disk, B2, config.clone());
-    a.become_leader(LeaderEpoch(0), vec![B1], both.clone(), 0, 0)
+    a.become_leader(LeaderEpoch(0), vec![B1], both.clone(), PartitionEpoch(0), 0)
         .unwrap();
     produce(&mut a, &["a0"]);
-    b.become_leader(LeaderEpoch(1), vec![B2], both.clone(), 1, 0)
+    b.become_leader(LeaderEpoch(1), vec![B2], both.clone(), PartitionEpoch(1), 0)
         .unwrap();
     produce(&mut b, &["b0"]);
-    a.become_leader(LeaderEpoch(2), vec![B1], both.clone(), 2, 0)
+    a.become_leader(LeaderEpoch(2), vec![B1], both.clone(), PartitionEpoch(2), 0)
         .unwrap();
     produce(&mut a, &["a1"]);
-    b.become_leader(LeaderEpoch(3), vec![B2], both, 3, 0)
+    b.become_leader(LeaderEpoch(3), vec![B2], both, PartitionEpoch(3), 0)
         .unwrap();
     produce(&mut b, &["b1"]);
     a.become_follower(B2, LeaderEpoch(3)).unwrap();
@@ -579,16 +585,16 @@ fn a_late_answer_to_an_earlier_question_is_ignored() {
     let both = vec![B1, B2];
     let mut a = open(&disk, B1);
     let mut b = open(&disk, B2);
-    a.become_leader(LeaderEpoch(0), vec![B1], both.clone(), 0, 0)
+    a.become_leader(LeaderEpoch(0), vec![B1], both.clone(), PartitionEpoch(0), 0)
         .unwrap();
     produce(&mut a, &["a0"]);
-    b.become_leader(LeaderEpoch(1), vec![B2], both.clone(), 1, 0)
+    b.become_leader(LeaderEpoch(1), vec![B2], both.clone(), PartitionEpoch(1), 0)
         .unwrap();
     produce(&mut b, &["b0"]);
-    a.become_leader(LeaderEpoch(2), vec![B1], both.clone(), 2, 0)
+    a.become_leader(LeaderEpoch(2), vec![B1], both.clone(), PartitionEpoch(2), 0)
         .unwrap();
     produce(&mut a, &["a1"]);
-    b.become_leader(LeaderEpoch(3), vec![B2], both, 3, 0)
+    b.become_leader(LeaderEpoch(3), vec![B2], both, PartitionEpoch(3), 0)
         .unwrap();
     produce(&mut b, &["b1"]);
     a.become_follower(B2, LeaderEpoch(3)).unwrap();
@@ -657,16 +663,22 @@ fn empty_epoch_at_the_end(on_fetch: bool) {
     let both = vec![B1, B2];
     let mut a = open_with(&disk, B1, config.clone());
     let mut b = open_with(&disk, B2, config);
-    a.become_leader(LeaderEpoch(1), both.clone(), both.clone(), 0, 0)
-        .unwrap();
+    a.become_leader(
+        LeaderEpoch(1),
+        both.clone(),
+        both.clone(),
+        PartitionEpoch(0),
+        0,
+    )
+    .unwrap();
     b.become_follower(B1, LeaderEpoch(1)).unwrap();
     truncate(&a, &mut b);
     produce(&mut a, &["x", "y"]);
     fetch(&mut a, &mut b, 1);
     assert_eq!(values(&b), ["x", "y"]);
-    b.become_leader(LeaderEpoch(2), vec![B2], both.clone(), 1, 2)
+    b.become_leader(LeaderEpoch(2), vec![B2], both.clone(), PartitionEpoch(1), 2)
         .unwrap();
-    a.become_leader(LeaderEpoch(3), vec![B1], both, 2, 3)
+    a.become_leader(LeaderEpoch(3), vec![B1], both, PartitionEpoch(2), 3)
         .unwrap();
     b.become_follower(B1, LeaderEpoch(3)).unwrap();
     truncate(&a, &mut b);
@@ -745,10 +757,10 @@ fn offsets_for_leader_epoch_answers_from_the_cache_and_in_v0() {
             ..ReplicaConfig::default()
         };
         let mut r = open_with(&disk, B1, config);
-        r.become_leader(LeaderEpoch(2), vec![B1], vec![B1], 0, 0)
+        r.become_leader(LeaderEpoch(2), vec![B1], vec![B1], PartitionEpoch(0), 0)
             .unwrap();
         produce(&mut r, &["a", "b"]);
-        r.become_leader(LeaderEpoch(5), vec![B1], vec![B1], 1, 0)
+        r.become_leader(LeaderEpoch(5), vec![B1], vec![B1], PartitionEpoch(1), 0)
             .unwrap();
         produce(&mut r, &["c"]);
         let ask = |epoch: i32| {
@@ -840,11 +852,11 @@ fn consumers_read_below_the_hw_with_epoch_fencing() {
 fn reopen_recovers_the_epoch_cache_a_clamped_hw_and_producer_state() {
     let (disk, _root) = disk("reopen");
     let mut r = open(&disk, B1);
-    r.become_leader(LeaderEpoch(3), vec![B1], vec![B1], 0, 0)
+    r.become_leader(LeaderEpoch(3), vec![B1], vec![B1], PartitionEpoch(0), 0)
         .unwrap();
     r.append_as_leader(&idempotent(4, 0, 0, &["a", "b"]), Acks::All)
         .unwrap();
-    r.become_leader(LeaderEpoch(4), vec![B1], vec![B1], 1, 0)
+    r.become_leader(LeaderEpoch(4), vec![B1], vec![B1], PartitionEpoch(1), 0)
         .unwrap();
     r.append_as_leader(&idempotent(4, 0, 2, &["c"]), Acks::All)
         .unwrap();
@@ -872,7 +884,7 @@ fn reopen_recovers_the_epoch_cache_a_clamped_hw_and_producer_state() {
         .map(|e| (e.epoch.0, e.start_offset.0))
         .collect();
     assert_eq!(epochs, vec![(3, 0), (4, 2)]);
-    let entry = r.producer_state().entry(4).unwrap();
+    let entry = r.producer_state().entry(ProducerId(4)).unwrap();
     assert_eq!(entry.batches.back().unwrap().last_sequence, 2);
     assert!(matches!(
         r.take_events().as_slice(),
@@ -898,11 +910,11 @@ fn reopen_recovers_the_epoch_cache_a_clamped_hw_and_producer_state() {
 fn events_report_roles_truncation_and_isr_changes() {
     let (disk, _root) = disk("events");
     let mut a = open(&disk, B1);
-    a.become_leader(LeaderEpoch(0), vec![B1], vec![B1, B2], 0, 0)
+    a.become_leader(LeaderEpoch(0), vec![B1], vec![B1, B2], PartitionEpoch(0), 0)
         .unwrap();
     produce(&mut a, &["x", "y"]);
     let mut b = open(&disk, B2);
-    b.become_leader(LeaderEpoch(1), vec![B2], vec![B1, B2], 1, 0)
+    b.become_leader(LeaderEpoch(1), vec![B2], vec![B1, B2], PartitionEpoch(1), 0)
         .unwrap();
     a.take_events();
     a.become_follower(B2, LeaderEpoch(1)).unwrap();
@@ -979,7 +991,7 @@ impl Cluster {
         replicas[0]
             .as_mut()
             .unwrap()
-            .become_leader(LeaderEpoch(0), all.clone(), all, 0, 0)
+            .become_leader(LeaderEpoch(0), all.clone(), all, PartitionEpoch(0), 0)
             .unwrap();
         for r in replicas.iter_mut().skip(1) {
             r.as_mut()
@@ -1011,7 +1023,7 @@ impl Cluster {
     fn apply(&mut self, proposal: Option<IsrProposal>) {
         if let Some(p) = proposal {
             self.partition_epoch += 1;
-            let pe = self.partition_epoch;
+            let pe = PartitionEpoch(self.partition_epoch);
             let leader = self.leader;
             self.get(leader).set_isr(p.new_isr, pe).unwrap();
         }
@@ -1070,7 +1082,11 @@ impl Cluster {
                 self.epoch += 1;
                 self.partition_epoch += 1;
                 self.leader = next;
-                let (epoch, pe, now) = (LeaderEpoch(self.epoch), self.partition_epoch, self.now_ms);
+                let (epoch, pe, now) = (
+                    LeaderEpoch(self.epoch),
+                    PartitionEpoch(self.partition_epoch),
+                    self.now_ms,
+                );
                 self.replicas[old] = None; // dies without a clean shutdown
                 self.get(next)
                     .become_leader(epoch, new_isr, vec![B1, B2, B3], pe, now)
@@ -1218,12 +1234,12 @@ fn retention_moves_the_epoch_cache_start_with_the_log_start() {
         ..ReplicaConfig::default()
     };
     let mut r = open_with(&disk, B1, config);
-    r.become_leader(LeaderEpoch(1), vec![B1], vec![B1], 0, 0)
+    r.become_leader(LeaderEpoch(1), vec![B1], vec![B1], PartitionEpoch(0), 0)
         .unwrap();
     for i in 0..10 {
         produce(&mut r, &[&format!("value-{i:02}")]);
     }
-    r.become_leader(LeaderEpoch(2), vec![B1], vec![B1], 1, 0)
+    r.become_leader(LeaderEpoch(2), vec![B1], vec![B1], PartitionEpoch(1), 0)
         .unwrap();
     produce(&mut r, &["last"]);
     let deleted = r.delete_old_segments(0).unwrap();

@@ -136,9 +136,9 @@ fn start(ens: &mut Ens, n: &mut Node, session: u64, now_ms: u64) {
     n.core.on_session_started(n.session, now_ms);
 }
 
-fn registration_czxid(ens: &Ens, id: BrokerId) -> i64 {
+fn registration_czxid(ens: &Ens, id: BrokerId) -> BrokerEpoch {
     let (_, stat) = ens.tree.get_data(&paths::broker_path(id)).unwrap();
-    stat.czxid.0 as i64
+    BrokerEpoch(stat.czxid.0 as i64)
 }
 
 #[test]
@@ -216,7 +216,7 @@ fn controller_and_newcomer(ens: &mut Ens) -> (Node, Node, [TempRoot; 2]) {
     let (mut b2, r2) = node(B2, "newcomer");
     start(ens, &mut b1, 1, 0);
     pump(ens, &mut b1, 0, |_| false);
-    assert_eq!(b1.core.active_controller_epoch(), Some(1));
+    assert_eq!(b1.core.active_controller_epoch(), Some(ControllerEpoch(1)));
     start(ens, &mut b2, 2, 10);
     // Broker 2's registration fires broker 1's watch on /brokers/ids.
     let fired = pump(ens, &mut b2, 10, |_| false);
@@ -393,8 +393,8 @@ fn an_alter_partition_lost_on_a_stalled_link_is_given_up_and_proposed_again() {
         leader_epoch: LeaderEpoch(1),
         isr: vec![B2],
         elr: vec![],
-        controller_epoch: 1,
-        partition_epoch: 1,
+        controller_epoch: ControllerEpoch(1),
+        partition_epoch: PartitionEpoch(1),
         replicas: vec![B2, B1],
     };
     let request = |correlation_id, body| Request {
@@ -407,7 +407,7 @@ fn an_alter_partition_lost_on_a_stalled_link_is_given_up_and_proposed_again() {
             1,
             RequestBody::LeaderAndIsr {
                 controller_id: B1,
-                controller_epoch: 1,
+                controller_epoch: ControllerEpoch(1),
                 broker_epoch,
                 partitions: vec![(tp.clone(), state)],
             },
@@ -421,7 +421,7 @@ fn an_alter_partition_lost_on_a_stalled_link_is_given_up_and_proposed_again() {
             correlation_id,
             RequestBody::Fetch {
                 replica_id: Some(B1),
-                replica_epoch: 0,
+                replica_epoch: BrokerEpoch(0),
                 max_wait_ms: 0,
                 partitions: vec![FetchPartition {
                     partition: TopicPartition::new("orders", 0),

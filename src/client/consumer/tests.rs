@@ -14,8 +14,8 @@ fn state(leader: u32, epoch: i32) -> PartitionState {
         leader_epoch: LeaderEpoch(epoch),
         isr: vec![BrokerId(leader)],
         elr: vec![],
-        controller_epoch: 1,
-        partition_epoch: 0,
+        controller_epoch: crate::broker::ControllerEpoch(1),
+        partition_epoch: crate::broker::PartitionEpoch(0),
         replicas: vec![],
     }
 }

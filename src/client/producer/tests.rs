@@ -16,8 +16,8 @@ fn state(leader: Option<u32>, epoch: i32) -> PartitionState {
         leader_epoch: LeaderEpoch(epoch),
         isr: leader.map(BrokerId).into_iter().collect(),
         elr: vec![],
-        controller_epoch: 1,
-        partition_epoch: 0,
+        controller_epoch: crate::broker::ControllerEpoch(1),
+        partition_epoch: crate::broker::PartitionEpoch(0),
         replicas: vec![],
     }
 }
@@ -187,7 +187,7 @@ impl Harness {
             request.correlation_id,
             ResponseBody::InitProducerId {
                 result: Ok(ProducerIdentity {
-                    producer_id,
+                    producer_id: ProducerId(producer_id),
                     producer_epoch: 0,
                 }),
             },
@@ -335,7 +335,7 @@ fn starts_with_metadata_and_a_producer_id_then_sends_with_sequence_zero() {
     assert_eq!(*partition, tp(0));
     assert_eq!(
         (batch.producer_id, batch.producer_epoch, batch.base_sequence),
-        (77, 0, 0)
+        (ProducerId(77), 0, 0)
     );
     assert_eq!(batch.partition_leader_epoch, LeaderEpoch::NONE);
     h.answer_produce(&produce, vec![Ok(5)]);
@@ -455,7 +455,11 @@ fn idempotent_retry_after_connection_loss_keeps_the_sequence() {
     let a2 = h.take_produce();
     assert_eq!(a2.values(), vec!["a"]);
     assert_eq!(a2.sequence(), 0, "same sequence");
-    assert_eq!(a2.batches[0].1.producer_id, 1000, "same producer id");
+    assert_eq!(
+        a2.batches[0].1.producer_id,
+        ProducerId(1000),
+        "same producer id"
+    );
     assert_eq!(h.produces(), 0, "b waits until a, the oldest, is answered");
     h.answer_produce(&a2, vec![Ok(0)]);
     let b2 = h.take_produce();
@@ -490,7 +494,7 @@ fn without_idempotence_a_lost_batch_is_resent_as_a_new_write() {
     let batch = &first.batches[0].1;
     assert_eq!(
         (batch.producer_id, batch.base_sequence),
-        (-1, -1),
+        (ProducerId::NONE, -1),
         "nothing to deduplicate by"
     );
     h.close(BrokerId(1));
@@ -742,7 +746,7 @@ fn out_of_order_at_the_head_fails_the_batch_and_bumps_the_producer_epoch() {
     let batch = &b.batches[0].1;
     assert_eq!(
         (batch.producer_id, batch.producer_epoch, b.sequence()),
-        (1000, 1, 0)
+        (ProducerId(1000), 1, 0)
     );
 }
 
@@ -791,7 +795,7 @@ fn a_reset_fails_batches_sent_under_the_old_producer_epoch() {
     let batch = &c.batches[0].1;
     assert_eq!(
         (batch.producer_id, batch.producer_epoch, c.sequence()),
-        (1000, 1, 0)
+        (ProducerId(1000), 1, 0)
     );
 }
 
@@ -901,7 +905,7 @@ fn chaos_every_send_completes_exactly_once_and_sequences_are_never_reused() {
         let mut next_offset = [0u64; 3];
         let mut epoch = 0;
         let mut next_id = 2000;
-        let mut seen: BTreeMap<(i64, i16, u32, i32), Vec<String>> = BTreeMap::new();
+        let mut seen: BTreeMap<(ProducerId, i16, u32, i32), Vec<String>> = BTreeMap::new();
         let errors = [
             KafkaError::NotLeaderOrFollower,
             KafkaError::NotEnoughReplicas,
@@ -954,7 +958,7 @@ fn chaos_every_send_completes_exactly_once_and_sequences_are_never_reused() {
                 RequestBody::InitProducerId => {
                     next_id += 1;
                     let result = Ok(ProducerIdentity {
-                        producer_id: next_id,
+                        producer_id: ProducerId(next_id),
                         producer_epoch: 0,
                     });
                     h.respond(
@@ -979,7 +983,7 @@ fn chaos_every_send_completes_exactly_once_and_sequences_are_never_reused() {
                                 p.partition.partition,
                                 batch.base_sequence,
                             );
-                            assert!(batch.producer_id > 0 && batch.base_sequence >= 0);
+                            assert!(batch.producer_id.0 > 0 && batch.base_sequence >= 0);
                             let known = seen.entry(key).or_insert_with(|| values.clone());
                             assert_eq!(*known, values, "seed {seed}: a sequence reused");
                         }
@@ -1024,7 +1028,7 @@ fn chaos_every_send_completes_exactly_once_and_sequences_are_never_reused() {
                         next_id += 1;
                         ResponseBody::InitProducerId {
                             result: Ok(ProducerIdentity {
-                                producer_id: next_id,
+                                producer_id: ProducerId(next_id),
                                 producer_epoch: 0,
                             }),
                         }
