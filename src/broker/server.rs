@@ -1209,13 +1209,7 @@ impl<D: Disk> BrokerCore<D> {
                 self.see_controller(*controller_id, *controller_epoch);
                 self.live_brokers = live_brokers.iter().map(|(b, _)| *b).collect();
                 for (tp, state) in partitions {
-                    let newer = self.metadata.get(tp).is_none_or(|old| {
-                        (old.leader_epoch, old.partition_epoch)
-                            <= (state.leader_epoch, state.partition_epoch)
-                    });
-                    if newer {
-                        self.metadata.insert(tp.clone(), state.clone());
-                    }
+                    self.cache_state(tp, state);
                 }
                 ResponseBody::UpdateMetadata { error: None }
             }
@@ -1313,9 +1307,22 @@ impl<D: Disk> BrokerCore<D> {
                 error: e.to_string(),
             });
         }
-        self.metadata.insert(tp.clone(), state.clone());
+        self.cache_state(tp, state);
         self.drain_replica_events(tp);
         self.sync_coordinator(tp);
+    }
+
+    /// Puts a partition's state in the metadata cache clients read, unless the cache holds a
+    /// newer one: LeaderAndIsr, UpdateMetadata and AlterPartition answers arrive over
+    /// different connections, and a resent LeaderAndIsr can land after a newer state (the
+    /// replica refuses it; the cache must not step back either).
+    fn cache_state(&mut self, tp: &TopicPartition, state: &PartitionState) {
+        let newer = self.metadata.get(tp).is_none_or(|old| {
+            (old.leader_epoch, old.partition_epoch) <= (state.leader_epoch, state.partition_epoch)
+        });
+        if newer {
+            self.metadata.insert(tp.clone(), state.clone());
+        }
     }
 
     // --- ISR changes ---
@@ -1378,7 +1385,7 @@ impl<D: Disk> BrokerCore<D> {
                     && state.leader_epoch == r.leader_epoch() =>
             {
                 let _ = r.set_isr(state.isr.clone(), state.partition_epoch);
-                self.metadata.insert(tp.clone(), state);
+                self.cache_state(tp, &state);
             }
             _ => r.clear_pending_isr(),
         }

@@ -615,3 +615,53 @@ fn the_coordinator_runs_a_group_on_the_offsets_partition_and_finds_it_again_afte
         Some(ResponseBody::Heartbeat { error: None })
     );
 }
+
+/// A LeaderAndIsr resent after a newer one (its connection broke before the answer) is
+/// refused by the replica, and the metadata cache clients read does not step back to it.
+#[test]
+fn a_stale_leader_and_isr_does_not_move_the_metadata_cache_back() {
+    let mut ens = Ens::new();
+    let b1_session = SessionId(4);
+    ens.open(b1_session);
+    let controller = paths::encode(&paths::ControllerZnode { brokerid: 1 });
+    ens.ephemeral(b1_session, paths::CONTROLLER, controller);
+    let (mut b2, _root) = node(B2, "stale-leader-and-isr");
+    start(&mut ens, &mut b2, 5, 0);
+    pump(&mut ens, &mut b2, 0, |_| false);
+    let broker_epoch = b2.core.broker_epoch().expect("registered");
+    let tp = TopicPartition::new("orders", 0);
+    let state = |leader_epoch, partition_epoch, leader| PartitionState {
+        leader: Some(leader),
+        leader_epoch: LeaderEpoch(leader_epoch),
+        isr: vec![B2, B1],
+        elr: vec![],
+        controller_epoch: ControllerEpoch(1),
+        partition_epoch: PartitionEpoch(partition_epoch),
+        replicas: vec![B2, B1],
+    };
+    let leader_and_isr = |state| RequestBody::LeaderAndIsr {
+        controller_id: B1,
+        controller_epoch: ControllerEpoch(1),
+        broker_epoch,
+        partitions: vec![(tp.clone(), state)],
+    };
+    let newer = state(2, 2, B2);
+    ask(&mut ens, &mut b2, 10, leader_and_isr(newer.clone())).expect("answered");
+    ask(&mut ens, &mut b2, 20, leader_and_isr(state(1, 1, B1))).expect("answered");
+    let metadata = RequestBody::Metadata {
+        topics: vec!["orders".into()],
+    };
+    let Some(ResponseBody::Metadata { partitions, .. }) = ask(&mut ens, &mut b2, 30, metadata)
+    else {
+        panic!("a metadata answer")
+    };
+    // (No UpdateMetadata named the live brokers, so the answer names no leader.)
+    let [(answered, cached)] = &partitions[..] else {
+        panic!("one partition: {partitions:?}")
+    };
+    assert_eq!(answered, &tp);
+    assert_eq!(
+        (cached.leader_epoch, cached.partition_epoch),
+        (newer.leader_epoch, newer.partition_epoch)
+    );
+}
