@@ -36,8 +36,8 @@
 //! leader's HW reaches the LEO it had when elected (so only committed state is served).
 
 use super::proto::{
-    CommittedOffset, JoinGroupOk, JoinGroupRequest, MemberRef, OffsetCommitRequest, RequestBody,
-    ResponseBody, SyncGroupRequest,
+    CommittedOffset, Generation, JoinGroupOk, JoinGroupRequest, MemberRef, OffsetCommitRequest,
+    RequestBody, ResponseBody, SyncGroupRequest,
 };
 use super::types::{Bytes, KafkaError, TopicPartition};
 use crate::log::LeaderEpoch;
@@ -154,7 +154,7 @@ pub struct GroupValue {
     /// "consumer".
     pub protocol_type: Option<String>,
     /// The generation.
-    pub generation: i32,
+    pub generation: Generation,
     /// The assignor chosen.
     pub protocol: Option<String>,
     /// The leader's member id.
@@ -297,7 +297,7 @@ pub enum CoordinatorEvent {
         /// Its new state.
         state: GroupState,
         /// Its generation.
-        generation: i32,
+        generation: Generation,
         /// Why it is rebalancing (only entering `PreparingRebalance`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
@@ -307,7 +307,7 @@ pub enum CoordinatorEvent {
         /// `group.id`.
         group: String,
         /// The new generation.
-        generation: i32,
+        generation: Generation,
         /// The protocol (assignor) chosen.
         protocol: Option<String>,
         /// The leader's member id.
@@ -323,7 +323,7 @@ pub enum CoordinatorEvent {
         member: String,
         /// The group's generation then (absent when replaced by its static instance).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        generation: Option<i32>,
+        generation: Option<Generation>,
         /// Why.
         why: String,
         /// The static instance that replaced it.
@@ -337,9 +337,9 @@ pub enum CoordinatorEvent {
         /// The member id it committed as.
         member: String,
         /// The generation it committed in.
-        generation: i32,
+        generation: Generation,
         /// The group's generation when it was stored (none if the group is gone).
-        group_generation: Option<i32>,
+        group_generation: Option<Generation>,
         /// `(partition, next offset to read)` pairs, written `["topic/p", offset]`.
         #[serde(with = "super::types::tp_offsets_text")]
         offsets: Vec<(TopicPartition, u64)>,
@@ -404,7 +404,7 @@ struct JoinTimer {
 struct Group {
     partition: u32,
     state: GroupState,
-    generation: i32,
+    generation: Generation,
     protocol_type: Option<String>,
     protocol: Option<String>,
     leader: Option<String>,
@@ -425,7 +425,7 @@ impl Group {
         Group {
             partition,
             state: GroupState::Empty,
-            generation: 0,
+            generation: Generation(0),
             protocol_type: None,
             protocol: None,
             leader: None,
@@ -489,7 +489,10 @@ fn subscription(member: &Member, protocol: Option<&str>) -> Bytes {
 #[derive(Clone, Debug)]
 enum Purpose {
     /// The leader's assignment for `generation`.
-    Assignment { group: String, generation: i32 },
+    Assignment {
+        group: String,
+        generation: Generation,
+    },
     /// The group's metadata after it went Empty.
     Metadata,
     /// A static member's rejoin under a new member id while Stable: answered once the
@@ -560,12 +563,12 @@ impl GroupCoordinator {
     }
 
     /// A group's state and generation, if this broker coordinates it.
-    pub fn group_state(&self, group: &str) -> Option<(GroupState, i32)> {
+    pub fn group_state(&self, group: &str) -> Option<(GroupState, Generation)> {
         self.groups.get(group).map(|g| (g.state, g.generation))
     }
 
     /// Every group this broker coordinates, with its state and generation.
-    pub fn groups(&self) -> Vec<(String, GroupState, i32)> {
+    pub fn groups(&self) -> Vec<(String, GroupState, Generation)> {
         self.groups
             .iter()
             .map(|(id, g)| (id.clone(), g.state, g.generation))
@@ -1227,7 +1230,7 @@ impl GroupCoordinator {
             });
         }
         let group = self.groups.get_mut(id).expect("a group");
-        group.generation += 1;
+        group.generation = group.generation.next();
         if group.members.is_empty() {
             group.state = GroupState::Empty;
             group.protocol = None;
@@ -1478,7 +1481,8 @@ impl GroupCoordinator {
         let now = self.now_ms;
         let partition = self.partition_of(&id);
         let unfenced = self.config.legacy_unfenced_offset_commits;
-        let simple = request.member.generation_id < 0 && request.member.member_id.is_empty();
+        let simple =
+            request.member.generation_id < Generation(0) && request.member.member_id.is_empty();
         let group = self
             .groups
             .entry(id.clone())

@@ -611,7 +611,7 @@ pub struct GroupLag {
     /// Partitions whose committed offset is behind the end.
     pub partitions: Vec<String>,
     /// The generation its members synced in, if they agree.
-    pub members_generation: Option<i32>,
+    pub members_generation: Option<crate::broker::proto::Generation>,
     /// The coordinator announced the group `Stable` in that generation.
     pub stable: bool,
 }
