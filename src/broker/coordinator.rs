@@ -861,33 +861,15 @@ impl GroupCoordinator {
     pub fn on_request(&mut self, token: u64, body: RequestBody, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
         match body {
-            RequestBody::JoinGroup(request) => self.join(token, request),
-            RequestBody::SyncGroup(request) => self.sync(token, request),
-            RequestBody::Heartbeat(member) => {
-                let error = self.heartbeat(&member).err();
-                self.respond(token, ResponseBody::Heartbeat { error });
-            }
-            RequestBody::LeaveGroup(member) => {
-                let error = self.leave(&member).err();
-                self.respond(token, ResponseBody::LeaveGroup { error });
-            }
-            RequestBody::OffsetCommit(request) => self.commit(token, request),
+            RequestBody::JoinGroup(request) => self.on_join_group(token, request),
+            RequestBody::SyncGroup(request) => self.on_sync_group(token, request),
+            RequestBody::Heartbeat(member) => self.on_heartbeat(token, &member),
+            RequestBody::LeaveGroup(member) => self.on_leave_group(token, &member),
+            RequestBody::OffsetCommit(request) => self.on_offset_commit(token, request),
             RequestBody::OffsetFetch {
                 group_id,
                 partitions,
-            } => {
-                let result = self.available(&group_id).map(|()| {
-                    let offsets = self.groups.get(&group_id).map(|g| &g.offsets);
-                    partitions
-                        .into_iter()
-                        .map(|tp| {
-                            let committed = offsets.and_then(|o| o.get(&tp)).cloned();
-                            (tp, committed)
-                        })
-                        .collect()
-                });
-                self.respond(token, ResponseBody::OffsetFetch { result });
-            }
+            } => self.on_offset_fetch(token, &group_id, partitions),
             other => panic!("not a group request: {other:?}"),
         }
     }
@@ -914,7 +896,7 @@ impl GroupCoordinator {
         }
     }
 
-    fn join(&mut self, token: u64, request: JoinGroupRequest) {
+    fn on_join_group(&mut self, token: u64, request: JoinGroupRequest) {
         let id = request.group_id.clone();
         if let Err(error) = self.available(&id) {
             self.respond(token, join_error(error, ""));
@@ -1311,7 +1293,7 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    fn sync(&mut self, token: u64, request: SyncGroupRequest) {
+    fn on_sync_group(&mut self, token: u64, request: SyncGroupRequest) {
         let id = request.member.group_id.clone();
         if let Err(error) = self.available(&id) {
             self.respond(token, sync_error(error));
@@ -1397,6 +1379,11 @@ impl GroupCoordinator {
         }
     }
 
+    fn on_heartbeat(&mut self, token: u64, member: &MemberRef) {
+        let error = self.heartbeat(member).err();
+        self.respond(token, ResponseBody::Heartbeat { error });
+    }
+
     fn heartbeat(&mut self, member: &MemberRef) -> Result<(), KafkaError> {
         self.available(&member.group_id)?;
         let now = self.now_ms;
@@ -1412,6 +1399,11 @@ impl GroupCoordinator {
             GroupState::Empty | GroupState::Dead => Err(KafkaError::UnknownMemberId),
             GroupState::CompletingRebalance | GroupState::Stable => Ok(()),
         }
+    }
+
+    fn on_leave_group(&mut self, token: u64, member: &MemberRef) {
+        let error = self.leave(member).err();
+        self.respond(token, ResponseBody::LeaveGroup { error });
     }
 
     fn leave(&mut self, member: &MemberRef) -> Result<(), KafkaError> {
@@ -1465,7 +1457,7 @@ impl GroupCoordinator {
         }
     }
 
-    fn commit(&mut self, token: u64, request: OffsetCommitRequest) {
+    fn on_offset_commit(&mut self, token: u64, request: OffsetCommitRequest) {
         let id = request.member.group_id.clone();
         let answer = |error: KafkaError| ResponseBody::OffsetCommit {
             partitions: request
@@ -1527,6 +1519,20 @@ impl GroupCoordinator {
             },
             records,
         );
+    }
+
+    fn on_offset_fetch(&mut self, token: u64, group_id: &str, partitions: Vec<TopicPartition>) {
+        let result = self.available(group_id).map(|()| {
+            let offsets = self.groups.get(group_id).map(|g| &g.offsets);
+            partitions
+                .into_iter()
+                .map(|tp| {
+                    let committed = offsets.and_then(|o| o.get(&tp)).cloned();
+                    (tp, committed)
+                })
+                .collect()
+        });
+        self.respond(token, ResponseBody::OffsetFetch { result });
     }
 
     // --- time ---
