@@ -474,6 +474,63 @@ impl Group {
     fn all_joined(&self) -> bool {
         self.pending.is_empty() && self.members.values().all(|m| m.join_token.is_some())
     }
+
+    /// Asserts that the members are unique: a member id is a key of `members` (joined once,
+    /// never a pending id too), and the static instances and their members name each other
+    /// (KIP-345), so no two members share a `group.instance.id`.
+    fn assert_membership(&self, group: &str) {
+        for (instance, member_id) in &self.instances {
+            let member = self.members.get(member_id);
+            assert!(
+                member.is_some_and(|m| m.group_instance_id.as_ref() == Some(instance)),
+                "group {group}: instance {instance} names {member_id}, not its member"
+            );
+        }
+        for (member_id, member) in &self.members {
+            if let Some(instance) = &member.group_instance_id {
+                assert_eq!(
+                    self.instances.get(instance),
+                    Some(member_id),
+                    "group {group}: two members with the instance {instance}"
+                );
+            }
+            assert!(
+                !self.pending.contains_key(member_id),
+                "group {group}: member {member_id} is still pending"
+            );
+        }
+    }
+
+    /// Asserts what a completed join phase leaves, while its generation lasts
+    /// (CompletingRebalance, Stable): the leader is one of the generation's members, every
+    /// join answer was given, and once Stable every sync answer too.
+    fn assert_generation(&self, group: &str) {
+        if !matches!(
+            self.state,
+            GroupState::CompletingRebalance | GroupState::Stable
+        ) {
+            return;
+        }
+        let generation = self.generation;
+        assert!(
+            self.leader
+                .as_ref()
+                .is_some_and(|l| self.members.contains_key(l)),
+            "group {group}: the leader {:?} of generation {generation} is not a member",
+            self.leader
+        );
+        for (member_id, member) in &self.members {
+            assert!(
+                member.join_token.is_none(),
+                "group {group}: member {member_id} waits on a join in generation {generation}"
+            );
+            assert!(
+                self.state != GroupState::Stable || member.sync_token.is_none(),
+                "group {group}: member {member_id} waits on a sync in Stable generation \
+                 {generation}"
+            );
+        }
+    }
 }
 
 fn subscription(member: &Member, protocol: Option<&str>) -> Bytes {
@@ -725,7 +782,13 @@ impl GroupCoordinator {
                 generation: group.generation,
                 reason: None,
             });
-            self.groups.insert(id, group);
+            group.assert_membership(&id);
+            group.assert_generation(&id);
+            let previous = self.groups.insert(id.clone(), group);
+            assert!(
+                previous.is_none(),
+                "group {id} loaded while coordinated already (its partition was unloaded)"
+            );
         }
         self.announce(CoordinatorEvent::CoordinatorLoaded {
             partition,
@@ -817,6 +880,8 @@ impl GroupCoordinator {
                         if was_leader {
                             g.leader = Some(old_id);
                         }
+                        g.assert_membership(&group);
+                        g.assert_generation(&group);
                     }
                 }
                 let error = error.unwrap_or(KafkaError::NotCoordinator);
@@ -1029,13 +1094,19 @@ impl GroupCoordinator {
         member.rebalance_timeout_ms = request.rebalance_timeout_ms;
         member.client_id = request.client_id.clone();
         member.expires_ms = now.saturating_add(request.session_timeout_ms);
-        group.members.insert(member_id.clone(), member);
+        let previous = group.members.insert(member_id.clone(), member);
+        assert!(
+            previous.is_none(),
+            "group {id}: member {member_id} joined twice"
+        );
         group
             .instances
             .insert(instance.to_string(), member_id.clone());
         if was_leader {
             group.leader = Some(member_id.clone());
         }
+        group.assert_membership(id);
+        group.assert_generation(id);
         // Kafka rebalances a Stable group for a static rejoin only when the protocol the
         // group would select changes; new metadata under the same protocol (a restarted
         // member's subscription) is stored as it is. (Swarm seed 1261: rebalancing instead
@@ -1084,7 +1155,7 @@ impl GroupCoordinator {
         if group.members.is_empty() {
             group.protocol_type = Some(request.protocol_type.clone());
         }
-        group.members.insert(
+        let previous = group.members.insert(
             request.member_id.clone(),
             Member {
                 group_instance_id: request.group_instance_id.clone(),
@@ -1099,11 +1170,17 @@ impl GroupCoordinator {
                 joined: group.joins,
             },
         );
+        assert!(
+            previous.is_none(),
+            "group {id}: member {} joined twice",
+            request.member_id
+        );
         if let Some(instance) = &request.group_instance_id {
             group
                 .instances
                 .insert(instance.clone(), request.member_id.clone());
         }
+        group.assert_membership(id);
         match group.state {
             GroupState::PreparingRebalance => self.maybe_complete_join(id),
             _ => self.prepare_rebalance(id, "a member joined"),
@@ -1212,7 +1289,13 @@ impl GroupCoordinator {
             });
         }
         let group = self.groups.get_mut(id).expect("a group");
-        group.generation = group.generation.next();
+        let previous = group.generation;
+        group.generation = previous.next();
+        assert!(
+            group.generation > previous,
+            "group {id}: generation {} after {previous}",
+            group.generation
+        );
         if group.members.is_empty() {
             group.state = GroupState::Empty;
             group.protocol = None;
@@ -1248,6 +1331,8 @@ impl GroupCoordinator {
                 answers.push((token, member_id.clone()));
             }
         }
+        group.assert_membership(id);
+        group.assert_generation(id);
         let group = &self.groups[id];
         let detail = CoordinatorEvent::GroupGeneration {
             group: id.to_string(),
@@ -1362,6 +1447,7 @@ impl GroupCoordinator {
             .values_mut()
             .filter_map(|m| m.sync_token.take().map(|t| (t, m.assignment.clone())))
             .collect();
+        group.assert_generation(id);
         let generation = group.generation;
         self.announce(CoordinatorEvent::GroupState {
             group: id.to_string(),
@@ -1603,6 +1689,10 @@ fn remove_member(group: &mut Group, member_id: &str) -> Option<Member> {
             group.instances.remove(instance);
         }
     }
+    assert!(
+        !group.instances.values().any(|m| m == member_id),
+        "a removed member {member_id} still holds an instance"
+    );
     Some(member)
 }
 
