@@ -30,7 +30,7 @@ fn crashed_and_stalled_members_are_rebalanced_away_and_back() {
     assert!(of_kind(&events, "group-generation").len() >= 5);
     // The members were handed partitions in several generations, and committed in them.
     let history = history(&dir);
-    let generations: std::collections::BTreeSet<i32> = history
+    let generations: std::collections::BTreeSet<_> = history
         .iter()
         .filter_map(|e| match &e.op {
             Op::Commit {

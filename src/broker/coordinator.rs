@@ -36,8 +36,8 @@
 //! leader's HW reaches the LEO it had when elected (so only committed state is served).
 
 use super::proto::{
-    CommittedOffset, JoinGroupOk, JoinGroupRequest, MemberRef, OffsetCommitRequest, RequestBody,
-    ResponseBody, SyncGroupRequest,
+    CommittedOffset, Generation, JoinGroupOk, JoinGroupRequest, MemberRef, OffsetCommitRequest,
+    RequestBody, ResponseBody, SyncGroupRequest,
 };
 use super::types::{Bytes, KafkaError, TopicPartition};
 use crate::log::LeaderEpoch;
@@ -154,7 +154,7 @@ pub struct GroupValue {
     /// "consumer".
     pub protocol_type: Option<String>,
     /// The generation.
-    pub generation: i32,
+    pub generation: Generation,
     /// The assignor chosen.
     pub protocol: Option<String>,
     /// The leader's member id.
@@ -297,7 +297,7 @@ pub enum CoordinatorEvent {
         /// Its new state.
         state: GroupState,
         /// Its generation.
-        generation: i32,
+        generation: Generation,
         /// Why it is rebalancing (only entering `PreparingRebalance`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
@@ -307,7 +307,7 @@ pub enum CoordinatorEvent {
         /// `group.id`.
         group: String,
         /// The new generation.
-        generation: i32,
+        generation: Generation,
         /// The protocol (assignor) chosen.
         protocol: Option<String>,
         /// The leader's member id.
@@ -323,7 +323,7 @@ pub enum CoordinatorEvent {
         member: String,
         /// The group's generation then (absent when replaced by its static instance).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        generation: Option<i32>,
+        generation: Option<Generation>,
         /// Why.
         why: String,
         /// The static instance that replaced it.
@@ -337,9 +337,9 @@ pub enum CoordinatorEvent {
         /// The member id it committed as.
         member: String,
         /// The generation it committed in.
-        generation: i32,
+        generation: Generation,
         /// The group's generation when it was stored (none if the group is gone).
-        group_generation: Option<i32>,
+        group_generation: Option<Generation>,
         /// `(partition, next offset to read)` pairs, written `["topic/p", offset]`.
         #[serde(with = "super::types::tp_offsets_text")]
         offsets: Vec<(TopicPartition, u64)>,
@@ -404,7 +404,7 @@ struct JoinTimer {
 struct Group {
     partition: u32,
     state: GroupState,
-    generation: i32,
+    generation: Generation,
     protocol_type: Option<String>,
     protocol: Option<String>,
     leader: Option<String>,
@@ -425,7 +425,7 @@ impl Group {
         Group {
             partition,
             state: GroupState::Empty,
-            generation: 0,
+            generation: Generation(0),
             protocol_type: None,
             protocol: None,
             leader: None,
@@ -474,6 +474,63 @@ impl Group {
     fn all_joined(&self) -> bool {
         self.pending.is_empty() && self.members.values().all(|m| m.join_token.is_some())
     }
+
+    /// Asserts that the members are unique: a member id is a key of `members` (joined once,
+    /// never a pending id too), and the static instances and their members name each other
+    /// (KIP-345), so no two members share a `group.instance.id`.
+    fn assert_membership(&self, group: &str) {
+        for (instance, member_id) in &self.instances {
+            let member = self.members.get(member_id);
+            assert!(
+                member.is_some_and(|m| m.group_instance_id.as_ref() == Some(instance)),
+                "group {group}: instance {instance} names {member_id}, not its member"
+            );
+        }
+        for (member_id, member) in &self.members {
+            if let Some(instance) = &member.group_instance_id {
+                assert_eq!(
+                    self.instances.get(instance),
+                    Some(member_id),
+                    "group {group}: two members with the instance {instance}"
+                );
+            }
+            assert!(
+                !self.pending.contains_key(member_id),
+                "group {group}: member {member_id} is still pending"
+            );
+        }
+    }
+
+    /// Asserts what a completed join phase leaves, while its generation lasts
+    /// (CompletingRebalance, Stable): the leader is one of the generation's members, every
+    /// join answer was given, and once Stable every sync answer too.
+    fn assert_generation(&self, group: &str) {
+        if !matches!(
+            self.state,
+            GroupState::CompletingRebalance | GroupState::Stable
+        ) {
+            return;
+        }
+        let generation = self.generation;
+        assert!(
+            self.leader
+                .as_ref()
+                .is_some_and(|l| self.members.contains_key(l)),
+            "group {group}: the leader {:?} of generation {generation} is not a member",
+            self.leader
+        );
+        for (member_id, member) in &self.members {
+            assert!(
+                member.join_token.is_none(),
+                "group {group}: member {member_id} waits on a join in generation {generation}"
+            );
+            assert!(
+                self.state != GroupState::Stable || member.sync_token.is_none(),
+                "group {group}: member {member_id} waits on a sync in Stable generation \
+                 {generation}"
+            );
+        }
+    }
 }
 
 fn subscription(member: &Member, protocol: Option<&str>) -> Bytes {
@@ -489,7 +546,10 @@ fn subscription(member: &Member, protocol: Option<&str>) -> Bytes {
 #[derive(Clone, Debug)]
 enum Purpose {
     /// The leader's assignment for `generation`.
-    Assignment { group: String, generation: i32 },
+    Assignment {
+        group: String,
+        generation: Generation,
+    },
     /// The group's metadata after it went Empty.
     Metadata,
     /// A static member's rejoin under a new member id while Stable: answered once the
@@ -560,12 +620,12 @@ impl GroupCoordinator {
     }
 
     /// A group's state and generation, if this broker coordinates it.
-    pub fn group_state(&self, group: &str) -> Option<(GroupState, i32)> {
+    pub fn group_state(&self, group: &str) -> Option<(GroupState, Generation)> {
         self.groups.get(group).map(|g| (g.state, g.generation))
     }
 
     /// Every group this broker coordinates, with its state and generation.
-    pub fn groups(&self) -> Vec<(String, GroupState, i32)> {
+    pub fn groups(&self) -> Vec<(String, GroupState, Generation)> {
         self.groups
             .iter()
             .map(|(id, g)| (id.clone(), g.state, g.generation))
@@ -722,7 +782,13 @@ impl GroupCoordinator {
                 generation: group.generation,
                 reason: None,
             });
-            self.groups.insert(id, group);
+            group.assert_membership(&id);
+            group.assert_generation(&id);
+            let previous = self.groups.insert(id.clone(), group);
+            assert!(
+                previous.is_none(),
+                "group {id} loaded while coordinated already (its partition was unloaded)"
+            );
         }
         self.announce(CoordinatorEvent::CoordinatorLoaded {
             partition,
@@ -814,6 +880,8 @@ impl GroupCoordinator {
                         if was_leader {
                             g.leader = Some(old_id);
                         }
+                        g.assert_membership(&group);
+                        g.assert_generation(&group);
                     }
                 }
                 let error = error.unwrap_or(KafkaError::NotCoordinator);
@@ -858,33 +926,15 @@ impl GroupCoordinator {
     pub fn on_request(&mut self, token: u64, body: RequestBody, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
         match body {
-            RequestBody::JoinGroup(request) => self.join(token, request),
-            RequestBody::SyncGroup(request) => self.sync(token, request),
-            RequestBody::Heartbeat(member) => {
-                let error = self.heartbeat(&member).err();
-                self.respond(token, ResponseBody::Heartbeat { error });
-            }
-            RequestBody::LeaveGroup(member) => {
-                let error = self.leave(&member).err();
-                self.respond(token, ResponseBody::LeaveGroup { error });
-            }
-            RequestBody::OffsetCommit(request) => self.commit(token, request),
+            RequestBody::JoinGroup(request) => self.on_join_group(token, request),
+            RequestBody::SyncGroup(request) => self.on_sync_group(token, request),
+            RequestBody::Heartbeat(member) => self.on_heartbeat(token, &member),
+            RequestBody::LeaveGroup(member) => self.on_leave_group(token, &member),
+            RequestBody::OffsetCommit(request) => self.on_offset_commit(token, request),
             RequestBody::OffsetFetch {
                 group_id,
                 partitions,
-            } => {
-                let result = self.available(&group_id).map(|()| {
-                    let offsets = self.groups.get(&group_id).map(|g| &g.offsets);
-                    partitions
-                        .into_iter()
-                        .map(|tp| {
-                            let committed = offsets.and_then(|o| o.get(&tp)).cloned();
-                            (tp, committed)
-                        })
-                        .collect()
-                });
-                self.respond(token, ResponseBody::OffsetFetch { result });
-            }
+            } => self.on_offset_fetch(token, &group_id, partitions),
             other => panic!("not a group request: {other:?}"),
         }
     }
@@ -911,7 +961,7 @@ impl GroupCoordinator {
         }
     }
 
-    fn join(&mut self, token: u64, request: JoinGroupRequest) {
+    fn on_join_group(&mut self, token: u64, request: JoinGroupRequest) {
         let id = request.group_id.clone();
         if let Err(error) = self.available(&id) {
             self.respond(token, join_error(error, ""));
@@ -1044,13 +1094,19 @@ impl GroupCoordinator {
         member.rebalance_timeout_ms = request.rebalance_timeout_ms;
         member.client_id = request.client_id.clone();
         member.expires_ms = now.saturating_add(request.session_timeout_ms);
-        group.members.insert(member_id.clone(), member);
+        let previous = group.members.insert(member_id.clone(), member);
+        assert!(
+            previous.is_none(),
+            "group {id}: member {member_id} joined twice"
+        );
         group
             .instances
             .insert(instance.to_string(), member_id.clone());
         if was_leader {
             group.leader = Some(member_id.clone());
         }
+        group.assert_membership(id);
+        group.assert_generation(id);
         // Kafka rebalances a Stable group for a static rejoin only when the protocol the
         // group would select changes; new metadata under the same protocol (a restarted
         // member's subscription) is stored as it is. (Swarm seed 1261: rebalancing instead
@@ -1099,7 +1155,7 @@ impl GroupCoordinator {
         if group.members.is_empty() {
             group.protocol_type = Some(request.protocol_type.clone());
         }
-        group.members.insert(
+        let previous = group.members.insert(
             request.member_id.clone(),
             Member {
                 group_instance_id: request.group_instance_id.clone(),
@@ -1114,11 +1170,17 @@ impl GroupCoordinator {
                 joined: group.joins,
             },
         );
+        assert!(
+            previous.is_none(),
+            "group {id}: member {} joined twice",
+            request.member_id
+        );
         if let Some(instance) = &request.group_instance_id {
             group
                 .instances
                 .insert(instance.clone(), request.member_id.clone());
         }
+        group.assert_membership(id);
         match group.state {
             GroupState::PreparingRebalance => self.maybe_complete_join(id),
             _ => self.prepare_rebalance(id, "a member joined"),
@@ -1227,7 +1289,13 @@ impl GroupCoordinator {
             });
         }
         let group = self.groups.get_mut(id).expect("a group");
-        group.generation += 1;
+        let previous = group.generation;
+        group.generation = previous.next();
+        assert!(
+            group.generation > previous,
+            "group {id}: generation {} after {previous}",
+            group.generation
+        );
         if group.members.is_empty() {
             group.state = GroupState::Empty;
             group.protocol = None;
@@ -1263,6 +1331,8 @@ impl GroupCoordinator {
                 answers.push((token, member_id.clone()));
             }
         }
+        group.assert_membership(id);
+        group.assert_generation(id);
         let group = &self.groups[id];
         let detail = CoordinatorEvent::GroupGeneration {
             group: id.to_string(),
@@ -1308,7 +1378,7 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    fn sync(&mut self, token: u64, request: SyncGroupRequest) {
+    fn on_sync_group(&mut self, token: u64, request: SyncGroupRequest) {
         let id = request.member.group_id.clone();
         if let Err(error) = self.available(&id) {
             self.respond(token, sync_error(error));
@@ -1377,6 +1447,7 @@ impl GroupCoordinator {
             .values_mut()
             .filter_map(|m| m.sync_token.take().map(|t| (t, m.assignment.clone())))
             .collect();
+        group.assert_generation(id);
         let generation = group.generation;
         self.announce(CoordinatorEvent::GroupState {
             group: id.to_string(),
@@ -1394,6 +1465,11 @@ impl GroupCoordinator {
         }
     }
 
+    fn on_heartbeat(&mut self, token: u64, member: &MemberRef) {
+        let error = self.heartbeat(member).err();
+        self.respond(token, ResponseBody::Heartbeat { error });
+    }
+
     fn heartbeat(&mut self, member: &MemberRef) -> Result<(), KafkaError> {
         self.available(&member.group_id)?;
         let now = self.now_ms;
@@ -1409,6 +1485,11 @@ impl GroupCoordinator {
             GroupState::Empty | GroupState::Dead => Err(KafkaError::UnknownMemberId),
             GroupState::CompletingRebalance | GroupState::Stable => Ok(()),
         }
+    }
+
+    fn on_leave_group(&mut self, token: u64, member: &MemberRef) {
+        let error = self.leave(member).err();
+        self.respond(token, ResponseBody::LeaveGroup { error });
     }
 
     fn leave(&mut self, member: &MemberRef) -> Result<(), KafkaError> {
@@ -1462,7 +1543,7 @@ impl GroupCoordinator {
         }
     }
 
-    fn commit(&mut self, token: u64, request: OffsetCommitRequest) {
+    fn on_offset_commit(&mut self, token: u64, request: OffsetCommitRequest) {
         let id = request.member.group_id.clone();
         let answer = |error: KafkaError| ResponseBody::OffsetCommit {
             partitions: request
@@ -1478,7 +1559,8 @@ impl GroupCoordinator {
         let now = self.now_ms;
         let partition = self.partition_of(&id);
         let unfenced = self.config.legacy_unfenced_offset_commits;
-        let simple = request.member.generation_id < 0 && request.member.member_id.is_empty();
+        let simple =
+            request.member.generation_id < Generation(0) && request.member.member_id.is_empty();
         let group = self
             .groups
             .entry(id.clone())
@@ -1523,6 +1605,20 @@ impl GroupCoordinator {
             },
             records,
         );
+    }
+
+    fn on_offset_fetch(&mut self, token: u64, group_id: &str, partitions: Vec<TopicPartition>) {
+        let result = self.available(group_id).map(|()| {
+            let offsets = self.groups.get(group_id).map(|g| &g.offsets);
+            partitions
+                .into_iter()
+                .map(|tp| {
+                    let committed = offsets.and_then(|o| o.get(&tp)).cloned();
+                    (tp, committed)
+                })
+                .collect()
+        });
+        self.respond(token, ResponseBody::OffsetFetch { result });
     }
 
     // --- time ---
@@ -1593,6 +1689,10 @@ fn remove_member(group: &mut Group, member_id: &str) -> Option<Member> {
             group.instances.remove(instance);
         }
     }
+    assert!(
+        !group.instances.values().any(|m| m == member_id),
+        "a removed member {member_id} still holds an instance"
+    );
     Some(member)
 }
 

@@ -16,6 +16,7 @@ use super::types::{
 };
 use crate::log::{LeaderEpoch, Offset};
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 /// A request with the correlation id its response echoes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,12 +174,37 @@ pub struct SyncGroupRequest {
 pub struct MemberRef {
     /// The group id.
     pub group_id: String,
-    /// The generation the member is in (-1: none).
-    pub generation_id: i32,
+    /// The generation the member is in ([`Generation::NONE`]: none).
+    pub generation_id: Generation,
     /// The member id ("" for none).
     pub member_id: String,
     /// `group.instance.id` of a static member.
     pub group_instance_id: Option<String>,
+}
+
+/// A consumer group's generation (Kafka's `generationId`): the coordinator counts the
+/// completed join phases of a group, so a member's requests name the membership they
+/// belong to. Serialized as the bare number; the default is 0, a new group's.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Generation(pub i32);
+
+impl Generation {
+    /// No generation (Kafka's -1): a member not in the group, or a simple commit.
+    pub const NONE: Generation = Generation(-1);
+
+    /// The generation after this one.
+    pub fn next(self) -> Generation {
+        Generation(self.0 + 1)
+    }
+}
+
+impl fmt::Display for Generation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 /// An OffsetCommit request.
@@ -203,7 +229,7 @@ pub struct CommittedOffset {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinGroupOk {
     /// The new generation.
-    pub generation_id: i32,
+    pub generation_id: Generation,
     /// The assignor chosen.
     pub protocol_name: String,
     /// The leader's member id.

@@ -448,7 +448,7 @@ impl<D: Disk> BrokerCore<D> {
     }
 
     /// The groups this broker coordinates, with their state and generation.
-    pub fn coordinated_groups(&self) -> Vec<(String, GroupState, i32)> {
+    pub fn coordinated_groups(&self) -> Vec<(String, GroupState, super::proto::Generation)> {
         self.coordinator.groups()
     }
 

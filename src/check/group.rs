@@ -47,6 +47,7 @@ use super::kafka::Facts;
 use super::toolkit::{seconds, Findings};
 use super::{result, CheckInput, CheckResult, Violation};
 use crate::broker::coordinator::{CoordinatorEvent, GroupState};
+use crate::broker::proto::Generation;
 use crate::broker::TopicPartition;
 use crate::history::{Announcement, Event, HistoryEntry, Op, SendOutcome, WorldEvent};
 use crate::scenario::GroupSpec;
@@ -57,7 +58,7 @@ use std::collections::{BTreeMap, BTreeSet};
 struct StateAnnounced<'a> {
     event: &'a Event,
     state: GroupState,
-    generation: i32,
+    generation: Generation,
 }
 
 /// Runs the group checks when the scenario has groups.
@@ -120,7 +121,7 @@ struct GroupFacts<'a> {
 struct Stored<'a> {
     node: &'a str,
     member: &'a str,
-    generation: i32,
+    generation: Generation,
     sent_us: u64,
     acked_us: u64,
     offset: u64,
@@ -131,7 +132,7 @@ struct StoredCommit<'a> {
     node: &'a str,
     group: &'a str,
     member: &'a str,
-    generation: i32,
+    generation: Generation,
     offsets: &'a [(TopicPartition, u64)],
     sent_us: u64,
     acked_us: u64,
@@ -142,7 +143,7 @@ struct StoredCommit<'a> {
 struct Owner<'a> {
     node: &'a str,
     member: &'a str,
-    generation: i32,
+    generation: Generation,
     since_us: u64,
 }
 
@@ -166,7 +167,7 @@ enum Step<'a> {
         node: &'a str,
         group: &'a str,
         member: &'a str,
-        generation: i32,
+        generation: Generation,
         partitions: BTreeSet<&'a TopicPartition>,
     },
 }
@@ -363,7 +364,7 @@ impl<'a> GroupFacts<'a> {
     /// `stale-commit-accepted`.
     fn stale_commit_accepted(&self) -> Vec<Violation> {
         // group → generation → when a member was first handed partitions in it.
-        let mut handed: BTreeMap<&str, BTreeMap<i32, u64>> = BTreeMap::new();
+        let mut handed: BTreeMap<&str, BTreeMap<Generation, u64>> = BTreeMap::new();
         for entry in self.history {
             if let Op::GroupAssign {
                 group, generation, ..
@@ -390,7 +391,7 @@ impl<'a> GroupFacts<'a> {
             } = commit;
             let newer = handed.get(group).and_then(|generations| {
                 generations
-                    .range(generation + 1..)
+                    .range(generation.next()..)
                     .filter(|(_, &at)| at < sent_us)
                     .min_by_key(|(_, &at)| at)
             });

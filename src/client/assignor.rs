@@ -12,6 +12,7 @@
 //! subscription, not per topic, and does not weigh members' differing subscriptions
 //! beyond excluding topics a member did not subscribe to.
 
+use crate::broker::proto::Generation;
 use crate::broker::{Bytes, TopicPartition};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -56,8 +57,8 @@ pub struct Subscription {
     pub topics: Vec<String>,
     /// Partitions it owns.
     pub owned: Vec<TopicPartition>,
-    /// The generation it owned them in (-1 if none).
-    pub generation: i32,
+    /// The generation it owned them in ([`Generation::NONE`] if none).
+    pub generation: Generation,
 }
 
 /// A member's assignment.
@@ -151,7 +152,7 @@ fn cooperative_sticky(
         .collect();
     // Who owns what now: a partition claimed twice goes to the claim of the newer
     // generation (the other is a zombie's), ties to the first member in id order.
-    let mut owner: BTreeMap<&TopicPartition, (&String, i32)> = BTreeMap::new();
+    let mut owner: BTreeMap<&TopicPartition, (&String, Generation)> = BTreeMap::new();
     for (member, sub) in members {
         for tp in &sub.owned {
             if !all.contains(tp) || !sub.topics.contains(&tp.topic) {
@@ -242,7 +243,7 @@ mod tests {
         Subscription {
             topics: vec!["orders".into()],
             owned: owned.iter().map(|&p| tp(p)).collect(),
-            generation,
+            generation: Generation(generation),
         }
     }
 

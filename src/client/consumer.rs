@@ -30,7 +30,9 @@
 
 use super::metadata::{Metadata, PartitionLeader};
 use super::network::{ConnectionId, Lost, NetAction, NetConfig, Network};
-use crate::broker::proto::{FetchData, FetchPartition, RequestBody, Response, ResponseBody};
+use crate::broker::proto::{
+    FetchData, FetchPartition, Generation, RequestBody, Response, ResponseBody,
+};
 use crate::broker::{BrokerId, KafkaError, TopicPartition};
 use crate::log::{decode_batches, LeaderEpoch, Offset};
 use std::collections::{BTreeMap, BTreeSet};
@@ -138,7 +140,7 @@ pub struct GroupMember {
     /// The member id.
     pub member_id: String,
     /// The generation.
-    pub generation: i32,
+    pub generation: Generation,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

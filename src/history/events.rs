@@ -1,7 +1,8 @@
 //! What nodes announce: [`Event`], one line of `events.jsonl`, holding a typed
 //! [`Announcement`] — the announcing core's own event type (`BrokerEvent`,
-//! `ControllerEvent`, `CoordinatorEvent`, `ZkServerEvent`), or a shell's ([`ShellEvent`]) or
-//! the world's ([`WorldEvent`]), defined here.
+//! `ControllerEvent`, `CoordinatorEvent`, `ZkServerEvent`, the ensemble store's
+//! `StoreEvent`), or a shell's ([`ShellEvent`]) or the world's ([`WorldEvent`]), defined
+//! here.
 //!
 //! Every announcement type is serialized `#[serde(tag = "kind", content = "detail")]` with
 //! kebab-case kinds, and an event's line is `{"at_us":..,"node":..,"kind":..,"detail":{..}}`
@@ -14,6 +15,7 @@ use crate::broker::coordinator::CoordinatorEvent;
 use crate::broker::server::{Announced, BrokerEvent};
 use crate::log::{Offset, RecoveryReport};
 use crate::zk::server::ZkServerEvent;
+use crate::zk::store::StoreEvent;
 use crate::zk::{Epoch, Zxid};
 use serde::de::Error as _;
 use serde::ser::{Error as _, SerializeStruct};
@@ -33,8 +35,8 @@ pub struct Event {
 }
 
 /// An announcement, by who makes it. Serialized untagged: each inner type writes its own
-/// `kind` and `detail`. Read back, the first type whose kind and fields fit wins (shells
-/// first: a shell's `bad-snapshot` names its file, the server core's does not).
+/// `kind` and `detail`. Read back, the first type whose kind and fields fit wins (the store
+/// before the server core: the store's `bad-snapshot` names its file, the core's does not).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Announcement {
@@ -46,6 +48,8 @@ pub enum Announcement {
     Controller(ControllerEvent),
     /// A broker's group coordinator.
     Coordinator(CoordinatorEvent),
+    /// An ensemble server's store, recovering its disk.
+    Store(StoreEvent),
     /// An ensemble server.
     ZkServer(ZkServerEvent),
     /// The simulation itself (node `world`).
@@ -155,6 +159,7 @@ announcement_from!(
     Broker(BrokerEvent),
     Controller(ControllerEvent),
     Coordinator(CoordinatorEvent),
+    Store(StoreEvent),
     ZkServer(ZkServerEvent),
     World(WorldEvent),
 );
@@ -166,9 +171,6 @@ announcement_from!(
 /// |---|---|---|---|
 /// | `recovered` | `zk-<n>` | `incarnation`, `accepted_epoch`, `current_epoch`, `snapshot` (its zxid), `logged`, `last_zxid` | the server read its disk back and starts |
 /// | `recovery-failed`, `disk-failed`, `listen-failed` | `zk-<n>`, `broker-<n>` | `error` | the process gives up |
-/// | `bad-snapshot` | `zk-<n>` | `file`, `error` | a snapshot file that is not a tree (skipped) |
-/// | `txn-log-recovered` | `zk-<n>` | `recovery` | the transaction log's recovery cut something |
-/// | `bad-txn-record` | `zk-<n>` | `offset` | an intact record that does not parse: dropped with the rest |
 /// | `broker-started` | `broker-<n>` | `incarnation` | a broker process starts |
 /// | `log-opened` | `writer-<n>` | `incarnation`, `recovery` | a writer opened its log |
 /// | `log-open-failed` | `writer-<n>` | `incarnation`, `error` | its log could not be recovered: it stops |
@@ -213,23 +215,6 @@ pub enum ShellEvent {
     DiskFailed {
         /// Why.
         error: String,
-    },
-    /// A snapshot file that is not a tree (skipped).
-    BadSnapshot {
-        /// The file.
-        file: String,
-        /// Why.
-        error: String,
-    },
-    /// The transaction log's recovery cut something.
-    TxnLogRecovered {
-        /// What recovery found and did.
-        recovery: RecoveryReport,
-    },
-    /// An intact transaction log record that does not parse: dropped with the rest.
-    BadTxnRecord {
-        /// Its offset.
-        offset: Offset,
     },
     /// A broker process starts.
     BrokerStarted {
@@ -611,7 +596,7 @@ pub struct GroupLag {
     /// Partitions whose committed offset is behind the end.
     pub partitions: Vec<String>,
     /// The generation its members synced in, if they agree.
-    pub members_generation: Option<i32>,
+    pub members_generation: Option<crate::broker::proto::Generation>,
     /// The coordinator announced the group `Stable` in that generation.
     pub stable: bool,
 }
@@ -680,7 +665,7 @@ mod tests {
     fn shared_kinds_read_back_by_their_fields() {
         line(
             "zk-1",
-            ShellEvent::BadSnapshot {
+            StoreEvent::BadSnapshot {
                 file: "snapshot.5".into(),
                 error: "no root".into(),
             },

@@ -142,7 +142,7 @@ pub enum Op {
         /// The member id.
         member: String,
         /// The generation of the last SyncGroup it completed: the one it owns them in.
-        generation: i32,
+        generation: crate::broker::proto::Generation,
         /// `(partition, position)` pairs.
         partitions: Vec<(crate::broker::TopicPartition, u64)>,
         /// Partitions it owns too, whose position is not known yet (their committed offset
@@ -157,7 +157,7 @@ pub enum Op {
         /// The member id it committed as.
         member: String,
         /// The generation it committed in.
-        generation: i32,
+        generation: crate::broker::proto::Generation,
         /// `(partition, next offset to read)` pairs.
         offsets: Vec<(crate::broker::TopicPartition, u64)>,
         /// When the member sent it (simulated ms); the entry's own time is the answer's.

@@ -9,7 +9,7 @@
 use super::kafka_net::{open_link, serve, LinkEvent, ServerEvent};
 use super::net::{node_addr, Hello, KIND_BROKER};
 use super::pay_sync_debt;
-use super::zk_session::{ConnEvent, SessionEvent, ZkSession};
+use super::zk_session::{ConnEvent, ZkSession};
 use crate::broker::proto::{Request, Response};
 use crate::broker::server::{BrokerAction, BrokerConfig, BrokerCore};
 use crate::broker::BrokerId;
@@ -18,6 +18,7 @@ use crate::history::{Announcement, ShellEvent};
 use crate::node::progress::Progress;
 use crate::node::recorder::{sim_now_us, Recorder};
 use crate::node::run_rng;
+use crate::zk::client::ClientEvent;
 use crate::zk::{ServerId, SessionId, Xid};
 use madsim::net::TcpListener;
 use rand::Rng;
@@ -158,14 +159,14 @@ impl BrokerNode {
             // The ensemble session's actions.
             for event in zk.take_events(&inbox_tx, Inbox::Zk, now_ms()) {
                 match event {
-                    SessionEvent::Completed { xid, op, outcome } => {
+                    ClientEvent::Completed { xid, op, outcome } => {
                         tracing::debug!(broker = %self.name, ?op, ?outcome, "zk-completed");
                         if let Some(id) = zk_calls.remove(&xid) {
                             core.on_zk_outcome(id, outcome, now_ms());
                         }
                     }
-                    SessionEvent::Watch { event, .. } => core.on_watch(&event),
-                    SessionEvent::SessionOpen {
+                    ClientEvent::Watch { event, .. } => core.on_watch(&event),
+                    ClientEvent::SessionOpen {
                         session: s,
                         server,
                         new,
@@ -177,7 +178,7 @@ impl BrokerNode {
                             core.on_session_started(s, now_ms());
                         }
                     }
-                    SessionEvent::SessionEnded { session: s, end } => {
+                    ClientEvent::SessionEnded { session: s, end } => {
                         tracing::debug!(broker = %self.name, session = s.0, end = end.name(), "zk-session-ended");
                         session = SessionId::NONE;
                         zk_calls.clear();

@@ -6,6 +6,7 @@
 
 use super::recorder::sim_now_us;
 use crate::broker::coordinator::GroupState;
+use crate::broker::proto::Generation;
 use crate::broker::{ControllerEpoch, TopicPartition};
 use crate::history::Crash;
 use crate::log::Offset;
@@ -37,7 +38,7 @@ struct Inner {
     committed: BTreeMap<String, BTreeMap<TopicPartition, u64>>,
     /// Group members: the generation they take part in, while they are in it with every
     /// partition's position known (`None` while they join, sync or fetch offsets).
-    synced: BTreeMap<String, Option<i32>>,
+    synced: BTreeMap<String, Option<Generation>>,
 }
 
 /// What a live broker last reported.
@@ -46,7 +47,7 @@ struct BrokerProbe {
     led: Vec<(TopicPartition, usize, Offset)>,
     controller_epoch: Option<ControllerEpoch>,
     /// The groups it coordinates: state and generation.
-    groups: Vec<(String, GroupState, i32)>,
+    groups: Vec<(String, GroupState, Generation)>,
 }
 
 /// Where the ensemble's servers stand (see [`Progress::zk_epoch`]).
@@ -163,13 +164,13 @@ impl Progress {
     }
 
     /// A broker reports the groups it coordinates.
-    pub fn coordinated_groups(&self, node: &str, groups: Vec<(String, GroupState, i32)>) {
+    pub fn coordinated_groups(&self, node: &str, groups: Vec<(String, GroupState, Generation)>) {
         let mut inner = self.lock();
         inner.brokers.entry(node.to_string()).or_default().groups = groups;
     }
 
     /// Whether a live broker coordinates `group` as Stable in `generation`.
-    pub fn group_stable(&self, group: &str, generation: i32) -> bool {
+    pub fn group_stable(&self, group: &str, generation: Generation) -> bool {
         self.lock().brokers.values().any(|p| {
             p.groups.iter().any(|(g, state, gen)| {
                 g == group && *state == GroupState::Stable && *gen == generation
@@ -264,7 +265,7 @@ impl Progress {
 
     /// A group member reports the generation it takes part in (`None`: it is between
     /// generations).
-    pub fn member_generation(&self, node: &str, generation: Option<i32>) {
+    pub fn member_generation(&self, node: &str, generation: Option<Generation>) {
         let mut inner = self.lock();
         if inner.synced.get(node) != Some(&generation) {
             inner.synced.insert(node.to_string(), generation);
@@ -272,7 +273,7 @@ impl Progress {
     }
 
     /// The generation every one of `members` takes part in, if they all take part in one.
-    pub fn members_generation(&self, members: &[String]) -> Option<i32> {
+    pub fn members_generation(&self, members: &[String]) -> Option<Generation> {
         let inner = self.lock();
         let first = inner.synced.get(members.first()?).copied().flatten()?;
         members

@@ -6,12 +6,12 @@
 //! exactly what the client was told, nothing more. The connection to the ensemble is the
 //! session's.
 
-use super::zk_session::{ConnEvent, SessionEvent, ZkSession};
+use super::zk_session::{ConnEvent, ZkSession};
 use crate::history::{Op as HistoryOp, ZkOutcome};
 use crate::node::progress::Progress;
 use crate::node::recorder::{sim_now_us, Recorder};
 use crate::node::run_rng;
-use crate::zk::client::Outcome;
+use crate::zk::client::{ClientEvent, Outcome};
 use crate::zk::workload::Workload;
 use crate::zk::{ServerId, Xid};
 use rand::Rng;
@@ -103,7 +103,7 @@ impl ZkClientNode {
             }
             for event in session.take_events(&inbox_tx, |e| e, now_ms()) {
                 match event {
-                    SessionEvent::Completed { xid, op, outcome } => {
+                    ClientEvent::Completed { xid, op, outcome } => {
                         if in_flight == Some(xid) {
                             in_flight = None;
                         }
@@ -138,14 +138,14 @@ impl ZkClientNode {
                             outcome,
                         });
                     }
-                    SessionEvent::Watch { event, zxid } => {
+                    ClientEvent::Watch { event, zxid } => {
                         self.history(HistoryOp::ZkWatch {
                             session: session.session().0,
                             zxid: zxid.0,
                             event,
                         });
                     }
-                    SessionEvent::SessionOpen {
+                    ClientEvent::SessionOpen {
                         session: opened,
                         server,
                         zxid,
@@ -158,7 +158,7 @@ impl ZkClientNode {
                             zxid: Some(zxid.0),
                         });
                     }
-                    SessionEvent::SessionEnded {
+                    ClientEvent::SessionEnded {
                         session: ended,
                         end,
                     } => {

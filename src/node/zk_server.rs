@@ -17,7 +17,7 @@ use crate::node::progress::Progress;
 use crate::node::recorder::{sim_now_us, Recorder};
 use crate::zk::proto::{ClientRequest, PeerMessage, ServerResponse};
 use crate::zk::server::{Action, ConnId, ServerConfig, ServerCore, ZkServerEvent};
-use crate::zk::store::{FileTxnSnapLog, StoreError, StoreEvent};
+use crate::zk::store::{FileTxnSnapLog, StoreError};
 use crate::zk::ServerId;
 use madsim::net::{TcpListener, TcpStream};
 use std::collections::BTreeMap;
@@ -89,13 +89,6 @@ impl ZkServerNode {
         let mut found = Vec::new();
         let opened = FileTxnSnapLog::open(self.disk.clone(), self.force_sync, &mut found);
         for event in found {
-            let event = match event {
-                StoreEvent::BadSnapshot { file, error } => ShellEvent::BadSnapshot { file, error },
-                StoreEvent::TxnLogRecovered { recovery } => {
-                    ShellEvent::TxnLogRecovered { recovery }
-                }
-                StoreEvent::BadTxnRecord { offset } => ShellEvent::BadTxnRecord { offset },
-            };
             self.recorder.event(&self.name, event);
         }
         let (store, recovered) = match opened {

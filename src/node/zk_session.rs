@@ -7,14 +7,14 @@
 //! disconnect), ticking it, and opening a new session [`NEW_SESSION_DELAY_MS`] after one
 //! ended (Kafka's broker re-creates its ZooKeeper session after an expiry; the clients of
 //! the Jepsen-style workload do the same). What the session tells its application —
-//! completions, watches, a session opened or ended — comes back as [`SessionEvent`]s, in
-//! the order the core produced them. The protocol (failover, pings, timeouts, exactly-once
+//! completions, watches, a session opened or ended — comes back as the core's own
+//! [`ClientEvent`]s, in the order it produced them. The protocol (failover, pings, timeouts, exactly-once
 //! completion) is the core's, in `zk::client`.
 
 use super::net::{frame_writer, read_frame, send_frame, Hello};
-use crate::zk::client::{ClientAction, ClientConfig, ClientCore, Outcome, SessionEnd};
+use crate::zk::client::{ClientAction, ClientConfig, ClientCore, ClientEvent};
 use crate::zk::proto::{ClientRequest, ServerResponse};
-use crate::zk::{Op, ServerId, SessionId, WatchedEvent, Xid, Zxid};
+use crate::zk::{Op, ServerId, SessionId, Xid};
 use madsim::net::TcpStream;
 use rand::Rng;
 use std::net::SocketAddr;
@@ -45,45 +45,6 @@ pub enum ConnEvent {
     Closed {
         /// The connection's generation.
         generation: u64,
-    },
-}
-
-/// What the session tells its application.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SessionEvent {
-    /// A request finished.
-    Completed {
-        /// The request id.
-        xid: Xid,
-        /// The operation.
-        op: Op,
-        /// How it ended.
-        outcome: Outcome,
-    },
-    /// A watch fired.
-    Watch {
-        /// What happened.
-        event: WatchedEvent,
-        /// The server's zxid when it fired.
-        zxid: Zxid,
-    },
-    /// The session is open (new or resumed) on this server.
-    SessionOpen {
-        /// The session.
-        session: SessionId,
-        /// The server.
-        server: ServerId,
-        /// The server's zxid.
-        zxid: Zxid,
-        /// Whether it is a new session.
-        new: bool,
-    },
-    /// The session is gone; a new one opens [`NEW_SESSION_DELAY_MS`] later.
-    SessionEnded {
-        /// The session.
-        session: SessionId,
-        /// How.
-        end: SessionEnd,
     },
 }
 
@@ -132,7 +93,7 @@ impl ZkSession {
         self.core.is_connected()
     }
 
-    /// Sends `op`; its completion comes back as [`SessionEvent::Completed`].
+    /// Sends `op`; its completion comes back as [`ClientEvent::Completed`].
     pub fn submit(&mut self, op: Op, now_ms: u64) -> Xid {
         self.core.submit(op, now_ms)
     }
@@ -173,7 +134,7 @@ impl ZkSession {
         inbox: &UnboundedSender<E>,
         wrap: fn(ConnEvent) -> E,
         now_ms: u64,
-    ) -> Vec<SessionEvent> {
+    ) -> Vec<ClientEvent> {
         let mut events = Vec::new();
         for action in self.core.take_actions() {
             match action {
@@ -198,27 +159,11 @@ impl ZkSession {
                     self.generation += 1;
                     self.tx = None;
                 }
-                ClientAction::Completed { xid, op, outcome } => {
-                    events.push(SessionEvent::Completed { xid, op, outcome });
-                }
-                ClientAction::Watch { event, zxid } => {
-                    events.push(SessionEvent::Watch { event, zxid });
-                }
-                ClientAction::SessionOpen {
-                    session,
-                    server,
-                    zxid,
-                    new,
-                    ..
-                } => events.push(SessionEvent::SessionOpen {
-                    session,
-                    server,
-                    zxid,
-                    new,
-                }),
-                ClientAction::SessionEnded { session, end } => {
-                    self.new_session_at_ms = Some(now_ms + NEW_SESSION_DELAY_MS);
-                    events.push(SessionEvent::SessionEnded { session, end });
+                ClientAction::Deliver(event) => {
+                    if let ClientEvent::SessionEnded { .. } = event {
+                        self.new_session_at_ms = Some(now_ms + NEW_SESSION_DELAY_MS);
+                    }
+                    events.push(event);
                 }
             }
         }
@@ -269,6 +214,7 @@ mod tests {
     use super::*;
     use crate::node::net::{node_addr, KIND_ZK};
     use crate::zk::client::SessionEnd;
+    use crate::zk::Zxid;
     use rand::SeedableRng;
 
     fn connected(session: u64) -> ServerResponse {
@@ -319,7 +265,7 @@ mod tests {
             zk.on_connection(current, 2);
             let events = zk.take_events(&inbox, |e| e, 2);
             assert!(
-                matches!(&events[..], [SessionEvent::SessionOpen { session, new: true, .. }] if *session == SessionId(7)),
+                matches!(&events[..], [ClientEvent::SessionOpen { session, new: true, .. }] if *session == SessionId(7)),
                 "{events:?}"
             );
             assert!(zk.is_connected());
@@ -335,7 +281,7 @@ mod tests {
             let events = zk.take_events(&inbox, |e| e, 10);
             assert_eq!(
                 events,
-                vec![SessionEvent::SessionEnded {
+                vec![ClientEvent::SessionEnded {
                     session: SessionId(7),
                     end: SessionEnd::Expired
                 }]

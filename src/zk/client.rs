@@ -52,6 +52,13 @@ pub enum ClientAction {
     Send(ClientRequest),
     /// Close the open connection.
     Disconnect,
+    /// Tell the application.
+    Deliver(ClientEvent),
+}
+
+/// What the client tells its application, in the order it happens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientEvent {
     /// A request finished.
     Completed {
         /// The request id.
@@ -198,6 +205,10 @@ impl ClientCore {
         std::mem::take(&mut self.out)
     }
 
+    fn deliver(&mut self, event: ClientEvent) {
+        self.out.push(ClientAction::Deliver(event));
+    }
+
     /// The session (NONE before the first one opens).
     pub fn session(&self) -> SessionId {
         self.session
@@ -238,7 +249,7 @@ impl ClientCore {
         }
     }
 
-    /// Sends `op`; its completion comes back as [`ClientAction::Completed`].
+    /// Sends `op`; its completion comes back as [`ClientEvent::Completed`].
     pub fn submit(&mut self, op: Op, now_ms: u64) -> Xid {
         let xid = Xid(self.next_xid);
         self.next_xid += 1;
@@ -248,7 +259,7 @@ impl ClientCore {
             } else {
                 ZkError::ConnectionLoss
             };
-            self.out.push(ClientAction::Completed {
+            self.deliver(ClientEvent::Completed {
                 xid,
                 op,
                 outcome: Outcome::NotSent { error },
@@ -334,7 +345,7 @@ impl ClientCore {
     fn lost(&mut self, now_ms: u64) {
         self.out.push(ClientAction::Disconnect);
         for (xid, op) in std::mem::take(&mut self.pending) {
-            self.out.push(ClientAction::Completed {
+            self.deliver(ClientEvent::Completed {
                 xid,
                 op,
                 outcome: Outcome::Unknown {
@@ -354,7 +365,7 @@ impl ClientCore {
 
     fn end(&mut self, end: SessionEnd) {
         if self.session != SessionId::NONE {
-            self.out.push(ClientAction::SessionEnded {
+            self.deliver(ClientEvent::SessionEnded {
                 session: self.session,
                 end,
             });
@@ -379,7 +390,7 @@ impl ClientCore {
                 self.timeout_ms = timeout_ms;
                 self.last_zxid = self.last_zxid.max(zxid);
                 self.state = State::Connected { server };
-                self.out.push(ClientAction::SessionOpen {
+                self.deliver(ClientEvent::SessionOpen {
                     session,
                     timeout_ms,
                     server,
@@ -391,7 +402,7 @@ impl ClientCore {
             ServerResponse::SessionExpired { .. } => {
                 self.out.push(ClientAction::Disconnect);
                 for (xid, op) in std::mem::take(&mut self.pending) {
-                    self.out.push(ClientAction::Completed {
+                    self.deliver(ClientEvent::Completed {
                         xid,
                         op,
                         outcome: Outcome::Unknown {
@@ -422,7 +433,7 @@ impl ClientCore {
                     }
                 }
                 let closed = self.closing == Some(xid) && result.is_ok();
-                self.out.push(ClientAction::Completed {
+                self.deliver(ClientEvent::Completed {
                     xid,
                     op,
                     outcome: Outcome::Done { result, zxid },
@@ -444,7 +455,7 @@ impl ClientCore {
                 ) {
                     self.child_watches.remove(&event.path);
                 }
-                self.out.push(ClientAction::Watch { event, zxid });
+                self.deliver(ClientEvent::Watch { event, zxid });
             }
             ServerResponse::Pong { zxid } => {
                 self.last_zxid = self.last_zxid.max(zxid);
@@ -511,7 +522,7 @@ mod tests {
         );
         assert!(matches!(
             c.take_actions()[0],
-            ClientAction::SessionOpen { new: true, .. }
+            ClientAction::Deliver(ClientEvent::SessionOpen { new: true, .. })
         ));
         assert_eq!(c.last_zxid(), Zxid(5));
     }
@@ -530,17 +541,19 @@ mod tests {
         );
         c.on_closed(20);
         let actions = c.take_actions();
-        assert!(actions.contains(&ClientAction::Completed {
-            xid,
-            op: Op::SetData {
-                path: "/r".into(),
-                data: vec![1],
-                version: 3
-            },
-            outcome: Outcome::Unknown {
-                error: ZkError::ConnectionLoss
-            }
-        }));
+        assert!(
+            actions.contains(&ClientAction::Deliver(ClientEvent::Completed {
+                xid,
+                op: Op::SetData {
+                    path: "/r".into(),
+                    data: vec![1],
+                    version: 3
+                },
+                outcome: Outcome::Unknown {
+                    error: ZkError::ConnectionLoss
+                }
+            }))
+        );
         c.tick(20 + RETRY_MS);
         assert_eq!(
             c.take_actions(),
@@ -594,10 +607,12 @@ mod tests {
             },
             50,
         );
-        assert!(c.take_actions().contains(&ClientAction::SessionEnded {
-            session: SessionId(7),
-            end: SessionEnd::Expired
-        }));
+        assert!(c
+            .take_actions()
+            .contains(&ClientAction::Deliver(ClientEvent::SessionEnded {
+                session: SessionId(7),
+                end: SessionEnd::Expired
+            })));
         assert!(c.has_ended());
         let xid = c.submit(
             Op::GetData {
@@ -607,7 +622,7 @@ mod tests {
             60,
         );
         assert!(
-            matches!(&c.take_actions()[0], ClientAction::Completed { xid: x, outcome: Outcome::NotSent { error: ZkError::SessionExpired }, .. } if *x == xid)
+            matches!(&c.take_actions()[0], ClientAction::Deliver(ClientEvent::Completed { xid: x, outcome: Outcome::NotSent { error: ZkError::SessionExpired }, .. }) if *x == xid)
         );
         c.start_session(70);
         assert!(matches!(c.take_actions()[0], ClientAction::Connect { .. }));
@@ -684,10 +699,12 @@ mod tests {
         c.submit(Op::CloseSession, 10);
         c.take_actions();
         c.on_closed(20);
-        assert!(c.take_actions().contains(&ClientAction::SessionEnded {
-            session: SessionId(7),
-            end: SessionEnd::Abandoned
-        }));
+        assert!(c
+            .take_actions()
+            .contains(&ClientAction::Deliver(ClientEvent::SessionEnded {
+                session: SessionId(7),
+                end: SessionEnd::Abandoned
+            })));
         assert!(c.has_ended());
     }
 
@@ -704,10 +721,12 @@ mod tests {
             },
             11,
         );
-        assert!(c.take_actions().contains(&ClientAction::SessionEnded {
-            session: SessionId(7),
-            end: SessionEnd::Closed
-        }));
+        assert!(c
+            .take_actions()
+            .contains(&ClientAction::Deliver(ClientEvent::SessionEnded {
+                session: SessionId(7),
+                end: SessionEnd::Closed
+            })));
         assert!(c.has_ended());
     }
 }

@@ -1115,165 +1115,192 @@ impl ServerCore {
             PeerMessage::FollowerInfo {
                 accepted_epoch,
                 last_zxid,
-            } => {
-                let learner = Learner {
-                    accepted_epoch,
-                    last_zxid,
-                    phase: LearnerPhase::Info,
-                    acked: Zxid::ZERO,
-                    last_heard_ms: now,
-                };
-                // A follower (re)starting discovery: whatever it did before is void.
-                let l = self.leader();
-                l.learners.insert(from, learner);
-                if let Some(epoch) = l.epoch {
-                    self.send(from, PeerMessage::LeaderInfo { epoch });
-                } else {
-                    self.maybe_decide_epoch();
-                }
-            }
+            } => self.on_follower_info(from, accepted_epoch, last_zxid),
             PeerMessage::AckEpoch {
                 current_epoch,
                 last_zxid,
                 ..
-            } => {
-                if (current_epoch, last_zxid) > (self.current_epoch, self.last_logged()) {
-                    self.look("a follower has a newer history");
-                    return;
-                }
-                let l = self.leader();
-                let Some(learner) = l.learners.get_mut(&from) else {
-                    return;
-                };
-                if learner.phase != LearnerPhase::Info {
-                    return;
-                }
-                learner.phase = LearnerPhase::EpochAcked;
-                learner.last_zxid = last_zxid;
-                let quorum = self.quorum;
-                let l = self.leader();
-                let acked = 1 + l
-                    .learners
-                    .values()
-                    .filter(|x| x.phase != LearnerPhase::Info)
-                    .count();
-                let syncing_started = l
-                    .learners
-                    .values()
-                    .any(|x| matches!(x.phase, LearnerPhase::Synced | LearnerPhase::Established));
-                if syncing_started || l.established {
-                    self.sync_learner(from);
-                } else if acked >= quorum {
-                    let ready: Vec<ServerId> = l
-                        .learners
-                        .iter()
-                        .filter(|(_, x)| x.phase == LearnerPhase::EpochAcked)
-                        .map(|(id, _)| *id)
-                        .collect();
-                    for peer in ready {
-                        self.sync_learner(peer);
-                    }
-                }
-            }
-            PeerMessage::AckNewLeader { last_zxid, .. } => {
-                let l = self.leader();
-                let Some(learner) = l.learners.get_mut(&from) else {
-                    return;
-                };
-                if learner.phase != LearnerPhase::Synced {
-                    return;
-                }
-                learner.phase = LearnerPhase::Established;
-                learner.acked = learner.acked.max(last_zxid);
-                if l.established {
-                    let (epoch, committed) = (l.epoch.expect("established"), l.committed);
-                    self.send(from, PeerMessage::UpToDate { epoch, committed });
-                    self.try_commit();
-                } else {
-                    let established = 1 + l
-                        .learners
-                        .values()
-                        .filter(|x| x.phase == LearnerPhase::Established)
-                        .count();
-                    if established >= self.quorum {
-                        self.establish();
-                    }
-                }
-            }
-            PeerMessage::Ack { zxid, .. } => {
-                let l = self.leader();
-                if let Some(learner) = l.learners.get_mut(&from) {
-                    if learner.phase == LearnerPhase::Established {
-                        learner.acked = learner.acked.max(zxid);
-                    }
-                }
-                if self.leader().established {
-                    self.try_commit();
-                }
-            }
-            PeerMessage::Ping { touched, .. } => {
-                for session in touched {
-                    self.touch(session);
-                }
-            }
+            } => self.on_ack_epoch(from, current_epoch, last_zxid),
+            PeerMessage::AckNewLeader { last_zxid, .. } => self.on_ack_new_leader(from, last_zxid),
+            PeerMessage::Ack { zxid, .. } => self.on_ack(from, zxid),
+            PeerMessage::Ping { touched, .. } => self.on_ping(touched),
             PeerMessage::Request {
                 session,
                 xid,
                 request,
                 ..
-            } => {
-                let serving = self.leader().established
-                    && self.leader().learners.get(&from).is_some_and(|x| {
-                        matches!(x.phase, LearnerPhase::Synced | LearnerPhase::Established)
-                    });
-                if !serving {
-                    return;
-                }
-                match request {
-                    ForwardedRequest::Write { op } => self.propose_op(session, xid, &op),
-                    ForwardedRequest::Sync => {
-                        let epoch = self.leader().epoch.expect("established");
-                        let zxid = self.last_logged();
-                        self.send(
-                            from,
-                            PeerMessage::SyncPoint {
-                                epoch,
-                                session,
-                                xid,
-                                zxid,
-                            },
-                        );
-                    }
-                    ForwardedRequest::CreateSession { timeout_ms } => self.propose(
-                        session,
-                        xid,
-                        Txn::CreateSession {
-                            session,
-                            timeout_ms,
-                        },
-                    ),
-                }
+            } => self.on_forwarded_request(from, session, xid, request),
+            PeerMessage::Revalidate { session, .. } => self.on_revalidate(from, session),
+            _ => {}
+        }
+    }
+
+    /// FOLLOWERINFO: a follower (re)starts discovery; whatever it did before is void.
+    fn on_follower_info(&mut self, from: ServerId, accepted_epoch: Epoch, last_zxid: Zxid) {
+        let learner = Learner {
+            accepted_epoch,
+            last_zxid,
+            phase: LearnerPhase::Info,
+            acked: Zxid::ZERO,
+            last_heard_ms: self.now_ms,
+        };
+        let l = self.leader();
+        l.learners.insert(from, learner);
+        if let Some(epoch) = l.epoch {
+            self.send(from, PeerMessage::LeaderInfo { epoch });
+        } else {
+            self.maybe_decide_epoch();
+        }
+    }
+
+    /// ACKEPOCH: the follower accepted the new epoch; with a quorum, syncing starts.
+    fn on_ack_epoch(&mut self, from: ServerId, current_epoch: Epoch, last_zxid: Zxid) {
+        if (current_epoch, last_zxid) > (self.current_epoch, self.last_logged()) {
+            self.look("a follower has a newer history");
+            return;
+        }
+        let l = self.leader();
+        let Some(learner) = l.learners.get_mut(&from) else {
+            return;
+        };
+        if learner.phase != LearnerPhase::Info {
+            return;
+        }
+        learner.phase = LearnerPhase::EpochAcked;
+        learner.last_zxid = last_zxid;
+        let quorum = self.quorum;
+        let l = self.leader();
+        let acked = 1 + l
+            .learners
+            .values()
+            .filter(|x| x.phase != LearnerPhase::Info)
+            .count();
+        let syncing_started = l
+            .learners
+            .values()
+            .any(|x| matches!(x.phase, LearnerPhase::Synced | LearnerPhase::Established));
+        if syncing_started || l.established {
+            self.sync_learner(from);
+        } else if acked >= quorum {
+            let ready: Vec<ServerId> = l
+                .learners
+                .iter()
+                .filter(|(_, x)| x.phase == LearnerPhase::EpochAcked)
+                .map(|(id, _)| *id)
+                .collect();
+            for peer in ready {
+                self.sync_learner(peer);
             }
-            PeerMessage::Revalidate { session, .. } => {
-                if !self.leader().established {
-                    return;
-                }
-                let timeout_ms = self.live_session_timeout(session);
-                if timeout_ms.is_some() {
-                    self.touch(session);
-                }
+        }
+    }
+
+    /// ACK of NEWLEADER: the follower holds the new epoch's history; with a quorum, the
+    /// epoch is established.
+    fn on_ack_new_leader(&mut self, from: ServerId, last_zxid: Zxid) {
+        let l = self.leader();
+        let Some(learner) = l.learners.get_mut(&from) else {
+            return;
+        };
+        if learner.phase != LearnerPhase::Synced {
+            return;
+        }
+        learner.phase = LearnerPhase::Established;
+        learner.acked = learner.acked.max(last_zxid);
+        if l.established {
+            let (epoch, committed) = (l.epoch.expect("established"), l.committed);
+            self.send(from, PeerMessage::UpToDate { epoch, committed });
+            self.try_commit();
+        } else {
+            let established = 1 + l
+                .learners
+                .values()
+                .filter(|x| x.phase == LearnerPhase::Established)
+                .count();
+            if established >= self.quorum {
+                self.establish();
+            }
+        }
+    }
+
+    /// ACK of proposals: everything up to `zxid` is durable at `from`.
+    fn on_ack(&mut self, from: ServerId, zxid: Zxid) {
+        let l = self.leader();
+        if let Some(learner) = l.learners.get_mut(&from) {
+            if learner.phase == LearnerPhase::Established {
+                learner.acked = learner.acked.max(zxid);
+            }
+        }
+        if self.leader().established {
+            self.try_commit();
+        }
+    }
+
+    /// PING from a follower: the sessions its clients kept alive.
+    fn on_ping(&mut self, touched: Vec<SessionId>) {
+        for session in touched {
+            self.touch(session);
+        }
+    }
+
+    /// REQUEST: a client's write, sync or new session forwarded by a serving follower.
+    fn on_forwarded_request(
+        &mut self,
+        from: ServerId,
+        session: SessionId,
+        xid: Xid,
+        request: ForwardedRequest,
+    ) {
+        let serving = self.leader().established
+            && self.leader().learners.get(&from).is_some_and(|x| {
+                matches!(x.phase, LearnerPhase::Synced | LearnerPhase::Established)
+            });
+        if !serving {
+            return;
+        }
+        match request {
+            ForwardedRequest::Write { op } => self.propose_op(session, xid, &op),
+            ForwardedRequest::Sync => {
                 let epoch = self.leader().epoch.expect("established");
+                let zxid = self.last_logged();
                 self.send(
                     from,
-                    PeerMessage::Revalidated {
+                    PeerMessage::SyncPoint {
                         epoch,
                         session,
-                        timeout_ms,
+                        xid,
+                        zxid,
                     },
                 );
             }
-            _ => {}
+            ForwardedRequest::CreateSession { timeout_ms } => self.propose(
+                session,
+                xid,
+                Txn::CreateSession {
+                    session,
+                    timeout_ms,
+                },
+            ),
         }
+    }
+
+    /// REVALIDATE: is a session a client reconnects with to `from` still alive?
+    fn on_revalidate(&mut self, from: ServerId, session: SessionId) {
+        if !self.leader().established {
+            return;
+        }
+        let timeout_ms = self.live_session_timeout(session);
+        if timeout_ms.is_some() {
+            self.touch(session);
+        }
+        let epoch = self.leader().epoch.expect("established");
+        self.send(
+            from,
+            PeerMessage::Revalidated {
+                epoch,
+                session,
+                timeout_ms,
+            },
+        );
     }
 
     /// With a quorum of FOLLOWERINFO (counting ourselves), pick the new epoch.

@@ -36,7 +36,7 @@ use super::tree::{DataTree, Snapshot};
 use super::{Epoch, TxnRecord, Zxid};
 use crate::disk::{read_whole, write_atomic, Disk};
 use crate::log::{BatchBuilder, BatchMeta, Log, LogConfig, LogError, Offset, RecoveryReport};
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -120,8 +120,16 @@ impl From<serde_json::Error> for StoreError {
     }
 }
 
-/// What recovery found worth announcing (plain data; the shell announces it).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What recovery found worth announcing (node `zk-<n>`; the shell announces it as it is).
+/// Serialized as `{"kind": <kebab-case name>, "detail": {fields}}`.
+///
+/// | kind | detail | when | read by |
+/// |---|---|---|---|
+/// | `bad-snapshot` | `file`, `error` | a snapshot file that is not a tree (skipped) | timeline |
+/// | `txn-log-recovered` | `recovery` | the transaction log's recovery cut something | timeline |
+/// | `bad-txn-record` | `offset` | an intact record that does not parse: cut with the rest | timeline |
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "kebab-case")]
 pub enum StoreEvent {
     /// A snapshot that does not parse or is not a valid tree was skipped.
     BadSnapshot {
@@ -141,26 +149,6 @@ pub enum StoreEvent {
         /// Its offset in the log.
         offset: Offset,
     },
-}
-
-impl StoreEvent {
-    /// The event's kind, as the run's record names it.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            StoreEvent::BadSnapshot { .. } => "bad-snapshot",
-            StoreEvent::TxnLogRecovered { .. } => "txn-log-recovered",
-            StoreEvent::BadTxnRecord { .. } => "bad-txn-record",
-        }
-    }
-
-    /// The event's details, as the run's record holds them.
-    pub fn detail(&self) -> Value {
-        match self {
-            StoreEvent::BadSnapshot { file, error } => json!({ "file": file, "error": error }),
-            StoreEvent::TxnLogRecovered { recovery } => json!({ "recovery": recovery }),
-            StoreEvent::BadTxnRecord { offset } => json!({ "offset": offset.0 }),
-        }
-    }
 }
 
 fn data(name: &str) -> PathBuf {

@@ -148,7 +148,7 @@ impl Coord {
         }
     }
 
-    fn state(&self) -> (GroupState, i32) {
+    fn state(&self) -> (GroupState, Generation) {
         self.c.group_state(G).expect("coordinated here")
     }
 }
@@ -156,7 +156,7 @@ impl Coord {
 fn member(member_id: &str, generation: i32) -> MemberRef {
     MemberRef {
         group_id: G.into(),
-        generation_id: generation,
+        generation_id: Generation(generation),
         member_id: member_id.into(),
         group_instance_id: None,
     }
@@ -194,11 +194,14 @@ fn stable_with_one() -> (Coord, String) {
     assert_eq!(c.answer(join), None, "the initial delay holds the join");
     c.at(DELAY);
     let ok = joined(c.answer(join));
-    assert_eq!((ok.generation_id, ok.leader.as_str()), (1, a.as_str()));
+    assert_eq!(
+        (ok.generation_id, ok.leader.as_str()),
+        (Generation(1), a.as_str())
+    );
     assert_eq!(ok.members.len(), 1, "the leader hears every subscription");
     let sync = c.sync(&a, 1, &[(&a, "orders/0")]);
     assert_eq!(c.answer(sync), None, "not before the assignment is stored");
-    assert_eq!(c.state(), (GroupState::CompletingRebalance, 1));
+    assert_eq!(c.state(), (GroupState::CompletingRebalance, Generation(1)));
     c.finish_appends(Ok(()));
     assert_eq!(
         c.answer(sync),
@@ -206,7 +209,7 @@ fn stable_with_one() -> (Coord, String) {
             result: Ok(Bytes(b"orders/0".to_vec()))
         })
     );
-    assert_eq!(c.state(), (GroupState::Stable, 1));
+    assert_eq!(c.state(), (GroupState::Stable, Generation(1)));
     (c, a)
 }
 
@@ -247,7 +250,7 @@ fn a_member_joins_syncs_and_the_group_is_stable_once_its_assignment_is_stored() 
     assert_eq!(c.heartbeat(&a, 1), None);
     assert_eq!(c.heartbeat(&a, 0), Some(KafkaError::IllegalGeneration));
     assert_eq!(c.heartbeat("nobody", 1), Some(KafkaError::UnknownMemberId));
-    let generations: Vec<i32> = c
+    let generations: Vec<Generation> = c
         .events
         .iter()
         .filter_map(|e| match e {
@@ -255,14 +258,14 @@ fn a_member_joins_syncs_and_the_group_is_stable_once_its_assignment_is_stored() 
             _ => None,
         })
         .collect();
-    assert_eq!(generations, vec![1]);
+    assert_eq!(generations, vec![Generation(1)]);
 }
 
 #[test]
 fn a_second_member_rebalances_the_group_and_both_join_the_next_generation() {
     let (mut c, a) = stable_with_one();
     let (b, join_b) = c.new_member();
-    assert_eq!(c.state(), (GroupState::PreparingRebalance, 1));
+    assert_eq!(c.state(), (GroupState::PreparingRebalance, Generation(1)));
     assert_eq!(c.answer(join_b), None, "waits for the others to rejoin");
     assert_eq!(c.heartbeat(&a, 1), Some(KafkaError::RebalanceInProgress));
     // A commit of the current generation is still taken while preparing (eager
@@ -273,7 +276,10 @@ fn a_second_member_rebalances_the_group_and_both_join_the_next_generation() {
     let join_a = c.join(&a, None);
     let ok_a = joined(c.answer(join_a));
     let ok_b = joined(c.answer(join_b));
-    assert_eq!((ok_a.generation_id, ok_b.generation_id), (2, 2));
+    assert_eq!(
+        (ok_a.generation_id, ok_b.generation_id),
+        (Generation(2), Generation(2))
+    );
     assert_eq!(ok_a.leader, a, "the leader stays while it is a member");
     assert_eq!(ok_a.members.len(), 2);
     assert!(
@@ -299,7 +305,7 @@ fn a_second_member_rebalances_the_group_and_both_join_the_next_generation() {
         c.answer(sync_a),
         Some(ResponseBody::SyncGroup { result: Ok(_) })
     ));
-    assert_eq!(c.state(), (GroupState::Stable, 2));
+    assert_eq!(c.state(), (GroupState::Stable, Generation(2)));
 }
 
 #[test]
@@ -328,7 +334,10 @@ fn a_member_whose_session_passes_is_removed_and_its_commits_are_fenced() {
     // b rejoins alone: generation 3 without a.
     let join_b = c.join(&b, None);
     let ok = joined(c.answer(join_b));
-    assert_eq!((ok.generation_id, ok.leader.as_str()), (3, b.as_str()));
+    assert_eq!(
+        (ok.generation_id, ok.leader.as_str()),
+        (Generation(3), b.as_str())
+    );
     let sync_b = c.sync(&b, 3, &[(&b, "orders/0,orders/1")]);
     c.finish_appends(Ok(()));
     assert!(c.answer(sync_b).is_some());
@@ -419,7 +428,10 @@ fn the_join_phase_ends_at_the_rebalance_timeout_without_those_who_did_not_rejoin
     assert_eq!(c.answer(join_b), None);
     c.at(start + REBALANCE);
     let ok = joined(c.answer(join_b));
-    assert_eq!((ok.generation_id, ok.leader.as_str()), (2, b.as_str()));
+    assert_eq!(
+        (ok.generation_id, ok.leader.as_str()),
+        (Generation(2), b.as_str())
+    );
     assert_eq!(c.heartbeat(&a, 1), Some(KafkaError::UnknownMemberId));
 }
 
@@ -463,7 +475,7 @@ fn groups_load_from_the_log_and_unload_on_resignation() {
         group: G.into(),
         value: Some(GroupValue {
             protocol_type: Some("consumer".into()),
-            generation: 1,
+            generation: Generation(1),
             protocol: Some("range".into()),
             leader: Some(a.clone()),
             members: vec![MemberValue {
@@ -481,7 +493,7 @@ fn groups_load_from_the_log_and_unload_on_resignation() {
     records.extend(log);
     c.c.on_loaded(0, LeaderEpoch(3), records, c.now);
     c.collect();
-    assert_eq!(c.state(), (GroupState::Stable, 1));
+    assert_eq!(c.state(), (GroupState::Stable, Generation(1)));
     assert_eq!(c.fetch_offset(), Ok(Some(33)));
     assert_eq!(
         c.heartbeat(&a, 1),
@@ -507,7 +519,7 @@ fn stable_static_member(c: &mut Coord) -> String {
     let sync = c.sync(&id, 1, &[(&id, "orders/0")]);
     c.finish_appends(Ok(()));
     c.answer(sync);
-    assert_eq!(c.state(), (GroupState::Stable, 1));
+    assert_eq!(c.state(), (GroupState::Stable, Generation(1)));
     id
 }
 
@@ -521,7 +533,7 @@ fn a_static_member_back_under_a_new_id_keeps_its_assignment_and_fences_the_old_i
     let sync = c.sync(&old, 1, &[(&old, "orders/0")]);
     c.finish_appends(Ok(()));
     c.answer(sync);
-    assert_eq!(c.state(), (GroupState::Stable, 1));
+    assert_eq!(c.state(), (GroupState::Stable, Generation(1)));
     // It restarts and joins without its member id: no rebalance. The answer waits for the
     // group to be stored with the new id.
     let again = c.join("", Some("instance-a"));
@@ -529,8 +541,8 @@ fn a_static_member_back_under_a_new_id_keeps_its_assignment_and_fences_the_old_i
     c.finish_appends(Ok(()));
     let ok = joined(c.answer(again));
     assert_ne!(ok.member_id, old);
-    assert_eq!(ok.generation_id, 1);
-    assert_eq!(c.state(), (GroupState::Stable, 1));
+    assert_eq!(ok.generation_id, Generation(1));
+    assert_eq!(c.state(), (GroupState::Stable, Generation(1)));
     let sync = c.sync(&ok.member_id, 1, &[]);
     assert_eq!(
         c.answer(sync),
@@ -571,8 +583,12 @@ fn a_static_rejoin_with_new_metadata_under_the_same_protocol_is_stored_without_a
     c.finish_appends(Ok(()));
     let ok = joined(c.answer(again));
     assert_ne!(ok.member_id, old);
-    assert_eq!(ok.generation_id, 1);
-    assert_eq!(c.state(), (GroupState::Stable, 1), "no rebalance");
+    assert_eq!(ok.generation_id, Generation(1));
+    assert_eq!(
+        c.state(),
+        (GroupState::Stable, Generation(1)),
+        "no rebalance"
+    );
 }
 
 /// A static member's rejoin that cannot be stored (the coordinator lost its partition) is

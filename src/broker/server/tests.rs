@@ -4,7 +4,7 @@
 use super::*;
 use crate::broker::controller::TopicSpec;
 use crate::broker::coordinator::GroupState;
-use crate::broker::proto::{MemberRef, OffsetCommitRequest};
+use crate::broker::proto::{Generation, MemberRef, OffsetCommitRequest};
 use crate::broker::test_ens::Ens;
 use crate::broker::Bytes;
 use crate::disk::FsDisk;
@@ -501,7 +501,7 @@ fn ask(ens: &mut Ens, n: &mut Node, now_ms: u64, body: RequestBody) -> Option<Re
 fn member(member_id: &str, generation_id: i32) -> MemberRef {
     MemberRef {
         group_id: "billing".into(),
-        generation_id,
+        generation_id: Generation(generation_id),
         member_id: member_id.into(),
         group_instance_id: None,
     }
@@ -546,7 +546,7 @@ fn the_coordinator_runs_a_group_on_the_offsets_partition_and_finds_it_again_afte
     pump(&mut ens, &mut n, 4, |_| false);
     let joined = n.responses.last().unwrap().body.clone();
     assert!(
-        matches!(&joined, ResponseBody::JoinGroup { result: Ok(ok), .. } if ok.generation_id == 1),
+        matches!(&joined, ResponseBody::JoinGroup { result: Ok(ok), .. } if ok.generation_id == Generation(1)),
         "{joined:?}"
     );
     let sync = RequestBody::SyncGroup(SyncGroupRequest {
@@ -607,7 +607,7 @@ fn the_coordinator_runs_a_group_on_the_offsets_partition_and_finds_it_again_afte
     );
     assert_eq!(
         n.core.coordinator.group_state("billing"),
-        Some((GroupState::Stable, 1))
+        Some((GroupState::Stable, Generation(1)))
     );
     let heartbeat = RequestBody::Heartbeat(member(&member_id, 1));
     assert_eq!(

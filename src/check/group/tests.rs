@@ -35,7 +35,7 @@ fn assigned(at_us: u64, node: &str, member: &str, generation: i32, ps: &[u32]) -
     let op = Op::GroupAssign {
         group: "billing".into(),
         member: member.into(),
-        generation,
+        generation: Generation(generation),
         partitions: ps.iter().map(|&p| (tp(p), 0)).collect(),
         awaiting: Vec::new(),
     };
@@ -47,7 +47,7 @@ fn commit(at_us: u64, node: &str, generation: i32, sent_ms: u64, offset: u64) ->
     let op = Op::Commit {
         group: "billing".into(),
         member: format!("{node}-m"),
-        generation,
+        generation: Generation(generation),
         offsets: vec![(tp(0), offset)],
         sent_ms,
         error: None,
@@ -95,7 +95,7 @@ fn group_state(at_us: u64, broker: &str, state: GroupState, generation: i32) -> 
     let announced = CoordinatorEvent::GroupState {
         group: "billing".into(),
         state,
-        generation,
+        generation: Generation(generation),
         reason: None,
     };
     event(at_us, broker, announced)
@@ -380,7 +380,7 @@ fn converges_names_a_dead_member_that_holds_its_group_and_when_its_session_ends(
     let replicas = logs(&[(0, "a"), (1, "b")]);
     let generation = CoordinatorEvent::GroupGeneration {
         group: "billing".into(),
-        generation: 2,
+        generation: Generation(2),
         protocol: None,
         leader: None,
         members: vec!["consumer-1-a".into(), "consumer-2-b".into()],

@@ -36,8 +36,8 @@
 
 use super::{ConsumerAction, ConsumerCore, GroupMember, InFlight, PartitionFetch};
 use crate::broker::proto::{
-    CommittedOffset, JoinGroupRequest, MemberRef, OffsetCommitRequest, RequestBody, ResponseBody,
-    SyncGroupRequest,
+    CommittedOffset, Generation, JoinGroupRequest, MemberRef, OffsetCommitRequest, RequestBody,
+    ResponseBody, SyncGroupRequest,
 };
 use crate::broker::{BrokerId, Bytes, KafkaError, TopicPartition};
 use crate::client::assignor::{assign, Assignment, Assignor, Subscription};
@@ -104,7 +104,7 @@ pub(super) enum GroupCall {
     Sync(u64),
     Heartbeat,
     Commit {
-        generation: i32,
+        generation: Generation,
         member_id: String,
         offsets: Vec<(TopicPartition, u64)>,
         /// When it was sent (for the history: a commit's real-time interval).
@@ -137,13 +137,13 @@ pub(super) struct Membership {
     retry_at_ms: u64,
     member_id: String,
     /// The generation of the last JoinGroup answer (what commits are sent with).
-    generation: i32,
+    generation: Generation,
     /// Counts join attempts; at most one JoinGroup or SyncGroup of the current attempt is
     /// in flight (Kafka's single join future).
     attempt: u64,
     /// The generation of the last completed SyncGroup: the one the owned partitions
     /// were handed out in.
-    synced_generation: i32,
+    synced_generation: Generation,
     phase: Phase,
     /// Partitions owned (in the assignment, positions known or being fetched).
     owned: BTreeSet<TopicPartition>,
@@ -180,9 +180,9 @@ impl Membership {
             coordinator: None,
             retry_at_ms: 0,
             member_id: String::new(),
-            generation: -1,
+            generation: Generation::NONE,
             attempt: 0,
-            synced_generation: -1,
+            synced_generation: Generation::NONE,
             phase: Phase::Unjoined,
             owned: BTreeSet::new(),
             awaiting_offsets: BTreeSet::new(),
@@ -309,7 +309,7 @@ impl ConsumerCore {
 
     /// The generation this member takes part in: the one it last synced, while it is
     /// Stable in it and knows every owned partition's position; `None` between generations.
-    pub fn group_generation(&self) -> Option<i32> {
+    pub fn group_generation(&self) -> Option<Generation> {
         let g = self.group.as_ref()?;
         (g.phase == Phase::Stable && g.awaiting_offsets.is_empty()).then_some(g.synced_generation)
     }
@@ -535,7 +535,7 @@ impl ConsumerCore {
         self.revoke_all();
         let g = self.membership();
         g.member_id.clear();
-        g.generation = -1;
+        g.generation = Generation::NONE;
         g.phase = Phase::Unjoined;
         g.assignment_snapshot = None;
     }

@@ -489,7 +489,7 @@ impl Harness {
             id,
             ResponseBody::JoinGroup {
                 result: Ok(JoinGroupOk {
-                    generation_id: 1,
+                    generation_id: Generation(1),
                     protocol_name: join.protocols[0].0.clone(),
                     leader: "m-1".into(),
                     member_id: "m-1".into(),
@@ -545,7 +545,7 @@ fn a_member_joins_reads_from_its_committed_offsets_and_commits_what_it_polled() 
     assert!(matches!(
         assigned.last(),
         Some(ConsumerAction::GroupAssign { member, partitions, .. })
-            if member.generation == 1 && partitions == &vec![(tp(0), 3), (tp(1), 3)]
+            if member.generation == Generation(1) && partitions == &vec![(tp(0), 3), (tp(1), 3)]
     ));
     h.answer_fetch(
         &fetch,
@@ -558,7 +558,7 @@ fn a_member_joins_reads_from_its_committed_offsets_and_commits_what_it_polled() 
     let RequestBody::OffsetCommit(commit) = body else {
         unreachable!()
     };
-    assert_eq!(commit.member.generation_id, 1);
+    assert_eq!(commit.member.generation_id, Generation(1));
     assert_eq!(commit.offsets[0].0, tp(0));
     assert_eq!(commit.offsets[0].1.offset, Offset(5));
     h.respond(
@@ -739,7 +739,7 @@ fn the_leader_rebalances_when_the_groups_topics_change_after_it_assigned() {
         ..Subscription::default()
     };
     let joined = JoinGroupOk {
-        generation_id: 1,
+        generation_id: Generation(1),
         protocol_name: join.protocols[0].0.clone(),
         leader: "m-1".into(),
         member_id: "m-1".into(),
@@ -840,7 +840,7 @@ fn a_reader_is_caught_up_when_every_partition_is_read_to_the_high_watermark() {
 
 impl Harness {
     /// The OffsetCommit requests waiting, with their offsets of orders/0 and generation.
-    fn commits_sent(&self) -> Vec<(i32, Vec<(TopicPartition, u64)>)> {
+    fn commits_sent(&self) -> Vec<(Generation, Vec<(TopicPartition, u64)>)> {
         self.requests
             .iter()
             .filter_map(|(_, _, r)| match &r.body {
@@ -869,7 +869,7 @@ impl Harness {
             id,
             ResponseBody::JoinGroup {
                 result: Ok(JoinGroupOk {
-                    generation_id: generation,
+                    generation_id: Generation(generation),
                     protocol_name: join.protocols[0].0.clone(),
                     leader: "m-1".into(),
                     member_id: "m-1".into(),
@@ -931,7 +931,7 @@ fn a_manual_commit_refused_during_a_rebalance_is_committed_in_the_next_generatio
     h.tick(200);
     assert_eq!(
         h.commits_sent(),
-        vec![(2, vec![(tp(0), 2), (tp(1), 1)])],
+        vec![(Generation(2), vec![(tp(0), 2), (tp(1), 1)])],
         "both dirty partitions, in generation 2"
     );
 }
@@ -975,7 +975,7 @@ fn a_lost_or_refused_manual_commit_is_sent_again() {
         }
         assert_eq!(
             h.commits_sent(),
-            vec![(1, vec![(tp(0), 2)])],
+            vec![(Generation(1), vec![(tp(0), 2)])],
             "after {error:?}"
         );
     }
