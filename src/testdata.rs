@@ -28,7 +28,7 @@
 //! Tables today: `src/broker/testdata/` (the controller's partition states),
 //! `src/zk/testdata/` (the leader's sync mode, the election's vote order) and
 //! `src/check/testdata/` (the checkers' cases: replication, control, client history, writer,
-//! group; the record and scenario lines are `check::tables`').
+//! group, liveness; the record and scenario lines are `check::tables`').
 
 use serde_json::{Map, Value};
 use std::cell::RefCell;

@@ -1,6 +1,6 @@
 //! The checkers' rules as data: the broker, writer and group checks' cases are tables in
 //! `src/check/testdata/` (`replication.txt`, `control.txt`, `client_history.txt`,
-//! `writer.txt`, `group.txt`), run by `crate::testdata`. A
+//! `writer.txt`, `group.txt`, `liveness.txt`), run by `crate::testdata`. A
 //! case is a run record written line by line — events, client history, replica logs — and
 //! the checks to run on it; its output is each check's violations, or `<check>: ok`.
 //!
@@ -30,7 +30,7 @@
 //!   `start` (by default the first record's offset, else 0) to `end` (by default one past
 //!   the last record, else `start`); `error` makes it a log that cannot be read back.
 //!
-//! A table whose checks read the scenario (`group.txt`) defines its scenarios first, by
+//! A table whose checks read the scenario (`group.txt`, `liveness.txt`) defines its scenarios first, by
 //! name, each a case whose input lines are the scenario's TOML, one line per line; its
 //! output is the nodes and groups the checks see. A `check` case then names the scenario
 //! it runs in:
@@ -60,7 +60,7 @@
 
 use super::kafka::{Facts, ReplicaLogs};
 use super::test_support::writer_scenario;
-use super::{group, writer, CheckInput, FinalLog, Violation};
+use super::{group, liveness, writer, CheckInput, FinalLog, Violation};
 use crate::broker::controller::ControllerEvent;
 use crate::broker::coordinator::CoordinatorEvent;
 use crate::broker::server::BrokerEvent;
@@ -117,6 +117,15 @@ pub fn run_group_table(path: &str) {
             ),
             None => Err(format!("no group check `{check}`")),
         }
+    });
+}
+
+/// Runs the liveness table at `path` (from the crate root): `converges` as
+/// `check::liveness` judges it (group members are the group table's).
+pub fn run_liveness_table(path: &str) {
+    run_scenario_table(path, |input, _, check| match check {
+        "converges" => Ok(liveness::converges(input)),
+        _ => Err(format!("no liveness check `{check}`")),
     });
 }
 
