@@ -27,8 +27,8 @@
 //!
 //! Tables today: `src/broker/testdata/` (the controller's partition states),
 //! `src/zk/testdata/` (the leader's sync mode, the election's vote order) and
-//! `src/check/testdata/` (the broker and writer checks' cases: replication, control, client
-//! history, writer; the record lines are `check::tables`').
+//! `src/check/testdata/` (the checkers' cases: replication, control, client history, writer,
+//! group, liveness; the record and scenario lines are `check::tables`').
 
 use serde_json::{Map, Value};
 use std::cell::RefCell;

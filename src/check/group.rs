@@ -793,4 +793,11 @@ fn release<'a>(
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    /// Each group check's cases — a hand-made run that breaks its rule, and ones that keep
+    /// it — are the table `src/check/testdata/group.txt` (read by `check::tables`).
+    #[test]
+    fn group_rules() {
+        crate::check::tables::run_group_table("src/check/testdata/group.txt");
+    }
+}

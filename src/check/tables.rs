@@ -1,6 +1,6 @@
-//! The checkers' rules as data: the broker and writer checks' cases are tables in
+//! The checkers' rules as data: the broker, writer and group checks' cases are tables in
 //! `src/check/testdata/` (`replication.txt`, `control.txt`, `client_history.txt`,
-//! `writer.txt`), run by `crate::testdata`. A
+//! `writer.txt`, `group.txt`, `liveness.txt`), run by `crate::testdata`. A
 //! case is a run record written line by line — events, client history, replica logs — and
 //! the checks to run on it; its output is each check's violations, or `<check>: ok`.
 //!
@@ -30,6 +30,28 @@
 //!   `start` (by default the first record's offset, else 0) to `end` (by default one past
 //!   the last record, else `start`); `error` makes it a log that cannot be read back.
 //!
+//! A table whose checks read the scenario (`group.txt`, `liveness.txt`) defines its scenarios first, by
+//! name, each a case whose input lines are the scenario's TOML, one line per line; its
+//! output is the nodes and groups the checks see. A `check` case then names the scenario
+//! it runs in:
+//!
+//! ```text
+//! scenario billing
+//! name = "billing"
+//! ...
+//! [[consumer]]
+//! count = 3
+//! group = "billing"
+//! topics = ["orders"]
+//! ----
+//! nodes: zk-1 broker-1 producer-1 consumer-1 consumer-2 consumer-3
+//! group billing: members=(consumer-1, consumer-2, consumer-3) partitions=(orders/0, orders/1)
+//!
+//! check exclusive-assignment scenario=billing
+//! history 1ms consumer-1 group-assign group=billing member=c1 generation=1 partitions=(orders/0:0)
+//! ...
+//! ```
+//!
 //! A line that does not read as its type fails the case with serde's reason and the JSON
 //! line; so does a key the type does not read (serde alone would ignore a misspelt one).
 //!
@@ -38,12 +60,13 @@
 
 use super::kafka::{Facts, ReplicaLogs};
 use super::test_support::writer_scenario;
-use super::{writer, CheckInput, FinalLog, Violation};
+use super::{group, liveness, writer, CheckInput, FinalLog, Violation};
 use crate::broker::controller::ControllerEvent;
 use crate::broker::coordinator::CoordinatorEvent;
 use crate::broker::server::BrokerEvent;
 use crate::broker::TopicPartition;
 use crate::history::{Event, HistoryEntry, ShellEvent, WorldEvent};
+use crate::scenario::Scenario;
 use crate::testdata::{fields, json, run_file, words, Case};
 use crate::zk::server::ZkServerEvent;
 use serde_json::{Map, Value};
@@ -79,6 +102,88 @@ pub fn run_writer_table(path: &str) {
     });
 }
 
+/// Runs the group checks' table at `path` (from the crate root) through `check::group`'s
+/// entry point: the checks see what a run's do, with the case's scenario.
+pub fn run_group_table(path: &str) {
+    run_scenario_table(path, |input, record, check| {
+        let facts = Facts::new(input.events, input.history, &record.logs);
+        let results = group::run(input, &facts);
+        match results.into_iter().find(|r| r.check == check) {
+            Some(found) => Ok(found.violations),
+            None if check == "converges" => Err(
+                "`converges` is judged at the heal's bound: the case needs a \
+                     `world heal` event"
+                    .into(),
+            ),
+            None => Err(format!("no group check `{check}`")),
+        }
+    });
+}
+
+/// Runs the liveness table at `path` (from the crate root): `converges` as
+/// `check::liveness` judges it (group members are the group table's).
+pub fn run_liveness_table(path: &str) {
+    run_scenario_table(path, |input, _, check| match check {
+        "converges" => Ok(liveness::converges(input)),
+        _ => Err(format!("no liveness check `{check}`")),
+    });
+}
+
+/// Runs every case of a table whose checks read a scenario: `scenario <name>` cases define
+/// the scenarios (their input lines are its TOML; the output, its nodes and groups), and a
+/// `check <check> .. scenario=<name>` case runs in one defined above it.
+fn run_scenario_table(
+    path: &str,
+    check: impl Fn(&CheckInput<'_>, &Record, &str) -> Result<Vec<Violation>, String>,
+) {
+    let mut scenarios: BTreeMap<String, Scenario> = BTreeMap::new();
+    run_file(path, |case| match case.command.as_str() {
+        "scenario" => {
+            let [name] = case.flags()[..] else {
+                case.fail("a scenario case is `scenario <name>`, its TOML the input lines");
+            };
+            let text = case.input.join("\n");
+            let scenario =
+                crate::scenario::parse(Path::new(&format!("{name}.toml")), text.as_bytes())
+                    .unwrap_or_else(|e| case.fail(format!("not a scenario: {e}")));
+            let out = describe_scenario(&scenario);
+            if scenarios.insert(name.to_string(), scenario).is_some() {
+                case.fail(format!("scenario `{name}` is defined twice"));
+            }
+            out
+        }
+        "check" => {
+            let name: String = case.value("scenario");
+            let scenario = scenarios
+                .get(&name)
+                .unwrap_or_else(|| case.fail(format!("no scenario `{name}` defined above")));
+            let record = Record::read(case);
+            let input = CheckInput {
+                scenario,
+                events: &record.events,
+                history: &record.history,
+                run_dir: Path::new("/nonexistent"),
+            };
+            run_checks(case, |name| check(&input, &record, name).map(Some))
+        }
+        _ => case.fail("a case is `scenario <name>` or `check <check> .. scenario=<name>`"),
+    });
+}
+
+/// `nodes: ..`, then per group `group <id>: members=(..) partitions=(..)`.
+fn describe_scenario(scenario: &Scenario) -> String {
+    let mut lines = vec![format!("nodes: {}", scenario.node_names().join(" "))];
+    for (id, group) in scenario.groups() {
+        let partitions: Vec<String> = group.partitions.iter().map(|tp| tp.to_string()).collect();
+        lines.push(format!(
+            "group {id}: members=({}) partitions=({})",
+            group.members.join(", "),
+            partitions.join(", ")
+        ));
+    }
+    lines.join("\n")
+}
+
 /// Runs every case of the table at `path` through `check` (`None`: no such check).
 fn run_table(path: &str, check: impl Fn(&Record, &str) -> Option<Vec<Violation>>) {
     run_file(path, |case| {
@@ -86,18 +191,28 @@ fn run_table(path: &str, check: impl Fn(&Record, &str) -> Option<Vec<Violation>>
             case.fail("a checker case is `check <check> ..`");
         }
         let record = Record::read(case);
-        let checks = case.flags();
-        if checks.is_empty() {
-            case.fail("name the checks to run: `check <check> ..`");
-        }
-        let mut out = Vec::new();
-        for name in checks {
-            let found = check(&record, name)
-                .unwrap_or_else(|| case.fail(format!("no check `{name}` here")));
-            out.push(describe(name, &found));
-        }
-        out.join("\n")
+        run_checks(case, |name| Ok(check(&record, name)))
     });
+}
+
+/// The output of the case's checks (its flags), each run by `check` (`Ok(None)`: no such
+/// check; `Err`: the case cannot run it, and why).
+fn run_checks(
+    case: &Case,
+    check: impl Fn(&str) -> Result<Option<Vec<Violation>>, String>,
+) -> String {
+    let checks = case.flags();
+    if checks.is_empty() {
+        case.fail("name the checks to run: `check <check> ..`");
+    }
+    let mut out = Vec::new();
+    for name in checks {
+        let found = check(name)
+            .unwrap_or_else(|e| case.fail(e))
+            .unwrap_or_else(|| case.fail(format!("no check `{name}` here")));
+        out.push(describe(name, &found));
+    }
+    out.join("\n")
 }
 
 /// The violations of the broker check `name`, `None` if there is none of that name.

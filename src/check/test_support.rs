@@ -1,6 +1,6 @@
 //! Hand-made run records for the checkers' unit tests that are still written in Rust: a
-//! two-writer scenario, writer acknowledgements, world events, the brokers' events and
-//! producer history of partition `orders/0`. The broker checks' own cases are tables
+//! two-writer scenario (the writer table's), kills, ensemble roles, the brokers' events and
+//! producer history of partition `orders/0`. The checks' own cases are tables
 //! (`check::tables`).
 
 use super::Violation;
@@ -23,18 +23,6 @@ pub fn writer_scenario() -> Scenario {
     parse(Path::new("t.toml"), text.as_bytes()).unwrap()
 }
 
-/// `node` acknowledged `value` at `offset`.
-pub fn append_ok(at_us: u64, node: &str, value: &str, offset: u64) -> HistoryEntry {
-    HistoryEntry {
-        at_us,
-        node: node.into(),
-        op: Op::AppendOk {
-            value: value.into(),
-            offset,
-        },
-    }
-}
-
 /// `node` announced `announced`.
 pub fn event(at_us: u64, node: &str, announced: impl Into<Announcement>) -> Event {
     Event {
@@ -42,19 +30,6 @@ pub fn event(at_us: u64, node: &str, announced: impl Into<Announcement>) -> Even
         node: node.into(),
         announced: announced.into(),
     }
-}
-
-/// The world's `heal` (nothing to restart) or `stop`.
-pub fn world_event(at_us: u64, kind: &str) -> Event {
-    let announced = match kind {
-        "heal" => WorldEvent::Heal {
-            nodes: Vec::new(),
-            network: false,
-        },
-        "stop" => WorldEvent::Stop {},
-        other => panic!("no hand-made world event {other}"),
-    };
-    event(at_us, "world", announced)
 }
 
 /// The world killed `node`.
