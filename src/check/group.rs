@@ -709,7 +709,13 @@ impl<'a> GroupFacts<'a> {
             if state.as_ref().map(|a| a.state) != Some(GroupState::Stable) {
                 let last = state.map_or("none announced".to_string(), |a| {
                     let e = a.event;
-                    format!("{} (by {} at {})", e.detail(), e.node, seconds(e.at_us))
+                    format!(
+                        "{:?} in generation {} (by {} at {})",
+                        a.state,
+                        a.generation,
+                        e.node,
+                        seconds(e.at_us)
+                    )
                 });
                 out.push(late(
                     format!(
