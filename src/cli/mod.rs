@@ -352,6 +352,7 @@ fn run_one_with(
         sim_ms: output.sim_us / 1000,
         wall_ms: started.elapsed().as_millis() as u64,
         stats: report::stats(&output.events, &output.history),
+        counters: output.counters,
         run_dir: run_dir.to_path_buf(),
         scenario_source: scenario.source.clone(),
     };

@@ -15,6 +15,7 @@
 //! `FsDisk` gets these guarantees from the kernel; `SimDisk` enforces them by losing
 //! whatever was not made durable when the simulation cuts the power.
 
+pub mod calls;
 mod sim;
 
 pub use sim::{PowerLossReport, SimDisk, SimDiskConfig};
