@@ -1,5 +1,5 @@
 //! The `ksim` command line (contract.md): `run`, `sweep`, `swarm`, `replay`, `list`,
-//! `check-determinism`.
+//! `check-determinism`, `bench` (and its hidden helper `bench-floor`).
 //!
 //! Owns: argument parsing (clap; usage errors exit 2), running one seed end to end
 //! ([`run_one`]: simulate, check, report), fanning seeds out over OS threads for sweeps, and
@@ -7,6 +7,8 @@
 //! Output goes through [`say`]/[`say_err`]: a closed pipe (`ksim list | head`) silences
 //! ksim instead of killing it, and the exit code stays the verdict's.
 
+mod bench;
+mod floor;
 mod live;
 mod sweep;
 
@@ -182,6 +184,42 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The simulation benchmark: speed, CPU, memory and bytes per seed of the reference,
+    /// leader-failover and nemesis, against madsim's floor → reports/sim-bench.md.
+    Bench {
+        /// The report file.
+        #[arg(long, default_value = "reports/sim-bench.md")]
+        out: PathBuf,
+        /// A scenario to measure (repeatable); the first one's counts drive madsim's floor
+        /// [default: the reference, leader-failover, nemesis].
+        #[arg(long = "scenario")]
+        scenarios: Vec<PathBuf>,
+        /// Seeds run one at a time per scenario (per-seed figures).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+        seeds: u64,
+        /// Seeds in each sweep (`--jobs 1`, then `--jobs 2`).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        sweep_seeds: u64,
+        /// Runs of madsim's floor (the median is reported).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+        floor_runs: u64,
+        /// Scratch directory for the children's run directories (removed after).
+        #[arg(long, default_value = "reports/bench-tmp")]
+        work: PathBuf,
+    },
+    /// madsim's floor for `ksim bench`: replays a load (JSON) on bare madsim; prints what
+    /// it did as JSON.
+    #[command(hide = true)]
+    BenchFloor {
+        /// The load, as JSON (`FloorLoad`).
+        load: String,
+        /// Where the nodes' disks go.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The runtime's seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 fn parse_seed_arg(text: &str) -> Result<u64, String> {
@@ -273,8 +311,51 @@ pub fn main() -> ExitCode {
                 &out.unwrap_or_else(|| Path::new(RUNS_DIR).join("determinism")),
             )
         }),
+        Command::Bench {
+            out,
+            scenarios,
+            seeds,
+            sweep_seeds,
+            floor_runs,
+            work,
+        } => bench::cmd_bench(&bench::BenchOptions {
+            out,
+            scenarios: if scenarios.is_empty() {
+                bench::DEFAULT_SCENARIOS.iter().map(PathBuf::from).collect()
+            } else {
+                scenarios
+            },
+            seeds,
+            sweep_seeds,
+            floor_runs,
+            work,
+        }),
+        Command::BenchFloor { load, dir, seed } => cmd_bench_floor(&load, &dir, seed),
     };
     ExitCode::from(code)
+}
+
+/// `ksim bench-floor`: one run of madsim's floor; what it did, as one JSON line.
+fn cmd_bench_floor(load: &str, dir: &Path, seed: u64) -> u8 {
+    let load: floor::FloorLoad = match serde_json::from_str(load) {
+        Ok(load) => load,
+        Err(error) => {
+            err!("error: the floor's load: {error}");
+            return EXIT_USAGE;
+        }
+    };
+    let did = floor::run_floor(&load, dir, seed);
+    let _ = std::fs::remove_dir_all(dir);
+    match did.and_then(|did| serde_json::to_string(&did).map_err(std::io::Error::other)) {
+        Ok(line) => {
+            out!("{line}");
+            0
+        }
+        Err(error) => {
+            err!("error: the floor: {error}");
+            Verdict::Crash.exit_code()
+        }
+    }
 }
 
 fn default_jobs() -> usize {
@@ -352,6 +433,7 @@ fn run_one_with(
         sim_ms: output.sim_us / 1000,
         wall_ms: started.elapsed().as_millis() as u64,
         stats: report::stats(&output.events, &output.history),
+        counters: output.counters,
         run_dir: run_dir.to_path_buf(),
         scenario_source: scenario.source.clone(),
     };

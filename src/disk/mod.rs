@@ -2,7 +2,8 @@
 //!
 //! Owns: [`Disk`] and [`DiskFile`], the plain-`std::fs` implementation [`FsDisk`]
 //! (benches, tools, reading a run's logs back) and [`SimDisk`] (real files plus a model of
-//! the OS page cache that a power cut can tear; see `sim.rs`).
+//! the OS page cache that a power cut can tear; see `sim.rs`), and [`calls`], the per-thread
+//! counts of what a `SimDisk` served (for `ksim bench`).
 //!
 //! Every path handed to a `Disk` is relative to the disk's root directory; a disk never
 //! touches anything outside its root. Durability follows POSIX, as the log engine must
@@ -15,6 +16,7 @@
 //! `FsDisk` gets these guarantees from the kernel; `SimDisk` enforces them by losing
 //! whatever was not made durable when the simulation cuts the power.
 
+pub mod calls;
 mod sim;
 
 pub use sim::{PowerLossReport, SimDisk, SimDiskConfig};

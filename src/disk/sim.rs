@@ -32,7 +32,7 @@
 //! Simplifications: directories are durable once created; `rename` works within one
 //! directory (all the log engine needs); the stash lives inside the disk's root.
 
-use super::{Disk, DiskFile};
+use super::{calls, Disk, DiskFile};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -604,6 +604,7 @@ impl Disk for SimDisk {
     }
 
     fn create(&self, path: &Path) -> io::Result<SimFile> {
+        calls::count(|c| c.metadata += 1);
         let mut state = lock(&self.state);
         let generation = state.generation;
         if let Some(&id) = state.names.get(path) {
@@ -654,6 +655,7 @@ impl Disk for SimDisk {
     }
 
     fn open(&self, path: &Path) -> io::Result<SimFile> {
+        calls::count(|c| c.metadata += 1);
         let state = lock(&self.state);
         let id = *state.names.get(path).ok_or_else(|| not_found(path))?;
         let file = OpenOptions::new()
@@ -673,6 +675,7 @@ impl Disk for SimDisk {
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        calls::count(|c| c.metadata += 1);
         let state = lock(&self.state);
         if !state.real(dir).is_dir() {
             return Err(not_found(dir));
@@ -686,6 +689,7 @@ impl Disk for SimDisk {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        calls::count(|c| c.metadata += 1);
         let mut state = lock(&self.state);
         let dir = parent_of(from);
         if parent_of(to) != dir {
@@ -714,6 +718,7 @@ impl Disk for SimDisk {
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
+        calls::count(|c| c.metadata += 1);
         let mut state = lock(&self.state);
         let id = state.names.remove(path).ok_or_else(|| not_found(path))?;
         state.stash(id)?;
@@ -729,6 +734,7 @@ impl Disk for SimDisk {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        calls::count(|c| c.dir_syncs += 1);
         let mut state = lock(&self.state);
         state.strike_if_armed()?;
         let ops = state.dir_ops.remove(dir).unwrap_or_default();
@@ -762,12 +768,20 @@ impl DiskFile for SimFile {
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        calls::count(|c| {
+            c.reads += 1;
+            c.read_bytes += buf.len() as u64;
+        });
         let mut state = lock(&self.state);
         self.live(&mut state)?;
         self.file.read_at(buf, offset)
     }
 
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        calls::count(|c| {
+            c.writes += 1;
+            c.write_bytes += data.len() as u64;
+        });
         let state = &mut *lock(&self.state);
         let Some(inode) = self.live(state)? else {
             return self.file.write_all_at(data, offset);
@@ -792,6 +806,7 @@ impl DiskFile for SimFile {
     }
 
     fn truncate(&mut self, new_len: u64) -> io::Result<()> {
+        calls::count(|c| c.metadata += 1);
         let state = &mut *lock(&self.state);
         let Some(inode) = self.live(state)? else {
             return self.file.set_len(new_len);
@@ -813,6 +828,7 @@ impl DiskFile for SimFile {
     }
 
     fn sync(&mut self) -> io::Result<()> {
+        calls::count(|c| c.syncs += 1);
         let state = &mut *lock(&self.state);
         self.live(state)?;
         state.strike_if_armed()?;

@@ -148,7 +148,7 @@ impl BrokerNode {
                         Inbox::Zk(event) => zk.on_connection(event, now),
                     }
                 }
-                _ = madsim::time::sleep_until(next_tick) => {
+                _ = crate::node::sleep_until(next_tick) => {
                     next_tick += TICK;
                     ticked = true;
                     let now = now_ms();

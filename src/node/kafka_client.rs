@@ -147,7 +147,7 @@ impl ProducerNode {
                         Delivered::Closed(c) => core.on_closed(c, now),
                     }
                 }
-                _ = madsim::time::sleep_until(next_tick.min(next_send)) => {
+                _ = crate::node::sleep_until(next_tick.min(next_send)) => {
                     let at = madsim::time::Instant::now();
                     // The final drain: nothing new is sent; what is pending completes.
                     if at >= next_send && self.progress.draining() {
@@ -231,7 +231,7 @@ impl ConsumerNode {
                         Delivered::Closed(c) => core.on_closed(c, now),
                     }
                 }
-                _ = madsim::time::sleep_until(next_tick) => {
+                _ = crate::node::sleep_until(next_tick) => {
                     next_tick += TICK;
                     core.tick(now_ms());
                 }

@@ -229,12 +229,12 @@ mod tests {
                 .build();
             let server_id = server.id();
             madsim::task::spawn(async move {
-                madsim::time::sleep(Duration::from_secs(1)).await;
+                crate::node::sleep(Duration::from_secs(1)).await;
                 madsim::runtime::Handle::current().kill(server_id);
             });
             let seen = client
                 .spawn(async move {
-                    madsim::time::sleep(Duration::from_millis(10)).await;
+                    crate::node::sleep(Duration::from_millis(10)).await;
                     let (tx, mut rx) = unbounded_channel();
                     let hello = Hello::KafkaClient {
                         name: "producer-1".into(),

@@ -13,6 +13,7 @@
 //! ensemble clients.
 
 pub mod broker;
+pub mod counters;
 pub mod kafka_client;
 pub mod kafka_net;
 pub mod net;
@@ -24,6 +25,9 @@ pub mod zk_server;
 pub mod zk_session;
 
 use crate::disk::SimDisk;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, UNIX_EPOCH};
 
 /// The run's random number generator: madsim's global RNG, seeded with the run's seed.
@@ -38,7 +42,36 @@ pub fn run_rng() -> madsim::rand::GlobalRng {
 pub async fn pay_sync_debt(disk: &SimDisk) {
     let debt = disk.take_sync_debt();
     if debt > Duration::ZERO {
-        madsim::time::sleep(debt).await;
+        sleep(debt).await;
+    }
+}
+
+/// `madsim::time::sleep`, counted ([`counters`]): every timer a shell or the world arms
+/// goes through here or [`sleep_until`].
+pub fn sleep(duration: Duration) -> CountedSleep {
+    CountedSleep(madsim::time::sleep(duration))
+}
+
+/// `madsim::time::sleep_until`, counted ([`counters`]).
+pub fn sleep_until(deadline: madsim::time::Instant) -> CountedSleep {
+    CountedSleep(madsim::time::sleep_until(deadline))
+}
+
+/// A madsim `Sleep` that counts the timers it arms: madsim adds a timer each time a sleep
+/// is polled before its deadline, so that is what is counted, not the sleeps created.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct CountedSleep(madsim::time::Sleep);
+
+impl Future for CountedSleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let poll = Pin::new(&mut self.0).poll(cx);
+        if poll.is_pending() {
+            counters::count(|c| c.timers += 1);
+        }
+        poll
     }
 }
 

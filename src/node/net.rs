@@ -94,6 +94,10 @@ pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
 ) -> io::Result<()> {
     let body = serde_json::to_vec(msg).map_err(io::Error::other)?;
     let len = u32::try_from(body.len()).map_err(|_| io::Error::other("frame too large"))?;
+    super::counters::count(|c| {
+        c.frames += 1;
+        c.frame_bytes += 4 + u64::from(len);
+    });
     w.write_all(&len.to_be_bytes()).await?;
     w.write_all(&body).await
 }
@@ -101,6 +105,7 @@ pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
 /// Writes one frame and flushes it: a connection's opening [`Hello`].
 pub async fn send_frame<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, msg: &T) -> io::Result<()> {
     write_frame(w, msg).await?;
+    super::counters::count(|c| c.flushes += 1);
     w.flush().await
 }
 
@@ -115,6 +120,7 @@ pub async fn write_batches<W: AsyncWrite + Unpin, T: Serialize>(
         while let Ok(msg) = rx.try_recv() {
             write_frame(w, &msg).await?;
         }
+        super::counters::count(|c| c.flushes += 1);
         w.flush().await?;
     }
     Ok(())

@@ -88,7 +88,7 @@ impl WriterNode {
         for seq in 1u64.. {
             // Up to ±25% jitter, so writers drift apart and faults land anywhere in an append.
             let jitter = rng.gen_range(0.75..1.25);
-            madsim::time::sleep(period.mul_f64(jitter)).await;
+            crate::node::sleep(period.mul_f64(jitter)).await;
 
             let value = format!("{}:{}:{}", self.name, incarnation, seq);
             self.recorder.history(

@@ -82,7 +82,7 @@ impl ZkClientNode {
                     let Some(event) = event else { return };
                     session.on_connection(event, now_ms());
                 }
-                _ = madsim::time::sleep_until(next_tick.min(start + Duration::from_millis(next_op_ms))) => {
+                _ = crate::node::sleep_until(next_tick.min(start + Duration::from_millis(next_op_ms))) => {
                     if madsim::time::Instant::now() >= next_tick {
                         next_tick += TICK;
                     }

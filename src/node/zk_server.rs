@@ -169,7 +169,7 @@ impl ZkServerNode {
                     let Some(message) = message else { return };
                     shell.deliver(&mut core, message);
                 }
-                _ = madsim::time::sleep_until(next_tick) => {
+                _ = crate::node::sleep_until(next_tick) => {
                     next_tick += TICK;
                     core.tick(now_ms());
                 }
@@ -363,7 +363,7 @@ async fn peer_writer(
                 if rx.is_closed() && inbox.is_closed() {
                     return;
                 }
-                madsim::time::sleep(RETRY).await;
+                crate::node::sleep(RETRY).await;
                 continue;
             }
         };

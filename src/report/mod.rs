@@ -100,6 +100,9 @@ pub struct RunResult {
     pub wall_ms: u64,
     /// Counters of what happened.
     pub stats: BTreeMap<String, u64>,
+    /// What the run asked of madsim and its disks (`ksim bench` reads them); not part of
+    /// the trace.
+    pub counters: BTreeMap<String, u64>,
     /// The run directory.
     pub run_dir: PathBuf,
     /// The scenario text the run came from (its hash goes into `verdict.json`).
@@ -245,6 +248,7 @@ impl RunResult {
             "sim_ms": self.sim_ms,
             "wall_ms": self.wall_ms,
             "stats": self.stats,
+            "counters": self.counters,
         });
         provenance(&mut doc, &self.scenario_source);
         if let Some(crash) = &self.crash {

@@ -123,12 +123,12 @@ mod tests {
                 .name("writer-1")
                 .init(move || {
                     guarded("writer-1".into(), r.clone(), p.clone(), async {
-                        madsim::time::sleep(Duration::from_millis(5)).await;
+                        crate::node::sleep(Duration::from_millis(5)).await;
                         panic!("HW went backwards");
                     })
                 })
                 .build();
-            madsim::time::sleep(Duration::from_secs(1)).await;
+            crate::node::sleep(Duration::from_secs(1)).await;
         });
         let crash = progress.crash().expect("the panic was caught");
         assert_eq!(crash.node, "writer-1");

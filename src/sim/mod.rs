@@ -19,6 +19,7 @@ use crate::history::{Crash, Event, HistoryEntry};
 use crate::node::progress::Progress;
 use crate::node::recorder::{sim_now_us, Recorder};
 use crate::scenario::Scenario;
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
@@ -47,6 +48,9 @@ pub struct SimOutput {
     pub world: WorldOutcome,
     /// A node (or the world) panicked.
     pub crash: Option<Crash>,
+    /// What the run asked of madsim and its disks (frames, flushes, timers, disk calls):
+    /// counted beside the record, never in it, so the trace hash does not see them.
+    pub counters: BTreeMap<String, u64>,
 }
 
 /// Runs `scenario` with `seed`, recording into `recorder` (fresh) and writing node data and
@@ -79,6 +83,9 @@ fn run_on_this_thread(
     recorder: Recorder,
 ) -> io::Result<SimOutput> {
     guard::enter_run_thread();
+    // Counts are per thread; start from zero even if this thread were reused.
+    crate::node::counters::take();
+    crate::disk::calls::take();
     let (log_file, log_guard) = logging::install(&run_dir.join("ksim.log"))?;
     let progress = Progress::default();
 
@@ -101,6 +108,12 @@ fn run_on_this_thread(
     };
     let ran = panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(world)));
     drop(runtime);
+    let counters: BTreeMap<String, u64> = crate::node::counters::take()
+        .named()
+        .into_iter()
+        .chain(crate::disk::calls::take().named())
+        .map(|(name, value)| (name.to_string(), value))
+        .collect();
     drop(log_guard);
     log_file.flush();
 
@@ -127,5 +140,6 @@ fn run_on_this_thread(
         sim_us,
         world,
         crash,
+        counters,
     })
 }

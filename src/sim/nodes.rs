@@ -110,6 +110,7 @@ impl Context<'_> {
             self.progress.clone(),
             name.to_string(),
         );
+        crate::node::counters::count(|c| c.nodes += 1);
         self.handle
             .create_node()
             .name(name)

@@ -230,7 +230,7 @@ impl World {
                 self.recorder.event("world", WorldEvent::SetupTimeout {});
                 break;
             }
-            madsim::time::sleep(POLL).await;
+            crate::node::sleep(POLL).await;
         }
     }
 
@@ -244,7 +244,7 @@ impl World {
             if now >= deadline {
                 return true;
             }
-            madsim::time::sleep((deadline - now).min(POLL)).await;
+            crate::node::sleep((deadline - now).min(POLL)).await;
         }
     }
 
@@ -503,7 +503,7 @@ impl World {
             disk.arm_power_loss();
         }
         let window_us = run_rng().gen_range(0..=STRIKE_WINDOW.as_micros() as u64);
-        madsim::time::sleep(Duration::from_micros(window_us)).await;
+        crate::node::sleep(Duration::from_micros(window_us)).await;
     }
 
     /// The nodes a target names, in creation order.
@@ -733,7 +733,7 @@ impl World {
                 );
                 return false;
             }
-            madsim::time::sleep((deadline - now).min(POLL)).await;
+            crate::node::sleep((deadline - now).min(POLL)).await;
         }
     }
 
@@ -806,7 +806,7 @@ impl World {
                 );
                 return false;
             }
-            madsim::time::sleep((deadline - now).min(POLL)).await;
+            crate::node::sleep((deadline - now).min(POLL)).await;
         }
     }
 

@@ -1,0 +1,158 @@
+//! `ksim bench` as a user runs it, with tiny settings: the report has its sections, the
+//! counters that drive madsim's floor are non-zero, the floor did what was counted, and
+//! the ratios parse. No timing is asserted (figures depend on the machine).
+
+use std::path::Path;
+use std::process::Command;
+
+const TINY: &str = "tests/data/bench-tiny.toml";
+
+/// The number in a `- <label>: <number><unit>` headline line.
+fn headline(report: &str, label: &str) -> f64 {
+    let line = report
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("- {label}: ")))
+        .unwrap_or_else(|| panic!("no headline {label:?} in:\n{report}"));
+    let number: String = line
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    number
+        .parse()
+        .unwrap_or_else(|_| panic!("{label}: {line:?} is not a number"))
+}
+
+/// A row of the floor's table: (ksim's figure, the floor's).
+fn floor_row(report: &str, what: &str) -> (f64, f64) {
+    let line = report
+        .lines()
+        .find(|l| l.starts_with(&format!("| {what} |")))
+        .unwrap_or_else(|| panic!("no floor row {what:?}"));
+    let cells: Vec<f64> = line
+        .split('|')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    (cells[0], cells[1])
+}
+
+#[test]
+fn bench_writes_a_report_with_every_section_and_a_floor_that_replays_the_counts() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-tiny");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = dir.join("sim-bench.md");
+    let output = Command::new(env!("CARGO_BIN_EXE_ksim"))
+        .args([
+            "bench",
+            "--scenario",
+            TINY,
+            "--seeds",
+            "1",
+            "--sweep-seeds",
+            "1",
+        ])
+        .args(["--floor-runs", "1", "--out"])
+        .arg(&out)
+        .arg("--work")
+        .arg(dir.join("work"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the ksim binary runs");
+    assert!(
+        output.status.success(),
+        "ksim bench failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = std::fs::read_to_string(&out).expect("the report is written to --out");
+    for section in [
+        "## Machine",
+        "## Method",
+        "## One seed at a time (one core)",
+        "## Sweeps",
+        "## madsim's floor",
+        "## Targets",
+        "## Headline",
+    ] {
+        assert!(report.contains(section), "missing {section:?}");
+    }
+    assert!(
+        report.contains("| bench-tiny | 1 | 1:pass |"),
+        "the seed ran and passed"
+    );
+    assert!(
+        !dir.join("work").exists(),
+        "the scratch directory is removed"
+    );
+
+    for label in [
+        "reference speed",
+        "reference CPU",
+        "floor",
+        "floor multiple",
+        "reference peak RSS",
+        "jobs 2 / jobs 1",
+    ] {
+        assert!(headline(&report, label) > 0.0, "{label} is positive");
+    }
+    assert!(headline(&report, "reference run dir") >= 0.0);
+
+    // The counters the floor replays are non-zero, and the floor did as many (frames and
+    // flushes exactly, timers within the ticks' rounding).
+    for what in [
+        "frames sent",
+        "stream flushes",
+        "timers armed",
+        "disk writes",
+    ] {
+        let (ksim, floor) = floor_row(&report, what);
+        assert!(ksim > 0.0, "{what}: counted in the run");
+        assert!(
+            (floor - ksim).abs() <= 0.02 * ksim + 1.0,
+            "{what}: the floor did {floor}/s, ksim {ksim}/s"
+        );
+    }
+    let (ksim, floor) = floor_row(&report, "mean frame bytes (length prefix included)");
+    assert!(
+        ksim > 4.0 && (floor - ksim).abs() <= 4.0,
+        "frame sizes {ksim} vs {floor}"
+    );
+}
+
+/// The counters sit beside the record: a run with them gives the trace it always gave, and
+/// the same seed counts the same.
+#[test]
+fn counters_are_in_verdict_json_and_deterministic() {
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-counters");
+    let _ = std::fs::remove_dir_all(&base);
+    let mut seen = Vec::new();
+    for copy in ["a", "b"] {
+        let run_dir = base.join(copy);
+        let status = Command::new(env!("CARGO_BIN_EXE_ksim"))
+            .args(["run", TINY, "--seed", "3", "--json", "--out"])
+            .arg(&run_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("the ksim binary runs")
+            .status;
+        assert!(status.success());
+        let verdict: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run_dir.join("verdict.json")).unwrap())
+                .unwrap();
+        let counters = verdict["counters"].clone();
+        for key in [
+            "frames",
+            "frame_bytes",
+            "flushes",
+            "timers",
+            "nodes",
+            "disk_writes",
+            "disk_syncs",
+        ] {
+            assert!(
+                counters[key].as_u64().unwrap_or(0) > 0,
+                "{key} counted: {counters}"
+            );
+        }
+        seen.push((verdict["trace_hash"].clone(), counters));
+    }
+    assert_eq!(seen[0], seen[1], "same seed, same trace and same counts");
+}
