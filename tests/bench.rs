@@ -156,3 +156,39 @@ fn counters_are_in_verdict_json_and_deterministic() {
     }
     assert_eq!(seen[0], seen[1], "same seed, same trace and same counts");
 }
+
+/// A `--work` directory holding someone else's files is refused (exit 2) and left as it was.
+#[test]
+fn bench_refuses_a_work_directory_it_did_not_create() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-strangers");
+    let _ = std::fs::remove_dir_all(&dir);
+    let work = dir.join("work");
+    std::fs::create_dir_all(work.join("bench-tiny-1")).unwrap();
+    std::fs::write(work.join("bench-tiny-1").join("notes.txt"), "mine").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_ksim"))
+        .args([
+            "bench",
+            "--scenario",
+            TINY,
+            "--seeds",
+            "1",
+            "--sweep-seeds",
+            "1",
+        ])
+        .args(["--floor-runs", "1", "--out"])
+        .arg(dir.join("sim-bench.md"))
+        .arg("--work")
+        .arg(&work)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the ksim binary runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("refusing"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(work.join("bench-tiny-1").join("notes.txt")).unwrap(),
+        "mine"
+    );
+    assert!(!dir.join("sim-bench.md").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

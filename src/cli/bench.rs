@@ -316,6 +316,12 @@ fn bench_floor(load: &FloorLoad, run: u64, work: &Path) -> io::Result<(FloorLoad
 
 /// `ksim bench`.
 pub fn cmd_bench(options: &BenchOptions) -> u8 {
+    // The scratch directory must be ksim's (new, empty or marked), so removing what the
+    // children wrote in it never touches a user's files.
+    if let Err(error) = crate::report::run_dir::prepare(&options.work) {
+        err!("error: bench: --work {error}");
+        return super::EXIT_USAGE;
+    }
     match bench(options) {
         Ok(()) => 0,
         Err(error) => {
@@ -333,7 +339,6 @@ fn load_average() -> String {
 }
 
 fn bench(options: &BenchOptions) -> io::Result<()> {
-    fs::create_dir_all(&options.work)?;
     let load_before = load_average();
     let mut benches = Vec::new();
     for path in &options.scenarios {
@@ -385,6 +390,7 @@ fn bench(options: &BenchOptions) -> io::Result<()> {
     ] {
         let _ = fs::remove_file(options.work.join(name));
     }
+    let _ = fs::remove_file(options.work.join(crate::report::run_dir::MARKER));
     let _ = fs::remove_dir(&options.work);
     let mut text = render(options, &benches, &load, &floors);
     let machine_end = text.find("\n## Method").unwrap_or(text.len());

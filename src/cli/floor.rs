@@ -75,7 +75,7 @@ fn share(total: u64, i: u64, n: u64) -> u64 {
 /// Runs the floor on a fresh madsim runtime seeded with `seed`, node disks under `dir`.
 /// Returns what it did, counted like a ksim run (the same [`counters`]).
 pub fn run_floor(load: &FloorLoad, dir: &Path, seed: u64) -> io::Result<FloorLoad> {
-    std::fs::create_dir_all(dir)?;
+    crate::report::run_dir::prepare(dir).map_err(io::Error::other)?;
     let load = load.clone();
     let dir = dir.to_path_buf();
     std::thread::Builder::new()
