@@ -20,6 +20,10 @@ const INDEX_WRITE_CHUNK: usize = 512;
 /// Read size of a [`scan`].
 const SCAN_CHUNK: usize = 1 << 20;
 
+/// How much [`Segment::find_batch`] reads at once while walking batch headers from an index
+/// entry: the default `index.interval.bytes` (4 KiB) of batches plus a header or so.
+const FIND_WINDOW_BYTES: u64 = 8 << 10;
+
 /// `<20-digit base offset>.log`.
 pub(crate) fn log_file_name(base: Offset) -> String {
     format!("{:020}.log", base.0)
@@ -223,19 +227,56 @@ impl<F: DiskFile> Segment<F> {
         self.log
             .read_exact_at(position, &mut buf)
             .map_err(|e| self.io_error(e, "reading"))?;
-        let header = parse_header(&buf).map_err(|e| corrupt(e.to_string()))?;
+        self.checked_header(position, &buf)
+    }
+
+    /// The header in `bytes` (read at `position`), checked to fit in the valid bytes.
+    fn checked_header(&self, position: u64, bytes: &[u8]) -> Result<BatchHeader, LogError> {
+        let corrupt = |detail: String| LogError::CorruptSegment {
+            segment: self.name(),
+            position,
+            detail,
+        };
+        let header = parse_header(bytes).map_err(|e| corrupt(e.to_string()))?;
         if position + header.size as u64 > self.size {
             return Err(corrupt("batch runs past the segment end".into()));
         }
         Ok(header)
     }
 
+    /// The header of the batch at `position`, read through `window` (bytes of the segment
+    /// from `*start`): refilled with one read of up to [`FIND_WINDOW_BYTES`] when the header
+    /// is not inside it, so a scan over many small batches costs one read, not one per batch.
+    fn header_through(
+        &self,
+        position: u64,
+        window: &mut Vec<u8>,
+        start: &mut u64,
+    ) -> Result<BatchHeader, LogError> {
+        let end = *start + window.len() as u64;
+        if position < *start || position + BATCH_HEADER_BYTES as u64 > end {
+            if position + BATCH_HEADER_BYTES as u64 > self.size {
+                // The same error a single header read gives.
+                return self.read_header(position);
+            }
+            let len = (self.size - position).min(FIND_WINDOW_BYTES) as usize;
+            window.resize(len, 0);
+            self.log
+                .read_exact_at(position, window)
+                .map_err(|e| self.io_error(e, "reading"))?;
+            *start = position;
+        }
+        let at = (position - *start) as usize;
+        self.checked_header(position, &window[at..at + BATCH_HEADER_BYTES])
+    }
+
     /// Position of the batch holding `offset` (`base_offset <= offset < next_offset`).
     pub fn find_batch(&self, offset: Offset) -> Result<u64, LogError> {
         assert!(self.base_offset <= offset && offset < self.next_offset);
         let mut position = self.index.lookup(self.relative(offset)) as u64;
+        let (mut window, mut start) = (Vec::new(), position);
         loop {
-            let header = self.read_header(position)?;
+            let header = self.header_through(position, &mut window, &mut start)?;
             if header.base_offset > offset {
                 return Err(LogError::CorruptSegment {
                     segment: self.name(),
