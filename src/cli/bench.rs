@@ -746,8 +746,7 @@ fn render(
          - The seeds/min ratio is bounded by the cores available and by the sweep's own \
          threads (one runtime per seed, one OS thread each) sharing one allocator.\n\
          - The floor replays ksim's call counts as they are: calls that are themselves \
-         waste (a small `pread` per batch header when the log engine scans for a batch, \
-         a timer per `select!` turn) are paid by the floor too, so the multiple understates \
+         waste (e.g. a timer per `select!` turn) are paid by the floor too, so the multiple understates \
          how far ksim is from what its load needs; the per-second counts above show them.\n\
          - The floor counts timers as madsim arms them (a sleep polled before its deadline), \
          and counts every stream flush as one delivery; madsim's own per-delivery timers are \
