@@ -35,28 +35,25 @@ fn floor_row(report: &str, what: &str) -> (f64, f64) {
     (cells[0], cells[1])
 }
 
+/// `ksim bench` of the tiny scenario, one seed and one floor run, into `out` over `work`.
+fn tiny_bench(out: &Path, work: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ksim"))
+        .args(["bench", "--scenario", TINY, "--seeds", "1"])
+        .args(["--sweep-seeds", "1", "--floor-runs", "1", "--out"])
+        .arg(out)
+        .arg("--work")
+        .arg(work)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the ksim binary runs")
+}
+
 #[test]
 fn bench_writes_a_report_with_every_section_and_a_floor_that_replays_the_counts() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-tiny");
     let _ = std::fs::remove_dir_all(&dir);
     let out = dir.join("sim-bench.md");
-    let output = Command::new(env!("CARGO_BIN_EXE_ksim"))
-        .args([
-            "bench",
-            "--scenario",
-            TINY,
-            "--seeds",
-            "1",
-            "--sweep-seeds",
-            "1",
-        ])
-        .args(["--floor-runs", "1", "--out"])
-        .arg(&out)
-        .arg("--work")
-        .arg(dir.join("work"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the ksim binary runs");
+    let output = tiny_bench(&out, &dir.join("work"));
     assert!(
         output.status.success(),
         "ksim bench failed: {}",
@@ -165,23 +162,7 @@ fn bench_refuses_a_work_directory_it_did_not_create() {
     let work = dir.join("work");
     std::fs::create_dir_all(work.join("bench-tiny-1")).unwrap();
     std::fs::write(work.join("bench-tiny-1").join("notes.txt"), "mine").unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_ksim"))
-        .args([
-            "bench",
-            "--scenario",
-            TINY,
-            "--seeds",
-            "1",
-            "--sweep-seeds",
-            "1",
-        ])
-        .args(["--floor-runs", "1", "--out"])
-        .arg(dir.join("sim-bench.md"))
-        .arg("--work")
-        .arg(&work)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the ksim binary runs");
+    let output = tiny_bench(&dir.join("sim-bench.md"), &work);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("refusing"), "{stderr}");
