@@ -7,7 +7,7 @@
 //! OffsetCommit, OffsetFetch).
 //! Every request carries a correlation id its response echoes, as in Kafka, so a client can
 //! pipeline requests on one connection and match answers. Frames are `node::net`'s
-//! (length-prefixed JSON over a TCP stream); record batches travel as v2 batch bytes.
+//! (length-prefixed postcard over a TCP stream); record batches travel as v2 batch bytes.
 //! Simplifications: one API version each; no throttling, no sessions for incremental fetch.
 
 use super::types::{
@@ -38,7 +38,7 @@ pub struct Response {
 
 /// Every request a broker serves.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "api", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum RequestBody {
     /// Which brokers lead which partitions of these topics (all topics if empty).
     Metadata {
@@ -278,7 +278,7 @@ pub struct EpochQuery {
 
 /// Every response.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "api", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum ResponseBody {
     /// Brokers and partition leadership.
     Metadata {
@@ -402,9 +402,20 @@ pub struct EpochEndOffset {
 mod tests {
     use super::*;
 
+    /// The wire (postcard) and the readable form (JSON) both give the message back.
+    fn round_trips<T: Serialize + serde::de::DeserializeOwned + PartialEq + fmt::Debug>(
+        message: &T,
+    ) -> String {
+        let wire = postcard::to_stdvec(message).unwrap();
+        assert_eq!(&postcard::from_bytes::<T>(&wire).unwrap(), message);
+        let text = serde_json::to_string(message).unwrap();
+        assert_eq!(&serde_json::from_str::<T>(&text).unwrap(), message);
+        text
+    }
+
     #[test]
-    fn requests_round_trip_through_json() {
-        let request = Request {
+    fn requests_round_trip_on_the_wire_and_as_json() {
+        round_trips(&Request {
             correlation_id: 7,
             body: RequestBody::Fetch {
                 replica_id: Some(BrokerId(2)),
@@ -418,10 +429,28 @@ mod tests {
                     max_bytes: 1 << 20,
                 }],
             },
+        });
+        let batch = Bytes((0..=255).collect());
+        let produce = Request {
+            correlation_id: 8,
+            body: RequestBody::Produce {
+                acks: Acks::All,
+                timeout_ms: 30_000,
+                partitions: vec![ProducePartition {
+                    partition: TopicPartition::new("orders", 0),
+                    batch: batch.clone(),
+                }],
+            },
         };
-        let text = serde_json::to_string(&request).unwrap();
-        assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), request);
-        let response = Response {
+        let text = round_trips(&produce);
+        assert!(text.contains("000102"), "JSON shows a batch as hex: {text}");
+        let wire = postcard::to_stdvec(&produce).unwrap();
+        assert!(
+            wire.len() < batch.0.len() + 32 && wire.windows(256).any(|w| w == &batch.0[..]),
+            "the wire carries a batch's bytes as they are ({} bytes)",
+            wire.len()
+        );
+        let text = round_trips(&Response {
             correlation_id: 7,
             body: ResponseBody::Produce {
                 partitions: vec![(
@@ -429,9 +458,7 @@ mod tests {
                     Err(KafkaError::NotEnoughReplicas),
                 )],
             },
-        };
-        let text = serde_json::to_string(&response).unwrap();
+        });
         assert!(text.contains("NOT_ENOUGH_REPLICAS"), "{text}");
-        assert_eq!(serde_json::from_str::<Response>(&text).unwrap(), response);
     }
 }

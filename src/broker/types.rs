@@ -331,13 +331,17 @@ impl fmt::Display for KafkaError {
     }
 }
 
-/// Raw bytes (encoded record batches) on the wire: serialized as a hex string, half the
-/// size of serde's array of numbers and cheaper to parse.
+/// Raw bytes (encoded record batches, group metadata). On the wire (a binary format) they
+/// travel as they are; in a human-readable format (JSON records, tests) as a lowercase hex
+/// string, half the size of serde's array of numbers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Bytes(pub Vec<u8>);
 
 impl Serialize for Bytes {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if !s.is_human_readable() {
+            return s.serialize_bytes(&self.0);
+        }
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut text = String::with_capacity(self.0.len() * 2);
         for b in &self.0 {
@@ -350,6 +354,9 @@ impl Serialize for Bytes {
 
 impl<'de> Deserialize<'de> for Bytes {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !d.is_human_readable() {
+            return d.deserialize_byte_buf(RawBytes).map(Bytes);
+        }
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         let digit = |c: u8| match c {
             b'0'..=b'9' => Ok(c - b'0'),
@@ -364,6 +371,25 @@ impl<'de> Deserialize<'de> for Bytes {
             .map(|pair| Ok((digit(pair[0])? << 4) | digit(pair[1])?))
             .collect::<Result<Vec<u8>, D::Error>>()
             .map(Bytes)
+    }
+}
+
+/// Reads a binary format's byte string.
+struct RawBytes;
+
+impl serde::de::Visitor<'_> for RawBytes {
+    type Value = Vec<u8>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a byte string")
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+        Ok(v.to_vec())
+    }
+
+    fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+        Ok(v)
     }
 }
 

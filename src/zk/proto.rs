@@ -47,7 +47,7 @@ pub enum PeerState {
 
 /// How a leader brings a follower's log in line with its own.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "mode", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum SyncMode {
     /// Append these transactions (the follower's log is a prefix of the leader's).
     Diff {
@@ -93,7 +93,7 @@ impl SyncMode {
 
 /// Server-to-server messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "msg", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum PeerMessage {
     /// Election: my vote in `round`, and what I am doing.
     Notification {
@@ -270,7 +270,7 @@ impl PeerMessage {
 
 /// What a follower forwards to the leader on a client's behalf.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum ForwardedRequest {
     /// A write operation (or `CloseSession`).
     Write {
@@ -288,7 +288,7 @@ pub enum ForwardedRequest {
 
 /// Client → server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "msg", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum ClientRequest {
     /// Open a new session (`session` = NONE) or resume one; the client has seen
     /// everything up to `last_zxid`, and re-registers its watches.
@@ -333,7 +333,7 @@ impl WatchSet {
 
 /// Server → client.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "msg", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum ServerResponse {
     /// The session is open (new or resumed).
     Connected {

@@ -202,7 +202,7 @@ impl fmt::Display for ZkError {
 /// A client operation. Writes (`Create`, `Delete`, `SetData`, `Multi`, `CloseSession`) go
 /// through the leader and consume a zxid; reads are answered by the connected server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum Op {
     /// Create a znode; `path` is the name or, if sequential, the prefix.
     Create {
@@ -288,7 +288,7 @@ impl Op {
 
 /// The successful result of an operation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "result", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum OpResult {
     /// `Create`: the actual path (with the counter for sequential znodes) and stat.
     Created {
@@ -343,7 +343,7 @@ pub struct OpError {
     /// The error.
     pub error: ZkError,
     /// For a `Multi`: the index of the operation that failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub index: Option<usize>,
 }
 
@@ -356,7 +356,7 @@ impl From<ZkError> for OpError {
 /// A replicated change to the data tree, decided by the leader (versions checked, sequential
 /// names and owners resolved) so that applying it on any replica cannot fail.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "txn", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum Txn {
     /// A session starts.
     CreateSession {
