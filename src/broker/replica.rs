@@ -390,6 +390,9 @@ pub struct Replica<D: Disk> {
     epochs: LeaderEpochCache<D>,
     producers: ProducerStateManager,
     hw: Offset,
+    /// The HW the checkpoint file was last written with in this life (`None` before the
+    /// first write): an unchanged HW is not rewritten.
+    checkpointed_hw: Option<Offset>,
     /// The newest leader epoch a LeaderAndIsr gave this replica (`NONE` until one).
     leader_epoch: LeaderEpoch,
     role: RoleState,
@@ -431,6 +434,7 @@ impl<D: Disk> Replica<D> {
             epochs,
             producers: ProducerStateManager::new(),
             hw,
+            checkpointed_hw: None,
             leader_epoch: LeaderEpoch::NONE,
             role: RoleState::Offline,
             events: Vec::new(),
@@ -922,14 +926,22 @@ impl<D: Disk> Replica<D> {
         }
     }
 
-    /// Writes the HW checkpoint (atomically). The caller runs it every
-    /// `replica.high.watermark.checkpoint.interval.ms` (Kafka: 5000) and at shutdown.
+    /// Writes the HW checkpoint (atomically) unless it already holds this HW. The caller
+    /// runs it every `replica.high.watermark.checkpoint.interval.ms` (Kafka: 5000) and at
+    /// shutdown. Kafka rewrites its one checkpoint of every partition each time; a file per
+    /// partition holding the same offset it was last written with would only be rewritten
+    /// with the same bytes (most `__consumer_offsets` partitions never move).
     pub fn checkpoint_high_watermark(&mut self) -> Result<(), LogError> {
+        if self.checkpointed_hw == Some(self.hw) {
+            return Ok(());
+        }
         CheckpointFile::write(
             &self.disk,
             &self.dir.join(HIGH_WATERMARK_CHECKPOINT),
             &[vec![self.hw.0.to_string()]],
-        )
+        )?;
+        self.checkpointed_hw = Some(self.hw);
+        Ok(())
     }
 
     /// Log retention (see [`Log::delete_old_segments`]); then the epoch cache forgets

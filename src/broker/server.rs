@@ -1569,6 +1569,15 @@ impl<D: Disk> BrokerCore<D> {
             .values()
             .flat_map(|(_, qs, _)| qs.iter().map(|(tp, _)| tp.clone()))
             .collect();
+        // A leader whose fetch is in flight (and not yet timed out) or backing off gets no
+        // new fetch this turn: its partitions are not even gathered.
+        let fetch_busy = |leader: &BrokerId| {
+            self.fetchers.get(leader).is_some_and(|f| {
+                f.in_flight
+                    .is_some_and(|(_, sent)| now_ms < sent + REPLICA_REQUEST_TIMEOUT_MS)
+                    || now_ms < f.not_before_ms
+            })
+        };
         for (tp, r) in &self.replicas {
             match r.role() {
                 Role::Follower {
@@ -1586,6 +1595,9 @@ impl<D: Disk> BrokerCore<D> {
                     leader,
                     truncating: false,
                 } => {
+                    if fetch_busy(&leader) {
+                        continue;
+                    }
                     if let Some(f) = r.fetch_request() {
                         fetches.entry(leader).or_default().push(FetchPartition {
                             partition: tp.clone(),

@@ -105,8 +105,10 @@ impl BrokerNode {
         let mut links: BTreeMap<BrokerId, Link> = BTreeMap::new();
         let mut next_tick = madsim::time::Instant::now() + TICK.mul_f64(rng.gen_range(0.0..1.0));
 
+        let mut due = crate::node::Deadline::new(next_tick);
         loop {
             let mut ticked = false;
+            due.set(next_tick);
             tokio::select! {
                 biased;
                 event = inbox.recv() => {
@@ -148,7 +150,7 @@ impl BrokerNode {
                         Inbox::Zk(event) => zk.on_connection(event, now),
                     }
                 }
-                _ = crate::node::sleep_until(next_tick) => {
+                _ = &mut due => {
                     next_tick += TICK;
                     ticked = true;
                     let now = now_ms();

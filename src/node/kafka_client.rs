@@ -135,7 +135,9 @@ impl ProducerNode {
         let mut next_tick = madsim::time::Instant::now() + TICK.mul_f64(rng.gen_range(0.0..1.0));
         let mut next_send = madsim::time::Instant::now() + period.mul_f64(rng.gen_range(0.0..1.0));
         let mut sent = 0u64;
+        let mut due = crate::node::Deadline::new(next_tick.min(next_send));
         loop {
+            due.set(next_tick.min(next_send));
             tokio::select! {
                 biased;
                 event = inbox.recv() => {
@@ -147,7 +149,7 @@ impl ProducerNode {
                         Delivered::Closed(c) => core.on_closed(c, now),
                     }
                 }
-                _ = crate::node::sleep_until(next_tick.min(next_send)) => {
+                _ = &mut due => {
                     let at = madsim::time::Instant::now();
                     // The final drain: nothing new is sent; what is pending completes.
                     if at >= next_send && self.progress.draining() {
@@ -219,7 +221,9 @@ impl ConsumerNode {
         let mut core = ConsumerCore::new(self.config.clone());
         let (mut links, mut inbox) = Links::new(&self.name);
         let mut next_tick = madsim::time::Instant::now() + TICK.mul_f64(rng.gen_range(0.0..1.0));
+        let mut due = crate::node::Deadline::new(next_tick);
         loop {
+            due.set(next_tick);
             tokio::select! {
                 biased;
                 event = inbox.recv() => {
@@ -231,7 +235,7 @@ impl ConsumerNode {
                         Delivered::Closed(c) => core.on_closed(c, now),
                     }
                 }
-                _ = crate::node::sleep_until(next_tick) => {
+                _ = &mut due => {
                     next_tick += TICK;
                     core.tick(now_ms());
                 }

@@ -75,6 +75,61 @@ impl Future for CountedSleep {
     }
 }
 
+/// The next deadline of a shell's event loop, awaited as `&mut deadline` in every `select!`
+/// turn. madsim arms a new timer each time a `Sleep` is polled before its deadline, so a
+/// fresh `sleep_until` per turn arms one per message received; a `Deadline` arms one per
+/// deadline (counted, [`counters`]) and only re-arms when the deadline or the waiting task
+/// changes. A timer left behind by an earlier deadline only wakes the loop for a turn that
+/// finds nothing due.
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct Deadline {
+    sleep: madsim::time::Sleep,
+    armed: Option<(madsim::time::Instant, std::task::Waker)>,
+}
+
+impl Deadline {
+    /// A deadline at `at`.
+    pub fn new(at: madsim::time::Instant) -> Self {
+        Deadline {
+            sleep: madsim::time::sleep_until(at),
+            armed: None,
+        }
+    }
+
+    /// When it falls due.
+    pub fn at(&self) -> madsim::time::Instant {
+        self.sleep.deadline()
+    }
+
+    /// Moves it to `at`.
+    pub fn set(&mut self, at: madsim::time::Instant) {
+        Pin::new(&mut self.sleep).reset(at);
+    }
+}
+
+impl Future for Deadline {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.sleep.is_elapsed() {
+            self.armed = None;
+            return Poll::Ready(());
+        }
+        let at = self.sleep.deadline();
+        if let Some((armed_at, waker)) = &self.armed {
+            if *armed_at == at && waker.will_wake(cx.waker()) {
+                return Poll::Pending;
+            }
+        }
+        let poll = Pin::new(&mut self.sleep).poll(cx);
+        if poll.is_pending() {
+            counters::count(|c| c.timers += 1);
+            self.armed = Some((at, cx.waker().clone()));
+        }
+        poll
+    }
+}
+
 /// The node's wall clock in epoch milliseconds — simulated, so record timestamps and
 /// time-based retention are deterministic.
 pub fn now_epoch_ms() -> i64 {

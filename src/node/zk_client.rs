@@ -75,14 +75,17 @@ impl ZkClientNode {
         // the world's fault schedule, or faults could never land mid-operation.
         let mut next_tick = madsim::time::Instant::now() + TICK.mul_f64(rng.gen_range(0.0..1.0));
 
+        let mut due =
+            crate::node::Deadline::new(next_tick.min(start + Duration::from_millis(next_op_ms)));
         loop {
+            due.set(next_tick.min(start + Duration::from_millis(next_op_ms)));
             tokio::select! {
                 biased;
                 event = inbox.recv() => {
                     let Some(event) = event else { return };
                     session.on_connection(event, now_ms());
                 }
-                _ = crate::node::sleep_until(next_tick.min(start + Duration::from_millis(next_op_ms))) => {
+                _ = &mut due => {
                     if madsim::time::Instant::now() >= next_tick {
                         next_tick += TICK;
                     }

@@ -162,14 +162,16 @@ impl ZkServerNode {
         // A seeded phase, so servers' ticks do not march in step (see the client shell).
         let phase = TICK.mul_f64(rand::Rng::gen_range(&mut crate::node::run_rng(), 0.0..1.0));
         let mut next_tick = madsim::time::Instant::now() + phase;
+        let mut due = crate::node::Deadline::new(next_tick);
         loop {
+            due.set(next_tick);
             tokio::select! {
                 biased;
                 message = inbox.recv() => {
                     let Some(message) = message else { return };
                     shell.deliver(&mut core, message);
                 }
-                _ = crate::node::sleep_until(next_tick) => {
+                _ = &mut due => {
                     next_tick += TICK;
                     core.tick(now_ms());
                 }

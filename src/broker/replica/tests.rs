@@ -1254,3 +1254,24 @@ fn retention_moves_the_epoch_cache_start_with_the_log_start() {
     assert_eq!(epochs, vec![(1, start), (2, Offset(10))]);
     assert_eq!(r.high_watermark(), Offset(11));
 }
+
+#[test]
+fn the_hw_checkpoint_is_rewritten_only_when_the_hw_moved() {
+    let (disk, _root) = disk("hw-checkpoint");
+    let mut r = open(&disk, B1);
+    r.become_leader(LeaderEpoch(1), vec![B1], vec![B1], PartitionEpoch(0), 0)
+        .unwrap();
+    r.append_as_leader(&batch(&["a"]), Acks::All).unwrap();
+    assert_eq!(r.high_watermark(), Offset(1));
+    let path = dir(B1).join(HIGH_WATERMARK_CHECKPOINT);
+    let file = |disk: &FsDisk| CheckpointFile::read(disk, &path).unwrap();
+    r.checkpoint_high_watermark().unwrap();
+    assert_eq!(file(&disk), Some(vec![vec!["1".to_string()]]));
+    // Marked so a rewrite would show: the same HW is not written again.
+    CheckpointFile::write(&disk, &path, &[vec!["0".into()]]).unwrap();
+    r.checkpoint_high_watermark().unwrap();
+    assert_eq!(file(&disk), Some(vec![vec!["0".to_string()]]));
+    r.append_as_leader(&batch(&["b"]), Acks::All).unwrap();
+    r.checkpoint_high_watermark().unwrap();
+    assert_eq!(file(&disk), Some(vec![vec!["2".to_string()]]));
+}
