@@ -2,8 +2,8 @@
 //! `Partition` + `ReplicaFetcherThread` decisions), on the log engine.
 //!
 //! Owns, for one partition replica: its [`Log`], its [`LeaderEpochCache`] (KIP-101/279),
-//! its idempotent producers' state, its high watermark (HW) and HW checkpoint, and its
-//! role. As **leader** it validates and appends producer batches (idempotence, acks=all
+//! its idempotent producers' state, its high watermark (HW; checkpointed by the broker,
+//! with every partition's, in one file) and its role. As **leader** it validates and appends producer batches (idempotence, acks=all
 //! min ISR check), serves follower fetches (KIP-320 divergence check, follower LEO and
 //! caught-up tracking), advances the HW, proposes ISR changes, answers
 //! `OffsetsForLeaderEpoch` and serves consumers below the HW. As **follower** it first
@@ -42,8 +42,7 @@
 //! `become_follower` change it, after the fence that refuses older ones).
 //!
 //! Simplifications vs Kafka: producer state is rebuilt by scanning the whole log on open
-//! and after every truncation (no snapshots); the HW checkpoint is one file per partition
-//! directory (`highwatermark`); the epoch cache is also completed from the batches'
+//! and after every truncation (no snapshots); the epoch cache is also completed from the batches'
 //! leader epochs on open; a follower asked to truncate below its log start keeps the log
 //! from its start (Kafka would empty it and restart at the offset); no follower fetch
 //! sessions, quotas, or fenced/shutting-down broker states (KIP-841).
@@ -54,13 +53,13 @@ use super::proto::{EpochEndOffset, FetchData};
 use super::types::{Acks, BrokerId, Bytes, KafkaError, PartitionEpoch};
 use crate::disk::Disk;
 use crate::log::{
-    check_batch, parse_header, AppendInfo, CheckpointFile, LeaderEpoch, Log, LogConfig, LogError,
-    Offset, RecoveryReport, HIGH_WATERMARK_CHECKPOINT, LEADER_EPOCH_CHECKPOINT,
+    check_batch, parse_header, AppendInfo, LeaderEpoch, Log, LogConfig, LogError, Offset,
+    RecoveryReport, LEADER_EPOCH_CHECKPOINT,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A replica's configuration, with Kafka's names and defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -384,15 +383,10 @@ enum RoleState {
 pub struct Replica<D: Disk> {
     id: BrokerId,
     config: ReplicaConfig,
-    disk: D,
-    dir: PathBuf,
     log: Log<D>,
     epochs: LeaderEpochCache<D>,
     producers: ProducerStateManager,
     hw: Offset,
-    /// The HW the checkpoint file was last written with in this life (`None` before the
-    /// first write): an unchanged HW is not rewritten.
-    checkpointed_hw: Option<Offset>,
     /// The newest leader epoch a LeaderAndIsr gave this replica (`NONE` until one).
     leader_epoch: LeaderEpoch,
     role: RoleState,
@@ -405,36 +399,29 @@ const SCAN_CHUNK_BYTES: usize = 1 << 20;
 impl<D: Disk> Replica<D> {
     /// Opens (recovering) the partition log in `dir` for broker `id`: log recovery, the
     /// leader-epoch checkpoint (cut to entries below the LEO, completed from the batches),
-    /// the HW checkpoint (clamped into `[log start, LEO]`), and producer state rebuilt
-    /// from the batch headers. The replica starts [`Role::Offline`].
+    /// the HW the broker's checkpoint holds for it (`checkpointed_hw`; clamped into
+    /// `[log start, LEO]`, 0 if none), and producer state rebuilt from the batch headers.
+    /// The replica starts [`Role::Offline`].
     pub fn open(
         id: BrokerId,
         disk: D,
         dir: &Path,
         config: ReplicaConfig,
+        checkpointed_hw: Option<Offset>,
     ) -> Result<(Self, RecoveryReport), LogError> {
         let (log, report) = Log::open(disk.clone(), dir, config.log.clone())?;
         let mut epochs = LeaderEpochCache::load(disk.clone(), &dir.join(LEADER_EPOCH_CHECKPOINT))?;
         epochs.truncate_from_end(log.log_end_offset())?;
-        let hw_path = dir.join(HIGH_WATERMARK_CHECKPOINT);
-        let hw = match CheckpointFile::read(&disk, &hw_path)? {
-            None => Offset(0),
-            Some(lines) => parse_hw(&lines).ok_or_else(|| LogError::MalformedCheckpoint {
-                path: hw_path.display().to_string(),
-                detail: format!("expected one offset, got {lines:?}"),
-            })?,
-        };
-        let hw = hw.clamp(log.log_start_offset(), log.log_end_offset());
+        let hw = checkpointed_hw
+            .unwrap_or(Offset(0))
+            .clamp(log.log_start_offset(), log.log_end_offset());
         let mut replica = Replica {
             id,
             config,
-            disk,
-            dir: dir.to_path_buf(),
             log,
             epochs,
             producers: ProducerStateManager::new(),
             hw,
-            checkpointed_hw: None,
             leader_epoch: LeaderEpoch::NONE,
             role: RoleState::Offline,
             events: Vec::new(),
@@ -926,24 +913,6 @@ impl<D: Disk> Replica<D> {
         }
     }
 
-    /// Writes the HW checkpoint (atomically) unless it already holds this HW. The caller
-    /// runs it every `replica.high.watermark.checkpoint.interval.ms` (Kafka: 5000) and at
-    /// shutdown. Kafka rewrites its one checkpoint of every partition each time; a file per
-    /// partition holding the same offset it was last written with would only be rewritten
-    /// with the same bytes (most `__consumer_offsets` partitions never move).
-    pub fn checkpoint_high_watermark(&mut self) -> Result<(), LogError> {
-        if self.checkpointed_hw == Some(self.hw) {
-            return Ok(());
-        }
-        CheckpointFile::write(
-            &self.disk,
-            &self.dir.join(HIGH_WATERMARK_CHECKPOINT),
-            &[vec![self.hw.0.to_string()]],
-        )?;
-        self.checkpointed_hw = Some(self.hw);
-        Ok(())
-    }
-
     /// Log retention (see [`Log::delete_old_segments`]); then the epoch cache forgets
     /// what lies below the new log start and producer state is rebuilt. Returns the
     /// number of segments deleted. Simplification: unlike Kafka, retention does not stop
@@ -965,9 +934,9 @@ impl<D: Disk> Replica<D> {
         Ok(deleted)
     }
 
-    /// Clean shutdown: HW checkpoint, then the log's own close (flush, checkpoints).
-    pub fn close(mut self) -> Result<(), LogError> {
-        self.checkpoint_high_watermark()?;
+    /// Clean shutdown: the log's own close (flush, checkpoints). The HW is the broker's
+    /// to checkpoint ([`crate::broker::server`]), with every other partition's.
+    pub fn close(self) -> Result<(), LogError> {
         self.log.close()
     }
 
@@ -1311,16 +1280,6 @@ impl<D: Disk> Replica<D> {
                 latest.start_offset
             );
         }
-    }
-}
-
-fn parse_hw(lines: &[Vec<String>]) -> Option<Offset> {
-    match lines {
-        [line] => match line.as_slice() {
-            [offset] => offset.parse().ok().map(Offset),
-            _ => None,
-        },
-        _ => None,
     }
 }
 

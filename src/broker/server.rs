@@ -54,7 +54,7 @@ use super::types::{
 };
 use super::zk_paths as paths;
 use crate::disk::Disk;
-use crate::log::{decode_batches, BatchBuilder, BatchMeta, LeaderEpoch, Offset};
+use crate::log::{decode_batches, BatchBuilder, BatchMeta, CheckpointFile, LeaderEpoch, Offset};
 use crate::zk::client::Outcome;
 use crate::zk::{CreateMode, Op, OpResult, SessionId, WatchedEvent, ZkError};
 use serde::{Deserialize, Serialize};
@@ -65,6 +65,9 @@ use std::path::PathBuf;
 pub const LOG_DIR: &str = "kafka-logs";
 /// Kafka's `replica.high.watermark.checkpoint.interval.ms`.
 pub const HW_CHECKPOINT_INTERVAL_MS: u64 = 5000;
+/// Kafka's `replication-offset-checkpoint`, in [`LOG_DIR`]: the HW of every partition of the
+/// log directory, one `<topic> <partition> <offset>` line each ([`CheckpointFile`]).
+pub const REPLICATION_OFFSET_CHECKPOINT: &str = "replication-offset-checkpoint";
 /// Kafka's `replica.fetch.wait.max.ms`.
 pub const REPLICA_FETCH_WAIT_MAX_MS: u64 = 500;
 /// Kafka's `replica.fetch.max.bytes`.
@@ -329,6 +332,17 @@ struct FetcherState {
     not_before_ms: u64,
 }
 
+/// The [`REPLICATION_OFFSET_CHECKPOINT`] of a broker's life: read once, when first needed
+/// (a partition's log opens, or the first checkpoint is due), then what was last written.
+/// Partitions not (yet) open in this life keep the HW the file had for them.
+enum HwCheckpoint {
+    Unread,
+    Known(BTreeMap<TopicPartition, Offset>),
+    /// Unreadable or malformed: like a failed log directory in Kafka, no partition opens
+    /// and nothing is written over it.
+    Failed(String),
+}
+
 /// The broker core.
 pub struct BrokerCore<D: Disk> {
     config: BrokerConfig,
@@ -376,6 +390,8 @@ pub struct BrokerCore<D: Disk> {
     next_correlation: u64,
     next_producer_id: i64,
     last_hw_checkpoint_ms: u64,
+    /// The log directory's HW checkpoint as this life knows it.
+    hw_checkpoint: HwCheckpoint,
     /// The latest time any call brought (for work the controller triggers inside a call).
     now_ms: u64,
     actions: Vec<BrokerAction>,
@@ -416,6 +432,7 @@ impl<D: Disk> BrokerCore<D> {
             next_correlation: 1,
             next_producer_id: 0,
             last_hw_checkpoint_ms: 0,
+            hw_checkpoint: HwCheckpoint::Unread,
             now_ms: 0,
             actions: Vec::new(),
         }
@@ -1247,7 +1264,14 @@ impl<D: Disk> BrokerCore<D> {
         if !self.replicas.contains_key(tp) {
             let dir = PathBuf::from(LOG_DIR).join(tp.dir_name());
             let config = self.replica_config(&tp.topic);
-            match Replica::open(self.config.id, self.disk.clone(), &dir, config) {
+            let (id, disk) = (self.config.id, self.disk.clone());
+            let opened = self
+                .checkpointed_hws()
+                .map(|hws| hws.get(tp).copied())
+                .and_then(|hw| {
+                    Replica::open(id, disk, &dir, config, hw).map_err(|e| e.to_string())
+                });
+            match opened {
                 Ok((replica, report)) => {
                     self.announce(BrokerEvent::LogOpened {
                         partition: tp.clone(),
@@ -1255,10 +1279,10 @@ impl<D: Disk> BrokerCore<D> {
                     });
                     self.replicas.insert(tp.clone(), replica);
                 }
-                Err(e) => {
+                Err(error) => {
                     self.announce(BrokerEvent::LogError {
                         partition: tp.clone(),
-                        error: e.to_string(),
+                        error,
                     });
                     return;
                 }
@@ -1707,16 +1731,64 @@ impl<D: Disk> BrokerCore<D> {
         self.replicate(now_ms);
         if now_ms >= self.last_hw_checkpoint_ms + HW_CHECKPOINT_INTERVAL_MS {
             self.last_hw_checkpoint_ms = now_ms;
-            let tps: Vec<TopicPartition> = self.replicas.keys().cloned().collect();
-            for tp in tps {
-                if let Some(Err(e)) = self
-                    .replicas
-                    .get_mut(&tp)
-                    .map(|r| r.checkpoint_high_watermark())
-                {
+            self.checkpoint_high_watermarks();
+        }
+    }
+
+    /// The HWs of the log directory's checkpoint, read on first use.
+    fn checkpointed_hws(&mut self) -> Result<&BTreeMap<TopicPartition, Offset>, String> {
+        if let HwCheckpoint::Unread = self.hw_checkpoint {
+            let path = PathBuf::from(LOG_DIR).join(REPLICATION_OFFSET_CHECKPOINT);
+            self.hw_checkpoint = match CheckpointFile::read(&self.disk, &path) {
+                Ok(None) => HwCheckpoint::Known(BTreeMap::new()),
+                Ok(Some(lines)) => match parse_hw_checkpoint(&lines) {
+                    Some(hws) => HwCheckpoint::Known(hws),
+                    None => HwCheckpoint::Failed(format!(
+                        "malformed checkpoint {}: expected <topic> <partition> <offset> lines",
+                        path.display()
+                    )),
+                },
+                Err(e) => HwCheckpoint::Failed(e.to_string()),
+            };
+        }
+        match &self.hw_checkpoint {
+            HwCheckpoint::Known(hws) => Ok(hws),
+            HwCheckpoint::Failed(error) => Err(error.clone()),
+            HwCheckpoint::Unread => unreachable!("read above"),
+        }
+    }
+
+    /// Writes every open partition's HW (and what the file had for the others) into the
+    /// log directory's checkpoint, atomically, as Kafka's `checkpointHighWatermarks` does;
+    /// not when nothing changed since the last write.
+    pub(crate) fn checkpoint_high_watermarks(&mut self) {
+        let Ok(known) = self.checkpointed_hws() else {
+            return;
+        };
+        let mut hws = known.clone();
+        for (tp, r) in &self.replicas {
+            hws.insert(tp.clone(), r.high_watermark());
+        }
+        if let HwCheckpoint::Known(known) = &self.hw_checkpoint {
+            if *known == hws {
+                return;
+            }
+        }
+        let lines: Vec<Vec<String>> = hws
+            .iter()
+            .map(|(tp, hw)| vec![tp.topic.clone(), tp.partition.to_string(), hw.0.to_string()])
+            .collect();
+        let path = PathBuf::from(LOG_DIR).join(REPLICATION_OFFSET_CHECKPOINT);
+        match CheckpointFile::write(&self.disk, &path, &lines) {
+            Ok(()) => self.hw_checkpoint = HwCheckpoint::Known(hws),
+            Err(e) => {
+                // Every partition's HW missed its checkpoint: announced once per partition.
+                let error = e.to_string();
+                let tps: Vec<TopicPartition> = self.replicas.keys().cloned().collect();
+                for partition in tps {
                     self.announce(BrokerEvent::LogError {
-                        partition: tp.clone(),
-                        error: e.to_string(),
+                        partition,
+                        error: error.clone(),
                     });
                 }
             }
@@ -1812,6 +1884,22 @@ impl From<CoordinatorEvent> for Announced {
     fn from(event: CoordinatorEvent) -> Self {
         Announced::Coordinator(event)
     }
+}
+
+/// The entries of a [`REPLICATION_OFFSET_CHECKPOINT`]; `None` if a line is not
+/// `<topic> <partition> <offset>` or a partition appears twice.
+fn parse_hw_checkpoint(lines: &[Vec<String>]) -> Option<BTreeMap<TopicPartition, Offset>> {
+    let mut hws = BTreeMap::new();
+    for line in lines {
+        let [topic, partition, offset] = line.as_slice() else {
+            return None;
+        };
+        let tp = TopicPartition::new(topic.clone(), partition.parse().ok()?);
+        if hws.insert(tp, Offset(offset.parse().ok()?)).is_some() {
+            return None;
+        }
+    }
+    Some(hws)
 }
 
 #[cfg(test)]

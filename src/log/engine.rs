@@ -40,10 +40,6 @@ pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
 /// `leader-epoch-checkpoint`). Written by the broker's replica, which owns the cache; the
 /// log only knows the name so that recovery leaves it alone.
 pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
-/// File name of a partition's high-watermark checkpoint (ksim keeps one per partition
-/// directory; Kafka keeps one `replication-offset-checkpoint` per log dir). Written by the
-/// broker's replica.
-pub const HIGH_WATERMARK_CHECKPOINT: &str = "highwatermark";
 
 /// What an append did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -44,8 +44,8 @@ pub use batch::{
 };
 pub use checkpoint::CheckpointFile;
 pub use engine::{
-    AppendInfo, Log, HIGH_WATERMARK_CHECKPOINT, LEADER_EPOCH_CHECKPOINT,
-    LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_OFFSET_CHECKPOINT,
+    AppendInfo, Log, LEADER_EPOCH_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT,
+    RECOVERY_POINT_OFFSET_CHECKPOINT,
 };
 pub use error::LogError;
 pub use recovery::RecoveryReport;

@@ -30,8 +30,7 @@
 
 use super::checkpoint::CheckpointFile;
 use super::engine::{
-    Log, HIGH_WATERMARK_CHECKPOINT, LEADER_EPOCH_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT,
-    RECOVERY_POINT_OFFSET_CHECKPOINT,
+    Log, LEADER_EPOCH_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_OFFSET_CHECKPOINT,
 };
 use super::index::{parse_index, IndexEntry, OffsetIndex};
 use super::segment::{index_file_name, log_file_name, parse_file_name, scan, ScanFrom, Segment};
@@ -130,7 +129,6 @@ impl<D: Disk> Log<D> {
             } else if name == RECOVERY_POINT_OFFSET_CHECKPOINT
                 || name == LOG_START_OFFSET_CHECKPOINT
                 || name == LEADER_EPOCH_CHECKPOINT
-                || name == HIGH_WATERMARK_CHECKPOINT
             {
             } else if let Some(base) = parse_file_name(name, "log") {
                 logs.push(base);

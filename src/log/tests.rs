@@ -728,10 +728,8 @@ fn append_encoded_stamps_the_leo_and_epoch_and_follows_the_flush_policy() {
         Err(LogError::InvalidBatch(BatchError::BadCrc { .. }))
     ));
     assert_eq!(log.log_end_offset(), Offset(4));
-    // The replica's checkpoints in the directory are not "unknown files" to recovery.
-    for name in [LEADER_EPOCH_CHECKPOINT, HIGH_WATERMARK_CHECKPOINT] {
-        CheckpointFile::write(&disk, &dir().join(name), &[]).unwrap();
-    }
+    // The replica's checkpoint in the directory is not an "unknown file" to recovery.
+    CheckpointFile::write(&disk, &dir().join(LEADER_EPOCH_CHECKPOINT), &[]).unwrap();
     drop(log);
     let (_, report) = Log::open(disk, dir(), config(1 << 20)).unwrap();
     assert!(

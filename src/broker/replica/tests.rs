@@ -4,9 +4,10 @@
 
 use super::*;
 use crate::disk::FsDisk;
-use crate::log::{decode_batches, BatchBuilder, BatchMeta, ProducerId};
+use crate::log::{decode_batches, BatchBuilder, BatchMeta, CheckpointFile, ProducerId};
 use proptest::prelude::*;
 use proptest::test_runner::{RngAlgorithm, TestError, TestRng, TestRunner};
+use std::path::PathBuf;
 
 const B1: BrokerId = BrokerId(1);
 const B2: BrokerId = BrokerId(2);
@@ -32,7 +33,19 @@ fn dir(id: BrokerId) -> PathBuf {
 }
 
 fn open_with(disk: &FsDisk, id: BrokerId, config: ReplicaConfig) -> Replica<FsDisk> {
-    Replica::open(id, disk.clone(), &dir(id), config).unwrap().0
+    open_at(disk, id, config, None)
+}
+
+/// Opens with the HW the broker's checkpoint holds for the partition.
+fn open_at(
+    disk: &FsDisk,
+    id: BrokerId,
+    config: ReplicaConfig,
+    checkpointed_hw: Option<Offset>,
+) -> Replica<FsDisk> {
+    Replica::open(id, disk.clone(), &dir(id), config, checkpointed_hw)
+        .unwrap()
+        .0
 }
 
 fn open(disk: &FsDisk, id: BrokerId) -> Replica<FsDisk> {
@@ -480,20 +493,20 @@ fn kip_101_scenario_1(legacy_truncate_to_hw: bool) -> (Vec<String>, Vec<String>)
     let request = b.fetch_request().unwrap();
     a.on_follower_fetch(B2, request, MAX_BYTES, 4).unwrap();
     assert_eq!(a.high_watermark(), Offset(2), "m2 is committed");
-    b.checkpoint_high_watermark().unwrap();
+    let checkpointed = b.high_watermark();
     drop(b);
-    let mut b = open_with(&disk, B2, config.clone());
+    let mut b = open_at(&disk, B2, config.clone(), Some(checkpointed));
     assert_eq!(b.high_watermark(), Offset(1));
     b.become_follower(B1, LeaderEpoch(1)).unwrap();
     truncate(&a, &mut b);
     // A dies; B, in the ISR, becomes leader and takes a write.
-    a.checkpoint_high_watermark().unwrap();
+    let checkpointed = a.high_watermark();
     drop(a);
     b.become_leader(LeaderEpoch(2), vec![B2], both, PartitionEpoch(1), 6)
         .unwrap();
     b.append_as_leader(&batch(&["m3"]), Acks::Leader).unwrap();
     // A comes back as B's follower.
-    let mut a = open_with(&disk, B1, config);
+    let mut a = open_at(&disk, B1, config, Some(checkpointed));
     a.become_follower(B2, LeaderEpoch(2)).unwrap();
     truncate(&b, &mut a);
     fetch(&mut b, &mut a, 8);
@@ -865,18 +878,12 @@ fn reopen_recovers_the_epoch_cache_a_clamped_hw_and_producer_state() {
     // Checkpoints claiming more than the log holds: an HW past the LEO and an epoch
     // beyond it (as after a power cut that lost the log's unsynced tail).
     let d = dir(B1);
-    CheckpointFile::write(
-        &disk,
-        &d.join(HIGH_WATERMARK_CHECKPOINT),
-        &[vec!["99".into()]],
-    )
-    .unwrap();
     let lines: Vec<Vec<String>> = [(3, 0), (4, 2), (7, 50)]
         .iter()
         .map(|(e, o): &(i32, u64)| vec![e.to_string(), o.to_string()])
         .collect();
     CheckpointFile::write(&disk, &d.join(LEADER_EPOCH_CHECKPOINT), &lines).unwrap();
-    let mut r = open(&disk, B1);
+    let mut r = open_at(&disk, B1, ReplicaConfig::default(), Some(Offset(99)));
     assert_eq!(r.high_watermark(), Offset(3), "clamped to the LEO");
     let epochs: Vec<_> = r
         .epoch_entries()
@@ -976,6 +983,8 @@ struct Cluster {
     next_value: u64,
     /// Offset → value of every record below the highest HW ever reached.
     committed: BTreeMap<u64, String>,
+    /// The HW each replica's broker checkpointed at its last clean shutdown.
+    checkpointed_hws: [Option<Offset>; 3],
 }
 
 fn id_of(index: usize) -> BrokerId {
@@ -1009,11 +1018,17 @@ impl Cluster {
             now_ms: 0,
             next_value: 0,
             committed: BTreeMap::new(),
+            checkpointed_hws: [None; 3],
         }
     }
 
     fn reopen(&self, i: usize) -> Replica<FsDisk> {
-        open_with(&self.disk, id_of(i), self.config.clone())
+        open_at(
+            &self.disk,
+            id_of(i),
+            self.config.clone(),
+            self.checkpointed_hws[i],
+        )
     }
 
     fn get(&mut self, i: usize) -> &mut Replica<FsDisk> {
@@ -1104,6 +1119,8 @@ impl Cluster {
             Step::Restart(i) if i != self.leader => {
                 let r = self.replicas[i].take().unwrap();
                 if i % 2 == 0 {
+                    // A clean shutdown checkpoints the HW first.
+                    self.checkpointed_hws[i] = Some(r.high_watermark());
                     r.close().unwrap();
                 } else {
                     drop(r);
@@ -1253,25 +1270,4 @@ fn retention_moves_the_epoch_cache_start_with_the_log_start() {
         .collect();
     assert_eq!(epochs, vec![(1, start), (2, Offset(10))]);
     assert_eq!(r.high_watermark(), Offset(11));
-}
-
-#[test]
-fn the_hw_checkpoint_is_rewritten_only_when_the_hw_moved() {
-    let (disk, _root) = disk("hw-checkpoint");
-    let mut r = open(&disk, B1);
-    r.become_leader(LeaderEpoch(1), vec![B1], vec![B1], PartitionEpoch(0), 0)
-        .unwrap();
-    r.append_as_leader(&batch(&["a"]), Acks::All).unwrap();
-    assert_eq!(r.high_watermark(), Offset(1));
-    let path = dir(B1).join(HIGH_WATERMARK_CHECKPOINT);
-    let file = |disk: &FsDisk| CheckpointFile::read(disk, &path).unwrap();
-    r.checkpoint_high_watermark().unwrap();
-    assert_eq!(file(&disk), Some(vec![vec!["1".to_string()]]));
-    // Marked so a rewrite would show: the same HW is not written again.
-    CheckpointFile::write(&disk, &path, &[vec!["0".into()]]).unwrap();
-    r.checkpoint_high_watermark().unwrap();
-    assert_eq!(file(&disk), Some(vec![vec!["0".to_string()]]));
-    r.append_as_leader(&batch(&["b"]), Acks::All).unwrap();
-    r.checkpoint_high_watermark().unwrap();
-    assert_eq!(file(&disk), Some(vec![vec!["2".to_string()]]));
 }

@@ -579,10 +579,7 @@ fn the_coordinator_runs_a_group_on_the_offsets_partition_and_finds_it_again_afte
     );
     // The broker restarts on the same disk: the group and its offset come back from the
     // log.
-    n.core
-        .replicas
-        .values_mut()
-        .for_each(|r| r.checkpoint_high_watermark().unwrap());
+    n.core.checkpoint_high_watermarks();
     ens.expire(n.session);
     let dir = root.0.clone();
     std::mem::forget(root);
@@ -613,6 +610,40 @@ fn the_coordinator_runs_a_group_on_the_offsets_partition_and_finds_it_again_afte
     assert_eq!(
         ask(&mut ens, &mut n, 12, heartbeat),
         Some(ResponseBody::Heartbeat { error: None })
+    );
+}
+
+/// The log directory has one HW checkpoint for all its partitions, as Kafka's
+/// `replication-offset-checkpoint`; a malformed one keeps every partition closed (a failed
+/// log directory) instead of opening them with made-up HWs.
+#[test]
+fn one_hw_checkpoint_per_log_directory_and_a_malformed_one_opens_nothing() {
+    let mut ens = Ens::new();
+    let (mut n, root) = alone("hw-checkpoint", None);
+    start(&mut ens, &mut n, 4, 0);
+    pump(&mut ens, &mut n, 0, |_| false);
+    assert_eq!(n.core.replicas.len(), 2, "both partitions open");
+    n.core.checkpoint_high_watermarks();
+    let path = root.0.join(LOG_DIR).join(REPLICATION_OFFSET_CHECKPOINT);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "0\n2\n__consumer_offsets 0 0\norders 0 0\n"
+    );
+    std::fs::write(&path, "0\n1\norders zero 0\n").unwrap();
+    ens.expire(n.session);
+    let dir = root.0.clone();
+    std::mem::forget(root);
+    let (mut n, _root) = alone("hw-checkpoint", Some(dir));
+    start(&mut ens, &mut n, 5, 10);
+    pump(&mut ens, &mut n, 10, |_| false);
+    assert!(n.core.replicas.is_empty(), "nothing opened");
+    assert!(
+        n.announced.iter().any(
+            |e| matches!(e, Announced::Broker(BrokerEvent::LogError { error, .. })
+            if error.contains(REPLICATION_OFFSET_CHECKPOINT))
+        ),
+        "{:?}",
+        n.announced
     );
 }
 
