@@ -110,7 +110,9 @@ fn retries_without_idempotence_duplicate_and_idempotence_prevents_it() {
 fn truncating_to_the_high_watermark_loses_acknowledged_writes_and_epochs_do_not() {
     let zoo = "zoo/hw-truncation.toml";
     let dir = scratch("brokers-hw-truncation");
-    zoo_fires(zoo, "1..1", "lost-write", &dir);
+    // Whether the follower's HW trails an acknowledged record at the kill is a race: the
+    // entry fires on some seeds of its range, as the zoo promises.
+    zoo_fires(zoo, "1..10", "lost-write", &dir);
     fixed_twin_passes(
         zoo,
         "truncate-to-hw = true",
