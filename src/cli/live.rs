@@ -2,13 +2,15 @@
 //!
 //! Owns: the registry of the runs of this process that have started and not yet written
 //! their files, the SIGINT/SIGTERM handler that writes each one's partial record
-//! (`verdict.json` with `"verdict": "interrupted"`, the events and history so far, the seed)
+//! (`verdict.json` with `"verdict": "interrupted"`, the events and history so far, its
+//! `ksim.log` (a sweep holds it in memory until then), the seed)
 //! before the process exits with 130, and the simulated clock a long `ksim run` shows on a
 //! terminal. Everything here only *reads* a run's recorder from another OS thread; nothing
 //! inside a run depends on it, so determinism is untouched.
 
 use crate::node::recorder::Recorder;
 use crate::report::{self, Interrupted};
+use crate::sim::RunLog;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,6 +26,7 @@ struct Active {
     seed: u64,
     run_dir: PathBuf,
     recorder: Recorder,
+    log: RunLog,
     started: Instant,
 }
 
@@ -50,6 +53,7 @@ impl Registration {
         seed: u64,
         run_dir: PathBuf,
         recorder: &Recorder,
+        log: &RunLog,
     ) -> Registration {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -61,6 +65,7 @@ impl Registration {
                 seed,
                 run_dir,
                 recorder: recorder.clone(),
+                log: log.clone(),
                 started: Instant::now(),
             },
         );
@@ -97,6 +102,8 @@ fn on_interrupt() {
     let _writing = writing();
     let runs = std::mem::take(&mut *active());
     for run in runs.values() {
+        // An interrupted run keeps its log (a sweep's was held in memory), whatever it is.
+        let _ = run.log.keep();
         let (events, history) = run.recorder.snapshot();
         let record = Interrupted {
             scenario: &run.scenario,

@@ -389,39 +389,65 @@ pub fn default_run_dir(base: &Path, scenario: &Scenario, seed: u64) -> PathBuf {
     base.join(format!("{}-{}", scenario.name, seed))
 }
 
+/// What a run leaves in its run directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Everything, pass or fail (`ksim run`, `replay`): `scenario.toml`, node data,
+    /// `ksim.log`, `events.jsonl`, `history.jsonl`, `verdict.json`, `report.md`.
+    Everything,
+    /// A sweep's rule: a failing seed keeps everything; a passing one only `scenario.toml`,
+    /// `verdict.json` and `report.md` (and the marker). What it would not keep is not
+    /// written at all (its log is held in memory until the verdict), except the node data
+    /// the checkers read from disk, which the sweep deletes after.
+    SweepRule,
+}
+
 /// Runs one seed end to end: prepare the run directory (refusing one ksim did not make),
 /// simulate, check, write the run directory's files.
 pub fn run_one(scenario: &Scenario, seed: u64, run_dir: &Path) -> Result<RunResult, RunError> {
-    run_one_with(scenario, seed, run_dir, false)
+    run_one_with(scenario, seed, run_dir, Keep::Everything, false)
 }
 
-/// [`run_one`], with the simulated clock on a terminal when `clock`.
+/// [`run_one`], keeping `keep`, with the simulated clock on a terminal when `clock`.
 fn run_one_with(
     scenario: &Scenario,
     seed: u64,
     run_dir: &Path,
+    keep: Keep,
     clock: bool,
 ) -> Result<RunResult, RunError> {
     run_dir::prepare(run_dir).map_err(RunError::RunDir)?;
     let started = Instant::now();
     let recorder = crate::node::recorder::Recorder::new();
-    let registration = live::Registration::new(scenario, seed, run_dir.to_path_buf(), &recorder);
-    let output = {
+    let log_path = run_dir.join("ksim.log");
+    let log = match keep {
+        Keep::Everything => sim::RunLog::create(&log_path).map_err(RunError::Io)?,
+        Keep::SweepRule => sim::RunLog::deferred(&log_path),
+    };
+    let registration =
+        live::Registration::new(scenario, seed, run_dir.to_path_buf(), &recorder, &log);
+    // The checks run on the run's own thread, in the memory the runtime freed.
+    let (output, (checks, stats)) = {
         let _clock = clock.then(|| {
             live::Clock::start(&recorder, scenario.duration.saturating_add(scenario.heal))
         });
-        sim::simulate(scenario, seed, run_dir, &recorder).map_err(RunError::Io)?
-    };
-    let checks = if output.crash.is_some() {
-        Vec::new()
-    } else {
-        run_checks(&CheckInput {
-            scenario,
-            events: &output.events,
-            history: &output.history,
-            run_dir,
+        sim::simulate(scenario, seed, run_dir, &recorder, &log, |output| {
+            let (events, history) = (&output.record.events, &output.record.history);
+            let checks = if output.crash.is_some() {
+                Vec::new()
+            } else {
+                run_checks(&CheckInput {
+                    scenario,
+                    events,
+                    history,
+                    run_dir,
+                })
+            };
+            (checks, report::stats(events, history))
         })
+        .map_err(RunError::Io)?
     };
+    let (events, history) = (&output.record.events, &output.record.history);
     let result = RunResult {
         scenario: scenario.name.clone(),
         scenario_path: scenario.path.clone(),
@@ -432,14 +458,21 @@ fn run_one_with(
         trace_hash: output.trace_hash,
         sim_ms: output.sim_us / 1000,
         wall_ms: started.elapsed().as_millis() as u64,
-        stats: report::stats(&output.events, &output.history),
+        stats,
         counters: output.counters,
         run_dir: run_dir.to_path_buf(),
         scenario_source: scenario.source.clone(),
     };
+    let keep_all = keep == Keep::Everything || result.verdict != Verdict::Pass;
     registration
         .finish(|| {
-            report::write_run_files(&result, &scenario.about, &output.events, &output.history)
+            if keep_all {
+                log.keep()?;
+                report::write_run_files(&result, &scenario.about, events, history)
+            } else {
+                log.discard();
+                report::write_summary_files(&result, &scenario.about, events)
+            }
         })
         .map_err(RunError::Io)?;
     Ok(result)
@@ -467,7 +500,7 @@ fn cmd_run(path: &Path, seed: Option<u64>, out: Option<PathBuf>, json: bool) -> 
         }
         out!("run dir: {}", run_dir.display());
     }
-    let result = match run_one_with(&scenario, seed, &run_dir, !json) {
+    let result = match run_one_with(&scenario, seed, &run_dir, Keep::Everything, !json) {
         Ok(result) => result,
         Err(error) => {
             err!("error: seed {seed}: {error}");

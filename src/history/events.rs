@@ -7,9 +7,12 @@
 //! Every announcement type is serialized `#[serde(tag = "kind", content = "detail")]` with
 //! kebab-case kinds, and an event's line is `{"at_us":..,"node":..,"kind":..,"detail":{..}}`
 //! with the detail's keys sorted (it is written through a `serde_json::Value`, whose maps
-//! are sorted): the trace hash is FNV over these lines, so their bytes are part of the
-//! contract. Checkers match on the types; a contract change is a compile error.
+//! are sorted); checkers' tables and readers of a run directory rely on these bytes. The
+//! trace hash is not computed from the lines but from the typed values
+//! (`node::recorder::hash`). Checkers match on the types; a contract change is a compile
+//! error.
 
+use super::NodeName;
 use crate::broker::controller::ControllerEvent;
 use crate::broker::coordinator::CoordinatorEvent;
 use crate::broker::server::{Announced, BrokerEvent};
@@ -24,14 +27,24 @@ use serde_json::Value;
 use std::fmt;
 
 /// One announced event: a fault, a node starting, a log recovery, a role change.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct Event {
     /// Simulated time, microseconds since the run started.
     pub at_us: u64,
     /// The node that announced it, or `world` for the simulation itself.
-    pub node: String,
+    pub node: NodeName,
     /// What happened.
     pub announced: Announcement,
+}
+
+impl Clone for Event {
+    fn clone(&self) -> Self {
+        Event {
+            at_us: self.at_us,
+            node: self.node.share(),
+            announced: self.announced.clone(),
+        }
+    }
 }
 
 /// An announcement, by who makes it. Serialized untagged: each inner type writes its own
@@ -75,7 +88,7 @@ impl Announcement {
     }
 
     /// `(kind, detail)` as written in `events.jsonl`: the one place the typed payload
-    /// becomes JSON, so every writer and the trace hash see the same bytes.
+    /// becomes JSON, so every writer (the file, `ksim.log`, `report.md`) sees the same bytes.
     pub fn kind_and_detail(&self) -> (String, Value) {
         match serde_json::to_value(self).expect("announcements serialize") {
             Value::Object(mut map) => {
@@ -128,7 +141,7 @@ impl<'de> Deserialize<'de> for Event {
             Announcement::deserialize(Value::Object(payload)).map_err(D::Error::custom)?;
         Ok(Event {
             at_us: line.at_us,
-            node: line.node,
+            node: NodeName::new(line.node),
             announced,
         })
     }
@@ -622,8 +635,8 @@ mod tests {
         line
     }
 
-    /// The bytes of `events.jsonl` (and so the trace hash): the event's own fields in
-    /// order, then the detail with sorted keys, partitions as text.
+    /// The bytes of `events.jsonl`: the event's own fields in order, then the detail with
+    /// sorted keys, partitions as text.
     #[test]
     fn event_lines_keep_their_shape() {
         let become_leader = BrokerEvent::BecomeLeader {

@@ -11,18 +11,133 @@
 mod events;
 
 pub use events::*;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
 
 /// One client operation or outcome in the history.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct HistoryEntry {
     /// Simulated time, microseconds since the run started.
     pub at_us: u64,
     /// The client node.
-    pub node: String,
+    pub node: NodeName,
     /// The operation.
     #[serde(flatten)]
     pub op: Op,
+}
+
+impl Clone for HistoryEntry {
+    fn clone(&self) -> Self {
+        HistoryEntry {
+            at_us: self.at_us,
+            node: self.node.share(),
+            op: self.op.clone(),
+        }
+    }
+}
+
+/// The name of the node an entry is about (`broker-1`, `producer-2`, `world`), shared: the
+/// recorder gives every entry of one node the same string (one pointer per entry instead
+/// of a string each). It reads as a `String` (`Deref`, comparisons with text, `Display`)
+/// and is written as a plain JSON string.
+///
+/// It is deliberately not `Clone`: `name.clone()` is the `String` it derefs to, so code
+/// that keeps a node name as a `String` stays as it is; [`NodeName::share`] copies the
+/// pointer.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeName(Arc<String>);
+
+impl NodeName {
+    /// A name of its own (not shared with any other).
+    pub fn new(name: impl Into<String>) -> NodeName {
+        NodeName(Arc::new(name.into()))
+    }
+
+    /// Another handle on the same string.
+    pub fn share(&self) -> NodeName {
+        NodeName(Arc::clone(&self.0))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Deref for NodeName {
+    type Target = String;
+    fn deref(&self) -> &String {
+        &self.0
+    }
+}
+
+impl AsRef<str> for NodeName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for NodeName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for NodeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for NodeName {
+    fn from(name: &str) -> Self {
+        NodeName::new(name)
+    }
+}
+
+impl From<String> for NodeName {
+    fn from(name: String) -> Self {
+        NodeName::new(name)
+    }
+}
+
+impl From<&String> for NodeName {
+    fn from(name: &String) -> Self {
+        NodeName::new(name.as_str())
+    }
+}
+
+macro_rules! node_name_eq {
+    ($($other:ty),*) => {
+        $(
+            impl PartialEq<$other> for NodeName {
+                fn eq(&self, other: &$other) -> bool {
+                    self.as_str() == AsRef::<str>::as_ref(other)
+                }
+            }
+            impl PartialEq<NodeName> for $other {
+                fn eq(&self, other: &NodeName) -> bool {
+                    AsRef::<str>::as_ref(self) == other.as_str()
+                }
+            }
+        )*
+    };
+}
+
+node_name_eq!(str, &str, String);
+
+impl Serialize for NodeName {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(NodeName::new)
+    }
 }
 
 /// Client operations. An invocation without an outcome is indeterminate: the client died

@@ -2,16 +2,26 @@
 //!
 //! Owns: [`Recorder`], shared by the world and every node shell of one run. Entries are kept
 //! in the order they happen on the simulated timeline, stamped with simulated time. The
-//! trace hash is FNV-1a over every entry's JSON line in that order; nothing in an entry
-//! depends on wall time, task ids, paths or hash order (JSON objects are sorted maps), so
-//! the same binary, scenario and seed give the same hash in any process.
+//! trace hash is FNV-1a over a compact binary form of every entry in that order ([`hash`]:
+//! an `E` or `H`, the time, the node, then the announcement or the operation through a serde
+//! serializer that feeds the hasher directly; the JSON lines of `events.jsonl` and
+//! `history.jsonl` are written only at the end, never computed for the hash). Nothing in an
+//! entry depends on wall time, task ids, paths or hash order (maps are sorted maps), so the
+//! same binary, scenario and seed give the same hash in any process.
+//!
+//! At the end of a run [`Recorder::finish`] moves the record out (no copy); mid-run readers
+//! (Ctrl-C) copy it with [`Recorder::snapshot`], which still sees a finished record.
 //!
 //! Every entry is also logged (events at info, history at debug) to the run's `ksim.log`.
 //!
 //! Checkers see only what is recorded here (and the final logs on disk): events are what
 //! nodes announce, history is what clients were told.
 
-use crate::history::{Announcement, Event, HistoryEntry, Op};
+pub mod hash;
+
+use crate::history::{Announcement, Event, HistoryEntry, NodeName, Op};
+use hash::Fnv64;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -24,29 +34,38 @@ pub struct Recorder {
     last_at_us: Arc<AtomicU64>,
 }
 
+/// What a run recorded: its events and its client history, in order.
+#[derive(Clone, Debug, Default)]
+pub struct Record {
+    /// Everything announced.
+    pub events: Vec<Event>,
+    /// Every client operation.
+    pub history: Vec<HistoryEntry>,
+}
+
 #[derive(Default)]
 struct Inner {
-    events: Vec<Event>,
-    history: Vec<HistoryEntry>,
+    record: Record,
+    /// The record moved out by [`Recorder::finish`] (shared, so Ctrl-C can still write it).
+    finished: Option<Arc<Record>>,
     hash: Fnv64,
+    /// Every node's name, once: entries share it.
+    names: BTreeMap<String, NodeName>,
 }
 
-/// FNV-1a, 64-bit: tiny, stable across platforms and Rust releases.
-#[derive(Clone, Copy)]
-struct Fnv64(u64);
-
-impl Default for Fnv64 {
-    fn default() -> Self {
-        Fnv64(0xcbf2_9ce4_8422_2325)
+impl Inner {
+    fn record(&self) -> &Record {
+        self.finished.as_deref().unwrap_or(&self.record)
     }
-}
 
-impl Fnv64 {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+    /// `node`'s shared name.
+    fn name(&mut self, node: &str) -> NodeName {
+        if let Some(name) = self.names.get(node) {
+            return name.share();
         }
+        let name = NodeName::new(node);
+        self.names.insert(node.to_string(), name.share());
+        name
     }
 }
 
@@ -69,44 +88,46 @@ impl Recorder {
 
     /// Records an event announced by `node` now.
     pub fn event(&self, node: &str, announced: impl Into<Announcement>) {
-        let event = Event {
-            at_us: sim_now_us(),
-            node: node.to_string(),
-            announced: announced.into(),
-        };
-        let line = serde_json::to_vec(&event).expect("events serialize");
-        let (kind, detail) = event.announced.kind_and_detail();
-        if detail.is_null() {
-            tracing::info!("{node} {kind}");
-        } else {
-            tracing::info!("{node} {kind} {detail}");
+        let at_us = sim_now_us();
+        let announced = announced.into();
+        if tracing::enabled!(tracing::Level::INFO) {
+            let (kind, detail) = announced.kind_and_detail();
+            if detail.is_null() {
+                tracing::info!("{node} {kind}");
+            } else {
+                tracing::info!("{node} {kind} {detail}");
+            }
         }
-        self.last_at_us.store(event.at_us, Ordering::Relaxed);
+        self.last_at_us.store(at_us, Ordering::Relaxed);
         let mut inner = self.lock();
-        inner.hash.write(b"E");
-        inner.hash.write(&line);
-        inner.events.push(event);
+        let hash = &mut inner.hash;
+        hash.write(b"E");
+        hash.unsigned(at_us);
+        hash.str(node);
+        hash.value(&announced);
+        let node = inner.name(node);
+        inner.record.events.push(Event {
+            at_us,
+            node,
+            announced,
+        });
     }
 
     /// Records a client operation of `node` now.
     pub fn history(&self, node: &str, op: Op) {
-        let entry = HistoryEntry {
-            at_us: sim_now_us(),
-            node: node.to_string(),
-            op,
-        };
-        let line = serde_json::to_vec(&entry).expect("history serializes");
+        let at_us = sim_now_us();
         if tracing::enabled!(tracing::Level::DEBUG) {
-            tracing::debug!(
-                "{node} {}",
-                serde_json::to_string(&entry.op).unwrap_or_default()
-            );
+            tracing::debug!("{node} {}", serde_json::to_string(&op).unwrap_or_default());
         }
-        self.last_at_us.store(entry.at_us, Ordering::Relaxed);
+        self.last_at_us.store(at_us, Ordering::Relaxed);
         let mut inner = self.lock();
-        inner.hash.write(b"H");
-        inner.hash.write(&line);
-        inner.history.push(entry);
+        let hash = &mut inner.hash;
+        hash.write(b"H");
+        hash.unsigned(at_us);
+        hash.str(node);
+        hash.value(&op);
+        let node = inner.name(node);
+        inner.record.history.push(HistoryEntry { at_us, node, op });
     }
 
     /// The trace hash of everything recorded so far.
@@ -114,10 +135,33 @@ impl Recorder {
         self.lock().hash.0
     }
 
-    /// Copies of the events and the history.
+    /// Copies of the events and the history (a reader from outside the run, mid-run or
+    /// after [`finish`](Self::finish)).
     pub fn snapshot(&self) -> (Vec<Event>, Vec<HistoryEntry>) {
         let inner = self.lock();
-        (inner.events.clone(), inner.history.clone())
+        let record = inner.record();
+        (record.events.clone(), record.history.clone())
+    }
+
+    /// Ends the record: moves what was recorded out without copying it, and keeps a shared
+    /// handle for [`snapshot`](Self::snapshot). Called once, when the run is over; anything
+    /// recorded after it starts a new, empty record (and still counts in the hash).
+    pub fn finish(&self) -> Arc<Record> {
+        let mut inner = self.lock();
+        let mut record = std::mem::take(&mut inner.record);
+        // What is recorded is what the checks get: no spare capacity.
+        record.events.shrink_to_fit();
+        record.history.shrink_to_fit();
+        if let Some(earlier) = inner.finished.take() {
+            // Finished twice: keep the first part in front.
+            let mut whole = Arc::unwrap_or_clone(earlier);
+            whole.events.append(&mut record.events);
+            whole.history.append(&mut record.history);
+            record = whole;
+        }
+        let record = Arc::new(record);
+        inner.finished = Some(record.clone());
+        record
     }
 
     /// Simulated time of the last event or history entry, microseconds.
@@ -127,7 +171,7 @@ impl Recorder {
 
     /// Number of history entries recorded so far.
     pub fn history_len(&self) -> usize {
-        self.lock().history.len()
+        self.lock().record().history.len()
     }
 }
 
@@ -153,5 +197,40 @@ mod tests {
         c.history("writer-1", Op::Append { value: "v".into() });
         assert_ne!(a.trace_hash(), b.trace_hash());
         assert_eq!(a.trace_hash(), c.trace_hash());
+        let d = Recorder::new();
+        d.event("world", stop());
+        d.history("writer-1", Op::Append { value: "w".into() });
+        assert_ne!(a.trace_hash(), d.trace_hash());
+        let e = Recorder::new();
+        e.event("world", stop());
+        e.history("writer-2", Op::Append { value: "v".into() });
+        assert_ne!(a.trace_hash(), e.trace_hash());
+    }
+
+    /// The hash of a fixed record, pinned: it moves only with the binary form (or the
+    /// record's types), and then every run's trace hash moves with it.
+    #[test]
+    fn the_hash_of_a_fixed_record_is_pinned() {
+        let a = Recorder::new();
+        a.event("world", stop());
+        a.history("writer-1", Op::Append { value: "v".into() });
+        assert_eq!(format!("{:016x}", a.trace_hash()), "dc52dd017254ba4c");
+    }
+
+    #[test]
+    fn finish_moves_the_record_out_and_snapshot_still_sees_it() {
+        let a = Recorder::new();
+        a.event("world", stop());
+        a.history("writer-1", Op::Append { value: "v".into() });
+        let hash = a.trace_hash();
+        let record = a.finish();
+        assert_eq!((record.events.len(), record.history.len()), (1, 1));
+        assert_eq!(a.trace_hash(), hash);
+        let (events, history) = a.snapshot();
+        assert_eq!(
+            (events, history),
+            (record.events.clone(), record.history.clone())
+        );
+        assert_eq!(a.history_len(), 1);
     }
 }

@@ -131,10 +131,29 @@ pub fn build_id() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     ID.get_or_init(|| {
         std::env::current_exe()
-            .and_then(fs::read)
-            .map(|bytes| format!("{:08x}-{}", crc32c::crc32c(&bytes), bytes.len()))
+            .and_then(File::open)
+            .and_then(crc32c_and_len)
+            .map(|(crc, len)| format!("{crc:08x}-{len}"))
             .unwrap_or_else(|_| "unknown".to_string())
     })
+}
+
+/// CRC-32C and length of everything `from` reads, read in chunks (an executable with its
+/// debug info is tens of MB: never all of it in memory at once).
+fn crc32c_and_len(mut from: impl io::Read) -> io::Result<(u32, u64)> {
+    let mut chunk = vec![0u8; 1 << 16];
+    let (mut crc, mut len) = (0u32, 0u64);
+    loop {
+        match from.read(&mut chunk) {
+            Ok(0) => return Ok((crc, len)),
+            Ok(n) => {
+                crc = crc32c::crc32c_append(crc, &chunk[..n]);
+                len += n as u64;
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 /// A hash of a scenario's text (FNV-1a, 64-bit, as 16 hex digits): an edit changes it.
@@ -350,6 +369,13 @@ pub fn write_run_files(
     let dir = &result.run_dir;
     write_jsonl(&dir.join("events.jsonl"), events)?;
     write_jsonl(&dir.join("history.jsonl"), history)?;
+    write_summary_files(result, about, events)
+}
+
+/// Writes only `verdict.json` and `report.md` into the run dir: what a sweep keeps of a
+/// passing seed (with `scenario.toml`, written before the run).
+pub fn write_summary_files(result: &RunResult, about: &str, events: &[Event]) -> io::Result<()> {
+    let dir = &result.run_dir;
     fs::write(
         dir.join("verdict.json"),
         serde_json::to_string_pretty(&result.verdict_json())? + "\n",
@@ -456,4 +482,19 @@ pub fn markdown(result: &RunResult, about: &str, events: &[Event]) -> String {
         let _ = writeln!(md, "| {key} | {value} |");
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_build_id_crc_read_in_chunks_is_the_crc_of_the_whole() {
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        assert_eq!(
+            crc32c_and_len(&bytes[..]).unwrap(),
+            (crc32c::crc32c(&bytes), bytes.len() as u64)
+        );
+        assert_eq!(crc32c_and_len(&[][..]).unwrap(), (0, 0));
+    }
 }

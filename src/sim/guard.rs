@@ -44,6 +44,11 @@ pub fn enter_run_thread() {
     IN_RUN.with(|flag| *flag.borrow_mut() = true);
 }
 
+/// Unmarks this thread: the run is over, and a panic from here on is an ordinary one.
+pub fn leave_run_thread() {
+    IN_RUN.with(|flag| *flag.borrow_mut() = false);
+}
+
 /// The last panic seen on this thread, with its location.
 pub fn take_last_panic() -> Option<String> {
     LAST_PANIC.with(|last| last.borrow_mut().take())

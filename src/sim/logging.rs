@@ -1,13 +1,15 @@
 //! Per-run logs: tracing output of one seed, stamped with simulated time and node name,
 //! filtered by `RUST_LOG`, written to `<run>/ksim.log`.
 //!
-//! Owns: the thread-local subscriber a run thread installs. Each seed runs on its own OS
-//! thread with its own subscriber, so parallel seeds of a sweep never share a log.
+//! Owns: the thread-local subscriber a run thread installs, and [`RunLog`], where its lines
+//! go. Each seed runs on its own OS thread with its own subscriber, so parallel seeds of a
+//! sweep never share a log. A sweep's log is held in memory (up to [`HELD_MAX`]) until the
+//! verdict says whether the seed keeps it, so a passing seed never writes one.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::MakeWriter;
@@ -26,53 +28,208 @@ impl FormatTime for SimTime {
     }
 }
 
-/// A buffered log file shared by the subscriber and the run (which flushes it at the end).
-#[derive(Clone)]
-pub struct LogFile(Arc<Mutex<BufWriter<File>>>);
+/// The most log bytes a deferred [`RunLog`] holds in memory; past it, the log goes to its
+/// file as usual (a very verbose seed is written then, pass or fail).
+pub const HELD_MAX: usize = 4 << 20;
 
-impl LogFile {
-    /// Flushes buffered lines to the file.
+/// A run's `ksim.log`, shared by the run's subscriber and the caller (which settles it at
+/// the end). Written to its file as it goes ([`RunLog::create`]), or held in memory until
+/// the caller [`keep`](RunLog::keep)s or [`discard`](RunLog::discard)s it
+/// ([`RunLog::deferred`]).
+#[derive(Clone)]
+pub struct RunLog(Arc<Mutex<Sink>>);
+
+struct Sink {
+    path: PathBuf,
+    file: Option<BufWriter<File>>,
+    held: Vec<u8>,
+    discarded: bool,
+}
+
+impl RunLog {
+    /// A log written to `path` (created now) as the run goes.
+    pub fn create(path: &Path) -> io::Result<RunLog> {
+        let file = BufWriter::new(File::create(path)?);
+        Ok(RunLog::with(path, Some(file)))
+    }
+
+    /// A log held in memory: `path` is written only if the caller keeps it (or it outgrows
+    /// [`HELD_MAX`]).
+    pub fn deferred(path: &Path) -> RunLog {
+        RunLog::with(path, None)
+    }
+
+    fn with(path: &Path, file: Option<BufWriter<File>>) -> RunLog {
+        RunLog(Arc::new(Mutex::new(Sink {
+            path: path.to_path_buf(),
+            file,
+            held: Vec::new(),
+            discarded: false,
+        })))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Sink> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Flushes buffered lines to the file (if it has one yet).
     pub fn flush(&self) {
-        if let Ok(mut w) = self.0.lock() {
-            let _ = w.flush();
+        if let Some(file) = &mut self.lock().file {
+            let _ = file.flush();
+        }
+    }
+
+    /// The log is kept: what is held goes to its file, and later lines follow it.
+    pub fn keep(&self) -> io::Result<()> {
+        let mut sink = self.lock();
+        sink.discarded = false;
+        sink.open()?;
+        match &mut sink.file {
+            Some(file) => file.flush(),
+            None => Ok(()),
+        }
+    }
+
+    /// The log is not kept: what is held is dropped, and nothing more is held or written
+    /// (a file it already spilled to stays, for the caller to delete).
+    pub fn discard(&self) {
+        let mut sink = self.lock();
+        sink.held = Vec::new();
+        sink.discarded = true;
+        if let Some(file) = &mut sink.file {
+            let _ = file.flush();
+        }
+    }
+}
+
+impl Sink {
+    /// Creates the file (if not yet) and moves what is held into it.
+    fn open(&mut self) -> io::Result<()> {
+        if self.file.is_none() {
+            self.file = Some(BufWriter::new(File::create(&self.path)?));
+        }
+        if !self.held.is_empty() {
+            let held = std::mem::take(&mut self.held);
+            if let Some(file) = &mut self.file {
+                file.write_all(&held)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<()> {
+        if self.discarded {
+            return Ok(());
+        }
+        if self.file.is_none() {
+            if self.held.len() + buf.len() <= HELD_MAX {
+                self.held.extend_from_slice(buf);
+                return Ok(());
+            }
+            self.open()?;
+        }
+        match &mut self.file {
+            Some(file) => file.write_all(buf),
+            None => Ok(()),
         }
     }
 }
 
 /// One writer handle per log line.
-pub struct LogLine(LogFile);
+pub struct LogLine(RunLog);
 
 impl Write for LogLine {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.0 .0.lock() {
-            Ok(mut w) => w.write(buf),
-            Err(_) => Ok(buf.len()),
-        }
+        // A log that cannot be written never stops the run.
+        let _ = self.0.lock().write(buf);
+        Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
 }
 
-impl<'a> MakeWriter<'a> for LogFile {
+impl<'a> MakeWriter<'a> for RunLog {
     type Writer = LogLine;
     fn make_writer(&'a self) -> LogLine {
         LogLine(self.clone())
     }
 }
 
-/// Installs a subscriber writing to `path` on this thread; keep the guard for the run.
-pub fn install(path: &Path) -> io::Result<(LogFile, tracing::subscriber::DefaultGuard)> {
-    let file = LogFile(Arc::new(Mutex::new(BufWriter::new(File::create(path)?))));
+/// Installs a subscriber writing to `log` on this thread; keep the guard for the run.
+pub fn install(log: &RunLog) -> tracing::subscriber::DefaultGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(file.clone())
+        .with_writer(log.clone())
         .with_ansi(false)
         .with_timer(SimTime)
         .with_target(false)
         .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
-    Ok((file, guard))
+    tracing::subscriber::set_default(subscriber)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ksim-runlog-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn line(log: &RunLog, text: &[u8]) {
+        log.make_writer().write_all(text).unwrap();
+    }
+
+    #[test]
+    fn a_deferred_log_is_written_only_if_kept() {
+        let dir = scratch("deferred");
+        let (kept, dropped) = (dir.join("kept.log"), dir.join("dropped.log"));
+        let log = RunLog::deferred(&kept);
+        line(&log, b"one\n");
+        assert!(!kept.exists(), "held in memory");
+        log.keep().unwrap();
+        line(&log, b"two\n");
+        log.flush();
+        assert_eq!(std::fs::read(&kept).unwrap(), b"one\ntwo\n");
+
+        let log = RunLog::deferred(&dropped);
+        line(&log, b"one\n");
+        log.discard();
+        line(&log, b"two\n");
+        log.flush();
+        assert!(!dropped.exists(), "never written");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_deferred_log_past_its_limit_goes_to_its_file_whole() {
+        let dir = scratch("spill");
+        let path = dir.join("ksim.log");
+        let log = RunLog::deferred(&path);
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..(HELD_MAX >> 20) + 1 {
+            line(&log, &chunk);
+        }
+        log.flush();
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert_eq!(len, (HELD_MAX + (1 << 20)) as u64);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_created_log_is_a_file_at_once() {
+        let dir = scratch("created");
+        let path = dir.join("ksim.log");
+        let log = RunLog::create(&path).unwrap();
+        assert!(path.exists());
+        line(&log, b"one\n");
+        log.keep().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"one\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

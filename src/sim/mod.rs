@@ -13,11 +13,12 @@ mod network;
 mod nodes;
 mod world;
 
+pub use logging::RunLog;
 pub use world::WorldOutcome;
 
-use crate::history::{Crash, Event, HistoryEntry};
+use crate::history::Crash;
 use crate::node::progress::Progress;
-use crate::node::recorder::{sim_now_us, Recorder};
+use crate::node::recorder::{sim_now_us, Record, Recorder};
 use crate::scenario::Scenario;
 use std::collections::BTreeMap;
 use std::fs;
@@ -36,10 +37,9 @@ const TIME_LIMIT_SLACK: Duration = Duration::from_secs(120);
 pub struct SimOutput {
     /// The seed.
     pub seed: u64,
-    /// Everything announced, in order.
-    pub events: Vec<Event>,
-    /// Every client operation, in order.
-    pub history: Vec<HistoryEntry>,
+    /// Everything announced and every client operation, in order: the recorder's own
+    /// record, moved out of it (the recorder keeps a handle for Ctrl-C).
+    pub record: Arc<Record>,
     /// Hash of the ordered events and history.
     pub trace_hash: u64,
     /// Simulated time at the end, microseconds.
@@ -53,27 +53,44 @@ pub struct SimOutput {
     pub counters: BTreeMap<String, u64>,
 }
 
-/// Runs `scenario` with `seed`, recording into `recorder` (fresh) and writing node data and
-/// `ksim.log` under `run_dir`, which the caller has prepared
-/// ([`crate::report::run_dir::prepare`]). Blocks until the run ends.
-pub fn simulate(
+/// Runs `scenario` with `seed`, recording into `recorder` (fresh), logging into `log` (the
+/// run's `ksim.log`) and writing node data under `run_dir`, which the caller has prepared
+/// ([`crate::report::run_dir::prepare`]); then, once the runtime is gone, runs `then` on
+/// what it produced (the checks), on the same thread, so they reuse the memory the run
+/// freed instead of growing the process by their own. Blocks until both are done. A panic
+/// in `then` is the caller's (it resumes on the calling thread).
+pub fn simulate<R: Send>(
     scenario: &Scenario,
     seed: u64,
     run_dir: &Path,
     recorder: &Recorder,
-) -> io::Result<SimOutput> {
+    log: &RunLog,
+    then: impl FnOnce(&SimOutput) -> R + Send,
+) -> io::Result<(SimOutput, R)> {
     fs::create_dir_all(run_dir)?;
     fs::write(run_dir.join("scenario.toml"), &scenario.source)?;
 
-    let scenario = Arc::new(scenario.clone());
+    let shared = Arc::new(scenario.clone());
     let run_dir: PathBuf = run_dir.to_path_buf();
-    let recorder = recorder.clone();
-    std::thread::Builder::new()
-        .name(format!("ksim-seed-{seed}"))
-        .stack_size(64 << 20)
-        .spawn(move || run_on_this_thread(scenario, seed, run_dir, recorder))?
-        .join()
-        .map_err(|_| io::Error::other("the simulation thread died"))?
+    let (recorder, log) = (recorder.clone(), log.clone());
+    let joined = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name(format!("ksim-seed-{seed}"))
+            .stack_size(64 << 20)
+            .spawn_scoped(scope, move || {
+                let output = run_on_this_thread(shared, seed, run_dir, recorder, log)?;
+                guard::leave_run_thread();
+                let after = panic::catch_unwind(AssertUnwindSafe(|| then(&output)));
+                io::Result::Ok(after.map(|after| (output, after)))
+            })
+            .map(|thread| thread.join())
+    })?;
+    match joined {
+        Ok(Ok(Ok(done))) => Ok(done),
+        Ok(Ok(Err(payload))) => panic::resume_unwind(payload),
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err(io::Error::other("the simulation thread died")),
+    }
 }
 
 fn run_on_this_thread(
@@ -81,12 +98,13 @@ fn run_on_this_thread(
     seed: u64,
     run_dir: PathBuf,
     recorder: Recorder,
+    log_file: RunLog,
 ) -> io::Result<SimOutput> {
     guard::enter_run_thread();
     // Counts are per thread; start from zero even if this thread were reused.
     crate::node::counters::take();
     crate::disk::calls::take();
-    let (log_file, log_guard) = logging::install(&run_dir.join("ksim.log"))?;
+    let log_guard = logging::install(&log_file);
     let progress = Progress::default();
 
     let mut runtime =
@@ -117,8 +135,8 @@ fn run_on_this_thread(
     drop(log_guard);
     log_file.flush();
 
-    let (events, history) = recorder.snapshot();
-    let last_us = events.last().map_or(0, |e| e.at_us);
+    let record = recorder.finish();
+    let last_us = record.events.last().map_or(0, |e| e.at_us);
     let (world, sim_us, crash) = match ran {
         Ok((world, sim_us)) => (world, sim_us, progress.crash()),
         Err(payload) => {
@@ -134,8 +152,7 @@ fn run_on_this_thread(
     };
     Ok(SimOutput {
         seed,
-        events,
-        history,
+        record,
         trace_hash: recorder.trace_hash(),
         sim_us,
         world,
