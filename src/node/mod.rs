@@ -88,7 +88,7 @@ pub struct Deadline {
 }
 
 impl Deadline {
-    /// A deadline at `at`.
+    /// A deadline at `at` (at least a millisecond from now, as `sleep_until`).
     pub fn new(at: madsim::time::Instant) -> Self {
         Deadline {
             sleep: madsim::time::sleep_until(at),
@@ -101,9 +101,13 @@ impl Deadline {
         self.sleep.deadline()
     }
 
-    /// Moves it to `at`.
+    /// Moves it to `at`, but at least a millisecond from now, as madsim's (and tokio's)
+    /// `sleep_until` does: a deadline already past must not fire at once in every turn of
+    /// a loop that does not move it (a shell waiting for a connection before its next
+    /// operation would spin at one instant forever).
     pub fn set(&mut self, at: madsim::time::Instant) {
-        Pin::new(&mut self.sleep).reset(at);
+        let soonest = madsim::time::Instant::now() + Duration::from_millis(1);
+        Pin::new(&mut self.sleep).reset(at.max(soonest));
     }
 }
 
@@ -138,4 +142,28 @@ pub fn now_epoch_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A loop that sets its deadline to an instant already past (nothing moved it) waits a
+    /// millisecond per turn, as with `sleep_until`, instead of spinning at one instant.
+    #[test]
+    fn a_past_deadline_falls_due_a_millisecond_later() {
+        let runtime = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
+        runtime.block_on(async {
+            let start = madsim::time::Instant::now();
+            let mut due = Deadline::new(start);
+            for _ in 0..3 {
+                due.set(start);
+                (&mut due).await;
+            }
+            assert!(madsim::time::Instant::now() >= start + Duration::from_millis(3));
+            due.set(madsim::time::Instant::now() + Duration::from_millis(50));
+            (&mut due).await;
+            assert!(madsim::time::Instant::now() >= start + Duration::from_millis(53));
+        });
+    }
 }
