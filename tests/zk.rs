@@ -82,10 +82,11 @@ fn a_paused_client_loses_its_session_and_a_briefly_partitioned_one_keeps_it() {
 
 #[test]
 fn a_leader_deposed_while_paused_is_truncated_and_rejoins_before_the_run_ends() {
-    // Both seeds ended with `zk-replica-agreement` flagging the old leader's uncommitted
+    // Seeds ended with `zk-replica-agreement` flagging the old leader's uncommitted
     // proposals of its old epoch while the world stopped once *a* leader of the newest
-    // epoch existed (issue 12).
-    for seed in [1, 2] {
+    // epoch existed (issue 12). Whether the paused leader holds uncommitted proposals
+    // (and is synced by TRUNC) depends on the schedule: seeds 1 and 3 do today.
+    for seed in [1, 3] {
         let dir = passes("zk-paused-leader.toml", seed);
         let events = events(&dir);
         let paused = events
