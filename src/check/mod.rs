@@ -13,6 +13,8 @@ mod group;
 pub mod kafka;
 pub mod linearizable;
 mod liveness;
+#[cfg(test)]
+mod measure;
 mod replication;
 #[cfg(test)]
 mod tables;
