@@ -32,49 +32,53 @@
 //! - `reorder`: in the final log, the first occurrences of one producer incarnation's values
 //!   are not in send order. Reported with idempotence off too, labelled expected by config.
 
-use super::kafka::Facts;
-use super::toolkit::{seconds, Findings};
+use super::kafka::{Facts, PartId, Polled, ValueId};
+use super::toolkit::{seconds, Findings, FxMap};
 use super::Violation;
-use crate::broker::{Acks, TopicPartition};
-use crate::history::{HistoryEntry, Op, SendOutcome};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::broker::Acks;
+use crate::history::{HistoryEntry, Op};
+use std::collections::hash_map::Entry;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Where a consumer's position came from (written only into a violation).
+#[derive(Clone, Copy)]
+enum Since {
+    /// An `Assign` or `GroupAssign` at `at_us` set it.
+    Assigned { at_us: u64, position: u64 },
+    /// A poll at `at_us` returned `offset`.
+    Polled { offset: u64, at_us: u64 },
+}
+
+impl fmt::Display for Since {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Since::Assigned { at_us, position } => {
+                write!(f, "assigned at {} from {position}", seconds(at_us))
+            }
+            Since::Polled { offset, at_us } => {
+                write!(f, "after offset {offset} polled at {}", seconds(at_us))
+            }
+        }
+    }
+}
 
 impl<'a> Facts<'a> {
-    fn acknowledged(
-        &self,
-    ) -> impl Iterator<Item = (&'a HistoryEntry, &'a str, &'a TopicPartition, u64)> {
-        self.history.iter().filter_map(|entry| match &entry.op {
-            Op::SendReturn {
-                value,
-                outcome: SendOutcome::Ok { partition, offset },
-            } => Some((entry, value.as_str(), partition, *offset)),
-            _ => None,
-        })
-    }
-
-    fn polls(
-        &self,
-    ) -> impl Iterator<Item = (&'a HistoryEntry, &'a TopicPartition, &'a [(u64, String)])> {
-        self.history.iter().filter_map(|entry| match &entry.op {
-            Op::Poll { partition, records } => Some((entry, partition, records.as_slice())),
-            _ => None,
-        })
-    }
-
     /// `lost-write`.
     pub fn lost_write(&self) -> Vec<Violation> {
         // (partition, acks=1?) → findings.
-        let mut lost: BTreeMap<(&TopicPartition, bool), Findings> = BTreeMap::new();
-        for (entry, value, tp, offset) in self.acknowledged() {
-            let sent = self.sends.get(value);
+        let mut lost: BTreeMap<(PartId, bool), Findings> = BTreeMap::new();
+        for ack in &self.acks {
+            let sent = self.sent(ack.value);
             let leader_only = sent.is_some_and(|s| s.acks == Acks::Leader);
-            let reference = self.references.get(tp);
+            let reference = self.reference_of(ack.part);
             if let Some(r) = reference {
-                if offset < r.log.log_start || r.offsets.contains_key(value) {
+                if ack.offset < r.log.log_start || self.holds(ack.part, ack.value) {
                     continue;
                 }
             }
-            let findings = lost.entry((tp, leader_only)).or_insert_with(|| {
+            let tp = self.part(ack.part);
+            let findings = lost.entry((ack.part, leader_only)).or_insert_with(|| {
                 let whose = match reference {
                     Some(r) => r.describe(),
                     None => "no readable replica log".to_string(),
@@ -94,11 +98,14 @@ impl<'a> Facts<'a> {
                 };
                 Findings::new("lost-write", Some(tp), what)
             });
+            let entry = ack.entry;
             findings.add(
                 entry.at_us,
                 format!(
-                    "{value} from {} at offset {offset} at {}",
+                    "{} from {} at offset {} at {}",
+                    self.value(ack.value),
                     entry.node,
+                    ack.offset,
                     seconds(entry.at_us)
                 ),
             );
@@ -110,14 +117,26 @@ impl<'a> Facts<'a> {
 
     /// `duplicate`.
     pub fn duplicate(&self) -> Vec<Violation> {
-        let mut out = Vec::new();
-        for (tp, r) in &self.references {
-            let mut by_class: BTreeMap<bool, Findings> = BTreeMap::new();
-            for (value, offsets) in &r.offsets {
-                if offsets.len() < 2 {
-                    continue;
+        // Per partition, the values its final log holds at two offsets or more.
+        let mut twice: Vec<Vec<ValueId>> = vec![Vec::new(); self.part_count()];
+        for value in 0..self.value_count() as ValueId {
+            let held = self.held(value);
+            if held.len() < 2 {
+                continue;
+            }
+            for run in held.chunk_by(|a, b| a.0 == b.0) {
+                if run.len() > 1 {
+                    twice[run[0].0 as usize].push(value);
                 }
-                let idempotent = self.sends.get(value).is_some_and(|s| s.idempotent);
+            }
+        }
+        let mut out = Vec::new();
+        for (part, tp, r) in self.references() {
+            let mut values = std::mem::take(&mut twice[part as usize]);
+            values.sort_by_key(|&v| self.value(v));
+            let mut by_class: BTreeMap<bool, Findings> = BTreeMap::new();
+            for value in values {
+                let idempotent = self.sent(value).is_some_and(|s| s.idempotent);
                 let findings = by_class.entry(idempotent).or_insert_with(|| {
                     let what = if idempotent {
                         format!(
@@ -133,7 +152,11 @@ impl<'a> Facts<'a> {
                     };
                     Findings::new("duplicate", Some(tp), what)
                 });
-                findings.add(self.stop_us, format!("{value} at offsets {offsets:?}"));
+                let offsets: Vec<u64> = self.offsets(part, value).collect();
+                findings.add(
+                    self.stop_us,
+                    format!("{} at offsets {offsets:?}", self.value(value)),
+                );
             }
             out.extend(by_class.into_values().filter_map(Findings::into_violation));
         }
@@ -142,81 +165,97 @@ impl<'a> Facts<'a> {
 
     /// `inconsistent-offsets`.
     pub fn inconsistent_offsets(&self) -> Vec<Violation> {
-        let mut findings: BTreeMap<&TopicPartition, Findings> = BTreeMap::new();
-        let mut add = |tp: &'a TopicPartition, at_us: u64, example: String| {
+        let mut findings: BTreeMap<PartId, Findings> = BTreeMap::new();
+        let mut add = |part: PartId, at_us: u64, example: String| {
             findings
-                .entry(tp)
+                .entry(part)
                 .or_insert_with(|| {
                     Findings::new(
                         "inconsistent-offsets",
-                        Some(tp),
+                        Some(self.part(part)),
                         "disagreements on the record at an offset".to_string(),
                     )
                 })
                 .add(at_us, example);
         };
         // Polls against earlier polls (of any consumer) and against the final log.
-        let mut first_read: BTreeMap<(&TopicPartition, u64), (&str, &str, u64)> = BTreeMap::new();
-        for (entry, tp, records) in self.polls() {
-            for (offset, value) in records {
-                match first_read.get(&(tp, *offset)) {
-                    Some((earlier, by, at)) if *earlier != value => add(
-                        tp,
-                        entry.at_us,
-                        format!(
-                            "offset {offset}: {by} read {earlier} at {} but {} read {value} at {}",
-                            seconds(*at),
-                            entry.node,
-                            seconds(entry.at_us)
-                        ),
-                    ),
-                    Some(_) => {}
-                    None => {
-                        first_read.insert((tp, *offset), (value, &entry.node, entry.at_us));
+        let mut first_read: FxMap<(PartId, u64), (ValueId, &'a HistoryEntry)> = FxMap::default();
+        for &Polled {
+            entry,
+            part,
+            offset,
+            value,
+        } in &self.polls
+        {
+            match first_read.entry((part, offset)) {
+                Entry::Occupied(first) => {
+                    let (earlier, by) = *first.get();
+                    if earlier != value {
+                        add(
+                            part,
+                            entry.at_us,
+                            format!(
+                                "offset {offset}: {} read {} at {} but {} read {} at {}",
+                                by.node,
+                                self.value(earlier),
+                                seconds(by.at_us),
+                                entry.node,
+                                self.value(value),
+                                seconds(entry.at_us)
+                            ),
+                        );
                     }
                 }
-                let Some(r) = self.references.get(tp) else {
-                    continue;
-                };
-                let Some(held) = r.at.get(offset) else {
-                    continue;
-                };
-                if *held != value && r.offsets.contains_key(value.as_str()) {
-                    add(
-                        tp,
-                        entry.at_us,
-                        format!(
-                            "offset {offset}: {} read {value} at {} but the {} holds {held} \
-                             there and {value} at {:?}",
-                            entry.node,
-                            seconds(entry.at_us),
-                            r.describe(),
-                            r.offsets[value.as_str()]
-                        ),
-                    );
+                Entry::Vacant(slot) => {
+                    slot.insert((value, entry));
                 }
+            }
+            let Some(r) = self.reference_of(part) else {
+                continue;
+            };
+            let Some(held) = r.value_at(offset) else {
+                continue;
+            };
+            if held != value && self.holds(part, value) {
+                let value_offsets: Vec<u64> = self.offsets(part, value).collect();
+                let value = self.value(value);
+                add(
+                    part,
+                    entry.at_us,
+                    format!(
+                        "offset {offset}: {} read {value} at {} but the {} holds {} \
+                         there and {value} at {value_offsets:?}",
+                        entry.node,
+                        seconds(entry.at_us),
+                        r.describe(),
+                        self.value(held),
+                    ),
+                );
             }
         }
         // Acknowledged offsets against the final log.
-        for (entry, value, tp, offset) in self.acknowledged() {
-            let Some(r) = self.references.get(tp) else {
+        for ack in &self.acks {
+            let Some(r) = self.reference_of(ack.part) else {
                 continue;
             };
-            if let Some(held) = r.offsets.get(value) {
-                if !held.contains(&offset) {
-                    add(
-                        tp,
-                        entry.at_us,
-                        format!(
-                            "{value} acknowledged to {} at offset {offset} at {} but the {} \
-                             holds it at {held:?}",
-                            entry.node,
-                            seconds(entry.at_us),
-                            r.describe()
-                        ),
-                    );
-                }
+            let mut held = self.offsets(ack.part, ack.value).peekable();
+            if held.peek().is_none() || held.any(|o| o == ack.offset) {
+                continue;
             }
+            let held: Vec<u64> = self.offsets(ack.part, ack.value).collect();
+            let entry = ack.entry;
+            add(
+                ack.part,
+                entry.at_us,
+                format!(
+                    "{} acknowledged to {} at offset {} at {} but the {} holds it at {held:?}",
+                    self.value(ack.value),
+                    entry.node,
+                    ack.offset,
+                    seconds(entry.at_us),
+                    r.describe()
+                ),
+            );
         }
         findings
             .into_values()
@@ -226,14 +265,18 @@ impl<'a> Facts<'a> {
 
     /// Walks each consumer's polls against its positions; returns (`nonmonotonic-poll`,
     /// `poll-skip`) findings.
-    fn walk_polls(&self) -> (Vec<Violation>, Vec<Violation>) {
-        type Key<'k> = (&'k str, &'k TopicPartition);
+    pub(super) fn walk_polls(&self) -> (Vec<Violation>, Vec<Violation>) {
+        type Key<'k> = (&'k str, PartId);
         let mut backwards: BTreeMap<Key<'a>, Findings> = BTreeMap::new();
         let mut skips: BTreeMap<Key<'a>, Findings> = BTreeMap::new();
-        // Consumer → partition → (position, where it came from).
-        let mut positions: BTreeMap<Key<'a>, (u64, String)> = BTreeMap::new();
+        // (consumer, partition) → (position, where it came from).
+        let mut positions: FxMap<Key<'a>, (u64, Since)> = FxMap::default();
         for entry in self.history {
             let consumer = entry.node.as_str();
+            let assigned = |position: u64| Since::Assigned {
+                at_us: entry.at_us,
+                position,
+            };
             let (partition, records) = match &entry.op {
                 Op::ClientStart { .. } => {
                     positions.retain(|(c, _), _| *c != consumer);
@@ -241,31 +284,38 @@ impl<'a> Facts<'a> {
                 }
                 Op::Assign { partitions } => {
                     for (tp, position) in partitions {
-                        let since = format!("assigned at {} from {position}", seconds(entry.at_us));
-                        positions.insert((consumer, tp), (*position, since));
+                        if let Some(part) = self.part_id(tp) {
+                            positions.insert((consumer, part), (*position, assigned(*position)));
+                        }
                     }
                     continue;
                 }
                 // A group member owns exactly these from here on (a reassignment).
                 Op::GroupAssign { partitions, .. } => {
-                    positions.retain(|(c, tp), _| {
-                        *c != consumer || partitions.iter().any(|(p, _)| p == *tp)
-                    });
+                    positions.retain(|(c, _), _| *c != consumer);
                     for (tp, position) in partitions {
-                        let since = format!("assigned at {} from {position}", seconds(entry.at_us));
-                        positions.insert((consumer, tp), (*position, since));
+                        if let Some(part) = self.part_id(tp) {
+                            positions.insert((consumer, part), (*position, assigned(*position)));
+                        }
                     }
                     continue;
                 }
                 Op::Poll { partition, records } => (partition, records),
                 _ => continue,
             };
-            let key = (consumer, partition);
-            let at = seconds(entry.at_us);
-            for (offset, _) in records {
-                if let Some((position, since)) = positions.get(&key) {
-                    let example =
-                        format!("offset {offset} at {at} at position {position} ({since})");
+            let Some(part) = self.part_id(partition) else {
+                continue;
+            };
+            let key = (consumer, part);
+            let mut current = positions.get(&key).copied();
+            for &(offset, _) in records {
+                if let Some((position, since)) = current {
+                    let example = || {
+                        format!(
+                            "offset {offset} at {} at position {position} ({since})",
+                            seconds(entry.at_us)
+                        )
+                    };
                     if offset < position {
                         backwards
                             .entry(key)
@@ -274,11 +324,9 @@ impl<'a> Facts<'a> {
                                 Findings::new("nonmonotonic-poll", Some(partition), what)
                                     .on_node(consumer)
                             })
-                            .add(entry.at_us, example);
-                    } else if let Some(r) = self.references.get(partition) {
-                        let missed: Vec<u64> =
-                            r.at.range(*position..*offset).map(|(o, _)| *o).collect();
-                        if let Some(first) = missed.first() {
+                            .add(entry.at_us, example());
+                    } else if let Some(r) = self.reference_of(part) {
+                        if let (missed, Some(first)) = r.held_between(position, offset) {
                             skips
                                 .entry(key)
                                 .or_insert_with(|| {
@@ -292,15 +340,21 @@ impl<'a> Facts<'a> {
                                 .add(
                                     entry.at_us,
                                     format!(
-                                        "{example}, skipping {} offsets from {first}",
-                                        missed.len()
+                                        "{}, skipping {missed} offsets from {first}",
+                                        example()
                                     ),
                                 );
                         }
                     }
                 }
-                let since = format!("after offset {offset} polled at {at}");
-                positions.insert(key, (offset + 1, since));
+                let since = Since::Polled {
+                    offset,
+                    at_us: entry.at_us,
+                };
+                current = Some((offset + 1, since));
+            }
+            if let Some(reached) = current {
+                positions.insert(key, reached);
             }
         }
         let collect = |found: BTreeMap<Key<'a>, Findings>| -> Vec<Violation> {
@@ -324,37 +378,38 @@ impl<'a> Facts<'a> {
 
     /// `phantom-read`.
     pub fn phantom_read(&self) -> Vec<Violation> {
-        let mut findings: BTreeMap<&TopicPartition, Findings> = BTreeMap::new();
-        for (entry, tp, records) in self.polls() {
-            let reference = self.references.get(tp);
-            for (offset, value) in records {
-                if let Some(r) = reference {
-                    if *offset < r.log.log_start || r.offsets.contains_key(value.as_str()) {
-                        continue;
-                    }
+        let mut findings: BTreeMap<PartId, Findings> = BTreeMap::new();
+        for poll in &self.polls {
+            let reference = self.reference_of(poll.part);
+            if let Some(r) = reference {
+                if poll.offset < r.log.log_start || self.holds(poll.part, poll.value) {
+                    continue;
                 }
-                findings
-                    .entry(tp)
-                    .or_insert_with(|| {
-                        let whose = match reference {
-                            Some(r) => r.describe(),
-                            None => "no readable replica log".to_string(),
-                        };
-                        Findings::new(
-                            "phantom-read",
-                            Some(tp),
-                            format!("polled records not in the final log ({whose})"),
-                        )
-                    })
-                    .add(
-                        entry.at_us,
-                        format!(
-                            "{value} at offset {offset} polled by {} at {}",
-                            entry.node,
-                            seconds(entry.at_us)
-                        ),
-                    );
             }
+            let entry = poll.entry;
+            findings
+                .entry(poll.part)
+                .or_insert_with(|| {
+                    let whose = match reference {
+                        Some(r) => r.describe(),
+                        None => "no readable replica log".to_string(),
+                    };
+                    Findings::new(
+                        "phantom-read",
+                        Some(self.part(poll.part)),
+                        format!("polled records not in the final log ({whose})"),
+                    )
+                })
+                .add(
+                    entry.at_us,
+                    format!(
+                        "{} at offset {} polled by {} at {}",
+                        self.value(poll.value),
+                        poll.offset,
+                        entry.node,
+                        seconds(entry.at_us)
+                    ),
+                );
         }
         findings
             .into_values()
@@ -365,22 +420,22 @@ impl<'a> Facts<'a> {
     /// `reorder`.
     pub fn reorder(&self) -> Vec<Violation> {
         let mut out = Vec::new();
-        for (tp, r) in &self.references {
+        // The partition whose final log last showed each value.
+        let mut seen: Vec<PartId> = vec![PartId::MAX; self.value_count()];
+        for (part, tp, r) in self.references() {
             let mut by_class: BTreeMap<bool, Findings> = BTreeMap::new();
-            let mut seen: BTreeSet<&str> = BTreeSet::new();
-            // (producer, incarnation) → (greatest send number so far, its offset).
-            let mut last: BTreeMap<(&str, &str), (u64, u64)> = BTreeMap::new();
-            for (offset, value) in &r.log.records {
-                if !seen.insert(value.as_str()) {
+            // Producer incarnation → (greatest send number so far, its offset).
+            let mut last: FxMap<&str, (u64, u64)> = FxMap::default();
+            for ((offset, value), &id) in r.log.records.iter().zip(&r.ids) {
+                if std::mem::replace(&mut seen[id as usize], part) == part {
                     continue;
                 }
-                let Some((producer, incarnation, n)) = split_value(value) else {
+                let Some((incarnation, n)) = split_value(value) else {
                     continue;
                 };
-                match last.get(&(producer, incarnation)) {
+                match last.get(incarnation) {
                     Some(&(before, before_at)) if n < before => {
-                        let idempotent =
-                            self.sends.get(value.as_str()).is_some_and(|s| s.idempotent);
+                        let idempotent = self.sent(id).is_some_and(|s| s.idempotent);
                         by_class
                             .entry(idempotent)
                             .or_insert_with(|| {
@@ -408,7 +463,7 @@ impl<'a> Facts<'a> {
                     }
                     Some(&(before, _)) if n == before => {}
                     _ => {
-                        last.insert((producer, incarnation), (n, *offset));
+                        last.insert(incarnation, (n, *offset));
                     }
                 }
             }
@@ -418,12 +473,13 @@ impl<'a> Facts<'a> {
     }
 }
 
-/// Splits `<producer>-<incarnation>-<n>` (the producer's name has dashes of its own).
-fn split_value(value: &str) -> Option<(&str, &str, u64)> {
+/// Splits `<producer>-<incarnation>-<n>` (the producer's name has dashes of its own) into
+/// the producer incarnation `<producer>-<incarnation>` and `n`.
+fn split_value(value: &str) -> Option<(&str, u64)> {
     let (rest, n) = value.rsplit_once('-')?;
-    let (producer, incarnation) = rest.rsplit_once('-')?;
+    let (_producer, incarnation) = rest.rsplit_once('-')?;
     incarnation.parse::<u64>().ok()?;
-    Some((producer, incarnation, n.parse().ok()?))
+    Some((rest, n.parse().ok()?))
 }
 
 #[cfg(test)]

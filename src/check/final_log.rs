@@ -60,7 +60,9 @@ fn drain(node_dir: &Path, log_dir: &Path, config: LogConfig) -> Result<FinalLog,
         next = last.offset.0 + 1;
         out.records.extend(records.into_iter().map(|r| {
             let value = r.value.unwrap_or_default();
-            (r.offset.0, String::from_utf8_lossy(&value).into_owned())
+            let value = String::from_utf8(value)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            (r.offset.0, value)
         }));
     }
     Ok(out)

@@ -43,13 +43,13 @@
 //!   producers first).
 
 use super::broker_events::processes_ended;
-use super::kafka::Facts;
-use super::toolkit::{seconds, Findings};
+use super::kafka::{Facts, PartId};
+use super::toolkit::{seconds, Findings, FxMap};
 use super::{result, CheckInput, CheckResult, Violation};
 use crate::broker::coordinator::{CoordinatorEvent, GroupState};
 use crate::broker::proto::Generation;
 use crate::broker::TopicPartition;
-use crate::history::{Announcement, Event, HistoryEntry, Op, SendOutcome, WorldEvent};
+use crate::history::{Announcement, Event, HistoryEntry, Op, WorldEvent};
 use crate::scenario::GroupSpec;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -79,13 +79,15 @@ pub fn run(input: &CheckInput<'_>, facts: &Facts<'_>) -> Vec<CheckResult> {
             session_ms.insert(format!("consumer-{index}"), session);
         }
     }
-    let checks = GroupFacts {
+    let mut checks = GroupFacts {
         groups: &groups,
         session_ms,
         events: input.events,
         history: input.history,
         facts,
+        stored: BTreeMap::new(),
     };
+    checks.stored = checks.stored_commits();
     let bound_us = input
         .events
         .iter()
@@ -115,6 +117,8 @@ struct GroupFacts<'a> {
     events: &'a [Event],
     history: &'a [HistoryEntry],
     facts: &'a Facts<'a>,
+    /// Every stored commit, by group and partition, in history order.
+    stored: BTreeMap<(&'a str, &'a TopicPartition), Vec<Stored<'a>>>,
 }
 
 /// A stored (acknowledged) commit of one partition.
@@ -205,7 +209,7 @@ impl<'a> GroupFacts<'a> {
 
     /// Every stored commit, by group and partition, in history order.
     fn stored_commits(&self) -> BTreeMap<(&'a str, &'a TopicPartition), Vec<Stored<'a>>> {
-        let mut stored: BTreeMap<_, Vec<Stored<'a>>> = BTreeMap::new();
+        let mut stored: FxMap<(&'a str, &'a TopicPartition), Vec<Stored<'a>>> = FxMap::default();
         for commit in self.stored() {
             for (tp, offset) in commit.offsets {
                 stored.entry((commit.group, tp)).or_default().push(Stored {
@@ -218,7 +222,7 @@ impl<'a> GroupFacts<'a> {
                 });
             }
         }
-        stored
+        stored.into_iter().collect()
     }
 
     /// The ownership timeline: history and events merged in time order; on a tie, endings
@@ -424,7 +428,7 @@ impl<'a> GroupFacts<'a> {
     /// `commit-monotonic`.
     fn commit_monotonic(&self) -> Vec<Violation> {
         let mut out = Vec::new();
-        for ((group, tp), commits) in self.stored_commits() {
+        for ((group, tp), commits) in &self.stored {
             let mut by_ack: Vec<&Stored<'_>> = commits.iter().collect();
             by_ack.sort_by_key(|c| c.acked_us);
             // The greatest offset acknowledged up to each point, and by whom.
@@ -438,7 +442,7 @@ impl<'a> GroupFacts<'a> {
             }
             let what = format!("{group}: committed offsets going backwards");
             let mut findings = Findings::new("commit-monotonic", Some(tp), what);
-            for c in &commits {
+            for c in commits {
                 let before = greatest.partition_point(|(at, _)| *at < c.sent_us);
                 let Some((_, best)) = before.checked_sub(1).map(|i| greatest[i]) else {
                     continue;
@@ -471,60 +475,73 @@ impl<'a> GroupFacts<'a> {
 
     /// `unseen`.
     fn unseen(&self) -> Vec<Violation> {
-        let stored = self.stored_commits();
+        let facts = self.facts;
         let mut out = Vec::new();
         for (group, spec) in self.groups {
-            let polled: BTreeSet<&str> = self
-                .history
-                .iter()
-                .filter(|e| spec.members.contains(&e.node))
-                .filter_map(|e| match &e.op {
-                    Op::Poll { records, .. } => Some(records),
-                    _ => None,
+            // The values a member of the group polled.
+            let mut polled = vec![false; facts.value_count()];
+            // Whether the last poll's node is a member (a poll's records come together).
+            let mut last: Option<(&HistoryEntry, bool)> = None;
+            for poll in &facts.polls {
+                let is_member = match last {
+                    Some((entry, is_member)) if std::ptr::eq(entry, poll.entry) => is_member,
+                    _ => {
+                        let is_member = spec.members.contains(&poll.entry.node);
+                        last = Some((poll.entry, is_member));
+                        is_member
+                    }
+                };
+                if is_member {
+                    polled[poll.value as usize] = true;
+                }
+            }
+            // Per partition of the group, its greatest stored commit.
+            let committed: Vec<Option<&Stored<'a>>> = facts
+                .parts()
+                .map(|(_, tp)| {
+                    if !spec.partitions.contains(tp) {
+                        return None;
+                    }
+                    self.stored
+                        .get(&(group.as_str(), tp))
+                        .and_then(|c| c.iter().max_by_key(|c| c.offset))
                 })
-                .flatten()
-                .map(|(_, value)| value.as_str())
                 .collect();
-            let mut found: BTreeMap<&TopicPartition, Findings> = BTreeMap::new();
-            for entry in self.history {
-                let Op::SendReturn {
-                    value,
-                    outcome: SendOutcome::Ok { partition, .. },
-                } = &entry.op
-                else {
+            let mut found: BTreeMap<PartId, Findings> = BTreeMap::new();
+            for ack in &facts.acks {
+                let Some(committed) = committed[ack.part as usize] else {
                     continue;
                 };
-                if !spec.partitions.contains(partition) || polled.contains(value.as_str()) {
+                if polled[ack.value as usize] {
                     continue;
                 }
-                let committed = stored
-                    .get(&(group.as_str(), partition))
-                    .and_then(|c| c.iter().max_by_key(|c| c.offset));
-                let (Some(committed), Some((log, offsets))) =
-                    (committed, self.facts.reference(partition))
-                else {
+                let Some(reference) = facts.reference_of(ack.part) else {
                     continue;
                 };
+                let log = reference.log;
                 // A record missing from the final log is `lost-write`'s; one retained
                 // away was not there to read.
-                let Some(&offset) = offsets.get(value.as_str()).and_then(|o| o.first()) else {
+                let Some(offset) = facts.offsets(ack.part, ack.value).next() else {
                     continue;
                 };
                 if offset < log.log_start || offset >= committed.offset {
                     continue;
                 }
+                let partition = facts.part(ack.part);
                 let what = format!(
                     "{group}: acknowledged records below the committed offset that no member \
                      polled"
                 );
+                let entry = ack.entry;
                 found
-                    .entry(partition)
+                    .entry(ack.part)
                     .or_insert_with(|| Findings::new("unseen", Some(partition), what))
                     .add(
                         entry.at_us,
                         format!(
-                            "{value} at offset {offset} (acknowledged at {}; {} stored offset \
+                            "{} at offset {offset} (acknowledged at {}; {} stored offset \
                              {} at {})",
+                            facts.value(ack.value),
                             seconds(entry.at_us),
                             committed.node,
                             committed.offset,
@@ -674,7 +691,7 @@ impl<'a> GroupFacts<'a> {
 
     /// The groups' part of `converges`, judged at `bound_us`.
     fn converges(&self, bound_us: u64) -> Vec<Violation> {
-        let stored = self.stored_commits();
+        let stored = &self.stored;
         let mut out = Vec::new();
         let late = |detail: String, partition: Option<&TopicPartition>| Violation {
             check: "converges".into(),
@@ -685,7 +702,7 @@ impl<'a> GroupFacts<'a> {
         };
         for (group, spec) in self.groups {
             let before = out.len();
-            self.group_converges(group, spec, bound_us, &stored, &late, &mut out);
+            self.group_converges(group, spec, bound_us, stored, &late, &mut out);
             if out.len() > before {
                 for dead in self.dead_members(group, spec, bound_us) {
                     out.push(late(dead, None));
@@ -755,7 +772,7 @@ impl<'a> GroupFacts<'a> {
                 }
             }
             for tp in &spec.partitions {
-                let Some((log, _)) = self.facts.reference(tp) else {
+                let Some(log) = self.facts.reference(tp) else {
                     continue;
                 };
                 let committed = stored

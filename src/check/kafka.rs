@@ -30,9 +30,10 @@
 //! names.
 
 use super::broker_events::BrokerEvents;
+use super::toolkit::FxMap;
 use super::{read_final_log, result, CheckInput, CheckResult, FinalLog};
 use crate::broker::{Acks, TopicPartition};
-use crate::history::{Announcement, Event, HistoryEntry, Op, WorldEvent};
+use crate::history::{Announcement, Event, HistoryEntry, Op, SendOutcome, WorldEvent};
 use crate::scenario::plan::log_config;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -80,8 +81,9 @@ pub fn run(input: &CheckInput<'_>, facts: &Facts<'_>) -> Vec<CheckResult> {
         results.push(result("inconsistent-offsets", facts.inconsistent_offsets()));
     }
     if consumers {
-        results.push(result("nonmonotonic-poll", facts.nonmonotonic_poll()));
-        results.push(result("poll-skip", facts.poll_skip()));
+        let (backwards, skips) = facts.walk_polls();
+        results.push(result("nonmonotonic-poll", backwards));
+        results.push(result("poll-skip", skips));
         results.push(result("phantom-read", facts.phantom_read()));
     }
     if producers {
@@ -115,6 +117,13 @@ pub fn run(input: &CheckInput<'_>, facts: &Facts<'_>) -> Vec<CheckResult> {
     results
 }
 
+/// A partition's id in [`Facts`]: its rank among the partitions the record names, so ids
+/// sort as the partitions do.
+pub(super) type PartId = u32;
+
+/// A record value's id in [`Facts`] (the order of ids means nothing).
+pub(super) type ValueId = u32;
+
 /// What the history says about one produced value.
 #[derive(Clone, Copy)]
 pub(super) struct Sent {
@@ -122,24 +131,62 @@ pub(super) struct Sent {
     pub(super) idempotent: bool,
 }
 
+/// An acknowledged send: a `SendReturn` with `SendOutcome::Ok`.
+#[derive(Clone, Copy)]
+pub(super) struct Ack<'a> {
+    pub(super) entry: &'a HistoryEntry,
+    pub(super) value: ValueId,
+    pub(super) part: PartId,
+    pub(super) offset: u64,
+}
+
+/// One record a poll returned.
+#[derive(Clone, Copy)]
+pub(super) struct Polled<'a> {
+    pub(super) entry: &'a HistoryEntry,
+    pub(super) part: PartId,
+    pub(super) offset: u64,
+    pub(super) value: ValueId,
+}
+
 /// The log a partition's checks compare against, and how it was chosen.
 pub(super) struct Reference<'a> {
     pub(super) broker: &'a str,
     pub(super) log: &'a FinalLog,
     pub(super) why: &'static str,
-    /// Offset → value.
-    pub(super) at: BTreeMap<u64, &'a str>,
-    /// Value → offsets holding it, ascending.
-    pub(super) offsets: BTreeMap<&'a str, Vec<u64>>,
+    /// The value of each record of `log.records`, in log order.
+    pub(super) ids: Vec<ValueId>,
+    /// `(offset, value)` ascending by offset; of records at one offset, the last.
+    at: Vec<(u64, ValueId)>,
 }
 
 impl Reference<'_> {
     pub(super) fn describe(&self) -> String {
         format!("final log of {}, {}", self.broker, self.why)
     }
+
+    /// The value the log holds at `offset`.
+    pub(super) fn value_at(&self, offset: u64) -> Option<ValueId> {
+        self.at
+            .binary_search_by_key(&offset, |&(o, _)| o)
+            .ok()
+            .map(|i| self.at[i].1)
+    }
+
+    /// How many offsets in `from..to` the log holds, and the first of them.
+    pub(super) fn held_between(&self, from: u64, to: u64) -> (usize, Option<u64>) {
+        let lo = self.at.partition_point(|&(o, _)| o < from);
+        let hi = self.at.partition_point(|&(o, _)| o < to).max(lo);
+        (
+            hi - lo,
+            self.at.get(lo).filter(|_| hi > lo).map(|&(o, _)| o),
+        )
+    }
 }
 
-/// Everything the broker checks read, indexed once.
+/// Everything the broker checks read, indexed once: one pass over the history and the
+/// replica logs interns every partition and record value as a small integer, so the
+/// checks walk `Vec`s of ids instead of maps keyed by strings.
 pub struct Facts<'a> {
     /// The client history.
     pub(super) history: &'a [HistoryEntry],
@@ -147,94 +194,340 @@ pub struct Facts<'a> {
     pub(super) logs: &'a ReplicaLogs,
     /// The brokers' events in their incarnations.
     pub(super) events: BrokerEvents<'a>,
-    /// What the history says about each produced value.
-    pub(super) sends: BTreeMap<&'a str, Sent>,
-    /// Each partition's final log.
-    pub(super) references: BTreeMap<&'a TopicPartition, Reference<'a>>,
     /// When the world stopped the run (or the last event).
     pub(super) stop_us: u64,
+    /// Every partition the history or the logs name, by id (ascending).
+    parts: Vec<&'a TopicPartition>,
+    part_ids: FxMap<&'a TopicPartition, PartId>,
+    /// Every value the history or the final logs hold, by id.
+    values: Vec<&'a str>,
+    /// What the history says about each value sent (the last `Send` of it), by value.
+    sends: Vec<Option<Sent>>,
+    /// Every acknowledged send, in history order.
+    pub(super) acks: Vec<Ack<'a>>,
+    /// Every polled record, in history order.
+    pub(super) polls: Vec<Polled<'a>>,
+    /// Each partition's final log, by partition.
+    references: Vec<Option<Reference<'a>>>,
+    /// Where each value sits in the final logs: `held[held_from[v]..held_from[v + 1]]`
+    /// are `(partition, offset)`, by partition, then in log order.
+    held_from: Vec<u32>,
+    held: Vec<(PartId, u64)>,
+}
+
+/// Interns partitions (first-seen ids, ranked later) and values.
+#[derive(Default)]
+struct Interner<'a> {
+    parts: Vec<&'a TopicPartition>,
+    part_ids: FxMap<&'a TopicPartition, PartId>,
+    values: Vec<&'a str>,
+    value_ids: FxMap<ValueKey<'a>, ValueId>,
+}
+
+/// A value as a key of the interner: a short one inline (its length, then its bytes), so
+/// a lookup compares it without chasing a pointer to a string far away in the history.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum ValueKey<'a> {
+    Short([u8; 24]),
+    Long(&'a str),
+}
+
+impl<'a> ValueKey<'a> {
+    fn of(value: &'a str) -> Self {
+        let bytes = value.as_bytes();
+        if bytes.len() >= 24 {
+            return ValueKey::Long(value);
+        }
+        let mut key = [0u8; 24];
+        key[0] = bytes.len() as u8;
+        key[1..=bytes.len()].copy_from_slice(bytes);
+        ValueKey::Short(key)
+    }
+}
+
+impl<'a> Interner<'a> {
+    fn part(&mut self, tp: &'a TopicPartition) -> PartId {
+        let next = self.parts.len();
+        *self.part_ids.entry(tp).or_insert_with(|| {
+            self.parts.push(tp);
+            PartId::try_from(next).expect("fewer than 2^32 partitions")
+        })
+    }
+
+    fn value(&mut self, value: &'a str) -> ValueId {
+        let next = self.values.len();
+        *self
+            .value_ids
+            .entry(ValueKey::of(value))
+            .or_insert_with(|| {
+                self.values.push(value);
+                ValueId::try_from(next).expect("fewer than 2^32 values")
+            })
+    }
 }
 
 impl<'a> Facts<'a> {
     /// Indexes the events, the history and the replica logs.
     pub fn new(events: &'a [Event], history: &'a [HistoryEntry], logs: &'a ReplicaLogs) -> Self {
-        let broker_events = BrokerEvents::new(events);
-        let sends = history
-            .iter()
-            .filter_map(|entry| match &entry.op {
+        let mut interned = Interner::default();
+        for tp in logs.keys() {
+            interned.part(tp);
+        }
+        let mut sends: Vec<Option<Sent>> = Vec::new();
+        let mut acks = Vec::new();
+        let mut polls = Vec::new();
+        for entry in history {
+            match &entry.op {
                 Op::Send {
                     value,
                     acks,
                     idempotent,
                     ..
-                } => Some((
-                    value.as_str(),
-                    Sent {
+                } => {
+                    let v = interned.value(value) as usize;
+                    if sends.len() <= v {
+                        sends.resize(v + 1, None);
+                    }
+                    sends[v] = Some(Sent {
                         acks: *acks,
                         idempotent: *idempotent,
-                    },
-                )),
-                _ => None,
-            })
+                    });
+                }
+                Op::SendReturn {
+                    value,
+                    outcome: SendOutcome::Ok { partition, offset },
+                } => acks.push(Ack {
+                    entry,
+                    value: interned.value(value),
+                    part: interned.part(partition),
+                    offset: *offset,
+                }),
+                Op::Poll { partition, records } => {
+                    let part = interned.part(partition);
+                    for (offset, value) in records {
+                        polls.push(Polled {
+                            entry,
+                            part,
+                            offset: *offset,
+                            value: interned.value(value),
+                        });
+                    }
+                }
+                Op::Assign { partitions } => {
+                    for (tp, _) in partitions {
+                        interned.part(tp);
+                    }
+                }
+                Op::GroupAssign {
+                    partitions,
+                    awaiting,
+                    ..
+                } => {
+                    for tp in partitions.iter().map(|(tp, _)| tp).chain(awaiting) {
+                        interned.part(tp);
+                    }
+                }
+                Op::Commit { offsets, .. } => {
+                    for (tp, _) in offsets {
+                        interned.part(tp);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Rank the partitions: ids sort as the partitions do.
+        let mut parts = interned.parts.clone();
+        parts.sort();
+        let mut rank = vec![0; parts.len()];
+        for (id, tp) in parts.iter().enumerate() {
+            rank[interned.part_ids[tp] as usize] = id as PartId;
+        }
+        for ack in &mut acks {
+            ack.part = rank[ack.part as usize];
+        }
+        for poll in &mut polls {
+            poll.part = rank[poll.part as usize];
+        }
+        let part_ids = parts
+            .iter()
+            .enumerate()
+            .map(|(id, tp)| (*tp, id as PartId))
             .collect();
+        let broker_events = BrokerEvents::new(events);
         let stop_us = events
             .iter()
             .rfind(|e| matches!(e.announced, Announcement::World(WorldEvent::Stop {})))
             .map_or_else(|| events.last().map_or(0, |e| e.at_us), |e| e.at_us);
-        let mut facts = Facts {
+        let mut references: Vec<Option<Reference<'a>>> = parts.iter().map(|_| None).collect();
+        let leaders = broker_events.final_leaders();
+        for (tp, replicas) in logs {
+            let Some((broker, log, why)) = choose_reference(leaders.get(tp), replicas) else {
+                continue;
+            };
+            let ids: Vec<ValueId> = log.records.iter().map(|(_, v)| interned.value(v)).collect();
+            let mut at: Vec<(u64, ValueId)> = log
+                .records
+                .iter()
+                .zip(&ids)
+                .map(|((offset, _), id)| (*offset, *id))
+                .collect();
+            if !at.windows(2).all(|w| w[0].0 < w[1].0) {
+                // Of records at one offset, the last (as a map from offsets would keep).
+                at.reverse();
+                at.sort_by_key(|&(offset, _)| offset);
+                at.dedup_by_key(|&mut (offset, _)| offset);
+            }
+            let part = part_ids_of(&parts, tp);
+            references[part as usize] = Some(Reference {
+                broker,
+                log,
+                why,
+                ids,
+                at,
+            });
+        }
+        // Where each value sits, by counting sort: by partition, then log order.
+        let mut held_from = vec![0u32; interned.values.len() + 1];
+        for r in references.iter().flatten() {
+            for &v in &r.ids {
+                held_from[v as usize + 1] += 1;
+            }
+        }
+        for i in 1..held_from.len() {
+            held_from[i] += held_from[i - 1];
+        }
+        let mut next: Vec<u32> = held_from[..interned.values.len()].to_vec();
+        let mut held = vec![(0, 0); *held_from.last().expect("one more") as usize];
+        for (part, r) in references.iter().enumerate() {
+            let Some(r) = r else { continue };
+            for ((offset, _), &v) in r.log.records.iter().zip(&r.ids) {
+                held[next[v as usize] as usize] = (part as PartId, *offset);
+                next[v as usize] += 1;
+            }
+        }
+        Facts {
             history,
             logs,
             events: broker_events,
-            sends,
-            references: BTreeMap::new(),
             stop_us,
-        };
-        facts.references = facts.choose_references();
-        facts
-    }
-
-    fn choose_references(&self) -> BTreeMap<&'a TopicPartition, Reference<'a>> {
-        let leaders = self.events.final_leaders();
-        let mut chosen = BTreeMap::new();
-        for (tp, replicas) in self.logs {
-            let readable = |name: &str| replicas.get(name).filter(|log| log.error.is_none());
-            let pick = leaders
-                .get(tp)
-                .and_then(|leader| {
-                    let (name, log) = replicas.get_key_value(leader.as_str())?;
-                    readable(name).map(|_| (name, log, "the final leader"))
-                })
-                .or_else(|| {
-                    replicas
-                        .iter()
-                        .filter(|(_, log)| log.error.is_none())
-                        .max_by_key(|(name, log)| (log.log_end, std::cmp::Reverse(*name)))
-                        .map(|(name, log)| (name, log, "the longest replica log"))
-                });
-            if let Some((broker, log, why)) = pick {
-                let mut offsets: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-                for (offset, value) in &log.records {
-                    offsets.entry(value.as_str()).or_default().push(*offset);
-                }
-                chosen.insert(
-                    tp,
-                    Reference {
-                        broker,
-                        log,
-                        why,
-                        at: log.records.iter().map(|(o, v)| (*o, v.as_str())).collect(),
-                        offsets,
-                    },
-                );
-            }
+            parts,
+            part_ids,
+            values: interned.values,
+            sends,
+            acks,
+            polls,
+            references,
+            held_from,
+            held,
         }
-        chosen
     }
 
-    /// The final log of `tp` the checks judge against, with the offsets of each value in it.
-    pub fn reference(&self, tp: &TopicPartition) -> Option<(&FinalLog, &BTreeMap<&str, Vec<u64>>)> {
-        self.references.get(tp).map(|r| (r.log, &r.offsets))
+    /// The partition of id `part`.
+    pub(super) fn part(&self, part: PartId) -> &'a TopicPartition {
+        self.parts[part as usize]
     }
+
+    /// The id of `tp`, if the history or the logs name it.
+    pub(super) fn part_id(&self, tp: &TopicPartition) -> Option<PartId> {
+        self.part_ids.get(tp).copied()
+    }
+
+    /// The partitions the history or the logs name, with their ids, ascending.
+    pub(super) fn parts(&self) -> impl Iterator<Item = (PartId, &'a TopicPartition)> + '_ {
+        self.parts
+            .iter()
+            .enumerate()
+            .map(|(i, tp)| (i as PartId, *tp))
+    }
+
+    /// The value of id `value`.
+    pub(super) fn value(&self, value: ValueId) -> &'a str {
+        self.values[value as usize]
+    }
+
+    /// How many partitions the facts know.
+    pub(super) fn part_count(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// How many values the facts know.
+    pub(super) fn value_count(&self) -> usize {
+        self.values.len()
+    }
+
+    /// What the history says about sending `value`.
+    pub(super) fn sent(&self, value: ValueId) -> Option<Sent> {
+        self.sends.get(value as usize).copied().flatten()
+    }
+
+    /// The final log of partition `part`.
+    pub(super) fn reference_of(&self, part: PartId) -> Option<&Reference<'a>> {
+        self.references.get(part as usize).and_then(Option::as_ref)
+    }
+
+    /// The final logs, by partition.
+    pub(super) fn references(
+        &self,
+    ) -> impl Iterator<Item = (PartId, &'a TopicPartition, &Reference<'a>)> + '_ {
+        self.references
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| Some((i as PartId, self.parts[i], r.as_ref()?)))
+    }
+
+    /// Every place a final log holds `value`: `(partition, offset)`, by partition, then in
+    /// log order.
+    pub(super) fn held(&self, value: ValueId) -> &[(PartId, u64)] {
+        let v = value as usize;
+        match (self.held_from.get(v), self.held_from.get(v + 1)) {
+            (Some(&from), Some(&to)) => &self.held[from as usize..to as usize],
+            _ => &[],
+        }
+    }
+
+    /// The offsets holding `value` in the final log of `part`, in log order.
+    pub(super) fn offsets(&self, part: PartId, value: ValueId) -> impl Iterator<Item = u64> + '_ {
+        self.held(value)
+            .iter()
+            .filter(move |(p, _)| *p == part)
+            .map(|(_, offset)| *offset)
+    }
+
+    /// Whether the final log of `part` holds `value`.
+    pub(super) fn holds(&self, part: PartId, value: ValueId) -> bool {
+        self.held(value).iter().any(|(p, _)| *p == part)
+    }
+
+    /// The final log of `tp` the checks judge against.
+    pub fn reference(&self, tp: &TopicPartition) -> Option<&FinalLog> {
+        Some(self.reference_of(self.part_id(tp)?)?.log)
+    }
+}
+
+/// The id of `tp` among the sorted `parts`.
+fn part_ids_of(parts: &[&TopicPartition], tp: &TopicPartition) -> PartId {
+    parts.binary_search(&tp).expect("an interned partition") as PartId
+}
+
+/// The final log of a partition: the final leader's if readable, else the longest readable
+/// replica log.
+fn choose_reference<'a>(
+    leader: Option<&String>,
+    replicas: &'a BTreeMap<String, FinalLog>,
+) -> Option<(&'a str, &'a FinalLog, &'static str)> {
+    let readable = |name: &str| replicas.get(name).filter(|log| log.error.is_none());
+    leader
+        .and_then(|leader| {
+            let (name, log) = replicas.get_key_value(leader.as_str())?;
+            readable(name).map(|_| (name.as_str(), log, "the final leader"))
+        })
+        .or_else(|| {
+            replicas
+                .iter()
+                .filter(|(_, log)| log.error.is_none())
+                .max_by_key(|(name, log)| (log.log_end, std::cmp::Reverse(*name)))
+                .map(|(name, log)| (name.as_str(), log, "the longest replica log"))
+        })
 }
 
 #[cfg(test)]

@@ -28,13 +28,16 @@
 
 use super::broker_events::broker_named;
 use super::kafka::Facts;
-use super::toolkit::{seconds, violation};
+use super::toolkit::{seconds, violation, FxMap, FxSet};
 use super::{FinalLog, Violation};
 use crate::broker::controller::ControllerEvent;
 use crate::broker::server::BrokerEvent;
 use crate::broker::{PartitionEpoch, TopicPartition};
 use crate::history::Announcement;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+
+/// A replica in one incarnation of its broker: (broker, incarnation, partition).
+type Replica<'a> = (&'a str, u64, &'a TopicPartition);
 
 impl<'a> Facts<'a> {
     /// `single-leader-per-epoch`.
@@ -42,8 +45,8 @@ impl<'a> Facts<'a> {
         const CHECK: &str = "single-leader-per-epoch";
         let mut out = Vec::new();
         // (partition, epoch) → (leader, who said so, when).
-        let mut claims: BTreeMap<(TopicPartition, i32), (String, &str, u64)> = BTreeMap::new();
-        let mut reported: BTreeSet<(TopicPartition, i32)> = BTreeSet::new();
+        let mut claims: FxMap<(&TopicPartition, i32), (String, &str, u64)> = FxMap::default();
+        let mut reported: FxSet<(&TopicPartition, i32)> = FxSet::default();
         for (event, announced) in self.events.broker() {
             let (tp, epoch, leader, kind) = match announced {
                 BrokerEvent::BecomeLeader {
@@ -51,7 +54,7 @@ impl<'a> Facts<'a> {
                     leader_epoch,
                     ..
                 } => (
-                    partition.clone(),
+                    partition,
                     leader_epoch.0,
                     event.broker.to_string(),
                     "become-leader",
@@ -62,7 +65,7 @@ impl<'a> Facts<'a> {
                     leader_epoch,
                     ..
                 } => (
-                    partition.clone(),
+                    partition,
                     leader_epoch.0,
                     broker_named(*leader),
                     "become-follower",
@@ -77,7 +80,7 @@ impl<'a> Facts<'a> {
                 Some((first, by, at)) if *first != leader && !reported.contains(&key) => {
                     out.push(violation(
                         CHECK,
-                        Some(&key.0),
+                        Some(tp),
                         Some(event.broker),
                         event.at_us,
                         format!(
@@ -100,9 +103,9 @@ impl<'a> Facts<'a> {
     pub fn leader_epoch_monotonic(&self) -> Vec<Violation> {
         const CHECK: &str = "leader-epoch-monotonic";
         let mut out = Vec::new();
-        let mut per_replica: BTreeMap<(&str, u64, TopicPartition), (i32, u64)> = BTreeMap::new();
+        let mut per_replica: FxMap<Replica<'a>, (i32, u64)> = FxMap::default();
         // Per partition: (partition_epoch, leader_epoch, by, at) of every written state.
-        let mut written: BTreeMap<TopicPartition, Vec<(PartitionEpoch, i32, &str, u64)>> =
+        let mut written: BTreeMap<&TopicPartition, Vec<(PartitionEpoch, i32, &str, u64)>> =
             BTreeMap::new();
         for event in self.events.all() {
             let (tp, epoch, kind) = match event.announced {
@@ -112,7 +115,7 @@ impl<'a> Facts<'a> {
                     partition_epoch,
                     ..
                 }) => {
-                    written.entry(partition.clone()).or_default().push((
+                    written.entry(partition).or_default().push((
                         *partition_epoch,
                         leader_epoch.0,
                         event.broker,
@@ -124,20 +127,20 @@ impl<'a> Facts<'a> {
                     partition,
                     leader_epoch,
                     ..
-                }) => (partition.clone(), leader_epoch.0, "become-leader"),
+                }) => (partition, leader_epoch.0, "become-leader"),
                 Announcement::Broker(BrokerEvent::BecomeFollower {
                     partition,
                     leader_epoch,
                     ..
-                }) => (partition.clone(), leader_epoch.0, "become-follower"),
+                }) => (partition, leader_epoch.0, "become-follower"),
                 _ => continue,
             };
-            let replica = (event.broker, event.incarnation, tp.clone());
+            let replica = (event.broker, event.incarnation, tp);
             if let Some(&(before, at)) = per_replica.get(&replica) {
                 if epoch < before {
                     out.push(violation(
                         CHECK,
-                        Some(&tp),
+                        Some(tp),
                         Some(event.broker),
                         event.at_us,
                         format!(
@@ -162,7 +165,7 @@ impl<'a> Facts<'a> {
                 if e1 < e0 {
                     out.push(violation(
                         CHECK,
-                        Some(&tp),
+                        Some(tp),
                         Some(by1),
                         at1,
                         format!(
@@ -182,17 +185,17 @@ impl<'a> Facts<'a> {
     pub fn hw_monotonic(&self) -> Vec<Violation> {
         const CHECK: &str = "hw-monotonic";
         let mut out = Vec::new();
-        let mut last: BTreeMap<(&str, u64, TopicPartition), (u64, u64)> = BTreeMap::new();
+        let mut last: FxMap<Replica<'a>, (u64, u64)> = FxMap::default();
         for (event, announced) in self.events.broker() {
             let BrokerEvent::Hw { partition, hw, .. } = announced else {
                 continue;
             };
-            let (tp, hw) = (partition.clone(), hw.0);
-            let replica = (event.broker, event.incarnation, tp.clone());
+            let hw = hw.0;
+            let replica = (event.broker, event.incarnation, partition);
             match last.get(&replica) {
                 Some(&(before, at)) if hw < before => out.push(violation(
                     CHECK,
-                    Some(&tp),
+                    Some(partition),
                     Some(event.broker),
                     event.at_us,
                     format!(
@@ -230,25 +233,25 @@ impl<'a> Facts<'a> {
         }
         // Roles per replica in each incarnation, the committed HW, and who is in sync at
         // the end: (broker, partition) → (leading, fetched since becoming follower).
-        let mut role: BTreeMap<(&str, u64, TopicPartition), (bool, bool)> = BTreeMap::new();
-        let mut committed: BTreeMap<TopicPartition, (u64, &str, u64)> = BTreeMap::new();
+        let mut role: FxMap<Replica<'a>, (bool, bool)> = FxMap::default();
+        let mut committed: FxMap<&TopicPartition, (u64, &str, u64)> = FxMap::default();
         for event in self.events.all() {
-            let key = |tp: TopicPartition| (event.broker, event.incarnation, tp);
             match event.announced {
                 Announcement::Broker(BrokerEvent::BecomeLeader { partition, .. }) => {
-                    role.insert(key(partition.clone()), (true, false));
+                    role.insert((event.broker, event.incarnation, partition), (true, false));
                 }
                 Announcement::Broker(BrokerEvent::BecomeFollower { partition, .. }) => {
-                    role.insert(key(partition.clone()), (false, false));
+                    role.insert((event.broker, event.incarnation, partition), (false, false));
                 }
                 Announcement::Broker(BrokerEvent::Hw { partition, hw, .. }) => {
-                    let (tp, hw) = (partition.clone(), hw.0);
-                    let Some(state) = role.get_mut(&key(tp.clone())) else {
+                    let hw = hw.0;
+                    let Some(state) = role.get_mut(&(event.broker, event.incarnation, partition))
+                    else {
                         continue;
                     };
                     state.1 = true;
-                    if state.0 && committed.get(&tp).is_none_or(|(h, _, _)| hw > *h) {
-                        committed.insert(tp, (hw, event.broker, event.at_us));
+                    if state.0 && committed.get(partition).is_none_or(|(h, _, _)| hw > *h) {
+                        committed.insert(partition, (hw, event.broker, event.at_us));
                     }
                 }
                 _ => {}
@@ -258,7 +261,7 @@ impl<'a> Facts<'a> {
             let Some(&(hw, by, at)) = committed.get(tp) else {
                 continue;
             };
-            let reference = self.references.get(tp);
+            let reference = self.part_id(tp).and_then(|part| self.reference_of(part));
             let in_sync: Vec<(&str, &FinalLog)> = replicas
                 .iter()
                 .filter(|(broker, log)| {
@@ -272,7 +275,7 @@ impl<'a> Facts<'a> {
                     let Some(&last) = self.events.last_incarnation.get(broker.as_str()) else {
                         return false;
                     };
-                    role.get(&(broker.as_str(), last, tp.clone()))
+                    role.get(&(broker.as_str(), last, tp))
                         .is_some_and(|&(leading, fetched)| !leading && fetched)
                 })
                 .map(|(b, l)| (b.as_str(), l))
@@ -281,29 +284,21 @@ impl<'a> Facts<'a> {
                 for (b, log_b) in &in_sync[i + 1..] {
                     let from = log_a.log_start.max(log_b.log_start);
                     let to = hw.min(log_a.log_end).min(log_b.log_end);
-                    let values = |log: &'a FinalLog| -> BTreeMap<u64, &'a str> {
-                        log.records
-                            .iter()
-                            .filter(|(o, _)| (from..to).contains(o))
-                            .map(|(o, v)| (*o, v.as_str()))
-                            .collect()
-                    };
-                    let (va, vb) = (values(log_a), values(log_b));
-                    let differ: Vec<u64> = (from..to).filter(|o| va.get(o) != vb.get(o)).collect();
-                    if let Some(&first) = differ.first() {
+                    let (va, vb) = (between(log_a, from, to), between(log_b, from, to));
+                    let (count, first) = disagreements(&va, &vb);
+                    if let Some((first, held_a, held_b)) = first {
                         out.push(violation(
                             CHECK,
                             Some(tp),
                             Some(b),
                             self.stop_us,
                             format!(
-                                "{a} and {b} disagree on {} offsets below the committed HW {hw} \
-                                 ({by} announced it at {}), first at offset {first}: {a} holds \
-                                 {} and {b} holds {}",
-                                differ.len(),
+                                "{a} and {b} disagree on {count} offsets below the committed HW \
+                                 {hw} ({by} announced it at {}), first at offset {first}: {a} \
+                                 holds {} and {b} holds {}",
                                 seconds(at),
-                                va.get(&first).unwrap_or(&"nothing"),
-                                vb.get(&first).unwrap_or(&"nothing")
+                                held_a.unwrap_or("nothing"),
+                                held_b.unwrap_or("nothing")
                             ),
                         ));
                     }
@@ -343,6 +338,62 @@ impl<'a> Facts<'a> {
         }
         out
     }
+}
+
+/// `(offset, value)` of the records of `log` at offsets in `from..to`, ascending; of
+/// records at one offset, the last (as a map from offsets keeps).
+fn between(log: &FinalLog, from: u64, to: u64) -> Vec<(u64, &str)> {
+    let mut held: Vec<(u64, &str)> = log
+        .records
+        .iter()
+        .filter(|(offset, _)| (from..to).contains(offset))
+        .map(|(offset, value)| (*offset, value.as_str()))
+        .collect();
+    if !held.windows(2).all(|w| w[0].0 < w[1].0) {
+        held.reverse();
+        held.sort_by_key(|&(offset, _)| offset);
+        held.dedup_by_key(|&mut (offset, _)| offset);
+    }
+    held
+}
+
+/// The offsets at which two logs' records (as [`between`] gives them) differ: how many,
+/// and the first with what each holds there.
+#[allow(clippy::type_complexity)]
+fn disagreements<'v>(
+    a: &[(u64, &'v str)],
+    b: &[(u64, &'v str)],
+) -> (usize, Option<(u64, Option<&'v str>, Option<&'v str>)>) {
+    let (mut i, mut j) = (0, 0);
+    let mut count = 0;
+    let mut first = None;
+    loop {
+        let (offset, held_a, held_b) = match (a.get(i), b.get(j)) {
+            (None, None) => break,
+            (Some(&(oa, va)), Some(&(ob, vb))) if oa == ob => {
+                i += 1;
+                j += 1;
+                (oa, Some(va), Some(vb))
+            }
+            (Some(&(oa, va)), Some(&(ob, _))) if oa < ob => {
+                i += 1;
+                (oa, Some(va), None)
+            }
+            (Some(&(oa, va)), None) => {
+                i += 1;
+                (oa, Some(va), None)
+            }
+            (_, Some(&(ob, vb))) => {
+                j += 1;
+                (ob, None, Some(vb))
+            }
+        };
+        if held_a != held_b {
+            count += 1;
+            first.get_or_insert((offset, held_a, held_b));
+        }
+    }
+    (count, first)
 }
 
 #[cfg(test)]
