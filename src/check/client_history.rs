@@ -32,7 +32,7 @@
 //! - `reorder`: in the final log, the first occurrences of one producer incarnation's values
 //!   are not in send order. Reported with idempotence off too, labelled expected by config.
 
-use super::kafka::{Facts, PartId, Polled, ValueId};
+use super::kafka::{split_at_last_dash, Facts, PartId, Polled, ValueId};
 use super::toolkit::{seconds, Findings, FxMap};
 use super::Violation;
 use crate::broker::Acks;
@@ -476,8 +476,8 @@ impl<'a> Facts<'a> {
 /// Splits `<producer>-<incarnation>-<n>` (the producer's name has dashes of its own) into
 /// the producer incarnation `<producer>-<incarnation>` and `n`.
 fn split_value(value: &str) -> Option<(&str, u64)> {
-    let (rest, n) = value.rsplit_once('-')?;
-    let (_producer, incarnation) = rest.rsplit_once('-')?;
+    let (rest, n) = split_at_last_dash(value)?;
+    let (_producer, incarnation) = split_at_last_dash(rest)?;
     incarnation.parse::<u64>().ok()?;
     Some((rest, n.parse().ok()?))
 }

@@ -221,28 +221,48 @@ struct Interner<'a> {
     parts: Vec<&'a TopicPartition>,
     part_ids: FxMap<&'a TopicPartition, PartId>,
     values: Vec<&'a str>,
-    value_ids: FxMap<ValueKey<'a>, ValueId>,
+    /// Numbered values (`<stream>-<n>`, as producers write them: the stream is the
+    /// producer incarnation): each stream's value ids by `n`, so looking one up touches a
+    /// small map of streams and a dense array instead of a large hash table.
+    streams: Vec<Vec<ValueId>>,
+    stream_ids: FxMap<&'a str, usize>,
+    /// The stream of the last numbered value, by name.
+    last_stream: Option<(&'a str, usize)>,
+    /// Every other value.
+    value_ids: FxMap<&'a str, ValueId>,
 }
 
-/// A value as a key of the interner: a short one inline (its length, then its bytes), so
-/// a lookup compares it without chasing a pointer to a string far away in the history.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-enum ValueKey<'a> {
-    Short([u8; 24]),
-    Long(&'a str),
-}
+/// The greatest `n` of a numbered value interned by number (bounds a stream's array).
+const NUMBERED_MAX: u64 = 1 << 20;
 
-impl<'a> ValueKey<'a> {
-    fn of(value: &'a str) -> Self {
-        let bytes = value.as_bytes();
-        if bytes.len() >= 24 {
-            return ValueKey::Long(value);
-        }
-        let mut key = [0u8; 24];
-        key[0] = bytes.len() as u8;
-        key[1..=bytes.len()].copy_from_slice(bytes);
-        ValueKey::Short(key)
+/// No value (in a stream's array).
+const NO_VALUE: ValueId = ValueId::MAX;
+
+/// `<stream>-<n>` with `n` written canonically (decimal digits, no leading zero) and at
+/// most [`NUMBERED_MAX`], split; `None` for any other value. One string, one split: two
+/// values split the same only if they are the same string.
+fn numbered(value: &str) -> Option<(&str, usize)> {
+    let (stream, n) = split_at_last_dash(value)?;
+    let digits = n.as_bytes();
+    if digits.is_empty() || digits.len() > 7 || (digits[0] == b'0' && digits.len() > 1) {
+        return None;
     }
+    let mut number = 0u64;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        number = number * 10 + u64::from(d - b'0');
+    }
+    (number <= NUMBERED_MAX).then_some((stream, number as usize))
+}
+
+/// `value.rsplit_once('-')`, by a plain scan back from the end: the dash of a value is a
+/// few bytes from its end, and `rsplit_once` pays for `memrchr`'s setup every time.
+pub(super) fn split_at_last_dash(value: &str) -> Option<(&str, &str)> {
+    let dash = value.bytes().rev().position(|b| b == b'-')?;
+    let at = value.len() - dash - 1;
+    Some((&value[..at], &value[at + 1..]))
 }
 
 impl<'a> Interner<'a> {
@@ -255,14 +275,34 @@ impl<'a> Interner<'a> {
     }
 
     fn value(&mut self, value: &'a str) -> ValueId {
-        let next = self.values.len();
-        *self
-            .value_ids
-            .entry(ValueKey::of(value))
-            .or_insert_with(|| {
+        let next = ValueId::try_from(self.values.len()).expect("fewer than 2^32 values");
+        let Some((stream, n)) = numbered(value) else {
+            return *self.value_ids.entry(value).or_insert_with(|| {
                 self.values.push(value);
-                ValueId::try_from(next).expect("fewer than 2^32 values")
-            })
+                next
+            });
+        };
+        let s = match self.last_stream {
+            Some((name, s)) if name == stream => s,
+            _ => {
+                let count = self.streams.len();
+                let s = *self.stream_ids.entry(stream).or_insert(count);
+                if s == count {
+                    self.streams.push(Vec::new());
+                }
+                self.last_stream = Some((stream, s));
+                s
+            }
+        };
+        let ids = &mut self.streams[s];
+        if ids.len() <= n {
+            ids.resize(n + 1, NO_VALUE);
+        }
+        if ids[n] == NO_VALUE {
+            ids[n] = next;
+            self.values.push(value);
+        }
+        ids[n]
     }
 }
 

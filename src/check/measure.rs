@@ -76,12 +76,26 @@ fn time_run_checks() {
             results = run_checks(&input);
             best = best.min(thread_cpu() - started);
         }
+        let mut reading = Duration::MAX;
+        if scenario.cluster.brokers > 0 {
+            for _ in 0..repeat.max(1) {
+                let started = thread_cpu();
+                drop(super::kafka::read_replica_logs(&input));
+                reading = reading.min(thread_cpu() - started);
+            }
+        }
         println!(
-            "{}: {} events, {} history entries: run_checks {:.1} ms CPU",
+            "{}: {} events, {} history entries: run_checks {:.1} ms CPU (reading replica logs \
+             {:.1} ms)",
             dir.display(),
             events.len(),
             history.len(),
-            best.as_secs_f64() * 1e3
+            best.as_secs_f64() * 1e3,
+            if reading == Duration::MAX {
+                0.0
+            } else {
+                reading.as_secs_f64() * 1e3
+            }
         );
         let json = serde_json::to_string_pretty(&results).expect("json");
         std::fs::write(dir.join(format!("checks.{tag}.json")), json).expect("write");
