@@ -271,7 +271,7 @@ impl<'a> Facts<'a> {
         let mut skips: BTreeMap<Key<'a>, Findings> = BTreeMap::new();
         // (consumer, partition) → (position, where it came from).
         let mut positions: FxMap<Key<'a>, (u64, Since)> = FxMap::default();
-        for entry in self.history {
+        for &entry in &self.others {
             let consumer = entry.node.as_str();
             let assigned = |position: u64| Since::Assigned {
                 at_us: entry.at_us,
@@ -426,7 +426,7 @@ impl<'a> Facts<'a> {
             let mut by_class: BTreeMap<bool, Findings> = BTreeMap::new();
             // Producer incarnation → (greatest send number so far, its offset).
             let mut last: FxMap<&str, (u64, u64)> = FxMap::default();
-            for ((offset, value), &id) in r.log.records.iter().zip(&r.ids) {
+            for ((offset, value), &id) in r.log.records().zip(&r.ids) {
                 if std::mem::replace(&mut seen[id as usize], part) == part {
                     continue;
                 }
@@ -463,7 +463,7 @@ impl<'a> Facts<'a> {
                     }
                     Some(&(before, _)) if n == before => {}
                     _ => {
-                        last.insert(incarnation, (n, *offset));
+                        last.insert(incarnation, (n, offset));
                     }
                 }
             }

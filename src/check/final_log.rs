@@ -21,12 +21,51 @@ pub struct FinalLog {
     pub log_start: u64,
     /// The next offset the log would assign.
     pub log_end: u64,
-    /// `(offset, value)` of every record from `log_start` to `log_end`, in log order.
-    pub records: Vec<(u64, String)>,
+    /// `(offset, where its value is in values)` of every record from `log_start` to
+    /// `log_end`, in log order.
+    records: Vec<(u64, u32, u32)>,
+    /// Every record's value, one after another.
+    values: String,
     /// What recovery found.
     pub recovery: Option<RecoveryReport>,
     /// Why the log could not be read, if it could not.
     pub error: Option<String>,
+}
+
+impl FinalLog {
+    /// A log of `records` from `log_start` to `log_end`.
+    pub fn new<'v>(
+        log_start: u64,
+        log_end: u64,
+        records: impl IntoIterator<Item = (u64, &'v str)>,
+    ) -> Self {
+        let mut log = FinalLog {
+            log_start,
+            log_end,
+            ..FinalLog::default()
+        };
+        for (offset, value) in records {
+            log.push(offset, value);
+        }
+        log
+    }
+
+    /// `(offset, value)` of every record from `log_start` to `log_end`, in log order.
+    pub fn records(
+        &self,
+    ) -> impl DoubleEndedIterator<Item = (u64, &str)> + ExactSizeIterator + Clone + '_ {
+        self.records
+            .iter()
+            .map(|&(offset, from, to)| (offset, &self.values[from as usize..to as usize]))
+    }
+
+    /// Appends a record.
+    pub fn push(&mut self, offset: u64, value: &str) {
+        let at = |n: usize| u32::try_from(n).expect("a final log's values fit in 4 GiB");
+        let from = at(self.values.len());
+        self.values.push_str(value);
+        self.records.push((offset, from, at(self.values.len())));
+    }
 }
 
 /// Reads the log in `<node_dir>/<log_dir>` with `config`.
@@ -66,9 +105,7 @@ fn drain(node_dir: &Path, log_dir: &Path, config: LogConfig) -> Result<FinalLog,
             for r in batch.records.into_iter().filter(|r| r.offset.0 >= next) {
                 last = Some(r.offset.0);
                 let value = r.value.unwrap_or_default();
-                let value = String::from_utf8(value)
-                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-                out.records.push((r.offset.0, value));
+                out.push(r.offset.0, &String::from_utf8_lossy(&value));
             }
         }
         let Some(last) = last else {

@@ -83,7 +83,7 @@ pub fn run(input: &CheckInput<'_>, facts: &Facts<'_>) -> Vec<CheckResult> {
         groups: &groups,
         session_ms,
         events: input.events,
-        history: input.history,
+        history: &facts.others,
         facts,
         stored: BTreeMap::new(),
     };
@@ -115,7 +115,8 @@ struct GroupFacts<'a> {
     /// Each member node's `session.timeout.ms`.
     session_ms: BTreeMap<String, u64>,
     events: &'a [Event],
-    history: &'a [HistoryEntry],
+    /// The history but its sends and their returns.
+    history: &'a [&'a HistoryEntry],
     facts: &'a Facts<'a>,
     /// Every stored commit, by group and partition, in history order.
     stored: BTreeMap<(&'a str, &'a TopicPartition), Vec<Stored<'a>>>,

@@ -154,7 +154,7 @@ pub(super) struct Reference<'a> {
     pub(super) broker: &'a str,
     pub(super) log: &'a FinalLog,
     pub(super) why: &'static str,
-    /// The value of each record of `log.records`, in log order.
+    /// The value of each record of `log`, in log order.
     pub(super) ids: Vec<ValueId>,
     /// `(offset, value)` ascending by offset; of records at one offset, the last.
     at: Vec<(u64, ValueId)>,
@@ -188,8 +188,9 @@ impl Reference<'_> {
 /// replica logs interns every partition and record value as a small integer, so the
 /// checks walk `Vec`s of ids instead of maps keyed by strings.
 pub struct Facts<'a> {
-    /// The client history.
-    pub(super) history: &'a [HistoryEntry],
+    /// The client history but its sends and their returns (most of it): what the
+    /// consumer and group checks walk, in history order.
+    pub(super) others: Vec<&'a HistoryEntry>,
     /// Every replica's final log.
     pub(super) logs: &'a ReplicaLogs,
     /// The brokers' events in their incarnations.
@@ -316,7 +317,11 @@ impl<'a> Facts<'a> {
         let mut sends: Vec<Option<Sent>> = Vec::new();
         let mut acks = Vec::new();
         let mut polls = Vec::new();
+        let mut others = Vec::new();
         for entry in history {
+            if !matches!(entry.op, Op::Send { .. } | Op::SendReturn { .. }) {
+                others.push(entry);
+            }
             match &entry.op {
                 Op::Send {
                     value,
@@ -404,12 +409,11 @@ impl<'a> Facts<'a> {
             let Some((broker, log, why)) = choose_reference(leaders.get(tp), replicas) else {
                 continue;
             };
-            let ids: Vec<ValueId> = log.records.iter().map(|(_, v)| interned.value(v)).collect();
+            let ids: Vec<ValueId> = log.records().map(|(_, v)| interned.value(v)).collect();
             let mut at: Vec<(u64, ValueId)> = log
-                .records
-                .iter()
+                .records()
                 .zip(&ids)
-                .map(|((offset, _), id)| (*offset, *id))
+                .map(|((offset, _), id)| (offset, *id))
                 .collect();
             if !at.windows(2).all(|w| w[0].0 < w[1].0) {
                 // Of records at one offset, the last (as a map from offsets would keep).
@@ -440,13 +444,13 @@ impl<'a> Facts<'a> {
         let mut held = vec![(0, 0); *held_from.last().expect("one more") as usize];
         for (part, r) in references.iter().enumerate() {
             let Some(r) = r else { continue };
-            for ((offset, _), &v) in r.log.records.iter().zip(&r.ids) {
-                held[next[v as usize] as usize] = (part as PartId, *offset);
+            for ((offset, _), &v) in r.log.records().zip(&r.ids) {
+                held[next[v as usize] as usize] = (part as PartId, offset);
                 next[v as usize] += 1;
             }
         }
         Facts {
-            history,
+            others,
             logs,
             events: broker_events,
             stop_us,

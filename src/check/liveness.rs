@@ -21,6 +21,7 @@
 //! uncommitted fork). The world waits for the same before it stops.
 
 use super::broker_events::partitions_without_full_isr;
+use super::toolkit::{FxMap, FxSet};
 use super::zk::{is_definite_zk_answer, EnsembleRoles};
 use super::{CheckInput, Violation};
 use crate::broker::TopicPartition;
@@ -66,27 +67,12 @@ pub fn converges(input: &CheckInput<'_>) -> Vec<Violation> {
             .filter(|n| !members.contains(n))
             .cloned(),
     );
-    let idle_readers = readers_with_nothing_to_read(input, heal.at_us, bound_us);
+    let read = HistoryRead::of(input, heal.at_us, bound_us);
+    let idle_readers = readers_with_nothing_to_read(input, &read);
     let mut out: Vec<Violation> = active
         .into_iter()
         .filter(|name| !idle_readers.contains(name))
-        .filter(|name| {
-            !input.history.iter().any(|e| {
-                &e.node == name
-                    && e.at_us >= heal.at_us
-                    && e.at_us <= bound_us
-                    && (matches!(e.op, Op::AppendOk { .. })
-                        || is_definite_zk_answer(e)
-                        || matches!(
-                            &e.op,
-                            Op::SendReturn {
-                                outcome: SendOutcome::Ok { .. } | SendOutcome::Sent { .. },
-                                ..
-                            }
-                        )
-                        || matches!(&e.op, Op::Poll { records, .. } if !records.is_empty()))
-            })
-        })
+        .filter(|name| !read.answered.contains(name.as_str()))
         .map(|name| {
             let why = input
                 .events
@@ -131,13 +117,68 @@ pub fn converges(input: &CheckInput<'_>) -> Vec<Violation> {
     out
 }
 
+/// What `converges` reads from the history, in one pass.
+struct HistoryRead<'a> {
+    /// The nodes that got a definite answer after the heal, by the bound: an acknowledged
+    /// append, an ensemble server's reply, an acknowledged (or, acks=0, written) send, a
+    /// poll with records.
+    answered: FxSet<&'a str>,
+    /// Per partition, the highest acknowledged offset by the bound.
+    acknowledged: FxMap<&'a TopicPartition, u64>,
+    /// Per reader and partition, one past the highest offset polled before the heal.
+    polled: FxMap<(&'a str, &'a TopicPartition), u64>,
+}
+
+impl<'a> HistoryRead<'a> {
+    fn of(input: &CheckInput<'a>, heal_us: u64, bound_us: u64) -> Self {
+        let mut read = HistoryRead {
+            answered: FxSet::default(),
+            acknowledged: FxMap::default(),
+            polled: FxMap::default(),
+        };
+        for entry in input.history {
+            let after_heal = entry.at_us >= heal_us && entry.at_us <= bound_us;
+            if after_heal
+                && (matches!(entry.op, Op::AppendOk { .. })
+                    || is_definite_zk_answer(entry)
+                    || matches!(
+                        &entry.op,
+                        Op::SendReturn {
+                            outcome: SendOutcome::Ok { .. } | SendOutcome::Sent { .. },
+                            ..
+                        }
+                    )
+                    || matches!(&entry.op, Op::Poll { records, .. } if !records.is_empty()))
+            {
+                read.answered.insert(&entry.node);
+            }
+            match &entry.op {
+                Op::SendReturn {
+                    outcome: SendOutcome::Ok { partition, offset },
+                    ..
+                } if entry.at_us <= bound_us => {
+                    let highest = read.acknowledged.entry(partition).or_insert(*offset);
+                    *highest = (*highest).max(*offset);
+                }
+                Op::Poll { partition, records } if entry.at_us < heal_us => {
+                    if let Some((last, _)) = records.last() {
+                        let next = read.polled.entry((&entry.node, partition)).or_insert(0);
+                        *next = (*next).max(last + 1);
+                    }
+                }
+                _ => {}
+            }
+        }
+        read
+    }
+}
+
 /// The assign-mode consumers with nothing to read after the heal: no record of their topics
-/// was acknowledged by `bound_us` above the highest offset they had polled of its partition
-/// before `heal_us`.
+/// was acknowledged by the bound above the highest offset they had polled of its partition
+/// before the heal.
 fn readers_with_nothing_to_read(
     input: &CheckInput<'_>,
-    heal_us: u64,
-    bound_us: u64,
+    read: &HistoryRead<'_>,
 ) -> BTreeSet<String> {
     let mut index = 0;
     let mut readers: BTreeMap<String, &[String]> = BTreeMap::new();
@@ -149,34 +190,12 @@ fn readers_with_nothing_to_read(
             }
         }
     }
-    // Per partition, the highest acknowledged offset by the bound.
-    let mut acknowledged: BTreeMap<&TopicPartition, u64> = BTreeMap::new();
-    // Per reader and partition, one past the highest offset polled before the heal.
-    let mut polled: BTreeMap<(&str, &TopicPartition), u64> = BTreeMap::new();
-    for entry in input.history {
-        match &entry.op {
-            Op::SendReturn {
-                outcome: SendOutcome::Ok { partition, offset },
-                ..
-            } if entry.at_us <= bound_us => {
-                let highest = acknowledged.entry(partition).or_insert(*offset);
-                *highest = (*highest).max(*offset);
-            }
-            Op::Poll { partition, records } if entry.at_us < heal_us => {
-                if let Some((last, _)) = records.last() {
-                    let next = polled.entry((&entry.node, partition)).or_insert(0);
-                    *next = (*next).max(last + 1);
-                }
-            }
-            _ => {}
-        }
-    }
     readers
         .into_iter()
         .filter(|(name, topics)| {
-            !acknowledged.iter().any(|(tp, &highest)| {
+            !read.acknowledged.iter().any(|(tp, &highest)| {
                 topics.contains(&tp.topic)
-                    && highest >= polled.get(&(name.as_str(), *tp)).copied().unwrap_or(0)
+                    && highest >= read.polled.get(&(name.as_str(), *tp)).copied().unwrap_or(0)
             })
         })
         .map(|(name, _)| name)

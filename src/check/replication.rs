@@ -344,10 +344,8 @@ impl<'a> Facts<'a> {
 /// records at one offset, the last (as a map from offsets keeps).
 fn between(log: &FinalLog, from: u64, to: u64) -> Vec<(u64, &str)> {
     let mut held: Vec<(u64, &str)> = log
-        .records
-        .iter()
+        .records()
         .filter(|(offset, _)| (from..to).contains(offset))
-        .map(|(offset, value)| (*offset, value.as_str()))
         .collect();
     if !held.windows(2).all(|w| w[0].0 < w[1].0) {
         held.reverse();

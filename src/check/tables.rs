@@ -445,13 +445,12 @@ fn final_log(words: &[String]) -> Result<(Option<TopicPartition>, String, FinalL
     {
         return Err(format!("`{unknown}=`: a log takes `start`, `end`, `error`"));
     }
-    let log = FinalLog {
+    let mut log = FinalLog::new(
         log_start,
         log_end,
-        records,
-        error,
-        ..FinalLog::default()
-    };
+        records.iter().map(|(o, v)| (*o, v.as_str())),
+    );
+    log.error = error;
     Ok((tp, node.clone(), log))
 }
 

@@ -45,8 +45,7 @@ pub fn lost_write(input: &CheckInput<'_>, logs: &BTreeMap<String, FinalLog>) -> 
             violations.push(v);
             continue;
         }
-        let present: std::collections::BTreeSet<&str> =
-            log.records.iter().map(|(_, v)| v.as_str()).collect();
+        let present: std::collections::BTreeSet<&str> = log.records().map(|(_, v)| v).collect();
         let mut lost = Findings::of_node(
             "lost-write",
             node,
@@ -93,8 +92,8 @@ pub fn inconsistent_offsets(
             "gaps or disorder in the final log's offsets",
         );
         let mut expected = log.log_start;
-        for (offset, _) in &log.records {
-            if *offset != expected {
+        for (offset, _) in log.records() {
+            if offset != expected {
                 gaps.add(
                     stopped_us,
                     format!("offset {offset} where {expected} was due"),
@@ -113,10 +112,8 @@ pub fn inconsistent_offsets(
         }
         violations.extend(gaps.into_violation());
 
-        let final_at: BTreeMap<u64, &str> =
-            log.records.iter().map(|(o, v)| (*o, v.as_str())).collect();
-        let final_offset: BTreeMap<&str, u64> =
-            log.records.iter().map(|(o, v)| (v.as_str(), *o)).collect();
+        let final_at: BTreeMap<u64, &str> = log.records().collect();
+        let final_offset: BTreeMap<&str, u64> = log.records().map(|(o, v)| (v, o)).collect();
         let mut disagree = Findings::of_node(
             "inconsistent-offsets",
             node,
