@@ -32,12 +32,11 @@
 //! - `reorder`: in the final log, the first occurrences of one producer incarnation's values
 //!   are not in send order. Reported with idempotence off too, labelled expected by config.
 
-use super::kafka::{split_at_last_dash, Facts, PartId, Polled, ValueId};
+use super::kafka::{Facts, PartId, Polled, Stream, ValueId};
 use super::toolkit::{seconds, Findings, FxMap};
 use super::Violation;
 use crate::broker::Acks;
-use crate::history::{HistoryEntry, Op};
-use std::collections::hash_map::Entry;
+use crate::history::Op;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -63,20 +62,68 @@ impl fmt::Display for Since {
     }
 }
 
+/// The first poll of each (partition, offset): per partition an array by offset when its
+/// offsets are few enough (they count up from 0 in a run), else a map.
+struct FirstReads<'p, 'a> {
+    polls: &'p [Polled<'a>],
+    /// Per partition, by offset: the index of the first poll of it, plus one (0: none).
+    dense: Vec<Option<Vec<u32>>>,
+    sparse: FxMap<(PartId, u64), u32>,
+}
+
+impl<'p, 'a> FirstReads<'p, 'a> {
+    fn new(parts: usize, polls: &'p [Polled<'a>]) -> Self {
+        let mut highest: Vec<Option<u64>> = vec![None; parts];
+        for poll in polls {
+            let h = &mut highest[poll.part as usize];
+            *h = Some(h.map_or(poll.offset, |h| h.max(poll.offset)));
+        }
+        let room = 2 * polls.len() as u64 + 1024;
+        let dense = highest
+            .into_iter()
+            .map(|h| {
+                let h = h.filter(|&h| h < room)?;
+                Some(vec![0; h as usize + 1])
+            })
+            .collect();
+        FirstReads {
+            polls,
+            dense,
+            sparse: FxMap::default(),
+        }
+    }
+
+    /// The first poll of the offset poll `i` read, if an earlier one read it; else
+    /// remembers poll `i` as its first.
+    fn first(&mut self, i: usize) -> Option<&'p Polled<'a>> {
+        let poll = &self.polls[i];
+        let index = u32::try_from(i).expect("fewer than 2^32 polled records");
+        let slot = match &mut self.dense[poll.part as usize] {
+            Some(by_offset) => &mut by_offset[poll.offset as usize],
+            None => self.sparse.entry((poll.part, poll.offset)).or_insert(0),
+        };
+        if *slot == 0 {
+            *slot = index + 1;
+            return None;
+        }
+        Some(&self.polls[*slot as usize - 1])
+    }
+}
+
 impl<'a> Facts<'a> {
     /// `lost-write`.
     pub fn lost_write(&self) -> Vec<Violation> {
         // (partition, acks=1?) → findings.
         let mut lost: BTreeMap<(PartId, bool), Findings> = BTreeMap::new();
         for ack in &self.acks {
-            let sent = self.sent(ack.value);
-            let leader_only = sent.is_some_and(|s| s.acks == Acks::Leader);
             let reference = self.reference_of(ack.part);
             if let Some(r) = reference {
                 if ack.offset < r.log.log_start || self.holds(ack.part, ack.value) {
                     continue;
                 }
             }
+            let sent = self.sent(ack.value);
+            let leader_only = sent.is_some_and(|s| s.acks == Acks::Leader);
             let tp = self.part(ack.part);
             let findings = lost.entry((ack.part, leader_only)).or_insert_with(|| {
                 let whose = match reference {
@@ -179,35 +226,33 @@ impl<'a> Facts<'a> {
                 .add(at_us, example);
         };
         // Polls against earlier polls (of any consumer) and against the final log.
-        let mut first_read: FxMap<(PartId, u64), (ValueId, &'a HistoryEntry)> = FxMap::default();
-        for &Polled {
-            entry,
-            part,
-            offset,
-            value,
-        } in &self.polls
+        let mut first_reads = FirstReads::new(self.part_count(), &self.polls);
+        for (
+            i,
+            &Polled {
+                entry,
+                part,
+                offset,
+                value,
+            },
+        ) in self.polls.iter().enumerate()
         {
-            match first_read.entry((part, offset)) {
-                Entry::Occupied(first) => {
-                    let (earlier, by) = *first.get();
-                    if earlier != value {
-                        add(
-                            part,
-                            entry.at_us,
-                            format!(
-                                "offset {offset}: {} read {} at {} but {} read {} at {}",
-                                by.node,
-                                self.value(earlier),
-                                seconds(by.at_us),
-                                entry.node,
-                                self.value(value),
-                                seconds(entry.at_us)
-                            ),
-                        );
-                    }
-                }
-                Entry::Vacant(slot) => {
-                    slot.insert((value, entry));
+            if let Some(first) = first_reads.first(i) {
+                let (earlier, by) = (first.value, first.entry);
+                if earlier != value {
+                    add(
+                        part,
+                        entry.at_us,
+                        format!(
+                            "offset {offset}: {} read {} at {} but {} read {} at {}",
+                            by.node,
+                            self.value(earlier),
+                            seconds(by.at_us),
+                            entry.node,
+                            self.value(value),
+                            seconds(entry.at_us)
+                        ),
+                    );
                 }
             }
             let Some(r) = self.reference_of(part) else {
@@ -325,7 +370,7 @@ impl<'a> Facts<'a> {
                                     .on_node(consumer)
                             })
                             .add(entry.at_us, example());
-                    } else if let Some(r) = self.reference_of(part) {
+                    } else if let Some(r) = self.reference_of(part).filter(|_| offset > position) {
                         if let (missed, Some(first)) = r.held_between(position, offset) {
                             skips
                                 .entry(key)
@@ -422,19 +467,25 @@ impl<'a> Facts<'a> {
         let mut out = Vec::new();
         // The partition whose final log last showed each value.
         let mut seen: Vec<PartId> = vec![PartId::MAX; self.value_count()];
+        // Per producer incarnation: (greatest send number so far, its offset).
+        let mut last: Vec<Option<(u64, u64)>> = vec![None; self.stream_count()];
         for (part, tp, r) in self.references() {
             let mut by_class: BTreeMap<bool, Findings> = BTreeMap::new();
-            // Producer incarnation → (greatest send number so far, its offset).
-            let mut last: FxMap<&str, (u64, u64)> = FxMap::default();
+            last.iter_mut().for_each(|l| *l = None);
+            let mut last_named: FxMap<&str, Option<(u64, u64)>> = FxMap::default();
             for ((offset, value), &id) in r.log.records().zip(&r.ids) {
                 if std::mem::replace(&mut seen[id as usize], part) == part {
                     continue;
                 }
-                let Some((incarnation, n)) = split_value(value) else {
+                let Some((incarnation, n)) = self.send_number(id) else {
                     continue;
                 };
-                match last.get(incarnation) {
-                    Some(&(before, before_at)) if n < before => {
+                let last = match incarnation {
+                    Stream::Id(s) => &mut last[s],
+                    Stream::Name(name) => last_named.entry(name).or_default(),
+                };
+                match *last {
+                    Some((before, before_at)) if n < before => {
                         let idempotent = self.sent(id).is_some_and(|s| s.idempotent);
                         by_class
                             .entry(idempotent)
@@ -461,25 +512,14 @@ impl<'a> Facts<'a> {
                                 ),
                             );
                     }
-                    Some(&(before, _)) if n == before => {}
-                    _ => {
-                        last.insert(incarnation, (n, offset));
-                    }
+                    Some((before, _)) if n == before => {}
+                    _ => *last = Some((n, offset)),
                 }
             }
             out.extend(by_class.into_values().filter_map(Findings::into_violation));
         }
         out
     }
-}
-
-/// Splits `<producer>-<incarnation>-<n>` (the producer's name has dashes of its own) into
-/// the producer incarnation `<producer>-<incarnation>` and `n`.
-fn split_value(value: &str) -> Option<(&str, u64)> {
-    let (rest, n) = split_at_last_dash(value)?;
-    let (_producer, incarnation) = split_at_last_dash(rest)?;
-    incarnation.parse::<u64>().ok()?;
-    Some((rest, n.parse().ok()?))
 }
 
 #[cfg(test)]

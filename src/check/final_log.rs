@@ -26,6 +26,9 @@ pub struct FinalLog {
     records: Vec<(u64, u32, u32)>,
     /// Every record's value, one after another.
     values: String,
+    /// Whether some record's offset is not above the one before it (never in a log the
+    /// engine wrote; a hand-made one may be so).
+    disordered: bool,
     /// What recovery found.
     pub recovery: Option<RecoveryReport>,
     /// Why the log could not be read, if it could not.
@@ -59,8 +62,29 @@ impl FinalLog {
             .map(|&(offset, from, to)| (offset, &self.values[from as usize..to as usize]))
     }
 
+    /// Whether the offsets only go up, record by record.
+    pub fn ascending(&self) -> bool {
+        !self.disordered
+    }
+
+    /// The records at offsets in `from..to`, in log order, if the offsets only go up
+    /// ([`FinalLog::ascending`]).
+    pub fn between(&self, from: u64, to: u64) -> Option<impl Iterator<Item = (u64, &str)> + '_> {
+        if self.disordered {
+            return None;
+        }
+        let lo = self.records.partition_point(|&(o, _, _)| o < from);
+        let hi = self.records.partition_point(|&(o, _, _)| o < to).max(lo);
+        Some(
+            self.records[lo..hi]
+                .iter()
+                .map(|&(offset, from, to)| (offset, &self.values[from as usize..to as usize])),
+        )
+    }
+
     /// Appends a record.
     pub fn push(&mut self, offset: u64, value: &str) {
+        self.disordered |= self.records.last().is_some_and(|&(o, _, _)| o >= offset);
         let at = |n: usize| u32::try_from(n).expect("a final log's values fit in 4 GiB");
         let from = at(self.values.len());
         self.values.push_str(value);

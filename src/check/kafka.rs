@@ -35,6 +35,7 @@ use super::{read_final_log, result, CheckInput, CheckResult, FinalLog};
 use crate::broker::{Acks, TopicPartition};
 use crate::history::{Announcement, Event, HistoryEntry, Op, SendOutcome, WorldEvent};
 use crate::scenario::plan::log_config;
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -149,6 +150,13 @@ pub(super) struct Polled<'a> {
     pub(super) value: ValueId,
 }
 
+/// A producer incarnation, as [`Facts::send_number`] names it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Stream<'a> {
+    Id(usize),
+    Name(&'a str),
+}
+
 /// The log a partition's checks compare against, and how it was chosen.
 pub(super) struct Reference<'a> {
     pub(super) broker: &'a str,
@@ -158,6 +166,8 @@ pub(super) struct Reference<'a> {
     pub(super) ids: Vec<ValueId>,
     /// `(offset, value)` ascending by offset; of records at one offset, the last.
     at: Vec<(u64, ValueId)>,
+    /// The first offset of `at` if its offsets have no gaps (`at[i]` is at `first + i`).
+    dense_from: Option<u64>,
 }
 
 impl Reference<'_> {
@@ -165,18 +175,28 @@ impl Reference<'_> {
         format!("final log of {}, {}", self.broker, self.why)
     }
 
+    /// How many of `at` are below `offset`.
+    fn below(&self, offset: u64) -> usize {
+        match self.dense_from {
+            Some(first) => usize::try_from(offset.saturating_sub(first))
+                .unwrap_or(usize::MAX)
+                .min(self.at.len()),
+            None => self.at.partition_point(|&(o, _)| o < offset),
+        }
+    }
+
     /// The value the log holds at `offset`.
     pub(super) fn value_at(&self, offset: u64) -> Option<ValueId> {
         self.at
-            .binary_search_by_key(&offset, |&(o, _)| o)
-            .ok()
-            .map(|i| self.at[i].1)
+            .get(self.below(offset))
+            .filter(|&&(o, _)| o == offset)
+            .map(|&(_, v)| v)
     }
 
     /// How many offsets in `from..to` the log holds, and the first of them.
     pub(super) fn held_between(&self, from: u64, to: u64) -> (usize, Option<u64>) {
-        let lo = self.at.partition_point(|&(o, _)| o < from);
-        let hi = self.at.partition_point(|&(o, _)| o < to).max(lo);
+        let lo = self.below(from);
+        let hi = self.below(to).max(lo);
         (
             hi - lo,
             self.at.get(lo).filter(|_| hi > lo).map(|&(o, _)| o),
@@ -200,10 +220,24 @@ pub struct Facts<'a> {
     /// Every partition the history or the logs name, by id (ascending).
     parts: Vec<&'a TopicPartition>,
     part_ids: FxMap<&'a TopicPartition, PartId>,
-    /// Every value the history or the final logs hold, by id.
+    /// Every value the polls, the acknowledgements or the final logs hold, by id.
     values: Vec<&'a str>,
-    /// What the history says about each value sent (the last `Send` of it), by value.
-    sends: Vec<Option<Sent>>,
+    /// Each value's stream and number, if it is numbered (`<stream>-<n>`), by value.
+    value_streams: Vec<(u32, u32)>,
+    /// The streams of numbered values, by name.
+    stream_ids: FxMap<&'a str, usize>,
+    /// Each stream's value ids by number.
+    streams: Vec<Vec<ValueId>>,
+    /// The ids of the values that are not numbered.
+    value_ids: FxMap<&'a str, ValueId>,
+    /// Whether each stream is a producer incarnation `<producer>-<incarnation>`.
+    incarnations: Vec<bool>,
+    /// The history, for what the history says about a value sent: read on demand (a
+    /// violation's wording needs it), not for every send.
+    history: &'a [HistoryEntry],
+    /// What the history says about each value sent (its last `Send`), by value, once
+    /// asked.
+    sends: OnceCell<Vec<Option<Sent>>>,
     /// Every acknowledged send, in history order.
     pub(super) acks: Vec<Ack<'a>>,
     /// Every polled record, in history order.
@@ -222,13 +256,16 @@ struct Interner<'a> {
     parts: Vec<&'a TopicPartition>,
     part_ids: FxMap<&'a TopicPartition, PartId>,
     values: Vec<&'a str>,
+    /// Each value's stream and number, if it is numbered.
+    value_streams: Vec<(u32, u32)>,
     /// Numbered values (`<stream>-<n>`, as producers write them: the stream is the
     /// producer incarnation): each stream's value ids by `n`, so looking one up touches a
     /// small map of streams and a dense array instead of a large hash table.
     streams: Vec<Vec<ValueId>>,
     stream_ids: FxMap<&'a str, usize>,
-    /// The stream of the last numbered value, by name.
-    last_stream: Option<(&'a str, usize)>,
+    stream_names: Vec<&'a str>,
+    /// The streams of the last numbered values, by name.
+    recent_streams: [Option<(&'a str, usize)>; 4],
     /// Every other value.
     value_ids: FxMap<&'a str, ValueId>,
 }
@@ -238,6 +275,9 @@ const NUMBERED_MAX: u64 = 1 << 20;
 
 /// No value (in a stream's array).
 const NO_VALUE: ValueId = ValueId::MAX;
+
+/// No stream (a value that is not numbered).
+pub(super) const NO_STREAM: u32 = u32::MAX;
 
 /// `<stream>-<n>` with `n` written canonically (decimal digits, no leading zero) and at
 /// most [`NUMBERED_MAX`], split; `None` for any other value. One string, one split: two
@@ -280,21 +320,11 @@ impl<'a> Interner<'a> {
         let Some((stream, n)) = numbered(value) else {
             return *self.value_ids.entry(value).or_insert_with(|| {
                 self.values.push(value);
+                self.value_streams.push((NO_STREAM, 0));
                 next
             });
         };
-        let s = match self.last_stream {
-            Some((name, s)) if name == stream => s,
-            _ => {
-                let count = self.streams.len();
-                let s = *self.stream_ids.entry(stream).or_insert(count);
-                if s == count {
-                    self.streams.push(Vec::new());
-                }
-                self.last_stream = Some((stream, s));
-                s
-            }
-        };
+        let s = self.stream(stream);
         let ids = &mut self.streams[s];
         if ids.len() <= n {
             ids.resize(n + 1, NO_VALUE);
@@ -302,8 +332,30 @@ impl<'a> Interner<'a> {
         if ids[n] == NO_VALUE {
             ids[n] = next;
             self.values.push(value);
+            self.value_streams.push((s as u32, n as u32));
         }
         ids[n]
+    }
+
+    /// The id of stream `name`: producers' values alternate between a few streams.
+    fn stream(&mut self, name: &'a str) -> usize {
+        if let Some((_, s)) = self
+            .recent_streams
+            .iter()
+            .flatten()
+            .find(|(n, _)| *n == name)
+        {
+            return *s;
+        }
+        let count = self.streams.len();
+        let s = *self.stream_ids.entry(name).or_insert(count);
+        if s == count {
+            self.streams.push(Vec::new());
+            self.stream_names.push(name);
+        }
+        self.recent_streams.rotate_right(1);
+        self.recent_streams[0] = Some((name, s));
+        s
     }
 }
 
@@ -314,7 +366,6 @@ impl<'a> Facts<'a> {
         for tp in logs.keys() {
             interned.part(tp);
         }
-        let mut sends: Vec<Option<Sent>> = Vec::new();
         let mut acks = Vec::new();
         let mut polls = Vec::new();
         let mut others = Vec::new();
@@ -323,21 +374,6 @@ impl<'a> Facts<'a> {
                 others.push(entry);
             }
             match &entry.op {
-                Op::Send {
-                    value,
-                    acks,
-                    idempotent,
-                    ..
-                } => {
-                    let v = interned.value(value) as usize;
-                    if sends.len() <= v {
-                        sends.resize(v + 1, None);
-                    }
-                    sends[v] = Some(Sent {
-                        acks: *acks,
-                        idempotent: *idempotent,
-                    });
-                }
                 Op::SendReturn {
                     value,
                     outcome: SendOutcome::Ok { partition, offset },
@@ -422,12 +458,18 @@ impl<'a> Facts<'a> {
                 at.dedup_by_key(|&mut (offset, _)| offset);
             }
             let part = part_ids_of(&parts, tp);
+            let dense_from = at.first().map(|&(first, _)| first).filter(|&first| {
+                at.iter()
+                    .enumerate()
+                    .all(|(i, &(o, _))| o.checked_sub(first) == Some(i as u64))
+            });
             references[part as usize] = Some(Reference {
                 broker,
                 log,
                 why,
                 ids,
                 at,
+                dense_from,
             });
         }
         // Where each value sits, by counting sort: by partition, then log order.
@@ -457,7 +499,20 @@ impl<'a> Facts<'a> {
             parts,
             part_ids,
             values: interned.values,
-            sends,
+            value_streams: interned.value_streams,
+            incarnations: interned
+                .stream_names
+                .iter()
+                .map(|name| {
+                    split_at_last_dash(name)
+                        .is_some_and(|(_, incarnation)| incarnation.parse::<u64>().is_ok())
+                })
+                .collect(),
+            stream_ids: interned.stream_ids,
+            streams: interned.streams,
+            value_ids: interned.value_ids,
+            history,
+            sends: OnceCell::new(),
             acks,
             polls,
             references,
@@ -499,9 +554,65 @@ impl<'a> Facts<'a> {
         self.values.len()
     }
 
-    /// What the history says about sending `value`.
+    /// What the history says about sending `value` (its last `Send`).
     pub(super) fn sent(&self, value: ValueId) -> Option<Sent> {
-        self.sends.get(value as usize).copied().flatten()
+        let sends = self.sends.get_or_init(|| {
+            let mut sends = vec![None; self.values.len()];
+            for entry in self.history {
+                if let Op::Send {
+                    value,
+                    acks,
+                    idempotent,
+                    ..
+                } = &entry.op
+                {
+                    if let Some(id) = self.value_id(value) {
+                        sends[id as usize] = Some(Sent {
+                            acks: *acks,
+                            idempotent: *idempotent,
+                        });
+                    }
+                }
+            }
+            sends
+        });
+        sends[value as usize]
+    }
+
+    /// The id of `value`, if the polls, the acknowledgements or the final logs hold it.
+    fn value_id(&self, value: &str) -> Option<ValueId> {
+        let Some((stream, n)) = numbered(value) else {
+            return self.value_ids.get(value).copied();
+        };
+        let s = *self.stream_ids.get(stream)?;
+        self.streams[s].get(n).copied().filter(|&id| id != NO_VALUE)
+    }
+
+    /// The producer incarnation (`<producer>-<incarnation>`) and send number of `value`,
+    /// if it is numbered so: an id for the incarnation's stream, or its name if no
+    /// numbered value came from it.
+    pub(super) fn send_number(&self, value: ValueId) -> Option<(Stream<'a>, u64)> {
+        match self.value_streams[value as usize] {
+            (NO_STREAM, _) => {
+                let text = self.value(value);
+                let (rest, n) = split_at_last_dash(text)?;
+                let (_producer, incarnation) = split_at_last_dash(rest)?;
+                incarnation.parse::<u64>().ok()?;
+                let n = n.parse().ok()?;
+                Some(match self.stream_ids.get(rest) {
+                    Some(&s) => (Stream::Id(s), n),
+                    None => (Stream::Name(rest), n),
+                })
+            }
+            (s, n) => {
+                self.incarnations[s as usize].then_some((Stream::Id(s as usize), u64::from(n)))
+            }
+        }
+    }
+
+    /// How many streams of numbered values there are.
+    pub(super) fn stream_count(&self) -> usize {
+        self.incarnations.len()
     }
 
     /// The final log of partition `part`.

@@ -21,7 +21,7 @@
 //! uncommitted fork). The world waits for the same before it stops.
 
 use super::broker_events::partitions_without_full_isr;
-use super::toolkit::{FxMap, FxSet};
+use super::toolkit::FxMap;
 use super::zk::{is_definite_zk_answer, EnsembleRoles};
 use super::{CheckInput, Violation};
 use crate::broker::TopicPartition;
@@ -67,12 +67,15 @@ pub fn converges(input: &CheckInput<'_>) -> Vec<Violation> {
             .filter(|n| !members.contains(n))
             .cloned(),
     );
-    let read = HistoryRead::of(input, heal.at_us, bound_us);
-    let idle_readers = readers_with_nothing_to_read(input, &read);
-    let mut out: Vec<Violation> = active
+    let idle_readers = readers_with_nothing_to_read(input, heal.at_us, bound_us);
+    let active: Vec<String> = active
         .into_iter()
         .filter(|name| !idle_readers.contains(name))
-        .filter(|name| !read.answered.contains(name.as_str()))
+        .collect();
+    let answered = answered(input, heal.at_us, bound_us, &active);
+    let mut out: Vec<Violation> = active
+        .into_iter()
+        .filter(|name| !answered.contains(name))
         .map(|name| {
             let why = input
                 .events
@@ -117,68 +120,50 @@ pub fn converges(input: &CheckInput<'_>) -> Vec<Violation> {
     out
 }
 
-/// What `converges` reads from the history, in one pass.
-struct HistoryRead<'a> {
-    /// The nodes that got a definite answer after the heal, by the bound: an acknowledged
-    /// append, an ensemble server's reply, an acknowledged (or, acks=0, written) send, a
-    /// poll with records.
-    answered: FxSet<&'a str>,
-    /// Per partition, the highest acknowledged offset by the bound.
-    acknowledged: FxMap<&'a TopicPartition, u64>,
-    /// Per reader and partition, one past the highest offset polled before the heal.
-    polled: FxMap<(&'a str, &'a TopicPartition), u64>,
-}
-
-impl<'a> HistoryRead<'a> {
-    fn of(input: &CheckInput<'a>, heal_us: u64, bound_us: u64) -> Self {
-        let mut read = HistoryRead {
-            answered: FxSet::default(),
-            acknowledged: FxMap::default(),
-            polled: FxMap::default(),
-        };
-        for entry in input.history {
-            let after_heal = entry.at_us >= heal_us && entry.at_us <= bound_us;
-            if after_heal
-                && (matches!(entry.op, Op::AppendOk { .. })
-                    || is_definite_zk_answer(entry)
-                    || matches!(
-                        &entry.op,
-                        Op::SendReturn {
-                            outcome: SendOutcome::Ok { .. } | SendOutcome::Sent { .. },
-                            ..
-                        }
-                    )
-                    || matches!(&entry.op, Op::Poll { records, .. } if !records.is_empty()))
-            {
-                read.answered.insert(&entry.node);
-            }
-            match &entry.op {
-                Op::SendReturn {
-                    outcome: SendOutcome::Ok { partition, offset },
-                    ..
-                } if entry.at_us <= bound_us => {
-                    let highest = read.acknowledged.entry(partition).or_insert(*offset);
-                    *highest = (*highest).max(*offset);
-                }
-                Op::Poll { partition, records } if entry.at_us < heal_us => {
-                    if let Some((last, _)) = records.last() {
-                        let next = read.polled.entry((&entry.node, partition)).or_insert(0);
-                        *next = (*next).max(last + 1);
-                    }
-                }
-                _ => {}
-            }
+/// Which of `names` got a definite answer after the heal, by the bound: an acknowledged
+/// append, an ensemble server's reply, an acknowledged (or, acks=0, written) send, a poll
+/// with records. Read from the end of the history back, until every name has one.
+fn answered(
+    input: &CheckInput<'_>,
+    heal_us: u64,
+    bound_us: u64,
+    names: &[String],
+) -> BTreeSet<String> {
+    let mut waiting: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut answered = BTreeSet::new();
+    for entry in input.history.iter().rev() {
+        if waiting.is_empty() {
+            break;
         }
-        read
+        let definite = entry.at_us >= heal_us
+            && entry.at_us <= bound_us
+            && (matches!(entry.op, Op::AppendOk { .. })
+                || is_definite_zk_answer(entry)
+                || matches!(
+                    &entry.op,
+                    Op::SendReturn {
+                        outcome: SendOutcome::Ok { .. } | SendOutcome::Sent { .. },
+                        ..
+                    }
+                )
+                || matches!(&entry.op, Op::Poll { records, .. } if !records.is_empty()));
+        if !definite {
+            continue;
+        }
+        while let Some(i) = waiting.iter().position(|n| *n == entry.node) {
+            answered.insert(waiting.swap_remove(i).to_string());
+        }
     }
+    answered
 }
 
 /// The assign-mode consumers with nothing to read after the heal: no record of their topics
-/// was acknowledged by the bound above the highest offset they had polled of its partition
-/// before the heal.
+/// was acknowledged by `bound_us` above the highest offset they had polled of its partition
+/// before `heal_us`.
 fn readers_with_nothing_to_read(
     input: &CheckInput<'_>,
-    read: &HistoryRead<'_>,
+    heal_us: u64,
+    bound_us: u64,
 ) -> BTreeSet<String> {
     let mut index = 0;
     let mut readers: BTreeMap<String, &[String]> = BTreeMap::new();
@@ -190,12 +175,37 @@ fn readers_with_nothing_to_read(
             }
         }
     }
+    if readers.is_empty() {
+        return BTreeSet::new();
+    }
+    // Per partition, the highest acknowledged offset by the bound.
+    let mut acknowledged: FxMap<&TopicPartition, u64> = FxMap::default();
+    // Per reader and partition, one past the highest offset polled before the heal.
+    let mut polled: FxMap<(&str, &TopicPartition), u64> = FxMap::default();
+    for entry in input.history {
+        match &entry.op {
+            Op::SendReturn {
+                outcome: SendOutcome::Ok { partition, offset },
+                ..
+            } if entry.at_us <= bound_us => {
+                let highest = acknowledged.entry(partition).or_insert(*offset);
+                *highest = (*highest).max(*offset);
+            }
+            Op::Poll { partition, records } if entry.at_us < heal_us => {
+                if let Some((last, _)) = records.last() {
+                    let next = polled.entry((&entry.node, partition)).or_insert(0);
+                    *next = (*next).max(last + 1);
+                }
+            }
+            _ => {}
+        }
+    }
     readers
         .into_iter()
         .filter(|(name, topics)| {
-            !read.acknowledged.iter().any(|(tp, &highest)| {
+            !acknowledged.iter().any(|(tp, &highest)| {
                 topics.contains(&tp.topic)
-                    && highest >= read.polled.get(&(name.as_str(), *tp)).copied().unwrap_or(0)
+                    && highest >= polled.get(&(name.as_str(), *tp)).copied().unwrap_or(0)
             })
         })
         .map(|(name, _)| name)

@@ -343,6 +343,9 @@ impl<'a> Facts<'a> {
 /// `(offset, value)` of the records of `log` at offsets in `from..to`, ascending; of
 /// records at one offset, the last (as a map from offsets keeps).
 fn between(log: &FinalLog, from: u64, to: u64) -> Vec<(u64, &str)> {
+    if let Some(held) = log.between(from, to) {
+        return held.collect();
+    }
     let mut held: Vec<(u64, &str)> = log
         .records()
         .filter(|(offset, _)| (from..to).contains(offset))
