@@ -9,6 +9,7 @@
 //! announced. Pausing does not end an incarnation. What the brokers announce is the
 //! [`BrokerEvent`] and [`ControllerEvent`] contract.
 
+use super::toolkit::FxMap;
 use crate::broker::controller::ControllerEvent;
 use crate::broker::server::BrokerEvent;
 use crate::broker::{BrokerId, TopicPartition};
@@ -27,24 +28,112 @@ pub struct Placed<'a> {
     pub announced: &'a Announcement,
 }
 
+/// A replica in one incarnation of its broker, numbered from 0 by [`BrokerEvents`].
+pub type ReplicaId = u32;
+
+/// A partition some broker's replica announced, numbered from 0 by [`BrokerEvents`].
+pub type EventPartId = u32;
+
+/// No replica (an event about none).
+const NO_REPLICA: ReplicaId = ReplicaId::MAX;
+
 /// Every broker's events, in order, each placed in its incarnation.
 pub struct BrokerEvents<'a> {
     placed: Vec<Placed<'a>>,
     /// Each broker's last incarnation.
     pub last_incarnation: BTreeMap<&'a str, u64>,
+    /// The replica each `become-leader`, `become-follower` and `hw` is about, by event.
+    replica_of: Vec<ReplicaId>,
+    /// Replicas by (broker, incarnation, partition).
+    replica_ids: FxMap<(&'a str, u64, &'a TopicPartition), ReplicaId>,
+    /// Each replica's partition.
+    replica_parts: Vec<EventPartId>,
+    /// The partitions of the replicas.
+    part_ids: FxMap<&'a TopicPartition, EventPartId>,
 }
 
 impl<'a> BrokerEvents<'a> {
     /// Places every broker event of the run in its incarnation.
     pub fn new(events: &'a [Event]) -> Self {
         let (placed, last_incarnation) = place_in_incarnations(events);
-        BrokerEvents {
+        let mut read = BrokerEvents {
             placed,
             last_incarnation,
+            replica_of: Vec::new(),
+            replica_ids: FxMap::default(),
+            replica_parts: Vec::new(),
+            part_ids: FxMap::default(),
+        };
+        let mut replica_of = Vec::with_capacity(read.placed.len());
+        for event in &read.placed {
+            let partition = match event.announced {
+                Announcement::Broker(
+                    BrokerEvent::BecomeLeader { partition, .. }
+                    | BrokerEvent::BecomeFollower { partition, .. }
+                    | BrokerEvent::Hw { partition, .. },
+                ) => partition,
+                _ => {
+                    replica_of.push(NO_REPLICA);
+                    continue;
+                }
+            };
+            let key = (event.broker, event.incarnation, partition);
+            let count = read.replica_parts.len() as ReplicaId;
+            let id = *read.replica_ids.entry(key).or_insert(count);
+            if id == count {
+                let parts = read.part_ids.len() as EventPartId;
+                read.replica_parts
+                    .push(*read.part_ids.entry(partition).or_insert(parts));
+            }
+            replica_of.push(id);
         }
+        read.replica_of = replica_of;
+        read
+    }
+
+    /// How many replicas the events are about.
+    pub fn replica_count(&self) -> usize {
+        self.replica_parts.len()
+    }
+
+    /// How many partitions the replicas are of.
+    pub fn part_count(&self) -> usize {
+        self.part_ids.len()
+    }
+
+    /// The replica `broker` hosts of `partition` in `incarnation`, if an event is about it.
+    pub fn replica(
+        &self,
+        broker: &str,
+        incarnation: u64,
+        partition: &TopicPartition,
+    ) -> Option<ReplicaId> {
+        self.replica_ids
+            .get(&(broker, incarnation, partition))
+            .copied()
+    }
+
+    /// The id of `partition`, if a replica of it announced anything.
+    pub fn part(&self, partition: &TopicPartition) -> Option<EventPartId> {
+        self.part_ids.get(partition).copied()
+    }
+
+    /// The partition of `replica`.
+    pub fn part_of(&self, replica: ReplicaId) -> EventPartId {
+        self.replica_parts[replica as usize]
+    }
+
+    /// Every event of a broker node, in order, with the replica it is about (for a
+    /// `become-leader`, `become-follower` or `hw`).
+    pub fn all_with_replicas(&self) -> impl Iterator<Item = (&Placed<'a>, Option<ReplicaId>)> + '_ {
+        self.placed
+            .iter()
+            .zip(&self.replica_of)
+            .map(|(e, &r)| (e, (r != NO_REPLICA).then_some(r)))
     }
 
     /// Every event of a broker node, in order.
+    #[cfg(test)]
     pub fn all(&self) -> impl Iterator<Item = &Placed<'a>> + '_ {
         self.placed.iter()
     }

@@ -112,10 +112,13 @@ fn drain(node_dir: &Path, log_dir: &Path, config: LogConfig) -> Result<FinalLog,
         recovery: Some(recovery),
         ..FinalLog::default()
     };
-    // Room for every offset (a log with gaps holds fewer).
-    let span = out.log_end.saturating_sub(out.log_start);
-    out.records
-        .reserve(usize::try_from(span).map_or(0, |n| n.min(RESERVE_MAX)));
+    // Room for every offset (a log with gaps holds fewer) and values of up to 32 bytes
+    // (never more than the log's bytes on disk).
+    let span = usize::try_from(out.log_end.saturating_sub(out.log_start))
+        .map_or(RESERVE_MAX, |n| n.min(RESERVE_MAX));
+    out.records.reserve(span);
+    let on_disk = usize::try_from(log.size_bytes()).unwrap_or(usize::MAX);
+    out.values.reserve(on_disk.min(span * 32));
     let mut next = out.log_start;
     while next < out.log_end {
         let failed = |e: LogError| format!("reading from offset {next}: {e}");

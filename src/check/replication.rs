@@ -36,9 +36,6 @@ use crate::broker::{PartitionEpoch, TopicPartition};
 use crate::history::Announcement;
 use std::collections::BTreeMap;
 
-/// A replica in one incarnation of its broker: (broker, incarnation, partition).
-type Replica<'a> = (&'a str, u64, &'a TopicPartition);
-
 impl<'a> Facts<'a> {
     /// `single-leader-per-epoch`.
     pub fn single_leader_per_epoch(&self) -> Vec<Violation> {
@@ -103,11 +100,11 @@ impl<'a> Facts<'a> {
     pub fn leader_epoch_monotonic(&self) -> Vec<Violation> {
         const CHECK: &str = "leader-epoch-monotonic";
         let mut out = Vec::new();
-        let mut per_replica: FxMap<Replica<'a>, (i32, u64)> = FxMap::default();
+        let mut per_replica: Vec<Option<(i32, u64)>> = vec![None; self.events.replica_count()];
         // Per partition: (partition_epoch, leader_epoch, by, at) of every written state.
         let mut written: BTreeMap<&TopicPartition, Vec<(PartitionEpoch, i32, &str, u64)>> =
             BTreeMap::new();
-        for event in self.events.all() {
+        for (event, replica) in self.events.all_with_replicas() {
             let (tp, epoch, kind) = match event.announced {
                 Announcement::Controller(ControllerEvent::PartitionState {
                     partition,
@@ -135,8 +132,8 @@ impl<'a> Facts<'a> {
                 }) => (partition, leader_epoch.0, "become-follower"),
                 _ => continue,
             };
-            let replica = (event.broker, event.incarnation, tp);
-            if let Some(&(before, at)) = per_replica.get(&replica) {
+            let replica = &mut per_replica[replica.expect("a replica's event") as usize];
+            if let Some((before, at)) = *replica {
                 if epoch < before {
                     out.push(violation(
                         CHECK,
@@ -153,10 +150,8 @@ impl<'a> Facts<'a> {
                     ));
                 }
             }
-            let high = per_replica
-                .get(&replica)
-                .map_or(epoch, |&(b, _)| b.max(epoch));
-            per_replica.insert(replica, (high, event.at_us));
+            let high = replica.map_or(epoch, |(b, _)| b.max(epoch));
+            *replica = Some((high, event.at_us));
         }
         for (tp, mut states) in written {
             states.sort_by_key(|&(version, _, _, at)| (version, at));
@@ -185,15 +180,16 @@ impl<'a> Facts<'a> {
     pub fn hw_monotonic(&self) -> Vec<Violation> {
         const CHECK: &str = "hw-monotonic";
         let mut out = Vec::new();
-        let mut last: FxMap<Replica<'a>, (u64, u64)> = FxMap::default();
-        for (event, announced) in self.events.broker() {
-            let BrokerEvent::Hw { partition, hw, .. } = announced else {
+        let mut last: Vec<Option<(u64, u64)>> = vec![None; self.events.replica_count()];
+        for (event, replica) in self.events.all_with_replicas() {
+            let Announcement::Broker(BrokerEvent::Hw { partition, hw, .. }) = event.announced
+            else {
                 continue;
             };
             let hw = hw.0;
-            let replica = (event.broker, event.incarnation, partition);
-            match last.get(&replica) {
-                Some(&(before, at)) if hw < before => out.push(violation(
+            let last = &mut last[replica.expect("a replica's event") as usize];
+            match *last {
+                Some((before, at)) if hw < before => out.push(violation(
                     CHECK,
                     Some(partition),
                     Some(event.broker),
@@ -206,9 +202,7 @@ impl<'a> Facts<'a> {
                         seconds(event.at_us)
                     ),
                 )),
-                _ => {
-                    last.insert(replica, (hw, event.at_us));
-                }
+                _ => *last = Some((hw, event.at_us)),
             }
         }
         out
@@ -233,32 +227,37 @@ impl<'a> Facts<'a> {
         }
         // Roles per replica in each incarnation, the committed HW, and who is in sync at
         // the end: (broker, partition) → (leading, fetched since becoming follower).
-        let mut role: FxMap<Replica<'a>, (bool, bool)> = FxMap::default();
-        let mut committed: FxMap<&TopicPartition, (u64, &str, u64)> = FxMap::default();
-        for event in self.events.all() {
+        let mut role: Vec<Option<(bool, bool)>> = vec![None; self.events.replica_count()];
+        let mut committed: Vec<Option<(u64, &str, u64)>> = vec![None; self.events.part_count()];
+        for (event, replica) in self.events.all_with_replicas() {
+            let Some(replica) = replica else {
+                continue;
+            };
+            let state = &mut role[replica as usize];
             match event.announced {
-                Announcement::Broker(BrokerEvent::BecomeLeader { partition, .. }) => {
-                    role.insert((event.broker, event.incarnation, partition), (true, false));
+                Announcement::Broker(BrokerEvent::BecomeLeader { .. }) => {
+                    *state = Some((true, false));
                 }
-                Announcement::Broker(BrokerEvent::BecomeFollower { partition, .. }) => {
-                    role.insert((event.broker, event.incarnation, partition), (false, false));
+                Announcement::Broker(BrokerEvent::BecomeFollower { .. }) => {
+                    *state = Some((false, false));
                 }
-                Announcement::Broker(BrokerEvent::Hw { partition, hw, .. }) => {
+                Announcement::Broker(BrokerEvent::Hw { hw, .. }) => {
                     let hw = hw.0;
-                    let Some(state) = role.get_mut(&(event.broker, event.incarnation, partition))
-                    else {
+                    let Some(state) = state else {
                         continue;
                     };
                     state.1 = true;
-                    if state.0 && committed.get(partition).is_none_or(|(h, _, _)| hw > *h) {
-                        committed.insert(partition, (hw, event.broker, event.at_us));
+                    let committed = &mut committed[self.events.part_of(replica) as usize];
+                    if state.0 && committed.is_none_or(|(h, _, _)| hw > h) {
+                        *committed = Some((hw, event.broker, event.at_us));
                     }
                 }
                 _ => {}
             }
         }
         for (tp, replicas) in self.logs {
-            let Some(&(hw, by, at)) = committed.get(tp) else {
+            let Some((hw, by, at)) = self.events.part(tp).and_then(|p| committed[p as usize])
+            else {
                 continue;
             };
             let reference = self.part_id(tp).and_then(|part| self.reference_of(part));
@@ -275,8 +274,10 @@ impl<'a> Facts<'a> {
                     let Some(&last) = self.events.last_incarnation.get(broker.as_str()) else {
                         return false;
                     };
-                    role.get(&(broker.as_str(), last, tp))
-                        .is_some_and(|&(leading, fetched)| !leading && fetched)
+                    self.events
+                        .replica(broker, last, tp)
+                        .and_then(|replica| role[replica as usize])
+                        .is_some_and(|(leading, fetched)| !leading && fetched)
                 })
                 .map(|(b, l)| (b.as_str(), l))
                 .collect();
@@ -284,8 +285,13 @@ impl<'a> Facts<'a> {
                 for (b, log_b) in &in_sync[i + 1..] {
                     let from = log_a.log_start.max(log_b.log_start);
                     let to = hw.min(log_a.log_end).min(log_b.log_end);
-                    let (va, vb) = (between(log_a, from, to), between(log_b, from, to));
-                    let (count, first) = disagreements(&va, &vb);
+                    let (count, first) = match (log_a.between(from, to), log_b.between(from, to)) {
+                        (Some(va), Some(vb)) => disagreements(va, vb),
+                        _ => disagreements(
+                            sorted_between(log_a, from, to).into_iter(),
+                            sorted_between(log_b, from, to).into_iter(),
+                        ),
+                    };
                     if let Some((first, held_a, held_b)) = first {
                         out.push(violation(
                             CHECK,
@@ -341,51 +347,47 @@ impl<'a> Facts<'a> {
 }
 
 /// `(offset, value)` of the records of `log` at offsets in `from..to`, ascending; of
-/// records at one offset, the last (as a map from offsets keeps).
-fn between(log: &FinalLog, from: u64, to: u64) -> Vec<(u64, &str)> {
-    if let Some(held) = log.between(from, to) {
-        return held.collect();
-    }
+/// records at one offset, the last (as a map from offsets keeps): for a log whose offsets
+/// do not only go up.
+fn sorted_between(log: &FinalLog, from: u64, to: u64) -> Vec<(u64, &str)> {
     let mut held: Vec<(u64, &str)> = log
         .records()
         .filter(|(offset, _)| (from..to).contains(offset))
         .collect();
-    if !held.windows(2).all(|w| w[0].0 < w[1].0) {
-        held.reverse();
-        held.sort_by_key(|&(offset, _)| offset);
-        held.dedup_by_key(|&mut (offset, _)| offset);
-    }
+    held.reverse();
+    held.sort_by_key(|&(offset, _)| offset);
+    held.dedup_by_key(|&mut (offset, _)| offset);
     held
 }
 
-/// The offsets at which two logs' records (as [`between`] gives them) differ: how many,
-/// and the first with what each holds there.
+/// The offsets at which two logs' records (ascending by offset, one record per offset)
+/// differ: how many, and the first with what each holds there.
 #[allow(clippy::type_complexity)]
 fn disagreements<'v>(
-    a: &[(u64, &'v str)],
-    b: &[(u64, &'v str)],
+    a: impl Iterator<Item = (u64, &'v str)>,
+    b: impl Iterator<Item = (u64, &'v str)>,
 ) -> (usize, Option<(u64, Option<&'v str>, Option<&'v str>)>) {
-    let (mut i, mut j) = (0, 0);
+    let (mut a, mut b) = (a.peekable(), b.peekable());
     let mut count = 0;
     let mut first = None;
     loop {
-        let (offset, held_a, held_b) = match (a.get(i), b.get(j)) {
+        let (offset, held_a, held_b) = match (a.peek().copied(), b.peek().copied()) {
             (None, None) => break,
-            (Some(&(oa, va)), Some(&(ob, vb))) if oa == ob => {
-                i += 1;
-                j += 1;
+            (Some((oa, va)), Some((ob, vb))) if oa == ob => {
+                a.next();
+                b.next();
                 (oa, Some(va), Some(vb))
             }
-            (Some(&(oa, va)), Some(&(ob, _))) if oa < ob => {
-                i += 1;
+            (Some((oa, va)), Some((ob, _))) if oa < ob => {
+                a.next();
                 (oa, Some(va), None)
             }
-            (Some(&(oa, va)), None) => {
-                i += 1;
+            (Some((oa, va)), None) => {
+                a.next();
                 (oa, Some(va), None)
             }
-            (_, Some(&(ob, vb))) => {
-                j += 1;
+            (_, Some((ob, vb))) => {
+                b.next();
                 (ob, None, Some(vb))
             }
         };
