@@ -26,6 +26,43 @@ pub struct Placed<'a> {
     pub incarnation: u64,
     /// What it announced.
     pub announced: &'a Announcement,
+    /// Which announcement it is, as far as the checks tell them apart (so they pass over
+    /// the others without reading them).
+    pub kind: Kind,
+    /// The replica a `become-leader`, `become-follower` or `hw` is about.
+    pub replica: Option<ReplicaId>,
+}
+
+/// The announcements the broker checks read, by kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    BecomeLeader,
+    BecomeFollower,
+    Hw,
+    IsrChanged,
+    Truncate,
+    ControllerElected,
+    PartitionState,
+    Other,
+}
+
+impl Kind {
+    fn of(announced: &Announcement) -> Kind {
+        match announced {
+            Announcement::Broker(BrokerEvent::BecomeLeader { .. }) => Kind::BecomeLeader,
+            Announcement::Broker(BrokerEvent::BecomeFollower { .. }) => Kind::BecomeFollower,
+            Announcement::Broker(BrokerEvent::Hw { .. }) => Kind::Hw,
+            Announcement::Broker(BrokerEvent::IsrChanged { .. }) => Kind::IsrChanged,
+            Announcement::Broker(BrokerEvent::Truncate { .. }) => Kind::Truncate,
+            Announcement::Controller(ControllerEvent::ControllerElected { .. }) => {
+                Kind::ControllerElected
+            }
+            Announcement::Controller(ControllerEvent::PartitionState { .. }) => {
+                Kind::PartitionState
+            }
+            _ => Kind::Other,
+        }
+    }
 }
 
 /// A replica in one incarnation of its broker, numbered from 0 by [`BrokerEvents`].
@@ -34,16 +71,12 @@ pub type ReplicaId = u32;
 /// A partition some broker's replica announced, numbered from 0 by [`BrokerEvents`].
 pub type EventPartId = u32;
 
-/// No replica (an event about none).
-const NO_REPLICA: ReplicaId = ReplicaId::MAX;
-
-/// Every broker's events, in order, each placed in its incarnation.
+/// Every broker's events but the group coordinators', in order, each placed in its
+/// incarnation.
 pub struct BrokerEvents<'a> {
     placed: Vec<Placed<'a>>,
     /// Each broker's last incarnation.
     pub last_incarnation: BTreeMap<&'a str, u64>,
-    /// The replica each `become-leader`, `become-follower` and `hw` is about, by event.
-    replica_of: Vec<ReplicaId>,
     /// Replicas by (broker, incarnation, partition).
     replica_ids: FxMap<(&'a str, u64, &'a TopicPartition), ReplicaId>,
     /// Each replica's partition.
@@ -55,40 +88,35 @@ pub struct BrokerEvents<'a> {
 impl<'a> BrokerEvents<'a> {
     /// Places every broker event of the run in its incarnation.
     pub fn new(events: &'a [Event]) -> Self {
-        let (placed, last_incarnation) = place_in_incarnations(events);
-        let mut read = BrokerEvents {
-            placed,
-            last_incarnation,
-            replica_of: Vec::new(),
-            replica_ids: FxMap::default(),
-            replica_parts: Vec::new(),
-            part_ids: FxMap::default(),
-        };
-        let mut replica_of = Vec::with_capacity(read.placed.len());
-        for event in &read.placed {
+        let (mut placed, last_incarnation) = place_in_incarnations(events);
+        let mut replica_ids = FxMap::default();
+        let mut replica_parts = Vec::new();
+        let mut part_ids = FxMap::default();
+        for event in &mut placed {
             let partition = match event.announced {
                 Announcement::Broker(
                     BrokerEvent::BecomeLeader { partition, .. }
                     | BrokerEvent::BecomeFollower { partition, .. }
                     | BrokerEvent::Hw { partition, .. },
                 ) => partition,
-                _ => {
-                    replica_of.push(NO_REPLICA);
-                    continue;
-                }
+                _ => continue,
             };
             let key = (event.broker, event.incarnation, partition);
-            let count = read.replica_parts.len() as ReplicaId;
-            let id = *read.replica_ids.entry(key).or_insert(count);
+            let count = replica_parts.len() as ReplicaId;
+            let id = *replica_ids.entry(key).or_insert(count);
             if id == count {
-                let parts = read.part_ids.len() as EventPartId;
-                read.replica_parts
-                    .push(*read.part_ids.entry(partition).or_insert(parts));
+                let parts = part_ids.len() as EventPartId;
+                replica_parts.push(*part_ids.entry(partition).or_insert(parts));
             }
-            replica_of.push(id);
+            event.replica = Some(id);
         }
-        read.replica_of = replica_of;
-        read
+        BrokerEvents {
+            placed,
+            last_incarnation,
+            replica_ids,
+            replica_parts,
+            part_ids,
+        }
     }
 
     /// How many replicas the events are about.
@@ -123,42 +151,22 @@ impl<'a> BrokerEvents<'a> {
         self.replica_parts[replica as usize]
     }
 
-    /// Every event of a broker node, in order, with the replica it is about (for a
-    /// `become-leader`, `become-follower` or `hw`).
-    pub fn all_with_replicas(&self) -> impl Iterator<Item = (&Placed<'a>, Option<ReplicaId>)> + '_ {
-        self.placed
-            .iter()
-            .zip(&self.replica_of)
-            .map(|(e, &r)| (e, (r != NO_REPLICA).then_some(r)))
+    /// The events of these kinds, in order.
+    pub fn of<'k>(&'k self, kinds: &'k [Kind]) -> impl Iterator<Item = &'k Placed<'a>> + 'k {
+        self.placed.iter().filter(|e| kinds.contains(&e.kind))
     }
 
-    /// Every event of a broker node, in order.
+    /// Every event of a broker node but the group coordinators', in order.
     #[cfg(test)]
     pub fn all(&self) -> impl Iterator<Item = &Placed<'a>> + '_ {
         self.placed.iter()
-    }
-
-    /// The brokers' own events (replicas, registration), with where they were announced.
-    pub fn broker(&self) -> impl Iterator<Item = (&Placed<'a>, &'a BrokerEvent)> + '_ {
-        self.placed.iter().filter_map(|e| match e.announced {
-            Announcement::Broker(event) => Some((e, event)),
-            _ => None,
-        })
-    }
-
-    /// The controllers' events, with where they were announced.
-    pub fn controller(&self) -> impl Iterator<Item = (&Placed<'a>, &'a ControllerEvent)> + '_ {
-        self.placed.iter().filter_map(|e| match e.announced {
-            Announcement::Controller(event) => Some((e, event)),
-            _ => None,
-        })
     }
 
     /// Per partition, the broker leading it at the end according to the events.
     pub fn final_leaders(&self) -> BTreeMap<TopicPartition, String> {
         // (broker, partition) → leader epoch while it leads in its last incarnation.
         let mut leading: BTreeMap<(&str, TopicPartition), (i32, u64)> = BTreeMap::new();
-        for event in &self.placed {
+        for event in self.of(&[Kind::BecomeLeader, Kind::BecomeFollower]) {
             if self.last_incarnation.get(event.broker) != Some(&event.incarnation) {
                 continue;
             }
@@ -281,11 +289,17 @@ fn place_in_incarnations(events: &[Event]) -> (Vec<Placed<'_>>, BTreeMap<&str, u
                 *current.entry(broker).or_default() += 1;
             }
         }
+        let incarnation = *current.entry(broker).or_default();
+        if matches!(event.announced, Announcement::Coordinator(_)) {
+            continue;
+        }
         placed.push(Placed {
             at_us: event.at_us,
             broker,
-            incarnation: *current.entry(broker).or_default(),
+            incarnation,
             announced: &event.announced,
+            kind: Kind::of(&event.announced),
+            replica: None,
         });
     }
     (placed, current)

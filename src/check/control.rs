@@ -10,11 +10,13 @@
 //!   epoch (`partition-state` events in `partition_epoch` order). The epoch check on every
 //!   controller write rules the second out: it is what a zombie controller does (KAFKA-6082).
 
+use super::broker_events::Kind;
 use super::kafka::Facts;
 use super::toolkit::{seconds, violation};
 use super::Violation;
 use crate::broker::controller::ControllerEvent;
 use crate::broker::{ControllerEpoch, PartitionEpoch, TopicPartition};
+use crate::history::Announcement;
 use std::collections::{BTreeMap, BTreeSet};
 
 impl Facts<'_> {
@@ -24,10 +26,10 @@ impl Facts<'_> {
         let mut out = Vec::new();
         let mut elected: BTreeMap<ControllerEpoch, (&str, u64)> = BTreeMap::new();
         let mut reported = BTreeSet::new();
-        for (event, announced) in self.events.controller() {
-            let ControllerEvent::ControllerElected {
+        for event in self.events.of(&[Kind::ControllerElected]) {
+            let Announcement::Controller(ControllerEvent::ControllerElected {
                 controller_epoch: epoch,
-            } = *announced
+            }) = *event.announced
             else {
                 continue;
             };
@@ -61,10 +63,10 @@ impl Facts<'_> {
         const CHECK: &str = "controller-epoch-monotonic";
         let mut out = Vec::new();
         let mut greatest: Option<(ControllerEpoch, &str, u64)> = None;
-        for (event, announced) in self.events.controller() {
-            let ControllerEvent::ControllerElected {
+        for event in self.events.of(&[Kind::ControllerElected]) {
+            let Announcement::Controller(ControllerEvent::ControllerElected {
                 controller_epoch: epoch,
-            } = *announced
+            }) = *event.announced
             else {
                 continue;
             };
@@ -88,18 +90,18 @@ impl Facts<'_> {
         }
         // Per partition: (partition_epoch, controller_epoch, by, at) of every written state.
         let mut written: BTreeMap<
-            TopicPartition,
+            &TopicPartition,
             Vec<(PartitionEpoch, ControllerEpoch, &str, u64)>,
         > = BTreeMap::new();
-        for (event, announced) in self.events.controller() {
-            if let ControllerEvent::PartitionState {
+        for event in self.events.of(&[Kind::PartitionState]) {
+            if let Announcement::Controller(ControllerEvent::PartitionState {
                 partition,
                 controller_epoch,
                 partition_epoch,
                 ..
-            } = announced
+            }) = event.announced
             {
-                written.entry(partition.clone()).or_default().push((
+                written.entry(partition).or_default().push((
                     *partition_epoch,
                     *controller_epoch,
                     event.broker,

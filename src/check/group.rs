@@ -79,16 +79,41 @@ pub fn run(input: &CheckInput<'_>, facts: &Facts<'_>) -> Vec<CheckResult> {
             session_ms.insert(format!("consumer-{index}"), session);
         }
     }
+    // The events the group checks read: the world's and the coordinators' but their
+    // `offset-commit`s (which a group that commits every poll announces by the thousand).
+    let mut events = Vec::new();
+    let mut positions = Vec::new();
+    let mut sorted = true;
+    let mut last_us = 0;
+    for (i, event) in input.events.iter().enumerate() {
+        sorted &= event.at_us >= last_us;
+        last_us = event.at_us;
+        if matches!(
+            event.announced,
+            Announcement::World(_)
+                | Announcement::Coordinator(
+                    CoordinatorEvent::GroupState { .. }
+                        | CoordinatorEvent::MemberRemoved { .. }
+                        | CoordinatorEvent::GroupGeneration { .. }
+                )
+        ) {
+            events.push(event);
+            positions.push(i);
+        }
+    }
     let mut checks = GroupFacts {
         groups: &groups,
         session_ms,
-        events: input.events,
+        all_events: input.events,
+        sorted,
+        events,
+        positions,
         history: &facts.others,
         facts,
         stored: BTreeMap::new(),
     };
     checks.stored = checks.stored_commits();
-    let bound_us = input
+    let bound_us = checks
         .events
         .iter()
         .find(|e| matches!(e.announced, Announcement::World(WorldEvent::Heal { .. })))
@@ -114,7 +139,13 @@ struct GroupFacts<'a> {
     groups: &'a BTreeMap<String, GroupSpec>,
     /// Each member node's `session.timeout.ms`.
     session_ms: BTreeMap<String, u64>,
-    events: &'a [Event],
+    /// Every event, and whether they are in time order.
+    all_events: &'a [Event],
+    sorted: bool,
+    /// The world's events and the coordinators' group states, generations and removals,
+    /// in order, and where each is in `all_events`.
+    events: Vec<&'a Event>,
+    positions: Vec<usize>,
     /// The history but its sends and their returns.
     history: &'a [&'a HistoryEntry],
     facts: &'a Facts<'a>,
@@ -122,18 +153,35 @@ struct GroupFacts<'a> {
     stored: BTreeMap<(&'a str, &'a TopicPartition), Vec<Stored<'a>>>,
 }
 
-/// A stored (acknowledged) commit of one partition.
+/// A stored (acknowledged) commit of one partition: its `Commit` entry, and what the checks
+/// compare inline.
 struct Stored<'a> {
-    node: &'a str,
-    member: &'a str,
-    generation: Generation,
+    entry: &'a HistoryEntry,
     sent_us: u64,
     acked_us: u64,
     offset: u64,
 }
 
+impl<'a> Stored<'a> {
+    /// The member's node.
+    fn node(&self) -> &'a str {
+        self.entry.node.as_str()
+    }
+
+    /// The member id and the generation it committed in.
+    fn member(&self) -> (&'a str, Generation) {
+        match &self.entry.op {
+            Op::Commit {
+                member, generation, ..
+            } => (member, *generation),
+            _ => unreachable!("a stored commit is a `Commit`"),
+        }
+    }
+}
+
 /// A commit a member was told is stored.
 struct StoredCommit<'a> {
+    entry: &'a HistoryEntry,
     node: &'a str,
     group: &'a str,
     member: &'a str,
@@ -196,6 +244,7 @@ impl<'a> GroupFacts<'a> {
                 sent_ms,
                 error: None,
             } => Some(StoredCommit {
+                entry,
                 node: &entry.node,
                 group,
                 member,
@@ -214,9 +263,7 @@ impl<'a> GroupFacts<'a> {
         for commit in self.stored() {
             for (tp, offset) in commit.offsets {
                 stored.entry((commit.group, tp)).or_default().push(Stored {
-                    node: commit.node,
-                    member: commit.member,
-                    generation: commit.generation,
+                    entry: commit.entry,
                     sent_us: commit.sent_us,
                     acked_us: commit.acked_us,
                     offset: *offset,
@@ -386,6 +433,7 @@ impl<'a> GroupFacts<'a> {
         let mut found: BTreeMap<&str, Findings> = BTreeMap::new();
         for commit in self.stored() {
             let StoredCommit {
+                entry: _,
                 node,
                 group,
                 member,
@@ -449,20 +497,19 @@ impl<'a> GroupFacts<'a> {
                     continue;
                 };
                 if c.offset < best.offset {
+                    let ((member, generation), (best_member, best_generation)) =
+                        (c.member(), best.member());
                     findings.add(
                         c.acked_us,
                         format!(
-                            "{} (member {}, generation {}) stored {} at {} (sent at {}) after \
-                             {} (member {}, generation {}) had stored {} at {}",
-                            c.node,
-                            c.member,
-                            c.generation,
+                            "{} (member {member}, generation {generation}) stored {} at {} (sent \
+                             at {}) after {} (member {best_member}, generation \
+                             {best_generation}) had stored {} at {}",
+                            c.node(),
                             c.offset,
                             seconds(c.acked_us),
                             seconds(c.sent_us),
-                            best.node,
-                            best.member,
-                            best.generation,
+                            best.node(),
                             best.offset,
                             seconds(best.acked_us)
                         ),
@@ -544,7 +591,7 @@ impl<'a> GroupFacts<'a> {
                              {} at {})",
                             facts.value(ack.value),
                             seconds(entry.at_us),
-                            committed.node,
+                            committed.node(),
                             committed.offset,
                             seconds(committed.acked_us)
                         ),
@@ -561,7 +608,17 @@ impl<'a> GroupFacts<'a> {
     /// generation, then the latest to speak, is its coordinator.
     fn coordinated_state(&self, group: &str, at_us: u64) -> Option<StateAnnounced<'a>> {
         let mut holding: BTreeMap<&str, StateAnnounced<'a>> = BTreeMap::new();
-        for event in self.events.iter().take_while(|e| e.at_us <= at_us) {
+        // The events before the first one (of all) after `at_us`.
+        let later = match self.sorted {
+            true => self.all_events.partition_point(|e| e.at_us <= at_us),
+            false => self
+                .all_events
+                .iter()
+                .position(|e| e.at_us > at_us)
+                .unwrap_or(self.all_events.len()),
+        };
+        let before = self.positions.partition_point(|&p| p < later);
+        for &event in &self.events[..before] {
             for node in processes_ended(event) {
                 holding.remove(node);
             }

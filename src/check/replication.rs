@@ -26,7 +26,7 @@
 //!   reports it.)
 //! - `no-truncation-below-hw`: a `truncate` with `to < hw`.
 
-use super::broker_events::broker_named;
+use super::broker_events::{broker_named, Kind};
 use super::kafka::Facts;
 use super::toolkit::{seconds, violation, FxMap, FxSet};
 use super::{FinalLog, Violation};
@@ -44,7 +44,10 @@ impl<'a> Facts<'a> {
         // (partition, epoch) → (leader, who said so, when).
         let mut claims: FxMap<(&TopicPartition, i32), (String, &str, u64)> = FxMap::default();
         let mut reported: FxSet<(&TopicPartition, i32)> = FxSet::default();
-        for (event, announced) in self.events.broker() {
+        for event in self.events.of(&[Kind::BecomeLeader, Kind::BecomeFollower]) {
+            let Announcement::Broker(announced) = event.announced else {
+                continue;
+            };
             let (tp, epoch, leader, kind) = match announced {
                 BrokerEvent::BecomeLeader {
                     partition,
@@ -104,7 +107,12 @@ impl<'a> Facts<'a> {
         // Per partition: (partition_epoch, leader_epoch, by, at) of every written state.
         let mut written: BTreeMap<&TopicPartition, Vec<(PartitionEpoch, i32, &str, u64)>> =
             BTreeMap::new();
-        for (event, replica) in self.events.all_with_replicas() {
+        let kinds = [
+            Kind::PartitionState,
+            Kind::BecomeLeader,
+            Kind::BecomeFollower,
+        ];
+        for event in self.events.of(&kinds) {
             let (tp, epoch, kind) = match event.announced {
                 Announcement::Controller(ControllerEvent::PartitionState {
                     partition,
@@ -132,7 +140,7 @@ impl<'a> Facts<'a> {
                 }) => (partition, leader_epoch.0, "become-follower"),
                 _ => continue,
             };
-            let replica = &mut per_replica[replica.expect("a replica's event") as usize];
+            let replica = &mut per_replica[event.replica.expect("a replica's event") as usize];
             if let Some((before, at)) = *replica {
                 if epoch < before {
                     out.push(violation(
@@ -181,13 +189,13 @@ impl<'a> Facts<'a> {
         const CHECK: &str = "hw-monotonic";
         let mut out = Vec::new();
         let mut last: Vec<Option<(u64, u64)>> = vec![None; self.events.replica_count()];
-        for (event, replica) in self.events.all_with_replicas() {
+        for event in self.events.of(&[Kind::Hw]) {
             let Announcement::Broker(BrokerEvent::Hw { partition, hw, .. }) = event.announced
             else {
                 continue;
             };
             let hw = hw.0;
-            let last = &mut last[replica.expect("a replica's event") as usize];
+            let last = &mut last[event.replica.expect("a replica's event") as usize];
             match *last {
                 Some((before, at)) if hw < before => out.push(violation(
                     CHECK,
@@ -229,8 +237,11 @@ impl<'a> Facts<'a> {
         // the end: (broker, partition) → (leading, fetched since becoming follower).
         let mut role: Vec<Option<(bool, bool)>> = vec![None; self.events.replica_count()];
         let mut committed: Vec<Option<(u64, &str, u64)>> = vec![None; self.events.part_count()];
-        for (event, replica) in self.events.all_with_replicas() {
-            let Some(replica) = replica else {
+        for event in self
+            .events
+            .of(&[Kind::BecomeLeader, Kind::BecomeFollower, Kind::Hw])
+        {
+            let Some(replica) = event.replica else {
                 continue;
             };
             let state = &mut role[replica as usize];
@@ -318,14 +329,14 @@ impl<'a> Facts<'a> {
     pub fn no_truncation_below_hw(&self) -> Vec<Violation> {
         const CHECK: &str = "no-truncation-below-hw";
         let mut out = Vec::new();
-        for (event, announced) in self.events.broker() {
-            match announced {
-                BrokerEvent::Truncate {
+        for event in self.events.of(&[Kind::Truncate]) {
+            match event.announced {
+                Announcement::Broker(BrokerEvent::Truncate {
                     partition,
                     from,
                     to,
                     hw,
-                } if to < hw => out.push(violation(
+                }) if to < hw => out.push(violation(
                     CHECK,
                     Some(partition),
                     Some(event.broker),
