@@ -117,7 +117,7 @@ impl Facts<'_> {
                 match newest {
                     Some((v0, e0, by0, at0)) if epoch < e0 => out.push(violation(
                         CHECK,
-                        Some(&tp),
+                        Some(tp),
                         Some(by),
                         at,
                         format!(
