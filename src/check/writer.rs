@@ -6,7 +6,7 @@
 //!   at an offset; an acknowledged record sits at another offset than acknowledged; or the
 //!   final log's offsets are not dense.
 
-use super::toolkit::{seconds, Findings};
+use super::toolkit::{seconds, Findings, FxMap, FxSet};
 use super::{read_final_log, CheckInput, FinalLog, Violation};
 use crate::history::{Announcement, Op, WorldEvent};
 use crate::scenario::plan::{log_config, writers};
@@ -45,7 +45,7 @@ pub fn lost_write(input: &CheckInput<'_>, logs: &BTreeMap<String, FinalLog>) -> 
             violations.push(v);
             continue;
         }
-        let present: std::collections::BTreeSet<&str> = log.records().map(|(_, v)| v).collect();
+        let present: FxSet<&str> = log.records().map(|(_, v)| v).collect();
         let mut lost = Findings::of_node(
             "lost-write",
             node,
@@ -112,14 +112,15 @@ pub fn inconsistent_offsets(
         }
         violations.extend(gaps.into_violation());
 
-        let final_at: BTreeMap<u64, &str> = log.records().collect();
-        let final_offset: BTreeMap<&str, u64> = log.records().map(|(o, v)| (v, o)).collect();
+        // Lookups only; of records at one offset (or of one value), the last.
+        let final_at: FxMap<u64, &str> = log.records().collect();
+        let final_offset: FxMap<&str, u64> = log.records().map(|(o, v)| (v, o)).collect();
         let mut disagree = Findings::of_node(
             "inconsistent-offsets",
             node,
             "disagreements on the record at an offset",
         );
-        let mut seen: BTreeMap<u64, (&str, u64)> = BTreeMap::new();
+        let mut seen: FxMap<u64, (&str, u64)> = FxMap::default();
         for entry in input.history.iter().filter(|e| &e.node == node) {
             match &entry.op {
                 Op::Read { records, .. } => {
