@@ -13,8 +13,6 @@ mod group;
 pub mod kafka;
 pub mod linearizable;
 mod liveness;
-#[cfg(test)]
-mod measure;
 mod replication;
 #[cfg(test)]
 mod tables;
