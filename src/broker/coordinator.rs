@@ -209,7 +209,7 @@ impl GroupRecord {
             } => {
                 let key = RecordKey::Offset {
                     group: group.clone(),
-                    topic: partition.topic.clone(),
+                    topic: partition.topic.to_string(),
                     partition: partition.partition,
                 };
                 (json(&key), value.as_ref().map(json))

@@ -955,7 +955,7 @@ impl<D: Disk> BrokerCore<D> {
         let partitions = self
             .metadata
             .iter()
-            .filter(|(tp, _)| topics.is_empty() || topics.contains(&tp.topic))
+            .filter(|(tp, _)| topics.is_empty() || topics.iter().any(|t| *t == tp.topic))
             .map(|(tp, s)| {
                 let mut s = s.clone();
                 if s.leader.is_some_and(|l| !self.live_brokers.contains(&l)) {
@@ -1776,7 +1776,13 @@ impl<D: Disk> BrokerCore<D> {
         }
         let lines: Vec<Vec<String>> = hws
             .iter()
-            .map(|(tp, hw)| vec![tp.topic.clone(), tp.partition.to_string(), hw.0.to_string()])
+            .map(|(tp, hw)| {
+                vec![
+                    tp.topic.to_string(),
+                    tp.partition.to_string(),
+                    hw.0.to_string(),
+                ]
+            })
             .collect();
         let path = PathBuf::from(LOG_DIR).join(REPLICATION_OFFSET_CHECKPOINT);
         match CheckpointFile::write(&self.disk, &path, &lines) {

@@ -7,6 +7,7 @@
 
 use crate::log::LeaderEpoch;
 pub use crate::log::ProducerId;
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -75,15 +76,16 @@ impl fmt::Display for PartitionEpoch {
 /// One partition of a topic, written `topic/partition` in reports and targets.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TopicPartition {
-    /// The topic's name.
-    pub topic: String,
+    /// The topic's name (inline when short: partitions are keys of many maps and in every
+    /// history entry).
+    pub topic: CompactString,
     /// The partition's index, from 0.
     pub partition: u32,
 }
 
 impl TopicPartition {
     /// `topic/partition`.
-    pub fn new(topic: impl Into<String>, partition: u32) -> Self {
+    pub fn new(topic: impl Into<CompactString>, partition: u32) -> Self {
         TopicPartition {
             topic: topic.into(),
             partition,

@@ -338,7 +338,7 @@ impl<'a> Facts<'a> {
                 // A group member owns exactly these from here on (a reassignment).
                 Op::GroupAssign { partitions, .. } => {
                     positions.retain(|(c, _), _| *c != consumer);
-                    for (tp, position) in partitions {
+                    for (tp, position) in partitions.iter() {
                         if let Some(part) = self.part_id(tp) {
                             positions.insert((consumer, part), (*position, assigned(*position)));
                         }

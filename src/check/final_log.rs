@@ -21,9 +21,15 @@ pub struct FinalLog {
     pub log_start: u64,
     /// The next offset the log would assign.
     pub log_end: u64,
-    /// `(offset, where its value is in values)` of every record from `log_start` to
-    /// `log_end`, in log order.
-    records: Vec<(u64, u32, u32)>,
+    /// The offset of the first record, while every later one is the one before plus one
+    /// (as in every log the engine wrote): then no offset is stored.
+    first: u64,
+    /// Every record's offset, in log order, once they stopped following `first` (empty
+    /// until then).
+    offsets: Vec<u64>,
+    /// Where each record's value ends in `values`, in log order (it starts where the one
+    /// before ends).
+    ends: Vec<u32>,
     /// Every record's value, one after another.
     values: String,
     /// Whether some record's offset is not above the one before it (never in a log the
@@ -57,9 +63,22 @@ impl FinalLog {
     pub fn records(
         &self,
     ) -> impl DoubleEndedIterator<Item = (u64, &str)> + ExactSizeIterator + Clone + '_ {
-        self.records
-            .iter()
-            .map(|&(offset, from, to)| (offset, &self.values[from as usize..to as usize]))
+        (0..self.ends.len()).map(|i| self.record(i))
+    }
+
+    /// The `i`th record.
+    fn record(&self, i: usize) -> (u64, &str) {
+        let from = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        (self.offset(i), &self.values[from..self.ends[i] as usize])
+    }
+
+    /// The offset of the `i`th record.
+    fn offset(&self, i: usize) -> u64 {
+        if self.offsets.is_empty() {
+            self.first + i as u64
+        } else {
+            self.offsets[i]
+        }
     }
 
     /// Whether the offsets only go up, record by record.
@@ -73,22 +92,37 @@ impl FinalLog {
         if self.disordered {
             return None;
         }
-        let lo = self.records.partition_point(|&(o, _, _)| o < from);
-        let hi = self.records.partition_point(|&(o, _, _)| o < to).max(lo);
-        Some(
-            self.records[lo..hi]
-                .iter()
-                .map(|&(offset, from, to)| (offset, &self.values[from as usize..to as usize])),
-        )
+        let index = |offset: u64| {
+            if self.offsets.is_empty() {
+                let len = self.ends.len() as u64;
+                offset.saturating_sub(self.first).min(len) as usize
+            } else {
+                self.offsets.partition_point(|&o| o < offset)
+            }
+        };
+        let lo = index(from);
+        let hi = index(to).max(lo);
+        Some((lo..hi).map(|i| self.record(i)))
     }
 
     /// Appends a record.
     pub fn push(&mut self, offset: u64, value: &str) {
-        self.disordered |= self.records.last().is_some_and(|&(o, _, _)| o >= offset);
-        let at = |n: usize| u32::try_from(n).expect("a final log's values fit in 4 GiB");
-        let from = at(self.values.len());
+        let len = self.ends.len();
+        if len == 0 {
+            self.first = offset;
+        } else {
+            let last = self.offset(len - 1);
+            self.disordered |= last >= offset;
+            if self.offsets.is_empty() && offset != last.wrapping_add(1) {
+                self.offsets = (0..len).map(|i| self.first + i as u64).collect();
+            }
+        }
+        if !self.offsets.is_empty() || (len > 0 && offset != self.first + len as u64) {
+            self.offsets.push(offset);
+        }
         self.values.push_str(value);
-        self.records.push((offset, from, at(self.values.len())));
+        let end = u32::try_from(self.values.len()).expect("a final log's values fit in 4 GiB");
+        self.ends.push(end);
     }
 }
 
@@ -116,7 +150,7 @@ fn drain(node_dir: &Path, log_dir: &Path, config: LogConfig) -> Result<FinalLog,
     // (never more than the log's bytes on disk).
     let span = usize::try_from(out.log_end.saturating_sub(out.log_start))
         .map_or(RESERVE_MAX, |n| n.min(RESERVE_MAX));
-    out.records.reserve(span);
+    out.ends.reserve(span);
     let on_disk = usize::try_from(log.size_bytes()).unwrap_or(usize::MAX);
     out.values.reserve(on_disk.min(span * 32));
     let mut next = out.log_start;
@@ -143,5 +177,57 @@ fn drain(node_dir: &Path, log_dir: &Path, config: LogConfig) -> Result<FinalLog,
         };
         next = last + 1;
     }
+    // What was reserved and not used goes back: the checks hold every replica's log.
+    out.ends.shrink_to_fit();
+    out.values.shrink_to_fit();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FinalLog;
+
+    fn listed(log: &FinalLog) -> Vec<(u64, String)> {
+        log.records().map(|(o, v)| (o, v.to_string())).collect()
+    }
+
+    #[test]
+    fn a_dense_log_stores_no_offsets_and_reads_back_in_order() {
+        let log = FinalLog::new(3, 6, [(3, "a"), (4, ""), (5, "ccc")]);
+        assert!(log.offsets.is_empty());
+        assert!(log.ascending());
+        assert_eq!(
+            listed(&log),
+            [(3, "a".into()), (4, "".into()), (5, "ccc".into())]
+        );
+        let between: Vec<_> = log.between(4, 9).unwrap().collect();
+        assert_eq!(between, [(4, ""), (5, "ccc")]);
+        assert_eq!(log.between(0, 3).unwrap().count(), 0);
+        assert_eq!(log.records().next_back(), Some((5, "ccc")));
+    }
+
+    #[test]
+    fn a_gap_or_a_step_back_keeps_every_offset() {
+        let gap = FinalLog::new(0, 10, [(0, "a"), (1, "b"), (7, "c"), (8, "d")]);
+        assert!(gap.ascending());
+        assert_eq!(
+            gap.records().map(|(o, _)| o).collect::<Vec<_>>(),
+            [0, 1, 7, 8]
+        );
+        let between: Vec<_> = gap.between(2, 8).unwrap().collect();
+        assert_eq!(between, [(7, "c")]);
+
+        let back = FinalLog::new(0, 10, [(4, "a"), (5, "b"), (5, "c"), (2, "d")]);
+        assert!(!back.ascending());
+        assert!(back.between(0, 10).is_none());
+        assert_eq!(
+            listed(&back),
+            [
+                (4, "a".into()),
+                (5, "b".into()),
+                (5, "c".into()),
+                (2, "d".into())
+            ]
+        );
+    }
 }

@@ -315,7 +315,7 @@ impl<'a> GroupFacts<'a> {
                         partitions: partitions
                             .iter()
                             .map(|(tp, _)| tp)
-                            .chain(awaiting)
+                            .chain(awaiting.iter())
                             .collect(),
                     },
                 )),

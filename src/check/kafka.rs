@@ -404,12 +404,12 @@ impl<'a> Facts<'a> {
                     awaiting,
                     ..
                 } => {
-                    for tp in partitions.iter().map(|(tp, _)| tp).chain(awaiting) {
+                    for tp in partitions.iter().map(|(tp, _)| tp).chain(awaiting.iter()) {
                         interned.part(tp);
                     }
                 }
                 Op::Commit { offsets, .. } => {
-                    for (tp, _) in offsets {
+                    for (tp, _) in offsets.iter() {
                         interned.part(tp);
                     }
                 }

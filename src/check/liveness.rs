@@ -204,7 +204,7 @@ fn readers_with_nothing_to_read(
         .into_iter()
         .filter(|(name, topics)| {
             !acknowledged.iter().any(|(tp, &highest)| {
-                topics.contains(&tp.topic)
+                topics.iter().any(|t| *t == tp.topic)
                     && highest >= polled.get(&(name.as_str(), *tp)).copied().unwrap_or(0)
             })
         })

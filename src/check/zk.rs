@@ -491,20 +491,23 @@ pub fn ephemeral_lifetime(input: &CheckInput<'_>, servers: &[ServerFiles]) -> Ve
     for entry in input.history {
         match &entry.op {
             Op::ZkCall { xid, request, .. } => {
-                calls.insert((entry.node.clone(), *xid), request.clone());
-                if let crate::zk::Op::Delete { path, .. } = request {
+                calls.insert((entry.node.clone(), *xid), (**request).clone());
+                if let crate::zk::Op::Delete { path, .. } = &**request {
                     deleted.insert(path.clone());
                 }
             }
             Op::ZkReturn {
                 session,
                 xid,
-                outcome:
-                    ZkOutcome::Ok {
-                        result: OpResult::Created { path, .. },
-                        ..
-                    },
+                outcome,
             } => {
+                let ZkOutcome::Ok {
+                    result: OpResult::Created { path, .. },
+                    ..
+                } = &**outcome
+                else {
+                    continue;
+                };
                 let ephemeral = matches!(
                     calls.get(&(entry.node.clone(), *xid)),
                     Some(crate::zk::Op::Create {
@@ -550,10 +553,10 @@ pub fn session_monotonic(input: &CheckInput<'_>) -> Vec<Violation> {
                 seen.remove(entry.node.as_str());
                 continue;
             }
-            Op::ZkReturn {
-                outcome: ZkOutcome::Ok { zxid, .. } | ZkOutcome::Fail { zxid, .. },
-                ..
-            } => *zxid,
+            Op::ZkReturn { outcome, .. } => match &**outcome {
+                ZkOutcome::Ok { zxid, .. } | ZkOutcome::Fail { zxid, .. } => *zxid,
+                _ => continue,
+            },
             Op::ZkSession {
                 zxid: Some(zxid), ..
             } => *zxid,
@@ -587,13 +590,12 @@ pub fn session_monotonic(input: &CheckInput<'_>) -> Vec<Violation> {
 
 /// Whether a history entry is a definite answer to an ensemble client.
 pub fn is_definite_zk_answer(entry: &HistoryEntry) -> bool {
-    matches!(
-        &entry.op,
-        Op::ZkReturn {
-            outcome: ZkOutcome::Ok { .. } | ZkOutcome::Fail { .. },
-            ..
+    match &entry.op {
+        Op::ZkReturn { outcome, .. } => {
+            matches!(&**outcome, ZkOutcome::Ok { .. } | ZkOutcome::Fail { .. })
         }
-    )
+        _ => false,
+    }
 }
 
 /// Search steps allowed per register before the linearizability check gives up.
@@ -624,7 +626,7 @@ pub fn linearizable_writes(input: &CheckInput<'_>) -> Vec<Violation> {
                 incarnation.insert(node, *i);
             }
             Op::ZkCall { xid, request, .. } => {
-                let op = match request {
+                let op = match &**request {
                     crate::zk::Op::Create { path, data, .. } => register_of(path)
                         .zip(decode_value(data))
                         .map(|(k, v)| (k, RegisterOp::Create(v))),
@@ -664,7 +666,7 @@ pub fn linearizable_writes(input: &CheckInput<'_>) -> Vec<Violation> {
                     continue;
                 };
                 let ops = registers.get_mut(&k).expect("opened");
-                let ret = match outcome {
+                let ret = match &**outcome {
                     ZkOutcome::Ok {
                         result: OpResult::Created { .. },
                         ..

@@ -148,14 +148,18 @@ fn cooperative_sticky(
     let all: Vec<TopicPartition> = partitions
         .iter()
         .flat_map(|(t, &n)| (0..n).map(move |p| TopicPartition::new(t.clone(), p)))
-        .filter(|tp| members.values().any(|s| s.topics.contains(&tp.topic)))
+        .filter(|tp| {
+            members
+                .values()
+                .any(|s| s.topics.iter().any(|t| *t == tp.topic))
+        })
         .collect();
     // Who owns what now: a partition claimed twice goes to the claim of the newer
     // generation (the other is a zombie's), ties to the first member in id order.
     let mut owner: BTreeMap<&TopicPartition, (&String, Generation)> = BTreeMap::new();
     for (member, sub) in members {
         for tp in &sub.owned {
-            if !all.contains(tp) || !sub.topics.contains(&tp.topic) {
+            if !all.contains(tp) || !sub.topics.iter().any(|t| *t == tp.topic) {
                 continue;
             }
             match owner.get(tp) {
@@ -198,7 +202,7 @@ fn cooperative_sticky(
     for tp in all.iter().filter(|tp| !taken.contains(tp)) {
         let target = members
             .iter()
-            .filter(|(_, s)| s.topics.contains(&tp.topic))
+            .filter(|(_, s)| s.topics.iter().any(|t| *t == tp.topic))
             .map(|(m, _)| m)
             .filter(|m| {
                 let have = next[*m].len();
@@ -208,7 +212,7 @@ fn cooperative_sticky(
             .or_else(|| {
                 members
                     .iter()
-                    .filter(|(_, s)| s.topics.contains(&tp.topic))
+                    .filter(|(_, s)| s.topics.iter().any(|t| *t == tp.topic))
                     .map(|(m, _)| m)
                     .min_by_key(|m| next[*m].len())
             });

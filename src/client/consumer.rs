@@ -34,6 +34,7 @@ use crate::broker::proto::{
     FetchData, FetchPartition, Generation, RequestBody, Response, ResponseBody,
 };
 use crate::broker::{BrokerId, KafkaError, TopicPartition};
+use crate::history::CompactString;
 use crate::log::{decode_batches, LeaderEpoch, Offset};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -104,7 +105,7 @@ pub enum ConsumerAction {
         /// The partition.
         partition: TopicPartition,
         /// `(offset, value)` of each record (values decoded as UTF-8, lossily).
-        records: Vec<(u64, String)>,
+        records: Vec<(u64, CompactString)>,
     },
     /// Record a group assignment: from here on the member owns these partitions (and no
     /// others) in `generation`, reading each from its position.
@@ -465,13 +466,13 @@ impl ConsumerCore {
                     p.position_epoch =
                         (last.partition_leader_epoch.0 >= 0).then_some(last.partition_leader_epoch);
                 }
-                let records: Vec<(u64, String)> = batches
+                let records: Vec<(u64, CompactString)> = batches
                     .into_iter()
                     .flat_map(|b| b.records)
                     .filter(|r| r.offset >= p.position)
                     .map(|r| {
                         let value = r.value.unwrap_or_default();
-                        (r.offset.0, String::from_utf8_lossy(&value).into_owned())
+                        (r.offset.0, CompactString::from_utf8_lossy(&value))
                     })
                     .collect();
                 let end = records

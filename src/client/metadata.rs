@@ -151,7 +151,7 @@ impl Metadata {
         }
         let mut changed = Vec::new();
         for (tp, state) in partitions {
-            if !self.topics.contains(&tp.topic)
+            if !self.topics.iter().any(|t| *t == tp.topic)
                 || self
                     .last_seen
                     .get(tp)

@@ -53,7 +53,7 @@ use crate::broker::proto::{ProducePartition, RequestBody, Response, ResponseBody
 use crate::broker::{
     Acks, BrokerId, Bytes, KafkaError, ProducerId, ProducerIdentity, TopicPartition,
 };
-use crate::history::SendOutcome;
+use crate::history::{CompactString, SendOutcome};
 use crate::log::{BatchBuilder, BatchMeta, LeaderEpoch, Offset, BATCH_HEADER_BYTES};
 use rand::Rng;
 use std::collections::{BTreeMap, VecDeque};
@@ -168,7 +168,7 @@ pub enum ProducerAction {
     /// A send finished: record `SendReturn { value, outcome }` and tell the application.
     Completed {
         /// The record's value, as given to `send`.
-        value: String,
+        value: CompactString,
         /// How it ended.
         outcome: SendOutcome,
     },
@@ -186,8 +186,8 @@ enum InFlight {
 
 #[derive(Clone, Debug)]
 struct PendingRecord {
-    value: String,
-    key: Option<String>,
+    value: CompactString,
+    key: Option<CompactString>,
     timestamp_ms: i64,
 }
 
@@ -293,7 +293,13 @@ impl ProducerCore {
 
     /// Hands one record to the producer (Kafka's `send`). Its completion comes back later
     /// as [`ProducerAction::Completed`] with the same value.
-    pub fn send(&mut self, value: String, key: Option<String>, now_ms: u64, rng: &mut impl Rng) {
+    pub fn send(
+        &mut self,
+        value: CompactString,
+        key: Option<CompactString>,
+        now_ms: u64,
+        rng: &mut impl Rng,
+    ) {
         self.unsent.push_back(Unsent {
             record: PendingRecord {
                 value,
@@ -398,7 +404,7 @@ impl ProducerCore {
             .extend(self.net.take_actions().into_iter().map(ProducerAction::Net));
     }
 
-    fn complete(&mut self, value: String, outcome: SendOutcome) {
+    fn complete(&mut self, value: CompactString, outcome: SendOutcome) {
         self.flush_net();
         self.out.push(ProducerAction::Completed { value, outcome });
     }
@@ -890,7 +896,7 @@ fn invalidates_metadata(error: KafkaError) -> bool {
 
 /// An upper bound of the record's encoded size in a batch.
 fn record_size(record: &PendingRecord) -> usize {
-    record.key.as_ref().map_or(0, String::len) + record.value.len() + 32
+    record.key.as_ref().map_or(0, |k| k.len()) + record.value.len() + 32
 }
 
 fn push(builder: &mut BatchBuilder, record: &PendingRecord) {

@@ -10,6 +10,7 @@
 
 mod events;
 
+pub use compact_str::CompactString;
 pub use events::*;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -148,12 +149,12 @@ pub enum Op {
     /// A writer is about to append the record `value` to its log.
     Append {
         /// The record's value: unique in the run.
-        value: String,
+        value: CompactString,
     },
     /// The append returned: the writer acknowledges `value` at `offset`.
     AppendOk {
         /// The record's value.
-        value: String,
+        value: CompactString,
         /// Where the log put it.
         offset: u64,
     },
@@ -162,7 +163,7 @@ pub enum Op {
         /// The first offset asked for.
         from: u64,
         /// What the read returned.
-        records: Vec<(u64, String)>,
+        records: Vec<(u64, CompactString)>,
     },
     /// An ensemble client process started (fresh memory: no session, no zxid seen).
     ZkStart {
@@ -175,8 +176,9 @@ pub enum Op {
         session: u64,
         /// The request id.
         xid: u64,
-        /// The operation.
-        request: crate::zk::Op,
+        /// The operation (boxed, as the other rare large fields: every entry is as large
+        /// as the largest variant, and sends are most of them).
+        request: Box<crate::zk::Op>,
     },
     /// How the client's request `xid` ended.
     ZkReturn {
@@ -185,7 +187,7 @@ pub enum Op {
         /// The request id.
         xid: u64,
         /// The outcome.
-        outcome: ZkOutcome,
+        outcome: Box<ZkOutcome>,
     },
     /// The client's session opened, expired or was closed.
     ZkSession {
@@ -218,12 +220,12 @@ pub enum Op {
     /// the run: `<producer>-<incarnation>-<n>`, `n` counting sends from 0.
     Send {
         /// The record's value.
-        value: String,
+        value: CompactString,
         /// Its key, if the workload uses keys.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        key: Option<String>,
+        key: Option<CompactString>,
         /// The topic.
-        topic: String,
+        topic: CompactString,
         /// The producer's `acks`.
         acks: crate::broker::Acks,
         /// The producer has `enable.idempotence`.
@@ -232,7 +234,7 @@ pub enum Op {
     /// How a send ended, as the producer's callback was told.
     SendReturn {
         /// The record's value.
-        value: String,
+        value: CompactString,
         /// The outcome.
         outcome: SendOutcome,
     },
@@ -247,7 +249,7 @@ pub enum Op {
         /// The partition.
         partition: crate::broker::TopicPartition,
         /// `(offset, value)` of each record.
-        records: Vec<(u64, String)>,
+        records: Vec<(u64, CompactString)>,
     },
     /// A group member's assignment changed: from here on it owns exactly these partitions
     /// (and the awaiting ones), reading each from its position.
@@ -259,11 +261,11 @@ pub enum Op {
         /// The generation of the last SyncGroup it completed: the one it owns them in.
         generation: crate::broker::proto::Generation,
         /// `(partition, position)` pairs.
-        partitions: Vec<(crate::broker::TopicPartition, u64)>,
+        partitions: Box<Vec<(crate::broker::TopicPartition, u64)>>,
         /// Partitions it owns too, whose position is not known yet (their committed offset
         /// is being fetched; a later entry lists them with it).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        awaiting: Vec<crate::broker::TopicPartition>,
+        awaiting: Box<Vec<crate::broker::TopicPartition>>,
     },
     /// How a group member's offset commit ended.
     Commit {
@@ -274,7 +276,7 @@ pub enum Op {
         /// The generation it committed in.
         generation: crate::broker::proto::Generation,
         /// `(partition, next offset to read)` pairs.
-        offsets: Vec<(crate::broker::TopicPartition, u64)>,
+        offsets: Box<Vec<(crate::broker::TopicPartition, u64)>>,
         /// When the member sent it (simulated ms); the entry's own time is the answer's.
         sent_ms: u64,
         /// `None`: stored; `NETWORK_EXCEPTION`: no answer (it may have been stored).
@@ -372,5 +374,18 @@ mod tests {
             r#"{"at_us":5,"node":"writer-1","op":"read","from":3,"records":[[3,"a"],[4,"b"]]}"#
         );
         assert_eq!(serde_json::from_str::<HistoryEntry>(&line).unwrap(), entry);
+    }
+
+    /// A run records a few hundred thousand entries, most of them sends and their returns,
+    /// and every entry is as large as the largest variant: a new large field belongs in a
+    /// box (as the ensemble's requests and outcomes are), or the reference's memory grows.
+    #[test]
+    fn an_entry_stays_small() {
+        assert!(
+            std::mem::size_of::<Op>() <= 80,
+            "{}",
+            std::mem::size_of::<Op>()
+        );
+        assert!(std::mem::size_of::<HistoryEntry>() <= 96);
     }
 }

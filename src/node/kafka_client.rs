@@ -156,13 +156,14 @@ impl ProducerNode {
                         next_send = at + period;
                     } else if at >= next_send {
                         next_send += period.mul_f64(rng.gen_range(0.5..1.5));
-                        let value = format!("{}-{incarnation}-{sent}", self.name);
+                        let value = compact_str::format_compact!("{}-{incarnation}-{sent}", self.name);
                         sent += 1;
-                        let key = (self.keys > 0).then(|| format!("k{}", rng.gen_range(0..self.keys)));
+                        let key = (self.keys > 0)
+                            .then(|| compact_str::format_compact!("k{}", rng.gen_range(0..self.keys)));
                         self.history(HistoryOp::Send {
                             value: value.clone(),
                             key: key.clone(),
-                            topic: self.config.topic.clone(),
+                            topic: self.config.topic.as_str().into(),
                             acks: self.config.acks,
                             idempotent: self.config.enable_idempotence,
                         });
@@ -261,8 +262,8 @@ impl ConsumerNode {
                             group: member.group,
                             member: member.member_id,
                             generation: member.generation,
-                            partitions,
-                            awaiting,
+                            partitions: Box::new(partitions),
+                            awaiting: Box::new(awaiting),
                         });
                     }
                     ConsumerAction::Commit {
@@ -279,7 +280,7 @@ impl ConsumerNode {
                             group: member.group,
                             member: member.member_id,
                             generation: member.generation,
-                            offsets,
+                            offsets: Box::new(offsets),
                             sent_ms,
                             error,
                         });

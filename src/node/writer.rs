@@ -10,7 +10,7 @@
 
 use super::{now_epoch_ms, pay_sync_debt};
 use crate::disk::SimDisk;
-use crate::history::{Op, ShellEvent};
+use crate::history::{CompactString, Op, ShellEvent};
 use crate::log::{BatchBuilder, BatchMeta, LeaderEpoch, Log, LogConfig, Offset, ProducerId};
 use crate::node::progress::Progress;
 use crate::node::recorder::{sim_now_us, Recorder};
@@ -94,7 +94,7 @@ impl WriterNode {
             self.recorder.history(
                 &self.name,
                 Op::Append {
-                    value: value.clone(),
+                    value: value.as_str().into(),
                 },
             );
             let now_ms = now_epoch_ms();
@@ -113,7 +113,7 @@ impl WriterNode {
                     self.recorder.history(
                         &self.name,
                         Op::AppendOk {
-                            value,
+                            value: value.as_str().into(),
                             offset: info.base_offset.0,
                         },
                     );
@@ -188,7 +188,7 @@ impl WriterNode {
                     .into_iter()
                     .map(|r| {
                         let value = r.value.unwrap_or_default();
-                        (r.offset.0, String::from_utf8_lossy(&value).into_owned())
+                        (r.offset.0, CompactString::from_utf8_lossy(&value))
                     })
                     .collect();
                 self.recorder

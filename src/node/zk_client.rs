@@ -138,7 +138,7 @@ impl ZkClientNode {
                         self.history(HistoryOp::ZkReturn {
                             session: session.session().0,
                             xid: xid.0,
-                            outcome,
+                            outcome: Box::new(outcome),
                         });
                     }
                     ClientEvent::Watch { event, zxid } => {
@@ -185,7 +185,7 @@ impl ZkClientNode {
         self.history(HistoryOp::ZkCall {
             session: id,
             xid: xid.0,
-            request: op,
+            request: Box::new(op),
         });
         xid
     }

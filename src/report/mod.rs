@@ -287,7 +287,7 @@ pub fn stats(events: &[Event], history: &[HistoryEntry]) -> BTreeMap<String, u64
             Op::AppendOk { .. } => bump("appends_acked", 1),
             Op::Read { .. } => bump("reads", 1),
             Op::ZkCall { .. } => bump("zk_calls", 1),
-            Op::ZkReturn { outcome, .. } => match outcome {
+            Op::ZkReturn { outcome, .. } => match &**outcome {
                 crate::history::ZkOutcome::Ok { .. } => bump("zk_ok", 1),
                 crate::history::ZkOutcome::Fail { .. } => bump("zk_fail", 1),
                 crate::history::ZkOutcome::Unknown { .. } => bump("zk_unknown", 1),

@@ -41,6 +41,7 @@ use crate::broker::proto::{
 };
 use crate::broker::{BrokerId, Bytes, KafkaError, TopicPartition};
 use crate::client::assignor::{assign, Assignment, Assignor, Subscription};
+use crate::history::CompactString;
 use crate::log::{LeaderEpoch, Offset};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -165,7 +166,7 @@ pub(super) struct Membership {
     last_poll_ms: u64,
     /// Legacy commit-before-process: polled records waiting for their commit to return
     /// before they are processed.
-    unprocessed: Vec<(TopicPartition, Vec<(u64, String)>)>,
+    unprocessed: Vec<(TopicPartition, Vec<(u64, CompactString)>)>,
     /// As the generation's leader: the partition count of every topic the group subscribes
     /// to when it assigned them (0 for a topic not known yet). Metadata that differs asks
     /// for a rebalance (Kafka's `assignmentSnapshot`): a topic created, or grown, after the
@@ -343,7 +344,7 @@ impl ConsumerCore {
     pub(super) fn hold_until_committed(
         &mut self,
         tp: &TopicPartition,
-        records: &[(u64, String)],
+        records: &[(u64, CompactString)],
         now_ms: u64,
     ) -> bool {
         let Some(g) = self.group.as_ref() else {

@@ -196,9 +196,10 @@ fn polled(h: &Harness) -> Vec<(TopicPartition, Vec<(u64, String)>)> {
     h.history
         .iter()
         .filter_map(|a| match a {
-            ConsumerAction::Poll { partition, records } => {
-                Some((partition.clone(), records.clone()))
-            }
+            ConsumerAction::Poll { partition, records } => Some((
+                partition.clone(),
+                records.iter().map(|(o, v)| (*o, v.to_string())).collect(),
+            )),
             _ => None,
         })
         .collect()

@@ -107,7 +107,7 @@ impl Harness {
                         self.connections.remove(&broker);
                     }
                     ProducerAction::Completed { value, outcome } => {
-                        self.completed.push((value, outcome))
+                        self.completed.push((value.to_string(), outcome))
                     }
                 }
             }
@@ -121,18 +121,13 @@ impl Harness {
     }
 
     fn send(&mut self, value: &str) {
-        self.p
-            .send(value.to_string(), None, self.now, &mut self.rng);
+        self.p.send(value.into(), None, self.now, &mut self.rng);
         self.pump();
     }
 
     fn send_keyed(&mut self, value: &str, key: &str) {
-        self.p.send(
-            value.to_string(),
-            Some(key.to_string()),
-            self.now,
-            &mut self.rng,
-        );
+        self.p
+            .send(value.into(), Some(key.into()), self.now, &mut self.rng);
         self.pump();
     }
 
