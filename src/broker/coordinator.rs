@@ -36,8 +36,8 @@
 //! leader's HW reaches the LEO it had when elected (so only committed state is served).
 
 use super::proto::{
-    CommittedOffset, Generation, JoinGroupOk, JoinGroupRequest, MemberRef, OffsetCommitRequest,
-    RequestBody, ResponseBody, SyncGroupRequest,
+    CommittedOffset, Generation, JoinGroupMember, JoinGroupOk, JoinGroupRequest, MemberRef,
+    OffsetCommitRequest, RequestBody, ResponseBody, SyncGroupRequest,
 };
 use super::types::{Bytes, KafkaError, TopicPartition};
 use crate::log::LeaderEpoch;
@@ -1793,7 +1793,11 @@ fn join_ok(group: &Group, member_id: &str) -> JoinGroupOk {
             group
                 .members
                 .iter()
-                .map(|(id, m)| (id.clone(), subscription(m, Some(&protocol))))
+                .map(|(id, m)| JoinGroupMember {
+                    member_id: id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    metadata: subscription(m, Some(&protocol)),
+                })
                 .collect()
         } else {
             Vec::new()

@@ -237,7 +237,18 @@ pub struct JoinGroupOk {
     /// This member's id.
     pub member_id: String,
     /// To the leader only: every member with its subscription for the chosen assignor.
-    pub members: Vec<(String, Bytes)>,
+    pub members: Vec<JoinGroupMember>,
+}
+
+/// One member of a group as the leader hears of it (Kafka's `JoinGroupResponseMember`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinGroupMember {
+    /// The member id.
+    pub member_id: String,
+    /// Its `group.instance.id` if it is a static member (the range assignor orders by it).
+    pub group_instance_id: Option<String>,
+    /// Its subscription for the chosen assignor.
+    pub metadata: Bytes,
 }
 
 /// One partition of a Produce request.

@@ -1,8 +1,9 @@
 //! Partition assignors: the group leader's choice of who reads which partition, and the
 //! consumer protocol's subscription and assignment bytes they travel in.
 //!
-//! Owns: `range` (Kafka's RangeAssignor, eager: per topic, members in id order take
-//! consecutive ranges, the first ones one more) and `cooperative-sticky` (KIP-429: keep what
+//! Owns: `range` (Kafka's RangeAssignor, eager: per topic, the subscribed members take
+//! consecutive ranges, the first ones one more, in Kafka's member order: static members by
+//! `group.instance.id`, then dynamic ones by member id) and `cooperative-sticky` (KIP-429: keep what
 //! each member owns within a balanced quota, spread the rest over the members with room,
 //! and leave out of this generation every partition that changes owner, so its old owner
 //! revokes it first and the next rebalance hands it over).
@@ -59,6 +60,11 @@ pub struct Subscription {
     pub owned: Vec<TopicPartition>,
     /// The generation it owned them in ([`Generation::NONE`] if none).
     pub generation: Generation,
+    /// Its `group.instance.id` if it is a static member: not in the protocol bytes, the
+    /// coordinator tells the leader (JoinGroup's member list), as Kafka's
+    /// `Subscription.groupInstanceId`.
+    #[serde(skip)]
+    pub group_instance_id: Option<String>,
 }
 
 /// A member's assignment.
@@ -119,18 +125,18 @@ fn range(
     let mut out: BTreeMap<String, Vec<TopicPartition>> =
         members.keys().map(|m| (m.clone(), Vec::new())).collect();
     for (topic, &count) in partitions {
-        let subscribed: Vec<&String> = members
+        let mut subscribed: Vec<(&String, &Subscription)> = members
             .iter()
             .filter(|(_, s)| s.topics.contains(topic))
-            .map(|(m, _)| m)
             .collect();
+        subscribed.sort_by(|a, b| range_order(*a, *b));
         if subscribed.is_empty() {
             continue;
         }
         let n = subscribed.len() as u32;
         let (each, extra) = (count / n, count % n);
         let mut next = 0;
-        for (i, member) in subscribed.into_iter().enumerate() {
+        for (i, (member, _)) in subscribed.into_iter().enumerate() {
             let take = each + u32::from((i as u32) < extra);
             let list = out.get_mut(member).expect("every member listed");
             list.extend((next..next + take).map(|p| TopicPartition::new(topic.clone(), p)));
@@ -138,6 +144,19 @@ fn range(
         }
     }
     out
+}
+
+/// The order in which the range assignor hands out each topic's ranges (Kafka's
+/// `MemberInfo.compareTo`): static members first, by `group.instance.id`, so a restarted
+/// static member gets its ranges back under a new member id; then dynamic members by member
+/// id.
+fn range_order(a: (&String, &Subscription), b: (&String, &Subscription)) -> std::cmp::Ordering {
+    match (&a.1.group_instance_id, &b.1.group_instance_id) {
+        (Some(x), Some(y)) => x.cmp(y).then_with(|| a.0.cmp(b.0)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.0.cmp(b.0),
+    }
 }
 
 fn cooperative_sticky(
@@ -248,6 +267,7 @@ mod tests {
             topics: vec!["orders".into()],
             owned: owned.iter().map(|&p| tp(p)).collect(),
             generation: Generation(generation),
+            group_instance_id: None,
         }
     }
 
@@ -270,6 +290,193 @@ mod tests {
         assert_eq!(out["a"], list(&[0, 1, 2]));
         assert_eq!(out["b"], list(&[3, 4]));
         assert_eq!(out["c"], list(&[5, 6]));
+    }
+
+    /// One range case as data: `(member id, group.instance.id, topics)` per member,
+    /// partitions per topic, and what each member is to get (`topic/partition`).
+    struct RangeCase {
+        name: &'static str,
+        partitions: &'static [(&'static str, u32)],
+        members: &'static [(&'static str, Option<&'static str>, &'static [&'static str])],
+        expected: &'static [(&'static str, &'static [&'static str])],
+    }
+
+    /// Cases of Kafka's `RangeAssignorTest` (apache/kafka, clients), as data.
+    const RANGE_CASES: &[RangeCase] = &[
+        RangeCase {
+            name: "testOneConsumerNonexistentTopic",
+            partitions: &[],
+            members: &[("consumer1", None, &["topic1"])],
+            expected: &[("consumer1", &[])],
+        },
+        RangeCase {
+            name: "testOnlyAssignsPartitionsFromSubscribedTopics",
+            partitions: &[("topic1", 3), ("other", 3)],
+            members: &[("consumer1", None, &["topic1"])],
+            expected: &[("consumer1", &["topic1/0", "topic1/1", "topic1/2"])],
+        },
+        RangeCase {
+            name: "testOneConsumerMultipleTopics",
+            partitions: &[("topic1", 1), ("topic2", 2)],
+            members: &[("consumer1", None, &["topic1", "topic2"])],
+            expected: &[("consumer1", &["topic1/0", "topic2/0", "topic2/1"])],
+        },
+        RangeCase {
+            name: "testTwoConsumersOneTopicOnePartition",
+            partitions: &[("topic1", 1)],
+            members: &[
+                ("consumer1", None, &["topic1"]),
+                ("consumer2", None, &["topic1"]),
+            ],
+            expected: &[("consumer1", &["topic1/0"]), ("consumer2", &[])],
+        },
+        RangeCase {
+            name: "testMultipleConsumersMixedTopics",
+            partitions: &[("topic1", 3), ("topic2", 2)],
+            members: &[
+                ("consumer1", None, &["topic1"]),
+                ("consumer2", None, &["topic1", "topic2"]),
+                ("consumer3", None, &["topic1"]),
+            ],
+            expected: &[
+                ("consumer1", &["topic1/0"]),
+                ("consumer2", &["topic1/1", "topic2/0", "topic2/1"]),
+                ("consumer3", &["topic1/2"]),
+            ],
+        },
+        RangeCase {
+            name: "testTwoStaticConsumersTwoTopicsSixPartitions",
+            partitions: &[("topic1", 3), ("topic2", 3)],
+            members: &[
+                ("consumer-b", Some("instance1"), &["topic1", "topic2"]),
+                ("consumer-a", Some("instance2"), &["topic1", "topic2"]),
+            ],
+            expected: &[
+                (
+                    "consumer-b",
+                    &["topic1/0", "topic1/1", "topic2/0", "topic2/1"],
+                ),
+                ("consumer-a", &["topic1/2", "topic2/2"]),
+            ],
+        },
+        RangeCase {
+            name: "testOneStaticConsumerAndOneDynamicConsumerTwoTopicsSixPartitions",
+            partitions: &[("topic1", 3), ("topic2", 3)],
+            members: &[
+                ("consumer-b", Some("instance1"), &["topic1", "topic2"]),
+                ("consumer-a", None, &["topic1", "topic2"]),
+            ],
+            expected: &[
+                (
+                    "consumer-b",
+                    &["topic1/0", "topic1/1", "topic2/0", "topic2/1"],
+                ),
+                ("consumer-a", &["topic1/2", "topic2/2"]),
+            ],
+        },
+        RangeCase {
+            name: "testStaticMemberRangeAssignmentPersistent (first generation)",
+            partitions: &[("topic1", 5), ("topic2", 4)],
+            members: &[
+                ("consumer1", Some("instance1"), &["topic1", "topic2"]),
+                ("consumer2", Some("instance2"), &["topic1", "topic2"]),
+                ("consumer3", Some("instance3"), &["topic1", "topic2"]),
+                ("consumer4", None, &["topic1", "topic2"]),
+            ],
+            expected: &[
+                ("consumer1", &["topic1/0", "topic1/1", "topic2/0"]),
+                ("consumer2", &["topic1/2", "topic2/1"]),
+                ("consumer3", &["topic1/3", "topic2/2"]),
+                ("consumer4", &["topic1/4", "topic2/3"]),
+            ],
+        },
+        RangeCase {
+            name: "testStaticMemberRangeAssignmentPersistent (dynamic member replaced)",
+            partitions: &[("topic1", 5), ("topic2", 4)],
+            members: &[
+                ("consumer1", Some("instance1"), &["topic1", "topic2"]),
+                ("consumer2", Some("instance2"), &["topic1", "topic2"]),
+                ("consumer3", Some("instance3"), &["topic1", "topic2"]),
+                ("consumer5", None, &["topic1", "topic2"]),
+            ],
+            expected: &[
+                ("consumer1", &["topic1/0", "topic1/1", "topic2/0"]),
+                ("consumer2", &["topic1/2", "topic2/1"]),
+                ("consumer3", &["topic1/3", "topic2/2"]),
+                ("consumer5", &["topic1/4", "topic2/3"]),
+            ],
+        },
+        RangeCase {
+            name: "testStaticMemberRangeAssignmentPersistentAfterMemberIdChanges (before)",
+            partitions: &[("topic1", 5), ("topic2", 5)],
+            members: &[
+                ("consumer1", Some("instance1"), &["topic1", "topic2"]),
+                ("consumer2", Some("instance2"), &["topic1", "topic2"]),
+                ("consumer3", Some("instance3"), &["topic1", "topic2"]),
+            ],
+            expected: &[
+                (
+                    "consumer1",
+                    &["topic1/0", "topic1/1", "topic2/0", "topic2/1"],
+                ),
+                (
+                    "consumer2",
+                    &["topic1/2", "topic1/3", "topic2/2", "topic2/3"],
+                ),
+                ("consumer3", &["topic1/4", "topic2/4"]),
+            ],
+        },
+        RangeCase {
+            // instance2 and instance3 rejoined under new member ids that sort the other way.
+            name: "testStaticMemberRangeAssignmentPersistentAfterMemberIdChanges (after)",
+            partitions: &[("topic1", 5), ("topic2", 5)],
+            members: &[
+                ("consumer1", Some("instance1"), &["topic1", "topic2"]),
+                ("consumer5", Some("instance2"), &["topic1", "topic2"]),
+                ("consumer4", Some("instance3"), &["topic1", "topic2"]),
+            ],
+            expected: &[
+                (
+                    "consumer1",
+                    &["topic1/0", "topic1/1", "topic2/0", "topic2/1"],
+                ),
+                (
+                    "consumer5",
+                    &["topic1/2", "topic1/3", "topic2/2", "topic2/3"],
+                ),
+                ("consumer4", &["topic1/4", "topic2/4"]),
+            ],
+        },
+    ];
+
+    #[test]
+    fn range_assigns_as_kafkas_range_assignor_tests() {
+        for case in RANGE_CASES {
+            let partitions: BTreeMap<String, u32> = case
+                .partitions
+                .iter()
+                .map(|(t, n)| (t.to_string(), *n))
+                .collect();
+            let members: BTreeMap<String, Subscription> = case
+                .members
+                .iter()
+                .map(|(id, instance, topics)| {
+                    let subscription = Subscription {
+                        topics: topics.iter().map(|t| t.to_string()).collect(),
+                        group_instance_id: instance.map(str::to_string),
+                        ..Subscription::default()
+                    };
+                    (id.to_string(), subscription)
+                })
+                .collect();
+            let out = assign(Assignor::Range, &partitions, &members, false);
+            for (member, expected) in case.expected {
+                let got: BTreeSet<String> = out[*member].iter().map(|tp| tp.to_string()).collect();
+                let want: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
+                assert_eq!(got, want, "{}: {member}", case.name);
+            }
+            assert_eq!(out.len(), case.expected.len(), "{}", case.name);
+        }
     }
 
     #[test]

@@ -415,6 +415,7 @@ impl ConsumerCore {
                 Vec::new()
             },
             generation: g.generation,
+            group_instance_id: g.config.group_instance_id.clone(),
         };
         let body = RequestBody::JoinGroup(JoinGroupRequest {
             group_id: g.config.group_id.clone(),
@@ -675,7 +676,11 @@ impl ConsumerCore {
             let members: BTreeMap<String, Subscription> = ok
                 .members
                 .iter()
-                .map(|(id, bytes)| (id.clone(), Subscription::decode(bytes).unwrap_or_default()))
+                .map(|m| {
+                    let mut subscription = Subscription::decode(&m.metadata).unwrap_or_default();
+                    subscription.group_instance_id = m.group_instance_id.clone();
+                    (m.member_id.clone(), subscription)
+                })
                 .collect();
             let topics: BTreeSet<&String> = members.values().flat_map(|s| &s.topics).collect();
             // The leader learns every member's topics (Kafka's group subscription), and

@@ -2,9 +2,18 @@
 //! what the history would record.
 
 use super::*;
-use crate::broker::proto::{FetchData, Request};
+use crate::broker::proto::{FetchData, JoinGroupMember, Request};
 use crate::broker::{Bytes, PartitionState};
 use crate::log::{BatchBuilder, BatchMeta, LeaderEpoch};
+
+/// A dynamic member in a JoinGroup answer to the leader.
+fn member(id: &str, metadata: Bytes) -> JoinGroupMember {
+    JoinGroupMember {
+        member_id: id.into(),
+        group_instance_id: None,
+        metadata,
+    }
+}
 
 const TOPIC: &str = "orders";
 
@@ -494,7 +503,7 @@ impl Harness {
                     protocol_name: join.protocols[0].0.clone(),
                     leader: "m-1".into(),
                     member_id: "m-1".into(),
-                    members: vec![("m-1".into(), subscription)],
+                    members: vec![member("m-1", subscription)],
                 }),
                 member_id: "m-1".into(),
             },
@@ -745,8 +754,8 @@ fn the_leader_rebalances_when_the_groups_topics_change_after_it_assigned() {
         leader: "m-1".into(),
         member_id: "m-1".into(),
         members: vec![
-            ("m-1".into(), join.protocols[0].1.clone()),
-            ("m-2".into(), other.encode()),
+            member("m-1", join.protocols[0].1.clone()),
+            member("m-2", other.encode()),
         ],
     };
     h.respond(
@@ -874,7 +883,7 @@ impl Harness {
                     protocol_name: join.protocols[0].0.clone(),
                     leader: "m-1".into(),
                     member_id: "m-1".into(),
-                    members: vec![("m-1".into(), join.protocols[0].1.clone())],
+                    members: vec![member("m-1", join.protocols[0].1.clone())],
                 }),
                 member_id: "m-1".into(),
             },
