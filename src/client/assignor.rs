@@ -8,10 +8,14 @@
 //! and leave out of this generation every partition that changes owner, so its old owner
 //! revokes it first and the next rebalance hands it over).
 //!
+//! Cooperative-sticky follows Kafka's `AbstractStickyAssignor` in outline: members with
+//! equal subscriptions share by quota, others by the general balance (no member holds two
+//! more than one that could take one of its partitions); the exact choices of which
+//! partition moves are ksim's own.
+//!
 //! Simplifications: subscriptions and assignments are JSON rather than Kafka's consumer
-//! protocol schemas; the sticky balance is by partition count over the whole
-//! subscription, not per topic, and does not weigh members' differing subscriptions
-//! beyond excluding topics a member did not subscribe to.
+//! protocol schemas; the balance is by partition count over the whole subscription, not per
+//! topic.
 
 use crate::broker::proto::Generation;
 use crate::broker::{Bytes, TopicPartition};
@@ -189,6 +193,41 @@ fn cooperative_sticky(
             }
         }
     }
+    // Kafka's AbstractStickyAssignor: equal subscriptions get the quota assignment, any
+    // other group the general one.
+    let first_topics: Option<BTreeSet<&String>> =
+        members.values().next().map(|s| s.topics.iter().collect());
+    let uniform = members
+        .values()
+        .all(|s| Some(s.topics.iter().collect::<BTreeSet<_>>()) == first_topics);
+    let next = if uniform {
+        by_quota(&all, members, &owner)
+    } else {
+        general(&all, members, &owner)
+    };
+    // KIP-429: a partition still owned by another member is not handed out yet.
+    next.into_iter()
+        .map(|(member, list)| {
+            let kept = list
+                .into_iter()
+                .filter(|tp| legacy_no_holdback || owner.get(tp).is_none_or(|(o, _)| *o == member))
+                .collect();
+            (member.clone(), kept)
+        })
+        .collect()
+}
+
+/// Who owns what as the round starts: a partition to its claimant of the newest generation.
+type Owners<'a> = BTreeMap<&'a TopicPartition, (&'a String, Generation)>;
+
+/// Equal subscriptions: everyone gets `floor` or `floor + 1` of the partitions; owned ones
+/// are kept within that quota (members owning the most keep first), the rest go one at a
+/// time to the member with the fewest.
+fn by_quota<'a>(
+    all: &[TopicPartition],
+    members: &'a BTreeMap<String, Subscription>,
+    owner: &Owners<'a>,
+) -> BTreeMap<&'a String, Vec<TopicPartition>> {
     let m = members.len().max(1);
     let (floor, ceil_slots) = (all.len() / m, all.len() % m);
     let mut ceil_left = ceil_slots;
@@ -242,15 +281,65 @@ fn cooperative_sticky(
             next.get_mut(target).expect("listed").push(tp.clone());
         }
     }
-    // KIP-429: a partition still owned by another member is not handed out yet.
+    next
+}
+
+/// Differing subscriptions (Kafka's general assignment): owned partitions stay; the
+/// unowned go, those with the fewest possible owners first, to the subscribed member with
+/// the fewest; then, while some member holds two more than another member that could take
+/// one of its partitions, one such partition moves (from the member holding the most;
+/// preferring one it did not own before the round, then the last in partition order) to
+/// the eligible member with the fewest. Every move lowers the sum of squared counts, so
+/// this ends, balanced as Kafka's tests define it: no member holds two more than a member
+/// subscribed to one of its partitions' topics.
+fn general<'a>(
+    all: &[TopicPartition],
+    members: &'a BTreeMap<String, Subscription>,
+    owner: &Owners<'a>,
+) -> BTreeMap<&'a String, Vec<TopicPartition>> {
+    let reads = |m: &String, tp: &TopicPartition| members[m].topics.iter().any(|t| *t == tp.topic);
+    let mut next: BTreeMap<&String, BTreeSet<TopicPartition>> =
+        members.keys().map(|m| (m, BTreeSet::new())).collect();
+    for (tp, (member, _)) in owner {
+        next.get_mut(member).expect("listed").insert((*tp).clone());
+    }
+    let mut unowned: Vec<&TopicPartition> =
+        all.iter().filter(|tp| !owner.contains_key(tp)).collect();
+    unowned.sort_by_key(|tp| (members.keys().filter(|m| reads(m, tp)).count(), *tp));
+    for tp in unowned {
+        let target = members
+            .keys()
+            .filter(|m| reads(m, tp))
+            .min_by_key(|m| (next[*m].len(), *m));
+        if let Some(target) = target {
+            next.get_mut(target).expect("listed").insert(tp.clone());
+        }
+    }
+    loop {
+        let mut heaviest: Vec<&String> = members.keys().collect();
+        heaviest.sort_by_key(|m| (std::cmp::Reverse(next[*m].len()), *m));
+        let step = heaviest.into_iter().find_map(|from| {
+            let held = next[from].len();
+            let mut candidates: Vec<&TopicPartition> = next[from].iter().collect();
+            // Not owned before the round first, then from the last partition back.
+            candidates.sort_by_key(|tp| {
+                let kept = owner.get(tp).is_some_and(|(o, _)| *o == from);
+                (kept, std::cmp::Reverse(*tp))
+            });
+            candidates.into_iter().find_map(|tp| {
+                members
+                    .keys()
+                    .filter(|m| *m != from && reads(m, tp) && next[*m].len() + 1 < held)
+                    .min_by_key(|m| (next[*m].len(), *m))
+                    .map(|to| (from, to, tp.clone()))
+            })
+        });
+        let Some((from, to, tp)) = step else { break };
+        next.get_mut(from).expect("listed").remove(&tp);
+        next.get_mut(to).expect("listed").insert(tp);
+    }
     next.into_iter()
-        .map(|(member, list)| {
-            let kept = list
-                .into_iter()
-                .filter(|tp| legacy_no_holdback || owner.get(tp).is_none_or(|(o, _)| *o == member))
-                .collect();
-            (member.clone(), kept)
-        })
+        .map(|(m, set)| (m, set.into_iter().collect()))
         .collect()
 }
 
@@ -519,6 +608,136 @@ mod tests {
         assert!(!out["b"].contains(&tp(0)));
         // Balanced once everything settles: nobody above ceil(5/3) = 2.
         assert!(out.values().all(|p| p.len() <= 2), "{out:?}");
+    }
+
+    #[test]
+    fn cooperative_sticky_assigns_mixed_subscriptions_as_kafkas_test() {
+        // Kafka's `testMultipleConsumersMixedTopicSubscriptions` (AbstractStickyAssignorTest):
+        // topic2 only consumer2 reads, so it holds topic2 and the others share topic1.
+        let partitions = BTreeMap::from([("topic1".to_string(), 3), ("topic2".to_string(), 2)]);
+        let reading = |topics: &[&str]| Subscription {
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            ..Subscription::default()
+        };
+        let members = BTreeMap::from([
+            ("consumer1".to_string(), reading(&["topic1"])),
+            ("consumer2".to_string(), reading(&["topic1", "topic2"])),
+            ("consumer3".to_string(), reading(&["topic1"])),
+        ]);
+        let out = assign(Assignor::CooperativeSticky, &partitions, &members, false);
+        let names = |m: &str| out[m].iter().map(|tp| tp.to_string()).collect::<Vec<_>>();
+        assert_eq!(names("consumer1"), ["topic1/0", "topic1/2"]);
+        assert_eq!(names("consumer2"), ["topic2/0", "topic2/1"]);
+        assert_eq!(names("consumer3"), ["topic1/1"]);
+        assert_valid_and_balanced(&partitions, &members, &out);
+    }
+
+    /// Kafka's balance (`AbstractStickyAssignorTest.verifyValidityAndBalance`): every
+    /// partition assigned once, only to a member that reads its topic, and no member
+    /// holding two more than another that reads the topic of one of its partitions.
+    fn assert_valid_and_balanced(
+        partitions: &BTreeMap<String, u32>,
+        members: &BTreeMap<String, Subscription>,
+        out: &BTreeMap<String, Vec<TopicPartition>>,
+    ) {
+        let mut seen = BTreeSet::new();
+        for (m, list) in out {
+            for tp in list {
+                assert!(seen.insert(tp.clone()), "{tp} twice: {out:?}");
+                assert!(
+                    members[m].topics.contains(&tp.topic.to_string()),
+                    "{m} got {tp}"
+                );
+            }
+        }
+        for (t, n) in partitions {
+            if members.values().any(|s| s.topics.contains(t)) {
+                for p in 0..*n {
+                    assert!(
+                        seen.contains(&TopicPartition::new(t.as_str(), p)),
+                        "{t}/{p} unassigned: {out:?}"
+                    );
+                }
+            }
+        }
+        for (a, heavy) in out {
+            for (b, light) in out {
+                if heavy.len() > light.len() + 1 {
+                    let movable = heavy
+                        .iter()
+                        .find(|tp| members[b].topics.contains(&tp.topic.to_string()));
+                    assert!(
+                        movable.is_none(),
+                        "{a} holds {} and {b} {}, and {b} could take {movable:?}: {out:?}",
+                        heavy.len(),
+                        light.len()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Runs cooperative rounds: each member owns what its last assignment gave it.
+    fn round(
+        partitions: &BTreeMap<String, u32>,
+        members: &mut BTreeMap<String, Subscription>,
+        generation: i32,
+    ) -> BTreeMap<String, Vec<TopicPartition>> {
+        let out = assign(Assignor::CooperativeSticky, partitions, members, false);
+        for (m, s) in members.iter_mut() {
+            // Hold-back: nothing is handed to a member while another still owns it.
+            s.owned = out[m].clone();
+            s.generation = Generation(generation);
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// Any group with any subscriptions: balanced after two rounds, then nothing moves;
+        /// after a member leaves or its subscription changes, the same again.
+        #[test]
+        fn cooperative_sticky_balances_any_subscriptions_within_two_rounds(
+            counts in proptest::collection::vec(1u32..7, 1..4),
+            subs in proptest::collection::vec(proptest::collection::vec(proptest::bool::ANY, 3), 1..6),
+            change in 0usize..6,
+            new_sub in proptest::collection::vec(proptest::bool::ANY, 3),
+        ) {
+            let partitions: BTreeMap<String, u32> =
+                counts.iter().enumerate().map(|(i, n)| (format!("t{i}"), *n)).collect();
+            let topics_of = |picks: &[bool]| -> Vec<String> {
+                let mut topics: Vec<String> = (0..counts.len()).filter(|i| picks[*i]).map(|i| format!("t{i}")).collect();
+                if topics.is_empty() {
+                    topics.push("t0".into());
+                }
+                topics
+            };
+            let mut members: BTreeMap<String, Subscription> = subs
+                .iter()
+                .enumerate()
+                .map(|(i, picks)| (format!("m{i}"), Subscription { topics: topics_of(picks), ..Subscription::default() }))
+                .collect();
+            let mut generation = 1;
+            for phase in 0..2 {
+                if phase == 1 {
+                    // A change: the chosen member leaves if there are several, else it
+                    // subscribes anew.
+                    let victim = format!("m{}", change % members.len());
+                    if members.len() > 1 && change % 2 == 0 {
+                        members.remove(&victim);
+                    } else {
+                        members.get_mut(&victim).expect("member").topics = topics_of(&new_sub);
+                    }
+                }
+                round(&partitions, &mut members, generation);
+                generation += 1;
+                let settled = round(&partitions, &mut members, generation);
+                generation += 1;
+                assert_valid_and_balanced(&partitions, &members, &settled);
+                let again = round(&partitions, &mut members, generation);
+                generation += 1;
+                proptest::prop_assert_eq!(&again, &settled, "a third round moved something");
+            }
+        }
     }
 
     #[test]
