@@ -452,8 +452,10 @@ impl ProducerCore {
         }
         let id = self.next_batch;
         self.next_batch += 1;
+        // Kafka's MemoryRecordsBuilder: the base timestamp is the first record's (a record
+        // queued before metadata came is older than its batch; deltas stay non-negative).
         let meta = BatchMeta {
-            base_timestamp_ms: now_ms as i64,
+            base_timestamp_ms: record.timestamp_ms,
             ..BatchMeta::default()
         };
         let mut builder = BatchBuilder::with_capacity(
@@ -727,7 +729,11 @@ impl ProducerCore {
         batch.sent_once = true;
         let meta = BatchMeta {
             leader_epoch: LeaderEpoch::NONE,
-            base_timestamp_ms: batch.created_ms as i64,
+            // The first record's time, as the builder was opened with.
+            base_timestamp_ms: batch
+                .records
+                .first()
+                .map_or(batch.created_ms as i64, |r| r.timestamp_ms),
             producer_id: identity
                 .filter(|_| idempotent)
                 .map_or(ProducerId::NONE, |i| i.producer_id),

@@ -339,6 +339,24 @@ fn starts_with_metadata_and_a_producer_id_then_sends_with_sequence_zero() {
 }
 
 #[test]
+fn a_batch_is_stamped_with_its_first_records_time_even_if_it_waited_for_metadata() {
+    // Kafka's MemoryRecordsBuilder takes the first record's timestamp as the batch's base:
+    // a record sent at 10 ms whose batch opens at 40 ms (when metadata came) has delta 0.
+    let mut h = Harness::new(config());
+    h.tick(0);
+    h.now = 10;
+    h.send("v0");
+    h.tick(40);
+    h.answer_metadata(&[Some(1)], 0);
+    h.answer_init(77);
+    let produce = h.take_produce();
+    let (_, batch) = &produce.batches[0];
+    assert_eq!(batch.base_timestamp_ms, 10);
+    assert_eq!(batch.records[0].timestamp_ms, 10);
+    assert_eq!(batch.max_timestamp_ms, 10);
+}
+
+#[test]
 fn linger_holds_a_batch_until_it_expires_and_records_share_it() {
     let mut h = Harness::ready(
         ProducerConfig {
