@@ -1,8 +1,10 @@
 //! The disk layer: the file operations the log engine needs, behind one trait.
 //!
 //! Owns: [`Disk`] and [`DiskFile`], the plain-`std::fs` implementation [`FsDisk`]
-//! (benches, tools, reading a run's logs back) and [`SimDisk`] (real files plus a model of
-//! the OS page cache that a power cut can tear; see `sim.rs`), and [`calls`], the per-thread
+//! (benches, tools, reading a file-backed run's logs back), [`SimDisk`] (real files or
+//! buffers in memory, per [`Backing`], plus a model of the OS page cache that a power cut
+//! can tear; see `sim.rs`), [`DiskImage`] (a disk's files frozen after a run, read-only: how
+//! the checkers read a memory-backed run; see `image.rs`), and [`calls`], the per-thread
 //! counts of what a `SimDisk` served (for `ksim bench`).
 //!
 //! Every path handed to a `Disk` is relative to the disk's root directory; a disk never
@@ -17,9 +19,11 @@
 //! whatever was not made durable when the simulation cuts the power.
 
 pub mod calls;
+mod image;
 mod sim;
 
-pub use sim::{PowerLossReport, SimDisk, SimDiskConfig};
+pub use image::{DiskImage, ImageFile};
+pub use sim::{Backing, PowerLossReport, SimDisk, SimDiskConfig};
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -129,6 +133,12 @@ impl FsDisk {
         let root = root.into();
         fs::create_dir_all(&root)?;
         Ok(FsDisk { root })
+    }
+
+    /// A disk rooted at `root` as it is: nothing is created (a missing root has no files and
+    /// no directories; creating in it fails).
+    pub fn at(root: impl Into<PathBuf>) -> Self {
+        FsDisk { root: root.into() }
     }
 
     /// The root directory.

@@ -88,7 +88,7 @@ fn files(disk: &SimDisk) -> BTreeMap<PathBuf, Vec<u8>> {
         }
     }
     let mut out = BTreeMap::new();
-    walk(&disk.root(), &mut out);
+    walk(&disk.root().expect("a file-backed disk"), &mut out);
     out
 }
 
@@ -511,7 +511,11 @@ fn open_read_only_changes_nothing_on_disk() {
     let (ro, _) = Log::open_read_only(disk.clone(), Path::new("nope"), config(500)).unwrap();
     assert_eq!(ro.log_end_offset(), Offset(0));
     assert_eq!(ro.read(Offset(0), 10).unwrap(), Vec::<u8>::new());
-    assert!(!disk.root().join("nope").exists());
+    assert!(!disk
+        .root()
+        .expect("a file-backed disk")
+        .join("nope")
+        .exists());
 }
 
 fn append_err(log: &mut Log<SimDisk>) -> LogError {
@@ -652,7 +656,7 @@ fn untrustworthy_or_missing_indexes_are_rebuilt() {
     log.close().unwrap();
     assert!(bases.len() >= 3);
     let index0 = dir().join("00000000000000000000.index");
-    let good = std::fs::read(disk.root().join(&index0)).unwrap();
+    let good = std::fs::read(disk.root().expect("a file-backed disk").join(&index0)).unwrap();
     assert!(good.len() >= 16);
     // Swap two entries: not increasing any more.
     let mut bad = good.clone();
@@ -663,7 +667,10 @@ fn untrustworthy_or_missing_indexes_are_rebuilt() {
         .unwrap();
     let (log, report) = Log::open(disk.clone(), dir(), cfg.clone()).unwrap();
     assert_eq!(report.indexes_rebuilt, 2, "{report:?}");
-    assert_eq!(std::fs::read(disk.root().join(&index0)).unwrap(), good);
+    assert_eq!(
+        std::fs::read(disk.root().expect("a file-backed disk").join(&index0)).unwrap(),
+        good
+    );
     assert_readable_everywhere(&log, 60);
     drop(log);
     // A clean reopen rebuilds nothing but the active segment's index, which is current.
