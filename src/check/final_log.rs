@@ -2,9 +2,10 @@
 //!
 //! Owns: [`read_final_log`]. It opens the log exactly as a restarted process would (the
 //! run killed every node, so this includes recovery of a torn tail) but changes nothing on
-//! disk, and returns every record from the log start to the log end.
+//! disk, and returns every record from the log start to the log end. The disk is the node's
+//! (`check::node_data`): its run directory or its image.
 
-use crate::disk::FsDisk;
+use crate::disk::Disk;
 use crate::log::{decode_batch, Log, LogConfig, LogError, Offset, RecoveryReport};
 use std::path::Path;
 
@@ -42,6 +43,14 @@ pub struct FinalLog {
 }
 
 impl FinalLog {
+    /// A log that could not be read, and why.
+    pub fn unreadable(error: String) -> Self {
+        FinalLog {
+            error: Some(error),
+            ..FinalLog::default()
+        }
+    }
+
     /// A log of `records` from `log_start` to `log_end`.
     pub fn new<'v>(
         log_start: u64,
@@ -126,19 +135,12 @@ impl FinalLog {
     }
 }
 
-/// Reads the log in `<node_dir>/<log_dir>` with `config`.
-pub fn read_final_log(node_dir: &Path, log_dir: &Path, config: LogConfig) -> FinalLog {
-    match drain(node_dir, log_dir, config) {
-        Ok(log) => log,
-        Err(error) => FinalLog {
-            error: Some(error),
-            ..FinalLog::default()
-        },
-    }
+/// Reads the log in `log_dir` of a node's `disk` with `config`.
+pub fn read_final_log<D: Disk>(disk: D, log_dir: &Path, config: LogConfig) -> FinalLog {
+    drain(disk, log_dir, config).unwrap_or_else(FinalLog::unreadable)
 }
 
-fn drain(node_dir: &Path, log_dir: &Path, config: LogConfig) -> Result<FinalLog, String> {
-    let disk = FsDisk::new(node_dir).map_err(|e| e.to_string())?;
+fn drain<D: Disk>(disk: D, log_dir: &Path, config: LogConfig) -> Result<FinalLog, String> {
     let (log, recovery) = Log::open_read_only(disk, log_dir, config).map_err(|e| e.to_string())?;
     let mut out = FinalLog {
         log_start: log.log_start_offset().0,

@@ -52,13 +52,13 @@ pub fn read_replica_logs(input: &CheckInput<'_>) -> ReplicaLogs {
     let mut logs = ReplicaLogs::new();
     for n in 1..=scenario.cluster.brokers {
         let name = format!("broker-{n}");
-        let node_dir = input.run_dir.join(&name);
+        let disk = input.nodes.disk(&name);
         for topic in &scenario.topics {
             for p in 0..topic.partitions {
                 let tp = TopicPartition::new(&topic.name, p);
                 let dir = Path::new(LOG_DIR).join(tp.dir_name());
-                if node_dir.join(&dir).is_dir() {
-                    let log = read_final_log(&node_dir, &dir, config.clone());
+                if disk.is_dir(&dir) {
+                    let log = read_final_log(disk.clone(), &dir, config.clone());
                     logs.entry(tp).or_default().insert(name.clone(), log);
                 }
             }
@@ -786,7 +786,7 @@ mod tests {
             scenario,
             events,
             history,
-            run_dir,
+            nodes: crate::check::NodeData::Dir(run_dir),
         };
         let logs = read_replica_logs(&input);
         run(&input, &Facts::new(events, history, &logs))

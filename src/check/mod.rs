@@ -1,5 +1,6 @@
 //! Independent checkers: they read the history of what clients were told, the events nodes
-//! announced, and the final logs read back from disk — never the internals of the cores.
+//! announced, and the final logs read back from the nodes' disks ([`NodeData`]: the run
+//! directory, or a memory-backed run's disk images) — never the internals of the cores.
 //!
 //! Owns: which checks apply to a scenario, and the [`Violation`] record every checker
 //! produces. The check names themselves are the scenario layer's
@@ -13,6 +14,7 @@ mod group;
 pub mod kafka;
 pub mod linearizable;
 mod liveness;
+mod node_data;
 mod replication;
 #[cfg(test)]
 mod tables;
@@ -23,12 +25,12 @@ mod writer;
 pub mod zk;
 
 pub use final_log::{read_final_log, FinalLog};
+pub use node_data::{NodeData, NodeDisk, NodeFile};
 
 use crate::history::{Event, HistoryEntry};
 pub use crate::scenario::CheckKind;
 use crate::scenario::{CheckName, Scenario};
 use serde::Serialize;
-use std::path::Path;
 
 /// One anomaly a check found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -66,8 +68,8 @@ impl CheckResult {
     }
 }
 
-/// What the checkers get: the scenario, what was recorded, and the run directory holding
-/// every node's data as the run left it.
+/// What the checkers get: the scenario, what was recorded, and every node's data as the run
+/// left it (in the run directory, or in memory images).
 pub struct CheckInput<'a> {
     /// The scenario that ran.
     pub scenario: &'a Scenario,
@@ -75,8 +77,8 @@ pub struct CheckInput<'a> {
     pub events: &'a [Event],
     /// Client history, in order.
     pub history: &'a [HistoryEntry],
-    /// The run directory.
-    pub run_dir: &'a Path,
+    /// Where each node's files are.
+    pub nodes: NodeData<'a>,
 }
 
 /// Runs every check that applies to the scenario, in the contract's order.
@@ -95,7 +97,7 @@ pub fn run_checks(input: &CheckInput<'_>) -> Vec<CheckResult> {
             .scenario
             .zk_names()
             .iter()
-            .map(|name| zk::read_server_files(input.run_dir, name))
+            .map(|name| zk::read_server_files(input.nodes, name))
             .collect();
         if !input.scenario.zk_clients.is_empty() {
             results.push(result(

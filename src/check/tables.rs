@@ -90,7 +90,7 @@ pub fn run_writer_table(path: &str) {
             scenario: &scenario,
             events: &record.events,
             history: &record.history,
-            run_dir: Path::new("/nonexistent"),
+            nodes: crate::check::NodeData::Dir(Path::new("/nonexistent")),
         };
         match check {
             "lost-write" => Some(writer::lost_write(&input, &record.writer_logs)),
@@ -162,7 +162,7 @@ fn run_scenario_table(
                 scenario,
                 events: &record.events,
                 history: &record.history,
-                run_dir: Path::new("/nonexistent"),
+                nodes: crate::check::NodeData::Dir(Path::new("/nonexistent")),
             };
             run_checks(case, |name| check(&input, &record, name).map(Some))
         }

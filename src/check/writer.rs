@@ -18,7 +18,7 @@ pub fn final_logs(input: &CheckInput<'_>) -> BTreeMap<String, FinalLog> {
         .into_iter()
         .map(|plan| {
             let log = read_final_log(
-                &input.run_dir.join(&plan.name),
+                input.nodes.disk(&plan.name),
                 std::path::Path::new("log"),
                 log_config(&plan.config),
             );

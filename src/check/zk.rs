@@ -39,9 +39,10 @@
 //! (not the servers' data tree), from the on-disk formats: log records (key = zxid, value =
 //! `TxnRecord` JSON) and snapshots (JSON).
 
+use super::node_data::NodeData;
 use super::toolkit::violation;
 use super::{CheckInput, Violation};
-use crate::disk::{read_whole, Disk, FsDisk};
+use crate::disk::{read_whole, Disk};
 use crate::history::{Announcement, Event, HistoryEntry, Op, ShellEvent, ZkOutcome};
 use crate::log::{Log, LogConfig};
 use crate::zk::server::ZkServerEvent;
@@ -78,19 +79,18 @@ impl ServerFiles {
 }
 
 /// Reads a server's transaction log and newest snapshot, read-only.
-pub fn read_server_files(run_dir: &Path, name: &str) -> ServerFiles {
+pub fn read_server_files(nodes: NodeData<'_>, name: &str) -> ServerFiles {
     let mut files = ServerFiles {
         name: name.to_string(),
         ..ServerFiles::default()
     };
-    if let Err(error) = read_into(&run_dir.join(name), &mut files) {
+    if let Err(error) = read_into(nodes.disk(name), &mut files) {
         files.error = Some(error);
     }
     files
 }
 
-fn read_into(node_dir: &Path, files: &mut ServerFiles) -> Result<(), String> {
-    let disk = FsDisk::new(node_dir).map_err(|e| e.to_string())?;
+fn read_into<D: Disk>(disk: D, files: &mut ServerFiles) -> Result<(), String> {
     let data = Path::new(DATA_DIR);
     let config = LogConfig {
         retention_ms: None,
@@ -792,7 +792,7 @@ mod tests {
             scenario: &s,
             events: &events,
             history: &[],
-            run_dir: Path::new("/nonexistent"),
+            nodes: crate::check::NodeData::Dir(Path::new("/nonexistent")),
         };
         replica_agreement(&input, &[files("zk-1", HISTORY), zk2, zk3])
     }
@@ -917,7 +917,7 @@ mod tests {
             scenario: &s,
             events: &events,
             history: &[],
-            run_dir: Path::new("/nonexistent"),
+            nodes: crate::check::NodeData::Dir(Path::new("/nonexistent")),
         };
         let found = replica_agreement(
             &input,

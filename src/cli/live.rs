@@ -3,14 +3,14 @@
 //! Owns: the registry of the runs of this process that have started and not yet written
 //! their files, the SIGINT/SIGTERM handler that writes each one's partial record
 //! (`verdict.json` with `"verdict": "interrupted"`, the events and history so far, its
-//! `ksim.log` (a sweep holds it in memory until then), the seed)
+//! `ksim.log` and its nodes' files (a sweep holds both in memory until then), the seed)
 //! before the process exits with 130, and the simulated clock a long `ksim run` shows on a
 //! terminal. Everything here only *reads* a run's recorder from another OS thread; nothing
 //! inside a run depends on it, so determinism is untouched.
 
 use crate::node::recorder::Recorder;
 use crate::report::{self, Interrupted};
-use crate::sim::RunLog;
+use crate::sim::{RunDisks, RunLog};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,6 +27,7 @@ struct Active {
     run_dir: PathBuf,
     recorder: Recorder,
     log: RunLog,
+    disks: RunDisks,
     started: Instant,
 }
 
@@ -47,13 +48,14 @@ pub struct Registration {
 }
 
 impl Registration {
-    /// Registers a run that is about to start.
+    /// Registers a run that is about to start, with its record, log and disks.
     pub fn new(
         scenario: &crate::scenario::Scenario,
         seed: u64,
         run_dir: PathBuf,
         recorder: &Recorder,
         log: &RunLog,
+        disks: &RunDisks,
     ) -> Registration {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -66,6 +68,7 @@ impl Registration {
                 run_dir,
                 recorder: recorder.clone(),
                 log: log.clone(),
+                disks: disks.clone(),
                 started: Instant::now(),
             },
         );
@@ -102,8 +105,11 @@ fn on_interrupt() {
     let _writing = writing();
     let runs = std::mem::take(&mut *active());
     for run in runs.values() {
-        // An interrupted run keeps its log (a sweep's was held in memory), whatever it is.
+        // An interrupted run keeps its log and its nodes' files (a sweep's were held in
+        // memory), whatever they are; once its checks have begun, its nodes' files are the
+        // checks' (written after them only if the seed is kept).
         let _ = run.log.keep();
+        let _ = run.disks.write_now(&run.run_dir);
         let (events, history) = run.recorder.snapshot();
         let record = Interrupted {
             scenario: &run.scenario,

@@ -15,14 +15,16 @@ mod sweep;
 pub use live::EXIT_INTERRUPTED;
 pub use sweep::run_swarm_seed;
 
-use crate::check::{run_checks, CheckInput};
+use crate::check::{run_checks, CheckInput, NodeData};
+use crate::disk::{Backing, DiskImage};
 use crate::report::run_dir::{self, RunDirError};
 use crate::report::{self, RunResult, Verdict};
 use crate::scenario::{self, Scenario, SeedRange};
 use crate::sim;
 use clap::{Parser, Subcommand};
+use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -397,23 +399,49 @@ pub enum Keep {
     Everything,
     /// A sweep's rule: a failing seed keeps everything; a passing one only `scenario.toml`,
     /// `verdict.json` and `report.md` (and the marker). What it would not keep is not
-    /// written at all (its log is held in memory until the verdict), except the node data
-    /// the checkers read from disk, which the sweep deletes after.
+    /// written at all: its log is held in memory until the verdict, and its node data too
+    /// (memory-backed disks, [`Keep::backing`]), written out only if the seed is kept.
     SweepRule,
+}
+
+impl Keep {
+    /// Where the nodes' disks keep their bytes: real files when everything is kept (the run
+    /// directory shows them as the run goes), memory for a sweep (a kept seed's files are
+    /// written after its checks, as a restarted process would find them). The backing never
+    /// changes a run's trace or verdict.
+    pub fn backing(self) -> Backing {
+        match self {
+            Keep::Everything => Backing::Files,
+            Keep::SweepRule => Backing::Memory,
+        }
+    }
 }
 
 /// Runs one seed end to end: prepare the run directory (refusing one ksim did not make),
 /// simulate, check, write the run directory's files.
 pub fn run_one(scenario: &Scenario, seed: u64, run_dir: &Path) -> Result<RunResult, RunError> {
-    run_one_with(scenario, seed, run_dir, Keep::Everything, false)
+    run_one_as(scenario, seed, run_dir, Keep::Everything, Backing::Files)
 }
 
-/// [`run_one`], keeping `keep`, with the simulated clock on a terminal when `clock`.
+/// [`run_one`], keeping `keep`, with the nodes' disks of `backing` (usually
+/// [`Keep::backing`]).
+pub fn run_one_as(
+    scenario: &Scenario,
+    seed: u64,
+    run_dir: &Path,
+    keep: Keep,
+    backing: Backing,
+) -> Result<RunResult, RunError> {
+    run_one_with(scenario, seed, run_dir, keep, backing, false)
+}
+
+/// [`run_one_as`], with the simulated clock on a terminal when `clock`.
 fn run_one_with(
     scenario: &Scenario,
     seed: u64,
     run_dir: &Path,
     keep: Keep,
+    backing: Backing,
     clock: bool,
 ) -> Result<RunResult, RunError> {
     run_dir::prepare(run_dir).map_err(RunError::RunDir)?;
@@ -424,14 +452,27 @@ fn run_one_with(
         Keep::Everything => sim::RunLog::create(&log_path).map_err(RunError::Io)?,
         Keep::SweepRule => sim::RunLog::deferred(&log_path),
     };
-    let registration =
-        live::Registration::new(scenario, seed, run_dir.to_path_buf(), &recorder, &log);
-    // The checks run on the run's own thread, in the memory the runtime freed.
+    let disks = sim::RunDisks::new(backing);
+    let registration = live::Registration::new(
+        scenario,
+        seed,
+        run_dir.to_path_buf(),
+        &recorder,
+        &log,
+        &disks,
+    );
+    // The checks run on the run's own thread, in the memory the runtime freed; a
+    // memory-backed run's node data is written out (if kept) and freed right after them.
     let (output, (checks, stats)) = {
         let _clock = clock.then(|| {
             live::Clock::start(&recorder, scenario.duration.saturating_add(scenario.heal))
         });
-        sim::simulate(scenario, seed, run_dir, &recorder, &log, |output| {
+        sim::simulate(scenario, seed, run_dir, &disks, &recorder, &log, |output| {
+            let images = std::mem::take(&mut output.disks);
+            let nodes = match backing {
+                Backing::Files => NodeData::Dir(run_dir),
+                Backing::Memory => NodeData::Images(&images),
+            };
             let (events, history) = (&output.record.events, &output.record.history);
             let checks = if output.crash.is_some() {
                 Vec::new()
@@ -440,11 +481,20 @@ fn run_one_with(
                     scenario,
                     events,
                     history,
-                    run_dir,
+                    nodes,
                 })
             };
-            (checks, report::stats(events, history))
+            let kept = keep == Keep::Everything
+                || Verdict::of(&checks, output.crash.as_ref()) != Verdict::Pass;
+            let written = if kept {
+                write_node_data(run_dir, &images)
+            } else {
+                Ok(())
+            };
+            drop(images);
+            written.map(|()| (checks, report::stats(events, history)))
         })
+        .and_then(|(output, done)| done.map(|done| (output, done)))
         .map_err(RunError::Io)?
     };
     let (events, history) = (&output.record.events, &output.record.history);
@@ -478,6 +528,14 @@ fn run_one_with(
     Ok(result)
 }
 
+/// Writes each node's image to `<run_dir>/<node>/`, as a file-backed run leaves its files.
+fn write_node_data(run_dir: &Path, images: &BTreeMap<String, DiskImage>) -> io::Result<()> {
+    for (node, image) in images {
+        image.write_to(&run_dir.join(node))?;
+    }
+    Ok(())
+}
+
 fn cmd_run(path: &Path, seed: Option<u64>, out: Option<PathBuf>, json: bool) -> u8 {
     // The seed comes first, before anything can fail: a lost seed is a lost bug.
     let seed = seed.unwrap_or_else(rand::random);
@@ -500,7 +558,14 @@ fn cmd_run(path: &Path, seed: Option<u64>, out: Option<PathBuf>, json: bool) -> 
         }
         out!("run dir: {}", run_dir.display());
     }
-    let result = match run_one_with(&scenario, seed, &run_dir, Keep::Everything, !json) {
+    let result = match run_one_with(
+        &scenario,
+        seed,
+        &run_dir,
+        Keep::Everything,
+        Backing::Files,
+        !json,
+    ) {
         Ok(result) => result,
         Err(error) => {
             err!("error: seed {seed}: {error}");

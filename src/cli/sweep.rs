@@ -3,11 +3,11 @@
 //! Owns: fanning seeds out over OS threads (each seed still gets its own runtime on its own
 //! fresh thread), the progress bar, sharding, the `[expect] fails` rule of zoo scenarios,
 //! and the summaries. Passing seeds keep only `verdict.json`, `report.md` and
-//! `scenario.toml` ([`Keep::SweepRule`]: their log, events and history are never written;
-//! their node data, which the checkers read from disk, are deleted after; `ksim run --seed
-//! N` regenerates them all).
+//! `scenario.toml` ([`Keep::SweepRule`]: their log, events, history and node data are never
+//! written — the nodes' disks are in memory, and the checkers read their images; `ksim run
+//! --seed N` regenerates them all).
 
-use super::{default_run_dir, err, out, run_one_with, Keep, RunError, EXIT_NONDETERMINISM};
+use super::{default_run_dir, err, out, run_one_as, Keep, RunError, EXIT_NONDETERMINISM};
 use crate::report::run_dir::MARKER;
 use crate::report::{RunResult, Verdict};
 use crate::scenario::{swarm, Scenario, SeedRange};
@@ -84,8 +84,9 @@ fn progress_bar(len: usize, what: &str) -> ProgressBar {
     bar
 }
 
-/// Deletes what a passing seed does not need: its node data (and a log too big to have been
-/// held in memory); the rest of what it does not keep was never written.
+/// Deletes what a passing seed does not need: a log too big to have been held in memory (and
+/// node data, had its disks been file-backed); the rest of what it does not keep was never
+/// written.
 fn prune_passing(run_dir: &Path) {
     let Ok(entries) = std::fs::read_dir(run_dir) else {
         return;
@@ -259,7 +260,13 @@ pub fn run_swarm_seed(seed: u64, base: &Path) -> Result<RunResult, RunError> {
         )))
     })?;
     scenario.path = run_dir.join("scenario.toml");
-    run_one_with(&scenario, seed, &run_dir, Keep::SweepRule, false)
+    run_one_as(
+        &scenario,
+        seed,
+        &run_dir,
+        Keep::SweepRule,
+        Keep::SweepRule.backing(),
+    )
 }
 
 /// `ksim sweep`.
@@ -276,7 +283,13 @@ pub fn cmd_sweep(scenario: &Scenario, options: SweepOptions) -> u8 {
     );
     let batch = Batch::run(&seeds, options.jobs, |seed| {
         let run_dir = default_run_dir(&options.out, scenario, seed);
-        run_one_with(scenario, seed, &run_dir, Keep::SweepRule, false)
+        run_one_as(
+            scenario,
+            seed,
+            &run_dir,
+            Keep::SweepRule,
+            Keep::SweepRule.backing(),
+        )
     });
     let code = batch.report(&format!("sweep {}", scenario.name), options.json);
     let Some(expect) = &scenario.expect else {
@@ -358,8 +371,14 @@ pub fn cmd_check_determinism(
         let mut traces = Vec::new();
         for copy in ["a", "b"] {
             let dir = base.join(format!("{}-{seed}-{copy}", scenario.name));
-            let trace = run_one_with(scenario, seed, &dir, Keep::SweepRule, false)
-                .map(|r| (r.trace(), r.verdict));
+            let trace = run_one_as(
+                scenario,
+                seed,
+                &dir,
+                Keep::SweepRule,
+                Keep::SweepRule.backing(),
+            )
+            .map(|r| (r.trace(), r.verdict));
             if crate::report::run_dir::is_run_dir(&dir) {
                 let _ = std::fs::remove_dir_all(&dir);
             }

@@ -1,7 +1,8 @@
 //! The simulation harness: one madsim runtime per seed, on a fresh OS thread.
 //!
 //! Owns: [`simulate`] — prepare the run directory, build the world on a runtime seeded with
-//! the run's seed, drive it through its phases, and hand back what was recorded. Nothing
+//! the run's seed, drive it through its phases, and hand back what was recorded (and, when
+//! the nodes' disks were memory-backed, their files). Nothing
 //! inside a run reads the wall clock, an unseeded RNG or hash order; the only OS thread is
 //! the one the runtime lives on. A panic anywhere in the run becomes a [`Crash`] in the
 //! output, never a dead process.
@@ -14,8 +15,10 @@ mod nodes;
 mod world;
 
 pub use logging::RunLog;
+pub use nodes::RunDisks;
 pub use world::WorldOutcome;
 
+use crate::disk::{Backing, DiskImage};
 use crate::history::Crash;
 use crate::node::progress::Progress;
 use crate::node::recorder::{sim_now_us, Record, Recorder};
@@ -51,36 +54,42 @@ pub struct SimOutput {
     /// What the run asked of madsim and its disks (frames, flushes, timers, disk calls):
     /// counted beside the record, never in it, so the trace hash does not see them.
     pub counters: BTreeMap<String, u64>,
+    /// Each node's files as the run left them, by node name, when its disks were
+    /// memory-backed (empty when file-backed: the files are in the run directory). Their
+    /// buffers, handed over, not copied; take them to free them.
+    pub disks: BTreeMap<String, DiskImage>,
 }
 
 /// Runs `scenario` with `seed`, recording into `recorder` (fresh), logging into `log` (the
-/// run's `ksim.log`) and writing node data under `run_dir`, which the caller has prepared
-/// ([`crate::report::run_dir::prepare`]); then, once the runtime is gone, runs `then` on
-/// what it produced (the checks), on the same thread, so they reuse the memory the run
-/// freed instead of growing the process by their own. Blocks until both are done. A panic
-/// in `then` is the caller's (it resumes on the calling thread).
+/// run's `ksim.log`) and keeping node data on `disks` (fresh): files under `run_dir` (which
+/// the caller has prepared, [`crate::report::run_dir::prepare`]), or memory, handed back in
+/// [`SimOutput::disks`]. The trace does not depend on the backing. Then, once the
+/// runtime is gone, runs `then` on what it produced (the checks), on the same thread, so
+/// they reuse the memory the run freed instead of growing the process by their own. Blocks
+/// until both are done. A panic in `then` is the caller's (it resumes on the calling thread).
 pub fn simulate<R: Send>(
     scenario: &Scenario,
     seed: u64,
     run_dir: &Path,
+    disks: &RunDisks,
     recorder: &Recorder,
     log: &RunLog,
-    then: impl FnOnce(&SimOutput) -> R + Send,
+    then: impl FnOnce(&mut SimOutput) -> R + Send,
 ) -> io::Result<(SimOutput, R)> {
     fs::create_dir_all(run_dir)?;
     fs::write(run_dir.join("scenario.toml"), &scenario.source)?;
 
     let shared = Arc::new(scenario.clone());
     let run_dir: PathBuf = run_dir.to_path_buf();
-    let (recorder, log) = (recorder.clone(), log.clone());
+    let (recorder, log, disks) = (recorder.clone(), log.clone(), disks.clone());
     let joined = std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name(format!("ksim-seed-{seed}"))
             .stack_size(64 << 20)
             .spawn_scoped(scope, move || {
-                let output = run_on_this_thread(shared, seed, run_dir, recorder, log)?;
+                let mut output = run_on_this_thread(shared, seed, run_dir, disks, recorder, log)?;
                 guard::leave_run_thread();
-                let after = panic::catch_unwind(AssertUnwindSafe(|| then(&output)));
+                let after = panic::catch_unwind(AssertUnwindSafe(|| then(&mut output)));
                 io::Result::Ok(after.map(|after| (output, after)))
             })
             .map(|thread| thread.join())
@@ -97,6 +106,7 @@ fn run_on_this_thread(
     scenario: Arc<Scenario>,
     seed: u64,
     run_dir: PathBuf,
+    disks: RunDisks,
     recorder: Recorder,
     log_file: RunLog,
 ) -> io::Result<SimOutput> {
@@ -117,8 +127,9 @@ fn run_on_this_thread(
     );
     let world = {
         let (scenario, recorder, progress) = (scenario.clone(), recorder.clone(), progress.clone());
+        let disks = disks.clone();
         async move {
-            let outcome = World::new(scenario, run_dir, recorder, progress)
+            let outcome = World::new(scenario, run_dir, disks, recorder, progress)
                 .run()
                 .await;
             (outcome, sim_now_us())
@@ -126,6 +137,14 @@ fn run_on_this_thread(
     };
     let ran = panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(world)));
     drop(runtime);
+    // Every node is gone: its files are what a restart would find. A memory-backed disk
+    // hands its buffers over; a file-backed one stays where it is, in the run directory.
+    let mut images = BTreeMap::new();
+    for (name, disk) in disks.take() {
+        if disk.backing() == Backing::Memory {
+            images.insert(name, disk.take_image()?);
+        }
+    }
     let counters: BTreeMap<String, u64> = crate::node::counters::take()
         .named()
         .into_iter()
@@ -158,5 +177,6 @@ fn run_on_this_thread(
         world,
         crash,
         counters,
+        disks: images,
     })
 }

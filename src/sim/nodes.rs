@@ -7,7 +7,7 @@
 
 use super::guard::guarded;
 use crate::broker::BrokerId;
-use crate::disk::{SimDisk, SimDiskConfig};
+use crate::disk::{Backing, SimDisk, SimDiskConfig};
 use crate::history::WorldEvent;
 use crate::node::broker::BrokerNode;
 use crate::node::kafka_client::{broker_ids, ConsumerNode, ProducerNode};
@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Kafka's `zookeeper.session.timeout.ms` (the ensemble negotiates it into
 /// [2, 20] × tickTime).
@@ -75,12 +75,61 @@ pub struct Built {
     pub disk: Option<SimDisk>,
 }
 
+/// The nodes' disks of one run: where they keep their bytes, and each disk once made, by
+/// node, in creation order. Cloning shares them: the run's caller takes a memory-backed
+/// run's files once the runtime is gone, and an interrupt can write them out mid-run.
+#[derive(Clone, Default)]
+pub struct RunDisks {
+    backing: Backing,
+    made: Arc<Mutex<Vec<(String, SimDisk)>>>,
+}
+
+impl RunDisks {
+    /// No disk yet; the disks will be of `backing`.
+    pub fn new(backing: Backing) -> Self {
+        RunDisks {
+            backing,
+            made: Arc::default(),
+        }
+    }
+
+    /// Where the disks keep their bytes.
+    pub fn backing(&self) -> Backing {
+        self.backing
+    }
+
+    fn made(&self) -> std::sync::MutexGuard<'_, Vec<(String, SimDisk)>> {
+        self.made
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Every disk made so far, by node; none is left registered.
+    pub(super) fn take(&self) -> Vec<(String, SimDisk)> {
+        std::mem::take(&mut *self.made())
+    }
+
+    /// Writes each memory-backed disk's files as they are now to `<dir>/<node>/` (file-backed
+    /// disks are there already): what an interrupted run leaves of its nodes.
+    pub fn write_now(&self, dir: &Path) -> std::io::Result<()> {
+        let made: Vec<(String, SimDisk)> = self.made().clone();
+        for (name, disk) in made {
+            if disk.backing() == Backing::Memory {
+                disk.image()?.write_to(&dir.join(name))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Everything node construction needs from the world.
 pub struct Context<'a> {
     /// The scenario.
     pub scenario: &'a Scenario,
-    /// The run directory (node data goes in `<run>/<node>/`).
+    /// The run directory (file-backed node data goes in `<run>/<node>/`).
     pub run_dir: &'a Path,
+    /// The run's disks: their backing, and where each disk made is registered.
+    pub disks: &'a RunDisks,
     /// The run's record.
     pub recorder: &'a Recorder,
     /// The run's probes.
@@ -91,12 +140,15 @@ pub struct Context<'a> {
 
 impl Context<'_> {
     fn disk(&self, name: &str) -> SimDisk {
-        SimDisk::new(
+        let disk = SimDisk::with_backing(
+            self.disks.backing,
             self.run_dir.join(name),
             run_rng().gen::<u64>(),
             SimDiskConfig::default(),
         )
-        .unwrap_or_else(|e| panic!("cannot create the data directory of {name}: {e}"))
+        .unwrap_or_else(|e| panic!("cannot create the data directory of {name}: {e}"));
+        self.disks.made().push((name.to_string(), disk.clone()));
+        disk
     }
 
     /// Registers a node whose main future is `make()`, restarted by madsim on restart.

@@ -16,7 +16,7 @@
 
 use super::nemesis::{Nemesis, NodeView, Role, Step};
 use super::network::Network;
-use super::nodes::{build_all, Context, NodeKind};
+use super::nodes::{build_all, Context, NodeKind, RunDisks};
 use crate::broker::coordinator::{partition_for, OFFSETS_TOPIC};
 use crate::broker::TopicPartition;
 use crate::disk::SimDisk;
@@ -84,6 +84,7 @@ struct SimNode {
 pub struct World {
     scenario: Arc<Scenario>,
     run_dir: PathBuf,
+    disks: RunDisks,
     recorder: Recorder,
     progress: Progress,
     handle: Handle,
@@ -95,10 +96,12 @@ pub struct World {
 }
 
 impl World {
-    /// A world for `scenario`, writing node data under `run_dir`. Call inside the runtime.
+    /// A world for `scenario`, its node data on `disks` (if file-backed, under `run_dir`).
+    /// Call inside the runtime.
     pub fn new(
         scenario: Arc<Scenario>,
         run_dir: PathBuf,
+        disks: RunDisks,
         recorder: Recorder,
         progress: Progress,
     ) -> Self {
@@ -111,6 +114,7 @@ impl World {
             members,
             scenario,
             run_dir,
+            disks,
             recorder,
             progress,
             handle: Handle::current(),
@@ -197,6 +201,7 @@ impl World {
         let ctx = Context {
             scenario: &self.scenario,
             run_dir: &self.run_dir,
+            disks: &self.disks,
             recorder: &self.recorder,
             progress: &self.progress,
             handle: &self.handle,
