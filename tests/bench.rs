@@ -35,6 +35,21 @@ fn floor_row(report: &str, what: &str) -> (f64, f64) {
     (cells[0], cells[1])
 }
 
+/// The figures of column `name` of the sweeps' table, one per sweep.
+fn sweep_column(report: &str, name: &str) -> Vec<f64> {
+    let mut lines = report.lines().skip_while(|l| *l != "## Sweeps").skip(2);
+    let header: Vec<&str> = lines.next().expect("a header").split('|').collect();
+    let at = header
+        .iter()
+        .position(|c| c.trim() == name)
+        .unwrap_or_else(|| panic!("no column {name:?} in {header:?}"));
+    lines
+        .skip(1)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| l.split('|').nth(at).unwrap().trim().parse().unwrap())
+        .collect()
+}
+
 /// `ksim bench` of the tiny scenario, one seed and one floor run, into `out` over `work`.
 fn tiny_bench(out: &Path, work: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_ksim"))
@@ -91,6 +106,21 @@ fn bench_writes_a_report_with_every_section_and_a_floor_that_replays_the_counts(
         assert!(headline(&report, label) > 0.0, "{label} is positive");
     }
     assert!(headline(&report, "reference run dir") >= 0.0);
+
+    // A sweep's bytes written per seed are measured (on Linux, from /proc) and are a
+    // fraction of a kept run directory: its passing seeds write no node data.
+    let written = sweep_column(&report, "written MB / seed");
+    assert_eq!(written.len(), 2, "one figure per sweep (--jobs 1 and 2)");
+    if cfg!(target_os = "linux") {
+        let run_dir_mb = headline(&report, "reference run dir");
+        for mb in written {
+            assert!(mb > 0.0, "the sweep wrote its summaries");
+            assert!(
+                mb < run_dir_mb,
+                "{mb} MB written per seed, {run_dir_mb} per run dir"
+            );
+        }
+    }
 
     // The counters the floor replays are non-zero, and the floor did as many (frames and
     // flushes exactly, timers within the ticks' rounding).

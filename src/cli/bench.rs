@@ -2,7 +2,8 @@
 //! `reports/sim-bench.md` (issue 15's measurement).
 //!
 //! Owns: running seeds in child processes of this same binary and measuring them from
-//! outside (wall clock here, CPU and peak RSS from `wait4`'s rusage of each child), the
+//! outside (wall clock here, CPU and peak RSS from `wait4`'s rusage of each child, bytes
+//! written from its `/proc/<pid>/io`, read while it is a zombie), the
 //! floor runs (`ksim bench-floor`, [`super::floor`]) for the first scenario's counters,
 //! and the report. Every figure comes from one invocation on one machine: compare ratios
 //! within a report, not figures across reports.
@@ -48,11 +49,22 @@ struct Usage {
     wall_s: f64,
     cpu_s: f64,
     max_rss_kb: u64,
+    /// Bytes it handed to write calls (`wchar` of `/proc/<pid>/io`; 0 without `/proc`).
+    written: u64,
     exit: i32,
 }
 
+/// Bytes `pid` has handed to write calls so far (`wchar`), if `/proc` says.
+fn bytes_written(pid: libc::pid_t) -> Option<u64> {
+    let io = fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|line| line.strip_prefix("wchar:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
 /// Runs this binary with `args` as a child (stdout to `stdout`, stderr to `stderr`), waits
-/// for it with `wait4` and returns its wall time, CPU (user + system) and peak RSS.
+/// for it with `wait4` and returns its wall time, CPU (user + system), peak RSS and the bytes
+/// it wrote (read once it has exited, before it is reaped).
 fn run_child(args: &[OsString], stdout: &Path, stderr: &Path) -> io::Result<Usage> {
     let exe = std::env::current_exe()?;
     let started = Instant::now();
@@ -63,6 +75,23 @@ fn run_child(args: &[OsString], stdout: &Path, stderr: &Path) -> io::Result<Usag
         .stderr(fs::File::create(stderr)?)
         .spawn()?;
     let pid = child.id() as libc::pid_t;
+    // SAFETY: a zeroed siginfo_t is a valid value of a plain C struct, which waitid fills.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child; WNOWAIT leaves it a zombie for wait4 below, so its
+    // `/proc/<pid>/io` (whole-process totals) can still be read.
+    let exited = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOWAIT,
+        )
+    };
+    let written = if exited == 0 {
+        bytes_written(pid)
+    } else {
+        None
+    };
     let mut status: libc::c_int = 0;
     // SAFETY: a zeroed rusage is a valid value of a plain C struct, which wait4 fills.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -84,6 +113,7 @@ fn run_child(args: &[OsString], stdout: &Path, stderr: &Path) -> io::Result<Usag
         wall_s,
         cpu_s: seconds(usage.ru_utime) + seconds(usage.ru_stime),
         max_rss_kb: usage.ru_maxrss as u64,
+        written: written.unwrap_or(0),
         exit,
     })
 }
@@ -484,7 +514,9 @@ fn render(
          of the run (what `ksim run` keeps).\n\
          - **Sweeps**: seeds 1..={} as one `ksim sweep --jobs 1` and one `ksim sweep --jobs 2` \
          child; seeds/min from the wall time around each child; peak RSS is the whole sweep \
-         process's; kept bytes are what the sweep leaves of a passing seed after pruning it.\n\
+         process's; written bytes are the whole child's write calls (`wchar` of \
+         `/proc/<pid>/io`: run directories, reports, stdout) per seed; kept bytes are what the \
+         sweep leaves of a passing seed after pruning it.\n\
          - **madsim's floor**: the reference's counters (kept in each run's `verdict.json` under \
          `counters`, outside the trace hash) are summed over its seeds, turned into rates per \
          simulated second and scaled to its mean simulated duration; `ksim bench-floor` then \
@@ -554,15 +586,15 @@ fn render(
 
     text.push_str(
         "## Sweeps\n\n\
-         | scenario | seeds | jobs | passing | wall s | seeds/min | sim s per wall s | CPU s | peak RSS MB | kept KB / passing seed |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         | scenario | seeds | jobs | passing | wall s | seeds/min | sim s per wall s | CPU s | peak RSS MB | written MB / seed | kept KB / passing seed |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut ratios = Vec::new();
     for bench in benches {
         for sweep in &bench.sweeps {
             let _ = writeln!(
                 text,
-                "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+                "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.3} | {:.1} |",
                 bench.name,
                 sweep.seeds,
                 sweep.jobs,
@@ -572,6 +604,7 @@ fn render(
                 sweep.sim_s / sweep.usage.wall_s.max(1e-9),
                 sweep.usage.cpu_s,
                 sweep.usage.max_rss_kb as f64 / 1024.0,
+                mb(sweep.usage.written as f64 / sweep.seeds.max(1) as f64),
                 sweep.kept_per_passing / 1e3,
             );
         }
@@ -712,6 +745,11 @@ fn render(
         reference.seeds.iter().map(|s| s.run_dir_bytes).sum::<u64>() as f64
             / reference.seeds.len().max(1) as f64,
     );
+    let sweep_written_mb = reference
+        .sweeps
+        .iter()
+        .map(|s| mb(s.usage.written as f64 / s.seeds.max(1) as f64))
+        .fold(0.0, f64::max);
     let ratio = ratios.first().map_or(0.0, |(_, r)| *r);
     let met = |ok: bool| if ok { "met" } else { "**missed**" };
     let _ = write!(
@@ -721,12 +759,14 @@ fn render(
          | ≤ 4× madsim's floor (CPU per simulated s) | {multiple:.1}× | {} |\n\
          | peak RSS of one seed ≤ 40 MB | {rss_mb:.1} MB | {} |\n\
          | ≤ 2 MB kept per passing sweep seed | {kept_mb:.3} MB | {} |\n\
+         | ≤ 2 MB written per sweep seed (failing seeds included) | {sweep_written_mb:.3} MB | {} |\n\
          | seeds/min `--jobs 2` ≥ 1.8× `--jobs 1` | {ratio:.2}× | {} |\n\n",
         reference.name,
         met(speed >= 150.0),
         met(multiple <= 4.0),
         met(rss_mb <= 40.0),
         met(kept_mb <= 2.0),
+        met(sweep_written_mb <= 2.0),
         met(ratio >= 1.8),
     );
     let _ = write!(
