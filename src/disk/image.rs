@@ -5,10 +5,12 @@
 //! see, and every directory. It is a [`Disk`] whose mutating calls all fail, so the checkers
 //! can open a memory-backed run's logs with the log engine (read-only) exactly as they open a
 //! file-backed run's through [`FsDisk`](super::FsDisk); and [`DiskImage::write_to`] puts it
-//! on disk as files when a sweep keeps the seed. Cloning shares the image.
+//! on disk as files when a sweep keeps the seed. Cloning shares the image, and
+//! [`share_identical`] makes images share the buffers of files with the same bytes (a
+//! partition's replicas usually are), so a run's images hold each content once.
 
 use super::{Disk, DiskFile};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -20,7 +22,7 @@ pub struct DiskImage {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Inner {
     /// Each file's bytes, by path relative to the root.
     files: BTreeMap<PathBuf, Arc<Vec<u8>>>,
@@ -93,6 +95,29 @@ impl DiskImage {
             fs::write(root.join(path), bytes)?;
         }
         Ok(())
+    }
+}
+
+/// Makes the files of `images` that hold the same bytes share one buffer, freeing the
+/// others: a partition's replicas on different brokers, empty files. Changes no content.
+pub fn share_identical<'a>(images: impl IntoIterator<Item = &'a mut DiskImage>) {
+    // Candidates by length and checksum; equal bytes are confirmed before sharing. Only
+    // looked up, never iterated, so the hash order cannot matter.
+    let mut seen: HashMap<(usize, u32), Vec<Arc<Vec<u8>>>> = HashMap::new();
+    for image in images {
+        let inner = Arc::make_mut(&mut image.inner);
+        for bytes in inner.files.values_mut() {
+            let same = seen
+                .entry((bytes.len(), crc32c::crc32c(bytes)))
+                .or_default();
+            match same
+                .iter()
+                .find(|other| other.as_slice() == bytes.as_slice())
+            {
+                Some(other) => *bytes = other.clone(),
+                None => same.push(bytes.clone()),
+            }
+        }
     }
 }
 
@@ -249,5 +274,38 @@ mod tests {
         let again = crate::disk::FsDisk::new(&root).unwrap();
         assert_eq!(again.list(Path::new("a/b")).unwrap(), ["x", "y"]);
         fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn identical_files_share_one_buffer_and_keep_their_bytes() {
+        let image = |files: &[(&str, &[u8])]| {
+            let files = files
+                .iter()
+                .map(|(path, bytes)| (PathBuf::from(path), bytes.to_vec()))
+                .collect();
+            DiskImage::new(files, BTreeSet::new())
+        };
+        let mut one = image(&[("log/a", b"replica"), ("e1", b""), ("x", b"replicb")]);
+        let mut two = image(&[("log/a", b"replica"), ("e2", b""), ("y", b"other")]);
+        let before: Vec<Vec<(PathBuf, Vec<u8>)>> = [&one, &two]
+            .map(|i| {
+                i.files()
+                    .map(|(p, b)| (p.to_path_buf(), b.to_vec()))
+                    .collect()
+            })
+            .into();
+        share_identical([&mut one, &mut two]);
+        let buffer = |image: &DiskImage, path: &str| image.inner.files[Path::new(path)].clone();
+        assert!(Arc::ptr_eq(&buffer(&one, "log/a"), &buffer(&two, "log/a")));
+        assert!(Arc::ptr_eq(&buffer(&one, "e1"), &buffer(&two, "e2")));
+        assert!(!Arc::ptr_eq(&buffer(&one, "log/a"), &buffer(&one, "x")));
+        let after: Vec<Vec<(PathBuf, Vec<u8>)>> = [&one, &two]
+            .map(|i| {
+                i.files()
+                    .map(|(p, b)| (p.to_path_buf(), b.to_vec()))
+                    .collect()
+            })
+            .into();
+        assert_eq!(before, after, "no content changed");
     }
 }

@@ -22,7 +22,7 @@ pub mod calls;
 mod image;
 mod sim;
 
-pub use image::{DiskImage, ImageFile};
+pub use image::{share_identical, DiskImage, ImageFile};
 pub use sim::{Backing, PowerLossReport, SimDisk, SimDiskConfig};
 
 use std::fs::{self, File, OpenOptions};

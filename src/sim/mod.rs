@@ -145,6 +145,8 @@ fn run_on_this_thread(
             images.insert(name, disk.take_image()?);
         }
     }
+    // Replicas hold the same bytes: keep each content once while the checks read them.
+    crate::disk::share_identical(images.values_mut());
     let counters: BTreeMap<String, u64> = crate::node::counters::take()
         .named()
         .into_iter()
