@@ -344,12 +344,12 @@ impl ControllerCore {
         let waiting: BTreeSet<TopicPartition> = active
             .waiting
             .iter()
-            .map(|(_, r)| r.partition.clone())
+            .map(|(_, r)| r.partition)
             .filter(|tp| !active.writing.contains(tp))
             .collect();
         for tp in unknown {
             self.zk(
-                Purpose::ReadState(tp.clone()),
+                Purpose::ReadState(tp),
                 Op::GetData {
                     path: paths::state_path(&tp),
                     watch: false,
@@ -629,7 +629,7 @@ impl ControllerCore {
                     controller_epoch: active.epoch,
                 };
                 let state = state_after_alter(&state, &request.new_isr, &live, &rules);
-                self.write_state(request.partition.clone(), state, Some(token));
+                self.write_state(request.partition, state, Some(token));
             }
         }
     }
@@ -942,13 +942,13 @@ impl ControllerCore {
             let tp = TopicPartition::new(topic, *p);
             active
                 .replicas
-                .insert(tp.clone(), replicas.iter().map(|&r| BrokerId(r)).collect());
+                .insert(tp, replicas.iter().map(|&r| BrokerId(r)).collect());
             reads.push(tp);
         }
         active.loading += reads.len();
         for tp in reads {
             self.zk(
-                Purpose::ReadState(tp.clone()),
+                Purpose::ReadState(tp),
                 Op::GetData {
                     path: paths::state_path(&tp),
                     watch: false,
@@ -970,16 +970,15 @@ impl ControllerCore {
             Ok(Ok(OpResult::Data { data, stat })) => {
                 if let Some(znode) = paths::decode::<StateZnode>(&data) {
                     let replicas = active.replicas.get(&tp).cloned().unwrap_or_default();
-                    active.states.insert(
-                        tp.clone(),
-                        znode.to_state(PartitionEpoch(stat.version), replicas),
-                    );
+                    active
+                        .states
+                        .insert(tp, znode.to_state(PartitionEpoch(stat.version), replicas));
                 }
             }
             Ok(_) => {}
             Err(_) => {
                 self.zk(
-                    Purpose::ReadState(tp.clone()),
+                    Purpose::ReadState(tp),
                     Op::GetData {
                         path: paths::state_path(&tp),
                         watch: false,
@@ -1022,7 +1021,7 @@ impl ControllerCore {
         let waiting: Vec<TopicPartition> = self
             .active
             .as_ref()
-            .map(|a| a.waiting.iter().map(|(_, r)| r.partition.clone()).collect())
+            .map(|a| a.waiting.iter().map(|(_, r)| r.partition).collect())
             .unwrap_or_default();
         for tp in waiting {
             self.serve_waiting(&tp);
@@ -1060,7 +1059,7 @@ impl ControllerCore {
                 controller_epoch: active.epoch,
             };
             if let Some(next) = next_state(state, &live, &rules) {
-                writes.push((tp.clone(), next));
+                writes.push((*tp, next));
             }
         }
         for (tp, state) in writes {
@@ -1094,7 +1093,7 @@ impl ControllerCore {
             state.controller_epoch, active.epoch,
             "{tp}: a controller writes in its own epoch"
         );
-        active.writing.insert(tp.clone());
+        active.writing.insert(tp);
         let set = Op::SetData {
             path: paths::state_path(&tp),
             data: paths::encode(&StateZnode::of(&state)),
@@ -1146,11 +1145,11 @@ impl ControllerCore {
                     });
                 let cached = active.states.get(&tp);
                 assert_written_state_is_newer(&tp, cached, &state, written_over, !unfenced);
-                active.states.insert(tp.clone(), state.clone());
+                active.states.insert(tp, state.clone());
                 active.writing.remove(&tp);
                 self.actions.push(ControllerAction::Announce(
                     ControllerEvent::PartitionState {
-                        partition: tp.clone(),
+                        partition: tp,
                         leader: state.leader,
                         leader_epoch: state.leader_epoch,
                         isr: state.isr.clone(),
@@ -1181,7 +1180,7 @@ impl ControllerCore {
                 }
                 // Unknown outcome or a stale version: read the state back and go on from it.
                 self.zk(
-                    Purpose::ReadState(tp.clone()),
+                    Purpose::ReadState(tp),
                     Op::GetData {
                         path: paths::state_path(&tp),
                         watch: false,
@@ -1231,7 +1230,7 @@ impl ControllerCore {
             .states
             .iter()
             .filter(|(tp, s)| only.is_none_or(|o| o == *tp) && s.replicas.contains(&to))
-            .map(|(tp, s)| (tp.clone(), s.clone()))
+            .map(|(tp, s)| (*tp, s.clone()))
             .collect();
         if partitions.is_empty() {
             return;
@@ -1256,7 +1255,7 @@ impl ControllerCore {
         let partitions: Vec<(TopicPartition, PartitionState)> = active
             .states
             .iter()
-            .map(|(tp, s)| (tp.clone(), s.clone()))
+            .map(|(tp, s)| (*tp, s.clone()))
             .collect();
         for (to, _) in &live_brokers {
             self.actions.push(ControllerAction::Send {

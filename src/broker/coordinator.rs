@@ -827,7 +827,7 @@ impl GroupCoordinator {
                     let generation = self.groups.get(&member.group_id).map(|g| g.generation);
                     if let Some(group) = self.groups.get_mut(&member.group_id) {
                         for (tp, offset) in &offsets {
-                            group.offsets.insert(tp.clone(), offset.clone());
+                            group.offsets.insert(*tp, offset.clone());
                         }
                     }
                     self.announce(CoordinatorEvent::OffsetCommit {
@@ -835,10 +835,7 @@ impl GroupCoordinator {
                         member: member.member_id.clone(),
                         generation: member.generation_id,
                         group_generation: generation,
-                        offsets: offsets
-                            .iter()
-                            .map(|(tp, o)| (tp.clone(), o.offset.0))
-                            .collect(),
+                        offsets: offsets.iter().map(|(tp, o)| (*tp, o.offset.0)).collect(),
                     });
                 }
                 let body = ResponseBody::OffsetCommit {
@@ -1549,7 +1546,7 @@ impl GroupCoordinator {
             partitions: request
                 .offsets
                 .iter()
-                .map(|(tp, _)| (tp.clone(), Some(error)))
+                .map(|(tp, _)| (*tp, Some(error)))
                 .collect(),
         };
         if let Err(error) = self.available(&id) {
@@ -1592,7 +1589,7 @@ impl GroupCoordinator {
             .iter()
             .map(|(tp, offset)| GroupRecord::Offset {
                 group: id.clone(),
-                partition: tp.clone(),
+                partition: *tp,
                 value: Some(offset.clone()),
             })
             .collect();

@@ -17,6 +17,7 @@ pub mod replica;
 pub mod server;
 #[cfg(test)]
 mod test_ens;
+pub mod topic;
 pub mod types;
 pub mod zk_paths;
 

@@ -744,31 +744,13 @@ impl<D: Disk> Replica<D> {
         max_bytes: usize,
         now_ms: u64,
     ) -> Result<FollowerFetchAnswer, ReplicaError> {
-        let leader = self.leader_state()?;
-        if !leader.followers.contains_key(&follower) {
-            return Err(KafkaError::NotLeaderOrFollower.into());
+        if let Some(diverging) = self.check_follower_fetch(follower, &fetch)? {
+            return Ok(FollowerFetchAnswer {
+                data: self.fetch_data(Some(diverging), Vec::new()),
+                isr_proposal: None,
+            });
         }
-        self.check_current_epoch(Some(fetch.current_leader_epoch))?;
         let leo = self.log.log_end_offset();
-        if let Some(last_fetched) = fetch.last_fetched_epoch {
-            let (epoch, end_offset) = self
-                .epochs
-                .end_offset_for(last_fetched, leo)
-                .ok_or(KafkaError::UnknownLeaderEpoch)?;
-            if epoch < last_fetched || end_offset < fetch.fetch_offset {
-                let diverging = EpochEndOffset {
-                    leader_epoch: epoch,
-                    end_offset,
-                };
-                return Ok(FollowerFetchAnswer {
-                    data: self.fetch_data(Some(diverging), Vec::new()),
-                    isr_proposal: None,
-                });
-            }
-        }
-        if fetch.fetch_offset < self.log.log_start_offset() || fetch.fetch_offset > leo {
-            return Err(KafkaError::OffsetOutOfRange.into());
-        }
         let progress = self
             .leader_mut()
             .followers
@@ -793,6 +775,78 @@ impl<D: Disk> Replica<D> {
             data: self.fetch_data(None, records),
             isr_proposal,
         })
+    }
+
+    /// A follower's fetch that waited, answered now (Kafka's `DelayedFetch` completing):
+    /// the same checks and read as [`Replica::on_follower_fetch`], but the follower's
+    /// progress is not touched again — it was recorded when the fetch arrived.
+    pub fn read_for_follower(
+        &self,
+        follower: BrokerId,
+        fetch: FollowerFetch,
+        max_bytes: usize,
+    ) -> Result<FetchData, ReplicaError> {
+        if let Some(diverging) = self.check_follower_fetch(follower, &fetch)? {
+            return Ok(self.fetch_data(Some(diverging), Vec::new()));
+        }
+        let records = self.log.read(fetch.fetch_offset, max_bytes)?;
+        Ok(self.fetch_data(None, records))
+    }
+
+    /// Whether a waiting follower fetch would still get nothing (Kafka's
+    /// `DelayedFetch.tryComplete`): this replica still leads in the fetch's epoch, the
+    /// follower still follows, its epoch does not diverge and it is at the LEO. `false`
+    /// means answer it now (data, an error or a divergence).
+    pub fn follower_fetch_waits(&self, follower: BrokerId, fetch: &FollowerFetch) -> bool {
+        matches!(self.check_follower_fetch(follower, fetch), Ok(None))
+            && fetch.fetch_offset == self.log.log_end_offset()
+    }
+
+    /// The checks of a follower's fetch, in Kafka's order: this replica leads, knows the
+    /// follower, and is in the fetch's epoch; then KIP-320: if the follower's
+    /// `last_fetched_epoch` ends earlier here than its fetch offset (or is unknown here),
+    /// that epoch's end (`Some`, the divergence to report); then the offset's range.
+    fn check_follower_fetch(
+        &self,
+        follower: BrokerId,
+        fetch: &FollowerFetch,
+    ) -> Result<Option<EpochEndOffset>, ReplicaError> {
+        let leader = self.leader_state()?;
+        if !leader.followers.contains_key(&follower) {
+            return Err(KafkaError::NotLeaderOrFollower.into());
+        }
+        self.check_current_epoch(Some(fetch.current_leader_epoch))?;
+        let leo = self.log.log_end_offset();
+        if let Some(last_fetched) = fetch.last_fetched_epoch {
+            let (epoch, end_offset) = self
+                .epochs
+                .end_offset_for(last_fetched, leo)
+                .ok_or(KafkaError::UnknownLeaderEpoch)?;
+            if epoch < last_fetched || end_offset < fetch.fetch_offset {
+                return Ok(Some(EpochEndOffset {
+                    leader_epoch: epoch,
+                    end_offset,
+                }));
+            }
+        }
+        if fetch.fetch_offset < self.log.log_start_offset() || fetch.fetch_offset > leo {
+            return Err(KafkaError::OffsetOutOfRange.into());
+        }
+        Ok(None)
+    }
+
+    /// Whether a waiting consumer fetch would still get nothing: the checks of
+    /// [`Replica::read_for_consumer`] pass and the offset is at or above the HW.
+    pub fn consumer_fetch_waits(
+        &self,
+        fetch_offset: Offset,
+        current_leader_epoch: Option<LeaderEpoch>,
+    ) -> bool {
+        self.leader_state().is_ok()
+            && self.check_current_epoch(current_leader_epoch).is_ok()
+            && fetch_offset >= self.log.log_start_offset()
+            && fetch_offset <= self.log.log_end_offset()
+            && fetch_offset >= self.hw
     }
 
     /// The leader serves a consumer: whole batches below the HW from `fetch_offset`.
@@ -943,6 +997,11 @@ impl<D: Disk> Replica<D> {
     /// The events since the last call, oldest first.
     pub fn take_events(&mut self) -> Vec<ReplicaEvent> {
         std::mem::take(&mut self.events)
+    }
+
+    /// Whether events wait to be taken.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
     }
 
     /// This broker.

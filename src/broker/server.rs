@@ -474,7 +474,7 @@ impl<D: Disk> BrokerCore<D> {
         self.replicas
             .iter()
             .filter(|(_, r)| r.role() == Role::Leader)
-            .map(|(tp, r)| (tp.clone(), r.isr().len(), r.high_watermark()))
+            .map(|(tp, r)| (*tp, r.isr().len(), r.high_watermark()))
             .collect()
     }
 
@@ -929,7 +929,7 @@ impl<D: Disk> BrokerCore<D> {
                     .coordinator
                     .on_loaded(partition, epoch, records, now_ms),
                 Err(error) => self.announce(BrokerEvent::LogError {
-                    partition: tp.clone(),
+                    partition: tp,
                     error,
                 }),
             }
@@ -961,7 +961,7 @@ impl<D: Disk> BrokerCore<D> {
                 if s.leader.is_some_and(|l| !self.live_brokers.contains(&l)) {
                     s.leader = None;
                 }
-                (tp.clone(), s)
+                (*tp, s)
             })
             .collect();
         ResponseBody::Metadata {
@@ -1005,9 +1005,9 @@ impl<D: Disk> BrokerCore<D> {
                     };
                     let wait =
                         (acks == Acks::All).then_some((append.last_offset, append.leader_epoch));
-                    (tp.clone(), Ok(ok), wait)
+                    (tp, Ok(ok), wait)
                 }
-                Err(e) => (tp.clone(), Err(e), None),
+                Err(e) => (tp, Err(e), None),
             };
             answers.push(answer);
             self.drain_replica_events(&tp);
@@ -1095,30 +1095,60 @@ impl<D: Disk> BrokerCore<D> {
         }
     }
 
-    /// Serves a fetch now if it has data, an error, or its wait is over (or `force`);
-    /// otherwise returns it to wait.
+    /// A fetch that just arrived: the follower's progress is recorded (which may advance
+    /// the HW or propose an ISR expansion), then it is answered now if it has data or an
+    /// error, otherwise it waits (returned) for data or its deadline.
     fn try_fetch(&mut self, p: PendingFetch, now_ms: u64, force: bool) -> Option<PendingFetch> {
-        let mut answers = Vec::new();
+        let mut answers = Vec::with_capacity(p.partitions.len());
         let mut has_data = false;
         for part in &p.partitions {
             let answer = self.fetch_one(p.replica, part, now_ms);
-            match &answer {
-                Ok(data) => {
-                    has_data |= !data.records.0.is_empty() || data.diverging_epoch.is_some()
-                }
-                Err(_) => has_data = true,
-            }
-            answers.push((part.partition.clone(), answer));
+            has_data |= answer_has_data(&answer);
+            answers.push((part.partition, answer));
+        }
+        // Follower fetches moved LEOs: HWs may have advanced; announce them now.
+        for part in &p.partitions {
+            self.drain_replica_events(&part.partition);
         }
         if !has_data && !force && now_ms < p.deadline_ms {
             return Some(p);
         }
-        // Follower fetches moved LEOs: HWs may have advanced; announce and proceed.
-        let touched: Vec<TopicPartition> =
-            p.partitions.iter().map(|f| f.partition.clone()).collect();
-        for tp in touched {
-            self.drain_replica_events(&tp);
+        self.respond_fetch(p, answers);
+        None
+    }
+
+    /// A waiting fetch checked again (Kafka's `DelayedFetch`): it stays waiting while every
+    /// partition would still give nothing and its deadline has not come (`force` ends the
+    /// wait); otherwise it is answered from the logs as they are now. Nothing is recorded
+    /// again for a follower: its progress is what its fetch said when it arrived.
+    fn retry_fetch(&mut self, p: PendingFetch, now_ms: u64, force: bool) -> Option<PendingFetch> {
+        let waiting = !force && now_ms < p.deadline_ms;
+        if waiting
+            && p.partitions
+                .iter()
+                .all(|part| self.fetch_waits(p.replica, part))
+        {
+            return Some(p);
         }
+        let mut answers = Vec::with_capacity(p.partitions.len());
+        let mut has_data = false;
+        for part in &p.partitions {
+            let answer = self.fetch_again(p.replica, part);
+            has_data |= answer_has_data(&answer);
+            answers.push((part.partition, answer));
+        }
+        if !has_data && waiting {
+            return Some(p);
+        }
+        self.respond_fetch(p, answers);
+        None
+    }
+
+    fn respond_fetch(
+        &mut self,
+        p: PendingFetch,
+        answers: Vec<(TopicPartition, Result<FetchData, KafkaError>)>,
+    ) {
         self.actions.push(BrokerAction::Respond {
             conn: p.conn,
             response: Response {
@@ -1128,7 +1158,39 @@ impl<D: Disk> BrokerCore<D> {
                 },
             },
         });
-        None
+    }
+
+    /// Whether `part` of a waiting fetch would still give nothing.
+    fn fetch_waits(&self, replica: Option<(BrokerId, BrokerEpoch)>, part: &FetchPartition) -> bool {
+        let Some(r) = self.replicas.get(&part.partition) else {
+            return false;
+        };
+        match replica {
+            None => r.consumer_fetch_waits(part.fetch_offset, part.current_leader_epoch),
+            Some((follower, _)) => r.follower_fetch_waits(follower, &follower_fetch(part)),
+        }
+    }
+
+    /// `part` of a waiting fetch, read now without recording anything.
+    fn fetch_again(
+        &self,
+        replica: Option<(BrokerId, BrokerEpoch)>,
+        part: &FetchPartition,
+    ) -> Result<FetchData, KafkaError> {
+        let Some(r) = self.replicas.get(&part.partition) else {
+            return Err(KafkaError::NotLeaderOrFollower);
+        };
+        match replica {
+            None => r.read_for_consumer(
+                part.fetch_offset,
+                part.current_leader_epoch,
+                part.max_bytes as usize,
+            ),
+            Some((follower, _)) => {
+                r.read_for_follower(follower, follower_fetch(part), part.max_bytes as usize)
+            }
+        }
+        .map_err(|e| e.kafka_error())
     }
 
     fn fetch_one(
@@ -1149,13 +1211,13 @@ impl<D: Disk> BrokerCore<D> {
                 )
                 .map_err(|e| e.kafka_error()),
             Some((follower, _)) => {
-                let fetch = FollowerFetch {
-                    fetch_offset: part.fetch_offset,
-                    last_fetched_epoch: part.last_fetched_epoch,
-                    current_leader_epoch: part.current_leader_epoch.unwrap_or(LeaderEpoch::NONE),
-                };
                 let answer = r
-                    .on_follower_fetch(follower, fetch, part.max_bytes as usize, now_ms)
+                    .on_follower_fetch(
+                        follower,
+                        follower_fetch(part),
+                        part.max_bytes as usize,
+                        now_ms,
+                    )
                     .map_err(|e| e.kafka_error())?;
                 if let Some(proposal) = answer.isr_proposal {
                     self.propose_isr(&part.partition, proposal);
@@ -1168,7 +1230,7 @@ impl<D: Disk> BrokerCore<D> {
     fn complete_fetches(&mut self, now_ms: u64) {
         let pending = std::mem::take(&mut self.fetches);
         for p in pending {
-            if let Some(p) = self.try_fetch(p, now_ms, false) {
+            if let Some(p) = self.retry_fetch(p, now_ms, false) {
                 self.fetches.push(p);
             }
         }
@@ -1274,14 +1336,14 @@ impl<D: Disk> BrokerCore<D> {
             match opened {
                 Ok((replica, report)) => {
                     self.announce(BrokerEvent::LogOpened {
-                        partition: tp.clone(),
+                        partition: *tp,
                         recovery: format!("{report:?}"),
                     });
-                    self.replicas.insert(tp.clone(), replica);
+                    self.replicas.insert(*tp, replica);
                 }
                 Err(error) => {
                     self.announce(BrokerEvent::LogError {
-                        partition: tp.clone(),
+                        partition: *tp,
                         error,
                     });
                     return;
@@ -1327,7 +1389,7 @@ impl<D: Disk> BrokerCore<D> {
         }
         if let Err(e) = result {
             self.announce(BrokerEvent::LeaderAndIsrRefused {
-                partition: tp.clone(),
+                partition: *tp,
                 error: e.to_string(),
             });
         }
@@ -1345,7 +1407,7 @@ impl<D: Disk> BrokerCore<D> {
             (old.leader_epoch, old.partition_epoch) <= (state.leader_epoch, state.partition_epoch)
         });
         if newer {
-            self.metadata.insert(tp.clone(), state.clone());
+            self.metadata.insert(*tp, state.clone());
         }
     }
 
@@ -1358,7 +1420,7 @@ impl<D: Disk> BrokerCore<D> {
         let request = AlterPartition {
             broker_id: self.config.id,
             broker_epoch,
-            partition: tp.clone(),
+            partition: *tp,
             leader_epoch: proposal.leader_epoch,
             partition_epoch: proposal.partition_epoch,
             new_isr: proposal.new_isr,
@@ -1366,7 +1428,7 @@ impl<D: Disk> BrokerCore<D> {
         if self.controller.active_epoch().is_some() {
             let token = self.next_token;
             self.next_token += 1;
-            self.local_alter_tokens.insert(token, tp.clone());
+            self.local_alter_tokens.insert(token, *tp);
             self.controller.on_alter_partition(token, request);
             return;
         }
@@ -1378,7 +1440,7 @@ impl<D: Disk> BrokerCore<D> {
         };
         let correlation_id = self.correlation();
         self.alters
-            .insert(correlation_id, (controller, tp.clone(), self.now_ms));
+            .insert(correlation_id, (controller, *tp, self.now_ms));
         self.actions.push(BrokerAction::SendToBroker {
             to: controller,
             request: Request {
@@ -1474,7 +1536,7 @@ impl<D: Disk> BrokerCore<D> {
                                 backoff = true;
                                 if let ReplicaError::Storage(e) = e {
                                     self.announce(BrokerEvent::LogError {
-                                        partition: tp.clone(),
+                                        partition: tp,
                                         error: e.to_string(),
                                     });
                                 }
@@ -1515,7 +1577,7 @@ impl<D: Disk> BrokerCore<D> {
                             // Done, or ask again: the next `replicate` sends the new question.
                             Ok(_) => {}
                             Err(e) => self.announce(BrokerEvent::LogError {
-                                partition: tp.clone(),
+                                partition: tp,
                                 error: e.to_string(),
                             }),
                         },
@@ -1591,7 +1653,7 @@ impl<D: Disk> BrokerCore<D> {
         let looking: BTreeSet<TopicPartition> = self
             .epoch_lookups
             .values()
-            .flat_map(|(_, qs, _)| qs.iter().map(|(tp, _)| tp.clone()))
+            .flat_map(|(_, qs, _)| qs.iter().map(|(tp, _)| *tp))
             .collect();
         // A leader whose fetch is in flight (and not yet timed out) or backing off gets no
         // new fetch this turn: its partitions are not even gathered.
@@ -1612,7 +1674,7 @@ impl<D: Disk> BrokerCore<D> {
                         continue;
                     }
                     if let Some(q) = r.epoch_request() {
-                        lookups.entry(leader).or_default().push((tp.clone(), q));
+                        lookups.entry(leader).or_default().push((*tp, q));
                     }
                 }
                 Role::Follower {
@@ -1624,7 +1686,7 @@ impl<D: Disk> BrokerCore<D> {
                     }
                     if let Some(f) = r.fetch_request() {
                         fetches.entry(leader).or_default().push(FetchPartition {
-                            partition: tp.clone(),
+                            partition: *tp,
                             fetch_offset: f.fetch_offset,
                             current_leader_epoch: Some(f.current_leader_epoch),
                             last_fetched_epoch: f.last_fetched_epoch,
@@ -1647,7 +1709,7 @@ impl<D: Disk> BrokerCore<D> {
             let queries = partitions
                 .iter()
                 .map(|(tp, q)| EpochQuery {
-                    partition: tp.clone(),
+                    partition: *tp,
                     current_leader_epoch: q.current_leader_epoch,
                     leader_epoch: q.leader_epoch,
                 })
@@ -1708,14 +1770,20 @@ impl<D: Disk> BrokerCore<D> {
         self.coordinator.tick(now_ms);
         // An AlterPartition unanswered for a request timeout (a stalled link) is lost.
         self.forget_alters(|_, sent| now_ms >= sent + REPLICA_REQUEST_TIMEOUT_MS);
-        let led: Vec<TopicPartition> = self
-            .replicas
-            .iter()
-            .filter(|(_, r)| r.role() == Role::Leader)
-            .map(|(tp, _)| tp.clone())
-            .collect();
-        for tp in led {
-            if let Some(proposal) = self.replicas.get_mut(&tp).and_then(|r| r.tick(now_ms)) {
+        // One pass over the led partitions; only those with a proposal or events to
+        // announce are visited again (each one's proposal touches only itself).
+        let mut due = Vec::new();
+        for (tp, r) in self.replicas.iter_mut() {
+            if r.role() != Role::Leader {
+                continue;
+            }
+            let proposal = r.tick(now_ms);
+            if proposal.is_some() || r.has_events() {
+                due.push((*tp, proposal));
+            }
+        }
+        for (tp, proposal) in due {
+            if let Some(proposal) = proposal {
                 self.propose_isr(&tp, proposal);
             }
             self.drain_replica_events(&tp);
@@ -1724,7 +1792,7 @@ impl<D: Disk> BrokerCore<D> {
         let pending = std::mem::take(&mut self.fetches);
         for p in pending {
             let force = now_ms >= p.deadline_ms;
-            if let Some(p) = self.try_fetch(p, now_ms, force) {
+            if let Some(p) = self.retry_fetch(p, now_ms, force) {
                 self.fetches.push(p);
             }
         }
@@ -1767,7 +1835,7 @@ impl<D: Disk> BrokerCore<D> {
         };
         let mut hws = known.clone();
         for (tp, r) in &self.replicas {
-            hws.insert(tp.clone(), r.high_watermark());
+            hws.insert(*tp, r.high_watermark());
         }
         if let HwCheckpoint::Known(known) = &self.hw_checkpoint {
             if *known == hws {
@@ -1818,7 +1886,7 @@ impl<D: Disk> BrokerCore<D> {
         let replica_epoch = r.leader_epoch();
         let events = r.take_events();
         for event in events {
-            let partition = tp.clone();
+            let partition = *tp;
             let event = match event {
                 ReplicaEvent::Opened { .. } => continue,
                 ReplicaEvent::BecameLeader {
@@ -1894,6 +1962,23 @@ impl From<CoordinatorEvent> for Announced {
 
 /// The entries of a [`REPLICATION_OFFSET_CHECKPOINT`]; `None` if a line is not
 /// `<topic> <partition> <offset>` or a partition appears twice.
+/// Whether a fetch answer ends the wait: records, a divergence or an error.
+fn answer_has_data(answer: &Result<FetchData, KafkaError>) -> bool {
+    match answer {
+        Ok(data) => !data.records.0.is_empty() || data.diverging_epoch.is_some(),
+        Err(_) => true,
+    }
+}
+
+/// What a follower's fetch of `part` asks of the leader's replica.
+fn follower_fetch(part: &FetchPartition) -> FollowerFetch {
+    FollowerFetch {
+        fetch_offset: part.fetch_offset,
+        last_fetched_epoch: part.last_fetched_epoch,
+        current_leader_epoch: part.current_leader_epoch.unwrap_or(LeaderEpoch::NONE),
+    }
+}
+
 fn parse_hw_checkpoint(lines: &[Vec<String>]) -> Option<BTreeMap<TopicPartition, Offset>> {
     let mut hws = BTreeMap::new();
     for line in lines {

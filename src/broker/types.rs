@@ -5,9 +5,9 @@
 //! cores, the wire protocol, the clients, the shells and the checkers. Names follow Kafka's
 //! (`NOT_LEADER_OR_FOLLOWER`, `leader_epoch`, `isr`, ...), one meaning each.
 
+pub use super::topic::Topic;
 use crate::log::LeaderEpoch;
 pub use crate::log::ProducerId;
-use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -74,18 +74,18 @@ impl fmt::Display for PartitionEpoch {
 }
 
 /// One partition of a topic, written `topic/partition` in reports and targets.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TopicPartition {
-    /// The topic's name (inline when short: partitions are keys of many maps and in every
-    /// history entry).
-    pub topic: CompactString,
+    /// The topic's name, interned (partitions are keys of the hottest maps: equal names
+    /// compare as one pointer).
+    pub topic: Topic,
     /// The partition's index, from 0.
     pub partition: u32,
 }
 
 impl TopicPartition {
     /// `topic/partition`.
-    pub fn new(topic: impl Into<CompactString>, partition: u32) -> Self {
+    pub fn new(topic: impl Into<Topic>, partition: u32) -> Self {
         TopicPartition {
             topic: topic.into(),
             partition,

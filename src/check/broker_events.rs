@@ -176,13 +176,10 @@ impl<'a> BrokerEvents<'a> {
                     leader_epoch,
                     ..
                 }) => {
-                    leading.insert(
-                        (event.broker, partition.clone()),
-                        (leader_epoch.0, event.at_us),
-                    );
+                    leading.insert((event.broker, *partition), (leader_epoch.0, event.at_us));
                 }
                 Announcement::Broker(BrokerEvent::BecomeFollower { partition, .. }) => {
-                    leading.remove(&(event.broker, partition.clone()));
+                    leading.remove(&(event.broker, *partition));
                 }
                 _ => {}
             }
@@ -237,18 +234,15 @@ pub fn partitions_without_full_isr(
     for event in &placed {
         match event.announced {
             Announcement::Broker(BrokerEvent::BecomeLeader { partition, isr, .. }) => {
-                leading.insert(
-                    (event.broker, partition.clone()),
-                    (event.incarnation, isr.len()),
-                );
+                leading.insert((event.broker, *partition), (event.incarnation, isr.len()));
             }
             Announcement::Broker(BrokerEvent::IsrChanged { partition, isr, .. }) => {
-                if let Some(entry) = leading.get_mut(&(event.broker, partition.clone())) {
+                if let Some(entry) = leading.get_mut(&(event.broker, *partition)) {
                     entry.1 = isr.len();
                 }
             }
             Announcement::Broker(BrokerEvent::BecomeFollower { partition, .. }) => {
-                leading.remove(&(event.broker, partition.clone()));
+                leading.remove(&(event.broker, *partition));
             }
             _ => {}
         }
@@ -260,7 +254,7 @@ pub fn partitions_without_full_isr(
                 t == tp && isr >= *rf && current.get(broker) == Some(&incarnation)
             })
         })
-        .map(|(tp, _)| tp.clone())
+        .map(|(tp, _)| *tp)
         .collect()
 }
 

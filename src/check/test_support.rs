@@ -85,7 +85,7 @@ pub fn become_leader(
     isr: &[u32],
 ) -> Event {
     let announced = BrokerEvent::BecomeLeader {
-        partition: tp.clone(),
+        partition: *tp,
         leader_epoch: LeaderEpoch(epoch),
         leo: Offset(0),
         hw: Offset(0),

@@ -251,7 +251,7 @@ fn by_quota<'a>(
             floor
         };
         for tp in mine.into_iter().take(quota) {
-            next.get_mut(member).expect("listed").push(tp.clone());
+            next.get_mut(member).expect("listed").push(*tp);
             taken.insert(tp);
         }
     }
@@ -278,7 +278,7 @@ fn by_quota<'a>(
             if next[target].len() == floor {
                 ceil_left = ceil_left.saturating_sub(1);
             }
-            next.get_mut(target).expect("listed").push(tp.clone());
+            next.get_mut(target).expect("listed").push(*tp);
         }
     }
     next
@@ -301,7 +301,7 @@ fn general<'a>(
     let mut next: BTreeMap<&String, BTreeSet<TopicPartition>> =
         members.keys().map(|m| (m, BTreeSet::new())).collect();
     for (tp, (member, _)) in owner {
-        next.get_mut(member).expect("listed").insert((*tp).clone());
+        next.get_mut(member).expect("listed").insert(*(*tp));
     }
     let mut unowned: Vec<&TopicPartition> =
         all.iter().filter(|tp| !owner.contains_key(tp)).collect();
@@ -312,7 +312,7 @@ fn general<'a>(
             .filter(|m| reads(m, tp))
             .min_by_key(|m| (next[*m].len(), *m));
         if let Some(target) = target {
-            next.get_mut(target).expect("listed").insert(tp.clone());
+            next.get_mut(target).expect("listed").insert(*tp);
         }
     }
     loop {
@@ -331,7 +331,7 @@ fn general<'a>(
                     .keys()
                     .filter(|m| *m != from && reads(m, tp) && next[*m].len() + 1 < held)
                     .min_by_key(|m| (next[*m].len(), *m))
-                    .map(|to| (from, to, tp.clone()))
+                    .map(|to| (from, to, *tp))
             })
         });
         let Some((from, to, tp)) = step else { break };
@@ -601,7 +601,7 @@ mod tests {
         let mut seen = BTreeSet::new();
         for partitions in out.values() {
             for p in partitions {
-                assert!(seen.insert(p.clone()), "{p} assigned twice: {out:?}");
+                assert!(seen.insert(*p), "{p} assigned twice: {out:?}");
             }
         }
         assert!(out["a"].contains(&tp(0)));
@@ -643,7 +643,7 @@ mod tests {
         let mut seen = BTreeSet::new();
         for (m, list) in out {
             for tp in list {
-                assert!(seen.insert(tp.clone()), "{tp} twice: {out:?}");
+                assert!(seen.insert(*tp), "{tp} twice: {out:?}");
                 assert!(
                     members[m].topics.contains(&tp.topic.to_string()),
                     "{m} got {tp}"

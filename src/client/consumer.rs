@@ -223,7 +223,7 @@ impl ConsumerCore {
     pub fn positions(&self) -> BTreeMap<TopicPartition, Offset> {
         self.assignment
             .iter()
-            .map(|(tp, p)| (tp.clone(), p.position))
+            .map(|(tp, p)| (*tp, p.position))
             .collect()
     }
 
@@ -374,7 +374,7 @@ impl ConsumerCore {
         let partitions = self
             .assignment
             .iter()
-            .map(|(tp, p)| (tp.clone(), p.position.0))
+            .map(|(tp, p)| (*tp, p.position.0))
             .collect();
         self.record(ConsumerAction::Assign { partitions });
     }
@@ -398,7 +398,7 @@ impl ConsumerCore {
                 continue;
             }
             by_leader.entry(leader).or_default().push(FetchPartition {
-                partition: tp.clone(),
+                partition: *tp,
                 fetch_offset: p.position,
                 current_leader_epoch: Some(leader_epoch),
                 last_fetched_epoch: None,
@@ -412,7 +412,7 @@ impl ConsumerCore {
             }
             let asked: Vec<(TopicPartition, Offset)> = partitions
                 .iter()
-                .map(|f| (f.partition.clone(), f.fetch_offset))
+                .map(|f| (f.partition, f.fetch_offset))
                 .collect();
             for (tp, _) in &asked {
                 self.assignment.get_mut(tp).expect("assigned").fetching = true;
@@ -479,7 +479,7 @@ impl ConsumerCore {
                     .last()
                     .map_or(p.position, |(last, _)| Offset(last + 1));
                 if end >= data.high_watermark {
-                    self.at_high_watermark.insert(tp.clone());
+                    self.at_high_watermark.insert(tp);
                 } else {
                     self.at_high_watermark.remove(&tp);
                 }
@@ -487,7 +487,7 @@ impl ConsumerCore {
                     p.position = Offset(last + 1);
                     if !self.hold_until_committed(&tp, &records, now_ms) {
                         self.record(ConsumerAction::Poll {
-                            partition: tp.clone(),
+                            partition: tp,
                             records,
                         });
                     }

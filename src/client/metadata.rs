@@ -119,7 +119,7 @@ impl Metadata {
     /// older epoch is not the leader any more; until an answer names one of `epoch` or
     /// newer, the partition has no known leader.
     pub fn see_epoch(&mut self, tp: &TopicPartition, epoch: LeaderEpoch) {
-        let seen = self.last_seen.entry(tp.clone()).or_insert(epoch);
+        let seen = self.last_seen.entry(*tp).or_insert(epoch);
         *seen = (*seen).max(epoch);
         if let Some(known) = self.partitions.get_mut(tp) {
             if known.leader_epoch < epoch {
@@ -169,8 +169,8 @@ impl Metadata {
                 Some(old) if *old == new => continue,
                 _ => {}
             }
-            self.partitions.insert(tp.clone(), new);
-            changed.push(tp.clone());
+            self.partitions.insert(*tp, new);
+            changed.push(*tp);
         }
         // Complete only when every topic has partitions and every partition a leader;
         // otherwise keep asking (after the backoff), as Kafka does for unknown leaders.
@@ -244,14 +244,10 @@ mod tests {
         assert!(m.should_send(0, 100, 300_000));
         m.on_sent(0);
         assert!(!m.should_send(1, 100, 300_000), "one request at a time");
-        m.on_response(
-            &[BrokerId(1), BrokerId(2)],
-            &[(tp.clone(), state(Some(2), 5))],
-            2,
-        );
+        m.on_response(&[BrokerId(1), BrokerId(2)], &[(tp, state(Some(2), 5))], 2);
         assert!(!m.update_requested());
         assert_eq!(m.leader(&tp).unwrap().leader, Some(BrokerId(2)));
-        let changed = m.on_response(&[], &[(tp.clone(), state(Some(1), 4))], 3);
+        let changed = m.on_response(&[], &[(tp, state(Some(1), 4))], 3);
         assert!(changed.is_empty());
         assert_eq!(m.leader(&tp).unwrap().leader_epoch, LeaderEpoch(5));
         assert_eq!(m.candidates(), vec![BrokerId(1), BrokerId(2)]);
@@ -285,19 +281,15 @@ mod tests {
     fn an_epoch_seen_in_a_committed_offset_ignores_older_leaders() {
         let tp = TopicPartition::new("t", 0);
         let mut m = Metadata::new(vec!["t".into()], vec![BrokerId(1)]);
-        m.on_response(
-            &[BrokerId(1), BrokerId(2)],
-            &[(tp.clone(), state(Some(2), 2))],
-            0,
-        );
+        m.on_response(&[BrokerId(1), BrokerId(2)], &[(tp, state(Some(2), 2))], 0);
         m.see_epoch(&tp, LeaderEpoch(3));
         assert_eq!(m.leader(&tp).unwrap().leader, None);
         assert!(m.update_requested());
         // The deposed leader answers about itself: ignored.
-        m.on_response(&[BrokerId(2)], &[(tp.clone(), state(Some(2), 2))], 10);
+        m.on_response(&[BrokerId(2)], &[(tp, state(Some(2), 2))], 10);
         assert_eq!(m.leader(&tp).unwrap().leader, None);
         assert!(m.update_requested());
-        m.on_response(&[BrokerId(1)], &[(tp.clone(), state(Some(1), 3))], 20);
+        m.on_response(&[BrokerId(1)], &[(tp, state(Some(1), 3))], 20);
         assert_eq!(m.leader(&tp).unwrap().leader, Some(BrokerId(1)));
         assert!(!m.update_requested());
         // An older epoch seen later changes nothing.

@@ -222,6 +222,8 @@ pub struct ProducerCore {
     partitioner: Partitioner,
     unsent: VecDeque<Unsent>,
     batches: BTreeMap<BatchId, ProducerBatch>,
+    /// The records in `batches` (what [`ProducerCore::pending`] adds to the unsent).
+    batched_records: usize,
     queues: BTreeMap<u32, VecDeque<BatchId>>,
     next_batch: BatchId,
     /// Idempotence: the producer id, once handed out.
@@ -251,6 +253,7 @@ impl ProducerCore {
             partitioner: Partitioner::new(config.partitioner, config.batch_size),
             unsent: VecDeque::new(),
             batches: BTreeMap::new(),
+            batched_records: 0,
             queues: BTreeMap::new(),
             next_batch: 1,
             identity: None,
@@ -278,12 +281,21 @@ impl ProducerCore {
 
     /// Sends not yet completed.
     pub fn pending(&self) -> usize {
-        self.unsent.len()
-            + self
-                .batches
+        debug_assert_eq!(
+            self.batched_records,
+            self.batches
                 .values()
                 .map(|b| b.records.len())
                 .sum::<usize>()
+        );
+        self.unsent.len() + self.batched_records
+    }
+
+    /// Takes a batch out (completed, failed or written with acks=0).
+    fn remove_batch(&mut self, id: BatchId) -> ProducerBatch {
+        let batch = self.batches.remove(&id).expect("batch");
+        self.batched_records -= batch.records.len();
+        batch
     }
 
     /// The producer id in use (idempotence), if one was handed out.
@@ -424,6 +436,9 @@ impl ProducerCore {
 
     /// Records waiting for metadata get their partition once it is known.
     fn partition_unsent(&mut self, now_ms: u64, rng: &mut impl Rng) {
+        if self.unsent.is_empty() {
+            return;
+        }
         let Some(count) = self.metadata.partition_count(&self.config.topic) else {
             return;
         };
@@ -447,6 +462,7 @@ impl ProducerCore {
             if !batch.sent_once && batch.builder.size_bytes() + size <= self.config.batch_size {
                 push(&mut batch.builder, &record);
                 batch.records.push(record);
+                self.batched_records += 1;
                 return;
             }
         }
@@ -463,6 +479,14 @@ impl ProducerCore {
             (BATCH_HEADER_BYTES + size).min(self.config.batch_size),
         );
         push(&mut builder, &record);
+        debug_assert!(
+            self.batches
+                .values()
+                .next_back()
+                .is_none_or(|newest| newest.created_ms <= now_ms),
+            "batches are created in time order"
+        );
+        self.batched_records += 1;
         self.batches.insert(
             id,
             ProducerBatch {
@@ -498,10 +522,13 @@ impl ProducerCore {
                 },
             );
         }
+        // Batch ids follow creation times: the expired batches are the oldest ones.
         let expired: Vec<BatchId> = self
             .batches
             .iter()
-            .filter(|(_, b)| now_ms >= b.created_ms.saturating_add(self.config.delivery_timeout_ms))
+            .take_while(|(_, b)| {
+                now_ms >= b.created_ms.saturating_add(self.config.delivery_timeout_ms)
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
@@ -686,15 +713,10 @@ impl ProducerCore {
             // acks=0: no answer will come; written is all the producer will ever know.
             self.net.send(leader, body, None, now_ms);
             for id in ids {
-                let batch = self.batches.remove(&id).expect("drained batch");
+                let batch = self.remove_batch(id);
                 let partition = self.topic_partition(batch.partition);
                 for record in batch.records {
-                    self.complete(
-                        record.value,
-                        SendOutcome::Sent {
-                            partition: partition.clone(),
-                        },
-                    );
+                    self.complete(record.value, SendOutcome::Sent { partition });
                 }
             }
             return;
@@ -753,7 +775,7 @@ impl ProducerCore {
     }
 
     fn complete_ok(&mut self, id: BatchId, base_offset: Offset) {
-        let batch = self.batches.remove(&id).expect("batch");
+        let batch = self.remove_batch(id);
         if let Some(sequence) = batch.sequence {
             if let Some(u) = self.unacknowledged.get_mut(&batch.partition) {
                 u.remove(&sequence);
@@ -764,7 +786,7 @@ impl ProducerCore {
             self.complete(
                 record.value,
                 SendOutcome::Ok {
-                    partition: partition.clone(),
+                    partition,
                     offset: base_offset.0 + i as u64,
                 },
             );
@@ -838,7 +860,7 @@ impl ProducerCore {
 
     /// Completes every record of the batch with `error`.
     fn fail(&mut self, id: BatchId, error: KafkaError) {
-        let batch = self.batches.remove(&id).expect("batch");
+        let batch = self.remove_batch(id);
         if let Some(queue) = self.queues.get_mut(&batch.partition) {
             queue.retain(|other| *other != id);
         }
@@ -854,7 +876,7 @@ impl ProducerCore {
             self.complete(
                 record.value,
                 SendOutcome::Fail {
-                    partition: Some(partition.clone()),
+                    partition: Some(partition),
                     error,
                 },
             );

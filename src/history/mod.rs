@@ -225,7 +225,7 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         key: Option<CompactString>,
         /// The topic.
-        topic: CompactString,
+        topic: crate::broker::topic::Topic,
         /// The producer's `acks`.
         acks: crate::broker::Acks,
         /// The producer has `enable.idempotence`.
@@ -382,10 +382,10 @@ mod tests {
     #[test]
     fn an_entry_stays_small() {
         assert!(
-            std::mem::size_of::<Op>() <= 80,
+            std::mem::size_of::<Op>() <= 72,
             "{}",
             std::mem::size_of::<Op>()
         );
-        assert!(std::mem::size_of::<HistoryEntry>() <= 96);
+        assert!(std::mem::size_of::<HistoryEntry>() <= 88);
     }
 }

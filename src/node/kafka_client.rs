@@ -14,7 +14,7 @@ use crate::broker::{Acks, BrokerId};
 use crate::client::consumer::{ConsumerAction, ConsumerConfig, ConsumerCore};
 use crate::client::network::{ConnectionId, NetAction};
 use crate::client::producer::{ProducerAction, ProducerConfig, ProducerCore};
-use crate::history::{Op as HistoryOp, SendOutcome};
+use crate::history::{CompactString, Op as HistoryOp, SendOutcome};
 use crate::node::progress::Progress;
 use crate::node::recorder::{sim_now_us, Recorder};
 use crate::node::run_rng;
@@ -136,6 +136,8 @@ impl ProducerNode {
         let mut next_send = madsim::time::Instant::now() + period.mul_f64(rng.gen_range(0.0..1.0));
         let mut sent = 0u64;
         let mut due = crate::node::Deadline::new(next_tick.min(next_send));
+        // What the liveness probe last heard (told again only when it changes).
+        let mut reported_pending = None;
         loop {
             due.set(next_tick.min(next_send));
             tokio::select! {
@@ -156,10 +158,9 @@ impl ProducerNode {
                         next_send = at + period;
                     } else if at >= next_send {
                         next_send += period.mul_f64(rng.gen_range(0.5..1.5));
-                        let value = compact_str::format_compact!("{}-{incarnation}-{sent}", self.name);
+                        let value = record_value(&self.name, incarnation, sent);
                         sent += 1;
-                        let key = (self.keys > 0)
-                            .then(|| compact_str::format_compact!("k{}", rng.gen_range(0..self.keys)));
+                        let key = (self.keys > 0).then(|| record_key(rng.gen_range(0..self.keys)));
                         self.history(HistoryOp::Send {
                             value: value.clone(),
                             key: key.clone(),
@@ -189,7 +190,11 @@ impl ProducerNode {
                     }
                 }
             }
-            self.progress.pending_sends(&self.name, core.pending());
+            let pending = core.pending();
+            if reported_pending != Some(pending) {
+                reported_pending = Some(pending);
+                self.progress.pending_sends(&self.name, pending);
+            }
         }
     }
 }
@@ -295,7 +300,62 @@ impl ConsumerNode {
     }
 }
 
+/// Appends `n` in decimal (what `format!` writes, without its machinery: one per send).
+fn push_decimal(out: &mut CompactString, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+}
+
+/// A record's value: `<node>-<incarnation>-<n>`, unique in the run.
+fn record_value(node: &str, incarnation: u64, n: u64) -> CompactString {
+    let mut value = CompactString::with_capacity(node.len() + 12);
+    value.push_str(node);
+    value.push('-');
+    push_decimal(&mut value, incarnation);
+    value.push('-');
+    push_decimal(&mut value, n);
+    value
+}
+
+/// A record's key: `k<n>`.
+fn record_key(n: u32) -> CompactString {
+    let mut key = CompactString::const_new("k");
+    push_decimal(&mut key, u64::from(n));
+    key
+}
+
 /// The brokers `1..=n`, for bootstrap lists.
 pub fn broker_ids(n: u32) -> Vec<BrokerId> {
     (1..=n).map(BrokerId).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_and_keys_read_as_format_writes_them() {
+        for (node, incarnation, n) in [
+            ("producer-1", 1, 0),
+            ("p", 12, 4_567_890),
+            ("x", 0, u64::MAX),
+        ] {
+            assert_eq!(
+                record_value(node, incarnation, n),
+                format!("{node}-{incarnation}-{n}")
+            );
+        }
+        for n in [0, 7, 10, 99, 100, u32::MAX] {
+            assert_eq!(record_key(n), format!("k{n}"));
+        }
+    }
 }

@@ -88,19 +88,44 @@ pub const KIND_PRODUCER: u8 = 5;
 /// Address kind of consumers.
 pub const KIND_CONSUMER: u8 = 6;
 
-/// Writes one frame (not flushed).
+thread_local! {
+    /// A frame's bytes on their way in or out, kept between frames so that encoding and
+    /// reading one allocates nothing (a run is one thread; a frame in use is taken out).
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Largest buffer kept between frames: a rare snapshot-sized frame is not held on to.
+const SCRATCH_KEPT: usize = 1 << 20;
+
+fn take_scratch() -> Vec<u8> {
+    let mut buf = SCRATCH.with(|s| s.take());
+    buf.clear();
+    buf
+}
+
+fn give_scratch(buf: Vec<u8>) {
+    if buf.capacity() <= SCRATCH_KEPT {
+        SCRATCH.with(|s| s.set(buf));
+    }
+}
+
+/// Writes one frame (not flushed): its length, then its body, in one write.
 pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
     w: &mut W,
     msg: &T,
 ) -> io::Result<()> {
-    let body = postcard::to_stdvec(msg).map_err(io::Error::other)?;
-    let len = u32::try_from(body.len()).map_err(|_| io::Error::other("frame too large"))?;
+    let mut buf = take_scratch();
+    buf.extend_from_slice(&[0; 4]);
+    let mut buf = postcard::to_extend(msg, buf).map_err(io::Error::other)?;
+    let len = u32::try_from(buf.len() - 4).map_err(|_| io::Error::other("frame too large"))?;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
     super::counters::count(|c| {
         c.frames += 1;
         c.frame_bytes += 4 + u64::from(len);
     });
-    w.write_all(&len.to_be_bytes()).await?;
-    w.write_all(&body).await
+    let written = w.write_all(&buf).await;
+    give_scratch(buf);
+    written
 }
 
 /// Writes one frame and flushes it: a connection's opening [`Hello`].
@@ -155,11 +180,16 @@ pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
             format!("frame of {len} bytes"),
         ));
     }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).await?;
-    postcard::from_bytes(&body)
-        .map(Some)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    let mut body = take_scratch();
+    body.resize(len, 0);
+    let read = r.read_exact(&mut body).await;
+    let msg = read.and_then(|_| {
+        postcard::from_bytes(&body)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    });
+    give_scratch(body);
+    msg
 }
 
 #[cfg(test)]

@@ -81,7 +81,14 @@ impl Progress {
 
     /// `node` acknowledged an operation now.
     pub fn acked(&self, node: &str) {
-        self.lock().last_ack.insert(node.to_string(), sim_now_us());
+        let now = sim_now_us();
+        let mut inner = self.lock();
+        match inner.last_ack.get_mut(node) {
+            Some(at) => *at = now,
+            None => {
+                inner.last_ack.insert(node.to_string(), now);
+            }
+        }
     }
 
     /// Whether every one of `nodes` has become ready since `since_us`.
@@ -158,7 +165,10 @@ impl Progress {
         controller_epoch: Option<ControllerEpoch>,
     ) {
         let mut inner = self.lock();
-        let probe = inner.brokers.entry(node.to_string()).or_default();
+        if !inner.brokers.contains_key(node) {
+            inner.brokers.insert(node.to_string(), Default::default());
+        }
+        let probe = inner.brokers.get_mut(node).expect("inserted above");
         probe.led = led;
         probe.controller_epoch = controller_epoch;
     }
@@ -166,7 +176,10 @@ impl Progress {
     /// A broker reports the groups it coordinates.
     pub fn coordinated_groups(&self, node: &str, groups: Vec<(String, GroupState, Generation)>) {
         let mut inner = self.lock();
-        inner.brokers.entry(node.to_string()).or_default().groups = groups;
+        if !inner.brokers.contains_key(node) {
+            inner.brokers.insert(node.to_string(), Default::default());
+        }
+        inner.brokers.get_mut(node).expect("inserted above").groups = groups;
     }
 
     /// Whether a live broker coordinates `group` as Stable in `generation`.
@@ -221,7 +234,7 @@ impl Progress {
                         .any(|(t, isr, _)| t == tp && (!full_isr || *isr >= *rf))
                 })
             })
-            .map(|(tp, _)| tp.clone())
+            .map(|(tp, _)| *tp)
             .collect()
     }
 
@@ -258,7 +271,7 @@ impl Progress {
         let mut inner = self.lock();
         let stored = inner.committed.entry(group.to_string()).or_default();
         for (tp, offset) in offsets {
-            let at = stored.entry(tp.clone()).or_default();
+            let at = stored.entry(*tp).or_default();
             *at = (*at).max(*offset);
         }
     }

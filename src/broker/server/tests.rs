@@ -409,7 +409,7 @@ fn an_alter_partition_lost_on_a_stalled_link_is_given_up_and_proposed_again() {
                 controller_id: B1,
                 controller_epoch: ControllerEpoch(1),
                 broker_epoch,
-                partitions: vec![(tp.clone(), state)],
+                partitions: vec![(tp, state)],
             },
         ),
         10,
@@ -564,7 +564,7 @@ fn the_coordinator_runs_a_group_on_the_offsets_partition_and_finds_it_again_afte
     let commit = RequestBody::OffsetCommit(OffsetCommitRequest {
         member: member(&member_id, 1),
         offsets: vec![(
-            tp.clone(),
+            tp,
             CommittedOffset {
                 offset: Offset(5),
                 leader_epoch: None,
@@ -574,7 +574,7 @@ fn the_coordinator_runs_a_group_on_the_offsets_partition_and_finds_it_again_afte
     assert_eq!(
         ask(&mut ens, &mut n, 6, commit),
         Some(ResponseBody::OffsetCommit {
-            partitions: vec![(tp.clone(), None)]
+            partitions: vec![(tp, None)]
         })
     );
     // The broker restarts on the same disk: the group and its offset come back from the
@@ -588,7 +588,7 @@ fn the_coordinator_runs_a_group_on_the_offsets_partition_and_finds_it_again_afte
     pump(&mut ens, &mut n, 10, |_| false);
     let fetch = RequestBody::OffsetFetch {
         group_id: "billing".into(),
-        partitions: vec![tp.clone()],
+        partitions: vec![tp],
     };
     assert_eq!(
         ask(&mut ens, &mut n, 11, fetch),
@@ -674,7 +674,7 @@ fn a_stale_leader_and_isr_does_not_move_the_metadata_cache_back() {
         controller_id: B1,
         controller_epoch: ControllerEpoch(1),
         broker_epoch,
-        partitions: vec![(tp.clone(), state)],
+        partitions: vec![(tp, state)],
     };
     let newer = state(2, 2, B2);
     ask(&mut ens, &mut b2, 10, leader_and_isr(newer.clone())).expect("answered");

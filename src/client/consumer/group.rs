@@ -353,11 +353,11 @@ impl ConsumerCore {
         if !g.config.legacy_commit_before_process || g.phase != Phase::Stable {
             return false;
         }
-        let only = BTreeSet::from([tp.clone()]);
+        let only = BTreeSet::from([*tp]);
         if !self.commit_positions(Some(&only), false, now_ms) {
             return false;
         }
-        let held = (tp.clone(), records.to_vec());
+        let held = (*tp, records.to_vec());
         self.membership().unprocessed.push(held);
         true
     }
@@ -446,7 +446,7 @@ impl ConsumerCore {
             // Kafka's auto-commit sends every consumed position, changed or not; other
             // commits only what moved.
             .filter(|(tp, p)| auto || g.committed.get(*tp) != Some(&p.position.0))
-            .map(|(tp, p)| (tp.clone(), p.position.0, p.position_epoch))
+            .map(|(tp, p)| (*tp, p.position.0, p.position_epoch))
             .collect();
         // An auto-commit waits for the one in flight; a commit before revoking goes at
         // once (the coordinator takes them in order). Without a connection to the
@@ -458,7 +458,7 @@ impl ConsumerCore {
         let call = GroupCall::Commit {
             generation: g.generation,
             member_id: g.member_id.clone(),
-            offsets: offsets.iter().map(|(tp, o, _)| (tp.clone(), *o)).collect(),
+            offsets: offsets.iter().map(|(tp, o, _)| (*tp, *o)).collect(),
             sent_ms: now_ms,
         };
         let body = RequestBody::OffsetCommit(OffsetCommitRequest {
@@ -498,7 +498,7 @@ impl ConsumerCore {
             .assignment
             .iter()
             .filter(|(tp, _)| g.owned.contains(*tp))
-            .map(|(tp, p)| (tp.clone(), p.position.0))
+            .map(|(tp, p)| (*tp, p.position.0))
             .collect();
         let awaiting = g.awaiting_offsets.iter().cloned().collect();
         let member = g.owner_tag();
@@ -603,7 +603,7 @@ impl ConsumerCore {
                 }
                 if error.is_none() {
                     for (tp, offset) in &offsets {
-                        g.committed.insert(tp.clone(), *offset);
+                        g.committed.insert(*tp, *offset);
                     }
                 }
                 let member = GroupMember {
@@ -741,7 +741,7 @@ impl ConsumerCore {
         }
         let g = self.membership();
         for tp in added {
-            g.owned.insert(tp.clone());
+            g.owned.insert(tp);
             g.awaiting_offsets.insert(tp);
         }
         self.record_group_assignment();
@@ -757,7 +757,7 @@ impl ConsumerCore {
             // auto.offset.reset=earliest when nothing was committed.
             let position = committed.as_ref().map_or(Offset(0), |c| c.offset);
             let position_epoch = committed.and_then(|c| c.leader_epoch);
-            g.committed.insert(tp.clone(), position.0);
+            g.committed.insert(tp, position.0);
             if let Some(epoch) = position_epoch {
                 // KIP-320: the leader of that record's epoch or a newer one, never an
                 // older (deposed) one, serves the position.

@@ -181,7 +181,7 @@ impl Harness {
             .partitions
             .iter()
             .zip(results)
-            .map(|(f, r)| (f.partition.clone(), r))
+            .map(|(f, r)| (f.partition, r))
             .collect();
         self.respond(
             fetch.connection,
@@ -206,7 +206,7 @@ fn polled(h: &Harness) -> Vec<(TopicPartition, Vec<(u64, String)>)> {
         .iter()
         .filter_map(|a| match a {
             ConsumerAction::Poll { partition, records } => Some((
-                partition.clone(),
+                *partition,
                 records.iter().map(|(o, v)| (*o, v.to_string())).collect(),
             )),
             _ => None,
@@ -856,10 +856,7 @@ impl Harness {
             .filter_map(|(_, _, r)| match &r.body {
                 RequestBody::OffsetCommit(c) => Some((
                     c.member.generation_id,
-                    c.offsets
-                        .iter()
-                        .map(|(tp, o)| (tp.clone(), o.offset.0))
-                        .collect(),
+                    c.offsets.iter().map(|(tp, o)| (*tp, o.offset.0)).collect(),
                 )),
                 _ => None,
             })

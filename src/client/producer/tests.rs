@@ -246,7 +246,7 @@ impl Harness {
                     base_offset: Offset(offset),
                     leader_epoch: LeaderEpoch(0),
                 });
-                (tp.clone(), r)
+                (*tp, r)
             })
             .collect();
         self.respond(
