@@ -521,7 +521,7 @@ fn run_one_with(
                 report::write_run_files(&result, &scenario.about, events, history)
             } else {
                 log.discard();
-                report::write_summary_files(&result, &scenario.about, events)
+                report::write_summary_files(&result, &scenario.about, events, history)
             }
         })
         .map_err(RunError::Io)?;
