@@ -208,12 +208,15 @@ fn violations_table(page: &mut String, timeline: &Timeline, violations: &[&Viola
             ),
             None => "—".to_string(),
         };
-        let place = [v.partition.as_deref(), v.node.as_deref()]
+        let mut place = [v.partition.as_deref(), v.node.as_deref()]
             .into_iter()
             .flatten()
             .map(escape)
             .collect::<Vec<_>>()
             .join("<br>");
+        if place.is_empty() {
+            place.push('—');
+        }
         let faults = match v.at_ms {
             Some(ms) => {
                 let ids = timeline.faults_before(ms * 1000, PRECEDING_WINDOW_MS * 1000);
@@ -530,13 +533,13 @@ impl<'a> Svg<'a> {
         self.out.push_str("</g>");
     }
 
-    /// The HW step line of a partition's leader.
+    /// The HW step line of a partition's leader (no row for a HW that never left 0).
     fn hw(&mut self, partition: &str, points: &[(u64, u64)]) {
-        let y = self.row_of("", HW_H);
-        let Some(&(_, last)) = points.last() else {
+        let top = points.iter().map(|p| p.1).max().unwrap_or(0);
+        let Some(&(_, last)) = points.last().filter(|_| top > 0) else {
             return;
         };
-        let top = points.iter().map(|p| p.1).max().unwrap_or(0).max(1);
+        let y = self.row_of("", HW_H);
         let level = |hw: u64| y + HW_H - 2.0 - hw as f64 / top as f64 * (HW_H - 4.0);
         let mut line = String::new();
         let mut previous: Option<u64> = None;

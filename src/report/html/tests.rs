@@ -65,6 +65,7 @@ const RUN: &str = r#"
 {"at_us":500000,"node":"zk-1","kind":"leading","detail":{"epoch":1,"last_zxid":0,"followers":[]}}
 {"at_us":600000,"node":"broker-1","kind":"controller-elected","detail":{"controller_epoch":1}}
 {"at_us":700000,"node":"broker-2","kind":"become-leader","detail":{"hw":0,"isr":[2,1,3],"leader_epoch":1,"leo":0,"partition":"orders/0"}}
+{"at_us":700000,"node":"broker-3","kind":"become-leader","detail":{"hw":0,"isr":[3,1,2],"leader_epoch":1,"leo":0,"partition":"__consumer_offsets/0"}}
 {"at_us":800000,"node":"broker-1","kind":"group-state","detail":{"generation":1,"group":"billing","state":"Stable"}}
 {"at_us":1000000,"node":"world","kind":"phase","detail":{"length_ms":30000,"phase":"faults"}}
 {"at_us":2000000,"node":"world","kind":"fault","detail":{"action":"pause","line":2,"nodes":[{"effect":"paused","node":"broker-3"}],"target":"broker-3"}}
@@ -158,6 +159,7 @@ fn every_lane_is_present() {
         "controller",
         "zk leader",
         "orders/0",
+        "__consumer_offsets/0",
         "billing",
     ] {
         assert!(labels.contains(&label), "no lane {label}: {labels:?}");
@@ -168,7 +170,11 @@ fn every_lane_is_present() {
     );
     assert!(page.contains(">zk-1 · epoch 1<"));
     assert!(page.contains("broker-1 · e2 · isr 1,3"));
-    assert!(page.contains("<polyline class=\"hw\""));
+    assert_eq!(
+        count(&page, "<polyline class=\"hw\""),
+        1,
+        "a HW line for orders/0, none for a HW that never left 0"
+    );
     assert!(page.contains(">hw 38<"), "the last HW is labeled");
     for phase in ["setup", "faults", "heal", "drain", "stop"] {
         assert!(
