@@ -200,13 +200,16 @@ fn text_from_the_run_is_escaped_everywhere() {
         Some(12_000),
     )];
     let run = RUN.replace("leader(orders/0)", "<img src=x onerror=alert(1)>");
-    let page = html(
-        &result(name, violations),
-        "about <i>this</i>",
-        &events(&run),
-        &[],
-    );
+    let mut run_result = result(name, violations);
+    run_result.crash = Some(crate::history::Crash {
+        node: "broker-<2>".into(),
+        message: "panicked at <src/x.rs>: a < b".into(),
+        at_us: 5_000_000,
+    });
+    let page = html(&run_result, "about <i>this</i>", &events(&run), &[]);
     assert!(!page.contains("<script"), "a script from a name");
+    assert!(page.contains("<pre>panicked at &lt;src/x.rs&gt;: a &lt; b</pre>"));
+    assert!(page.contains("<code>broker-&lt;2&gt;</code>"));
     assert!(!page.contains("<b>"));
     assert!(!page.contains("<i>"));
     assert!(!page.contains("<img"));

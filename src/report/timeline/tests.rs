@@ -272,3 +272,21 @@ fn a_row_of_too_many_short_segments_is_merged_into_few() {
     let few = vec![segment(0, 1), segment(1, 2)];
     assert_eq!(bound_row(few.clone(), 1_000_000, 100), few);
 }
+
+#[test]
+fn a_crash_is_marked_on_its_node_and_ends_what_it_believed() {
+    let record = r#"
+{"at_us":1000000,"node":"broker-2","kind":"become-leader","detail":{"hw":0,"isr":[2,1],"leader_epoch":1,"leo":0,"partition":"orders/0"}}
+{"at_us":4000000,"node":"broker-2","kind":"crash","detail":{"message":"assertion failed: hw <= leo"}}
+"#;
+    let timeline = Timeline::of(&events(record), &[], 10 * S);
+    let broker = timeline
+        .nodes
+        .iter()
+        .find(|n| n.name == "broker-2")
+        .unwrap();
+    assert_eq!(broker.markers[0].kind, "crash");
+    assert!(broker.markers[0].title.contains("hw <= leo"));
+    let leader: Vec<_> = timeline.partitions[0].leaders.segments().collect();
+    assert_eq!(leader[0].end_us, 4 * S);
+}
