@@ -82,6 +82,7 @@ fn run_prints_seed_first_and_the_verdict_line_last_and_replays_across_processes(
         "events.jsonl",
         "history.jsonl",
         "report.md",
+        "report.html",
         "ksim.log",
     ] {
         assert!(dir.join("a").join(file).is_file(), "missing {file}");
@@ -160,8 +161,10 @@ fn a_small_sweep_of_log_power_loss_passes_with_json_lines() {
         .collect();
     assert_eq!(lines.len(), 12);
     assert!(lines.iter().all(|v| v["verdict"] == "pass"));
-    // Passing seeds keep only their verdict and report.
+    // Passing seeds keep only their verdict and reports.
     assert!(dir.join("log-power-loss-3/verdict.json").is_file());
+    assert!(dir.join("log-power-loss-3/report.html").is_file());
+    assert!(!dir.join("log-power-loss-3/events.jsonl").exists());
     assert!(!dir.join("log-power-loss-3/writer-1").exists());
 }
 

@@ -395,10 +395,11 @@ pub fn default_run_dir(base: &Path, scenario: &Scenario, seed: u64) -> PathBuf {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Keep {
     /// Everything, pass or fail (`ksim run`, `replay`): `scenario.toml`, node data,
-    /// `ksim.log`, `events.jsonl`, `history.jsonl`, `verdict.json`, `report.md`.
+    /// `ksim.log`, `events.jsonl`, `history.jsonl`, `verdict.json`, `report.md`,
+    /// `report.html`.
     Everything,
     /// A sweep's rule: a failing seed keeps everything; a passing one only `scenario.toml`,
-    /// `verdict.json` and `report.md` (and the marker). What it would not keep is not
+    /// `verdict.json`, `report.md` and `report.html` (and the marker). What it would not keep is not
     /// written at all: its log is held in memory until the verdict, and its node data too
     /// (memory-backed disks, [`Keep::backing`]), written out only if the seed is kept.
     SweepRule,
@@ -521,7 +522,7 @@ fn run_one_with(
                 report::write_run_files(&result, &scenario.about, events, history)
             } else {
                 log.discard();
-                report::write_summary_files(&result, &scenario.about, events)
+                report::write_summary_files(&result, &scenario.about, events, history)
             }
         })
         .map_err(RunError::Io)?;
@@ -654,6 +655,7 @@ pub fn print_summary(result: &RunResult) {
         }
     }
     out!("report: {}", result.run_dir.join("report.md").display());
+    out!("report: {}", result.run_dir.join("report.html").display());
     if result.verdict != Verdict::Pass {
         out!("replay: {}", result.replay_command());
     }

@@ -2,7 +2,7 @@
 //!
 //! Owns: fanning seeds out over OS threads (each seed still gets its own runtime on its own
 //! fresh thread), the progress bar, sharding, the `[expect] fails` rule of zoo scenarios,
-//! and the summaries. Passing seeds keep only `verdict.json`, `report.md` and
+//! and the summaries. Passing seeds keep only `verdict.json`, `report.md`, `report.html` and
 //! `scenario.toml` ([`Keep::SweepRule`]: their log, events, history and node data are never
 //! written — the nodes' disks are in memory, and the checkers read their images; `ksim run
 //! --seed N` regenerates them all).
@@ -94,8 +94,10 @@ fn prune_passing(run_dir: &Path) {
     for entry in entries.flatten() {
         let path = entry.path();
         let name = path.file_name().and_then(|n| n.to_str());
-        let keep = matches!(name, Some("verdict.json" | "report.md" | "scenario.toml"))
-            || name == Some(MARKER);
+        let keep = matches!(
+            name,
+            Some("verdict.json" | "report.md" | "report.html" | "scenario.toml")
+        ) || name == Some(MARKER);
         if keep {
             continue;
         }

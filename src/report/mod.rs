@@ -1,13 +1,15 @@
 //! Verdicts and the run directory's files.
 //!
 //! Owns: [`Verdict`] and its exit codes (contract.md), [`RunResult`] (everything one seeded
-//! run produced), and writing `verdict.json`, `events.jsonl`, `history.jsonl` and
-//! `report.md`, the provenance a replay compares (which ksim, which commit, which binary,
+//! run produced), and writing `verdict.json`, `events.jsonl`, `history.jsonl`, `report.md`
+//! and `report.html` (built by [`html`] from [`timeline`]), the provenance a replay compares (which ksim, which commit, which binary,
 //! which scenario text), and which directories may be run directories ([`run_dir`]).
 //! Reports are derived from the recorded run only; nothing here re-runs or re-checks
 //! anything.
 
+pub mod html;
 pub mod run_dir;
+pub mod timeline;
 
 use crate::broker::controller::ControllerEvent;
 use crate::broker::server::BrokerEvent;
@@ -359,7 +361,8 @@ pub fn stats(events: &[Event], history: &[HistoryEntry]) -> BTreeMap<String, u64
     stats
 }
 
-/// Writes `verdict.json`, `events.jsonl`, `history.jsonl` and `report.md` into the run dir.
+/// Writes `verdict.json`, `events.jsonl`, `history.jsonl`, `report.md` and `report.html`
+/// into the run dir.
 pub fn write_run_files(
     result: &RunResult,
     about: &str,
@@ -369,18 +372,27 @@ pub fn write_run_files(
     let dir = &result.run_dir;
     write_jsonl(&dir.join("events.jsonl"), events)?;
     write_jsonl(&dir.join("history.jsonl"), history)?;
-    write_summary_files(result, about, events)
+    write_summary_files(result, about, events, history)
 }
 
-/// Writes only `verdict.json` and `report.md` into the run dir: what a sweep keeps of a
-/// passing seed (with `scenario.toml`, written before the run).
-pub fn write_summary_files(result: &RunResult, about: &str, events: &[Event]) -> io::Result<()> {
+/// Writes only `verdict.json`, `report.md` and `report.html` into the run dir: what a sweep
+/// keeps of a passing seed (with `scenario.toml`, written before the run).
+pub fn write_summary_files(
+    result: &RunResult,
+    about: &str,
+    events: &[Event],
+    history: &[HistoryEntry],
+) -> io::Result<()> {
     let dir = &result.run_dir;
     fs::write(
         dir.join("verdict.json"),
         serde_json::to_string_pretty(&result.verdict_json())? + "\n",
     )?;
-    fs::write(dir.join("report.md"), markdown(result, about, events))
+    fs::write(dir.join("report.md"), markdown(result, about, events))?;
+    fs::write(
+        dir.join("report.html"),
+        html::html(result, about, events, history),
+    )
 }
 
 fn write_jsonl<T: Serialize>(path: &Path, items: &[T]) -> io::Result<()> {
