@@ -476,7 +476,7 @@ fn secs(at_us: u64) -> String {
 
 /// Partition keys: the scenario's topics before internal ones (`__consumer_offsets`).
 fn partition_key(tp: &TopicPartition) -> (bool, TopicPartition) {
-    (tp.topic.starts_with("__"), tp.clone())
+    (tp.topic.starts_with("__"), *tp)
 }
 
 type Open = (usize, usize);
@@ -828,7 +828,7 @@ impl Builder {
         isr: &[crate::broker::BrokerId],
     ) {
         let key = partition_key(tp);
-        let largest = self.largest_isr.entry(key.clone()).or_default();
+        let largest = self.largest_isr.entry(key).or_default();
         *largest = (*largest).max(isr.len());
         let isr_text = isr
             .iter()
@@ -836,7 +836,7 @@ impl Builder {
             .collect::<Vec<_>>()
             .join(",");
         self.leaders.open(
-            key.clone(),
+            key,
             Segment {
                 start_us: at,
                 end_us: at,

@@ -297,7 +297,7 @@ fn a_long_run_stays_a_few_mb() {
                 at,
                 &broker,
                 Announcement::Broker(BrokerEvent::BecomeLeader {
-                    partition: tp.clone(),
+                    partition: tp,
                     leader_epoch: LeaderEpoch((at / 2_000_000) as i32),
                     leo: Offset(at / 1000),
                     hw: Offset(at / 1000),
