@@ -1031,12 +1031,15 @@ impl<D: Disk> BrokerCore<D> {
     /// Answers every waiting produce whose batches the HW passed (or that can no longer
     /// complete, or timed out).
     fn complete_produces(&mut self, now_ms: u64) {
-        let pending = std::mem::take(&mut self.produces);
-        for mut p in pending {
+        // First settle every wait in place (nothing else changes meanwhile: answering one
+        // produce touches no replica), then answer the finished ones in order.
+        let mut finished = 0;
+        for p in &mut self.produces {
             let mut done = true;
             for (tp, result, wait) in p.partitions.iter_mut() {
                 let Some((last, epoch)) = *wait else { continue };
-                let verdict = match self.replicas.get(tp) {
+                let replica = self.replicas.get(tp);
+                let verdict = match replica {
                     Some(r) => r.check_acks_all(last, epoch),
                     None => Some(Err(KafkaError::NotLeaderOrFollower)),
                 };
@@ -1047,10 +1050,13 @@ impl<D: Disk> BrokerCore<D> {
                         *wait = None;
                     }
                     None if now_ms >= p.deadline_ms => {
-                        let short = self
-                            .replicas
-                            .get(tp)
-                            .is_some_and(|r| r.isr().len() < self.min_isr(&tp.topic));
+                        let min_isr = self
+                            .config
+                            .topic_min_isr
+                            .get(tp.topic.as_str())
+                            .copied()
+                            .unwrap_or(self.config.replica.min_insync_replicas);
+                        let short = replica.is_some_and(|r| r.isr().len() < min_isr);
                         *result = Err(if short {
                             KafkaError::NotEnoughReplicasAfterAppend
                         } else {
@@ -1061,7 +1067,14 @@ impl<D: Disk> BrokerCore<D> {
                     None => done = false,
                 }
             }
-            if !done {
+            finished += usize::from(done);
+        }
+        if finished == 0 {
+            return;
+        }
+        let pending = std::mem::take(&mut self.produces);
+        for p in pending {
+            if p.partitions.iter().any(|(_, _, wait)| wait.is_some()) {
                 self.produces.push(p);
                 continue;
             }
