@@ -161,6 +161,16 @@ fn a_small_sweep_of_log_power_loss_passes_with_json_lines() {
         .collect();
     assert_eq!(lines.len(), 12);
     assert!(lines.iter().all(|v| v["verdict"] == "pass"));
+    // Each line says where its run directory is and how to replay it.
+    for line in &lines {
+        let seed = line["seed"].as_u64().unwrap();
+        let run_dir = dir.join(format!("log-power-loss-{seed}"));
+        assert_eq!(line["run_dir"], run_dir.display().to_string());
+        assert_eq!(
+            line["replay"],
+            format!("cargo run --release -- run {POWER_LOSS} --seed {seed}")
+        );
+    }
     // Passing seeds keep only their verdict and reports.
     assert!(dir.join("log-power-loss-3/verdict.json").is_file());
     assert!(dir.join("log-power-loss-3/report.html").is_file());
@@ -236,10 +246,76 @@ fn invalid_scenarios_and_usage_errors_exit_2_with_a_position() {
 }
 
 #[test]
+fn fail_fast_stops_a_sweep_at_a_failing_seed_and_the_summary_names_its_run_dir() {
+    let dir = scratch("fail-fast");
+    let sweep = ksim(&[
+        "sweep",
+        "sim-scenarios/zoo/unclean-election.toml",
+        "--seeds",
+        "1..40",
+        "--jobs",
+        "1",
+        "--fail-fast",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let text = stdout(&sweep);
+    // One job: the first failing seed is the last one run.
+    assert!(
+        text.contains("--fail-fast: stopped after the first failing seed"),
+        "{text}"
+    );
+    let ran = std::fs::read_dir(&dir).unwrap().count();
+    assert!(ran < 40, "{ran} seeds ran\n{text}");
+    let run_dir = dir.join(format!("unclean-election-{ran}"));
+    assert!(
+        text.contains(&format!("run dir: {}", run_dir.display())),
+        "{text}"
+    );
+    assert!(
+        run_dir.join("events.jsonl").is_file(),
+        "a failing seed keeps its run"
+    );
+    assert!(text.contains("expectation met: `lost-write`"), "{text}");
+}
+
+#[test]
+fn a_zoo_scenario_run_alone_says_its_failure_is_the_expected_one() {
+    let dir = scratch("zoo-alone");
+    let out = ksim(&[
+        "run",
+        "sim-scenarios/zoo/unclean-election.toml",
+        "--seed",
+        "1",
+        "--out",
+        dir.join("run").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("zoo: `lost-write` fired as expected"),
+        "{text}"
+    );
+    assert!(
+        text.lines().last().unwrap().starts_with("verdict: safety"),
+        "{text}"
+    );
+}
+
+#[test]
 fn list_shows_every_scenario_with_its_about() {
     let out = ksim(&["list"]);
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
+    // The abouts start in one column, however long the paths.
+    let columns: std::collections::BTreeSet<usize> = text
+        .lines()
+        .map(|line| {
+            let path_end = line.find(".toml").unwrap() + ".toml".len();
+            path_end + line[path_end..].chars().take_while(|c| *c == ' ').count()
+        })
+        .collect();
+    assert_eq!(columns.len(), 1, "{text}");
     assert!(text.contains("sim-scenarios/log-power-loss.toml"), "{text}");
     assert!(
         text.contains("sim-scenarios/zoo/log-no-fsync.toml"),

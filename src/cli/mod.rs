@@ -136,9 +136,13 @@ enum Command {
         /// Run only shard I of N (1-based): seeds whose position in the range is I-1 mod N.
         #[arg(long, value_parser = parse_shard_arg)]
         shard: Option<(u64, u64)>,
-        /// Print one JSON verdict line per seed (shards concatenate).
+        /// Print one JSON line per seed as it finishes: its verdict, run directory and
+        /// replay command (shards concatenate).
         #[arg(long)]
         json: bool,
+        /// Start no new seed once one has failed (seeds already running finish).
+        #[arg(long)]
+        fail_fast: bool,
         /// Where the run directories go [default: reports/runs].
         #[arg(long)]
         out: Option<PathBuf>,
@@ -154,9 +158,13 @@ enum Command {
         /// Run only shard I of N (1-based): seeds whose position in the range is I-1 mod N.
         #[arg(long, value_parser = parse_shard_arg)]
         shard: Option<(u64, u64)>,
-        /// Print one JSON verdict line per seed (shards concatenate).
+        /// Print one JSON line per seed as it finishes: its verdict, run directory and
+        /// replay command (shards concatenate).
         #[arg(long)]
         json: bool,
+        /// Start no new seed once one has failed (seeds already running finish).
+        #[arg(long)]
+        fail_fast: bool,
         /// Where the run directories go (`swarm-<seed>`) [default: reports/runs].
         #[arg(long)]
         out: Option<PathBuf>,
@@ -269,6 +277,7 @@ pub fn main() -> ExitCode {
             jobs,
             shard,
             json,
+            fail_fast,
             out,
         } => with_scenario(&scenario, |s| {
             sweep::cmd_sweep(
@@ -278,6 +287,7 @@ pub fn main() -> ExitCode {
                     jobs: jobs.unwrap_or_else(default_jobs),
                     shard,
                     json,
+                    fail_fast,
                     out: out.unwrap_or_else(|| PathBuf::from(RUNS_DIR)),
                 },
             )
@@ -287,6 +297,7 @@ pub fn main() -> ExitCode {
             jobs,
             shard,
             json,
+            fail_fast,
             out,
         } => sweep::cmd_swarm(sweep::SweepOptions {
             seeds: seeds.unwrap_or(SeedRange {
@@ -296,6 +307,7 @@ pub fn main() -> ExitCode {
             jobs: jobs.unwrap_or_else(default_jobs),
             shard,
             json,
+            fail_fast,
             out: out.unwrap_or_else(|| PathBuf::from(RUNS_DIR)),
         }),
         Command::Replay { run_dir } => cmd_replay(&run_dir),
@@ -576,13 +588,14 @@ fn cmd_run(path: &Path, seed: Option<u64>, out: Option<PathBuf>, json: bool) -> 
     if json {
         out!("{}", result.verdict_json());
     } else {
-        print_summary(&result);
+        print_summary(&result, scenario.expect.as_ref());
     }
     result.verdict.exit_code()
 }
 
-/// The human summary of one run, ending with the verdict line.
-pub fn print_summary(result: &RunResult) {
+/// The human summary of one run, ending with the verdict line; for a bug-zoo scenario
+/// (`expect`), whether its failure is the one the entry exists to show.
+pub fn print_summary(result: &RunResult, expect: Option<&scenario::Expect>) {
     let stat = |key: &str| result.stats.get(key).copied().unwrap_or(0);
     out!(
         "faults: {} · power losses: {} (unsynced bytes lost: {})",
@@ -656,10 +669,44 @@ pub fn print_summary(result: &RunResult) {
     }
     out!("report: {}", result.run_dir.join("report.md").display());
     out!("report: {}", result.run_dir.join("report.html").display());
+    if let Some(expect) = expect {
+        out!("{}", expectation_note(result, expect));
+    }
     if result.verdict != Verdict::Pass {
         out!("replay: {}", result.replay_command());
     }
     out!("{}", result.verdict_line());
+}
+
+/// What a bug-zoo run means: its expected check fired (the bug, reproduced), it did not on
+/// this seed, or something else failed too.
+fn expectation_note(result: &RunResult, expect: &scenario::Expect) -> String {
+    let failed = result.failed_checks();
+    let unexpected: Vec<&str> = failed
+        .iter()
+        .copied()
+        .filter(|c| *c != expect.fails && !expect.tolerate.iter().any(|t| t == c))
+        .collect();
+    if result.crash.is_some() || !unexpected.is_empty() {
+        let what = match &result.crash {
+            Some(crash) => format!("{} panicked", crash.node),
+            None => unexpected.join(", "),
+        };
+        format!(
+            "zoo: UNEXPECTED failure ({what}); this entry expects only `{}` to fail",
+            expect.fails
+        )
+    } else if failed.contains(&expect.fails.as_str()) {
+        format!(
+            "zoo: `{}` fired as expected: this scenario reproduces a historical bug behind a legacy switch",
+            expect.fails
+        )
+    } else {
+        format!(
+            "zoo: `{}` did not fire on this seed (the entry expects it on some seeds of its range: `ksim sweep` it)",
+            expect.fails
+        )
+    }
 }
 
 /// What `verdict.json` says about where a run came from.
@@ -749,7 +796,7 @@ fn cmd_replay(run_dir: &Path) -> u8 {
             return error.exit_code();
         }
     };
-    print_summary(&result);
+    print_summary(&result, scenario.expect.as_ref());
     let trace = &recorded.trace;
     if result.trace() == *trace {
         out!("replay matches the recorded trace {trace}");
@@ -802,12 +849,18 @@ fn cmd_list(dir: &Path) -> u8 {
     if files.is_empty() {
         out!("no scenarios under {}", dir.display());
     }
+    // One column of paths as wide as the longest, however deep the tree.
+    let width = files
+        .iter()
+        .map(|f| f.display().to_string().chars().count())
+        .max()
+        .unwrap_or(0);
     for file in files {
+        let path = file.display().to_string();
         match scenario::load(&file) {
-            Ok(s) => out!("{:<44} {}", file.display(), s.about),
+            Ok(s) => out!("{path:<width$}  {}", s.about),
             Err(error) => out!(
-                "{:<44} (invalid: {})",
-                file.display(),
+                "{path:<width$}  (invalid: {})",
                 error.to_string().lines().next().unwrap_or_default()
             ),
         }

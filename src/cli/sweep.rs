@@ -14,7 +14,7 @@ use crate::scenario::{swarm, Scenario, SeedRange};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -26,8 +26,10 @@ pub struct SweepOptions {
     pub jobs: usize,
     /// `(index, count)`, 1-based.
     pub shard: Option<(u64, u64)>,
-    /// One JSON line per seed on stdout.
+    /// One JSON line per seed on stdout, as each seed finishes.
     pub json: bool,
+    /// Start no new seed once one has failed (seeds already running finish).
+    pub fail_fast: bool,
     /// Base directory of the run directories.
     pub out: PathBuf,
 }
@@ -45,11 +47,13 @@ pub fn shard_seeds(range: SeedRange, shard: Option<(u64, u64)>) -> Vec<u64> {
         .collect()
 }
 
-/// Runs `work` on every seed with `jobs` worker threads; results in seed order.
+/// Runs `work` on every seed with `jobs` worker threads, until `stop` is set (no seed starts
+/// after that); results in seed order.
 fn parallel<T: Send>(
     seeds: &[u64],
     jobs: usize,
     bar: &ProgressBar,
+    stop: &AtomicBool,
     work: impl Fn(u64) -> T + Sync,
 ) -> Vec<(u64, T)> {
     let next = AtomicUsize::new(0);
@@ -57,6 +61,9 @@ fn parallel<T: Send>(
     std::thread::scope(|scope| {
         for _ in 0..jobs.min(seeds.len()).max(1) {
             scope.spawn(|| loop {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&seed) = seeds.get(index) else {
                     break;
@@ -113,30 +120,53 @@ fn prune_passing(run_dir: &Path) {
 /// What a batch of seeds gave: each seed's run (or why it could not run), in seed order.
 struct Batch {
     results: Vec<(u64, Result<RunResult, RunError>)>,
+    /// Seeds never started (`--fail-fast` stopped the batch).
+    not_run: usize,
     wall_s: f64,
+}
+
+/// A seed's JSON line: its verdict document, where its run directory is and how to replay it.
+pub fn json_line(run: &RunResult) -> serde_json::Value {
+    let mut line = run.verdict_json();
+    line["run_dir"] = run.run_dir.display().to_string().into();
+    line["replay"] = run.replay_command().into();
+    line
 }
 
 impl Batch {
     /// Runs `run` on every seed with a progress bar; a passing seed keeps only its summary
-    /// files.
+    /// files. With `json`, each seed's line is printed as soon as it finishes; with
+    /// `fail_fast`, no seed starts after one failed (or could not run).
     fn run(
         seeds: &[u64],
-        jobs: usize,
+        options: &SweepOptions,
         run: impl Fn(u64) -> Result<RunResult, RunError> + Sync,
     ) -> Batch {
         let started = Instant::now();
         let bar = progress_bar(seeds.len(), "seeds");
-        let results = parallel(seeds, jobs, &bar, |seed| {
+        let stop = AtomicBool::new(false);
+        let results = parallel(seeds, options.jobs, &bar, &stop, |seed| {
             let result = run(seed);
-            if let Ok(r) = &result {
-                if r.verdict == Verdict::Pass {
-                    prune_passing(&r.run_dir);
+            match &result {
+                Ok(r) => {
+                    if r.verdict == Verdict::Pass {
+                        prune_passing(&r.run_dir);
+                    }
+                    if options.json {
+                        out!("{}", json_line(r));
+                    }
+                    if r.verdict != Verdict::Pass && options.fail_fast {
+                        stop.store(true, Ordering::SeqCst);
+                    }
                 }
+                Err(_) if options.fail_fast => stop.store(true, Ordering::SeqCst),
+                Err(_) => {}
             }
             result
         });
         bar.finish_and_clear();
         Batch {
+            not_run: seeds.len() - results.len(),
             results,
             wall_s: started.elapsed().as_secs_f64(),
         }
@@ -149,8 +179,8 @@ impl Batch {
             .collect()
     }
 
-    /// Prints the per-seed JSON lines (with `json`), the summary table and every failing
-    /// seed with its replay command (to stderr with `json`, so stdout stays JSON lines).
+    /// Prints the summary table and every failing seed with its run directory and replay
+    /// command (to stderr with `json`, so stdout stays JSON lines).
     /// Returns the exit code of the worst verdict (4 if a seed could not run).
     fn report(&self, label: &str, json: bool) -> u8 {
         let say = |line: String| {
@@ -166,11 +196,6 @@ impl Batch {
             }
         }
         let runs = self.runs();
-        if json {
-            for run in &runs {
-                out!("{}", run.verdict_json());
-            }
-        }
         let count = |v: Verdict| runs.iter().filter(|r| r.verdict == v).count();
         let sim_s: f64 = runs.iter().map(|r| r.sim_ms as f64 / 1000.0).sum();
         let wall = self.wall_s.max(1e-9);
@@ -189,6 +214,12 @@ impl Batch {
         ] {
             say(format!("  {:<9} {}", verdict.name(), count(verdict)));
         }
+        if self.not_run > 0 {
+            say(format!(
+                "  not run   {} (--fail-fast: stopped after the first failing seed)",
+                self.not_run
+            ));
+        }
         let failing: Vec<&&RunResult> =
             runs.iter().filter(|r| r.verdict != Verdict::Pass).collect();
         if !failing.is_empty() {
@@ -203,6 +234,7 @@ impl Batch {
                     run.seed,
                     run.verdict.name()
                 ));
+                say(format!("      run dir: {}", run.run_dir.display()));
                 say(format!("      replay: {}", run.replay_command()));
             }
         }
@@ -245,9 +277,7 @@ pub fn cmd_swarm(options: SweepOptions) -> u8 {
         shard_text(&options),
         options.jobs
     );
-    let batch = Batch::run(&seeds, options.jobs, |seed| {
-        run_swarm_seed(seed, &options.out)
-    });
+    let batch = Batch::run(&seeds, &options, |seed| run_swarm_seed(seed, &options.out));
     batch.report("swarm", options.json)
 }
 
@@ -283,7 +313,7 @@ pub fn cmd_sweep(scenario: &Scenario, options: SweepOptions) -> u8 {
         shard_text(&options),
         options.jobs
     );
-    let batch = Batch::run(&seeds, options.jobs, |seed| {
+    let batch = Batch::run(&seeds, &options, |seed| {
         let run_dir = default_run_dir(&options.out, scenario, seed);
         run_one_as(
             scenario,
@@ -369,7 +399,7 @@ pub fn cmd_check_determinism(
         seeds.len()
     );
     let bar = progress_bar(seeds.len(), "seeds");
-    let results = parallel(&seeds, jobs, &bar, |seed| {
+    let results = parallel(&seeds, jobs, &bar, &AtomicBool::new(false), |seed| {
         let mut traces = Vec::new();
         for copy in ["a", "b"] {
             let dir = base.join(format!("{}-{seed}-{copy}", scenario.name));
