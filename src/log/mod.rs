@@ -8,7 +8,8 @@
 //!
 //! A log directory holds:
 //! - `<20-digit base offset>.log`: record batches, offsets dense across segments;
-//! - `<20-digit base offset>.index`: a sparse offset index for that segment;
+//! - `<20-digit base offset>.index`: a sparse offset index for that segment (each entry:
+//!   an indexed batch's last offset and its position, as Kafka writes it);
 //! - `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`.
 //!
 //! Invariants (asserted where state changes):
@@ -25,7 +26,7 @@
 //! needs a segment's largest timestamp), no transaction index or producer-state snapshots,
 //! no leader-epoch cache (the broker keeps its own), no compaction or compression, no
 //! DeleteRecords (the log start offset is always the first segment's base offset), and the
-//! index lives in memory with its file written in chunks rather than memory-mapped.
+//! index lives in memory with each new entry written to its file (not memory-mapped).
 
 mod batch;
 mod checkpoint;
