@@ -39,9 +39,9 @@ mod segment;
 mod tests;
 
 pub use batch::{
-    check_batch, decode_batch, decode_batches, parse_header, restamp_batch, BatchBuilder,
-    BatchError, BatchHeader, BatchMeta, Record, RecordBatch, BATCH_HEADER_BYTES, LOG_OVERHEAD,
-    MAGIC,
+    check_batch, decode_batch, decode_batches, inspect_batch, parse_header, restamp_batch,
+    BatchBuilder, BatchError, BatchHeader, BatchInspection, BatchMeta, Record, RecordBatch,
+    BATCH_HEADER_BYTES, LOG_OVERHEAD, MAGIC,
 };
 pub use checkpoint::CheckpointFile;
 pub use engine::{
@@ -49,7 +49,11 @@ pub use engine::{
     RECOVERY_POINT_OFFSET_CHECKPOINT,
 };
 pub use error::LogError;
+pub(crate) use index::{
+    check_entry as check_index_entry, IndexEntry, ENTRY_BYTES as INDEX_ENTRY_BYTES,
+};
 pub use recovery::RecoveryReport;
+pub(crate) use segment::parse_file_name as parse_segment_file_name;
 
 use std::fmt;
 
