@@ -55,17 +55,17 @@ const INDEX_CHUNK_BYTES: usize = 64 << 10;
 /// What a file is, by its name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FileKind {
-    /// `<base offset>.log`: record batches. `base` is `None` when the name is not 20 digits.
+    /// `<base offset>.log` (20 digits, as the engine names it): record batches.
     Segment {
         /// The segment's base offset, from its name.
-        base: Option<Offset>,
+        base: Offset,
         /// It lies in an ensemble server's `version-2/log/`: its records are transactions.
         txn_log: bool,
     },
     /// `<base offset>.index`: a segment's offset index.
     Index {
         /// The segment's base offset, from its name.
-        base: Option<Offset>,
+        base: Offset,
     },
     /// `leader-epoch-checkpoint`: a partition replica's epoch → start offset entries.
     LeaderEpochCheckpoint,
@@ -84,16 +84,14 @@ impl FileKind {
     /// `None` if dump-log knows no such file.
     pub fn of(path: &Path) -> Option<FileKind> {
         let name = path.file_name()?.to_str()?;
-        if name.ends_with(".log") {
+        if let Some(base) = parse_segment_file_name(name, "log") {
             return Some(FileKind::Segment {
-                base: parse_segment_file_name(name, "log"),
+                base,
                 txn_log: in_txn_log_dir(path),
             });
         }
-        if name.ends_with(".index") {
-            return Some(FileKind::Index {
-                base: parse_segment_file_name(name, "index"),
-            });
+        if let Some(base) = parse_segment_file_name(name, "index") {
+            return Some(FileKind::Index { base });
         }
         if name == LEADER_EPOCH_CHECKPOINT {
             return Some(FileKind::LeaderEpochCheckpoint);
@@ -141,8 +139,8 @@ impl fmt::Display for DumpError {
         match self {
             DumpError::UnknownKind(path) => write!(
                 f,
-                "{}: not a file dump-log knows; expected a segment (<base offset>.log), an \
-                 offset index (<base offset>.index), a {LEADER_EPOCH_CHECKPOINT}, an offset \
+                "{}: not a file dump-log knows; expected a segment (<base offset>.log, 20 \
+                 digits), an offset index (<base offset>.index), a {LEADER_EPOCH_CHECKPOINT}, an offset \
                  checkpoint ({RECOVERY_POINT_OFFSET_CHECKPOINT}, {LOG_START_OFFSET_CHECKPOINT}, \
                  {REPLICATION_OFFSET_CHECKPOINT}), or an ensemble's transaction log \
                  ({DATA_DIR}/{TXN_LOG_DIR}/<base offset>.log) or snapshot \
@@ -340,15 +338,11 @@ struct SegmentDump<'s, 'o, 'w> {
 }
 
 impl SegmentDump<'_, '_, '_> {
-    fn run(&mut self, base: Option<Offset>) -> io::Result<()> {
+    fn run(&mut self, base: Offset) -> io::Result<()> {
         let len = self.source.len();
-        match base {
-            Some(base) => self.out.line(format_args!("Log starting offset: {base}")),
-            None => self.out.line(format_args!(
-                "Log starting offset: unknown (the name is not <20 digits>.log)"
-            )),
-        }
-        let mut expected = base.map(|b| b.0 as i64);
+        self.out.line(format_args!("Log starting offset: {base}"));
+        // A segment name's base offset fits in i64 (`parse_segment_file_name`).
+        let mut expected = Some(base.0 as i64);
         let mut position = 0u64;
         let mut buf = Vec::new();
         let mut record_count = 0u64;
@@ -546,13 +540,7 @@ fn show_bytes(bytes: Option<&[u8]>) -> String {
 
 /// An offset index, entry by entry, each checked against the one before (the log's own
 /// sanity check, without the segment: dump-log reads only the index).
-fn dump_index(source: &dyn ReadAt, base: Option<Offset>, out: &mut Out<'_>) -> io::Result<()> {
-    if base.is_none() {
-        out.line(format_args!(
-            "base offset unknown (the name is not <20 digits>.index): offsets are relative"
-        ));
-    }
-    let base = base.unwrap_or(Offset(0));
+fn dump_index(source: &dyn ReadAt, base: Offset, out: &mut Out<'_>) -> io::Result<()> {
     let len = source.len();
     let whole = len - len % INDEX_ENTRY_BYTES as u64;
     let mut previous: Option<IndexEntry> = None;

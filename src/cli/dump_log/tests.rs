@@ -64,7 +64,7 @@ fn dump_of(kind: &FileKind, bytes: &[u8], records: bool) -> (Vec<String>, DumpSu
 
 fn segment(base: u64) -> FileKind {
     FileKind::Segment {
-        base: Some(Offset(base)),
+        base: Offset(base),
         txn_log: false,
     }
 }
@@ -309,7 +309,7 @@ fn an_index_shows_the_last_offset_of_each_indexed_batch() {
     for (base, log, index) in &segments {
         let (lines, summary) = dump_of(
             &FileKind::Index {
-                base: Some(Offset(*base)),
+                base: Offset(*base),
             },
             index,
             false,
@@ -326,7 +326,7 @@ fn an_index_shows_the_last_offset_of_each_indexed_batch() {
     assert!(entries >= 3);
     let (base, _, index) = segments.iter().find(|s| s.2.len() >= 16).unwrap();
     let kind = FileKind::Index {
-        base: Some(Offset(*base)),
+        base: Offset(*base),
     };
     // A torn entry and entries out of order.
     let (lines, summary) = dump_of(&kind, &index[..index.len() - 3], false);
@@ -423,7 +423,7 @@ fn an_ensemble_txn_log_shows_each_transaction_and_a_bad_one_is_reported() {
     assert_eq!(
         FileKind::of(&log_path),
         Some(FileKind::Segment {
-            base: Some(Offset(0)),
+            base: Offset(0),
             txn_log: true
         })
     );
@@ -495,30 +495,25 @@ fn unknown_or_unreadable_files_are_errors() {
         dump(&root.0.join("00000000000000000000.log"), false, &mut out),
         Err(DumpError::Unreadable { .. })
     ));
-    disk.create_dir_all(Path::new("x.log")).unwrap();
-    let error = dump(&root.0.join("x.log"), false, &mut out).unwrap_err();
+    disk.create_dir_all(Path::new("00000000000000000007.log"))
+        .unwrap();
+    let error = dump(&root.0.join("00000000000000000007.log"), false, &mut out).unwrap_err();
     assert!(error.to_string().contains("not a regular file"), "{error}");
     assert!(out.is_empty());
     for (name, kind) in [
         (
             "00000000000000000042.log",
             Some(FileKind::Segment {
-                base: Some(Offset(42)),
+                base: Offset(42),
                 txn_log: false,
             }),
         ),
-        (
-            "renamed.log",
-            Some(FileKind::Segment {
-                base: None,
-                txn_log: false,
-            }),
-        ),
+        ("renamed.log", None),
+        ("ksim.log", None),
+        ("99999999999999999999.log", None),
         (
             "00000000000000000042.index",
-            Some(FileKind::Index {
-                base: Some(Offset(42)),
-            }),
+            Some(FileKind::Index { base: Offset(42) }),
         ),
         (
             "leader-epoch-checkpoint",
@@ -546,12 +541,10 @@ fn kinds() -> Vec<FileKind> {
     vec![
         segment(0),
         FileKind::Segment {
-            base: None,
+            base: Offset(7),
             txn_log: true,
         },
-        FileKind::Index {
-            base: Some(Offset(5)),
-        },
+        FileKind::Index { base: Offset(5) },
         FileKind::LeaderEpochCheckpoint,
         FileKind::OffsetCheckpoint,
         FileKind::Snapshot { zxid: Zxid(1) },
