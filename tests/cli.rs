@@ -645,3 +645,169 @@ fn a_scenario_beyond_the_limits_is_refused_before_a_run_directory_is_made() {
         "{text}"
     );
 }
+
+/// The files of `dir` whose names end with `suffix`, sorted.
+fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_str().unwrap().ends_with(suffix))
+        .collect();
+    files.sort();
+    files
+}
+
+fn dump(path: &Path, records: bool) -> Output {
+    let mut args = vec!["dump-log", path.to_str().unwrap()];
+    if records {
+        args.push("--records");
+    }
+    ksim(&args)
+}
+
+/// The `name: value` field of a dump line.
+fn dump_field<'a>(line: &'a str, name: &str) -> &'a str {
+    let at = line.find(&format!("{name}: ")).unwrap();
+    line[at + name.len() + 2..].split(' ').next().unwrap()
+}
+
+#[test]
+fn dump_log_decodes_a_run_s_segments_index_checkpoint_and_ensemble_files() {
+    let dir = scratch("dump-log");
+    let run_dir = dir.join("run");
+    let run_out = run("sim-scenarios/leader-failover.toml", 1, &run_dir);
+    assert_eq!(run_out.status.code(), Some(0), "{}", stdout(&run_out));
+    let partition = run_dir.join("broker-1/kafka-logs/orders-0");
+    let segments = files_ending(&partition, ".log");
+    assert!(segments.len() >= 2, "a rolled segment: {segments:?}");
+
+    // A rolled segment, with its records: every batch valid, offsets dense from its name.
+    let out = dump(&segments[0], true);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert_eq!(
+        text.lines().next().unwrap(),
+        format!("Dumping {}", segments[0].display())
+    );
+    assert!(
+        last_line(&text).ends_with("; no problems"),
+        "{}",
+        last_line(&text)
+    );
+    let batches: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("baseOffset:"))
+        .collect();
+    let records = text.lines().filter(|l| l.starts_with("| offset:")).count();
+    assert!(!batches.is_empty());
+    let mut next = 0u64;
+    let mut counted = 0;
+    for line in &batches {
+        assert_eq!(dump_field(line, "baseOffset"), next.to_string(), "{line}");
+        assert_eq!(dump_field(line, "isValid"), "true");
+        let count: u64 = dump_field(line, "count").parse().unwrap();
+        next += count;
+        counted += count;
+    }
+    assert_eq!(records as u64, counted);
+    let next_segment = segments[1].file_stem().unwrap().to_str().unwrap();
+    assert_eq!(
+        next,
+        next_segment.parse::<u64>().unwrap(),
+        "dense up to the next segment"
+    );
+
+    // Its index: each entry is the last offset of the batch at its position.
+    let index = segments[0].with_extension("index");
+    let out = dump(&index, false);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let entries: Vec<&str> = text.lines().filter(|l| l.starts_with("offset:")).collect();
+    assert!(!entries.is_empty(), "{text}");
+    for entry in entries {
+        let position = dump_field(entry, "position");
+        let batch = batches
+            .iter()
+            .find(|b| dump_field(b, "position") == position)
+            .unwrap_or_else(|| panic!("no batch at {entry}"));
+        assert_eq!(dump_field(entry, "offset"), dump_field(batch, "lastOffset"));
+    }
+
+    // The epoch checkpoint.
+    let out = dump(&partition.join("leader-epoch-checkpoint"), false);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text.contains("\nepoch: 1 startOffset: 0\n"), "{text}");
+
+    // The ensemble's transaction log: every record a transaction.
+    let zk_log = run_dir.join("zk-1/version-2/log/00000000000000000000.log");
+    let out = dump(&zk_log, true);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text.contains("| offset: 0 zxid: 0x"), "{text}");
+    assert!(last_line(&text).ends_with("; no problems"), "{text}");
+
+    // A copy with a flipped byte: reported where it is, exit 0; the run's files untouched.
+    let original = std::fs::read(&segments[0]).unwrap();
+    let mut bad = original.clone();
+    let flip = bad.len() - 5;
+    bad[flip] ^= 0x01;
+    let copy = dir.join(segments[0].file_name().unwrap());
+    std::fs::write(&copy, &bad).unwrap();
+    let out = dump(&copy, false);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0));
+    let last_batch = text
+        .lines()
+        .rfind(|l| l.starts_with("baseOffset:"))
+        .unwrap();
+    let position = dump_field(last_batch, "position");
+    assert!(
+        text.contains(&format!(
+            "batch at position {position}: CRC mismatch (stored 0x"
+        )),
+        "{text}"
+    );
+    assert!(last_line(&text).ends_with("; 1 problem"), "{text}");
+    assert_eq!(std::fs::read(&segments[0]).unwrap(), original);
+
+    // Unknown and unreadable files: exit 2, said on stderr.
+    let out = dump(&run_dir.join("scenario.toml"), false);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("not a file dump-log knows"),
+        "{}",
+        stderr(&out)
+    );
+    let out = dump(&dir.join("00000000000000000999.log"), false);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cannot read"), "{}", stderr(&out));
+}
+
+#[test]
+fn dump_log_shows_an_ensemble_snapshot() {
+    let dir = scratch("dump-snapshot");
+    let run_out = run("sim-scenarios/zk-leader-crash.toml", 1, &dir);
+    assert_eq!(run_out.status.code(), Some(0), "{}", stdout(&run_out));
+    let snapshot = files_ending(&dir.join("zk-1/version-2"), "")
+        .into_iter()
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("snapshot.")
+        })
+        .expect("snapCount 200 makes snapshots");
+    let out = dump(&snapshot, true);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let zxid = snapshot.extension().unwrap().to_str().unwrap();
+    let zxid = u64::from_str_radix(zxid, 16).unwrap();
+    assert!(
+        text.contains(&format!("\nzxid: {zxid:#x} znodes: ")),
+        "{text}"
+    );
+    assert!(text.contains("\nznode: / czxid: 0x0 "), "{text}");
+    assert!(last_line(&text).ends_with("; no problems"), "{text}");
+}

@@ -38,35 +38,41 @@ pub struct LeaderEpochCache<D: Disk> {
     entries: Vec<EpochEntry>,
 }
 
+/// One line of a `leader-epoch-checkpoint` (`epoch startOffset`) following `previous`: the
+/// entry, or why the line is malformed or out of order (epochs strictly increase from 0,
+/// start offsets never decrease). Never panics.
+pub fn parse_entry(line: &[String], previous: Option<EpochEntry>) -> Result<EpochEntry, String> {
+    let [epoch, offset] = line else {
+        return Err(format!("expected `epoch offset`, got {line:?}"));
+    };
+    let epoch: i32 = epoch.parse().map_err(|_| format!("bad epoch {epoch:?}"))?;
+    let offset: u64 = offset
+        .parse()
+        .map_err(|_| format!("bad offset {offset:?}"))?;
+    let entry = EpochEntry {
+        epoch: LeaderEpoch(epoch),
+        start_offset: Offset(offset),
+    };
+    let monotonic = previous
+        .is_none_or(|last| last.epoch < entry.epoch && last.start_offset <= entry.start_offset);
+    if epoch < 0 || !monotonic {
+        return Err(format!("entry {line:?} out of order"));
+    }
+    Ok(entry)
+}
+
 impl<D: Disk> LeaderEpochCache<D> {
     /// Loads the cache from the checkpoint at `path` (empty if the file does not exist).
     /// A malformed file, or entries that are not monotonic, is a typed error.
     pub fn load(disk: D, path: &Path) -> Result<Self, LogError> {
-        let malformed = |detail: String| LogError::MalformedCheckpoint {
-            path: path.display().to_string(),
-            detail,
-        };
-        let mut entries = Vec::new();
+        let mut entries: Vec<EpochEntry> = Vec::new();
         for line in CheckpointFile::read(&disk, path)?.unwrap_or_default() {
-            let [epoch, offset] = line.as_slice() else {
-                return Err(malformed(format!("expected `epoch offset`, got {line:?}")));
-            };
-            let epoch: i32 = epoch
-                .parse()
-                .map_err(|_| malformed(format!("bad epoch {epoch:?}")))?;
-            let offset: u64 = offset
-                .parse()
-                .map_err(|_| malformed(format!("bad offset {offset:?}")))?;
-            let entry = EpochEntry {
-                epoch: LeaderEpoch(epoch),
-                start_offset: Offset(offset),
-            };
-            let monotonic = entries.last().is_none_or(|last: &EpochEntry| {
-                last.epoch < entry.epoch && last.start_offset <= entry.start_offset
-            });
-            if epoch < 0 || !monotonic {
-                return Err(malformed(format!("entry {line:?} out of order")));
-            }
+            let entry = parse_entry(&line, entries.last().copied()).map_err(|detail| {
+                LogError::MalformedCheckpoint {
+                    path: path.display().to_string(),
+                    detail,
+                }
+            })?;
             entries.push(entry);
         }
         Ok(LeaderEpochCache {

@@ -1,5 +1,5 @@
 //! The `ksim` command line (contract.md): `run`, `sweep`, `swarm`, `replay`, `list`,
-//! `check-determinism`, `bench` (and its hidden helper `bench-floor`).
+//! `check-determinism`, `dump-log`, `bench` (and its hidden helper `bench-floor`).
 //!
 //! Owns: argument parsing (clap; usage errors exit 2), running one seed end to end
 //! ([`run_one`]: simulate, check, report), fanning seeds out over OS threads for sweeps, and
@@ -8,6 +8,7 @@
 //! ksim instead of killing it, and the exit code stays the verdict's.
 
 mod bench;
+pub mod dump_log;
 mod floor;
 mod live;
 mod sweep;
@@ -194,6 +195,17 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Decode a segment (.log), offset index (.index), leader-epoch or offset checkpoint,
+    /// or an ensemble's transaction log or snapshot, like kafka-dump-log.sh. Corruption is
+    /// reported in the output (exit 0); exit 2 if the file cannot be read or is of no
+    /// known kind.
+    DumpLog {
+        /// The file.
+        path: PathBuf,
+        /// Print every record (znode data for a snapshot) too.
+        #[arg(long)]
+        records: bool,
+    },
     /// The simulation benchmark: speed, CPU, memory and bytes per seed of the reference,
     /// leader-failover and nemesis, against madsim's floor → reports/sim-bench.md.
     Bench {
@@ -345,6 +357,7 @@ pub fn main() -> ExitCode {
             work,
         }),
         Command::BenchFloor { load, dir, seed } => cmd_bench_floor(&load, &dir, seed),
+        Command::DumpLog { path, records } => dump_log::cmd_dump_log(&path, records),
     };
     ExitCode::from(code)
 }

@@ -2,7 +2,8 @@
 //!
 //! Owns: [`BatchBuilder`] (encodes records straight into one buffer, like Kafka's
 //! `MemoryRecordsBuilder`), [`decode_batch`] / [`decode_batches`] (bytes → [`RecordBatch`]),
-//! the header walk the segments use ([`check_batch`]), and [`BatchError`].
+//! the header walk the segments use ([`check_batch`]), a field-by-field reading for dumps
+//! that survives a bad CRC ([`inspect_batch`]), and [`BatchError`].
 //!
 //! Layout (big-endian fixed-width integers; varints are zigzag, like protobuf's `sint`):
 //!
@@ -486,7 +487,31 @@ pub fn decode_batch(bytes: &[u8]) -> Result<(RecordBatch, usize), BatchError> {
     let bytes = &bytes[..header.size];
     let base_timestamp_ms = be_i64(bytes, BASE_TIMESTAMP_AT);
     let mut records = Vec::with_capacity(header.record_count as usize);
-    walk_records(bytes, &header, |view| {
+    collect_records(bytes, &header, &mut records)?;
+    let batch = RecordBatch {
+        base_offset: header.base_offset,
+        partition_leader_epoch: header.leader_epoch,
+        attributes: be_i16(bytes, ATTRIBUTES_AT),
+        last_offset_delta: header.last_offset_delta,
+        base_timestamp_ms,
+        max_timestamp_ms: header.max_timestamp_ms,
+        producer_id: ProducerId(be_i64(bytes, PRODUCER_ID_AT)),
+        producer_epoch: be_i16(bytes, PRODUCER_EPOCH_AT),
+        base_sequence: be_i32(bytes, BASE_SEQUENCE_AT),
+        records,
+    };
+    Ok((batch, header.size))
+}
+
+/// Decodes the records of a whole batch whose header parsed (`bytes.len() ==
+/// header.size`) into `out`, in order; on a bad record, `out` keeps those before it.
+fn collect_records(
+    bytes: &[u8],
+    header: &BatchHeader,
+    out: &mut Vec<Record>,
+) -> Result<(), BatchError> {
+    let base_timestamp_ms = be_i64(bytes, BASE_TIMESTAMP_AT);
+    walk_records(bytes, header, |view| {
         let mut headers = Vec::with_capacity(view.header_count);
         let mut pos = 0;
         for _ in 0..view.header_count {
@@ -501,7 +526,7 @@ pub fn decode_batch(bytes: &[u8]) -> Result<(RecordBatch, usize), BatchError> {
                 .unwrap_or_default();
             headers.push((String::from_utf8_lossy(key).into_owned(), value.to_vec()));
         }
-        records.push(Record {
+        out.push(Record {
             offset: Offset(header.base_offset.0 + view.offset_delta as u64),
             timestamp_ms: base_timestamp_ms.wrapping_add(view.timestamp_delta),
             key: view.key.map(<[u8]>::to_vec),
@@ -509,20 +534,106 @@ pub fn decode_batch(bytes: &[u8]) -> Result<(RecordBatch, usize), BatchError> {
             headers,
         });
         Ok(())
-    })?;
-    let batch = RecordBatch {
-        base_offset: header.base_offset,
-        partition_leader_epoch: header.leader_epoch,
+    })
+}
+
+/// A batch read field by field, for a dump (`ksim dump-log`, like Kafka's
+/// `kafka-dump-log.sh`): unlike [`decode_batch`], a CRC mismatch or a field out of range
+/// does not hide the other fields. Fields are as stored, unchecked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchInspection {
+    /// Bytes of the whole batch (`LOG_OVERHEAD + batchLength`).
+    pub size: usize,
+    /// `baseOffset` (negative only in a corrupt batch).
+    pub base_offset: i64,
+    /// `partitionLeaderEpoch`.
+    pub partition_leader_epoch: LeaderEpoch,
+    /// The CRC-32C stored in the batch.
+    pub crc: u32,
+    /// The CRC-32C of the batch's bytes from `attributes` to its end.
+    pub computed_crc: u32,
+    /// `attributes` (always 0 in what ksim writes).
+    pub attributes: i16,
+    /// `lastOffsetDelta`.
+    pub last_offset_delta: i32,
+    /// `baseTimestamp`.
+    pub base_timestamp_ms: i64,
+    /// `maxTimestamp`.
+    pub max_timestamp_ms: i64,
+    /// `producerId`.
+    pub producer_id: ProducerId,
+    /// `producerEpoch`.
+    pub producer_epoch: i16,
+    /// `baseSequence`.
+    pub base_sequence: i32,
+    /// `recordCount`.
+    pub record_count: i32,
+    /// Why the header's fields are out of range (what [`parse_header`] says), if they are.
+    pub header_error: Option<BatchError>,
+    /// When asked for and the header is in range: the records that decode, in order.
+    pub records: Vec<Record>,
+    /// Why the records stopped decoding, if they did.
+    pub records_error: Option<BatchError>,
+}
+
+impl BatchInspection {
+    /// Whether the stored CRC matches the bytes.
+    pub fn crc_valid(&self) -> bool {
+        self.crc == self.computed_crc
+    }
+
+    /// `baseOffset + lastOffsetDelta`, if it does not overflow.
+    pub fn last_offset(&self) -> Option<i64> {
+        self.base_offset
+            .checked_add(i64::from(self.last_offset_delta))
+    }
+}
+
+/// Reads the batch at the start of `bytes` for a dump, decoding its records too when
+/// `with_records`. An `Err` means the batch cannot be framed, so neither can the bytes
+/// after it: fewer bytes than its length prefix or a header needs
+/// ([`BatchError::Truncated`]), a length too small for a header
+/// ([`BatchError::BadLength`]), or a magic other than 2 ([`BatchError::BadMagic`]).
+/// Everything else wrong is in the [`BatchInspection`]. Never panics; allocates only for
+/// the records of a batch that lies whole in `bytes`.
+pub fn inspect_batch(bytes: &[u8], with_records: bool) -> Result<BatchInspection, BatchError> {
+    let size = batch_size(bytes)?;
+    if bytes.len() < size {
+        return Err(BatchError::Truncated {
+            needed: size,
+            available: bytes.len(),
+        });
+    }
+    let bytes = &bytes[..size];
+    let magic = bytes[MAGIC_AT] as i8;
+    if magic != MAGIC {
+        return Err(BatchError::BadMagic { magic });
+    }
+    let header = parse_header(bytes);
+    let mut records = Vec::new();
+    let mut records_error = None;
+    if let (true, Ok(header)) = (with_records, &header) {
+        records.reserve(header.record_count as usize);
+        records_error = collect_records(bytes, header, &mut records).err();
+    }
+    Ok(BatchInspection {
+        size,
+        base_offset: be_i64(bytes, 0),
+        partition_leader_epoch: LeaderEpoch(be_i32(bytes, EPOCH_AT)),
+        crc: be_u32(bytes, CRC_AT),
+        computed_crc: crc32c::crc32c(&bytes[ATTRIBUTES_AT..]),
         attributes: be_i16(bytes, ATTRIBUTES_AT),
-        last_offset_delta: header.last_offset_delta,
-        base_timestamp_ms,
-        max_timestamp_ms: header.max_timestamp_ms,
+        last_offset_delta: be_i32(bytes, LAST_OFFSET_DELTA_AT),
+        base_timestamp_ms: be_i64(bytes, BASE_TIMESTAMP_AT),
+        max_timestamp_ms: be_i64(bytes, MAX_TIMESTAMP_AT),
         producer_id: ProducerId(be_i64(bytes, PRODUCER_ID_AT)),
         producer_epoch: be_i16(bytes, PRODUCER_EPOCH_AT),
         base_sequence: be_i32(bytes, BASE_SEQUENCE_AT),
+        record_count: be_i32(bytes, RECORD_COUNT_AT),
+        header_error: header.err(),
         records,
-    };
-    Ok((batch, header.size))
+        records_error,
+    })
 }
 
 /// Decodes a concatenation of whole batches (what `Log::read` returns). Never panics.
@@ -871,6 +982,70 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn inspect_reports_every_field_and_survives_a_bad_crc() {
+        let (_, bytes) = sample(10);
+        let (batch, size) = decode_batch(&bytes).unwrap();
+        let good = inspect_batch(&bytes, true).unwrap();
+        assert_eq!(good.size, size);
+        assert!(good.crc_valid());
+        assert_eq!(
+            (good.base_offset, good.last_offset(), good.record_count),
+            (10, Some(12), 3)
+        );
+        assert_eq!(good.partition_leader_epoch, batch.partition_leader_epoch);
+        assert_eq!(
+            (good.producer_id, good.producer_epoch, good.base_sequence),
+            (ProducerId(42), 3, 100)
+        );
+        assert_eq!(
+            (good.base_timestamp_ms, good.max_timestamp_ms),
+            (1_000, 5_000)
+        );
+        assert_eq!(
+            (good.header_error.clone(), good.records_error.clone()),
+            (None, None)
+        );
+        assert_eq!(good.records, batch.records);
+        assert!(inspect_batch(&bytes, false).unwrap().records.is_empty());
+        // A flipped byte in a record: the CRC says so, the fields are still there.
+        let mut bad = bytes.clone();
+        bad[BATCH_HEADER_BYTES + 2] ^= 0x40;
+        let flipped = inspect_batch(&bad, true).unwrap();
+        assert!(!flipped.crc_valid());
+        assert_eq!(flipped.crc, good.crc);
+        assert_eq!(flipped.base_offset, 10);
+        // A flipped record count: out of range, and the records are not walked.
+        let mut bad = bytes.clone();
+        bad[RECORD_COUNT_AT + 3] ^= 0x10;
+        let miscounted = inspect_batch(&bad, true).unwrap();
+        assert!(matches!(
+            miscounted.header_error,
+            Some(BatchError::BadHeader { .. })
+        ));
+        assert!(miscounted.records.is_empty());
+        // What cannot be framed is an error: torn, a giant length, a bad magic.
+        assert!(matches!(
+            inspect_batch(&bytes[..size - 1], true),
+            Err(BatchError::Truncated { .. })
+        ));
+        let mut giant = bytes.clone();
+        giant[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&i32::MAX.to_be_bytes());
+        assert_eq!(
+            inspect_batch(&giant, true),
+            Err(BatchError::Truncated {
+                needed: LOG_OVERHEAD + i32::MAX as usize,
+                available: size
+            })
+        );
+        let mut magic = bytes.clone();
+        magic[MAGIC_AT] = 1;
+        assert_eq!(
+            inspect_batch(&magic, true),
+            Err(BatchError::BadMagic { magic: 1 })
+        );
     }
 
     #[test]

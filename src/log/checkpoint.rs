@@ -46,31 +46,37 @@ impl CheckpointFile {
             "reading checkpoint {}",
             path.display()
         )))?;
-        let malformed = |detail: String| LogError::MalformedCheckpoint {
-            path: path.display().to_string(),
-            detail,
-        };
-        let text = String::from_utf8(bytes).map_err(|_| malformed("not UTF-8".into()))?;
+        Self::parse(&bytes)
+            .map(Some)
+            .map_err(|detail| LogError::MalformedCheckpoint {
+                path: path.display().to_string(),
+                detail,
+            })
+    }
+
+    /// The entries of a checkpoint file's bytes, or what is malformed in them. Never panics.
+    pub fn parse(bytes: &[u8]) -> Result<Vec<Vec<String>>, String> {
+        let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
         let mut lines = text.lines();
         match lines.next() {
             Some(VERSION) => {}
-            other => return Err(malformed(format!("version line is {other:?}"))),
+            other => return Err(format!("version line is {other:?}")),
         }
         let count: usize = lines
             .next()
             .and_then(|l| l.trim().parse().ok())
-            .ok_or_else(|| malformed("missing or bad entry count".into()))?;
+            .ok_or_else(|| "missing or bad entry count".to_string())?;
         let entries: Vec<Vec<String>> = lines
             .filter(|l| !l.trim().is_empty())
             .map(|l| l.split_whitespace().map(str::to_string).collect())
             .collect();
         if entries.len() != count {
-            return Err(malformed(format!(
+            return Err(format!(
                 "{count} entries announced, {} found",
                 entries.len()
-            )));
+            ));
         }
-        Ok(Some(entries))
+        Ok(entries)
     }
 }
 

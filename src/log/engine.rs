@@ -12,9 +12,10 @@
 //!   any segment removal are durable before it returns.
 //! - `delete_old_segments` syncs the directory after removing files, so deleted records
 //!   never come back after a power cut and the log start offset never moves backwards.
-//! - Index files are not synced by `flush` (that would double the fsyncs of a
-//!   flush-every-message log); they are synced at roll and close, and recovery checks or
-//!   rebuilds them.
+//! - Index entries are written to the index file by the append that adds them, but index
+//!   files are not synced by `flush` (that would double the fsyncs of a
+//!   flush-every-message log); they are synced at roll, truncation and close, and recovery
+//!   checks or rebuilds them (a power cut may tear the active segment's).
 //!
 //! Invariants, asserted after every mutation: segments are sorted, offsets dense across
 //! them, only the last (active) segment may be empty, `log start <= recovery point <= LEO`,

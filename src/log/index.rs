@@ -1,25 +1,55 @@
 //! [`OffsetIndex`]: a segment's sparse offset index (Kafka's `OffsetIndex`).
 //!
-//! Each entry maps a batch's base offset, relative to the segment's base offset, to the
+//! Each entry maps a batch's *last* offset, relative to the segment's base offset, to the
 //! batch's byte position in the segment: 8 bytes on disk, relative offset u32 BE then
-//! position u32 BE. An entry is added for the first batch appended after more than
-//! `index.interval.bytes` bytes went in since the previous entry, so a lookup scans at most
-//! about that many bytes of batch headers.
+//! position u32 BE. That is what Kafka's `LogSegment.recover` writes (its `append` indexes
+//! a whole append alike: the append's last offset at the append's first byte); ksim indexes
+//! batch by batch both when appending and when rebuilding, so a rebuilt index equals the
+//! appended one. An entry is added for the first batch appended after more than
+//! `index.interval.bytes` bytes went in since the previous entry, so a lookup walks about
+//! that many bytes of batch headers at most.
 //!
-//! Invariants: relative offsets and positions both strictly increase; an entry always points
-//! at the start of a batch. Entries live in memory (lookups are a binary search); the
-//! file is written in chunks and synced only at roll and close — recovery re-checks or
-//! rebuilds any index it cannot trust, so a stale index file costs time, never data.
+//! Lookup (Kafka's `lookup`, then `searchForOffsetWithSize`): the last entry whose offset
+//! is `<=` the target names a batch ending at or before the target, so the batch holding
+//! the target starts there or later; the segment walks batch headers forward from it.
+//! Truncation keeps the entries of the batches wholly below the cut.
 //!
-//! Simplification vs Kafka: no memory-mapped, preallocated file.
+//! Invariants: relative offsets and positions both strictly increase; an entry points at
+//! the start of a batch whose last offset it holds. Entries live in memory (a lookup is a
+//! binary search) and reach the index file as they are appended — one small write per
+//! append that adds one, as Kafka's memory-mapped index puts them in the page cache — and
+//! are synced at roll, truncation and close. A power cut can leave the active segment's
+//! index short or torn, so recovery never trusts it: the active segment is always validated
+//! and its index rebuilt from its batches, compared with the file and rewritten if they
+//! differ. A rolled segment's index was synced at its roll; recovery still checks it
+//! ([`parse_index`], then the batch at its last entry) before using it.
+//!
+//! Simplification vs Kafka: no memory-mapped, preallocated file (so no trailing zeros to
+//! trim after a crash).
 
 /// One index entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct IndexEntry {
-    /// Batch base offset minus the segment base offset.
+    /// The batch's last offset minus the segment base offset.
     pub relative_offset: u32,
     /// Byte position of the batch in the segment file.
     pub position: u32,
+}
+
+impl IndexEntry {
+    /// Decodes one on-disk entry.
+    pub fn decode(bytes: [u8; ENTRY_BYTES]) -> IndexEntry {
+        let [o0, o1, o2, o3, p0, p1, p2, p3] = bytes;
+        IndexEntry {
+            relative_offset: u32::from_be_bytes([o0, o1, o2, o3]),
+            position: u32::from_be_bytes([p0, p1, p2, p3]),
+        }
+    }
+
+    fn encode_into(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.relative_offset.to_be_bytes());
+        out.extend_from_slice(&self.position.to_be_bytes());
+    }
 }
 
 /// Bytes per entry on disk.
@@ -60,8 +90,9 @@ impl OffsetIndex {
         self.entries.push(entry);
     }
 
-    /// Position of the last indexed batch whose base offset is `<= relative_offset`
-    /// (0, the segment start, if none).
+    /// Position of the last indexed batch whose last offset is `<= relative_offset` (0,
+    /// the segment start, if none): the batch holding `relative_offset` starts there or
+    /// later.
     pub fn lookup(&self, relative_offset: u32) -> u32 {
         let after = self
             .entries
@@ -73,8 +104,9 @@ impl OffsetIndex {
         }
     }
 
-    /// Drops the entries at or above `relative_offset`; returns the number of entries that
-    /// stay in the file (the file must be cut to that many entries).
+    /// Drops the entries at or above `relative_offset` (the batches reaching a cut made at
+    /// `relative_offset`); returns the number of entries that stay in the file (the file
+    /// must be cut to that many entries).
     pub fn truncate_to(&mut self, relative_offset: u32) -> usize {
         let keep = self
             .entries
@@ -88,8 +120,7 @@ impl OffsetIndex {
     pub fn take_unwritten(&mut self, out: &mut Vec<u8>) -> usize {
         let start = self.written;
         for e in &self.entries[start..] {
-            out.extend_from_slice(&e.relative_offset.to_be_bytes());
-            out.extend_from_slice(&e.position.to_be_bytes());
+            e.encode_into(out);
         }
         self.written = self.entries.len();
         start
@@ -103,10 +134,37 @@ impl OffsetIndex {
     pub fn encode_all(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.entries.len() * ENTRY_BYTES);
         for e in &self.entries {
-            out.extend_from_slice(&e.relative_offset.to_be_bytes());
-            out.extend_from_slice(&e.position.to_be_bytes());
+            e.encode_into(&mut out);
         }
         out
+    }
+}
+
+/// Why `entry` cannot follow `previous` (`None`: it is the first) in the index of a segment
+/// of `segment_size` bytes (`None`: unknown). The first entry indexes a batch that more than
+/// `index.interval.bytes` preceded, so neither of its fields is 0; both fields strictly
+/// increase from entry to entry.
+pub(crate) fn check_entry(
+    previous: Option<IndexEntry>,
+    entry: IndexEntry,
+    segment_size: Option<u64>,
+) -> Result<(), String> {
+    match previous {
+        Some(last)
+            if entry.relative_offset <= last.relative_offset || entry.position <= last.position =>
+        {
+            return Err(format!("entry {entry:?} does not increase after {last:?}"));
+        }
+        None if entry.relative_offset == 0 || entry.position == 0 => {
+            return Err(format!("first entry {entry:?} points at the segment start"));
+        }
+        _ => {}
+    }
+    match segment_size {
+        Some(size) if entry.position as u64 >= size => Err(format!(
+            "entry {entry:?} points past the segment end {size}"
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -121,22 +179,8 @@ pub(crate) fn parse_index(bytes: &[u8], segment_size: u64) -> Result<Vec<IndexEn
     }
     let mut entries: Vec<IndexEntry> = Vec::with_capacity(bytes.len() / ENTRY_BYTES);
     for chunk in bytes.chunks_exact(ENTRY_BYTES) {
-        let entry = IndexEntry {
-            relative_offset: u32::from_be_bytes(chunk[0..4].try_into().unwrap()),
-            position: u32::from_be_bytes(chunk[4..8].try_into().unwrap()),
-        };
-        if let Some(last) = entries.last() {
-            if entry.relative_offset <= last.relative_offset || entry.position <= last.position {
-                return Err(format!("entry {entry:?} does not increase after {last:?}"));
-            }
-        } else if entry.relative_offset == 0 || entry.position == 0 {
-            return Err(format!("first entry {entry:?} points at the segment start"));
-        }
-        if entry.position as u64 >= segment_size {
-            return Err(format!(
-                "entry {entry:?} points past the segment end {segment_size}"
-            ));
-        }
+        let entry = IndexEntry::decode(chunk.try_into().expect("an 8-byte chunk"));
+        check_entry(entries.last().copied(), entry, Some(segment_size))?;
         entries.push(entry);
     }
     Ok(entries)

@@ -8,7 +8,8 @@
 //!
 //! A log directory holds:
 //! - `<20-digit base offset>.log`: record batches, offsets dense across segments;
-//! - `<20-digit base offset>.index`: a sparse offset index for that segment;
+//! - `<20-digit base offset>.index`: a sparse offset index for that segment (each entry:
+//!   an indexed batch's last offset and its position, as Kafka writes it);
 //! - `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`.
 //!
 //! Invariants (asserted where state changes):
@@ -25,7 +26,7 @@
 //! needs a segment's largest timestamp), no transaction index or producer-state snapshots,
 //! no leader-epoch cache (the broker keeps its own), no compaction or compression, no
 //! DeleteRecords (the log start offset is always the first segment's base offset), and the
-//! index lives in memory with its file written in chunks rather than memory-mapped.
+//! index lives in memory with each new entry written to its file (not memory-mapped).
 
 mod batch;
 mod checkpoint;
@@ -38,9 +39,9 @@ mod segment;
 mod tests;
 
 pub use batch::{
-    check_batch, decode_batch, decode_batches, parse_header, restamp_batch, BatchBuilder,
-    BatchError, BatchHeader, BatchMeta, Record, RecordBatch, BATCH_HEADER_BYTES, LOG_OVERHEAD,
-    MAGIC,
+    check_batch, decode_batch, decode_batches, inspect_batch, parse_header, restamp_batch,
+    BatchBuilder, BatchError, BatchHeader, BatchInspection, BatchMeta, Record, RecordBatch,
+    BATCH_HEADER_BYTES, LOG_OVERHEAD, MAGIC,
 };
 pub use checkpoint::CheckpointFile;
 pub use engine::{
@@ -48,7 +49,11 @@ pub use engine::{
     RECOVERY_POINT_OFFSET_CHECKPOINT,
 };
 pub use error::LogError;
+pub(crate) use index::{
+    check_entry as check_index_entry, IndexEntry, ENTRY_BYTES as INDEX_ENTRY_BYTES,
+};
 pub use recovery::RecoveryReport;
+pub(crate) use segment::parse_file_name as parse_segment_file_name;
 
 use std::fmt;
 

@@ -7,9 +7,10 @@
 //!   Missing or malformed → 0 (validate everything), noted in the report.
 //! - Segments wholly below the recovery point (the next segment starts at or below it)
 //!   are trusted: only their index is sanity-checked (whole entries, increasing, inside
-//!   the file) and the batches after the last index entry are validated up to the end,
-//!   which must be exactly where the next segment starts. An index that fails is rebuilt
-//!   by validating the whole segment.
+//!   the file, the last one pointing at a batch that ends at its offset) and the batches
+//!   from the last index entry on are validated up to the end, which must be exactly where
+//!   the next segment starts. An index that fails is rebuilt by validating the whole
+//!   segment.
 //! - The segment holding the recovery point and every later one are validated batch by
 //!   batch (length, magic, header ranges, CRC, records, base offset = expected next
 //!   offset). The first invalid batch, a gap between segments, or the end of the data ends
@@ -28,6 +29,7 @@
 //! Simplification vs Kafka: no clean-shutdown marker, so the active segment is always
 //! validated on open (it costs a read of one segment).
 
+use super::batch::{parse_header, BATCH_HEADER_BYTES};
 use super::checkpoint::CheckpointFile;
 use super::engine::{
     Log, LEADER_EPOCH_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_OFFSET_CHECKPOINT,
@@ -330,16 +332,14 @@ impl<D: Disk> Recovery<'_, D> {
         let name = log_file_name(base);
         let log = self.open(&name)?;
         let len = log.len();
-        match self.read_index(base, len)? {
-            Ok(entries) => {
-                let from = match entries.last() {
-                    Some(e) => ScanFrom {
-                        segment_base: base,
-                        position: e.position as u64,
-                        offset: base.plus(e.relative_offset as u64),
-                    },
-                    None => ScanFrom::start(base),
-                };
+        let trusted = match self.read_index(base, len)? {
+            Ok(entries) => tail_start(&log, base, entries.last())
+                .map_err(LogError::io(format!("reading {name}")))?
+                .map(|from| (from, entries)),
+            Err(why) => Err(why),
+        };
+        match trusted {
+            Ok((from, entries)) => {
                 let tail = scan(&log, from, len, true, None)
                     .map_err(LogError::io(format!("scanning {name}")))?;
                 if tail.stop.is_none() && tail.next_offset == next_base {
@@ -468,6 +468,43 @@ impl<D: Disk> Recovery<'_, D> {
             detail,
         }
     }
+}
+
+/// Where to validate a trusted segment's tail from: the batch at its last index entry,
+/// which must be a batch header whose last offset is the entry's (else the index is not to
+/// be trusted); the segment start without entries.
+fn tail_start<F: DiskFile>(
+    log: &F,
+    base: Offset,
+    last_entry: Option<&IndexEntry>,
+) -> io::Result<Result<ScanFrom, String>> {
+    let Some(entry) = last_entry else {
+        return Ok(Ok(ScanFrom::start(base)));
+    };
+    let position = entry.position as u64;
+    let mut bytes = [0u8; BATCH_HEADER_BYTES];
+    if position + bytes.len() as u64 > log.len() {
+        return Ok(Err(format!(
+            "last entry {entry:?} points past the last batch header"
+        )));
+    }
+    log.read_exact_at(position, &mut bytes)?;
+    let header = match parse_header(&bytes) {
+        Ok(header) => header,
+        Err(e) => return Ok(Err(format!("last entry {entry:?}: {e}"))),
+    };
+    let indexed = base.plus(entry.relative_offset as u64);
+    if header.last_offset() != indexed {
+        return Ok(Err(format!(
+            "last entry {entry:?} holds offset {indexed}, its batch ends at {}",
+            header.last_offset()
+        )));
+    }
+    Ok(Ok(ScanFrom {
+        segment_base: base,
+        position,
+        offset: header.base_offset,
+    }))
 }
 
 fn l_stop_detail<F: DiskFile>(l: &Loaded<F>) -> String {

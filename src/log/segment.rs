@@ -15,8 +15,6 @@ use super::{LogError, Offset};
 use crate::disk::DiskFile;
 use std::io;
 
-/// Unwritten index entries buffered before they go to the index file in one write.
-const INDEX_WRITE_CHUNK: usize = 512;
 /// Read size of a [`scan`].
 const SCAN_CHUNK: usize = 1 << 20;
 
@@ -116,7 +114,8 @@ impl<F: DiskFile> Segment<F> {
             && last_offset.since(self.base_offset) <= u32::MAX as u64
     }
 
-    /// Appends whole, validated batches with one write. `spans` describe `bytes` in order.
+    /// Appends whole, validated batches with one write, then writes the index entries this
+    /// adds (unsynced). `spans` describe `bytes` in order.
     pub fn append(
         &mut self,
         bytes: &[u8],
@@ -146,7 +145,7 @@ impl<F: DiskFile> Segment<F> {
             assert_eq!(span.base_offset, expected, "offsets must be dense");
             if self.bytes_since_index > index_interval_bytes {
                 let entry = IndexEntry {
-                    relative_offset: self.relative(span.base_offset),
+                    relative_offset: self.relative(Offset(span.next_offset.0 - 1)),
                     position: position as u32,
                 };
                 self.index.push(entry);
@@ -164,10 +163,9 @@ impl<F: DiskFile> Segment<F> {
         self.size = position;
         self.next_offset = expected;
         self.log_dirty = true;
-        if self.index.unwritten_count() >= INDEX_WRITE_CHUNK {
-            self.write_index()?;
-        }
-        Ok(())
+        // The new entries go to the index file now (unsynced), as a memory-mapped index
+        // would have them in the page cache: a crash keeps them, a power cut may tear them.
+        self.write_index()
     }
 
     /// Writes buffered index entries to the index file (no sync).
@@ -270,7 +268,8 @@ impl<F: DiskFile> Segment<F> {
         self.checked_header(position, &window[at..at + BATCH_HEADER_BYTES])
     }
 
-    /// Position of the batch holding `offset` (`base_offset <= offset < next_offset`).
+    /// Position of the batch holding `offset` (`base_offset <= offset < next_offset`): from
+    /// the index entry at or below it (a batch ending at or before `offset`), walk forward.
     pub fn find_batch(&self, offset: Offset) -> Result<u64, LogError> {
         assert!(self.base_offset <= offset && offset < self.next_offset);
         let mut position = self.index.lookup(self.relative(offset)) as u64;
@@ -459,7 +458,7 @@ pub(crate) fn scan<F: DiskFile>(
                 if let Some(interval) = index_interval_bytes {
                     if result.bytes_since_index > interval {
                         result.index.push(IndexEntry {
-                            relative_offset: (header.base_offset.0 - from.segment_base.0) as u32,
+                            relative_offset: (header.last_offset().0 - from.segment_base.0) as u32,
                             position: position as u32,
                         });
                         result.bytes_since_index = 0;

@@ -744,3 +744,191 @@ fn append_encoded_stamps_the_leo_and_epoch_and_follows_the_flush_policy() {
         "{report:?}"
     );
 }
+
+/// The index Kafka's rule gives a segment's bytes: for the first batch after more than
+/// `interval` bytes since the previous entry (or the segment start), the batch's *last*
+/// offset relative to `base`, and its position (`LogSegment.recover`).
+fn expected_index(segment: &[u8], base: u64, interval: u64) -> Vec<(u32, u32)> {
+    let (mut entries, mut position, mut since) = (Vec::new(), 0usize, 0u64);
+    for batch in decode_batches(segment).unwrap() {
+        if since > interval {
+            entries.push(((batch.last_offset().0 - base) as u32, position as u32));
+            since = 0;
+        }
+        let size = check_batch(&segment[position..]).unwrap().size;
+        since += size as u64;
+        position += size;
+    }
+    entries
+}
+
+/// The entries of an index file as they are on disk (whole entries only).
+fn index_file_entries(disk: &SimDisk, base: u64) -> Vec<(u32, u32)> {
+    let bytes = crate::disk::read_whole(disk, &dir().join(format!("{base:020}.index"))).unwrap();
+    bytes
+        .chunks_exact(8)
+        .map(|e| {
+            let entry = index::IndexEntry::decode(e.try_into().unwrap());
+            (entry.relative_offset, entry.position)
+        })
+        .collect()
+}
+
+fn segment_bytes(disk: &SimDisk, base: u64) -> Vec<u8> {
+    crate::disk::read_whole(disk, &segment_path(base)).unwrap()
+}
+
+/// Every index file on disk is exactly what Kafka's rule gives its segment.
+fn assert_index_files_follow_kafka(disk: &SimDisk, log: &Log<SimDisk>, interval: u64) {
+    for base in log.segment_base_offsets() {
+        let segment = segment_bytes(disk, base.0);
+        assert_eq!(
+            index_file_entries(disk, base.0),
+            expected_index(&segment, base.0, interval),
+            "index of segment {base}"
+        );
+    }
+}
+
+#[test]
+fn index_entries_hold_each_indexed_batch_s_last_offset_and_reach_the_file_as_appended() {
+    // Kafka's LogSegment.recover: `offsetIndex.append(batch.lastOffset(), validBytes)`.
+    let (disk, _root) = sim("index-last", 0);
+    let (mut log, _) = Log::open(disk.clone(), dir(), config(2000)).unwrap();
+    let mut multi_record_entries = 0;
+    for i in 0..60 {
+        append(&mut log, 1 + i % 4, 20 + i % 7, 0);
+        // The active segment's entries are in its file after every append, not at roll.
+        assert_index_files_follow_kafka(&disk, &log, 100);
+    }
+    assert!(log.segment_count() > 3);
+    for base in log.segment_base_offsets() {
+        let segment = segment_bytes(&disk, base.0);
+        for (relative, position) in index_file_entries(&disk, base.0) {
+            let (batch, _) = decode_batch(&segment[position as usize..]).unwrap();
+            assert_eq!(batch.last_offset(), base.plus(relative as u64));
+            multi_record_entries += usize::from(batch.base_offset != batch.last_offset());
+        }
+    }
+    assert!(
+        multi_record_entries > 3,
+        "base and last offsets must differ somewhere"
+    );
+    // Lookups land on the right batch from every offset, and so does a truncation inside
+    // a batch that an entry indexes (it cuts at that batch's base).
+    assert_offsets_readable(&log);
+    let (last, base_of_indexed) = log
+        .segments
+        .iter()
+        .flat_map(|s| {
+            s.index.entries().iter().map(move |e| {
+                let last = s.base_offset.plus(e.relative_offset as u64);
+                (last, s.read_header(e.position as u64).unwrap().base_offset)
+            })
+        })
+        .find(|(last, base)| base < last)
+        .expect("an indexed batch of several records");
+    log.truncate_to(last).unwrap();
+    assert_eq!(log.log_end_offset(), base_of_indexed);
+    assert_index_files_follow_kafka(&disk, &log, 100);
+    assert_offsets_readable(&log);
+    for _ in 0..10 {
+        append(&mut log, 3, 20, 0);
+    }
+    assert_index_files_follow_kafka(&disk, &log, 100);
+    assert_offsets_readable(&log);
+}
+
+/// A read from every offset starts with that offset's record.
+fn assert_offsets_readable(log: &Log<SimDisk>) {
+    for from in log.log_start_offset().0..log.log_end_offset().0 {
+        let records = log.read_records(Offset(from), 1).unwrap();
+        assert_eq!(records[0].offset, Offset(from), "read from {from}");
+    }
+}
+
+#[test]
+fn a_torn_or_short_active_index_is_rebuilt_from_the_log_after_a_power_cut() {
+    let mut rebuilt = 0;
+    for seed in 0..24 {
+        let (disk, _root) = sim("index-torn", seed);
+        let mut cfg = config(1 << 20);
+        cfg.flush_interval_messages = Some(1);
+        let (mut log, _) = Log::open(disk.clone(), dir(), cfg.clone()).unwrap();
+        for i in 0..40 {
+            append(&mut log, 1 + i % 3, 60, 0);
+        }
+        // The log is synced by every append; its index file is not.
+        let leo = log.log_end_offset();
+        drop(log);
+        disk.power_loss().unwrap();
+        let (log, report) = Log::open(disk.clone(), dir(), cfg).unwrap();
+        assert_eq!(log.log_end_offset(), leo, "seed {seed}: {report:?}");
+        assert_index_files_follow_kafka(&disk, &log, 100);
+        assert_readable_everywhere(&log, 60);
+        rebuilt += report.indexes_rebuilt;
+    }
+    assert!(rebuilt > 0, "no power cut tore the unsynced index");
+}
+
+#[test]
+fn garbage_in_the_active_index_is_never_trusted() {
+    let (disk, _root) = sim("index-garbage", 0);
+    let (mut log, _) = Log::open(disk.clone(), dir(), config(1 << 20)).unwrap();
+    for i in 0..30 {
+        append(&mut log, 1 + i % 3, 40, 0);
+    }
+    log.close().unwrap();
+    let path = dir().join(format!("{:020}.index", 0));
+    let good = crate::disk::read_whole(&disk, &path).unwrap();
+    assert!(good.len() >= 24);
+    // A torn last entry, a half entry, an entry pointing into the middle of a batch: each
+    // is replaced by the index rebuilt from the batches.
+    let mut torn = good.clone();
+    let n = torn.len();
+    torn[n - 3..].copy_from_slice(&[0xff, 0xff, 0xff]);
+    let mut mid_batch = good.clone();
+    mid_batch[12..16]
+        .copy_from_slice(&(u32::from_be_bytes(good[12..16].try_into().unwrap()) + 5).to_be_bytes());
+    for bad in [torn, good[..n - 3].to_vec(), mid_batch] {
+        disk.create(&path).unwrap().append(&bad).unwrap();
+        let (log, report) = Log::open(disk.clone(), dir(), config(1 << 20)).unwrap();
+        assert_eq!(report.indexes_rebuilt, 1, "{report:?}");
+        assert_eq!(crate::disk::read_whole(&disk, &path).unwrap(), good);
+        assert_readable_everywhere(&log, 40);
+    }
+}
+
+#[test]
+fn a_rolled_segment_index_of_base_offsets_is_detected_and_rebuilt() {
+    // An index whose last entry does not hold its batch's last offset (one written with
+    // base offsets, as ksim did before) fails the check recovery makes before trusting a
+    // rolled segment's index, and is rebuilt from the segment.
+    let (disk, _root) = sim("index-base", 0);
+    let (mut log, _) = Log::open(disk.clone(), dir(), config(2000)).unwrap();
+    for _ in 0..40 {
+        append(&mut log, 3, 30, 0);
+    }
+    let bases = log.segment_base_offsets();
+    log.close().unwrap();
+    assert!(bases.len() >= 2);
+    let path = dir().join(format!("{:020}.index", bases[0].0));
+    let good = crate::disk::read_whole(&disk, &path).unwrap();
+    let segment = segment_bytes(&disk, bases[0].0);
+    let mut old_style = Vec::new();
+    for (_, position) in index_file_entries(&disk, bases[0].0) {
+        let (batch, _) = decode_batch(&segment[position as usize..]).unwrap();
+        old_style.extend_from_slice(&((batch.base_offset.0 - bases[0].0) as u32).to_be_bytes());
+        old_style.extend_from_slice(&position.to_be_bytes());
+    }
+    assert_ne!(old_style, good);
+    disk.create(&path).unwrap().append(&old_style).unwrap();
+    let (log, report) = Log::open(disk.clone(), dir(), config(2000)).unwrap();
+    assert_eq!(report.segments_validated, 2, "{report:?}");
+    assert!(
+        report.notes.iter().any(|n| n.contains("its batch ends at")),
+        "{report:?}"
+    );
+    assert_eq!(crate::disk::read_whole(&disk, &path).unwrap(), good);
+    assert_readable_everywhere(&log, 30);
+}

@@ -43,9 +43,12 @@ use std::path::{Path, PathBuf};
 
 /// The directory the store lives in, relative to the disk's root.
 pub const DATA_DIR: &str = "version-2";
+/// The transaction log's directory, in [`DATA_DIR`].
+pub const TXN_LOG_DIR: &str = "log";
 /// Snapshots kept on disk; older ones are removed after a new one is saved.
 pub const SNAPSHOTS_KEPT: usize = 3;
 
+const SNAPSHOT_PREFIX: &str = "snapshot.";
 const ACCEPTED_EPOCH: &str = "acceptedEpoch";
 const CURRENT_EPOCH: &str = "currentEpoch";
 /// Enough to read the log back in a few calls.
@@ -174,7 +177,7 @@ impl<D: Disk> FileTxnSnapLog<D> {
             retention_ms: None,
             ..LogConfig::default()
         };
-        let (log, report) = Log::open(disk.clone(), &data("log"), config)?;
+        let (log, report) = Log::open(disk.clone(), &data(TXN_LOG_DIR), config)?;
         if report.truncated_at.is_some() {
             events.push(StoreEvent::TxnLogRecovered { recovery: report });
         }
@@ -254,7 +257,7 @@ impl<D: Disk> FileTxnSnapLog<D> {
     /// Durably saves `snapshot`, then removes all but the newest [`SNAPSHOTS_KEPT`]
     /// snapshots (the removals are not synced: one that a power cut undoes is harmless).
     pub fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
-        let name = format!("snapshot.{:016x}", snapshot.zxid.0);
+        let name = snapshot_file_name(snapshot.zxid);
         let bytes = serde_json::to_vec(snapshot)?;
         write_atomic(&self.disk, &data(&name), &bytes)?;
         let names = snapshot_names(&self.disk)?;
@@ -289,10 +292,8 @@ impl<D: Disk> FileTxnSnapLog<D> {
             let Some(last) = batch.last() else { break };
             next = last.offset.plus(1);
             for record in batch {
-                let parsed = record
-                    .value
-                    .as_deref()
-                    .and_then(|v| serde_json::from_slice::<TxnRecord>(v).ok())
+                let parsed = decode_txn(record.value.as_deref())
+                    .ok()
                     .filter(|r| self.last_zxid().is_none_or(|z| z < r.header.zxid));
                 let Some(parsed) = parsed else {
                     events.push(StoreEvent::BadTxnRecord {
@@ -340,10 +341,7 @@ fn newest_valid_snapshot<D: Disk>(
 ) -> Result<Option<Snapshot>, StoreError> {
     for name in snapshot_names(disk)?.into_iter().rev() {
         let bytes = read_whole(disk, &data(&name))?;
-        match serde_json::from_slice::<Snapshot>(&bytes)
-            .map_err(|e| e.to_string())
-            .and_then(|s| DataTree::from_snapshot(&s).map(|_| s))
-        {
+        match decode_snapshot(&bytes) {
             Ok(snapshot) => return Ok(Some(snapshot)),
             Err(error) => events.push(StoreEvent::BadSnapshot { file: name, error }),
         }
@@ -351,12 +349,39 @@ fn newest_valid_snapshot<D: Disk>(
     Ok(None)
 }
 
+/// The transaction a log record's value holds, or why it holds none. Never panics.
+pub fn decode_txn(value: Option<&[u8]>) -> Result<TxnRecord, String> {
+    let value = value.ok_or("a null value")?;
+    serde_json::from_slice(value).map_err(|e| format!("not a transaction: {e}"))
+}
+
+/// The snapshot a snapshot file's bytes hold, if they parse into a valid tree. Never panics.
+pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, String> {
+    let snapshot: Snapshot = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    DataTree::from_snapshot(&snapshot)?;
+    Ok(snapshot)
+}
+
+/// `snapshot.<zxid as 16 hex digits>`.
+pub fn snapshot_file_name(zxid: Zxid) -> String {
+    format!("{SNAPSHOT_PREFIX}{:016x}", zxid.0)
+}
+
+/// The zxid a snapshot file name carries (`snapshot.<16 hex digits>`).
+pub fn parse_snapshot_file_name(name: &str) -> Option<Zxid> {
+    let digits = name.strip_prefix(SNAPSHOT_PREFIX)?;
+    if digits.len() != 16 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(digits, 16).ok().map(Zxid)
+}
+
 /// Snapshot file names, oldest first (a staged `.tmp` is not a snapshot).
 fn snapshot_names<D: Disk>(disk: &D) -> Result<Vec<String>, StoreError> {
     let mut names: Vec<String> = disk
         .list(Path::new(DATA_DIR))?
         .into_iter()
-        .filter(|n| n.starts_with("snapshot.") && !n.ends_with(".tmp"))
+        .filter(|n| n.starts_with(SNAPSHOT_PREFIX) && !n.ends_with(".tmp"))
         .collect();
     names.sort();
     Ok(names)
