@@ -197,7 +197,7 @@ impl Batch {
         }
         let runs = self.runs();
         let count = |v: Verdict| runs.iter().filter(|r| r.verdict == v).count();
-        let sim_s: f64 = runs.iter().map(|r| r.sim_ms as f64 / 1000.0).sum();
+        let sim_s = runs.iter().fold(0.0, |s, r| s + r.sim_ms as f64 / 1000.0);
         let wall = self.wall_s.max(1e-9);
         say(format!(
             "{label}: {} seeds in {:.1}s wall ({:.1} seeds/min, {:.0} simulated s per wall s)",
