@@ -496,6 +496,18 @@ pub fn markdown(result: &RunResult, about: &str, events: &[Event]) -> String {
     md
 }
 
+/// Tests' hand-made records: one JSON value per non-blank line (as in `events.jsonl` and
+/// `history.jsonl`), panicking with the line that does not parse.
+#[cfg(test)]
+pub(crate) fn jsonl_lines<T: serde::de::DeserializeOwned>(lines: &str) -> Vec<T> {
+    lines
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,12 +8,7 @@ use crate::report::Verdict;
 use std::path::PathBuf;
 
 fn events(lines: &str) -> Vec<Event> {
-    lines
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect()
+    crate::report::jsonl_lines(lines)
 }
 
 fn result(scenario: &str, violations: Vec<Violation>) -> RunResult {

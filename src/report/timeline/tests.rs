@@ -4,21 +4,11 @@
 use super::*;
 
 fn events(lines: &str) -> Vec<Event> {
-    lines
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect()
+    crate::report::jsonl_lines(lines)
 }
 
 fn history(lines: &str) -> Vec<HistoryEntry> {
-    lines
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect()
+    crate::report::jsonl_lines(lines)
 }
 
 const S: u64 = 1_000_000;
