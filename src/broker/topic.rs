@@ -12,32 +12,33 @@
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use std::cell::RefCell;
 use std::cmp::Ordering;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
-/// Every name interned so far, process-wide.
-static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+/// Every name interned so far, process-wide (keyed by its text, valued by the one copy).
+static NAMES: Mutex<BTreeMap<&'static str, &'static String>> = Mutex::new(BTreeMap::new());
 
 /// Names this thread interned lately: a run sees a handful, and asks for them constantly
 /// (every partition decoded from a frame), without touching the process-wide lock.
 const RECENT: usize = 8;
 
 thread_local! {
-    static RECENT_NAMES: RefCell<Vec<&'static str>> = const { RefCell::new(Vec::new()) };
+    static RECENT_NAMES: RefCell<Vec<&'static String>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A topic's name. Equality is identity of the interned copy; order is the text's.
+/// A topic's name. Equality is identity of the interned copy; order is the text's. One
+/// thin pointer (8 bytes), so a [`TopicPartition`](super::TopicPartition) is 16.
 #[derive(Clone, Copy)]
-pub struct Topic(&'static str);
+pub struct Topic(&'static String);
 
 impl Topic {
     /// The interned topic `name`.
     pub fn new(name: &str) -> Topic {
         RECENT_NAMES.with(|recent| {
             let mut recent = recent.borrow_mut();
-            if let Some(&found) = recent.iter().find(|s| **s == name) {
+            if let Some(&found) = recent.iter().find(|s| s.as_str() == name) {
                 return Topic(found);
             }
             let interned = {
@@ -45,8 +46,8 @@ impl Topic {
                 match names.get(name) {
                     Some(&found) => found,
                     None => {
-                        let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
-                        names.insert(leaked);
+                        let leaked: &'static String = Box::leak(Box::new(name.to_owned()));
+                        names.insert(leaked.as_str(), leaked);
                         leaked
                     }
                 }
@@ -61,7 +62,7 @@ impl Topic {
 
     /// The name.
     pub fn as_str(&self) -> &'static str {
-        self.0
+        self.0.as_str()
     }
 }
 
@@ -85,45 +86,45 @@ impl Ord for Topic {
         if self == other {
             Ordering::Equal
         } else {
-            self.0.cmp(other.0)
+            self.as_str().cmp(other.as_str())
         }
     }
 }
 
 impl Hash for Topic {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.hash(state)
+        self.as_str().hash(state)
     }
 }
 
 impl std::ops::Deref for Topic {
     type Target = str;
     fn deref(&self) -> &str {
-        self.0
+        self.as_str()
     }
 }
 
 impl AsRef<str> for Topic {
     fn as_ref(&self) -> &str {
-        self.0
+        self.as_str()
     }
 }
 
 impl std::borrow::Borrow<str> for Topic {
     fn borrow(&self) -> &str {
-        self.0
+        self.as_str()
     }
 }
 
 impl fmt::Display for Topic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for Topic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.0, f)
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -153,43 +154,43 @@ impl From<&Topic> for Topic {
 
 impl PartialEq<str> for Topic {
     fn eq(&self, other: &str) -> bool {
-        self.0 == other
+        self.as_str() == other
     }
 }
 
 impl PartialEq<&str> for Topic {
     fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
+        self.as_str() == *other
     }
 }
 
 impl PartialEq<String> for Topic {
     fn eq(&self, other: &String) -> bool {
-        self.0 == other.as_str()
+        self.as_str() == other.as_str()
     }
 }
 
 impl PartialEq<Topic> for String {
     fn eq(&self, other: &Topic) -> bool {
-        self.as_str() == other.0
+        self.as_str() == other.as_str()
     }
 }
 
 impl PartialEq<Topic> for str {
     fn eq(&self, other: &Topic) -> bool {
-        self == other.0
+        self == other.as_str()
     }
 }
 
 impl PartialEq<Topic> for &str {
     fn eq(&self, other: &Topic) -> bool {
-        *self == other.0
+        *self == other.as_str()
     }
 }
 
 impl Serialize for Topic {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.0)
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -217,6 +218,13 @@ impl<'de> Deserialize<'de> for Topic {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Partitions key the hottest maps and fill the history: a topic stays one pointer.
+    #[test]
+    fn a_topic_is_one_thin_pointer() {
+        assert_eq!(std::mem::size_of::<Topic>(), 8);
+        assert_eq!(std::mem::size_of::<crate::broker::TopicPartition>(), 16);
+    }
 
     #[test]
     fn equal_names_are_one_copy_and_order_is_the_texts() {
