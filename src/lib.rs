@@ -6,6 +6,7 @@ pub mod broker;
 pub mod check;
 pub mod cli;
 pub mod client;
+pub mod coverage;
 pub mod disk;
 pub mod history;
 pub mod log;

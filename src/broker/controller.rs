@@ -50,6 +50,7 @@ use super::types::{
     TopicPartition,
 };
 use super::zk_paths::{self as paths, ControllerZnode, StateZnode, TopicZnode};
+use crate::coverage::Mark;
 use crate::log::LeaderEpoch;
 use crate::zk::client::Outcome;
 use crate::zk::{CreateMode, EventType, Op, OpResult, WatchedEvent, ZkError};
@@ -690,6 +691,9 @@ impl ControllerCore {
             self.newest_won
         );
         self.newest_won = epoch;
+        if epoch.0 > 1 {
+            crate::coverage::hit(Mark::ControllerMoved);
+        }
         self.active = Some(Active {
             epoch,
             epoch_version,
@@ -1485,6 +1489,13 @@ pub fn next_state(
         .copied()
         .find(|r| live_isr.contains(r))
     {
+        if state
+            .replicas
+            .iter()
+            .any(|r| live.contains(r) && !live_isr.contains(r))
+        {
+            crate::coverage::hit(Mark::ElectionWithOutOfSyncReplicasAlive);
+        }
         return Some(with(Some(leader), next_epoch, live_isr));
     }
     if let Some(leader) = state
@@ -1497,6 +1508,7 @@ pub fn next_state(
     }
     if rules.unclean {
         if let Some(leader) = state.replicas.iter().copied().find(|r| live.contains(r)) {
+            crate::coverage::hit(Mark::UncleanElection);
             let mut next = with(Some(leader), next_epoch, vec![leader]);
             next.elr.clear();
             return Some(next);
@@ -1514,6 +1526,7 @@ pub fn next_state(
         .copied()
         .find(|r| Some(*r) == state.leader)
         .or_else(|| state.isr.last().copied());
+    crate::coverage::hit(Mark::NoLeaderEligible);
     Some(with(None, next_epoch, last.into_iter().collect()))
 }
 

@@ -40,6 +40,7 @@ use super::proto::{
     OffsetCommitRequest, RequestBody, ResponseBody, SyncGroupRequest,
 };
 use super::types::{Bytes, KafkaError, TopicPartition};
+use crate::coverage::Mark;
 use crate::log::LeaderEpoch;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -775,6 +776,9 @@ impl GroupCoordinator {
             },
         );
         let names: Vec<String> = groups.keys().cloned().collect();
+        if !names.is_empty() {
+            crate::coverage::hit(Mark::CoordinatorLoadedWithGroups);
+        }
         for (id, group) in groups {
             self.announce(CoordinatorEvent::GroupState {
                 group: id.clone(),
@@ -823,6 +827,9 @@ impl GroupCoordinator {
                 } else {
                     Some(KafkaError::NotCoordinator)
                 };
+                if error == Some(KafkaError::NotCoordinator) {
+                    crate::coverage::hit(Mark::CommitAcrossCoordinatorMove);
+                }
                 if error.is_none() {
                     let generation = self.groups.get(&member.group_id).map(|g| g.generation);
                     if let Some(group) = self.groups.get_mut(&member.group_id) {
@@ -1136,6 +1143,7 @@ impl GroupCoordinator {
     }
 
     fn announce_replaced(&mut self, id: &str, old_id: &str, instance: &str) {
+        crate::coverage::hit(Mark::StaticMemberReplaced);
         self.announce(CoordinatorEvent::MemberRemoved {
             group: id.to_string(),
             member: old_id.to_string(),
@@ -1578,8 +1586,14 @@ impl GroupCoordinator {
             })
         };
         if let Err(error) = verdict {
+            if error != KafkaError::RebalanceInProgress {
+                crate::coverage::hit(Mark::CommitFenced);
+            }
             self.respond(token, answer(error));
             return;
+        }
+        if group.state == GroupState::PreparingRebalance && !simple {
+            crate::coverage::hit(Mark::CommitDuringRebalance);
         }
         if let Some(m) = group.members.get_mut(&request.member.member_id) {
             m.expires_ms = now.saturating_add(m.session_timeout_ms);
@@ -1641,6 +1655,7 @@ impl GroupCoordinator {
                 .map(|(m, _)| m.clone())
                 .collect();
             for member in expired {
+                crate::coverage::hit(Mark::MemberExpired);
                 if self.groups.contains_key(&id) {
                     self.remove_and_rebalance(&id, &member, "session timed out");
                 }

@@ -51,6 +51,7 @@ use super::epoch_cache::{EpochEntry, LeaderEpochCache};
 use super::producer_state::{ProducerStateManager, SequenceCheck};
 use super::proto::{EpochEndOffset, FetchData};
 use super::types::{Acks, BrokerId, Bytes, KafkaError, PartitionEpoch};
+use crate::coverage::Mark;
 use crate::disk::Disk;
 use crate::log::{
     check_batch, parse_header, AppendInfo, LeaderEpoch, Log, LogConfig, LogError, Offset,
@@ -659,19 +660,28 @@ impl<D: Disk> Replica<D> {
     ) -> Result<LeaderAppend, ReplicaError> {
         let leader = self.leader_state()?;
         if acks == Acks::All && leader.isr.len() < self.config.min_insync_replicas {
+            crate::coverage::hit(Mark::IsrBelowMinInsync);
             return Err(KafkaError::NotEnoughReplicas.into());
         }
         let header = check_batch(batch).map_err(LogError::from)?;
         if header.size != batch.len() {
             return Err(KafkaError::CorruptMessage.into());
         }
-        let check = self.producers.check(
-            header.producer_id,
-            header.producer_epoch,
-            header.base_sequence,
-            header.record_count,
-        )?;
+        let check = self
+            .producers
+            .check(
+                header.producer_id,
+                header.producer_epoch,
+                header.base_sequence,
+                header.record_count,
+            )
+            .inspect_err(|e| {
+                if *e == KafkaError::OutOfOrderSequenceNumber {
+                    crate::coverage::hit(Mark::ProduceOutOfOrderSequence);
+                }
+            })?;
         if let SequenceCheck::Duplicate(original) = check {
+            crate::coverage::hit(Mark::ProduceDuplicateBatch);
             return Ok(LeaderAppend {
                 base_offset: original.first_offset,
                 last_offset: original.last_offset,
@@ -931,6 +941,7 @@ impl<D: Disk> Replica<D> {
         if new_isr.len() == leader.isr.len() || new_isr.is_empty() {
             return None;
         }
+        crate::coverage::hit(Mark::IsrShrink);
         Some(self.propose_isr(new_isr))
     }
 
@@ -1123,8 +1134,14 @@ impl<D: Disk> Replica<D> {
     /// KIP-320 fencing of a request's view of the leader epoch.
     fn check_current_epoch(&self, current: Option<LeaderEpoch>) -> Result<(), ReplicaError> {
         match current {
-            Some(epoch) if epoch < self.leader_epoch => Err(KafkaError::FencedLeaderEpoch.into()),
-            Some(epoch) if epoch > self.leader_epoch => Err(KafkaError::UnknownLeaderEpoch.into()),
+            Some(epoch) if epoch != self.leader_epoch => {
+                crate::coverage::hit(Mark::FetchFencedLeaderEpoch);
+                if epoch < self.leader_epoch {
+                    Err(KafkaError::FencedLeaderEpoch.into())
+                } else {
+                    Err(KafkaError::UnknownLeaderEpoch.into())
+                }
+            }
             _ => Ok(()),
         }
     }
@@ -1193,6 +1210,10 @@ impl<D: Disk> Replica<D> {
         self.epochs.truncate_from_end(leo)?;
         if leo < from_leo {
             self.rebuild_from_log(false)?;
+            crate::coverage::hit(Mark::FollowerTruncatesDivergentTail);
+            if leo < self.hw {
+                crate::coverage::hit(Mark::FollowerTruncatesBelowHw);
+            }
             self.hw = self.hw.min(leo);
             self.events.push(ReplicaEvent::Truncated {
                 from_leo,

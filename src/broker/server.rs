@@ -1271,11 +1271,13 @@ impl<D: Disk> BrokerCore<D> {
                 partitions,
             } => {
                 if *controller_epoch < self.controller_epoch {
+                    crate::coverage::hit(crate::coverage::Mark::StaleControllerRequestRefused);
                     return ResponseBody::LeaderAndIsr {
                         error: Some(KafkaError::StaleControllerEpoch),
                     };
                 }
                 if Some(*broker_epoch) != self.broker_epoch {
+                    crate::coverage::hit(crate::coverage::Mark::StaleBrokerEpochRefused);
                     return ResponseBody::LeaderAndIsr {
                         error: Some(KafkaError::StaleBrokerEpoch),
                     };
@@ -1294,6 +1296,7 @@ impl<D: Disk> BrokerCore<D> {
                 partitions,
             } => {
                 if *controller_epoch < self.controller_epoch {
+                    crate::coverage::hit(crate::coverage::Mark::StaleControllerRequestRefused);
                     return ResponseBody::UpdateMetadata {
                         error: Some(KafkaError::StaleControllerEpoch),
                     };

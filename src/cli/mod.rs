@@ -8,6 +8,7 @@
 //! ksim instead of killing it, and the exit code stays the verdict's.
 
 mod bench;
+mod coverage;
 pub mod dump_log;
 mod floor;
 mod live;
@@ -195,6 +196,25 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Run every scenario under a directory on the same seeds and report which coverage
+    /// marks (states worth reaching) each one hit, and which none did → reports/coverage.md.
+    Coverage {
+        /// Directory to search [default: sim-scenarios].
+        dir: Option<PathBuf>,
+        /// Seeds run for every scenario, inclusive.
+        #[arg(long, value_parser = parse_seeds_arg, default_value = "1..20")]
+        seeds: SeedRange,
+        /// Runs at once, at least 1 [default: the number of cores].
+        #[arg(long, value_parser = parse_jobs_arg)]
+        jobs: Option<usize>,
+        /// The report file.
+        #[arg(long, default_value = "reports/coverage.md")]
+        out: PathBuf,
+        /// Where the scratch run directories go (each removed after its run) [default:
+        /// reports/runs/coverage].
+        #[arg(long)]
+        work: Option<PathBuf>,
+    },
     /// Decode a segment (.log), offset index (.index), leader-epoch or offset checkpoint,
     /// or an ensemble's transaction log or snapshot, like kafka-dump-log.sh. Corruption is
     /// reported in the output (exit 0); exit 2 if the file cannot be read or is of no
@@ -358,6 +378,19 @@ pub fn main() -> ExitCode {
         }),
         Command::BenchFloor { load, dir, seed } => cmd_bench_floor(&load, &dir, seed),
         Command::DumpLog { path, records } => dump_log::cmd_dump_log(&path, records),
+        Command::Coverage {
+            dir,
+            seeds,
+            jobs,
+            out,
+            work,
+        } => coverage::cmd_coverage(coverage::CoverageOptions {
+            dir: dir.unwrap_or_else(|| PathBuf::from("sim-scenarios")),
+            seeds,
+            jobs: jobs.unwrap_or_else(default_jobs),
+            out,
+            work: work.unwrap_or_else(|| Path::new(RUNS_DIR).join("coverage")),
+        }),
     };
     ExitCode::from(code)
 }
@@ -536,6 +569,7 @@ fn run_one_with(
         wall_ms: started.elapsed().as_millis() as u64,
         stats,
         counters: output.counters,
+        marks: output.marks,
         run_dir: run_dir.to_path_buf(),
         scenario_source: scenario.source.clone(),
     };

@@ -49,7 +49,7 @@ pub fn shard_seeds(range: SeedRange, shard: Option<(u64, u64)>) -> Vec<u64> {
 
 /// Runs `work` on every seed with `jobs` worker threads, until `stop` is set (no seed starts
 /// after that); results in seed order.
-fn parallel<T: Send>(
+pub(super) fn parallel<T: Send>(
     seeds: &[u64],
     jobs: usize,
     bar: &ProgressBar,
@@ -82,7 +82,7 @@ fn parallel<T: Send>(
     results
 }
 
-fn progress_bar(len: usize, what: &str) -> ProgressBar {
+pub(super) fn progress_bar(len: usize, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
     let template = format!("{{elapsed_precise}} [{{bar:40}}] {{pos}}/{{len}} {what} (eta {{eta}})");
     if let Ok(style) = ProgressStyle::with_template(&template) {
@@ -213,6 +213,15 @@ impl Batch {
             Verdict::Crash,
         ] {
             say(format!("  {:<9} {}", verdict.name(), count(verdict)));
+        }
+        let mut coverage = crate::coverage::SeedCounts::default();
+        for run in &runs {
+            coverage.add(&run.marks);
+        }
+        if !runs.is_empty() {
+            for line in coverage.summary_lines() {
+                say(line);
+            }
         }
         if self.not_run > 0 {
             say(format!(

@@ -726,6 +726,7 @@ impl State {
             return Ok(());
         }
         self.armed = false;
+        crate::coverage::hit(crate::coverage::Mark::PowerLossInsideFsync);
         let report = self.power_loss()?;
         self.struck = Some(report);
         Err(io::Error::other("power lost during fsync"))
@@ -774,6 +775,9 @@ impl State {
             });
         }
         report.effects.sort_by(|a, b| a.path.cmp(&b.path));
+        if report.bytes_lost() > 0 {
+            crate::coverage::hit(crate::coverage::Mark::PowerLossLosesUnsyncedBytes);
+        }
         Ok(report)
     }
 

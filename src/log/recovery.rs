@@ -37,6 +37,7 @@ use super::engine::{
 use super::index::{parse_index, IndexEntry, OffsetIndex};
 use super::segment::{index_file_name, log_file_name, parse_file_name, scan, ScanFrom, Segment};
 use super::{LogConfig, LogError, Offset};
+use crate::coverage::Mark;
 use crate::disk::{Disk, DiskFile};
 use std::collections::BTreeSet;
 use std::io;
@@ -74,6 +75,8 @@ struct Loaded<F> {
     rebuild_index: bool,
     /// The file is longer than the valid bytes: cut it.
     file_len: u64,
+    /// The first invalid batch failed its CRC (rather than ending early or malformed).
+    bad_crc: bool,
 }
 
 impl<D: Disk> Log<D> {
@@ -209,6 +212,11 @@ impl<D: Disk> Log<D> {
         for mut l in loaded {
             let name = l.segment.name();
             if l.file_len > l.segment.size {
+                crate::coverage::hit(if l.bad_crc {
+                    Mark::RecoveryTruncatesBadCrc
+                } else {
+                    Mark::RecoveryTruncatesTornTail
+                });
                 l.segment
                     .log
                     .truncate(l.segment.size)
@@ -222,6 +230,9 @@ impl<D: Disk> Log<D> {
             let file = if l.rebuild_index {
                 let (file, rewritten) = persist_index(&self.disk, &index_path, &l.segment.index)?;
                 report.indexes_rebuilt += usize::from(rewritten);
+                if rewritten {
+                    crate::coverage::hit(Mark::RecoveryRebuildsIndex);
+                }
                 file
             } else {
                 self.disk
@@ -360,6 +371,7 @@ impl<D: Disk> Recovery<'_, D> {
                         },
                         rebuild_index: false,
                         file_len: len,
+                        bad_crc: false,
                     });
                 }
                 self.report.notes.push(format!(
@@ -426,6 +438,10 @@ impl<D: Disk> Recovery<'_, D> {
             },
             rebuild_index: true,
             file_len: len,
+            bad_crc: scan
+                .stop
+                .as_deref()
+                .is_some_and(|why| why.starts_with("CRC mismatch")),
         })
     }
 

@@ -105,6 +105,8 @@ pub struct RunResult {
     /// What the run asked of madsim and its disks (`ksim bench` reads them); not part of
     /// the trace.
     pub counters: BTreeMap<String, u64>,
+    /// The coverage marks the run hit, with how often ([`crate::coverage`]).
+    pub marks: BTreeMap<String, u64>,
     /// The run directory.
     pub run_dir: PathBuf,
     /// The scenario text the run came from (its hash goes into `verdict.json`).
@@ -270,6 +272,7 @@ impl RunResult {
             "wall_ms": self.wall_ms,
             "stats": self.stats,
             "counters": self.counters,
+            "marks": self.marks,
         });
         provenance(&mut doc, &self.scenario_source);
         if let Some(crash) = &self.crash {

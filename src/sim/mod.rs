@@ -54,6 +54,9 @@ pub struct SimOutput {
     /// What the run asked of madsim and its disks (frames, flushes, timers, disk calls):
     /// counted beside the record, never in it, so the trace hash does not see them.
     pub counters: BTreeMap<String, u64>,
+    /// The coverage marks the run hit, with how often ([`crate::coverage`]); not part of
+    /// the trace.
+    pub marks: BTreeMap<String, u64>,
     /// Each node's files as the run left them, by node name, when its disks were
     /// memory-backed (empty when file-backed: the files are in the run directory). Their
     /// buffers, handed over, not copied; take them to free them.
@@ -113,6 +116,7 @@ fn run_on_this_thread(
     guard::enter_run_thread();
     // Counts are per thread; start from zero even if this thread were reused.
     crate::node::counters::take();
+    crate::coverage::take();
     crate::disk::calls::take();
     let log_guard = logging::install(&log_file);
     let progress = Progress::default();
@@ -153,6 +157,7 @@ fn run_on_this_thread(
         .chain(crate::disk::calls::take().named())
         .map(|(name, value)| (name.to_string(), value))
         .collect();
+    let marks = crate::coverage::take();
     drop(log_guard);
     log_file.flush();
 
@@ -179,6 +184,7 @@ fn run_on_this_thread(
         world,
         crash,
         counters,
+        marks,
         disks: images,
     })
 }

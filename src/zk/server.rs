@@ -891,11 +891,13 @@ impl ServerCore {
         let txns = match mode {
             SyncMode::Diff { txns } => txns,
             SyncMode::Trunc { to, txns } => {
+                crate::coverage::hit(crate::coverage::Mark::ZabTruncSync);
                 self.truncate_log(to);
                 disk.push(Action::TruncateLog { to });
                 txns
             }
             SyncMode::Snap { snapshot, txns } => {
+                crate::coverage::hit(crate::coverage::Mark::ZabSnapSync);
                 let tree = match DataTree::from_snapshot(&snapshot) {
                     Ok(tree) => tree,
                     Err(e) => {
@@ -1073,6 +1075,7 @@ impl ServerCore {
             })
             .count();
         if alive < quorum {
+            crate::coverage::hit(crate::coverage::Mark::ZkLeaderLosesQuorum);
             self.look("lost the quorum of followers");
             return;
         }
@@ -1549,6 +1552,9 @@ impl ServerCore {
                 continue;
             }
             l.closing.insert(session);
+            if !self.tree.ephemerals_of(session).is_empty() {
+                crate::coverage::hit(crate::coverage::Mark::SessionExpiresWithEphemerals);
+            }
             self.announce(ZkServerEvent::SessionExpired { session });
             self.propose(SessionId::NONE, Xid(0), Txn::CloseSession { session });
         }

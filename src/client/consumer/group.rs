@@ -727,6 +727,7 @@ impl ConsumerCore {
         let revoked: BTreeSet<TopicPartition> = g.owned.difference(&assigned).cloned().collect();
         let added: Vec<TopicPartition> = assigned.difference(&g.owned).cloned().collect();
         if !revoked.is_empty() {
+            crate::coverage::hit(crate::coverage::Mark::CooperativeRevocation);
             // Cooperative: commit what moves, give it up, and rejoin to hand it over.
             self.commit_positions(Some(&revoked), false, now_ms);
             let g = self.membership();

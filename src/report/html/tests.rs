@@ -33,6 +33,7 @@ fn result(scenario: &str, violations: Vec<Violation>) -> RunResult {
         wall_ms: 250,
         stats: BTreeMap::from([("faults".to_string(), 2)]),
         counters: BTreeMap::new(),
+        marks: BTreeMap::new(),
         run_dir: PathBuf::from("/tmp/unused"),
         scenario_source: String::new(),
     }
