@@ -152,17 +152,24 @@ impl Candidate {
             || self.exposure_ms() < other.exposure_ms()
     }
 
-    /// How long faults hold, summed over the episodes (first to last fault of each group).
+    /// How long faults are in force, summed over the episodes: from an episode's first
+    /// fault to its undo, or to the end of the fault phase (the heal) if nothing undoes it.
     fn exposure_ms(&self) -> u64 {
-        let mut spans: BTreeMap<usize, (u64, u64)> = BTreeMap::new();
+        let mut spans: BTreeMap<usize, (u64, &ExplicitFault)> = BTreeMap::new();
         for fault in &self.faults {
-            let span = spans
-                .entry(fault.group)
-                .or_insert((fault.at_ms, fault.at_ms));
-            span.0 = span.0.min(fault.at_ms);
-            span.1 = span.1.max(fault.at_ms);
+            spans.entry(fault.group).or_insert((fault.at_ms, fault)).1 = fault;
         }
-        spans.values().map(|(first, last)| last - first).sum()
+        spans
+            .values()
+            .map(|(first, last)| {
+                let end = if last.undoes() {
+                    last.at_ms
+                } else {
+                    self.duration_ms
+                };
+                end.saturating_sub(*first)
+            })
+            .sum()
     }
 }
 
@@ -513,7 +520,7 @@ fn describe_changes(template: &Template, base: &Candidate, best: &Candidate, nam
     }
     if best.exposure_ms() != base.exposure_ms() {
         parts.push(format!(
-            "fault episodes {} → {} in all",
+            "time under faults {} → {} (summed over episodes)",
             format_duration_ms(base.exposure_ms()),
             format_duration_ms(best.exposure_ms())
         ));
@@ -591,7 +598,10 @@ impl Shrinker<'_> {
         let outcome = match scenario::parse(Path::new("export.toml"), text.as_bytes()) {
             Ok(_) => self.test(&explicit)?,
             Err(error) => {
-                out!("the explicit export does not load (a ksim bug; please report it): {error}");
+                err!(
+                    "error: the explicit export does not load (a ksim bug; please report \
+                     it): {error}"
+                );
                 Outcome::Passes
             }
         };

@@ -37,6 +37,25 @@ pub struct ExplicitFault {
     pub group: usize,
 }
 
+impl ExplicitFault {
+    /// Whether it ends a fault rather than starting one: a restart, resume, unclog, heal, or
+    /// the end of packet loss.
+    pub fn undoes(&self) -> bool {
+        match self.action {
+            FaultAction::Restart
+            | FaultAction::Resume
+            | FaultAction::Unclog
+            | FaultAction::Heal => true,
+            FaultAction::Loss => self.rate == Some(0.0),
+            FaultAction::Kill
+            | FaultAction::PowerLoss
+            | FaultAction::Pause
+            | FaultAction::Clog
+            | FaultAction::Partition => false,
+        }
+    }
+}
+
 /// What [`export`] read from a run.
 #[derive(Clone, Debug, Default)]
 pub struct Export {
