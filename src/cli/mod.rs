@@ -1,5 +1,5 @@
 //! The `ksim` command line (contract.md): `run`, `sweep`, `swarm`, `replay`, `list`,
-//! `check-determinism`, `dump-log`, `bench` (and its hidden helper `bench-floor`).
+//! `check-determinism`, `dump-log`, `shrink`, `bench` (and its hidden helper `bench-floor`).
 //!
 //! Owns: argument parsing (clap; usage errors exit 2), running one seed end to end
 //! ([`run_one`]: simulate, check, report), fanning seeds out over OS threads for sweeps, and
@@ -12,6 +12,7 @@ mod coverage;
 pub mod dump_log;
 mod floor;
 mod live;
+pub mod shrink;
 mod sweep;
 
 pub use live::EXIT_INTERRUPTED;
@@ -170,6 +171,26 @@ enum Command {
         /// Where the run directories go (`swarm-<seed>`) [default: reports/runs].
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Minimize a failing seed's faults into a scenario file with explicit [[fault]]s (no
+    /// nemesis) that still fails the same check. Exit 0 when a smaller failing file was
+    /// written; 2 when the seed passes (nothing to shrink); else the seed's own verdict code.
+    Shrink {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+        /// The failing seed (decimal or 0x-hex).
+        #[arg(long, value_parser = parse_seed_arg)]
+        seed: u64,
+        /// The scenario file to write [default: reports/shrunk/<scenario>-<seed>.toml].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The check that must keep failing [default: the first failing check in the
+        /// contract's order].
+        #[arg(long)]
+        check: Option<String>,
+        /// Simulated runs at most, the replay of the seed included.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+        max_runs: u64,
     },
     /// Re-run the scenario and seed saved in a run directory; check the trace hash matches.
     Replay {
@@ -342,6 +363,21 @@ pub fn main() -> ExitCode {
             fail_fast,
             out: out.unwrap_or_else(|| PathBuf::from(RUNS_DIR)),
         }),
+        Command::Shrink {
+            scenario,
+            seed,
+            out,
+            check,
+            max_runs,
+        } => shrink::cmd_shrink(
+            &scenario,
+            &shrink::ShrinkOptions {
+                seed,
+                out,
+                check,
+                max_runs,
+            },
+        ),
         Command::Replay { run_dir } => cmd_replay(&run_dir),
         Command::List { dir } => cmd_list(&dir.unwrap_or_else(|| PathBuf::from("sim-scenarios"))),
         Command::CheckDeterminism {
