@@ -5,8 +5,12 @@
 
 mod common;
 
-use common::{events, fixed_twin_passes, history, scratch, trace_in_own_process, zoo_fires};
+use common::{
+    events, fixed_twin_passes, history, scenario_path, scratch, trace_in_own_process, zoo_fires,
+};
+use ksim::cli::run_one;
 use ksim::history::{Op, SendOutcome};
+use ksim::scenario::load;
 
 fn passes(file: &str, seed: u64) -> std::path::PathBuf {
     common::passes("brokers", file, seed)
@@ -73,6 +77,32 @@ fn power_loss_of_every_broker_with_fsync_loses_nothing_acknowledged() {
 fn without_fsync_a_correlated_power_loss_loses_acknowledged_writes() {
     let dir = scratch("brokers-no-fsync");
     zoo_fires("zoo/no-fsync-power-loss.toml", "1..4", "lost-write", &dir);
+}
+
+/// A follower that finished truncating against the final leader holds, by its own
+/// reckoning, the leader's records below its LEO: a divergent tail it kept below the HW is
+/// a safety violation even when it never fetches again. zoo/no-fsync-power-loss seed 15:
+/// after the all-broker power cut broker-2 leads epoch 1 again with a shorter log and
+/// re-appends at offsets broker-3 still holds older epoch-1 records for; the epoch lookup
+/// sees no divergence, broker-3's fetches land inside the leader's batches and are refused.
+#[test]
+fn a_follower_that_kept_a_divergent_tail_after_truncating_breaks_the_committed_prefix() {
+    let scenario = load(&scenario_path("zoo/no-fsync-power-loss.toml")).unwrap();
+    let dir = scratch("brokers-divergent-tail");
+    let result = run_one(&scenario, 15, &dir).unwrap();
+    let failed = result.failed_checks();
+    assert!(failed.contains(&"converges"), "{failed:?}");
+    let found: Vec<&str> = result
+        .violations()
+        .into_iter()
+        .filter(|v| v.check == "committed-prefix-agreement")
+        .map(|v| v.detail.as_str())
+        .collect();
+    assert!(
+        found.iter().any(|d| d.starts_with("orders/0: ")
+            && d.contains("broker-3 finished truncating against broker-2 in leader epoch 1")),
+        "{found:?}"
+    );
 }
 
 #[test]
