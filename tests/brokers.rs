@@ -153,6 +153,21 @@ fn truncating_to_the_high_watermark_loses_acknowledged_writes_and_epochs_do_not(
 }
 
 #[test]
+fn a_fast_bounce_unseen_without_broker_epochs_leaves_a_partition_offline() {
+    let zoo = "zoo/fast-bounce.toml";
+    let dir = scratch("brokers-fast-bounce");
+    // Seed 1: the bounced leader of orders/0 is not the controller.
+    zoo_fires(zoo, "1..1", "converges", &dir);
+    fixed_twin_passes(
+        zoo,
+        "no-broker-epoch = true",
+        "no-broker-epoch = false",
+        &dir,
+        &[1, 2],
+    );
+}
+
+#[test]
 fn a_zombie_leader_loses_acks1_writes_and_acks_all_keeps_them() {
     let zoo = "zoo/zombie-leader-acks1.toml";
     let dir = scratch("brokers-zombie-leader");

@@ -1289,7 +1289,10 @@ impl<D: Disk> BrokerCore<D> {
                         error: Some(KafkaError::StaleControllerEpoch),
                     };
                 }
-                if Some(*broker_epoch) != self.broker_epoch {
+                // LEGACY (before KIP-380): no broker epoch to tell this incarnation's
+                // requests from an earlier one's.
+                let fenced = !self.config.controller.legacy_no_broker_epoch;
+                if fenced && Some(*broker_epoch) != self.broker_epoch {
                     return ResponseBody::LeaderAndIsr {
                         error: Some(KafkaError::StaleBrokerEpoch),
                     };
