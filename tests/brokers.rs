@@ -153,6 +153,35 @@ fn truncating_to_the_high_watermark_loses_acknowledged_writes_and_epochs_do_not(
 }
 
 #[test]
+fn truncating_to_the_high_watermark_after_a_double_power_loss_leaves_replicas_diverged() {
+    let zoo = "zoo/power-loss-divergence.toml";
+    let dir = scratch("brokers-power-loss-divergence");
+    // Seed 3: the old leader comes back with a log cut shorter than the follower's HW.
+    zoo_fires(zoo, "3..3", "committed-prefix-agreement", &dir);
+    fixed_twin_passes(
+        zoo,
+        "truncate-to-hw = true",
+        "truncate-to-hw = false",
+        &dir,
+        &[3, 6],
+    );
+}
+
+#[test]
+fn an_offset_only_epoch_answer_after_a_fast_double_failover_leaves_replicas_diverged() {
+    let zoo = "zoo/epoch-lookup-v0.toml";
+    let dir = scratch("brokers-epoch-lookup-v0");
+    zoo_fires(zoo, "1..1", "committed-prefix-agreement", &dir);
+    fixed_twin_passes(
+        zoo,
+        "offsets-for-leader-epoch-v0 = true",
+        "offsets-for-leader-epoch-v0 = false",
+        &dir,
+        &[1, 2],
+    );
+}
+
+#[test]
 fn a_fast_bounce_unseen_without_broker_epochs_leaves_a_partition_offline() {
     let zoo = "zoo/fast-bounce.toml";
     let dir = scratch("brokers-fast-bounce");
