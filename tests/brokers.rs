@@ -5,8 +5,12 @@
 
 mod common;
 
-use common::{events, fixed_twin_passes, history, scratch, trace_in_own_process, zoo_fires};
+use common::{
+    events, fixed_twin_passes, history, scenario_path, scratch, trace_in_own_process, zoo_fires,
+};
+use ksim::cli::run_one;
 use ksim::history::{Op, SendOutcome};
+use ksim::scenario::load;
 
 fn passes(file: &str, seed: u64) -> std::path::PathBuf {
     common::passes("brokers", file, seed)
@@ -75,6 +79,32 @@ fn without_fsync_a_correlated_power_loss_loses_acknowledged_writes() {
     zoo_fires("zoo/no-fsync-power-loss.toml", "1..4", "lost-write", &dir);
 }
 
+/// A follower that finished truncating against the final leader holds, by its own
+/// reckoning, the leader's records below its LEO: a divergent tail it kept below the HW is
+/// a safety violation even when it never fetches again. zoo/no-fsync-power-loss seed 15:
+/// after the all-broker power cut broker-2 leads epoch 1 again with a shorter log and
+/// re-appends at offsets broker-3 still holds older epoch-1 records for; the epoch lookup
+/// sees no divergence, broker-3's fetches land inside the leader's batches and are refused.
+#[test]
+fn a_follower_that_kept_a_divergent_tail_after_truncating_breaks_the_committed_prefix() {
+    let scenario = load(&scenario_path("zoo/no-fsync-power-loss.toml")).unwrap();
+    let dir = scratch("brokers-divergent-tail");
+    let result = run_one(&scenario, 15, &dir).unwrap();
+    let failed = result.failed_checks();
+    assert!(failed.contains(&"converges"), "{failed:?}");
+    let found: Vec<&str> = result
+        .violations()
+        .into_iter()
+        .filter(|v| v.check == "committed-prefix-agreement")
+        .map(|v| v.detail.as_str())
+        .collect();
+    assert!(
+        found.iter().any(|d| d.starts_with("orders/0: ")
+            && d.contains("broker-3 finished truncating against broker-2 in leader epoch 1")),
+        "{found:?}"
+    );
+}
+
 #[test]
 fn an_unclean_election_loses_acknowledged_writes_and_a_clean_one_waits() {
     let zoo = "zoo/unclean-election.toml";
@@ -119,6 +149,50 @@ fn truncating_to_the_high_watermark_loses_acknowledged_writes_and_epochs_do_not(
         "truncate-to-hw = false",
         &dir,
         &[1, 5],
+    );
+}
+
+#[test]
+fn truncating_to_the_high_watermark_after_a_double_power_loss_leaves_replicas_diverged() {
+    let zoo = "zoo/power-loss-divergence.toml";
+    let dir = scratch("brokers-power-loss-divergence");
+    // Seed 3: the old leader comes back with a log cut shorter than the follower's HW.
+    zoo_fires(zoo, "3..3", "committed-prefix-agreement", &dir);
+    fixed_twin_passes(
+        zoo,
+        "truncate-to-hw = true",
+        "truncate-to-hw = false",
+        &dir,
+        &[3, 6],
+    );
+}
+
+#[test]
+fn an_offset_only_epoch_answer_after_a_fast_double_failover_leaves_replicas_diverged() {
+    let zoo = "zoo/epoch-lookup-v0.toml";
+    let dir = scratch("brokers-epoch-lookup-v0");
+    zoo_fires(zoo, "1..1", "committed-prefix-agreement", &dir);
+    fixed_twin_passes(
+        zoo,
+        "offsets-for-leader-epoch-v0 = true",
+        "offsets-for-leader-epoch-v0 = false",
+        &dir,
+        &[1, 2],
+    );
+}
+
+#[test]
+fn a_fast_bounce_unseen_without_broker_epochs_leaves_a_partition_offline() {
+    let zoo = "zoo/fast-bounce.toml";
+    let dir = scratch("brokers-fast-bounce");
+    // Seed 1: the bounced leader of orders/0 is not the controller.
+    zoo_fires(zoo, "1..1", "converges", &dir);
+    fixed_twin_passes(
+        zoo,
+        "no-broker-epoch = true",
+        "no-broker-epoch = false",
+        &dir,
+        &[1, 2],
     );
 }
 

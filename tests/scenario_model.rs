@@ -200,6 +200,24 @@ fn legacy_switches_that_are_off_are_accepted() {
     assert_eq!(s.legacy, Legacy::default());
 }
 
+/// `[legacy] no-broker-epoch` (KIP-380) runs now: it reaches every broker's controller
+/// config, and nothing else.
+#[test]
+fn the_no_broker_epoch_switch_reaches_the_controllers() {
+    let scenario =
+        load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sim-scenarios/zoo/fast-bounce.toml"))
+            .unwrap();
+    assert!(scenario.legacy.no_broker_epoch);
+    let config = ksim::scenario::plan::broker_config(&scenario, ksim::broker::BrokerId(2));
+    assert!(config.controller.legacy_no_broker_epoch);
+    assert!(!config.controller.legacy_unfenced_writes);
+    let off = Legacy {
+        no_broker_epoch: true,
+        ..Legacy::default()
+    };
+    assert_eq!(scenario.legacy, off, "no other legacy switch");
+}
+
 #[test]
 fn load_reads_the_file_and_keeps_its_path() {
     let dir = std::env::temp_dir().join(format!("ksim-scenario-test-{}", std::process::id()));

@@ -23,6 +23,12 @@
 //!   ISR reset to it); ISR = old ISR ∩ live, never emptied (the last member stays, leader
 //!   -1); leader_epoch + 1 on every leader or ISR change the controller makes. A broker back
 //!   with a new broker epoch (a bounce) counts as lost, then back (KIP-380).
+//! - The legacy switch `no-broker-epoch` brings back the controller before KIP-380
+//!   (KAFKA-7165): membership is by broker id alone. A broker that restarted and registered
+//!   again before the controller re-read `/brokers/ids` is not seen to have bounced: its
+//!   partitions get no new leader and it gets no LeaderAndIsr until a state changes, so the
+//!   partitions it led stay with a leader that does not know it leads. Brokers then accept
+//!   controller requests whatever broker epoch they carry.
 //! - Eligible leader replicas (KIP-966, carried over from KRaft to the state znode): a
 //!   live replica leaving an ISR that falls below the topic's `min.insync.replicas` holds
 //!   every committed record (strict min ISR froze the HW), so it may lead if the ISR dies.
@@ -84,6 +90,11 @@ pub struct ControllerConfig {
     /// LEGACY (KAFKA-6082): write partition states without the controller-epoch check, and
     /// resign only after the work queued before a session's end is done.
     pub legacy_unfenced_writes: bool,
+    /// LEGACY (before KIP-380, KAFKA-7165): no broker epochs. The controller tells brokers
+    /// apart by id alone, so a broker that bounced before the controller read
+    /// `/brokers/ids` without it is not seen to have restarted; brokers and the controller
+    /// do not fence requests by broker epoch.
+    pub legacy_no_broker_epoch: bool,
     /// Keep eligible leader replicas (KIP-966). Sound only with strict min ISR, so the
     /// legacy lenient min ISR turns it off (as Kafka before 4.0 had neither).
     pub eligible_leader_replicas: bool,
@@ -614,7 +625,7 @@ impl ControllerCore {
             active.waiting.push((token, request));
             return;
         }
-        let verdict = validate_alter(active, &request);
+        let verdict = validate_alter(active, &request, !self.config.legacy_no_broker_epoch);
         match verdict {
             Err(error) => self.reply_alter(token, Err(error)),
             Ok(None) => {
@@ -791,6 +802,7 @@ impl ControllerCore {
 
     fn membership_known(&mut self) {
         let legacy = self.config.legacy_unfenced_writes;
+        let no_broker_epoch = self.config.legacy_no_broker_epoch;
         let Some(active) = self.active.as_mut() else {
             return;
         };
@@ -819,7 +831,15 @@ impl ControllerCore {
         let changed: Vec<BrokerId> = active
             .live
             .iter()
-            .filter(|(id, epoch)| old.get(id) != Some(epoch))
+            .filter(|(id, epoch)| {
+                if no_broker_epoch {
+                    // LEGACY (before KIP-380): membership by id; a broker that bounced
+                    // between two reads of `/brokers/ids` looks as if it never left.
+                    !old.contains_key(id)
+                } else {
+                    old.get(id) != Some(epoch)
+                }
+            })
             .map(|(id, _)| *id)
             .collect();
         // A bounce is a failure and a start (KIP-380): elect as if the bounced brokers
@@ -1327,15 +1347,21 @@ fn parse_epoch(data: &[u8]) -> ControllerEpoch {
 }
 
 /// What an AlterPartition may do: `Ok(Some(state))` to write (the current state, to be
-/// given the new ISR), `Ok(None)` when it asks for the ISR already there.
+/// given the new ISR), `Ok(None)` when it asks for the ISR already there. With
+/// `broker_epochs` off (legacy, before KIP-380) the asking broker need only be live.
 fn validate_alter(
     active: &Active,
     request: &AlterPartition,
+    broker_epochs: bool,
 ) -> Result<Option<PartitionState>, KafkaError> {
     let Some(state) = active.states.get(&request.partition) else {
         return Err(KafkaError::UnknownTopicOrPartition);
     };
-    if active.live.get(&request.broker_id) != Some(&request.broker_epoch) {
+    let known = match active.live.get(&request.broker_id) {
+        Some(epoch) => !broker_epochs || *epoch == request.broker_epoch,
+        None => false,
+    };
+    if !known {
         return Err(KafkaError::StaleBrokerEpoch);
     }
     if state.leader != Some(request.broker_id) {

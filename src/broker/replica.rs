@@ -195,6 +195,17 @@ pub enum ReplicaEvent {
         /// The new HW.
         hw: Offset,
     },
+    /// A follower finished reconciling its log with its leader's (Kafka's fetcher moves the
+    /// partition from `Truncating` to `Fetching`): every record below `leo` is, by the
+    /// follower's reckoning, the leader's record at that offset; it fetches from `leo` on.
+    TruncationDone {
+        /// The leader.
+        leader: BrokerId,
+        /// The leader epoch it follows in.
+        leader_epoch: LeaderEpoch,
+        /// Its LEO: where it fetches from.
+        leo: Offset,
+    },
     /// The log was cut.
     Truncated {
         /// LEO before.
@@ -377,6 +388,9 @@ enum RoleState {
         leader: BrokerId,
         /// `Some(epoch asked about)` while finding the divergence point.
         truncating: Option<LeaderEpoch>,
+        /// Under `truncate_on_fetch`: no fetch answer has confirmed the log yet (the first
+        /// one without a `diverging_epoch` ends the truncation).
+        unconfirmed: bool,
     },
 }
 
@@ -517,9 +531,28 @@ impl<D: Disk> Replica<D> {
         } else {
             self.epochs.latest_epoch()
         };
-        self.role = RoleState::Follower { leader, truncating };
+        let unconfirmed = self.config.truncate_on_fetch;
+        self.role = RoleState::Follower {
+            leader,
+            truncating,
+            unconfirmed,
+        };
+        if truncating.is_none() && !unconfirmed {
+            self.truncation_done();
+        }
         self.check_invariants();
         Ok(())
+    }
+
+    /// Announces that the follower fetches from its LEO on ([`ReplicaEvent::TruncationDone`]).
+    fn truncation_done(&mut self) {
+        if let RoleState::Follower { leader, .. } = self.role {
+            self.events.push(ReplicaEvent::TruncationDone {
+                leader,
+                leader_epoch: self.leader_epoch,
+                leo: self.log.log_end_offset(),
+            });
+        }
     }
 
     /// A truncating follower's `OffsetsForLeaderEpoch` question (its latest epoch).
@@ -553,6 +586,7 @@ impl<D: Disk> Replica<D> {
         let RoleState::Follower {
             leader,
             truncating: Some(_),
+            unconfirmed,
         } = self.role
         else {
             return Ok(TruncationStep::Ignored);
@@ -569,11 +603,15 @@ impl<D: Disk> Replica<D> {
         self.role = RoleState::Follower {
             leader,
             truncating: next,
+            unconfirmed,
         };
         self.check_invariants();
         Ok(match self.epoch_request() {
             Some(request) => TruncationStep::AskAgain(request),
-            None => TruncationStep::Done,
+            None => {
+                self.truncation_done();
+                TruncationStep::Done
+            }
         })
     }
 
@@ -622,12 +660,20 @@ impl<D: Disk> Replica<D> {
             });
         }
         let records = &data.records.0;
-        let mut outcome = FetchOutcome::Empty;
         if !records.is_empty() {
             let first = parse_header(records).map_err(LogError::from)?;
             if first.base_offset != self.log.log_end_offset() {
                 return Ok(FetchOutcome::Ignored);
             }
+        }
+        if let RoleState::Follower { unconfirmed, .. } = &mut self.role {
+            if std::mem::take(unconfirmed) {
+                // KIP-320: the leader found no divergence at this fetch's offset and epoch.
+                self.truncation_done();
+            }
+        }
+        let mut outcome = FetchOutcome::Empty;
+        if !records.is_empty() {
             let info = self.log.append_as_follower(records)?;
             self.learn_batches(records)?;
             self.events.push(ReplicaEvent::FollowerAppended {
@@ -1025,7 +1071,9 @@ impl<D: Disk> Replica<D> {
         match &self.role {
             RoleState::Offline => Role::Offline,
             RoleState::Leader(_) => Role::Leader,
-            RoleState::Follower { leader, truncating } => Role::Follower {
+            RoleState::Follower {
+                leader, truncating, ..
+            } => Role::Follower {
                 leader: *leader,
                 truncating: truncating.is_some(),
             },

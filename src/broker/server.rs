@@ -171,6 +171,7 @@ pub enum Announced {
 /// | `become-follower` | `partition`, `leader` (id), `leader_epoch`, `leo`, `hw` | it applied a LeaderAndIsr making it follower | `single-leader-per-epoch`, `leader-epoch-monotonic`; the final leader |
 /// | `hw` | `partition`, `hw`, `leader_epoch` | its HW of that replica advanced (leader or follower) | `hw-monotonic`, `committed-prefix-agreement` |
 /// | `truncate` | `partition`, `from`, `to`, `hw` | it cut its log from LEO `from` down to `to`, having HW `hw` | `no-truncation-below-hw` |
+/// | `truncation-done` | `partition`, `leader` (id), `leader_epoch`, `leo` | as follower, it found where its log meets the leader's and fetches from `leo` on | `committed-prefix-agreement` (its log is the leader's below `leo`) |
 /// | `isr-changed` | `partition`, `isr`, `partition_epoch` | as leader, it applied a new ISR | `converges` (full ISR) |
 /// | `broker-registered` / `broker-unregistered` | `broker_epoch` | its registration znode was created / its session ended | timeline |
 /// | `log-opened` | `partition`, `recovery` | it opened a replica's log | timeline |
@@ -264,6 +265,19 @@ pub enum BrokerEvent {
         to: Offset,
         /// Its HW.
         hw: Offset,
+    },
+    /// As follower, it finished truncating: its log below `leo` is, by its reckoning, the
+    /// leader's, and it fetches from `leo` on (Kafka's fetcher: `Truncating` → `Fetching`).
+    TruncationDone {
+        /// The partition.
+        #[serde(with = "super::types::tp_text")]
+        partition: TopicPartition,
+        /// The leader it follows.
+        leader: BrokerId,
+        /// The leader epoch.
+        leader_epoch: LeaderEpoch,
+        /// Its LEO then.
+        leo: Offset,
     },
     /// As leader, it applied a new ISR.
     IsrChanged {
@@ -1276,7 +1290,10 @@ impl<D: Disk> BrokerCore<D> {
                         error: Some(KafkaError::StaleControllerEpoch),
                     };
                 }
-                if Some(*broker_epoch) != self.broker_epoch {
+                // LEGACY (before KIP-380): no broker epoch to tell this incarnation's
+                // requests from an earlier one's.
+                let fenced = !self.config.controller.legacy_no_broker_epoch;
+                if fenced && Some(*broker_epoch) != self.broker_epoch {
                     crate::coverage::hit(crate::coverage::Mark::StaleBrokerEpochRefused);
                     return ResponseBody::LeaderAndIsr {
                         error: Some(KafkaError::StaleBrokerEpoch),
@@ -1933,6 +1950,16 @@ impl<D: Disk> BrokerCore<D> {
                     partition,
                     hw,
                     leader_epoch: replica_epoch,
+                },
+                ReplicaEvent::TruncationDone {
+                    leader,
+                    leader_epoch,
+                    leo,
+                } => BrokerEvent::TruncationDone {
+                    partition,
+                    leader,
+                    leader_epoch,
+                    leo,
                 },
                 ReplicaEvent::Truncated { from_leo, to, hw } => BrokerEvent::Truncate {
                     partition,

@@ -29,7 +29,7 @@ pub struct Placed<'a> {
     /// Which announcement it is, as far as the checks tell them apart (so they pass over
     /// the others without reading them).
     pub kind: Kind,
-    /// The replica a `become-leader`, `become-follower` or `hw` is about.
+    /// The replica a `become-leader`, `become-follower`, `hw` or `truncation-done` is about.
     pub replica: Option<ReplicaId>,
 }
 
@@ -41,6 +41,7 @@ pub enum Kind {
     Hw,
     IsrChanged,
     Truncate,
+    TruncationDone,
     ControllerElected,
     PartitionState,
     Other,
@@ -54,6 +55,7 @@ impl Kind {
             Announcement::Broker(BrokerEvent::Hw { .. }) => Kind::Hw,
             Announcement::Broker(BrokerEvent::IsrChanged { .. }) => Kind::IsrChanged,
             Announcement::Broker(BrokerEvent::Truncate { .. }) => Kind::Truncate,
+            Announcement::Broker(BrokerEvent::TruncationDone { .. }) => Kind::TruncationDone,
             Announcement::Controller(ControllerEvent::ControllerElected { .. }) => {
                 Kind::ControllerElected
             }
@@ -77,6 +79,9 @@ pub struct BrokerEvents<'a> {
     placed: Vec<Placed<'a>>,
     /// Each broker's last incarnation.
     pub last_incarnation: BTreeMap<&'a str, u64>,
+    /// When each broker's last incarnation began: the event that ended the one before
+    /// (absent for a broker still in its first).
+    pub last_incarnation_from_us: BTreeMap<&'a str, u64>,
     /// Replicas by (broker, incarnation, partition).
     replica_ids: FxMap<(&'a str, u64, &'a TopicPartition), ReplicaId>,
     /// Each replica's partition.
@@ -88,7 +93,8 @@ pub struct BrokerEvents<'a> {
 impl<'a> BrokerEvents<'a> {
     /// Places every broker event of the run in its incarnation.
     pub fn new(events: &'a [Event]) -> Self {
-        let (mut placed, last_incarnation) = place_in_incarnations(events);
+        let (mut placed, last_incarnation, last_incarnation_from_us) =
+            place_in_incarnations(events);
         let mut replica_ids = FxMap::default();
         let mut replica_parts = Vec::new();
         let mut part_ids = FxMap::default();
@@ -97,7 +103,8 @@ impl<'a> BrokerEvents<'a> {
                 Announcement::Broker(
                     BrokerEvent::BecomeLeader { partition, .. }
                     | BrokerEvent::BecomeFollower { partition, .. }
-                    | BrokerEvent::Hw { partition, .. },
+                    | BrokerEvent::Hw { partition, .. }
+                    | BrokerEvent::TruncationDone { partition, .. },
                 ) => partition,
                 _ => continue,
             };
@@ -113,6 +120,7 @@ impl<'a> BrokerEvents<'a> {
         BrokerEvents {
             placed,
             last_incarnation,
+            last_incarnation_from_us,
             replica_ids,
             replica_parts,
             part_ids,
@@ -228,7 +236,7 @@ pub fn partitions_without_full_isr(
     at_us: u64,
 ) -> Vec<TopicPartition> {
     let upto = events.partition_point(|e| e.at_us <= at_us);
-    let (placed, current) = place_in_incarnations(&events[..upto]);
+    let (placed, current, _) = place_in_incarnations(&events[..upto]);
     // (broker, partition) → (incarnation, ISR size) while it leads.
     let mut leading: BTreeMap<(&str, TopicPartition), (u64, usize)> = BTreeMap::new();
     for event in &placed {
@@ -258,16 +266,26 @@ pub fn partitions_without_full_isr(
         .collect()
 }
 
-/// The brokers' events, each placed in its broker's incarnation, and each broker's last
-/// incarnation.
-fn place_in_incarnations(events: &[Event]) -> (Vec<Placed<'_>>, BTreeMap<&str, u64>) {
+/// What [`place_in_incarnations`] finds: the placed events, each broker's last incarnation,
+/// and when it began.
+type Incarnations<'a> = (
+    Vec<Placed<'a>>,
+    BTreeMap<&'a str, u64>,
+    BTreeMap<&'a str, u64>,
+);
+
+/// The brokers' events, each placed in its broker's incarnation; each broker's last
+/// incarnation, and when it began.
+fn place_in_incarnations(events: &[Event]) -> Incarnations<'_> {
     let mut current: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut began: BTreeMap<&str, u64> = BTreeMap::new();
     let mut announced: BTreeMap<&str, u64> = BTreeMap::new();
     let mut placed = Vec::new();
     for event in events {
         if event.node == "world" {
             for node in processes_ended(event).filter(|n| n.starts_with("broker-")) {
                 *current.entry(node).or_default() += 1;
+                began.insert(node, event.at_us);
             }
             continue;
         }
@@ -281,6 +299,7 @@ fn place_in_incarnations(events: &[Event]) -> (Vec<Placed<'_>>, BTreeMap<&str, u
                 .is_some_and(|i| i != incarnation)
             {
                 *current.entry(broker).or_default() += 1;
+                began.insert(broker, event.at_us);
             }
         }
         let incarnation = *current.entry(broker).or_default();
@@ -296,7 +315,7 @@ fn place_in_incarnations(events: &[Event]) -> (Vec<Placed<'_>>, BTreeMap<&str, u
             replica: None,
         });
     }
-    (placed, current)
+    (placed, current, began)
 }
 
 #[cfg(test)]

@@ -19,11 +19,22 @@
 //!   advance its HW, which the data checks judge.
 //! - `hw-monotonic`: per broker incarnation and partition, `hw` never decreases.
 //! - `committed-prefix-agreement`: the committed HW of a partition is the greatest `hw` a
-//!   broker announced while leader. The replicas in sync at the end — the final leader, and
-//!   each broker whose last incarnation ends as follower having announced an `hw` since its
-//!   last `become-follower` — agree pairwise on every offset below it that both hold.
-//!   (A replica that is down or never caught up may hold an unreconciled tail; `converges`
-//!   reports it.)
+//!   broker announced while leader. The replicas that claim the final leader's history at
+//!   the end agree pairwise on every offset below it that both hold. They are the final
+//!   leader, and each broker whose last incarnation ends as follower having either
+//!   - announced an `hw` since its last `become-follower` (it fetched), or
+//!   - announced `truncation-done` for that `become-follower`, naming the final leader in
+//!     its final leader epoch, after the final leader's last incarnation began (a leader
+//!     that restarts may come back in the same epoch with a shorter log, and the
+//!     follower's reconciliation was with the log it lost): it reconciled its log with the
+//!     final leader's (KIP-101/279, or the legacy cut to its own HW) and holds, by its
+//!     own reckoning, the leader's records below its LEO. A divergent tail it kept is a safety
+//!     violation even if it never fetched again (a fetch landing inside the leader's batch
+//!     is refused, so such a follower stalls out of the ISR).
+//!
+//!   A replica that merely lags holds fewer offsets and disagrees on none. One that is down,
+//!   follows an older leader or epoch, or is still truncating may hold an unreconciled
+//!   tail; `converges` reports it if it never catches up.
 //! - `no-truncation-below-hw`: a `truncate` with `to < hw`.
 
 use super::broker_events::{broker_named, Kind};
@@ -32,7 +43,7 @@ use super::toolkit::{seconds, violation, FxMap, FxSet};
 use super::{FinalLog, Violation};
 use crate::broker::controller::ControllerEvent;
 use crate::broker::server::BrokerEvent;
-use crate::broker::{PartitionEpoch, TopicPartition};
+use crate::broker::{BrokerId, PartitionEpoch, TopicPartition};
 use crate::history::Announcement;
 use std::collections::BTreeMap;
 
@@ -233,67 +244,130 @@ impl<'a> Facts<'a> {
                 }
             }
         }
-        // Roles per replica in each incarnation, the committed HW, and who is in sync at
-        // the end: (broker, partition) → (leading, fetched since becoming follower).
-        let mut role: Vec<Option<(bool, bool)>> = vec![None; self.events.replica_count()];
+        // What each replica did last in its incarnation, and the committed HW.
+        let mut role: Vec<Option<Role>> = vec![None; self.events.replica_count()];
         let mut committed: Vec<Option<(u64, &str, u64)>> = vec![None; self.events.part_count()];
-        for event in self
-            .events
-            .of(&[Kind::BecomeLeader, Kind::BecomeFollower, Kind::Hw])
-        {
+        let kinds = [
+            Kind::BecomeLeader,
+            Kind::BecomeFollower,
+            Kind::Hw,
+            Kind::TruncationDone,
+        ];
+        for event in self.events.of(&kinds) {
             let Some(replica) = event.replica else {
                 continue;
             };
             let state = &mut role[replica as usize];
             match event.announced {
-                Announcement::Broker(BrokerEvent::BecomeLeader { .. }) => {
-                    *state = Some((true, false));
+                Announcement::Broker(BrokerEvent::BecomeLeader { leader_epoch, .. }) => {
+                    *state = Some(Role::Leader {
+                        epoch: leader_epoch.0,
+                    });
                 }
-                Announcement::Broker(BrokerEvent::BecomeFollower { .. }) => {
-                    *state = Some((false, false));
+                Announcement::Broker(BrokerEvent::BecomeFollower {
+                    leader,
+                    leader_epoch,
+                    ..
+                }) => {
+                    *state = Some(Role::Follower {
+                        leader: *leader,
+                        epoch: leader_epoch.0,
+                        fetched: false,
+                        truncated_at_us: None,
+                    });
+                }
+                Announcement::Broker(BrokerEvent::TruncationDone {
+                    leader,
+                    leader_epoch,
+                    ..
+                }) => {
+                    if let Some(Role::Follower {
+                        leader: following,
+                        epoch,
+                        truncated_at_us,
+                        ..
+                    }) = state
+                    {
+                        if following == leader && *epoch == leader_epoch.0 {
+                            *truncated_at_us = Some(event.at_us);
+                        }
+                    }
                 }
                 Announcement::Broker(BrokerEvent::Hw { hw, .. }) => {
                     let hw = hw.0;
-                    let Some(state) = state else {
-                        continue;
-                    };
-                    state.1 = true;
-                    let committed = &mut committed[self.events.part_of(replica) as usize];
-                    if state.0 && committed.is_none_or(|(h, _, _)| hw > h) {
-                        *committed = Some((hw, event.broker, event.at_us));
+                    match state {
+                        Some(Role::Follower { fetched, .. }) => *fetched = true,
+                        Some(Role::Leader { .. }) => {
+                            let committed = &mut committed[self.events.part_of(replica) as usize];
+                            if committed.is_none_or(|(h, _, _)| hw > h) {
+                                *committed = Some((hw, event.broker, event.at_us));
+                            }
+                        }
+                        None => {}
                     }
                 }
                 _ => {}
             }
         }
+        let last_role = |broker: &str, tp: &TopicPartition| -> Option<Role> {
+            let last = *self.events.last_incarnation.get(broker)?;
+            role[self.events.replica(broker, last, tp)? as usize]
+        };
         for (tp, replicas) in self.logs {
             let Some((hw, by, at)) = self.events.part(tp).and_then(|p| committed[p as usize])
             else {
                 continue;
             };
             let reference = self.part_id(tp).and_then(|part| self.reference_of(part));
-            let in_sync: Vec<(&str, &FinalLog)> = replicas
+            let final_leader = reference
+                .filter(|r| r.why == "the final leader")
+                .map(|r| r.broker);
+            // The final leader's epoch, and when its last incarnation began.
+            let led = final_leader.and_then(|l| match last_role(l, tp) {
+                Some(Role::Leader { epoch, .. }) => {
+                    let from = self.events.last_incarnation_from_us.get(l).copied();
+                    Some((l, epoch, from))
+                }
+                _ => None,
+            });
+            let in_sync: Vec<(&str, &FinalLog, Option<String>)> = replicas
                 .iter()
-                .filter(|(broker, log)| {
-                    if log.error.is_some() {
-                        return false;
+                .filter(|(_, log)| log.error.is_none())
+                .filter_map(|(broker, log)| {
+                    if final_leader == Some(broker.as_str()) {
+                        return Some((broker.as_str(), log, None));
                     }
-                    if reference.is_some_and(|r| r.broker == *broker && r.why == "the final leader")
-                    {
-                        return true;
-                    }
-                    let Some(&last) = self.events.last_incarnation.get(broker.as_str()) else {
-                        return false;
+                    let Some(Role::Follower {
+                        leader,
+                        epoch,
+                        fetched,
+                        truncated_at_us,
+                    }) = last_role(broker, tp)
+                    else {
+                        return None;
                     };
-                    self.events
-                        .replica(broker, last, tp)
-                        .and_then(|replica| role[replica as usize])
-                        .is_some_and(|(leading, fetched)| !leading && fetched)
+                    if fetched {
+                        return Some((broker.as_str(), log, None));
+                    }
+                    // Not fetched, but it finished truncating against the final leader in
+                    // its final epoch, in the leader's last incarnation (a leader that
+                    // restarts may come back in the same epoch with a shorter log): it
+                    // holds, by its own reckoning, the final leader's records below its
+                    // LEO.
+                    let (l, e, from) = led?;
+                    let truncated = truncated_at_us.filter(|&t| from.is_none_or(|f| t > f))?;
+                    (broker_named(leader) == l && epoch == e).then(|| {
+                        let why = format!(
+                            "{broker} finished truncating against {l} in leader epoch {e} at \
+                             {} and fetched nothing since",
+                            seconds(truncated)
+                        );
+                        (broker.as_str(), log, Some(why))
+                    })
                 })
-                .map(|(b, l)| (b.as_str(), l))
                 .collect();
-            for (i, (a, log_a)) in in_sync.iter().enumerate() {
-                for (b, log_b) in &in_sync[i + 1..] {
+            for (i, (a, log_a, why_a)) in in_sync.iter().enumerate() {
+                for (b, log_b, why_b) in &in_sync[i + 1..] {
                     let from = log_a.log_start.max(log_b.log_start);
                     let to = hw.min(log_a.log_end).min(log_b.log_end);
                     let (count, first) = match (log_a.between(from, to), log_b.between(from, to)) {
@@ -304,6 +378,16 @@ impl<'a> Facts<'a> {
                         ),
                     };
                     if let Some((first, held_a, held_b)) = first {
+                        let whys: Vec<&str> = [why_a, why_b]
+                            .into_iter()
+                            .flatten()
+                            .map(String::as_str)
+                            .collect();
+                        let whys = if whys.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", whys.join("; "))
+                        };
                         out.push(violation(
                             CHECK,
                             Some(tp),
@@ -312,7 +396,7 @@ impl<'a> Facts<'a> {
                             format!(
                                 "{a} and {b} disagree on {count} offsets below the committed HW \
                                  {hw} ({by} announced it at {}), first at offset {first}: {a} \
-                                 holds {} and {b} holds {}",
+                                 holds {} and {b} holds {}{whys}",
                                 seconds(at),
                                 held_a.unwrap_or("nothing"),
                                 held_b.unwrap_or("nothing")
@@ -355,6 +439,21 @@ impl<'a> Facts<'a> {
         }
         out
     }
+}
+
+/// What a replica did last, as `committed-prefix-agreement` follows it.
+#[derive(Clone, Copy)]
+enum Role {
+    /// It became leader in `epoch`.
+    Leader { epoch: i32 },
+    /// It became follower of `leader` in `epoch`; since then it announced an HW
+    /// (`fetched`) and finished truncating (at `truncated_at_us`), or not.
+    Follower {
+        leader: BrokerId,
+        epoch: i32,
+        fetched: bool,
+        truncated_at_us: Option<u64>,
+    },
 }
 
 /// `(offset, value)` of the records of `log` at offsets in `from..to`, ascending; of

@@ -181,6 +181,7 @@ pub fn broker_config(scenario: &Scenario, id: BrokerId) -> BrokerCoreConfig {
             topics: topic_specs(scenario),
             unclean_leader_election: config.unclean_leader_election_enable.unwrap_or(false),
             legacy_unfenced_writes: legacy.unfenced_controller_writes,
+            legacy_no_broker_epoch: legacy.no_broker_epoch,
             eligible_leader_replicas: !legacy.lenient_min_isr,
         },
         coordinator: coordinator_config(scenario),

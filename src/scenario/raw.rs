@@ -266,30 +266,6 @@ pub(super) struct RawLegacy {
     pub zk_ack_before_sync: Option<Spanned<bool>>,
 }
 
-impl RawLegacy {
-    /// Every switch with its key, in declaration order.
-    pub fn switches(&self) -> [(&'static str, &Option<Spanned<bool>>); 10] {
-        [
-            ("truncate-to-hw", &self.truncate_to_hw),
-            (
-                "offsets-for-leader-epoch-v0",
-                &self.offsets_for_leader_epoch_v0,
-            ),
-            ("lenient-min-isr", &self.lenient_min_isr),
-            (
-                "unfenced-controller-writes",
-                &self.unfenced_controller_writes,
-            ),
-            ("no-broker-epoch", &self.no_broker_epoch),
-            ("unfenced-offset-commits", &self.unfenced_offset_commits),
-            ("commit-before-process", &self.commit_before_process),
-            ("cooperative-no-holdback", &self.cooperative_no_holdback),
-            ("zk-diff-only-sync", &self.zk_diff_only_sync),
-            ("zk-ack-before-sync", &self.zk_ack_before_sync),
-        ]
-    }
-}
-
 /// A duration string (`"10s"`); a malformed one is a deserialization error at the value.
 pub(super) struct DurationValue(pub Duration);
 

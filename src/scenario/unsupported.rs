@@ -32,18 +32,6 @@ pub(super) fn reject_unsupported(raw: &RawScenario) -> Result<(), Problem> {
             );
         }
     }
-    // Legacy switches of the brokers.
-    if let Some(legacy) = &raw.legacy {
-        for (key, switch) in legacy.switches() {
-            if key != "no-broker-epoch" {
-                continue;
-            }
-            if let Some(on) = switch.as_ref().filter(|s| *s.get_ref()) {
-                refuse(on.span(), &format!("[legacy] `{key}` (not built yet)"));
-            }
-        }
-    }
-
     match found.into_iter().min_by_key(|(span, _)| span.start) {
         Some((span, what)) => Err(Problem {
             span,

@@ -33,6 +33,7 @@ fn config(id: u32, brokers: u32) -> ControllerConfig {
         }],
         unclean_leader_election: false,
         legacy_unfenced_writes: false,
+        legacy_no_broker_epoch: false,
         eligible_leader_replicas: true,
     }
 }
@@ -137,6 +138,25 @@ impl Cluster {
             ControllerAction::Reply { token, body } => b.replies.push((token, body)),
             ControllerAction::Announce(event) => b.announced.push(event),
         }
+    }
+
+    /// A broker restarts and registers again before the controller hears that its old
+    /// registration went: the deletion's watch reaches the controller only after the new
+    /// znode exists (KIP-380's fast bounce; the controller was stalled meanwhile).
+    fn bounce_unseen(&mut self, id: u32) {
+        let old = self.brokers[id as usize - 1].session;
+        let mut fired = self.ens.expire(old);
+        let session = SessionId(self.next_session);
+        self.next_session += 1;
+        self.ens.open(session);
+        let b = &mut self.brokers[id as usize - 1];
+        b.session = session;
+        b.ctl = ControllerCore::new(b.ctl.config.clone());
+        let path = paths::broker_path(b.id);
+        fired.extend(self.ens.ephemeral(session, &path, vec![]));
+        self.brokers[id as usize - 1].ctl.start();
+        self.deliver(fired);
+        self.settle();
     }
 
     fn controllers(&self) -> Vec<(u32, u32)> {
@@ -406,6 +426,58 @@ fn legacy_a_controller_back_after_its_session_writes_from_its_old_view_then_resi
         ControllerEvent::ControllerResigned { .. }
     ));
     assert_eq!(c.controllers(), vec![(2, 2)]);
+}
+
+/// KIP-380: a partition leader that is not the controller bounces faster than the
+/// controller notices. With broker epochs the controller sees a new epoch for the same id:
+/// a failure and a start — the partitions it led get new leaders, and it hears a
+/// LeaderAndIsr for its new broker epoch. Without (legacy, KAFKA-7165) the membership looks
+/// unchanged: nothing is elected and the broker is told nothing, though it has forgotten
+/// what it led.
+#[test]
+fn a_fast_bounce_is_a_failure_and_a_start_unless_broker_epochs_are_off() {
+    for legacy in [false, true] {
+        let mut c = Cluster::new(3);
+        for b in &mut c.brokers {
+            b.ctl.config.legacy_no_broker_epoch = legacy;
+        }
+        for id in 1..=3 {
+            c.start(id);
+        }
+        full_isr(&mut c);
+        // Broker 1, the first controller, leads every partition: once it is gone the
+        // leaders and the controller are brokers 2 and 3.
+        c.expire(1);
+        let controller = c.controllers()[0].0;
+        let bounced = 5 - controller;
+        let before: Vec<StateZnode> = (0..3).map(|p| c.ens.state(&tp(p))).collect();
+        let led: Vec<u32> = (0..3)
+            .filter(|&p| before[p as usize].leader == i64::from(bounced))
+            .collect();
+        assert!(!led.is_empty(), "broker {bounced} leads: {before:?}");
+        let inbox = bounced as usize - 1;
+        let heard = c.brokers[inbox].inbox.len();
+        c.bounce_unseen(bounced);
+        let path = paths::broker_path(BrokerId(bounced));
+        let (_, stat) = c.ens.tree.get_data(&path).unwrap();
+        let new_epoch = BrokerEpoch(stat.czxid.0 as i64);
+        let told = c.brokers[inbox].inbox[heard..].iter().any(|r| {
+            matches!(r, RequestBody::LeaderAndIsr { broker_epoch, .. } if *broker_epoch == new_epoch)
+        });
+        for &p in &led {
+            let now = c.ens.state(&tp(p));
+            if legacy {
+                assert_eq!(now, before[p as usize], "legacy: partition {p} untouched");
+            } else {
+                assert_ne!(now.leader, i64::from(bounced), "partition {p} moved off it");
+                assert!(now.leader_epoch > before[p as usize].leader_epoch);
+            }
+        }
+        assert_eq!(
+            told, !legacy,
+            "legacy={legacy}: LeaderAndIsr to the new incarnation"
+        );
+    }
 }
 
 #[test]

@@ -652,6 +652,86 @@ fn kip_279_legacy_v0_answer_leaves_the_logs_diverged() {
     );
 }
 
+/// A follower announces `TruncationDone` once per `become_follower`, when it starts
+/// fetching: after the OffsetsForLeaderEpoch exchange ends (KIP-101/279, or v0's single
+/// answer), and under KIP-320 with the first fetch answer that names no divergence. Its
+/// `leo` is where the follower fetches from, after the last cut (the checks compare the
+/// follower's log below it with the leader's).
+#[test]
+fn truncation_done_is_announced_once_when_the_follower_starts_fetching() {
+    let cases = [
+        ("epoch lookup", ReplicaConfig::default(), false, 0),
+        (
+            "v0: keeps a0, diverged",
+            ReplicaConfig {
+                legacy_offsets_for_leader_epoch_v0: true,
+                ..ReplicaConfig::default()
+            },
+            false,
+            1,
+        ),
+        (
+            "KIP-320 on fetch",
+            ReplicaConfig {
+                truncate_on_fetch: true,
+                ..ReplicaConfig::default()
+            },
+            true,
+            0,
+        ),
+    ];
+    for (name, config, on_fetch, leo) in cases {
+        let (mut a, _, _) = kip_279_double_failover(config, on_fetch);
+        let events = a.take_events();
+        let done: Vec<usize> = events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matches!(e, ReplicaEvent::TruncationDone { .. }))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(done.len(), 1, "{name}: {events:?}");
+        assert_eq!(
+            events[done[0]],
+            ReplicaEvent::TruncationDone {
+                leader: B2,
+                leader_epoch: LeaderEpoch(3),
+                leo: Offset(leo)
+            },
+            "{name}"
+        );
+        let last_cut = events
+            .iter()
+            .rposition(|e| matches!(e, ReplicaEvent::Truncated { .. }));
+        assert!(
+            last_cut.is_none_or(|cut| cut < done[0]),
+            "{name}: {events:?}"
+        );
+    }
+    // Legacy truncation to the HW is done at once; so is a follower with no epochs.
+    let (disk, _root) = disk("done-at-once");
+    let legacy = ReplicaConfig {
+        legacy_truncate_to_hw: true,
+        ..ReplicaConfig::default()
+    };
+    for (id, config) in [(B1, legacy), (B3, ReplicaConfig::default())] {
+        let mut r = open_with(&disk, id, config);
+        r.take_events();
+        r.become_follower(B2, LeaderEpoch(4)).unwrap();
+        assert!(r.epoch_request().is_none());
+        assert!(matches!(
+            r.take_events().as_slice(),
+            [
+                ReplicaEvent::BecameFollower { .. },
+                ReplicaEvent::TruncationDone {
+                    leader: B2,
+                    leader_epoch: LeaderEpoch(4),
+                    leo: Offset(0)
+                }
+            ]
+        ));
+    }
+}
+
 #[test]
 fn kip_320_diverging_epoch_in_fetch_responses_truncates_and_continues() {
     let config = ReplicaConfig {
@@ -939,6 +1019,11 @@ fn events_report_roles_truncation_and_isr_changes() {
                 from_leo: Offset(2),
                 to: Offset(0),
                 hw: Offset(0)
+            },
+            ReplicaEvent::TruncationDone {
+                leader: B2,
+                leader_epoch: LeaderEpoch(1),
+                leo: Offset(0)
             },
         ]
     );

@@ -37,6 +37,7 @@ fn config(id: BrokerId) -> BrokerConfig {
             }],
             unclean_leader_election: false,
             legacy_unfenced_writes: false,
+            legacy_no_broker_epoch: false,
             eligible_leader_replicas: true,
         },
         coordinator: CoordinatorConfig {
