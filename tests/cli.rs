@@ -3,19 +3,14 @@
 //! Each test runs the real binary in a child process, so "same seed ⇒ same trace" is checked
 //! across processes, as the contract promises.
 
+mod common;
+
+use common::ksim;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const POWER_LOSS: &str = "sim-scenarios/log-power-loss.toml";
 const NO_FSYNC: &str = "sim-scenarios/zoo/log-no-fsync.toml";
-
-fn ksim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ksim"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the ksim binary runs")
-}
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()

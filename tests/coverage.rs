@@ -3,21 +3,14 @@
 //! configuration or fault, so these tests fail if a mark is never counted, or counted
 //! where its state cannot occur.
 
+mod common;
+
+use common::ksim;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn ksim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ksim"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the ksim binary runs")
-}
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("coverage-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::scratch(&format!("coverage-{name}"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

@@ -9,12 +9,12 @@
 
 mod common;
 
+use common::ksim;
 use ksim::cli::shrink::document::Template;
 use ksim::cli::shrink::export::export;
 use ksim::history::{Announcement, Event, WorldEvent};
 use ksim::scenario::{load, parse, FaultAction};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 /// Writers with Kafka's default flush (never fsync) under a nemesis drawing every kind of
 /// fault: a power cut loses acknowledged records, so `lost-write` fires.
@@ -33,14 +33,6 @@ rate = 200
 actions = ["power-loss", "kill", "pause", "clog", "partition", "loss"]
 every = "1s..3s"
 "#;
-
-fn ksim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ksim"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the ksim binary runs")
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

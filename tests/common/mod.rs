@@ -8,7 +8,16 @@ use ksim::history::HistoryEntry;
 use ksim::report::Verdict;
 use ksim::scenario::load;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
+
+/// The `ksim` binary run as a user runs it (from the repository's root), in a child process.
+pub fn ksim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ksim"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the ksim binary runs")
+}
 
 /// A fresh directory for one test's runs, under cargo's per-target scratch space.
 pub fn scratch(name: &str) -> PathBuf {
