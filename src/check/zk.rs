@@ -181,7 +181,9 @@ impl ServerRole {
                 }))
             }
             Announcement::ZkServer(ZkServerEvent::Looking { .. }) => Some(ServerRole::Looking),
-            Announcement::Shell(ShellEvent::Recovered { .. }) => Some(ServerRole::Recovered),
+            Announcement::Shell(shell) if matches!(**shell, ShellEvent::Recovered { .. }) => {
+                Some(ServerRole::Recovered)
+            }
             _ => None,
         }
     }

@@ -388,4 +388,16 @@ mod tests {
         );
         assert!(std::mem::size_of::<HistoryEntry>() <= 88);
     }
+
+    /// A run announces tens of thousands of events, nearly all of them the broker's (its
+    /// `hw` above all), and every event is as large as the largest inline announcement: a
+    /// rare announcer's event belongs in a box (as the shells' and the world's are).
+    #[test]
+    fn an_event_stays_small() {
+        assert!(
+            std::mem::size_of::<Event>() <= 80,
+            "{}",
+            std::mem::size_of::<Event>()
+        );
+    }
 }
