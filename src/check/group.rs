@@ -421,7 +421,7 @@ impl<'a> GroupFacts<'a> {
             } = &entry.op
             {
                 let first = handed
-                    .entry(group.as_str())
+                    .entry(&**group)
                     .or_default()
                     .entry(*generation)
                     .or_insert(entry.at_us);
@@ -704,7 +704,7 @@ impl<'a> GroupFacts<'a> {
                         partitions,
                         awaiting,
                         ..
-                    } if m == member => {
+                    } if **m == *member => {
                         let mut owned: Vec<String> =
                             partitions.iter().map(|(tp, _)| tp.to_string()).collect();
                         owned.extend(awaiting.iter().map(ToString::to_string));

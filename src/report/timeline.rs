@@ -948,7 +948,7 @@ impl Builder {
         } = &entry.op
         {
             let node = entry.node.as_str();
-            let key = (group.clone(), node_order(node));
+            let key = (group.to_string(), node_order(node));
             let mut owned: Vec<String> = partitions.iter().map(|(tp, _)| tp.to_string()).collect();
             owned.extend(awaiting.iter().map(|tp| format!("{tp}?")));
             let positions = partitions

@@ -331,7 +331,7 @@ fn a_long_run_stays_a_few_mb() {
             node: format!("consumer-{}", i % 4 + 1).into(),
             op: Op::GroupAssign {
                 group: "billing".into(),
-                member: format!("consumer-{}-1", i % 4 + 1),
+                member: format!("consumer-{}-1", i % 4 + 1).into(),
                 generation: Generation(i as i32),
                 partitions: Box::new(vec![(TopicPartition::new("orders", (i % 6) as u32), i)]),
                 awaiting: Box::default(),
