@@ -12,7 +12,7 @@ mod common;
 use common::ksim;
 use ksim::cli::shrink::document::Template;
 use ksim::cli::shrink::export::export;
-use ksim::history::{Announcement, Event, WorldEvent};
+use ksim::history::{Event, WorldEvent};
 use ksim::scenario::{load, parse, FaultAction};
 use std::path::{Path, PathBuf};
 
@@ -271,7 +271,7 @@ fn a_nemesis_runs_faults_become_explicit_faults_that_parse_back() {
         .collect();
     let drawn = events
         .iter()
-        .filter(|e| matches!(&e.announced, Announcement::World(WorldEvent::Fault(_))))
+        .filter(|e| matches!(e.announced.world(), Some(WorldEvent::Fault(_))))
         .count();
 
     let exported = export(&scenario, &events);

@@ -60,7 +60,7 @@ fn a_paused_client_loses_its_session_and_a_briefly_partitioned_one_keeps_it() {
             .filter(|e| {
                 e.node == node && (from_s * 1e6) as u64 <= e.at_us && e.at_us <= (to_s * 1e6) as u64
             })
-            .filter(|e| matches!(&e.op, Op::ZkSession { event: ev, .. } if ev == event))
+            .filter(|e| matches!(&e.op, Op::ZkSession { event: ev, .. } if **ev == *event))
             .count()
     };
     // Paused 10s..18s with a 3s timeout: told on waking that its session expired.

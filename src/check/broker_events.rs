@@ -56,12 +56,11 @@ impl Kind {
             Announcement::Broker(BrokerEvent::IsrChanged { .. }) => Kind::IsrChanged,
             Announcement::Broker(BrokerEvent::Truncate { .. }) => Kind::Truncate,
             Announcement::Broker(BrokerEvent::TruncationDone { .. }) => Kind::TruncationDone,
-            Announcement::Controller(ControllerEvent::ControllerElected { .. }) => {
-                Kind::ControllerElected
-            }
-            Announcement::Controller(ControllerEvent::PartitionState { .. }) => {
-                Kind::PartitionState
-            }
+            Announcement::Controller(controller) => match **controller {
+                ControllerEvent::ControllerElected { .. } => Kind::ControllerElected,
+                ControllerEvent::PartitionState { .. } => Kind::PartitionState,
+                _ => Kind::Other,
+            },
             _ => Kind::Other,
         }
     }
@@ -213,11 +212,11 @@ pub fn broker_named(id: BrokerId) -> String {
 /// The nodes whose process `event` ended: a `world` fault or heal whose `nodes` entry for
 /// the node says it was killed, restarted or lost power. Nothing for any other event.
 pub fn processes_ended(event: &Event) -> impl Iterator<Item = &str> {
-    let nodes: &[NodeEffect] = match &event.announced {
-        Announcement::World(WorldEvent::Fault(Fault {
+    let nodes: &[NodeEffect] = match event.announced.world() {
+        Some(WorldEvent::Fault(Fault {
             nodes: Some(nodes), ..
         }))
-        | Announcement::World(WorldEvent::Heal { nodes, .. }) => nodes,
+        | Some(WorldEvent::Heal { nodes, .. }) => nodes,
         _ => &[],
     };
     nodes
@@ -293,7 +292,7 @@ fn place_in_incarnations(events: &[Event]) -> Incarnations<'_> {
             continue;
         }
         let broker = event.node.as_str();
-        if let Announcement::Shell(ShellEvent::BrokerStarted { incarnation }) = event.announced {
+        if let Some(&ShellEvent::BrokerStarted { incarnation }) = event.announced.shell() {
             if announced
                 .insert(broker, incarnation)
                 .is_some_and(|i| i != incarnation)

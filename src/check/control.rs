@@ -16,7 +16,6 @@ use super::toolkit::{seconds, violation};
 use super::Violation;
 use crate::broker::controller::ControllerEvent;
 use crate::broker::{ControllerEpoch, PartitionEpoch, TopicPartition};
-use crate::history::Announcement;
 use std::collections::{BTreeMap, BTreeSet};
 
 impl Facts<'_> {
@@ -27,9 +26,9 @@ impl Facts<'_> {
         let mut elected: BTreeMap<ControllerEpoch, (&str, u64)> = BTreeMap::new();
         let mut reported = BTreeSet::new();
         for event in self.events.of(&[Kind::ControllerElected]) {
-            let Announcement::Controller(ControllerEvent::ControllerElected {
+            let Some(&ControllerEvent::ControllerElected {
                 controller_epoch: epoch,
-            }) = *event.announced
+            }) = event.announced.controller()
             else {
                 continue;
             };
@@ -64,9 +63,9 @@ impl Facts<'_> {
         let mut out = Vec::new();
         let mut greatest: Option<(ControllerEpoch, &str, u64)> = None;
         for event in self.events.of(&[Kind::ControllerElected]) {
-            let Announcement::Controller(ControllerEvent::ControllerElected {
+            let Some(&ControllerEvent::ControllerElected {
                 controller_epoch: epoch,
-            }) = *event.announced
+            }) = event.announced.controller()
             else {
                 continue;
             };
@@ -94,12 +93,12 @@ impl Facts<'_> {
             Vec<(PartitionEpoch, ControllerEpoch, &str, u64)>,
         > = BTreeMap::new();
         for event in self.events.of(&[Kind::PartitionState]) {
-            if let Announcement::Controller(ControllerEvent::PartitionState {
+            if let Some(ControllerEvent::PartitionState {
                 partition,
                 controller_epoch,
                 partition_epoch,
                 ..
-            }) = event.announced
+            }) = event.announced.controller()
             {
                 written.entry(partition).or_default().push((
                     *partition_epoch,

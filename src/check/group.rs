@@ -88,15 +88,16 @@ pub fn run(input: &CheckInput<'_>, facts: &Facts<'_>) -> Vec<CheckResult> {
     for (i, event) in input.events.iter().enumerate() {
         sorted &= event.at_us >= last_us;
         last_us = event.at_us;
-        if matches!(
-            event.announced,
-            Announcement::World(_)
-                | Announcement::Coordinator(
+        if matches!(event.announced, Announcement::World(_))
+            || matches!(
+                event.announced.coordinator(),
+                Some(
                     CoordinatorEvent::GroupState { .. }
                         | CoordinatorEvent::MemberRemoved { .. }
                         | CoordinatorEvent::GroupGeneration { .. }
                 )
-        ) {
+            )
+        {
             events.push(event);
             positions.push(i);
         }
@@ -116,7 +117,7 @@ pub fn run(input: &CheckInput<'_>, facts: &Facts<'_>) -> Vec<CheckResult> {
     let bound_us = checks
         .events
         .iter()
-        .find(|e| matches!(e.announced, Announcement::World(WorldEvent::Heal { .. })))
+        .find(|e| matches!(e.announced.world(), Some(WorldEvent::Heal { .. })))
         .map(|heal| {
             let heal_us = u64::try_from(input.scenario.heal.as_micros()).unwrap_or(u64::MAX);
             heal.at_us.saturating_add(heal_us)
@@ -281,11 +282,8 @@ impl<'a> GroupFacts<'a> {
             for node in processes_ended(event).filter(|n| self.group_of(n).is_some()) {
                 steps.push((event.at_us, 0, i, Step::ProcessEnded(node)));
             }
-            if let Announcement::Coordinator(CoordinatorEvent::MemberRemoved {
-                group,
-                member,
-                ..
-            }) = &event.announced
+            if let Some(CoordinatorEvent::MemberRemoved { group, member, .. }) =
+                event.announced.coordinator()
             {
                 steps.push((event.at_us, 0, i, Step::Removed { group, member }));
             }
@@ -423,7 +421,7 @@ impl<'a> GroupFacts<'a> {
             } = &entry.op
             {
                 let first = handed
-                    .entry(group.as_str())
+                    .entry(&**group)
                     .or_default()
                     .entry(*generation)
                     .or_insert(entry.at_us);
@@ -622,12 +620,12 @@ impl<'a> GroupFacts<'a> {
             for node in processes_ended(event) {
                 holding.remove(node);
             }
-            if let Announcement::Coordinator(CoordinatorEvent::GroupState {
+            if let Some(CoordinatorEvent::GroupState {
                 group: g,
                 state,
                 generation,
                 ..
-            }) = &event.announced
+            }) = event.announced.coordinator()
             {
                 if g != group {
                     continue;
@@ -657,8 +655,8 @@ impl<'a> GroupFacts<'a> {
             .events
             .iter()
             .filter(|e| e.at_us <= bound_us)
-            .filter_map(|e| match &e.announced {
-                Announcement::Coordinator(CoordinatorEvent::GroupGeneration {
+            .filter_map(|e| match e.announced.coordinator() {
+                Some(CoordinatorEvent::GroupGeneration {
                     group: g,
                     generation,
                     members,
@@ -674,11 +672,9 @@ impl<'a> GroupFacts<'a> {
             .events
             .iter()
             .filter(|e| e.at_us >= newest_us && e.at_us <= bound_us)
-            .filter_map(|e| match &e.announced {
-                Announcement::Coordinator(CoordinatorEvent::MemberRemoved {
-                    group: g,
-                    member,
-                    ..
+            .filter_map(|e| match e.announced.coordinator() {
+                Some(CoordinatorEvent::MemberRemoved {
+                    group: g, member, ..
                 }) if g == group => Some(member.as_str()),
                 _ => None,
             })
@@ -708,7 +704,7 @@ impl<'a> GroupFacts<'a> {
                         partitions,
                         awaiting,
                         ..
-                    } if m == member => {
+                    } if **m == *member => {
                         let mut owned: Vec<String> =
                             partitions.iter().map(|(tp, _)| tp.to_string()).collect();
                         owned.extend(awaiting.iter().map(ToString::to_string));

@@ -33,7 +33,7 @@ use super::broker_events::BrokerEvents;
 use super::toolkit::FxMap;
 use super::{read_final_log, result, CheckInput, CheckResult, FinalLog};
 use crate::broker::{Acks, TopicPartition};
-use crate::history::{Announcement, Event, HistoryEntry, Op, SendOutcome, WorldEvent};
+use crate::history::{Event, HistoryEntry, Op, SendOutcome, WorldEvent};
 use crate::scenario::plan::log_config;
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
@@ -437,7 +437,7 @@ impl<'a> Facts<'a> {
         let broker_events = BrokerEvents::new(events);
         let stop_us = events
             .iter()
-            .rfind(|e| matches!(e.announced, Announcement::World(WorldEvent::Stop {})))
+            .rfind(|e| matches!(e.announced.world(), Some(WorldEvent::Stop {})))
             .map_or_else(|| events.last().map_or(0, |e| e.at_us), |e| e.at_us);
         let mut references: Vec<Option<Reference<'a>>> = parts.iter().map(|_| None).collect();
         let leaders = broker_events.final_leaders();

@@ -34,7 +34,7 @@ pub fn converges(input: &CheckInput<'_>) -> Vec<Violation> {
     let Some(heal) = input
         .events
         .iter()
-        .find(|e| matches!(e.announced, Announcement::World(WorldEvent::Heal { .. })))
+        .find(|e| matches!(e.announced.world(), Some(WorldEvent::Heal { .. })))
     else {
         return vec![Violation {
             check: "converges".into(),

@@ -125,12 +125,16 @@ impl<'a> Facts<'a> {
         ];
         for event in self.events.of(&kinds) {
             let (tp, epoch, kind) = match event.announced {
-                Announcement::Controller(ControllerEvent::PartitionState {
-                    partition,
-                    leader_epoch,
-                    partition_epoch,
-                    ..
-                }) => {
+                Announcement::Controller(controller) => {
+                    let ControllerEvent::PartitionState {
+                        partition,
+                        leader_epoch,
+                        partition_epoch,
+                        ..
+                    } = &**controller
+                    else {
+                        continue;
+                    };
                     written.entry(partition).or_default().push((
                         *partition_epoch,
                         leader_epoch.0,

@@ -8,7 +8,7 @@
 
 use super::toolkit::{seconds, Findings, FxMap, FxSet};
 use super::{read_final_log, CheckInput, FinalLog, Violation};
-use crate::history::{Announcement, Op, WorldEvent};
+use crate::history::{Op, WorldEvent};
 use crate::scenario::plan::{log_config, writers};
 use std::collections::BTreeMap;
 
@@ -84,7 +84,7 @@ pub fn inconsistent_offsets(
         let stopped_us = input
             .events
             .iter()
-            .rfind(|e| matches!(e.announced, Announcement::World(WorldEvent::Stop {})))
+            .rfind(|e| matches!(e.announced.world(), Some(WorldEvent::Stop {})))
             .map_or(0, |e| e.at_us);
         let mut gaps = Findings::of_node(
             "inconsistent-offsets",

@@ -181,7 +181,9 @@ impl ServerRole {
                 }))
             }
             Announcement::ZkServer(ZkServerEvent::Looking { .. }) => Some(ServerRole::Looking),
-            Announcement::Shell(ShellEvent::Recovered { .. }) => Some(ServerRole::Recovered),
+            Announcement::Shell(shell) if matches!(**shell, ShellEvent::Recovered { .. }) => {
+                Some(ServerRole::Recovered)
+            }
             _ => None,
         }
     }
@@ -522,9 +524,11 @@ pub fn ephemeral_lifetime(input: &CheckInput<'_>, servers: &[ServerFiles]) -> Ve
                     );
                 }
             }
-            Op::ZkSession { session, event, .. } if event == "expired" || event == "closed" => {
+            Op::ZkSession { session, event, .. }
+                if &**event == "expired" || &**event == "closed" =>
+            {
                 let session = SessionId(*session);
-                if state.sessions.contains(&session) && event == "expired" {
+                if state.sessions.contains(&session) && &**event == "expired" {
                     violations.push(violation(check, None, Some(&entry.node), Some(entry.at_us), format!("{} was told its session {session} expired, but it is alive in the final state", entry.node)));
                 }
             }

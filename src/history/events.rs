@@ -50,23 +50,27 @@ impl Clone for Event {
 /// An announcement, by who makes it. Serialized untagged: each inner type writes its own
 /// `kind` and `detail`. Read back, the first type whose kind and fields fit wins (the store
 /// before the server core: the store's `bad-snapshot` names its file, the core's does not).
+///
+/// The rare announcers' events are boxed: a run keeps tens of thousands of events, nearly
+/// all the broker's, and each is as large as the largest inline variant. A box serializes
+/// as what it holds, so neither the lines nor the trace hash see it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Announcement {
     /// A node shell (or the crash guard on its behalf).
-    Shell(ShellEvent),
+    Shell(Box<ShellEvent>),
     /// A broker about itself and its replicas.
     Broker(BrokerEvent),
     /// A broker's controller.
-    Controller(ControllerEvent),
+    Controller(Box<ControllerEvent>),
     /// A broker's group coordinator.
-    Coordinator(CoordinatorEvent),
+    Coordinator(Box<CoordinatorEvent>),
     /// An ensemble server's store, recovering its disk.
-    Store(StoreEvent),
+    Store(Box<StoreEvent>),
     /// An ensemble server.
     ZkServer(ZkServerEvent),
     /// The simulation itself (node `world`).
-    World(WorldEvent),
+    World(Box<WorldEvent>),
 }
 
 impl Event {
@@ -82,6 +86,38 @@ impl Event {
 }
 
 impl Announcement {
+    /// The shell's event, if a shell announced it.
+    pub fn shell(&self) -> Option<&ShellEvent> {
+        match self {
+            Announcement::Shell(event) => Some(event),
+            _ => None,
+        }
+    }
+
+    /// The controller's event, if a controller announced it.
+    pub fn controller(&self) -> Option<&ControllerEvent> {
+        match self {
+            Announcement::Controller(event) => Some(event),
+            _ => None,
+        }
+    }
+
+    /// The coordinator's event, if a coordinator announced it.
+    pub fn coordinator(&self) -> Option<&CoordinatorEvent> {
+        match self {
+            Announcement::Coordinator(event) => Some(event),
+            _ => None,
+        }
+    }
+
+    /// The world's event, if the simulation announced it.
+    pub fn world(&self) -> Option<&WorldEvent> {
+        match self {
+            Announcement::World(event) => Some(event),
+            _ => None,
+        }
+    }
+
     /// `kind`, as written in `events.jsonl`.
     pub fn kind(&self) -> String {
         self.kind_and_detail().0
@@ -151,8 +187,8 @@ impl From<Announced> for Announcement {
     fn from(announced: Announced) -> Self {
         match announced {
             Announced::Broker(event) => Announcement::Broker(event),
-            Announced::Controller(event) => Announcement::Controller(event),
-            Announced::Coordinator(event) => Announcement::Coordinator(event),
+            Announced::Controller(event) => Announcement::Controller(Box::new(event)),
+            Announced::Coordinator(event) => Announcement::Coordinator(Box::new(event)),
         }
     }
 }
@@ -161,7 +197,7 @@ macro_rules! announcement_from {
     ($($variant:ident($ty:ty)),* $(,)?) => {
         $(impl From<$ty> for Announcement {
             fn from(event: $ty) -> Self {
-                Announcement::$variant(event)
+                Announcement::$variant(event.into())
             }
         })*
     };

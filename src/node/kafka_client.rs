@@ -264,8 +264,8 @@ impl ConsumerNode {
                         awaiting,
                     } => {
                         self.history(HistoryOp::GroupAssign {
-                            group: member.group,
-                            member: member.member_id,
+                            group: member.group.into(),
+                            member: member.member_id.into(),
                             generation: member.generation,
                             partitions: Box::new(partitions),
                             awaiting: Box::new(awaiting),
@@ -282,8 +282,8 @@ impl ConsumerNode {
                             self.progress.committed(&member.group, &offsets);
                         }
                         self.history(HistoryOp::Commit {
-                            group: member.group,
-                            member: member.member_id,
+                            group: member.group.into(),
+                            member: member.member_id.into(),
                             generation: member.generation,
                             offsets: Box::new(offsets),
                             sent_ms,

@@ -318,7 +318,10 @@ pub fn stats(events: &[Event], history: &[HistoryEntry]) -> BTreeMap<String, u64
     }
     for event in events {
         match &event.announced {
-            Announcement::World(WorldEvent::Fault(fault)) => {
+            Announcement::World(world) => {
+                let WorldEvent::Fault(fault) = &**world else {
+                    continue;
+                };
                 bump("faults", 1);
                 if fault.action == "power-loss" {
                     for node in fault.nodes.iter().flatten() {
@@ -332,7 +335,9 @@ pub fn stats(events: &[Event], history: &[HistoryEntry]) -> BTreeMap<String, u64
                 }
             }
             Announcement::ZkServer(ZkServerEvent::Leading { .. }) => bump("zk_leaders_elected", 1),
-            Announcement::Controller(ControllerEvent::ControllerElected { .. }) => {
+            Announcement::Controller(controller)
+                if matches!(**controller, ControllerEvent::ControllerElected { .. }) =>
+            {
                 bump("controllers_elected", 1)
             }
             Announcement::Broker(BrokerEvent::BecomeLeader { .. }) => bump("partition_leaders", 1),
@@ -349,7 +354,10 @@ pub fn stats(events: &[Event], history: &[HistoryEntry]) -> BTreeMap<String, u64
                 bump("log_recoveries", 1);
                 bump("bytes_truncated_by_recovery", 0);
             }
-            Announcement::Shell(ShellEvent::LogOpened { recovery, .. }) => {
+            Announcement::Shell(shell) => {
+                let ShellEvent::LogOpened { recovery, .. } = &**shell else {
+                    continue;
+                };
                 bump("log_recoveries", 1);
                 if recovery.truncated_at.is_some() {
                     bump("recoveries_truncated", 1);
@@ -474,7 +482,7 @@ pub fn markdown(result: &RunResult, about: &str, events: &[Event]) -> String {
         e.node == "world"
             || matches!(
                 &e.announced,
-                Announcement::Shell(s) if s.is_failure() || matches!(s, ShellEvent::Crash { .. })
+                Announcement::Shell(s) if s.is_failure() || matches!(**s, ShellEvent::Crash { .. })
             )
     }) {
         let (kind, detail) = event.announced.kind_and_detail();

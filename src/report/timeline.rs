@@ -560,23 +560,25 @@ impl Builder {
     fn event(&mut self, event: &Event) {
         let (at, node) = (event.at_us, event.node.as_str());
         match &event.announced {
-            Announcement::World(WorldEvent::NodeCreated { kind, .. }) => {
-                self.node_lane(node).kind = kind.clone();
-            }
-            Announcement::World(world) => self.world(at, world),
-            Announcement::Shell(ShellEvent::Crash { message }) => {
-                self.node_lane(node).markers.push(Marker {
-                    at_us: at,
-                    kind: "crash",
-                    title: format!("{node} crashed at {}: {message}", secs(at)),
-                });
-                self.process_ended(node, at);
+            Announcement::World(world) => match &**world {
+                WorldEvent::NodeCreated { kind, .. } => self.node_lane(node).kind = kind.clone(),
+                world => self.world(at, world),
+            },
+            Announcement::Shell(shell) => {
+                if let ShellEvent::Crash { message } = &**shell {
+                    self.node_lane(node).markers.push(Marker {
+                        at_us: at,
+                        kind: "crash",
+                        title: format!("{node} crashed at {}: {message}", secs(at)),
+                    });
+                    self.process_ended(node, at);
+                }
             }
             Announcement::Controller(controller) => self.on_controller(at, node, controller),
             Announcement::ZkServer(zk) => self.on_zk(at, node, zk),
             Announcement::Broker(broker) => self.on_broker(at, node, broker),
             Announcement::Coordinator(coordinator) => self.on_coordinator(at, node, coordinator),
-            Announcement::Shell(_) | Announcement::Store(_) => {}
+            Announcement::Store(_) => {}
         }
     }
 
@@ -946,7 +948,7 @@ impl Builder {
         } = &entry.op
         {
             let node = entry.node.as_str();
-            let key = (group.clone(), node_order(node));
+            let key = (group.to_string(), node_order(node));
             let mut owned: Vec<String> = partitions.iter().map(|(tp, _)| tp.to_string()).collect();
             owned.extend(awaiting.iter().map(|tp| format!("{tp}?")));
             let positions = partitions

@@ -16,7 +16,7 @@
 //! written. Without the nemesis (and with random targets resolved) the seed's random stream
 //! differs from the original run's, so the export is a new run that has to be checked.
 
-use crate::history::{Announcement, Effect, Event, Fault as FaultEvent, FaultSource, WorldEvent};
+use crate::history::{Effect, Event, Fault as FaultEvent, FaultSource, WorldEvent};
 use crate::scenario::{FaultAction, Scenario, Target};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -71,18 +71,19 @@ pub struct Export {
 /// Reads every applied fault of a run of `scenario` back from its events.
 pub fn export(scenario: &Scenario, events: &[Event]) -> Export {
     let mut out = Export::default();
-    let Some(start_us) = events.iter().find_map(|event| match &event.announced {
-        Announcement::World(WorldEvent::Phase { phase, .. }) if phase == "faults" => {
-            Some(event.at_us)
-        }
-        _ => None,
-    }) else {
+    let Some(start_us) = events
+        .iter()
+        .find_map(|event| match event.announced.world() {
+            Some(WorldEvent::Phase { phase, .. }) if phase == "faults" => Some(event.at_us),
+            _ => None,
+        })
+    else {
         return out;
     };
     let duration_ms = scenario.duration.as_millis() as u64;
     let mut network = NetworkState::default();
     for event in events {
-        let Announcement::World(WorldEvent::Fault(fault)) = &event.announced else {
+        let Some(WorldEvent::Fault(fault)) = event.announced.world() else {
             continue;
         };
         let Some(action) = FaultAction::ALL

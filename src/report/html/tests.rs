@@ -286,7 +286,7 @@ fn a_long_run_stays_a_few_mb() {
                     effect,
                 }]),
             };
-            push(at, "world", Announcement::World(WorldEvent::Fault(fault)));
+            push(at, "world", WorldEvent::Fault(fault).into());
         }
         if at % 2_000_000 == 0 {
             push(
@@ -305,12 +305,13 @@ fn a_long_run_stays_a_few_mb() {
             push(
                 at,
                 "broker-1",
-                Announcement::Coordinator(CoordinatorEvent::GroupState {
+                CoordinatorEvent::GroupState {
                     group: "billing".into(),
                     state: GroupState::Stable,
                     generation: Generation((at / 30_000_000) as i32),
                     reason: None,
-                }),
+                }
+                .into(),
             );
         }
         push(
@@ -330,7 +331,7 @@ fn a_long_run_stays_a_few_mb() {
             node: format!("consumer-{}", i % 4 + 1).into(),
             op: Op::GroupAssign {
                 group: "billing".into(),
-                member: format!("consumer-{}-1", i % 4 + 1),
+                member: format!("consumer-{}-1", i % 4 + 1).into(),
                 generation: Generation(i as i32),
                 partitions: Box::new(vec![(TopicPartition::new("orders", (i % 6) as u32), i)]),
                 awaiting: Box::default(),
