@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::ksim;
+use common::{ksim, ksim_run as run};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -39,17 +39,6 @@ fn trace_of(verdict_line: &str) -> String {
         .find_map(|field| field.strip_prefix("trace="))
         .unwrap_or_else(|| panic!("no trace= in {verdict_line:?}"))
         .to_string()
-}
-
-fn run(scenario: &str, seed: u64, out: &Path) -> Output {
-    ksim(&[
-        "run",
-        scenario,
-        "--seed",
-        &seed.to_string(),
-        "--out",
-        out.to_str().unwrap(),
-    ])
 }
 
 #[test]

@@ -17,14 +17,7 @@ fn scratch(name: &str) -> PathBuf {
 
 /// The marks of one `ksim run`, from its verdict.json.
 fn marks_of(scenario: &str, seed: u64, out: &Path) -> serde_json::Map<String, Value> {
-    let output = ksim(&[
-        "run",
-        scenario,
-        "--seed",
-        &seed.to_string(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let output = common::ksim_run(scenario, seed, out);
     assert!(output.status.code().is_some(), "{output:?}");
     let verdict: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("verdict.json")).unwrap()).unwrap();

@@ -19,6 +19,18 @@ pub fn ksim(args: &[&str]) -> Output {
         .expect("the ksim binary runs")
 }
 
+/// `ksim run <scenario> --seed <seed> --out <out>`.
+pub fn ksim_run(scenario: &str, seed: u64, out: &Path) -> Output {
+    ksim(&[
+        "run",
+        scenario,
+        "--seed",
+        &seed.to_string(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
 /// A fresh directory for one test's runs, under cargo's per-target scratch space.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
