@@ -58,8 +58,15 @@ pub fn read_replica_logs(input: &CheckInput<'_>) -> ReplicaLogs {
                 let tp = TopicPartition::new(&topic.name, p);
                 let dir = Path::new(LOG_DIR).join(tp.dir_name());
                 if disk.is_dir(&dir) {
-                    let log = read_final_log(disk.clone(), &dir, config.clone());
-                    logs.entry(tp).or_default().insert(name.clone(), log);
+                    let mut log = read_final_log(disk.clone(), &dir, config.clone());
+                    let replicas = logs.entry(tp).or_default();
+                    // Replicas mostly hold the same records: store them once.
+                    if !replicas.values().any(|other| log.share_with(other)) {
+                        for other in replicas.values_mut() {
+                            other.share_with(&log);
+                        }
+                    }
+                    replicas.insert(name.clone(), log);
                 }
             }
         }
@@ -366,9 +373,26 @@ impl<'a> Facts<'a> {
         for tp in logs.keys() {
             interned.part(tp);
         }
-        let mut acks = Vec::new();
-        let mut polls = Vec::new();
-        let mut others = Vec::new();
+        // Sized up front: these are the checks' largest tables, and doubling would leave
+        // up to half of each unused while the checks hold everything else.
+        let (mut ack_count, mut poll_count, mut other_count) = (0, 0, 0);
+        for entry in history {
+            match &entry.op {
+                Op::SendReturn {
+                    outcome: SendOutcome::Ok { .. },
+                    ..
+                } => ack_count += 1,
+                Op::Poll { records, .. } => poll_count += records.len(),
+                _ => {}
+            }
+            other_count += usize::from(!matches!(
+                entry.op,
+                Op::Send { .. } | Op::SendReturn { .. }
+            ));
+        }
+        let mut acks = Vec::with_capacity(ack_count);
+        let mut polls = Vec::with_capacity(poll_count);
+        let mut others = Vec::with_capacity(other_count);
         for entry in history {
             if !matches!(entry.op, Op::Send { .. } | Op::SendReturn { .. }) {
                 others.push(entry);
