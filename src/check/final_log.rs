@@ -61,7 +61,11 @@ impl Stored {
         if len >= self.ends.len() {
             return;
         }
-        let end = if len == 0 { 0 } else { self.ends[len - 1] as usize };
+        let end = if len == 0 {
+            0
+        } else {
+            self.ends[len - 1] as usize
+        };
         self.values.truncate(end);
         self.ends.truncate(len);
         if !self.offsets.is_empty() {
@@ -283,7 +287,10 @@ mod tests {
         assert!(std::sync::Arc::ptr_eq(&short.stored, &long.stored));
         assert_eq!(listed(&short), [(0, "a".into()), (1, "bb".into())]);
         assert_eq!(short.records().next_back(), Some((1, "bb")));
-        assert_eq!(short.between(1, 9).unwrap().collect::<Vec<_>>(), [(1, "bb")]);
+        assert_eq!(
+            short.between(1, 9).unwrap().collect::<Vec<_>>(),
+            [(1, "bb")]
+        );
         // Appending to a shared prefix copies it first: the longer log is untouched.
         short.push(2, "z");
         assert_eq!(listed(&short).len(), 3);

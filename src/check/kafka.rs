@@ -385,10 +385,8 @@ impl<'a> Facts<'a> {
                 Op::Poll { records, .. } => poll_count += records.len(),
                 _ => {}
             }
-            other_count += usize::from(!matches!(
-                entry.op,
-                Op::Send { .. } | Op::SendReturn { .. }
-            ));
+            other_count +=
+                usize::from(!matches!(entry.op, Op::Send { .. } | Op::SendReturn { .. }));
         }
         let mut acks = Vec::with_capacity(ack_count);
         let mut polls = Vec::with_capacity(poll_count);

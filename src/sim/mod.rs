@@ -21,7 +21,7 @@ pub use world::WorldOutcome;
 use crate::disk::{Backing, DiskImage};
 use crate::history::Crash;
 use crate::node::progress::Progress;
-use crate::node::recorder::{sim_now_us, Record, Recorder};
+use crate::node::recorder::{sim_now_us, Record, Recorder, RunClock};
 use crate::scenario::Scenario;
 use std::collections::BTreeMap;
 use std::fs;
@@ -133,6 +133,7 @@ fn run_on_this_thread(
         let (scenario, recorder, progress) = (scenario.clone(), recorder.clone(), progress.clone());
         let disks = disks.clone();
         async move {
+            let _clock = RunClock::hold();
             let outcome = World::new(scenario, run_dir, disks, recorder, progress)
                 .run()
                 .await;
