@@ -6,7 +6,7 @@
 //! (`check::node_data`): its run directory or its image.
 
 use crate::disk::Disk;
-use crate::log::{decode_batch, Log, LogConfig, LogError, Offset, RecoveryReport};
+use crate::log::{visit_batch, Log, LogConfig, LogError, Offset, RecoveryReport};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -232,13 +232,17 @@ fn drain<D: Disk>(disk: D, log_dir: &Path, config: LogConfig) -> Result<FinalLog
         let mut rest = &bytes[..];
         let mut last = None;
         while !rest.is_empty() {
-            let (batch, used) = decode_batch(rest).map_err(|e| failed(e.into()))?;
+            let (_, used) = visit_batch(rest, |r| {
+                if r.offset.0 >= next {
+                    last = Some(r.offset.0);
+                    out.push(
+                        r.offset.0,
+                        &String::from_utf8_lossy(r.value.unwrap_or_default()),
+                    );
+                }
+            })
+            .map_err(|e| failed(e.into()))?;
             rest = &rest[used..];
-            for r in batch.records.into_iter().filter(|r| r.offset.0 >= next) {
-                last = Some(r.offset.0);
-                let value = r.value.unwrap_or_default();
-                out.push(r.offset.0, &String::from_utf8_lossy(&value));
-            }
         }
         let Some(last) = last else {
             return Err(format!(

@@ -503,6 +503,39 @@ pub fn decode_batch(bytes: &[u8]) -> Result<(RecordBatch, usize), BatchError> {
     Ok((batch, header.size))
 }
 
+/// A record of a batch, borrowed from the batch's bytes ([`visit_batch`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    /// Its offset.
+    pub offset: Offset,
+    /// Its key, if any.
+    pub key: Option<&'a [u8]>,
+    /// Its value, if any.
+    pub value: Option<&'a [u8]>,
+}
+
+/// Checks the first batch of `bytes` as [`decode_batch`] does and hands its records to
+/// `each` in order, borrowed instead of copied; returns its header and the bytes it took.
+/// On a bad record it stops with the error, after handing over the records before it.
+/// Never panics.
+pub fn visit_batch<'a>(
+    bytes: &'a [u8],
+    mut each: impl FnMut(RecordRef<'a>),
+) -> Result<(BatchHeader, usize), BatchError> {
+    let header = checked_header(bytes)?;
+    let bytes = &bytes[..header.size];
+    walk_records(bytes, &header, |view| {
+        each(RecordRef {
+            offset: Offset(header.base_offset.0 + view.offset_delta as u64),
+            key: view.key,
+            value: view.value,
+        });
+        Ok(())
+    })?;
+    let size = header.size;
+    Ok((header, size))
+}
+
 /// Decodes the records of a whole batch whose header parsed (`bytes.len() ==
 /// header.size`) into `out`, in order; on a bad record, `out` keeps those before it.
 fn collect_records(

@@ -40,8 +40,8 @@ mod tests;
 
 pub use batch::{
     check_batch, decode_batch, decode_batches, inspect_batch, parse_header, restamp_batch,
-    BatchBuilder, BatchError, BatchHeader, BatchInspection, BatchMeta, Record, RecordBatch,
-    BATCH_HEADER_BYTES, LOG_OVERHEAD, MAGIC,
+    visit_batch, BatchBuilder, BatchError, BatchHeader, BatchInspection, BatchMeta, Record,
+    RecordBatch, RecordRef, BATCH_HEADER_BYTES, LOG_OVERHEAD, MAGIC,
 };
 pub use checkpoint::CheckpointFile;
 pub use engine::{

@@ -932,3 +932,32 @@ fn a_rolled_segment_index_of_base_offsets_is_detected_and_rebuilt() {
     assert_eq!(crate::disk::read_whole(&disk, &path).unwrap(), good);
     assert_readable_everywhere(&log, 30);
 }
+
+#[test]
+fn visiting_a_batch_borrows_what_decoding_copies_and_refuses_a_bad_crc() {
+    let mut b = BatchBuilder::new(BatchMeta::default());
+    b.push(5, Some(b"k1"), Some(b"first"), &[]);
+    b.push(6, None, Some(b""), &[("h".into(), &b"v"[..])]);
+    b.push(7, Some(b"k3"), None, &[]);
+    let mut bytes = b.encode(Offset(40)).to_vec();
+    let (decoded, used) = decode_batch(&bytes).unwrap();
+    let mut seen = Vec::new();
+    let (header, visited) = visit_batch(&bytes, |r| seen.push(r)).unwrap();
+    assert_eq!((visited, header.base_offset), (used, Offset(40)));
+    let copied: Vec<(Offset, Option<&[u8]>, Option<&[u8]>)> = decoded
+        .records
+        .iter()
+        .map(|r| (r.offset, r.key.as_deref(), r.value.as_deref()))
+        .collect();
+    let borrowed: Vec<_> = seen.iter().map(|r| (r.offset, r.key, r.value)).collect();
+    assert_eq!(borrowed, copied);
+    assert_eq!(seen[2].offset, Offset(42));
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let mut none = 0;
+    assert!(matches!(
+        visit_batch(&bytes, |_| none += 1),
+        Err(BatchError::BadCrc { .. })
+    ));
+    assert_eq!(none, 0, "nothing of a batch with a bad CRC is handed over");
+}
