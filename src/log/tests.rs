@@ -937,14 +937,14 @@ fn a_rolled_segment_index_of_base_offsets_is_detected_and_rebuilt() {
 fn visiting_a_batch_borrows_what_decoding_copies_and_refuses_a_bad_crc() {
     let mut b = BatchBuilder::new(BatchMeta::default());
     b.push(5, Some(b"k1"), Some(b"first"), &[]);
-    b.push(6, None, Some(b""), &[("h".into(), &b"v"[..])]);
+    b.push(6, None, Some(b""), &[("h", &b"v"[..])]);
     b.push(7, Some(b"k3"), None, &[]);
     let mut bytes = b.encode(Offset(40)).to_vec();
     let (decoded, used) = decode_batch(&bytes).unwrap();
     let mut seen = Vec::new();
     let (header, visited) = visit_batch(&bytes, |r| seen.push(r)).unwrap();
     assert_eq!((visited, header.base_offset), (used, Offset(40)));
-    let copied: Vec<(Offset, Option<&[u8]>, Option<&[u8]>)> = decoded
+    let copied: Vec<_> = decoded
         .records
         .iter()
         .map(|r| (r.offset, r.key.as_deref(), r.value.as_deref()))

@@ -16,6 +16,7 @@ use crate::broker::BrokerId;
 use crate::disk::SimDisk;
 use crate::history::{Announcement, ShellEvent};
 use crate::node::progress::Progress;
+use crate::node::recorder::sim_instant;
 use crate::node::recorder::{sim_now_us, Recorder};
 use crate::node::run_rng;
 use crate::zk::client::ClientEvent;
@@ -103,7 +104,7 @@ impl BrokerNode {
 
         let mut conns: BTreeMap<u64, UnboundedSender<Response>> = BTreeMap::new();
         let mut links: BTreeMap<BrokerId, Link> = BTreeMap::new();
-        let mut next_tick = madsim::time::Instant::now() + TICK.mul_f64(rng.gen_range(0.0..1.0));
+        let mut next_tick = sim_instant() + TICK.mul_f64(rng.gen_range(0.0..1.0));
 
         let mut due = crate::node::Deadline::new(next_tick);
         loop {

@@ -16,6 +16,7 @@ use crate::client::network::{ConnectionId, NetAction};
 use crate::client::producer::{ProducerAction, ProducerConfig, ProducerCore};
 use crate::history::{CompactString, Op as HistoryOp, SendOutcome};
 use crate::node::progress::Progress;
+use crate::node::recorder::sim_instant;
 use crate::node::recorder::{sim_now_us, Recorder};
 use crate::node::run_rng;
 use rand::Rng;
@@ -132,8 +133,8 @@ impl ProducerNode {
         let mut core = ProducerCore::new(self.config.clone());
         let (mut links, mut inbox) = Links::new(&self.name);
         let period = Duration::from_secs_f64(1.0 / f64::from(self.rate.max(1)));
-        let mut next_tick = madsim::time::Instant::now() + TICK.mul_f64(rng.gen_range(0.0..1.0));
-        let mut next_send = madsim::time::Instant::now() + period.mul_f64(rng.gen_range(0.0..1.0));
+        let mut next_tick = sim_instant() + TICK.mul_f64(rng.gen_range(0.0..1.0));
+        let mut next_send = sim_instant() + period.mul_f64(rng.gen_range(0.0..1.0));
         let mut sent = 0u64;
         let mut due = crate::node::Deadline::new(next_tick.min(next_send));
         // What the liveness probe last heard (told again only when it changes).
@@ -152,7 +153,7 @@ impl ProducerNode {
                     }
                 }
                 _ = &mut due => {
-                    let at = madsim::time::Instant::now();
+                    let at = sim_instant();
                     // The final drain: nothing new is sent; what is pending completes.
                     if at >= next_send && self.progress.draining() {
                         next_send = at + period;
@@ -226,7 +227,7 @@ impl ConsumerNode {
         let mut rng = run_rng();
         let mut core = ConsumerCore::new(self.config.clone());
         let (mut links, mut inbox) = Links::new(&self.name);
-        let mut next_tick = madsim::time::Instant::now() + TICK.mul_f64(rng.gen_range(0.0..1.0));
+        let mut next_tick = sim_instant() + TICK.mul_f64(rng.gen_range(0.0..1.0));
         let mut due = crate::node::Deadline::new(next_tick);
         loop {
             due.set(next_tick);

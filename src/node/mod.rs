@@ -25,6 +25,7 @@ pub mod zk_server;
 pub mod zk_session;
 
 use crate::disk::SimDisk;
+use crate::node::recorder::sim_instant;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -106,7 +107,7 @@ impl Deadline {
     /// a loop that does not move it (a shell waiting for a connection before its next
     /// operation would spin at one instant forever).
     pub fn set(&mut self, at: madsim::time::Instant) {
-        let soonest = madsim::time::Instant::now() + Duration::from_millis(1);
+        let soonest = sim_instant() + Duration::from_millis(1);
         Pin::new(&mut self.sleep).reset(at.max(soonest));
     }
 }

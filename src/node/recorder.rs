@@ -79,6 +79,16 @@ pub fn sim_now_us() -> u64 {
     })
 }
 
+/// The simulated instant now: `madsim::time::Instant::now()`, the same value, without
+/// the clone of madsim's time handle that each `Instant::now()` makes (its
+/// `clock_gettime`) while a run holds its clock ([`RunClock`]).
+pub fn sim_instant() -> madsim::time::Instant {
+    RUN_CLOCK.with(|clock| match &*clock.borrow() {
+        Some(time) => time.now_instant(),
+        None => madsim::time::Instant::now(),
+    })
+}
+
 thread_local! {
     /// The clock of the run on this thread, while it runs ([`RunClock`]): asking madsim
     /// for its handle clones two `Arc`s each time, and the nodes ask on every turn.

@@ -9,6 +9,7 @@
 use super::zk_session::{ConnEvent, ZkSession};
 use crate::history::{Op as HistoryOp, ZkOutcome};
 use crate::node::progress::Progress;
+use crate::node::recorder::sim_instant;
 use crate::node::recorder::{sim_now_us, Recorder};
 use crate::node::run_rng;
 use crate::zk::client::{ClientEvent, Outcome};
@@ -66,14 +67,14 @@ impl ZkClientNode {
         let mut workload = Workload::new(self.index, self.registers);
         let (inbox_tx, mut inbox) = unbounded_channel::<ConnEvent>();
         // `now_ms` counts from the run's start; this instant is that start.
-        let start = madsim::time::Instant::now() - Duration::from_millis(now_ms());
+        let start = sim_instant() - Duration::from_millis(now_ms());
         let period = Duration::from_secs_f64(1.0 / f64::from(self.rate.max(1)));
         let mut in_flight: Option<Xid> = None;
         let mut next_op_ms = now_ms();
         let mut next_churn_ms = self.next_churn(&mut rng);
         // A seeded phase: nodes' timers must not march in step with each other or with
         // the world's fault schedule, or faults could never land mid-operation.
-        let mut next_tick = madsim::time::Instant::now() + TICK.mul_f64(rng.gen_range(0.0..1.0));
+        let mut next_tick = sim_instant() + TICK.mul_f64(rng.gen_range(0.0..1.0));
 
         let mut due =
             crate::node::Deadline::new(next_tick.min(start + Duration::from_millis(next_op_ms)));
@@ -86,7 +87,7 @@ impl ZkClientNode {
                     session.on_connection(event, now_ms());
                 }
                 _ = &mut due => {
-                    if madsim::time::Instant::now() >= next_tick {
+                    if sim_instant() >= next_tick {
                         next_tick += TICK;
                     }
                     let now = now_ms();

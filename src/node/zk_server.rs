@@ -14,6 +14,7 @@ use super::pay_sync_debt;
 use crate::disk::SimDisk;
 use crate::history::ShellEvent;
 use crate::node::progress::Progress;
+use crate::node::recorder::sim_instant;
 use crate::node::recorder::{sim_now_us, Recorder};
 use crate::zk::proto::{ClientRequest, PeerMessage, ServerResponse};
 use crate::zk::server::{Action, ConnId, ServerConfig, ServerCore, ZkServerEvent};
@@ -161,7 +162,7 @@ impl ZkServerNode {
         }
         // A seeded phase, so servers' ticks do not march in step (see the client shell).
         let phase = TICK.mul_f64(rand::Rng::gen_range(&mut crate::node::run_rng(), 0.0..1.0));
-        let mut next_tick = madsim::time::Instant::now() + phase;
+        let mut next_tick = sim_instant() + phase;
         let mut due = crate::node::Deadline::new(next_tick);
         loop {
             due.set(next_tick);
