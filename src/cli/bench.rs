@@ -462,8 +462,14 @@ fn machine() -> String {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|| "unknown".into());
+    // Cargo puts each profile's binary in a directory named after it (`target/fast/`).
+    let built_in = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.file_name()?.to_string_lossy().into_owned()));
     let profile = if cfg!(debug_assertions) {
         "debug (figures are not comparable with a release build)"
+    } else if built_in.as_deref() == Some("fast") {
+        "fast: release with fat LTO and one codegen unit"
     } else {
         "release"
     };
