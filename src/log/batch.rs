@@ -1508,7 +1508,9 @@ mod tests {
                 coordinator_epoch: 5
             })
         );
-        let cases: Vec<(Option<Vec<u8>>, Option<Vec<u8>>, E)> = vec![
+        /// A key, a value and what parsing them says.
+        type Case = (Option<Vec<u8>>, Option<Vec<u8>>, ControlRecordError);
+        let cases: Vec<Case> = vec![
             (None, Some(good_value.clone()), E::NullKey),
             (Some(vec![0, 0, 1]), Some(good_value.clone()), E::KeySize(3)),
             (Some(vec![0; 5]), Some(good_value.clone()), E::KeySize(5)),
