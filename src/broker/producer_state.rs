@@ -924,9 +924,12 @@ mod tests {
         ]
     }
 
+    /// An aborted transaction as (producer, first offset, marker offset, LSO at the marker).
+    type Aborted = (i64, u64, u64, u64);
+
     /// The LSO and aborted transactions read straight off the log, by another route: each
     /// transaction is a producer's run of transactional batches up to its next marker.
-    fn oracle(log: &ModelLog) -> (Offset, Vec<(i64, u64, u64)>) {
+    fn oracle(log: &ModelLog) -> (Offset, Vec<Aborted>) {
         let mut open: BTreeMap<i64, u64> = BTreeMap::new();
         let mut unstable: Vec<u64> = Vec::new();
         let mut aborted = Vec::new();
@@ -943,7 +946,9 @@ mod tests {
                             unstable.push(first);
                         }
                         if m.kind == ABORT {
-                            aborted.push((pid, first, b.last_offset.0));
+                            let others = open.values().min().copied();
+                            let lso = others.unwrap_or(b.last_offset.0 + 1);
+                            aborted.push((pid, first, b.last_offset.0, lso));
                         }
                     }
                 }
@@ -994,26 +999,32 @@ mod tests {
                 let (lso, aborted) = oracle(&log);
                 prop_assert_eq!(log.lso(), lso);
                 prop_assert!(lso <= log.hw);
-                let indexed: Vec<(i64, u64, u64)> = log
+                let indexed: Vec<Aborted> = log
                     .state
                     .aborted_txns()
                     .entries()
                     .iter()
-                    .map(|t| (t.producer_id.0, t.first_offset.0, t.last_offset.0))
+                    .map(|t| {
+                        let (first, last) = (t.first_offset.0, t.last_offset.0);
+                        (t.producer_id.0, first, last, t.last_stable_offset.0)
+                    })
                     .collect();
                 prop_assert_eq!(&indexed, &aborted);
                 // A fetch's aborted list: exactly the aborted transactions overlapping it.
                 let leo = log.leo().0;
                 for from in 0..=leo {
-                    let got: Vec<(i64, u64, u64)> = log
+                    let got: Vec<Aborted> = log
                         .state
                         .aborted_between(Offset(from), lso)
                         .iter()
-                        .map(|t| (t.producer_id.0, t.first_offset.0, t.last_offset.0))
+                        .map(|t| {
+                            let (first, last) = (t.first_offset.0, t.last_offset.0);
+                            (t.producer_id.0, first, last, t.last_stable_offset.0)
+                        })
                         .collect();
-                    let want: Vec<(i64, u64, u64)> = aborted
+                    let want: Vec<Aborted> = aborted
                         .iter()
-                        .filter(|(_, first, last)| *last >= from && Offset(*first) < lso)
+                        .filter(|(_, first, last, _)| *last >= from && Offset(*first) < lso)
                         .copied()
                         .collect();
                     prop_assert_eq!(got, want);
