@@ -671,8 +671,7 @@ mod tests {
             Offset(3),
             "the LSO stops at the open transaction"
         );
-        // Below the HW only: an open transaction above the HW does not lower the LSO below
-        // the HW... it is the HW.
+        // A transaction that starts at or above the HW leaves the LSO at the HW.
         let mut above = ModelLog::default();
         above.data(1, 3, false);
         above.data(2, 1, true);
