@@ -2,7 +2,7 @@
 //! `Partition` + `ReplicaFetcherThread` decisions), on the log engine.
 //!
 //! Owns, for one partition replica: its [`Log`], its [`LeaderEpochCache`] (KIP-101/279),
-//! its idempotent producers' state, its high watermark (HW; checkpointed by the broker,
+//! its idempotent and transactional producers' state (with the last stable offset), its high watermark (HW; checkpointed by the broker,
 //! with every partition's, in one file) and its role. As **leader** it validates and appends producer batches (idempotence, acks=all
 //! min ISR check), serves follower fetches (KIP-320 divergence check, follower LEO and
 //! caught-up tracking), advances the HW, proposes ISR changes, answers
@@ -31,6 +31,11 @@
 //!   in flight at a time; the leader never proposes an empty ISR.
 //! - Follower HW = min(leader HW, own LEO), kept monotonic except when a truncation cuts
 //!   the log below it.
+//! - Transactions (KIP-98): clients write data batches only (a control batch is
+//!   `INVALID_RECORD`); markers come through [`Replica::append_txn_marker_as_leader`].
+//!   Every batch appended, fetched or scanned on a rebuild goes to the producer state,
+//!   which also hears every HW move, so leader and followers agree on the last stable
+//!   offset ([`Replica::last_stable_offset`]) and the aborted transactions.
 //! - Truncation uses leader epochs, never the follower's own HW — except behind
 //!   `legacy_truncate_to_hw` (KAFKA-1211, the bug KIP-101 fixed). `legacy_offsets_for_leader_epoch_v0`
 //!   answers and reads `OffsetsForLeaderEpoch` as an offset only (KIP-101 before KIP-279),
@@ -41,21 +46,23 @@
 //! never decreases; leader epochs only grow (asserted where `become_leader` and
 //! `become_follower` change it, after the fence that refuses older ones).
 //!
-//! Simplifications vs Kafka: producer state is rebuilt by scanning the whole log on open
-//! and after every truncation (no snapshots); the epoch cache is also completed from the batches'
+//! Simplifications vs Kafka: producer state (with the aborted-transactions index) is
+//! rebuilt by scanning the whole log on open, after every truncation and after retention
+//! (no snapshots, no `.txnindex` files); the epoch cache is also completed from the batches'
 //! leader epochs on open; a follower asked to truncate below its log start keeps the log
 //! from its start (Kafka would empty it and restart at the offset); no follower fetch
 //! sessions, quotas, or fenced/shutting-down broker states (KIP-841).
 
 use super::epoch_cache::{EpochEntry, LeaderEpochCache};
-use super::producer_state::{ProducerStateManager, SequenceCheck};
+use super::producer_state::{AppendedBatch, ProducerStateManager, SequenceCheck};
 use super::proto::{EpochEndOffset, FetchData};
 use super::types::{Acks, BrokerId, Bytes, KafkaError, PartitionEpoch};
 use crate::coverage::Mark;
 use crate::disk::Disk;
 use crate::log::{
-    check_batch, parse_header, AppendInfo, LeaderEpoch, Log, LogConfig, LogError, Offset,
-    RecoveryReport, LEADER_EPOCH_CHECKPOINT,
+    check_batch, parse_header, AppendInfo, BatchBuilder, BatchError, BatchMeta, ControlRecord,
+    LeaderEpoch, Log, LogConfig, LogError, Offset, ProducerId, RecoveryReport,
+    LEADER_EPOCH_CHECKPOINT,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -713,6 +720,11 @@ impl<D: Disk> Replica<D> {
         if header.size != batch.len() {
             return Err(KafkaError::CorruptMessage.into());
         }
+        if header.is_control() {
+            // Markers come from the transaction coordinator, through
+            // `append_txn_marker_as_leader`: a client may not write one.
+            return Err(KafkaError::InvalidRecord.into());
+        }
         let check = self
             .producers
             .check(
@@ -736,15 +748,77 @@ impl<D: Disk> Replica<D> {
                 flushed: false,
             });
         }
+        self.producers
+            .check_txn_state(header.producer_id, header.is_transactional())?;
+        let appended =
+            AppendedBatch::read(&header, batch).map_err(|e| LogError::from(BatchError::from(e)))?;
         let info: AppendInfo = self.log.append_encoded(batch, self.leader_epoch)?;
         self.epochs.assign(self.leader_epoch, info.base_offset)?;
-        self.producers.record(
-            header.producer_id,
-            header.producer_epoch,
-            header.base_sequence,
-            info.base_offset,
-            info.last_offset,
-        );
+        self.producers.record_batch(&AppendedBatch {
+            first_offset: info.base_offset,
+            last_offset: info.last_offset,
+            ..appended
+        });
+        self.events.push(ReplicaEvent::LeaderAppended {
+            base_offset: info.base_offset,
+            last_offset: info.last_offset,
+            leader_epoch: self.leader_epoch,
+        });
+        self.maybe_advance_hw();
+        self.check_invariants();
+        Ok(LeaderAppend {
+            base_offset: info.base_offset,
+            last_offset: info.last_offset,
+            leader_epoch: self.leader_epoch,
+            duplicate: false,
+            flushed: info.flushed,
+        })
+    }
+
+    /// The leader appends a transaction marker for `producer_id`'s transaction (what a
+    /// WriteTxnMarkers request from the transaction coordinator asks; Kafka appends it
+    /// with acks=all): not leader → `NOT_LEADER_OR_FOLLOWER`; |ISR| <
+    /// `min.insync.replicas` → `NOT_ENOUGH_REPLICAS`; an older producer epoch →
+    /// `INVALID_PRODUCER_EPOCH`; an older coordinator epoch than the producer's last
+    /// marker → `TRANSACTION_COORDINATOR_FENCED`. Then a control batch stamped
+    /// `timestamp_ms` is appended at the LEO; it closes the producer's open transaction,
+    /// if any (a retried marker closes nothing). Answer it once
+    /// [`Replica::check_acks_all`] says so.
+    pub fn append_txn_marker_as_leader(
+        &mut self,
+        producer_id: ProducerId,
+        producer_epoch: i16,
+        marker: ControlRecord,
+        timestamp_ms: i64,
+    ) -> Result<LeaderAppend, ReplicaError> {
+        let leader = self.leader_state()?;
+        if leader.isr.len() < self.config.min_insync_replicas {
+            crate::coverage::hit(Mark::IsrBelowMinInsync);
+            return Err(KafkaError::NotEnoughReplicas.into());
+        }
+        self.producers
+            .check_marker(producer_id, producer_epoch, &marker)?;
+        let meta = BatchMeta {
+            leader_epoch: self.leader_epoch,
+            base_timestamp_ms: timestamp_ms,
+            producer_id,
+            producer_epoch,
+            base_sequence: -1,
+        };
+        let mut batch = BatchBuilder::end_txn_marker(meta, marker);
+        let info: AppendInfo = self
+            .log
+            .append_encoded(batch.encode(Offset(0)), self.leader_epoch)?;
+        self.epochs.assign(self.leader_epoch, info.base_offset)?;
+        self.producers.record_batch(&AppendedBatch {
+            producer_id,
+            producer_epoch,
+            base_sequence: -1,
+            first_offset: info.base_offset,
+            last_offset: info.last_offset,
+            is_transactional: true,
+            marker: Some(marker),
+        });
         self.events.push(ReplicaEvent::LeaderAppended {
             base_offset: info.base_offset,
             last_offset: info.last_offset,
@@ -1110,9 +1184,15 @@ impl<D: Disk> Replica<D> {
         self.epochs.entries()
     }
 
-    /// The idempotent producers' state.
+    /// The idempotent and transactional producers' state.
     pub fn producer_state(&self) -> &ProducerStateManager {
         &self.producers
+    }
+
+    /// The last stable offset: the HW, held back by the earliest transaction still open
+    /// or whose marker the HW has not passed. A `read_committed` fetch reads below it.
+    pub fn last_stable_offset(&self) -> Offset {
+        self.producers.last_stable_offset(self.hw)
     }
 
     /// The ISR as leader (empty otherwise).
@@ -1288,17 +1368,16 @@ impl<D: Disk> Replica<D> {
                     self.epochs
                         .assign(header.leader_epoch, header.base_offset)?;
                 }
-                self.producers.record(
-                    header.producer_id,
-                    header.producer_epoch,
-                    header.base_sequence,
-                    header.base_offset,
-                    header.last_offset(),
-                );
+                let appended =
+                    AppendedBatch::read(&header, &bytes[position..]).map_err(BatchError::from)?;
+                self.producers.record_batch(&appended);
                 position += header.size;
                 next = header.next_offset();
             }
         }
+        // The HW the caller leaves (a truncation lowers it to the new LEO).
+        self.producers
+            .on_high_watermark(self.hw.min(self.log.log_end_offset()));
         Ok(())
     }
 
@@ -1310,13 +1389,8 @@ impl<D: Disk> Replica<D> {
                 self.epochs
                     .assign(header.leader_epoch, header.base_offset)?;
             }
-            self.producers.record(
-                header.producer_id,
-                header.producer_epoch,
-                header.base_sequence,
-                header.base_offset,
-                header.last_offset(),
-            );
+            let appended = AppendedBatch::read(&header, bytes).map_err(BatchError::from)?;
+            self.producers.record_batch(&appended);
             bytes = &bytes[header.size..];
         }
         Ok(())
@@ -1350,6 +1424,7 @@ impl<D: Disk> Replica<D> {
         assert!(hw <= leo, "HW raised to {hw}, beyond the LEO {leo}");
         if hw > self.hw {
             self.hw = hw;
+            self.producers.on_high_watermark(hw);
             self.events.push(ReplicaEvent::HwAdvanced { hw });
         }
     }

@@ -267,6 +267,23 @@ pub enum KafkaError {
     InconsistentGroupProtocol,
     /// The session timeout is outside the broker's allowed range.
     InvalidSessionTimeout,
+    /// The request is not allowed in the producer's transaction state: e.g. a
+    /// non-transactional batch from a producer with a transaction open on the partition.
+    InvalidTxnState,
+    /// The transaction coordinator is still completing the producer's previous transaction.
+    ConcurrentTransactions,
+    /// A newer instance with the same `transactional.id` has a newer producer epoch.
+    ProducerFenced,
+    /// A transaction marker came from an older coordinator epoch than the partition has seen.
+    TransactionCoordinatorFenced,
+    /// The producer id does not belong to the `transactional.id`.
+    InvalidProducerIdMapping,
+    /// `transaction.timeout.ms` is above the broker's `transaction.max.timeout.ms`.
+    InvalidTransactionTimeout,
+    /// An offset fetch that requires stable offsets found a pending transactional commit.
+    UnstableOffsetCommit,
+    /// A batch the broker refuses whatever its bytes: e.g. a control batch from a client.
+    InvalidRecord,
 }
 
 impl KafkaError {
@@ -302,6 +319,14 @@ impl KafkaError {
             KafkaError::FencedInstanceId => "FENCED_INSTANCE_ID",
             KafkaError::InconsistentGroupProtocol => "INCONSISTENT_GROUP_PROTOCOL",
             KafkaError::InvalidSessionTimeout => "INVALID_SESSION_TIMEOUT",
+            KafkaError::InvalidTxnState => "INVALID_TXN_STATE",
+            KafkaError::ConcurrentTransactions => "CONCURRENT_TRANSACTIONS",
+            KafkaError::ProducerFenced => "PRODUCER_FENCED",
+            KafkaError::TransactionCoordinatorFenced => "TRANSACTION_COORDINATOR_FENCED",
+            KafkaError::InvalidProducerIdMapping => "INVALID_PRODUCER_ID_MAPPING",
+            KafkaError::InvalidTransactionTimeout => "INVALID_TRANSACTION_TIMEOUT",
+            KafkaError::UnstableOffsetCommit => "UNSTABLE_OFFSET_COMMIT",
+            KafkaError::InvalidRecord => "INVALID_RECORD",
         }
     }
 
@@ -323,6 +348,8 @@ impl KafkaError {
                 | KafkaError::CoordinatorNotAvailable
                 | KafkaError::NotCoordinator
                 | KafkaError::CoordinatorLoadInProgress
+                | KafkaError::ConcurrentTransactions
+                | KafkaError::UnstableOffsetCommit
         )
     }
 }
@@ -418,6 +445,30 @@ mod tests {
             "NOT_ENOUGH_REPLICAS_AFTER_APPEND"
         );
         assert!(!KafkaError::OutOfOrderSequenceNumber.is_retriable());
+    }
+
+    #[test]
+    fn transaction_errors_are_named_and_classified_as_kafka_does() {
+        for (error, retriable) in [
+            (KafkaError::InvalidTxnState, false),
+            (KafkaError::ConcurrentTransactions, true),
+            (KafkaError::ProducerFenced, false),
+            (KafkaError::TransactionCoordinatorFenced, false),
+            (KafkaError::InvalidProducerIdMapping, false),
+            (KafkaError::InvalidTransactionTimeout, false),
+            (KafkaError::UnstableOffsetCommit, true),
+            (KafkaError::InvalidRecord, false),
+        ] {
+            let text = serde_json::to_string(&error).unwrap();
+            assert_eq!(text, format!("\"{}\"", error.name()));
+            assert_eq!(error.is_retriable(), retriable, "{error}");
+        }
+        // Added after every existing variant: the wire (postcard's variant index) of the
+        // errors sent today is unchanged.
+        let wire = postcard::to_stdvec(&KafkaError::InvalidSessionTimeout).unwrap();
+        assert_eq!(wire, [28]);
+        let wire = postcard::to_stdvec(&KafkaError::UnstableOffsetCommit).unwrap();
+        assert_eq!(wire, [35]);
     }
 
     #[test]

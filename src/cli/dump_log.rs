@@ -31,8 +31,8 @@ use crate::broker::epoch_cache::{parse_entry, EpochEntry};
 use crate::broker::server::REPLICATION_OFFSET_CHECKPOINT;
 use crate::log::{check_index_entry, parse_segment_file_name, IndexEntry, INDEX_ENTRY_BYTES};
 use crate::log::{
-    inspect_batch, BatchError, BatchInspection, CheckpointFile, Offset, Record, BATCH_HEADER_BYTES,
-    LEADER_EPOCH_CHECKPOINT, LOG_OVERHEAD, LOG_START_OFFSET_CHECKPOINT,
+    inspect_batch, BatchError, BatchInspection, CheckpointFile, ControlRecord, Offset, Record,
+    BATCH_HEADER_BYTES, LEADER_EPOCH_CHECKPOINT, LOG_OVERHEAD, LOG_START_OFFSET_CHECKPOINT,
     RECOVERY_POINT_OFFSET_CHECKPOINT,
 };
 use crate::zk::store::{
@@ -423,11 +423,17 @@ impl SegmentDump<'_, '_, '_> {
         let last = b
             .last_offset()
             .map_or_else(|| "overflows".to_string(), |last| last.to_string());
-        let attributes = if b.attributes != 0 {
+        let mut attributes = if b.attributes != 0 {
             format!(" attributes: {:#06x}", b.attributes)
         } else {
             String::new()
         };
+        if b.is_transactional() {
+            attributes.push_str(" isTransactional: true");
+        }
+        if b.is_control() {
+            attributes.push_str(" isControl: true");
+        }
         self.out.item(format_args!(
             "baseOffset: {} lastOffset: {last} count: {} partitionLeaderEpoch: {} producerId: {} \
              producerEpoch: {} baseSequence: {}{attributes} position: {position} size: {} \
@@ -461,7 +467,7 @@ impl SegmentDump<'_, '_, '_> {
             ));
         }
         for record in &b.records {
-            self.print_record(record);
+            self.print_record(record, b.is_control());
         }
         if let Some(error) = &b.records_error {
             self.out
@@ -469,8 +475,10 @@ impl SegmentDump<'_, '_, '_> {
         }
     }
 
-    fn print_record(&mut self, record: &Record) {
-        let headers = if record.headers.is_empty() {
+    /// One record; a control batch's record also as the transaction marker it holds, as
+    /// `kafka-dump-log.sh` prints `endTxnMarker: COMMIT coordinatorEpoch: 0`.
+    fn print_record(&mut self, record: &Record, control: bool) {
+        let mut headers = if record.headers.is_empty() {
             String::new()
         } else {
             let list: Vec<String> = record
@@ -480,6 +488,19 @@ impl SegmentDump<'_, '_, '_> {
                 .collect();
             format!(" headers: [{}]", list.join(", "))
         };
+        if control {
+            match ControlRecord::parse(record.key.as_deref(), record.value.as_deref()) {
+                Ok(marker) => headers.push_str(&format!(
+                    " endTxnMarker: {} coordinatorEpoch: {}",
+                    marker.kind.name(),
+                    marker.coordinator_epoch
+                )),
+                Err(e) => self.out.problem(format_args!(
+                    "control record at offset {}: {e}",
+                    record.offset
+                )),
+            }
+        }
         let offset = record.offset;
         if !self.txn_log {
             self.out.line(format_args!(

@@ -3,7 +3,10 @@
 //! Owns: [`BatchBuilder`] (encodes records straight into one buffer, like Kafka's
 //! `MemoryRecordsBuilder`), [`decode_batch`] / [`decode_batches`] (bytes → [`RecordBatch`]),
 //! the header walk the segments use ([`check_batch`]), a field-by-field reading for dumps
-//! that survives a bad CRC ([`inspect_batch`]), and [`BatchError`].
+//! that survives a bad CRC ([`inspect_batch`]), and [`BatchError`]; and the transaction
+//! markers: control batches holding one [`ControlRecord`] (COMMIT or ABORT), built by
+//! [`BatchBuilder::end_txn_marker`] and read back by [`RecordBatch::control_record`] /
+//! [`read_control_record`], malformed ones being a [`ControlRecordError`].
 //!
 //! Layout (big-endian fixed-width integers; varints are zigzag, like protobuf's `sint`):
 //!
@@ -23,9 +26,18 @@
 //! [`BatchError`] value. A batch that decodes has `recordCount == lastOffsetDelta + 1 >= 1`
 //! and its records carry offset deltas `0, 1, 2, ...` (offsets are dense).
 //!
-//! Simplifications vs Kafka: no compression, no transactional or control batches (the
-//! attributes are written as 0 and not interpreted), no empty batches (Kafka keeps them
-//! after compaction, which ksim does not do), and header values cannot be null.
+//! Attributes: bit 0x10 marks a transactional batch, 0x20 a control batch (Kafka's
+//! `TRANSACTIONAL_FLAG_MASK`, `CONTROL_FLAG_MASK`); a builder writes 0 unless told
+//! otherwise, so a plain batch's bytes are what they always were. A control batch is
+//! transactional too (0x30), carries the producer id and epoch of the transaction it ends
+//! and base sequence -1, and holds one record: key = version i16 (0) | type i16 (ABORT 0,
+//! COMMIT 1), value = version i16 (0) | coordinatorEpoch i32 (Kafka's `ControlRecordType`
+//! and `EndTransactionMarker`).
+//!
+//! Simplifications vs Kafka: no compression, no empty batches (Kafka keeps them after
+//! compaction, which ksim does not do), header values cannot be null, and the only control
+//! records are transaction markers of version 0 (Kafka also tolerates unknown control types
+//! and newer versions with trailing fields; ksim reports them as errors).
 
 use super::{LeaderEpoch, Offset, ProducerId};
 use std::fmt;
@@ -36,6 +48,10 @@ pub const LOG_OVERHEAD: usize = 12;
 pub const BATCH_HEADER_BYTES: usize = 61;
 /// The only record format this codec speaks.
 pub const MAGIC: i8 = 2;
+/// Attribute bit of a batch written inside a transaction (Kafka's `TRANSACTIONAL_FLAG_MASK`).
+pub const TRANSACTIONAL_FLAG: i16 = 0x10;
+/// Attribute bit of a control batch (Kafka's `CONTROL_FLAG_MASK`).
+pub const CONTROL_FLAG: i16 = 0x20;
 
 const LENGTH_AT: usize = 8;
 const EPOCH_AT: usize = 12;
@@ -74,7 +90,7 @@ pub struct RecordBatch {
     pub base_offset: Offset,
     /// Epoch of the leader that appended the batch (KIP-101); -1 if none.
     pub partition_leader_epoch: LeaderEpoch,
-    /// Kafka's batch attributes (compression, timestamp type, ...); always 0 here.
+    /// Kafka's batch attributes: [`TRANSACTIONAL_FLAG`], [`CONTROL_FLAG`]; 0 otherwise.
     pub attributes: i16,
     /// `last offset - base offset`.
     pub last_offset_delta: i32,
@@ -101,6 +117,27 @@ impl RecordBatch {
     /// Offset just after the last record.
     pub fn next_offset(&self) -> Offset {
         Offset(self.last_offset().0 + 1)
+    }
+
+    /// Whether the batch was written inside a transaction (control batches are too).
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_FLAG != 0
+    }
+
+    /// Whether the batch is a control batch (a transaction marker).
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_FLAG != 0
+    }
+
+    /// The transaction marker of a control batch: its one record, parsed.
+    pub fn control_record(&self) -> Result<ControlRecord, ControlRecordError> {
+        if !self.is_control() {
+            return Err(ControlRecordError::NotAControlBatch);
+        }
+        match self.records.as_slice() {
+            [record] => ControlRecord::parse(record.key.as_deref(), record.value.as_deref()),
+            records => Err(ControlRecordError::RecordCount(records.len())),
+        }
     }
 }
 
@@ -206,6 +243,7 @@ impl Default for BatchMeta {
 pub struct BatchBuilder {
     buf: Vec<u8>,
     meta: BatchMeta,
+    attributes: i16,
     count: i32,
     max_timestamp_ms: i64,
 }
@@ -223,9 +261,45 @@ impl BatchBuilder {
         BatchBuilder {
             buf,
             meta,
+            attributes: 0,
             count: 0,
             max_timestamp_ms: i64::MIN,
         }
+    }
+
+    /// A control batch holding one transaction marker (Kafka's
+    /// `MemoryRecords.withEndTransactionMarker`): attributes transactional + control, the
+    /// producer id and epoch of `meta` (the transaction's), base sequence -1 whatever `meta`
+    /// says, and one record stamped `meta.base_timestamp_ms`. Encode it with
+    /// [`BatchBuilder::encode`].
+    pub fn end_txn_marker(meta: BatchMeta, marker: ControlRecord) -> Self {
+        let meta = BatchMeta {
+            base_sequence: -1,
+            ..meta
+        };
+        let mut builder = Self::new(meta);
+        builder.attributes = TRANSACTIONAL_FLAG | CONTROL_FLAG;
+        builder.push(
+            meta.base_timestamp_ms,
+            Some(&marker.key_bytes()),
+            Some(&marker.value_bytes()),
+            &[],
+        );
+        builder
+    }
+
+    /// Marks the batch as written inside a transaction (attribute 0x10), or not.
+    pub fn set_transactional(&mut self, transactional: bool) {
+        if transactional {
+            self.attributes |= TRANSACTIONAL_FLAG;
+        } else {
+            self.attributes &= !TRANSACTIONAL_FLAG;
+        }
+    }
+
+    /// Whether the batch is marked transactional.
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_FLAG != 0
     }
 
     /// Appends one record. Keys, values and headers must each be shorter than 2 GiB.
@@ -294,11 +368,13 @@ impl BatchBuilder {
         }
     }
 
-    /// Empties the batch for reuse, keeping the buffer's allocation.
+    /// Empties the batch for reuse, keeping the buffer's allocation: it is then what
+    /// [`BatchBuilder::new`] gives (not transactional).
     pub fn clear(&mut self, meta: BatchMeta) {
         self.buf.truncate(BATCH_HEADER_BYTES);
         self.buf.fill(0);
         self.meta = meta;
+        self.attributes = 0;
         self.count = 0;
         self.max_timestamp_ms = i64::MIN;
     }
@@ -323,7 +399,7 @@ impl BatchBuilder {
         b[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
         b[EPOCH_AT..EPOCH_AT + 4].copy_from_slice(&self.meta.leader_epoch.0.to_be_bytes());
         b[MAGIC_AT] = MAGIC as u8;
-        b[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&0i16.to_be_bytes());
+        b[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&self.attributes.to_be_bytes());
         b[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]
             .copy_from_slice(&last_delta.to_be_bytes());
         b[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8]
@@ -353,6 +429,8 @@ pub struct BatchHeader {
     pub leader_epoch: LeaderEpoch,
     /// Stored CRC.
     pub crc: u32,
+    /// `attributes`: [`TRANSACTIONAL_FLAG`], [`CONTROL_FLAG`].
+    pub attributes: i16,
     /// `lastOffsetDelta`.
     pub last_offset_delta: i32,
     /// `maxTimestamp`.
@@ -376,6 +454,16 @@ impl BatchHeader {
     /// Offset just after the last record.
     pub fn next_offset(&self) -> Offset {
         Offset(self.last_offset().0 + 1)
+    }
+
+    /// Whether the batch was written inside a transaction (control batches are too).
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_FLAG != 0
+    }
+
+    /// Whether the batch is a control batch (a transaction marker).
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_FLAG != 0
     }
 }
 
@@ -440,6 +528,7 @@ pub fn parse_header(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
         size,
         leader_epoch: LeaderEpoch(be_i32(bytes, EPOCH_AT)),
         crc: be_u32(bytes, CRC_AT),
+        attributes: be_i16(bytes, ATTRIBUTES_AT),
         last_offset_delta,
         max_timestamp_ms: be_i64(bytes, MAX_TIMESTAMP_AT),
         record_count,
@@ -491,7 +580,7 @@ pub fn decode_batch(bytes: &[u8]) -> Result<(RecordBatch, usize), BatchError> {
     let batch = RecordBatch {
         base_offset: header.base_offset,
         partition_leader_epoch: header.leader_epoch,
-        attributes: be_i16(bytes, ATTRIBUTES_AT),
+        attributes: header.attributes,
         last_offset_delta: header.last_offset_delta,
         base_timestamp_ms,
         max_timestamp_ms: header.max_timestamp_ms,
@@ -585,7 +674,7 @@ pub struct BatchInspection {
     pub crc: u32,
     /// The CRC-32C of the batch's bytes from `attributes` to its end.
     pub computed_crc: u32,
-    /// `attributes` (always 0 in what ksim writes).
+    /// `attributes`: [`TRANSACTIONAL_FLAG`], [`CONTROL_FLAG`].
     pub attributes: i16,
     /// `lastOffsetDelta`.
     pub last_offset_delta: i32,
@@ -619,6 +708,16 @@ impl BatchInspection {
     pub fn last_offset(&self) -> Option<i64> {
         self.base_offset
             .checked_add(i64::from(self.last_offset_delta))
+    }
+
+    /// Whether the stored attributes mark a transactional batch.
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_FLAG != 0
+    }
+
+    /// Whether the stored attributes mark a control batch.
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_FLAG != 0
     }
 }
 
@@ -678,6 +777,191 @@ pub fn decode_batches(mut bytes: &[u8]) -> Result<Vec<RecordBatch>, BatchError> 
         bytes = &bytes[used..];
     }
     Ok(batches)
+}
+
+/// What a transaction marker says (Kafka's `ControlRecordType` of an end-of-transaction
+/// marker: the codes are Kafka's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ControlRecordType {
+    /// The transaction's records are to be skipped by `read_committed` readers (code 0).
+    Abort,
+    /// The transaction's records are visible to `read_committed` readers (code 1).
+    Commit,
+}
+
+impl ControlRecordType {
+    /// The type's code in a control record key.
+    pub fn code(self) -> i16 {
+        match self {
+            ControlRecordType::Abort => 0,
+            ControlRecordType::Commit => 1,
+        }
+    }
+
+    /// Kafka's name, `ABORT` or `COMMIT`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ControlRecordType::Abort => "ABORT",
+            ControlRecordType::Commit => "COMMIT",
+        }
+    }
+}
+
+/// A transaction marker: the one record of a control batch (Kafka's `EndTransactionMarker`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ControlRecord {
+    /// COMMIT or ABORT.
+    pub kind: ControlRecordType,
+    /// The epoch of the transaction coordinator that wrote the marker: a partition refuses
+    /// a marker from an older coordinator than the last one it heard from.
+    pub coordinator_epoch: i32,
+}
+
+/// The version of control record keys and marker values this codec writes and reads.
+pub const CONTROL_RECORD_VERSION: i16 = 0;
+const CONTROL_KEY_BYTES: usize = 4;
+const END_TXN_MARKER_VALUE_BYTES: usize = 6;
+
+impl ControlRecord {
+    /// The record key: version i16 | type i16.
+    pub fn key_bytes(&self) -> [u8; CONTROL_KEY_BYTES] {
+        let mut key = [0; CONTROL_KEY_BYTES];
+        key[0..2].copy_from_slice(&CONTROL_RECORD_VERSION.to_be_bytes());
+        key[2..4].copy_from_slice(&self.kind.code().to_be_bytes());
+        key
+    }
+
+    /// The record value: version i16 | coordinatorEpoch i32.
+    pub fn value_bytes(&self) -> [u8; END_TXN_MARKER_VALUE_BYTES] {
+        let mut value = [0; END_TXN_MARKER_VALUE_BYTES];
+        value[0..2].copy_from_slice(&CONTROL_RECORD_VERSION.to_be_bytes());
+        value[2..6].copy_from_slice(&self.coordinator_epoch.to_be_bytes());
+        value
+    }
+
+    /// Parses a control record's key and value. Never panics.
+    pub fn parse(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Self, ControlRecordError> {
+        let key = key.ok_or(ControlRecordError::NullKey)?;
+        if key.len() != CONTROL_KEY_BYTES {
+            return Err(ControlRecordError::KeySize(key.len()));
+        }
+        let key_version = be_i16(key, 0);
+        if key_version != CONTROL_RECORD_VERSION {
+            return Err(ControlRecordError::KeyVersion(key_version));
+        }
+        let kind = match be_i16(key, 2) {
+            0 => ControlRecordType::Abort,
+            1 => ControlRecordType::Commit,
+            other => return Err(ControlRecordError::UnknownType(other)),
+        };
+        let value = value.ok_or(ControlRecordError::NullValue)?;
+        if value.len() != END_TXN_MARKER_VALUE_BYTES {
+            return Err(ControlRecordError::ValueSize(value.len()));
+        }
+        let value_version = be_i16(value, 0);
+        if value_version != CONTROL_RECORD_VERSION {
+            return Err(ControlRecordError::ValueVersion(value_version));
+        }
+        Ok(ControlRecord {
+            kind,
+            coordinator_epoch: be_i32(value, 2),
+        })
+    }
+}
+
+/// Why a batch does not hold a transaction marker this codec reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControlRecordError {
+    /// The bytes are not a valid batch.
+    Batch(BatchError),
+    /// The batch's attributes do not mark it as a control batch.
+    NotAControlBatch,
+    /// A control batch holds exactly one record; this one holds this many.
+    RecordCount(usize),
+    /// The control record's key is null.
+    NullKey,
+    /// The key is not 4 bytes (version i16, type i16).
+    KeySize(usize),
+    /// The key's version is not 0.
+    KeyVersion(i16),
+    /// The key's type is neither ABORT (0) nor COMMIT (1).
+    UnknownType(i16),
+    /// The marker's value is null.
+    NullValue,
+    /// The value is not 6 bytes (version i16, coordinatorEpoch i32).
+    ValueSize(usize),
+    /// The value's version is not 0.
+    ValueVersion(i16),
+}
+
+impl fmt::Display for ControlRecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ControlRecordError::Batch(e) => write!(f, "{e}"),
+            ControlRecordError::NotAControlBatch => f.write_str("not a control batch"),
+            ControlRecordError::RecordCount(n) => {
+                write!(f, "a control batch holds one record, this one {n}")
+            }
+            ControlRecordError::NullKey => f.write_str("control record key is null"),
+            ControlRecordError::KeySize(n) => {
+                write!(
+                    f,
+                    "control record key is {n} bytes, expected {CONTROL_KEY_BYTES}"
+                )
+            }
+            ControlRecordError::KeyVersion(v) => write!(f, "control record key version {v}"),
+            ControlRecordError::UnknownType(t) => write!(f, "unknown control record type {t}"),
+            ControlRecordError::NullValue => f.write_str("transaction marker value is null"),
+            ControlRecordError::ValueSize(n) => write!(
+                f,
+                "transaction marker value is {n} bytes, expected {END_TXN_MARKER_VALUE_BYTES}"
+            ),
+            ControlRecordError::ValueVersion(v) => {
+                write!(f, "transaction marker value version {v}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ControlRecordError {}
+
+impl From<BatchError> for ControlRecordError {
+    fn from(e: BatchError) -> Self {
+        ControlRecordError::Batch(e)
+    }
+}
+
+impl From<ControlRecordError> for BatchError {
+    /// A marker that does not parse is a bad record of its batch.
+    fn from(e: ControlRecordError) -> Self {
+        match e {
+            ControlRecordError::Batch(e) => e,
+            other => BatchError::BadRecords {
+                record: 0,
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
+/// The transaction marker of the control batch at the start of `bytes`, read without
+/// allocating; the batch is fully validated first (like [`check_batch`]). Never panics.
+pub fn read_control_record(bytes: &[u8]) -> Result<ControlRecord, ControlRecordError> {
+    let header = checked_header(bytes)?;
+    if !header.is_control() {
+        return Err(ControlRecordError::NotAControlBatch);
+    }
+    if header.record_count != 1 {
+        return Err(ControlRecordError::RecordCount(
+            header.record_count as usize,
+        ));
+    }
+    let mut marker = Err(ControlRecordError::RecordCount(0));
+    walk_records(&bytes[..header.size], &header, |view| {
+        marker = ControlRecord::parse(view.key, view.value);
+        Ok(())
+    })?;
+    marker
 }
 
 /// Presence of the whole batch, magic, CRC, then the header ranges: a corrupted byte in
@@ -1163,6 +1447,173 @@ mod tests {
         assert!(read_varlong(&[0x80; 3], &mut pos).is_err());
         let mut pos = 0;
         assert!(read_varint(&[], &mut pos).is_err());
+    }
+
+    #[test]
+    fn batches_are_plain_unless_marked_transactional() {
+        let (_, plain) = sample(0);
+        assert_eq!(be_i16(&plain, ATTRIBUTES_AT), 0, "existing bytes unchanged");
+        let header = check_batch(&plain).unwrap();
+        assert!(!header.is_transactional() && !header.is_control());
+        let mut b = BatchBuilder::new(meta());
+        b.set_transactional(true);
+        assert!(b.is_transactional());
+        b.push(1_000, Some(b"k"), Some(b"v"), &[]);
+        let bytes = b.encode(Offset(4)).to_vec();
+        let (batch, _) = decode_batch(&bytes).unwrap();
+        assert_eq!(batch.attributes, TRANSACTIONAL_FLAG);
+        assert!(batch.is_transactional() && !batch.is_control());
+        let header = parse_header(&bytes).unwrap();
+        assert!(header.is_transactional() && !header.is_control());
+        let inspected = inspect_batch(&bytes, false).unwrap();
+        assert!(inspected.is_transactional() && !inspected.is_control());
+        assert_eq!(
+            batch.control_record(),
+            Err(ControlRecordError::NotAControlBatch)
+        );
+        assert_eq!(
+            read_control_record(&bytes),
+            Err(ControlRecordError::NotAControlBatch)
+        );
+        // Clearing gives what `new` gives: a plain batch.
+        b.clear(meta());
+        assert!(!b.is_transactional());
+        b.push(1_000, Some(b"k"), Some(b"v"), &[]);
+        assert_eq!(be_i16(b.encode(Offset(0)), ATTRIBUTES_AT), 0);
+        b.set_transactional(true);
+        b.set_transactional(false);
+        assert_eq!(be_i16(b.encode(Offset(0)), ATTRIBUTES_AT), 0);
+    }
+
+    #[test]
+    fn an_end_txn_marker_round_trips_in_kafkas_layout() {
+        for (kind, code) in [
+            (ControlRecordType::Abort, 0u8),
+            (ControlRecordType::Commit, 1),
+        ] {
+            let marker = ControlRecord {
+                kind,
+                coordinator_epoch: 0x0102_0304,
+            };
+            let mut b = BatchBuilder::end_txn_marker(meta(), marker);
+            let bytes = b.encode(Offset(77)).to_vec();
+            let (batch, _) = decode_batch(&bytes).unwrap();
+            assert_eq!(batch.attributes, 0x30);
+            assert!(batch.is_transactional() && batch.is_control());
+            assert_eq!(
+                (batch.producer_id, batch.producer_epoch, batch.base_sequence),
+                (ProducerId(42), 3, -1),
+                "the transaction's producer, no sequence"
+            );
+            assert_eq!(batch.records.len(), 1);
+            let record = &batch.records[0];
+            assert_eq!(record.offset, Offset(77));
+            assert_eq!(record.timestamp_ms, 1_000);
+            assert_eq!(record.key.as_deref(), Some(&[0, 0, 0, code][..]));
+            assert_eq!(record.value.as_deref(), Some(&[0, 0, 1, 2, 3, 4][..]));
+            assert_eq!(batch.control_record(), Ok(marker));
+            assert_eq!(read_control_record(&bytes), Ok(marker));
+            let header = check_batch(&bytes).unwrap();
+            assert!(header.is_control() && header.is_transactional());
+            assert_eq!(kind.name(), ["ABORT", "COMMIT"][code as usize]);
+        }
+    }
+
+    #[test]
+    fn malformed_control_records_are_typed_errors() {
+        use ControlRecordError as E;
+        let key = |version: i16, kind: i16| {
+            let mut k = version.to_be_bytes().to_vec();
+            k.extend_from_slice(&kind.to_be_bytes());
+            k
+        };
+        let value = |version: i16, epoch: i32| {
+            let mut v = version.to_be_bytes().to_vec();
+            v.extend_from_slice(&epoch.to_be_bytes());
+            v
+        };
+        let good_key = key(0, 1);
+        let good_value = value(0, 5);
+        assert_eq!(
+            ControlRecord::parse(Some(&good_key), Some(&good_value)),
+            Ok(ControlRecord {
+                kind: ControlRecordType::Commit,
+                coordinator_epoch: 5
+            })
+        );
+        /// A key, a value and what parsing them says.
+        type Case = (Option<Vec<u8>>, Option<Vec<u8>>, ControlRecordError);
+        let cases: Vec<Case> = vec![
+            (None, Some(good_value.clone()), E::NullKey),
+            (Some(vec![0, 0, 1]), Some(good_value.clone()), E::KeySize(3)),
+            (Some(vec![0; 5]), Some(good_value.clone()), E::KeySize(5)),
+            (Some(key(1, 1)), Some(good_value.clone()), E::KeyVersion(1)),
+            (
+                Some(key(-1, 0)),
+                Some(good_value.clone()),
+                E::KeyVersion(-1),
+            ),
+            (Some(key(0, 2)), Some(good_value.clone()), E::UnknownType(2)),
+            (
+                Some(key(0, -1)),
+                Some(good_value.clone()),
+                E::UnknownType(-1),
+            ),
+            (Some(good_key.clone()), None, E::NullValue),
+            (Some(good_key.clone()), Some(vec![0; 4]), E::ValueSize(4)),
+            (Some(good_key.clone()), Some(vec![]), E::ValueSize(0)),
+            (
+                Some(good_key.clone()),
+                Some(value(3, 0)),
+                E::ValueVersion(3),
+            ),
+        ];
+        for (k, v, expected) in cases {
+            assert_eq!(
+                ControlRecord::parse(k.as_deref(), v.as_deref()),
+                Err(expected.clone())
+            );
+            // The same record inside a control batch: both readers say the same.
+            let mut b = BatchBuilder::new(meta());
+            b.attributes = TRANSACTIONAL_FLAG | CONTROL_FLAG;
+            b.push(1_000, k.as_deref(), v.as_deref(), &[]);
+            let bytes = b.encode(Offset(0)).to_vec();
+            assert_eq!(read_control_record(&bytes), Err(expected.clone()));
+            let (batch, _) = decode_batch(&bytes).expect("a valid batch, a bad marker");
+            assert_eq!(batch.control_record(), Err(expected.clone()));
+            assert!(matches!(
+                BatchError::from(expected),
+                BatchError::BadRecords { record: 0, .. }
+            ));
+        }
+        // Two records in a control batch; a corrupt control batch.
+        let marker = ControlRecord {
+            kind: ControlRecordType::Abort,
+            coordinator_epoch: 1,
+        };
+        let mut b = BatchBuilder::end_txn_marker(meta(), marker);
+        b.push(
+            1_000,
+            Some(&marker.key_bytes()),
+            Some(&marker.value_bytes()),
+            &[],
+        );
+        let bytes = b.encode(Offset(0)).to_vec();
+        assert_eq!(read_control_record(&bytes), Err(E::RecordCount(2)));
+        assert_eq!(
+            decode_batch(&bytes).unwrap().0.control_record(),
+            Err(E::RecordCount(2))
+        );
+        let mut bad = bytes.clone();
+        bad[BATCH_HEADER_BYTES + 3] ^= 1;
+        assert!(matches!(
+            read_control_record(&bad),
+            Err(E::Batch(BatchError::BadCrc { .. }))
+        ));
+        assert!(matches!(
+            read_control_record(&bytes[..20]),
+            Err(E::Batch(BatchError::Truncated { .. }))
+        ));
     }
 
     #[test]

@@ -23,8 +23,9 @@
 //! Pure and synchronous: no async, no clocks (time is an argument), no network, no madsim.
 //!
 //! Simplifications vs Kafka: no time index (time retention scans batch headers when it
-//! needs a segment's largest timestamp), no transaction index or producer-state snapshots,
-//! no leader-epoch cache (the broker keeps its own), no compaction or compression, no
+//! needs a segment's largest timestamp), no transaction index on disk (the broker's
+//! `producer_state` keeps the aborted transactions in memory, rebuilt from the batches
+//! with the producer state) or producer-state snapshots, no leader-epoch cache (the broker keeps its own), no compaction or compression, no
 //! DeleteRecords (the log start offset is always the first segment's base offset), and the
 //! index lives in memory with each new entry written to its file (not memory-mapped).
 
@@ -39,9 +40,10 @@ mod segment;
 mod tests;
 
 pub use batch::{
-    check_batch, decode_batch, decode_batches, inspect_batch, parse_header, restamp_batch,
-    visit_batch, BatchBuilder, BatchError, BatchHeader, BatchInspection, BatchMeta, Record,
-    RecordBatch, RecordRef, BATCH_HEADER_BYTES, LOG_OVERHEAD, MAGIC,
+    check_batch, decode_batch, decode_batches, inspect_batch, parse_header, read_control_record,
+    restamp_batch, visit_batch, BatchBuilder, BatchError, BatchHeader, BatchInspection, BatchMeta,
+    ControlRecord, ControlRecordError, ControlRecordType, Record, RecordBatch, RecordRef,
+    BATCH_HEADER_BYTES, CONTROL_FLAG, LOG_OVERHEAD, MAGIC, TRANSACTIONAL_FLAG,
 };
 pub use checkpoint::CheckpointFile;
 pub use engine::{

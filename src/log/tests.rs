@@ -961,3 +961,41 @@ fn visiting_a_batch_borrows_what_decoding_copies_and_refuses_a_bad_crc() {
     ));
     assert_eq!(none, 0, "nothing of a batch with a bad CRC is handed over");
 }
+
+#[test]
+fn transactional_and_control_batches_survive_recovery_with_their_attributes() {
+    let (disk, _root) = sim("txn-batches", 0);
+    let (mut log, _) = Log::open(disk.clone(), dir(), config(600)).unwrap();
+    let meta = BatchMeta {
+        producer_id: ProducerId(9),
+        producer_epoch: 2,
+        base_sequence: 0,
+        ..BatchMeta::default()
+    };
+    let mut data = BatchBuilder::new(meta);
+    data.set_transactional(true);
+    data.push(0, Some(b"k"), Some(b"v"), &[]);
+    log.append(&mut data).unwrap();
+    append(&mut log, 2, 50, 0);
+    let marker = ControlRecord {
+        kind: ControlRecordType::Commit,
+        coordinator_epoch: 4,
+    };
+    let at = log
+        .append(&mut BatchBuilder::end_txn_marker(meta, marker))
+        .unwrap();
+    let leo = log.log_end_offset();
+    drop(log);
+    disk.crash();
+    // Recovery validates every batch from the recovery point: nothing is truncated.
+    let (log, report) = Log::open(disk, dir(), config(600)).unwrap();
+    assert_eq!((report.truncated_at, log.log_end_offset()), (None, leo));
+    let batches = decode_batches(&log.read(Offset(0), 1 << 20).unwrap()).unwrap();
+    let kinds: Vec<(bool, bool)> = batches
+        .iter()
+        .map(|b| (b.is_transactional(), b.is_control()))
+        .collect();
+    assert_eq!(kinds, [(true, false), (false, false), (true, true)]);
+    assert_eq!(batches[2].base_offset, at.base_offset);
+    assert_eq!(batches[2].control_record(), Ok(marker));
+}

@@ -1356,3 +1356,104 @@ fn retention_moves_the_epoch_cache_start_with_the_log_start() {
     assert_eq!(epochs, vec![(1, start), (2, Offset(10))]);
     assert_eq!(r.high_watermark(), Offset(11));
 }
+
+#[test]
+fn transactions_hold_the_lso_on_leader_and_follower_and_survive_a_reopen() {
+    use crate::log::{ControlRecord, ControlRecordType};
+    let (disk, _root) = disk("txn-lso");
+    let both = vec![B1, B2];
+    let mut leader = open(&disk, B1);
+    leader
+        .become_leader(LeaderEpoch(1), both.clone(), both, PartitionEpoch(0), 0)
+        .unwrap();
+    let mut f2 = open(&disk, B2);
+    f2.become_follower(B1, LeaderEpoch(1)).unwrap();
+    let meta = BatchMeta {
+        producer_id: ProducerId(5),
+        producer_epoch: 0,
+        base_sequence: 0,
+        ..BatchMeta::default()
+    };
+    let mut txn = BatchBuilder::new(meta);
+    txn.set_transactional(true);
+    txn.push(0, None, Some(b"t0"), &[]);
+    txn.push(0, None, Some(b"t1"), &[]);
+    leader
+        .append_as_leader(txn.encode(Offset(0)), Acks::All)
+        .unwrap();
+    produce(&mut leader, &["plain"]);
+    // INVALID_TXN_STATE: the producer's transaction is open here; nothing is appended.
+    let refused = leader.append_as_leader(&idempotent(5, 0, 2, &["x"]), Acks::All);
+    assert_eq!(
+        refused.unwrap_err().kafka_error(),
+        KafkaError::InvalidTxnState
+    );
+    assert_eq!(leader.log_end_offset(), Offset(3));
+    fetch(&mut leader, &mut f2, 1);
+    fetch(&mut leader, &mut f2, 2);
+    assert_eq!(leader.high_watermark(), Offset(3));
+    assert_eq!(f2.high_watermark(), Offset(3));
+    assert_eq!(
+        leader.last_stable_offset(),
+        Offset(0),
+        "the open transaction"
+    );
+    assert_eq!(f2.last_stable_offset(), Offset(0));
+    let marker = ControlRecord {
+        kind: ControlRecordType::Abort,
+        coordinator_epoch: 2,
+    };
+    // A client may not write a marker.
+    let mut abort = BatchBuilder::end_txn_marker(meta, marker);
+    let refused = leader.append_as_leader(abort.encode(Offset(0)), Acks::All);
+    assert_eq!(
+        refused.unwrap_err().kafka_error(),
+        KafkaError::InvalidRecord
+    );
+    // The coordinator's marker (WriteTxnMarkers).
+    let at = leader
+        .append_txn_marker_as_leader(ProducerId(5), 0, marker, 7)
+        .unwrap();
+    assert_eq!(at.base_offset, Offset(3));
+    let stale = ControlRecord {
+        coordinator_epoch: 1,
+        ..marker
+    };
+    let fenced = leader.append_txn_marker_as_leader(ProducerId(5), 0, stale, 7);
+    assert_eq!(
+        fenced.unwrap_err().kafka_error(),
+        KafkaError::TransactionCoordinatorFenced
+    );
+    let old_epoch = leader.append_txn_marker_as_leader(ProducerId(5), -1, marker, 7);
+    assert_eq!(
+        old_epoch.unwrap_err().kafka_error(),
+        KafkaError::InvalidProducerEpoch
+    );
+    assert_eq!(leader.log_end_offset(), Offset(4), "one marker appended");
+    assert_eq!(
+        leader.last_stable_offset(),
+        Offset(0),
+        "the marker is not replicated yet"
+    );
+    fetch(&mut leader, &mut f2, 3);
+    fetch(&mut leader, &mut f2, 4);
+    for r in [&leader, &f2] {
+        assert_eq!(r.high_watermark(), Offset(4));
+        assert_eq!(r.last_stable_offset(), Offset(4));
+        let aborted = r.producer_state().aborted_between(Offset(0), Offset(4));
+        assert_eq!(
+            aborted
+                .iter()
+                .map(|t| (t.producer_id, t.first_offset, t.last_offset))
+                .collect::<Vec<_>>(),
+            [(ProducerId(5), Offset(0), Offset(3))]
+        );
+    }
+    assert_eq!(f2.producer_state(), leader.producer_state());
+    // Rebuilt from the log on reopen, the same state.
+    let before = leader.producer_state().clone();
+    leader.close().unwrap();
+    let reopened = open_at(&disk, B1, ReplicaConfig::default(), Some(Offset(4)));
+    assert_eq!(reopened.producer_state(), &before);
+    assert_eq!(reopened.last_stable_offset(), Offset(4));
+}

@@ -7,7 +7,8 @@ use crate::broker::epoch_cache::LeaderEpochCache;
 use crate::disk::{Disk, FsDisk};
 use crate::disk::{SimDisk, SimDiskConfig};
 use crate::log::{
-    decode_batches, BatchBuilder, BatchMeta, LeaderEpoch, Log, LogConfig, ProducerId,
+    decode_batches, BatchBuilder, BatchMeta, ControlRecord, ControlRecordType, LeaderEpoch, Log,
+    LogConfig, ProducerId,
 };
 use crate::zk::store::{snapshot_file_name, FileTxnSnapLog};
 use crate::zk::tree::DataTree;
@@ -599,4 +600,48 @@ proptest! {
         prop_assert_eq!(summary.problems == 0, between);
         prop_assert!(summary.problems <= 1);
     }
+}
+
+#[test]
+fn transactional_batches_and_markers_are_shown_as_kafka_shows_them() {
+    let meta = BatchMeta {
+        producer_id: ProducerId(7),
+        producer_epoch: 1,
+        base_sequence: 0,
+        ..BatchMeta::default()
+    };
+    let mut data = BatchBuilder::new(meta);
+    data.set_transactional(true);
+    data.push(5, Some(b"k"), Some(b"v"), &[]);
+    let mut bytes = data.encode(Offset(0)).to_vec();
+    let marker = ControlRecord {
+        kind: ControlRecordType::Abort,
+        coordinator_epoch: 3,
+    };
+    bytes.extend_from_slice(BatchBuilder::end_txn_marker(meta, marker).encode(Offset(1)));
+    // A control batch with a second record that is no marker: a problem, not a panic.
+    let mut bad = BatchBuilder::end_txn_marker(meta, marker);
+    bad.push(5, None, None, &[]);
+    bytes.extend_from_slice(bad.encode(Offset(2)));
+    let (lines, summary) = dump_of(&segment(0), &bytes, true);
+    let batch_lines: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("baseOffset"))
+        .collect();
+    assert_eq!(batch_lines.len(), 3, "{lines:#?}");
+    assert_eq!(field(batch_lines[0], "attributes"), "0x0010");
+    assert_eq!(field(batch_lines[0], "isTransactional"), "true");
+    assert!(!batch_lines[0].contains("isControl"));
+    assert_eq!(field(batch_lines[1], "attributes"), "0x0030");
+    assert_eq!(field(batch_lines[1], "isControl"), "true");
+    assert_eq!(field(batch_lines[1], "baseSequence"), "-1");
+    let records: Vec<&String> = lines.iter().filter(|l| l.starts_with("| offset")).collect();
+    assert!(!records[0].contains("endTxnMarker"));
+    assert_eq!(field(records[1], "endTxnMarker"), "ABORT");
+    assert_eq!(field(records[1], "coordinatorEpoch"), "3");
+    assert_eq!(field(records[2], "endTxnMarker"), "ABORT");
+    assert_eq!(summary.problems, 1, "{lines:#?}");
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("control record at offset 3: control record key is null")));
 }
