@@ -267,6 +267,25 @@ pub enum KafkaError {
     InconsistentGroupProtocol,
     /// The session timeout is outside the broker's allowed range.
     InvalidSessionTimeout,
+    /// The transaction coordinator is changing this transactional id's state (a write to
+    /// `__transaction_state` or its markers are in flight): retry.
+    ConcurrentTransactions,
+    /// A newer producer with the same `transactional.id` has been initialized (its epoch is
+    /// higher): this one is a zombie.
+    ProducerFenced,
+    /// The producer id is not the one the coordinator holds for the `transactional.id`.
+    InvalidProducerIdMapping,
+    /// The request is not legal in the transaction's current state.
+    InvalidTxnState,
+    /// The requested `transaction.timeout.ms` is ≤ 0 or above `transaction.max.timeout.ms`.
+    InvalidTransactionTimeout,
+    /// A transaction marker came from a coordinator with an older coordinator epoch.
+    TransactionCoordinatorFenced,
+    /// The transaction cannot go on but may be aborted (KIP-890: e.g. a partition written
+    /// without having been added to it).
+    TransactionAbortable,
+    /// The request is malformed (e.g. an empty `transactional.id`).
+    InvalidRequest,
 }
 
 impl KafkaError {
@@ -302,6 +321,14 @@ impl KafkaError {
             KafkaError::FencedInstanceId => "FENCED_INSTANCE_ID",
             KafkaError::InconsistentGroupProtocol => "INCONSISTENT_GROUP_PROTOCOL",
             KafkaError::InvalidSessionTimeout => "INVALID_SESSION_TIMEOUT",
+            KafkaError::ConcurrentTransactions => "CONCURRENT_TRANSACTIONS",
+            KafkaError::ProducerFenced => "PRODUCER_FENCED",
+            KafkaError::InvalidProducerIdMapping => "INVALID_PRODUCER_ID_MAPPING",
+            KafkaError::InvalidTxnState => "INVALID_TXN_STATE",
+            KafkaError::InvalidTransactionTimeout => "INVALID_TRANSACTION_TIMEOUT",
+            KafkaError::TransactionCoordinatorFenced => "TRANSACTION_COORDINATOR_FENCED",
+            KafkaError::TransactionAbortable => "TRANSACTION_ABORTABLE",
+            KafkaError::InvalidRequest => "INVALID_REQUEST",
         }
     }
 
@@ -323,6 +350,7 @@ impl KafkaError {
                 | KafkaError::CoordinatorNotAvailable
                 | KafkaError::NotCoordinator
                 | KafkaError::CoordinatorLoadInProgress
+                | KafkaError::ConcurrentTransactions
         )
     }
 }
