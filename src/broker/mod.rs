@@ -4,7 +4,8 @@
 //!
 //! Modules: [`types`] (ids, epochs, partitions, acks, Kafka's error names), [`proto`] (requests
 //! and responses), [`zk_paths`] (the znode layout), [`controller`] (election, leader
-//! and ISR decisions), [`coordinator`] (consumer groups and their offsets), [`replica`] (one partition replica: leader and follower logic),
+//! and ISR decisions), [`coordinator`] (consumer groups and their offsets), [`txn_coordinator`]
+//! (transactions: producer epochs, two-phase commit, markers), [`replica`] (one partition replica: leader and follower logic),
 //! [`epoch_cache`] (its leader epoch cache), [`producer_state`] (its idempotent
 //! producers), [`server`] (one broker: registration, requests, replication, purgatories).
 
@@ -18,6 +19,7 @@ pub mod server;
 #[cfg(test)]
 mod test_ens;
 pub mod topic;
+pub mod txn_coordinator;
 pub mod types;
 pub mod zk_paths;
 
