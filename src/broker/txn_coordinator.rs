@@ -922,7 +922,8 @@ impl TransactionCoordinator {
                         NO_PRODUCER_EPOCH
                     };
                 } else {
-                    let bumped = m.producer_epoch + 1;
+                    // Saturating: an exhausted epoch is refused below, never bumped.
+                    let bumped = m.producer_epoch.saturating_add(1);
                     let (epoch, last) = match expected {
                         None => (bumped, NO_PRODUCER_EPOCH),
                         Some(e)
@@ -1083,7 +1084,10 @@ impl TransactionCoordinator {
                         transit.next_producer_id = next_producer_id();
                     }
                     transit.last_producer_epoch = m.producer_epoch;
-                    transit.producer_epoch = m.producer_epoch + 1;
+                    transit.producer_epoch = m
+                        .producer_epoch
+                        .checked_add(1)
+                        .ok_or(KafkaError::InvalidTxnState)?;
                 }
                 let purpose = Purpose::Prepare {
                     reply: EndReply::EndTxn(token),

@@ -1085,3 +1085,34 @@ proptest::proptest! {
         }
     }
 }
+
+/// Requests no state allows are refused with an error, never a panic: even a transaction
+/// whose epoch is at `Short.MaxValue` (no bump left) answers INVALID_TXN_STATE.
+#[test]
+fn impossible_steps_are_refused_not_panicked() {
+    let mut c = Coord::unloaded(true);
+    c.c.on_become_leader(0, LeaderEpoch(1));
+    let metadata = TransactionMetadata {
+        producer_id: ProducerId(7),
+        previous_producer_id: ProducerId::NONE,
+        next_producer_id: ProducerId::NONE,
+        producer_epoch: i16::MAX,
+        last_producer_epoch: NO_PRODUCER_EPOCH,
+        txn_timeout_ms: TIMEOUT,
+        state: Ongoing,
+        topic_partitions: [tp("t", 0)].into_iter().collect(),
+        txn_start_timestamp_ms: Some(0),
+        txn_last_update_timestamp_ms: 0,
+    };
+    let record = TxnRecord {
+        transactional_id: T.into(),
+        value: Some(metadata),
+    };
+    c.c.on_loaded(0, LeaderEpoch(1), vec![record], 0);
+    c.drain();
+    let p = pid(7, i16::MAX);
+    assert_eq!(c.end(T, p, Commit), Err(KafkaError::InvalidTxnState));
+    assert_eq!(c.init(T), Err(KafkaError::InvalidTxnState));
+    assert_eq!((c.state(T), c.c.pending_state(T)), (Ongoing, None));
+    assert!(c.appends.is_empty());
+}
