@@ -1116,3 +1116,26 @@ fn impossible_steps_are_refused_not_panicked() {
     assert_eq!((c.state(T), c.c.pending_state(T)), (Ongoing, None));
     assert!(c.appends.is_empty());
 }
+
+/// The announced events' wire form: `{"kind", "detail"}`, Kafka's state names.
+#[test]
+fn events_serialize_as_kind_and_detail() {
+    let event = TxnCoordinatorEvent::TxnState {
+        transactional_id: T.into(),
+        state: PrepareCommit,
+        producer_id: ProducerId(1001),
+        producer_epoch: 3,
+    };
+    assert_eq!(
+        serde_json::to_string(&event).unwrap(),
+        r#"{"kind":"txn-state","detail":{"transactional_id":"payments","state":"PrepareCommit","producer_id":1001,"producer_epoch":3}}"#
+    );
+    let mut c = Coord::new(false);
+    c.init(T).unwrap();
+    assert!(c.events.contains(&TxnCoordinatorEvent::TxnState {
+        transactional_id: T.into(),
+        state: Empty,
+        producer_id: ProducerId(1001),
+        producer_epoch: 0,
+    }));
+}
