@@ -94,6 +94,13 @@ marks! {
         "A cooperative-sticky member gave up partitions it owned, to be reassigned in a follow-up rebalance.",
     CoordinatorLoadedWithGroups = "coordinator-loaded-with-groups":
         "A broker became coordinator of an offsets partition and loaded groups from its log.",
+    // --- transactions (broker::txn_coordinator) ---
+    TxnEpochFenced = "txn-epoch-fenced":
+        "An InitProducerId for a transactional.id with an ongoing transaction fenced its producer: the epoch was bumped and the transaction aborted.",
+    TxnTimedOutAborted = "txn-timed-out-aborted":
+        "The transaction coordinator aborted a transaction that stayed ongoing past its transaction.timeout.ms.",
+    TxnMarkersResentOnLoad = "txn-markers-resent-on-load":
+        "A new transaction coordinator loaded a transaction in PrepareCommit or PrepareAbort and sent its markers again.",
     // --- the log engine (log::recovery) ---
     RecoveryTruncatesBadCrc = "recovery-truncates-bad-crc":
         "Log recovery found a batch whose CRC did not match and cut the log there.",

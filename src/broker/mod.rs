@@ -4,10 +4,12 @@
 //!
 //! Modules: [`types`] (ids, epochs, partitions, acks, Kafka's error names), [`proto`] (requests
 //! and responses), [`zk_paths`] (the znode layout), [`controller`] (election, leader
-//! and ISR decisions), [`coordinator`] (consumer groups and their offsets), [`replica`] (one partition replica: leader and follower logic),
-//! [`epoch_cache`] (its leader epoch cache), [`producer_state`] (its idempotent and
-//! transactional producers, the last stable offset), [`txn_index`] (its aborted
-//! transactions), [`server`] (one broker: registration, requests, replication, purgatories).
+//! and ISR decisions), [`coordinator`] (consumer groups and their offsets), [`txn_coordinator`]
+//! (transactions: producer epochs, two-phase commit, markers), [`replica`] (one partition
+//! replica: leader and follower logic), [`epoch_cache`] (its leader epoch cache),
+//! [`producer_state`] (its idempotent and transactional producers, the last stable offset),
+//! [`txn_index`] (its aborted transactions), [`server`] (one broker: registration, requests,
+//! replication, purgatories).
 
 pub mod controller;
 pub mod coordinator;
@@ -19,6 +21,7 @@ pub mod server;
 #[cfg(test)]
 mod test_ens;
 pub mod topic;
+pub mod txn_coordinator;
 pub mod txn_index;
 pub mod types;
 pub mod zk_paths;

@@ -284,6 +284,11 @@ pub enum KafkaError {
     UnstableOffsetCommit,
     /// A batch the broker refuses whatever its bytes: e.g. a control batch from a client.
     InvalidRecord,
+    /// The transaction cannot go on but may be aborted (KIP-890: e.g. a partition written
+    /// without having been added to it).
+    TransactionAbortable,
+    /// The request is malformed (e.g. an empty `transactional.id`).
+    InvalidRequest,
 }
 
 impl KafkaError {
@@ -327,6 +332,8 @@ impl KafkaError {
             KafkaError::InvalidTransactionTimeout => "INVALID_TRANSACTION_TIMEOUT",
             KafkaError::UnstableOffsetCommit => "UNSTABLE_OFFSET_COMMIT",
             KafkaError::InvalidRecord => "INVALID_RECORD",
+            KafkaError::TransactionAbortable => "TRANSACTION_ABORTABLE",
+            KafkaError::InvalidRequest => "INVALID_REQUEST",
         }
     }
 
