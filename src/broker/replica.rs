@@ -759,20 +759,7 @@ impl<D: Disk> Replica<D> {
             last_offset: info.last_offset,
             ..appended
         });
-        self.events.push(ReplicaEvent::LeaderAppended {
-            base_offset: info.base_offset,
-            last_offset: info.last_offset,
-            leader_epoch: self.leader_epoch,
-        });
-        self.maybe_advance_hw();
-        self.check_invariants();
-        Ok(LeaderAppend {
-            base_offset: info.base_offset,
-            last_offset: info.last_offset,
-            leader_epoch: self.leader_epoch,
-            duplicate: false,
-            flushed: info.flushed,
-        })
+        Ok(self.appended_as_leader(&info))
     }
 
     /// The leader appends a transaction marker for `producer_id`'s transaction (what a
@@ -819,6 +806,12 @@ impl<D: Disk> Replica<D> {
             is_transactional: true,
             marker: Some(marker),
         });
+        Ok(self.appended_as_leader(&info))
+    }
+
+    /// What follows every leader append (records and markers alike): the event, the HW
+    /// (which may move at once), the invariants, and the answer.
+    fn appended_as_leader(&mut self, info: &AppendInfo) -> LeaderAppend {
         self.events.push(ReplicaEvent::LeaderAppended {
             base_offset: info.base_offset,
             last_offset: info.last_offset,
@@ -826,13 +819,13 @@ impl<D: Disk> Replica<D> {
         });
         self.maybe_advance_hw();
         self.check_invariants();
-        Ok(LeaderAppend {
+        LeaderAppend {
             base_offset: info.base_offset,
             last_offset: info.last_offset,
             leader_epoch: self.leader_epoch,
             duplicate: false,
             flushed: info.flushed,
-        })
+        }
     }
 
     /// Whether an acks=all append that ended at `last_offset` in `leader_epoch` can be
