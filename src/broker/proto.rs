@@ -4,12 +4,15 @@
 //! Owns: the message types (Kafka's API names: Metadata, Produce, Fetch,
 //! OffsetsForLeaderEpoch, LeaderAndIsr, UpdateMetadata, AlterPartition, InitProducerId, and
 //! the group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
-//! OffsetCommit, OffsetFetch).
+//! OffsetCommit, OffsetFetch; and the transaction APIs of KIP-98: InitProducerId with a
+//! `transactional.id`, FindCoordinator for a transaction, AddPartitionsToTxn (with KIP-890's
+//! verify-only form), AddOffsetsToTxn, EndTxn, WriteTxnMarkers).
 //! Every request carries a correlation id its response echoes, as in Kafka, so a client can
 //! pipeline requests on one connection and match answers. Frames are `node::net`'s
 //! (length-prefixed postcard over a TCP stream); record batches travel as v2 batch bytes.
 //! Simplifications: one API version each; no throttling, no sessions for incremental fetch.
 
+use super::txn_coordinator::TransactionResult;
 use super::types::{
     Acks, BrokerEpoch, BrokerId, Bytes, ControllerEpoch, KafkaError, PartitionEpoch,
     PartitionState, ProducerIdentity, TopicPartition,
@@ -137,6 +140,72 @@ pub enum RequestBody {
         /// The partitions asked about.
         partitions: Vec<TopicPartition>,
     },
+    /// A transactional producer asks for its producer id and epoch (Kafka's InitProducerId
+    /// with a `transactional.id`), sent to the transaction's coordinator; answered with
+    /// [`ResponseBody::InitProducerId`].
+    InitTxnProducerId {
+        /// The `transactional.id`.
+        transactional_id: String,
+        /// The producer's `transaction.timeout.ms`.
+        transaction_timeout_ms: i64,
+        /// KIP-360: the producer id and epoch the producer holds when it re-initializes.
+        producer_id_and_epoch: Option<ProducerIdentity>,
+    },
+    /// Which broker coordinates this `transactional.id` (FindCoordinator with key type
+    /// TRANSACTION); answered with [`ResponseBody::FindCoordinator`].
+    FindTxnCoordinator {
+        /// The `transactional.id`.
+        transactional_id: String,
+    },
+    /// Add partitions to the producer's open transaction (opening it). With `verify_only`
+    /// (KIP-890 part 1, from a partition leader): only ask whether they are in it.
+    AddPartitionsToTxn {
+        /// The `transactional.id`.
+        transactional_id: String,
+        /// The producer id and epoch.
+        producer: ProducerIdentity,
+        /// The partitions.
+        partitions: Vec<TopicPartition>,
+        /// Ask, change nothing.
+        verify_only: bool,
+    },
+    /// Add a group's offsets partition to the open transaction (before TxnOffsetCommit).
+    AddOffsetsToTxn {
+        /// The `transactional.id`.
+        transactional_id: String,
+        /// The producer id and epoch.
+        producer: ProducerIdentity,
+        /// The consumer group.
+        group_id: String,
+    },
+    /// Commit or abort the open transaction.
+    EndTxn {
+        /// The `transactional.id`.
+        transactional_id: String,
+        /// The producer id and epoch.
+        producer: ProducerIdentity,
+        /// Commit or abort.
+        result: TransactionResult,
+    },
+    /// From a transaction coordinator to a partition leader: append these COMMIT/ABORT
+    /// markers.
+    WriteTxnMarkers {
+        /// One entry per transaction.
+        markers: Vec<TxnMarkerEntry>,
+    },
+}
+
+/// One transaction's markers in a WriteTxnMarkers request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnMarkerEntry {
+    /// The producer id and the epoch the markers carry.
+    pub producer: ProducerIdentity,
+    /// COMMIT or ABORT.
+    pub result: TransactionResult,
+    /// The coordinator epoch (fences markers of a deposed coordinator).
+    pub coordinator_epoch: LeaderEpoch,
+    /// The partitions (all led by the recipient, as the coordinator believes).
+    pub partitions: Vec<TopicPartition>,
 }
 
 /// A JoinGroup request.
@@ -372,6 +441,28 @@ pub enum ResponseBody {
         /// In request order, or a group-level error.
         result: Result<Vec<(TopicPartition, Option<CommittedOffset>)>, KafkaError>,
     },
+    /// The partitions are in the transaction (AddPartitionsToTxn), or why not; with
+    /// `verify_only`, per partition: in it, or `TRANSACTION_ABORTABLE`.
+    AddPartitionsToTxn {
+        /// Per partition (all `Ok` when added), or a request-level error.
+        result: Result<Vec<(TopicPartition, Result<(), KafkaError>)>, KafkaError>,
+    },
+    /// The offsets partition is in the transaction, or why not.
+    AddOffsetsToTxn {
+        /// The error, if any.
+        error: Option<KafkaError>,
+    },
+    /// The end is written; the producer id and epoch to use next (bumped under
+    /// transaction version 2).
+    EndTxn {
+        /// The identity, or why not.
+        result: Result<ProducerIdentity, KafkaError>,
+    },
+    /// Per transaction (in request order), per partition: the marker written, or why not.
+    WriteTxnMarkers {
+        /// In request order.
+        markers: Vec<Vec<(TopicPartition, Option<KafkaError>)>>,
+    },
 }
 
 /// A successful append.
@@ -471,5 +562,42 @@ mod tests {
             },
         });
         assert!(text.contains("NOT_ENOUGH_REPLICAS"), "{text}");
+    }
+
+    #[test]
+    fn transaction_apis_round_trip() {
+        let producer = ProducerIdentity {
+            producer_id: crate::broker::types::ProducerId(4),
+            producer_epoch: 2,
+        };
+        round_trips(&Request {
+            correlation_id: 1,
+            body: RequestBody::EndTxn {
+                transactional_id: "t-1".into(),
+                producer,
+                result: TransactionResult::Commit,
+            },
+        });
+        let text = round_trips(&Request {
+            correlation_id: 2,
+            body: RequestBody::WriteTxnMarkers {
+                markers: vec![TxnMarkerEntry {
+                    producer,
+                    result: TransactionResult::Abort,
+                    coordinator_epoch: LeaderEpoch(3),
+                    partitions: vec![TopicPartition::new("orders", 0)],
+                }],
+            },
+        });
+        assert!(text.contains("ABORT"), "{text}");
+        round_trips(&Response {
+            correlation_id: 2,
+            body: ResponseBody::AddPartitionsToTxn {
+                result: Ok(vec![(
+                    TopicPartition::new("orders", 0),
+                    Err(KafkaError::TransactionAbortable),
+                )]),
+            },
+        });
     }
 }

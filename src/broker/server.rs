@@ -833,6 +833,44 @@ impl<D: Disk> BrokerCore<D> {
                 self.group_requests.insert(token, (conn, correlation_id));
                 self.coordinator.on_request(token, body, now_ms);
             }
+            // No transaction coordinator is hosted yet (issue 17, increment 4): every
+            // transaction API is refused as Kafka refuses a coordinator it cannot find.
+            RequestBody::InitTxnProducerId { .. } => {
+                self.actions.push(respond(ResponseBody::InitProducerId {
+                    result: Err(KafkaError::CoordinatorNotAvailable),
+                }))
+            }
+            RequestBody::FindTxnCoordinator { .. } => {
+                self.actions.push(respond(ResponseBody::FindCoordinator {
+                    result: Err(KafkaError::CoordinatorNotAvailable),
+                }))
+            }
+            RequestBody::AddPartitionsToTxn { .. } => {
+                self.actions.push(respond(ResponseBody::AddPartitionsToTxn {
+                    result: Err(KafkaError::CoordinatorNotAvailable),
+                }))
+            }
+            RequestBody::AddOffsetsToTxn { .. } => {
+                self.actions.push(respond(ResponseBody::AddOffsetsToTxn {
+                    error: Some(KafkaError::CoordinatorNotAvailable),
+                }))
+            }
+            RequestBody::EndTxn { .. } => self.actions.push(respond(ResponseBody::EndTxn {
+                result: Err(KafkaError::CoordinatorNotAvailable),
+            })),
+            RequestBody::WriteTxnMarkers { markers } => {
+                let markers = markers
+                    .into_iter()
+                    .map(|m| {
+                        m.partitions
+                            .into_iter()
+                            .map(|tp| (tp, Some(KafkaError::NotLeaderOrFollower)))
+                            .collect()
+                    })
+                    .collect();
+                self.actions
+                    .push(respond(ResponseBody::WriteTxnMarkers { markers }))
+            }
         }
     }
 
