@@ -12,7 +12,7 @@
 //! (length-prefixed postcard over a TCP stream); record batches travel as v2 batch bytes.
 //! Simplifications: one API version each; no throttling, no sessions for incremental fetch.
 
-use super::txn_coordinator::TransactionResult;
+use super::txn_coordinator::{PartitionResult, TransactionResult};
 use super::types::{
     Acks, BrokerEpoch, BrokerId, Bytes, ControllerEpoch, KafkaError, PartitionEpoch,
     PartitionState, ProducerIdentity, TopicPartition,
@@ -445,7 +445,7 @@ pub enum ResponseBody {
     /// `verify_only`, per partition: in it, or `TRANSACTION_ABORTABLE`.
     AddPartitionsToTxn {
         /// Per partition (all `Ok` when added), or a request-level error.
-        result: Result<Vec<(TopicPartition, Result<(), KafkaError>)>, KafkaError>,
+        result: Result<Vec<PartitionResult>, KafkaError>,
     },
     /// The offsets partition is in the transaction, or why not.
     AddOffsetsToTxn {
