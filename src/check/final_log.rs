@@ -4,9 +4,19 @@
 //! run killed every node, so this includes recovery of a torn tail) but changes nothing on
 //! disk, and returns every record from the log start to the log end. The disk is the node's
 //! (`check::node_data`): its run directory or its image.
+//!
+//! Transactions: a control batch's record is a COMMIT or ABORT marker, not data. It is kept
+//! apart ([`FinalLog::markers`]), never among the records, and every transactional batch is
+//! listed with the marker that ended its transaction ([`FinalLog::txn_fate`]): the first
+//! marker of the same producer id after it, as a partition's readers decide (KIP-98). A log
+//! without transactions pays nothing for this.
 
 use crate::disk::Disk;
-use crate::log::{visit_batch, Log, LogConfig, LogError, Offset, RecoveryReport};
+use crate::log::{
+    parse_header, read_control_record, visit_batch, ControlRecordType, Log, LogConfig, LogError,
+    Offset, RecoveryReport,
+};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -34,6 +44,59 @@ pub struct FinalLog {
     pub recovery: Option<RecoveryReport>,
     /// Why the log could not be read, if it could not.
     pub error: Option<String>,
+    /// Its transactional batches and markers (`None`: it has none).
+    txns: Option<Box<Txns>>,
+}
+
+/// A COMMIT or ABORT marker (a control batch's one record).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxnMarker {
+    /// Its offset.
+    pub offset: u64,
+    /// The producer whose transaction it ends.
+    pub producer_id: i64,
+    /// The producer epoch it carries.
+    pub producer_epoch: i16,
+    /// COMMIT (`true`) or ABORT.
+    pub commit: bool,
+    /// The epoch of the transaction coordinator that wrote it.
+    pub coordinator_epoch: i32,
+}
+
+/// A batch of records written inside a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxnBatch {
+    /// Its first offset.
+    pub base_offset: u64,
+    /// Its last offset.
+    pub last_offset: u64,
+    /// The producer.
+    pub producer_id: i64,
+    /// The producer epoch.
+    pub producer_epoch: i16,
+    /// The index in [`FinalLog::markers`] of the marker that ended its transaction; `None`
+    /// while it is open (no marker of its producer after it).
+    pub ended_by: Option<usize>,
+}
+
+/// How the transaction of a record ended, as the final log tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxnFate {
+    /// A COMMIT marker follows: `read_committed` readers see it.
+    Committed,
+    /// An ABORT marker follows: `read_committed` readers skip it.
+    Aborted,
+    /// No marker follows: the transaction is still open, and the last stable offset stops
+    /// at its first batch.
+    Open,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Txns {
+    batches: Vec<TxnBatch>,
+    markers: Vec<TxnMarker>,
+    /// Per producer id, its batches (indices) not yet ended by a marker.
+    open: BTreeMap<i64, Vec<usize>>,
 }
 
 /// Records, stored compactly.
@@ -192,6 +255,73 @@ impl FinalLog {
         true
     }
 
+    /// Lists a batch written inside a transaction (its records are pushed on their own).
+    pub fn push_txn_batch(
+        &mut self,
+        base_offset: u64,
+        last_offset: u64,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) {
+        let txns = self.txns.get_or_insert_with(Box::default);
+        let index = txns.batches.len();
+        txns.batches.push(TxnBatch {
+            base_offset,
+            last_offset,
+            producer_id,
+            producer_epoch,
+            ended_by: None,
+        });
+        txns.open.entry(producer_id).or_default().push(index);
+    }
+
+    /// Appends a marker: it ends every open transactional batch of its producer.
+    pub fn push_marker(&mut self, marker: TxnMarker) {
+        let txns = self.txns.get_or_insert_with(Box::default);
+        let index = txns.markers.len();
+        txns.markers.push(marker);
+        for batch in txns.open.remove(&marker.producer_id).unwrap_or_default() {
+            txns.batches[batch].ended_by = Some(index);
+        }
+    }
+
+    /// The COMMIT and ABORT markers, in log order.
+    pub fn markers(&self) -> &[TxnMarker] {
+        self.txns.as_ref().map_or(&[], |t| &t.markers)
+    }
+
+    /// The transactional batches, in log order.
+    pub fn txn_batches(&self) -> &[TxnBatch] {
+        self.txns.as_ref().map_or(&[], |t| &t.batches)
+    }
+
+    /// The transactional batch holding `offset`, if one does.
+    pub fn txn_batch(&self, offset: u64) -> Option<&TxnBatch> {
+        let batches = self.txn_batches();
+        let i = batches.partition_point(|b| b.base_offset <= offset);
+        batches[..i].last().filter(|b| b.last_offset >= offset)
+    }
+
+    /// How the transaction of the record at `offset` ended; `None` when the record was not
+    /// written inside a transaction.
+    pub fn txn_fate(&self, offset: u64) -> Option<TxnFate> {
+        let batch = self.txn_batch(offset)?;
+        Some(match batch.ended_by {
+            None => TxnFate::Open,
+            Some(m) if self.markers()[m].commit => TxnFate::Committed,
+            Some(_) => TxnFate::Aborted,
+        })
+    }
+
+    /// The last stable offset this log would have: the first offset of its earliest open
+    /// transaction, else the log end.
+    pub fn last_stable_offset(&self) -> u64 {
+        self.txn_batches()
+            .iter()
+            .find(|b| b.ended_by.is_none())
+            .map_or(self.log_end, |b| b.base_offset)
+    }
+
     /// Gives back what was reserved and not used.
     fn shrink_to_fit(&mut self) {
         let s = Arc::make_mut(&mut self.stored);
@@ -232,8 +362,29 @@ fn drain<D: Disk>(disk: D, log_dir: &Path, config: LogConfig) -> Result<FinalLog
         let mut rest = &bytes[..];
         let mut last = None;
         while !rest.is_empty() {
-            let (_, used) = visit_batch(rest, |r| {
+            let header = parse_header(rest).map_err(|e| failed(e.into()))?;
+            if header.is_control() {
+                let batch = rest.get(..header.size).unwrap_or(rest);
+                let control = read_control_record(batch)
+                    .map_err(|e| format!("reading from offset {next}: {e}"))?;
+                let offset = header.base_offset.0;
+                if offset >= next {
+                    last = Some(header.last_offset().0);
+                    out.push_marker(TxnMarker {
+                        offset,
+                        producer_id: header.producer_id.0,
+                        producer_epoch: header.producer_epoch,
+                        commit: control.kind == ControlRecordType::Commit,
+                        coordinator_epoch: control.coordinator_epoch,
+                    });
+                }
+                rest = &rest[header.size.min(rest.len())..];
+                continue;
+            }
+            let mut first = None;
+            let (header, used) = visit_batch(rest, |r| {
                 if r.offset.0 >= next {
+                    first.get_or_insert(r.offset.0);
                     last = Some(r.offset.0);
                     out.push(
                         r.offset.0,
@@ -242,6 +393,14 @@ fn drain<D: Disk>(disk: D, log_dir: &Path, config: LogConfig) -> Result<FinalLog
                 }
             })
             .map_err(|e| failed(e.into()))?;
+            if let (true, Some(first)) = (header.is_transactional(), first) {
+                out.push_txn_batch(
+                    first,
+                    header.last_offset().0,
+                    header.producer_id.0,
+                    header.producer_epoch,
+                );
+            }
             rest = &rest[used..];
         }
         let Some(last) = last else {
@@ -259,7 +418,100 @@ fn drain<D: Disk>(disk: D, log_dir: &Path, config: LogConfig) -> Result<FinalLog
 
 #[cfg(test)]
 mod tests {
-    use super::FinalLog;
+    use super::{read_final_log, FinalLog, TxnFate};
+    use crate::disk::{SimDisk, SimDiskConfig};
+    use crate::log::{
+        BatchBuilder, BatchMeta, ControlRecord, ControlRecordType, LeaderEpoch, Log, LogConfig,
+        ProducerId,
+    };
+    use std::path::Path;
+
+    /// A log of plain, transactional and control batches, drained as the checks do.
+    #[test]
+    fn markers_are_kept_apart_and_end_their_producers_transactions() {
+        let disk = SimDisk::in_memory(1, SimDiskConfig::default());
+        let dir = Path::new("orders-0");
+        let config = LogConfig::default();
+        let (mut log, _) = Log::open(disk.clone(), dir, config.clone()).unwrap();
+        let meta = |pid: i64| BatchMeta {
+            leader_epoch: LeaderEpoch(1),
+            producer_id: ProducerId(pid),
+            producer_epoch: 0,
+            base_sequence: 0,
+            ..BatchMeta::default()
+        };
+        let batch = |pid: i64, txn: bool, values: &[&str]| {
+            let mut b = BatchBuilder::new(meta(pid));
+            b.set_transactional(txn);
+            for v in values {
+                b.push(0, None, Some(v.as_bytes()), &[]);
+            }
+            b
+        };
+        let marker = |pid: i64, kind| {
+            BatchBuilder::end_txn_marker(
+                meta(pid),
+                ControlRecord {
+                    kind,
+                    coordinator_epoch: 4,
+                },
+            )
+        };
+        // 0: plain; 1-2: txn of 7; 3: txn of 8; 4: ABORT of 7; 5: txn of 8; 6: COMMIT of 8;
+        // 7: txn of 7, never ended.
+        log.append(&mut batch(1, false, &["plain"])).unwrap();
+        log.append(&mut batch(7, true, &["a1", "a2"])).unwrap();
+        log.append(&mut batch(8, true, &["b1"])).unwrap();
+        log.append(&mut marker(7, ControlRecordType::Abort))
+            .unwrap();
+        log.append(&mut batch(8, true, &["b2"])).unwrap();
+        log.append(&mut marker(8, ControlRecordType::Commit))
+            .unwrap();
+        log.append(&mut batch(7, true, &["c1"])).unwrap();
+        log.flush().unwrap();
+        drop(log);
+
+        let fin = read_final_log(disk, dir, config);
+        assert_eq!(fin.error, None);
+        assert_eq!(fin.log_end, 8);
+        assert_eq!(
+            listed(&fin),
+            [
+                (0, "plain".into()),
+                (1, "a1".into()),
+                (2, "a2".into()),
+                (3, "b1".into()),
+                (5, "b2".into()),
+                (7, "c1".into())
+            ],
+            "no marker among the records"
+        );
+        let markers: Vec<_> = fin
+            .markers()
+            .iter()
+            .map(|m| (m.offset, m.producer_id, m.commit))
+            .collect();
+        assert_eq!(markers, [(4, 7, false), (6, 8, true)]);
+        assert_eq!(fin.markers()[0].coordinator_epoch, 4);
+        assert_eq!(fin.txn_fate(0), None, "a plain record is in no transaction");
+        assert_eq!(fin.txn_fate(2), Some(TxnFate::Aborted));
+        assert_eq!(fin.txn_fate(3), Some(TxnFate::Committed));
+        assert_eq!(fin.txn_fate(5), Some(TxnFate::Committed));
+        assert_eq!(fin.txn_fate(4), None, "a marker is not a record");
+        assert_eq!(fin.txn_fate(7), Some(TxnFate::Open));
+        assert_eq!(fin.last_stable_offset(), 7);
+    }
+
+    #[test]
+    fn a_log_without_transactions_is_stable_to_its_end() {
+        let mut log = FinalLog::new(0, 3, [(0, "a"), (1, "b"), (2, "c")]);
+        assert!(log.markers().is_empty() && log.txn_batches().is_empty());
+        assert_eq!(log.last_stable_offset(), 3);
+        log.push_txn_batch(1, 2, 5, 0);
+        assert_eq!(log.last_stable_offset(), 1);
+        assert_eq!(log.txn_fate(1), Some(TxnFate::Open));
+        assert_eq!(log.txn_fate(0), None);
+    }
 
     fn listed(log: &FinalLog) -> Vec<(u64, String)> {
         log.records().map(|(o, v)| (o, v.to_string())).collect()

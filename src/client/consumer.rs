@@ -25,8 +25,9 @@
 //! no ListOffsets yet, so a log whose start moved past 0 (retention) before the first fetch
 //! cannot be reset correctly; no position validation with OffsetsForLeaderEpoch after a
 //! leader change (a truncated position is caught by OFFSET_OUT_OF_RANGE instead); no fetch
-//! sessions, no `max.poll.records` (a poll returns what one fetch brought), no isolation
-//! levels (there are no transactions).
+//! sessions, no `max.poll.records` (a poll returns what one fetch brought). Transactions:
+//! control batches (COMMIT/ABORT markers) are skipped, the position moving past them; the
+//! isolation level is `read_uncommitted` only (no `read_committed` yet).
 
 use super::metadata::{Metadata, PartitionLeader};
 use super::network::{ConnectionId, Lost, NetAction, NetConfig, Network};
@@ -459,32 +460,41 @@ impl ConsumerCore {
                         return;
                     }
                 };
-                if let Some(last) = batches
-                    .iter()
-                    .rfind(|b| b.records.last().is_some_and(|r| r.offset >= p.position))
-                {
-                    p.position_epoch =
-                        (last.partition_leader_epoch.0 >= 0).then_some(last.partition_leader_epoch);
+                // Every batch reaching the position moves it past its end; a control
+                // batch (a transaction's COMMIT or ABORT marker) hands out no record, as
+                // in Kafka's fetcher, in either isolation level.
+                let mut end = p.position;
+                let mut records: Vec<(u64, CompactString)> = Vec::new();
+                for batch in batches {
+                    if batch.records.last().is_none_or(|r| r.offset < p.position) {
+                        continue;
+                    }
+                    p.position_epoch = (batch.partition_leader_epoch.0 >= 0)
+                        .then_some(batch.partition_leader_epoch);
+                    end = end.max(batch.next_offset());
+                    if batch.is_control() {
+                        continue;
+                    }
+                    records.extend(
+                        batch
+                            .records
+                            .into_iter()
+                            .filter(|r| r.offset >= p.position)
+                            .map(|r| {
+                                let value = r.value.unwrap_or_default();
+                                (r.offset.0, CompactString::from_utf8_lossy(&value))
+                            }),
+                    );
                 }
-                let records: Vec<(u64, CompactString)> = batches
-                    .into_iter()
-                    .flat_map(|b| b.records)
-                    .filter(|r| r.offset >= p.position)
-                    .map(|r| {
-                        let value = r.value.unwrap_or_default();
-                        (r.offset.0, CompactString::from_utf8_lossy(&value))
-                    })
-                    .collect();
-                let end = records
-                    .last()
-                    .map_or(p.position, |(last, _)| Offset(last + 1));
                 if end >= data.high_watermark {
                     self.at_high_watermark.insert(tp);
                 } else {
                     self.at_high_watermark.remove(&tp);
                 }
-                if let Some((last, _)) = records.last() {
-                    p.position = Offset(last + 1);
+                if end > p.position {
+                    p.position = end;
+                }
+                if !records.is_empty() {
                     if !self.hold_until_committed(&tp, &records, now_ms) {
                         self.record(ConsumerAction::Poll {
                             partition: tp,

@@ -276,6 +276,44 @@ fn records_at_or_after_the_position_are_returned_and_the_position_advances() {
     assert_eq!(h.take_fetch().partitions[0].fetch_offset, Offset(5));
 }
 
+/// A transaction's COMMIT/ABORT marker is a control batch: never handed out as a record,
+/// but the position moves past it, also when a fetch brings nothing else.
+#[test]
+fn control_batches_are_skipped_and_the_position_moves_past_them() {
+    use crate::log::{ControlRecord, ControlRecordType};
+    let marker = |base: u64| {
+        BatchBuilder::end_txn_marker(
+            BatchMeta::default(),
+            ControlRecord {
+                kind: ControlRecordType::Commit,
+                coordinator_epoch: 0,
+            },
+        )
+        .encode(Offset(base))
+        .to_vec()
+    };
+    let mut h = Harness::ready(&[1], 0);
+    let fetch = h.take_fetch();
+    let mut bytes = batch(0, &["a", "b"]);
+    bytes.extend(marker(2));
+    bytes.extend(batch(3, &["c"]));
+    h.answer_fetch(&fetch, vec![data(0, 4, bytes)]);
+    assert_eq!(
+        polled(&h),
+        vec![(tp(0), records(&[(0, "a"), (1, "b"), (3, "c")]))]
+    );
+    assert_eq!(h.c.positions()[&tp(0)], Offset(4));
+    let next = h.take_fetch();
+    h.answer_fetch(&next, vec![data(0, 5, marker(4))]);
+    assert_eq!(polled(&h).len(), 1, "a marker alone is no poll");
+    assert_eq!(
+        h.c.positions()[&tp(0)],
+        Offset(5),
+        "but the position moves past it"
+    );
+    assert_eq!(h.take_fetch().partitions[0].fetch_offset, Offset(5));
+}
+
 /// KIP-320: a leader that is not at the consumer's epoch answers FENCED_LEADER_EPOCH; the
 /// consumer refreshes metadata and fetches from the leader it names, with its epoch.
 #[test]
