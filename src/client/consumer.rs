@@ -494,13 +494,11 @@ impl ConsumerCore {
                 if end > p.position {
                     p.position = end;
                 }
-                if !records.is_empty() {
-                    if !self.hold_until_committed(&tp, &records, now_ms) {
-                        self.record(ConsumerAction::Poll {
-                            partition: tp,
-                            records,
-                        });
-                    }
+                if !records.is_empty() && !self.hold_until_committed(&tp, &records, now_ms) {
+                    self.record(ConsumerAction::Poll {
+                        partition: tp,
+                        records,
+                    });
                 }
             }
             Err(KafkaError::OffsetOutOfRange) => {
