@@ -68,6 +68,8 @@ pub enum RequestBody {
         max_wait_ms: u64,
         /// What to read.
         partitions: Vec<FetchPartition>,
+        /// A consumer's `isolation.level` (a follower reads uncommitted).
+        isolation_level: IsolationLevel,
     },
     /// The end offset of a leader epoch on the leader (KIP-101/279), for a follower's
     /// truncation.
@@ -330,6 +332,28 @@ pub struct ProducePartition {
     pub batch: Bytes,
 }
 
+/// A consumer's `isolation.level`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IsolationLevel {
+    /// Everything below the HW, transactions open or aborted included (Kafka's default).
+    #[default]
+    ReadUncommitted,
+    /// Only below the last stable offset, with the aborted transactions listed so the
+    /// consumer skips their records.
+    ReadCommitted,
+}
+
+/// An aborted transaction in a `read_committed` fetch's range (Kafka's
+/// `FetchResponse.AbortedTransaction`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortedTransaction {
+    /// Its producer.
+    pub producer_id: crate::log::ProducerId,
+    /// The offset of its first batch in the partition.
+    pub first_offset: Offset,
+}
+
 /// One partition of a Fetch request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FetchPartition {
@@ -488,6 +512,11 @@ pub struct FetchData {
     pub diverging_epoch: Option<EpochEndOffset>,
     /// Whole v2 batches from the fetch offset (empty if nothing new).
     pub records: Bytes,
+    /// The leader's last stable offset (a `read_committed` fetch reads below it).
+    pub last_stable_offset: Offset,
+    /// `read_committed`: the aborted transactions with records in the returned range, by
+    /// first offset (empty for `read_uncommitted`).
+    pub aborted_transactions: Vec<AbortedTransaction>,
 }
 
 /// An epoch and the offset where it ends (the start of the next epoch, or the LEO).
@@ -530,6 +559,7 @@ mod tests {
                     last_fetched_epoch: Some(LeaderEpoch(2)),
                     max_bytes: 1 << 20,
                 }],
+                isolation_level: IsolationLevel::ReadCommitted,
             },
         });
         let batch = Bytes((0..=255).collect());

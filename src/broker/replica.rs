@@ -55,7 +55,7 @@
 
 use super::epoch_cache::{EpochEntry, LeaderEpochCache};
 use super::producer_state::{AppendedBatch, ProducerStateManager, SequenceCheck};
-use super::proto::{EpochEndOffset, FetchData};
+use super::proto::{AbortedTransaction, EpochEndOffset, FetchData, IsolationLevel};
 use super::types::{Acks, BrokerId, Bytes, KafkaError, PartitionEpoch};
 use crate::coverage::Mark;
 use crate::disk::Disk;
@@ -958,29 +958,43 @@ impl<D: Disk> Replica<D> {
         Ok(None)
     }
 
+    /// Where a consumer's reads stop: the HW (`read_uncommitted`), or the last stable
+    /// offset (`read_committed`).
+    fn consumer_upper(&self, isolation: IsolationLevel) -> Offset {
+        match isolation {
+            IsolationLevel::ReadUncommitted => self.hw,
+            IsolationLevel::ReadCommitted => self.last_stable_offset(),
+        }
+    }
+
     /// Whether a waiting consumer fetch would still get nothing: the checks of
-    /// [`Replica::read_for_consumer`] pass and the offset is at or above the HW.
+    /// [`Replica::read_for_consumer`] pass and the offset is at or above where its reads
+    /// stop.
     pub fn consumer_fetch_waits(
         &self,
         fetch_offset: Offset,
         current_leader_epoch: Option<LeaderEpoch>,
+        isolation: IsolationLevel,
     ) -> bool {
         self.leader_state().is_ok()
             && self.check_current_epoch(current_leader_epoch).is_ok()
             && fetch_offset >= self.log.log_start_offset()
             && fetch_offset <= self.log.log_end_offset()
-            && fetch_offset >= self.hw
+            && fetch_offset >= self.consumer_upper(isolation)
     }
 
-    /// The leader serves a consumer: whole batches below the HW from `fetch_offset`.
+    /// The leader serves a consumer: whole batches from `fetch_offset` below the HW
+    /// (`read_uncommitted`) or below the last stable offset (`read_committed`, with the
+    /// aborted transactions in the range returned, so the consumer can skip them).
     /// `current_leader_epoch` older than the leader's → `FENCED_LEADER_EPOCH`, newer →
     /// `UNKNOWN_LEADER_EPOCH` (KIP-320); an offset outside `[log start, LEO]` →
-    /// `OFFSET_OUT_OF_RANGE`; one in `[HW, LEO]` reads nothing yet.
+    /// `OFFSET_OUT_OF_RANGE`; one in `[upper, LEO]` reads nothing yet.
     pub fn read_for_consumer(
         &self,
         fetch_offset: Offset,
         current_leader_epoch: Option<LeaderEpoch>,
         max_bytes: usize,
+        isolation: IsolationLevel,
     ) -> Result<FetchData, ReplicaError> {
         self.leader_state()?;
         self.check_current_epoch(current_leader_epoch)?;
@@ -988,22 +1002,38 @@ impl<D: Disk> Replica<D> {
             return Err(KafkaError::OffsetOutOfRange.into());
         }
         debug_assert!(self.hw <= self.log.log_end_offset(), "HW beyond the LEO");
-        if fetch_offset >= self.hw {
+        let upper = self.consumer_upper(isolation);
+        if fetch_offset >= upper {
             // Above the HW but in the log (a new leader's HW lags the old one's until its
-            // followers fetch): nothing to read yet, not out of range (Kafka does the same).
+            // followers fetch), or inside an open transaction: nothing to read yet, not out
+            // of range (Kafka does the same).
             return Ok(self.fetch_data(None, Vec::new()));
         }
         let mut records = self.log.read(fetch_offset, max_bytes)?;
         let mut keep = 0;
+        let mut next = fetch_offset;
         while keep < records.len() {
             let header = parse_header(&records[keep..]).map_err(LogError::from)?;
-            if header.next_offset() > self.hw {
+            if header.next_offset() > upper {
                 break;
             }
             keep += header.size;
+            next = header.next_offset();
         }
         records.truncate(keep);
-        Ok(self.fetch_data(None, records))
+        let mut data = self.fetch_data(None, records);
+        if isolation == IsolationLevel::ReadCommitted && next > fetch_offset {
+            data.aborted_transactions = self
+                .producers
+                .aborted_between(fetch_offset, next)
+                .into_iter()
+                .map(|t| AbortedTransaction {
+                    producer_id: t.producer_id,
+                    first_offset: t.first_offset,
+                })
+                .collect();
+        }
+        Ok(data)
     }
 
     /// The leader answers `OffsetsForLeaderEpoch(leader_epoch)` from its epoch cache
@@ -1292,6 +1322,8 @@ impl<D: Disk> Replica<D> {
             leader_epoch: self.leader_epoch,
             diverging_epoch,
             records: Bytes(records),
+            last_stable_offset: self.last_stable_offset(),
+            aborted_transactions: Vec::new(),
         }
     }
 

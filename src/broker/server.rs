@@ -41,8 +41,8 @@ use super::coordinator::{
     GroupRecord, GroupState, OFFSETS_TOPIC,
 };
 use super::proto::{
-    EpochEndOffset, EpochQuery, FetchData, FetchPartition, ProducePartition, Request, RequestBody,
-    Response, ResponseBody,
+    EpochEndOffset, EpochQuery, FetchData, FetchPartition, IsolationLevel, ProducePartition,
+    Request, RequestBody, Response, ResponseBody,
 };
 use super::replica::{
     EpochRequest, FetchOutcome, FollowerFetch, IsrProposal, Replica, ReplicaConfig, ReplicaError,
@@ -335,6 +335,7 @@ struct PendingFetch {
     deadline_ms: u64,
     replica: Option<(BrokerId, BrokerEpoch)>,
     partitions: Vec<FetchPartition>,
+    isolation: IsolationLevel,
 }
 
 /// A follower's session with one leader.
@@ -749,6 +750,7 @@ impl<D: Disk> BrokerCore<D> {
                 replica_epoch,
                 max_wait_ms,
                 partitions,
+                isolation_level,
             } => {
                 let pending = PendingFetch {
                     conn,
@@ -756,6 +758,7 @@ impl<D: Disk> BrokerCore<D> {
                     deadline_ms: now_ms.saturating_add(max_wait_ms),
                     replica: replica_id.map(|r| (r, replica_epoch)),
                     partitions,
+                    isolation: isolation_level,
                 };
                 if let Some(pending) = self.try_fetch(pending, now_ms, false) {
                     self.fetches.push(pending);
@@ -1167,7 +1170,7 @@ impl<D: Disk> BrokerCore<D> {
         let mut answers = Vec::with_capacity(p.partitions.len());
         let mut has_data = false;
         for part in &p.partitions {
-            let answer = self.fetch_one(p.replica, part, now_ms);
+            let answer = self.fetch_one(p.replica, p.isolation, part, now_ms);
             has_data |= answer_has_data(&answer);
             answers.push((part.partition, answer));
         }
@@ -1191,14 +1194,14 @@ impl<D: Disk> BrokerCore<D> {
         if waiting
             && p.partitions
                 .iter()
-                .all(|part| self.fetch_waits(p.replica, part))
+                .all(|part| self.fetch_waits(p.replica, p.isolation, part))
         {
             return Some(p);
         }
         let mut answers = Vec::with_capacity(p.partitions.len());
         let mut has_data = false;
         for part in &p.partitions {
-            let answer = self.fetch_again(p.replica, part);
+            let answer = self.fetch_again(p.replica, p.isolation, part);
             has_data |= answer_has_data(&answer);
             answers.push((part.partition, answer));
         }
@@ -1226,12 +1229,17 @@ impl<D: Disk> BrokerCore<D> {
     }
 
     /// Whether `part` of a waiting fetch would still give nothing.
-    fn fetch_waits(&self, replica: Option<(BrokerId, BrokerEpoch)>, part: &FetchPartition) -> bool {
+    fn fetch_waits(
+        &self,
+        replica: Option<(BrokerId, BrokerEpoch)>,
+        isolation: IsolationLevel,
+        part: &FetchPartition,
+    ) -> bool {
         let Some(r) = self.replicas.get(&part.partition) else {
             return false;
         };
         match replica {
-            None => r.consumer_fetch_waits(part.fetch_offset, part.current_leader_epoch),
+            None => r.consumer_fetch_waits(part.fetch_offset, part.current_leader_epoch, isolation),
             Some((follower, _)) => r.follower_fetch_waits(follower, &follower_fetch(part)),
         }
     }
@@ -1240,6 +1248,7 @@ impl<D: Disk> BrokerCore<D> {
     fn fetch_again(
         &self,
         replica: Option<(BrokerId, BrokerEpoch)>,
+        isolation: IsolationLevel,
         part: &FetchPartition,
     ) -> Result<FetchData, KafkaError> {
         let Some(r) = self.replicas.get(&part.partition) else {
@@ -1250,6 +1259,7 @@ impl<D: Disk> BrokerCore<D> {
                 part.fetch_offset,
                 part.current_leader_epoch,
                 part.max_bytes as usize,
+                isolation,
             ),
             Some((follower, _)) => {
                 r.read_for_follower(follower, follower_fetch(part), part.max_bytes as usize)
@@ -1261,6 +1271,7 @@ impl<D: Disk> BrokerCore<D> {
     fn fetch_one(
         &mut self,
         replica: Option<(BrokerId, BrokerEpoch)>,
+        isolation: IsolationLevel,
         part: &FetchPartition,
         now_ms: u64,
     ) -> Result<FetchData, KafkaError> {
@@ -1273,6 +1284,7 @@ impl<D: Disk> BrokerCore<D> {
                     part.fetch_offset,
                     part.current_leader_epoch,
                     part.max_bytes as usize,
+                    isolation,
                 )
                 .map_err(|e| e.kafka_error()),
             Some((follower, _)) => {
@@ -1821,6 +1833,7 @@ impl<D: Disk> BrokerCore<D> {
                         replica_epoch: broker_epoch,
                         max_wait_ms: REPLICA_FETCH_WAIT_MAX_MS,
                         partitions,
+                        isolation_level: IsolationLevel::ReadUncommitted,
                     },
                 },
             });

@@ -25,18 +25,22 @@
 //! no ListOffsets yet, so a log whose start moved past 0 (retention) before the first fetch
 //! cannot be reset correctly; no position validation with OffsetsForLeaderEpoch after a
 //! leader change (a truncated position is caught by OFFSET_OUT_OF_RANGE instead); no fetch
-//! sessions, no `max.poll.records` (a poll returns what one fetch brought). Transactions:
-//! control batches (COMMIT/ABORT markers) are skipped, the position moving past them; the
-//! isolation level is `read_uncommitted` only (no `read_committed` yet).
+//! sessions, no `max.poll.records` (a poll returns what one fetch brought).
+//!
+//! Transactions: control batches (COMMIT/ABORT markers) are skipped, the position moving
+//! past them. With `isolation.level = read_committed` the broker reads below its last
+//! stable offset and lists the aborted transactions in the range; the consumer skips a
+//! transactional batch of a producer listed as aborted from the transaction's first offset
+//! until that producer's ABORT marker (Kafka's `abortedProducerIds`).
 
 use super::metadata::{Metadata, PartitionLeader};
 use super::network::{ConnectionId, Lost, NetAction, NetConfig, Network};
 use crate::broker::proto::{
-    FetchData, FetchPartition, Generation, RequestBody, Response, ResponseBody,
+    FetchData, FetchPartition, Generation, IsolationLevel, RequestBody, Response, ResponseBody,
 };
 use crate::broker::{BrokerId, KafkaError, TopicPartition};
 use crate::history::CompactString;
-use crate::log::{decode_batches, LeaderEpoch, Offset};
+use crate::log::{decode_batches, ControlRecordType, LeaderEpoch, Offset, ProducerId};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A consumer's configuration, with Kafka's names and defaults.
@@ -62,6 +66,8 @@ pub struct ConsumerConfig {
     pub connection_setup_timeout_ms: u64,
     /// `group.id` and the group settings: subscribe mode. `None`: assign mode.
     pub group: Option<GroupConfig>,
+    /// `isolation.level` (default `read_uncommitted`).
+    pub isolation_level: IsolationLevel,
 }
 
 impl ConsumerConfig {
@@ -78,6 +84,7 @@ impl ConsumerConfig {
             reconnect_backoff_ms: 50,
             connection_setup_timeout_ms: 10_000,
             group: None,
+            isolation_level: IsolationLevel::ReadUncommitted,
         }
     }
 
@@ -425,6 +432,7 @@ impl ConsumerCore {
                     replica_epoch: crate::broker::BrokerEpoch(0),
                     max_wait_ms: self.config.fetch_max_wait_ms,
                     partitions,
+                    isolation_level: self.config.isolation_level,
                 },
                 Some(InFlight::Fetch { partitions: asked }),
                 now_ms,
@@ -462,7 +470,13 @@ impl ConsumerCore {
                 };
                 // Every batch reaching the position moves it past its end; a control
                 // batch (a transaction's COMMIT or ABORT marker) hands out no record, as
-                // in Kafka's fetcher, in either isolation level.
+                // in Kafka's fetcher, in either isolation level. `read_committed` also
+                // skips the batches of aborted transactions: a producer listed as aborted
+                // from its transaction's first offset on, until its ABORT marker.
+                let read_committed = self.config.isolation_level == IsolationLevel::ReadCommitted;
+                let mut aborted = data.aborted_transactions;
+                aborted.sort_by_key(|t| std::cmp::Reverse(t.first_offset));
+                let mut aborted_producers = BTreeSet::new();
                 let mut end = p.position;
                 let mut records: Vec<(u64, CompactString)> = Vec::new();
                 for batch in batches {
@@ -472,6 +486,27 @@ impl ConsumerCore {
                     p.position_epoch = (batch.partition_leader_epoch.0 >= 0)
                         .then_some(batch.partition_leader_epoch);
                     end = end.max(batch.next_offset());
+                    if read_committed && batch.producer_id != ProducerId::NONE {
+                        while aborted
+                            .last()
+                            .is_some_and(|t| t.first_offset <= batch.last_offset())
+                        {
+                            let t = aborted.pop().expect("just seen");
+                            aborted_producers.insert(t.producer_id);
+                        }
+                        if batch.is_control() {
+                            if batch
+                                .control_record()
+                                .is_ok_and(|c| c.kind == ControlRecordType::Abort)
+                            {
+                                aborted_producers.remove(&batch.producer_id);
+                            }
+                        } else if batch.is_transactional()
+                            && aborted_producers.contains(&batch.producer_id)
+                        {
+                            continue;
+                        }
+                    }
                     if batch.is_control() {
                         continue;
                     }

@@ -598,6 +598,7 @@ fn build_consumer_config(raw: &RawConsumerConfig, in_group: bool) -> Checked<Con
         max_poll_interval_ms: kafka_int(&raw.max_poll_interval_ms, 1, "max.poll.interval.ms")?,
         group_instance_id: value(&raw.group_instance_id),
         auto_offset_reset: value(&raw.auto_offset_reset),
+        isolation_level: value(&raw.isolation_level),
     };
     if let Some(id) = raw
         .group_instance_id

@@ -518,6 +518,18 @@ pub struct ConsumerConfig {
     pub group_instance_id: Option<String>,
     /// `"earliest"` or `"latest"`.
     pub auto_offset_reset: Option<String>,
+    pub isolation_level: Option<IsolationLevel>,
+}
+
+/// `isolation.level`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum IsolationLevel {
+    /// Every record below the HW (Kafka's default).
+    #[serde(rename = "read_uncommitted")]
+    ReadUncommitted,
+    /// Committed records only, below the last stable offset.
+    #[serde(rename = "read_committed")]
+    ReadCommitted,
 }
 
 /// `partition.assignment.strategy`.

@@ -7,7 +7,7 @@
 //! Node shells and checkers both read a scenario through here, so a checker reopens a log
 //! with exactly the configuration its writer used.
 
-use super::{AssignmentStrategy, BrokerConfig, ConsumerSpec, Scenario};
+use super::{AssignmentStrategy, BrokerConfig, ConsumerSpec, IsolationLevel, Scenario};
 use crate::broker::controller::{ControllerConfig, TopicSpec};
 use crate::broker::coordinator::{CoordinatorConfig, OFFSETS_TOPIC};
 use crate::broker::replica::ReplicaConfig;
@@ -198,6 +198,12 @@ pub fn consumer_config(
     bootstrap: Vec<BrokerId>,
 ) -> ConsumerConfig {
     let mut config = ConsumerConfig::new(spec.topics.clone(), bootstrap);
+    config.isolation_level = match spec.config.isolation_level {
+        Some(IsolationLevel::ReadCommitted) => crate::broker::proto::IsolationLevel::ReadCommitted,
+        Some(IsolationLevel::ReadUncommitted) | None => {
+            crate::broker::proto::IsolationLevel::ReadUncommitted
+        }
+    };
     config.group = spec.group.as_ref().map(|group| {
         let c = &spec.config;
         let mut g = GroupConfig::new(group, name);

@@ -17,7 +17,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::model::{Acks, AssignmentStrategy, FaultAction, Partitioner};
+use super::model::{Acks, AssignmentStrategy, FaultAction, IsolationLevel, Partitioner};
 use super::values::{parse_duration, SeedRange};
 
 #[derive(Deserialize)]
@@ -204,6 +204,8 @@ pub(super) struct RawConsumerConfig {
     pub group_instance_id: Option<Spanned<String>>,
     #[serde(rename = "auto.offset.reset")]
     pub auto_offset_reset: Option<Spanned<String>>,
+    #[serde(rename = "isolation.level")]
+    pub isolation_level: Option<Spanned<IsolationLevel>>,
 }
 
 #[derive(Deserialize)]

@@ -3,9 +3,13 @@
 //! exchange calls the way the shells would carry them.
 
 use super::*;
+use crate::broker::proto::{AbortedTransaction, IsolationLevel};
 use crate::disk::FsDisk;
 use crate::log::{decode_batches, BatchBuilder, BatchMeta, CheckpointFile, ProducerId};
 use proptest::prelude::*;
+
+const RU: IsolationLevel = IsolationLevel::ReadUncommitted;
+const RC: IsolationLevel = IsolationLevel::ReadCommitted;
 use proptest::test_runner::{RngAlgorithm, TestError, TestRng, TestRunner};
 use std::path::PathBuf;
 
@@ -896,7 +900,7 @@ fn consumers_read_below_the_hw_with_epoch_fencing() {
     produce(&mut leader, &["c"]);
     assert_eq!(leader.high_watermark(), Offset(2));
     let data = leader
-        .read_for_consumer(Offset(0), Some(LeaderEpoch(1)), MAX_BYTES)
+        .read_for_consumer(Offset(0), Some(LeaderEpoch(1)), MAX_BYTES, RU)
         .unwrap();
     let records: Vec<_> = decode_batches(&data.records.0)
         .unwrap()
@@ -906,12 +910,12 @@ fn consumers_read_below_the_hw_with_epoch_fencing() {
     assert_eq!(records.len(), 2, "the batch at the HW is not visible yet");
     assert_eq!(data.high_watermark, Offset(2));
     let at_hw = leader
-        .read_for_consumer(Offset(2), None, MAX_BYTES)
+        .read_for_consumer(Offset(2), None, MAX_BYTES, RU)
         .unwrap();
     assert!(at_hw.records.0.is_empty());
     // Above the HW but within the log: nothing yet, not out of range.
     let above_hw = leader
-        .read_for_consumer(leader.log_end_offset(), None, MAX_BYTES)
+        .read_for_consumer(leader.log_end_offset(), None, MAX_BYTES, RU)
         .unwrap();
     assert!(above_hw.records.0.is_empty());
     for (offset, epoch, error) in [
@@ -931,10 +935,10 @@ fn consumers_read_below_the_hw_with_epoch_fencing() {
             KafkaError::UnknownLeaderEpoch,
         ),
     ] {
-        let refused = leader.read_for_consumer(offset, epoch, MAX_BYTES);
+        let refused = leader.read_for_consumer(offset, epoch, MAX_BYTES, RU);
         assert_eq!(refused.unwrap_err().kafka_error(), error);
     }
-    let refused = f2.read_for_consumer(Offset(0), None, MAX_BYTES);
+    let refused = f2.read_for_consumer(Offset(0), None, MAX_BYTES, RU);
     assert_eq!(
         refused.unwrap_err().kafka_error(),
         KafkaError::NotLeaderOrFollower
@@ -1399,6 +1403,23 @@ fn transactions_hold_the_lso_on_leader_and_follower_and_survive_a_reopen() {
         "the open transaction"
     );
     assert_eq!(f2.last_stable_offset(), Offset(0));
+    // read_committed reads nothing while the transaction is open; read_uncommitted reads
+    // everything below the HW.
+    let committed_read = leader
+        .read_for_consumer(Offset(0), None, MAX_BYTES, RC)
+        .unwrap();
+    assert!(committed_read.records.0.is_empty());
+    assert_eq!(committed_read.last_stable_offset, Offset(0));
+    assert!(leader.consumer_fetch_waits(Offset(0), None, RC));
+    assert!(!leader.consumer_fetch_waits(Offset(0), None, RU));
+    let uncommitted_read = leader
+        .read_for_consumer(Offset(0), None, MAX_BYTES, RU)
+        .unwrap();
+    assert_eq!(
+        decode_batches(&uncommitted_read.records.0).unwrap().len(),
+        2
+    );
+    assert!(uncommitted_read.aborted_transactions.is_empty());
     let marker = ControlRecord {
         kind: ControlRecordType::Abort,
         coordinator_epoch: 2,
@@ -1450,6 +1471,18 @@ fn transactions_hold_the_lso_on_leader_and_follower_and_survive_a_reopen() {
         );
     }
     assert_eq!(f2.producer_state(), leader.producer_state());
+    // read_committed now reads to the LSO, with the aborted transaction listed.
+    let committed_read = leader
+        .read_for_consumer(Offset(0), None, MAX_BYTES, RC)
+        .unwrap();
+    assert_eq!(decode_batches(&committed_read.records.0).unwrap().len(), 3);
+    assert_eq!(
+        committed_read.aborted_transactions,
+        [AbortedTransaction {
+            producer_id: ProducerId(5),
+            first_offset: Offset(0)
+        }]
+    );
     // Rebuilt from the log on reopen, the same state.
     let before = leader.producer_state().clone();
     leader.close().unwrap();

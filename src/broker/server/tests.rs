@@ -431,6 +431,7 @@ fn an_alter_partition_lost_on_a_stalled_link_is_given_up_and_proposed_again() {
                     last_fetched_epoch: None,
                     max_bytes: REPLICA_FETCH_MAX_BYTES,
                 }],
+                isolation_level: IsolationLevel::ReadUncommitted,
             },
         )
     };

@@ -47,6 +47,7 @@ struct Fetch {
     connection: ConnectionId,
     correlation_id: u64,
     partitions: Vec<FetchPartition>,
+    isolation_level: IsolationLevel,
 }
 
 struct Harness {
@@ -60,8 +61,16 @@ struct Harness {
 impl Harness {
     /// A consumer of `orders` with metadata: partition p led by `leaders[p]`, `epoch`.
     fn ready(leaders: &[u32], epoch: i32) -> Harness {
+        Harness::ready_with(
+            ConsumerConfig::new(vec![TOPIC.into()], vec![BrokerId(1)]),
+            leaders,
+            epoch,
+        )
+    }
+
+    fn ready_with(config: ConsumerConfig, leaders: &[u32], epoch: i32) -> Harness {
         let mut h = Harness {
-            c: ConsumerCore::new(ConsumerConfig::new(vec![TOPIC.into()], vec![BrokerId(1)])),
+            c: ConsumerCore::new(config),
             now: 0,
             connections: BTreeMap::new(),
             requests: Vec::new(),
@@ -162,6 +171,7 @@ impl Harness {
         let RequestBody::Fetch {
             replica_id,
             partitions,
+            isolation_level,
             ..
         } = request.body
         else {
@@ -173,6 +183,7 @@ impl Harness {
             connection,
             correlation_id: request.correlation_id,
             partitions,
+            isolation_level,
         }
     }
 
@@ -198,6 +209,8 @@ fn data(log_start: u64, high_watermark: u64, records: Vec<u8>) -> Result<FetchDa
         leader_epoch: LeaderEpoch(0),
         diverging_epoch: None,
         records: Bytes(records),
+        last_stable_offset: Offset(high_watermark),
+        aborted_transactions: Vec::new(),
     })
 }
 
@@ -312,6 +325,67 @@ fn control_batches_are_skipped_and_the_position_moves_past_them() {
         "but the position moves past it"
     );
     assert_eq!(h.take_fetch().partitions[0].fetch_offset, Offset(5));
+}
+
+/// read_committed: the fetch says so, and the batches of a transaction the broker lists as
+/// aborted are skipped up to that producer's ABORT marker; another producer's committed
+/// transaction and the same producer's next transaction are returned.
+#[test]
+fn read_committed_skips_aborted_transactions_up_to_their_marker() {
+    use crate::broker::proto::AbortedTransaction;
+    use crate::log::{ControlRecord, ControlRecordType, ProducerId};
+    let meta = |pid: i64| BatchMeta {
+        producer_id: ProducerId(pid),
+        producer_epoch: 0,
+        base_sequence: 0,
+        ..BatchMeta::default()
+    };
+    let txn = |pid: i64, base: u64, values: &[&str]| {
+        let mut b = BatchBuilder::new(meta(pid));
+        b.set_transactional(true);
+        for v in values {
+            b.push(0, None, Some(v.as_bytes()), &[]);
+        }
+        b.encode(Offset(base)).to_vec()
+    };
+    let marker = |pid: i64, base: u64, kind| {
+        BatchBuilder::end_txn_marker(
+            meta(pid),
+            ControlRecord {
+                kind,
+                coordinator_epoch: 0,
+            },
+        )
+        .encode(Offset(base))
+        .to_vec()
+    };
+    let mut config = ConsumerConfig::new(vec![TOPIC.into()], vec![BrokerId(1)]);
+    config.isolation_level = IsolationLevel::ReadCommitted;
+    let mut h = Harness::ready_with(config, &[1], 0);
+    let fetch = h.take_fetch();
+    assert_eq!(fetch.isolation_level, IsolationLevel::ReadCommitted);
+    // 0-1: pid 7 (aborted); 2: pid 8 (committed); 3: ABORT 7; 4: COMMIT 8; 5: pid 7 again.
+    let mut bytes = txn(7, 0, &["a1", "a2"]);
+    bytes.extend(txn(8, 2, &["b1"]));
+    bytes.extend(marker(7, 3, ControlRecordType::Abort));
+    bytes.extend(marker(8, 4, ControlRecordType::Commit));
+    bytes.extend(txn(7, 5, &["c1"]));
+    let mut answer = data(0, 6, bytes).unwrap();
+    answer.aborted_transactions = vec![AbortedTransaction {
+        producer_id: ProducerId(7),
+        first_offset: Offset(0),
+    }];
+    h.answer_fetch(&fetch, vec![Ok(answer)]);
+    assert_eq!(
+        polled(&h),
+        vec![(tp(0), records(&[(2, "b1"), (5, "c1")]))],
+        "the aborted a1, a2 skipped; c1 is after the ABORT marker"
+    );
+    assert_eq!(h.c.positions()[&tp(0)], Offset(6));
+    let next = h.take_fetch();
+    assert_eq!(next.partitions[0].fetch_offset, Offset(6));
+    let default = Harness::ready(&[1], 0).take_fetch();
+    assert_eq!(default.isolation_level, IsolationLevel::ReadUncommitted);
 }
 
 /// KIP-320: a leader that is not at the consumer's epoch answers FENCED_LEADER_EPOCH; the
