@@ -97,6 +97,13 @@ pub fn run(input: &CheckInput<'_>, facts: &Facts<'_>) -> Vec<CheckResult> {
     if producers {
         results.push(result("reorder", facts.reorder()));
     }
+    let read_committed = input.scenario.read_committed_consumers();
+    if !read_committed.is_empty() {
+        let nodes = read_committed.iter().map(String::as_str).collect();
+        let [aborted, open] = facts.committed_reads(&nodes);
+        results.push(result("aborted-read", aborted));
+        results.push(result("read-uncommitted", open));
+    }
     results.push(result(
         "single-leader-per-epoch",
         facts.single_leader_per_epoch(),

@@ -21,6 +21,7 @@ mod tables;
 #[cfg(test)]
 mod test_support;
 mod toolkit;
+mod transactions;
 mod writer;
 pub mod zk;
 

@@ -73,6 +73,8 @@ check_names! {
     ZkReplicaAgreement = "zk-replica-agreement", Safety;
     ZkEphemeralLifetime = "zk-ephemeral-lifetime", Safety;
     ZkSessionMonotonic = "zk-session-monotonic", Safety;
+    AbortedRead = "aborted-read", Safety;
+    ReadUncommitted = "read-uncommitted", Safety;
     Converges = "converges", Liveness;
 }
 
@@ -101,7 +103,7 @@ mod tests {
 
     #[test]
     fn names_parse_back_and_only_converges_is_liveness() {
-        assert_eq!(CheckName::ALL.len(), 23);
+        assert_eq!(CheckName::ALL.len(), 25);
         for &check in CheckName::ALL {
             assert_eq!(CheckName::parse(check.name()), Some(check));
             assert_eq!(

@@ -101,6 +101,21 @@ impl Scenario {
         groups
     }
 
+    /// The consumer nodes (`consumer-<n>`) reading with `isolation.level = read_committed`.
+    pub fn read_committed_consumers(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut index = 0;
+        for spec in &self.consumers {
+            for _ in 0..spec.count {
+                index += 1;
+                if spec.config.isolation_level == Some(IsolationLevel::ReadCommitted) {
+                    names.push(format!("consumer-{index}"));
+                }
+            }
+        }
+        names
+    }
+
     /// How long recovery after the heal can wait on the scenario's own session timeouts, at
     /// most: a restarted broker (or ensemble client) may wait for its previous ZooKeeper
     /// session to expire before it registers again (the ensemble negotiates every session
