@@ -1453,3 +1453,50 @@ fn a_lost_marker_request_is_sent_again() {
         .collect::<Vec<_>>();
     assert_eq!(markers.len(), 1, "only the delivered request wrote");
 }
+
+/// A marker for a partition whose leader this broker's metadata does not know alive is
+/// reported back retriable, without a request; it goes once a live leader is known.
+#[test]
+fn a_marker_for_a_partition_without_a_live_leader_waits_for_one() {
+    let mut c = Cluster::start("txn-no-leader");
+    let ledger = txn_tp("ledger");
+    let coordinator = c.find_txn_coordinator(B1, "tx-wait");
+    let ledger_leader = c.leader(&ledger);
+    let producer = c.init_producer_id(coordinator, "tx-wait").unwrap();
+    c.add_partitions(coordinator, "tx-wait", producer, &[ledger]);
+    c.produce(ledger, producer, 0, &["w"]).unwrap();
+    // The coordinator's metadata says the leader is gone.
+    let core = &mut c.nodes.get_mut(&coordinator).unwrap().core;
+    assert!(core.live_brokers.remove(&ledger_leader));
+    c.end_txn(coordinator, "tx-wait", producer, TransactionResult::Commit)
+        .unwrap();
+    c.advance(100);
+    let markers_sent = |c: &Cluster| {
+        c.nodes[&coordinator]
+            .sent
+            .iter()
+            .filter(|(_, r)| matches!(r.body, RequestBody::WriteTxnMarkers { .. }))
+            .count()
+    };
+    assert_eq!(markers_sent(&c), 0);
+    assert_eq!(
+        c.txn_state(coordinator, "tx-wait"),
+        Some(TransactionState::PrepareCommit)
+    );
+    assert_eq!(
+        c.nodes[&coordinator]
+            .core
+            .txn_coordinator
+            .markers_pending("tx-wait"),
+        vec![ledger]
+    );
+    // It is back: the next tick sends the marker.
+    let core = &mut c.nodes.get_mut(&coordinator).unwrap().core;
+    core.live_brokers.insert(ledger_leader);
+    c.advance(10);
+    assert_eq!(markers_sent(&c), 1);
+    assert_eq!(
+        c.txn_state(coordinator, "tx-wait"),
+        Some(TransactionState::CompleteCommit)
+    );
+}
