@@ -306,3 +306,37 @@ fn shipped_scenarios_give_their_sessions_enough_heal() {
     }
     walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sim-scenarios"));
 }
+
+/// The transaction coordinator's settings are Kafka's defaults, with the scenario's
+/// `offsets.topic.num.partitions` (AddOffsetsToTxn names a group's offsets partition); no
+/// shipped scenario has a transactional client, so none creates `__transaction_state`.
+#[test]
+fn the_transaction_coordinator_gets_kafkas_defaults_and_no_topic_yet() {
+    use ksim::broker::txn_coordinator::{TxnCoordinatorConfig, TRANSACTION_STATE_TOPIC};
+    use ksim::scenario::plan;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim-scenarios");
+    let mut groups = 0;
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let scenario = load(&path).unwrap();
+        let config = plan::broker_config(&scenario, ksim::broker::BrokerId(1));
+        assert_eq!(
+            config.txn_coordinator,
+            TxnCoordinatorConfig {
+                offsets_partitions: config.coordinator.offsets_partitions,
+                ..TxnCoordinatorConfig::default()
+            },
+            "{}",
+            path.display()
+        );
+        assert!(!plan::needs_transactions(&scenario));
+        assert!(plan::topic_specs(&scenario)
+            .iter()
+            .all(|t| t.name != TRANSACTION_STATE_TOPIC));
+        groups += usize::from(config.coordinator.offsets_partitions != 50);
+    }
+    assert!(groups > 0, "a scenario sets offsets.topic.num.partitions");
+}

@@ -22,7 +22,23 @@
 //!   AlterPartition.
 //! - **Producer ids**: `InitProducerId` hands out ids unique without coordination:
 //!   `broker id << 40 | incarnation << 24 | counter` (Kafka allocates blocks through the
-//!   ensemble).
+//!   ensemble); the transaction coordinator draws from the same counter.
+//! - **Coordinators**: the group coordinator (`coordinator`) on the `__consumer_offsets`
+//!   partitions and the transaction coordinator (`txn_coordinator`) on the
+//!   `__transaction_state` partitions this broker leads: FindCoordinator answers the
+//!   partition's leader from the metadata cache; a partition's coordinator loads it once
+//!   led here and its HW reached its LEO, and drops it when leadership leaves
+//!   (LeaderAndIsr); their records are appended acks=all like a produce.
+//! - **Transactions** (KIP-98): InitProducerId with a `transactional.id`,
+//!   AddPartitionsToTxn (and its verify-only form), AddOffsetsToTxn and EndTxn go to the
+//!   transaction coordinator. Its markers go to the leaders of their partitions as this
+//!   broker's metadata cache knows them, one WriteTxnMarkers per leader (written at once,
+//!   without the network, on partitions this broker leads); a partition with no live leader
+//!   known, a broken connection or no answer within `request.timeout.ms` is reported back
+//!   as a retriable error, and the coordinator sends the marker again at its next tick. A
+//!   WriteTxnMarkers is answered per partition once each marker is acknowledged acks=all
+//!   (`NOT_LEADER_OR_FOLLOWER` where this broker does not lead). Transactional produce
+//!   batches need nothing here beyond the replica's producer-state rules.
 //!
 //! Invariants (asserted, after the fences that turn stale messages away): each
 //! registration of an incarnation has a larger broker epoch; the newest controller epoch
@@ -30,8 +46,15 @@
 //! one leader epoch its partition epoch, back.
 //!
 //! Every replica event is announced for the checkers as a [`BrokerEvent`] (`become-leader`,
-//! `become-follower`, `hw`, `truncate`, ...), as are the controller's and the coordinator's
+//! `become-follower`, `hw`, `truncate`, ...), as are the controller's and the coordinators'
 //! ([`Announced`]).
+//!
+//! Not done (vs Kafka): a partition leader appends a transactional batch without asking
+//! the coordinator whether its partition is in the transaction (KIP-890 part 1's
+//! verification, AddPartitionsToTxn with `verify_only`, is served but never sent); there is
+//! no TxnOffsetCommit, so a marker on a `__consumer_offsets` partition completes no pending
+//! offsets; markers of several transactions to one leader are not batched into one
+//! request.
 
 use super::controller::{
     AlterPartition, ControllerAction, ControllerConfig, ControllerCore, ControllerEvent,
@@ -42,11 +65,16 @@ use super::coordinator::{
 };
 use super::proto::{
     EpochEndOffset, EpochQuery, FetchData, FetchPartition, IsolationLevel, ProducePartition,
-    Request, RequestBody, Response, ResponseBody,
+    Request, RequestBody, Response, ResponseBody, TxnMarkerEntry,
 };
 use super::replica::{
     EpochRequest, FetchOutcome, FollowerFetch, IsrProposal, Replica, ReplicaConfig, ReplicaError,
     ReplicaEvent, Role,
+};
+use super::txn_coordinator::{
+    InitProducerIdRequest, TransactionCoordinator, TransactionResult, TxnCoordinatorAction,
+    TxnCoordinatorConfig, TxnCoordinatorEvent, TxnMarkers, TxnRecord, TxnRequest, TxnResponse,
+    TRANSACTION_STATE_TOPIC,
 };
 use super::types::{
     Acks, BrokerEpoch, BrokerId, ControllerEpoch, KafkaError, PartitionEpoch, PartitionState,
@@ -54,7 +82,10 @@ use super::types::{
 };
 use super::zk_paths as paths;
 use crate::disk::Disk;
-use crate::log::{decode_batches, BatchBuilder, BatchMeta, CheckpointFile, LeaderEpoch, Offset};
+use crate::log::{
+    decode_batches, BatchBuilder, BatchMeta, CheckpointFile, ControlRecord, ControlRecordType,
+    LeaderEpoch, Offset,
+};
 use crate::zk::client::Outcome;
 use crate::zk::{CreateMode, Op, OpResult, SessionId, WatchedEvent, ZkError};
 use serde::{Deserialize, Serialize};
@@ -88,6 +119,11 @@ pub const REGISTRATION_RETRY_MS: u64 = 1000;
 pub const CONTROLLER_RESEND_BACKOFF_MS: u64 = 500;
 /// `offsets.commit.timeout.ms`: how long the coordinator's appends wait for the HW.
 pub const OFFSETS_COMMIT_TIMEOUT_MS: u64 = 5000;
+/// Kafka's `request.timeout.ms`: how long a partition leader's WriteTxnMarkers appends wait
+/// for the HW (`KafkaApis.handleWriteTxnMarkersRequest`), and how long the transaction
+/// coordinator waits for the answer before it sends the markers again (its marker
+/// channel's network client).
+pub const TXN_MARKER_REQUEST_TIMEOUT_MS: u64 = 30_000;
 
 /// A controller request to another broker, until answered.
 struct ControllerSend {
@@ -118,6 +154,8 @@ pub struct BrokerConfig {
     pub controller: ControllerConfig,
     /// The group coordinator's settings.
     pub coordinator: CoordinatorConfig,
+    /// The transaction coordinator's settings.
+    pub txn_coordinator: TxnCoordinatorConfig,
 }
 
 /// What the shell must do.
@@ -157,6 +195,8 @@ pub enum Announced {
     Controller(ControllerEvent),
     /// Its group coordinator.
     Coordinator(CoordinatorEvent),
+    /// Its transaction coordinator.
+    TxnCoordinator(TxnCoordinatorEvent),
 }
 
 /// What a broker announces about itself and its partition replicas (node `broker-<n>`).
@@ -319,12 +359,48 @@ struct PendingProduce {
 }
 
 /// Who waits for an acks=all append.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum ProduceFor {
     /// A client's Produce request.
     Client { conn: u64, correlation_id: u64 },
     /// The group coordinator's append `id`.
     Coordinator(u64),
+    /// The transaction coordinator's append `id`.
+    TxnCoordinator(u64),
+    /// A WriteTxnMarkers request: its partitions are the slots, entry after entry, `entries`
+    /// of them per entry.
+    TxnMarkers {
+        reply: MarkersReply,
+        entries: Vec<usize>,
+    },
+}
+
+/// Who gets the answer to a WriteTxnMarkers request.
+#[derive(Clone, Copy, Debug)]
+enum MarkersReply {
+    /// A coordinator on another broker, on accepted connection `conn`.
+    Peer { conn: u64, correlation_id: u64 },
+    /// This broker's own transaction coordinator: its marker send `correlation_id`.
+    Local { correlation_id: u64 },
+}
+
+/// A WriteTxnMarkers request of this broker's transaction coordinator, until answered:
+/// to whom, when sent, and per entry (in request order) the transaction it ends, the
+/// coordinator epoch it was sent in and its partitions.
+#[derive(Clone, Debug)]
+struct MarkerSend {
+    to: BrokerId,
+    sent_ms: u64,
+    txns: Vec<(String, LeaderEpoch, Vec<TopicPartition>)>,
+}
+
+/// A transaction request the transaction coordinator holds: where to answer, and the
+/// partitions it named (an AddPartitionsToTxn is answered per partition).
+#[derive(Clone, Debug)]
+struct TxnWaiter {
+    conn: u64,
+    correlation_id: u64,
+    partitions: Vec<TopicPartition>,
 }
 
 /// A fetch waiting for data.
@@ -366,6 +442,11 @@ pub struct BrokerCore<D: Disk> {
     coordinator: GroupCoordinator,
     /// Group requests the coordinator holds, by token: (conn, correlation).
     group_requests: BTreeMap<u64, (u64, u64)>,
+    txn_coordinator: TransactionCoordinator,
+    /// Transaction requests the transaction coordinator holds, by token.
+    txn_requests: BTreeMap<u64, TxnWaiter>,
+    /// The transaction coordinator's WriteTxnMarkers requests in flight, by correlation id.
+    marker_sends: BTreeMap<u64, MarkerSend>,
     /// Ensemble ids of the broker's own operations and the controller's.
     zk_pending: BTreeMap<u64, ZkPurpose>,
     next_zk: u64,
@@ -417,12 +498,16 @@ impl<D: Disk> BrokerCore<D> {
     pub fn new(config: BrokerConfig, disk: D) -> Self {
         let controller = ControllerCore::new(config.controller.clone());
         let coordinator = GroupCoordinator::new(config.coordinator.clone());
+        let txn_coordinator = TransactionCoordinator::new(config.txn_coordinator.clone());
         BrokerCore {
             config,
             disk,
             controller,
             coordinator,
             group_requests: BTreeMap::new(),
+            txn_coordinator,
+            txn_requests: BTreeMap::new(),
+            marker_sends: BTreeMap::new(),
             zk_pending: BTreeMap::new(),
             next_zk: 1,
             parents_pending: 0,
@@ -457,7 +542,9 @@ impl<D: Disk> BrokerCore<D> {
     pub fn take_actions(&mut self) -> Vec<BrokerAction> {
         loop {
             self.pump_controller();
-            if !self.pump_coordinator() {
+            let groups = self.pump_coordinator();
+            let txns = self.pump_txn_coordinator();
+            if !groups && !txns {
                 break;
             }
         }
@@ -805,12 +892,7 @@ impl<D: Disk> BrokerCore<D> {
                 );
             }
             RequestBody::InitProducerId => {
-                let producer_id = ProducerId(
-                    (i64::from(self.config.id.0) << 40)
-                        | ((self.config.incarnation as i64 & 0xffff) << 24)
-                        | self.next_producer_id,
-                );
-                self.next_producer_id += 1;
+                let producer_id = self.allocate_producer_id();
                 let identity = ProducerIdentity {
                     producer_id,
                     producer_epoch: 0,
@@ -836,45 +918,89 @@ impl<D: Disk> BrokerCore<D> {
                 self.group_requests.insert(token, (conn, correlation_id));
                 self.coordinator.on_request(token, body, now_ms);
             }
-            // No transaction coordinator is hosted yet (issue 17, increment 4): every
-            // transaction API is refused as Kafka refuses a coordinator it cannot find.
-            RequestBody::InitTxnProducerId { .. } => {
-                self.actions.push(respond(ResponseBody::InitProducerId {
-                    result: Err(KafkaError::CoordinatorNotAvailable),
-                }))
+            RequestBody::FindTxnCoordinator { transactional_id } => {
+                let body = ResponseBody::FindCoordinator {
+                    result: self.find_txn_coordinator(&transactional_id),
+                };
+                self.actions.push(respond(body));
             }
-            RequestBody::FindTxnCoordinator { .. } => {
-                self.actions.push(respond(ResponseBody::FindCoordinator {
-                    result: Err(KafkaError::CoordinatorNotAvailable),
-                }))
+            RequestBody::InitTxnProducerId {
+                transactional_id,
+                transaction_timeout_ms,
+                producer_id_and_epoch,
+            } => {
+                let request = TxnRequest::InitProducerId(InitProducerIdRequest {
+                    transactional_id,
+                    transaction_timeout_ms,
+                    producer_id_and_epoch,
+                });
+                self.on_txn_request(conn, correlation_id, Vec::new(), request, now_ms);
             }
-            RequestBody::AddPartitionsToTxn { .. } => {
-                self.actions.push(respond(ResponseBody::AddPartitionsToTxn {
-                    result: Err(KafkaError::CoordinatorNotAvailable),
-                }))
+            RequestBody::AddPartitionsToTxn {
+                transactional_id,
+                producer,
+                partitions,
+                verify_only,
+            } => {
+                let asked = partitions.clone();
+                let request = if verify_only {
+                    TxnRequest::VerifyPartitionsInTxn {
+                        transactional_id,
+                        producer,
+                        partitions,
+                    }
+                } else {
+                    TxnRequest::AddPartitionsToTxn {
+                        transactional_id,
+                        producer,
+                        partitions,
+                    }
+                };
+                self.on_txn_request(conn, correlation_id, asked, request, now_ms);
             }
-            RequestBody::AddOffsetsToTxn { .. } => {
-                self.actions.push(respond(ResponseBody::AddOffsetsToTxn {
-                    error: Some(KafkaError::CoordinatorNotAvailable),
-                }))
+            RequestBody::AddOffsetsToTxn {
+                transactional_id,
+                producer,
+                group_id,
+            } => {
+                let request = TxnRequest::AddOffsetsToTxn {
+                    transactional_id,
+                    producer,
+                    group_id,
+                };
+                self.on_txn_request(conn, correlation_id, Vec::new(), request, now_ms);
             }
-            RequestBody::EndTxn { .. } => self.actions.push(respond(ResponseBody::EndTxn {
-                result: Err(KafkaError::CoordinatorNotAvailable),
-            })),
+            RequestBody::EndTxn {
+                transactional_id,
+                producer,
+                result,
+            } => {
+                let request = TxnRequest::EndTxn {
+                    transactional_id,
+                    producer,
+                    result,
+                };
+                self.on_txn_request(conn, correlation_id, Vec::new(), request, now_ms);
+            }
             RequestBody::WriteTxnMarkers { markers } => {
-                let markers = markers
-                    .into_iter()
-                    .map(|m| {
-                        m.partitions
-                            .into_iter()
-                            .map(|tp| (tp, Some(KafkaError::NotLeaderOrFollower)))
-                            .collect()
-                    })
-                    .collect();
-                self.actions
-                    .push(respond(ResponseBody::WriteTxnMarkers { markers }))
+                let reply = MarkersReply::Peer {
+                    conn,
+                    correlation_id,
+                };
+                self.write_txn_markers(reply, markers, now_ms);
             }
         }
+    }
+
+    /// A fresh producer id, unique without coordination: `broker id << 40 | incarnation <<
+    /// 24 | counter` (Kafka allocates blocks through the ensemble). Idempotent producers'
+    /// InitProducerId and the transaction coordinator draw from it alike.
+    fn allocate_producer_id(&mut self) -> ProducerId {
+        next_producer_id(
+            self.config.id,
+            self.config.incarnation,
+            &mut self.next_producer_id,
+        )
     }
 
     /// The leader of the group's offsets partition, from the metadata cache.
@@ -919,6 +1045,243 @@ impl<D: Disk> BrokerCore<D> {
         true
     }
 
+    /// The leader of the transactional id's `__transaction_state` partition, from the
+    /// metadata cache (FindCoordinator with key type TRANSACTION).
+    fn find_txn_coordinator(&self, transactional_id: &str) -> Result<BrokerId, KafkaError> {
+        let partition = partition_for(
+            transactional_id,
+            self.config.txn_coordinator.transaction_state_partitions,
+        );
+        let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, partition);
+        self.metadata
+            .get(&tp)
+            .and_then(|s| s.leader)
+            .filter(|l| self.live_brokers.contains(l) || *l == self.config.id)
+            .ok_or(KafkaError::CoordinatorNotAvailable)
+    }
+
+    /// Hands a client's transaction request to the transaction coordinator, which answers
+    /// through its actions; `partitions`, those an AddPartitionsToTxn names.
+    fn on_txn_request(
+        &mut self,
+        conn: u64,
+        correlation_id: u64,
+        partitions: Vec<TopicPartition>,
+        request: TxnRequest,
+        now_ms: u64,
+    ) {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.txn_requests.insert(
+            token,
+            TxnWaiter {
+                conn,
+                correlation_id,
+                partitions,
+            },
+        );
+        let (broker, incarnation) = (self.config.id, self.config.incarnation);
+        let counter = &mut self.next_producer_id;
+        let mut allocate = || next_producer_id(broker, incarnation, counter);
+        self.txn_coordinator
+            .on_request(token, request, now_ms, &mut allocate);
+    }
+
+    /// Runs the transaction coordinator's actions; whether there were any.
+    fn pump_txn_coordinator(&mut self) -> bool {
+        let actions = self.txn_coordinator.take_actions();
+        if actions.is_empty() {
+            return false;
+        }
+        for action in actions {
+            match action {
+                TxnCoordinatorAction::Respond { token, body } => {
+                    if let Some(waiter) = self.txn_requests.remove(&token) {
+                        self.actions.push(BrokerAction::Respond {
+                            conn: waiter.conn,
+                            response: Response {
+                                correlation_id: waiter.correlation_id,
+                                body: txn_response_body(body, waiter.partitions),
+                            },
+                        });
+                    }
+                }
+                TxnCoordinatorAction::Append {
+                    id,
+                    partition,
+                    leader_epoch,
+                    records,
+                } => self.append_for_txn_coordinator(id, partition, leader_epoch, &records),
+                TxnCoordinatorAction::WriteTxnMarkers(markers) => self.send_txn_markers(markers),
+                TxnCoordinatorAction::Announce(event) => self.announce(event),
+            }
+        }
+        true
+    }
+
+    /// Sends a transaction's markers to the leaders of its partitions, as this broker's
+    /// metadata cache knows them (Kafka's `TransactionMarkerChannelManager`): one
+    /// WriteTxnMarkers per leader, written at once when the leader is this broker. A
+    /// partition with no live leader known is reported back as `NOT_LEADER_OR_FOLLOWER`,
+    /// which the coordinator retries at its next tick.
+    fn send_txn_markers(&mut self, markers: TxnMarkers) {
+        let now = self.now_ms;
+        let mut by_leader: BTreeMap<BrokerId, Vec<TopicPartition>> = BTreeMap::new();
+        for tp in markers.partitions {
+            let leader = self
+                .metadata
+                .get(&tp)
+                .and_then(|s| s.leader)
+                .filter(|l| self.live_brokers.contains(l) || *l == self.config.id);
+            match leader {
+                Some(leader) => by_leader.entry(leader).or_default().push(tp),
+                None => self.txn_coordinator.on_markers_done(
+                    &markers.transactional_id,
+                    markers.coordinator_epoch,
+                    tp,
+                    Err(KafkaError::NotLeaderOrFollower),
+                    now,
+                ),
+            }
+        }
+        for (leader, partitions) in by_leader {
+            let correlation_id = self.correlation();
+            let entry = TxnMarkerEntry {
+                producer: markers.producer,
+                result: markers.result,
+                coordinator_epoch: markers.coordinator_epoch,
+                partitions: partitions.clone(),
+            };
+            self.marker_sends.insert(
+                correlation_id,
+                MarkerSend {
+                    to: leader,
+                    sent_ms: now,
+                    txns: vec![(
+                        markers.transactional_id.clone(),
+                        markers.coordinator_epoch,
+                        partitions,
+                    )],
+                },
+            );
+            if leader == self.config.id {
+                self.write_txn_markers(MarkersReply::Local { correlation_id }, vec![entry], now);
+            } else {
+                self.actions.push(BrokerAction::SendToBroker {
+                    to: leader,
+                    request: Request {
+                        correlation_id,
+                        body: RequestBody::WriteTxnMarkers {
+                            markers: vec![entry],
+                        },
+                    },
+                });
+            }
+        }
+    }
+
+    /// The answer to marker send `correlation_id`: each partition's outcome goes to the
+    /// transaction coordinator (a partition left unanswered counts as not led there).
+    fn on_markers_answered(
+        &mut self,
+        correlation_id: u64,
+        answers: Vec<Vec<(TopicPartition, Option<KafkaError>)>>,
+        now_ms: u64,
+    ) {
+        let Some(send) = self.marker_sends.remove(&correlation_id) else {
+            return;
+        };
+        let mut answers = answers.into_iter();
+        for (transactional_id, coordinator_epoch, partitions) in send.txns {
+            let answer = answers.next().unwrap_or_default();
+            for tp in partitions {
+                let result = match answer.iter().find(|(t, _)| *t == tp) {
+                    Some((_, None)) => Ok(()),
+                    Some((_, Some(error))) => Err(*error),
+                    None => Err(KafkaError::NotLeaderOrFollower),
+                };
+                self.txn_coordinator.on_markers_done(
+                    &transactional_id,
+                    coordinator_epoch,
+                    tp,
+                    result,
+                    now_ms,
+                );
+            }
+        }
+    }
+
+    /// Marker send `correlation_id` got no answer: every partition of it failed with
+    /// `error` (retriable: the coordinator sends them again at its next tick).
+    fn fail_marker_send(&mut self, correlation_id: u64, error: KafkaError, now_ms: u64) {
+        let Some(send) = self.marker_sends.get(&correlation_id) else {
+            return;
+        };
+        let answers = send
+            .txns
+            .iter()
+            .map(|(_, _, partitions)| partitions.iter().map(|tp| (*tp, Some(error))).collect())
+            .collect();
+        self.on_markers_answered(correlation_id, answers, now_ms);
+    }
+
+    /// Marker sends unanswered for a request timeout are given up (`REQUEST_TIMED_OUT`).
+    fn expire_marker_sends(&mut self, now_ms: u64) {
+        let due: Vec<u64> = self
+            .marker_sends
+            .iter()
+            .filter(|(_, s)| now_ms >= s.sent_ms + TXN_MARKER_REQUEST_TIMEOUT_MS)
+            .map(|(c, _)| *c)
+            .collect();
+        for c in due {
+            self.fail_marker_send(c, KafkaError::RequestTimedOut, now_ms);
+        }
+    }
+
+    /// WriteTxnMarkers on the partition leader (Kafka's `handleWriteTxnMarkersRequest`):
+    /// each marker is appended as leader and the request is answered, per entry and
+    /// partition, once every append is acknowledged acks=all or failed
+    /// (`NOT_LEADER_OR_FOLLOWER` where this broker does not lead).
+    fn write_txn_markers(&mut self, reply: MarkersReply, markers: Vec<TxnMarkerEntry>, now: u64) {
+        let mut slots = Vec::new();
+        let mut entries = Vec::with_capacity(markers.len());
+        for entry in markers {
+            entries.push(entry.partitions.len());
+            let marker = control_record(entry.result, entry.coordinator_epoch);
+            for tp in entry.partitions {
+                let result = match self.replicas.get_mut(&tp) {
+                    None => Err(KafkaError::NotLeaderOrFollower),
+                    Some(r) => r
+                        .append_txn_marker_as_leader(
+                            entry.producer.producer_id,
+                            entry.producer.producer_epoch,
+                            marker,
+                            now as i64,
+                        )
+                        .map_err(|e| e.kafka_error()),
+                };
+                slots.push(match result {
+                    Ok(append) => {
+                        let ok = super::proto::ProduceOk {
+                            base_offset: append.base_offset,
+                            leader_epoch: append.leader_epoch,
+                        };
+                        (tp, Ok(ok), Some((append.last_offset, append.leader_epoch)))
+                    }
+                    Err(e) => (tp, Err(e), None),
+                });
+                self.drain_replica_events(&tp);
+            }
+        }
+        self.produces.push(PendingProduce {
+            to: ProduceFor::TxnMarkers { reply, entries },
+            deadline_ms: now.saturating_add(TXN_MARKER_REQUEST_TIMEOUT_MS),
+            partitions: slots,
+        });
+        self.complete_produces(now);
+        self.complete_fetches(now);
+    }
+
     /// Appends the coordinator's records to an offsets partition this broker leads in
     /// `leader_epoch`, acks=all: the outcome goes back once the HW passes them.
     fn append_for_coordinator(
@@ -928,17 +1291,64 @@ impl<D: Disk> BrokerCore<D> {
         leader_epoch: LeaderEpoch,
         records: &[GroupRecord],
     ) {
-        let now = self.now_ms;
         let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+        let records: Vec<_> = records.iter().map(GroupRecord::encode).collect();
+        let to = ProduceFor::Coordinator(id);
+        if let Err(e) =
+            self.append_internal(tp, leader_epoch, &records, to, OFFSETS_COMMIT_TIMEOUT_MS)
+        {
+            self.coordinator.on_append_done(id, Err(e), self.now_ms);
+        }
+    }
+
+    /// Appends the transaction coordinator's records to a `__transaction_state` partition
+    /// this broker leads in `leader_epoch`, acks=all, waiting up to the transaction's
+    /// timeout as Kafka's `appendTransactionToLog` does: the outcome goes back once the HW
+    /// passes them.
+    fn append_for_txn_coordinator(
+        &mut self,
+        id: u64,
+        partition: u32,
+        leader_epoch: LeaderEpoch,
+        records: &[TxnRecord],
+    ) {
+        let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, partition);
+        let timeout_ms = records
+            .iter()
+            .filter_map(|r| r.value.as_ref())
+            .map(|m| u64::try_from(m.txn_timeout_ms).unwrap_or(0))
+            .max()
+            .unwrap_or(TXN_MARKER_REQUEST_TIMEOUT_MS);
+        let records: Vec<_> = records.iter().map(TxnRecord::encode).collect();
+        let to = ProduceFor::TxnCoordinator(id);
+        match self.append_internal(tp, leader_epoch, &records, to, timeout_ms) {
+            // Followers waiting at the LEO get the records at once (Kafka's ReplicaManager
+            // completes its delayed fetches after every append).
+            Ok(()) => self.complete_fetches(self.now_ms),
+            Err(e) => self.txn_coordinator.on_append_done(id, Err(e), self.now_ms),
+        }
+    }
+
+    /// Appends an internal topic's records (key, value) to partition `tp`, led here in
+    /// `leader_epoch`, acks=all; `to` is answered once the HW passes them (or `timeout_ms`
+    /// runs out). An append refused at once is the error returned.
+    fn append_internal(
+        &mut self,
+        tp: TopicPartition,
+        leader_epoch: LeaderEpoch,
+        records: &[(Vec<u8>, Option<Vec<u8>>)],
+        to: ProduceFor,
+        timeout_ms: u64,
+    ) -> Result<(), KafkaError> {
+        let now = self.now_ms;
         let result = match self.replicas.get_mut(&tp) {
             Some(r) if r.role() == Role::Leader && r.leader_epoch() == leader_epoch => {
                 let mut batch = BatchBuilder::new(BatchMeta {
                     base_timestamp_ms: now as i64,
                     ..BatchMeta::default()
                 });
-                for record in records {
-                    let (key, value) = record.encode();
-                    batch.push(now as i64, Some(&key), value.as_deref(), &[]);
+                for (key, value) in records {
+                    batch.push(now as i64, Some(key), value.as_deref(), &[]);
                 }
                 let bytes = batch.encode(Offset(0)).to_vec();
                 r.append_as_leader(&bytes, Acks::All)
@@ -947,21 +1357,18 @@ impl<D: Disk> BrokerCore<D> {
             _ => Err(KafkaError::NotLeaderOrFollower),
         };
         self.drain_replica_events(&tp);
-        match result {
-            Ok(append) => {
-                let ok = super::proto::ProduceOk {
-                    base_offset: append.base_offset,
-                    leader_epoch: append.leader_epoch,
-                };
-                self.produces.push(PendingProduce {
-                    to: ProduceFor::Coordinator(id),
-                    deadline_ms: now + OFFSETS_COMMIT_TIMEOUT_MS,
-                    partitions: vec![(tp, Ok(ok), Some((append.last_offset, append.leader_epoch)))],
-                });
-                self.complete_produces(now);
-            }
-            Err(e) => self.coordinator.on_append_done(id, Err(e), now),
-        }
+        let append = result?;
+        let ok = super::proto::ProduceOk {
+            base_offset: append.base_offset,
+            leader_epoch: append.leader_epoch,
+        };
+        self.produces.push(PendingProduce {
+            to,
+            deadline_ms: now + timeout_ms,
+            partitions: vec![(tp, Ok(ok), Some((append.last_offset, append.leader_epoch)))],
+        });
+        self.complete_produces(now);
+        Ok(())
     }
 
     /// Loads the offsets partitions the coordinator waits for, once this broker leads
@@ -979,7 +1386,7 @@ impl<D: Disk> BrokerCore<D> {
             {
                 continue;
             }
-            match read_group_records(r) {
+            match read_internal_records(r, GroupRecord::decode) {
                 Ok(records) => self
                     .coordinator
                     .on_loaded(partition, epoch, records, now_ms),
@@ -991,8 +1398,47 @@ impl<D: Disk> BrokerCore<D> {
         }
     }
 
-    /// Tells the coordinator whether this broker leads offsets partition `tp` now.
+    /// Loads the `__transaction_state` partitions the transaction coordinator waits for,
+    /// once this broker leads each in the epoch it waits for and the HW has reached the LEO.
+    fn load_txn_partitions(&mut self, now_ms: u64) {
+        for (partition, epoch) in self.txn_coordinator.loading() {
+            let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, partition);
+            let Some(r) = self.replicas.get(&tp) else {
+                continue;
+            };
+            if r.role() != Role::Leader
+                || r.leader_epoch() != epoch
+                || r.high_watermark() < r.log_end_offset()
+            {
+                continue;
+            }
+            match read_internal_records(r, TxnRecord::decode) {
+                Ok(records) => self
+                    .txn_coordinator
+                    .on_loaded(partition, epoch, records, now_ms),
+                Err(error) => self.announce(BrokerEvent::LogError {
+                    partition: tp,
+                    error,
+                }),
+            }
+        }
+    }
+
+    /// Tells the coordinator whether this broker leads offsets partition `tp` now (or the
+    /// transaction coordinator, `__transaction_state` partition `tp`: Kafka's
+    /// `onElection`/`onResignation`, the leader epoch being the coordinator epoch).
     fn sync_coordinator(&mut self, tp: &TopicPartition) {
+        if tp.topic == TRANSACTION_STATE_TOPIC {
+            match self.replicas.get(tp) {
+                Some(r) if r.role() == Role::Leader => {
+                    let epoch = r.leader_epoch();
+                    self.txn_coordinator.on_become_leader(tp.partition, epoch);
+                    self.load_txn_partitions(self.now_ms);
+                }
+                _ => self.txn_coordinator.on_resign(tp.partition),
+            }
+            return;
+        }
         if tp.topic != OFFSETS_TOPIC {
             return;
         }
@@ -1158,6 +1604,36 @@ impl<D: Disk> BrokerCore<D> {
                         None => Err(KafkaError::NotLeaderOrFollower),
                     };
                     self.coordinator.on_append_done(id, result, now_ms);
+                }
+                ProduceFor::TxnCoordinator(id) => {
+                    let result = match p.partitions.into_iter().next() {
+                        Some((_, Ok(_), _)) => Ok(()),
+                        Some((_, Err(e), _)) => Err(e),
+                        None => Err(KafkaError::NotLeaderOrFollower),
+                    };
+                    self.txn_coordinator.on_append_done(id, result, now_ms);
+                }
+                ProduceFor::TxnMarkers { reply, entries } => {
+                    let mut slots = p.partitions.into_iter().map(|(tp, r, _)| (tp, r.err()));
+                    let markers = entries
+                        .iter()
+                        .map(|n| slots.by_ref().take(*n).collect())
+                        .collect();
+                    match reply {
+                        MarkersReply::Peer {
+                            conn,
+                            correlation_id,
+                        } => self.actions.push(BrokerAction::Respond {
+                            conn,
+                            response: Response {
+                                correlation_id,
+                                body: ResponseBody::WriteTxnMarkers { markers },
+                            },
+                        }),
+                        MarkersReply::Local { correlation_id } => {
+                            self.on_markers_answered(correlation_id, markers, now_ms)
+                        }
+                    }
                 }
             }
         }
@@ -1397,8 +1873,8 @@ impl<D: Disk> BrokerCore<D> {
     fn replica_config(&self, topic: &str) -> ReplicaConfig {
         let mut config = self.config.replica.clone();
         config.min_insync_replicas = self.min_isr(topic);
-        if topic == OFFSETS_TOPIC {
-            // Kafka compacts it; without compaction every record is kept.
+        if topic == OFFSETS_TOPIC || topic == TRANSACTION_STATE_TOPIC {
+            // Kafka compacts them; without compaction every record is kept.
             config.log.retention_ms = None;
             config.log.retention_bytes = None;
         }
@@ -1677,6 +2153,14 @@ impl<D: Disk> BrokerCore<D> {
                     self.apply_alter_result(&tp, result);
                 }
             }
+            ResponseBody::WriteTxnMarkers { markers }
+                if self
+                    .marker_sends
+                    .get(&correlation_id)
+                    .is_some_and(|s| s.to == from) =>
+            {
+                self.on_markers_answered(correlation_id, markers, now_ms);
+            }
             _ => {}
         }
         self.replicate(now_ms);
@@ -1704,6 +2188,15 @@ impl<D: Disk> BrokerCore<D> {
             }
         }
         self.forget_alters(|controller, _| controller == peer);
+        let lost: Vec<u64> = self
+            .marker_sends
+            .iter()
+            .filter(|(_, s)| s.to == peer)
+            .map(|(c, _)| *c)
+            .collect();
+        for c in lost {
+            self.fail_marker_send(c, KafkaError::NetworkException, now_ms);
+        }
     }
 
     /// Gives up the AlterPartition requests `lost` picks (by controller and send time):
@@ -1852,6 +2345,8 @@ impl<D: Disk> BrokerCore<D> {
         }
         self.resend_controller_requests(now_ms);
         self.coordinator.tick(now_ms);
+        self.txn_coordinator.tick(now_ms);
+        self.expire_marker_sends(now_ms);
         // An AlterPartition unanswered for a request timeout (a stalled link) is lost.
         self.forget_alters(|_, sent| now_ms >= sent + REPLICA_REQUEST_TIMEOUT_MS);
         // One pass over the led partitions; only those with a proposal or events to
@@ -1960,6 +2455,7 @@ impl<D: Disk> BrokerCore<D> {
         self.complete_fetches(now_ms);
         self.replicate(now_ms);
         self.load_offsets_partitions(now_ms);
+        self.load_txn_partitions(now_ms);
     }
 
     /// Announces a replica's events with the partition they belong to.
@@ -2054,6 +2550,47 @@ impl From<CoordinatorEvent> for Announced {
     }
 }
 
+impl From<TxnCoordinatorEvent> for Announced {
+    fn from(event: TxnCoordinatorEvent) -> Self {
+        Announced::TxnCoordinator(event)
+    }
+}
+
+/// Producer id number `counter` (then counted up) of broker `broker` in `incarnation`.
+fn next_producer_id(broker: BrokerId, incarnation: u64, counter: &mut i64) -> ProducerId {
+    let id =
+        ProducerId((i64::from(broker.0) << 40) | ((incarnation as i64 & 0xffff) << 24) | *counter);
+    *counter += 1;
+    id
+}
+
+/// The wire answer to a transaction request; `asked`, the partitions an
+/// AddPartitionsToTxn named (each answered `Ok` once added).
+fn txn_response_body(body: TxnResponse, asked: Vec<TopicPartition>) -> ResponseBody {
+    match body {
+        TxnResponse::InitProducerId(result) => ResponseBody::InitProducerId { result },
+        TxnResponse::AddPartitionsToTxn(result) => ResponseBody::AddPartitionsToTxn {
+            result: result.map(|()| asked.into_iter().map(|tp| (tp, Ok(()))).collect()),
+        },
+        TxnResponse::VerifyPartitionsInTxn(result) => ResponseBody::AddPartitionsToTxn { result },
+        TxnResponse::AddOffsetsToTxn(result) => ResponseBody::AddOffsetsToTxn {
+            error: result.err(),
+        },
+        TxnResponse::EndTxn(result) => ResponseBody::EndTxn { result },
+    }
+}
+
+/// The COMMIT or ABORT marker a transaction coordinator in `coordinator_epoch` writes.
+fn control_record(result: TransactionResult, coordinator_epoch: LeaderEpoch) -> ControlRecord {
+    ControlRecord {
+        kind: match result {
+            TransactionResult::Commit => ControlRecordType::Commit,
+            TransactionResult::Abort => ControlRecordType::Abort,
+        },
+        coordinator_epoch: coordinator_epoch.0,
+    }
+}
+
 /// The entries of a [`REPLICATION_OFFSET_CHECKPOINT`]; `None` if a line is not
 /// `<topic> <partition> <offset>` or a partition appears twice.
 /// Whether a fetch answer ends the wait: records, a divergence or an error.
@@ -2090,8 +2627,12 @@ fn parse_hw_checkpoint(lines: &[Vec<String>]) -> Option<BTreeMap<TopicPartition,
 #[cfg(test)]
 mod tests;
 
-/// Every group record in a replica's log, from its start to its HW, in order.
-fn read_group_records<D: Disk>(replica: &Replica<D>) -> Result<Vec<GroupRecord>, String> {
+/// Every record of an internal topic in a replica's log, from its start to its HW, in
+/// order, as `decode` reads its key and value (records it does not read are skipped).
+fn read_internal_records<D: Disk, T>(
+    replica: &Replica<D>,
+    decode: impl Fn(&[u8], Option<&[u8]>) -> Option<T>,
+) -> Result<Vec<T>, String> {
     let mut records = Vec::new();
     let mut from = replica.log_start_offset();
     let end = replica.high_watermark();
@@ -2111,7 +2652,7 @@ fn read_group_records<D: Disk>(replica: &Replica<D>) -> Result<Vec<GroupRecord>,
                 break;
             }
             if let Some(key) = &record.key {
-                records.extend(GroupRecord::decode(key, record.value.as_deref()));
+                records.extend(decode(key, record.value.as_deref()));
             }
         }
     }

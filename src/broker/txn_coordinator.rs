@@ -53,7 +53,10 @@
 //!
 //! Pure: the broker hands in requests with a token (and a producer id allocator),
 //! leadership changes, append and marker outcomes, and the clock; the coordinator answers
-//! through [`TxnCoordinatorAction`]s. Not yet wired into the broker.
+//! through [`TxnCoordinatorAction`]s. The broker core (`broker::server`) runs one, feeds it
+//! the `__transaction_state` leadership its LeaderAndIsr requests bring, appends its
+//! records, and delivers its markers as WriteTxnMarkers requests to the partitions'
+//! leaders.
 //! Simplifications: records are JSON, not Kafka's binary schemas; no transactional id
 //! expiration (so no Dead state and no tombstones written); the transaction version is the
 //! coordinator's, not negotiated per client; a request's errors are one error, not one per

@@ -64,6 +64,7 @@ use super::{group, liveness, writer, CheckInput, FinalLog, Violation};
 use crate::broker::controller::ControllerEvent;
 use crate::broker::coordinator::CoordinatorEvent;
 use crate::broker::server::BrokerEvent;
+use crate::broker::txn_coordinator::TxnCoordinatorEvent;
 use crate::broker::TopicPartition;
 use crate::history::{Event, HistoryEntry, ShellEvent, WorldEvent};
 use crate::scenario::Scenario;
@@ -345,6 +346,7 @@ fn why_not_an_event(line: &Value) -> String {
         error::<BrokerEvent>(&payload),
         error::<ControllerEvent>(&payload),
         error::<CoordinatorEvent>(&payload),
+        error::<TxnCoordinatorEvent>(&payload),
         error::<ZkServerEvent>(&payload),
         error::<WorldEvent>(&payload),
     ]

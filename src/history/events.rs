@@ -1,7 +1,7 @@
 //! What nodes announce: [`Event`], one line of `events.jsonl`, holding a typed
 //! [`Announcement`] — the announcing core's own event type (`BrokerEvent`,
 //! `ControllerEvent`, `CoordinatorEvent`, `ZkServerEvent`, the ensemble store's
-//! `StoreEvent`), or a shell's ([`ShellEvent`]) or the world's ([`WorldEvent`]), defined
+//! `StoreEvent`, `TxnCoordinatorEvent`), or a shell's ([`ShellEvent`]) or the world's ([`WorldEvent`]), defined
 //! here.
 //!
 //! Every announcement type is serialized `#[serde(tag = "kind", content = "detail")]` with
@@ -16,6 +16,7 @@ use super::NodeName;
 use crate::broker::controller::ControllerEvent;
 use crate::broker::coordinator::CoordinatorEvent;
 use crate::broker::server::{Announced, BrokerEvent};
+use crate::broker::txn_coordinator::TxnCoordinatorEvent;
 use crate::log::{Offset, RecoveryReport};
 use crate::zk::server::ZkServerEvent;
 use crate::zk::store::StoreEvent;
@@ -71,6 +72,8 @@ pub enum Announcement {
     ZkServer(ZkServerEvent),
     /// The simulation itself (node `world`).
     World(Box<WorldEvent>),
+    /// A broker's transaction coordinator.
+    TxnCoordinator(Box<TxnCoordinatorEvent>),
 }
 
 impl Event {
@@ -189,6 +192,7 @@ impl From<Announced> for Announcement {
             Announced::Broker(event) => Announcement::Broker(event),
             Announced::Controller(event) => Announcement::Controller(Box::new(event)),
             Announced::Coordinator(event) => Announcement::Coordinator(Box::new(event)),
+            Announced::TxnCoordinator(event) => Announcement::TxnCoordinator(Box::new(event)),
         }
     }
 }
@@ -211,6 +215,7 @@ announcement_from!(
     Store(StoreEvent),
     ZkServer(ZkServerEvent),
     World(WorldEvent),
+    TxnCoordinator(TxnCoordinatorEvent),
 );
 
 /// What a node shell announces about its own process and disk (node `zk-<n>`, `broker-<n>`,

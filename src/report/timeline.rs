@@ -578,7 +578,8 @@ impl Builder {
             Announcement::ZkServer(zk) => self.on_zk(at, node, zk),
             Announcement::Broker(broker) => self.on_broker(at, node, broker),
             Announcement::Coordinator(coordinator) => self.on_coordinator(at, node, coordinator),
-            Announcement::Store(_) => {}
+            // Transaction coordinators hold no role the timeline draws (yet).
+            Announcement::Store(_) | Announcement::TxnCoordinator(_) => {}
         }
     }
 

@@ -12,6 +12,10 @@ use crate::broker::controller::{ControllerConfig, TopicSpec};
 use crate::broker::coordinator::{CoordinatorConfig, OFFSETS_TOPIC};
 use crate::broker::replica::ReplicaConfig;
 use crate::broker::server::BrokerConfig as BrokerCoreConfig;
+use crate::broker::txn_coordinator::{
+    TxnCoordinatorConfig, DEFAULT_TRANSACTION_STATE_MIN_ISR,
+    DEFAULT_TRANSACTION_STATE_REPLICATION_FACTOR, TRANSACTION_STATE_TOPIC,
+};
 use crate::broker::BrokerId;
 use crate::client::assignor::Assignor;
 use crate::client::consumer::{ConsumerConfig, GroupConfig};
@@ -116,8 +120,45 @@ pub fn coordinator_config(scenario: &Scenario) -> CoordinatorConfig {
     }
 }
 
+/// The brokers' transaction coordinator settings: Kafka's defaults
+/// (`transaction.state.log.num.partitions` 50, `transaction.max.timeout.ms` 15 min,
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms` 10 s, transaction version
+/// 2), with the scenario's `offsets.topic.num.partitions` (AddOffsetsToTxn names the
+/// group's offsets partition). No scenario key reaches them yet.
+pub fn txn_coordinator_config(scenario: &Scenario) -> TxnCoordinatorConfig {
+    TxnCoordinatorConfig {
+        offsets_partitions: coordinator_config(scenario).offsets_partitions,
+        ..TxnCoordinatorConfig::default()
+    }
+}
+
+/// Whether the cluster needs `__transaction_state` (Kafka creates it on the first
+/// FindCoordinator for a transaction). Always `false` for now: no client of a scenario is
+/// transactional yet. The transactional producer (issue 17, the next increment) makes it
+/// true when a producer has a `transactional.id`, and the partition budget
+/// (`scenario::budget`) must count the topic from then on.
+pub fn needs_transactions(scenario: &Scenario) -> bool {
+    let _ = scenario;
+    false
+}
+
+/// `__transaction_state` as the first controller creates it:
+/// `transaction.state.log.num.partitions` partitions, replicated
+/// `transaction.state.log.replication.factor` times (at most once per broker), with
+/// `transaction.state.log.min.isr` (Kafka's defaults: 50, 3, 2).
+fn transaction_state_spec(scenario: &Scenario) -> TopicSpec {
+    TopicSpec {
+        name: TRANSACTION_STATE_TOPIC.to_string(),
+        partitions: txn_coordinator_config(scenario).transaction_state_partitions,
+        replication_factor: u32::from(DEFAULT_TRANSACTION_STATE_REPLICATION_FACTOR)
+            .min(scenario.cluster.brokers),
+        min_insync_replicas: usize::from(DEFAULT_TRANSACTION_STATE_MIN_ISR),
+    }
+}
+
 /// The topics the first controller creates: the scenario's, then `__consumer_offsets`
-/// when a group needs it (Kafka creates it on the first FindCoordinator).
+/// when a group needs it (Kafka creates it on the first FindCoordinator), then
+/// `__transaction_state` when [`needs_transactions`] says so.
 pub fn topic_specs(scenario: &Scenario) -> Vec<TopicSpec> {
     let config = &scenario.cluster.broker;
     let min_isr = |topic: Option<u32>| {
@@ -146,10 +187,13 @@ pub fn topic_specs(scenario: &Scenario) -> Vec<TopicSpec> {
             min_insync_replicas: min_isr(None),
         });
     }
+    if needs_transactions(scenario) {
+        topics.push(transaction_state_spec(scenario));
+    }
     topics
 }
 
-/// Broker `id`'s core configuration: its replicas, controller and coordinator.
+/// Broker `id`'s core configuration: its replicas, controller and coordinators.
 pub fn broker_config(scenario: &Scenario, id: BrokerId) -> BrokerCoreConfig {
     let config = &scenario.cluster.broker;
     let legacy = &scenario.legacy;
@@ -174,6 +218,11 @@ pub fn broker_config(scenario: &Scenario, id: BrokerId) -> BrokerCoreConfig {
             .topics
             .iter()
             .filter_map(|t| t.min_insync_replicas.map(|m| (t.name.clone(), m as usize)))
+            .chain(
+                needs_transactions(scenario)
+                    .then(|| transaction_state_spec(scenario))
+                    .map(|t| (t.name, t.min_insync_replicas)),
+            )
             .collect::<BTreeMap<_, _>>(),
         controller: ControllerConfig {
             broker_id: id,
@@ -185,6 +234,7 @@ pub fn broker_config(scenario: &Scenario, id: BrokerId) -> BrokerCoreConfig {
             eligible_leader_replicas: !legacy.lenient_min_isr,
         },
         coordinator: coordinator_config(scenario),
+        txn_coordinator: txn_coordinator_config(scenario),
     }
 }
 

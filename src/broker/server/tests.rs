@@ -6,7 +6,10 @@ use crate::broker::controller::TopicSpec;
 use crate::broker::coordinator::GroupState;
 use crate::broker::proto::{Generation, MemberRef, OffsetCommitRequest};
 use crate::broker::test_ens::Ens;
+use crate::broker::txn_coordinator::TransactionState;
+use crate::broker::txn_index::AbortedTxn;
 use crate::broker::Bytes;
+use crate::coverage::Mark;
 use crate::disk::FsDisk;
 
 const B1: BrokerId = BrokerId(1);
@@ -47,6 +50,7 @@ fn config(id: BrokerId) -> BrokerConfig {
             max_session_timeout_ms: 1_800_000,
             legacy_unfenced_offset_commits: false,
         },
+        txn_coordinator: TxnCoordinatorConfig::default(),
     }
 }
 
@@ -696,5 +700,804 @@ fn a_stale_leader_and_isr_does_not_move_the_metadata_cache_back() {
     assert_eq!(
         (cached.leader_epoch, cached.partition_epoch),
         (newer.leader_epoch, newer.partition_epoch)
+    );
+}
+
+// --- transactions: three brokers in memory ---
+
+const B3: BrokerId = BrokerId(3);
+/// The connection a broker's requests to another arrive on: `PEER_CONN + sender`.
+const PEER_CONN: u64 = 100;
+/// The connection of the test's client.
+const CLIENT_CONN: u64 = 9;
+
+/// Topics of the transaction tests: two data topics and `__transaction_state`, each of one
+/// partition on all three brokers, with `min.insync.replicas` 2.
+fn txn_config(id: BrokerId) -> BrokerConfig {
+    let mut config = config(id);
+    let topic = |name: &str| TopicSpec {
+        name: name.into(),
+        partitions: 1,
+        replication_factor: 3,
+        min_insync_replicas: 2,
+    };
+    config.controller.brokers = vec![B1, B2, B3];
+    config.controller.topics = vec![
+        topic("orders"),
+        topic("ledger"),
+        topic(TRANSACTION_STATE_TOPIC),
+    ];
+    config.topic_min_isr = config
+        .controller
+        .topics
+        .iter()
+        .map(|t| (t.name.clone(), t.min_insync_replicas))
+        .collect();
+    config.txn_coordinator = TxnCoordinatorConfig {
+        transaction_state_partitions: 1,
+        offsets_partitions: 1,
+        ..TxnCoordinatorConfig::default()
+    };
+    config
+}
+
+/// Which requests between brokers are lost: (from, to, request) → lost.
+type LostRequests = dyn Fn(BrokerId, BrokerId, &Request) -> bool;
+
+/// A message between brokers, in flight inside [`Cluster::settle`].
+enum Wire {
+    Request(BrokerId, BrokerId, Request),
+    Response(BrokerId, BrokerId, Response),
+}
+
+/// Three broker cores over one ensemble, their requests to each other delivered at once
+/// (those `drop` picks are lost), until nothing moves.
+struct Cluster {
+    ens: Ens,
+    nodes: BTreeMap<BrokerId, Node>,
+    /// Brokers whose process is gone: nothing reaches them, nothing leaves them.
+    dead: BTreeSet<BrokerId>,
+    /// Requests lost on the way: (from, to, request) → lost.
+    drop: Box<LostRequests>,
+    now: u64,
+    _roots: Vec<TempRoot>,
+}
+
+impl Cluster {
+    fn start(name: &str) -> Cluster {
+        let mut nodes = BTreeMap::new();
+        let mut roots = Vec::new();
+        for id in [B1, B2, B3] {
+            let (node, root) = node_in(txn_config(id), fresh_root(&format!("{name}-{}", id.0)));
+            nodes.insert(id, node);
+            roots.push(root);
+        }
+        let mut cluster = Cluster {
+            ens: Ens::new(),
+            nodes,
+            dead: BTreeSet::new(),
+            drop: Box::new(|_, _, _| false),
+            now: 0,
+            _roots: roots,
+        };
+        for id in [B1, B2, B3] {
+            let n = cluster.nodes.get_mut(&id).unwrap();
+            start(&mut cluster.ens, n, u64::from(id.0), 0);
+        }
+        cluster.settle();
+        // Followers replicate, ISRs fill: a few ticks.
+        cluster.advance(100);
+        for tp in [
+            TopicPartition::new("orders", 0),
+            TopicPartition::new("ledger", 0),
+            TopicPartition::new(TRANSACTION_STATE_TOPIC, 0),
+        ] {
+            let leader = cluster.leader(&tp);
+            assert_eq!(
+                cluster.nodes[&leader].core.replicas[&tp].isr().len(),
+                3,
+                "{tp}: a full ISR"
+            );
+        }
+        cluster
+    }
+
+    /// Runs every live broker's actions, delivering what they send, until all are quiet
+    /// twice in a row (work done inside `take_actions`, such as a coordinator's append,
+    /// may wait for the next `after_change`).
+    fn settle(&mut self) {
+        let now = self.now;
+        let mut quiet = 0;
+        for _ in 0..10_000 {
+            let mut wire = Vec::new();
+            let mut watches = Vec::new();
+            let mut moved = false;
+            for (id, n) in self.nodes.iter_mut() {
+                if self.dead.contains(id) {
+                    continue;
+                }
+                n.core.after_change(now);
+                for action in n.core.take_actions() {
+                    moved = true;
+                    match action {
+                        BrokerAction::Zk { id: zk, op } => {
+                            let (result, fired) = self.ens.run(n.session, &op);
+                            let zxid = self.ens.last_zxid();
+                            n.core
+                                .on_zk_outcome(zk, Outcome::Done { result, zxid }, now);
+                            watches.extend(fired);
+                        }
+                        BrokerAction::SendToBroker { to, request } => {
+                            n.sent.push((to, request.clone()));
+                            wire.push(Wire::Request(*id, to, request));
+                        }
+                        BrokerAction::Respond { conn, response } if conn >= PEER_CONN => {
+                            let to = BrokerId((conn - PEER_CONN) as u32);
+                            wire.push(Wire::Response(*id, to, response));
+                        }
+                        BrokerAction::Respond { response, .. } => n.responses.push(response),
+                        BrokerAction::Announce(event) => n.announced.push(event),
+                    }
+                }
+            }
+            for (session, event) in watches {
+                if let Some((_, n)) = self
+                    .nodes
+                    .iter_mut()
+                    .find(|(id, n)| n.session == session && !self.dead.contains(id))
+                {
+                    n.core.on_watch(&event);
+                    moved = true;
+                }
+            }
+            for message in wire {
+                match message {
+                    Wire::Request(from, to, request) => {
+                        if self.dead.contains(&to) || (self.drop)(from, to, &request) {
+                            continue;
+                        }
+                        let n = self.nodes.get_mut(&to).unwrap();
+                        n.core
+                            .on_request(PEER_CONN + u64::from(from.0), request, now);
+                    }
+                    Wire::Response(from, to, response) => {
+                        if !self.dead.contains(&to) {
+                            let n = self.nodes.get_mut(&to).unwrap();
+                            n.core.on_peer_response(from, response, now);
+                        }
+                    }
+                }
+                moved = true;
+            }
+            quiet = if moved { 0 } else { quiet + 1 };
+            if quiet == 2 {
+                return;
+            }
+        }
+        panic!("the cluster never settles");
+    }
+
+    /// Moves the clock `ms` on, one 10 ms tick at a time, settling after each.
+    fn advance(&mut self, ms: u64) {
+        for _ in 0..ms.div_ceil(10) {
+            self.now += 10;
+            let now = self.now;
+            for (id, n) in self.nodes.iter_mut() {
+                if !self.dead.contains(id) {
+                    n.core.tick(now);
+                }
+            }
+            self.settle();
+        }
+    }
+
+    /// The leader of `tp`, by the live brokers' own replicas.
+    fn leader(&self, tp: &TopicPartition) -> BrokerId {
+        let leaders: Vec<BrokerId> = self
+            .nodes
+            .iter()
+            .filter(|(id, n)| {
+                !self.dead.contains(id)
+                    && n.core
+                        .replicas
+                        .get(tp)
+                        .is_some_and(|r| r.role() == Role::Leader)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(leaders.len(), 1, "{tp}: one leader, not {leaders:?}");
+        leaders[0]
+    }
+
+    /// A client request to broker `to`; its answer, once the cluster settled.
+    fn ask(&mut self, to: BrokerId, body: RequestBody) -> Option<ResponseBody> {
+        let n = self.nodes.get_mut(&to).unwrap();
+        let correlation_id = 5000 + n.responses.len() as u64 + n.sent.len() as u64;
+        n.core.on_request(
+            CLIENT_CONN,
+            Request {
+                correlation_id,
+                body,
+            },
+            self.now,
+        );
+        self.settle();
+        self.answer(to, correlation_id)
+    }
+
+    /// The answer broker `to` gave to the client's request `correlation_id`, if any yet.
+    fn answer(&self, to: BrokerId, correlation_id: u64) -> Option<ResponseBody> {
+        self.nodes[&to]
+            .responses
+            .iter()
+            .find(|r| r.correlation_id == correlation_id)
+            .map(|r| r.body.clone())
+    }
+
+    /// The transaction coordinator of `transactional_id`, found through broker `via`.
+    fn find_txn_coordinator(&mut self, via: BrokerId, transactional_id: &str) -> BrokerId {
+        let find = RequestBody::FindTxnCoordinator {
+            transactional_id: transactional_id.into(),
+        };
+        match self.ask(via, find) {
+            Some(ResponseBody::FindCoordinator { result: Ok(b) }) => b,
+            other => panic!("FindCoordinator: {other:?}"),
+        }
+    }
+
+    /// InitProducerId for `transactional_id` at its coordinator `at`.
+    fn init_producer_id(
+        &mut self,
+        at: BrokerId,
+        transactional_id: &str,
+    ) -> Result<ProducerIdentity, KafkaError> {
+        let init = RequestBody::InitTxnProducerId {
+            transactional_id: transactional_id.into(),
+            transaction_timeout_ms: 60_000,
+            producer_id_and_epoch: None,
+        };
+        match self.ask(at, init) {
+            Some(ResponseBody::InitProducerId { result }) => result,
+            other => panic!("InitProducerId: {other:?}"),
+        }
+    }
+
+    /// AddPartitionsToTxn at coordinator `at`.
+    fn add_partitions(
+        &mut self,
+        at: BrokerId,
+        transactional_id: &str,
+        producer: ProducerIdentity,
+        partitions: &[TopicPartition],
+    ) {
+        let add = RequestBody::AddPartitionsToTxn {
+            transactional_id: transactional_id.into(),
+            producer,
+            partitions: partitions.to_vec(),
+            verify_only: false,
+        };
+        let expected = partitions.iter().map(|tp| (*tp, Ok(()))).collect();
+        assert_eq!(
+            self.ask(at, add),
+            Some(ResponseBody::AddPartitionsToTxn {
+                result: Ok(expected)
+            })
+        );
+    }
+
+    /// A transactional produce of `records` values (acks=all) to the leader of `tp`.
+    fn produce(
+        &mut self,
+        tp: TopicPartition,
+        producer: ProducerIdentity,
+        base_sequence: i32,
+        records: &[&str],
+    ) -> Result<super::super::proto::ProduceOk, KafkaError> {
+        let mut batch = BatchBuilder::new(BatchMeta {
+            base_timestamp_ms: self.now as i64,
+            producer_id: producer.producer_id,
+            producer_epoch: producer.producer_epoch,
+            base_sequence,
+            ..BatchMeta::default()
+        });
+        batch.set_transactional(true);
+        for value in records {
+            batch.push(self.now as i64, None, Some(value.as_bytes()), &[]);
+        }
+        let produce = RequestBody::Produce {
+            acks: Acks::All,
+            timeout_ms: 30_000,
+            partitions: vec![ProducePartition {
+                partition: tp,
+                batch: Bytes(batch.encode(Offset(0)).to_vec()),
+            }],
+        };
+        let leader = self.leader(&tp);
+        match self.ask(leader, produce) {
+            Some(ResponseBody::Produce { mut partitions }) => partitions.remove(0).1,
+            other => panic!("Produce: {other:?}"),
+        }
+    }
+
+    /// EndTxn at coordinator `at`.
+    fn end_txn(
+        &mut self,
+        at: BrokerId,
+        transactional_id: &str,
+        producer: ProducerIdentity,
+        result: TransactionResult,
+    ) -> Result<ProducerIdentity, KafkaError> {
+        let end = RequestBody::EndTxn {
+            transactional_id: transactional_id.into(),
+            producer,
+            result,
+        };
+        match self.ask(at, end) {
+            Some(ResponseBody::EndTxn { result }) => result,
+            other => panic!("EndTxn: {other:?}"),
+        }
+    }
+
+    /// The batches of `tp` in its leader's log.
+    fn batches(&self, tp: &TopicPartition) -> Vec<crate::log::RecordBatch> {
+        let r = &self.nodes[&self.leader(tp)].core.replicas[tp];
+        decode_batches(&r.log().read(Offset(0), 1 << 20).unwrap()).unwrap()
+    }
+
+    /// What `tp`'s leader says of it: (LSO, LEO).
+    fn stable(&self, tp: &TopicPartition) -> (Offset, Offset) {
+        let r = &self.nodes[&self.leader(tp)].core.replicas[tp];
+        (r.last_stable_offset(), r.log_end_offset())
+    }
+}
+
+/// The marker a control batch holds: COMMIT or ABORT, and its coordinator epoch.
+fn marker_of(batch: &crate::log::RecordBatch) -> Option<(ControlRecordType, i32)> {
+    if batch.attributes & crate::log::CONTROL_FLAG == 0 {
+        return None;
+    }
+    let record = &batch.records[0];
+    let key = record.key.as_deref()?;
+    let kind = match i16::from_be_bytes([key[2], key[3]]) {
+        0 => ControlRecordType::Abort,
+        1 => ControlRecordType::Commit,
+        _ => return None,
+    };
+    let value = record.value.as_deref()?;
+    Some((
+        kind,
+        i32::from_be_bytes([value[2], value[3], value[4], value[5]]),
+    ))
+}
+
+#[test]
+fn find_txn_coordinator_names_the_transaction_state_leader_from_any_broker() {
+    let mut c = Cluster::start("txn-find");
+    let leader = c.leader(&TopicPartition::new(TRANSACTION_STATE_TOPIC, 0));
+    for via in [B1, B2, B3] {
+        assert_eq!(c.find_txn_coordinator(via, "payments-tx"), leader);
+    }
+    // The coordinator serves the id; a broker that does not lead its partition refuses it.
+    let other = [B1, B2, B3].into_iter().find(|b| *b != leader).unwrap();
+    assert_eq!(
+        c.init_producer_id(other, "payments-tx"),
+        Err(KafkaError::NotCoordinator)
+    );
+    let identity = c.init_producer_id(leader, "payments-tx").unwrap();
+    assert_eq!(identity.producer_epoch, 0);
+    // From the same space as idempotent producers' ids: the coordinator's broker id on top.
+    assert_eq!(identity.producer_id.0 >> 40, i64::from(leader.0));
+}
+
+fn txn_tp(topic: &str) -> TopicPartition {
+    TopicPartition::new(topic, 0)
+}
+
+impl Cluster {
+    /// The transaction state broker `at` holds for `transactional_id`.
+    fn txn_state(&self, at: BrokerId, transactional_id: &str) -> Option<TransactionState> {
+        self.nodes[&at]
+            .core
+            .txn_coordinator
+            .metadata(transactional_id)
+            .map(|m| m.state)
+    }
+
+    /// The leader epoch of `__transaction_state/0` at its leader: the coordinator epoch.
+    fn coordinator_epoch(&self) -> i32 {
+        let tp = txn_tp(TRANSACTION_STATE_TOPIC);
+        self.nodes[&self.leader(&tp)].core.replicas[&tp]
+            .leader_epoch()
+            .0
+    }
+
+    /// Broker `id`'s process dies: its session expires (the controller hears of it), its
+    /// peers' connections to it break.
+    fn kill(&mut self, id: BrokerId) {
+        self.dead.insert(id);
+        let session = self.nodes[&id].session;
+        let fired = self.ens.expire(session);
+        let now = self.now;
+        for (other, n) in self.nodes.iter_mut() {
+            if self.dead.contains(other) {
+                continue;
+            }
+            for (s, event) in &fired {
+                if *s == n.session {
+                    n.core.on_watch(event);
+                }
+            }
+            n.core.on_peer_closed(id, now);
+        }
+        self.settle();
+    }
+}
+
+/// One transaction over two partitions, one led by the coordinator's own broker (its
+/// marker written without the network) and one by another broker (a WriteTxnMarkers
+/// request), committed: each partition ends with a COMMIT marker of the coordinator's
+/// epoch after the records, and its last stable offset reaches its log end.
+#[test]
+fn a_committed_transaction_ends_each_partition_with_a_commit_marker() {
+    let mut c = Cluster::start("txn-commit");
+    let (orders, ledger) = (txn_tp("orders"), txn_tp("ledger"));
+    let coordinator = c.find_txn_coordinator(B1, "tx-commit");
+    assert_eq!(
+        c.leader(&orders),
+        coordinator,
+        "assignment: see `txn_config`"
+    );
+    let ledger_leader = c.leader(&ledger);
+    assert_ne!(ledger_leader, coordinator);
+    let producer = c.init_producer_id(coordinator, "tx-commit").unwrap();
+    c.add_partitions(coordinator, "tx-commit", producer, &[orders, ledger]);
+    assert_eq!(
+        c.txn_state(coordinator, "tx-commit"),
+        Some(TransactionState::Ongoing)
+    );
+    c.produce(orders, producer, 0, &["a", "b"]).unwrap();
+    c.produce(ledger, producer, 0, &["c"]).unwrap();
+    assert_eq!(
+        c.stable(&orders),
+        (Offset(0), Offset(2)),
+        "an open transaction holds the LSO at its first offset"
+    );
+    let next = c
+        .end_txn(
+            coordinator,
+            "tx-commit",
+            producer,
+            TransactionResult::Commit,
+        )
+        .unwrap();
+    assert_eq!(
+        next,
+        ProducerIdentity {
+            producer_id: producer.producer_id,
+            producer_epoch: producer.producer_epoch + 1
+        },
+        "transaction version 2: every EndTxn bumps the epoch"
+    );
+    let epoch = c.coordinator_epoch();
+    for (tp, records) in [(orders, 2), (ledger, 1)] {
+        let batches = c.batches(&tp);
+        let last = batches.last().unwrap();
+        assert_eq!(
+            marker_of(last),
+            Some((ControlRecordType::Commit, epoch)),
+            "{tp}"
+        );
+        assert_eq!(last.base_offset, Offset(records), "{tp}: after the records");
+        assert_eq!(last.producer_id, producer.producer_id);
+        assert_eq!(batches.iter().filter(|b| marker_of(b).is_some()).count(), 1);
+        assert_eq!(
+            c.stable(&tp),
+            (Offset(records + 1), Offset(records + 1)),
+            "{tp}"
+        );
+        let r = &c.nodes[&c.leader(&tp)].core.replicas[&tp];
+        assert!(r
+            .producer_state()
+            .aborted_between(Offset(0), Offset(records + 1))
+            .is_empty());
+    }
+    assert!(
+        c.nodes[&coordinator]
+            .sent
+            .iter()
+            .any(|(to, r)| *to == ledger_leader
+                && matches!(r.body, RequestBody::WriteTxnMarkers { .. })),
+        "the other broker's marker went over the network"
+    );
+    assert!(
+        !c.nodes[&coordinator]
+            .sent
+            .iter()
+            .any(|(to, _)| *to == coordinator),
+        "its own partition's marker did not"
+    );
+    assert_eq!(
+        c.txn_state(coordinator, "tx-commit"),
+        Some(TransactionState::CompleteCommit)
+    );
+    assert!(c.nodes[&coordinator].announced.iter().any(|e| matches!(
+        e,
+        Announced::TxnCoordinator(TxnCoordinatorEvent::TxnState {
+            state: TransactionState::CompleteCommit,
+            ..
+        })
+    )));
+}
+
+/// An aborted transaction ends with an ABORT marker, which every replica lists in its
+/// aborted transactions (what a `read_committed` fetch skips).
+#[test]
+fn an_aborted_transaction_ends_with_an_abort_marker_every_replica_indexes() {
+    let mut c = Cluster::start("txn-abort");
+    let ledger = txn_tp("ledger");
+    let coordinator = c.find_txn_coordinator(B3, "tx-abort");
+    let producer = c.init_producer_id(coordinator, "tx-abort").unwrap();
+    c.add_partitions(coordinator, "tx-abort", producer, &[ledger]);
+    c.produce(ledger, producer, 0, &["x", "y"]).unwrap();
+    assert_eq!(c.stable(&ledger), (Offset(0), Offset(2)));
+    c.end_txn(coordinator, "tx-abort", producer, TransactionResult::Abort)
+        .unwrap();
+    let epoch = c.coordinator_epoch();
+    let last = c.batches(&ledger).pop().unwrap();
+    assert_eq!(marker_of(&last), Some((ControlRecordType::Abort, epoch)));
+    assert_eq!(last.base_offset, Offset(2));
+    assert_eq!(c.stable(&ledger), (Offset(3), Offset(3)));
+    let expected = vec![AbortedTxn {
+        producer_id: producer.producer_id,
+        first_offset: Offset(0),
+        last_offset: Offset(2),
+        last_stable_offset: Offset(3),
+    }];
+    for (id, n) in &c.nodes {
+        let r = &n.core.replicas[&ledger];
+        assert_eq!(r.log_end_offset(), Offset(3), "broker {id} has the marker");
+        assert_eq!(
+            r.producer_state().aborted_between(Offset(0), Offset(3)),
+            expected,
+            "broker {id}"
+        );
+    }
+    assert_eq!(
+        c.txn_state(coordinator, "tx-abort"),
+        Some(TransactionState::CompleteAbort)
+    );
+}
+
+/// A second InitProducerId for a `transactional.id` with a transaction open fences the
+/// first producer: the open transaction is aborted with a newer epoch, the new producer
+/// gets a newer epoch, and the old one's writes are refused by the partition (the marker
+/// taught it the new epoch) and by the coordinator.
+#[test]
+fn a_second_init_producer_id_fences_the_first_producer() {
+    let mut c = Cluster::start("txn-fence");
+    let ledger = txn_tp("ledger");
+    let coordinator = c.find_txn_coordinator(B1, "tx-fence");
+    let old = c.init_producer_id(coordinator, "tx-fence").unwrap();
+    c.add_partitions(coordinator, "tx-fence", old, &[ledger]);
+    c.produce(ledger, old, 0, &["zombie"]).unwrap();
+    // The new producer's first attempt aborts the open transaction and is asked to retry.
+    assert_eq!(
+        c.init_producer_id(coordinator, "tx-fence"),
+        Err(KafkaError::ConcurrentTransactions)
+    );
+    let new = c.init_producer_id(coordinator, "tx-fence").unwrap();
+    assert_eq!(new.producer_id, old.producer_id);
+    assert!(
+        new.producer_epoch > old.producer_epoch,
+        "{new:?} after {old:?}"
+    );
+    let last = c.batches(&ledger).pop().unwrap();
+    assert_eq!(
+        marker_of(&last).map(|(kind, _)| kind),
+        Some(ControlRecordType::Abort)
+    );
+    assert!(last.producer_epoch > old.producer_epoch);
+    assert_eq!(
+        c.produce(ledger, old, 1, &["late"]),
+        Err(KafkaError::InvalidProducerEpoch),
+        "the partition refuses the fenced epoch"
+    );
+    let add = RequestBody::AddPartitionsToTxn {
+        transactional_id: "tx-fence".into(),
+        producer: old,
+        partitions: vec![ledger],
+        verify_only: false,
+    };
+    assert_eq!(
+        c.ask(coordinator, add),
+        Some(ResponseBody::AddPartitionsToTxn {
+            result: Err(KafkaError::ProducerFenced)
+        })
+    );
+    // The new producer goes on.
+    c.add_partitions(coordinator, "tx-fence", new, &[ledger]);
+    c.produce(ledger, new, 0, &["fresh"]).unwrap();
+}
+
+/// The coordinator's broker dies with a transaction in PrepareCommit whose marker to
+/// another broker never arrived: the new leader of `__transaction_state` loads it and
+/// sends the markers again, in its own epoch, and the transaction completes.
+#[test]
+fn a_new_coordinator_loads_a_prepared_commit_and_sends_its_markers_again() {
+    let mut c = Cluster::start("txn-failover");
+    let (orders, ledger) = (txn_tp("orders"), txn_tp("ledger"));
+    let coordinator = c.find_txn_coordinator(B1, "tx-failover");
+    assert!(
+        c.nodes[&coordinator]
+            .core
+            .active_controller_epoch()
+            .is_none(),
+        "the controller outlives the coordinator"
+    );
+    let producer = c.init_producer_id(coordinator, "tx-failover").unwrap();
+    c.add_partitions(coordinator, "tx-failover", producer, &[orders, ledger]);
+    c.produce(orders, producer, 0, &["a"]).unwrap();
+    c.produce(ledger, producer, 0, &["b"]).unwrap();
+    // Its marker requests to other brokers are lost.
+    c.drop = Box::new(move |from, _, r| {
+        from == coordinator && matches!(r.body, RequestBody::WriteTxnMarkers { .. })
+    });
+    c.end_txn(
+        coordinator,
+        "tx-failover",
+        producer,
+        TransactionResult::Commit,
+    )
+    .unwrap();
+    let old_epoch = c.coordinator_epoch();
+    assert_eq!(
+        c.txn_state(coordinator, "tx-failover"),
+        Some(TransactionState::PrepareCommit)
+    );
+    assert_eq!(
+        c.nodes[&coordinator]
+            .core
+            .txn_coordinator
+            .markers_pending("tx-failover"),
+        vec![ledger],
+        "its own partition's marker is written"
+    );
+    assert_eq!(marker_of(&c.batches(&ledger).pop().unwrap()), None);
+    assert_eq!(c.stable(&ledger), (Offset(0), Offset(1)));
+
+    crate::coverage::take();
+    c.kill(coordinator);
+    c.advance(2000);
+    let successor = c.find_txn_coordinator(B1, "tx-failover");
+    assert_ne!(successor, coordinator);
+    let new_epoch = c.coordinator_epoch();
+    assert!(new_epoch > old_epoch);
+    assert!(
+        crate::coverage::take().contains_key(Mark::TxnMarkersResentOnLoad.name()),
+        "the loaded PrepareCommit's markers are sent again"
+    );
+    assert!(c.nodes[&successor].announced.iter().any(|e| matches!(
+        e,
+        Announced::TxnCoordinator(TxnCoordinatorEvent::TxnCoordinatorLoaded { transactional_ids, .. })
+            if transactional_ids == &["tx-failover".to_string()]
+    )));
+    let last = c.batches(&ledger).pop().unwrap();
+    assert_eq!(
+        marker_of(&last),
+        Some((ControlRecordType::Commit, new_epoch))
+    );
+    assert_eq!(c.stable(&ledger), (Offset(2), Offset(2)));
+    let (lso, leo) = c.stable(&orders);
+    assert_eq!(lso, leo, "orders is committed too");
+    assert_eq!(
+        c.txn_state(successor, "tx-failover"),
+        Some(TransactionState::CompleteCommit)
+    );
+}
+
+/// A marker request lost with its connection, or unanswered for a request timeout, is
+/// reported back as a retriable error, and the coordinator sends it again at its next tick
+/// until it is written.
+#[test]
+fn a_lost_marker_request_is_sent_again() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let mut c = Cluster::start("txn-marker-retry");
+    let ledger = txn_tp("ledger");
+    let coordinator = c.find_txn_coordinator(B1, "tx-retry");
+    let ledger_leader = c.leader(&ledger);
+    let producer = c.init_producer_id(coordinator, "tx-retry").unwrap();
+    c.add_partitions(coordinator, "tx-retry", producer, &[ledger]);
+    c.produce(ledger, producer, 0, &["r"]).unwrap();
+    // The first two marker requests are lost.
+    let lost = Rc::new(Cell::new(0));
+    let counter = lost.clone();
+    c.drop = Box::new(move |_, _, r| {
+        let marker = matches!(r.body, RequestBody::WriteTxnMarkers { .. });
+        if marker && counter.get() < 2 {
+            counter.set(counter.get() + 1);
+            return true;
+        }
+        false
+    });
+    c.end_txn(coordinator, "tx-retry", producer, TransactionResult::Commit)
+        .unwrap();
+    assert_eq!(lost.get(), 1);
+    // The connection breaks: sent again at the next tick, and lost again.
+    let now = c.now;
+    c.nodes
+        .get_mut(&coordinator)
+        .unwrap()
+        .core
+        .on_peer_closed(ledger_leader, now);
+    c.advance(10);
+    assert_eq!(lost.get(), 2);
+    assert_eq!(
+        c.txn_state(coordinator, "tx-retry"),
+        Some(TransactionState::PrepareCommit)
+    );
+    // This one hangs on a link that never answers: after the request timeout, again.
+    c.advance(TXN_MARKER_REQUEST_TIMEOUT_MS - 100);
+    assert_eq!(
+        c.txn_state(coordinator, "tx-retry"),
+        Some(TransactionState::PrepareCommit)
+    );
+    c.advance(200);
+    assert_eq!(
+        c.txn_state(coordinator, "tx-retry"),
+        Some(TransactionState::CompleteCommit)
+    );
+    let markers = c
+        .batches(&ledger)
+        .iter()
+        .filter_map(marker_of)
+        .collect::<Vec<_>>();
+    assert_eq!(markers.len(), 1, "only the delivered request wrote");
+}
+
+/// A marker for a partition whose leader this broker's metadata does not know alive is
+/// reported back retriable, without a request; it goes once a live leader is known.
+#[test]
+fn a_marker_for_a_partition_without_a_live_leader_waits_for_one() {
+    let mut c = Cluster::start("txn-no-leader");
+    let ledger = txn_tp("ledger");
+    let coordinator = c.find_txn_coordinator(B1, "tx-wait");
+    let ledger_leader = c.leader(&ledger);
+    let producer = c.init_producer_id(coordinator, "tx-wait").unwrap();
+    c.add_partitions(coordinator, "tx-wait", producer, &[ledger]);
+    c.produce(ledger, producer, 0, &["w"]).unwrap();
+    // The coordinator's metadata says the leader is gone.
+    let core = &mut c.nodes.get_mut(&coordinator).unwrap().core;
+    assert!(core.live_brokers.remove(&ledger_leader));
+    c.end_txn(coordinator, "tx-wait", producer, TransactionResult::Commit)
+        .unwrap();
+    c.advance(100);
+    let markers_sent = |c: &Cluster| {
+        c.nodes[&coordinator]
+            .sent
+            .iter()
+            .filter(|(_, r)| matches!(r.body, RequestBody::WriteTxnMarkers { .. }))
+            .count()
+    };
+    assert_eq!(markers_sent(&c), 0);
+    assert_eq!(
+        c.txn_state(coordinator, "tx-wait"),
+        Some(TransactionState::PrepareCommit)
+    );
+    assert_eq!(
+        c.nodes[&coordinator]
+            .core
+            .txn_coordinator
+            .markers_pending("tx-wait"),
+        vec![ledger]
+    );
+    // It is back: the next tick sends the marker.
+    let core = &mut c.nodes.get_mut(&coordinator).unwrap().core;
+    core.live_brokers.insert(ledger_leader);
+    c.advance(10);
+    assert_eq!(markers_sent(&c), 1);
+    assert_eq!(
+        c.txn_state(coordinator, "tx-wait"),
+        Some(TransactionState::CompleteCommit)
     );
 }
