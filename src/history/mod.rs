@@ -283,6 +283,33 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<crate::broker::KafkaError>,
     },
+    /// A transactional producer began a transaction (Kafka's `beginTransaction`). Its
+    /// records are the producer's `Send`s after this entry and before its next `TxnEnd`
+    /// (or the `TxnEndReturn` of a fatal error); their `SendReturn`s may come later.
+    TxnBegin {
+        /// The producer's `transactional.id` (boxed, as the other rare large fields: see
+        /// [`Op::ZkCall`]).
+        transactional_id: Box<str>,
+        /// The producer id and epoch its batches carry.
+        producer: crate::broker::ProducerIdentity,
+    },
+    /// The producer asked to end its open transaction (`commitTransaction` or
+    /// `abortTransaction`): no `Send` of the transaction follows.
+    TxnEnd {
+        /// Commit (else abort).
+        commit: bool,
+    },
+    /// How the end of the transaction returned. `None`: committed or aborted as the last
+    /// `TxnEnd` asked. An error after a commit was asked: the commit failed (the producer
+    /// aborts next, with a `TxnEnd` of its own); `PRODUCER_FENCED` and the other fatal
+    /// errors may also come without a `TxnEnd`, ending the transaction wherever it was (the
+    /// producer starts over with a new epoch, which makes the coordinator abort whatever
+    /// it still had open). A commit never returned is indeterminate.
+    TxnEndReturn {
+        /// Why the end failed, if it did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<crate::broker::KafkaError>,
+    },
 }
 
 /// How an ensemble client's request ended, as the client saw it.
