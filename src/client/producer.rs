@@ -37,13 +37,21 @@
 //! broker refuses the old one (`INVALID_PRODUCER_EPOCH`) instead of appending it behind
 //! records sent after it. (A new producer id would let it in, out of send order.)
 //!
-//! Defaults are Kafka 3.x's: acks=all and idempotence on (since 3.0), `linger.ms` 0 (Kafka
-//! 4.0 made it 5), `retries` i32::MAX, `delivery.timeout.ms` 120000.
+//! With a `transactional.id` the producer is transactional ([`txn`]): it runs
+//! initTransactions at its transaction coordinator, sends only inside transactions (its
+//! workload begins one, sends `txn-records` records, then commits or aborts it), adds each
+//! partition to the transaction before producing to it, marks its batches transactional,
+//! and restarts its sequences whenever EndTxn hands it a new epoch. A failed sequenced batch
+//! then aborts the transaction instead of bumping the epoch locally.
 //!
-//! Simplifications vs Kafka: one topic per producer; no compression, transactions or
-//! buffer memory limit; a record's size is estimated as key + value + 32 bytes (an upper
-//! bound of its encoded size, like Kafka's estimate) for batch filling and the sticky
-//! partitioner; a batch never splits after MESSAGE_TOO_LARGE (not modelled); expiring a
+//! Defaults are Kafka 3.x's: acks=all and idempotence on (since 3.0), `linger.ms` 0 (Kafka
+//! 4.0 made it 5), `retries` i32::MAX, `delivery.timeout.ms` 120000,
+//! `transaction.timeout.ms` 60000.
+//!
+//! Simplifications vs Kafka: one topic per producer; no compression, consume-transform-
+//! produce (AddOffsetsToTxn, TxnOffsetCommit) or buffer memory limit; a record's size is
+//! estimated as key + value + 32 bytes (an upper bound of its encoded size, like Kafka's
+//! estimate) for batch filling and the sticky partitioner; a batch never splits after MESSAGE_TOO_LARGE (not modelled); expiring a
 //! batch in flight does not wait for its response.
 
 use super::metadata::{Metadata, PartitionLeader};

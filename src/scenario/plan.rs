@@ -7,7 +7,7 @@
 //! Node shells and checkers both read a scenario through here, so a checker reopens a log
 //! with exactly the configuration its writer used.
 
-use super::{AssignmentStrategy, BrokerConfig, ConsumerSpec, Scenario};
+use super::{AssignmentStrategy, BrokerConfig, ConsumerSpec, ProducerSpec, Scenario};
 use crate::broker::controller::{ControllerConfig, TopicSpec};
 use crate::broker::coordinator::{CoordinatorConfig, OFFSETS_TOPIC};
 use crate::broker::replica::ReplicaConfig;
@@ -15,6 +15,7 @@ use crate::broker::server::BrokerConfig as BrokerCoreConfig;
 use crate::broker::BrokerId;
 use crate::client::assignor::Assignor;
 use crate::client::consumer::{ConsumerConfig, GroupConfig};
+use crate::client::producer::ProducerConfig;
 use crate::log::LogConfig;
 use crate::zk::server::{ServerConfig, ServerLegacy};
 use crate::zk::ServerId;
@@ -224,5 +225,17 @@ pub fn consumer_config(
         });
         g
     });
+    config
+}
+
+/// The producer core's configuration for producer `k` (0-based) of the `[[producer]]` table
+/// `spec`: [`ProducerSpec::client_config`], with the `transactional.id` numbered per
+/// producer when the table has several (`<id>-<k + 1>`, see
+/// [`ProducerSpec::transactional_ids`]).
+pub fn producer_config(spec: &ProducerSpec, k: u32, bootstrap: Vec<BrokerId>) -> ProducerConfig {
+    let mut config = spec.client_config(bootstrap);
+    if config.transactional_id.is_some() {
+        config.transactional_id = spec.transactional_ids().into_iter().nth(k as usize);
+    }
     config
 }
