@@ -596,10 +596,9 @@ impl ProducerCore {
         if t.state != TxnState::Aborting {
             t.new_partitions.extend(not_added);
         }
-        match error {
-            Some(error) => self.txn_on_error(TxnRequest::AddPartitions, error, now_ms),
-            // Answered without every partition: ask again for the rest.
-            None => {}
+        // (Answered without every partition: the rest are asked for again.)
+        if let Some(error) = error {
+            self.txn_on_error(TxnRequest::AddPartitions, error, now_ms);
         }
     }
 
