@@ -403,6 +403,45 @@ mod tests {
         assert_eq!(serde_json::from_str::<HistoryEntry>(&line).unwrap(), entry);
     }
 
+    #[test]
+    fn transaction_entries_read_as_they_are_written() {
+        let lines = [
+            (
+                Op::TxnBegin {
+                    transactional_id: "pay-1".into(),
+                    producer: crate::broker::ProducerIdentity {
+                        producer_id: crate::broker::ProducerId(7),
+                        producer_epoch: 2,
+                    },
+                },
+                r#"{"at_us":5,"node":"producer-1","op":"txn-begin","transactional_id":"pay-1","producer":{"producer_id":7,"producer_epoch":2}}"#,
+            ),
+            (
+                Op::TxnEnd { commit: true },
+                r#"{"at_us":5,"node":"producer-1","op":"txn-end","commit":true}"#,
+            ),
+            (
+                Op::TxnEndReturn { error: None },
+                r#"{"at_us":5,"node":"producer-1","op":"txn-end-return"}"#,
+            ),
+            (
+                Op::TxnEndReturn {
+                    error: Some(crate::broker::KafkaError::ProducerFenced),
+                },
+                r#"{"at_us":5,"node":"producer-1","op":"txn-end-return","error":"PRODUCER_FENCED"}"#,
+            ),
+        ];
+        for (op, line) in lines {
+            let entry = HistoryEntry {
+                at_us: 5,
+                node: "producer-1".into(),
+                op,
+            };
+            assert_eq!(serde_json::to_string(&entry).unwrap(), line);
+            assert_eq!(serde_json::from_str::<HistoryEntry>(line).unwrap(), entry);
+        }
+    }
+
     /// A run records a few hundred thousand entries, most of them sends and their returns,
     /// and every entry is as large as the largest variant: a new large field belongs in a
     /// box (as the ensemble's requests and outcomes are), or the reference's memory grows.
