@@ -340,3 +340,74 @@ fn the_transaction_coordinator_gets_kafkas_defaults_and_no_topic_yet() {
     }
     assert!(groups > 0, "a scenario sets offsets.topic.num.partitions");
 }
+
+#[test]
+fn transactional_producers_get_numbered_ids_and_their_workload() {
+    let text = r#"name = "txn"
+duration = "30s"
+heal = "20s"
+
+[cluster]
+zookeepers = 1
+brokers = 1
+
+[[topic]]
+name = "orders"
+partitions = 2
+
+[[producer]]
+count = 2
+topic = "orders"
+rate = 10
+txn-records = 4
+txn-abort-percent = 25
+[producer.config]
+"transactional.id" = "pay"
+"transaction.timeout.ms" = 30000
+
+[[producer]]
+count = 1
+topic = "orders"
+rate = 10
+[producer.config]
+"transactional.id" = "solo"
+
+[[producer]]
+count = 1
+topic = "orders"
+rate = 10
+"#;
+    let scenario = parse(Path::new("txn.toml"), text.as_bytes()).unwrap();
+    assert!(scenario.has_transactional_producers());
+    let ids: Vec<(String, String)> = scenario.transactional_ids().into_iter().collect();
+    assert_eq!(
+        ids,
+        [
+            ("producer-1".to_string(), "pay-1".to_string()),
+            ("producer-2".to_string(), "pay-2".to_string()),
+            ("producer-3".to_string(), "solo".to_string()),
+        ]
+    );
+    let bootstrap = vec![ksim::broker::BrokerId(1)];
+    let second =
+        ksim::scenario::plan::producer_config(&scenario.producers[0], 1, bootstrap.clone());
+    assert_eq!(second.transactional_id.as_deref(), Some("pay-2"));
+    assert_eq!(second.transaction_timeout_ms, 30_000);
+    assert_eq!(
+        (
+            second.txn_workload.records,
+            second.txn_workload.abort_percent
+        ),
+        (4, 25)
+    );
+    assert!(second.enable_idempotence && second.validate().is_ok());
+    let solo = ksim::scenario::plan::producer_config(&scenario.producers[1], 0, bootstrap.clone());
+    assert_eq!(solo.transactional_id.as_deref(), Some("solo"));
+    assert_eq!(
+        (solo.transaction_timeout_ms, solo.txn_workload.records),
+        (60_000, 10)
+    );
+    let plain = ksim::scenario::plan::producer_config(&scenario.producers[2], 0, bootstrap);
+    assert_eq!(plain.transactional_id, None);
+    assert!(!writers().has_transactional_producers());
+}

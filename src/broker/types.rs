@@ -289,6 +289,9 @@ pub enum KafkaError {
     TransactionAbortable,
     /// The request is malformed (e.g. an empty `transactional.id`).
     InvalidRequest,
+    /// Client-side, never on the wire from a broker (Kafka's `TransactionAbortedException`):
+    /// the producer aborted the transaction before this record's batch was sent.
+    TransactionAborted,
 }
 
 impl KafkaError {
@@ -334,6 +337,7 @@ impl KafkaError {
             KafkaError::InvalidRecord => "INVALID_RECORD",
             KafkaError::TransactionAbortable => "TRANSACTION_ABORTABLE",
             KafkaError::InvalidRequest => "INVALID_REQUEST",
+            KafkaError::TransactionAborted => "TRANSACTION_ABORTED",
         }
     }
 
@@ -465,6 +469,7 @@ mod tests {
             (KafkaError::InvalidTransactionTimeout, false),
             (KafkaError::UnstableOffsetCommit, true),
             (KafkaError::InvalidRecord, false),
+            (KafkaError::TransactionAborted, false),
         ] {
             let text = serde_json::to_string(&error).unwrap();
             assert_eq!(text, format!("\"{}\"", error.name()));

@@ -788,6 +788,8 @@ mod tests {
             topic: "orders".into(),
             rate: 10,
             keys: 0,
+            txn_records: 10,
+            txn_abort_percent: 0,
             config: Default::default(),
         });
         let results = run_for(&scenario, &run.0, &events, &history);

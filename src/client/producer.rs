@@ -37,13 +37,21 @@
 //! broker refuses the old one (`INVALID_PRODUCER_EPOCH`) instead of appending it behind
 //! records sent after it. (A new producer id would let it in, out of send order.)
 //!
-//! Defaults are Kafka 3.x's: acks=all and idempotence on (since 3.0), `linger.ms` 0 (Kafka
-//! 4.0 made it 5), `retries` i32::MAX, `delivery.timeout.ms` 120000.
+//! With a `transactional.id` the producer is transactional ([`txn`]): it runs
+//! initTransactions at its transaction coordinator, sends only inside transactions (its
+//! workload begins one, sends `txn-records` records, then commits or aborts it), adds each
+//! partition to the transaction before producing to it, marks its batches transactional,
+//! and restarts its sequences whenever EndTxn hands it a new epoch. A failed sequenced batch
+//! then aborts the transaction instead of bumping the epoch locally.
 //!
-//! Simplifications vs Kafka: one topic per producer; no compression, transactions or
-//! buffer memory limit; a record's size is estimated as key + value + 32 bytes (an upper
-//! bound of its encoded size, like Kafka's estimate) for batch filling and the sticky
-//! partitioner; a batch never splits after MESSAGE_TOO_LARGE (not modelled); expiring a
+//! Defaults are Kafka 3.x's: acks=all and idempotence on (since 3.0), `linger.ms` 0 (Kafka
+//! 4.0 made it 5), `retries` i32::MAX, `delivery.timeout.ms` 120000,
+//! `transaction.timeout.ms` 60000.
+//!
+//! Simplifications vs Kafka: one topic per producer; no compression, consume-transform-
+//! produce (AddOffsetsToTxn, TxnOffsetCommit) or buffer memory limit; a record's size is
+//! estimated as key + value + 32 bytes (an upper bound of its encoded size, like Kafka's
+//! estimate) for batch filling and the sticky partitioner; a batch never splits after MESSAGE_TOO_LARGE (not modelled); expiring a
 //! batch in flight does not wait for its response.
 
 use super::metadata::{Metadata, PartitionLeader};
@@ -57,6 +65,13 @@ use crate::history::{CompactString, SendOutcome};
 use crate::log::{BatchBuilder, BatchMeta, LeaderEpoch, Offset, BATCH_HEADER_BYTES};
 use rand::Rng;
 use std::collections::{BTreeMap, VecDeque};
+use txn::TxnManager;
+pub use txn::{
+    classify, TxnErrorAction, TxnRequest, TxnState, TxnWorkload, DEFAULT_TRANSACTION_TIMEOUT_MS,
+    DEFAULT_TXN_RECORDS,
+};
+
+pub mod txn;
 
 /// At most this many unacknowledged batches per partition with idempotence (Kafka's
 /// `MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION_FOR_IDEMPOTENCE`, the broker keeps as many).
@@ -97,6 +112,14 @@ pub struct ProducerConfig {
     pub connection_setup_timeout_ms: u64,
     /// `partitioner.class` for keyless records (default uniform sticky).
     pub partitioner: PartitionerKind,
+    /// `transactional.id` (default none): a transactional producer (see [`txn`]).
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms` (default 60000): sent with InitProducerId; the coordinator
+    /// aborts a transaction open for longer.
+    pub transaction_timeout_ms: u64,
+    /// Not a Kafka setting: how the simulated application uses transactions (only read
+    /// with a `transactional.id`).
+    pub txn_workload: TxnWorkload,
 }
 
 impl ProducerConfig {
@@ -119,11 +142,15 @@ impl ProducerConfig {
             reconnect_backoff_ms: 50,
             connection_setup_timeout_ms: 10_000,
             partitioner: PartitionerKind::UniformSticky,
+            transactional_id: None,
+            transaction_timeout_ms: DEFAULT_TRANSACTION_TIMEOUT_MS,
+            txn_workload: TxnWorkload::default(),
         }
     }
 
     /// Kafka's `ConfigException`s: idempotence needs acks=all, retries > 0 and at most 5
-    /// requests in flight; `delivery.timeout.ms` ≥ `linger.ms` + `request.timeout.ms`.
+    /// requests in flight; `delivery.timeout.ms` ≥ `linger.ms` + `request.timeout.ms`; a
+    /// `transactional.id` needs idempotence.
     pub fn validate(&self) -> Result<(), String> {
         if self.bootstrap.is_empty() {
             return Err("bootstrap.servers is empty".into());
@@ -146,6 +173,23 @@ impl ProducerConfig {
         }
         if self.delivery_timeout_ms < self.linger_ms.saturating_add(self.request_timeout_ms) {
             return Err("delivery.timeout.ms must be >= linger.ms + request.timeout.ms".into());
+        }
+        if let Some(id) = &self.transactional_id {
+            // Kafka: a transactional producer is idempotent; idempotence explicitly off
+            // (or what rules it out) is a ConfigException.
+            if id.is_empty() {
+                return Err("transactional.id is empty".into());
+            }
+            if !self.enable_idempotence {
+                return Err("transactional.id requires enable.idempotence".into());
+            }
+            if self.transaction_timeout_ms == 0 {
+                return Err("transaction.timeout.ms must be > 0".into());
+            }
+            let w = self.txn_workload;
+            if w.records == 0 || w.abort_percent > 100 {
+                return Err("txn-records must be > 0 and txn-abort-percent <= 100".into());
+            }
         }
         Ok(())
     }
@@ -172,6 +216,23 @@ pub enum ProducerAction {
         /// How it ended.
         outcome: SendOutcome,
     },
+    /// A transaction began: record `TxnBegin`.
+    TxnBegin {
+        /// The `transactional.id`.
+        transactional_id: String,
+        /// The producer id and epoch its batches carry.
+        producer: ProducerIdentity,
+    },
+    /// The application asked to commit or abort the open transaction: record `TxnEnd`.
+    TxnEnd {
+        /// Commit (else abort).
+        commit: bool,
+    },
+    /// The end returned (or a fatal error ended the transaction): record `TxnEndReturn`.
+    TxnEndReturn {
+        /// `None`: ended as asked.
+        error: Option<KafkaError>,
+    },
 }
 
 type BatchId = u64;
@@ -182,6 +243,10 @@ enum InFlight {
     Metadata,
     InitProducerId,
     Produce { batches: Vec<BatchId> },
+    FindTxnCoordinator,
+    InitTxnProducerId,
+    AddPartitionsToTxn,
+    EndTxn,
 }
 
 #[derive(Clone, Debug)]
@@ -237,6 +302,8 @@ pub struct ProducerCore {
     /// yet completed (in flight or queued for a retry).
     unacknowledged: BTreeMap<u32, BTreeMap<i32, BatchId>>,
     produce_in_flight: usize,
+    /// With a `transactional.id`: the transaction manager.
+    txn: Option<TxnManager>,
     out: Vec<ProducerAction>,
 }
 
@@ -263,6 +330,7 @@ impl ProducerCore {
             next_sequence: BTreeMap::new(),
             unacknowledged: BTreeMap::new(),
             produce_in_flight: 0,
+            txn: config.transactional_id.clone().map(TxnManager::new),
             out: Vec::new(),
             config,
         }
@@ -288,7 +356,7 @@ impl ProducerCore {
                 .map(|b| b.records.len())
                 .sum::<usize>()
         );
-        self.unsent.len() + self.batched_records
+        self.unsent.len() + self.batched_records + usize::from(self.txn_end_pending())
     }
 
     /// Takes a batch out (completed, failed or written with acks=0).
@@ -312,6 +380,10 @@ impl ProducerCore {
         now_ms: u64,
         rng: &mut impl Rng,
     ) {
+        assert!(
+            self.accepts_sends(),
+            "send outside a transaction (Kafka's IllegalStateException)"
+        );
         self.unsent.push_back(Unsent {
             record: PendingRecord {
                 value,
@@ -321,6 +393,9 @@ impl ProducerCore {
             since_ms: now_ms,
         });
         self.partition_unsent(now_ms, rng);
+        if self.txn.is_some() {
+            self.txn_after_send(rng);
+        }
         self.drive(now_ms);
     }
 
@@ -369,6 +444,18 @@ impl ProducerCore {
             ) => {
                 self.metadata.on_response(&brokers, &partitions, now_ms);
                 self.partition_unsent(now_ms, rng);
+            }
+            (InFlight::FindTxnCoordinator, ResponseBody::FindCoordinator { result }) => {
+                self.txn_on_find_coordinator(result, now_ms)
+            }
+            (InFlight::InitTxnProducerId, ResponseBody::InitProducerId { result }) => {
+                self.txn_on_init_producer_id(result, now_ms)
+            }
+            (InFlight::AddPartitionsToTxn, ResponseBody::AddPartitionsToTxn { result }) => {
+                self.txn_on_add_partitions(result, now_ms)
+            }
+            (InFlight::EndTxn, ResponseBody::EndTxn { result }) => {
+                self.txn_on_end_txn(result, now_ms)
             }
             (InFlight::InitProducerId, ResponseBody::InitProducerId { result }) => {
                 self.identity_requested = false;
@@ -431,6 +518,9 @@ impl ProducerCore {
         self.maybe_send_metadata(now_ms);
         self.maybe_reset_sequences();
         self.maybe_init_producer_id(now_ms);
+        if self.txn.is_some() {
+            self.txn_drive(now_ms);
+        }
         self.drain(now_ms);
     }
 
@@ -456,6 +546,9 @@ impl ProducerCore {
 
     /// Appends to the partition's open batch, or opens a new one.
     fn append(&mut self, partition: u32, record: PendingRecord, now_ms: u64) {
+        if let Some(txn) = &mut self.txn {
+            txn.maybe_add_partition(partition);
+        }
         let size = record_size(&record);
         let queue = self.queues.entry(partition).or_default();
         if let Some(batch) = queue.back().and_then(|id| self.batches.get_mut(id)) {
@@ -521,6 +614,9 @@ impl ProducerCore {
                     error: KafkaError::RequestTimedOut,
                 },
             );
+            if self.txn.is_some() {
+                self.txn_on_send_failed(KafkaError::RequestTimedOut);
+            }
         }
         // Batch ids follow creation times: the expired batches are the oldest ones.
         let expired: Vec<BatchId> = self
@@ -598,6 +694,7 @@ impl ProducerCore {
 
     fn maybe_init_producer_id(&mut self, now_ms: u64) {
         if !self.config.enable_idempotence
+            || self.txn.is_some()
             || self.identity.is_some()
             || self.identity_requested
             || self.reset_pending
@@ -628,7 +725,9 @@ impl ProducerCore {
             return now_ms >= batch.retry_at_ms;
         }
         let full = queue_len > 1 || batch.builder.size_bytes() >= self.config.batch_size;
-        full || now_ms >= batch.created_ms.saturating_add(self.config.linger_ms)
+        // commitTransaction flushes: every batch is ready at once.
+        let flushing = self.txn.as_ref().is_some_and(TxnManager::flushing);
+        full || flushing || now_ms >= batch.created_ms.saturating_add(self.config.linger_ms)
     }
 
     /// Idempotence: a retry goes only as the partition's oldest unacknowledged batch; a
@@ -651,12 +750,19 @@ impl ProducerCore {
         if self.config.enable_idempotence && (self.identity.is_none() || self.reset_pending) {
             return;
         }
+        if self.txn.as_ref().is_some_and(|t| !t.may_produce()) {
+            return;
+        }
         loop {
             let mut by_leader: BTreeMap<BrokerId, Vec<u32>> = BTreeMap::new();
             let mut leader_unknown = false;
             for (&partition, queue) in &self.queues {
                 let Some(&id) = queue.front() else { continue };
                 if !self.sendable(id, queue.len(), now_ms) || !self.sequence_allows(id) {
+                    continue;
+                }
+                // Kafka holds a partition's batches until AddPartitionsToTxn added it.
+                if self.txn.as_ref().is_some_and(|t| !t.is_added(partition)) {
                     continue;
                 }
                 match self.metadata.leader(&self.topic_partition(partition)) {
@@ -771,6 +877,9 @@ impl ProducerCore {
             }
             batch.builder = builder;
         }
+        if self.txn.is_some() {
+            batch.builder.set_transactional(true);
+        }
         batch.builder.encode(Offset(0)).to_vec()
     }
 
@@ -794,7 +903,13 @@ impl ProducerCore {
     }
 
     fn on_batch_error(&mut self, id: BatchId, error: KafkaError, now_ms: u64) {
-        let idempotent = self.config.enable_idempotence;
+        // A transactional producer leaves sequence trouble to the abort (whose EndTxn
+        // bumps the epoch and restarts the sequences), and retries nothing once fatal.
+        let idempotent = self.config.enable_idempotence && self.txn.is_none();
+        if self.txn.as_ref().is_some_and(TxnManager::is_fatal) {
+            self.fail(id, error);
+            return;
+        }
         let batch = &self.batches[&id];
         match error {
             KafkaError::OutOfOrderSequenceNumber if idempotent => {
@@ -868,8 +983,9 @@ impl ProducerCore {
             if let Some(u) = self.unacknowledged.get_mut(&batch.partition) {
                 u.remove(&sequence);
             }
-            // Its sequence is now a hole (or unknown): later batches need new numbers.
-            self.reset_pending = true;
+            // Its sequence is now a hole (or unknown): later batches need new numbers
+            // (in a transaction: once the abort bumped the epoch).
+            self.reset_pending = self.txn.is_none();
         }
         let partition = self.topic_partition(batch.partition);
         for record in batch.records {
@@ -881,6 +997,9 @@ impl ProducerCore {
                 },
             );
         }
+        if self.txn.is_some() {
+            self.txn_on_send_failed(error);
+        }
     }
 
     fn on_lost(&mut self, lost: Vec<Lost<InFlight>>, now_ms: u64) {
@@ -891,6 +1010,10 @@ impl ProducerCore {
                     self.identity_requested = false;
                     self.identity_retry_at_ms = now_ms.saturating_add(self.config.retry_backoff_ms);
                 }
+                InFlight::FindTxnCoordinator
+                | InFlight::InitTxnProducerId
+                | InFlight::AddPartitionsToTxn
+                | InFlight::EndTxn => self.txn_on_lost(context, now_ms),
                 InFlight::Produce { batches } => {
                     self.produce_in_flight -= 1;
                     self.metadata.request_update();

@@ -283,6 +283,33 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<crate::broker::KafkaError>,
     },
+    /// A transactional producer began a transaction (Kafka's `beginTransaction`). Its
+    /// records are the producer's `Send`s after this entry and before its next `TxnEnd`
+    /// (or the `TxnEndReturn` of a fatal error); their `SendReturn`s may come later.
+    TxnBegin {
+        /// The producer's `transactional.id` (boxed, as the other rare large fields: see
+        /// [`Op::ZkCall`]).
+        transactional_id: Box<str>,
+        /// The producer id and epoch its batches carry.
+        producer: crate::broker::ProducerIdentity,
+    },
+    /// The producer asked to end its open transaction (`commitTransaction` or
+    /// `abortTransaction`): no `Send` of the transaction follows.
+    TxnEnd {
+        /// Commit (else abort).
+        commit: bool,
+    },
+    /// How the end of the transaction returned. `None`: committed or aborted as the last
+    /// `TxnEnd` asked. An error after a commit was asked: the commit failed (the producer
+    /// aborts next, with a `TxnEnd` of its own); `PRODUCER_FENCED` and the other fatal
+    /// errors may also come without a `TxnEnd`, ending the transaction wherever it was (the
+    /// producer starts over with a new epoch, which makes the coordinator abort whatever
+    /// it still had open). A commit never returned is indeterminate.
+    TxnEndReturn {
+        /// Why the end failed, if it did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<crate::broker::KafkaError>,
+    },
 }
 
 /// How an ensemble client's request ended, as the client saw it.
@@ -374,6 +401,45 @@ mod tests {
             r#"{"at_us":5,"node":"writer-1","op":"read","from":3,"records":[[3,"a"],[4,"b"]]}"#
         );
         assert_eq!(serde_json::from_str::<HistoryEntry>(&line).unwrap(), entry);
+    }
+
+    #[test]
+    fn transaction_entries_read_as_they_are_written() {
+        let lines = [
+            (
+                Op::TxnBegin {
+                    transactional_id: "pay-1".into(),
+                    producer: crate::broker::ProducerIdentity {
+                        producer_id: crate::broker::ProducerId(7),
+                        producer_epoch: 2,
+                    },
+                },
+                r#"{"at_us":5,"node":"producer-1","op":"txn-begin","transactional_id":"pay-1","producer":{"producer_id":7,"producer_epoch":2}}"#,
+            ),
+            (
+                Op::TxnEnd { commit: true },
+                r#"{"at_us":5,"node":"producer-1","op":"txn-end","commit":true}"#,
+            ),
+            (
+                Op::TxnEndReturn { error: None },
+                r#"{"at_us":5,"node":"producer-1","op":"txn-end-return"}"#,
+            ),
+            (
+                Op::TxnEndReturn {
+                    error: Some(crate::broker::KafkaError::ProducerFenced),
+                },
+                r#"{"at_us":5,"node":"producer-1","op":"txn-end-return","error":"PRODUCER_FENCED"}"#,
+            ),
+        ];
+        for (op, line) in lines {
+            let entry = HistoryEntry {
+                at_us: 5,
+                node: "producer-1".into(),
+                op,
+            };
+            assert_eq!(serde_json::to_string(&entry).unwrap(), line);
+            assert_eq!(serde_json::from_str::<HistoryEntry>(line).unwrap(), entry);
+        }
     }
 
     /// A run records a few hundred thousand entries, most of them sends and their returns,

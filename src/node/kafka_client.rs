@@ -4,7 +4,10 @@
 //! Owns: opening the connections the cores ask for ([`kafka_net::open_link`], one per
 //! [`ConnectionId`]), ticking the cores, pacing the producer's sends at the configured rate,
 //! and recording exactly what the client was told: `Send` before a record is handed to the
-//! producer, `SendReturn` when its callback fires, `Assign` and `Poll` for a consumer.
+//! producer, `SendReturn` when its callback fires, `TxnBegin`, `TxnEnd` and `TxnEndReturn`
+//! as a transactional producer's core reports them, `Assign` and `Poll` for a consumer. A
+//! transactional producer sends only inside a transaction (a send slot outside one is
+//! skipped) and commits its open transaction when the run drains.
 //! Record values are unique in the run: `<node>-<incarnation>-<n>`.
 
 use super::kafka_net::{open_link, LinkEvent};
@@ -157,19 +160,27 @@ impl ProducerNode {
                     // The final drain: nothing new is sent; what is pending completes.
                     if at >= next_send && self.progress.draining() {
                         next_send = at + period;
+                        // A transactional producer commits its open transaction.
+                        core.finish_transactions(now_ms());
                     } else if at >= next_send {
                         next_send += period.mul_f64(rng.gen_range(0.5..1.5));
-                        let value = record_value(&self.name, incarnation, sent);
-                        sent += 1;
-                        let key = (self.keys > 0).then(|| record_key(rng.gen_range(0..self.keys)));
-                        self.history(HistoryOp::Send {
-                            value: value.clone(),
-                            key: key.clone(),
-                            topic: self.config.topic.as_str().into(),
-                            acks: self.config.acks,
-                            idempotent: self.config.enable_idempotence,
-                        });
-                        core.send(value, key, now_ms(), &mut rng);
+                        // A transactional producer sends only inside a transaction: a slot
+                        // outside one is skipped (the application waits in
+                        // initTransactions or commitTransaction).
+                        if core.accepts_sends() {
+                            let value = record_value(&self.name, incarnation, sent);
+                            sent += 1;
+                            let key =
+                                (self.keys > 0).then(|| record_key(rng.gen_range(0..self.keys)));
+                            self.history(HistoryOp::Send {
+                                value: value.clone(),
+                                key: key.clone(),
+                                topic: self.config.topic.as_str().into(),
+                                acks: self.config.acks,
+                                idempotent: self.config.enable_idempotence,
+                            });
+                            core.send(value, key, now_ms(), &mut rng);
+                        }
                     }
                     if at >= next_tick {
                         next_tick += TICK;
@@ -188,6 +199,22 @@ impl ProducerNode {
                             self.progress.acked(&self.name);
                         }
                         self.history(HistoryOp::SendReturn { value, outcome });
+                    }
+                    ProducerAction::TxnBegin {
+                        transactional_id,
+                        producer,
+                    } => self.history(HistoryOp::TxnBegin {
+                        transactional_id: transactional_id.into_boxed_str(),
+                        producer,
+                    }),
+                    ProducerAction::TxnEnd { commit } => {
+                        self.history(HistoryOp::TxnEnd { commit });
+                    }
+                    ProducerAction::TxnEndReturn { error } => {
+                        if error.is_none() {
+                            self.progress.acked(&self.name);
+                        }
+                        self.history(HistoryOp::TxnEndReturn { error });
                     }
                 }
             }

@@ -314,6 +314,11 @@ pub fn stats(events: &[Event], history: &[HistoryEntry]) -> BTreeMap<String, u64
             Op::GroupAssign { .. } => bump("group_assignments", 1),
             Op::Commit { error: None, .. } => bump("commits_stored", 1),
             Op::Commit { error: Some(_), .. } => bump("commits_failed", 1),
+            Op::TxnBegin { .. } => bump("txns_begun", 1),
+            Op::TxnEnd { commit: true } => bump("txn_commits_asked", 1),
+            Op::TxnEnd { commit: false } => bump("txn_aborts_asked", 1),
+            Op::TxnEndReturn { error: None } => bump("txns_ended", 1),
+            Op::TxnEndReturn { error: Some(_) } => bump("txn_ends_failed", 1),
         }
     }
     for event in events {

@@ -77,6 +77,7 @@ pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scena
         .iter()
         .map(|producer| build_producer(producer, &topic_names))
         .collect::<Checked<Vec<_>>>()?;
+    check_unique_transactional_ids(&raw.producer, &producers)?;
     let consumers = raw
         .consumer
         .iter()
@@ -464,20 +465,74 @@ fn build_producer(raw: &Spanned<RawProducer>, topics: &BTreeSet<&str>) -> Checke
         Some(config) => build_producer_config(config)?,
         None => ProducerConfig::default(),
     };
+    let txn_records = at_least(&producer.txn_records, 1, "txn-records")?;
+    at_most_limit(&producer.txn_records, MAX_TXN_RECORDS, "txn-records", "")?;
+    let txn_abort_percent = at_most(&producer.txn_abort_percent, 100, "txn-abort-percent", "")?;
+    if config.transactional_id.is_none() {
+        let knob = [
+            (producer.txn_records.as_ref(), "txn-records"),
+            (producer.txn_abort_percent.as_ref(), "txn-abort-percent"),
+        ]
+        .into_iter()
+        .find_map(|(raw, key)| raw.map(|raw| (raw, key)));
+        if let Some((raw, key)) = knob {
+            return Err(Problem::at(
+                raw,
+                format!(
+                    "`{key}` needs a transactional producer: set `\"transactional.id\"` in \
+                     [producer.config]"
+                ),
+            ));
+        }
+    }
     Ok(ProducerSpec {
         count,
         topic: producer.topic.get_ref().clone(),
         rate,
         keys: value(&producer.keys).unwrap_or(0),
+        txn_records: txn_records.unwrap_or(crate::client::producer::DEFAULT_TXN_RECORDS),
+        txn_abort_percent: txn_abort_percent.map_or(0, |p| p as u8),
         config,
     })
+}
+
+/// Two producers with one `transactional.id` would fence each other forever: every
+/// producer's id (numbered per table, see [`ProducerSpec::transactional_ids`]) is its own.
+fn check_unique_transactional_ids(
+    raw: &[Spanned<RawProducer>],
+    producers: &[ProducerSpec],
+) -> Checked<()> {
+    let mut seen = BTreeSet::new();
+    for (raw, spec) in raw.iter().zip(producers) {
+        for id in spec.transactional_ids() {
+            if !seen.insert(id.clone()) {
+                let at = raw
+                    .get_ref()
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.transactional_id.as_ref())
+                    .expect("a producer with an id has it in its config");
+                return Err(Problem::at(
+                    at,
+                    format!(
+                        "`transactional.id` \"{id}\" is given to two producers (a table of \
+                         several numbers its producers' ids `<id>-1`, `<id>-2`, ...); each \
+                         producer needs its own, or they fence each other"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Kafka's producer config, with the checks `KafkaProducer` makes at startup: the value
 /// ranges, `delivery.timeout.ms` >= `linger.ms` + `request.timeout.ms` when it is set
 /// (left out, Kafka raises it to that sum, see [`ProducerSpec::client_config`]), and, when
-/// idempotence is explicitly on, what it requires (it refuses to start otherwise). Every
-/// config that passes makes a client config that passes the producer's own validation.
+/// idempotence is explicitly on or a `transactional.id` is set, what it requires (it
+/// refuses to start otherwise; a transactional producer cannot turn idempotence off), and
+/// `transaction.timeout.ms` within the brokers' `transaction.max.timeout.ms`. Every config
+/// that passes makes a client config that passes the producer's own validation.
 fn build_producer_config(raw: &RawProducerConfig) -> Checked<ProducerConfig> {
     let config = ProducerConfig {
         acks: raw.acks.as_ref().map(|a| a.get_ref().0),
@@ -494,7 +549,36 @@ fn build_producer_config(raw: &RawProducerConfig) -> Checked<ProducerConfig> {
         retries: kafka_int(&raw.retries, 0, "retries")?,
         delivery_timeout_ms: kafka_int(&raw.delivery_timeout_ms, 0, "delivery.timeout.ms")?,
         request_timeout_ms: kafka_int(&raw.request_timeout_ms, 0, "request.timeout.ms")?,
+        transactional_id: value(&raw.transactional_id),
+        transaction_timeout_ms: at_least(&raw.transaction_timeout_ms, 1, "transaction.timeout.ms")?,
     };
+    if let Some(id) = raw
+        .transactional_id
+        .as_ref()
+        .filter(|id| id.get_ref().is_empty())
+    {
+        return Err(Problem::at(
+            id,
+            "expected a `transactional.id`, found an empty string; omit it for a \
+             non-transactional producer",
+        ));
+    }
+    at_most(
+        &raw.transaction_timeout_ms,
+        crate::broker::txn_coordinator::DEFAULT_TRANSACTION_MAX_TIMEOUT_MS as u64,
+        "transaction.timeout.ms",
+        "the brokers' `transaction.max.timeout.ms`: InitProducerId refuses a longer one",
+    )?;
+    if raw.transactional_id.is_some() {
+        // Kafka: a transactional producer is idempotent; turning idempotence off is a
+        // ConfigException.
+        if let Some(off) = raw.enable_idempotence.as_ref().filter(|e| !*e.get_ref()) {
+            return Err(Problem::at(
+                off,
+                "`transactional.id` requires idempotence: `enable.idempotence` cannot be false",
+            ));
+        }
+    }
     if let Some(delivery) = &raw.delivery_timeout_ms {
         let defaults = crate::client::producer::ProducerConfig::new("", Vec::new());
         let linger = config.linger_ms.unwrap_or(defaults.linger_ms);
@@ -513,10 +597,17 @@ fn build_producer_config(raw: &RawProducerConfig) -> Checked<ProducerConfig> {
             ));
         }
     }
-    if config.enable_idempotence == Some(true) {
+    let requirer = if config.enable_idempotence == Some(true) {
+        Some("`enable.idempotence` = true")
+    } else if config.transactional_id.is_some() {
+        Some("`transactional.id` (an idempotent producer)")
+    } else {
+        None
+    };
+    if let Some(requirer) = requirer {
         let idempotence_requires = |span: Range<usize>, what: &str| Problem {
             span,
-            message: format!("`enable.idempotence` = true requires {what}"),
+            message: format!("{requirer} requires {what}"),
         };
         if let Some(acks) = raw.acks.as_ref().filter(|a| a.get_ref().0 != Acks::All) {
             return Err(idempotence_requires(acks.span(), "`acks` = \"all\""));

@@ -28,6 +28,7 @@
 //! | ensemble replay: faults (scheduled, plus the most the nemesis can draw) × operations the `[[zk_client]]` tables offer | 200,000,000 | a restarted ensemble server reads its whole transaction log back, and a new leader syncs followers from it |
 //! | `registers` of an ensemble client | 1,000 | |
 //! | `rate` of a producer, writer or ensemble client | 10,000 per second | |
+//! | `txn-records` of a transactional producer | 10,000 | a transaction's records are held by the brokers (the LSO waits for its end); Kafka's applications commit far more often |
 //! | `[[fault]]` tables | 10,000 | |
 //! | faults the nemesis can draw: `duration` / the shortest `every` | 10,000 | |
 //! | `duration`, `heal`, and every other duration | 1 h | simulated time |
@@ -66,6 +67,8 @@ pub const MAX_ENSEMBLE_REPLAY: u64 = 200_000_000;
 pub const MAX_REGISTERS: u32 = 1_000;
 /// Highest `rate` of one producer, writer or ensemble client, per simulated second.
 pub const MAX_RATE: u32 = 10_000;
+/// Most records in one transaction (`txn-records`).
+pub const MAX_TXN_RECORDS: u32 = 10_000;
 /// Most `[[fault]]` tables, and most faults the nemesis can draw in one run.
 pub const MAX_FAULTS: usize = 10_000;
 /// Longest `duration`, `heal` and any other duration in a scenario.

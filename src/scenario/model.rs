@@ -20,7 +20,7 @@ use super::values::SeedRange;
 use crate::broker::types::TopicPartition;
 use crate::broker::BrokerId;
 use crate::client::partitioner::PartitionerKind;
-use crate::client::producer::ProducerConfig as ClientProducerConfig;
+use crate::client::producer::{ProducerConfig as ClientProducerConfig, TxnWorkload};
 
 /// One scenario file, parsed and validated.
 #[derive(Clone, Debug)]
@@ -70,6 +70,31 @@ impl Scenario {
     /// `zk-client-*`, in that order, each kind numbered from 1.
     pub fn node_names(&self) -> Vec<String> {
         NodeCounts::of(self).names()
+    }
+
+    /// Whether a producer has a `transactional.id`: the brokers then need the transaction
+    /// coordinator and `__transaction_state`.
+    pub fn has_transactional_producers(&self) -> bool {
+        self.producers
+            .iter()
+            .any(|p| p.config.transactional_id.is_some())
+    }
+
+    /// Every producer's `transactional.id`, by node name (`producer-<n>`); producers
+    /// without one are left out.
+    pub fn transactional_ids(&self) -> BTreeMap<String, String> {
+        let mut ids = BTreeMap::new();
+        let mut index = 0;
+        for spec in &self.producers {
+            let table = spec.transactional_ids();
+            for k in 0..spec.count as usize {
+                index += 1;
+                if let Some(id) = table.get(k) {
+                    ids.insert(format!("producer-{index}"), id.clone());
+                }
+            }
+        }
+        ids
     }
 
     /// Every consumer group: its member nodes (`consumer-<n>`) and the partitions of the
@@ -395,10 +420,28 @@ pub struct ProducerSpec {
     pub rate: u32,
     /// Distinct keys; 0 = no keys.
     pub keys: u32,
+    /// `txn-records`: records per transaction (1..=10000, default 10; read only with a
+    /// `transactional.id`).
+    pub txn_records: u32,
+    /// `txn-abort-percent`: the chance (0..=100, default 0) that a transaction is aborted
+    /// rather than committed.
+    pub txn_abort_percent: u8,
     pub config: ProducerConfig,
 }
 
 impl ProducerSpec {
+    /// The `transactional.id` of each producer of this table, in order: the table's id
+    /// with one producer, `<id>-<n>` (n from 1) with several; empty without one.
+    pub fn transactional_ids(&self) -> Vec<String> {
+        let Some(id) = &self.config.transactional_id else {
+            return Vec::new();
+        };
+        if self.count == 1 {
+            return vec![id.clone()];
+        }
+        (1..=self.count).map(|n| format!("{id}-{n}")).collect()
+    }
+
     /// The producer's client config for this table, bootstrapping from `bootstrap`: Kafka's
     /// defaults under what the scenario sets, as `KafkaProducer` settles them at startup.
     /// Left out, `delivery.timeout.ms` is raised to `linger.ms` + `request.timeout.ms` when
@@ -409,6 +452,18 @@ impl ProducerSpec {
     pub fn client_config(&self, bootstrap: Vec<BrokerId>) -> ClientProducerConfig {
         let mut config = ClientProducerConfig::new(self.topic.clone(), bootstrap);
         let c = &self.config;
+        // A transactional producer is idempotent (Kafka forces it; the parser refused an
+        // explicit conflict). The id is the table's; `plan::producer_config` numbers it.
+        if let Some(id) = &c.transactional_id {
+            config.transactional_id = Some(id.clone());
+            config.txn_workload = TxnWorkload {
+                records: self.txn_records,
+                abort_percent: self.txn_abort_percent,
+            };
+        }
+        if let Some(v) = c.transaction_timeout_ms {
+            config.transaction_timeout_ms = v;
+        }
         if let Some(acks) = c.acks {
             config.acks = match acks {
                 Acks::Zero => crate::broker::Acks::None,
@@ -467,6 +522,11 @@ pub struct ProducerConfig {
     pub retries: Option<u32>,
     pub delivery_timeout_ms: Option<u64>,
     pub request_timeout_ms: Option<u64>,
+    /// Not empty; numbered per producer when the table has several (see
+    /// [`ProducerSpec::transactional_ids`]).
+    pub transactional_id: Option<String>,
+    /// 1..=900000 (the brokers' `transaction.max.timeout.ms`).
+    pub transaction_timeout_ms: Option<u64>,
 }
 
 /// `acks`: `"0"`, `"1"`, `"all"` (or `"-1"`, or the integers 0, 1, -1).

@@ -7,7 +7,9 @@
 //! Node shells and checkers both read a scenario through here, so a checker reopens a log
 //! with exactly the configuration its writer used.
 
-use super::{AssignmentStrategy, BrokerConfig, ConsumerSpec, IsolationLevel, Scenario};
+use super::{
+    AssignmentStrategy, BrokerConfig, ConsumerSpec, IsolationLevel, ProducerSpec, Scenario,
+};
 use crate::broker::controller::{ControllerConfig, TopicSpec};
 use crate::broker::coordinator::{CoordinatorConfig, OFFSETS_TOPIC};
 use crate::broker::replica::ReplicaConfig;
@@ -19,6 +21,7 @@ use crate::broker::txn_coordinator::{
 use crate::broker::BrokerId;
 use crate::client::assignor::Assignor;
 use crate::client::consumer::{ConsumerConfig, GroupConfig};
+use crate::client::producer::ProducerConfig;
 use crate::log::LogConfig;
 use crate::zk::server::{ServerConfig, ServerLegacy};
 use crate::zk::ServerId;
@@ -133,13 +136,10 @@ pub fn txn_coordinator_config(scenario: &Scenario) -> TxnCoordinatorConfig {
 }
 
 /// Whether the cluster needs `__transaction_state` (Kafka creates it on the first
-/// FindCoordinator for a transaction). Always `false` for now: no client of a scenario is
-/// transactional yet. The transactional producer (issue 17, the next increment) makes it
-/// true when a producer has a `transactional.id`, and the partition budget
-/// (`scenario::budget`) must count the topic from then on.
+/// FindCoordinator for a transaction): a producer has a `transactional.id`. The partition
+/// budget (`scenario::budget`) counts the topic then.
 pub fn needs_transactions(scenario: &Scenario) -> bool {
-    let _ = scenario;
-    false
+    scenario.has_transactional_producers()
 }
 
 /// `__transaction_state` as the first controller creates it:
@@ -280,5 +280,17 @@ pub fn consumer_config(
         });
         g
     });
+    config
+}
+
+/// The producer core's configuration for producer `k` (0-based) of the `[[producer]]` table
+/// `spec`: [`ProducerSpec::client_config`], with the `transactional.id` numbered per
+/// producer when the table has several (`<id>-<k + 1>`, see
+/// [`ProducerSpec::transactional_ids`]).
+pub fn producer_config(spec: &ProducerSpec, k: u32, bootstrap: Vec<BrokerId>) -> ProducerConfig {
+    let mut config = spec.client_config(bootstrap);
+    if config.transactional_id.is_some() {
+        config.transactional_id = spec.transactional_ids().into_iter().nth(k as usize);
+    }
     config
 }

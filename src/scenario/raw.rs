@@ -152,6 +152,10 @@ pub(super) struct RawProducer {
     pub topic: Spanned<String>,
     pub rate: Spanned<u32>,
     pub keys: Option<Spanned<u32>>,
+    #[serde(rename = "txn-records")]
+    pub txn_records: Option<Spanned<u32>>,
+    #[serde(rename = "txn-abort-percent")]
+    pub txn_abort_percent: Option<Spanned<u32>>,
     pub config: Option<RawProducerConfig>,
 }
 
@@ -174,6 +178,10 @@ pub(super) struct RawProducerConfig {
     pub delivery_timeout_ms: Option<Spanned<u64>>,
     #[serde(rename = "request.timeout.ms")]
     pub request_timeout_ms: Option<Spanned<u64>>,
+    #[serde(rename = "transactional.id")]
+    pub transactional_id: Option<Spanned<String>>,
+    #[serde(rename = "transaction.timeout.ms")]
+    pub transaction_timeout_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]

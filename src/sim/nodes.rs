@@ -21,7 +21,8 @@ use crate::node::writer::WriterNode;
 use crate::node::zk_client::ZkClientNode;
 use crate::node::zk_server::ZkServerNode;
 use crate::scenario::plan::{
-    broker_config, consumer_config, log_config, writers, zk_force_sync, zk_server_config,
+    broker_config, consumer_config, log_config, producer_config, writers, zk_force_sync,
+    zk_server_config,
 };
 use crate::scenario::Scenario;
 use crate::zk::ServerId;
@@ -350,10 +351,10 @@ fn kafka_clients(ctx: &Context<'_>) -> Vec<Built> {
     let mut built = Vec::new();
     let mut index = 0;
     for spec in &scenario.producers {
-        for _ in 0..spec.count {
+        for k in 0..spec.count {
             index += 1;
             let name = format!("producer-{index}");
-            let config = spec.client_config(bootstrap.clone());
+            let config = producer_config(spec, k, bootstrap.clone());
             let node = Arc::new(ProducerNode {
                 name: name.clone(),
                 config,

@@ -56,6 +56,8 @@ struct Harness {
     connections: BTreeMap<BrokerId, ConnectionId>,
     requests: Vec<(BrokerId, ConnectionId, Request)>,
     completed: Vec<(String, SendOutcome)>,
+    /// `TxnBegin`, `TxnEnd` and `TxnEndReturn`, in order.
+    txn: Vec<ProducerAction>,
 }
 
 impl Harness {
@@ -68,6 +70,7 @@ impl Harness {
             connections: BTreeMap::new(),
             requests: Vec::new(),
             completed: Vec::new(),
+            txn: Vec::new(),
         }
     }
 
@@ -109,6 +112,9 @@ impl Harness {
                     ProducerAction::Completed { value, outcome } => {
                         self.completed.push((value.to_string(), outcome))
                     }
+                    action @ (ProducerAction::TxnBegin { .. }
+                    | ProducerAction::TxnEnd { .. }
+                    | ProducerAction::TxnEndReturn { .. }) => self.txn.push(action),
                 }
             }
         }
@@ -1088,3 +1094,5 @@ fn chaos_every_send_completes_exactly_once_and_sequences_are_never_reused() {
         );
     }
 }
+
+mod txn;
