@@ -27,11 +27,13 @@
 //! - `nonmonotonic-poll`: a consumer's poll of a partition returns an offset below the
 //!   position it had reached (the last offset returned + 1, or the position of the last
 //!   `Assign`) in the same process. `poll-skip`: it returns an offset above that position
-//!   while the final log holds offsets in between.
+//!   while the final log holds offsets in between (for a `read_committed` consumer, offsets
+//!   of records whose transaction the final log aborts do not count).
 //! - `phantom-read`: a polled value (at or above the final log's start) is not in the final log.
 //! - `reorder`: in the final log, the first occurrences of one producer incarnation's values
 //!   are not in send order. Reported with idempotence off too, labelled expected by config.
 
+use super::final_log::TxnFate;
 use super::kafka::{Facts, PartId, Polled, Stream, ValueId};
 use super::toolkit::{seconds, Findings, FxMap};
 use super::Violation;
@@ -351,6 +353,7 @@ impl<'a> Facts<'a> {
             let Some(part) = self.part_id(partition) else {
                 continue;
             };
+            let read_committed = self.read_committed.iter().any(|c| c == consumer);
             let key = (consumer, part);
             let mut current = positions.get(&key).copied();
             for &(offset, _) in records {
@@ -371,7 +374,24 @@ impl<'a> Facts<'a> {
                             })
                             .add(entry.at_us, example());
                     } else if let Some(r) = self.reference_of(part).filter(|_| offset > position) {
-                        if let (missed, Some(first)) = r.held_between(position, offset) {
+                        let held = if read_committed && !r.log.txn_batches().is_empty() {
+                            // Records of aborted transactions are not a read_committed
+                            // consumer's to read: skipping them is no skip.
+                            r.log
+                                .between(position, offset)
+                                .map_or((0, None), |records| {
+                                    records
+                                        .filter(|&(o, _)| {
+                                            r.log.txn_fate(o) != Some(TxnFate::Aborted)
+                                        })
+                                        .fold((0, None), |(n, first), (o, _)| {
+                                            (n + 1, first.or(Some(o)))
+                                        })
+                                })
+                        } else {
+                            r.held_between(position, offset)
+                        };
+                        if let (missed, Some(first)) = held {
                             skips
                                 .entry(key)
                                 .or_insert_with(|| {

@@ -36,6 +36,8 @@
 //!   offset the group stored for its partition that no member of the group polled. A member
 //!   only commits positions it polled past, and a new owner starts at the committed offset,
 //!   so nobody will ever read it. Records above the committed offset are `converges`' (lag).
+//!   A group with `read_committed` members is not to read records whose transaction the
+//!   final log aborts.
 //! - `converges`: by the end of the `heal` bound, each group's last announced state is
 //!   `Stable`, each of its members last synced in that generation (a member may own no
 //!   partition, so taking part is its sign of life), and, for every partition its members
@@ -43,6 +45,7 @@
 //!   producers first).
 
 use super::broker_events::processes_ended;
+use super::final_log::TxnFate;
 use super::kafka::{Facts, PartId};
 use super::toolkit::{seconds, Findings, FxMap};
 use super::{result, CheckInput, CheckResult, Violation};
@@ -553,6 +556,11 @@ impl<'a> GroupFacts<'a> {
                         .and_then(|c| c.iter().max_by_key(|c| c.offset))
                 })
                 .collect();
+            // A group reading committed data is not to see aborted transactions.
+            let read_committed = spec
+                .members
+                .iter()
+                .any(|m| facts.read_committed.contains(m));
             let mut found: BTreeMap<PartId, Findings> = BTreeMap::new();
             for ack in &facts.acks {
                 let Some(committed) = committed[ack.part as usize] else {
@@ -571,6 +579,9 @@ impl<'a> GroupFacts<'a> {
                     continue;
                 };
                 if offset < log.log_start || offset >= committed.offset {
+                    continue;
+                }
+                if read_committed && log.txn_fate(offset) == Some(TxnFate::Aborted) {
                     continue;
                 }
                 let partition = facts.part(ack.part);

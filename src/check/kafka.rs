@@ -100,6 +100,7 @@ pub fn run(input: &CheckInput<'_>, facts: &Facts<'_>) -> Vec<CheckResult> {
     let read_committed = input.scenario.read_committed_consumers();
     if !read_committed.is_empty() {
         let nodes = read_committed.iter().map(String::as_str).collect();
+        // (`facts.read_committed` is the same list, set by `run_checks`.)
         let [aborted, open] = facts.committed_reads(&nodes);
         results.push(result("aborted-read", aborted));
         results.push(result("read-uncommitted", open));
@@ -231,6 +232,9 @@ pub struct Facts<'a> {
     pub(super) events: BrokerEvents<'a>,
     /// When the world stopped the run (or the last event).
     pub(super) stop_us: u64,
+    /// The consumers reading with `isolation.level = read_committed` (set by the caller;
+    /// none by default): records of aborted transactions are not theirs to read.
+    pub(super) read_committed: Vec<String>,
     /// Every partition the history or the logs name, by id (ascending).
     parts: Vec<&'a TopicPartition>,
     part_ids: FxMap<&'a TopicPartition, PartId>,
@@ -521,6 +525,7 @@ impl<'a> Facts<'a> {
             }
         }
         Facts {
+            read_committed: Vec::new(),
             others,
             logs,
             events: broker_events,

@@ -120,7 +120,8 @@ pub fn run_checks(input: &CheckInput<'_>) -> Vec<CheckResult> {
     }
     if input.scenario.cluster.brokers > 0 {
         let logs = kafka::read_replica_logs(input);
-        let facts = kafka::Facts::new(input.events, input.history, &logs);
+        let mut facts = kafka::Facts::new(input.events, input.history, &logs);
+        facts.read_committed = input.scenario.read_committed_consumers();
         for found in kafka::run(input, &facts) {
             merge(&mut results, found);
         }

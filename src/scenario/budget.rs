@@ -21,6 +21,7 @@ use super::limits::*;
 use super::model::{Cluster, ConsumerSpec, Topic};
 use super::raw::RawScenario;
 use crate::broker::coordinator::DEFAULT_OFFSETS_PARTITIONS;
+use crate::broker::txn_coordinator::DEFAULT_TRANSACTION_STATE_PARTITIONS;
 
 type Checked<T> = Result<T, Problem>;
 
@@ -95,6 +96,37 @@ fn partition_sources(
             what: "`__consumer_offsets` (`offsets.topic.num.partitions`, default 50)".into(),
         });
     }
+    // `__transaction_state`, once a producer has a `transactional.id`.
+    let first_transactional = raw.producer.iter().find_map(|p| {
+        p.get_ref()
+            .config
+            .as_ref()
+            .and_then(|c| c.transactional_id.as_ref())
+    });
+    if let Some(first) = first_transactional {
+        let broker = &cluster.broker;
+        let raw_partitions = raw
+            .cluster
+            .as_ref()
+            .and_then(|c| c.broker.as_ref())
+            .and_then(|b| b.transaction_state_log_num_partitions.as_ref());
+        sources.push(Source {
+            partitions: u64::from(
+                broker
+                    .transaction_state_log_num_partitions
+                    .unwrap_or(DEFAULT_TRANSACTION_STATE_PARTITIONS),
+            ),
+            replication_factor: u64::from(
+                broker
+                    .transaction_state_log_replication_factor
+                    .unwrap_or(3)
+                    .min(cluster.brokers),
+            ),
+            span: raw_partitions.map_or_else(|| first.span(), Spanned::span),
+            what: "`__transaction_state` (`transaction.state.log.num.partitions`, default 50)"
+                .into(),
+        });
+    }
     sources
 }
 
@@ -115,14 +147,14 @@ fn check_cluster_size(sources: &[Source], brokers: u32) -> Checked<()> {
         };
         if partitions > u64::from(MAX_PARTITIONS) {
             return Err(problem(format!(
-                "{partitions} partitions in all, over the topics and `__consumer_offsets`; \
+                "{partitions} partitions in all, over the topics and the internal topics; \
                  at most {MAX_PARTITIONS}"
             )));
         }
         if replicas > MAX_REPLICAS {
             return Err(problem(format!(
                 "{replicas} partition replicas in all (`partitions` x `replication.factor`, \
-                 over the topics and `__consumer_offsets`); at most {MAX_REPLICAS}"
+                 over the topics and the internal topics); at most {MAX_REPLICAS}"
             )));
         }
         if brokers * partitions > MAX_BROKER_PARTITIONS {

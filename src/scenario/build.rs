@@ -286,7 +286,37 @@ fn build_broker_config(raw: &RawBrokerConfig) -> Checked<BrokerConfig> {
         "offsets.topic.replication.factor",
         "Kafka reads it as a Java short",
     )?;
+    let transaction_state_log_num_partitions = at_least(
+        &raw.transaction_state_log_num_partitions,
+        1,
+        "transaction.state.log.num.partitions",
+    )?;
+    at_most_limit(
+        &raw.transaction_state_log_num_partitions,
+        MAX_PARTITIONS,
+        "transaction.state.log.num.partitions",
+        "partitions in all, over the topics and the internal topics",
+    )?;
+    let transaction_state_log_replication_factor = at_least(
+        &raw.transaction_state_log_replication_factor,
+        1,
+        "transaction.state.log.replication.factor",
+    )?;
+    at_most(
+        &raw.transaction_state_log_replication_factor,
+        i16::MAX as u64,
+        "transaction.state.log.replication.factor",
+        "Kafka reads it as a Java short",
+    )?;
+    let transaction_state_log_min_isr = at_least(
+        &raw.transaction_state_log_min_isr,
+        1,
+        "transaction.state.log.min.isr",
+    )?;
     Ok(BrokerConfig {
+        transaction_state_log_num_partitions,
+        transaction_state_log_replication_factor,
+        transaction_state_log_min_isr,
         replica_lag_time_max_ms: kafka_long(
             &raw.replica_lag_time_max_ms,
             1,

@@ -19,7 +19,7 @@
 //! | `brokers` | 64 | |
 //! | `count`, summed per kind (producers, consumers, writers, ensemble clients) | 100 | |
 //! | `[[topic]]` tables | 100 | |
-//! | partitions in all: every topic's `partitions`, and `"offsets.topic.num.partitions"` (default 50) once a group needs `__consumer_offsets` | 100 | every partition costs on every broker tick and every fetch; 300 partitions under 100 producers ran at a third of real time |
+//! | partitions in all: every topic's `partitions`, `"offsets.topic.num.partitions"` (default 50) once a group needs `__consumer_offsets`, and `"transaction.state.log.num.partitions"` (default 50) once a producer has a `transactional.id` | 100 | every partition costs on every broker tick and every fetch; 300 partitions under 100 producers ran at a third of real time |
 //! | replicas in all (partitions × replication factor) | 300 | |
 //! | brokers × partitions in all | 1,000 | every broker is sent the state of every partition on each leader or ISR change: memory grows with brokers × partitions² (16 brokers × 1,000 partitions took 6 GiB) |
 //! | partition-seconds: (replicas + partitions read by consumers) × (`duration` + `heal`) in seconds | 250,000 | a busy replica costs up to 0.5 ms of wall time per simulated second |
@@ -49,7 +49,8 @@ pub const MAX_BROKERS: u32 = 64;
 pub const MAX_CLIENTS_PER_KIND: u32 = 100;
 /// Most `[[topic]]` tables.
 pub const MAX_TOPICS: usize = 100;
-/// Most partitions in all: over the topics, and `__consumer_offsets` when a group needs it.
+/// Most partitions in all: over the topics, `__consumer_offsets` when a group needs it and
+/// `__transaction_state` when a producer is transactional.
 pub const MAX_PARTITIONS: u32 = 100;
 /// Most partition replicas in the cluster, `__consumer_offsets` included.
 pub const MAX_REPLICAS: u64 = 300;

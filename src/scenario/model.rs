@@ -340,6 +340,12 @@ pub struct BrokerConfig {
     pub offsets_topic_replication_factor: Option<u32>,
     /// `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay_ms: Option<u64>,
+    /// `transaction.state.log.num.partitions`, >= 1.
+    pub transaction_state_log_num_partitions: Option<u32>,
+    /// `transaction.state.log.replication.factor`, >= 1.
+    pub transaction_state_log_replication_factor: Option<u32>,
+    /// `transaction.state.log.min.isr`, >= 1.
+    pub transaction_state_log_min_isr: Option<u32>,
 }
 
 impl BrokerConfig {
@@ -376,6 +382,15 @@ impl BrokerConfig {
             group_initial_rebalance_delay_ms: self
                 .group_initial_rebalance_delay_ms
                 .or(base.group_initial_rebalance_delay_ms),
+            transaction_state_log_num_partitions: self
+                .transaction_state_log_num_partitions
+                .or(base.transaction_state_log_num_partitions),
+            transaction_state_log_replication_factor: self
+                .transaction_state_log_replication_factor
+                .or(base.transaction_state_log_replication_factor),
+            transaction_state_log_min_isr: self
+                .transaction_state_log_min_isr
+                .or(base.transaction_state_log_min_isr),
         }
     }
 }

@@ -127,11 +127,17 @@ pub fn coordinator_config(scenario: &Scenario) -> CoordinatorConfig {
 /// (`transaction.state.log.num.partitions` 50, `transaction.max.timeout.ms` 15 min,
 /// `transaction.abort.timed.out.transaction.cleanup.interval.ms` 10 s, transaction version
 /// 2), with the scenario's `offsets.topic.num.partitions` (AddOffsetsToTxn names the
-/// group's offsets partition). No scenario key reaches them yet.
+/// group's offsets partition) and `transaction.state.log.num.partitions` from the scenario.
 pub fn txn_coordinator_config(scenario: &Scenario) -> TxnCoordinatorConfig {
+    let defaults = TxnCoordinatorConfig::default();
     TxnCoordinatorConfig {
         offsets_partitions: coordinator_config(scenario).offsets_partitions,
-        ..TxnCoordinatorConfig::default()
+        transaction_state_partitions: scenario
+            .cluster
+            .broker
+            .transaction_state_log_num_partitions
+            .unwrap_or(defaults.transaction_state_partitions),
+        ..defaults
     }
 }
 
@@ -147,12 +153,19 @@ pub fn needs_transactions(scenario: &Scenario) -> bool {
 /// `transaction.state.log.replication.factor` times (at most once per broker), with
 /// `transaction.state.log.min.isr` (Kafka's defaults: 50, 3, 2).
 fn transaction_state_spec(scenario: &Scenario) -> TopicSpec {
+    let config = &scenario.cluster.broker;
     TopicSpec {
         name: TRANSACTION_STATE_TOPIC.to_string(),
         partitions: txn_coordinator_config(scenario).transaction_state_partitions,
-        replication_factor: u32::from(DEFAULT_TRANSACTION_STATE_REPLICATION_FACTOR)
+        replication_factor: config
+            .transaction_state_log_replication_factor
+            .unwrap_or(u32::from(DEFAULT_TRANSACTION_STATE_REPLICATION_FACTOR))
             .min(scenario.cluster.brokers),
-        min_insync_replicas: usize::from(DEFAULT_TRANSACTION_STATE_MIN_ISR),
+        min_insync_replicas: config
+            .transaction_state_log_min_isr
+            .map_or(usize::from(DEFAULT_TRANSACTION_STATE_MIN_ISR), |m| {
+                m as usize
+            }),
     }
 }
 

@@ -84,6 +84,12 @@ pub(super) struct RawBrokerConfig {
     pub offsets_topic_replication_factor: Option<Spanned<u32>>,
     #[serde(rename = "group.initial.rebalance.delay.ms")]
     pub group_initial_rebalance_delay_ms: Option<Spanned<u64>>,
+    #[serde(rename = "transaction.state.log.num.partitions")]
+    pub transaction_state_log_num_partitions: Option<Spanned<u32>>,
+    #[serde(rename = "transaction.state.log.replication.factor")]
+    pub transaction_state_log_replication_factor: Option<Spanned<u32>>,
+    #[serde(rename = "transaction.state.log.min.isr")]
+    pub transaction_state_log_min_isr: Option<Spanned<u32>>,
 }
 
 impl RawBrokerConfig {
