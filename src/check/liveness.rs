@@ -2,7 +2,8 @@
 //!
 //! Every node that does client work must get a definite answer after the heal and within
 //! the bound: each log writer an acknowledged append; each ensemble client a server's reply
-//! (success or error); each producer an acknowledged send (or, with acks=0, a written one);
+//! (success or error); each producer an acknowledged send (or, with acks=0, a written one, or,
+//! transactional, a transaction ended as asked);
 //! each assign-mode consumer a poll with records — when it has something to read: a record
 //! of its topics acknowledged by the bound above what it had polled of that partition before
 //! the heal (a reader of a topic nobody writes to has nothing to return). Group members are
@@ -146,7 +147,9 @@ fn answered(
                         ..
                     }
                 )
-                || matches!(&entry.op, Op::Poll { records, .. } if !records.is_empty()));
+                || matches!(&entry.op, Op::Poll { records, .. } if !records.is_empty())
+                // A transaction committed or aborted as asked: the coordinator answered.
+                || matches!(&entry.op, Op::TxnEndReturn { error: None }));
         if !definite {
             continue;
         }

@@ -12,7 +12,7 @@
 //! failure is a [`Problem`] at the span of the offending value. Whether the
 //! simulator can *run* a valid scenario is not decided here but in `unsupported`, after this.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Display;
 use std::ops::Range;
 use std::path::Path;
@@ -102,10 +102,38 @@ pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scena
             writers: total(&raw.writer, |w| &w.count)?,
             zk_clients: total(&raw.zk_client, |c| &c.count)?,
         },
-        topics: topics
-            .iter()
-            .map(|t| (t.name.clone(), t.partitions))
-            .collect(),
+        topics: {
+            // The scenario's topics, and the internal ones the cluster will create, so a
+            // fault may aim at `leader(__transaction_state/0)` (a transaction coordinator).
+            let mut named: BTreeMap<String, u32> = topics
+                .iter()
+                .map(|t| (t.name.clone(), t.partitions))
+                .collect();
+            if consumers.iter().any(|c| c.group.is_some()) {
+                named.insert(
+                    crate::broker::coordinator::OFFSETS_TOPIC.to_string(),
+                    cluster
+                        .broker
+                        .offsets_topic_num_partitions
+                        .unwrap_or(crate::broker::coordinator::DEFAULT_OFFSETS_PARTITIONS),
+                );
+            }
+            if producers
+                .iter()
+                .any(|p| p.config.transactional_id.is_some())
+            {
+                named.insert(
+                    crate::broker::txn_coordinator::TRANSACTION_STATE_TOPIC.to_string(),
+                    cluster
+                        .broker
+                        .transaction_state_log_num_partitions
+                        .unwrap_or(
+                            crate::broker::txn_coordinator::DEFAULT_TRANSACTION_STATE_PARTITIONS,
+                        ),
+                );
+            }
+            named
+        },
         groups: consumers.iter().filter_map(|c| c.group.clone()).collect(),
     };
     check_something_is_checked(raw, &world.counts)?;
