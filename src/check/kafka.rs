@@ -97,6 +97,9 @@ pub fn run(input: &CheckInput<'_>, facts: &Facts<'_>) -> Vec<CheckResult> {
     if producers {
         results.push(result("reorder", facts.reorder()));
     }
+    if input.scenario.has_transactional_producers() {
+        results.push(result("torn-transaction", facts.torn_transaction()));
+    }
     let read_committed = input.scenario.read_committed_consumers();
     if !read_committed.is_empty() {
         let nodes = read_committed.iter().map(String::as_str).collect();
@@ -556,6 +559,11 @@ impl<'a> Facts<'a> {
     }
 
     /// The partition of id `part`.
+    /// The client history.
+    pub(super) fn history(&self) -> &'a [HistoryEntry] {
+        self.history
+    }
+
     pub(super) fn part(&self, part: PartId) -> &'a TopicPartition {
         self.parts[part as usize]
     }

@@ -2,14 +2,21 @@
 //! of each partition (`check::kafka`), which tells every transactional record's fate: the
 //! first COMMIT or ABORT marker of its producer after it, or none (`FinalLog::txn_fate`).
 //!
-//! Owns: `aborted-read` (Jepsen's G1a) and `read-uncommitted`.
+//! Owns: `aborted-read` (Jepsen's G1a), `read-uncommitted` and `torn-transaction`.
+//!
+//! The history names each transaction's records and how it ended (`crate::history`): a
+//! transactional producer's `Send`s between its `TxnBegin` and its `TxnEnd`; the
+//! transaction committed (or aborted) when a `TxnEndReturn` without error answers the
+//! `TxnEnd` that asked for it; otherwise its end is unknown.
 //!
 //! # Rules
 //!
 //! - `aborted-read`: a consumer with `isolation.level = read_committed` polled a record
-//!   whose transaction the final log aborts.
+//!   whose transaction the history aborts, or the final log aborts.
 //! - `read-uncommitted`: such a consumer polled a record whose transaction the final log
 //!   never completes: it read above the last stable offset, which never passed it.
+//! - `torn-transaction`: a transaction the history commits has some records committed in
+//!   the final logs and others not (absent, or in an aborted or open transaction there).
 //!
 //! A record the final log does not hold at the offset polled is judged by `phantom-read`
 //! and `inconsistent-offsets`, not here; a record outside any transaction is always
@@ -17,13 +24,147 @@
 
 use super::final_log::TxnFate;
 use super::kafka::{Facts, PartId};
-use super::toolkit::{seconds, Findings};
+use super::toolkit::{seconds, Findings, FxMap};
 use super::Violation;
+use crate::history::{HistoryEntry, Op};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// One transaction of the history.
+struct Txn<'a> {
+    node: &'a str,
+    /// When it began.
+    begun_us: u64,
+    values: Vec<&'a str>,
+    /// Committed (`Some(true)`), aborted (`Some(false)`), or unknown.
+    outcome: Option<bool>,
+}
+
+/// Every transaction of the history, in the order they began.
+fn history_txns(history: &[HistoryEntry]) -> Vec<Txn<'_>> {
+    let mut txns: Vec<Txn<'_>> = Vec::new();
+    // Per producer node: its open transaction and the end it asked for.
+    let mut open: BTreeMap<&str, (usize, Option<bool>)> = BTreeMap::new();
+    for entry in history {
+        let node = entry.node.as_str();
+        match &entry.op {
+            Op::ClientStart { .. } => {
+                open.remove(node);
+            }
+            Op::TxnBegin { .. } => {
+                open.insert(node, (txns.len(), None));
+                txns.push(Txn {
+                    node,
+                    begun_us: entry.at_us,
+                    values: Vec::new(),
+                    outcome: None,
+                });
+            }
+            Op::Send { value, .. } => {
+                if let Some((i, None)) = open.get(node) {
+                    txns[*i].values.push(value.as_str());
+                }
+            }
+            Op::TxnEnd { commit } => {
+                if let Some((_, asked)) = open.get_mut(node) {
+                    *asked = Some(*commit);
+                }
+            }
+            Op::TxnEndReturn { error } => match (open.get(node).copied(), error) {
+                (Some((i, Some(commit))), None) => {
+                    txns[i].outcome = Some(commit);
+                    open.remove(node);
+                }
+                // A failed end the producer follows with an abort of its own.
+                (Some((i, Some(_))), Some(_)) => {
+                    open.insert(node, (i, None));
+                }
+                // A fatal error without an end asked: the transaction's fate is unknown.
+                _ => {
+                    open.remove(node);
+                }
+            },
+            _ => {}
+        }
+    }
+    txns
+}
+
 impl Facts<'_> {
+    /// `torn-transaction`.
+    pub fn torn_transaction(&self) -> Vec<Violation> {
+        let txns = history_txns(self.history());
+        let mut committed: FxMap<&str, usize> = FxMap::default();
+        for (i, t) in txns.iter().enumerate() {
+            if t.outcome == Some(true) {
+                for v in &t.values {
+                    committed.insert(v, i);
+                }
+            }
+        }
+        if committed.is_empty() {
+            return Vec::new();
+        }
+        // Per committed transaction: its records committed in the final logs, and not.
+        let mut visible = vec![0usize; txns.len()];
+        let mut seen: FxMap<&str, bool> = FxMap::default();
+        for value in 0..self.value_count() {
+            let value = value as super::kafka::ValueId;
+            let text = self.value(value);
+            if !committed.contains_key(text) {
+                continue;
+            }
+            let is_visible = self.held(value).iter().any(|&(part, offset)| {
+                self.reference_of(part).is_some_and(|r| {
+                    r.value_at(offset) == Some(value)
+                        && matches!(r.log.txn_fate(offset), Some(TxnFate::Committed) | None)
+                })
+            });
+            seen.insert(text, is_visible);
+        }
+        for (text, i) in &committed {
+            if seen.get(text).copied().unwrap_or(false) {
+                visible[*i] += 1;
+            }
+        }
+        let mut findings = Findings::new(
+            "torn-transaction",
+            None,
+            "committed transactions with only some records committed in the final logs".into(),
+        );
+        for (i, t) in txns.iter().enumerate() {
+            let shown = visible[i];
+            if t.outcome != Some(true) || shown == 0 || shown == t.values.len() {
+                continue;
+            }
+            let missing: Vec<&str> = t
+                .values
+                .iter()
+                .copied()
+                .filter(|v| !seen.get(v).copied().unwrap_or(false))
+                .take(3)
+                .collect();
+            findings.add(
+                t.begun_us,
+                format!(
+                    "{}'s transaction begun at {}: {shown} of {} records committed, not {}",
+                    t.node,
+                    seconds(t.begun_us),
+                    t.values.len(),
+                    missing.join(", ")
+                ),
+            );
+        }
+        findings.into_violation().into_iter().collect()
+    }
+
     /// `aborted-read` and `read-uncommitted`, over the polls of `read_committed` nodes.
     pub fn committed_reads(&self, read_committed: &BTreeSet<&str>) -> [Vec<Violation>; 2] {
+        let txns = history_txns(self.history());
+        let aborted_by_history: FxMap<&str, ()> = txns
+            .iter()
+            .filter(|t| t.outcome == Some(false))
+            .flat_map(|t| t.values.iter().map(|v| (*v, ())))
+            .collect();
         let mut aborted: BTreeMap<PartId, Findings> = BTreeMap::new();
         let mut open: BTreeMap<PartId, Findings> = BTreeMap::new();
         for poll in &self.polls {
@@ -33,10 +174,14 @@ impl Facts<'_> {
             let Some(reference) = self.reference_of(poll.part) else {
                 continue;
             };
-            if reference.value_at(poll.offset) != Some(poll.value) {
+            let fate = if aborted_by_history.contains_key(self.value(poll.value)) {
+                Some(TxnFate::Aborted)
+            } else if reference.value_at(poll.offset) != Some(poll.value) {
                 continue;
-            }
-            let (findings, check, what) = match reference.log.txn_fate(poll.offset) {
+            } else {
+                reference.log.txn_fate(poll.offset)
+            };
+            let (findings, check, what) = match fate {
                 Some(TxnFate::Aborted) => (
                     &mut aborted,
                     "aborted-read",
@@ -168,6 +313,88 @@ mod tests {
         assert!(aborted.is_empty());
         assert_eq!(open.len(), 1, "{open:?}");
         assert_eq!(open[0].check, "read-uncommitted");
+    }
+
+    fn at(at_ms: u64, node: &str, op: Op) -> HistoryEntry {
+        HistoryEntry {
+            at_us: at_ms * 1000,
+            node: NodeName::new(node),
+            op,
+        }
+    }
+
+    fn send(at_ms: u64, node: &str, value: &str) -> HistoryEntry {
+        at(
+            at_ms,
+            node,
+            Op::Send {
+                value: value.into(),
+                key: None,
+                topic: crate::broker::topic::Topic::new("orders"),
+                acks: crate::broker::Acks::All,
+                idempotent: true,
+            },
+        )
+    }
+
+    /// A transaction of `node` with `values`, ended as `commit` asks, answered `ok`.
+    fn txn(node: &str, from_ms: u64, values: &[&str], commit: bool) -> Vec<HistoryEntry> {
+        let mut out = vec![at(
+            from_ms,
+            node,
+            Op::TxnBegin {
+                transactional_id: "t".into(),
+                producer: crate::broker::ProducerIdentity {
+                    producer_id: crate::log::ProducerId(7),
+                    producer_epoch: 0,
+                },
+            },
+        )];
+        for v in values {
+            out.push(send(from_ms, node, v));
+        }
+        out.push(at(from_ms + 1, node, Op::TxnEnd { commit }));
+        out.push(at(from_ms + 2, node, Op::TxnEndReturn { error: None }));
+        out
+    }
+
+    /// Jepsen's G1a from the history: a value of a transaction the producer aborted, read
+    /// committed, though the final log (here) shows it committed.
+    #[test]
+    fn a_value_of_a_transaction_the_history_aborts_read_committed_is_an_aborted_read() {
+        let mut history = txn("producer-1", 0, &["b-1-0"], false);
+        history.push(poll(10, "consumer-1", &[(4, "b-1-0")]));
+        let [aborted, _] = check(&history, &["consumer-1"]);
+        assert_eq!(aborted.len(), 1, "{aborted:?}");
+        let mut history = txn("producer-1", 0, &["b-1-0"], true);
+        history.push(poll(10, "consumer-1", &[(4, "b-1-0")]));
+        let [aborted, _] = check(&history, &["consumer-1"]);
+        assert!(aborted.is_empty(), "{aborted:?}");
+    }
+
+    /// A committed transaction of three records: one committed in the log, one aborted
+    /// there, one missing.
+    #[test]
+    fn a_committed_transaction_partly_committed_in_the_log_is_torn() {
+        let logs = logs();
+        let torn = |history: &[HistoryEntry]| Facts::new(&[], history, &logs).torn_transaction();
+        let history = txn("producer-1", 0, &["b-1-0", "a-1-0", "z-1-0"], true);
+        let found = torn(&history);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].check, "torn-transaction");
+        assert!(
+            found[0]
+                .detail
+                .contains("1 of 3 records committed, not a-1-0, z-1-0"),
+            "{}",
+            found[0].detail
+        );
+        // Wholly committed, or aborted as asked, or of unknown end: not torn.
+        assert!(torn(&txn("producer-1", 0, &["b-1-0", "p-1-0"], true)).is_empty());
+        assert!(torn(&txn("producer-1", 0, &["b-1-0", "a-1-0"], false)).is_empty());
+        let mut unknown = txn("producer-1", 0, &["b-1-0", "a-1-0"], true);
+        unknown.pop();
+        assert!(torn(&unknown).is_empty());
     }
 
     #[test]

@@ -75,6 +75,7 @@ check_names! {
     ZkSessionMonotonic = "zk-session-monotonic", Safety;
     AbortedRead = "aborted-read", Safety;
     ReadUncommitted = "read-uncommitted", Safety;
+    TornTransaction = "torn-transaction", Safety;
     Converges = "converges", Liveness;
 }
 
@@ -103,7 +104,7 @@ mod tests {
 
     #[test]
     fn names_parse_back_and_only_converges_is_liveness() {
-        assert_eq!(CheckName::ALL.len(), 25);
+        assert_eq!(CheckName::ALL.len(), 26);
         for &check in CheckName::ALL {
             assert_eq!(CheckName::parse(check.name()), Some(check));
             assert_eq!(
