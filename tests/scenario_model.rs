@@ -308,14 +308,15 @@ fn shipped_scenarios_give_their_sessions_enough_heal() {
 }
 
 /// The transaction coordinator's settings are Kafka's defaults, with the scenario's
-/// `offsets.topic.num.partitions` (AddOffsetsToTxn names a group's offsets partition); no
-/// shipped scenario has a transactional client, so none creates `__transaction_state`.
+/// `offsets.topic.num.partitions` (AddOffsetsToTxn names a group's offsets partition) and
+/// `transaction.state.log.num.partitions`; `__transaction_state` exists exactly in the
+/// shipped scenarios with a transactional producer, with the partitions they ask for.
 #[test]
-fn the_transaction_coordinator_gets_kafkas_defaults_and_no_topic_yet() {
+fn the_transaction_coordinator_gets_kafkas_defaults_and_its_topic_with_transactions() {
     use ksim::broker::txn_coordinator::{TxnCoordinatorConfig, TRANSACTION_STATE_TOPIC};
     use ksim::scenario::plan;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim-scenarios");
-    let mut groups = 0;
+    let (mut groups, mut transactional) = (0, 0);
     for entry in std::fs::read_dir(&root).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_none_or(|e| e != "toml") {
@@ -323,22 +324,38 @@ fn the_transaction_coordinator_gets_kafkas_defaults_and_no_topic_yet() {
         }
         let scenario = load(&path).unwrap();
         let config = plan::broker_config(&scenario, ksim::broker::BrokerId(1));
+        let partitions = scenario
+            .cluster
+            .broker
+            .transaction_state_log_num_partitions
+            .unwrap_or(50);
         assert_eq!(
             config.txn_coordinator,
             TxnCoordinatorConfig {
                 offsets_partitions: config.coordinator.offsets_partitions,
+                transaction_state_partitions: partitions,
                 ..TxnCoordinatorConfig::default()
             },
             "{}",
             path.display()
         );
-        assert!(!plan::needs_transactions(&scenario));
-        assert!(plan::topic_specs(&scenario)
+        let has_producers = scenario.has_transactional_producers();
+        assert_eq!(plan::needs_transactions(&scenario), has_producers);
+        let created: Vec<u32> = plan::topic_specs(&scenario)
             .iter()
-            .all(|t| t.name != TRANSACTION_STATE_TOPIC));
+            .filter(|t| t.name == TRANSACTION_STATE_TOPIC)
+            .map(|t| t.partitions)
+            .collect();
+        if has_producers {
+            assert_eq!(created, [partitions], "{}", path.display());
+        } else {
+            assert!(created.is_empty(), "{}", path.display());
+        }
         groups += usize::from(config.coordinator.offsets_partitions != 50);
+        transactional += usize::from(has_producers);
     }
     assert!(groups > 0, "a scenario sets offsets.topic.num.partitions");
+    assert!(transactional > 0, "a scenario has transactional producers");
 }
 
 #[test]
