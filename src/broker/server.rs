@@ -1371,21 +1371,25 @@ impl<D: Disk> BrokerCore<D> {
         Ok(())
     }
 
+    /// The replica of internal partition `tp` a coordinator may load now: this broker leads
+    /// it in `epoch` and its HW has reached its LEO (everything in the log is committed).
+    fn loadable(&self, tp: &TopicPartition, epoch: LeaderEpoch) -> Option<&Replica<D>> {
+        self.replicas.get(tp).filter(|r| {
+            r.role() == Role::Leader
+                && r.leader_epoch() == epoch
+                && r.high_watermark() >= r.log_end_offset()
+        })
+    }
+
     /// Loads the offsets partitions the coordinator waits for, once this broker leads
     /// each in the epoch it waits for and the HW has reached the LEO (everything in the
     /// log is committed).
     fn load_offsets_partitions(&mut self, now_ms: u64) {
         for (partition, epoch) in self.coordinator.loading() {
             let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
-            let Some(r) = self.replicas.get(&tp) else {
+            let Some(r) = self.loadable(&tp, epoch) else {
                 continue;
             };
-            if r.role() != Role::Leader
-                || r.leader_epoch() != epoch
-                || r.high_watermark() < r.log_end_offset()
-            {
-                continue;
-            }
             match read_internal_records(r, GroupRecord::decode) {
                 Ok(records) => self
                     .coordinator
@@ -1403,15 +1407,9 @@ impl<D: Disk> BrokerCore<D> {
     fn load_txn_partitions(&mut self, now_ms: u64) {
         for (partition, epoch) in self.txn_coordinator.loading() {
             let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, partition);
-            let Some(r) = self.replicas.get(&tp) else {
+            let Some(r) = self.loadable(&tp, epoch) else {
                 continue;
             };
-            if r.role() != Role::Leader
-                || r.leader_epoch() != epoch
-                || r.high_watermark() < r.log_end_offset()
-            {
-                continue;
-            }
             match read_internal_records(r, TxnRecord::decode) {
                 Ok(records) => self
                     .txn_coordinator
