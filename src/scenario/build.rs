@@ -77,6 +77,8 @@ pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scena
         .iter()
         .map(|producer| build_producer(producer, &topic_names))
         .collect::<Checked<Vec<_>>>()?;
+    // Bounded first: the ids of a table are numbered per producer.
+    let producer_count = total(&raw.producer, |p| &p.count)?;
     check_unique_transactional_ids(&raw.producer, &producers)?;
     let consumers = raw
         .consumer
@@ -97,7 +99,7 @@ pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scena
         counts: NodeCounts {
             zookeepers: cluster.zookeepers,
             brokers: cluster.brokers,
-            producers: total(&raw.producer, |p| &p.count)?,
+            producers: producer_count,
             consumers: total(&raw.consumer, |c| &c.count)?,
             writers: total(&raw.writer, |w| &w.count)?,
             zk_clients: total(&raw.zk_client, |c| &c.count)?,
