@@ -938,7 +938,19 @@ impl GroupCoordinator {
             RequestBody::OffsetFetch {
                 group_id,
                 partitions,
-            } => self.on_offset_fetch(token, &group_id, partitions),
+                require_stable,
+            } => self.on_offset_fetch(token, &group_id, partitions, require_stable),
+            RequestBody::TxnOffsetCommit(request) => {
+                // Not served yet (issue 17): the producer hears the partitions refused.
+                let body = ResponseBody::TxnOffsetCommit {
+                    partitions: request
+                        .offsets
+                        .into_iter()
+                        .map(|(tp, _)| (tp, Some(KafkaError::CoordinatorNotAvailable)))
+                        .collect(),
+                };
+                self.respond(token, body);
+            }
             other => panic!("not a group request: {other:?}"),
         }
     }
@@ -1618,7 +1630,13 @@ impl GroupCoordinator {
         );
     }
 
-    fn on_offset_fetch(&mut self, token: u64, group_id: &str, partitions: Vec<TopicPartition>) {
+    fn on_offset_fetch(
+        &mut self,
+        token: u64,
+        group_id: &str,
+        partitions: Vec<TopicPartition>,
+        _require_stable: bool,
+    ) {
         let result = self.available(group_id).map(|()| {
             let offsets = self.groups.get(group_id).map(|g| &g.offsets);
             partitions

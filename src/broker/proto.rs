@@ -141,6 +141,10 @@ pub enum RequestBody {
         group_id: String,
         /// The partitions asked about.
         partitions: Vec<TopicPartition>,
+        /// KIP-447's `require_stable` (a `read_committed` consumer sets it): a partition
+        /// with offsets of a transaction not yet completed answers `UNSTABLE_OFFSET_COMMIT`
+        /// rather than the offset before them.
+        require_stable: bool,
     },
     /// A transactional producer asks for its producer id and epoch (Kafka's InitProducerId
     /// with a `transactional.id`), sent to the transaction's coordinator; answered with
@@ -195,6 +199,25 @@ pub enum RequestBody {
         /// One entry per transaction.
         markers: Vec<TxnMarkerEntry>,
     },
+    /// A transactional producer's offsets for a group, sent to the group's coordinator
+    /// after AddOffsetsToTxn (Kafka's `sendOffsetsToTransaction`): stored with the
+    /// transaction, visible once its COMMIT marker is written. With the consumer's member
+    /// id and generation (KIP-447), a member fenced from the group cannot commit.
+    TxnOffsetCommit(TxnOffsetCommitRequest),
+}
+
+/// A TxnOffsetCommit request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnOffsetCommitRequest {
+    /// The `transactional.id`.
+    pub transactional_id: String,
+    /// The producer id and epoch of the transaction.
+    pub producer: ProducerIdentity,
+    /// The consumer's group membership (`group.id`, member id, generation, instance id;
+    /// generation -1 and member "" skip the KIP-447 check, as an old client sends).
+    pub member: MemberRef,
+    /// The offsets: the next offset to consume of each partition.
+    pub offsets: Vec<(TopicPartition, CommittedOffset)>,
 }
 
 /// One transaction's markers in a WriteTxnMarkers request.
@@ -486,6 +509,11 @@ pub enum ResponseBody {
     WriteTxnMarkers {
         /// In request order.
         markers: Vec<Vec<(TopicPartition, Option<KafkaError>)>>,
+    },
+    /// Per partition: stored with the transaction, or why not.
+    TxnOffsetCommit {
+        /// In request order.
+        partitions: Vec<(TopicPartition, Option<KafkaError>)>,
     },
 }
 

@@ -912,7 +912,8 @@ impl<D: Disk> BrokerCore<D> {
             | RequestBody::Heartbeat(_)
             | RequestBody::LeaveGroup(_)
             | RequestBody::OffsetCommit(_)
-            | RequestBody::OffsetFetch { .. }) => {
+            | RequestBody::OffsetFetch { .. }
+            | RequestBody::TxnOffsetCommit(_)) => {
                 let token = self.next_token;
                 self.next_token += 1;
                 self.group_requests.insert(token, (conn, correlation_id));

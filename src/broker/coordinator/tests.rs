@@ -139,6 +139,7 @@ impl Coord {
         let token = self.send(RequestBody::OffsetFetch {
             group_id: G.into(),
             partitions: vec![tp()],
+            require_stable: false,
         });
         match self.answer(token) {
             Some(ResponseBody::OffsetFetch { result }) => {

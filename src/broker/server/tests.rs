@@ -595,6 +595,7 @@ fn the_coordinator_runs_a_group_on_the_offsets_partition_and_finds_it_again_afte
     let fetch = RequestBody::OffsetFetch {
         group_id: "billing".into(),
         partitions: vec![tp],
+        require_stable: false,
     };
     assert_eq!(
         ask(&mut ens, &mut n, 11, fetch),

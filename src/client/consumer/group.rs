@@ -36,8 +36,8 @@
 
 use super::{ConsumerAction, ConsumerCore, GroupMember, InFlight, PartitionFetch};
 use crate::broker::proto::{
-    CommittedOffset, Generation, JoinGroupRequest, MemberRef, OffsetCommitRequest, RequestBody,
-    ResponseBody, SyncGroupRequest,
+    CommittedOffset, Generation, IsolationLevel, JoinGroupRequest, MemberRef, OffsetCommitRequest,
+    RequestBody, ResponseBody, SyncGroupRequest,
 };
 use crate::broker::{BrokerId, Bytes, KafkaError, TopicPartition};
 use crate::client::assignor::{assign, Assignment, Assignor, Subscription};
@@ -151,6 +151,9 @@ pub(super) struct Membership {
     /// Assigned, waiting for their committed offsets.
     awaiting_offsets: BTreeSet<TopicPartition>,
     fetching_offsets: bool,
+    /// No OffsetFetch before this (`UNSTABLE_OFFSET_COMMIT`: a transaction holding offsets
+    /// of these partitions is not complete yet; Kafka retries after `retry.backoff.ms`).
+    offsets_retry_at_ms: u64,
     heartbeat_in_flight: bool,
     last_heartbeat_sent_ms: u64,
     /// When the coordinator last answered a heartbeat (or the member last joined).
@@ -188,6 +191,7 @@ impl Membership {
             owned: BTreeSet::new(),
             awaiting_offsets: BTreeSet::new(),
             fetching_offsets: false,
+            offsets_retry_at_ms: 0,
             heartbeat_in_flight: false,
             last_heartbeat_sent_ms: 0,
             last_heard_ms: 0,
@@ -272,12 +276,19 @@ impl ConsumerCore {
                     let body = RequestBody::Heartbeat(g.member_ref());
                     self.send_group(Some(body), GroupCall::Heartbeat, now_ms);
                 }
+                // KIP-447: a read_committed consumer waits for offsets of transactions
+                // still open (`require_stable`).
+                let require_stable = self.config.isolation_level == IsolationLevel::ReadCommitted;
                 let g = self.membership();
-                if !g.awaiting_offsets.is_empty() && !g.fetching_offsets {
+                if !g.awaiting_offsets.is_empty()
+                    && !g.fetching_offsets
+                    && now_ms >= g.offsets_retry_at_ms
+                {
                     g.fetching_offsets = true;
                     let body = RequestBody::OffsetFetch {
                         group_id: g.config.group_id.clone(),
                         partitions: g.awaiting_offsets.iter().cloned().collect(),
+                        require_stable,
                     };
                     self.send_group(Some(body), GroupCall::FetchOffsets, now_ms);
                 }
@@ -631,6 +642,10 @@ impl ConsumerCore {
                 self.membership().fetching_offsets = false;
                 match result {
                     Ok(found) => self.on_offsets(found),
+                    Err(KafkaError::UnstableOffsetCommit) => {
+                        let backoff = self.config.retry_backoff_ms;
+                        self.membership().offsets_retry_at_ms = now_ms.saturating_add(backoff);
+                    }
                     Err(error) => self.on_group_error(error, now_ms),
                 }
             }
