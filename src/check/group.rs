@@ -71,16 +71,12 @@ pub fn run(input: &CheckInput<'_>, facts: &Facts<'_>) -> Vec<CheckResult> {
         return Vec::new();
     }
     let mut session_ms = BTreeMap::new();
-    let mut index = 0;
-    for spec in &input.scenario.consumers {
-        for _ in 0..spec.count {
-            index += 1;
-            let session = spec
-                .config
-                .session_timeout_ms
-                .unwrap_or(crate::scenario::GROUP_SESSION_TIMEOUT_MS);
-            session_ms.insert(format!("consumer-{index}"), session);
-        }
+    for (name, spec) in input.scenario.reader_nodes() {
+        let session = spec
+            .config
+            .session_timeout_ms
+            .unwrap_or(crate::scenario::GROUP_SESSION_TIMEOUT_MS);
+        session_ms.insert(name, session);
     }
     // The events the group checks read: the world's and the coordinators' but their
     // `offset-commit`s (which a group that commits every poll announces by the thousand).

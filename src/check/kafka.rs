@@ -78,12 +78,18 @@ pub fn read_replica_logs(input: &CheckInput<'_>) -> ReplicaLogs {
 /// there are brokers; `lost-write`, `duplicate` and `reorder` with producers; the poll
 /// checks with consumers; `inconsistent-offsets` with either.
 pub fn run(input: &CheckInput<'_>, facts: &Facts<'_>) -> Vec<CheckResult> {
-    let producers = !input.scenario.producers.is_empty();
-    let consumers = !input.scenario.consumers.is_empty();
+    // A processor produces and consumes.
+    let processors = !input.scenario.processors.is_empty();
+    let producers = !input.scenario.producers.is_empty() || processors;
+    let consumers = !input.scenario.consumers.is_empty() || processors;
     let mut results = Vec::new();
     if producers {
         results.push(result("lost-write", facts.lost_write()));
-        results.push(result("duplicate", facts.duplicate()));
+        let mut duplicate = facts.duplicate();
+        let processor_nodes = input.scenario.processor_names();
+        let nodes = processor_nodes.iter().map(String::as_str).collect();
+        duplicate.extend(facts.processed_twice(&nodes));
+        results.push(result("duplicate", duplicate));
     }
     if producers || consumers {
         results.push(result("inconsistent-offsets", facts.inconsistent_offsets()));

@@ -15,6 +15,7 @@ pub mod kafka;
 pub mod linearizable;
 mod liveness;
 mod node_data;
+mod processing;
 mod replication;
 #[cfg(test)]
 mod tables;

@@ -189,6 +189,8 @@ pub struct ConsumerCore {
     /// Partitions whose last fetch answer left the position at the leader's high watermark:
     /// nothing more to read there for now.
     at_high_watermark: BTreeSet<TopicPartition>,
+    /// The application paused fetching (Kafka's `pause()` of every partition).
+    paused: bool,
     out: Vec<ConsumerAction>,
 }
 
@@ -203,6 +205,7 @@ impl ConsumerCore {
             fetching_from: BTreeSet::new(),
             group: config.group.clone().map(group::Membership::new),
             at_high_watermark: BTreeSet::new(),
+            paused: false,
             out: Vec::new(),
             config,
         }
@@ -225,6 +228,15 @@ impl ConsumerCore {
                 .assignment
                 .keys()
                 .all(|tp| self.at_high_watermark.contains(tp))
+    }
+
+    /// Pauses (or resumes) fetching: a paused consumer sends no Fetch, so it returns no
+    /// records until resumed (a processor with records waiting for a transaction).
+    pub fn set_paused(&mut self, paused: bool, now_ms: u64) {
+        self.paused = paused;
+        if !paused {
+            self.drive(now_ms);
+        }
     }
 
     /// Every assigned partition's position.
@@ -390,6 +402,9 @@ impl ConsumerCore {
     /// One Fetch per leader without one in flight, for every partition it leads that is
     /// not being fetched or backing off.
     fn send_fetches(&mut self, now_ms: u64) {
+        if self.paused {
+            return;
+        }
         let mut by_leader: BTreeMap<BrokerId, Vec<FetchPartition>> = BTreeMap::new();
         for (tp, p) in &self.assignment {
             if p.fetching || now_ms < p.retry_at_ms {

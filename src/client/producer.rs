@@ -247,6 +247,9 @@ enum InFlight {
     InitTxnProducerId,
     AddPartitionsToTxn,
     EndTxn,
+    AddOffsetsToTxn,
+    FindGroupCoordinator,
+    TxnOffsetCommit,
 }
 
 #[derive(Clone, Debug)]
@@ -456,6 +459,15 @@ impl ProducerCore {
             }
             (InFlight::EndTxn, ResponseBody::EndTxn { result }) => {
                 self.txn_on_end_txn(result, now_ms)
+            }
+            (InFlight::AddOffsetsToTxn, ResponseBody::AddOffsetsToTxn { error }) => {
+                self.txn_on_add_offsets(error, now_ms)
+            }
+            (InFlight::FindGroupCoordinator, ResponseBody::FindCoordinator { result }) => {
+                self.txn_on_find_group_coordinator(result, now_ms)
+            }
+            (InFlight::TxnOffsetCommit, ResponseBody::TxnOffsetCommit { partitions }) => {
+                self.txn_on_txn_offset_commit(partitions, now_ms)
             }
             (InFlight::InitProducerId, ResponseBody::InitProducerId { result }) => {
                 self.identity_requested = false;
@@ -1013,7 +1025,10 @@ impl ProducerCore {
                 InFlight::FindTxnCoordinator
                 | InFlight::InitTxnProducerId
                 | InFlight::AddPartitionsToTxn
-                | InFlight::EndTxn => self.txn_on_lost(context, now_ms),
+                | InFlight::EndTxn
+                | InFlight::AddOffsetsToTxn
+                | InFlight::FindGroupCoordinator
+                | InFlight::TxnOffsetCommit => self.txn_on_lost(context, now_ms),
                 InFlight::Produce { batches } => {
                     self.produce_in_flight -= 1;
                     self.metadata.request_update();

@@ -381,9 +381,41 @@ pub struct Crash {
     pub at_us: u64,
 }
 
+/// The key of a processor's output record: where its input record was,
+/// `<topic>/<partition>@<offset>` (the processor writes it, the `duplicate` check reads it).
+pub fn input_key(partition: &crate::broker::TopicPartition, offset: u64) -> CompactString {
+    let mut key = CompactString::with_capacity(partition.topic.len() + 16);
+    key.push_str(&partition.topic);
+    key.push('/');
+    key.push_str(&partition.partition.to_string());
+    key.push('@');
+    key.push_str(&offset.to_string());
+    key
+}
+
+/// The input place an output record's key names, if it is one.
+pub fn parse_input_key(key: &str) -> Option<(crate::broker::TopicPartition, u64)> {
+    let (tp, offset) = key.rsplit_once('@')?;
+    let (topic, partition) = tp.rsplit_once('/')?;
+    Some((
+        crate::broker::TopicPartition::new(topic, partition.parse().ok()?),
+        offset.parse().ok()?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn input_keys_read_back() {
+        let tp = crate::broker::TopicPartition::new("orders", 3);
+        let key = input_key(&tp, 17);
+        assert_eq!(key, "orders/3@17");
+        assert_eq!(parse_input_key(&key), Some((tp, 17)));
+        assert_eq!(parse_input_key("k7"), None);
+        assert_eq!(parse_input_key("a/b@1"), None);
+    }
 
     #[test]
     fn history_lines_round_trip() {

@@ -30,14 +30,14 @@ use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 /// How often the cores are ticked (their timeouts and backoffs are checked).
-const TICK: Duration = Duration::from_millis(10);
+pub(super) const TICK: Duration = Duration::from_millis(10);
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     sim_now_us() / 1000
 }
 
 /// The open connections of a client, by connection id.
-struct Links {
+pub(super) struct Links {
     name: String,
     inbox: UnboundedSender<LinkEvent>,
     open: BTreeMap<u64, UnboundedSender<Request>>,
@@ -45,7 +45,7 @@ struct Links {
 
 impl Links {
     /// No connections yet; link events arrive on the returned receiver.
-    fn new(name: &str) -> (Links, UnboundedReceiver<LinkEvent>) {
+    pub(super) fn new(name: &str) -> (Links, UnboundedReceiver<LinkEvent>) {
         let (inbox, rx) = unbounded_channel();
         let links = Links {
             name: name.to_string(),
@@ -55,7 +55,7 @@ impl Links {
         (links, rx)
     }
 
-    fn perform(&mut self, action: NetAction) {
+    pub(super) fn perform(&mut self, action: NetAction) {
         match action {
             NetAction::Connect { broker, connection } => {
                 let addr = node_addr(KIND_BROKER, broker.0);
@@ -82,14 +82,14 @@ impl Links {
 }
 
 /// What a client core gets from its connections.
-enum Delivered {
+pub(super) enum Delivered {
     Connected(ConnectionId),
     Response(ConnectionId, crate::broker::proto::Response),
     Closed(ConnectionId),
 }
 
 /// Turns a link event into what the core is told (and keeps the senders).
-fn deliver(links: &mut Links, event: LinkEvent) -> Delivered {
+pub(super) fn deliver(links: &mut Links, event: LinkEvent) -> Delivered {
     match event {
         LinkEvent::Open { link, tx, .. } => {
             links.open.insert(link, tx);
@@ -275,50 +275,8 @@ impl ConsumerNode {
                 }
             }
             for action in core.take_actions() {
-                match action {
-                    ConsumerAction::Net(action) => links.perform(action),
-                    ConsumerAction::Assign { partitions } => {
-                        self.history(HistoryOp::Assign { partitions });
-                    }
-                    // Nothing left to read is an answer too.
-                    ConsumerAction::CaughtUp => self.progress.acked(&self.name),
-                    ConsumerAction::Poll { partition, records } => {
-                        self.progress.acked(&self.name);
-                        self.history(HistoryOp::Poll { partition, records });
-                    }
-                    ConsumerAction::GroupAssign {
-                        member,
-                        partitions,
-                        awaiting,
-                    } => {
-                        self.history(HistoryOp::GroupAssign {
-                            group: member.group.into(),
-                            member: member.member_id.into(),
-                            generation: member.generation,
-                            partitions: Box::new(partitions),
-                            awaiting: Box::new(awaiting),
-                        });
-                    }
-                    ConsumerAction::Commit {
-                        member,
-                        offsets,
-                        sent_ms,
-                        error,
-                    } => {
-                        if error.is_none() {
-                            self.progress.acked(&self.name);
-                            self.progress.committed(&member.group, &offsets);
-                        }
-                        self.history(HistoryOp::Commit {
-                            group: member.group.into(),
-                            member: member.member_id.into(),
-                            generation: member.generation,
-                            offsets: Box::new(offsets),
-                            sent_ms,
-                            error,
-                        });
-                    }
-                }
+                let (name, recorder, progress) = (&self.name, &self.recorder, &self.progress);
+                record_consumer_action(name, recorder, progress, &mut links, action, false);
             }
             if core.is_group_member() {
                 self.progress
@@ -326,6 +284,72 @@ impl ConsumerNode {
             }
         }
     }
+}
+
+/// Does what a consumer core asks and records it: connection work, `Assign`, `Poll`,
+/// `GroupAssign` and `Commit` in the history, progress for the liveness probes. Returns
+/// the records of a `Poll` when `keep` (for a processor to transform).
+pub(super) fn record_consumer_action(
+    name: &str,
+    recorder: &Recorder,
+    progress: &Progress,
+    links: &mut Links,
+    action: ConsumerAction,
+    keep: bool,
+) -> Option<(crate::broker::TopicPartition, Vec<(u64, CompactString)>)> {
+    match action {
+        ConsumerAction::Net(action) => links.perform(action),
+        ConsumerAction::Assign { partitions } => {
+            recorder.history(name, HistoryOp::Assign { partitions });
+        }
+        // Nothing left to read is an answer too.
+        ConsumerAction::CaughtUp => progress.acked(name),
+        ConsumerAction::Poll { partition, records } => {
+            progress.acked(name);
+            let kept = keep.then(|| (partition, records.clone()));
+            recorder.history(name, HistoryOp::Poll { partition, records });
+            return kept;
+        }
+        ConsumerAction::GroupAssign {
+            member,
+            partitions,
+            awaiting,
+        } => {
+            recorder.history(
+                name,
+                HistoryOp::GroupAssign {
+                    group: member.group.into(),
+                    member: member.member_id.into(),
+                    generation: member.generation,
+                    partitions: Box::new(partitions),
+                    awaiting: Box::new(awaiting),
+                },
+            );
+        }
+        ConsumerAction::Commit {
+            member,
+            offsets,
+            sent_ms,
+            error,
+        } => {
+            if error.is_none() {
+                progress.acked(name);
+                progress.committed(&member.group, &offsets);
+            }
+            recorder.history(
+                name,
+                HistoryOp::Commit {
+                    group: member.group.into(),
+                    member: member.member_id.into(),
+                    generation: member.generation,
+                    offsets: Box::new(offsets),
+                    sent_ms,
+                    error,
+                },
+            );
+        }
+    }
+    None
 }
 
 /// Appends `n` in decimal (what `format!` writes, without its machinery: one per send).
@@ -344,7 +368,7 @@ fn push_decimal(out: &mut CompactString, mut n: u64) {
 }
 
 /// A record's value: `<node>-<incarnation>-<n>`, unique in the run.
-fn record_value(node: &str, incarnation: u64, n: u64) -> CompactString {
+pub(super) fn record_value(node: &str, incarnation: u64, n: u64) -> CompactString {
     let mut value = CompactString::with_capacity(node.len() + 12);
     value.push_str(node);
     value.push('-');

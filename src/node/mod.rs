@@ -17,6 +17,7 @@ pub mod counters;
 pub mod kafka_client;
 pub mod kafka_net;
 pub mod net;
+pub mod processor;
 pub mod progress;
 pub mod recorder;
 pub mod writer;

@@ -87,6 +87,8 @@ pub const KIND_BROKER: u8 = 4;
 pub const KIND_PRODUCER: u8 = 5;
 /// Address kind of consumers.
 pub const KIND_CONSUMER: u8 = 6;
+/// Address kind of processors.
+pub const KIND_PROCESSOR: u8 = 7;
 
 thread_local! {
     /// A frame's bytes on their way in or out, kept between frames so that encoding and

@@ -18,7 +18,7 @@ use toml::Spanned;
 
 use super::build::Problem;
 use super::limits::*;
-use super::model::{Cluster, ConsumerSpec, Topic};
+use super::model::{Cluster, ConsumerSpec, ProcessorSpec, Topic};
 use super::raw::RawScenario;
 use crate::broker::coordinator::DEFAULT_OFFSETS_PARTITIONS;
 use crate::broker::txn_coordinator::DEFAULT_TRANSACTION_STATE_PARTITIONS;
@@ -30,15 +30,23 @@ pub(super) fn check(
     raw: &RawScenario,
     topics: &[Topic],
     consumers: &[ConsumerSpec],
+    processors: &[ProcessorSpec],
     cluster: &Cluster,
     duration: Duration,
     length: Duration,
 ) -> Checked<()> {
-    let sources = partition_sources(raw, topics, consumers, cluster);
+    let sources = partition_sources(raw, topics, consumers, processors, cluster);
     check_cluster_size(&sources, cluster.brokers)?;
-    check_partition_seconds(raw, &sources, topics, consumers, length)?;
-    let offered = check_offered_operations(raw, length)?;
+    // A processor's consumer side fetches and reads as a group member does.
+    let readers: Vec<ConsumerSpec> = consumers
+        .iter()
+        .chain(processors.iter().map(|p| &p.consumer))
+        .cloned()
+        .collect();
+    check_partition_seconds(raw, &sources, topics, &readers, length)?;
+    let mut offered = check_offered_operations(raw, length)?;
     check_reads(raw, consumers, &offered)?;
+    check_processed(raw, processors, &mut offered)?;
     check_ensemble_replay(raw, cluster, duration, length)
 }
 
@@ -55,6 +63,7 @@ fn partition_sources(
     raw: &RawScenario,
     topics: &[Topic],
     consumers: &[ConsumerSpec],
+    processors: &[ProcessorSpec],
     cluster: &Cluster,
 ) -> Vec<Source> {
     let mut sources: Vec<Source> = raw
@@ -72,7 +81,8 @@ fn partition_sources(
         .consumer
         .iter()
         .zip(consumers)
-        .find_map(|(raw, c)| c.group.as_ref().and(raw.get_ref().group.as_ref()));
+        .find_map(|(raw, c)| c.group.as_ref().and(raw.get_ref().group.as_ref()))
+        .or_else(|| raw.processor.first().map(|p| &p.get_ref().group));
     if let Some(first_group) = first_group {
         let broker = &cluster.broker;
         let raw_partitions = raw
@@ -97,12 +107,17 @@ fn partition_sources(
         });
     }
     // `__transaction_state`, once a producer has a `transactional.id`.
-    let first_transactional = raw.producer.iter().find_map(|p| {
-        p.get_ref()
-            .config
-            .as_ref()
-            .and_then(|c| c.transactional_id.as_ref())
-    });
+    let first_transactional = raw
+        .producer
+        .iter()
+        .find_map(|p| {
+            p.get_ref()
+                .config
+                .as_ref()
+                .and_then(|c| c.transactional_id.as_ref())
+        })
+        .or_else(|| raw.processor.first().map(|p| &p.get_ref().group));
+    debug_assert!(first_transactional.is_some() || processors.is_empty());
     if let Some(first) = first_transactional {
         let broker = &cluster.broker;
         let raw_partitions = raw
@@ -328,6 +343,48 @@ fn check_reads(
         }),
         _ => Ok(()),
     }
+}
+
+/// Records processors read and write: each processor group reads every record of its
+/// topics once (more after an abort or a failover, which the checks bound no further) and
+/// writes one record per record read into its output, whose records a later processor may
+/// read in turn (tables in file order). Reads and writes together stay within
+/// [`MAX_RECORDS_READ`]; a failure points at the `topics` of the processor table that tips
+/// the sum.
+fn check_processed(
+    raw: &RawScenario,
+    processors: &[ProcessorSpec],
+    offered: &mut BTreeMap<String, u128>,
+) -> Checked<()> {
+    let mut sum: u128 = 0;
+    let mut seen_groups: Vec<&str> = Vec::new();
+    for (raw_processor, processor) in raw.processor.iter().zip(processors) {
+        let group = processor.consumer.group.as_deref().unwrap_or_default();
+        if seen_groups.contains(&group) {
+            continue;
+        }
+        seen_groups.push(group);
+        let reads: u128 = processor
+            .consumer
+            .topics
+            .iter()
+            .map(|t| offered.get(t).copied().unwrap_or(0))
+            .sum();
+        *offered.entry(processor.output.clone()).or_default() += reads;
+        sum = sum.saturating_add(reads.saturating_mul(2));
+        if sum > u128::from(MAX_RECORDS_READ) {
+            return Err(Problem {
+                span: raw_processor.get_ref().topics.span(),
+                message: format!(
+                    "the processors would read and write {sum} records (each processor group \
+                     reads every record of its topics once and writes one for each); at most \
+                     {MAX_RECORDS_READ} (a limit of ksim): use fewer processors, or produce \
+                     fewer records"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A restarted ensemble server reads its whole transaction log back, and a leader sends

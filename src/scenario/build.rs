@@ -77,9 +77,15 @@ pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scena
         .iter()
         .map(|producer| build_producer(producer, &topic_names))
         .collect::<Checked<Vec<_>>>()?;
+    let processors = raw
+        .processor
+        .iter()
+        .map(|processor| build_processor(processor, &topic_names))
+        .collect::<Checked<Vec<_>>>()?;
     // Bounded first: the ids of a table are numbered per producer.
     let producer_count = total(&raw.producer, |p| &p.count)?;
-    check_unique_transactional_ids(&raw.producer, &producers)?;
+    let processor_count = total(&raw.processor, |p| &p.count)?;
+    check_unique_transactional_ids(&raw.producer, &producers, &raw.processor, &processors)?;
     let consumers = raw
         .consumer
         .iter()
@@ -103,6 +109,7 @@ pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scena
             consumers: total(&raw.consumer, |c| &c.count)?,
             writers: total(&raw.writer, |w| &w.count)?,
             zk_clients: total(&raw.zk_client, |c| &c.count)?,
+            processors: processor_count,
         },
         topics: {
             // The scenario's topics, and the internal ones the cluster will create, so a
@@ -111,7 +118,7 @@ pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scena
                 .iter()
                 .map(|t| (t.name.clone(), t.partitions))
                 .collect();
-            if consumers.iter().any(|c| c.group.is_some()) {
+            if consumers.iter().any(|c| c.group.is_some()) || !processors.is_empty() {
                 named.insert(
                     crate::broker::coordinator::OFFSETS_TOPIC.to_string(),
                     cluster
@@ -120,9 +127,10 @@ pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scena
                         .unwrap_or(crate::broker::coordinator::DEFAULT_OFFSETS_PARTITIONS),
                 );
             }
-            if producers
-                .iter()
-                .any(|p| p.config.transactional_id.is_some())
+            if !processors.is_empty()
+                || producers
+                    .iter()
+                    .any(|p| p.config.transactional_id.is_some())
             {
                 named.insert(
                     crate::broker::txn_coordinator::TRANSACTION_STATE_TOPIC.to_string(),
@@ -136,11 +144,23 @@ pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scena
             }
             named
         },
-        groups: consumers.iter().filter_map(|c| c.group.clone()).collect(),
+        groups: consumers
+            .iter()
+            .chain(processors.iter().map(|p| &p.consumer))
+            .filter_map(|c| c.group.clone())
+            .collect(),
     };
     check_something_is_checked(raw, &world.counts)?;
     let length = duration.saturating_add(heal);
-    super::budget::check(raw, &topics, &consumers, &cluster, duration, length)?;
+    super::budget::check(
+        raw,
+        &topics,
+        &consumers,
+        &processors,
+        &cluster,
+        duration,
+        length,
+    )?;
     if let Some(extra) = raw.fault.get(MAX_FAULTS) {
         return Err(Problem::at(
             extra,
@@ -171,6 +191,7 @@ pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scena
         topics,
         producers,
         consumers,
+        processors,
         writers,
         zk_clients,
         faults,
@@ -194,7 +215,11 @@ fn check_something_is_checked(raw: &RawScenario, counts: &NodeCounts) -> Checked
                 .to_string(),
         });
     }
-    let workload = counts.producers + counts.consumers + counts.writers + counts.zk_clients;
+    let workload = counts.producers
+        + counts.consumers
+        + counts.writers
+        + counts.zk_clients
+        + counts.processors;
     if workload > 0 {
         return Ok(());
     }
@@ -557,29 +582,45 @@ fn build_producer(raw: &Spanned<RawProducer>, topics: &BTreeSet<&str>) -> Checke
 }
 
 /// Two producers with one `transactional.id` would fence each other forever: every
-/// producer's id (numbered per table, see [`ProducerSpec::transactional_ids`]) is its own.
+/// producer's and processor's id (numbered per table, see
+/// [`ProducerSpec::transactional_ids`]) is its own.
 fn check_unique_transactional_ids(
     raw: &[Spanned<RawProducer>],
     producers: &[ProducerSpec],
+    raw_processors: &[Spanned<RawProcessor>],
+    processors: &[ProcessorSpec],
 ) -> Checked<()> {
     let mut seen = BTreeSet::new();
-    for (raw, spec) in raw.iter().zip(producers) {
+    let producer_tables = raw.iter().zip(producers).map(|(raw, spec)| {
+        let at = raw
+            .get_ref()
+            .config
+            .as_ref()
+            .and_then(|c| c.transactional_id.as_ref())
+            .map_or_else(|| raw.span(), Spanned::span);
+        (at, spec)
+    });
+    let processor_tables = raw_processors.iter().zip(processors).map(|(raw, spec)| {
+        // The id defaults to the group's.
+        let r = raw.get_ref();
+        let at = r
+            .producer
+            .as_ref()
+            .and_then(|c| c.transactional_id.as_ref())
+            .map_or_else(|| r.group.span(), Spanned::span);
+        (at, &spec.producer)
+    });
+    for (at, spec) in producer_tables.chain(processor_tables) {
         for id in spec.transactional_ids() {
             if !seen.insert(id.clone()) {
-                let at = raw
-                    .get_ref()
-                    .config
-                    .as_ref()
-                    .and_then(|c| c.transactional_id.as_ref())
-                    .expect("a producer with an id has it in its config");
-                return Err(Problem::at(
-                    at,
-                    format!(
+                return Err(Problem {
+                    span: at,
+                    message: format!(
                         "`transactional.id` \"{id}\" is given to two producers (a table of \
                          several numbers its producers' ids `<id>-1`, `<id>-2`, ...); each \
                          producer needs its own, or they fence each other"
                     ),
-                ));
+                });
             }
         }
     }
@@ -689,23 +730,120 @@ fn build_producer_config(raw: &RawProducerConfig) -> Checked<ProducerConfig> {
     Ok(config)
 }
 
+/// A `[[processor]]`: its consumer side is checked as a `[[consumer]]` with a group (Kafka
+/// Streams sets `isolation.level` read_committed and `enable.auto.commit` false, so a
+/// scenario may not set them otherwise), its producer side as a transactional
+/// `[[producer]]` of `output` (the id defaults to the group's).
+fn build_processor(raw: &Spanned<RawProcessor>, topics: &BTreeSet<&str>) -> Checked<ProcessorSpec> {
+    let processor = raw.get_ref();
+    let count = *at_least_required(&processor.count, 1, "count")?;
+    if processor.group.get_ref().is_empty() {
+        return Err(Problem::at(
+            &processor.group,
+            "expected a group name, found an empty string",
+        ));
+    }
+    check_topic_reference(&processor.output, topics)?;
+    let consumer = build_reader(
+        &processor.count,
+        Some(&processor.group),
+        &processor.topics,
+        processor.consumer.as_ref(),
+        topics,
+    )?;
+    if let Some(raw_consumer) = &processor.consumer {
+        if let Some(level) = raw_consumer
+            .isolation_level
+            .as_ref()
+            .filter(|l| *l.get_ref() != IsolationLevel::ReadCommitted)
+        {
+            return Err(Problem::at(
+                level,
+                "a processor reads with `isolation.level` = \"read_committed\" (exactly-once \
+                 requires it, as Kafka Streams sets it)",
+            ));
+        }
+        if let Some(on) = raw_consumer
+            .enable_auto_commit
+            .as_ref()
+            .filter(|a| *a.get_ref())
+        {
+            return Err(Problem::at(
+                on,
+                "a processor commits its offsets with its transactions: \
+                 `enable.auto.commit` must be false (Kafka Streams sets it)",
+            ));
+        }
+    }
+    let mut consumer = consumer;
+    consumer.config.isolation_level = Some(IsolationLevel::ReadCommitted);
+    consumer.config.enable_auto_commit = Some(false);
+    let mut producer_config = match &processor.producer {
+        Some(config) => build_producer_config(config)?,
+        None => ProducerConfig::default(),
+    };
+    if producer_config.transactional_id.is_none() {
+        producer_config.transactional_id = Some(processor.group.get_ref().clone());
+    }
+    let txn_abort_percent = at_most(&processor.txn_abort_percent, 100, "txn-abort-percent", "")?;
+    let interval = processor
+        .config
+        .as_ref()
+        .and_then(|c| c.commit_interval_ms.clone());
+    let commit_interval_ms = at_least(&interval, 1, "commit.interval.ms")?;
+    at_most_limit(&interval, MAX_COMMIT_INTERVAL_MS, "commit.interval.ms", "")?;
+    Ok(ProcessorSpec {
+        count,
+        output: processor.output.get_ref().clone(),
+        commit_interval_ms: commit_interval_ms
+            .unwrap_or(super::model::DEFAULT_PROCESSOR_COMMIT_INTERVAL_MS),
+        consumer,
+        producer: ProducerSpec {
+            count,
+            topic: processor.output.get_ref().clone(),
+            rate: 0,
+            keys: 0,
+            txn_records: 1,
+            txn_abort_percent: txn_abort_percent.map_or(0, |p| p as u8),
+            config: producer_config,
+        },
+    })
+}
+
 fn build_consumer(raw: &Spanned<RawConsumer>, topics: &BTreeSet<&str>) -> Checked<ConsumerSpec> {
     let consumer = raw.get_ref();
-    let count = *at_least_required(&consumer.count, 1, "count")?;
-    if let Some(group) = consumer.group.as_ref().filter(|g| g.get_ref().is_empty()) {
+    build_reader(
+        &consumer.count,
+        consumer.group.as_ref(),
+        &consumer.topics,
+        consumer.config.as_ref(),
+        topics,
+    )
+}
+
+/// A `[[consumer]]` table's nodes, or a `[[processor]]` table's consumer side.
+fn build_reader(
+    count: &Spanned<u32>,
+    group: Option<&Spanned<String>>,
+    subscribed_topics: &Spanned<Vec<Spanned<String>>>,
+    config: Option<&RawConsumerConfig>,
+    topics: &BTreeSet<&str>,
+) -> Checked<ConsumerSpec> {
+    let count = *at_least_required(count, 1, "count")?;
+    if let Some(group) = group.filter(|g| g.get_ref().is_empty()) {
         return Err(Problem::at(
             group,
             "expected a group name, found an empty string; omit `group` for an assign-mode reader",
         ));
     }
-    if consumer.topics.get_ref().is_empty() {
+    if subscribed_topics.get_ref().is_empty() {
         return Err(Problem::at(
-            &consumer.topics,
+            subscribed_topics,
             "`topics` must name at least one [[topic]]",
         ));
     }
     let mut subscribed = BTreeSet::new();
-    for topic in consumer.topics.get_ref() {
+    for topic in subscribed_topics.get_ref() {
         check_topic_reference(topic, topics)?;
         if !subscribed.insert(topic.get_ref()) {
             return Err(Problem::at(
@@ -714,15 +852,14 @@ fn build_consumer(raw: &Spanned<RawConsumer>, topics: &BTreeSet<&str>) -> Checke
             ));
         }
     }
-    let config = match &consumer.config {
-        Some(config) => build_consumer_config(config, consumer.group.is_some())?,
+    let config = match config {
+        Some(config) => build_consumer_config(config, group.is_some())?,
         None => ConsumerConfig::default(),
     };
     Ok(ConsumerSpec {
         count,
-        group: value(&consumer.group),
-        topics: consumer
-            .topics
+        group: group.map(|g| g.get_ref().clone()),
+        topics: subscribed_topics
             .get_ref()
             .iter()
             .map(|t| t.get_ref().clone())

@@ -70,6 +70,10 @@ pub const MAX_REGISTERS: u32 = 1_000;
 pub const MAX_RATE: u32 = 10_000;
 /// Most records in one transaction (`txn-records`).
 pub const MAX_TXN_RECORDS: u32 = 10_000;
+
+/// The longest `commit.interval.ms` of a `[[processor]]` (a minute: a transaction held
+/// open longer only delays what the checks can see).
+pub const MAX_COMMIT_INTERVAL_MS: u64 = 60_000;
 /// Most `[[fault]]` tables, and most faults the nemesis can draw in one run.
 pub const MAX_FAULTS: usize = 10_000;
 /// Longest `duration`, `heal` and any other duration in a scenario.

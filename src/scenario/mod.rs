@@ -33,10 +33,11 @@ pub use checks::{CheckKind, CheckName};
 pub use error::ScenarioError;
 pub use model::{
     Acks, AssignmentStrategy, BrokerConfig, Cluster, ConsumerConfig, ConsumerSpec, Expect, Fault,
-    FaultAction, GroupSpec, IsolationLevel, Legacy, Nemesis, Partitioner, ProducerConfig,
-    ProducerSpec, Scenario, Target, Topic, WriterSpec, ZookeeperConfig,
-    BROKER_ZK_SESSION_TIMEOUT_MS, GROUP_INITIAL_REBALANCE_DELAY_MS, GROUP_MAX_SESSION_TIMEOUT_MS,
-    GROUP_MIN_SESSION_TIMEOUT_MS, GROUP_SESSION_TIMEOUT_MS, ZK_DEFAULT_TICK_MS,
+    FaultAction, GroupSpec, IsolationLevel, Legacy, Nemesis, Partitioner, ProcessorSpec,
+    ProducerConfig, ProducerSpec, Scenario, Target, Topic, WriterSpec, ZookeeperConfig,
+    BROKER_ZK_SESSION_TIMEOUT_MS, DEFAULT_PROCESSOR_COMMIT_INTERVAL_MS,
+    GROUP_INITIAL_REBALANCE_DELAY_MS, GROUP_MAX_SESSION_TIMEOUT_MS, GROUP_MIN_SESSION_TIMEOUT_MS,
+    GROUP_SESSION_TIMEOUT_MS, ZK_DEFAULT_TICK_MS,
 };
 pub use values::{format_duration, parse_duration, parse_interval, parse_seed, SeedRange};
 

@@ -38,6 +38,7 @@ pub struct Scenario {
     pub topics: Vec<Topic>,
     pub producers: Vec<ProducerSpec>,
     pub consumers: Vec<ConsumerSpec>,
+    pub processors: Vec<ProcessorSpec>,
     pub writers: Vec<WriterSpec>,
     pub zk_clients: Vec<ZkClientSpec>,
     /// Scheduled faults, sorted by `at` (stable: equal times keep file order).
@@ -56,6 +57,12 @@ impl Scenario {
         numbered("writer", self.writers.iter().map(|w| w.count).sum())
     }
 
+    /// `processor-1`..`processor-N`, numbered across all `[[processor]]` tables in file
+    /// order.
+    pub fn processor_names(&self) -> Vec<String> {
+        numbered("processor", self.processors.iter().map(|p| p.count).sum())
+    }
+
     /// `zk-client-1`..`zk-client-N`, numbered across all `[[zk_client]]` tables in file order.
     pub fn zk_client_names(&self) -> Vec<String> {
         numbered("zk-client", self.zk_clients.iter().map(|c| c.count).sum())
@@ -72,46 +79,71 @@ impl Scenario {
         NodeCounts::of(self).names()
     }
 
-    /// Whether a producer has a `transactional.id`: the brokers then need the transaction
-    /// coordinator and `__transaction_state`.
+    /// Whether a producer has a `transactional.id`, or there are processors: the brokers
+    /// then need the transaction coordinator and `__transaction_state`.
     pub fn has_transactional_producers(&self) -> bool {
-        self.producers
-            .iter()
-            .any(|p| p.config.transactional_id.is_some())
+        !self.processors.is_empty()
+            || self
+                .producers
+                .iter()
+                .any(|p| p.config.transactional_id.is_some())
     }
 
-    /// Every producer's `transactional.id`, by node name (`producer-<n>`); producers
-    /// without one are left out.
+    /// Every producer's and processor's `transactional.id`, by node name (`producer-<n>`,
+    /// `processor-<n>`); producers without one are left out.
     pub fn transactional_ids(&self) -> BTreeMap<String, String> {
         let mut ids = BTreeMap::new();
-        let mut index = 0;
-        for spec in &self.producers {
+        let tables = self
+            .producers
+            .iter()
+            .map(|p| ("producer", p))
+            .chain(self.processors.iter().map(|p| ("processor", &p.producer)));
+        let mut index: BTreeMap<&str, u32> = BTreeMap::new();
+        for (kind, spec) in tables {
             let table = spec.transactional_ids();
             for k in 0..spec.count as usize {
-                index += 1;
+                let n = index.entry(kind).or_default();
+                *n += 1;
                 if let Some(id) = table.get(k) {
-                    ids.insert(format!("producer-{index}"), id.clone());
+                    ids.insert(format!("{kind}-{n}"), id.clone());
                 }
             }
         }
         ids
     }
 
-    /// Every consumer group: its member nodes (`consumer-<n>`) and the partitions of the
-    /// topics they subscribe to, by `group.id`.
+    /// Every node reading as a consumer, with its table: `consumer-<n>` of the
+    /// `[[consumer]]` tables, then `processor-<n>` (each a member of its group), in node
+    /// order.
+    pub fn reader_nodes(&self) -> Vec<(String, &ConsumerSpec)> {
+        let mut nodes = Vec::new();
+        let tables = self
+            .consumers
+            .iter()
+            .map(|c| ("consumer", c))
+            .chain(self.processors.iter().map(|p| ("processor", &p.consumer)));
+        let mut index: BTreeMap<&str, u32> = BTreeMap::new();
+        for (kind, spec) in tables {
+            for _ in 0..spec.count {
+                let n = index.entry(kind).or_default();
+                *n += 1;
+                nodes.push((format!("{kind}-{n}"), spec));
+            }
+        }
+        nodes
+    }
+
+    /// Every consumer group: its member nodes (`consumer-<n>`, `processor-<n>`) and the
+    /// partitions of the topics they subscribe to, by `group.id`.
     pub fn groups(&self) -> BTreeMap<String, GroupSpec> {
         let mut groups: BTreeMap<String, GroupSpec> = BTreeMap::new();
-        let mut index = 0;
-        for spec in &self.consumers {
-            for _ in 0..spec.count {
-                index += 1;
-                let Some(group) = &spec.group else { continue };
-                let entry = groups.entry(group.clone()).or_default();
-                entry.members.push(format!("consumer-{index}"));
-                for topic in &spec.topics {
-                    if !entry.topics.contains(topic) {
-                        entry.topics.push(topic.clone());
-                    }
+        for (name, spec) in self.reader_nodes() {
+            let Some(group) = &spec.group else { continue };
+            let entry = groups.entry(group.clone()).or_default();
+            entry.members.push(name);
+            for topic in &spec.topics {
+                if !entry.topics.contains(topic) {
+                    entry.topics.push(topic.clone());
                 }
             }
         }
@@ -126,19 +158,13 @@ impl Scenario {
         groups
     }
 
-    /// The consumer nodes (`consumer-<n>`) reading with `isolation.level = read_committed`.
+    /// The nodes reading with `isolation.level = read_committed` (every processor does).
     pub fn read_committed_consumers(&self) -> Vec<String> {
-        let mut names = Vec::new();
-        let mut index = 0;
-        for spec in &self.consumers {
-            for _ in 0..spec.count {
-                index += 1;
-                if spec.config.isolation_level == Some(IsolationLevel::ReadCommitted) {
-                    names.push(format!("consumer-{index}"));
-                }
-            }
-        }
-        names
+        self.reader_nodes()
+            .into_iter()
+            .filter(|(_, spec)| spec.config.isolation_level == Some(IsolationLevel::ReadCommitted))
+            .map(|(name, _)| name)
+            .collect()
     }
 
     /// How long recovery after the heal can wait on the scenario's own session timeouts, at
@@ -247,6 +273,7 @@ pub(crate) struct NodeCounts {
     pub consumers: u32,
     pub writers: u32,
     pub zk_clients: u32,
+    pub processors: u32,
 }
 
 impl NodeCounts {
@@ -258,11 +285,12 @@ impl NodeCounts {
             consumers: scenario.consumers.iter().map(|c| c.count).sum(),
             writers: scenario.writers.iter().map(|w| w.count).sum(),
             zk_clients: scenario.zk_clients.iter().map(|c| c.count).sum(),
+            processors: scenario.processors.iter().map(|p| p.count).sum(),
         }
     }
 
     /// The node-name prefixes with their counts, in node order.
-    pub fn kinds(&self) -> [(&'static str, u32); 6] {
+    pub fn kinds(&self) -> [(&'static str, u32); 7] {
         [
             ("zk", self.zookeepers),
             ("broker", self.brokers),
@@ -270,6 +298,7 @@ impl NodeCounts {
             ("consumer", self.consumers),
             ("writer", self.writers),
             ("zk-client", self.zk_clients),
+            ("processor", self.processors),
         ]
     }
 
@@ -424,6 +453,32 @@ pub struct Topic {
     pub min_insync_replicas: Option<u32>,
 }
 
+/// `[[processor]]`: `count` consume-transform-produce nodes (Kafka Streams with
+/// `processing.guarantee = exactly_once_v2`): each a member of `group` reading `topics`
+/// with `read_committed`, and a transactional producer writing one record into `output`
+/// per record read, its key the input's place (`<topic>/<partition>@<offset>`), and
+/// committing the group's offsets with the same transaction (KIP-447).
+#[derive(Clone, Debug)]
+pub struct ProcessorSpec {
+    /// >= 1.
+    pub count: u32,
+    /// The topic it writes; names a `[[topic]]`.
+    pub output: String,
+    /// Streams' `commit.interval.ms` (100 under exactly-once): how long a transaction
+    /// collects records before it commits.
+    pub commit_interval_ms: u64,
+    /// Its consumer side: `count`, the group, the input topics and the consumer config
+    /// (`isolation.level` read_committed, `enable.auto.commit` false, as Streams sets).
+    pub consumer: ConsumerSpec,
+    /// Its producer side: `count`, `output` as the topic, the producer config with its
+    /// `transactional.id` (the group's by default, numbered `<id>-<n>` with several) and
+    /// `txn_abort_percent`.
+    pub producer: ProducerSpec,
+}
+
+/// Kafka Streams' `commit.interval.ms` under exactly-once.
+pub const DEFAULT_PROCESSOR_COMMIT_INTERVAL_MS: u64 = 100;
+
 /// `[[producer]]`: `count` producer nodes with the same workload.
 #[derive(Clone, Debug)]
 pub struct ProducerSpec {
@@ -474,6 +529,7 @@ impl ProducerSpec {
             config.txn_workload = TxnWorkload {
                 records: self.txn_records,
                 abort_percent: self.txn_abort_percent,
+                by_application: false,
             };
         }
         if let Some(v) = c.transaction_timeout_ms {

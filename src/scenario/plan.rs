@@ -8,7 +8,8 @@
 //! with exactly the configuration its writer used.
 
 use super::{
-    AssignmentStrategy, BrokerConfig, ConsumerSpec, IsolationLevel, ProducerSpec, Scenario,
+    AssignmentStrategy, BrokerConfig, ConsumerSpec, IsolationLevel, ProcessorSpec, ProducerSpec,
+    Scenario,
 };
 use crate::broker::controller::{ControllerConfig, TopicSpec};
 use crate::broker::coordinator::{CoordinatorConfig, OFFSETS_TOPIC};
@@ -189,7 +190,7 @@ pub fn topic_specs(scenario: &Scenario) -> Vec<TopicSpec> {
             min_insync_replicas: min_isr(t.min_insync_replicas),
         })
         .collect();
-    if scenario.consumers.iter().any(|c| c.group.is_some()) {
+    if scenario.consumers.iter().any(|c| c.group.is_some()) || !scenario.processors.is_empty() {
         topics.push(TopicSpec {
             name: OFFSETS_TOPIC.to_string(),
             partitions: coordinator_config(scenario).offsets_partitions,
@@ -294,6 +295,27 @@ pub fn consumer_config(
         g
     });
     config
+}
+
+/// The two cores of processor `k` (0-based) of the `[[processor]]` table `spec`, named
+/// `name`: its consumer (a read_committed group member whose offsets go with the
+/// transactions) and its transactional producer (transactions begun and ended by the
+/// processor, its `transactional.id` numbered as a producer table's).
+pub fn processor_config(
+    scenario: &Scenario,
+    spec: &ProcessorSpec,
+    k: u32,
+    name: &str,
+    bootstrap: Vec<BrokerId>,
+) -> (ConsumerConfig, ProducerConfig) {
+    let mut consumer = consumer_config(scenario, &spec.consumer, k, name, bootstrap.clone());
+    if let Some(g) = consumer.group.as_mut() {
+        g.offsets_by_transaction = true;
+        g.enable_auto_commit = false;
+    }
+    let mut producer = producer_config(&spec.producer, k, bootstrap);
+    producer.txn_workload.by_application = true;
+    (consumer, producer)
 }
 
 /// The producer core's configuration for producer `k` (0-based) of the `[[producer]]` table

@@ -36,6 +36,8 @@ pub(super) struct RawScenario {
     #[serde(default)]
     pub consumer: Vec<Spanned<RawConsumer>>,
     #[serde(default)]
+    pub processor: Vec<Spanned<RawProcessor>>,
+    #[serde(default)]
     pub writer: Vec<Spanned<RawWriter>>,
     #[serde(default)]
     pub zk_client: Vec<Spanned<RawZkClient>>,
@@ -220,6 +222,32 @@ pub(super) struct RawConsumerConfig {
     pub auto_offset_reset: Option<Spanned<String>>,
     #[serde(rename = "isolation.level")]
     pub isolation_level: Option<Spanned<IsolationLevel>>,
+}
+
+/// A consume-transform-produce processor table: a group member reading `topics` and
+/// writing into `output` transactionally (Kafka Streams with exactly-once v2).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProcessor {
+    pub count: Spanned<u32>,
+    pub group: Spanned<String>,
+    pub topics: Spanned<Vec<Spanned<String>>>,
+    pub output: Spanned<String>,
+    #[serde(rename = "txn-abort-percent")]
+    pub txn_abort_percent: Option<Spanned<u32>>,
+    pub config: Option<RawProcessorConfig>,
+    /// Its consumer's config (Kafka Streams' `consumer.` prefix).
+    pub consumer: Option<RawConsumerConfig>,
+    /// Its producer's config (Kafka Streams' `producer.` prefix).
+    pub producer: Option<RawProducerConfig>,
+}
+
+/// A processor's own settings, with Kafka Streams' names.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProcessorConfig {
+    #[serde(rename = "commit.interval.ms")]
+    pub commit_interval_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]

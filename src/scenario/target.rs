@@ -125,6 +125,7 @@ fn node_kind(text: &str) -> Option<&str> {
         "consumer",
         "writer",
         "zk-client",
+        "processor",
     ]
     .contains(&kind);
     let numeric = !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit());
@@ -162,7 +163,7 @@ pub(super) fn check_target(target: &Target, world: &World) -> Result<(), String>
             Some(_) => Ok(()),
         },
         Target::Coordinator(group) if !world.groups.contains(group) => Err(format!(
-            "target `{target}`: no [[consumer]] uses group `{group}`; {}",
+            "target `{target}`: no [[consumer]] or [[processor]] uses group `{group}`; {}",
             listing(
                 "groups are",
                 "no [[consumer]] has a `group`",
@@ -243,6 +244,7 @@ mod tests {
                 consumers: 0,
                 writers: 2,
                 zk_clients: 0,
+                processors: 0,
             },
             topics: BTreeMap::from([("orders".to_string(), 3)]),
             groups: BTreeSet::from(["billing".to_string()]),

@@ -12,8 +12,10 @@ use crate::history::WorldEvent;
 use crate::node::broker::BrokerNode;
 use crate::node::kafka_client::{broker_ids, ConsumerNode, ProducerNode};
 use crate::node::net::{
-    node_addr, KIND_BROKER, KIND_CONSUMER, KIND_PRODUCER, KIND_WRITER, KIND_ZK, KIND_ZK_CLIENT,
+    node_addr, KIND_BROKER, KIND_CONSUMER, KIND_PROCESSOR, KIND_PRODUCER, KIND_WRITER, KIND_ZK,
+    KIND_ZK_CLIENT,
 };
+use crate::node::processor::ProcessorNode;
 use crate::node::progress::Progress;
 use crate::node::recorder::Recorder;
 use crate::node::run_rng;
@@ -21,8 +23,8 @@ use crate::node::writer::WriterNode;
 use crate::node::zk_client::ZkClientNode;
 use crate::node::zk_server::ZkServerNode;
 use crate::scenario::plan::{
-    broker_config, consumer_config, log_config, producer_config, writers, zk_force_sync,
-    zk_server_config,
+    broker_config, consumer_config, log_config, processor_config, producer_config, writers,
+    zk_force_sync, zk_server_config,
 };
 use crate::scenario::Scenario;
 use crate::zk::ServerId;
@@ -55,6 +57,9 @@ pub enum NodeKind {
     Producer,
     /// A consumer.
     Consumer,
+    /// A consume-transform-produce processor (a group member and a transactional
+    /// producer).
+    Processor,
 }
 
 impl NodeKind {
@@ -408,6 +413,41 @@ fn kafka_clients(ctx: &Context<'_>) -> Vec<Built> {
             built.push(Built {
                 name,
                 kind: NodeKind::Consumer,
+                id,
+                disk: None,
+            });
+        }
+    }
+    let mut index = 0;
+    for spec in &scenario.processors {
+        for k in 0..spec.count {
+            index += 1;
+            let name = format!("processor-{index}");
+            let (consumer, producer) =
+                processor_config(scenario, spec, k, &name, bootstrap.clone());
+            let node = Arc::new(ProcessorNode {
+                name: name.clone(),
+                consumer,
+                producer,
+                commit_interval_ms: spec.commit_interval_ms,
+                abort_percent: spec.producer.txn_abort_percent,
+                recorder: ctx.recorder.clone(),
+                progress: ctx.progress.clone(),
+                incarnations: AtomicU64::new(0),
+            });
+            let id = ctx.spawn(&name, node_addr(KIND_PROCESSOR, index), move || {
+                node.clone().run()
+            });
+            ctx.recorder.event(
+                &name,
+                WorldEvent::NodeCreated {
+                    kind: "processor".into(),
+                    addr: None,
+                },
+            );
+            built.push(Built {
+                name,
+                kind: NodeKind::Processor,
                 id,
                 disk: None,
             });

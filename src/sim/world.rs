@@ -321,6 +321,7 @@ impl World {
                     NodeKind::Broker => Role::Broker,
                     NodeKind::Writer => Role::Writer,
                     NodeKind::Consumer if self.members.contains(&node.name) => Role::Member,
+                    NodeKind::Processor => Role::Member,
                     NodeKind::ZkClient | NodeKind::Producer | NodeKind::Consumer => Role::Client,
                 },
                 healthy: node.state == NodeState::Up && !self.network.is_clogged(node.id),
@@ -749,7 +750,9 @@ impl World {
     /// can be stale at the moment of convergence; the run ends in a converged state).
     /// Without producers or groups there is nothing to drain.
     async fn drain(&self, deadline: madsim::time::Instant) -> bool {
-        let producers = self.names_of(NodeKind::Producer);
+        // A processor's sends and open transaction keep the drain waiting as a producer's.
+        let mut producers = self.names_of(NodeKind::Producer);
+        producers.extend(self.names_of(NodeKind::Processor));
         let groups = self.scenario.groups();
         if producers.is_empty() && groups.is_empty() {
             return true;

@@ -72,6 +72,11 @@ pub struct GroupConfig {
     /// CANARY (`cooperative-no-holdback`): as the group's leader, hand partitions that move
     /// to their new owner in the same rebalance, skipping KIP-429's hold-back.
     pub legacy_cooperative_no_holdback: bool,
+    /// Not a Kafka setting: the application commits the group's offsets through its
+    /// producer's transactions (a processor, as Kafka Streams with exactly-once does), so
+    /// the member never sends OffsetCommit (see [`ConsumerCore::committable`] and
+    /// [`ConsumerCore::rewind_to_committed`]).
+    pub offsets_by_transaction: bool,
 }
 
 /// Kafka's default `session.timeout.ms` of a group member.
@@ -92,6 +97,7 @@ impl GroupConfig {
             auto_commit_interval_ms: 5_000,
             legacy_commit_before_process: false,
             legacy_cooperative_no_holdback: false,
+            offsets_by_transaction: false,
         }
     }
 }
@@ -314,6 +320,79 @@ impl ConsumerCore {
         }
     }
 
+    /// The group membership a transaction's offsets are committed with (Kafka's
+    /// `groupMetadata()`: the group, the member id and generation of the last join, the
+    /// instance id); `None` outside a group.
+    pub fn group_metadata(&self) -> Option<MemberRef> {
+        self.group.as_ref().map(Membership::member_ref)
+    }
+
+    /// The positions of the owned partitions among `partitions` (those with a known
+    /// position), as offsets to commit: each the next offset to read, with the leader
+    /// epoch of the record before it (KIP-320).
+    pub fn committable(
+        &self,
+        partitions: &BTreeSet<TopicPartition>,
+    ) -> Vec<(TopicPartition, CommittedOffset)> {
+        let Some(g) = self.group.as_ref() else {
+            return Vec::new();
+        };
+        partitions
+            .iter()
+            .filter(|tp| g.owned.contains(*tp))
+            .filter_map(|tp| {
+                let p = self.assignment.get(tp)?;
+                let committed = CommittedOffset {
+                    offset: p.position,
+                    leader_epoch: p.position_epoch,
+                };
+                Some((*tp, committed))
+            })
+            .collect()
+    }
+
+    /// The owned partitions whose position is known and differs from the offset last
+    /// committed (fetched at assignment, or noted by [`Self::note_committed`]): what a
+    /// processor still has to commit, even when only markers were passed.
+    pub fn dirty_partitions(&self) -> BTreeSet<TopicPartition> {
+        let Some(g) = self.group.as_ref() else {
+            return BTreeSet::new();
+        };
+        self.assignment
+            .iter()
+            .filter(|(tp, p)| g.owned.contains(*tp) && g.committed.get(*tp) != Some(&p.position.0))
+            .map(|(tp, _)| *tp)
+            .collect()
+    }
+
+    /// The application committed these offsets itself (with a transaction).
+    pub fn note_committed(&mut self, offsets: &[(TopicPartition, u64)]) {
+        if let Some(g) = self.group.as_mut() {
+            for (tp, offset) in offsets {
+                g.committed.insert(*tp, *offset);
+            }
+        }
+    }
+
+    /// The application aborted what it processed since the last commit (Kafka Streams
+    /// closes its tasks dirty): every owned partition goes back to its committed offset,
+    /// fetched again (with `require_stable` when read_committed, so a transaction still
+    /// completing is waited for). Recorded as a group assignment, a seek.
+    pub fn rewind_to_committed(&mut self) {
+        let Some(g) = self.group.as_mut() else {
+            return;
+        };
+        let owned: Vec<TopicPartition> = g.owned.iter().copied().collect();
+        if owned.is_empty() {
+            return;
+        }
+        g.awaiting_offsets.extend(owned.iter().copied());
+        for tp in &owned {
+            self.assignment.remove(tp);
+        }
+        self.record_group_assignment();
+    }
+
     /// Whether this consumer is a group member (subscribe mode).
     pub fn is_group_member(&self) -> bool {
         self.group.is_some()
@@ -450,6 +529,9 @@ impl ConsumerCore {
         now_ms: u64,
     ) -> bool {
         let g = self.group.as_ref().expect("subscribe mode");
+        if g.config.offsets_by_transaction {
+            return false;
+        }
         let offsets: Vec<(TopicPartition, u64, Option<LeaderEpoch>)> = self
             .assignment
             .iter()

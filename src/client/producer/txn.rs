@@ -55,9 +55,9 @@
 //! coordinator is looked up by `transactional.id` only, never invalidated by metadata.
 
 use super::{BatchId, InFlight, ProducerAction, ProducerCore};
-use crate::broker::proto::RequestBody;
+use crate::broker::proto::{CommittedOffset, MemberRef, RequestBody, TxnOffsetCommitRequest};
 use crate::broker::txn_coordinator::{PartitionResult, TransactionResult};
-use crate::broker::{BrokerId, KafkaError, ProducerIdentity};
+use crate::broker::{BrokerId, KafkaError, ProducerIdentity, TopicPartition};
 use crate::history::SendOutcome;
 use rand::Rng;
 use std::collections::BTreeSet;
@@ -75,6 +75,11 @@ pub struct TxnWorkload {
     /// The chance, in percent (0..=100), that a transaction is aborted rather than
     /// committed.
     pub abort_percent: u8,
+    /// The application begins and ends transactions itself
+    /// ([`ProducerCore::begin_transaction`], [`ProducerCore::send_offsets_to_transaction`],
+    /// [`ProducerCore::commit_transaction`], [`ProducerCore::abort_transaction`]): a
+    /// processor. `records` and `abort_percent` are then not read.
+    pub by_application: bool,
 }
 
 impl Default for TxnWorkload {
@@ -82,6 +87,7 @@ impl Default for TxnWorkload {
         TxnWorkload {
             records: DEFAULT_TXN_RECORDS,
             abort_percent: 0,
+            by_application: false,
         }
     }
 }
@@ -113,6 +119,10 @@ pub enum TxnRequest {
     InitProducerId,
     /// AddPartitionsToTxn.
     AddPartitions,
+    /// AddOffsetsToTxn.
+    AddOffsets,
+    /// TxnOffsetCommit (to the group's coordinator).
+    TxnOffsetCommit,
     /// EndTxn.
     EndTxn,
     /// A send of the transaction failed (the error its callback got).
@@ -147,6 +157,13 @@ pub fn classify(request: TxnRequest, error: KafkaError) -> TxnErrorAction {
         (_, E::CoordinatorLoadInProgress | E::ConcurrentTransactions) => A::Retry,
         (TxnRequest::AddPartitions, E::UnknownTopicOrPartition) => A::Retry,
         (TxnRequest::AddPartitions, E::TransactionAbortable | E::UnknownProducerId) => A::Abort,
+        (TxnRequest::AddOffsets, E::TransactionAbortable) => A::Abort,
+        // KIP-447: the consumer's membership is fenced (Kafka's CommitFailedException).
+        (
+            TxnRequest::TxnOffsetCommit,
+            E::UnknownMemberId | E::IllegalGeneration | E::FencedInstanceId,
+        ) => A::Abort,
+        (TxnRequest::TxnOffsetCommit, E::UnknownTopicOrPartition) => A::Retry,
         (TxnRequest::EndTxn, E::TransactionAbortable) => A::Abort,
         _ => A::Fatal,
     }
@@ -170,6 +187,32 @@ pub(super) struct TxnManager {
     records: u32,
     /// The run drains: begin no transaction.
     draining: bool,
+    /// sendOffsetsToTransaction: the group's offsets on their way into the transaction.
+    offsets: Option<OffsetsToSend>,
+    /// The group's offsets partition is (or may be) in the transaction: it must end with
+    /// EndTxn even if no partition of the topic is.
+    offsets_added: bool,
+    /// The group coordinator of the offsets, once found.
+    group_coordinator: Option<BrokerId>,
+}
+
+/// Offsets of a consumer group handed to [`ProducerCore::send_offsets_to_transaction`].
+#[derive(Clone, Debug)]
+struct OffsetsToSend {
+    member: MemberRef,
+    offsets: Vec<(TopicPartition, CommittedOffset)>,
+    stage: OffsetsStage,
+}
+
+/// Where the offsets are (Kafka's AddOffsetsToTxn handler, then its TxnOffsetCommit one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OffsetsStage {
+    /// AddOffsetsToTxn to the transaction coordinator.
+    AddOffsets,
+    /// TxnOffsetCommit to the group coordinator.
+    Commit,
+    /// Stored with the transaction.
+    Done,
 }
 
 impl TxnManager {
@@ -185,7 +228,17 @@ impl TxnManager {
             partitions: BTreeSet::new(),
             records: 0,
             draining: false,
+            offsets: None,
+            offsets_added: false,
+            group_coordinator: None,
         }
+    }
+
+    /// No offsets on their way (none sent, or stored with the transaction).
+    fn offsets_settled(&self) -> bool {
+        self.offsets
+            .as_ref()
+            .is_none_or(|o| o.stage == OffsetsStage::Done)
     }
 
     /// A record went to `partition`: add it to the transaction unless it is (being) added.
@@ -222,10 +275,11 @@ impl ProducerCore {
     /// one, while a transaction is open and has had fewer than `txn_workload.records`
     /// records (and the run is not draining).
     pub fn accepts_sends(&self) -> bool {
+        let workload = self.config.txn_workload;
         self.txn.as_ref().is_none_or(|t| {
             t.state == TxnState::InTransaction
                 && !t.draining
-                && t.records < self.config.txn_workload.records
+                && (workload.by_application || t.records < workload.records)
         })
     }
 
@@ -263,11 +317,66 @@ impl ProducerCore {
         self.txn.as_mut().expect("a transactional producer")
     }
 
+    /// beginTransaction by the application (a processor's transactions); whether one
+    /// began (only from Ready, and not while the run drains).
+    pub fn begin_transaction(&mut self) -> bool {
+        assert!(self.config.txn_workload.by_application);
+        let ready = self
+            .txn
+            .as_ref()
+            .is_some_and(|t| t.state == TxnState::Ready && !t.draining);
+        if ready {
+            self.txn_begin();
+        }
+        ready
+    }
+
+    /// sendOffsetsToTransaction: `offsets` of the group `member` belongs to are committed
+    /// with the open transaction (AddOffsetsToTxn, then TxnOffsetCommit at the group's
+    /// coordinator with the member's id and generation, KIP-447). Once per transaction.
+    pub fn send_offsets_to_transaction(
+        &mut self,
+        offsets: Vec<(TopicPartition, CommittedOffset)>,
+        member: MemberRef,
+        now_ms: u64,
+    ) {
+        let t = self.txn_mut();
+        assert_eq!(
+            t.state,
+            TxnState::InTransaction,
+            "offsets outside a transaction"
+        );
+        assert!(t.offsets.is_none(), "offsets sent twice in one transaction");
+        t.offsets = Some(OffsetsToSend {
+            member,
+            offsets,
+            stage: OffsetsStage::AddOffsets,
+        });
+        self.drive(now_ms);
+    }
+
+    /// commitTransaction (or abortTransaction) by the application; whether a transaction
+    /// was open to end.
+    pub fn end_transaction(&mut self, commit: bool, now_ms: u64) -> bool {
+        let open = self
+            .txn
+            .as_ref()
+            .is_some_and(|t| t.state == TxnState::InTransaction);
+        if open {
+            self.txn_begin_end(commit);
+            self.drive(now_ms);
+        }
+        open
+    }
+
     /// After a send: the workload ends the transaction after its last record.
     pub(super) fn txn_after_send(&mut self, rng: &mut impl Rng) {
         let workload = self.config.txn_workload;
         let t = self.txn_mut();
         t.records += 1;
+        if workload.by_application {
+            return;
+        }
         if t.records >= workload.records {
             let abort = rng.gen_range(0..100u32) < u32::from(workload.abort_percent);
             self.txn_begin_end(!abort);
@@ -284,6 +393,14 @@ impl ProducerCore {
         let t = self.txn_mut();
         t.state = TxnState::Aborting;
         t.new_partitions.clear();
+        if t.offsets
+            .take()
+            .is_some_and(|o| o.stage != OffsetsStage::AddOffsets)
+        {
+            // AddOffsetsToTxn was answered (or lost after it was sent): the abort must
+            // reach the coordinator.
+            t.offsets_added = true;
+        }
         self.fail_unsent(KafkaError::TransactionAborted);
         let never_sent: Vec<BatchId> = self
             .batches
@@ -351,6 +468,8 @@ impl ProducerCore {
         t.new_partitions.clear();
         t.partitions.clear();
         t.records = 0;
+        t.offsets = None;
+        t.offsets_added = false;
         if open {
             self.txn_emit(ProducerAction::TxnEndReturn { error: Some(error) });
         }
@@ -387,7 +506,9 @@ impl ProducerCore {
                 return;
             }
             TxnState::Ready => {
-                self.txn_begin_if_ready();
+                if !self.config.txn_workload.by_application {
+                    self.txn_begin_if_ready();
+                }
                 return;
             }
             _ => {}
@@ -422,10 +543,30 @@ impl ProducerCore {
                     t.adding = std::mem::take(&mut t.new_partitions);
                 }
             }
-            TxnState::Committing | TxnState::Aborting if idle => {
+            TxnState::InTransaction | TxnState::Committing
+                if t.offsets
+                    .as_ref()
+                    .is_some_and(|o| o.stage == OffsetsStage::AddOffsets) =>
+            {
+                let group_id = t.offsets.as_ref().expect("matched").member.group_id.clone();
+                let body = RequestBody::AddOffsetsToTxn {
+                    transactional_id,
+                    producer: self.identity.expect("a producer id in a transaction"),
+                    group_id,
+                };
+                self.txn_send(body, InFlight::AddOffsetsToTxn, now_ms);
+            }
+            TxnState::InTransaction | TxnState::Committing
+                if t.offsets
+                    .as_ref()
+                    .is_some_and(|o| o.stage == OffsetsStage::Commit) =>
+            {
+                self.txn_send_offsets(transactional_id, now_ms);
+            }
+            TxnState::Committing | TxnState::Aborting if idle && t.offsets_settled() => {
                 let commit = t.state == TxnState::Committing;
                 let identity = self.identity.expect("a producer id in a transaction");
-                if t.partitions.is_empty() {
+                if t.partitions.is_empty() && !t.offsets_added {
                     // Nothing reached the coordinator: Kafka completes without EndTxn.
                     self.txn_completed(identity);
                     self.txn_begin_if_ready();
@@ -452,10 +593,17 @@ impl ProducerCore {
         if t.state != TxnState::Ready || t.draining {
             return;
         }
+        self.txn_begin();
+    }
+
+    fn txn_begin(&mut self) {
+        let t = self.txn_mut();
         t.state = TxnState::InTransaction;
         t.records = 0;
         t.partitions.clear();
         t.new_partitions.clear();
+        t.offsets = None;
+        t.offsets_added = false;
         let transactional_id = t.id.clone();
         let producer = self.identity.expect("a producer id when ready");
         self.txn_emit(ProducerAction::TxnBegin {
@@ -504,6 +652,8 @@ impl ProducerCore {
         t.state = TxnState::Ready;
         t.records = 0;
         t.partitions.clear();
+        t.offsets = None;
+        t.offsets_added = false;
         self.txn_emit(ProducerAction::TxnEndReturn { error: None });
     }
 
@@ -631,12 +781,125 @@ impl ProducerCore {
                 t.new_partitions.extend(in_doubt);
             }
         }
+        if matches!(
+            context,
+            InFlight::AddOffsetsToTxn | InFlight::TxnOffsetCommit
+        ) && t.state == TxnState::Aborting
+        {
+            // Maybe added: the abort must reach the coordinator.
+            t.offsets_added = true;
+        }
+        if context == InFlight::FindGroupCoordinator {
+            self.txn_retry(false, now_ms);
+            return;
+        }
+        if context == InFlight::TxnOffsetCommit {
+            // Sent again (to the coordinator found again): Kafka's handler re-enqueues.
+            self.txn_mut().group_coordinator = None;
+            self.txn_retry(false, now_ms);
+            return;
+        }
         let request = match context {
             InFlight::FindTxnCoordinator => TxnRequest::FindCoordinator,
             InFlight::InitTxnProducerId => TxnRequest::InitProducerId,
             InFlight::AddPartitionsToTxn => TxnRequest::AddPartitions,
+            InFlight::AddOffsetsToTxn => TxnRequest::AddOffsets,
             _ => TxnRequest::EndTxn,
         };
         self.txn_on_error(request, KafkaError::NetworkException, now_ms);
+    }
+
+    /// TxnOffsetCommit to the group's coordinator (found first, FindCoordinator with the
+    /// group id at the least loaded broker).
+    fn txn_send_offsets(&mut self, transactional_id: String, now_ms: u64) {
+        let t = self.txn.as_ref().expect("a transactional producer");
+        let offsets = t.offsets.as_ref().expect("offsets to send");
+        let Some(coordinator) = t.group_coordinator else {
+            let Some(broker) = self.net.least_loaded(self.metadata.candidates(), now_ms) else {
+                return;
+            };
+            if self.net.is_ready(broker) {
+                let body = RequestBody::FindCoordinator {
+                    key: offsets.member.group_id.clone(),
+                };
+                self.net
+                    .send(broker, body, Some(InFlight::FindGroupCoordinator), now_ms);
+                self.txn_mut().request_in_flight = true;
+            } else {
+                self.net.connect(broker, now_ms);
+            }
+            return;
+        };
+        if !self.net.is_ready(coordinator) {
+            self.net.connect(coordinator, now_ms);
+            return;
+        }
+        let body = RequestBody::TxnOffsetCommit(TxnOffsetCommitRequest {
+            transactional_id,
+            producer: self.identity.expect("a producer id in a transaction"),
+            member: offsets.member.clone(),
+            offsets: offsets.offsets.clone(),
+        });
+        self.net
+            .send(coordinator, body, Some(InFlight::TxnOffsetCommit), now_ms);
+        self.txn_mut().request_in_flight = true;
+    }
+
+    /// Whether the open transaction still waits for this answer (it was not aborted or
+    /// ended meanwhile).
+    fn txn_offsets_expected(&mut self, stage: OffsetsStage) -> bool {
+        let t = self.txn_mut();
+        t.request_in_flight = false;
+        matches!(t.state, TxnState::InTransaction | TxnState::Committing)
+            && t.offsets.as_ref().is_some_and(|o| o.stage == stage)
+    }
+
+    pub(super) fn txn_on_add_offsets(&mut self, error: Option<KafkaError>, now_ms: u64) {
+        if !self.txn_offsets_expected(OffsetsStage::AddOffsets) {
+            return;
+        }
+        match error {
+            None => {
+                let t = self.txn_mut();
+                t.offsets_added = true;
+                t.offsets.as_mut().expect("expected").stage = OffsetsStage::Commit;
+            }
+            Some(error) => self.txn_on_error(TxnRequest::AddOffsets, error, now_ms),
+        }
+    }
+
+    pub(super) fn txn_on_find_group_coordinator(
+        &mut self,
+        result: Result<BrokerId, KafkaError>,
+        now_ms: u64,
+    ) {
+        if !self.txn_offsets_expected(OffsetsStage::Commit) {
+            return;
+        }
+        match result {
+            Ok(broker) => self.txn_mut().group_coordinator = Some(broker),
+            Err(_) => self.txn_retry(false, now_ms),
+        }
+    }
+
+    pub(super) fn txn_on_txn_offset_commit(
+        &mut self,
+        partitions: Vec<(TopicPartition, Option<KafkaError>)>,
+        now_ms: u64,
+    ) {
+        if !self.txn_offsets_expected(OffsetsStage::Commit) {
+            return;
+        }
+        let Some(error) = partitions.iter().find_map(|(_, e)| *e) else {
+            self.txn_mut().offsets.as_mut().expect("expected").stage = OffsetsStage::Done;
+            return;
+        };
+        match classify(TxnRequest::TxnOffsetCommit, error) {
+            TxnErrorAction::FindCoordinator => {
+                self.txn_mut().group_coordinator = None;
+                self.txn_retry(false, now_ms);
+            }
+            _ => self.txn_on_error(TxnRequest::TxnOffsetCommit, error, now_ms),
+        }
     }
 }

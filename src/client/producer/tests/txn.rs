@@ -11,6 +11,7 @@ fn txn_config(records: u32, abort_percent: u8) -> ProducerConfig {
         txn_workload: TxnWorkload {
             records,
             abort_percent,
+            by_application: false,
         },
         ..config()
     }
@@ -615,7 +616,8 @@ fn a_transactional_id_needs_idempotence() {
             60_000,
             TxnWorkload {
                 records: 10,
-                abort_percent: 0
+                abort_percent: 0,
+                by_application: false,
             }
         )
     );
