@@ -40,7 +40,9 @@
 //!   `prepareTxnOffsetCommit`) and appended, acks=all, in one transactional batch with the
 //!   producer's id and epoch (origin COORDINATOR: no sequence check), which opens the
 //!   transaction on the offsets partition like a data batch (its LSO, its marker). A
-//!   failed append drops them; a stored one records its batch's offset.
+//!   failed append drops them (answered as an OffsetCommit's, but `INVALID_PRODUCER_EPOCH`
+//!   passes through as in Kafka); a stored one records its batch's offset. Unlike an
+//!   OffsetCommit it does not keep the member's session alive (nor does it in Kafka).
 //! - Completion (Kafka's `handleTxnCompletion`): when the server has written a COMMIT or
 //!   ABORT marker of producer id P on an offsets partition led here and the HW passed it,
 //!   P's pending offsets in that partition's groups are committed (announced as

@@ -1362,20 +1362,17 @@ impl<D: Disk> BrokerCore<D> {
         let now = self.now_ms;
         let result = match self.replicas.get_mut(&tp) {
             Some(r) if r.role() == Role::Leader && r.leader_epoch() == leader_epoch => {
+                let (producer_id, producer_epoch) = transaction
+                    .map_or((ProducerId::NONE, -1), |p| {
+                        (p.producer_id, p.producer_epoch)
+                    });
                 let mut batch = BatchBuilder::new(BatchMeta {
                     base_timestamp_ms: now as i64,
+                    producer_id,
+                    producer_epoch,
                     ..BatchMeta::default()
                 });
-                if let Some(producer) = transaction {
-                    batch = BatchBuilder::new(BatchMeta {
-                        base_timestamp_ms: now as i64,
-                        producer_id: producer.producer_id,
-                        producer_epoch: producer.producer_epoch,
-                        base_sequence: -1,
-                        ..BatchMeta::default()
-                    });
-                    batch.set_transactional(true);
-                }
+                batch.set_transactional(transaction.is_some());
                 for (key, value) in records {
                     batch.push(now as i64, Some(key), value.as_deref(), &[]);
                 }
