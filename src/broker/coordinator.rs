@@ -6,7 +6,8 @@
 //! their loading from the log when leadership arrives and unloading when it leaves, the
 //! group state machine (Empty, PreparingRebalance, CompletingRebalance, Stable, Dead), the
 //! join and sync phases with their timers, member liveness (heartbeats within
-//! `session.timeout.ms`), static members (KIP-345), and offset commits with their fencing.
+//! `session.timeout.ms`), static members (KIP-345), offset commits with their fencing, and
+//! the offsets of transactions (TxnOffsetCommit, KIP-98 and KIP-447) until their markers.
 //!
 //! Rules (semantics.md, Group coordinator):
 //! - A dynamic member's first JoinGroup gets `MEMBER_ID_REQUIRED` with its new id (KIP-394).
@@ -28,20 +29,52 @@
 //!   member is accepted while the group has no members (a simple commit). The commit is
 //!   appended with acks=all, and counts only once the HW passes it. The legacy switch
 //!   `unfenced-offset-commits` (KAFKA-2017) accepts commits from anyone.
+//! - TxnOffsetCommit (Kafka's `handleTxnCommitOffsets`): `NOT_COORDINATOR` and
+//!   `COORDINATOR_LOAD_IN_PROGRESS` as for OffsetCommit; a group not known is created
+//!   (Empty) to hold the offsets. A request naming a member, a generation or an instance
+//!   (KIP-447) is fenced like an OffsetCommit (`FENCED_INSTANCE_ID`, `UNKNOWN_MEMBER_ID`,
+//!   `ILLEGAL_GENERATION`) but never `REBALANCE_IN_PROGRESS`; one naming none (an old
+//!   client) is not checked, nor is any under the legacy switch
+//!   `legacy_unfenced_txn_offset_commits` (before KIP-447: a zombie processor commits).
+//!   The offsets are pending for the producer id at once (Kafka's
+//!   `prepareTxnOffsetCommit`) and appended, acks=all, in one transactional batch with the
+//!   producer's id and epoch (origin COORDINATOR: no sequence check), which opens the
+//!   transaction on the offsets partition like a data batch (its LSO, its marker). A
+//!   failed append drops them (answered as an OffsetCommit's, but `INVALID_PRODUCER_EPOCH`
+//!   passes through as in Kafka); a stored one records its batch's offset. Unlike an
+//!   OffsetCommit it does not keep the member's session alive (nor does it in Kafka).
+//! - Completion (Kafka's `handleTxnCompletion`): when the server has written a COMMIT or
+//!   ABORT marker of producer id P on an offsets partition led here and the HW passed it,
+//!   P's pending offsets in that partition's groups are committed (announced as
+//!   `txn-offset-commit`) or dropped. Offsets are ordered by log position
+//!   (`CommitRecordMetadataAndOffset.olderThan`): a committed transaction's offset does not
+//!   replace one committed by a batch appended after its own.
+//! - OffsetFetch with `require_stable` (KIP-447): `UNSTABLE_OFFSET_COMMIT` for the whole
+//!   request while any partition asked about has pending transactional offsets; without
+//!   it, the committed offsets.
+//! - Loading reads the partition's batches in order: ordinary offset records are
+//!   committed; those of a transactional batch are pending for its producer until its
+//!   COMMIT (then committed, by the same position rule) or ABORT (dropped) marker; still
+//!   pending at the end (the transaction is open, its marker will come) stays pending.
+//!   Unloading drops pending offsets with the groups (the log keeps them).
 //!
-//! Pure: the server hands in requests with a token, leadership changes, append outcomes,
-//! and the clock. The coordinator answers through [`CoordinatorAction`]s.
+//! Pure: the server hands in requests with a token, leadership changes, append outcomes
+//! (with the batch's base offset), markers written, and the clock. The coordinator answers
+//! through [`CoordinatorAction`]s.
 //! Simplifications: records are JSON, not Kafka's binary schemas; no offset expiry,
 //! compaction or group deletion; the whole partition is loaded at once, after the new
-//! leader's HW reaches the LEO it had when elected (so only committed state is served).
+//! leader's HW reaches the LEO it had when elected (so only committed state is served);
+//! UNSTABLE_OFFSET_COMMIT is a group-level error (Kafka answers it per partition), and an
+//! ordinary commit still in flight does not make a partition unstable (Kafka's
+//! `pendingOffsetCommits` does).
 
 use super::proto::{
     CommittedOffset, Generation, JoinGroupMember, JoinGroupOk, JoinGroupRequest, MemberRef,
-    OffsetCommitRequest, RequestBody, ResponseBody, SyncGroupRequest,
+    OffsetCommitRequest, RequestBody, ResponseBody, SyncGroupRequest, TxnOffsetCommitRequest,
 };
-use super::types::{Bytes, KafkaError, TopicPartition};
+use super::types::{Bytes, KafkaError, ProducerId, ProducerIdentity, TopicPartition};
 use crate::coverage::Mark;
-use crate::log::LeaderEpoch;
+use crate::log::{LeaderEpoch, Offset};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -78,6 +111,9 @@ pub struct CoordinatorConfig {
     pub max_session_timeout_ms: u64,
     /// LEGACY (KAFKA-2017): accept offset commits without checking member and generation.
     pub legacy_unfenced_offset_commits: bool,
+    /// LEGACY (before KIP-447): accept a TxnOffsetCommit without checking the consumer's
+    /// member id and generation, so a zombie processor's transaction can commit offsets.
+    pub legacy_unfenced_txn_offset_commits: bool,
 }
 
 /// Kafka's default `group.initial.rebalance.delay.ms`.
@@ -96,6 +132,7 @@ impl Default for CoordinatorConfig {
             min_session_timeout_ms: DEFAULT_MIN_SESSION_TIMEOUT_MS,
             max_session_timeout_ms: DEFAULT_MAX_SESSION_TIMEOUT_MS,
             legacy_unfenced_offset_commits: false,
+            legacy_unfenced_txn_offset_commits: false,
         }
     }
 }
@@ -250,6 +287,29 @@ impl GroupRecord {
     }
 }
 
+/// A batch of an offsets partition as loading reads it back (records below the HW).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OffsetsBatch {
+    /// Group records appended in the batch at `base_offset`; `transaction` is the producer
+    /// id of a transactional batch (a TxnOffsetCommit's offsets: pending until the
+    /// producer's marker).
+    Records {
+        /// The batch's base offset (its log position).
+        base_offset: Offset,
+        /// The producer id of a transactional batch.
+        transaction: Option<ProducerId>,
+        /// Its records that are group records.
+        records: Vec<GroupRecord>,
+    },
+    /// A COMMIT (`commit`) or ABORT marker of `producer_id`'s transaction.
+    Marker {
+        /// The transaction's producer id.
+        producer_id: ProducerId,
+        /// COMMIT, else ABORT.
+        commit: bool,
+    },
+}
+
 /// What the shell (the broker core) must do.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CoordinatorAction {
@@ -271,6 +331,10 @@ pub enum CoordinatorAction {
         leader_epoch: LeaderEpoch,
         /// The records.
         records: Vec<GroupRecord>,
+        /// A TxnOffsetCommit's producer: the records go in one transactional batch with
+        /// its id and epoch (Kafka's append origin COORDINATOR: no sequence), which opens
+        /// its transaction on the partition; `None` for an ordinary batch.
+        transaction: Option<ProducerIdentity>,
     },
     /// Announce an event for the checkers and the timeline.
     Announce(CoordinatorEvent),
@@ -288,6 +352,7 @@ pub enum CoordinatorAction {
 /// | `group-generation` | `group`, `generation`, `protocol`, `leader`, `members` | a join phase completed: a new generation | `converges`, `stale-commit-accepted` (a group's generation at a time) |
 /// | `member-removed` | `group`, `member`, `generation` (absent when replaced), `why`, `instance` (when replaced by its static instance) | a member left the group | `exclusive-assignment` (its ownership ends) |
 /// | `offset-commit` | `group`, `member`, `generation` (the member's), `group_generation` (the group's at the write, null if unloaded), `offsets` (`["topic/p", offset]` pairs) | a commit was stored (its append reached the HW) | `commit-monotonic`, `stale-commit-accepted` |
+/// | `txn-offset-commit` | `group`, `producer_id`, `offsets` (`["topic/p", offset]` pairs) | a transaction's COMMIT marker reached the HW on the group's offsets partition: the offsets its TxnOffsetCommits stored became committed (those not overtaken by a later commit in the log) | — |
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "detail", rename_all = "kebab-case")]
 pub enum CoordinatorEvent {
@@ -361,6 +426,18 @@ pub enum CoordinatorEvent {
         /// The groups unloaded.
         groups: Vec<String>,
     },
+    /// A transaction committed: the offsets its TxnOffsetCommits stored for the group are
+    /// committed now.
+    TxnOffsetCommit {
+        /// `group.id`.
+        group: String,
+        /// The transaction's producer id.
+        producer_id: ProducerId,
+        /// `(partition, next offset to read)` pairs that became committed, written
+        /// `["topic/p", offset]`.
+        #[serde(with = "super::types::tp_offsets_text")]
+        offsets: Vec<(TopicPartition, u64)>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -415,7 +492,13 @@ struct Group {
     /// Static members: instance id → member id.
     instances: BTreeMap<String, String>,
     join: Option<JoinTimer>,
-    offsets: BTreeMap<TopicPartition, CommittedOffset>,
+    /// The committed offsets.
+    offsets: BTreeMap<TopicPartition, OffsetRecord>,
+    /// Offsets of transactions not yet completed, by producer id (Kafka's
+    /// `pendingTransactionalOffsetCommits`): from their TxnOffsetCommit (before its
+    /// append, whose batch they learn when it is acknowledged) until the transaction's
+    /// COMMIT (then committed) or ABORT (dropped) marker.
+    pending_txn: BTreeMap<ProducerId, BTreeMap<TopicPartition, OffsetRecord>>,
     /// The append storing the leader's assignment, if any.
     storing: Option<u64>,
     joins: u64,
@@ -435,6 +518,7 @@ impl Group {
             instances: BTreeMap::new(),
             join: None,
             offsets: BTreeMap::new(),
+            pending_txn: BTreeMap::new(),
             storing: None,
             joins: 0,
         }
@@ -470,6 +554,25 @@ impl Group {
             .map(|m| m.rebalance_timeout_ms)
             .max()
             .unwrap_or(0)
+    }
+
+    /// Commits `record` for `tp` unless the committed offset was appended after it
+    /// (Kafka's rule: a transaction's commit does not override a later ordinary commit);
+    /// whether it did.
+    fn commit_offset(&mut self, tp: TopicPartition, record: OffsetRecord) -> bool {
+        let newer = self
+            .offsets
+            .get(&tp)
+            .is_none_or(|current| current.older_than(&record));
+        if newer {
+            self.offsets.insert(tp, record);
+        }
+        newer
+    }
+
+    /// Whether a transaction not yet completed holds offsets of `tp`.
+    fn has_pending_txn_offsets(&self, tp: &TopicPartition) -> bool {
+        self.pending_txn.values().any(|o| o.contains_key(tp))
     }
 
     fn all_joined(&self) -> bool {
@@ -534,6 +637,21 @@ impl Group {
     }
 }
 
+/// An offset as the log holds it (Kafka's `CommitRecordMetadataAndOffset`): its value and
+/// the base offset of the batch it was appended in (`None` while the append is in flight).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct OffsetRecord {
+    value: CommittedOffset,
+    batch: Option<Offset>,
+}
+
+impl OffsetRecord {
+    /// Kafka's `olderThan`: appended before `other`, by log position.
+    fn older_than(&self, other: &OffsetRecord) -> bool {
+        self.batch < other.batch
+    }
+}
+
 fn subscription(member: &Member, protocol: Option<&str>) -> Bytes {
     member
         .protocols
@@ -570,6 +688,13 @@ enum Purpose {
     Commit {
         token: u64,
         member: MemberRef,
+        offsets: Vec<(TopicPartition, CommittedOffset)>,
+    },
+    /// A TxnOffsetCommit to answer: its offsets are pending for the producer once stored.
+    TxnCommit {
+        token: u64,
+        group: String,
+        producer_id: ProducerId,
         offsets: Vec<(TopicPartition, CommittedOffset)>,
     },
 }
@@ -634,8 +759,33 @@ impl GroupCoordinator {
     }
 
     /// A group's committed offsets, if this broker coordinates it.
-    pub fn committed(&self, group: &str) -> Option<&BTreeMap<TopicPartition, CommittedOffset>> {
-        self.groups.get(group).map(|g| &g.offsets)
+    pub fn committed(&self, group: &str) -> Option<BTreeMap<TopicPartition, CommittedOffset>> {
+        self.groups.get(group).map(|g| {
+            g.offsets
+                .iter()
+                .map(|(tp, o)| (*tp, o.value.clone()))
+                .collect()
+        })
+    }
+
+    /// A group's offsets of transactions not yet completed, by producer id.
+    pub fn pending_txn_offsets(
+        &self,
+        group: &str,
+    ) -> BTreeMap<ProducerId, BTreeMap<TopicPartition, CommittedOffset>> {
+        let Some(g) = self.groups.get(group) else {
+            return BTreeMap::new();
+        };
+        g.pending_txn
+            .iter()
+            .map(|(pid, offsets)| {
+                let offsets = offsets
+                    .iter()
+                    .map(|(tp, o)| (*tp, o.value.clone()))
+                    .collect();
+                (*pid, offsets)
+            })
+            .collect()
     }
 
     fn announce(&mut self, event: CoordinatorEvent) {
@@ -647,7 +797,13 @@ impl GroupCoordinator {
             .push(CoordinatorAction::Respond { token, body });
     }
 
-    fn append(&mut self, partition: u32, purpose: Purpose, records: Vec<GroupRecord>) -> u64 {
+    fn append(
+        &mut self,
+        partition: u32,
+        purpose: Purpose,
+        records: Vec<GroupRecord>,
+        transaction: Option<ProducerIdentity>,
+    ) -> u64 {
         let id = self.next_append;
         self.next_append += 1;
         let leader_epoch = match self.partitions.get(&partition) {
@@ -660,6 +816,7 @@ impl GroupCoordinator {
             partition,
             leader_epoch,
             records,
+            transaction,
         });
         id
     }
@@ -672,7 +829,7 @@ impl GroupCoordinator {
             group: id.to_string(),
             value: Some(value),
         };
-        self.append(partition, purpose, vec![record])
+        self.append(partition, purpose, vec![record], None)
     }
 
     // --- leadership of offsets partitions ---
@@ -735,13 +892,16 @@ impl GroupCoordinator {
         });
     }
 
-    /// The committed records of offsets partition `partition`, read as leader in
-    /// `leader_epoch`: the groups and offsets they leave are served from now on.
+    /// The committed batches of offsets partition `partition`, read as leader in
+    /// `leader_epoch`: the groups and offsets they leave are served from now on. Offsets
+    /// of a transactional batch are pending for its producer until that producer's COMMIT
+    /// (committed, unless an offset appended later is already) or ABORT (dropped) marker;
+    /// those with no marker yet stay pending (Kafka's `doLoadGroupsAndOffsets`).
     pub fn on_loaded(
         &mut self,
         partition: u32,
         leader_epoch: LeaderEpoch,
-        records: Vec<GroupRecord>,
+        batches: Vec<OffsetsBatch>,
         now_ms: u64,
     ) {
         self.now_ms = self.now_ms.max(now_ms);
@@ -749,23 +909,70 @@ impl GroupCoordinator {
             return;
         }
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();
-        for record in records {
-            match record {
-                GroupRecord::Offset {
-                    group,
-                    partition: tp,
-                    value,
+        type Pending = BTreeMap<(String, TopicPartition), OffsetRecord>;
+        let mut pending: BTreeMap<ProducerId, Pending> = BTreeMap::new();
+        for batch in batches {
+            let (base_offset, transaction, records) = match batch {
+                OffsetsBatch::Records {
+                    base_offset,
+                    transaction,
+                    records,
+                } => (base_offset, transaction, records),
+                OffsetsBatch::Marker {
+                    producer_id,
+                    commit,
                 } => {
-                    let g = groups.entry(group).or_insert_with(|| Group::new(partition));
-                    match value {
-                        Some(offset) => g.offsets.insert(tp, offset),
-                        None => g.offsets.remove(&tp),
-                    };
+                    let offsets = pending.remove(&producer_id).unwrap_or_default();
+                    if commit {
+                        for ((group, tp), record) in offsets {
+                            let g = groups.entry(group).or_insert_with(|| Group::new(partition));
+                            g.commit_offset(tp, record);
+                        }
+                    }
+                    continue;
                 }
-                GroupRecord::Group { group, value } => {
-                    let g = groups.entry(group).or_insert_with(|| Group::new(partition));
-                    restore(g, value, self.now_ms);
+            };
+            for record in records {
+                match record {
+                    GroupRecord::Offset {
+                        group,
+                        partition: tp,
+                        value,
+                    } => {
+                        let g = groups
+                            .entry(group.clone())
+                            .or_insert_with(|| Group::new(partition));
+                        let record = value.map(|value| OffsetRecord {
+                            value,
+                            batch: Some(base_offset),
+                        });
+                        match (transaction, record) {
+                            (Some(pid), Some(record)) => {
+                                pending.entry(pid).or_default().insert((group, tp), record);
+                            }
+                            (Some(pid), None) => {
+                                pending.entry(pid).or_default().remove(&(group, tp));
+                            }
+                            (None, Some(record)) => {
+                                g.offsets.insert(tp, record);
+                            }
+                            (None, None) => {
+                                g.offsets.remove(&tp);
+                            }
+                        }
+                    }
+                    GroupRecord::Group { group, value } => {
+                        let g = groups.entry(group).or_insert_with(|| Group::new(partition));
+                        restore(g, value, self.now_ms);
+                    }
                 }
+            }
+        }
+        // Transactions still open: their markers will come.
+        for (pid, offsets) in pending {
+            for ((group, tp), record) in offsets {
+                let g = groups.entry(group).or_insert_with(|| Group::new(partition));
+                g.pending_txn.entry(pid).or_default().insert(tp, record);
             }
         }
         self.partitions.insert(
@@ -801,22 +1008,43 @@ impl GroupCoordinator {
         });
     }
 
-    /// The outcome of append `id`: `Ok` once the HW passed it (acks=all), else why not.
-    pub fn on_append_done(&mut self, id: u64, result: Result<(), KafkaError>, now_ms: u64) {
+    /// The outcome of append `id`: `Ok` with the batch's base offset once the HW passed it
+    /// (acks=all), else why not.
+    pub fn on_append_done(&mut self, id: u64, result: Result<Offset, KafkaError>, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
         let Some((partition, purpose)) = self.appends.remove(&id) else {
             return;
         };
         // The group may have been unloaded (and even loaded again) since.
         let loaded = matches!(self.partitions.get(&partition), Some(Load::Loaded { .. }));
+        let batch = result.as_ref().ok().copied();
         // Kafka's mapping of append errors for group clients.
         let error = result.err().map(|e| match e {
             KafkaError::NotLeaderOrFollower | KafkaError::KafkaStorageError => {
                 KafkaError::NotCoordinator
             }
+            // A TxnOffsetCommit of a fenced producer epoch.
+            KafkaError::InvalidProducerEpoch => KafkaError::InvalidProducerEpoch,
             _ => KafkaError::CoordinatorNotAvailable,
         });
         match purpose {
+            Purpose::TxnCommit {
+                token,
+                group,
+                producer_id,
+                offsets,
+            } => {
+                let error = if loaded {
+                    error
+                } else {
+                    Some(KafkaError::NotCoordinator)
+                };
+                self.on_txn_commit_stored(&group, producer_id, &offsets, batch, error);
+                let body = ResponseBody::TxnOffsetCommit {
+                    partitions: offsets.into_iter().map(|(tp, _)| (tp, error)).collect(),
+                };
+                self.respond(token, body);
+            }
             Purpose::Commit {
                 token,
                 member,
@@ -834,7 +1062,11 @@ impl GroupCoordinator {
                     let generation = self.groups.get(&member.group_id).map(|g| g.generation);
                     if let Some(group) = self.groups.get_mut(&member.group_id) {
                         for (tp, offset) in &offsets {
-                            group.offsets.insert(*tp, offset.clone());
+                            let record = OffsetRecord {
+                                value: offset.clone(),
+                                batch,
+                            };
+                            group.commit_offset(*tp, record);
                         }
                     }
                     self.announce(CoordinatorEvent::OffsetCommit {
@@ -940,17 +1172,7 @@ impl GroupCoordinator {
                 partitions,
                 require_stable,
             } => self.on_offset_fetch(token, &group_id, partitions, require_stable),
-            RequestBody::TxnOffsetCommit(request) => {
-                // Not served yet (issue 17): the producer hears the partitions refused.
-                let body = ResponseBody::TxnOffsetCommit {
-                    partitions: request
-                        .offsets
-                        .into_iter()
-                        .map(|(tp, _)| (tp, Some(KafkaError::CoordinatorNotAvailable)))
-                        .collect(),
-                };
-                self.respond(token, body);
-            }
+            RequestBody::TxnOffsetCommit(request) => self.on_txn_offset_commit(token, request),
             other => panic!("not a group request: {other:?}"),
         }
     }
@@ -1627,25 +1849,180 @@ impl GroupCoordinator {
                 offsets: request.offsets,
             },
             records,
+            None,
         );
     }
 
+    /// TxnOffsetCommit (Kafka's `handleTxnCommitOffsets`): the group is created if unknown;
+    /// a request naming a member or a generation is checked as an OffsetCommit is, but
+    /// without `REBALANCE_IN_PROGRESS` (KIP-447); the offsets are pending for the producer
+    /// at once (an OffsetFetch with `require_stable` waits for them) and appended in one
+    /// transactional batch of the producer.
+    fn on_txn_offset_commit(&mut self, token: u64, request: TxnOffsetCommitRequest) {
+        let id = request.member.group_id.clone();
+        let answer = |error: KafkaError| ResponseBody::TxnOffsetCommit {
+            partitions: request
+                .offsets
+                .iter()
+                .map(|(tp, _)| (*tp, Some(error)))
+                .collect(),
+        };
+        if let Err(error) = self.available(&id) {
+            self.respond(token, answer(error));
+            return;
+        }
+        let partition = self.partition_of(&id);
+        let unfenced = self.config.legacy_unfenced_txn_offset_commits;
+        let group = self
+            .groups
+            .entry(id.clone())
+            .or_insert_with(|| Group::new(partition));
+        if !unfenced {
+            if let Err(error) = check_txn_member(group, &request.member) {
+                crate::coverage::hit(Mark::CommitFenced);
+                self.respond(token, answer(error));
+                return;
+            }
+        }
+        let producer_id = request.producer.producer_id;
+        let pending = group.pending_txn.entry(producer_id).or_default();
+        for (tp, offset) in &request.offsets {
+            let record = OffsetRecord {
+                value: offset.clone(),
+                batch: None,
+            };
+            pending.insert(*tp, record);
+        }
+        let records = request
+            .offsets
+            .iter()
+            .map(|(tp, offset)| GroupRecord::Offset {
+                group: id.clone(),
+                partition: *tp,
+                value: Some(offset.clone()),
+            })
+            .collect();
+        let purpose = Purpose::TxnCommit {
+            token,
+            group: id,
+            producer_id,
+            offsets: request.offsets,
+        };
+        self.append(partition, purpose, records, Some(request.producer));
+    }
+
+    /// A TxnOffsetCommit's append finished: stored at `batch`, its offsets (those not
+    /// replaced meanwhile by another TxnOffsetCommit of the producer) learn their log
+    /// position; failed, they are no longer pending (Kafka's `onTxnOffsetCommitAppend`,
+    /// `failPendingTxnOffsetCommit`).
+    fn on_txn_commit_stored(
+        &mut self,
+        group: &str,
+        producer_id: ProducerId,
+        offsets: &[(TopicPartition, CommittedOffset)],
+        batch: Option<Offset>,
+        error: Option<KafkaError>,
+    ) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        let Some(pending) = g.pending_txn.get_mut(&producer_id) else {
+            return;
+        };
+        for (tp, offset) in offsets {
+            match error {
+                None => {
+                    if let Some(record) = pending.get_mut(tp).filter(|r| r.value == *offset) {
+                        record.batch = batch;
+                    }
+                }
+                Some(_) => {
+                    pending.remove(tp);
+                }
+            }
+        }
+        if pending.is_empty() {
+            g.pending_txn.remove(&producer_id);
+        }
+    }
+
+    /// A COMMIT (`commit`) or ABORT marker of `producer_id`'s transaction reached the HW
+    /// (acks=all) on offsets partition `partition` (Kafka's `handleTxnCompletion`): its
+    /// offsets pending in that partition's groups are committed — each unless the
+    /// committed one was appended after it — or dropped. A partition still loading reads
+    /// the marker from the log instead.
+    pub fn on_txn_completed(
+        &mut self,
+        partition: u32,
+        producer_id: ProducerId,
+        commit: bool,
+        now_ms: u64,
+    ) {
+        self.now_ms = self.now_ms.max(now_ms);
+        if !matches!(self.partitions.get(&partition), Some(Load::Loaded { .. })) {
+            return;
+        }
+        let mut events = Vec::new();
+        for (id, group) in self.groups.iter_mut() {
+            if group.partition != partition {
+                continue;
+            }
+            let Some(pending) = group.pending_txn.remove(&producer_id) else {
+                continue;
+            };
+            if !commit {
+                continue;
+            }
+            let mut offsets = Vec::new();
+            for (tp, record) in pending {
+                // Still in flight: its append is not in the log before the marker.
+                if record.batch.is_none() {
+                    continue;
+                }
+                let next = record.value.offset.0;
+                if group.commit_offset(tp, record) {
+                    offsets.push((tp, next));
+                }
+            }
+            if !offsets.is_empty() {
+                events.push(CoordinatorEvent::TxnOffsetCommit {
+                    group: id.clone(),
+                    producer_id,
+                    offsets,
+                });
+            }
+        }
+        for event in events {
+            self.announce(event);
+        }
+    }
+
+    /// OffsetFetch: the committed offsets; with `require_stable` (KIP-447),
+    /// `UNSTABLE_OFFSET_COMMIT` while a transaction not yet completed holds offsets of a
+    /// partition asked about.
     fn on_offset_fetch(
         &mut self,
         token: u64,
         group_id: &str,
         partitions: Vec<TopicPartition>,
-        _require_stable: bool,
+        require_stable: bool,
     ) {
-        let result = self.available(group_id).map(|()| {
-            let offsets = self.groups.get(group_id).map(|g| &g.offsets);
-            partitions
+        let result = self.available(group_id).and_then(|()| {
+            let group = self.groups.get(group_id);
+            if require_stable
+                && group.is_some_and(|g| partitions.iter().any(|tp| g.has_pending_txn_offsets(tp)))
+            {
+                return Err(KafkaError::UnstableOffsetCommit);
+            }
+            Ok(partitions
                 .into_iter()
                 .map(|tp| {
-                    let committed = offsets.and_then(|o| o.get(&tp)).cloned();
+                    let committed = group
+                        .and_then(|g| g.offsets.get(&tp))
+                        .map(|o| o.value.clone());
                     (tp, committed)
                 })
-                .collect()
+                .collect())
         });
         self.respond(token, ResponseBody::OffsetFetch { result });
     }
@@ -1833,6 +2210,28 @@ fn join_ok(group: &Group, member_id: &str) -> JoinGroupOk {
             Vec::new()
         },
     }
+}
+
+/// KIP-447's check of a TxnOffsetCommit (Kafka's `validateOffsetCommit` for a
+/// transactional commit): none for a request without member, generation or instance (an
+/// old client's); else `FENCED_INSTANCE_ID` for a replaced static member,
+/// `UNKNOWN_MEMBER_ID` for a member id not in the group, `ILLEGAL_GENERATION` for another
+/// generation. No `REBALANCE_IN_PROGRESS`: Kafka does not apply it to TxnOffsetCommit.
+fn check_txn_member(group: &Group, member: &MemberRef) -> Result<(), KafkaError> {
+    let named = member.generation_id >= Generation(0)
+        || !member.member_id.is_empty()
+        || member.group_instance_id.is_some();
+    if !named {
+        return Ok(());
+    }
+    check_instance(group, member.group_instance_id.as_ref(), &member.member_id)?;
+    if !member.member_id.is_empty() && !group.members.contains_key(&member.member_id) {
+        return Err(KafkaError::UnknownMemberId);
+    }
+    if member.generation_id != group.generation {
+        return Err(KafkaError::IllegalGeneration);
+    }
+    Ok(())
 }
 
 /// KIP-345: a static member is fenced when its instance belongs to another member id now.

@@ -16,6 +16,9 @@
 //!   a newer epoch, or the same epoch after a marker bumped it, must start at sequence 0;
 //! - transactions ([`ProducerStateManager::check_txn_state`]): a non-transactional batch
 //!   from a producer with a transaction open on the partition is `INVALID_TXN_STATE`;
+//! - a group coordinator's transactional batch (a TxnOffsetCommit's offsets,
+//!   [`ProducerStateManager::check_coordinator_batch`]): no sequence check, an older
+//!   producer epoch is `INVALID_PRODUCER_EPOCH`;
 //! - markers ([`ProducerStateManager::check_marker`]): an older producer epoch is
 //!   `INVALID_PRODUCER_EPOCH`, an older coordinator epoch than the producer's last marker
 //!   `TRANSACTION_COORDINATOR_FENCED`.
@@ -237,6 +240,22 @@ impl ProducerStateManager {
             // first batch starts at sequence 0.
             None if first_sequence != 0 => Err(KafkaError::OutOfOrderSequenceNumber),
             _ => Ok(SequenceCheck::Append),
+        }
+    }
+
+    /// Checks a batch the group coordinator writes for `producer_id`'s transaction (Kafka's
+    /// append origin COORDINATOR: a TxnOffsetCommit's offsets): no sequence to validate,
+    /// only the epoch — one older than the producer's is `INVALID_PRODUCER_EPOCH`.
+    pub fn check_coordinator_batch(
+        &self,
+        producer_id: ProducerId,
+        producer_epoch: i16,
+    ) -> Result<(), KafkaError> {
+        match self.producers.get(&producer_id) {
+            Some(entry) if producer_epoch < entry.producer_epoch => {
+                Err(KafkaError::InvalidProducerEpoch)
+            }
+            _ => Ok(()),
         }
     }
 

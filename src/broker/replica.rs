@@ -32,7 +32,9 @@
 //! - Follower HW = min(leader HW, own LEO), kept monotonic except when a truncation cuts
 //!   the log below it.
 //! - Transactions (KIP-98): clients write data batches only (a control batch is
-//!   `INVALID_RECORD`); markers come through [`Replica::append_txn_marker_as_leader`].
+//!   `INVALID_RECORD`); markers come through [`Replica::append_txn_marker_as_leader`], and
+//!   a group coordinator's transactional offsets through [`Replica::append_as_coordinator`]
+//!   (no sequence check).
 //!   Every batch appended, fetched or scanned on a rebuild goes to the producer state,
 //!   which also hears every HW move, so leader and followers agree on the last stable
 //!   offset ([`Replica::last_stable_offset`]) and the aborted transactions.
@@ -750,6 +752,37 @@ impl<D: Disk> Replica<D> {
         }
         self.producers
             .check_txn_state(header.producer_id, header.is_transactional())?;
+        let appended =
+            AppendedBatch::read(&header, batch).map_err(|e| LogError::from(BatchError::from(e)))?;
+        let info: AppendInfo = self.log.append_encoded(batch, self.leader_epoch)?;
+        self.epochs.assign(self.leader_epoch, info.base_offset)?;
+        self.producers.record_batch(&AppendedBatch {
+            first_offset: info.base_offset,
+            last_offset: info.last_offset,
+            ..appended
+        });
+        Ok(self.appended_as_leader(&info))
+    }
+
+    /// The leader appends a transactional batch the group coordinator built for a
+    /// producer's TxnOffsetCommit (Kafka's append origin COORDINATOR), acks=all: as
+    /// [`Replica::append_as_leader`], but without the sequence check (the batch carries
+    /// the producer's id and epoch, base sequence -1); an older producer epoch than the
+    /// partition knows is `INVALID_PRODUCER_EPOCH`. The batch opens the producer's
+    /// transaction here like a data batch would, so the LSO and the marker that ends it
+    /// work as on any partition.
+    pub fn append_as_coordinator(&mut self, batch: &[u8]) -> Result<LeaderAppend, ReplicaError> {
+        let leader = self.leader_state()?;
+        if leader.isr.len() < self.config.min_insync_replicas {
+            crate::coverage::hit(Mark::IsrBelowMinInsync);
+            return Err(KafkaError::NotEnoughReplicas.into());
+        }
+        let header = check_batch(batch).map_err(LogError::from)?;
+        if header.size != batch.len() || !header.is_transactional() || header.is_control() {
+            return Err(KafkaError::InvalidRecord.into());
+        }
+        self.producers
+            .check_coordinator_batch(header.producer_id, header.producer_epoch)?;
         let appended =
             AppendedBatch::read(&header, batch).map_err(|e| LogError::from(BatchError::from(e)))?;
         let info: AppendInfo = self.log.append_encoded(batch, self.leader_epoch)?;

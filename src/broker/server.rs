@@ -38,7 +38,14 @@
 //!   as a retriable error, and the coordinator sends the marker again at its next tick. A
 //!   WriteTxnMarkers is answered per partition once each marker is acknowledged acks=all
 //!   (`NOT_LEADER_OR_FOLLOWER` where this broker does not lead). Transactional produce
-//!   batches need nothing here beyond the replica's producer-state rules.
+//!   batches need nothing here beyond the replica's producer-state rules. A marker
+//!   acknowledged on a `__consumer_offsets` partition is handed to the group coordinator
+//!   (`on_txn_completed`, Kafka's `scheduleHandleTxnCompletion`), which commits or drops
+//!   the transaction's pending offsets there.
+//! - **TxnOffsetCommit** goes to the group coordinator; its offsets are appended as one
+//!   transactional batch of the producer (`Replica::append_as_coordinator`: Kafka's origin
+//!   COORDINATOR, no sequence check), acks=all. Loading an offsets partition hands the
+//!   coordinator its batches with their positions, producer ids and markers.
 //!
 //! Invariants (asserted, after the fences that turn stale messages away): each
 //! registration of an incarnation has a larger broker epoch; the newest controller epoch
@@ -51,17 +58,16 @@
 //!
 //! Not done (vs Kafka): a partition leader appends a transactional batch without asking
 //! the coordinator whether its partition is in the transaction (KIP-890 part 1's
-//! verification, AddPartitionsToTxn with `verify_only`, is served but never sent); there is
-//! no TxnOffsetCommit, so a marker on a `__consumer_offsets` partition completes no pending
-//! offsets; markers of several transactions to one leader are not batched into one
-//! request.
+//! verification, AddPartitionsToTxn with `verify_only`, is served but never sent; nor does
+//! a TxnOffsetCommit verify its offsets partition is in the transaction); markers of several
+//! transactions to one leader are not batched into one request.
 
 use super::controller::{
     AlterPartition, ControllerAction, ControllerConfig, ControllerCore, ControllerEvent,
 };
 use super::coordinator::{
     partition_for, CoordinatorAction, CoordinatorConfig, CoordinatorEvent, GroupCoordinator,
-    GroupRecord, GroupState, OFFSETS_TOPIC,
+    GroupRecord, GroupState, OffsetsBatch, OFFSETS_TOPIC,
 };
 use super::proto::{
     EpochEndOffset, EpochQuery, FetchData, FetchPartition, IsolationLevel, ProducePartition,
@@ -84,7 +90,7 @@ use super::zk_paths as paths;
 use crate::disk::Disk;
 use crate::log::{
     decode_batches, BatchBuilder, BatchMeta, CheckpointFile, ControlRecord, ControlRecordType,
-    LeaderEpoch, Offset,
+    LeaderEpoch, Offset, RecordBatch,
 };
 use crate::zk::client::Outcome;
 use crate::zk::{CreateMode, Op, OpResult, SessionId, WatchedEvent, ZkError};
@@ -368,10 +374,11 @@ enum ProduceFor {
     /// The transaction coordinator's append `id`.
     TxnCoordinator(u64),
     /// A WriteTxnMarkers request: its partitions are the slots, entry after entry, `entries`
-    /// of them per entry.
+    /// of them per entry, each entry the markers of one transaction (its producer id and
+    /// how it ended).
     TxnMarkers {
         reply: MarkersReply,
-        entries: Vec<usize>,
+        entries: Vec<(usize, ProducerId, TransactionResult)>,
     },
 }
 
@@ -1039,7 +1046,10 @@ impl<D: Disk> BrokerCore<D> {
                     partition,
                     leader_epoch,
                     records,
-                } => self.append_for_coordinator(id, partition, leader_epoch, &records),
+                    transaction,
+                } => {
+                    self.append_for_coordinator(id, partition, leader_epoch, &records, transaction)
+                }
                 CoordinatorAction::Announce(event) => self.announce(event),
             }
         }
@@ -1247,7 +1257,11 @@ impl<D: Disk> BrokerCore<D> {
         let mut slots = Vec::new();
         let mut entries = Vec::with_capacity(markers.len());
         for entry in markers {
-            entries.push(entry.partitions.len());
+            entries.push((
+                entry.partitions.len(),
+                entry.producer.producer_id,
+                entry.result,
+            ));
             let marker = control_record(entry.result, entry.coordinator_epoch);
             for tp in entry.partitions {
                 let result = match self.replicas.get_mut(&tp) {
@@ -1284,20 +1298,22 @@ impl<D: Disk> BrokerCore<D> {
     }
 
     /// Appends the coordinator's records to an offsets partition this broker leads in
-    /// `leader_epoch`, acks=all: the outcome goes back once the HW passes them.
+    /// `leader_epoch`, acks=all: the outcome goes back once the HW passes them. A
+    /// TxnOffsetCommit's records (`transaction`) go in one transactional batch of the
+    /// producer, appended as Kafka's origin COORDINATOR (no sequence check).
     fn append_for_coordinator(
         &mut self,
         id: u64,
         partition: u32,
         leader_epoch: LeaderEpoch,
         records: &[GroupRecord],
+        transaction: Option<ProducerIdentity>,
     ) {
         let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
         let records: Vec<_> = records.iter().map(GroupRecord::encode).collect();
         let to = ProduceFor::Coordinator(id);
-        if let Err(e) =
-            self.append_internal(tp, leader_epoch, &records, to, OFFSETS_COMMIT_TIMEOUT_MS)
-        {
+        let timeout = OFFSETS_COMMIT_TIMEOUT_MS;
+        if let Err(e) = self.append_internal(tp, leader_epoch, &records, transaction, to, timeout) {
             self.coordinator.on_append_done(id, Err(e), self.now_ms);
         }
     }
@@ -1322,7 +1338,7 @@ impl<D: Disk> BrokerCore<D> {
             .unwrap_or(TXN_MARKER_REQUEST_TIMEOUT_MS);
         let records: Vec<_> = records.iter().map(TxnRecord::encode).collect();
         let to = ProduceFor::TxnCoordinator(id);
-        match self.append_internal(tp, leader_epoch, &records, to, timeout_ms) {
+        match self.append_internal(tp, leader_epoch, &records, None, to, timeout_ms) {
             // Followers waiting at the LEO get the records at once (Kafka's ReplicaManager
             // completes its delayed fetches after every append).
             Ok(()) => self.complete_fetches(self.now_ms),
@@ -1331,29 +1347,41 @@ impl<D: Disk> BrokerCore<D> {
     }
 
     /// Appends an internal topic's records (key, value) to partition `tp`, led here in
-    /// `leader_epoch`, acks=all; `to` is answered once the HW passes them (or `timeout_ms`
+    /// `leader_epoch`, acks=all, in one batch (transactional, of `transaction`'s producer
+    /// id and epoch, if given); `to` is answered once the HW passes them (or `timeout_ms`
     /// runs out). An append refused at once is the error returned.
     fn append_internal(
         &mut self,
         tp: TopicPartition,
         leader_epoch: LeaderEpoch,
         records: &[(Vec<u8>, Option<Vec<u8>>)],
+        transaction: Option<ProducerIdentity>,
         to: ProduceFor,
         timeout_ms: u64,
     ) -> Result<(), KafkaError> {
         let now = self.now_ms;
         let result = match self.replicas.get_mut(&tp) {
             Some(r) if r.role() == Role::Leader && r.leader_epoch() == leader_epoch => {
+                let (producer_id, producer_epoch) = transaction
+                    .map_or((ProducerId::NONE, -1), |p| {
+                        (p.producer_id, p.producer_epoch)
+                    });
                 let mut batch = BatchBuilder::new(BatchMeta {
                     base_timestamp_ms: now as i64,
+                    producer_id,
+                    producer_epoch,
                     ..BatchMeta::default()
                 });
+                batch.set_transactional(transaction.is_some());
                 for (key, value) in records {
                     batch.push(now as i64, Some(key), value.as_deref(), &[]);
                 }
                 let bytes = batch.encode(Offset(0)).to_vec();
-                r.append_as_leader(&bytes, Acks::All)
-                    .map_err(|e| e.kafka_error())
+                match transaction {
+                    Some(_) => r.append_as_coordinator(&bytes),
+                    None => r.append_as_leader(&bytes, Acks::All),
+                }
+                .map_err(|e| e.kafka_error())
             }
             _ => Err(KafkaError::NotLeaderOrFollower),
         };
@@ -1391,10 +1419,12 @@ impl<D: Disk> BrokerCore<D> {
             let Some(r) = self.loadable(&tp, epoch) else {
                 continue;
             };
-            match read_internal_records(r, GroupRecord::decode) {
-                Ok(records) => self
-                    .coordinator
-                    .on_loaded(partition, epoch, records, now_ms),
+            match read_internal_batches(r) {
+                Ok(batches) => {
+                    let batches = batches.into_iter().filter_map(offsets_batch).collect();
+                    self.coordinator
+                        .on_loaded(partition, epoch, batches, now_ms)
+                }
                 Err(error) => self.announce(BrokerEvent::LogError {
                     partition: tp,
                     error,
@@ -1598,7 +1628,7 @@ impl<D: Disk> BrokerCore<D> {
                 }
                 ProduceFor::Coordinator(id) => {
                     let result = match p.partitions.into_iter().next() {
-                        Some((_, Ok(_), _)) => Ok(()),
+                        Some((_, Ok(ok), _)) => Ok(ok.base_offset),
                         Some((_, Err(e), _)) => Err(e),
                         None => Err(KafkaError::NotLeaderOrFollower),
                     };
@@ -1614,10 +1644,25 @@ impl<D: Disk> BrokerCore<D> {
                 }
                 ProduceFor::TxnMarkers { reply, entries } => {
                     let mut slots = p.partitions.into_iter().map(|(tp, r, _)| (tp, r.err()));
-                    let markers = entries
+                    let markers: Vec<Vec<(TopicPartition, Option<KafkaError>)>> = entries
                         .iter()
-                        .map(|n| slots.by_ref().take(*n).collect())
+                        .map(|(n, _, _)| slots.by_ref().take(*n).collect())
                         .collect();
+                    // Markers written on offsets partitions complete the transactions'
+                    // offsets there (Kafka's `scheduleHandleTxnCompletion`).
+                    for ((_, producer_id, result), answers) in entries.iter().zip(&markers) {
+                        for (tp, error) in answers {
+                            if tp.topic == OFFSETS_TOPIC && error.is_none() {
+                                let commit = *result == TransactionResult::Commit;
+                                self.coordinator.on_txn_completed(
+                                    tp.partition,
+                                    *producer_id,
+                                    commit,
+                                    now_ms,
+                                );
+                            }
+                        }
+                    }
                     match reply {
                         MarkersReply::Peer {
                             conn,
@@ -2627,12 +2672,26 @@ fn parse_hw_checkpoint(lines: &[Vec<String>]) -> Option<BTreeMap<TopicPartition,
 mod tests;
 
 /// Every record of an internal topic in a replica's log, from its start to its HW, in
-/// order, as `decode` reads its key and value (records it does not read are skipped).
+/// order, as `decode` reads its key and value (records it does not read, and markers, are
+/// skipped).
 fn read_internal_records<D: Disk, T>(
     replica: &Replica<D>,
     decode: impl Fn(&[u8], Option<&[u8]>) -> Option<T>,
 ) -> Result<Vec<T>, String> {
-    let mut records = Vec::new();
+    let batches = read_internal_batches(replica)?;
+    let records = batches
+        .iter()
+        .filter(|b| !b.is_control())
+        .flat_map(|b| b.records.iter())
+        .filter_map(|r| decode(r.key.as_deref()?, r.value.as_deref()))
+        .collect();
+    Ok(records)
+}
+
+/// Every batch of an internal topic in a replica's log, from its start to its HW, in order
+/// (a batch the HW cuts keeps only its records below it).
+fn read_internal_batches<D: Disk>(replica: &Replica<D>) -> Result<Vec<RecordBatch>, String> {
+    let mut out = Vec::new();
     let mut from = replica.log_start_offset();
     let end = replica.high_watermark();
     debug_assert!(end <= replica.log_end_offset(), "HW {end} beyond the LEO");
@@ -2646,14 +2705,37 @@ fn read_internal_records<D: Disk, T>(
             break;
         };
         from = last.next_offset();
-        for record in batches.iter().flat_map(|b| b.records.iter()) {
-            if record.offset >= end {
+        for mut batch in batches {
+            if batch.base_offset >= end {
                 break;
             }
-            if let Some(key) = &record.key {
-                records.extend(decode(key, record.value.as_deref()));
-            }
+            batch.records.retain(|r| r.offset < end);
+            out.push(batch);
         }
     }
-    Ok(records)
+    Ok(out)
+}
+
+/// An offsets partition's batch as the group coordinator loads it: its group records (a
+/// transactional batch's with its producer id), or its transaction marker; `None` for a
+/// control batch whose marker does not parse.
+fn offsets_batch(batch: RecordBatch) -> Option<OffsetsBatch> {
+    if batch.is_control() {
+        let marker = batch.control_record().ok()?;
+        return Some(OffsetsBatch::Marker {
+            producer_id: batch.producer_id,
+            commit: marker.kind == ControlRecordType::Commit,
+        });
+    }
+    let transaction = Some(batch.producer_id).filter(|p| batch.is_transactional() && p.is_some());
+    let records = batch
+        .records
+        .iter()
+        .filter_map(|r| GroupRecord::decode(r.key.as_deref()?, r.value.as_deref()))
+        .collect();
+    Some(OffsetsBatch::Records {
+        base_offset: batch.base_offset,
+        transaction,
+        records,
+    })
 }

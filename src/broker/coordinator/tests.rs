@@ -15,6 +15,7 @@ fn config(unfenced: bool) -> CoordinatorConfig {
         min_session_timeout_ms: 6_000,
         max_session_timeout_ms: 1_800_000,
         legacy_unfenced_offset_commits: unfenced,
+        legacy_unfenced_txn_offset_commits: false,
     }
 }
 
@@ -23,23 +24,33 @@ struct Coord {
     c: GroupCoordinator,
     answers: BTreeMap<u64, ResponseBody>,
     appends: Vec<(u64, Vec<GroupRecord>)>,
+    /// The producer of each transactional append.
+    transactions: BTreeMap<u64, ProducerIdentity>,
     events: Vec<CoordinatorEvent>,
     next_token: u64,
     now: u64,
+    /// The log end of the offsets partition: the next append's base offset.
+    log_end: u64,
 }
 
 impl Coord {
     fn new(unfenced: bool) -> Coord {
-        let mut c = GroupCoordinator::new(config(unfenced));
+        Coord::with_config(config(unfenced))
+    }
+
+    fn with_config(config: CoordinatorConfig) -> Coord {
+        let mut c = GroupCoordinator::new(config);
         c.on_become_leader(0, LeaderEpoch(1));
         c.on_loaded(0, LeaderEpoch(1), Vec::new(), 0);
         let mut coord = Coord {
             c,
             answers: BTreeMap::new(),
             appends: Vec::new(),
+            transactions: BTreeMap::new(),
             events: Vec::new(),
             next_token: 1,
             now: 0,
+            log_end: 0,
         };
         coord.collect();
         coord
@@ -51,7 +62,17 @@ impl Coord {
                 CoordinatorAction::Respond { token, body } => {
                     self.answers.insert(token, body);
                 }
-                CoordinatorAction::Append { id, records, .. } => self.appends.push((id, records)),
+                CoordinatorAction::Append {
+                    id,
+                    records,
+                    transaction,
+                    ..
+                } => {
+                    if let Some(producer) = transaction {
+                        self.transactions.insert(id, producer);
+                    }
+                    self.appends.push((id, records));
+                }
                 CoordinatorAction::Announce(event) => self.events.push(event),
             }
         }
@@ -75,12 +96,21 @@ impl Coord {
         self.collect();
     }
 
-    /// Completes every append so far with `result`.
+    /// Completes every append so far with `result` (stored one after the other at the log
+    /// end).
     fn finish_appends(&mut self, result: Result<(), KafkaError>) {
-        for (id, _) in std::mem::take(&mut self.appends) {
+        for (id, records) in std::mem::take(&mut self.appends) {
+            let result = result.map(|()| self.stored(records.len()));
             self.c.on_append_done(id, result, self.now);
         }
         self.collect();
+    }
+
+    /// The base offset of a batch of `records` records appended at the log end.
+    fn stored(&mut self, records: usize) -> Offset {
+        let base = Offset(self.log_end);
+        self.log_end += records as u64;
+        base
     }
 
     fn join(&mut self, member_id: &str, instance: Option<&str>) -> u64 {
@@ -457,8 +487,9 @@ fn groups_load_from_the_log_and_unload_on_resignation() {
             ..
         })
     ));
-    for (id, _) in pending {
-        c.c.on_append_done(id, Ok(()), c.now);
+    for (id, records) in pending {
+        let base = c.stored(records.len());
+        c.c.on_append_done(id, Ok(base), c.now);
     }
     c.collect();
     assert_eq!(
@@ -492,7 +523,7 @@ fn groups_load_from_the_log_and_unload_on_resignation() {
     };
     let mut records = vec![assignment];
     records.extend(log);
-    c.c.on_loaded(0, LeaderEpoch(3), records, c.now);
+    c.c.on_loaded(0, LeaderEpoch(3), plain_batches(records), c.now);
     c.collect();
     assert_eq!(c.state(), (GroupState::Stable, Generation(1)));
     assert_eq!(c.fetch_offset(), Ok(Some(33)));
@@ -679,5 +710,413 @@ fn a_simple_commit_is_taken_only_while_the_group_has_no_members() {
     assert_eq!(
         commit_error(c.answer(simple)),
         Some(KafkaError::UnknownMemberId)
+    );
+}
+
+/// `records` as the log would hold them, each in its own ordinary batch.
+fn plain_batches(records: Vec<GroupRecord>) -> Vec<OffsetsBatch> {
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(n, record)| OffsetsBatch::Records {
+            base_offset: Offset(n as u64),
+            transaction: None,
+            records: vec![record],
+        })
+        .collect()
+}
+
+// --- transactional offset commits (KIP-98, KIP-447) ---
+
+const PRODUCER: ProducerIdentity = ProducerIdentity {
+    producer_id: ProducerId(7),
+    producer_epoch: 3,
+};
+
+impl Coord {
+    /// A TxnOffsetCommit of `offset` for `orders/0` in `PRODUCER`'s transaction.
+    fn txn_commit(&mut self, member: MemberRef, offset: u64) -> u64 {
+        self.send(RequestBody::TxnOffsetCommit(TxnOffsetCommitRequest {
+            transactional_id: "tx-1".into(),
+            producer: PRODUCER,
+            member,
+            offsets: vec![(tp(), committed(offset))],
+        }))
+    }
+
+    fn fetch_stable(&mut self) -> Result<Option<u64>, KafkaError> {
+        let token = self.send(RequestBody::OffsetFetch {
+            group_id: G.into(),
+            partitions: vec![tp()],
+            require_stable: true,
+        });
+        match self.answer(token) {
+            Some(ResponseBody::OffsetFetch { result }) => {
+                result.map(|found| found[0].1.as_ref().map(|c| c.offset.0))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The transaction's marker reached the HW on offsets partition 0.
+    fn complete_txn(&mut self, commit: bool) {
+        self.c
+            .on_txn_completed(0, PRODUCER.producer_id, commit, self.now);
+        self.collect();
+    }
+
+    fn txn_events(&self) -> Vec<&CoordinatorEvent> {
+        self.events
+            .iter()
+            .filter(|e| matches!(e, CoordinatorEvent::TxnOffsetCommit { .. }))
+            .collect()
+    }
+}
+
+fn txn_commit_error(answer: Option<ResponseBody>) -> Option<KafkaError> {
+    match answer {
+        Some(ResponseBody::TxnOffsetCommit { partitions }) => partitions[0].1,
+        other => panic!("expected a TxnOffsetCommit answer: {other:?}"),
+    }
+}
+
+/// KIP-98: a TxnOffsetCommit's offsets are written in a transactional batch of the
+/// producer, pending (KIP-447: an OffsetFetch with `require_stable` gets
+/// UNSTABLE_OFFSET_COMMIT; without it, the offset committed before) until the COMMIT
+/// marker, then committed and announced.
+#[test]
+fn txn_offsets_are_pending_until_the_commit_marker_then_committed() {
+    let (mut c, a) = stable_with_one();
+    let plain = c.commit(&a, 1, 5);
+    c.finish_appends(Ok(()));
+    assert_eq!(commit_error(c.answer(plain)), None);
+    let commit = c.txn_commit(member(&a, 1), 9);
+    let (id, records) = c.appends.last().cloned().unwrap();
+    assert_eq!(
+        c.transactions.get(&id),
+        Some(&PRODUCER),
+        "a transactional batch"
+    );
+    assert_eq!(
+        records,
+        vec![GroupRecord::Offset {
+            group: G.into(),
+            partition: tp(),
+            value: Some(committed(9)),
+        }]
+    );
+    assert_eq!(c.answer(commit), None, "answered once replicated");
+    assert_eq!(
+        c.fetch_stable(),
+        Err(KafkaError::UnstableOffsetCommit),
+        "pending from the request on, as Kafka's prepareTxnOffsetCommit"
+    );
+    c.finish_appends(Ok(()));
+    assert_eq!(txn_commit_error(c.answer(commit)), None);
+    assert_eq!(c.fetch_offset(), Ok(Some(5)), "not before the marker");
+    assert_eq!(c.fetch_stable(), Err(KafkaError::UnstableOffsetCommit));
+    assert!(c.txn_events().is_empty());
+    // Another group's partition, or another producer's marker, changes nothing.
+    c.c.on_txn_completed(0, ProducerId(8), true, c.now);
+    c.collect();
+    assert_eq!(c.fetch_stable(), Err(KafkaError::UnstableOffsetCommit));
+    c.complete_txn(true);
+    assert_eq!(c.fetch_stable(), Ok(Some(9)));
+    assert_eq!(c.fetch_offset(), Ok(Some(9)));
+    assert_eq!(
+        c.txn_events(),
+        vec![&CoordinatorEvent::TxnOffsetCommit {
+            group: G.into(),
+            producer_id: PRODUCER.producer_id,
+            offsets: vec![(tp(), 9)],
+        }]
+    );
+    // A retried marker finds nothing pending.
+    c.complete_txn(true);
+    assert_eq!(c.txn_events().len(), 1);
+}
+
+#[test]
+fn an_aborted_transactions_offsets_are_dropped() {
+    let (mut c, a) = stable_with_one();
+    let commit = c.txn_commit(member(&a, 1), 9);
+    c.finish_appends(Ok(()));
+    assert_eq!(txn_commit_error(c.answer(commit)), None);
+    assert_eq!(c.fetch_stable(), Err(KafkaError::UnstableOffsetCommit));
+    c.complete_txn(false);
+    assert_eq!(c.fetch_stable(), Ok(None));
+    assert!(c.txn_events().is_empty());
+    assert!(c.c.pending_txn_offsets(G).is_empty());
+}
+
+/// A TxnOffsetCommit whose append fails is answered with the error (mapped as for an
+/// OffsetCommit) and no longer pending.
+#[test]
+fn a_failed_txn_offset_append_is_not_pending() {
+    let (mut c, a) = stable_with_one();
+    let commit = c.txn_commit(member(&a, 1), 9);
+    c.finish_appends(Err(KafkaError::NotLeaderOrFollower));
+    assert_eq!(
+        txn_commit_error(c.answer(commit)),
+        Some(KafkaError::NotCoordinator)
+    );
+    assert_eq!(c.fetch_stable(), Ok(None));
+    let commit = c.txn_commit(member(&a, 1), 9);
+    c.finish_appends(Err(KafkaError::InvalidProducerEpoch));
+    assert_eq!(
+        txn_commit_error(c.answer(commit)),
+        Some(KafkaError::InvalidProducerEpoch),
+        "a fenced producer hears it (Kafka passes the error through)"
+    );
+    assert_eq!(c.fetch_stable(), Ok(None));
+}
+
+/// Kafka orders a transaction's offset and an ordinary commit by log position
+/// (`CommitRecordMetadataAndOffset.olderThan`): a COMMIT marker does not override an
+/// ordinary commit appended after the transaction's offsets, and does override one
+/// appended before them.
+#[test]
+fn a_txn_commit_does_not_override_a_later_ordinary_commit() {
+    let (mut c, a) = stable_with_one();
+    let txn = c.txn_commit(member(&a, 1), 9);
+    c.finish_appends(Ok(()));
+    assert_eq!(txn_commit_error(c.answer(txn)), None);
+    let plain = c.commit(&a, 1, 12);
+    c.finish_appends(Ok(()));
+    assert_eq!(commit_error(c.answer(plain)), None);
+    assert_eq!(c.fetch_offset(), Ok(Some(12)));
+    c.complete_txn(true);
+    assert_eq!(c.fetch_offset(), Ok(Some(12)), "the later commit stands");
+    assert!(c.txn_events().is_empty(), "nothing became committed");
+    // The other way round: the transaction's offsets come after the ordinary commit.
+    let plain = c.commit(&a, 1, 15);
+    c.finish_appends(Ok(()));
+    assert_eq!(commit_error(c.answer(plain)), None);
+    let txn = c.txn_commit(member(&a, 1), 20);
+    c.finish_appends(Ok(()));
+    assert_eq!(txn_commit_error(c.answer(txn)), None);
+    c.complete_txn(true);
+    assert_eq!(c.fetch_offset(), Ok(Some(20)));
+}
+
+/// KIP-447: a TxnOffsetCommit naming a member is fenced like an OffsetCommit (unknown
+/// member, other generation, replaced static instance), but not refused while the group
+/// completes a rebalance; one naming no member (an old client) is not checked.
+#[test]
+fn txn_offset_commits_are_fenced_by_member_and_generation() {
+    let (mut c, a) = stable_with_one();
+    let unknown = c.txn_commit(member("zombie", 1), 9);
+    assert_eq!(
+        txn_commit_error(c.answer(unknown)),
+        Some(KafkaError::UnknownMemberId)
+    );
+    let stale = c.txn_commit(member(&a, 0), 9);
+    assert_eq!(
+        txn_commit_error(c.answer(stale)),
+        Some(KafkaError::IllegalGeneration)
+    );
+    let no_member_id = c.txn_commit(member("", 0), 9);
+    assert_eq!(
+        txn_commit_error(c.answer(no_member_id)),
+        Some(KafkaError::IllegalGeneration),
+        "a generation alone is checked too"
+    );
+    assert!(c.appends.is_empty(), "nothing refused is written");
+    assert_eq!(c.fetch_stable(), Ok(None), "and nothing refused is pending");
+    let old_client = c.txn_commit(member("", -1), 9);
+    c.finish_appends(Ok(()));
+    assert_eq!(txn_commit_error(c.answer(old_client)), None);
+
+    // A replaced static member.
+    let mut s = Coord::new(false);
+    let old_id = stable_static_member(&mut s);
+    let rejoin = s.join("", Some("instance-a"));
+    s.finish_appends(Ok(()));
+    let new_id = joined(s.answer(rejoin)).member_id;
+    assert_ne!(new_id, old_id);
+    let zombie = MemberRef {
+        group_instance_id: Some("instance-a".into()),
+        ..member(&old_id, 1)
+    };
+    let fenced = s.txn_commit(zombie, 9);
+    assert_eq!(
+        txn_commit_error(s.answer(fenced)),
+        Some(KafkaError::FencedInstanceId)
+    );
+
+    // No REBALANCE_IN_PROGRESS (Kafka's doTxnCommitOffsets): a member of the generation
+    // commits while its assignment is being stored.
+    let mut r = Coord::new(false);
+    let (b, join) = r.new_member();
+    r.at(DELAY);
+    joined(r.answer(join));
+    r.sync(&b, 1, &[(&b, "orders/0")]);
+    assert_eq!(r.state(), (GroupState::CompletingRebalance, Generation(1)));
+    let plain = r.commit(&b, 1, 4);
+    assert_eq!(
+        commit_error(r.answer(plain)),
+        Some(KafkaError::RebalanceInProgress)
+    );
+    let txn = r.txn_commit(member(&b, 1), 4);
+    r.finish_appends(Ok(()));
+    assert_eq!(txn_commit_error(r.answer(txn)), None);
+}
+
+/// The legacy switch (before KIP-447, the bug zoo's `zombie-processor`): a member expelled
+/// in an older generation still commits its transaction's offsets.
+#[test]
+fn legacy_unfenced_txn_offset_commits_accept_a_stale_generation() {
+    let mut c = Coord::with_config(CoordinatorConfig {
+        legacy_unfenced_txn_offset_commits: true,
+        ..config(false)
+    });
+    let (a, join) = c.new_member();
+    c.at(DELAY);
+    joined(c.answer(join));
+    let sync = c.sync(&a, 1, &[(&a, "orders/0")]);
+    c.finish_appends(Ok(()));
+    c.answer(sync);
+    let stale = c.txn_commit(member("expelled", 0), 9);
+    c.finish_appends(Ok(()));
+    assert_eq!(txn_commit_error(c.answer(stale)), None, "the legacy bug");
+    c.complete_txn(true);
+    assert_eq!(c.fetch_stable(), Ok(Some(9)));
+    // The ordinary commit path keeps its own (fixed) fencing.
+    let plain = c.commit("expelled", 0, 3);
+    assert_eq!(
+        commit_error(c.answer(plain)),
+        Some(KafkaError::UnknownMemberId)
+    );
+}
+
+/// A TxnOffsetCommit for a group the coordinator does not know creates it, Empty, to hold
+/// the offsets; one to a coordinator not (yet) serving the group is refused.
+#[test]
+fn a_txn_offset_commit_creates_its_group_and_needs_a_loaded_coordinator() {
+    let mut c = Coord::new(false);
+    assert_eq!(c.c.group_state(G), None);
+    let commit = c.txn_commit(member("", -1), 9);
+    assert_eq!(c.state(), (GroupState::Empty, Generation(0)));
+    c.finish_appends(Ok(()));
+    assert_eq!(txn_commit_error(c.answer(commit)), None);
+    c.complete_txn(true);
+    assert_eq!(c.fetch_offset(), Ok(Some(9)));
+
+    c.c.on_become_leader(0, LeaderEpoch(2));
+    let loading = c.txn_commit(member("", -1), 10);
+    assert_eq!(
+        txn_commit_error(c.answer(loading)),
+        Some(KafkaError::CoordinatorLoadInProgress)
+    );
+    c.c.on_resign(0);
+    c.collect();
+    let elsewhere = c.txn_commit(member("", -1), 10);
+    assert_eq!(
+        txn_commit_error(c.answer(elsewhere)),
+        Some(KafkaError::NotCoordinator)
+    );
+    assert!(c.appends.is_empty());
+}
+
+/// Unloading drops the pending offsets with the group; loading finds them in the log:
+/// a committed transaction's offsets are committed, an aborted one's dropped, and an open
+/// one's pending (its marker will come, and completes them).
+#[test]
+fn loading_applies_committed_drops_aborted_and_keeps_open_transactions_pending() {
+    let mut c = Coord::new(false);
+    let pending = c.txn_commit(member("", -1), 9);
+    c.finish_appends(Ok(()));
+    assert_eq!(txn_commit_error(c.answer(pending)), None);
+    c.c.on_resign(0);
+    c.collect();
+    assert!(c.c.pending_txn_offsets(G).is_empty(), "gone with the group");
+
+    let offset = |group: &str, topic: &str, next: u64| GroupRecord::Offset {
+        group: group.into(),
+        partition: TopicPartition::new(topic, 0),
+        value: Some(committed(next)),
+    };
+    let batch = |base: u64, txn: Option<i64>, records: Vec<GroupRecord>| OffsetsBatch::Records {
+        base_offset: Offset(base),
+        transaction: txn.map(ProducerId),
+        records,
+    };
+    let marker = |pid: i64, commit: bool| OffsetsBatch::Marker {
+        producer_id: ProducerId(pid),
+        commit,
+    };
+    let log = vec![
+        batch(
+            0,
+            None,
+            vec![offset(G, "orders", 1), offset(G, "ledger", 1)],
+        ),
+        // Producer 1 commits orders at 5; producer 2 aborts ledger at 6.
+        batch(2, Some(1), vec![offset(G, "orders", 5)]),
+        batch(3, Some(2), vec![offset(G, "ledger", 6)]),
+        marker(1, true),
+        marker(2, false),
+        // Producer 3 commits ledger at 8, but an ordinary commit came after its batch.
+        batch(6, Some(3), vec![offset(G, "ledger", 8)]),
+        batch(7, None, vec![offset(G, "ledger", 2)]),
+        marker(3, true),
+        // Producer 4's transaction is open, in another group too.
+        batch(
+            9,
+            Some(4),
+            vec![offset(G, "orders", 11), offset("audit", "orders", 3)],
+        ),
+    ];
+    c.c.on_become_leader(0, LeaderEpoch(2));
+    c.c.on_loaded(0, LeaderEpoch(2), log, c.now);
+    c.collect();
+    let committed_now = |c: &Coord, group: &str| -> Vec<(String, u64)> {
+        c.c.committed(group)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(tp, o)| (tp.to_string(), o.offset.0))
+            .collect()
+    };
+    assert_eq!(
+        committed_now(&c, G),
+        vec![("ledger/0".to_string(), 2), ("orders/0".to_string(), 5)]
+    );
+    assert_eq!(
+        c.c.pending_txn_offsets(G),
+        BTreeMap::from([(ProducerId(4), BTreeMap::from([(tp(), committed(11))]))])
+    );
+    assert_eq!(
+        c.c.group_state("audit"),
+        Some((GroupState::Empty, Generation(0))),
+        "a group with only pending offsets is loaded, Empty"
+    );
+    assert_eq!(c.fetch_stable(), Err(KafkaError::UnstableOffsetCommit));
+    assert_eq!(c.fetch_offset(), Ok(Some(5)));
+    // The open transaction's marker arrives: committed in both groups.
+    c.c.on_txn_completed(0, ProducerId(4), true, c.now);
+    c.collect();
+    assert_eq!(c.fetch_stable(), Ok(Some(11)));
+    assert_eq!(
+        committed_now(&c, "audit"),
+        vec![("orders/0".to_string(), 3)]
+    );
+    assert_eq!(c.txn_events().len(), 2);
+}
+
+#[test]
+fn txn_offset_commit_events_serialize_as_kind_and_detail() {
+    let event = CoordinatorEvent::TxnOffsetCommit {
+        group: G.into(),
+        producer_id: ProducerId(7),
+        offsets: vec![(tp(), 9)],
+    };
+    let json = serde_json::to_string(&event).unwrap();
+    assert_eq!(
+        json,
+        r#"{"kind":"txn-offset-commit","detail":{"group":"billing","producer_id":7,"offsets":[["orders/0",9]]}}"#
+    );
+    assert_eq!(
+        serde_json::from_str::<CoordinatorEvent>(&json).unwrap(),
+        event
     );
 }

@@ -1490,3 +1490,59 @@ fn transactions_hold_the_lso_on_leader_and_follower_and_survive_a_reopen() {
     assert_eq!(reopened.producer_state(), &before);
     assert_eq!(reopened.last_stable_offset(), Offset(4));
 }
+
+/// A group coordinator's transactional batch (a TxnOffsetCommit's offsets; Kafka's origin
+/// COORDINATOR) has no sequence: two alike from one producer are both appended (no
+/// duplicate detection), an older producer epoch is refused, and the batch opens the
+/// producer's transaction so the LSO waits for its marker.
+#[test]
+fn coordinator_transactional_batches_skip_the_sequence_check_but_not_the_epoch() {
+    use crate::log::{ControlRecord, ControlRecordType};
+    let (disk, _root) = disk("txn-coordinator-origin");
+    let mut leader = open(&disk, B1);
+    leader
+        .become_leader(LeaderEpoch(1), vec![B1], vec![B1], PartitionEpoch(0), 0)
+        .unwrap();
+    let offsets = |epoch: i16| {
+        let mut b = BatchBuilder::new(BatchMeta {
+            producer_id: ProducerId(9),
+            producer_epoch: epoch,
+            base_sequence: -1,
+            ..BatchMeta::default()
+        });
+        b.set_transactional(true);
+        b.push(0, Some(b"key"), Some(b"offset"), &[]);
+        b.encode(Offset(0)).to_vec()
+    };
+    let first = leader.append_as_coordinator(&offsets(1)).unwrap();
+    let second = leader.append_as_coordinator(&offsets(1)).unwrap();
+    assert!(!first.duplicate && !second.duplicate);
+    assert_eq!(
+        (first.base_offset, second.base_offset),
+        (Offset(0), Offset(1))
+    );
+    assert_eq!(leader.high_watermark(), Offset(2));
+    assert_eq!(
+        leader.last_stable_offset(),
+        Offset(0),
+        "the open transaction"
+    );
+    let old = leader.append_as_coordinator(&offsets(0));
+    assert_eq!(
+        old.unwrap_err().kafka_error(),
+        KafkaError::InvalidProducerEpoch
+    );
+    let plain = leader.append_as_coordinator(&batch(&["not transactional"]));
+    assert_eq!(plain.unwrap_err().kafka_error(), KafkaError::InvalidRecord);
+    let marker = ControlRecord {
+        kind: ControlRecordType::Commit,
+        coordinator_epoch: 1,
+    };
+    leader
+        .append_txn_marker_as_leader(ProducerId(9), 1, marker, 0)
+        .unwrap();
+    assert_eq!(leader.last_stable_offset(), leader.log_end_offset());
+    // A new transaction of the producer after its marker: a new open transaction.
+    leader.append_as_coordinator(&offsets(1)).unwrap();
+    assert_eq!(leader.last_stable_offset(), Offset(3));
+}

@@ -49,6 +49,7 @@ fn config(id: BrokerId) -> BrokerConfig {
             min_session_timeout_ms: 6000,
             max_session_timeout_ms: 1_800_000,
             legacy_unfenced_offset_commits: false,
+            legacy_unfenced_txn_offset_commits: false,
         },
         txn_coordinator: TxnCoordinatorConfig::default(),
     }
@@ -1501,4 +1502,228 @@ fn a_marker_for_a_partition_without_a_live_leader_waits_for_one() {
         c.txn_state(coordinator, "tx-wait"),
         Some(TransactionState::CompleteCommit)
     );
+}
+
+// --- transactional offset commits on the group coordinator (KIP-98, KIP-447) ---
+
+/// A broker alone in its cluster, leading `orders/0`, `__consumer_offsets/0` and
+/// `__transaction_state/0` (so both coordinators are here); over `restart_in`, the
+/// directory of an earlier incarnation, if given.
+fn alone_with_transactions(name: &str, restart_in: Option<PathBuf>) -> (Node, TempRoot) {
+    let mut config = config(B1);
+    config.controller.brokers = vec![B1];
+    let topic = |name: &str| TopicSpec {
+        name: name.into(),
+        partitions: 1,
+        replication_factor: 1,
+        min_insync_replicas: 1,
+    };
+    config.controller.topics = vec![
+        topic("orders"),
+        topic(OFFSETS_TOPIC),
+        topic(TRANSACTION_STATE_TOPIC),
+    ];
+    config.txn_coordinator = TxnCoordinatorConfig {
+        transaction_state_partitions: 1,
+        offsets_partitions: 1,
+        ..TxnCoordinatorConfig::default()
+    };
+    match restart_in {
+        Some(dir) => {
+            config.incarnation = 2;
+            node_in(config, dir)
+        }
+        None => node_in(config, fresh_root(name)),
+    }
+}
+
+/// The producer of transaction `tx-offsets`, its offsets partition added to the
+/// transaction, and a TxnOffsetCommit of `orders/0` at 7 for group `billing` (from an
+/// old client: no member) answered.
+fn txn_offsets_written(ens: &mut Ens, n: &mut Node) -> ProducerIdentity {
+    use crate::broker::proto::{CommittedOffset, TxnOffsetCommitRequest};
+    let init = RequestBody::InitTxnProducerId {
+        transactional_id: "tx-offsets".into(),
+        transaction_timeout_ms: 60_000,
+        producer_id_and_epoch: None,
+    };
+    let Some(ResponseBody::InitProducerId {
+        result: Ok(producer),
+    }) = ask(ens, n, 1, init)
+    else {
+        panic!("InitProducerId");
+    };
+    let add = RequestBody::AddOffsetsToTxn {
+        transactional_id: "tx-offsets".into(),
+        producer,
+        group_id: "billing".into(),
+    };
+    assert_eq!(
+        ask(ens, n, 2, add),
+        Some(ResponseBody::AddOffsetsToTxn { error: None })
+    );
+    let tp = TopicPartition::new("orders", 0);
+    let commit = RequestBody::TxnOffsetCommit(TxnOffsetCommitRequest {
+        transactional_id: "tx-offsets".into(),
+        producer,
+        member: member("", -1),
+        offsets: vec![(
+            tp,
+            CommittedOffset {
+                offset: Offset(7),
+                leader_epoch: None,
+            },
+        )],
+    });
+    assert_eq!(
+        ask(ens, n, 3, commit),
+        Some(ResponseBody::TxnOffsetCommit {
+            partitions: vec![(tp, None)]
+        })
+    );
+    producer
+}
+
+fn fetch_orders(
+    ens: &mut Ens,
+    n: &mut Node,
+    now_ms: u64,
+    require_stable: bool,
+) -> Result<Option<u64>, KafkaError> {
+    let fetch = RequestBody::OffsetFetch {
+        group_id: "billing".into(),
+        partitions: vec![TopicPartition::new("orders", 0)],
+        require_stable,
+    };
+    match ask(ens, n, now_ms, fetch) {
+        Some(ResponseBody::OffsetFetch { result }) => {
+            result.map(|found| found[0].1.as_ref().map(|c| c.offset.0))
+        }
+        other => panic!("OffsetFetch: {other:?}"),
+    }
+}
+
+fn end_txn_at(
+    ens: &mut Ens,
+    n: &mut Node,
+    now_ms: u64,
+    producer: ProducerIdentity,
+    result: TransactionResult,
+) {
+    let end = RequestBody::EndTxn {
+        transactional_id: "tx-offsets".into(),
+        producer,
+        result,
+    };
+    assert!(
+        matches!(
+            ask(ens, n, now_ms, end),
+            Some(ResponseBody::EndTxn { result: Ok(_) })
+        ),
+        "EndTxn"
+    );
+}
+
+/// Through the real log: AddOffsetsToTxn, TxnOffsetCommit (a transactional batch of the
+/// producer on `__consumer_offsets`, holding its LSO), then EndTxn(COMMIT): the COMMIT
+/// marker on the offsets partition makes the offset committed, and a `require_stable`
+/// OffsetFetch, refused with UNSTABLE_OFFSET_COMMIT before, sees it.
+#[test]
+fn a_committed_transactions_offsets_become_visible_with_its_marker() {
+    let mut ens = Ens::new();
+    let (mut n, _root) = alone_with_transactions("txn-offsets-commit", None);
+    start(&mut ens, &mut n, 4, 0);
+    pump(&mut ens, &mut n, 0, |_| false);
+    let producer = txn_offsets_written(&mut ens, &mut n);
+    let offsets = TopicPartition::new(OFFSETS_TOPIC, 0);
+    let r = &n.core.replicas[&offsets];
+    let batches = decode_batches(&r.log().read(Offset(0), 1 << 20).unwrap()).unwrap();
+    let last = batches.last().unwrap();
+    assert!(last.is_transactional() && !last.is_control());
+    assert_eq!(
+        (last.producer_id, last.producer_epoch),
+        (producer.producer_id, producer.producer_epoch)
+    );
+    assert_eq!(
+        r.last_stable_offset(),
+        last.base_offset,
+        "the open transaction holds the offsets partition's LSO"
+    );
+    assert_eq!(
+        fetch_orders(&mut ens, &mut n, 4, true),
+        Err(KafkaError::UnstableOffsetCommit)
+    );
+    assert_eq!(fetch_orders(&mut ens, &mut n, 4, false), Ok(None));
+
+    end_txn_at(&mut ens, &mut n, 5, producer, TransactionResult::Commit);
+    let r = &n.core.replicas[&offsets];
+    let batches = decode_batches(&r.log().read(Offset(0), 1 << 20).unwrap()).unwrap();
+    assert_eq!(
+        marker_of(batches.last().unwrap()).map(|(kind, _)| kind),
+        Some(ControlRecordType::Commit)
+    );
+    assert_eq!(r.last_stable_offset(), r.log_end_offset());
+    assert_eq!(fetch_orders(&mut ens, &mut n, 6, true), Ok(Some(7)));
+    assert!(n.announced.iter().any(|e| matches!(
+        e,
+        Announced::Coordinator(CoordinatorEvent::TxnOffsetCommit { producer_id, offsets, .. })
+            if *producer_id == producer.producer_id && offsets.len() == 1
+    )));
+}
+
+/// The same with an ABORT: the offsets are dropped, and the fetch sees none.
+#[test]
+fn an_aborted_transactions_offsets_are_dropped_with_its_marker() {
+    let mut ens = Ens::new();
+    let (mut n, _root) = alone_with_transactions("txn-offsets-abort", None);
+    start(&mut ens, &mut n, 4, 0);
+    pump(&mut ens, &mut n, 0, |_| false);
+    let producer = txn_offsets_written(&mut ens, &mut n);
+    end_txn_at(&mut ens, &mut n, 5, producer, TransactionResult::Abort);
+    assert_eq!(fetch_orders(&mut ens, &mut n, 6, true), Ok(None));
+}
+
+/// The coordinators' broker restarts with the transaction open: loading the offsets
+/// partition finds the transactional batch without a marker, so the offsets are pending
+/// (UNSTABLE_OFFSET_COMMIT) until the transaction's COMMIT, sent by the reloaded
+/// transaction coordinator, completes them.
+#[test]
+fn offsets_of_a_transaction_open_across_a_restart_are_pending_after_loading() {
+    let mut ens = Ens::new();
+    let (mut n, root) = alone_with_transactions("txn-offsets-restart", None);
+    start(&mut ens, &mut n, 4, 0);
+    pump(&mut ens, &mut n, 0, |_| false);
+    let producer = txn_offsets_written(&mut ens, &mut n);
+    n.core.checkpoint_high_watermarks();
+    ens.expire(n.session);
+    let dir = root.0.clone();
+    std::mem::forget(root);
+    let (mut n, _root) = alone_with_transactions("txn-offsets-restart", Some(dir));
+    start(&mut ens, &mut n, 5, 10);
+    pump(&mut ens, &mut n, 10, |_| false);
+    assert_eq!(
+        fetch_orders(&mut ens, &mut n, 11, true),
+        Err(KafkaError::UnstableOffsetCommit),
+        "pending after loading"
+    );
+    assert_eq!(fetch_orders(&mut ens, &mut n, 11, false), Ok(None));
+    assert_eq!(
+        n.core
+            .coordinator
+            .pending_txn_offsets("billing")
+            .keys()
+            .collect::<Vec<_>>(),
+        vec![&producer.producer_id]
+    );
+    end_txn_at(&mut ens, &mut n, 12, producer, TransactionResult::Commit);
+    assert_eq!(fetch_orders(&mut ens, &mut n, 13, true), Ok(Some(7)));
+    // Loaded again (a second restart), the marker in the log commits them.
+    n.core.checkpoint_high_watermarks();
+    ens.expire(n.session);
+    let dir = _root.0.clone();
+    std::mem::forget(_root);
+    let (mut n, _root) = alone_with_transactions("txn-offsets-restart", Some(dir));
+    start(&mut ens, &mut n, 6, 20);
+    pump(&mut ens, &mut n, 20, |_| false);
+    assert_eq!(fetch_orders(&mut ens, &mut n, 21, true), Ok(Some(7)));
 }
