@@ -131,6 +131,20 @@ fn commits_of_an_old_generation_are_stored_only_without_fencing() {
 }
 
 #[test]
+fn a_zombie_processor_commits_its_output_twice_only_without_kip_447_fencing() {
+    let zoo = "zoo/zombie-processor.toml";
+    let dir = scratch("groups-zombie-processor");
+    zoo_fires(zoo, "5..6", "duplicate", &dir);
+    fixed_twin_passes(
+        zoo,
+        "unfenced-transactional-producer = true",
+        "unfenced-transactional-producer = false",
+        &dir,
+        &[5, 6],
+    );
+}
+
+#[test]
 fn committing_before_processing_leaves_records_unseen() {
     let zoo = "zoo/commit-before-process.toml";
     let dir = scratch("groups-commit-before-process");

@@ -19,6 +19,9 @@
 //!   aborts, with probability `txn-abort-percent` (never while the run drains). A partition
 //!   processed in it but no longer owned (revoked or lost in a rebalance) aborts it: its
 //!   offsets cannot be committed by this member any more, and its new owner processes it.
+//! - A partition processed in the open transaction that leaves the member's assignment
+//!   (revoked, or lost with the membership), even for a moment, aborts it at once (Kafka
+//!   Streams closes the task dirty): its records may be processed by the next owner.
 //! - A transaction that commits makes its offsets the group's: recorded as a `Commit` the
 //!   member was told is stored (so the group checks judge it as a consumer's commit).
 //! - A transaction that ends otherwise than committed (aborted by the processor, an
@@ -32,7 +35,7 @@ use super::kafka_client::{
 };
 use crate::broker::proto::MemberRef;
 use crate::broker::TopicPartition;
-use crate::client::consumer::{ConsumerConfig, ConsumerCore};
+use crate::client::consumer::{ConsumerAction, ConsumerConfig, ConsumerCore};
 use crate::client::producer::{ProducerAction, ProducerConfig, ProducerCore, TxnState};
 use crate::history::{input_key, CompactString, Op as HistoryOp, SendOutcome};
 use crate::node::progress::Progress;
@@ -63,6 +66,20 @@ pub struct ProcessorNode {
     pub incarnations: AtomicU64,
 }
 
+/// Marks the open transaction lost when an assignment leaves out a partition it processed
+/// (Kafka Streams closes such a task dirty and aborts: `onPartitionsLost` / revoked).
+fn note_ownership(action: &ConsumerAction, open: Option<&mut Open>) {
+    let (ConsumerAction::GroupAssign { partitions, .. }, Some(o)) = (action, open) else {
+        return;
+    };
+    if o.processed
+        .iter()
+        .any(|tp| !partitions.iter().any(|(owned, _)| owned == tp))
+    {
+        o.lost = true;
+    }
+}
+
 /// Records of one partition a poll returned.
 type Polled = (TopicPartition, Vec<(u64, CompactString)>);
 
@@ -78,6 +95,10 @@ struct Open {
     offsets: Vec<(TopicPartition, u64)>,
     member: Option<MemberRef>,
     offsets_sent_ms: u64,
+    /// A partition it processed stopped being this member's at some point (revoked, lost
+    /// with the membership, or rewound), even if it came back: the transaction must abort,
+    /// since records processed under the old ownership may be processed by another owner.
+    lost: bool,
     /// Ending: commit asked (`Some(true)`), abort asked (`Some(false)`).
     ending: Option<bool>,
     /// It did not commit (an abort was asked, or an end returned an error).
@@ -143,18 +164,7 @@ impl ProcessorNode {
                 &mut open,
                 &mut waiting,
             );
-            for action in consumer.take_actions() {
-                let (name, recorder, progress) = (&self.name, &self.recorder, &self.progress);
-                let poll = record_consumer_action(
-                    name,
-                    recorder,
-                    progress,
-                    &mut consumer_links,
-                    action,
-                    true,
-                );
-                waiting.extend(poll);
-            }
+            self.consumer_actions(&mut consumer, &mut consumer_links, &mut open, &mut waiting);
             self.process(
                 &mut producer,
                 &mut consumer,
@@ -172,17 +182,7 @@ impl ProcessorNode {
                 &mut open,
                 &mut waiting,
             );
-            for action in consumer.take_actions() {
-                let (name, recorder, progress) = (&self.name, &self.recorder, &self.progress);
-                record_consumer_action(
-                    name,
-                    recorder,
-                    progress,
-                    &mut consumer_links,
-                    action,
-                    false,
-                );
-            }
+            self.consumer_actions(&mut consumer, &mut consumer_links, &mut open, &mut waiting);
             if consumer.is_group_member() {
                 self.progress
                     .member_generation(&self.name, consumer.group_generation());
@@ -192,6 +192,29 @@ impl ProcessorNode {
                 reported_pending = Some(pending);
                 self.progress.pending_sends(&self.name, pending);
             }
+        }
+    }
+
+    /// Does and records what the consumer asks; keeps what it polled for the next
+    /// transaction, and notes a processed partition leaving the assignment.
+    fn consumer_actions(
+        &self,
+        consumer: &mut ConsumerCore,
+        links: &mut Links,
+        open: &mut Option<Open>,
+        waiting: &mut Vec<Polled>,
+    ) {
+        for action in consumer.take_actions() {
+            note_ownership(&action, open.as_mut());
+            if let ConsumerAction::GroupAssign { partitions, .. } = &action {
+                // Records read of a partition no longer owned with its position (revoked,
+                // or being fetched from its committed offset again) are not this
+                // member's to process: its next position is what the group committed.
+                waiting.retain(|(tp, _)| partitions.iter().any(|(owned, _)| owned == tp));
+            }
+            let (name, recorder, progress) = (&self.name, &self.recorder, &self.progress);
+            let poll = record_consumer_action(name, recorder, progress, links, action, true);
+            waiting.extend(poll);
         }
     }
 
@@ -309,7 +332,8 @@ impl ProcessorNode {
             }
         }
         let due = open.as_ref().is_some_and(|o| {
-            o.ending.is_none() && now >= o.since_ms.saturating_add(self.commit_interval_ms)
+            o.ending.is_none()
+                && (o.lost || now >= o.since_ms.saturating_add(self.commit_interval_ms))
         });
         if due && producer.transaction_state() == Some(TxnState::InTransaction) {
             self.end(producer, consumer, open.as_mut().expect("due"), now, rng);
@@ -335,11 +359,12 @@ impl ProcessorNode {
         partitions.extend(consumer.dirty_partitions());
         let offsets = consumer.committable(&partitions);
         let member: Option<MemberRef> = consumer.group_metadata();
-        // A processed partition this member no longer owns cannot be committed by it.
-        let lost = o
-            .processed
-            .iter()
-            .any(|tp| !offsets.iter().any(|(t, _)| t == tp));
+        // A processed partition this member no longer owns (or lost on the way) cannot be
+        // committed by it.
+        let lost = o.lost
+            || o.processed
+                .iter()
+                .any(|tp| !offsets.iter().any(|(t, _)| t == tp));
         let drawn_abort =
             !self.progress.draining() && rng.gen_range(0..100u32) < u32::from(self.abort_percent);
         let commit = !lost && !drawn_abort && !offsets.is_empty();

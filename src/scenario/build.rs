@@ -1304,6 +1304,7 @@ fn build_legacy(raw: &RawLegacy) -> Legacy {
         cooperative_no_holdback: on(&raw.cooperative_no_holdback),
         zk_diff_only_sync: on(&raw.zk_diff_only_sync),
         zk_ack_before_sync: on(&raw.zk_ack_before_sync),
+        unfenced_transactional_producer: on(&raw.unfenced_transactional_producer),
     }
 }
 

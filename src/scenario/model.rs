@@ -894,4 +894,7 @@ pub struct Legacy {
     pub zk_diff_only_sync: bool,
     /// `zk-ack-before-sync` (ZOOKEEPER-4646).
     pub zk_ack_before_sync: bool,
+    /// `unfenced-transactional-producer` (before KIP-447): a processor's TxnOffsetCommit is
+    /// not fenced by its consumer's generation, so a zombie processor commits.
+    pub unfenced_transactional_producer: bool,
 }

@@ -120,6 +120,7 @@ pub fn coordinator_config(scenario: &Scenario) -> CoordinatorConfig {
             .group_initial_rebalance_delay_ms
             .unwrap_or(defaults.initial_rebalance_delay_ms),
         legacy_unfenced_offset_commits: scenario.legacy.unfenced_offset_commits,
+        legacy_unfenced_txn_offset_commits: scenario.legacy.unfenced_transactional_producer,
         ..defaults
     }
 }

@@ -308,6 +308,7 @@ pub(super) struct RawLegacy {
     pub cooperative_no_holdback: Option<Spanned<bool>>,
     pub zk_diff_only_sync: Option<Spanned<bool>>,
     pub zk_ack_before_sync: Option<Spanned<bool>>,
+    pub unfenced_transactional_producer: Option<Spanned<bool>>,
 }
 
 /// A duration string (`"10s"`); a malformed one is a deserialization error at the value.

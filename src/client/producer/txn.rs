@@ -506,9 +506,7 @@ impl ProducerCore {
                 return;
             }
             TxnState::Ready => {
-                if !self.config.txn_workload.by_application {
-                    self.txn_begin_if_ready();
-                }
+                self.txn_begin_if_ready();
                 return;
             }
             _ => {}
@@ -587,10 +585,12 @@ impl ProducerCore {
         }
     }
 
-    /// beginTransaction, unless the run drains.
+    /// beginTransaction by the workload, unless the run drains (an application that
+    /// begins its transactions itself calls [`Self::begin_transaction`]).
     fn txn_begin_if_ready(&mut self) {
+        let by_application = self.config.txn_workload.by_application;
         let t = self.txn_mut();
-        if t.state != TxnState::Ready || t.draining {
+        if t.state != TxnState::Ready || t.draining || by_application {
             return;
         }
         self.txn_begin();
