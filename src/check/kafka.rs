@@ -105,6 +105,7 @@ pub fn run(input: &CheckInput<'_>, facts: &Facts<'_>) -> Vec<CheckResult> {
     }
     if input.scenario.has_transactional_producers() {
         results.push(result("torn-transaction", facts.torn_transaction()));
+        results.push(result("converges", facts.open_transactions()));
     }
     let read_committed = input.scenario.read_committed_consumers();
     if !read_committed.is_empty() {

@@ -157,6 +157,37 @@ impl Facts<'_> {
         findings.into_violation().into_iter().collect()
     }
 
+    /// The transactions half of `converges`: once the run is drained, every transaction in
+    /// a final log is completed by its marker, so the last stable offset is the log end
+    /// (a transaction left open holds every `read_committed` reader of the partition back
+    /// for good: Kafka's hanging transaction, KAFKA-14402).
+    pub fn open_transactions(&self) -> Vec<Violation> {
+        let mut out = Vec::new();
+        for (_, tp, r) in self.references() {
+            let lso = r.log.last_stable_offset();
+            if lso >= r.log.log_end {
+                continue;
+            }
+            let batch = r
+                .log
+                .txn_batch(lso)
+                .map_or(String::new(), |b| format!(" (producer {})", b.producer_id));
+            out.push(Violation {
+                check: "converges".into(),
+                detail: format!(
+                    "{tp}: a transaction{batch} is still open at offset {lso}, so the last \
+                     stable offset stays below the log end {} ({})",
+                    r.log.log_end,
+                    r.describe()
+                ),
+                at_ms: Some(self.stop_us / 1000),
+                partition: Some(tp.to_string()),
+                node: None,
+            });
+        }
+        out
+    }
+
     /// `aborted-read` and `read-uncommitted`, over the polls of `read_committed` nodes.
     pub fn committed_reads(&self, read_committed: &BTreeSet<&str>) -> [Vec<Violation>; 2] {
         let txns = history_txns(self.history());
@@ -304,6 +335,37 @@ mod tests {
         // The same poll by a read_uncommitted consumer is no anomaly.
         let [aborted, open] = check(&history, &["consumer-2"]);
         assert!(aborted.is_empty() && open.is_empty());
+    }
+
+    #[test]
+    fn a_transaction_left_open_in_a_final_log_does_not_converge() {
+        // orders/0 ends with producer 9's transaction open at 6: the LSO stays at 6.
+        let logs = logs();
+        let facts = Facts::new(&[], &[], &logs);
+        let found = facts.open_transactions();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].check, "converges");
+        assert!(
+            found[0].detail.contains("producer 9") && found[0].detail.contains("offset 6"),
+            "{}",
+            found[0].detail
+        );
+        // Its marker written, nothing is open.
+        let mut logs = logs;
+        let log = logs
+            .get_mut(&TopicPartition::new("orders", 0))
+            .and_then(|r| r.get_mut("broker-1"))
+            .expect("the fixture's log");
+        log.push_marker(TxnMarker {
+            offset: 7,
+            producer_id: 9,
+            producer_epoch: 0,
+            commit: true,
+            coordinator_epoch: 1,
+        });
+        log.log_end = 8;
+        let facts = Facts::new(&[], &[], &logs);
+        assert!(facts.open_transactions().is_empty());
     }
 
     #[test]
