@@ -428,3 +428,234 @@ rate = 10
     assert_eq!(plain.transactional_id, None);
     assert!(!writers().has_transactional_producers());
 }
+
+/// A `[[processor]]` table is a group member that reads committed, commits its offsets
+/// with its transactions (auto-commit off) and writes `output` with a transactional
+/// producer whose id is the group's (numbered per table), as Kafka Streams sets them.
+#[test]
+fn processors_map_to_a_read_committed_member_and_a_transactional_producer() {
+    use ksim::scenario::{
+        AssignmentStrategy, IsolationLevel, DEFAULT_PROCESSOR_COMMIT_INTERVAL_MS,
+    };
+    let text = r#"name = "procs"
+duration = "30s"
+heal = "60s"
+
+[cluster]
+zookeepers = 1
+brokers = 1
+
+[cluster.broker]
+"offsets.topic.num.partitions" = 3
+"transaction.state.log.num.partitions" = 3
+
+[[topic]]
+name = "orders"
+partitions = 2
+
+[[topic]]
+name = "enriched"
+partitions = 2
+
+[[topic]]
+name = "audited"
+partitions = 1
+
+[[producer]]
+count = 1
+topic = "orders"
+rate = 10
+
+[[consumer]]
+count = 1
+group = "readers"
+topics = ["audited"]
+
+[[processor]]
+count = 2
+group = "enrich"
+topics = ["orders"]
+output = "enriched"
+txn-abort-percent = 10
+[processor.consumer]
+"partition.assignment.strategy" = "cooperative-sticky"
+
+[[processor]]
+count = 1
+group = "audit"
+topics = ["enriched"]
+output = "audited"
+[processor.config]
+"commit.interval.ms" = 250
+[processor.producer]
+"transactional.id" = "auditor"
+"#;
+    let scenario =
+        parse(Path::new("procs.toml"), text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let [enrich, audit] = &scenario.processors[..] else {
+        panic!("two processor tables")
+    };
+    assert_eq!(
+        (
+            enrich.count,
+            enrich.output.as_str(),
+            enrich.commit_interval_ms
+        ),
+        (2, "enriched", DEFAULT_PROCESSOR_COMMIT_INTERVAL_MS)
+    );
+    assert_eq!(DEFAULT_PROCESSOR_COMMIT_INTERVAL_MS, 100);
+    assert_eq!(audit.commit_interval_ms, 250);
+    let consumer = &enrich.consumer;
+    assert_eq!(
+        (
+            consumer.count,
+            consumer.group.as_deref(),
+            &consumer.topics[..]
+        ),
+        (2, Some("enrich"), &["orders".to_string()][..])
+    );
+    assert_eq!(
+        consumer.config.isolation_level,
+        Some(IsolationLevel::ReadCommitted),
+        "forced"
+    );
+    assert_eq!(consumer.config.enable_auto_commit, Some(false));
+    assert_eq!(
+        consumer.config.partition_assignment_strategy,
+        Some(AssignmentStrategy::CooperativeSticky)
+    );
+    let producer = &enrich.producer;
+    assert_eq!(
+        (
+            producer.count,
+            producer.topic.as_str(),
+            producer.txn_abort_percent,
+            producer.config.transactional_id.as_deref()
+        ),
+        (2, "enriched", 10, Some("enrich")),
+        "the group's id by default"
+    );
+    assert_eq!(producer.transactional_ids(), ["enrich-1", "enrich-2"]);
+    assert_eq!(audit.producer.transactional_ids(), ["auditor"]);
+    assert_eq!(audit.producer.txn_abort_percent, 0);
+
+    assert_eq!(
+        scenario.processor_names(),
+        ["processor-1", "processor-2", "processor-3"]
+    );
+    let ids: Vec<(String, String)> = scenario.transactional_ids().into_iter().collect();
+    let pair = |n: &str, id: &str| (n.to_string(), id.to_string());
+    assert_eq!(
+        ids,
+        [
+            pair("processor-1", "enrich-1"),
+            pair("processor-2", "enrich-2"),
+            pair("processor-3", "auditor"),
+        ],
+        "the plain producer has none"
+    );
+    let readers: Vec<String> = scenario
+        .reader_nodes()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(
+        readers,
+        ["consumer-1", "processor-1", "processor-2", "processor-3"]
+    );
+    let groups = scenario.groups();
+    let members = |g: &str| groups[g].members.clone();
+    assert_eq!(members("enrich"), ["processor-1", "processor-2"]);
+    assert_eq!(members("audit"), ["processor-3"]);
+    assert_eq!(members("readers"), ["consumer-1"]);
+    assert_eq!(groups["enrich"].topics, ["orders"]);
+    assert_eq!(groups["enrich"].partitions.len(), 2);
+    assert_eq!(
+        scenario.read_committed_consumers(),
+        ["processor-1", "processor-2", "processor-3"]
+    );
+    assert!(scenario.has_transactional_producers());
+
+    // The cores of processor-2: the second of its table.
+    let bootstrap = vec![ksim::broker::BrokerId(1)];
+    let (consumer, producer) =
+        ksim::scenario::plan::processor_config(&scenario, enrich, 1, "processor-2", bootstrap);
+    assert_eq!(
+        consumer.isolation_level,
+        ksim::broker::proto::IsolationLevel::ReadCommitted
+    );
+    let group = consumer.group.expect("a group member");
+    assert_eq!(
+        (
+            group.group_id.as_str(),
+            group.client_id.as_str(),
+            group.enable_auto_commit,
+            group.offsets_by_transaction
+        ),
+        ("enrich", "processor-2", false, true)
+    );
+    assert_eq!(producer.transactional_id.as_deref(), Some("enrich-2"));
+    assert_eq!(producer.topic, "enriched");
+    assert!(producer.txn_workload.by_application);
+    assert!(producer.validate().is_ok());
+}
+
+/// Processors alone (no group consumer, no transactional producer) need both internal
+/// topics: the group's offsets and the transactions' state.
+#[test]
+fn processors_get_the_offsets_and_transaction_state_topics_created() {
+    use ksim::broker::coordinator::OFFSETS_TOPIC;
+    use ksim::broker::txn_coordinator::TRANSACTION_STATE_TOPIC;
+    use ksim::scenario::plan;
+    let with_processor = |processor: &str| {
+        let text = format!(
+            r#"name = "p"
+duration = "30s"
+heal = "60s"
+
+[cluster]
+zookeepers = 1
+brokers = 1
+
+[cluster.broker]
+"offsets.topic.num.partitions" = 3
+"transaction.state.log.num.partitions" = 2
+
+[[topic]]
+name = "orders"
+partitions = 1
+
+[[topic]]
+name = "enriched"
+partitions = 1
+
+[[producer]]
+count = 1
+topic = "orders"
+rate = 10
+{processor}"#
+        );
+        parse(Path::new("p.toml"), text.as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let created = |scenario: &Scenario| -> Vec<(String, u32)> {
+        plan::topic_specs(scenario)
+            .into_iter()
+            .map(|t| (t.name, t.partitions))
+            .filter(|(name, _)| name.starts_with("__"))
+            .collect()
+    };
+    let without = with_processor("");
+    assert!(created(&without).is_empty());
+    assert!(!without.has_transactional_producers());
+    let with = with_processor(
+        "\n[[processor]]\ncount = 1\ngroup = \"enrich\"\ntopics = [\"orders\"]\noutput = \"enriched\"\n",
+    );
+    assert_eq!(
+        created(&with),
+        [
+            (OFFSETS_TOPIC.to_string(), 3),
+            (TRANSACTION_STATE_TOPIC.to_string(), 2)
+        ]
+    );
+    assert!(plan::needs_transactions(&with));
+}

@@ -93,3 +93,122 @@ impl Facts<'_> {
         findings.into_violation().into_iter().collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::TopicPartition;
+    use crate::check::final_log::{FinalLog, TxnMarker};
+    use crate::check::kafka::ReplicaLogs;
+    use crate::history::{input_key, HistoryEntry, NodeName};
+
+    /// enriched/0: 0 processor-1's transaction (producer 7), aborted at 1; 2 processor-2's
+    /// (producer 8), committed at 3; 4 processor-1's next (producer 9), committed at 5;
+    /// 6 processor-2's next (producer 10), never completed; 7 and 8 outside any
+    /// transaction.
+    fn logs() -> ReplicaLogs {
+        let mut log = FinalLog::new(
+            0,
+            9,
+            [
+                (0, "e-1-0"),
+                (2, "e-2-0"),
+                (4, "e-1-1"),
+                (6, "e-2-1"),
+                (7, "plain-0"),
+                (8, "plain-1"),
+            ],
+        );
+        let marker = |offset, producer_id, commit| TxnMarker {
+            offset,
+            producer_id,
+            producer_epoch: 0,
+            commit,
+            coordinator_epoch: 1,
+        };
+        log.push_txn_batch(0, 0, 7, 0);
+        log.push_marker(marker(1, 7, false));
+        log.push_txn_batch(2, 2, 8, 0);
+        log.push_marker(marker(3, 8, true));
+        log.push_txn_batch(4, 4, 9, 0);
+        log.push_marker(marker(5, 9, true));
+        log.push_txn_batch(6, 6, 10, 0);
+        let mut logs = ReplicaLogs::new();
+        logs.entry(TopicPartition::new("enriched", 0))
+            .or_default()
+            .insert("broker-1".into(), log);
+        logs
+    }
+
+    /// `node` sends `value` as the output of orders/0 at `input`.
+    fn send(at_ms: u64, node: &str, value: &str, input: u64) -> HistoryEntry {
+        HistoryEntry {
+            at_us: at_ms * 1000,
+            node: NodeName::new(node),
+            op: Op::Send {
+                value: value.into(),
+                key: Some(input_key(&TopicPartition::new("orders", 0), input)),
+                topic: crate::broker::topic::Topic::new("enriched"),
+                acks: crate::broker::Acks::All,
+                idempotent: true,
+            },
+        }
+    }
+
+    fn check(history: &[HistoryEntry]) -> Vec<Violation> {
+        let logs = logs();
+        let facts = Facts::new(&[], history, &logs);
+        facts.processed_twice(&BTreeSet::from(["processor-1", "processor-2"]))
+    }
+
+    #[test]
+    fn an_input_processed_again_after_an_abort_or_into_an_open_transaction_is_no_duplicate() {
+        let history = [
+            // orders/0@0: first output aborted, the second committed.
+            send(1, "processor-1", "e-1-0", 0),
+            send(2, "processor-2", "e-2-0", 0),
+            // orders/0@1: committed once; again into a transaction never completed.
+            send(3, "processor-1", "e-1-1", 1),
+            send(4, "processor-2", "e-2-1", 1),
+            // A producer's record keyed like an input place is no processor's output.
+            send(5, "producer-1", "plain-0", 1),
+        ];
+        let found = check(&history);
+        assert!(found.is_empty(), "{found:?}");
+        // Without processors there is nothing to judge.
+        let logs = logs();
+        let facts = Facts::new(&[], &history, &logs);
+        assert!(facts.processed_twice(&BTreeSet::new()).is_empty());
+    }
+
+    #[test]
+    fn two_committed_outputs_of_one_input_are_a_duplicate() {
+        let history = [
+            // orders/0@2 reached the committed output through two committed transactions.
+            send(1, "processor-2", "e-2-0", 2),
+            send(2, "processor-1", "e-1-1", 2),
+            // orders/0@3: twice outside any transaction.
+            send(3, "processor-1", "plain-0", 3),
+            send(4, "processor-2", "plain-1", 3),
+            // orders/0@4: aborted and open, neither counts.
+            send(5, "processor-1", "e-1-0", 4),
+            send(6, "processor-2", "e-2-1", 4),
+        ];
+        let found = check(&history);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].check, "duplicate");
+        let detail = &found[0].detail;
+        assert!(detail.starts_with("2 input records"), "{detail}");
+        assert!(
+            detail.contains("orders/0@2 processed into 2 committed records")
+                && detail.contains("e-2-0 at enriched/0@2")
+                && detail.contains("e-1-1 at enriched/0@4"),
+            "{detail}"
+        );
+        assert!(
+            detail.contains("orders/0@3 processed into 2 committed records: plain-0 at enriched/0@7, plain-1 at enriched/0@8"),
+            "{detail}"
+        );
+        assert!(!detail.contains("orders/0@4"), "{detail}");
+    }
+}

@@ -1156,3 +1156,233 @@ fn commits_carry_the_leader_epoch_and_a_newer_committed_epoch_waits_for_its_lead
     h.tick(200);
     assert!(h.has_metadata_request());
 }
+
+// --- a processor's consumer: offsets by transaction, rewind, pause ---
+
+impl Harness {
+    /// A member of group `billing` (range, eager) whose offsets go with its producer's
+    /// transactions, reading `isolation` (a processor's consumer).
+    fn processor_member(leaders: &[u32], isolation: IsolationLevel) -> Harness {
+        let mut config = ConsumerConfig::new(vec![TOPIC.into()], vec![BrokerId(1)]);
+        config.isolation_level = isolation;
+        let mut group = GroupConfig::new("billing", "processor-1");
+        group.enable_auto_commit = false;
+        group.session_timeout_ms = 10_000;
+        group.offsets_by_transaction = true;
+        config.group = Some(group);
+        let mut h = Harness {
+            c: ConsumerCore::new(config),
+            now: 0,
+            connections: BTreeMap::new(),
+            requests: Vec::new(),
+            history: Vec::new(),
+        };
+        h.tick(0);
+        h.answer_metadata(leaders, 0);
+        h.tick(1);
+        h
+    }
+
+    fn offset_commits(&self) -> usize {
+        self.requests
+            .iter()
+            .filter(|(_, _, r)| matches!(r.body, RequestBody::OffsetCommit(_)))
+            .count()
+    }
+
+    fn offset_fetches(&self) -> usize {
+        self.requests
+            .iter()
+            .filter(|(_, _, r)| matches!(r.body, RequestBody::OffsetFetch { .. }))
+            .count()
+    }
+}
+
+#[test]
+fn a_member_committing_by_transaction_never_sends_offset_commit_not_even_when_revoking() {
+    let mut h = Harness::processor_member(&[1, 1], IsolationLevel::ReadUncommitted);
+    h.join_alone(Some(3));
+    let fetch = h.take_fetch();
+    h.answer_fetch(
+        &fetch,
+        vec![data(0, 5, batch(3, &["a", "b"])), data(0, 3, vec![])],
+    );
+    assert_eq!(polled(&h), vec![(tp(0), records(&[(3, "a"), (4, "b")]))]);
+    h.tick(1_000);
+    assert_eq!(h.offset_commits(), 0, "no commit of what was polled");
+    // Told to rejoin: an eager member revokes everything, without committing first.
+    h.tick(3_100);
+    let (c, id, _) = h.take("Heartbeat", |b| matches!(b, RequestBody::Heartbeat(_)));
+    h.respond(
+        c,
+        id,
+        ResponseBody::Heartbeat {
+            error: Some(KafkaError::RebalanceInProgress),
+        },
+    );
+    h.tick(3_200);
+    assert!(matches!(
+        h.group_history().last(),
+        Some(ConsumerAction::GroupAssign { partitions, .. }) if partitions.is_empty()
+    ));
+    h.take("JoinGroup", |b| matches!(b, RequestBody::JoinGroup(_)));
+    assert_eq!(h.offset_commits(), 0, "no commit before revoking");
+    assert!(
+        !h.history
+            .iter()
+            .any(|a| matches!(a, ConsumerAction::Commit { .. })),
+        "{:?}",
+        h.history
+    );
+}
+
+#[test]
+fn group_metadata_committable_and_dirty_partitions_follow_the_positions() {
+    use crate::broker::proto::MemberRef;
+    let mut h = Harness::processor_member(&[1, 1], IsolationLevel::ReadCommitted);
+    assert!(h.c.dirty_partitions().is_empty(), "nothing owned");
+    h.join_alone(Some(3));
+    assert_eq!(
+        h.c.group_metadata(),
+        Some(MemberRef {
+            group_id: "billing".into(),
+            generation_id: Generation(1),
+            member_id: "m-1".into(),
+            group_instance_id: None,
+        })
+    );
+    assert!(
+        h.c.dirty_partitions().is_empty(),
+        "at their committed offsets"
+    );
+    let fetch = h.take_fetch();
+    h.answer_fetch(
+        &fetch,
+        vec![data(0, 5, batch(3, &["a", "b"])), data(0, 3, vec![])],
+    );
+    assert_eq!(h.c.dirty_partitions(), BTreeSet::from([tp(0)]));
+    // Only owned partitions, each at its position (the next offset to read).
+    let asked = BTreeSet::from([tp(0), tp(1), tp(7)]);
+    let offsets: Vec<(TopicPartition, Offset)> =
+        h.c.committable(&asked)
+            .into_iter()
+            .map(|(tp, c)| (tp, c.offset))
+            .collect();
+    assert_eq!(offsets, vec![(tp(0), Offset(5)), (tp(1), Offset(3))]);
+    let only_one: Vec<TopicPartition> =
+        h.c.committable(&BTreeSet::from([tp(1)]))
+            .into_iter()
+            .map(|(tp, _)| tp)
+            .collect();
+    assert_eq!(only_one, vec![tp(1)]);
+    // Committed by the application's transaction: clean again.
+    h.c.note_committed(&[(tp(0), 4)]);
+    assert_eq!(
+        h.c.dirty_partitions(),
+        BTreeSet::from([tp(0)]),
+        "4 is not the position"
+    );
+    h.c.note_committed(&[(tp(0), 5)]);
+    assert!(h.c.dirty_partitions().is_empty());
+    assert_eq!(h.offset_commits(), 0);
+}
+
+#[test]
+fn a_rewind_awaits_the_committed_offsets_again_and_a_paused_member_does_not_fetch() {
+    let mut h = Harness::processor_member(&[1, 1], IsolationLevel::ReadCommitted);
+    h.join_alone(Some(3));
+    let fetch = h.take_fetch();
+    assert_eq!(fetch.isolation_level, IsolationLevel::ReadCommitted);
+    // Paused with records waiting for a transaction: the answer is taken, no new fetch.
+    h.c.set_paused(true, h.now);
+    h.answer_fetch(
+        &fetch,
+        vec![data(0, 5, batch(3, &["a", "b"])), data(0, 3, vec![])],
+    );
+    assert_eq!(polled(&h).len(), 1);
+    h.tick(100);
+    h.tick(600);
+    assert_eq!(h.fetches(), 0, "paused");
+    // The transaction aborted: back to the committed offsets, fetched again.
+    let before = h.group_history().len();
+    h.c.rewind_to_committed();
+    h.pump();
+    let assigned: Vec<_> = h.group_history().into_iter().cloned().collect();
+    assert_eq!(assigned.len(), before + 1);
+    assert!(
+        matches!(
+            assigned.last(),
+            Some(ConsumerAction::GroupAssign { member, partitions, awaiting })
+                if member.generation == Generation(1)
+                    && partitions.is_empty()
+                    && awaiting == &vec![tp(0), tp(1)]
+        ),
+        "{:?}",
+        assigned.last()
+    );
+    assert!(h.c.positions().is_empty());
+    assert_eq!(h.c.group_generation(), None, "positions unknown");
+    h.c.set_paused(false, h.now);
+    h.pump();
+    h.tick(700);
+    assert_eq!(h.fetches(), 0, "nothing to fetch from yet");
+    let (c, id, body) = h.take("OffsetFetch", |b| {
+        matches!(b, RequestBody::OffsetFetch { .. })
+    });
+    assert_eq!(
+        body,
+        RequestBody::OffsetFetch {
+            group_id: "billing".into(),
+            partitions: vec![tp(0), tp(1)],
+            require_stable: true,
+        },
+        "KIP-447: a read_committed member waits for open transactions' offsets"
+    );
+    // A transaction of the group's offsets is still open: asked again after
+    // retry.backoff.ms, the membership untouched.
+    h.respond(
+        c,
+        id,
+        ResponseBody::OffsetFetch {
+            result: Err(KafkaError::UnstableOffsetCommit),
+        },
+    );
+    h.tick(750);
+    assert_eq!(h.offset_fetches(), 0, "backing off");
+    assert!(
+        !h.requests
+            .iter()
+            .any(|(_, _, r)| matches!(r.body, RequestBody::JoinGroup(_))),
+        "no rejoin"
+    );
+    assert_eq!(h.group_history().len(), before + 1, "no new assignment");
+    h.tick(800);
+    let (c, id, _) = h.take("OffsetFetch", |b| {
+        matches!(b, RequestBody::OffsetFetch { .. })
+    });
+    let committed = |o| {
+        Some(crate::broker::proto::CommittedOffset {
+            offset: Offset(o),
+            leader_epoch: None,
+        })
+    };
+    h.respond(
+        c,
+        id,
+        ResponseBody::OffsetFetch {
+            result: Ok(vec![(tp(0), committed(3)), (tp(1), committed(3))]),
+        },
+    );
+    h.tick(801);
+    assert!(matches!(
+        h.group_history().last(),
+        Some(ConsumerAction::GroupAssign { partitions, awaiting, .. })
+            if partitions == &vec![(tp(0), 3), (tp(1), 3)] && awaiting.is_empty()
+    ));
+    assert_eq!(h.c.group_generation(), Some(Generation(1)));
+    let fetch = h.take_fetch();
+    assert!(
+        fetch.partitions.iter().all(|f| f.fetch_offset == Offset(3)),
+        "read again from the committed offset"
+    );
+}

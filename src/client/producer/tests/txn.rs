@@ -1,6 +1,7 @@
 //! The transactional producer against a scripted coordinator and partition leaders.
 
 use super::*;
+use crate::broker::proto::{CommittedOffset, MemberRef, TxnOffsetCommitRequest};
 use crate::broker::txn_coordinator::TransactionResult;
 
 const TXN_ID: &str = "payments";
@@ -621,4 +622,366 @@ fn a_transactional_id_needs_idempotence() {
             }
         )
     );
+}
+
+// --- application-driven transactions (a processor's, KIP-447) ---
+
+const GROUP: &str = "enrich";
+
+fn app_config() -> ProducerConfig {
+    let mut config = txn_config(1, 0);
+    config.txn_workload.by_application = true;
+    config
+}
+
+/// The group membership the processor's consumer hands over (generation 3).
+fn group_member() -> MemberRef {
+    MemberRef {
+        group_id: GROUP.into(),
+        generation_id: crate::broker::proto::Generation(3),
+        member_id: "m-1".into(),
+        group_instance_id: None,
+    }
+}
+
+fn input(partition: u32) -> TopicPartition {
+    TopicPartition::new("input", partition)
+}
+
+/// Input partition 0 consumed up to offset 7 (the next to read), partition 1 up to 2.
+fn consumed() -> Vec<(TopicPartition, CommittedOffset)> {
+    vec![
+        (
+            input(0),
+            CommittedOffset {
+                offset: Offset(7),
+                leader_epoch: Some(LeaderEpoch(1)),
+            },
+        ),
+        (
+            input(1),
+            CommittedOffset {
+                offset: Offset(2),
+                leader_epoch: None,
+            },
+        ),
+    ]
+}
+
+impl Harness {
+    /// An application-driven transactional producer with metadata, coordinator broker 2
+    /// and producer id 500 epoch 0: no transaction begun.
+    fn app_ready(leaders: &[Option<u32>]) -> Harness {
+        let mut h = Harness::new(app_config());
+        h.tick(0);
+        h.answer_metadata(leaders, 0);
+        h.answer_find(2);
+        h.answer_txn_init(Ok(identity(500, 0)));
+        h
+    }
+
+    fn begin_app(&mut self) -> bool {
+        let began = self.p.begin_transaction();
+        self.pump();
+        began
+    }
+
+    fn end_app(&mut self, commit: bool) -> bool {
+        let open = self.p.end_transaction(commit, self.now);
+        self.pump();
+        open
+    }
+
+    fn send_offsets(&mut self) {
+        self.p
+            .send_offsets_to_transaction(consumed(), group_member(), self.now);
+        self.pump();
+    }
+
+    /// Answers the AddOffsetsToTxn in flight (asserting it is for the group, at broker 2).
+    fn answer_add_offsets(&mut self, error: Option<KafkaError>) {
+        let (broker, connection, request) = self
+            .take_request(|b| matches!(b, RequestBody::AddOffsetsToTxn { .. }))
+            .expect("an AddOffsetsToTxn");
+        assert_eq!(broker, BrokerId(2), "to the transaction coordinator");
+        let RequestBody::AddOffsetsToTxn { group_id, .. } = &request.body else {
+            unreachable!()
+        };
+        assert_eq!(group_id, GROUP);
+        self.respond(
+            connection,
+            request.correlation_id,
+            ResponseBody::AddOffsetsToTxn { error },
+        );
+    }
+
+    /// Answers the FindCoordinator for the group in flight with `coordinator`.
+    fn answer_group_find(&mut self, coordinator: u32) {
+        let (_, connection, request) = self
+            .take_request(|b| matches!(b, RequestBody::FindCoordinator { .. }))
+            .expect("a FindCoordinator for the group");
+        assert_eq!(
+            request.body,
+            RequestBody::FindCoordinator { key: GROUP.into() }
+        );
+        self.respond(
+            connection,
+            request.correlation_id,
+            ResponseBody::FindCoordinator {
+                result: Ok(BrokerId(coordinator)),
+            },
+        );
+    }
+
+    fn take_txn_offset_commit(&mut self) -> Option<(BrokerId, ConnectionId, Request)> {
+        self.take_request(|b| matches!(b, RequestBody::TxnOffsetCommit(_)))
+    }
+
+    /// Answers the TxnOffsetCommit in flight with `error` for every partition; returns
+    /// the broker it went to.
+    fn answer_txn_offset_commit(&mut self, error: Option<KafkaError>) -> BrokerId {
+        let (broker, connection, request) =
+            self.take_txn_offset_commit().expect("a TxnOffsetCommit");
+        let RequestBody::TxnOffsetCommit(commit) = &request.body else {
+            unreachable!()
+        };
+        let partitions = commit.offsets.iter().map(|(tp, _)| (*tp, error)).collect();
+        self.respond(
+            connection,
+            request.correlation_id,
+            ResponseBody::TxnOffsetCommit { partitions },
+        );
+        broker
+    }
+}
+
+#[test]
+fn an_application_driven_producer_begins_a_transaction_only_when_told() {
+    let mut h = Harness::app_ready(&[Some(1)]);
+    // After initTransactions: ready, nothing begun.
+    h.tick(500);
+    assert!(h.txn.is_empty(), "{:?}", h.txn);
+    assert_eq!(h.p.transaction_state(), Some(TxnState::Ready));
+    assert!(!h.p.accepts_sends());
+    assert!(!h.end_app(true), "no transaction to end");
+    assert!(h.begin_app());
+    assert_eq!(h.txn, vec![begin(identity(500, 0))]);
+    assert!(!h.begin_app(), "one is open already");
+    // `records` (1 here) is not read: the application ends the transaction.
+    h.send("v0");
+    h.send("v1");
+    assert_eq!(h.txn.len(), 1, "{:?}", h.txn);
+    assert!(h.p.accepts_sends());
+    h.answer_add(None);
+    let produce = h.take_produce();
+    assert_eq!(produce.values(), ["v0", "v1"]);
+    h.answer_produce(&produce, vec![Ok(0)]);
+    assert!(h.end_app(true));
+    let (_, asked) = h.answer_end(Ok(identity(500, 1)));
+    assert_eq!(asked, TransactionResult::Commit);
+    // After a completed transaction: none begun by itself.
+    h.tick(1_000);
+    assert_eq!(h.txn, vec![begin(identity(500, 0)), end(true), ended(None)]);
+    assert_eq!(h.p.transaction_state(), Some(TxnState::Ready));
+    assert!(!h.p.accepts_sends());
+    // An abort of a transaction that added nothing ends without EndTxn: still none begun.
+    h.txn.clear();
+    assert!(h.begin_app());
+    assert!(h.end_app(false));
+    h.tick(2_000);
+    assert!(h.take_end().is_none());
+    assert_eq!(
+        h.txn,
+        vec![begin(identity(500, 1)), end(false), ended(None)]
+    );
+    assert_eq!(h.p.transaction_state(), Some(TxnState::Ready));
+    assert!(h.begin_app());
+    assert_eq!(h.txn.last(), Some(&begin(identity(500, 1))));
+}
+
+#[test]
+fn offsets_go_through_add_offsets_and_the_group_coordinator_before_end_txn() {
+    let mut h = Harness::app_ready(&[Some(1)]);
+    assert!(h.begin_app());
+    h.send("v0");
+    h.answer_add(None);
+    let produce = h.take_produce();
+    h.answer_produce(&produce, vec![Ok(0)]);
+    h.send_offsets();
+    // AddOffsetsToTxn to the transaction coordinator, with the producer's identity.
+    let (broker, connection, request) = h
+        .take_request(|b| matches!(b, RequestBody::AddOffsetsToTxn { .. }))
+        .expect("an AddOffsetsToTxn");
+    assert_eq!(broker, BrokerId(2));
+    assert_eq!(
+        request.body,
+        RequestBody::AddOffsetsToTxn {
+            transactional_id: TXN_ID.into(),
+            producer: identity(500, 0),
+            group_id: GROUP.into(),
+        }
+    );
+    // commitTransaction now: EndTxn waits until the offsets are stored.
+    assert!(h.end_app(true));
+    assert!(h.take_end().is_none());
+    h.respond(
+        connection,
+        request.correlation_id,
+        ResponseBody::AddOffsetsToTxn { error: None },
+    );
+    assert!(h.take_end().is_none(), "the offsets are not stored yet");
+    assert!(
+        h.take_txn_offset_commit().is_none(),
+        "the group's coordinator is not known yet"
+    );
+    h.answer_group_find(3);
+    let (broker, connection, request) = h.take_txn_offset_commit().expect("a TxnOffsetCommit");
+    assert_eq!(broker, BrokerId(3), "to the group's coordinator");
+    assert_eq!(
+        request.body,
+        RequestBody::TxnOffsetCommit(TxnOffsetCommitRequest {
+            transactional_id: TXN_ID.into(),
+            producer: identity(500, 0),
+            member: group_member(),
+            offsets: consumed(),
+        })
+    );
+    h.tick(500);
+    assert!(h.take_end().is_none(), "still waiting for the offsets");
+    h.respond(
+        connection,
+        request.correlation_id,
+        ResponseBody::TxnOffsetCommit {
+            partitions: vec![(input(0), None), (input(1), None)],
+        },
+    );
+    let (producer, asked) = h.answer_end(Ok(identity(500, 1)));
+    assert_eq!(
+        (producer, asked),
+        (identity(500, 0), TransactionResult::Commit)
+    );
+    assert_eq!(h.txn, vec![begin(identity(500, 0)), end(true), ended(None)]);
+}
+
+#[test]
+fn an_offsets_only_transaction_still_ends_with_end_txn() {
+    // Only markers were read: no record to write, the offsets alone are committed.
+    let mut h = Harness::app_ready(&[Some(1)]);
+    assert!(h.begin_app());
+    h.send_offsets();
+    h.answer_add_offsets(None);
+    h.answer_group_find(2);
+    assert_eq!(h.answer_txn_offset_commit(None), BrokerId(2));
+    assert!(h.adds().is_empty(), "no partition of the topic in it");
+    assert!(h.end_app(true));
+    let (_, asked) = h.answer_end(Ok(identity(500, 1)));
+    assert_eq!(asked, TransactionResult::Commit);
+    assert_eq!(h.txn, vec![begin(identity(500, 0)), end(true), ended(None)]);
+}
+
+#[test]
+fn a_fenced_group_member_aborts_the_transaction_with_its_offsets() {
+    for error in [
+        KafkaError::UnknownMemberId,
+        KafkaError::IllegalGeneration,
+        KafkaError::FencedInstanceId,
+    ] {
+        let mut h = Harness::app_ready(&[Some(1)]);
+        assert!(h.begin_app());
+        h.send_offsets();
+        h.answer_add_offsets(None);
+        h.answer_group_find(3);
+        assert!(h.end_app(true));
+        h.answer_txn_offset_commit(Some(error));
+        // commitTransaction throws (CommitFailedException); the application aborts, and
+        // the abort reaches the coordinator: the offsets partition is in the transaction.
+        assert_eq!(
+            h.txn,
+            vec![
+                begin(identity(500, 0)),
+                end(true),
+                ended(Some(error)),
+                end(false)
+            ],
+            "{error}"
+        );
+        let (_, asked) = h.answer_end(Ok(identity(500, 1)));
+        assert_eq!(asked, TransactionResult::Abort, "{error}");
+        assert!(h.take_txn_offset_commit().is_none(), "{error}: not retried");
+    }
+}
+
+#[test]
+fn not_coordinator_on_txn_offset_commit_finds_the_groups_coordinator_again() {
+    let mut h = Harness::app_ready(&[Some(1)]);
+    assert!(h.begin_app());
+    h.send_offsets();
+    h.answer_add_offsets(None);
+    h.answer_group_find(3);
+    assert_eq!(
+        h.answer_txn_offset_commit(Some(KafkaError::NotCoordinator)),
+        BrokerId(3)
+    );
+    assert!(
+        h.txn == vec![begin(identity(500, 0))],
+        "no abort: {:?}",
+        h.txn
+    );
+    h.tick(50);
+    assert!(
+        h.take_request(|b| matches!(b, RequestBody::FindCoordinator { .. }))
+            .is_none()
+            && h.take_txn_offset_commit().is_none(),
+        "backing off"
+    );
+    h.tick(100);
+    // Found again (the transaction coordinator is not asked again).
+    assert!(h.take_find().is_none());
+    h.answer_group_find(1);
+    assert_eq!(h.answer_txn_offset_commit(None), BrokerId(1));
+    assert!(h.end_app(true));
+    let (_, asked) = h.answer_end(Ok(identity(500, 1)));
+    assert_eq!(asked, TransactionResult::Commit);
+}
+
+#[test]
+fn an_abortable_add_offsets_aborts_without_sending_the_offsets() {
+    let mut h = Harness::app_ready(&[Some(1)]);
+    assert!(h.begin_app());
+    h.send("v0");
+    h.answer_add(None);
+    let produce = h.take_produce();
+    h.answer_produce(&produce, vec![Ok(0)]);
+    h.send_offsets();
+    h.answer_add_offsets(Some(KafkaError::TransactionAbortable));
+    assert_eq!(h.txn, vec![begin(identity(500, 0)), end(false)]);
+    assert!(h
+        .take_request(|b| matches!(b, RequestBody::FindCoordinator { .. }))
+        .is_none());
+    assert!(h.take_txn_offset_commit().is_none());
+    let (_, asked) = h.answer_end(Ok(identity(500, 1)));
+    assert_eq!(asked, TransactionResult::Abort);
+    assert_eq!(h.txn.last(), Some(&ended(None)), "and none begun after it");
+}
+
+#[test]
+fn offsets_errors_are_classified_as_kafkas_transaction_manager_does() {
+    use KafkaError as E;
+    use TxnErrorAction as A;
+    use TxnRequest as R;
+    for (request, error, action) in [
+        (R::AddOffsets, E::NotCoordinator, A::FindCoordinator),
+        (R::AddOffsets, E::ConcurrentTransactions, A::Retry),
+        (R::AddOffsets, E::TransactionAbortable, A::Abort),
+        (R::AddOffsets, E::ProducerFenced, A::Fatal),
+        (R::TxnOffsetCommit, E::UnknownMemberId, A::Abort),
+        (R::TxnOffsetCommit, E::IllegalGeneration, A::Abort),
+        (R::TxnOffsetCommit, E::FencedInstanceId, A::Abort),
+        (R::TxnOffsetCommit, E::NotCoordinator, A::FindCoordinator),
+        (R::TxnOffsetCommit, E::CoordinatorLoadInProgress, A::Retry),
+        (R::TxnOffsetCommit, E::UnknownTopicOrPartition, A::Retry),
+        (R::TxnOffsetCommit, E::ProducerFenced, A::Fatal),
+    ] {
+        assert_eq!(classify(request, error), action, "{request:?} {error}");
+    }
 }
