@@ -24,6 +24,9 @@ use super::Violation;
 use crate::history::{parse_input_key, Op};
 use std::collections::BTreeMap;
 
+/// A committed output record: its value, output partition and offset.
+type Output = (ValueId, String, u64);
+
 impl Facts<'_> {
     /// The processor half of `duplicate`: input records whose output by the processors of
     /// one group (`processors`: node → group) the final logs commit more than once.
@@ -49,7 +52,7 @@ impl Facts<'_> {
             return Vec::new();
         }
         // (Group, input) → its committed outputs: (value, output partition, offset).
-        let mut outputs: BTreeMap<(&str, &str), Vec<(ValueId, String, u64)>> = BTreeMap::new();
+        let mut outputs: BTreeMap<(&str, &str), Vec<Output>> = BTreeMap::new();
         for value in 0..self.value_count() as ValueId {
             let Some(&input) = inputs.get(self.value(value)) else {
                 continue;
