@@ -192,7 +192,9 @@ fn ten_thousand_faults_load_and_one_more_is_refused_at_its_table() {
 }
 
 /// The largest scenario the swarm's space holds (its module doc's table at every maximum,
-/// with the longest heal it can draw): every limit must leave room for it.
+/// with the longest heal it can draw, transactional producers and two processor tables with
+/// their output topics, `__transaction_state` at Kafka's 50 partitions): every limit must
+/// leave room for it.
 const SWARM_AT_ITS_LARGEST: &str = r#"name = "swarm-at-its-largest"
 duration = "120s"
 heal = "171s"
@@ -213,18 +215,49 @@ partitions = 8
 name = "c"
 partitions = 8
 "replication.factor" = 3
+[[topic]]
+name = "enriched"
+partitions = 8
+"replication.factor" = 3
+[[topic]]
+name = "rollups"
+partitions = 8
+"replication.factor" = 3
 [[producer]]
 count = 2
 topic = "a"
 rate = 200
+txn-records = 1
+[producer.config]
+"transactional.id" = "txn-1"
 [[producer]]
 count = 2
 topic = "b"
 rate = 200
+txn-records = 1
+[producer.config]
+"transactional.id" = "txn-2"
 [[producer]]
 count = 2
 topic = "c"
 rate = 200
+txn-records = 1
+[producer.config]
+"transactional.id" = "txn-3"
+[[processor]]
+count = 3
+group = "enrich"
+topics = ["a", "b", "c"]
+output = "enriched"
+[processor.config]
+"commit.interval.ms" = 50
+[[processor]]
+count = 3
+group = "rollup"
+topics = ["a", "b", "c", "enriched"]
+output = "rollups"
+[processor.config]
+"commit.interval.ms" = 50
 [[consumer]]
 count = 2
 topics = ["a", "b", "c"]
@@ -239,6 +272,8 @@ topics = ["a", "b", "c"]
 count = 4
 group = "audit"
 topics = ["a", "b", "c"]
+[consumer.config]
+"isolation.level" = "read_committed"
 [[zk_client]]
 count = 3
 rate = 20

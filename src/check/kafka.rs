@@ -86,8 +86,14 @@ pub fn run(input: &CheckInput<'_>, facts: &Facts<'_>) -> Vec<CheckResult> {
     if producers {
         results.push(result("lost-write", facts.lost_write()));
         let mut duplicate = facts.duplicate();
-        let processor_nodes = input.scenario.processor_names();
-        let nodes = processor_nodes.iter().map(String::as_str).collect();
+        // Each processor node with its group: exactly-once is per group (two groups reading
+        // one topic each write an output of every input record).
+        let readers = input.scenario.reader_nodes();
+        let nodes = readers
+            .iter()
+            .filter(|(name, _)| name.starts_with("processor-"))
+            .filter_map(|(name, spec)| Some((name.as_str(), spec.group.as_deref()?)))
+            .collect();
         duplicate.extend(facts.processed_twice(&nodes));
         results.push(result("duplicate", duplicate));
     }

@@ -10,8 +10,10 @@
 //!
 //! # Rule
 //!
-//! - `duplicate`: two output records of one input record are both committed in the final
-//!   logs (each in a transaction the log's marker commits, or outside any transaction).
+//! - `duplicate`: two output records of one input record, written by processors of one
+//!   group, are both committed in the final logs (each in a transaction the log's marker
+//!   commits, or outside any transaction). Another group reading the same input writes its
+//!   own output of it: exactly-once holds per group.
 //!   The history names every output record's input (the key of the processor's `Send`);
 //!   the final logs say which are committed.
 
@@ -20,17 +22,20 @@ use super::kafka::{Facts, ValueId};
 use super::toolkit::{Findings, FxMap};
 use super::Violation;
 use crate::history::{parse_input_key, Op};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+
+/// A committed output record: its value, output partition and offset.
+type Output = (ValueId, String, u64);
 
 impl Facts<'_> {
-    /// The processor half of `duplicate`: input records of `processors` whose output the
-    /// final logs commit more than once.
-    pub fn processed_twice(&self, processors: &BTreeSet<&str>) -> Vec<Violation> {
+    /// The processor half of `duplicate`: input records whose output by the processors of
+    /// one group (`processors`: node → group) the final logs commit more than once.
+    pub fn processed_twice(&self, processors: &BTreeMap<&str, &str>) -> Vec<Violation> {
         if processors.is_empty() {
             return Vec::new();
         }
-        // Output value → the key naming its input.
-        let mut inputs: FxMap<&str, &str> = FxMap::default();
+        // Output value → the writer's group and the key naming its input.
+        let mut inputs: FxMap<&str, (&str, &str)> = FxMap::default();
         for entry in self.history() {
             if let Op::Send {
                 value,
@@ -38,16 +43,16 @@ impl Facts<'_> {
                 ..
             } = &entry.op
             {
-                if processors.contains(entry.node.as_str()) {
-                    inputs.insert(value.as_str(), key.as_str());
+                if let Some(&group) = processors.get(entry.node.as_str()) {
+                    inputs.insert(value.as_str(), (group, key.as_str()));
                 }
             }
         }
         if inputs.is_empty() {
             return Vec::new();
         }
-        // Input → its committed outputs: (value, output partition, offset).
-        let mut outputs: BTreeMap<&str, Vec<(ValueId, String, u64)>> = BTreeMap::new();
+        // (Group, input) → its committed outputs: (value, output partition, offset).
+        let mut outputs: BTreeMap<(&str, &str), Vec<Output>> = BTreeMap::new();
         for value in 0..self.value_count() as ValueId {
             let Some(&input) = inputs.get(self.value(value)) else {
                 continue;
@@ -70,7 +75,7 @@ impl Facts<'_> {
              (exactly-once broken)"
                 .into(),
         );
-        for (input, out) in &outputs {
+        for ((group, input), out) in &outputs {
             if out.len() < 2 {
                 continue;
             }
@@ -83,7 +88,7 @@ impl Facts<'_> {
             findings.add(
                 self.stop_us,
                 format!(
-                    "{input}{} processed into {} committed records: {}",
+                    "{input}{} processed by group {group} into {} committed records: {}",
                     if valid { "" } else { " (not an input place)" },
                     out.len(),
                     shown.join(", ")

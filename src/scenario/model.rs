@@ -195,9 +195,11 @@ impl Scenario {
             .broker
             .group_initial_rebalance_delay_ms
             .unwrap_or(GROUP_INITIAL_REBALANCE_DELAY_MS);
+        // A processor is a member of its group as a consumer is.
         let group_ms = self
             .consumers
             .iter()
+            .chain(self.processors.iter().map(|p| &p.consumer))
             .filter(|c| c.group.is_some())
             .map(|c| {
                 let session = c

@@ -20,6 +20,7 @@
 //! | groups | 0–2 (`billing`, `audit`) of 1–4 members over some topics: range or cooperative-sticky, auto or manual commits, static members, `session.timeout.ms` 6 s/10 s/45 s, `heartbeat.interval.ms`, `max.poll.interval.ms` 10 s/30 s/300 s; `offsets.topic.num.partitions` 1–8, `group.initial.rebalance.delay.ms` 0/1 s/3 s |
 //! | ensemble clients | 0–1 table of 1–3 compare-and-set clients, with or without session churn |
 //! | writers | 0–1 table of 1–2 standalone log writers |
+//! | transactions | drawn last (after everything above, so a seed's other draws stay as they were): each producer table transactional one time in three (`transactional.id` `txn-<n>`, `txn-records` 1–20, `txn-abort-percent` 0–50); each group `read_committed` one time in three; one time in three 1–2 `[[processor]]` tables (`enrich`, `rollup`) of 1–3 processors over some topics (and the earlier processor's output), each writing a new topic (`enriched`, `rollups`, drawn as topics are), with an optional `txn-abort-percent` 0–50, `[processor.consumer]` assignor/session/heartbeat drawn as groups' and `commit.interval.ms`; with any of them, `transaction.state.log.num.partitions` 1–5 three times in four (else Kafka's 50), and `transaction.state.log.min.isr` 1 on a single broker |
 //! | faults | `duration` 30–120 s; a nemesis (three times in four) over a non-empty mix of kill, power-loss, pause, partition, clog and loss every 1–20 s; and (one time in two) up to 4 scheduled faults, each undone within the fault phase |
 //! | heal | 30 s + what the scenario's sessions can need ([`Scenario::session_recovery_bound`]) + 0 or 30 s |
 //!
@@ -27,7 +28,8 @@
 //! `all` or idempotence off (duplicates and loss are Kafka's documented behaviour), no fsync
 //! under power loss (the `no-fsync-power-loss` zoo entry), unclean elections, a broker-wide
 //! `min.insync.replicas` above the offsets topic's replication factor (commits can never
-//! succeed), and every `[legacy]` switch.
+//! succeed), likewise `transaction.state.log.min.isr` above `__transaction_state`'s (so a
+//! single broker gets 1), and every `[legacy]` switch.
 
 use super::model::Scenario;
 use rand::rngs::StdRng;
@@ -126,6 +128,11 @@ pub struct DrawnCluster {
     pub fsync_per_record: bool,
     pub offsets_partitions: u32,
     pub initial_rebalance_delay_ms: Option<u64>,
+    /// `transaction.state.log.num.partitions` (drawn only with something transactional).
+    pub transaction_state_partitions: Option<u32>,
+    /// `transaction.state.log.min.isr`: 1 with something transactional on a single broker
+    /// (Kafka's 2 is above the log's replication factor there: no transaction could begin).
+    pub transaction_state_min_isr: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,6 +155,51 @@ pub struct DrawnProducer {
     pub max_in_flight: Option<u32>,
     /// `(request.timeout.ms, delivery.timeout.ms)`, else Kafka's defaults.
     pub timeouts_ms: Option<(u64, u64)>,
+    /// A transactional table (drawn last).
+    pub transactional: Option<DrawnTxn>,
+}
+
+impl DrawnProducer {
+    /// Whether the table's config allows a `transactional.id`: a transactional producer is
+    /// idempotent, so acks all, retries and at most 5 requests in flight (the swarm always
+    /// draws acks all with idempotence and the default retries).
+    pub fn allows_transactions(&self) -> bool {
+        self.max_in_flight.is_none_or(|m| m <= 5)
+    }
+}
+
+/// A transactional producer table's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrawnTxn {
+    /// `transactional.id`, unique per table (numbered `<id>-<n>` per producer by ksim).
+    pub id: String,
+    /// `txn-records`.
+    pub records: u32,
+    /// `txn-abort-percent`.
+    pub abort_percent: u32,
+}
+
+/// A `[[processor]]` table (consume-transform-produce with exactly-once).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrawnProcessor {
+    pub count: u32,
+    /// Its group, and its producers' `transactional.id`.
+    pub group: String,
+    pub topics: Vec<String>,
+    /// A topic of its own, drawn with it (appended to [`Drawn::topics`]).
+    pub output: String,
+    pub txn_abort_percent: Option<u32>,
+    /// `[processor.consumer]`, else the defaults.
+    pub consumer: Option<DrawnProcessorConsumer>,
+    /// `[processor.config] "commit.interval.ms"`.
+    pub commit_interval_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrawnProcessorConsumer {
+    pub assignor: &'static str,
+    pub session_timeout_ms: Option<u64>,
+    pub heartbeat_interval_ms: Option<u64>,
 }
 
 /// An assign-mode reader table.
@@ -170,6 +222,8 @@ pub struct DrawnGroup {
     pub max_poll_interval_ms: Option<u64>,
     /// Static members: `group.instance.id` (numbered per member).
     pub group_instance_id: Option<String>,
+    /// `isolation.level = read_committed` (drawn last).
+    pub read_committed: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -214,6 +268,8 @@ pub struct Drawn {
     pub producers: Vec<DrawnProducer>,
     pub readers: Vec<DrawnReader>,
     pub groups: Vec<DrawnGroup>,
+    /// Drawn last; their output topics are the last of `topics`.
+    pub processors: Vec<DrawnProcessor>,
     pub zk_clients: Option<DrawnZkClients>,
     pub writers: Option<DrawnWriters>,
     pub nemesis: Option<DrawnNemesis>,
@@ -223,6 +279,9 @@ pub struct Drawn {
 
 const TOPIC_NAMES: [&str; 3] = ["orders", "payments", "clicks"];
 const GROUP_NAMES: [&str; 2] = ["billing", "audit"];
+/// Processor tables' groups and their output topics.
+const PROCESSOR_GROUPS: [&str; 2] = ["enrich", "rollup"];
+const PROCESSOR_OUTPUTS: [&str; 2] = ["enriched", "rollups"];
 const NEMESIS_ACTIONS: [&str; 6] = ["kill", "pause", "partition", "clog", "loss", "power-loss"];
 /// Slack on top of the sessions' bound, before the drawn extra.
 const HEAL_BASE_S: u64 = 30;
@@ -314,6 +373,8 @@ pub fn draw(seed: u64, source: &mut impl Source) -> Drawn {
         fsync_per_record: power_loss || d.chance(1, 4),
         offsets_partitions: d.pick(&[1, 3, 5, 8]),
         initial_rebalance_delay_ms: d.pick(&[None, Some(0), Some(1000)]),
+        transaction_state_partitions: None,
+        transaction_state_min_isr: None,
     };
     let extra_heal_s = u64::from(d.pick(&[0u32, 30]));
     let mut drawn = Drawn {
@@ -325,11 +386,14 @@ pub fn draw(seed: u64, source: &mut impl Source) -> Drawn {
         producers,
         readers,
         groups,
+        processors: Vec::new(),
         zk_clients,
         writers,
         nemesis,
         faults,
     };
+    // Last, so every draw above stays what it was before transactions were drawn.
+    draw_transactions(&mut d, &mut drawn);
     // The heal follows the scenario's own session timeouts (one formula with the load-time
     // warning): read them back from the file as it will be run.
     drawn.heal_s = 1;
@@ -357,6 +421,69 @@ fn draw_producer<S: Source>(d: &mut Draw<'_, S>, topics: &[String]) -> DrawnProd
         linger_ms: d.pick(&[None, Some(0), Some(5), Some(20), Some(100)]),
         max_in_flight: d.pick(&[None, Some(1), Some(2), Some(5)]),
         timeouts_ms: d.pick(&[None, Some((5_000, 30_000))]),
+        transactional: None,
+    }
+}
+
+/// The transactional path, drawn after everything else: transactional producer tables,
+/// `read_committed` groups, processor tables with their output topics, and a small
+/// `__transaction_state` when anything is transactional.
+fn draw_transactions<S: Source>(d: &mut Draw<'_, S>, drawn: &mut Drawn) {
+    for (n, producer) in drawn.producers.iter_mut().enumerate() {
+        if d.chance(1, 3) && producer.allows_transactions() {
+            producer.transactional = Some(DrawnTxn {
+                id: format!("txn-{}", n + 1),
+                records: d.int(1, 20),
+                abort_percent: d.int(0, 50),
+            });
+        }
+    }
+    for group in &mut drawn.groups {
+        group.read_committed = d.chance(1, 3);
+    }
+    if d.chance(1, 3) {
+        let brokers = drawn.cluster.brokers;
+        let mut inputs: Vec<String> = drawn.topics.iter().map(|t| t.name.clone()).collect();
+        let tables = d.int(1, 2) as usize;
+        for (group, output) in PROCESSOR_GROUPS.iter().zip(PROCESSOR_OUTPUTS).take(tables) {
+            let count = d.int(1, 3);
+            let topics = d.subset(&inputs);
+            let replication_factor = d.int(1, brokers.min(3));
+            drawn.topics.push(DrawnTopic {
+                name: output.to_string(),
+                partitions: d.int(1, 8),
+                replication_factor,
+                min_insync_replicas: d.int(1, replication_factor),
+            });
+            let txn_abort_percent = d.chance(1, 2).then(|| d.int(0, 50));
+            let consumer = d.chance(1, 2).then(|| DrawnProcessorConsumer {
+                assignor: d.pick(&["range", "cooperative-sticky"]),
+                // As groups': every drawn session within the brokers' 6 s..30 min, and the
+                // heartbeat (1 s, or Kafka's 3 s) below it.
+                session_timeout_ms: d.pick(&[Some(6_000), Some(10_000), None]),
+                heartbeat_interval_ms: d.pick(&[None, Some(1000)]),
+            });
+            let commit_interval_ms = d.pick(&[None, Some(50), Some(500), Some(2000)]);
+            drawn.processors.push(DrawnProcessor {
+                count,
+                group: group.to_string(),
+                topics,
+                output: output.to_string(),
+                txn_abort_percent,
+                consumer,
+                commit_interval_ms,
+            });
+            // A later processor may read this one's output.
+            inputs.push(output.to_string());
+        }
+    }
+    let transactional =
+        !drawn.processors.is_empty() || drawn.producers.iter().any(|p| p.transactional.is_some());
+    if transactional && d.chance(3, 4) {
+        drawn.cluster.transaction_state_partitions = Some(d.int(1, 5));
+    }
+    if transactional && drawn.cluster.brokers < 2 {
+        drawn.cluster.transaction_state_min_isr = Some(1);
     }
 }
 
@@ -374,6 +501,7 @@ fn draw_group<S: Source>(d: &mut Draw<'_, S>, name: &str, topics: &[String]) -> 
         heartbeat_interval_ms: d.pick(&[None, Some(1000)]),
         max_poll_interval_ms: d.pick(&[Some(10_000), Some(30_000), None]),
         group_instance_id: d.chance(1, 4).then(|| format!("{name}-instance")),
+        read_committed: false,
     }
 }
 
@@ -481,7 +609,7 @@ impl Drawn {
         if let Some(v) = c.log_segment_bytes {
             let _ = writeln!(t, "\"log.segment.bytes\" = {v}");
         }
-        if !self.groups.is_empty() {
+        if !self.groups.is_empty() || !self.processors.is_empty() {
             let _ = writeln!(
                 t,
                 "\"offsets.topic.num.partitions\" = {}",
@@ -490,6 +618,12 @@ impl Drawn {
             if let Some(v) = c.initial_rebalance_delay_ms {
                 let _ = writeln!(t, "\"group.initial.rebalance.delay.ms\" = {v}");
             }
+        }
+        if let Some(v) = c.transaction_state_partitions {
+            let _ = writeln!(t, "\"transaction.state.log.num.partitions\" = {v}");
+        }
+        if let Some(v) = c.transaction_state_min_isr {
+            let _ = writeln!(t, "\"transaction.state.log.min.isr\" = {v}");
         }
         for topic in &self.topics {
             let _ = writeln!(
@@ -502,10 +636,20 @@ impl Drawn {
         for p in &self.producers {
             let _ = writeln!(
                 t,
-                "\n[[producer]]\ncount = {}\ntopic = \"{}\"\nrate = {}\nkeys = {}\n\
-                 [producer.config]\nacks = \"all\"\n\"enable.idempotence\" = true",
+                "\n[[producer]]\ncount = {}\ntopic = \"{}\"\nrate = {}\nkeys = {}",
                 p.count, p.topic, p.rate, p.keys
             );
+            if let Some(txn) = &p.transactional {
+                let _ = writeln!(
+                    t,
+                    "txn-records = {}\ntxn-abort-percent = {}",
+                    txn.records, txn.abort_percent
+                );
+            }
+            t.push_str("[producer.config]\nacks = \"all\"\n\"enable.idempotence\" = true\n");
+            if let Some(txn) = &p.transactional {
+                let _ = writeln!(t, "\"transactional.id\" = \"{}\"", txn.id);
+            }
             if let Some(v) = p.partitioner {
                 let _ = writeln!(t, "\"partitioner.class\" = \"{v}\"");
             }
@@ -557,6 +701,41 @@ impl Drawn {
             }
             if let Some(id) = &g.group_instance_id {
                 let _ = writeln!(t, "\"group.instance.id\" = \"{id}\"");
+            }
+            if g.read_committed {
+                t.push_str("\"isolation.level\" = \"read_committed\"\n");
+            }
+        }
+        for p in &self.processors {
+            let _ = writeln!(
+                t,
+                "\n[[processor]]\ncount = {}\ngroup = \"{}\"\ntopics = {}\noutput = \"{}\"",
+                p.count,
+                p.group,
+                quoted(&p.topics),
+                p.output
+            );
+            if let Some(v) = p.txn_abort_percent {
+                let _ = writeln!(t, "txn-abort-percent = {v}");
+            }
+            if let Some(v) = p.commit_interval_ms {
+                let _ = writeln!(t, "[processor.config]\n\"commit.interval.ms\" = {v}");
+            }
+            if let Some(c) = &p.consumer {
+                let _ = writeln!(
+                    t,
+                    "[processor.consumer]\n\"partition.assignment.strategy\" = \"{}\"",
+                    c.assignor
+                );
+                let settings = [
+                    ("session.timeout.ms", c.session_timeout_ms),
+                    ("heartbeat.interval.ms", c.heartbeat_interval_ms),
+                ];
+                for (key, value) in settings {
+                    if let Some(v) = value {
+                        let _ = writeln!(t, "\"{key}\" = {v}");
+                    }
+                }
             }
         }
         if let Some(z) = &self.zk_clients {
@@ -634,9 +813,32 @@ impl Drawn {
             } else {
                 ""
             };
+            let isolation = if g.read_committed {
+                ", read_committed"
+            } else {
+                ""
+            };
             parts.push(format!(
-                "group {} of {}{kind} ({}, {commits} commits)",
+                "group {} of {}{kind} ({}, {commits} commits{isolation})",
                 g.name, g.members, g.assignor
+            ));
+        }
+        let transactional: u32 = self
+            .producers
+            .iter()
+            .filter(|p| p.transactional.is_some())
+            .map(|p| p.count)
+            .sum();
+        if transactional > 0 {
+            parts.push(format!("{transactional} transactional producers"));
+        }
+        for p in &self.processors {
+            parts.push(format!(
+                "processor {} of {} ({} -> {})",
+                p.group,
+                p.count,
+                p.topics.join("+"),
+                p.output
             ));
         }
         if let Some(z) = &self.zk_clients {
@@ -697,6 +899,11 @@ mod tests {
                 assert_eq!(p.config.acks, Some(crate::scenario::Acks::All));
                 assert_eq!(p.config.enable_idempotence, Some(true));
             }
+            assert!(
+                drawn.cluster.transaction_state_partitions.is_none()
+                    || scenario.has_transactional_producers(),
+                "seed {seed}"
+            );
         }
     }
 
@@ -724,6 +931,37 @@ mod tests {
         assert!(seen(&|d| !d.faults.is_empty()) > 100);
         assert!(seen(&|d| d.zk_clients.is_some()) > 30);
         assert!(seen(&|d| d.writers.is_some()) > 20);
+        let transactional = |d: &Drawn| d.producers.iter().any(|p| p.transactional.is_some());
+        assert!(seen(&transactional) > 50);
+        assert!(seen(&|d| d.groups.iter().any(|g| g.read_committed)) > 30);
+        assert!(seen(&|d| !d.processors.is_empty()) > 50);
+        assert!(seen(&|d| d.processors.len() == 2) > 20);
+        assert!(seen(&|d| d.processors.iter().any(|p| p.consumer.is_some())) > 20);
+        assert!(seen(&|d| d.cluster.transaction_state_partitions.is_some()) > 50);
+    }
+
+    #[test]
+    fn the_transactional_path_is_drawn_after_everything_else() {
+        // Without the last draws, a seed is what it was before transactions were drawn.
+        for seed in 1..=300 {
+            let mut drawn = draw_seed(seed);
+            let scenario = drawn.scenario().unwrap();
+            let outputs: Vec<&str> = drawn.processors.iter().map(|p| p.output.as_str()).collect();
+            assert_eq!(scenario.processors.len(), drawn.processors.len());
+            for (spec, p) in scenario.processors.iter().zip(&drawn.processors) {
+                assert_eq!(spec.output, p.output);
+                assert!(!p.topics.contains(&p.output), "seed {seed}");
+            }
+            for (spec, p) in scenario.producers.iter().zip(&drawn.producers) {
+                assert_eq!(
+                    spec.config.transactional_id.as_ref(),
+                    p.transactional.as_ref().map(|t| &t.id)
+                );
+                assert!(!outputs.contains(&p.topic.as_str()), "seed {seed}");
+            }
+            drawn.topics.retain(|t| !outputs.contains(&t.name.as_str()));
+            assert!(drawn.topics.len() <= 3, "seed {seed}");
+        }
     }
 
     #[test]
@@ -735,6 +973,8 @@ mod tests {
         assert!(drawn.groups.is_empty() && drawn.readers.is_empty());
         assert!(drawn.nemesis.is_none() && drawn.faults.is_empty());
         assert!(drawn.zk_clients.is_none() && drawn.writers.is_none());
+        assert!(drawn.processors.is_empty());
+        assert!(drawn.producers.iter().all(|p| p.transactional.is_none()));
         drawn.scenario().unwrap();
     }
 }
