@@ -163,7 +163,10 @@ mod tests {
     fn check(history: &[HistoryEntry]) -> Vec<Violation> {
         let logs = logs();
         let facts = Facts::new(&[], history, &logs);
-        facts.processed_twice(&BTreeSet::from(["processor-1", "processor-2"]))
+        facts.processed_twice(&BTreeMap::from([
+            ("processor-1", "enrich"),
+            ("processor-2", "enrich"),
+        ]))
     }
 
     #[test]
@@ -183,7 +186,7 @@ mod tests {
         // Without processors there is nothing to judge.
         let logs = logs();
         let facts = Facts::new(&[], &history, &logs);
-        assert!(facts.processed_twice(&BTreeSet::new()).is_empty());
+        assert!(facts.processed_twice(&BTreeMap::new()).is_empty());
     }
 
     #[test]
@@ -205,15 +208,20 @@ mod tests {
         let detail = &found[0].detail;
         assert!(detail.starts_with("2 input records"), "{detail}");
         assert!(
-            detail.contains("orders/0@2 processed into 2 committed records")
+            detail.contains("orders/0@2 processed by group enrich into 2 committed records")
                 && detail.contains("e-2-0 at enriched/0@2")
                 && detail.contains("e-1-1 at enriched/0@4"),
             "{detail}"
         );
         assert!(
-            detail.contains("orders/0@3 processed into 2 committed records: plain-0 at enriched/0@7, plain-1 at enriched/0@8"),
+            detail.contains("orders/0@3 processed by group enrich into 2 committed records: plain-0 at enriched/0@7, plain-1 at enriched/0@8"),
             "{detail}"
         );
         assert!(!detail.contains("orders/0@4"), "{detail}");
+        // Two groups each writing an output of one input is exactly-once per group.
+        let logs = logs();
+        let facts = Facts::new(&[], &history, &logs);
+        let groups = BTreeMap::from([("processor-1", "enrich"), ("processor-2", "rollup")]);
+        assert!(facts.processed_twice(&groups).is_empty());
     }
 }
