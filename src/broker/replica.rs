@@ -62,8 +62,8 @@ use super::types::{Acks, BrokerId, Bytes, KafkaError, PartitionEpoch};
 use crate::coverage::Mark;
 use crate::disk::Disk;
 use crate::log::{
-    check_batch, parse_header, AppendInfo, BatchBuilder, BatchError, BatchMeta, ControlRecord,
-    LeaderEpoch, Log, LogConfig, LogError, Offset, ProducerId, RecoveryReport,
+    check_batch, parse_header, AppendInfo, BatchBuilder, BatchError, BatchHeader, BatchMeta,
+    ControlRecord, LeaderEpoch, Log, LogConfig, LogError, Offset, ProducerId, RecoveryReport,
     LEADER_EPOCH_CHECKPOINT,
 };
 use serde::Serialize;
@@ -752,8 +752,18 @@ impl<D: Disk> Replica<D> {
         }
         self.producers
             .check_txn_state(header.producer_id, header.is_transactional())?;
+        self.append_checked(&header, batch)
+    }
+
+    /// Appends a batch the leader has checked (`header` is its header) in its epoch and
+    /// records it in the producer state.
+    fn append_checked(
+        &mut self,
+        header: &BatchHeader,
+        batch: &[u8],
+    ) -> Result<LeaderAppend, ReplicaError> {
         let appended =
-            AppendedBatch::read(&header, batch).map_err(|e| LogError::from(BatchError::from(e)))?;
+            AppendedBatch::read(header, batch).map_err(|e| LogError::from(BatchError::from(e)))?;
         let info: AppendInfo = self.log.append_encoded(batch, self.leader_epoch)?;
         self.epochs.assign(self.leader_epoch, info.base_offset)?;
         self.producers.record_batch(&AppendedBatch {
@@ -783,16 +793,7 @@ impl<D: Disk> Replica<D> {
         }
         self.producers
             .check_coordinator_batch(header.producer_id, header.producer_epoch)?;
-        let appended =
-            AppendedBatch::read(&header, batch).map_err(|e| LogError::from(BatchError::from(e)))?;
-        let info: AppendInfo = self.log.append_encoded(batch, self.leader_epoch)?;
-        self.epochs.assign(self.leader_epoch, info.base_offset)?;
-        self.producers.record_batch(&AppendedBatch {
-            first_offset: info.base_offset,
-            last_offset: info.last_offset,
-            ..appended
-        });
-        Ok(self.appended_as_leader(&info))
+        self.append_checked(&header, batch)
     }
 
     /// The leader appends a transaction marker for `producer_id`'s transaction (what a
