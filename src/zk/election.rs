@@ -6,7 +6,9 @@
 //! quorum agrees with its vote and no better vote arrived within a short finalize wait; or,
 //! joining an ensemble that already elected, once a quorum of servers outside the election
 //! report the same leader and that leader itself reports LEADING. Either way it takes the
-//! vote it decided for as its own: that is what it reports, following, to later lookers.
+//! vote it decided for as its own: that is what it reports, following, to later lookers —
+//! with the epoch it then serves in (the server sets it once the new epoch is established,
+//! ZOOKEEPER-1817), so every member of an ensemble reports one leader in one epoch.
 //!
 //! Pure: time is an argument; messages come out as return values. Losing messages is fine:
 //! notifications are re-broadcast with backoff until the election ends.

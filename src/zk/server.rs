@@ -978,6 +978,12 @@ impl ServerCore {
         // LEGACY (ZOOKEEPER-1154): a DIFF that should have been a TRUNC leaves transactions
         // the leader never had at the end of the log; the follower carries on regardless.
         self.current_epoch = epoch;
+        // ZOOKEEPER-1817: the vote this follower reports to lookers names the epoch it
+        // now follows in, as the leader's does (`establish`). With the epoch of the
+        // election instead, the leader and a follower that decided in an older round
+        // report different epochs, and a restarted server never finds a quorum of
+        // agreeing votes outside the election: it looks forever.
+        self.follower().vote.epoch = epoch;
         let leader = self.follower().leader;
         let persist = Action::PersistEpochs {
             accepted: self.accepted_epoch,
@@ -1405,6 +1411,8 @@ impl ServerCore {
         let spec = self.tree.clone();
         let l = self.leader();
         l.established = true;
+        // ZOOKEEPER-1817: lookers hear the epoch this leader leads in (see `on_new_leader`).
+        l.vote.epoch = epoch;
         l.committed = last;
         l.spec = Some(spec);
         l.counter = 0;

@@ -328,6 +328,62 @@ fn three_servers_elect_the_highest_id_and_all_serve() {
     );
 }
 
+/// ZOOKEEPER-1817: a server outside the election tells a looker the vote it follows, in the
+/// epoch it serves — the leader's and every follower's the same — so a restarted server
+/// finds a quorum of agreeing votes however the others came to follow.
+#[test]
+fn the_established_ensemble_answers_a_looker_with_the_epoch_it_serves_in() {
+    let mut c = Cluster::new(3);
+    c.run(2_000);
+    assert!(c.all_serving());
+    // Two more epochs: the leader crashes, then the next one.
+    for _ in 0..2 {
+        let leader = c.leader().expect("a leader");
+        c.crash(leader);
+        c.run(3_000);
+        c.start(leader);
+        c.run(3_000);
+        assert!(c.all_serving(), "the restarted server joined");
+    }
+    let epoch = c.server(c.leader().expect("a leader")).current_epoch();
+    assert_eq!(epoch, Epoch(3));
+    let looker = Vote {
+        leader: ServerId(9),
+        zxid: Zxid::ZERO,
+        epoch: Epoch(0),
+    };
+    for i in 0..3 {
+        let server = c.servers[i].as_mut().expect("running");
+        server.on_peer(
+            ServerId(if i == 0 { 2 } else { 1 }),
+            PeerMessage::Notification {
+                round: 1,
+                vote: looker,
+                state: PeerState::Looking,
+            },
+            c.now,
+        );
+        let answers: Vec<Vote> = server
+            .take_actions()
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Send {
+                    msg: PeerMessage::Notification { vote, .. },
+                    ..
+                } => Some(vote),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(answers.len(), 1, "server {} answers the looker", i + 1);
+        assert_eq!(
+            answers[0].epoch,
+            epoch,
+            "server {} reports the epoch it serves in",
+            i + 1
+        );
+    }
+}
+
 #[test]
 fn a_write_through_a_follower_commits_on_every_replica() {
     let mut c = Cluster::new(3);
