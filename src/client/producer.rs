@@ -640,9 +640,12 @@ impl ProducerCore {
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
-            let error = self.batches[&id]
-                .last_error
-                .unwrap_or(KafkaError::RequestTimedOut);
+            // Failing one batch of a transaction can drop the others with it (the
+            // transaction aborts): those are already answered.
+            let Some(batch) = self.batches.get(&id) else {
+                continue;
+            };
+            let error = batch.last_error.unwrap_or(KafkaError::RequestTimedOut);
             self.fail(id, error);
         }
     }
