@@ -444,11 +444,8 @@ pub enum CoordinatorEvent {
 enum Load {
     /// Leader in this epoch; waiting for the log to be readable.
     Loading(LeaderEpoch),
-    /// Serving, in this epoch; `next_member` numbers the member ids it hands out.
-    Loaded {
-        epoch: LeaderEpoch,
-        next_member: u64,
-    },
+    /// Serving, in this epoch.
+    Loaded { epoch: LeaderEpoch },
 }
 
 #[derive(Clone, Debug)]
@@ -708,6 +705,13 @@ pub struct GroupCoordinator {
     next_append: u64,
     now_ms: u64,
     actions: Vec<CoordinatorAction>,
+    /// The broker's incarnation (its lives since the run began), part of member ids.
+    incarnation: u64,
+    /// Member ids handed out per (offsets partition, leader epoch): kept across unloads,
+    /// since one leader epoch can be loaded twice (a broker whose session ended resigns,
+    /// and a new controller that found it still the leader names it again in the same
+    /// epoch).
+    issued: BTreeMap<(u32, LeaderEpoch), u64>,
 }
 
 impl GroupCoordinator {
@@ -715,6 +719,8 @@ impl GroupCoordinator {
     pub fn new(config: CoordinatorConfig) -> Self {
         GroupCoordinator {
             config,
+            incarnation: 1,
+            issued: BTreeMap::new(),
             partitions: BTreeMap::new(),
             groups: BTreeMap::new(),
             appends: BTreeMap::new(),
@@ -722,6 +728,12 @@ impl GroupCoordinator {
             now_ms: 0,
             actions: Vec::new(),
         }
+    }
+
+    /// The same, on a broker in its `incarnation`-th life.
+    pub fn with_incarnation(mut self, incarnation: u64) -> Self {
+        self.incarnation = incarnation;
+        self
     }
 
     /// The actions accumulated since the last call.
@@ -861,6 +873,22 @@ impl GroupCoordinator {
         }
     }
 
+    /// This broker's ensemble session ended: the controller has moved (or will move) every
+    /// leadership it held, so every partition's groups are dropped here at once, without
+    /// waiting for the controller's word (which a slow link can delay by seconds). A later
+    /// LeaderAndIsr that names this broker leader again loads them again.
+    pub fn resign_all(&mut self) {
+        let partitions: Vec<u32> = self.partitions.keys().copied().collect();
+        for partition in partitions {
+            self.unload(partition);
+        }
+    }
+
+    /// Whether this coordinator holds (or is loading) partition `partition`.
+    pub fn owns(&self, partition: u32) -> bool {
+        self.partitions.contains_key(&partition)
+    }
+
     fn unload(&mut self, partition: u32) {
         self.partitions.remove(&partition);
         let ids: Vec<String> = self
@@ -979,7 +1007,6 @@ impl GroupCoordinator {
             partition,
             Load::Loaded {
                 epoch: leader_epoch,
-                next_member: 1,
             },
         );
         let names: Vec<String> = groups.keys().cloned().collect();
@@ -1188,14 +1215,22 @@ impl GroupCoordinator {
 
     fn new_member_id(&mut self, group: &str, client_id: &str) -> String {
         let partition = self.partition_of(group);
-        match self.partitions.get_mut(&partition) {
-            Some(Load::Loaded { epoch, next_member }) => {
-                let n = *next_member;
-                *next_member += 1;
-                // Unique across coordinators: one leader per (partition, leader epoch).
-                format!("{client_id}-{partition}.{}.{n}", epoch.0)
-            }
-            _ => unreachable!("members are created only in loaded partitions"),
+        let Some(Load::Loaded { epoch }) = self.partitions.get(&partition).copied() else {
+            unreachable!("members are created only in loaded partitions")
+        };
+        let issued = self.issued.entry((partition, epoch)).or_default();
+        *issued += 1;
+        let n = *issued;
+        // Unique across coordinators: one leader per (partition, leader epoch); across
+        // this broker's loads of one epoch, by the count kept over them; across its lives,
+        // by the incarnation (a restarted broker can be named leader in the same epoch).
+        if self.incarnation <= 1 {
+            format!("{client_id}-{partition}.{}.{n}", epoch.0)
+        } else {
+            format!(
+                "{client_id}-{partition}.{}.{n}.{}",
+                epoch.0, self.incarnation
+            )
         }
     }
 

@@ -28,7 +28,11 @@
 //!   `__transaction_state` partitions this broker leads: FindCoordinator answers the
 //!   partition's leader from the metadata cache; a partition's coordinator loads it once
 //!   led here and its HW reached its LEO, and drops it when leadership leaves
-//!   (LeaderAndIsr); their records are appended acks=all like a produce.
+//!   (LeaderAndIsr) — or at once when this broker's ensemble session ends: the controller
+//!   moves every leadership of a broker whose session expired, and a coordinator that kept
+//!   serving until the LeaderAndIsr arrived (seconds, on a link a partition slowed) would
+//!   answer OffsetFetch with stale offsets and hand out generations nobody stores. Their
+//!   records are appended acks=all like a produce.
 //! - **Transactions** (KIP-98): InitProducerId with a `transactional.id`,
 //!   AddPartitionsToTxn (and its verify-only form), AddOffsetsToTxn and EndTxn go to the
 //!   transaction coordinator. Its markers go to the leaders of their partitions as this
@@ -504,7 +508,8 @@ impl<D: Disk> BrokerCore<D> {
     /// A broker that has not joined the cluster yet.
     pub fn new(config: BrokerConfig, disk: D) -> Self {
         let controller = ControllerCore::new(config.controller.clone());
-        let coordinator = GroupCoordinator::new(config.coordinator.clone());
+        let coordinator =
+            GroupCoordinator::new(config.coordinator.clone()).with_incarnation(config.incarnation);
         let txn_coordinator = TransactionCoordinator::new(config.txn_coordinator.clone());
         BrokerCore {
             config,
@@ -636,6 +641,12 @@ impl<D: Disk> BrokerCore<D> {
         self.registration_retry_at = None;
         self.zk_pending.clear();
         self.controller.on_session_lost();
+        // The controller has declared this broker dead (or will, once it reads the
+        // expiry): every leadership it held moves, and its coordinators would serve stale
+        // groups and transactions until the controller's LeaderAndIsr arrives — seconds
+        // later on a link a partition slowed. They resign now.
+        self.coordinator.resign_all();
+        self.txn_coordinator.resign_all();
     }
 
     /// A watch fired.
@@ -1011,14 +1022,23 @@ impl<D: Disk> BrokerCore<D> {
         )
     }
 
-    /// The leader of the group's offsets partition, from the metadata cache.
+    /// The leader of the group's offsets partition, from the metadata cache; this broker
+    /// only while its coordinator holds the partition (not after it resigned with a lost
+    /// session, before the controller's word).
     fn find_coordinator(&self, group: &str) -> Result<BrokerId, KafkaError> {
         let partition = partition_for(group, self.config.coordinator.offsets_partitions);
         let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+        let me = self.config.id;
         self.metadata
             .get(&tp)
             .and_then(|s| s.leader)
-            .filter(|l| self.live_brokers.contains(l) || *l == self.config.id)
+            .filter(|l| {
+                if *l == me {
+                    self.coordinator.owns(partition)
+                } else {
+                    self.live_brokers.contains(l)
+                }
+            })
             .ok_or(KafkaError::CoordinatorNotAvailable)
     }
 
@@ -1064,10 +1084,17 @@ impl<D: Disk> BrokerCore<D> {
             self.config.txn_coordinator.transaction_state_partitions,
         );
         let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, partition);
+        let me = self.config.id;
         self.metadata
             .get(&tp)
             .and_then(|s| s.leader)
-            .filter(|l| self.live_brokers.contains(l) || *l == self.config.id)
+            .filter(|l| {
+                if *l == me {
+                    self.txn_coordinator.owns(partition)
+                } else {
+                    self.live_brokers.contains(l)
+                }
+            })
             .ok_or(KafkaError::CoordinatorNotAvailable)
     }
 

@@ -665,6 +665,22 @@ impl TransactionCoordinator {
         }
     }
 
+    /// This broker's ensemble session ended: the controller has moved (or will move) every
+    /// leadership it held, so every partition's transactions are dropped here at once, without
+    /// waiting for the controller's word (which a slow link can delay by seconds). A later
+    /// LeaderAndIsr that names this broker leader again loads them again.
+    pub fn resign_all(&mut self) {
+        let partitions: Vec<u32> = self.partitions.keys().copied().collect();
+        for partition in partitions {
+            self.unload(partition);
+        }
+    }
+
+    /// Whether this coordinator holds (or is loading) partition `partition`.
+    pub fn owns(&self, partition: u32) -> bool {
+        self.partitions.contains_key(&partition)
+    }
+
     fn unload(&mut self, partition: u32) {
         self.partitions.remove(&partition);
         let ids: Vec<String> = self

@@ -542,6 +542,80 @@ fn groups_load_from_the_log_and_unload_on_resignation() {
     }
 }
 
+/// One leader epoch loaded twice — resigned with a lost session, named leader again in the
+/// same epoch by a controller that found this broker still leading — hands out no member id
+/// twice; nor does a restarted broker (another incarnation) named leader in that epoch.
+#[test]
+fn member_ids_stay_unique_when_one_leader_epoch_is_loaded_again() {
+    let (mut c, a) = stable_with_one();
+    c.c.resign_all();
+    c.collect();
+    assert!(!c.c.owns(0));
+    c.c.on_become_leader(0, LeaderEpoch(1));
+    let assignment = GroupRecord::Group {
+        group: G.into(),
+        value: Some(GroupValue {
+            protocol_type: Some("consumer".into()),
+            generation: Generation(1),
+            protocol: Some("range".into()),
+            leader: Some(a.clone()),
+            members: vec![MemberValue {
+                member_id: a.clone(),
+                group_instance_id: None,
+                client_id: "consumer-1".into(),
+                session_timeout_ms: SESSION,
+                rebalance_timeout_ms: REBALANCE,
+                subscription: Bytes(b"orders".to_vec()),
+                assignment: Bytes(b"orders/0".to_vec()),
+            }],
+        }),
+    };
+    c.c.on_loaded(
+        0,
+        LeaderEpoch(1),
+        plain_batches(vec![assignment.clone()]),
+        c.now,
+    );
+    c.collect();
+    let (b, _) = c.new_member();
+    assert_ne!(b, a, "a new member's id is not the loaded member's");
+    assert!(b.starts_with("consumer-1-0.1."), "{b}");
+
+    let mut restarted = GroupCoordinator::new(config(false)).with_incarnation(2);
+    restarted.on_become_leader(0, LeaderEpoch(1));
+    restarted.on_loaded(0, LeaderEpoch(1), plain_batches(vec![assignment]), 0);
+    restarted.on_request(
+        1,
+        RequestBody::JoinGroup(JoinGroupRequest {
+            group_id: G.into(),
+            member_id: String::new(),
+            group_instance_id: None,
+            client_id: "consumer-1".into(),
+            session_timeout_ms: SESSION,
+            rebalance_timeout_ms: REBALANCE,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes(b"orders".to_vec()))],
+        }),
+        0,
+    );
+    let issued: Vec<String> = restarted
+        .take_actions()
+        .into_iter()
+        .filter_map(|action| match action {
+            CoordinatorAction::Respond {
+                body: ResponseBody::JoinGroup { member_id, .. },
+                ..
+            } => Some(member_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(issued.len(), 1);
+    assert!(
+        issued[0] != a && issued[0] != b,
+        "another life's ids differ: {issued:?} vs {a}, {b}"
+    );
+}
+
 /// A group whose one static member (`instance-a`) owns `orders/0`, Stable in generation 1;
 /// returns the member's id.
 fn stable_static_member(c: &mut Coord) -> String {

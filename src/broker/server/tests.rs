@@ -514,18 +514,15 @@ fn member(member_id: &str, generation_id: i32) -> MemberRef {
     }
 }
 
-#[test]
-fn the_coordinator_runs_a_group_on_the_offsets_partition_and_finds_it_again_after_a_restart() {
+/// A one-broker cluster's group `billing` with one member, generation 1, that committed
+/// offset 5 of `orders/0`: the member's id.
+fn group_with_a_commit(ens: &mut Ens, n: &mut Node) -> String {
     use crate::broker::proto::{CommittedOffset, JoinGroupRequest, SyncGroupRequest};
-    let mut ens = Ens::new();
-    let (mut n, root) = alone("coordinator", None);
-    start(&mut ens, &mut n, 4, 0);
-    pump(&mut ens, &mut n, 0, |_| false);
     let find = RequestBody::FindCoordinator {
         key: "billing".into(),
     };
     assert_eq!(
-        ask(&mut ens, &mut n, 1, find.clone()),
+        ask(ens, n, 1, find),
         Some(ResponseBody::FindCoordinator { result: Ok(B1) })
     );
     let join = |member_id: &str| {
@@ -543,14 +540,14 @@ fn the_coordinator_runs_a_group_on_the_offsets_partition_and_finds_it_again_afte
     let Some(ResponseBody::JoinGroup {
         result: Err(KafkaError::MemberIdRequired),
         member_id,
-    }) = ask(&mut ens, &mut n, 2, join(""))
+    }) = ask(ens, n, 2, join(""))
     else {
         panic!("a first join gets its member id");
     };
     // The join phase ends at the next tick (no initial delay here).
-    assert_eq!(ask(&mut ens, &mut n, 3, join(&member_id)), None);
+    assert_eq!(ask(ens, n, 3, join(&member_id)), None);
     n.core.tick(4);
-    pump(&mut ens, &mut n, 4, |_| false);
+    pump(ens, n, 4, |_| false);
     let joined = n.responses.last().unwrap().body.clone();
     assert!(
         matches!(&joined, ResponseBody::JoinGroup { result: Ok(ok), .. } if ok.generation_id == Generation(1)),
@@ -561,7 +558,7 @@ fn the_coordinator_runs_a_group_on_the_offsets_partition_and_finds_it_again_afte
         assignments: vec![(member_id.clone(), Bytes(b"orders/0".to_vec()))],
     });
     assert_eq!(
-        ask(&mut ens, &mut n, 5, sync),
+        ask(ens, n, 5, sync),
         Some(ResponseBody::SyncGroup {
             result: Ok(Bytes(b"orders/0".to_vec()))
         }),
@@ -579,11 +576,43 @@ fn the_coordinator_runs_a_group_on_the_offsets_partition_and_finds_it_again_afte
         )],
     });
     assert_eq!(
-        ask(&mut ens, &mut n, 6, commit),
+        ask(ens, n, 6, commit),
         Some(ResponseBody::OffsetCommit {
             partitions: vec![(tp, None)]
         })
     );
+    member_id
+}
+
+fn fetch_committed(ens: &mut Ens, n: &mut Node, now_ms: u64) -> Option<ResponseBody> {
+    let fetch = RequestBody::OffsetFetch {
+        group_id: "billing".into(),
+        partitions: vec![TopicPartition::new("orders", 0)],
+        require_stable: false,
+    };
+    ask(ens, n, now_ms, fetch)
+}
+
+fn committed_five() -> Option<ResponseBody> {
+    use crate::broker::proto::CommittedOffset;
+    Some(ResponseBody::OffsetFetch {
+        result: Ok(vec![(
+            TopicPartition::new("orders", 0),
+            Some(CommittedOffset {
+                offset: Offset(5),
+                leader_epoch: None,
+            }),
+        )]),
+    })
+}
+
+#[test]
+fn the_coordinator_runs_a_group_on_the_offsets_partition_and_finds_it_again_after_a_restart() {
+    let mut ens = Ens::new();
+    let (mut n, root) = alone("coordinator", None);
+    start(&mut ens, &mut n, 4, 0);
+    pump(&mut ens, &mut n, 0, |_| false);
+    let member_id = group_with_a_commit(&mut ens, &mut n);
     // The broker restarts on the same disk: the group and its offset come back from the
     // log.
     n.core.checkpoint_high_watermarks();
@@ -593,23 +622,7 @@ fn the_coordinator_runs_a_group_on_the_offsets_partition_and_finds_it_again_afte
     let (mut n, _root) = alone("coordinator", Some(dir));
     start(&mut ens, &mut n, 5, 10);
     pump(&mut ens, &mut n, 10, |_| false);
-    let fetch = RequestBody::OffsetFetch {
-        group_id: "billing".into(),
-        partitions: vec![tp],
-        require_stable: false,
-    };
-    assert_eq!(
-        ask(&mut ens, &mut n, 11, fetch),
-        Some(ResponseBody::OffsetFetch {
-            result: Ok(vec![(
-                tp,
-                Some(CommittedOffset {
-                    offset: Offset(5),
-                    leader_epoch: None
-                })
-            )])
-        })
-    );
+    assert_eq!(fetch_committed(&mut ens, &mut n, 11), committed_five());
     assert_eq!(
         n.core.coordinator.group_state("billing"),
         Some((GroupState::Stable, Generation(1)))
@@ -617,6 +630,62 @@ fn the_coordinator_runs_a_group_on_the_offsets_partition_and_finds_it_again_afte
     let heartbeat = RequestBody::Heartbeat(member(&member_id, 1));
     assert_eq!(
         ask(&mut ens, &mut n, 12, heartbeat),
+        Some(ResponseBody::Heartbeat { error: None })
+    );
+}
+
+/// A broker whose ensemble session ended has been declared dead: the controller moves its
+/// leaderships, so its coordinator stops serving at once — no stale committed offsets, no
+/// generations handed out by a zombie — and names no coordinator to FindCoordinator until
+/// the controller makes it leader again in the next session.
+#[test]
+fn a_lost_session_ends_the_coordinators_service_until_the_controller_elects_it_again() {
+    let mut ens = Ens::new();
+    let (mut n, _root) = alone("resign", None);
+    start(&mut ens, &mut n, 4, 0);
+    pump(&mut ens, &mut n, 0, |_| false);
+    let member_id = group_with_a_commit(&mut ens, &mut n);
+    assert_eq!(fetch_committed(&mut ens, &mut n, 7), committed_five());
+
+    ens.expire(n.session);
+    n.core.on_session_lost();
+    pump(&mut ens, &mut n, 8, |_| false);
+    assert_eq!(
+        fetch_committed(&mut ens, &mut n, 9),
+        Some(ResponseBody::OffsetFetch {
+            result: Err(KafkaError::NotCoordinator)
+        })
+    );
+    let heartbeat = RequestBody::Heartbeat(member(&member_id, 1));
+    assert_eq!(
+        ask(&mut ens, &mut n, 10, heartbeat.clone()),
+        Some(ResponseBody::Heartbeat {
+            error: Some(KafkaError::NotCoordinator)
+        })
+    );
+    let find = RequestBody::FindCoordinator {
+        key: "billing".into(),
+    };
+    assert_eq!(
+        ask(&mut ens, &mut n, 11, find.clone()),
+        Some(ResponseBody::FindCoordinator {
+            result: Err(KafkaError::CoordinatorNotAvailable)
+        })
+    );
+
+    // The next session: registered again, the controller (this broker) sees the bounce
+    // and elects it in a new leader epoch; the group comes back from the log.
+    start(&mut ens, &mut n, 5, 20);
+    pump(&mut ens, &mut n, 20, |_| false);
+    n.core.tick(21);
+    pump(&mut ens, &mut n, 21, |_| false);
+    assert_eq!(
+        ask(&mut ens, &mut n, 22, find),
+        Some(ResponseBody::FindCoordinator { result: Ok(B1) })
+    );
+    assert_eq!(fetch_committed(&mut ens, &mut n, 23), committed_five());
+    assert_eq!(
+        ask(&mut ens, &mut n, 24, heartbeat),
         Some(ResponseBody::Heartbeat { error: None })
     );
 }
