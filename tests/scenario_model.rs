@@ -218,6 +218,29 @@ fn the_no_broker_epoch_switch_reaches_the_controllers() {
     assert_eq!(scenario.legacy, off, "no other legacy switch");
 }
 
+/// `[legacy] no-epoch-bump-per-transaction` makes every broker's transaction coordinator
+/// run transaction version 1 (no epoch bump at EndTxn, KIP-890 part 2 off).
+#[test]
+fn the_no_epoch_bump_switch_turns_transaction_version_2_off() {
+    let text = "name = \"tv1\"\nduration = \"1s\"\nheal = \"1s\"\n\
+                [cluster]\nzookeepers = 1\nbrokers = 1\n[[topic]]\nname = \"orders\"\npartitions = 1\n\
+                [[producer]]\ncount = 1\ntopic = \"orders\"\nrate = 1\n\
+                [producer.config]\n\"transactional.id\" = \"pay\"\n\
+                [legacy]\nno-epoch-bump-per-transaction = true\n";
+    let scenario = parse(Path::new("tv1.toml"), text.as_bytes()).unwrap();
+    assert!(scenario.legacy.no_epoch_bump_per_transaction);
+    let config = ksim::scenario::plan::broker_config(&scenario, ksim::broker::BrokerId(1));
+    assert!(!config.txn_coordinator.transaction_version_2);
+    let default = parse(
+        Path::new("tv2.toml"),
+        text.replace("no-epoch-bump-per-transaction = true", "")
+            .as_bytes(),
+    )
+    .unwrap();
+    let config = ksim::scenario::plan::broker_config(&default, ksim::broker::BrokerId(1));
+    assert!(config.txn_coordinator.transaction_version_2);
+}
+
 #[test]
 fn load_reads_the_file_and_keeps_its_path() {
     let dir = std::env::temp_dir().join(format!("ksim-scenario-test-{}", std::process::id()));

@@ -17,7 +17,10 @@
 //!   is not a loss) is nowhere in the final log. It fails for acks=1 records too — the
 //!   `zombie-leader-acks1` zoo entry needs it to — but reports them in their own violation,
 //!   labelled expected by config (acks=1 acknowledges the leader's local append only); a
-//!   scenario that accepts that loss says so with `[expect]`.
+//!   scenario that accepts that loss says so with `[expect]`. A record of a transaction its
+//!   producer was told committed is lost too when the final log holds it only in an aborted
+//!   transaction, or one never ended (`read_committed` readers never see it; Jepsen's lost
+//!   write of Kafka transactions).
 //! - `duplicate`: a value at two offsets of the final log. Reported with idempotence off too
 //!   (labelled expected by config), as the contract asks.
 //! - `inconsistent-offsets`: two polls disagree on the value at an offset; a poll and the
@@ -115,24 +118,43 @@ impl<'p, 'a> FirstReads<'p, 'a> {
 impl<'a> Facts<'a> {
     /// `lost-write`.
     pub fn lost_write(&self) -> Vec<Violation> {
-        // (partition, acks=1?) → findings.
-        let mut lost: BTreeMap<(PartId, bool), Findings> = BTreeMap::new();
+        let committed = super::transactions::committed_txn_values(self.history());
+        // (partition, acks=1?, held but not committed?) → findings.
+        let mut lost: BTreeMap<(PartId, bool, bool), Findings> = BTreeMap::new();
         for ack in &self.acks {
             let reference = self.reference_of(ack.part);
+            let mut uncommitted = false;
             if let Some(r) = reference {
-                if ack.offset < r.log.log_start || self.holds(ack.part, ack.value) {
+                if ack.offset < r.log.log_start {
                     continue;
+                }
+                if self.holds(ack.part, ack.value) {
+                    // A record of a transaction its producer was told committed is lost
+                    // to `read_committed` readers too when the log holds it only in an
+                    // aborted (or never ended) transaction.
+                    if !committed.contains_key(self.value(ack.value))
+                        || self.visibly_held(ack.part, ack.value)
+                    {
+                        continue;
+                    }
+                    uncommitted = true;
                 }
             }
             let sent = self.sent(ack.value);
             let leader_only = sent.is_some_and(|s| s.acks == Acks::Leader);
             let tp = self.part(ack.part);
-            let findings = lost.entry((ack.part, leader_only)).or_insert_with(|| {
+            let key = (ack.part, leader_only, uncommitted);
+            let findings = lost.entry(key).or_insert_with(|| {
                 let whose = match reference {
                     Some(r) => r.describe(),
                     None => "no readable replica log".to_string(),
                 };
-                let what = if leader_only {
+                let what = if uncommitted {
+                    format!(
+                        "records of committed transactions held only as aborted or in a \
+                         transaction never ended ({whose})"
+                    )
+                } else if leader_only {
                     format!(
                         "records acknowledged under acks=1 missing ({whose}; expected by config: \
                          acks=1 acknowledges the leader's local append only)"

@@ -89,7 +89,32 @@ fn history_txns(history: &[HistoryEntry]) -> Vec<Txn<'_>> {
     txns
 }
 
+/// The values of every transaction the history commits (the producer was told so).
+pub(super) fn committed_txn_values(history: &[HistoryEntry]) -> FxMap<&str, ()> {
+    let mut out = FxMap::default();
+    for t in history_txns(history) {
+        if t.outcome == Some(true) {
+            for v in t.values {
+                out.insert(v, ());
+            }
+        }
+    }
+    out
+}
+
 impl Facts<'_> {
+    /// Whether the final log of `part` holds `value` where `read_committed` readers see
+    /// it: outside any transaction, or in one its marker commits.
+    pub(super) fn visibly_held(&self, part: PartId, value: super::kafka::ValueId) -> bool {
+        self.held(value).iter().any(|&(p, offset)| {
+            p == part
+                && self.reference_of(part).is_some_and(|r| {
+                    r.value_at(offset) == Some(value)
+                        && matches!(r.log.txn_fate(offset), Some(TxnFate::Committed) | None)
+                })
+        })
+    }
+
     /// `torn-transaction`.
     pub fn torn_transaction(&self) -> Vec<Violation> {
         let txns = history_txns(self.history());
@@ -457,6 +482,42 @@ mod tests {
         let mut unknown = txn("producer-1", 0, &["b-1-0", "a-1-0"], true);
         unknown.pop();
         assert!(torn(&unknown).is_empty());
+    }
+
+    /// Jepsen's lost write of a committed transaction: the producer was told its
+    /// transaction committed, and the log holds the records only as aborted.
+    #[test]
+    fn a_committed_transactions_records_held_as_aborted_are_lost_writes() {
+        use crate::check::test_support::ok;
+        let logs = logs();
+        let lost = |history: &[HistoryEntry]| Facts::new(&[], history, &logs).lost_write();
+        let acked = |commit: bool, values: &[(&str, u64)]| {
+            let names: Vec<&str> = values.iter().map(|(v, _)| *v).collect();
+            let mut history = txn("producer-1", 0, &names, commit);
+            for (v, offset) in values {
+                history.push(ok(5_000, v, 0, *offset));
+            }
+            history
+        };
+        let found = lost(&acked(true, &[("a-1-0", 1), ("a-1-1", 2)]));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].check, "lost-write");
+        assert!(
+            found[0]
+                .detail
+                .contains("committed transactions held only as aborted")
+                && found[0].detail.contains("a-1-0")
+                && found[0].detail.contains("a-1-1"),
+            "{}",
+            found[0].detail
+        );
+        // The transaction its producer aborted, a committed one the log commits, and one
+        // whose end is unknown lose nothing.
+        assert!(lost(&acked(false, &[("a-1-0", 1), ("a-1-1", 2)])).is_empty());
+        assert!(lost(&acked(true, &[("b-1-0", 4)])).is_empty());
+        let mut unknown = acked(true, &[("a-1-0", 1)]);
+        unknown.retain(|e| !matches!(e.op, Op::TxnEndReturn { .. }));
+        assert!(lost(&unknown).is_empty());
     }
 
     #[test]

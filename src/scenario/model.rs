@@ -899,4 +899,8 @@ pub struct Legacy {
     /// `unfenced-transactional-producer` (before KIP-447): a processor's TxnOffsetCommit is
     /// not fenced by its consumer's generation, so a zombie processor commits.
     pub unfenced_transactional_producer: bool,
+    /// `no-epoch-bump-per-transaction` (transaction version 1, before KIP-890 part 2): the
+    /// producer keeps its epoch from one transaction to the next, so a delayed EndTxn or
+    /// produce of one transaction lands in the next.
+    pub no_epoch_bump_per_transaction: bool,
 }

@@ -129,10 +129,12 @@ pub fn coordinator_config(scenario: &Scenario) -> CoordinatorConfig {
 /// (`transaction.state.log.num.partitions` 50, `transaction.max.timeout.ms` 15 min,
 /// `transaction.abort.timed.out.transaction.cleanup.interval.ms` 10 s, transaction version
 /// 2), with the scenario's `offsets.topic.num.partitions` (AddOffsetsToTxn names the
-/// group's offsets partition) and `transaction.state.log.num.partitions` from the scenario.
+/// group's offsets partition) and `transaction.state.log.num.partitions` from the scenario;
+/// transaction version 1 under `[legacy] no-epoch-bump-per-transaction`.
 pub fn txn_coordinator_config(scenario: &Scenario) -> TxnCoordinatorConfig {
     let defaults = TxnCoordinatorConfig::default();
     TxnCoordinatorConfig {
+        transaction_version_2: !scenario.legacy.no_epoch_bump_per_transaction,
         offsets_partitions: coordinator_config(scenario).offsets_partitions,
         transaction_state_partitions: scenario
             .cluster
