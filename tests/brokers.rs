@@ -302,3 +302,20 @@ fn the_nemesis_schedule_reads_back_and_undoes_itself() {
         .collect();
     assert!(kinds.len() >= 5, "{kinds:?}");
 }
+
+/// Jepsen's aborted read of Kafka transactions (2024; KIP-890 part 2): under transaction
+/// version 1 a batch delayed past its transaction's abort lands in the producer's next
+/// transaction and is committed with it; with an epoch bump per transaction it is fenced.
+#[test]
+fn a_late_batch_of_an_aborted_transaction_is_read_committed_only_without_an_epoch_bump() {
+    let zoo = "zoo/txn-delayed-endtxn.toml";
+    let dir = scratch("brokers-txn-delayed-endtxn");
+    zoo_fires(zoo, "1..2", "aborted-read", &dir);
+    fixed_twin_passes(
+        zoo,
+        "no-epoch-bump-per-transaction = true",
+        "no-epoch-bump-per-transaction = false",
+        &dir,
+        &[1, 2],
+    );
+}
