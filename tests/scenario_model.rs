@@ -223,7 +223,8 @@ fn the_no_broker_epoch_switch_reaches_the_controllers() {
 #[test]
 fn the_no_epoch_bump_switch_turns_transaction_version_2_off() {
     let text = "name = \"tv1\"\nduration = \"1s\"\nheal = \"1s\"\n\
-                [cluster]\nzookeepers = 1\nbrokers = 1\n[[topic]]\nname = \"orders\"\npartitions = 1\n\
+                [cluster]\nzookeepers = 1\nbrokers = 1\n[cluster.broker]\n\
+                \"transaction.state.log.min.isr\" = 1\n[[topic]]\nname = \"orders\"\npartitions = 1\n\
                 [[producer]]\ncount = 1\ntopic = \"orders\"\nrate = 1\n\
                 [producer.config]\n\"transactional.id\" = \"pay\"\n\
                 [legacy]\nno-epoch-bump-per-transaction = true\n";
@@ -390,6 +391,8 @@ heal = "20s"
 [cluster]
 zookeepers = 1
 brokers = 1
+[cluster.broker]
+"transaction.state.log.min.isr" = 1
 
 [[topic]]
 name = "orders"
@@ -471,6 +474,7 @@ brokers = 1
 [cluster.broker]
 "offsets.topic.num.partitions" = 3
 "transaction.state.log.num.partitions" = 3
+"transaction.state.log.min.isr" = 1
 
 [[topic]]
 name = "orders"
@@ -643,6 +647,7 @@ brokers = 1
 [cluster.broker]
 "offsets.topic.num.partitions" = 3
 "transaction.state.log.num.partitions" = 2
+"transaction.state.log.min.isr" = 1
 
 [[topic]]
 name = "orders"

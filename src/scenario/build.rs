@@ -151,6 +151,12 @@ pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scena
             .collect(),
     };
     check_something_is_checked(raw, &world.counts)?;
+    if world
+        .topics
+        .contains_key(crate::broker::txn_coordinator::TRANSACTION_STATE_TOPIC)
+    {
+        check_transaction_state_isr(raw, &cluster)?;
+    }
     let length = duration.saturating_add(heal);
     super::budget::check(
         raw,
@@ -200,6 +206,49 @@ pub(super) fn build(raw: &RawScenario, path: &Path, text: &str) -> Checked<Scena
         legacy: raw.legacy.as_ref().map(build_legacy).unwrap_or_default(),
         source: text.to_string(),
         path: path.to_path_buf(),
+    })
+}
+
+/// `__transaction_state` must take writes: its `transaction.state.log.min.isr` (Kafka's
+/// default 2) at most its replication factor (default 3, at most one replica per broker).
+/// Otherwise every InitProducerId and EndTxn fails with NOT_ENOUGH_REPLICAS for the whole
+/// run and the scenario could only time out.
+fn check_transaction_state_isr(raw: &RawScenario, cluster: &Cluster) -> Checked<()> {
+    use crate::broker::txn_coordinator::{
+        DEFAULT_TRANSACTION_STATE_MIN_ISR, DEFAULT_TRANSACTION_STATE_REPLICATION_FACTOR,
+    };
+    let config = &cluster.broker;
+    let replication_factor = config
+        .transaction_state_log_replication_factor
+        .unwrap_or(u32::from(DEFAULT_TRANSACTION_STATE_REPLICATION_FACTOR))
+        .min(cluster.brokers);
+    let min_isr = config
+        .transaction_state_log_min_isr
+        .unwrap_or(u32::from(DEFAULT_TRANSACTION_STATE_MIN_ISR));
+    if min_isr <= replication_factor {
+        return Ok(());
+    }
+    let raw_cluster = raw.cluster.as_ref();
+    let set = raw_cluster
+        .and_then(|c| c.broker.as_ref())
+        .and_then(|b| b.transaction_state_log_min_isr.as_ref());
+    let message = format!(
+        "`transaction.state.log.min.isr` {min_isr}{} exceeds the replication factor \
+         {replication_factor} of `__transaction_state` ({} broker{}): no transaction could \
+         ever be written; set \"transaction.state.log.min.isr\" = {replication_factor} in \
+         [cluster.broker]",
+        if set.is_some() {
+            ""
+        } else {
+            " (Kafka's default)"
+        },
+        cluster.brokers,
+        if cluster.brokers == 1 { "" } else { "s" },
+    );
+    Err(match (set, raw_cluster.and_then(|c| c.brokers.as_ref())) {
+        (Some(min_isr), _) => Problem::at(min_isr, message),
+        (None, Some(brokers)) => Problem::at(brokers, message),
+        (None, None) => Problem::at(&raw.name, message),
     })
 }
 
