@@ -466,6 +466,28 @@ fn the_join_phase_ends_at_the_rebalance_timeout_without_those_who_did_not_rejoin
     assert_eq!(c.heartbeat(&a, 1), Some(KafkaError::UnknownMemberId));
 }
 
+/// The group record `stable_with_one` stores: member `a` owns `orders/0` in generation 1.
+fn stable_group_record(a: &str) -> GroupRecord {
+    GroupRecord::Group {
+        group: G.into(),
+        value: Some(GroupValue {
+            protocol_type: Some("consumer".into()),
+            generation: Generation(1),
+            protocol: Some("range".into()),
+            leader: Some(a.to_string()),
+            members: vec![MemberValue {
+                member_id: a.to_string(),
+                group_instance_id: None,
+                client_id: "consumer-1".into(),
+                session_timeout_ms: SESSION,
+                rebalance_timeout_ms: REBALANCE,
+                subscription: Bytes(b"orders".to_vec()),
+                assignment: Bytes(b"orders/0".to_vec()),
+            }],
+        }),
+    }
+}
+
 #[test]
 fn groups_load_from_the_log_and_unload_on_resignation() {
     let (mut c, a) = stable_with_one();
@@ -503,24 +525,7 @@ fn groups_load_from_the_log_and_unload_on_resignation() {
     assert_eq!(c.c.loading(), vec![(0, LeaderEpoch(3))]);
     assert_eq!(c.fetch_offset(), Err(KafkaError::CoordinatorLoadInProgress));
     // The assignment record was appended when the group went Stable.
-    let assignment = GroupRecord::Group {
-        group: G.into(),
-        value: Some(GroupValue {
-            protocol_type: Some("consumer".into()),
-            generation: Generation(1),
-            protocol: Some("range".into()),
-            leader: Some(a.clone()),
-            members: vec![MemberValue {
-                member_id: a.clone(),
-                group_instance_id: None,
-                client_id: "consumer-1".into(),
-                session_timeout_ms: SESSION,
-                rebalance_timeout_ms: REBALANCE,
-                subscription: Bytes(b"orders".to_vec()),
-                assignment: Bytes(b"orders/0".to_vec()),
-            }],
-        }),
-    };
+    let assignment = stable_group_record(&a);
     let mut records = vec![assignment];
     records.extend(log);
     c.c.on_loaded(0, LeaderEpoch(3), plain_batches(records), c.now);
@@ -552,24 +557,7 @@ fn member_ids_stay_unique_when_one_leader_epoch_is_loaded_again() {
     c.collect();
     assert!(!c.c.owns(0));
     c.c.on_become_leader(0, LeaderEpoch(1));
-    let assignment = GroupRecord::Group {
-        group: G.into(),
-        value: Some(GroupValue {
-            protocol_type: Some("consumer".into()),
-            generation: Generation(1),
-            protocol: Some("range".into()),
-            leader: Some(a.clone()),
-            members: vec![MemberValue {
-                member_id: a.clone(),
-                group_instance_id: None,
-                client_id: "consumer-1".into(),
-                session_timeout_ms: SESSION,
-                rebalance_timeout_ms: REBALANCE,
-                subscription: Bytes(b"orders".to_vec()),
-                assignment: Bytes(b"orders/0".to_vec()),
-            }],
-        }),
-    };
+    let assignment = stable_group_record(&a);
     c.c.on_loaded(
         0,
         LeaderEpoch(1),
