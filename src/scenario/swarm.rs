@@ -20,7 +20,7 @@
 //! | groups | 0–2 (`billing`, `audit`) of 1–4 members over some topics: range or cooperative-sticky, auto or manual commits, static members, `session.timeout.ms` 6 s/10 s/45 s, `heartbeat.interval.ms`, `max.poll.interval.ms` 10 s/30 s/300 s; `offsets.topic.num.partitions` 1–8, `group.initial.rebalance.delay.ms` 0/1 s/3 s |
 //! | ensemble clients | 0–1 table of 1–3 compare-and-set clients, with or without session churn |
 //! | writers | 0–1 table of 1–2 standalone log writers |
-//! | transactions | drawn last (after everything above, so a seed's other draws stay as they were): each producer table transactional one time in three (`transactional.id` `txn-<n>`, `txn-records` 1–20, `txn-abort-percent` 0–50); each group `read_committed` one time in three; one time in three 1–2 `[[processor]]` tables (`enrich`, `rollup`) of 1–3 processors over some topics (and the earlier processor's output), each writing a new topic (`enriched`, `rollups`, drawn as topics are), with an optional `txn-abort-percent` 0–50, `[processor.consumer]` assignor/session/heartbeat drawn as groups' and `commit.interval.ms`; with any of them, `transaction.state.log.num.partitions` 1–5 three times in four (else Kafka's 50), and `transaction.state.log.min.isr` 1 on a single broker |
+//! | transactions | drawn last (after everything above, so a seed's other draws stay as they were): each producer table transactional one time in three (`transactional.id` `txn-<n>`, `txn-records` 1–20, `txn-abort-percent` 0–50); each group `read_committed` one time in three; one time in three 1–2 `[[processor]]` tables (`enrich`, `rollup`) of 1–3 processors over some topics (and the earlier processor's output), each writing a new topic (`enriched`, `rollups`, drawn as topics are), with an optional `txn-abort-percent` 0–50, `[processor.consumer]` assignor/session/heartbeat drawn as groups' and `commit.interval.ms`; with any of them, `transaction.state.log.num.partitions` 1–5 three times in four (else Kafka's 50), and `transaction.state.log.min.isr` 1 on a single broker; then, with processors, one time in two 1–2 scheduled faults on them (a processor killed and restarted, or paused and resumed) |
 //! | faults | `duration` 30–120 s; a nemesis (three times in four) over a non-empty mix of kill, power-loss, pause, partition, clog and loss every 1–20 s; and (one time in two) up to 4 scheduled faults, each undone within the fault phase |
 //! | heal | 30 s + what the scenario's sessions can need ([`Scenario::session_recovery_bound`]) + 0 or 30 s |
 //!
@@ -394,6 +394,7 @@ pub fn draw(seed: u64, source: &mut impl Source) -> Drawn {
     };
     // Last, so every draw above stays what it was before transactions were drawn.
     draw_transactions(&mut d, &mut drawn);
+    draw_processor_faults(&mut d, &mut drawn);
     // The heal follows the scenario's own session timeouts (one formula with the load-time
     // warning): read them back from the file as it will be run.
     drawn.heal_s = 1;
@@ -485,6 +486,39 @@ fn draw_transactions<S: Source>(d: &mut Draw<'_, S>, drawn: &mut Drawn) {
     if transactional && drawn.cluster.brokers < 2 {
         drawn.cluster.transaction_state_min_isr = Some(1);
     }
+}
+
+/// With processors, one time in two 1–2 scheduled faults aimed at them (drawn after the
+/// transactions, so a seed without processors draws what it drew before): a processor
+/// killed and restarted, or paused and resumed, within the fault phase.
+fn draw_processor_faults<S: Source>(d: &mut Draw<'_, S>, drawn: &mut Drawn) {
+    let processors: u32 = drawn.processors.iter().map(|p| p.count).sum();
+    if processors == 0 || !d.chance(1, 2) {
+        return;
+    }
+    let names: Vec<String> = (1..=processors).map(|n| format!("processor-{n}")).collect();
+    let duration_s = drawn.duration_s;
+    for _ in 0..d.int(1, 2) {
+        let at_s = u64::from(d.int(1, duration_s as u32 - 1));
+        let until_s = (at_s + u64::from(d.int(1, 15))).min(duration_s);
+        let node = d.pick(&names);
+        let (action, undo, undo_target) = if d.chance(1, 2) {
+            ("kill", "restart", "killed".to_string())
+        } else {
+            ("pause", "resume", node.clone())
+        };
+        drawn.faults.push(DrawnFault {
+            at_s,
+            action,
+            target: node,
+        });
+        drawn.faults.push(DrawnFault {
+            at_s: until_s,
+            action: undo,
+            target: undo_target,
+        });
+    }
+    drawn.faults.sort_by_key(|f| f.at_s);
 }
 
 fn draw_group<S: Source>(d: &mut Draw<'_, S>, name: &str, topics: &[String]) -> DrawnGroup {
@@ -938,6 +972,12 @@ mod tests {
         assert!(seen(&|d| d.processors.len() == 2) > 20);
         assert!(seen(&|d| d.processors.iter().any(|p| p.consumer.is_some())) > 20);
         assert!(seen(&|d| d.cluster.transaction_state_partitions.is_some()) > 50);
+        let processor_fault =
+            |d: &Drawn| d.faults.iter().any(|f| f.target.starts_with("processor-"));
+        assert!(seen(&processor_fault) > 20);
+        assert!(drawn
+            .iter()
+            .all(|d| !processor_fault(d) || !d.processors.is_empty()));
     }
 
     #[test]
