@@ -70,6 +70,8 @@ marks! {
         "A leader recognised a retried idempotent batch it already held and answered with its offset instead of appending it again.",
     ProduceOutOfOrderSequence = "produce-out-of-order-sequence":
         "A leader refused an idempotent batch whose sequence skipped ahead (OUT_OF_ORDER_SEQUENCE_NUMBER).",
+    ProduceUnverifiedTxnBatch = "produce-unverified-txn-batch":
+        "A leader refused a transactional batch its transaction coordinator had not verified, or whose verification a marker had voided (KIP-890 part 1, INVALID_TXN_STATE).",
     FetchFencedLeaderEpoch = "fetch-fenced-leader-epoch":
         "A replica refused a fetch or epoch lookup carrying another leader epoch than its own (FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH).",
     // --- the controller ---

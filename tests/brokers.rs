@@ -319,3 +319,22 @@ fn a_late_batch_of_an_aborted_transaction_is_read_committed_only_without_an_epoc
         &[1, 2],
     );
 }
+
+/// A hanging transaction (KAFKA-14402; KIP-890 part 1): under transaction version 1 and
+/// without verification, a produce that lands after its transaction was aborted, and after
+/// its producer's last transaction on the partition, opens a transaction no marker ends:
+/// the LSO hangs and read_committed consumers never catch up. With verification the leader
+/// asks the coordinator first and refuses it.
+#[test]
+fn a_late_produce_hangs_a_transaction_only_without_verification() {
+    let zoo = "zoo/hanging-transaction.toml";
+    let dir = scratch("brokers-hanging-transaction");
+    zoo_fires(zoo, "1..1", "converges", &dir);
+    fixed_twin_passes(
+        zoo,
+        "no-add-partition-verification = true",
+        "no-add-partition-verification = false",
+        &dir,
+        &[1, 3],
+    );
+}

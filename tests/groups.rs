@@ -134,13 +134,13 @@ fn commits_of_an_old_generation_are_stored_only_without_fencing() {
 fn a_zombie_processor_commits_its_output_twice_only_without_kip_447_fencing() {
     let zoo = "zoo/zombie-processor.toml";
     let dir = scratch("groups-zombie-processor");
-    zoo_fires(zoo, "5..6", "duplicate", &dir);
+    zoo_fires(zoo, "7..7", "duplicate", &dir);
     fixed_twin_passes(
         zoo,
         "unfenced-transactional-producer = true",
         "unfenced-transactional-producer = false",
         &dir,
-        &[5, 6],
+        &[7, 12],
     );
 }
 

@@ -259,6 +259,14 @@ impl ProducerStateManager {
         }
     }
 
+    /// Whether `producer_id` has a transaction open on this partition (Kafka's
+    /// `hasOngoingTransaction`).
+    pub fn has_open_txn(&self, producer_id: ProducerId) -> bool {
+        self.producers
+            .get(&producer_id)
+            .is_some_and(|e| e.current_txn_first_offset.is_some())
+    }
+
     /// Checks a data batch against the producer's transaction (the leader, after
     /// [`ProducerStateManager::check`] said append): a non-transactional batch while the
     /// producer has a transaction open here is `INVALID_TXN_STATE`.
@@ -267,11 +275,7 @@ impl ProducerStateManager {
         producer_id: ProducerId,
         is_transactional: bool,
     ) -> Result<(), KafkaError> {
-        let open = self
-            .producers
-            .get(&producer_id)
-            .is_some_and(|e| e.current_txn_first_offset.is_some());
-        match open && !is_transactional {
+        match self.has_open_txn(producer_id) && !is_transactional {
             true => Err(KafkaError::InvalidTxnState),
             false => Ok(()),
         }

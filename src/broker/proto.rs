@@ -50,6 +50,9 @@ pub enum RequestBody {
     },
     /// Append batches to partitions this broker leads.
     Produce {
+        /// The producer's `transactional.id` (a transactional producer's only): a partition
+        /// leader verifies a transaction's first batch with its coordinator (KIP-890 part 1).
+        transactional_id: Option<String>,
         /// The producer's acks.
         acks: Acks,
         /// How long the broker may wait for the HW (acks=all) before REQUEST_TIMED_OUT.
@@ -594,6 +597,7 @@ mod tests {
         let produce = Request {
             correlation_id: 8,
             body: RequestBody::Produce {
+                transactional_id: None,
                 acks: Acks::All,
                 timeout_ms: 30_000,
                 partitions: vec![ProducePartition {

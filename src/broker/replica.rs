@@ -34,7 +34,10 @@
 //! - Transactions (KIP-98): clients write data batches only (a control batch is
 //!   `INVALID_RECORD`); markers come through [`Replica::append_txn_marker_as_leader`], and
 //!   a group coordinator's transactional offsets through [`Replica::append_as_coordinator`]
-//!   (no sequence check).
+//!   (no sequence check). With `transaction_verification` (KIP-890 part 1) a producer's
+//!   first transactional batch here needs a pending verification's guard
+//!   ([`Replica::start_txn_verification`]), voided by any transactional append or marker
+//!   of the producer meanwhile; verifications are leader state, gone with the leadership.
 //!   Every batch appended, fetched or scanned on a rebuild goes to the producer state,
 //!   which also hears every HW move, so leader and followers agree on the last stable
 //!   offset ([`Replica::last_stable_offset`]) and the aborted transactions.
@@ -91,6 +94,12 @@ pub struct ReplicaConfig {
     /// `OffsetsForLeaderEpoch` and fetches at once; the leader's `diverging_epoch`
     /// answers drive its truncation. Off by default: followers ask first (KIP-101/279).
     pub truncate_on_fetch: bool,
+    /// Kafka's `transaction.partition.verification.enable` (KIP-890 part 1, default on):
+    /// the leader appends a producer's first transactional batch of a transaction only
+    /// with a guard from [`Replica::start_txn_verification`] that is still pending (the
+    /// broker asked the transaction coordinator meanwhile). Off under `[legacy]
+    /// no-add-partition-verification`.
+    pub transaction_verification: bool,
     /// The log's own configuration (segments, flush policy, retention).
     pub log: LogConfig,
 }
@@ -104,6 +113,7 @@ impl Default for ReplicaConfig {
             legacy_offsets_for_leader_epoch_v0: false,
             legacy_truncate_to_hw: false,
             truncate_on_fetch: false,
+            transaction_verification: true,
             log: LogConfig::default(),
         }
     }
@@ -387,6 +397,23 @@ struct LeaderState {
     followers: BTreeMap<BrokerId, FollowerProgress>,
     /// The ISR of the proposal in flight.
     pending_isr: Option<Vec<BrokerId>>,
+    /// Verifications in progress, by producer (Kafka's `verificationStates`): leader-only
+    /// and never logged, so a new leadership starts without any.
+    verifications: BTreeMap<ProducerId, TxnVerification>,
+}
+
+/// A pending verification of a producer's first transactional batch on this partition
+/// (KIP-890 part 1, Kafka's `VerificationStateEntry`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TxnVerification {
+    /// Unique per verification: an append must bring the one still pending, so an answer
+    /// that a marker overtook (the transaction ended meanwhile) appends nothing.
+    guard: u64,
+    /// The lowest sequence asked about in `producer_epoch`: a batch past it is out of
+    /// order (a lower one failed verification and will be retried first).
+    lowest_sequence: i32,
+    /// The epoch of `lowest_sequence`.
+    producer_epoch: i16,
 }
 
 #[derive(Clone, Debug)]
@@ -505,6 +532,7 @@ impl<D: Disk> Replica<D> {
             epoch_start_offset,
             followers,
             pending_isr: None,
+            verifications: BTreeMap::new(),
         });
         self.maybe_advance_hw();
         self.check_invariants();
@@ -713,6 +741,62 @@ impl<D: Disk> Replica<D> {
         batch: &[u8],
         acks: Acks,
     ) -> Result<LeaderAppend, ReplicaError> {
+        self.append_as_leader_verified(batch, acks, None)
+    }
+
+    /// KIP-890 part 1 (Kafka's `maybeStartTransactionVerification`): whether this leader
+    /// needs the transaction coordinator's word before appending the client batch `batch`.
+    /// It does for a transactional batch of a producer with no transaction open here, while
+    /// verification is on: the verification pending for the producer is returned (one is
+    /// started with guard `fresh`, unique to the caller, if none is), and the batch's
+    /// sequence is remembered when it is the lowest asked about in its epoch. `None`: no
+    /// verification needed (or not leader, or a malformed batch: the append refuses it).
+    pub fn start_txn_verification(&mut self, batch: &[u8], fresh: u64) -> Option<u64> {
+        if !self.config.transaction_verification {
+            return None;
+        }
+        let header = check_batch(batch).ok()?;
+        if !header.is_transactional() || header.is_control() || !header.producer_id.is_some() {
+            return None;
+        }
+        if self.producers.has_open_txn(header.producer_id) {
+            return None;
+        }
+        let RoleState::Leader(leader) = &mut self.role else {
+            return None;
+        };
+        let (epoch, sequence) = (header.producer_epoch, header.base_sequence);
+        let entry = leader
+            .verifications
+            .entry(header.producer_id)
+            .or_insert(TxnVerification {
+                guard: fresh,
+                lowest_sequence: sequence,
+                producer_epoch: epoch,
+            });
+        // Kafka's `maybeUpdateLowestSequenceAndEpoch`.
+        if epoch > entry.producer_epoch {
+            (entry.producer_epoch, entry.lowest_sequence) = (epoch, sequence);
+        } else if epoch == entry.producer_epoch && sequence < entry.lowest_sequence {
+            entry.lowest_sequence = sequence;
+        }
+        Some(entry.guard)
+    }
+
+    /// [`Replica::append_as_leader`] with the guard of the verification the broker ran
+    /// for it ([`Replica::start_txn_verification`]). With verification on, the first
+    /// transactional batch of a producer with no transaction open here is appended only
+    /// with the guard still pending for the producer (else `INVALID_TXN_STATE`: the
+    /// partition is not known to be in the transaction, or a marker ended it since the
+    /// coordinator answered); a batch past the lowest sequence a pending verification
+    /// asked about is `OUT_OF_ORDER_SEQUENCE_NUMBER`. Appending a transactional batch ends
+    /// the producer's verification.
+    pub fn append_as_leader_verified(
+        &mut self,
+        batch: &[u8],
+        acks: Acks,
+        guard: Option<u64>,
+    ) -> Result<LeaderAppend, ReplicaError> {
         let leader = self.leader_state()?;
         if acks == Acks::All && leader.isr.len() < self.config.min_insync_replicas {
             crate::coverage::hit(Mark::IsrBelowMinInsync);
@@ -752,7 +836,33 @@ impl<D: Disk> Replica<D> {
         }
         self.producers
             .check_txn_state(header.producer_id, header.is_transactional())?;
+        self.check_verified(&header, guard)?;
         self.append_checked(&header, batch)
+    }
+
+    /// The KIP-890 part 1 checks of a client batch (see
+    /// [`Replica::append_as_leader_verified`]).
+    fn check_verified(&self, header: &BatchHeader, guard: Option<u64>) -> Result<(), KafkaError> {
+        let RoleState::Leader(leader) = &self.role else {
+            return Ok(());
+        };
+        let pending = leader.verifications.get(&header.producer_id);
+        if let Some(v) = pending {
+            if header.producer_epoch == v.producer_epoch && header.base_sequence > v.lowest_sequence
+            {
+                return Err(KafkaError::OutOfOrderSequenceNumber);
+            }
+        }
+        let needs_guard = self.config.transaction_verification
+            && header.is_transactional()
+            && !self.producers.has_open_txn(header.producer_id);
+        match needs_guard && (guard.is_none() || pending.map(|v| v.guard) != guard) {
+            true => {
+                crate::coverage::hit(Mark::ProduceUnverifiedTxnBatch);
+                Err(KafkaError::InvalidTxnState)
+            }
+            false => Ok(()),
+        }
     }
 
     /// Appends a batch the leader has checked (`header` is its header) in its epoch and
@@ -771,6 +881,9 @@ impl<D: Disk> Replica<D> {
             last_offset: info.last_offset,
             ..appended
         });
+        if header.is_transactional() {
+            self.end_verification(header.producer_id);
+        }
         Ok(self.appended_as_leader(&info))
     }
 
@@ -840,6 +953,7 @@ impl<D: Disk> Replica<D> {
             is_transactional: true,
             marker: Some(marker),
         });
+        self.end_verification(producer_id);
         Ok(self.appended_as_leader(&info))
     }
 
@@ -1328,6 +1442,15 @@ impl<D: Disk> Replica<D> {
                 }
             }
             _ => Ok(()),
+        }
+    }
+
+    /// A transactional batch or marker of `producer` was appended: its transaction is open
+    /// here or over, and a verification still pending for it is void (Kafka's
+    /// `clearVerificationStateEntry`).
+    fn end_verification(&mut self, producer: ProducerId) {
+        if let RoleState::Leader(leader) = &mut self.role {
+            leader.verifications.remove(&producer);
         }
     }
 

@@ -41,11 +41,19 @@
 //!   known, a broken connection or no answer within `request.timeout.ms` is reported back
 //!   as a retriable error, and the coordinator sends the marker again at its next tick. A
 //!   WriteTxnMarkers is answered per partition once each marker is acknowledged acks=all
-//!   (`NOT_LEADER_OR_FOLLOWER` where this broker does not lead). Transactional produce
-//!   batches need nothing here beyond the replica's producer-state rules. A marker
+//!   (`NOT_LEADER_OR_FOLLOWER` where this broker does not lead). A marker
 //!   acknowledged on a `__consumer_offsets` partition is handed to the group coordinator
 //!   (`on_txn_completed`, Kafka's `scheduleHandleTxnCompletion`), which commits or drops
 //!   the transaction's pending offsets there.
+//! - **Verification** (KIP-890 part 1, on unless `[legacy] no-add-partition-verification`):
+//!   a Produce with a `transactional.id` whose batch would open a transaction on a
+//!   partition this broker leads waits while the leader asks the transaction coordinator
+//!   (the leader of the id's `__transaction_state` partition in the metadata cache; its own
+//!   without the network) with AddPartitionsToTxn `verify_only`; the batch is then appended
+//!   with the replica's verification guard, which a marker in between voids. A partition
+//!   not in the transaction is `INVALID_TXN_STATE`; a coordinator that cannot answer
+//!   (moved, loading, unreachable, no answer within 30 s) is `NOT_ENOUGH_REPLICAS`, which
+//!   the producer retries (Kafka's translation for clients).
 //! - **TxnOffsetCommit** goes to the group coordinator; its offsets are appended as one
 //!   transactional batch of the producer (`Replica::append_as_coordinator`: Kafka's origin
 //!   COORDINATOR, no sequence check), acks=all. Loading an offsets partition hands the
@@ -60,11 +68,9 @@
 //! `become-follower`, `hw`, `truncate`, ...), as are the controller's and the coordinators'
 //! ([`Announced`]).
 //!
-//! Not done (vs Kafka): a partition leader appends a transactional batch without asking
-//! the coordinator whether its partition is in the transaction (KIP-890 part 1's
-//! verification, AddPartitionsToTxn with `verify_only`, is served but never sent; nor does
-//! a TxnOffsetCommit verify its offsets partition is in the transaction); markers of several
-//! transactions to one leader are not batched into one request.
+//! Not done (vs Kafka): a TxnOffsetCommit is not verified (KIP-890 part 1 checks its
+//! offsets partition too); verifications and markers of several transactions to one broker
+//! are not batched into one request.
 
 use super::controller::{
     AlterPartition, ControllerAction, ControllerConfig, ControllerCore, ControllerEvent,
@@ -405,6 +411,35 @@ struct MarkerSend {
     txns: Vec<(String, LeaderEpoch, Vec<TopicPartition>)>,
 }
 
+/// A partition this broker leads, as the simulation's progress probe sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LedPartition {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// Its ISR's size.
+    pub isr: usize,
+    /// Its HW.
+    pub high_watermark: Offset,
+    /// Its LEO: above the HW while followers have not fetched the last appends.
+    pub log_end: Offset,
+}
+
+/// A produce held while the transaction coordinator verifies that its transactional batches'
+/// partitions are in the producer's transaction (KIP-890 part 1, Kafka's
+/// `AddPartitionsToTxnManager`): the request, the guard each verified partition's batch is
+/// appended with, and the coordinator asked (this broker's own, or another) and when.
+#[derive(Clone, Debug)]
+struct PendingVerification {
+    conn: u64,
+    correlation_id: u64,
+    acks: Acks,
+    timeout_ms: u64,
+    partitions: Vec<ProducePartition>,
+    guards: BTreeMap<TopicPartition, u64>,
+    to: BrokerId,
+    sent_ms: u64,
+}
+
 /// A transaction request the transaction coordinator holds: where to answer, and the
 /// partitions it named (an AddPartitionsToTxn is answered per partition).
 #[derive(Clone, Debug)]
@@ -458,6 +493,13 @@ pub struct BrokerCore<D: Disk> {
     txn_requests: BTreeMap<u64, TxnWaiter>,
     /// The transaction coordinator's WriteTxnMarkers requests in flight, by correlation id.
     marker_sends: BTreeMap<u64, MarkerSend>,
+    /// Produces held for verification, by the correlation id of the verification request.
+    verifications: BTreeMap<u64, PendingVerification>,
+    /// Verifications this broker's own transaction coordinator answers: token → the
+    /// verification's correlation id.
+    local_verify_tokens: BTreeMap<u64, u64>,
+    /// The next verification guard (unique in this life of the broker).
+    next_guard: u64,
     /// Ensemble ids of the broker's own operations and the controller's.
     zk_pending: BTreeMap<u64, ZkPurpose>,
     next_zk: u64,
@@ -520,6 +562,9 @@ impl<D: Disk> BrokerCore<D> {
             txn_coordinator,
             txn_requests: BTreeMap::new(),
             marker_sends: BTreeMap::new(),
+            verifications: BTreeMap::new(),
+            local_verify_tokens: BTreeMap::new(),
+            next_guard: 1,
             zk_pending: BTreeMap::new(),
             next_zk: 1,
             parents_pending: 0,
@@ -584,11 +629,16 @@ impl<D: Disk> BrokerCore<D> {
     }
 
     /// Partitions this broker leads, with their ISR size and HW.
-    pub fn led_partitions(&self) -> Vec<(TopicPartition, usize, Offset)> {
+    pub fn led_partitions(&self) -> Vec<LedPartition> {
         self.replicas
             .iter()
             .filter(|(_, r)| r.role() == Role::Leader)
-            .map(|(tp, r)| (*tp, r.isr().len(), r.high_watermark()))
+            .map(|(tp, r)| LedPartition {
+                partition: *tp,
+                isr: r.isr().len(),
+                high_watermark: r.high_watermark(),
+                log_end: r.log_end_offset(),
+            })
             .collect()
     }
 
@@ -846,10 +896,23 @@ impl<D: Disk> BrokerCore<D> {
                 self.actions.push(respond(body));
             }
             RequestBody::Produce {
+                transactional_id,
                 acks,
                 timeout_ms,
                 partitions,
-            } => self.on_produce(conn, correlation_id, acks, timeout_ms, partitions, now_ms),
+            } => {
+                let produce = PendingVerification {
+                    conn,
+                    correlation_id,
+                    acks,
+                    timeout_ms,
+                    partitions,
+                    guards: BTreeMap::new(),
+                    to: self.config.id,
+                    sent_ms: now_ms,
+                };
+                self.on_produce(produce, transactional_id, now_ms)
+            }
             RequestBody::Fetch {
                 replica_id,
                 replica_epoch,
@@ -1134,7 +1197,13 @@ impl<D: Disk> BrokerCore<D> {
         for action in actions {
             match action {
                 TxnCoordinatorAction::Respond { token, body } => {
-                    if let Some(waiter) = self.txn_requests.remove(&token) {
+                    if let Some(id) = self.local_verify_tokens.remove(&token) {
+                        let result = match body {
+                            TxnResponse::VerifyPartitionsInTxn(result) => result,
+                            other => unreachable!("a verification answered with {other:?}"),
+                        };
+                        self.on_verified(id, result, self.now_ms);
+                    } else if let Some(waiter) = self.txn_requests.remove(&token) {
                         self.actions.push(BrokerAction::Respond {
                             conn: waiter.conn,
                             response: Response {
@@ -1536,22 +1605,186 @@ impl<D: Disk> BrokerCore<D> {
             .unwrap_or(self.config.replica.min_insync_replicas)
     }
 
+    /// A Produce: its transactional batches that open a transaction on a partition this
+    /// broker leads are verified first (KIP-890 part 1) — the whole request waits for the
+    /// transaction coordinator's answer, as in Kafka — unless verification is off.
     fn on_produce(
         &mut self,
-        conn: u64,
-        correlation_id: u64,
-        acks: Acks,
-        timeout_ms: u64,
-        partitions: Vec<ProducePartition>,
+        mut produce: PendingVerification,
+        transactional_id: Option<String>,
         now_ms: u64,
     ) {
+        let mut producer = None;
+        if let Some(tid) = &transactional_id {
+            for part in &produce.partitions {
+                let Some(replica) = self.replicas.get_mut(&part.partition) else {
+                    continue;
+                };
+                let fresh = self.next_guard;
+                if let Some(guard) = replica.start_txn_verification(&part.batch.0, fresh) {
+                    if guard == fresh {
+                        self.next_guard += 1;
+                    }
+                    produce.guards.insert(part.partition, guard);
+                    if let Ok(header) = crate::log::check_batch(&part.batch.0) {
+                        producer.get_or_insert(ProducerIdentity {
+                            producer_id: header.producer_id,
+                            producer_epoch: header.producer_epoch,
+                        });
+                    }
+                }
+            }
+            if let Some(producer) = producer {
+                self.verify(tid.clone(), producer, produce, now_ms);
+                return;
+            }
+        }
+        self.append_produce(produce, BTreeMap::new(), now_ms);
+    }
+
+    /// Asks the transaction coordinator of `transactional_id` (the leader of its
+    /// `__transaction_state` partition in the metadata cache) whether the guarded
+    /// partitions of `produce` are in the producer's transaction: AddPartitionsToTxn with
+    /// `verify_only`, to this broker's own coordinator without the network.
+    fn verify(
+        &mut self,
+        transactional_id: String,
+        producer: ProducerIdentity,
+        mut produce: PendingVerification,
+        now_ms: u64,
+    ) {
+        let partition = partition_for(
+            &transactional_id,
+            self.config.txn_coordinator.transaction_state_partitions,
+        );
+        let state_tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, partition);
+        let me = self.config.id;
+        let coordinator = self
+            .metadata
+            .get(&state_tp)
+            .and_then(|s| s.leader)
+            .filter(|l| *l == me || self.live_brokers.contains(l));
+        let id = self.correlation();
+        let partitions: Vec<TopicPartition> = produce.guards.keys().copied().collect();
+        let Some(to) = coordinator else {
+            produce.to = me;
+            self.verifications.insert(id, produce);
+            self.on_verified(id, Err(KafkaError::CoordinatorNotAvailable), now_ms);
+            return;
+        };
+        produce.to = to;
+        produce.sent_ms = now_ms;
+        self.verifications.insert(id, produce);
+        if to == me {
+            let token = self.next_token;
+            self.next_token += 1;
+            self.local_verify_tokens.insert(token, id);
+            let request = TxnRequest::VerifyPartitionsInTxn {
+                transactional_id,
+                producer,
+                partitions,
+            };
+            let mut no_ids = || unreachable!("a verification allocates no producer id");
+            self.txn_coordinator
+                .on_request(token, request, now_ms, &mut no_ids);
+        } else {
+            self.actions.push(BrokerAction::SendToBroker {
+                to,
+                request: Request {
+                    correlation_id: id,
+                    body: RequestBody::AddPartitionsToTxn {
+                        transactional_id,
+                        producer,
+                        partitions,
+                        verify_only: true,
+                    },
+                },
+            });
+        }
+    }
+
+    /// The coordinator's answer to verification `id`: the held produce is appended, its
+    /// unverified partitions answered with the error Kafka gives a client
+    /// (`INVALID_TXN_STATE` for a partition not in the transaction; `NOT_ENOUGH_REPLICAS`,
+    /// retriable, when the coordinator could not answer; `INVALID_PRODUCER_EPOCH` for a
+    /// fenced producer).
+    fn on_verified(
+        &mut self,
+        id: u64,
+        result: Result<Vec<super::txn_coordinator::PartitionResult>, KafkaError>,
+        now_ms: u64,
+    ) {
+        let Some(produce) = self.verifications.remove(&id) else {
+            return;
+        };
+        let mut errors = BTreeMap::new();
+        for tp in produce.guards.keys() {
+            let error = match &result {
+                Err(e) => Some(*e),
+                Ok(answers) => match answers.iter().find(|(t, _)| t == tp) {
+                    Some((_, answer)) => answer.err(),
+                    None => Some(KafkaError::InvalidTxnState),
+                },
+            };
+            let Some(error) = error else { continue };
+            let error = match error {
+                KafkaError::InvalidTxnState | KafkaError::TransactionAbortable => {
+                    crate::coverage::hit(crate::coverage::Mark::ProduceUnverifiedTxnBatch);
+                    KafkaError::InvalidTxnState
+                }
+                KafkaError::ConcurrentTransactions
+                | KafkaError::NetworkException
+                | KafkaError::RequestTimedOut
+                | KafkaError::CoordinatorLoadInProgress
+                | KafkaError::CoordinatorNotAvailable
+                | KafkaError::NotCoordinator => KafkaError::NotEnoughReplicas,
+                KafkaError::ProducerFenced => KafkaError::InvalidProducerEpoch,
+                other => other,
+            };
+            errors.insert(*tp, error);
+        }
+        self.append_produce(produce, errors, now_ms);
+    }
+
+    /// Verifications unanswered for a request timeout, or sent on a connection that broke,
+    /// fail retriably.
+    fn fail_verifications(&mut self, lost: impl Fn(&PendingVerification) -> bool, now_ms: u64) {
+        let failed: Vec<u64> = self
+            .verifications
+            .iter()
+            .filter(|(_, p)| p.to != self.config.id && lost(p))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in failed {
+            self.on_verified(id, Err(KafkaError::NetworkException), now_ms);
+        }
+    }
+
+    /// Appends a produce's batches (those of `errors` are answered with their error
+    /// instead) and answers it, at once or, for acks=all, once the HW passes them.
+    fn append_produce(
+        &mut self,
+        produce: PendingVerification,
+        errors: BTreeMap<TopicPartition, KafkaError>,
+        now_ms: u64,
+    ) {
+        let PendingVerification {
+            conn,
+            correlation_id,
+            acks,
+            timeout_ms,
+            partitions,
+            guards,
+            ..
+        } = produce;
         let mut answers = Vec::new();
         for part in partitions {
             let tp = part.partition;
-            let result = match self.replicas.get_mut(&tp) {
-                None => Err(KafkaError::NotLeaderOrFollower),
-                Some(replica) => replica
-                    .append_as_leader(&part.batch.0, acks)
+            let result = match (errors.get(&tp), self.replicas.get_mut(&tp)) {
+                (Some(error), _) => Err(*error),
+                (None, None) => Err(KafkaError::NotLeaderOrFollower),
+                (None, Some(replica)) => replica
+                    .append_as_leader_verified(&part.batch.0, acks, guards.get(&tp).copied())
                     .map_err(|e| e.kafka_error()),
             };
             let answer = match result {
@@ -2224,6 +2457,14 @@ impl<D: Disk> BrokerCore<D> {
                     self.apply_alter_result(&tp, result);
                 }
             }
+            ResponseBody::AddPartitionsToTxn { result }
+                if self
+                    .verifications
+                    .get(&correlation_id)
+                    .is_some_and(|p| p.to == from) =>
+            {
+                self.on_verified(correlation_id, result, now_ms);
+            }
             ResponseBody::WriteTxnMarkers { markers }
                 if self
                     .marker_sends
@@ -2268,6 +2509,7 @@ impl<D: Disk> BrokerCore<D> {
         for c in lost {
             self.fail_marker_send(c, KafkaError::NetworkException, now_ms);
         }
+        self.fail_verifications(|p| p.to == peer, now_ms);
     }
 
     /// Gives up the AlterPartition requests `lost` picks (by controller and send time):
@@ -2418,6 +2660,10 @@ impl<D: Disk> BrokerCore<D> {
         self.coordinator.tick(now_ms);
         self.txn_coordinator.tick(now_ms);
         self.expire_marker_sends(now_ms);
+        self.fail_verifications(
+            |p| now_ms >= p.sent_ms + TXN_MARKER_REQUEST_TIMEOUT_MS,
+            now_ms,
+        );
         // An AlterPartition unanswered for a request timeout (a stalled link) is lost.
         self.forget_alters(|_, sent| now_ms >= sent + REPLICA_REQUEST_TIMEOUT_MS);
         // One pass over the led partitions; only those with a proposal or events to

@@ -826,6 +826,7 @@ impl ProducerCore {
             ids.push(id);
         }
         let body = RequestBody::Produce {
+            transactional_id: self.config.transactional_id.clone(),
             acks: self.config.acks,
             timeout_ms: self.config.request_timeout_ms,
             partitions: produce,

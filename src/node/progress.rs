@@ -7,9 +7,9 @@
 use super::recorder::sim_now_us;
 use crate::broker::coordinator::GroupState;
 use crate::broker::proto::Generation;
+use crate::broker::server::LedPartition;
 use crate::broker::{ControllerEpoch, TopicPartition};
 use crate::history::Crash;
-use crate::log::Offset;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -44,7 +44,7 @@ struct Inner {
 /// What a live broker last reported.
 #[derive(Clone, Debug, Default)]
 struct BrokerProbe {
-    led: Vec<(TopicPartition, usize, Offset)>,
+    led: Vec<LedPartition>,
     controller_epoch: Option<ControllerEpoch>,
     /// The groups it coordinates: state and generation.
     groups: Vec<(String, GroupState, Generation)>,
@@ -161,7 +161,7 @@ impl Progress {
     pub fn broker_state(
         &self,
         node: &str,
-        led: Vec<(TopicPartition, usize, Offset)>,
+        led: Vec<LedPartition>,
         controller_epoch: Option<ControllerEpoch>,
     ) {
         let mut inner = self.lock();
@@ -202,7 +202,7 @@ impl Progress {
         inner
             .brokers
             .iter()
-            .find(|(_, p)| p.led.iter().any(|(t, _, _)| t == tp))
+            .find(|(_, p)| p.led.iter().any(|l| l.partition == *tp))
             .map(|(name, _)| name.clone())
     }
 
@@ -231,7 +231,7 @@ impl Progress {
                 !inner.brokers.values().any(|p| {
                     p.led
                         .iter()
-                        .any(|(t, isr, _)| t == tp && (!full_isr || *isr >= *rf))
+                        .any(|l| l.partition == *tp && (!full_isr || l.isr >= *rf))
                 })
             })
             .map(|(tp, _)| *tp)
@@ -295,22 +295,24 @@ impl Progress {
             .then_some(first)
     }
 
-    /// The partitions of `partitions` whose committed offset in `group` is below the HW
-    /// their leader reports (or that have no leader): the group's lag is not yet 0.
+    /// The partitions of `partitions` whose committed offset in `group` is below the log
+    /// end their leader reports, or whose HW has not reached it yet (or that have no
+    /// leader): the group's lag is not yet 0 at the partition's final end. A drain that
+    /// looked at the HW alone could end with the last appends (a late batch, a marker)
+    /// still replicating, short of the log end the `converges` check holds the group to.
     pub fn lagging(&self, group: &str, partitions: &[TopicPartition]) -> Vec<TopicPartition> {
         let inner = self.lock();
         let stored = inner.committed.get(group);
         partitions
             .iter()
             .filter(|tp| {
-                let hw = inner
+                let led = inner
                     .brokers
                     .values()
                     .flat_map(|p| &p.led)
-                    .find(|(t, _, _)| t == *tp)
-                    .map(|(_, _, hw)| hw.0);
+                    .find(|l| l.partition == **tp);
                 let committed = stored.and_then(|s| s.get(*tp)).copied().unwrap_or(0);
-                hw.is_none_or(|hw| committed < hw)
+                led.is_none_or(|l| l.high_watermark < l.log_end || committed < l.log_end.0)
             })
             .cloned()
             .collect()

@@ -1355,6 +1355,7 @@ fn build_legacy(raw: &RawLegacy) -> Legacy {
         zk_ack_before_sync: on(&raw.zk_ack_before_sync),
         unfenced_transactional_producer: on(&raw.unfenced_transactional_producer),
         no_epoch_bump_per_transaction: on(&raw.no_epoch_bump_per_transaction),
+        no_add_partition_verification: on(&raw.no_add_partition_verification),
     }
 }
 

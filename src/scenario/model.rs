@@ -903,4 +903,10 @@ pub struct Legacy {
     /// producer keeps its epoch from one transaction to the next, so a delayed EndTxn or
     /// produce of one transaction lands in the next.
     pub no_epoch_bump_per_transaction: bool,
+    /// `no-add-partition-verification` (before KIP-890 part 1,
+    /// `transaction.partition.verification.enable=false`): a partition leader appends a
+    /// transactional batch without asking the coordinator whether its partition is in the
+    /// transaction, so a produce that arrives after its transaction ended opens one the
+    /// coordinator never ends (a hanging transaction, KAFKA-14402).
+    pub no_add_partition_verification: bool,
 }

@@ -228,6 +228,7 @@ pub fn broker_config(scenario: &Scenario, id: BrokerId) -> BrokerCoreConfig {
             legacy_lenient_min_isr: legacy.lenient_min_isr,
             legacy_offsets_for_leader_epoch_v0: legacy.offsets_for_leader_epoch_v0,
             legacy_truncate_to_hw: legacy.truncate_to_hw,
+            transaction_verification: !legacy.no_add_partition_verification,
             log: log_config(config),
             ..replica_defaults
         },

@@ -310,6 +310,7 @@ pub(super) struct RawLegacy {
     pub zk_ack_before_sync: Option<Spanned<bool>>,
     pub unfenced_transactional_producer: Option<Spanned<bool>>,
     pub no_epoch_bump_per_transaction: Option<Spanned<bool>>,
+    pub no_add_partition_verification: Option<Spanned<bool>>,
 }
 
 /// A duration string (`"10s"`); a malformed one is a deserialization error at the value.

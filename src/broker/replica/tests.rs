@@ -1382,8 +1382,15 @@ fn transactions_hold_the_lso_on_leader_and_follower_and_survive_a_reopen() {
     txn.set_transactional(true);
     txn.push(0, None, Some(b"t0"), &[]);
     txn.push(0, None, Some(b"t1"), &[]);
+    let bytes = txn.encode(Offset(0)).to_vec();
+    let guard = leader.start_txn_verification(&bytes, 1);
+    assert_eq!(
+        guard,
+        Some(1),
+        "the transaction's first batch here is verified"
+    );
     leader
-        .append_as_leader(txn.encode(Offset(0)), Acks::All)
+        .append_as_leader_verified(&bytes, Acks::All, guard)
         .unwrap();
     produce(&mut leader, &["plain"]);
     // INVALID_TXN_STATE: the producer's transaction is open here; nothing is appended.
@@ -1545,4 +1552,85 @@ fn coordinator_transactional_batches_skip_the_sequence_check_but_not_the_epoch()
     // A new transaction of the producer after its marker: a new open transaction.
     leader.append_as_coordinator(&offsets(1)).unwrap();
     assert_eq!(leader.last_stable_offset(), Offset(3));
+}
+
+/// A transactional batch of producer 7 (epoch 0) at `sequence`.
+fn txn_batch(sequence: i32, values: &[&str]) -> Vec<u8> {
+    let mut b = BatchBuilder::new(BatchMeta {
+        producer_id: ProducerId(7),
+        producer_epoch: 0,
+        base_sequence: sequence,
+        ..BatchMeta::default()
+    });
+    b.set_transactional(true);
+    for v in values {
+        b.push(0, None, Some(v.as_bytes()), &[]);
+    }
+    b.encode(Offset(0)).to_vec()
+}
+
+/// KIP-890 part 1: a transaction's first batch on a partition is appended only with the
+/// guard of a verification still pending; a marker voids it (the transaction the
+/// coordinator vouched for is over), the transaction's later batches need none, and a batch
+/// past the lowest sequence being verified is out of order. Without verification
+/// (`[legacy] no-add-partition-verification`) any transactional batch opens a transaction.
+#[test]
+fn a_transactions_first_batch_needs_a_pending_verification() {
+    use crate::log::{ControlRecord, ControlRecordType};
+    let abort = ControlRecord {
+        kind: ControlRecordType::Abort,
+        coordinator_epoch: 0,
+    };
+    let (verifying, _root) = disk("txn-verify");
+    let mut r = open(&verifying, B1);
+    r.become_leader(LeaderEpoch(1), vec![B1], vec![B1], PartitionEpoch(0), 0)
+        .unwrap();
+    let refused = |r: &mut Replica<FsDisk>, bytes: &[u8], guard| {
+        r.append_as_leader_verified(bytes, Acks::All, guard)
+            .unwrap_err()
+            .kafka_error()
+    };
+    let first = txn_batch(0, &["a"]);
+    assert_eq!(refused(&mut r, &first, None), KafkaError::InvalidTxnState);
+    assert_eq!(
+        refused(&mut r, &first, Some(1)),
+        KafkaError::InvalidTxnState
+    );
+    // Two requests verify concurrently: one verification, the lowest sequence remembered.
+    assert_eq!(r.start_txn_verification(&first, 1), Some(1));
+    let second = txn_batch(1, &["b"]);
+    assert_eq!(r.start_txn_verification(&second, 2), Some(1));
+    assert_eq!(
+        refused(&mut r, &second, Some(1)),
+        KafkaError::OutOfOrderSequenceNumber
+    );
+    // The coordinator's answer came, but a marker overtook it: the guard is void.
+    r.append_txn_marker_as_leader(ProducerId(7), 0, abort, 0)
+        .unwrap();
+    assert_eq!(
+        refused(&mut r, &first, Some(1)),
+        KafkaError::InvalidTxnState
+    );
+    // Verified again: appended; the transaction is open, its next batch needs nothing.
+    let guard = r.start_txn_verification(&first, 3);
+    assert_eq!(guard, Some(3));
+    r.append_as_leader_verified(&first, Acks::All, guard)
+        .unwrap();
+    assert_eq!(r.start_txn_verification(&second, 4), None);
+    r.append_as_leader_verified(&second, Acks::All, None)
+        .unwrap();
+    assert_eq!(r.log_end_offset(), Offset(3), "marker, a, b");
+    // No verification: the first batch of the next transaction opens it unasked.
+    let (plain, _plain_root) = disk("txn-no-verify");
+    let config = ReplicaConfig {
+        transaction_verification: false,
+        ..ReplicaConfig::default()
+    };
+    let mut r = open_with(&plain, B1, config);
+    r.become_leader(LeaderEpoch(1), vec![B1], vec![B1], PartitionEpoch(0), 0)
+        .unwrap();
+    assert_eq!(r.start_txn_verification(&first, 1), None);
+    r.append_as_leader_verified(&first, Acks::All, None)
+        .unwrap();
+    assert_eq!(r.producer_state().ongoing_txns().count(), 1);
 }

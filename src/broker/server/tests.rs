@@ -831,15 +831,24 @@ struct Cluster {
     /// Requests lost on the way: (from, to, request) → lost.
     drop: Box<LostRequests>,
     now: u64,
+    /// The `transactional.id` of each producer id InitProducerId handed out.
+    transactional_ids: BTreeMap<ProducerId, String>,
     _roots: Vec<TempRoot>,
 }
 
 impl Cluster {
     fn start(name: &str) -> Cluster {
+        Cluster::start_with(name, |_| {})
+    }
+
+    /// [`Cluster::start`] with each broker's configuration changed by `configure`.
+    fn start_with(name: &str, configure: impl Fn(&mut BrokerConfig)) -> Cluster {
         let mut nodes = BTreeMap::new();
         let mut roots = Vec::new();
         for id in [B1, B2, B3] {
-            let (node, root) = node_in(txn_config(id), fresh_root(&format!("{name}-{}", id.0)));
+            let mut config = txn_config(id);
+            configure(&mut config);
+            let (node, root) = node_in(config, fresh_root(&format!("{name}-{}", id.0)));
             nodes.insert(id, node);
             roots.push(root);
         }
@@ -849,6 +858,7 @@ impl Cluster {
             dead: BTreeSet::new(),
             drop: Box::new(|_, _, _| false),
             now: 0,
+            transactional_ids: BTreeMap::new(),
             _roots: roots,
         };
         for id in [B1, B2, B3] {
@@ -1027,10 +1037,15 @@ impl Cluster {
             transaction_timeout_ms: 60_000,
             producer_id_and_epoch: None,
         };
-        match self.ask(at, init) {
+        let result = match self.ask(at, init) {
             Some(ResponseBody::InitProducerId { result }) => result,
             other => panic!("InitProducerId: {other:?}"),
+        };
+        if let Ok(producer) = result {
+            self.transactional_ids
+                .insert(producer.producer_id, transactional_id.into());
         }
+        result
     }
 
     /// AddPartitionsToTxn at coordinator `at`.
@@ -1076,6 +1091,7 @@ impl Cluster {
             batch.push(self.now as i64, None, Some(value.as_bytes()), &[]);
         }
         let produce = RequestBody::Produce {
+            transactional_id: self.transactional_ids.get(&producer.producer_id).cloned(),
             acks: Acks::All,
             timeout_ms: 30_000,
             partitions: vec![ProducePartition {
@@ -1337,6 +1353,60 @@ fn an_aborted_transaction_ends_with_an_abort_marker_every_replica_indexes() {
         c.txn_state(coordinator, "tx-abort"),
         Some(TransactionState::CompleteAbort)
     );
+}
+
+/// KAFKA-14402 and KIP-890 part 1, under transaction version 1 (the producer keeps its
+/// epoch across transactions): a produce that reaches a partition after its transaction
+/// was aborted there. With verification the leader asks the transaction coordinator, whose
+/// transaction no longer holds the partition: `INVALID_TXN_STATE`, nothing appended.
+/// Without (`[legacy] no-add-partition-verification`) the batch opens a transaction the
+/// coordinator knows nothing of: no marker will ever end it and the LSO hangs at it.
+#[test]
+fn a_produce_after_its_transaction_ended_opens_one_only_without_verification() {
+    for verify in [true, false] {
+        let mut c = Cluster::start_with(&format!("txn-late-{verify}"), |config| {
+            config.txn_coordinator.transaction_version_2 = false;
+            config.replica.transaction_verification = verify;
+        });
+        let ledger = txn_tp("ledger");
+        let coordinator = c.find_txn_coordinator(B1, "tx-late");
+        let producer = c.init_producer_id(coordinator, "tx-late").unwrap();
+        c.add_partitions(coordinator, "tx-late", producer, &[ledger]);
+        let next = c
+            .end_txn(coordinator, "tx-late", producer, TransactionResult::Abort)
+            .unwrap();
+        assert_eq!(next, producer, "transaction version 1 keeps the epoch");
+        assert_eq!(
+            c.stable(&ledger),
+            (Offset(1), Offset(1)),
+            "the ABORT marker"
+        );
+        let late = c.produce(ledger, producer, 0, &["late"]);
+        assert_eq!(
+            c.txn_state(coordinator, "tx-late"),
+            Some(TransactionState::CompleteAbort)
+        );
+        if verify {
+            assert_eq!(
+                late,
+                Err(KafkaError::InvalidTxnState),
+                "verified: not in it"
+            );
+            assert_eq!(
+                c.stable(&ledger),
+                (Offset(1), Offset(1)),
+                "nothing appended"
+            );
+        } else {
+            late.unwrap();
+            c.advance(100);
+            assert_eq!(
+                c.stable(&ledger),
+                (Offset(1), Offset(2)),
+                "a hanging transaction holds the LSO"
+            );
+        }
+    }
 }
 
 /// A second InitProducerId for a `transactional.id` with a transaction open fences the
