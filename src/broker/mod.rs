@@ -28,5 +28,5 @@ pub mod zk_paths;
 
 pub use types::{
     Acks, BrokerEpoch, BrokerId, Bytes, ControllerEpoch, KafkaError, PartitionEpoch,
-    PartitionState, ProducerId, ProducerIdentity, TopicPartition,
+    PartitionState, ProducerId, ProducerIdentity, Topic, TopicPartition,
 };

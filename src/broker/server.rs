@@ -1824,11 +1824,20 @@ impl<D: Disk> BrokerCore<D> {
         // First settle every wait in place (nothing else changes meanwhile: answering one
         // produce touches no replica), then answer the finished ones in order.
         let mut finished = 0;
+        // Many waits are on the same few partitions: each replica is looked up once.
+        let mut looked_up: Vec<(TopicPartition, Option<&Replica<D>>)> = Vec::new();
         for p in &mut self.produces {
             let mut done = true;
             for (tp, result, wait) in p.partitions.iter_mut() {
                 let Some((last, epoch)) = *wait else { continue };
-                let replica = self.replicas.get(tp);
+                let replica = match looked_up.iter().find(|(seen, _)| seen == tp) {
+                    Some(&(_, replica)) => replica,
+                    None => {
+                        let replica = self.replicas.get(tp);
+                        looked_up.push((*tp, replica));
+                        replica
+                    }
+                };
                 let verdict = match replica {
                     Some(r) => r.check_acks_all(last, epoch),
                     None => Some(Err(KafkaError::NotLeaderOrFollower)),

@@ -6,6 +6,9 @@
 //! [`TopicPartition`](super::TopicPartition)s must be cheap: equal names are the same
 //! pointer (one comparison), and different names still order by their text, so every map
 //! iterates exactly as it would over strings (no run depends on where a name was stored).
+//! Each copy carries its first eight bytes as a big-endian number, so two different names
+//! that differ there (`events` and `__consumer_offsets`) order by one integer comparison,
+//! not a call to `memcmp`.
 //! Names are never freed; there are as many as distinct topic names a process meets
 //! (a scenario's topics are bounded when it loads, and `__consumer_offsets`).
 
@@ -17,28 +20,47 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
+/// The one copy of a name: its text, and its first eight bytes (zero-padded) read as a
+/// big-endian number, which orders as the text does wherever it differs.
+struct Name {
+    prefix: u64,
+    text: String,
+}
+
+impl Name {
+    fn new(text: &str) -> Name {
+        let mut head = [0u8; 8];
+        let n = text.len().min(8);
+        head[..n].copy_from_slice(&text.as_bytes()[..n]);
+        Name {
+            prefix: u64::from_be_bytes(head),
+            text: text.to_owned(),
+        }
+    }
+}
+
 /// Every name interned so far, process-wide (keyed by its text, valued by the one copy).
-static NAMES: Mutex<BTreeMap<&'static str, &'static String>> = Mutex::new(BTreeMap::new());
+static NAMES: Mutex<BTreeMap<&'static str, &'static Name>> = Mutex::new(BTreeMap::new());
 
 /// Names this thread interned lately: a run sees a handful, and asks for them constantly
 /// (every partition decoded from a frame), without touching the process-wide lock.
 const RECENT: usize = 8;
 
 thread_local! {
-    static RECENT_NAMES: RefCell<Vec<&'static String>> = const { RefCell::new(Vec::new()) };
+    static RECENT_NAMES: RefCell<Vec<&'static Name>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A topic's name. Equality is identity of the interned copy; order is the text's. One
 /// thin pointer (8 bytes), so a [`TopicPartition`](super::TopicPartition) is 16.
 #[derive(Clone, Copy)]
-pub struct Topic(&'static String);
+pub struct Topic(&'static Name);
 
 impl Topic {
     /// The interned topic `name`.
     pub fn new(name: &str) -> Topic {
         RECENT_NAMES.with(|recent| {
             let mut recent = recent.borrow_mut();
-            if let Some(&found) = recent.iter().find(|s| s.as_str() == name) {
+            if let Some(&found) = recent.iter().find(|s| s.text == name) {
                 return Topic(found);
             }
             let interned = {
@@ -46,8 +68,8 @@ impl Topic {
                 match names.get(name) {
                     Some(&found) => found,
                     None => {
-                        let leaked: &'static String = Box::leak(Box::new(name.to_owned()));
-                        names.insert(leaked.as_str(), leaked);
+                        let leaked: &'static Name = Box::leak(Box::new(Name::new(name)));
+                        names.insert(leaked.text.as_str(), leaked);
                         leaked
                     }
                 }
@@ -62,7 +84,7 @@ impl Topic {
 
     /// The name.
     pub fn as_str(&self) -> &'static str {
-        self.0.as_str()
+        self.0.text.as_str()
     }
 }
 
@@ -86,7 +108,11 @@ impl Ord for Topic {
         if self == other {
             Ordering::Equal
         } else {
-            self.as_str().cmp(other.as_str())
+            // Different prefixes order as the texts do; equal ones need the whole text.
+            match self.0.prefix.cmp(&other.0.prefix) {
+                Ordering::Equal => self.as_str().cmp(other.as_str()),
+                unequal => unequal,
+            }
         }
     }
 }
@@ -235,11 +261,19 @@ mod tests {
         let names = [
             "b",
             "__consumer_offsets",
+            "__consumer_offsets2",
+            "__consumer",
             "a",
             "orders",
             "ab",
             "a-b",
             "orders2",
+            "orders-a",
+            "orders\u{0}",
+            "ordersxyz1",
+            "ordersxyz",
+            "ordersxy",
+            "",
         ];
         let mut topics: Vec<Topic> = names.iter().map(|n| Topic::new(n)).collect();
         topics.sort();

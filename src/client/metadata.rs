@@ -13,7 +13,7 @@
 //! member handed a committed offset with the leader epoch of its last record ignores
 //! leaders of older epochs until it hears of that epoch, even as a new process.
 
-use crate::broker::{BrokerId, PartitionState, TopicPartition};
+use crate::broker::{BrokerId, PartitionState, Topic, TopicPartition};
 use crate::log::LeaderEpoch;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -196,7 +196,8 @@ impl Metadata {
     }
 
     /// How many partitions `topic` has, once known.
-    pub fn partition_count(&self, topic: &str) -> Option<u32> {
+    pub fn partition_count(&self, topic: impl Into<Topic>) -> Option<u32> {
+        let topic = topic.into();
         let n = self
             .partitions
             .keys()
@@ -206,7 +207,8 @@ impl Metadata {
     }
 
     /// The partitions of `topic` that have a leader (Kafka's available partitions).
-    pub fn available(&self, topic: &str) -> Vec<u32> {
+    pub fn available(&self, topic: impl Into<Topic>) -> Vec<u32> {
+        let topic = topic.into();
         self.partitions
             .iter()
             .filter(|(tp, p)| tp.topic == topic && p.leader.is_some())

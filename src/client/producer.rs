@@ -59,7 +59,7 @@ use super::network::{ConnectionId, Lost, NetAction, NetConfig, Network};
 use super::partitioner::{Partitioner, PartitionerKind};
 use crate::broker::proto::{ProducePartition, RequestBody, Response, ResponseBody};
 use crate::broker::{
-    Acks, BrokerId, Bytes, KafkaError, ProducerId, ProducerIdentity, TopicPartition,
+    Acks, BrokerId, Bytes, KafkaError, ProducerId, ProducerIdentity, Topic, TopicPartition,
 };
 use crate::history::{CompactString, SendOutcome};
 use crate::log::{BatchBuilder, BatchMeta, LeaderEpoch, Offset, BATCH_HEADER_BYTES};
@@ -285,6 +285,8 @@ struct ProducerBatch {
 /// The producer: feed it sends, connection events, responses and ticks; take its actions.
 pub struct ProducerCore {
     config: ProducerConfig,
+    /// `config.topic`, interned once.
+    topic: Topic,
     net: Network<InFlight>,
     metadata: Metadata,
     partitioner: Partitioner,
@@ -335,6 +337,7 @@ impl ProducerCore {
             produce_in_flight: 0,
             txn: config.transactional_id.clone().map(TxnManager::new),
             out: Vec::new(),
+            topic: Topic::new(&config.topic),
             config,
         }
     }
@@ -486,7 +489,7 @@ impl ProducerCore {
                         continue; // expired meanwhile
                     };
                     batch.in_flight = false;
-                    let tp = TopicPartition::new(&self.config.topic, batch.partition);
+                    let tp = TopicPartition::new(self.topic, batch.partition);
                     let result = partitions
                         .iter()
                         .find(|(p, _)| *p == tp)
@@ -521,7 +524,7 @@ impl ProducerCore {
     }
 
     fn topic_partition(&self, partition: u32) -> TopicPartition {
-        TopicPartition::new(&self.config.topic, partition)
+        TopicPartition::new(self.topic, partition)
     }
 
     /// Everything that may happen without a new input.
@@ -541,10 +544,10 @@ impl ProducerCore {
         if self.unsent.is_empty() {
             return;
         }
-        let Some(count) = self.metadata.partition_count(&self.config.topic) else {
+        let Some(count) = self.metadata.partition_count(self.topic) else {
             return;
         };
-        let available = self.metadata.available(&self.config.topic);
+        let available = self.metadata.available(self.topic);
         while let Some(unsent) = self.unsent.pop_front() {
             let record = unsent.record;
             let size = record_size(&record);

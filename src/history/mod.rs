@@ -29,6 +29,134 @@ pub struct HistoryEntry {
     pub op: Op,
 }
 
+impl HistoryEntry {
+    /// Appends the entry's line of `history.jsonl` (without its newline) to `out`: the bytes
+    /// its `Serialize` writes (`at_us`, `node`, then the operation's own fields, `op`
+    /// first), without serde's flattening, which costs more than the rest of the line.
+    pub fn write_json_line(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(br#"{"at_us":"#);
+        json_u64(out, self.at_us);
+        out.extend_from_slice(br#","node":"#);
+        json_str(out, &self.node);
+        // The hot operations (a producer's sends and their returns, a consumer's polls:
+        // nearly every entry of a run) are written field by field, in serde's order.
+        match &self.op {
+            Op::Send {
+                value,
+                key,
+                topic,
+                acks,
+                idempotent,
+            } => {
+                out.extend_from_slice(br#","op":"send","value":"#);
+                json_str(out, value);
+                if let Some(key) = key {
+                    out.extend_from_slice(br#","key":"#);
+                    json_str(out, key);
+                }
+                out.extend_from_slice(br#","topic":"#);
+                json_str(out, topic);
+                out.extend_from_slice(br#","acks":"#);
+                let _ = serde_json::to_writer(&mut *out, acks);
+                out.extend_from_slice(if *idempotent {
+                    br#","idempotent":true}"#
+                } else {
+                    br#","idempotent":false}"#
+                });
+            }
+            Op::SendReturn { value, outcome } => {
+                out.extend_from_slice(br#","op":"send-return","value":"#);
+                json_str(out, value);
+                out.extend_from_slice(br#","outcome":{"type":"#);
+                match outcome {
+                    SendOutcome::Ok { partition, offset } => {
+                        out.extend_from_slice(br#""ok","partition":"#);
+                        json_partition(out, partition);
+                        out.extend_from_slice(br#","offset":"#);
+                        json_u64(out, *offset);
+                        out.push(b'}');
+                    }
+                    SendOutcome::Sent { partition } => {
+                        out.extend_from_slice(br#""sent","partition":"#);
+                        json_partition(out, partition);
+                        out.push(b'}');
+                    }
+                    SendOutcome::Fail { partition, error } => {
+                        out.extend_from_slice(br#""fail""#);
+                        if let Some(partition) = partition {
+                            out.extend_from_slice(br#","partition":"#);
+                            json_partition(out, partition);
+                        }
+                        out.extend_from_slice(br#","error":"#);
+                        let _ = serde_json::to_writer(&mut *out, error);
+                        out.push(b'}');
+                    }
+                }
+                out.push(b'}');
+            }
+            Op::Poll { partition, records } => {
+                out.extend_from_slice(br#","op":"poll","partition":"#);
+                json_partition(out, partition);
+                out.extend_from_slice(br#","records":["#);
+                for (i, (offset, value)) in records.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.push(b'[');
+                    json_u64(out, *offset);
+                    out.push(b',');
+                    json_str(out, value);
+                    out.push(b']');
+                }
+                out.extend_from_slice(b"]}");
+            }
+            op => {
+                let start = out.len();
+                let _ = serde_json::to_writer(&mut *out, op);
+                // The operation is an object (`{"op":..}`): its fields continue this one.
+                debug_assert_eq!(out.get(start), Some(&b'{'));
+                out[start] = b',';
+            }
+        }
+    }
+}
+
+/// `text` as a JSON string: as it is between quotes when nothing in it needs escaping
+/// (names and values almost never do), else as serde_json escapes it.
+fn json_str(out: &mut Vec<u8>, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, text);
+    }
+}
+
+/// A partition as its `Serialize` writes it: `{"topic":..,"partition":..}`.
+fn json_partition(out: &mut Vec<u8>, tp: &crate::broker::TopicPartition) {
+    out.extend_from_slice(br#"{"topic":"#);
+    json_str(out, &tp.topic);
+    out.extend_from_slice(br#","partition":"#);
+    json_u64(out, u64::from(tp.partition));
+    out.push(b'}');
+}
+
+/// `n` in decimal, without `fmt`'s machinery.
+pub(crate) fn json_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 impl Clone for HistoryEntry {
     fn clone(&self) -> Self {
         HistoryEntry {
@@ -407,6 +535,92 @@ pub fn parse_input_key(key: &str) -> Option<(crate::broker::TopicPartition, u64)
 mod tests {
     use super::*;
 
+    /// The line `history.jsonl` gets ([`HistoryEntry::write_json_line`]).
+    fn direct_line(entry: &HistoryEntry) -> String {
+        let mut out = Vec::new();
+        entry.write_json_line(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The direct writer gives serde's bytes for every kind of operation the swarm's
+    /// runs record (compared over whole recorded runs in tests/cli.rs too).
+    #[test]
+    fn direct_lines_are_serdes() {
+        let tp = crate::broker::TopicPartition::new("orders", 2);
+        let odd = crate::broker::TopicPartition::new("odd\u{1}\"topic", 0);
+        let ops = [
+            Op::Send {
+                value: "p-1-0".into(),
+                key: Some("k\\7".into()),
+                topic: tp.topic,
+                acks: crate::broker::Acks::All,
+                idempotent: true,
+            },
+            Op::Send {
+                value: "p-1-1".into(),
+                key: None,
+                topic: odd.topic,
+                acks: crate::broker::Acks::None,
+                idempotent: false,
+            },
+            Op::SendReturn {
+                value: "p-1-0".into(),
+                outcome: SendOutcome::Ok {
+                    partition: tp,
+                    offset: 17,
+                },
+            },
+            Op::SendReturn {
+                value: "p-1-1".into(),
+                outcome: SendOutcome::Sent { partition: odd },
+            },
+            Op::SendReturn {
+                value: "p-1-2".into(),
+                outcome: SendOutcome::Fail {
+                    partition: Some(tp),
+                    error: crate::broker::KafkaError::NotEnoughReplicas,
+                },
+            },
+            Op::SendReturn {
+                value: "p-1-3\n".into(),
+                outcome: SendOutcome::Fail {
+                    partition: None,
+                    error: crate::broker::KafkaError::RequestTimedOut,
+                },
+            },
+            Op::Poll {
+                partition: tp,
+                records: vec![(3, "a".into()), (4, "b\u{7f}\"".into())],
+            },
+            Op::Poll {
+                partition: odd,
+                records: vec![],
+            },
+            Op::Append {
+                value: "v\"1".into(),
+            },
+            Op::Read {
+                from: 0,
+                records: vec![],
+            },
+            Op::TxnEnd { commit: false },
+            Op::TxnEndReturn { error: None },
+        ];
+        for (i, op) in ops.into_iter().enumerate() {
+            let entry = HistoryEntry {
+                at_us: [0, 9, 10, 1_000_001, u64::MAX][i % 5],
+                node: if i % 2 == 0 {
+                    "node \"x\""
+                } else {
+                    "producer-1"
+                }
+                .into(),
+                op,
+            };
+            assert_eq!(direct_line(&entry), serde_json::to_string(&entry).unwrap());
+        }
+    }
+
     #[test]
     fn input_keys_read_back() {
         let tp = crate::broker::TopicPartition::new("orders", 3);
@@ -428,6 +642,7 @@ mod tests {
             },
         };
         let line = serde_json::to_string(&entry).unwrap();
+        assert_eq!(direct_line(&entry), line);
         assert_eq!(
             line,
             r#"{"at_us":5,"node":"writer-1","op":"read","from":3,"records":[[3,"a"],[4,"b"]]}"#
@@ -470,6 +685,7 @@ mod tests {
                 op,
             };
             assert_eq!(serde_json::to_string(&entry).unwrap(), line);
+            assert_eq!(direct_line(&entry), line);
             assert_eq!(serde_json::from_str::<HistoryEntry>(line).unwrap(), entry);
         }
     }

@@ -131,10 +131,13 @@ impl Recorder {
         let at_us = sim_now_us();
         let announced = announced.into();
         if tracing::enabled!(tracing::Level::INFO) {
-            let (kind, detail) = announced.kind_and_detail();
-            if detail.is_null() {
+            let mut kind = String::new();
+            let mut detail = Vec::new();
+            announced.write_kind_and_detail(&mut kind, &mut detail);
+            if detail.is_empty() {
                 tracing::info!("{node} {kind}");
             } else {
+                let detail = String::from_utf8_lossy(&detail);
                 tracing::info!("{node} {kind} {detail}");
             }
         }

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// The verdict of one run.
@@ -207,8 +207,16 @@ pub fn write_interrupted(
         "stats": stats(events, history),
     });
     provenance(&mut doc, run.scenario_source);
-    write_jsonl(&run.run_dir.join("events.jsonl"), events)?;
-    write_jsonl(&run.run_dir.join("history.jsonl"), history)?;
+    write_jsonl(
+        &run.run_dir.join("events.jsonl"),
+        events,
+        Event::write_json_line,
+    )?;
+    write_jsonl(
+        &run.run_dir.join("history.jsonl"),
+        history,
+        HistoryEntry::write_json_line,
+    )?;
     fs::write(
         run.run_dir.join("verdict.json"),
         serde_json::to_string_pretty(&doc)? + "\n",
@@ -386,8 +394,12 @@ pub fn write_run_files(
     history: &[HistoryEntry],
 ) -> io::Result<()> {
     let dir = &result.run_dir;
-    write_jsonl(&dir.join("events.jsonl"), events)?;
-    write_jsonl(&dir.join("history.jsonl"), history)?;
+    write_jsonl(&dir.join("events.jsonl"), events, Event::write_json_line)?;
+    write_jsonl(
+        &dir.join("history.jsonl"),
+        history,
+        HistoryEntry::write_json_line,
+    )?;
     write_summary_files(result, about, events, history)
 }
 
@@ -411,13 +423,21 @@ pub fn write_summary_files(
     )
 }
 
-fn write_jsonl<T: Serialize>(path: &Path, items: &[T]) -> io::Result<()> {
-    let mut out = BufWriter::new(File::create(path)?);
+/// Writes one line per item, each appended to a buffer by `line` (the item's JSON), a chunk
+/// at a time.
+fn write_jsonl<T>(path: &Path, items: &[T], line: impl Fn(&T, &mut Vec<u8>)) -> io::Result<()> {
+    const CHUNK: usize = 1 << 16;
+    let mut file = File::create(path)?;
+    let mut chunk = Vec::with_capacity(CHUNK + 1024);
     for item in items {
-        serde_json::to_writer(&mut out, item)?;
-        out.write_all(b"\n")?;
+        line(item, &mut chunk);
+        chunk.push(b'\n');
+        if chunk.len() >= CHUNK {
+            file.write_all(&chunk)?;
+            chunk.clear();
+        }
     }
-    out.flush()
+    file.write_all(&chunk)
 }
 
 fn secs(us: u64) -> String {

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
-use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
 /// Default filter: ksim's own info lines; madsim's internals off.
@@ -25,6 +26,88 @@ impl FormatTime for SimTime {
     fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
         let us = crate::node::recorder::sim_now_us();
         write!(w, "{:>4}.{:06}s", us / 1_000_000, us % 1_000_000)
+    }
+}
+
+/// A log line: `<simulated time> <LEVEL> <spans> <message> <field>=<value> ...`, the
+/// layout of tracing-subscriber's default format without a target, written
+/// straight into the line: the default format's per-character escaping of terminal codes
+/// cost more than the rest of a line, and this log is a file, never a terminal.
+struct Line;
+
+impl<S, N> FormatEvent<S, N> for Line
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        SimTime.format_time(&mut writer)?;
+        write!(writer, " {:>5} ", event.metadata().level().as_str())?;
+        // Spans (madsim's `node{..}:task{..}`, when `RUST_LOG` lets them through).
+        if let Some(scope) = ctx.event_scope() {
+            let mut seen = false;
+            for span in scope.from_root() {
+                writer.write_str(span.metadata().name())?;
+                seen = true;
+                if let Some(fields) = span.extensions().get::<FormattedFields<N>>() {
+                    if !fields.is_empty() {
+                        write!(writer, "{{{fields}}}")?;
+                    }
+                }
+                writer.write_char(':')?;
+            }
+            if seen {
+                writer.write_char(' ')?;
+            }
+        }
+        let mut fields = Fields {
+            writer: &mut writer,
+            first: true,
+            result: Ok(()),
+        };
+        event.record(&mut fields);
+        fields.result?;
+        writeln!(writer)
+    }
+}
+
+/// Writes an event's fields: the message as it is, the others as `name=value` (`Debug`).
+struct Fields<'w, 'a> {
+    writer: &'w mut Writer<'a>,
+    first: bool,
+    result: std::fmt::Result,
+}
+
+impl tracing::field::Visit for Fields<'_, '_> {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.record_debug(field, &format_args!("{value}"));
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if self.result.is_err() {
+            return;
+        }
+        if !std::mem::take(&mut self.first) {
+            self.result = self.writer.write_char(' ');
+        }
+        let name = field.name();
+        self.result = self.result.and_then(|()| match name {
+            "message" => write!(self.writer, "{value:?}"),
+            name => write!(
+                self.writer,
+                "{}={value:?}",
+                name.strip_prefix("r#").unwrap_or(name)
+            ),
+        });
     }
 }
 
@@ -160,14 +243,16 @@ impl<'a> MakeWriter<'a> for RunLog {
 pub fn install(log: &RunLog) -> tracing::subscriber::DefaultGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let subscriber = tracing_subscriber::fmt()
+    tracing::subscriber::set_default(subscriber(log, filter))
+}
+
+fn subscriber(log: &RunLog, filter: EnvFilter) -> impl tracing::Subscriber + Send + Sync {
+    tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(log.clone())
         .with_ansi(false)
-        .with_timer(SimTime)
-        .with_target(false)
-        .finish();
-    tracing::subscriber::set_default(subscriber)
+        .event_format(Line)
+        .finish()
 }
 
 #[cfg(test)]
@@ -218,6 +303,46 @@ mod tests {
         log.flush();
         let len = std::fs::metadata(&path).unwrap().len();
         assert_eq!(len, (HELD_MAX + (1 << 20)) as u64);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The run's line format is the default format's (no target), byte for byte: spans,
+    /// levels, the message, `%`, `?`, string and `r#` fields.
+    #[test]
+    fn lines_read_as_the_default_format_would_write_them() {
+        fn emit() {
+            tracing::info!("broker-1 hw {}", r#"{"hw":3,"partition":"orders/0"}"#);
+            let span = tracing::info_span!("node", id = 1, name = "zk-1");
+            let _entered = span.enter();
+            let task = tracing::info_span!("task", id = 7);
+            let _task = task.enter();
+            tracing::warn!(broker = %"broker-2", session = 7, end = "expired", r#type = 3u8, "zk-session-ended");
+            tracing::debug!(op = ?Some(1), "zk-completed");
+        }
+        let dir = scratch("format");
+        let (ours, theirs) = (dir.join("ours.log"), dir.join("theirs.log"));
+        let log = RunLog::create(&ours).unwrap();
+        tracing::subscriber::with_default(subscriber(&log, EnvFilter::new("debug")), emit);
+        log.flush();
+        let reference = RunLog::create(&theirs).unwrap();
+        let default = tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::new("debug"))
+            .with_writer(reference.clone())
+            .with_ansi(false)
+            .with_timer(SimTime)
+            .with_target(false)
+            .finish();
+        tracing::subscriber::with_default(default, emit);
+        reference.flush();
+        let ours = std::fs::read_to_string(&ours).unwrap();
+        assert_eq!(ours, std::fs::read_to_string(&theirs).unwrap());
+        assert_eq!(ours.lines().count(), 3, "{ours}");
+        assert!(
+            ours.contains(
+                r#"WARN node{id=1 name="zk-1"}:task{id=7}: zk-session-ended broker=broker-2 session=7 end="expired" type=3"#
+            ),
+            "{ours}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -4,7 +4,7 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 use ksim::cli::run_one;
-use ksim::history::HistoryEntry;
+use ksim::history::{Event, HistoryEntry};
 use ksim::report::Verdict;
 use ksim::scenario::load;
 use std::path::{Path, PathBuf};
@@ -45,21 +45,31 @@ pub fn scenario_path(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A run's `history.jsonl`.
+/// A run's `history.jsonl`. Each line must be exactly what serde writes for the entry it
+/// reads as (the run wrote it with its own direct writer).
 pub fn history(run_dir: &Path) -> Vec<HistoryEntry> {
     std::fs::read_to_string(run_dir.join("history.jsonl"))
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| {
+            let entry: HistoryEntry = serde_json::from_str(l).unwrap();
+            assert_eq!(serde_json::to_string(&entry).unwrap(), l, "history line");
+            entry
+        })
         .collect()
 }
 
-/// A run's `events.jsonl`.
+/// A run's `events.jsonl`. Each line must be exactly what serde writes for the event it
+/// reads as (the run wrote it with its own direct writer).
 pub fn events(run_dir: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(run_dir.join("events.jsonl"))
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| {
+            let event: Event = serde_json::from_str(l).unwrap();
+            assert_eq!(serde_json::to_string(&event).unwrap(), l, "event line");
+            serde_json::from_str(l).unwrap()
+        })
         .collect()
 }
 

@@ -785,7 +785,7 @@ impl ConsumerCore {
             self.metadata.add_topics(topics.iter().copied());
             let snapshot: BTreeMap<String, u32> = topics
                 .iter()
-                .map(|t| ((*t).clone(), self.metadata.partition_count(t).unwrap_or(0)))
+                .map(|t| ((*t).clone(), self.metadata.partition_count(*t).unwrap_or(0)))
                 .collect();
             let partitions: BTreeMap<String, u32> = snapshot
                 .iter()
