@@ -138,12 +138,24 @@ impl Announcement {
             leader_epoch,
         }) = self
         {
-            use std::io::Write as _;
             kind.push_str("hw");
             detail.extend_from_slice(br#"{"hw":"#);
             super::json_u64(detail, hw.0);
-            let _ = write!(detail, r#","leader_epoch":{},"partition":"#, leader_epoch.0);
-            let _ = serde_json::to_writer(&mut *detail, &format!("{partition}"));
+            detail.extend_from_slice(br#","leader_epoch":"#);
+            if leader_epoch.0 < 0 {
+                detail.push(b'-');
+            }
+            super::json_u64(detail, u64::from(leader_epoch.0.unsigned_abs()));
+            detail.extend_from_slice(br#","partition":"#);
+            if super::needs_escape(&partition.topic) {
+                let _ = serde_json::to_writer(&mut *detail, &format!("{partition}"));
+            } else {
+                detail.push(b'"');
+                detail.extend_from_slice(partition.topic.as_bytes());
+                detail.push(b'/');
+                super::json_u64(detail, u64::from(partition.partition));
+                detail.push(b'"');
+            }
             detail.push(b'}');
             return;
         }
@@ -180,9 +192,9 @@ impl Event {
         out.extend_from_slice(br#"{"at_us":"#);
         super::json_u64(out, self.at_us);
         out.extend_from_slice(br#","node":"#);
-        let _ = serde_json::to_writer(&mut *out, &*self.node);
+        super::json_str(out, &self.node);
         out.extend_from_slice(br#","kind":"#);
-        let _ = serde_json::to_writer(&mut *out, &kind);
+        super::json_str(out, &kind);
         if !detail.is_empty() {
             out.extend_from_slice(br#","detail":"#);
             out.extend_from_slice(&detail);
@@ -735,19 +747,25 @@ mod tests {
     /// `hw`, written without a `Value`, has the `Value`'s bytes, whatever the topic's name.
     #[test]
     fn hw_lines_are_written_directly_with_sorted_keys() {
-        for topic in ["orders", "__consumer_offsets", "we\"ird\\name/x", "ü"] {
-            let hw = BrokerEvent::Hw {
-                partition: TopicPartition::new(topic, 11),
-                hw: Offset(u64::MAX),
-                leader_epoch: LeaderEpoch(-1),
-            };
-            let text = line("broker-3", hw);
-            assert!(
-                text.contains(
-                    r#""detail":{"hw":18446744073709551615,"leader_epoch":-1,"partition":"#
-                ),
-                "{text}"
-            );
+        for topic in [
+            "orders",
+            "__consumer_offsets",
+            "we\"ird\\name/x",
+            "ü",
+            "tab\t",
+        ] {
+            for (hw, epoch) in [(u64::MAX, -1), (0, 0), (10, i32::MIN), (99, i32::MAX)] {
+                let event = BrokerEvent::Hw {
+                    partition: TopicPartition::new(topic, 11),
+                    hw: Offset(hw),
+                    leader_epoch: LeaderEpoch(epoch),
+                };
+                let text = line("broker-3", event);
+                assert!(
+                    text.contains(&format!(r#""detail":{{"hw":{hw},"leader_epoch":{epoch},"#)),
+                    "{text}"
+                );
+            }
         }
     }
 

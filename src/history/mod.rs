@@ -123,14 +123,19 @@ impl HistoryEntry {
 
 /// `text` as a JSON string: as it is between quotes when nothing in it needs escaping
 /// (names and values almost never do), else as serde_json escapes it.
-fn json_str(out: &mut Vec<u8>, text: &str) {
-    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+pub(crate) fn json_str(out: &mut Vec<u8>, text: &str) {
+    if !needs_escape(text) {
         out.push(b'"');
         out.extend_from_slice(text.as_bytes());
         out.push(b'"');
     } else {
         let _ = serde_json::to_writer(&mut *out, text);
     }
+}
+
+/// Whether JSON escapes something in `text` (a control character, `"` or `\\`).
+pub(crate) fn needs_escape(text: &str) -> bool {
+    text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// A partition as its `Serialize` writes it: `{"topic":..,"partition":..}`.

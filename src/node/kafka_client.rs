@@ -304,8 +304,13 @@ pub(super) fn record_consumer_action(
         }
         // Nothing left to read is an answer too.
         ConsumerAction::CaughtUp => progress.acked(name),
-        ConsumerAction::Poll { partition, records } => {
+        ConsumerAction::Poll {
+            partition,
+            mut records,
+        } => {
             progress.acked(name);
+            // The history keeps every poll to the end of the run: no spare capacity.
+            records.shrink_to_fit();
             let kept = keep.then(|| (partition, records.clone()));
             recorder.history(name, HistoryOp::Poll { partition, records });
             return kept;
