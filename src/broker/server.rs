@@ -424,12 +424,14 @@ pub struct LedPartition {
     pub log_end: Offset,
 }
 
-/// A produce held while the transaction coordinator verifies that its transactional batches'
+/// A client's Produce as the broker holds it from reading it to appending it: the request,
+/// and, if the transaction coordinator must first verify that its transactional batches'
 /// partitions are in the producer's transaction (KIP-890 part 1, Kafka's
-/// `AddPartitionsToTxnManager`): the request, the guard each verified partition's batch is
-/// appended with, and the coordinator asked (this broker's own, or another) and when.
+/// `AddPartitionsToTxnManager`), the guard each verified partition's batch is appended with
+/// and the coordinator asked (this broker's own, or another) and when. A Produce that needs
+/// no verification is appended at once, its guards empty.
 #[derive(Clone, Debug)]
-struct PendingVerification {
+struct HeldProduce {
     conn: u64,
     correlation_id: u64,
     acks: Acks,
@@ -494,7 +496,7 @@ pub struct BrokerCore<D: Disk> {
     /// The transaction coordinator's WriteTxnMarkers requests in flight, by correlation id.
     marker_sends: BTreeMap<u64, MarkerSend>,
     /// Produces held for verification, by the correlation id of the verification request.
-    verifications: BTreeMap<u64, PendingVerification>,
+    verifications: BTreeMap<u64, HeldProduce>,
     /// Verifications this broker's own transaction coordinator answers: token → the
     /// verification's correlation id.
     local_verify_tokens: BTreeMap<u64, u64>,
@@ -901,7 +903,7 @@ impl<D: Disk> BrokerCore<D> {
                 timeout_ms,
                 partitions,
             } => {
-                let produce = PendingVerification {
+                let produce = HeldProduce {
                     conn,
                     correlation_id,
                     acks,
@@ -1610,7 +1612,7 @@ impl<D: Disk> BrokerCore<D> {
     /// transaction coordinator's answer, as in Kafka — unless verification is off.
     fn on_produce(
         &mut self,
-        mut produce: PendingVerification,
+        mut produce: HeldProduce,
         transactional_id: Option<String>,
         now_ms: u64,
     ) {
@@ -1650,7 +1652,7 @@ impl<D: Disk> BrokerCore<D> {
         &mut self,
         transactional_id: String,
         producer: ProducerIdentity,
-        mut produce: PendingVerification,
+        mut produce: HeldProduce,
         now_ms: u64,
     ) {
         let partition = partition_for(
@@ -1748,7 +1750,7 @@ impl<D: Disk> BrokerCore<D> {
 
     /// Verifications unanswered for a request timeout, or sent on a connection that broke,
     /// fail retriably.
-    fn fail_verifications(&mut self, lost: impl Fn(&PendingVerification) -> bool, now_ms: u64) {
+    fn fail_verifications(&mut self, lost: impl Fn(&HeldProduce) -> bool, now_ms: u64) {
         let failed: Vec<u64> = self
             .verifications
             .iter()
@@ -1764,11 +1766,11 @@ impl<D: Disk> BrokerCore<D> {
     /// instead) and answers it, at once or, for acks=all, once the HW passes them.
     fn append_produce(
         &mut self,
-        produce: PendingVerification,
+        produce: HeldProduce,
         errors: BTreeMap<TopicPartition, KafkaError>,
         now_ms: u64,
     ) {
-        let PendingVerification {
+        let HeldProduce {
             conn,
             correlation_id,
             acks,
