@@ -206,6 +206,23 @@ impl Metadata {
         (n > 0).then_some(n)
     }
 
+    /// `topic`'s partition count (as [`partition_count`](Self::partition_count)), with the
+    /// ones that have a leader put in `available` (cleared first): one walk, no allocation
+    /// once `available` has room.
+    pub fn count_and_available(&self, topic: Topic, available: &mut Vec<u32>) -> Option<u32> {
+        available.clear();
+        let mut n = 0;
+        for (tp, p) in &self.partitions {
+            if tp.topic == topic {
+                n += 1;
+                if p.leader.is_some() {
+                    available.push(tp.partition);
+                }
+            }
+        }
+        (n > 0).then_some(n)
+    }
+
     /// The partitions of `topic` that have a leader (Kafka's available partitions).
     pub fn available(&self, topic: impl Into<Topic>) -> Vec<u32> {
         let topic = topic.into();
@@ -269,6 +286,17 @@ mod tests {
         );
         assert!(m.update_requested());
         assert_eq!(m.available("t"), vec![0]);
+        let mut available = vec![7, 7, 7];
+        assert_eq!(
+            m.count_and_available(Topic::new("t"), &mut available),
+            m.partition_count("t")
+        );
+        assert_eq!(available, m.available("t"));
+        assert_eq!(
+            m.count_and_available(Topic::new("none"), &mut available),
+            None
+        );
+        assert!(available.is_empty());
         assert_eq!(m.partition_count("t"), Some(2));
         assert!(!m.should_send(50, 100, 300_000));
         assert!(m.should_send(100, 100, 300_000));

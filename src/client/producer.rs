@@ -287,6 +287,9 @@ pub struct ProducerCore {
     config: ProducerConfig,
     /// `config.topic`, interned once.
     topic: Topic,
+    /// The topic's partitions with a leader, as last partitioned against (a buffer kept
+    /// between sends).
+    available: Vec<u32>,
     net: Network<InFlight>,
     metadata: Metadata,
     partitioner: Partitioner,
@@ -338,6 +341,7 @@ impl ProducerCore {
             txn: config.transactional_id.clone().map(TxnManager::new),
             out: Vec::new(),
             topic: Topic::new(&config.topic),
+            available: Vec::new(),
             config,
         }
     }
@@ -544,10 +548,14 @@ impl ProducerCore {
         if self.unsent.is_empty() {
             return;
         }
-        let Some(count) = self.metadata.partition_count(self.topic) else {
+        let mut available = std::mem::take(&mut self.available);
+        let Some(count) = self
+            .metadata
+            .count_and_available(self.topic, &mut available)
+        else {
+            self.available = available;
             return;
         };
-        let available = self.metadata.available(self.topic);
         while let Some(unsent) = self.unsent.pop_front() {
             let record = unsent.record;
             let size = record_size(&record);
@@ -557,6 +565,7 @@ impl ProducerCore {
                 .partition(key, size, count, &available, rng);
             self.append(partition, record, now_ms);
         }
+        self.available = available;
     }
 
     /// Appends to the partition's open batch, or opens a new one.
@@ -737,8 +746,7 @@ impl ProducerCore {
     }
 
     /// Whether the partition's first queued batch may go now (leadership aside).
-    fn sendable(&self, id: BatchId, queue_len: usize, now_ms: u64) -> bool {
-        let batch = &self.batches[&id];
+    fn sendable(&self, batch: &ProducerBatch, queue_len: usize, now_ms: u64) -> bool {
         if batch.sent_once {
             return now_ms >= batch.retry_at_ms;
         }
@@ -750,11 +758,10 @@ impl ProducerCore {
 
     /// Idempotence: a retry goes only as the partition's oldest unacknowledged batch; a
     /// new batch only while fewer than 5 are unacknowledged.
-    fn sequence_allows(&self, id: BatchId) -> bool {
+    fn sequence_allows(&self, batch: &ProducerBatch) -> bool {
         if !self.config.enable_idempotence {
             return true;
         }
-        let batch = &self.batches[&id];
         let unacknowledged = self.unacknowledged.get(&batch.partition);
         match batch.sequence {
             Some(sequence) => unacknowledged.and_then(|u| u.keys().next()) == Some(&sequence),
@@ -776,7 +783,8 @@ impl ProducerCore {
             let mut leader_unknown = false;
             for (&partition, queue) in &self.queues {
                 let Some(&id) = queue.front() else { continue };
-                if !self.sendable(id, queue.len(), now_ms) || !self.sequence_allows(id) {
+                let batch = &self.batches[&id];
+                if !self.sendable(batch, queue.len(), now_ms) || !self.sequence_allows(batch) {
                     continue;
                 }
                 // Kafka holds a partition's batches until AddPartitionsToTxn added it.
