@@ -1217,18 +1217,18 @@ impl<D: Disk> Replica<D> {
         if leader.pending_isr.is_some() {
             return None;
         }
-        let new_isr: Vec<BrokerId> = leader
-            .isr
-            .iter()
-            .copied()
-            .filter(|member| {
-                *member == id
-                    || leader
-                        .followers
-                        .get(member)
-                        .is_none_or(|p| now_ms.saturating_sub(p.last_caught_up_ms) <= lag)
-            })
-            .collect();
+        let stays = |member: &BrokerId| {
+            *member == id
+                || leader
+                    .followers
+                    .get(member)
+                    .is_none_or(|p| now_ms.saturating_sub(p.last_caught_up_ms) <= lag)
+        };
+        // Nearly every tick finds every member caught up: nothing to build then.
+        if leader.isr.iter().all(stays) {
+            return None;
+        }
+        let new_isr: Vec<BrokerId> = leader.isr.iter().copied().filter(stays).collect();
         if new_isr.len() == leader.isr.len() || new_isr.is_empty() {
             return None;
         }

@@ -2557,13 +2557,18 @@ impl<D: Disk> BrokerCore<D> {
             .collect();
         // A leader whose fetch is in flight (and not yet timed out) or backing off gets no
         // new fetch this turn: its partitions are not even gathered.
-        let fetch_busy = |leader: &BrokerId| {
-            self.fetchers.get(leader).is_some_and(|f| {
+        // (Decided once per leader: the replicas are many, the leaders few.)
+        let busy: Vec<BrokerId> = self
+            .fetchers
+            .iter()
+            .filter(|(_, f)| {
                 f.in_flight
                     .is_some_and(|(_, sent)| now_ms < sent + REPLICA_REQUEST_TIMEOUT_MS)
                     || now_ms < f.not_before_ms
             })
-        };
+            .map(|(leader, _)| *leader)
+            .collect();
+        let fetch_busy = |leader: &BrokerId| busy.contains(leader);
         for (tp, r) in &self.replicas {
             match r.role() {
                 Role::Follower {
