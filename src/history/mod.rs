@@ -148,8 +148,13 @@ fn json_partition(out: &mut Vec<u8>, tp: &crate::broker::TopicPartition) {
 }
 
 /// `n` in decimal, without `fmt`'s machinery.
-pub(crate) fn json_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
+pub(crate) fn json_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(decimal(n, &mut [0; 20]).as_bytes());
+}
+
+/// `n` in decimal (what `format!` writes), spelled into `digits` without `fmt`'s
+/// machinery: the history writes one or more for nearly every entry.
+pub(crate) fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &str {
     let mut at = digits.len();
     loop {
         at -= 1;
@@ -159,7 +164,7 @@ pub(crate) fn json_u64(out: &mut Vec<u8>, mut n: u64) {
             break;
         }
     }
-    out.extend_from_slice(&digits[at..]);
+    std::str::from_utf8(&digits[at..]).expect("ASCII digits")
 }
 
 impl Clone for HistoryEntry {

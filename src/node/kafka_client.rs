@@ -358,18 +358,8 @@ pub(super) fn record_consumer_action(
 }
 
 /// Appends `n` in decimal (what `format!` writes, without its machinery: one per send).
-fn push_decimal(out: &mut CompactString, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+fn push_decimal(out: &mut CompactString, n: u64) {
+    out.push_str(crate::history::decimal(n, &mut [0; 20]));
 }
 
 /// A record's value: `<node>-<incarnation>-<n>`, unique in the run.
