@@ -7,7 +7,8 @@
 //! Every announcement type is serialized `#[serde(tag = "kind", content = "detail")]` with
 //! kebab-case kinds, and an event's line is `{"at_us":..,"node":..,"kind":..,"detail":{..}}`
 //! with the detail's keys sorted (it is written through a `serde_json::Value`, whose maps
-//! are sorted); checkers' tables and readers of a run directory rely on these bytes. The
+//! are sorted — or, for the hot `hw`, directly in that order, and tests hold the two
+//! equal); checkers' tables and readers of a run directory rely on these bytes. The
 //! trace hash is not computed from the lines but from the typed values
 //! (`node::recorder::hash`). Checkers match on the types; a contract change is a compile
 //! error.

@@ -1,6 +1,8 @@
 //! The vocabulary of a run's record: what nodes announce ([`Event`], a typed
 //! [`Announcement`]) and what clients were told ([`HistoryEntry`], [`Op`]), plus a
-//! [`Crash`]. Plain serde data, nothing else.
+//! [`Crash`]. Plain serde data, and the direct writers of their JSON lines
+//! ([`HistoryEntry::write_json_line`], [`Event::write_json_line`]: serde's bytes for the
+//! hot entries without serde's cost, tests holding the two equal).
 //!
 //! Owns: the shape of `events.jsonl` and `history.jsonl`. Everything that writes a record
 //! (node shells, the world) and everything that reads one (checkers, reports) speaks these
