@@ -54,7 +54,14 @@ fn sweep_column(report: &str, name: &str) -> Vec<f64> {
 fn tiny_bench(out: &Path, work: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_ksim"))
         .args(["bench", "--scenario", TINY, "--seeds", "1"])
-        .args(["--sweep-seeds", "1", "--floor-runs", "1", "--out"])
+        .args(["--sweep-seeds", "1", "--floor-runs", "1"])
+        .args([
+            "--long-sweep-scenario",
+            TINY,
+            "--long-sweep-seeds",
+            "3",
+            "--out",
+        ])
         .arg(out)
         .arg("--work")
         .arg(work)
@@ -80,6 +87,7 @@ fn bench_writes_a_report_with_every_section_and_a_floor_that_replays_the_counts(
         "## Method",
         "## One seed at a time (one core)",
         "## Sweeps",
+        "## Sweep length",
         "## madsim's floor",
         "## Targets",
         "## Headline",
@@ -121,6 +129,21 @@ fn bench_writes_a_report_with_every_section_and_a_floor_that_replays_the_counts(
             );
         }
     }
+
+    // The sweep-length measurement: a short and a long sweep of the tiny scenario, their
+    // peak RSS compared.
+    assert!(report.contains("| bench-tiny | 3 |"), "the long sweep ran");
+    let growth: f64 = report
+        .lines()
+        .find_map(|l| l.strip_prefix("Peak RSS, 3 seeds / 1 seeds: **"))
+        .and_then(|l| l.strip_suffix("×**."))
+        .expect("the sweep-length ratio")
+        .parse()
+        .unwrap();
+    assert!(growth > 0.0, "{growth}");
+    assert!(report.contains(
+        "| a 1,000-seed sweep's peak RSS ≤ 1.2× a 10-seed sweep's (bench-tiny, 3 vs 1 seeds) |"
+    ));
 
     // The counters the floor replays are non-zero, and the floor did as many (frames and
     // flushes exactly, timers within the ticks' rounding).

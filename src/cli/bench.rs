@@ -39,6 +39,11 @@ pub struct BenchOptions {
     pub sweep_seeds: u64,
     /// Floor runs (the median is reported).
     pub floor_runs: u64,
+    /// The scenario of the sweep-length measurement: a short and a long `--jobs 2` sweep
+    /// of it, their peak RSS compared (does a sweep's memory grow with its length?).
+    pub long_sweep_scenario: PathBuf,
+    /// Seeds of the long sweep (0: no sweep-length measurement).
+    pub long_sweep_seeds: u64,
     /// Scratch directory for run directories (emptied after).
     pub work: PathBuf,
 }
@@ -404,6 +409,18 @@ fn bench(options: &BenchOptions) -> io::Result<()> {
     let reference = benches
         .first()
         .ok_or_else(|| io::Error::other("no scenario to measure"))?;
+    let length = if options.long_sweep_seeds > 0 {
+        let path = &options.long_sweep_scenario;
+        let scenario = crate::scenario::load(path).map_err(|e| io::Error::other(e.to_string()))?;
+        let mut sweeps = Vec::new();
+        for seeds in [options.sweep_seeds, options.long_sweep_seeds] {
+            err!("bench: {} sweep of {seeds} seeds, --jobs 2", scenario.name);
+            sweeps.push(bench_sweep(path, &scenario.name, seeds, 2, &options.work)?);
+        }
+        Some((scenario.name, sweeps))
+    } else {
+        None
+    };
     let load = floor_load(reference);
     let mut floors = Vec::new();
     for run in 1..=options.floor_runs.max(1) {
@@ -422,7 +439,7 @@ fn bench(options: &BenchOptions) -> io::Result<()> {
     }
     let _ = fs::remove_file(options.work.join(crate::report::run_dir::MARKER));
     let _ = fs::remove_dir(&options.work);
-    let mut text = render(options, &benches, &load, &floors);
+    let mut text = render(options, &benches, &load, &floors, length.as_ref());
     let machine_end = text.find("\n## Method").unwrap_or(text.len());
     text.insert_str(
         machine_end,
@@ -500,6 +517,7 @@ fn render(
     benches: &[ScenarioBench],
     load: &FloorLoad,
     floors: &[(FloorLoad, Usage)],
+    length: Option<&(String, Vec<SweepRun>)>,
 ) -> String {
     let reference = &benches[0];
     let mut text = String::from(
@@ -625,6 +643,37 @@ fn render(
         let _ = writeln!(text, "| {name} | {ratio:.2}× |");
     }
     text.push('\n');
+    // A long sweep's memory: what a sweep holds per finished seed, times its length.
+    let mut growth = None;
+    if let Some((name, sweeps)) = length {
+        text.push_str(
+            "## Sweep length
+
+             The same scenario swept short and long with `--jobs 2`: a sweep holds only a \
+             summary of each finished seed, so its peak RSS should not grow with its length.\n\n             | scenario | seeds | wall s | seeds/min | passing | peak RSS MB |\n             |---|---:|---:|---:|---:|---:|\n",
+        );
+        for sweep in sweeps {
+            let _ = writeln!(
+                text,
+                "| {name} | {} | {:.1} | {:.1} | {} | {:.1} |",
+                sweep.seeds,
+                sweep.usage.wall_s,
+                seeds_per_min(sweep),
+                sweep.passing,
+                sweep.usage.max_rss_kb as f64 / 1024.0,
+            );
+        }
+        if let [short, long] = sweeps.as_slice() {
+            let ratio = long.usage.max_rss_kb as f64 / (short.usage.max_rss_kb as f64).max(1.0);
+            let _ = writeln!(
+                text,
+                "\nPeak RSS, {} seeds / {} seeds: **{ratio:.2}×**.",
+                long.seeds, short.seeds
+            );
+            growth = Some((name.clone(), long.seeds, short.seeds, ratio));
+        }
+        text.push('\n');
+    }
 
     let sim_s = reference.sim_s().max(1e-9);
     let floor_cpu_ms = median(floors.iter().map(|(_, u)| 1000.0 * u.cpu_s).collect());
@@ -766,7 +815,7 @@ fn render(
          | peak RSS of one seed ≤ 40 MB | {rss_mb:.1} MB | {} |\n\
          | ≤ 2 MB kept per passing sweep seed | {kept_mb:.3} MB | {} |\n\
          | ≤ 2 MB written per sweep seed (failing seeds included) | {sweep_written_mb:.3} MB | {} |\n\
-         | seeds/min `--jobs 2` ≥ 1.8× `--jobs 1` | {ratio:.2}× | {} |\n\n",
+         | seeds/min `--jobs 2` ≥ 1.8× `--jobs 1` | {ratio:.2}× | {} |\n",
         reference.name,
         met(speed >= 150.0),
         met(multiple <= 4.0),
@@ -775,6 +824,17 @@ fn render(
         met(sweep_written_mb <= 2.0),
         met(ratio >= 1.8),
     );
+    match growth {
+        Some((name, long, short, growth)) => {
+            let _ = writeln!(
+                text,
+                "| a 1,000-seed sweep's peak RSS ≤ 1.2× a 10-seed sweep's ({name}, {long} vs {short} seeds) | {growth:.2}× | {} |",
+                met(growth <= 1.2)
+            );
+        }
+        None => text.push_str("| a 1,000-seed sweep's peak RSS ≤ 1.2× a 10-seed sweep's | not measured (`--long-sweep-seeds 0`) | |\n"),
+    }
+    text.push('\n');
     let _ = write!(
         text,
         "## Headline\n\n\

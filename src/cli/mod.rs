@@ -266,6 +266,13 @@ enum Command {
         /// Runs of madsim's floor (the median is reported).
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
         floor_runs: u64,
+        /// The scenario swept short (`--sweep-seeds`) and long (`--long-sweep-seeds`), both
+        /// `--jobs 2`, to compare their peak RSS.
+        #[arg(long, default_value = "sim-scenarios/leader-failover.toml")]
+        long_sweep_scenario: PathBuf,
+        /// Seeds of the long sweep (0: skip the sweep-length measurement).
+        #[arg(long, default_value_t = 1000)]
+        long_sweep_seeds: u64,
         /// Scratch directory for the children's run directories (removed after).
         #[arg(long, default_value = "reports/bench-tmp")]
         work: PathBuf,
@@ -399,6 +406,8 @@ pub fn main() -> ExitCode {
             seeds,
             sweep_seeds,
             floor_runs,
+            long_sweep_scenario,
+            long_sweep_seeds,
             work,
         } => bench::cmd_bench(&bench::BenchOptions {
             out,
@@ -410,6 +419,8 @@ pub fn main() -> ExitCode {
             seeds,
             sweep_seeds,
             floor_runs,
+            long_sweep_scenario,
+            long_sweep_seeds,
             work,
         }),
         Command::BenchFloor { load, dir, seed } => cmd_bench_floor(&load, &dir, seed),

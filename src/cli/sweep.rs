@@ -8,6 +8,8 @@
 //! --seed N` regenerates them all).
 
 use super::{default_run_dir, err, out, run_one_as, Keep, RunError, EXIT_NONDETERMINISM};
+use crate::coverage::SeedCounts;
+use crate::history::Crash;
 use crate::report::run_dir::MARKER;
 use crate::report::{RunResult, Verdict};
 use crate::scenario::{swarm, Scenario, SeedRange};
@@ -117,9 +119,42 @@ fn prune_passing(run_dir: &Path) {
     }
 }
 
-/// What a batch of seeds gave: each seed's run (or why it could not run), in seed order.
+/// What a sweep keeps of a seed that ran: what its summary line and the zoo's expectation
+/// read. The whole result (checks, counters, marks, scenario text: kilobytes) is in the
+/// seed's `verdict.json`; keeping it for every seed would grow a long sweep's memory with
+/// its length.
+struct SeedSummary {
+    seed: u64,
+    verdict: Verdict,
+    sim_ms: u64,
+    /// The checks that failed (none when it passed).
+    failed: Vec<&'static str>,
+    /// Its panic, if it crashed.
+    crash: Option<Crash>,
+    /// Where its run directory is and how to replay it: only for a seed that did not pass.
+    failing: Option<(PathBuf, String)>,
+}
+
+impl SeedSummary {
+    fn of(run: &RunResult) -> Self {
+        let passed = run.verdict == Verdict::Pass;
+        SeedSummary {
+            seed: run.seed,
+            verdict: run.verdict,
+            sim_ms: run.sim_ms,
+            failed: run.failed_checks(),
+            crash: run.crash.clone(),
+            failing: (!passed).then(|| (run.run_dir.clone(), run.replay_command())),
+        }
+    }
+}
+
+/// What a batch of seeds gave: each seed's summary (or why it could not run), in seed
+/// order, and the coverage of all of them.
 struct Batch {
-    results: Vec<(u64, Result<RunResult, RunError>)>,
+    results: Vec<(u64, Result<SeedSummary, RunError>)>,
+    /// Seeds on which each coverage mark was hit, added up as seeds finish.
+    coverage: SeedCounts,
     /// Seeds never started (`--fail-fast` stopped the batch).
     not_run: usize,
     wall_s: f64,
@@ -145,6 +180,7 @@ impl Batch {
         let started = Instant::now();
         let bar = progress_bar(seeds.len(), "seeds");
         let stop = AtomicBool::new(false);
+        let coverage = Mutex::new(SeedCounts::default());
         let results = parallel(seeds, options.jobs, &bar, &stop, |seed| {
             let result = run(seed);
             match &result {
@@ -158,21 +194,26 @@ impl Batch {
                     if r.verdict != Verdict::Pass && options.fail_fast {
                         stop.store(true, Ordering::SeqCst);
                     }
+                    coverage
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .add(&r.marks);
                 }
                 Err(_) if options.fail_fast => stop.store(true, Ordering::SeqCst),
                 Err(_) => {}
             }
-            result
+            result.map(|r| SeedSummary::of(&r))
         });
         bar.finish_and_clear();
         Batch {
             not_run: seeds.len() - results.len(),
             results,
+            coverage: coverage.into_inner().unwrap_or_else(|p| p.into_inner()),
             wall_s: started.elapsed().as_secs_f64(),
         }
     }
 
-    fn runs(&self) -> Vec<&RunResult> {
+    fn runs(&self) -> Vec<&SeedSummary> {
         self.results
             .iter()
             .filter_map(|(_, r)| r.as_ref().ok())
@@ -214,12 +255,8 @@ impl Batch {
         ] {
             say(format!("  {:<9} {}", verdict.name(), count(verdict)));
         }
-        let mut coverage = crate::coverage::SeedCounts::default();
-        for run in &runs {
-            coverage.add(&run.marks);
-        }
         if !runs.is_empty() {
-            for line in coverage.summary_lines() {
+            for line in self.coverage.summary_lines() {
                 say(line);
             }
         }
@@ -229,22 +266,24 @@ impl Batch {
                 self.not_run
             ));
         }
-        let failing: Vec<&&RunResult> =
-            runs.iter().filter(|r| r.verdict != Verdict::Pass).collect();
+        let failing: Vec<(&SeedSummary, &(PathBuf, String))> = runs
+            .iter()
+            .filter_map(|r| Some((*r, r.failing.as_ref()?)))
+            .collect();
         if !failing.is_empty() {
             say("failing seeds:".to_string());
-            for run in &failing {
+            for (run, (run_dir, replay)) in &failing {
                 let what = match &run.crash {
                     Some(crash) => format!("{} panicked: {}", crash.node, crash.message),
-                    None => run.failed_checks().join(", "),
+                    None => run.failed.join(", "),
                 };
                 say(format!(
                     "  seed {:<6} {:<8} {what}",
                     run.seed,
                     run.verdict.name()
                 ));
-                say(format!("      run dir: {}", run.run_dir.display()));
-                say(format!("      replay: {}", run.replay_command()));
+                say(format!("      run dir: {}", run_dir.display()));
+                say(format!("      replay: {replay}"));
             }
         }
         let worst = runs
@@ -353,12 +392,12 @@ pub fn cmd_sweep(scenario: &Scenario, options: SweepOptions) -> u8 {
         .collect();
     let fired: Vec<u64> = runs
         .iter()
-        .filter(|r| r.failed_checks().contains(&expect.fails.as_str()))
+        .filter(|r| r.failed.contains(&expect.fails.as_str()))
         .map(|r| r.seed)
         .collect();
-    let unexpected: Vec<&&RunResult> = runs
+    let unexpected: Vec<&&SeedSummary> = runs
         .iter()
-        .filter(|r| r.crash.is_some() || r.failed_checks().iter().any(|c| !allowed.contains(c)))
+        .filter(|r| r.crash.is_some() || r.failed.iter().any(|c| !allowed.contains(c)))
         .collect();
     if !unexpected.is_empty() {
         say(format!(
