@@ -96,6 +96,10 @@ marks! {
         "A cooperative-sticky member gave up partitions it owned, to be reassigned in a follow-up rebalance.",
     CoordinatorLoadedWithGroups = "coordinator-loaded-with-groups":
         "A broker became coordinator of an offsets partition and loaded groups from its log.",
+    OffsetResetByListOffsets = "offset-reset-by-list-offsets":
+        "A consumer without a position took the one ListOffsets named (auto.offset.reset).",
+    ListOffsetsNotAvailable = "list-offsets-not-available":
+        "A new leader could not name its latest offset yet: its high watermark was below its epoch's start.",
     // --- transactions (broker::txn_coordinator) ---
     TxnEpochFenced = "txn-epoch-fenced":
         "An InitProducerId for a transactional.id with an ongoing transaction fenced its producer: the epoch was bumped and the transaction aborted.",

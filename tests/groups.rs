@@ -179,3 +179,54 @@ fn a_group_run_is_deterministic_across_processes() {
     let b = trace_in_own_process("cooperative-rebalance.toml", 3, &dir.join("b"));
     assert_eq!(a, b);
 }
+
+/// `auto.offset.reset = latest`: the group's members start each partition where ListOffsets
+/// says the reads end (nothing committed), and the reader back from its crash starts at the
+/// end of the log, skipping what was written while it was down; every check passes.
+#[test]
+fn consumers_reset_to_latest_start_at_the_end_of_the_log() {
+    let dir = passes("reset-to-latest.toml", 1);
+    let history = history(&dir);
+    // The reader's second incarnation: its first positions are past records acknowledged
+    // before it came back.
+    let restarted = history
+        .iter()
+        .position(|e| {
+            &*e.node == "consumer-3" && matches!(e.op, Op::ClientStart { incarnation: 2 })
+        })
+        .expect("consumer-3 restarted");
+    let positions: Vec<u64> = history[restarted..]
+        .iter()
+        .filter(|e| &*e.node == "consumer-3")
+        .find_map(|e| match &e.op {
+            Op::Assign { partitions } if !partitions.is_empty() => {
+                Some(partitions.iter().map(|(_, p)| *p).collect())
+            }
+            _ => None,
+        })
+        .expect("the new incarnation was assigned");
+    assert!(positions.iter().all(|p| *p > 0), "{positions:?}");
+    // The group's first positions are not 0 either: it began where the reads ended.
+    let first_group_positions: Vec<u64> = history
+        .iter()
+        .filter_map(|e| match &e.op {
+            Op::GroupAssign { partitions, .. } => Some(partitions.iter().map(|(_, p)| *p)),
+            _ => None,
+        })
+        .flatten()
+        .take(2)
+        .collect();
+    assert_eq!(first_group_positions.len(), 2);
+    assert!(
+        first_group_positions.iter().all(|p| *p > 0),
+        "{first_group_positions:?}"
+    );
+    let verdict: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("verdict.json")).unwrap()).unwrap();
+    assert!(
+        verdict["marks"]["offset-reset-by-list-offsets"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "{verdict}"
+    );
+}

@@ -207,6 +207,46 @@ pub enum RequestBody {
     /// transaction, visible once its COMMIT marker is written. With the consumer's member
     /// id and generation (KIP-447), a member fenced from the group cannot commit.
     TxnOffsetCommit(TxnOffsetCommitRequest),
+    /// Where a partition's log starts or where a consumer's reads of it end (Kafka's
+    /// ListOffsets with the EARLIEST and LATEST timestamps), from its leader: how a consumer
+    /// without a position finds one (`auto.offset.reset`).
+    ListOffsets {
+        /// The consumer's `isolation.level`: the latest offset is the high watermark
+        /// (`read_uncommitted`) or the last stable offset (`read_committed`).
+        isolation_level: IsolationLevel,
+        /// What to look up.
+        partitions: Vec<ListOffsetsPartition>,
+    },
+}
+
+/// One partition of a ListOffsets request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListOffsetsPartition {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// The leader epoch the consumer believes current (KIP-320), if it knows one.
+    pub current_leader_epoch: Option<LeaderEpoch>,
+    /// Which offset.
+    pub spec: OffsetSpec,
+}
+
+/// Which offset a ListOffsets asks for (Kafka's special timestamps -2 and -1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OffsetSpec {
+    /// The log start offset.
+    Earliest,
+    /// Where the consumer's reads end now: the high watermark, or the last stable offset.
+    Latest,
+}
+
+/// A ListOffsets answer for one partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedOffset {
+    /// The offset.
+    pub offset: Offset,
+    /// The leader's epoch.
+    pub leader_epoch: LeaderEpoch,
 }
 
 /// A TxnOffsetCommit request.
@@ -517,6 +557,11 @@ pub enum ResponseBody {
     TxnOffsetCommit {
         /// In request order.
         partitions: Vec<(TopicPartition, Option<KafkaError>)>,
+    },
+    /// Per partition: the offset asked for, or why not.
+    ListOffsets {
+        /// In request order.
+        partitions: Vec<(TopicPartition, Result<ListedOffset, KafkaError>)>,
     },
 }
 

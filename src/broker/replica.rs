@@ -60,7 +60,9 @@
 
 use super::epoch_cache::{EpochEntry, LeaderEpochCache};
 use super::producer_state::{AppendedBatch, ProducerStateManager, SequenceCheck};
-use super::proto::{AbortedTransaction, EpochEndOffset, FetchData, IsolationLevel};
+use super::proto::{
+    AbortedTransaction, EpochEndOffset, FetchData, IsolationLevel, ListedOffset, OffsetSpec,
+};
 use super::types::{Acks, BrokerId, Bytes, KafkaError, PartitionEpoch};
 use crate::coverage::Mark;
 use crate::disk::Disk;
@@ -1182,6 +1184,34 @@ impl<D: Disk> Replica<D> {
                 .collect();
         }
         Ok(data)
+    }
+
+    /// The leader answers a consumer's ListOffsets: its log start offset (earliest), or
+    /// where that consumer's reads stop now (latest: the HW, or the last stable offset for
+    /// `read_committed`), checked as a consumer fetch is (leadership, KIP-320's epoch). A
+    /// leader whose HW has not reached the start of its epoch yet answers the latest offset
+    /// with `OFFSET_NOT_AVAILABLE`, as Kafka's does: the HW it inherited may still be below
+    /// the old leader's, and a consumer reset to it would read records again.
+    pub fn list_offset(
+        &self,
+        spec: OffsetSpec,
+        current_leader_epoch: Option<LeaderEpoch>,
+        isolation: IsolationLevel,
+    ) -> Result<ListedOffset, ReplicaError> {
+        let leader = self.leader_state()?;
+        self.check_current_epoch(current_leader_epoch)?;
+        let offset = match spec {
+            OffsetSpec::Earliest => self.log.log_start_offset(),
+            OffsetSpec::Latest if self.hw < leader.epoch_start_offset => {
+                crate::coverage::hit(Mark::ListOffsetsNotAvailable);
+                return Err(KafkaError::OffsetNotAvailable.into());
+            }
+            OffsetSpec::Latest => self.consumer_upper(isolation),
+        };
+        Ok(ListedOffset {
+            offset,
+            leader_epoch: self.leader_epoch,
+        })
     }
 
     /// The leader answers `OffsetsForLeaderEpoch(leader_epoch)` from its epoch cache

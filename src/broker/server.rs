@@ -947,6 +947,26 @@ impl<D: Disk> BrokerCore<D> {
                         partitions: answers,
                     }));
             }
+            RequestBody::ListOffsets {
+                isolation_level,
+                partitions,
+            } => {
+                let answers = partitions
+                    .into_iter()
+                    .map(|q| {
+                        let answer = match self.replicas.get(&q.partition) {
+                            Some(r) => r
+                                .list_offset(q.spec, q.current_leader_epoch, isolation_level)
+                                .map_err(|e| e.kafka_error()),
+                            None => Err(KafkaError::NotLeaderOrFollower),
+                        };
+                        (q.partition, answer)
+                    })
+                    .collect();
+                self.actions.push(respond(ResponseBody::ListOffsets {
+                    partitions: answers,
+                }));
+            }
             body @ (RequestBody::LeaderAndIsr { .. } | RequestBody::UpdateMetadata { .. }) => {
                 let response = self.handle_controller_request(&body, now_ms);
                 self.actions.push(respond(response));

@@ -292,6 +292,9 @@ pub enum KafkaError {
     /// Client-side, never on the wire from a broker (Kafka's `TransactionAbortedException`):
     /// the producer aborted the transaction before this record's batch was sent.
     TransactionAborted,
+    /// A new leader cannot answer ListOffsets yet: its high watermark has not reached the
+    /// start of its epoch (it would name an offset below what the old leader served).
+    OffsetNotAvailable,
 }
 
 impl KafkaError {
@@ -338,6 +341,7 @@ impl KafkaError {
             KafkaError::TransactionAbortable => "TRANSACTION_ABORTABLE",
             KafkaError::InvalidRequest => "INVALID_REQUEST",
             KafkaError::TransactionAborted => "TRANSACTION_ABORTED",
+            KafkaError::OffsetNotAvailable => "OFFSET_NOT_AVAILABLE",
         }
     }
 
@@ -361,6 +365,7 @@ impl KafkaError {
                 | KafkaError::CoordinatorLoadInProgress
                 | KafkaError::ConcurrentTransactions
                 | KafkaError::UnstableOffsetCommit
+                | KafkaError::OffsetNotAvailable
         )
     }
 }

@@ -552,6 +552,28 @@ impl<'a> GroupFacts<'a> {
                         .and_then(|c| c.iter().max_by_key(|c| c.offset))
                 })
                 .collect();
+            // Where the group began reading each partition: the first position a member of
+            // it was given (the committed offset, or where `auto.offset.reset` put it when
+            // nothing was: offset 0 for `earliest`, the end of the log for `latest`).
+            // Records below it were never the group's to read.
+            let mut began: Vec<Option<u64>> = vec![None; committed.len()];
+            for entry in self.history {
+                if let Op::GroupAssign {
+                    group: assigned_in,
+                    partitions,
+                    ..
+                } = &entry.op
+                {
+                    if **assigned_in != **group || !spec.members.contains(&entry.node) {
+                        continue;
+                    }
+                    for (tp, position) in partitions.iter() {
+                        if let Some(part) = facts.part_id(tp) {
+                            began[part as usize].get_or_insert(*position);
+                        }
+                    }
+                }
+            }
             // A group reading committed data is not to see aborted transactions.
             let read_committed = spec
                 .members
@@ -575,6 +597,9 @@ impl<'a> GroupFacts<'a> {
                     continue;
                 };
                 if offset < log.log_start || offset >= committed.offset {
+                    continue;
+                }
+                if began[ack.part as usize].is_some_and(|began| offset < began) {
                     continue;
                 }
                 if read_committed && log.txn_fate(offset) == Some(TxnFate::Aborted) {

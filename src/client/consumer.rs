@@ -16,14 +16,18 @@
 //! Errors: `NOT_LEADER_OR_FOLLOWER`, `FENCED_LEADER_EPOCH`, `UNKNOWN_LEADER_EPOCH`,
 //! `UNKNOWN_TOPIC_OR_PARTITION`, `LEADER_NOT_AVAILABLE`, `KAFKA_STORAGE_ERROR`: refresh
 //! metadata and fetch the partition again after `retry.backoff.ms`.
-//! `OFFSET_OUT_OF_RANGE`: `auto.offset.reset=earliest` (the testbed's choice, so every
-//! record is read): the position goes back to the log start offset.
+//! `OFFSET_OUT_OF_RANGE`: the position is reset by `auto.offset.reset`.
 //! A lost connection or a request timeout loses the fetch; it is simply sent again.
 //!
-//! Simplifications vs Kafka: positions start at offset 0 and a reset goes to the log start
-//! offset the partition's last successful fetch reported (0 if none) — the wire protocol has
-//! no ListOffsets yet, so a log whose start moved past 0 (retention) before the first fetch
-//! cannot be reset correctly; no position validation with OffsetsForLeaderEpoch after a
+//! `auto.offset.reset` (the testbed's default `earliest`, so every record is read; Kafka's
+//! is `latest`): a partition without a position leaves the assignment until ListOffsets
+//! from its leader names one (the log start, or where the consumer's reads end: the HW, or
+//! the LSO for `read_committed`); the position found is recorded as a seek. With `earliest`
+//! a new partition starts at offset 0 without asking (where every log starts until its
+//! start moves; one that moved answers `OFFSET_OUT_OF_RANGE`), and an out-of-range
+//! position goes straight to the log start the last fetch reported, if one did.
+//!
+//! Simplifications vs Kafka: no position validation with OffsetsForLeaderEpoch after a
 //! leader change (a truncated position is caught by OFFSET_OUT_OF_RANGE instead); no fetch
 //! sessions, no `max.poll.records` (a poll returns what one fetch brought).
 //!
@@ -36,7 +40,8 @@
 use super::metadata::{Metadata, PartitionLeader};
 use super::network::{ConnectionId, Lost, NetAction, NetConfig, Network};
 use crate::broker::proto::{
-    FetchData, FetchPartition, Generation, IsolationLevel, RequestBody, Response, ResponseBody,
+    FetchData, FetchPartition, Generation, IsolationLevel, ListOffsetsPartition, ListedOffset,
+    OffsetSpec, RequestBody, Response, ResponseBody,
 };
 use crate::broker::{BrokerId, KafkaError, TopicPartition};
 use crate::history::CompactString;
@@ -68,6 +73,10 @@ pub struct ConsumerConfig {
     pub group: Option<GroupConfig>,
     /// `isolation.level` (default `read_uncommitted`).
     pub isolation_level: IsolationLevel,
+    /// `auto.offset.reset`: where a partition without a position (nothing committed, or
+    /// its position out of range) starts. The testbed's default is `earliest`, so every
+    /// record is read (Kafka's is `latest`).
+    pub auto_offset_reset: OffsetSpec,
 }
 
 impl ConsumerConfig {
@@ -85,6 +94,7 @@ impl ConsumerConfig {
             connection_setup_timeout_ms: 10_000,
             group: None,
             isolation_level: IsolationLevel::ReadUncommitted,
+            auto_offset_reset: OffsetSpec::Earliest,
         }
     }
 
@@ -161,6 +171,30 @@ enum InFlight {
     Fetch {
         partitions: Vec<(TopicPartition, Offset)>,
     },
+    /// The partitions whose offset was asked for.
+    ListOffsets {
+        partitions: Vec<TopicPartition>,
+    },
+}
+
+/// A partition without a position, finding one with ListOffsets (`auto.offset.reset`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Resetting {
+    /// The offset it resets to.
+    spec: OffsetSpec,
+    /// A ListOffsets for it is in flight.
+    asking: bool,
+    retry_at_ms: u64,
+}
+
+impl Resetting {
+    fn to(spec: OffsetSpec) -> Resetting {
+        Resetting {
+            spec,
+            asking: false,
+            retry_at_ms: 0,
+        }
+    }
 }
 
 /// One assigned partition.
@@ -182,6 +216,9 @@ pub struct ConsumerCore {
     net: Network<InFlight>,
     metadata: Metadata,
     assignment: BTreeMap<TopicPartition, PartitionFetch>,
+    /// Assigned (or owned) partitions without a position yet: not in `assignment` until
+    /// ListOffsets names one.
+    resetting: BTreeMap<TopicPartition, Resetting>,
     /// Brokers with a fetch in flight (Kafka sends one at a time per node).
     fetching_from: BTreeSet<BrokerId>,
     /// Subscribe mode: the group membership.
@@ -202,6 +239,7 @@ impl ConsumerCore {
             net: Network::new(config.net()),
             metadata,
             assignment: BTreeMap::new(),
+            resetting: BTreeMap::new(),
             fetching_from: BTreeSet::new(),
             group: config.group.clone().map(group::Membership::new),
             at_high_watermark: BTreeSet::new(),
@@ -224,6 +262,7 @@ impl ConsumerCore {
         self.group.is_none()
             && !self.metadata.update_requested()
             && !self.assignment.is_empty()
+            && self.resetting.is_empty()
             && self
                 .assignment
                 .keys()
@@ -291,6 +330,19 @@ impl ConsumerCore {
                 }
             }
             (InFlight::Group(call), body) => self.on_group_response(call, body, now_ms),
+            (
+                InFlight::ListOffsets { partitions: asked },
+                ResponseBody::ListOffsets { partitions },
+            ) => {
+                for tp in asked {
+                    let result = partitions
+                        .iter()
+                        .find(|(p, _)| *p == tp)
+                        .map(|(_, r)| *r)
+                        .unwrap_or(Err(KafkaError::NetworkException));
+                    self.on_listed(tp, result, now_ms);
+                }
+            }
             (InFlight::Fetch { partitions: asked }, ResponseBody::Fetch { partitions }) => {
                 self.fetching_from.remove(&broker);
                 for (tp, fetch_offset) in asked {
@@ -336,6 +388,7 @@ impl ConsumerCore {
             self.update_assignment();
         }
         self.send_fetches(now_ms);
+        self.send_list_offsets(now_ms);
     }
 
     fn maybe_send_metadata(&mut self, now_ms: u64) {
@@ -363,16 +416,25 @@ impl ConsumerCore {
         }
     }
 
-    /// Partitions the metadata names join the assignment at offset 0 (earliest).
+    /// Partitions the metadata names join the assignment: at offset 0 with
+    /// `auto.offset.reset=earliest` (where every log starts until its start moves; one
+    /// that moved answers `OFFSET_OUT_OF_RANGE`, and the reset asks ListOffsets), else
+    /// once ListOffsets names their latest offset.
     fn update_assignment(&mut self) {
         let new: Vec<TopicPartition> = self
             .metadata
             .partitions()
             .map(|(tp, _)| tp)
-            .filter(|tp| !self.assignment.contains_key(*tp))
+            .filter(|tp| !self.assignment.contains_key(*tp) && !self.resetting.contains_key(*tp))
             .cloned()
             .collect();
         if new.is_empty() {
+            return;
+        }
+        if self.config.auto_offset_reset == OffsetSpec::Latest {
+            for tp in new {
+                self.resetting.insert(tp, Resetting::to(OffsetSpec::Latest));
+            }
             return;
         }
         for tp in new {
@@ -553,12 +615,22 @@ impl ConsumerCore {
             }
             Err(KafkaError::OffsetOutOfRange) => {
                 self.at_high_watermark.remove(&tp);
-                // auto.offset.reset=earliest: a seek, recorded as such.
-                let earliest = p.log_start_offset.unwrap_or(Offset(0));
-                p.retry_at_ms = backoff;
-                if p.position != earliest {
-                    p.position = earliest;
-                    self.record_assignment();
+                match (self.config.auto_offset_reset, p.log_start_offset) {
+                    // auto.offset.reset=earliest, the log start known from the last
+                    // fetch: a seek, recorded as such.
+                    (OffsetSpec::Earliest, Some(earliest)) => {
+                        p.retry_at_ms = backoff;
+                        if p.position != earliest {
+                            p.position = earliest;
+                            self.record_assignment();
+                        }
+                    }
+                    // Otherwise the position is gone until ListOffsets names one.
+                    (spec, _) => {
+                        self.assignment.remove(&tp);
+                        self.resetting.insert(tp, Resetting::to(spec));
+                        self.record_positions();
+                    }
                 }
             }
             Err(error) => {
@@ -580,6 +652,104 @@ impl ConsumerCore {
         }
     }
 
+    /// One ListOffsets per leader for the partitions without a position that are not
+    /// being asked about or backing off.
+    fn send_list_offsets(&mut self, now_ms: u64) {
+        let mut by_leader: BTreeMap<BrokerId, Vec<ListOffsetsPartition>> = BTreeMap::new();
+        for (tp, r) in &self.resetting {
+            if r.asking || now_ms < r.retry_at_ms {
+                continue;
+            }
+            let Some(PartitionLeader {
+                leader: Some(leader),
+                leader_epoch,
+            }) = self.metadata.leader(tp)
+            else {
+                continue;
+            };
+            by_leader
+                .entry(leader)
+                .or_default()
+                .push(ListOffsetsPartition {
+                    partition: *tp,
+                    current_leader_epoch: Some(leader_epoch),
+                    spec: r.spec,
+                });
+        }
+        for (leader, partitions) in by_leader {
+            if !self.net.is_ready(leader) {
+                self.net.connect(leader, now_ms);
+                continue;
+            }
+            let asked: Vec<TopicPartition> = partitions.iter().map(|q| q.partition).collect();
+            for tp in &asked {
+                self.resetting.get_mut(tp).expect("resetting").asking = true;
+            }
+            self.net.send(
+                leader,
+                RequestBody::ListOffsets {
+                    isolation_level: self.config.isolation_level,
+                    partitions,
+                },
+                Some(InFlight::ListOffsets { partitions: asked }),
+                now_ms,
+            );
+        }
+    }
+
+    /// ListOffsets answered for `tp`: its position is found (a seek, recorded as such), or
+    /// it is asked again after `retry.backoff.ms`.
+    fn on_listed(
+        &mut self,
+        tp: TopicPartition,
+        result: Result<ListedOffset, KafkaError>,
+        now_ms: u64,
+    ) {
+        let Some(r) = self.resetting.get_mut(&tp) else {
+            return; // given up meanwhile (revoked)
+        };
+        r.asking = false;
+        match result {
+            Ok(listed) => {
+                crate::coverage::hit(crate::coverage::Mark::OffsetResetByListOffsets);
+                self.resetting.remove(&tp);
+                self.assignment.insert(
+                    tp,
+                    PartitionFetch {
+                        position: listed.offset,
+                        position_epoch: None,
+                        log_start_offset: None,
+                        fetching: false,
+                        retry_at_ms: 0,
+                    },
+                );
+                self.record_positions();
+            }
+            Err(error) => {
+                r.retry_at_ms = now_ms.saturating_add(self.config.retry_backoff_ms);
+                if error != KafkaError::OffsetNotAvailable {
+                    self.metadata.request_update();
+                }
+            }
+        }
+    }
+
+    /// Records the positions after a seek: the group assignment of a member, the
+    /// assignment of an assign-mode reader.
+    fn record_positions(&mut self) {
+        if self.group.is_some() {
+            self.record_group_assignment();
+        } else {
+            self.record_assignment();
+        }
+    }
+
+    /// `tp` is no longer this consumer's: its position (or its reset) is dropped.
+    fn forget(&mut self, tp: &TopicPartition) {
+        self.assignment.remove(tp);
+        self.resetting.remove(tp);
+    }
+
     fn on_lost(&mut self, lost: Vec<Lost<InFlight>>, now_ms: u64) {
         for Lost {
             broker, context, ..
@@ -588,6 +758,14 @@ impl ConsumerCore {
             match context {
                 InFlight::Metadata => self.metadata.on_lost(),
                 InFlight::Group(call) => self.on_group_lost(call, now_ms),
+                InFlight::ListOffsets { partitions } => {
+                    self.metadata.request_update();
+                    for tp in partitions {
+                        if let Some(r) = self.resetting.get_mut(&tp) {
+                            r.asking = false;
+                        }
+                    }
+                }
                 InFlight::Fetch { partitions } => {
                     self.fetching_from.remove(&broker);
                     self.metadata.request_update();

@@ -9,8 +9,7 @@
 //! resource bounds of [`super::limits`] (node counts, partitions, replicas, rates, offered
 //! work, faults, durations) plus Kafka's own value ranges (`int` and `long` settings), so a
 //! run that loads is bounded and no config value overflows a node's arithmetic. Each
-//! failure is a [`Problem`] at the span of the offending value. Whether the
-//! simulator can *run* a valid scenario is not decided here but in `unsupported`, after this.
+//! failure is a [`Problem`] at the span of the offending value.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Display;

@@ -2,7 +2,7 @@
 //! line:column positions users see.
 //!
 //! Owns: [`ScenarioError`] and its rustc-style rendering. Every problem with a scenario file —
-//! unreadable, not UTF-8, not TOML, wrong shape, semantically wrong, not supported yet — ends
+//! unreadable, not UTF-8, not TOML, wrong shape, semantically wrong — ends
 //! here with a 1-based line and a 1-based column counted in characters, so an editor can jump
 //! to it.
 

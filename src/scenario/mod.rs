@@ -8,9 +8,10 @@
 //! never a partial scenario: a run must test exactly what its file says.
 //!
 //! The pipeline: a regular file of at most 1 MiB → UTF-8 text → `raw` (serde: shape, types,
-//! unknown keys) → `build` (semantics and the resource [`limits`], into the `model`) →
-//! `unsupported` (what the simulator cannot run yet). Whatever loads runs in bounded time
-//! and memory, and no config value that loads can make a node panic.
+//! unknown keys) → `build` (semantics and the resource [`limits`], into the `model`). Every
+//! valid scenario is runnable (a feature the simulator lacks is not in the format).
+//! Whatever loads runs in bounded time and memory, and no config value that loads can make
+//! a node panic.
 
 mod budget;
 mod build;
@@ -22,7 +23,6 @@ pub mod plan;
 mod raw;
 pub mod swarm;
 mod target;
-mod unsupported;
 mod values;
 
 use std::io::Read;
@@ -144,7 +144,6 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Result<Scenario, ScenarioError> {
         ScenarioError::at_span(file, text, &problem.span, problem.message)
     };
     let scenario = build::build(&raw, file, text).map_err(located)?;
-    unsupported::reject_unsupported(&raw).map_err(located)?;
     Ok(scenario)
 }
 
@@ -306,7 +305,7 @@ mod tests {
     /// and a loss fault. Valid, but not runnable yet.
     const CONTRACT_EXAMPLE: &str = include_str!("../../tests/data/contract-example.toml");
 
-    /// Validation alone, without the "not supported yet" pass.
+    /// Validation alone, without the file-level parse.
     fn build_only(text: &str) -> Result<Scenario, build::Problem> {
         let raw: raw::RawScenario = toml::from_str(text).expect("valid TOML");
         build::build(&raw, Path::new("example.toml"), text)

@@ -664,7 +664,7 @@ pub struct ConsumerConfig {
     pub heartbeat_interval_ms: Option<u64>,
     pub max_poll_interval_ms: Option<u64>,
     pub group_instance_id: Option<String>,
-    /// `"earliest"` or `"latest"`.
+    /// `"earliest"` or `"latest"` (`None`: earliest, the testbed's default).
     pub auto_offset_reset: Option<String>,
     pub isolation_level: Option<IsolationLevel>,
 }

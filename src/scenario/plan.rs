@@ -272,6 +272,10 @@ pub fn consumer_config(
             crate::broker::proto::IsolationLevel::ReadUncommitted
         }
     };
+    // `earliest` unless `latest` (the testbed's default: every record is read).
+    if spec.config.auto_offset_reset.as_deref() == Some("latest") {
+        config.auto_offset_reset = crate::broker::proto::OffsetSpec::Latest;
+    }
     config.group = spec.group.as_ref().map(|group| {
         let c = &spec.config;
         let mut g = GroupConfig::new(group, name);

@@ -207,6 +207,8 @@ pub struct DrawnProcessorConsumer {
 pub struct DrawnReader {
     pub count: u32,
     pub topics: Vec<String>,
+    /// `auto.offset.reset = latest` (drawn last).
+    pub latest: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -224,6 +226,8 @@ pub struct DrawnGroup {
     pub group_instance_id: Option<String>,
     /// `isolation.level = read_committed` (drawn last).
     pub read_committed: bool,
+    /// `auto.offset.reset = latest` (drawn last).
+    pub latest: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -315,6 +319,7 @@ pub fn draw(seed: u64, source: &mut impl Source) -> Drawn {
         .map(|_| DrawnReader {
             count: d.int(1, 2),
             topics: d.subset(&names),
+            latest: false,
         })
         .collect();
     let group_count = d.int(0, 2) as usize;
@@ -395,6 +400,13 @@ pub fn draw(seed: u64, source: &mut impl Source) -> Drawn {
     // Last, so every draw above stays what it was before transactions were drawn.
     draw_transactions(&mut d, &mut drawn);
     draw_processor_faults(&mut d, &mut drawn);
+    // `auto.offset.reset = latest` (ListOffsets), after all the rest for the same reason.
+    for reader in &mut drawn.readers {
+        reader.latest = d.chance(1, 4);
+    }
+    for group in &mut drawn.groups {
+        group.latest = d.chance(1, 4);
+    }
     // The heal follows the scenario's own session timeouts (one formula with the load-time
     // warning): read them back from the file as it will be run.
     drawn.heal_s = 1;
@@ -536,6 +548,7 @@ fn draw_group<S: Source>(d: &mut Draw<'_, S>, name: &str, topics: &[String]) -> 
         max_poll_interval_ms: d.pick(&[Some(10_000), Some(30_000), None]),
         group_instance_id: d.chance(1, 4).then(|| format!("{name}-instance")),
         read_committed: false,
+        latest: false,
     }
 }
 
@@ -710,6 +723,9 @@ impl Drawn {
                 r.count,
                 quoted(&r.topics)
             );
+            if r.latest {
+                t.push_str("[consumer.config]\n\"auto.offset.reset\" = \"latest\"\n");
+            }
         }
         for g in &self.groups {
             let _ = writeln!(
@@ -738,6 +754,9 @@ impl Drawn {
             }
             if g.read_committed {
                 t.push_str("\"isolation.level\" = \"read_committed\"\n");
+            }
+            if g.latest {
+                t.push_str("\"auto.offset.reset\" = \"latest\"\n");
             }
         }
         for p in &self.processors {
@@ -834,7 +853,17 @@ impl Drawn {
         ];
         let readers: u32 = self.readers.iter().map(|r| r.count).sum();
         if readers > 0 {
-            parts.push(format!("{readers} readers"));
+            let latest: u32 = self
+                .readers
+                .iter()
+                .filter(|r| r.latest)
+                .map(|r| r.count)
+                .sum();
+            if latest > 0 {
+                parts.push(format!("{readers} readers ({latest} from latest)"));
+            } else {
+                parts.push(format!("{readers} readers"));
+            }
         }
         for g in &self.groups {
             let commits = if g.enable_auto_commit {
@@ -852,8 +881,9 @@ impl Drawn {
             } else {
                 ""
             };
+            let reset = if g.latest { ", from latest" } else { "" };
             parts.push(format!(
-                "group {} of {}{kind} ({}, {commits} commits{isolation})",
+                "group {} of {}{kind} ({}, {commits} commits{isolation}{reset})",
                 g.name, g.members, g.assignor
             ));
         }
@@ -968,6 +998,8 @@ mod tests {
         let transactional = |d: &Drawn| d.producers.iter().any(|p| p.transactional.is_some());
         assert!(seen(&transactional) > 50);
         assert!(seen(&|d| d.groups.iter().any(|g| g.read_committed)) > 30);
+        assert!(seen(&|d| d.groups.iter().any(|g| g.latest)) > 30);
+        assert!(seen(&|d| d.readers.iter().any(|r| r.latest)) > 30);
         assert!(seen(&|d| !d.processors.is_empty()) > 50);
         assert!(seen(&|d| d.processors.len() == 2) > 20);
         assert!(seen(&|d| d.processors.iter().any(|p| p.consumer.is_some())) > 20);

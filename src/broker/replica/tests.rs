@@ -945,6 +945,77 @@ fn consumers_read_below_the_hw_with_epoch_fencing() {
     );
 }
 
+/// ListOffsets: the log start (earliest) or the HW (latest), fenced as a consumer fetch
+/// is; a new leader whose HW has not reached its epoch's start cannot name the latest.
+#[test]
+fn list_offsets_answers_the_log_start_or_the_hw_and_waits_for_a_new_leaders_hw() {
+    use crate::broker::proto::{ListedOffset, OffsetSpec};
+    let (disk, _root) = disk("list-offsets");
+    let [mut leader, mut f2, mut f3] = three(&disk, ReplicaConfig::default());
+    produce(&mut leader, &["a", "b"]);
+    let listed = |offset: u64| ListedOffset {
+        offset: Offset(offset),
+        leader_epoch: LeaderEpoch(1),
+    };
+    // f2 has both records but not yet an HW that covers them.
+    fetch(&mut leader, &mut f2, 0);
+    fetch(&mut leader, &mut f3, 0);
+    fetch(&mut leader, &mut f3, 1);
+    assert_eq!(leader.high_watermark(), Offset(0));
+    assert_eq!(
+        leader
+            .list_offset(OffsetSpec::Latest, Some(LeaderEpoch(1)), RU)
+            .unwrap(),
+        listed(0)
+    );
+    fetch(&mut leader, &mut f2, 1);
+    produce(&mut leader, &["c"]);
+    assert_eq!(leader.high_watermark(), Offset(2));
+    assert_eq!(
+        leader.list_offset(OffsetSpec::Earliest, None, RU).unwrap(),
+        listed(0)
+    );
+    assert_eq!(
+        leader.list_offset(OffsetSpec::Latest, None, RU).unwrap(),
+        listed(2),
+        "the HW, not the LEO"
+    );
+    for (epoch, error) in [
+        (LeaderEpoch(0), KafkaError::FencedLeaderEpoch),
+        (LeaderEpoch(2), KafkaError::UnknownLeaderEpoch),
+    ] {
+        let refused = leader.list_offset(OffsetSpec::Latest, Some(epoch), RU);
+        assert_eq!(refused.unwrap_err().kafka_error(), error);
+    }
+    let refused = f3.list_offset(OffsetSpec::Earliest, None, RU);
+    assert_eq!(
+        refused.unwrap_err().kafka_error(),
+        KafkaError::NotLeaderOrFollower
+    );
+    // f3 becomes leader of epoch 2 at its LEO (2) with an HW it learnt before (0): the
+    // latest offset waits until the HW reaches the epoch's start.
+    assert!(f3.high_watermark() < Offset(2));
+    f3.become_leader(
+        LeaderEpoch(2),
+        vec![B3, B2],
+        vec![B3, B2],
+        PartitionEpoch(1),
+        2,
+    )
+    .unwrap();
+    let refused = f3.list_offset(OffsetSpec::Latest, None, RU);
+    assert_eq!(
+        refused.unwrap_err().kafka_error(),
+        KafkaError::OffsetNotAvailable
+    );
+    assert_eq!(
+        f3.list_offset(OffsetSpec::Earliest, None, RU)
+            .unwrap()
+            .offset,
+        Offset(0)
+    );
+}
+
 #[test]
 fn reopen_recovers_the_epoch_cache_a_clamped_hw_and_producer_state() {
     let (disk, _root) = disk("reopen");

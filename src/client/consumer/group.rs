@@ -18,8 +18,9 @@
 //!   commit and revoke only what is no longer assigned, and if anything was revoked, rejoin
 //!   at once so it can be handed over.
 //!
-//! New partitions start at their committed offset, or at the earliest offset if none
-//! (`auto.offset.reset=earliest`, the testbed's choice). A member told it is unknown or
+//! New partitions start at their committed offset, or where `auto.offset.reset` puts them
+//! if none (`earliest`: offset 0; `latest`: ListOffsets, the partition listed as awaiting
+//! until it answers). A member told it is unknown or
 //! of another generation has lost its partitions: it drops them without committing and
 //! joins again as new. A member that hears no heartbeat answer for a session timeout
 //! marks the coordinator unknown and looks for it again.
@@ -34,10 +35,10 @@
 //! `commit-before-process` (at-most-once) commits each poll's position before the records
 //! are processed (recorded as `Poll`), which happens when the commit returns.
 
-use super::{ConsumerAction, ConsumerCore, GroupMember, InFlight, PartitionFetch};
+use super::{ConsumerAction, ConsumerCore, GroupMember, InFlight, PartitionFetch, Resetting};
 use crate::broker::proto::{
     CommittedOffset, Generation, IsolationLevel, JoinGroupRequest, MemberRef, OffsetCommitRequest,
-    RequestBody, ResponseBody, SyncGroupRequest,
+    OffsetSpec, RequestBody, ResponseBody, SyncGroupRequest,
 };
 use crate::broker::{BrokerId, Bytes, KafkaError, TopicPartition};
 use crate::client::assignor::{assign, Assignment, Assignor, Subscription};
@@ -388,7 +389,7 @@ impl ConsumerCore {
         }
         g.awaiting_offsets.extend(owned.iter().copied());
         for tp in &owned {
-            self.assignment.remove(tp);
+            self.forget(tp);
         }
         self.record_group_assignment();
     }
@@ -402,7 +403,8 @@ impl ConsumerCore {
     /// Stable in it and knows every owned partition's position; `None` between generations.
     pub fn group_generation(&self) -> Option<Generation> {
         let g = self.group.as_ref()?;
-        (g.phase == Phase::Stable && g.awaiting_offsets.is_empty()).then_some(g.synced_generation)
+        (g.phase == Phase::Stable && g.awaiting_offsets.is_empty() && self.resetting.is_empty())
+            .then_some(g.synced_generation)
     }
 
     /// The application loop runs now (each tick is a `poll()`). If the previous run was more
@@ -580,12 +582,12 @@ impl ConsumerCore {
             return;
         }
         for tp in owned {
-            self.assignment.remove(&tp);
+            self.forget(&tp);
         }
         self.record_group_assignment();
     }
 
-    fn record_group_assignment(&mut self) {
+    pub(super) fn record_group_assignment(&mut self) {
         let g = self.group.as_ref().expect("subscribe mode");
         let partitions = self
             .assignment
@@ -593,7 +595,11 @@ impl ConsumerCore {
             .filter(|(tp, _)| g.owned.contains(*tp))
             .map(|(tp, p)| (*tp, p.position.0))
             .collect();
-        let awaiting = g.awaiting_offsets.iter().cloned().collect();
+        // Owned partitions without a position: their committed offset being fetched, or
+        // their reset asking ListOffsets.
+        let mut awaiting: Vec<TopicPartition> = g.awaiting_offsets.iter().cloned().collect();
+        awaiting.extend(self.resetting.keys().filter(|tp| g.owned.contains(*tp)));
+        awaiting.sort();
         let member = g.owner_tag();
         self.record(ConsumerAction::GroupAssign {
             member,
@@ -833,7 +839,7 @@ impl ConsumerCore {
                 g.awaiting_offsets.remove(tp);
             }
             for tp in &revoked {
-                self.assignment.remove(tp);
+                self.forget(tp);
             }
             self.membership().phase = Phase::Unjoined;
         }
@@ -847,12 +853,19 @@ impl ConsumerCore {
 
     fn on_offsets(&mut self, found: Vec<(TopicPartition, Option<CommittedOffset>)>) {
         let mut started = false;
+        let reset = self.config.auto_offset_reset;
         for (tp, committed) in found {
             let g = self.membership();
             if !g.awaiting_offsets.remove(&tp) || !g.owned.contains(&tp) {
                 continue;
             }
-            // auto.offset.reset=earliest when nothing was committed.
+            // Nothing committed: auto.offset.reset (earliest is offset 0; latest asks
+            // ListOffsets, the partition awaiting its position meanwhile).
+            if committed.is_none() && reset == OffsetSpec::Latest {
+                self.resetting.insert(tp, Resetting::to(OffsetSpec::Latest));
+                started = true;
+                continue;
+            }
             let position = committed.as_ref().map_or(Offset(0), |c| c.offset);
             let position_epoch = committed.and_then(|c| c.leader_epoch);
             g.committed.insert(tp, position.0);

@@ -493,7 +493,17 @@ impl Harness {
         assignor: crate::client::assignor::Assignor,
         change: impl FnOnce(&mut GroupConfig),
     ) -> Harness {
-        let mut config = ConsumerConfig::new(vec![TOPIC.into()], vec![BrokerId(1)]);
+        let config = ConsumerConfig::new(vec![TOPIC.into()], vec![BrokerId(1)]);
+        Harness::member_of(config, leaders, assignor, change)
+    }
+
+    /// [`Harness::member_with`] with the consumer's own settings `config`.
+    fn member_of(
+        mut config: ConsumerConfig,
+        leaders: &[u32],
+        assignor: crate::client::assignor::Assignor,
+        change: impl FnOnce(&mut GroupConfig),
+    ) -> Harness {
         let mut group = GroupConfig::new("billing", "consumer-1");
         group.enable_auto_commit = false;
         group.assignor = assignor;
@@ -1385,4 +1395,178 @@ fn a_rewind_awaits_the_committed_offsets_again_and_a_paused_member_does_not_fetc
         fetch.partitions.iter().all(|f| f.fetch_offset == Offset(3)),
         "read again from the committed offset"
     );
+}
+
+impl Harness {
+    /// Takes the ListOffsets request: its connection, correlation id, isolation level and
+    /// partitions.
+    fn take_list_offsets(
+        &mut self,
+    ) -> (
+        ConnectionId,
+        u64,
+        IsolationLevel,
+        Vec<crate::broker::proto::ListOffsetsPartition>,
+    ) {
+        let (c, id, body) = self.take("ListOffsets", |b| {
+            matches!(b, RequestBody::ListOffsets { .. })
+        });
+        let RequestBody::ListOffsets {
+            isolation_level,
+            partitions,
+        } = body
+        else {
+            unreachable!()
+        };
+        (c, id, isolation_level, partitions)
+    }
+
+    fn answer_list_offsets(
+        &mut self,
+        connection: ConnectionId,
+        correlation_id: u64,
+        answers: Vec<(TopicPartition, Result<u64, KafkaError>)>,
+    ) {
+        let partitions = answers
+            .into_iter()
+            .map(|(tp, r)| {
+                let listed = r.map(|offset| crate::broker::proto::ListedOffset {
+                    offset: Offset(offset),
+                    leader_epoch: LeaderEpoch(0),
+                });
+                (tp, listed)
+            })
+            .collect();
+        self.respond(
+            connection,
+            correlation_id,
+            ResponseBody::ListOffsets { partitions },
+        );
+    }
+}
+
+fn latest(mut config: ConsumerConfig) -> ConsumerConfig {
+    config.auto_offset_reset = crate::broker::proto::OffsetSpec::Latest;
+    config
+}
+
+/// auto.offset.reset=latest: an assign-mode reader asks each leader where its reads end,
+/// fetches nothing before, and records the partition only once it has a position.
+#[test]
+fn latest_asks_list_offsets_and_reads_from_the_offset_named() {
+    use crate::broker::proto::OffsetSpec;
+    let config = latest(ConsumerConfig::new(vec![TOPIC.into()], vec![BrokerId(1)]));
+    let mut h = Harness::ready_with(config, &[1], 3);
+    assert_eq!(h.fetches(), 0, "no position, no fetch");
+    assert!(h.history.is_empty(), "nothing assigned with a position yet");
+    assert!(!h.c.caught_up());
+    let (c, id, isolation, asked) = h.take_list_offsets();
+    assert_eq!(isolation, IsolationLevel::ReadUncommitted);
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].partition, tp(0));
+    assert_eq!(asked[0].spec, OffsetSpec::Latest);
+    assert_eq!(asked[0].current_leader_epoch, Some(LeaderEpoch(3)));
+    // A new leader not ready yet: asked again after the backoff, metadata untouched.
+    h.answer_list_offsets(c, id, vec![(tp(0), Err(KafkaError::OffsetNotAvailable))]);
+    assert!(!h.has_metadata_request());
+    h.tick(50);
+    assert!(
+        !h.requests
+            .iter()
+            .any(|(_, _, r)| matches!(r.body, RequestBody::ListOffsets { .. })),
+        "not before retry.backoff.ms"
+    );
+    h.tick(100);
+    let (c, id, _, _) = h.take_list_offsets();
+    h.answer_list_offsets(c, id, vec![(tp(0), Ok(7))]);
+    assert_eq!(
+        h.history,
+        vec![ConsumerAction::Assign {
+            partitions: vec![(tp(0), 7)]
+        }]
+    );
+    let fetch = h.take_fetch();
+    assert_eq!(fetch.partitions[0].fetch_offset, Offset(7));
+    h.answer_fetch(&fetch, vec![data(0, 8, batch(6, &["old", "new"]))]);
+    assert_eq!(polled(&h), vec![(tp(0), records(&[(7, "new")]))]);
+    assert!(h.c.caught_up());
+}
+
+/// Out of range with `latest`, or with `earliest` and no log start known: the position is
+/// dropped until ListOffsets names one; a lost ListOffsets is sent again.
+#[test]
+fn out_of_range_without_a_known_start_asks_list_offsets() {
+    use crate::broker::proto::OffsetSpec;
+    let mut h = Harness::ready(&[1], 0);
+    let fetch = h.take_fetch();
+    h.answer_fetch(&fetch, vec![Err(KafkaError::OffsetOutOfRange)]);
+    assert_eq!(
+        h.history.last(),
+        Some(&ConsumerAction::Assign { partitions: vec![] }),
+        "the position is gone"
+    );
+    assert!(h.c.positions().is_empty());
+    let (_, _, _, asked) = h.take_list_offsets();
+    assert_eq!(asked[0].spec, OffsetSpec::Earliest);
+    let connection = h.connections.remove(&BrokerId(1)).unwrap();
+    h.c.on_closed(connection, 1);
+    h.pump();
+    h.tick(1_000);
+    if h.has_metadata_request() {
+        h.answer_metadata(&[1], 0);
+    }
+    h.tick(2_000);
+    let (c, id, _, asked) = h.take_list_offsets();
+    assert_eq!(asked[0].spec, OffsetSpec::Earliest, "asked again");
+    h.answer_list_offsets(c, id, vec![(tp(0), Ok(4))]);
+    assert_eq!(h.c.positions()[&tp(0)], Offset(4));
+    assert_eq!(h.take_fetch().partitions[0].fetch_offset, Offset(4));
+
+    // With latest, even a known log start is not where it goes.
+    let config = latest(ConsumerConfig::new(vec![TOPIC.into()], vec![BrokerId(1)]));
+    let mut h = Harness::ready_with(config, &[1], 0);
+    let (c, id, _, _) = h.take_list_offsets();
+    h.answer_list_offsets(c, id, vec![(tp(0), Ok(0))]);
+    let fetch = h.take_fetch();
+    h.answer_fetch(&fetch, vec![data(0, 2, batch(0, &["a", "b"]))]);
+    let fetch = h.take_fetch();
+    h.answer_fetch(&fetch, vec![Err(KafkaError::OffsetOutOfRange)]);
+    let (_, _, _, asked) = h.take_list_offsets();
+    assert_eq!(asked[0].spec, OffsetSpec::Latest);
+}
+
+/// A member with nothing committed and `latest` awaits ListOffsets for the partition (it
+/// is listed as awaiting), takes no part in a generation until every position is known,
+/// and drops a reset in flight when the partition is revoked.
+#[test]
+fn a_member_with_nothing_committed_resets_to_latest() {
+    let config = latest(ConsumerConfig::new(vec![TOPIC.into()], vec![BrokerId(1)]));
+    let mut h = Harness::member_of(
+        config,
+        &[1, 1],
+        crate::client::assignor::Assignor::Range,
+        |_| {},
+    );
+    h.join_alone_with(|p| {
+        (p == 1).then_some(crate::broker::proto::CommittedOffset {
+            offset: Offset(3),
+            leader_epoch: None,
+        })
+    });
+    assert!(matches!(
+        h.group_history().last(),
+        Some(ConsumerAction::GroupAssign { partitions, awaiting, .. })
+            if partitions == &vec![(tp(1), 3)] && awaiting == &vec![tp(0)]
+    ));
+    assert_eq!(h.c.group_generation(), None, "a position is still unknown");
+    let (c, id, _, asked) = h.take_list_offsets();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].partition, tp(0));
+    h.answer_list_offsets(c, id, vec![(tp(0), Ok(9))]);
+    assert!(matches!(
+        h.group_history().last(),
+        Some(ConsumerAction::GroupAssign { partitions, awaiting, .. })
+            if partitions == &vec![(tp(0), 9), (tp(1), 3)] && awaiting.is_empty()
+    ));
+    assert_eq!(h.c.group_generation(), Some(Generation(1)));
 }
