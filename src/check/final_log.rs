@@ -178,8 +178,23 @@ impl FinalLog {
         (self.offset(i), &s.values[from..s.ends[i] as usize])
     }
 
+    /// How many records sit below `offset`, for a log whose offsets only go up
+    /// ([`FinalLog::ascending`]): by arithmetic while they follow one another, else by a
+    /// binary search.
+    pub fn count_below(&self, offset: u64) -> usize {
+        debug_assert!(self.ascending(), "count_below of a disordered log");
+        let s = &*self.stored;
+        if s.offsets.is_empty() {
+            usize::try_from(offset.saturating_sub(s.first))
+                .unwrap_or(usize::MAX)
+                .min(self.len)
+        } else {
+            s.offsets[..self.len].partition_point(|&o| o < offset)
+        }
+    }
+
     /// The offset of the `i`th record.
-    fn offset(&self, i: usize) -> u64 {
+    pub fn offset(&self, i: usize) -> u64 {
         let s = &*self.stored;
         if s.offsets.is_empty() {
             s.first + i as u64

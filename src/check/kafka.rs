@@ -195,10 +195,10 @@ pub(super) struct Reference<'a> {
     pub(super) why: &'static str,
     /// The value of each record of `log`, in log order.
     pub(super) ids: Vec<ValueId>,
-    /// `(offset, value)` ascending by offset; of records at one offset, the last.
-    at: Vec<(u64, ValueId)>,
-    /// The first offset of `at` if its offsets have no gaps (`at[i]` is at `first + i`).
-    dense_from: Option<u64>,
+    /// For a log whose offsets do not only go up (hand-made; never one the engine wrote):
+    /// `(offset, value)` ascending by offset, of records at one offset the last. `None`:
+    /// the log's own offsets and `ids` are that already (no copy).
+    disordered: Option<Vec<(u64, ValueId)>>,
 }
 
 impl Reference<'_> {
@@ -206,32 +206,39 @@ impl Reference<'_> {
         format!("final log of {}, {}", self.broker, self.why)
     }
 
-    /// How many of `at` are below `offset`.
+    /// How many offsets the log holds.
+    fn held(&self) -> usize {
+        self.disordered.as_ref().map_or(self.ids.len(), Vec::len)
+    }
+
+    /// How many of the held offsets are below `offset`.
     fn below(&self, offset: u64) -> usize {
-        match self.dense_from {
-            Some(first) => usize::try_from(offset.saturating_sub(first))
-                .unwrap_or(usize::MAX)
-                .min(self.at.len()),
-            None => self.at.partition_point(|&(o, _)| o < offset),
+        match &self.disordered {
+            None => self.log.count_below(offset),
+            Some(at) => at.partition_point(|&(o, _)| o < offset),
+        }
+    }
+
+    /// The `i`th held offset and its value.
+    fn nth(&self, i: usize) -> Option<(u64, ValueId)> {
+        match &self.disordered {
+            None => self.ids.get(i).map(|&v| (self.log.offset(i), v)),
+            Some(at) => at.get(i).copied(),
         }
     }
 
     /// The value the log holds at `offset`.
     pub(super) fn value_at(&self, offset: u64) -> Option<ValueId> {
-        self.at
-            .get(self.below(offset))
-            .filter(|&&(o, _)| o == offset)
-            .map(|&(_, v)| v)
+        self.nth(self.below(offset))
+            .filter(|&(o, _)| o == offset)
+            .map(|(_, v)| v)
     }
 
     /// How many offsets in `from..to` the log holds, and the first of them.
     pub(super) fn held_between(&self, from: u64, to: u64) -> (usize, Option<u64>) {
-        let lo = self.below(from);
+        let lo = self.below(from).min(self.held());
         let hi = self.below(to).max(lo);
-        (
-            hi - lo,
-            self.at.get(lo).filter(|_| hi > lo).map(|&(o, _)| o),
-        )
+        (hi - lo, self.nth(lo).filter(|_| hi > lo).map(|(o, _)| o))
     }
 }
 
@@ -495,30 +502,25 @@ impl<'a> Facts<'a> {
                 continue;
             };
             let ids: Vec<ValueId> = log.records().map(|(_, v)| interned.value(v)).collect();
-            let mut at: Vec<(u64, ValueId)> = log
-                .records()
-                .zip(&ids)
-                .map(|((offset, _), id)| (offset, *id))
-                .collect();
-            if !at.windows(2).all(|w| w[0].0 < w[1].0) {
+            let disordered = (!log.ascending()).then(|| {
+                let mut at: Vec<(u64, ValueId)> = log
+                    .records()
+                    .zip(&ids)
+                    .map(|((offset, _), id)| (offset, *id))
+                    .collect();
                 // Of records at one offset, the last (as a map from offsets would keep).
                 at.reverse();
                 at.sort_by_key(|&(offset, _)| offset);
                 at.dedup_by_key(|&mut (offset, _)| offset);
-            }
-            let part = part_ids_of(&parts, tp);
-            let dense_from = at.first().map(|&(first, _)| first).filter(|&first| {
-                at.iter()
-                    .enumerate()
-                    .all(|(i, &(o, _))| o.checked_sub(first) == Some(i as u64))
+                at
             });
+            let part = part_ids_of(&parts, tp);
             references[part as usize] = Some(Reference {
                 broker,
                 log,
                 why,
                 ids,
-                at,
-                dense_from,
+                disordered,
             });
         }
         // Where each value sits, by counting sort: by partition, then log order.
