@@ -37,7 +37,7 @@
 //! transactional batch of a producer listed as aborted from the transaction's first offset
 //! until that producer's ABORT marker (Kafka's `abortedProducerIds`).
 
-use super::metadata::{Metadata, PartitionLeader};
+use super::metadata::Metadata;
 use super::network::{ConnectionId, Lost, NetAction, NetConfig, Network};
 use crate::broker::proto::{
     FetchData, FetchPartition, Generation, IsolationLevel, ListOffsetsPartition, ListedOffset,
@@ -472,11 +472,7 @@ impl ConsumerCore {
             if p.fetching || now_ms < p.retry_at_ms {
                 continue;
             }
-            let Some(PartitionLeader {
-                leader: Some(leader),
-                leader_epoch,
-            }) = self.metadata.leader(tp)
-            else {
+            let Some((leader, leader_epoch)) = self.metadata.led_by(tp) else {
                 continue;
             };
             if self.fetching_from.contains(&leader) {
@@ -660,11 +656,7 @@ impl ConsumerCore {
             if r.asking || now_ms < r.retry_at_ms {
                 continue;
             }
-            let Some(PartitionLeader {
-                leader: Some(leader),
-                leader_epoch,
-            }) = self.metadata.leader(tp)
-            else {
+            let Some((leader, leader_epoch)) = self.metadata.led_by(tp) else {
                 continue;
             };
             by_leader

@@ -195,6 +195,12 @@ impl Metadata {
         self.partitions.get(tp).copied()
     }
 
+    /// The broker leading `tp` and its leader epoch, if the metadata names a leader.
+    pub fn led_by(&self, tp: &TopicPartition) -> Option<(BrokerId, LeaderEpoch)> {
+        let known = self.partitions.get(tp)?;
+        Some((known.leader?, known.leader_epoch))
+    }
+
     /// How many partitions `topic` has, once known.
     pub fn partition_count(&self, topic: impl Into<Topic>) -> Option<u32> {
         let topic = topic.into();
